@@ -1,0 +1,195 @@
+"""The ``unet-lib`` command line (also ``python -m unet_lib``).
+
+    unet-lib phantom  --out data/phantom                  write the phantom (Kaggle format)
+    unet-lib train    --model attention --data BRATS_DIR  train; checkpoints in --out
+    unet-lib train    --quick                             small CPU run on a small phantom
+    unet-lib evaluate --checkpoint runs/classic/best.pt   Dice/precision/recall, held-out set
+
+Without ``--data``, ``train`` uses a phantom cached under ``data/`` (made on first use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+SPLIT_FILE = "split.json"
+
+
+def _add_phantom_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--volumes", type=int, default=None,
+                        help="phantom volumes (default 20; 12 with --quick)")
+    parser.add_argument("--slices", type=int, default=None,
+                        help="slices per phantom volume (default 155; 32 with --quick)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unet-lib", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"unet_lib {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    phantom = commands.add_parser("phantom", help="write the BraTS-like phantom dataset")
+    phantom.add_argument("--out", type=Path, default=Path("data/phantom"))
+    phantom.add_argument("--size", type=int, default=240, help="slice size in pixels")
+    phantom.add_argument("--seed", type=int, default=0)
+    _add_phantom_args(phantom)
+
+    train = commands.add_parser("train", help="train a model")
+    train.add_argument("--model", choices=("classic", "improved", "attention"),
+                       default="classic")
+    train.add_argument("--data", type=Path, default=None,
+                       help="a BraTS folder: Kaggle slices (volume_*_slice_*.h5) or NIfTI "
+                            "cases (BraTS20_Training_XXX); default: the phantom")
+    train.add_argument("--out", type=Path, default=None,
+                       help="checkpoint folder (default runs/<model>)")
+    train.add_argument("--quick", action="store_true",
+                       help="the small CPU configuration (TrainConfig.quick)")
+    train.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    train.add_argument("--max-volumes", type=int, default=None,
+                       help="use only the first N volumes of the data")
+    for field in dataclasses.fields(_config_class()):
+        if field.name in ("model",):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        kind = {"int": int, "float": float, "str": str, "bool": _bool,
+                "int | None": int}.get(str(field.type), str)
+        train.add_argument(flag, type=kind, default=None,
+                           help=f"default {field.default!r} ({'quick: ' + repr(getattr(_config_class().quick(), field.name)) if field.name in ('epochs', 'batch_size', 'image_size', 'base_filters') else 'same with --quick'})")
+    _add_phantom_args(train)
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on held-out data")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--data", type=Path, default=None,
+                          help="default: the data and validation volumes the run used")
+    evaluate.add_argument("--threshold", type=float, default=0.5)
+    evaluate.add_argument("--batch-size", type=int, default=32)
+    return parser
+
+
+def _config_class():
+    from .train import TrainConfig
+    return TrainConfig
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def phantom_root(size: int, n_volumes: int, n_slices: int, seed: int) -> Path:
+    """Where the CLI caches a phantom of these settings."""
+    return Path("data") / f"phantom-{size}px-{n_volumes}x{n_slices}-seed{seed}"
+
+
+def ensure_phantom(root: Path, size: int, n_volumes: int, n_slices: int, seed: int) -> Path:
+    """Make the phantom at ``root`` unless a complete one is already there."""
+    from .data import make_phantom
+
+    if not (root / "meta_data.csv").exists():
+        print(f"writing a {n_volumes}-volume phantom ({size}×{size}, {n_slices} slices) "
+              f"to {root} ...", flush=True)
+        make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices, seed=seed)
+    return root
+
+
+def _print_scores(result: dict) -> None:
+    names = list(result["dice"])
+    print(f"{'':10s}" + "".join(f"{n:>9s}" for n in names))
+    for metric in ("dice", "precision", "recall"):
+        print(f"{metric:10s}" + "".join(f"{result[metric][n]:9.3f}" for n in names))
+
+
+def cmd_phantom(args) -> int:
+    from .data import make_phantom
+
+    make_phantom(args.out, n_volumes=args.volumes or 20, size=args.size,
+                 n_slices=args.slices or 155, seed=args.seed)
+    print(f"wrote the phantom to {args.out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .data import open_dataset, split_volumes
+    from .models import build_model, count_parameters
+    from .train import TrainConfig, evaluate, fit, pick_device, seed_everything
+
+    base = TrainConfig.quick() if args.quick else TrainConfig()
+    changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+               if f.name != "model" and getattr(args, f.name, None) is not None}
+    config = dataclasses.replace(base, model=args.model, **changes)
+    data_root = args.data
+    if data_root is None:
+        size = config.image_size
+        n_volumes = args.volumes or (12 if args.quick else 20)
+        n_slices = args.slices or (32 if args.quick else 155)
+        data_root = ensure_phantom(phantom_root(size, n_volumes, n_slices, config.seed), size,
+                                   n_volumes, n_slices, config.seed)
+    everything = open_dataset(data_root)
+    volumes = everything.volumes[: args.max_volumes] if args.max_volumes else everything.volumes
+    train_volumes, val_volumes = split_volumes(volumes, config.val_fraction, config.seed)
+    train_set = open_dataset(data_root, train_volumes, config.image_size)
+    val_set = open_dataset(data_root, val_volumes, config.image_size)
+    out = args.out or Path("runs") / config.model
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SPLIT_FILE).write_text(json.dumps({"data": str(Path(data_root).resolve()),
+                                              "train_volumes": train_volumes,
+                                              "val_volumes": val_volumes,
+                                              "image_size": config.image_size}, indent=1))
+    seed_everything(config.seed)
+    model = build_model(config.model, base_filters=config.base_filters)
+    print(f"{config.model} U-Net, {count_parameters(model):,} parameters, on "
+          f"{pick_device(config.device)}; {len(train_set)} training slices from "
+          f"{len(train_volumes)} volumes, {len(val_set)} validation slices from "
+          f"{len(val_volumes)} volumes; checkpoints in {out}", flush=True)
+    fit(model, train_set, val_set, config, checkpoint_dir=out, resume=args.resume)
+    result = evaluate(model, val_set, threshold=config.threshold, batch_size=config.batch_size,
+                      device=pick_device(config.device), amp=config.amp)
+    print(f"validation after {config.epochs} epochs (threshold {config.threshold}):")
+    _print_scores(result)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoint import load_model
+    from .data import open_dataset
+    from .train import evaluate
+
+    model = load_model(args.checkpoint)
+    split_file = args.checkpoint.parent / SPLIT_FILE
+    split = json.loads(split_file.read_text()) if split_file.exists() else {}
+    if args.data is None and not split:
+        print(f"error: no --data given and no {split_file} to say which data the run used",
+              file=sys.stderr)
+        return 2
+    data_root = args.data or Path(split["data"])
+    volumes = split.get("val_volumes") if args.data is None else None
+    dataset = open_dataset(data_root, volumes, split.get("image_size"))
+    result = evaluate(model, dataset, threshold=args.threshold, batch_size=args.batch_size)
+    print(f"{args.checkpoint} on {len(dataset)} slices of {data_root} "
+          f"(threshold {args.threshold}):")
+    _print_scores(result)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import BraTSDataError
+
+    try:
+        return {"phantom": cmd_phantom, "train": cmd_train, "evaluate": cmd_evaluate}[
+            args.command](args)
+    except (FileNotFoundError, BraTSDataError, CheckpointError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,31 @@
+"""BraTS 2020 data: the Kaggle slice files, the official NIfTI volumes, and the phantom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .kaggle import (MASK_CHANNELS, MODALITIES, REGIONS, BraTSDataError, BraTSSlices,
+                     find_slices, list_volumes, read_slice, write_slice)
+from .nifti import BraTSNifti, find_cases
+from .normalize import zscore_slice
+from .phantom import labels_to_mask, make_phantom, make_volume
+from .split import split_volumes
+
+
+def open_dataset(root: str | Path, volumes=None, image_size: int | None = None):
+    """A dataset over ``root`` in whichever format it holds: Kaggle slices or NIfTI cases."""
+    try:
+        return BraTSSlices(root, volumes=volumes, image_size=image_size)
+    except FileNotFoundError as kaggle_error:
+        try:
+            return BraTSNifti(root, volumes=volumes, image_size=image_size)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{root}: neither Kaggle slice files "
+                                    f"(volume_<v>_slice_<s>.h5) nor NIfTI case folders "
+                                    f"(BraTS20_Training_XXX) found") from kaggle_error
+
+
+__all__ = ["BraTSDataError", "BraTSNifti", "BraTSSlices", "MASK_CHANNELS", "MODALITIES",
+           "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",
+           "make_phantom", "make_volume", "open_dataset", "read_slice", "split_volumes",
+           "write_slice", "zscore_slice"]

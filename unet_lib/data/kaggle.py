@@ -1,0 +1,214 @@
+"""The Kaggle slice release of BraTS 2020: one HDF5 file per axial slice.
+
+Layout of a folder (what :func:`unet_lib.data.make_phantom` writes too)::
+
+    volume_<v>_slice_<s>.h5     v = 1..369, s = 0..154
+        image  float64 (H, W, 4)  FLAIR, T1, T1ce, T2, each z-scored over the slice
+        mask   uint8   (H, W, 3)  NCR/NET (label 1), ED (label 2), ET (label 4); values {0, 1}
+    meta_data.csv               optional: slice_path, target, volume, slice, label0_pxl_cnt, ...
+
+The stored arrays are channels-last; :class:`BraTSSlices` yields channels-first float32
+tensors, the layout PyTorch models take.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+MODALITIES = ("FLAIR", "T1", "T1ce", "T2")
+MASK_CHANNELS = ("NCR/NET", "ED", "ET")
+REGIONS = ("WT", "TC", "ET")
+SLICE_NAME = re.compile(r"^volume_(\d+)_slice_(\d+)\.h5$")
+METADATA_NAME = "meta_data.csv"
+METADATA_COLUMNS = ("slice_path", "target", "volume", "slice", "label0_pxl_cnt",
+                    "label1_pxl_cnt", "label2_pxl_cnt", "background_ratio")
+
+
+class BraTSDataError(ValueError):
+    """A data file that cannot be used; the message names the file and what is wrong."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+def slice_file_name(volume: int, slice_index: int) -> str:
+    """``volume_<v>_slice_<s>.h5``, the Kaggle release's name for one slice."""
+    return f"volume_{volume}_slice_{slice_index}.h5"
+
+
+def write_slice(path: str | Path, image: np.ndarray, mask: np.ndarray) -> None:
+    """Write one slice in the Kaggle schema.
+
+    Args:
+        image: (H, W, 4) FLAIR, T1, T1ce, T2; stored as float64.
+        mask: (H, W, 3) NCR/NET, ED, ET in {0, 1}; stored as uint8.
+    """
+    image, mask = np.asarray(image), np.asarray(mask)
+    if image.ndim != 3 or image.shape[-1] != len(MODALITIES):
+        raise ValueError(f"image must be (H, W, 4), got {image.shape}")
+    if mask.shape != image.shape[:2] + (len(MASK_CHANNELS),):
+        raise ValueError(f"mask must be (H, W, 3) matching image {image.shape}, got {mask.shape}")
+    with h5py.File(path, "w") as f:
+        f.create_dataset("image", data=image.astype(np.float64), compression="gzip",
+                         compression_opts=4, shuffle=True)
+        f.create_dataset("mask", data=mask.astype(np.uint8), compression="gzip",
+                         compression_opts=4, shuffle=True)
+
+
+def read_slice(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check one slice file.
+
+    Returns:
+        image float32 (4, H, W) and mask float32 (3, H, W), channels first.
+
+    Raises:
+        BraTSDataError: naming the file, if it is not HDF5, lacks ``image`` or ``mask``, has
+            the wrong shapes, non-finite pixels, or mask values other than 0 and 1.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            missing = [key for key in ("image", "mask") if key not in f]
+            if missing:
+                raise BraTSDataError(path, f"missing dataset(s) {missing}; the file has "
+                                           f"{sorted(f.keys())}, expected 'image' and 'mask'")
+            image, mask = f["image"][()], f["mask"][()]
+    except BraTSDataError:
+        raise
+    except (OSError, KeyError, ValueError) as error:
+        raise BraTSDataError(path, f"cannot be read as HDF5 (truncated or not an .h5 file?): "
+                                   f"{error}") from error
+    return check_sample(path, image, mask)
+
+
+def check_sample(source: str | Path, image: np.ndarray, mask: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Check channels-last arrays against the schema and return channels-first float32 ones."""
+    if image.ndim != 3 or image.shape[-1] != len(MODALITIES):
+        raise BraTSDataError(source, f"image has shape {image.shape}, expected (H, W, 4) with "
+                                     f"channels {', '.join(MODALITIES)}")
+    if mask.shape != image.shape[:2] + (len(MASK_CHANNELS),):
+        raise BraTSDataError(source, f"mask has shape {mask.shape}, expected "
+                                     f"{image.shape[:2] + (3,)} (NCR/NET, ED, ET)")
+    if not np.isfinite(image).all():
+        bad = int((~np.isfinite(image)).sum())
+        raise BraTSDataError(source, f"image has {bad} NaN or infinite pixel value(s)")
+    if not np.isin(mask, (0, 1)).all():
+        values = np.unique(mask)
+        raise BraTSDataError(source, f"mask has values {values[:10].tolist()}, expected only 0 "
+                                     f"and 1")
+    return (np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32),
+            np.ascontiguousarray(mask.transpose(2, 0, 1), dtype=np.float32))
+
+
+def find_slices(root: str | Path, volumes: Iterable[int] | None = None
+                ) -> list[tuple[int, int, Path]]:
+    """All ``(volume, slice, path)`` in a Kaggle-format folder, sorted by volume then slice.
+
+    Looks in ``root`` and, if nothing is there, in the release's own sub-folders
+    (``BraTS2020_training_data/content/data``) so that users may point at the unzipped download.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    wanted = None if volumes is None else {int(v) for v in volumes}
+    for folder in (root, root / "data", root / "content" / "data",
+                   root / "BraTS2020_training_data" / "content" / "data"):
+        found = []
+        if folder.is_dir():
+            for path in folder.iterdir():
+                match = SLICE_NAME.match(path.name)
+                if match:
+                    volume, index = int(match[1]), int(match[2])
+                    if wanted is None or volume in wanted:
+                        found.append((volume, index, path))
+        if found:
+            return sorted(found)
+    raise FileNotFoundError(f"{root}: no slice files named volume_<v>_slice_<s>.h5 here "
+                            f"{'for volumes ' + str(sorted(wanted)) if wanted else ''}".rstrip())
+
+
+def list_volumes(root: str | Path) -> list[int]:
+    """Sorted volume numbers present in a Kaggle-format folder."""
+    return sorted({volume for volume, _, _ in find_slices(root)})
+
+
+def resize_sample(image: torch.Tensor, mask: torch.Tensor, size: int | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize (C, H, W) image (area/bilinear) and mask (nearest) to ``size × size``."""
+    if size is None or tuple(image.shape[-2:]) == (size, size):
+        return image, mask
+    image = torch.nn.functional.interpolate(image[None], size=(size, size), mode="bilinear",
+                                            antialias=True, align_corners=False)[0]
+    mask = torch.nn.functional.interpolate(mask[None], size=(size, size), mode="nearest")[0]
+    return image, mask
+
+
+class BraTSSlices(Dataset):
+    """A folder of Kaggle-format slices as a torch ``Dataset``.
+
+    Args:
+        root: folder holding ``volume_<v>_slice_<s>.h5`` files (or the unzipped release).
+        volumes: volume numbers to include (e.g. one side of :func:`split_volumes`);
+            ``None`` takes all.
+        image_size: resize every slice to ``image_size × image_size``; ``None`` keeps it.
+        tumour_only: keep only slices with tumour (needs ``meta_data.csv`` or reads masks).
+
+    Item ``i`` is ``(image, mask)``: float32 tensors (4, H, W) and (3, H, W).
+    """
+
+    def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
+                 image_size: int | None = None, tumour_only: bool = False):
+        self.root = Path(root)
+        self.slices = find_slices(root, volumes)
+        self.image_size = image_size
+        if tumour_only:
+            self.slices = [entry for entry in self.slices if _has_tumour(entry[2])]
+
+    @property
+    def volumes(self) -> list[int]:
+        """Sorted volume numbers in this dataset."""
+        return sorted({volume for volume, _, _ in self.slices})
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = read_slice(self.slices[index][2])
+        return resize_sample(torch.from_numpy(image), torch.from_numpy(mask), self.image_size)
+
+    def __repr__(self) -> str:
+        return (f"BraTSSlices({str(self.root)!r}, {len(self.volumes)} volumes, "
+                f"{len(self)} slices)")
+
+
+def _has_tumour(path: Path) -> bool:
+    with h5py.File(path, "r") as f:
+        return bool(np.any(f["mask"][()]))
+
+
+def write_metadata(root: str | Path, rows: Sequence[dict]) -> Path:
+    """Write ``meta_data.csv`` (the release's columns) for the slices described by ``rows``."""
+    path = Path(root) / METADATA_NAME
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METADATA_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def metadata_row(path: str | Path, volume: int, slice_index: int, mask: np.ndarray) -> dict:
+    """One ``meta_data.csv`` row for a channels-last (H, W, 3) mask."""
+    counts = [int(mask[..., c].sum()) for c in range(mask.shape[-1])]
+    return {"slice_path": str(path), "target": int(any(counts)), "volume": volume,
+            "slice": slice_index, "label0_pxl_cnt": counts[0], "label1_pxl_cnt": counts[1],
+            "label2_pxl_cnt": counts[2],
+            "background_ratio": 1.0 - sum(counts) / float(mask.shape[0] * mask.shape[1])}

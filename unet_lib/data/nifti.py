@@ -1,0 +1,149 @@
+"""The official BraTS 2020 NIfTI release, read as the same (image, mask) slices.
+
+Layout::
+
+    MICCAI_BraTS2020_TrainingData/BraTS20_Training_XXX/
+        BraTS20_Training_XXX_{flair,t1,t1ce,t2,seg}.nii(.gz)     240×240×155, labels {0,1,2,4}
+
+Slice ``s`` is ``volume[:, :, s]`` (no transpose), z-scored per channel as in the Kaggle
+release, so models trained on either format see the same inputs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .kaggle import BraTSDataError, resize_sample
+from .normalize import zscore_slice
+
+NIFTI_MODALITIES = ("flair", "t1", "t1ce", "t2")  # the Kaggle channel order
+BRATS_LABELS = (0, 1, 2, 4)
+CASE_NAME = re.compile(r"^BraTS\d*_Training_(\d+)$")
+
+
+def _find_file(case: Path, key: str) -> Path | None:
+    for suffix in (".nii.gz", ".nii"):
+        path = case / f"{case.name}_{key}{suffix}"
+        if path.exists():
+            return path
+    if key == "seg":  # case 355 of the 2020 release ships its seg under another name
+        candidates = [p for p in case.iterdir() if "seg" in p.name.lower()
+                      and p.name.endswith((".nii", ".nii.gz"))]
+        if len(candidates) == 1:
+            return candidates[0]
+    return None
+
+
+def find_cases(root: str | Path, volumes: Iterable[int] | None = None
+               ) -> dict[int, dict[str, Path]]:
+    """Map case number → {modality or 'seg': path} for every ``BraTS20_Training_XXX`` folder.
+
+    Raises:
+        FileNotFoundError: no case folder under ``root``.
+        BraTSDataError: a case folder lacks one of the five files (named in the message).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    wanted = None if volumes is None else {int(v) for v in volumes}
+    folders = [p for p in root.iterdir() if p.is_dir() and CASE_NAME.match(p.name)]
+    if not folders and (root / "MICCAI_BraTS2020_TrainingData").is_dir():
+        return find_cases(root / "MICCAI_BraTS2020_TrainingData", volumes)
+    cases = {}
+    for folder in sorted(folders):
+        number = int(CASE_NAME.match(folder.name)[1])
+        if wanted is not None and number not in wanted:
+            continue
+        files = {key: _find_file(folder, key) for key in NIFTI_MODALITIES + ("seg",)}
+        missing = [key for key, path in files.items() if path is None]
+        if missing:
+            raise BraTSDataError(folder, f"missing {', '.join(missing)} file(s); expected "
+                                         f"{folder.name}_<flair|t1|t1ce|t2|seg>.nii(.gz)")
+        cases[number] = files
+    if not cases:
+        raise FileNotFoundError(f"{root}: no case folders named BraTS20_Training_XXX"
+                                + (f" for volumes {sorted(wanted)}" if wanted else ""))
+    return cases
+
+
+def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Load one case: (H, W, D, 4) float32 modalities and (H, W, D) uint8 labels, checked."""
+    import nibabel as nib
+
+    arrays = []
+    for key in NIFTI_MODALITIES + ("seg",):
+        try:
+            arrays.append(np.asarray(nib.load(str(files[key])).dataobj, dtype=np.float32))
+        except Exception as error:  # nibabel raises many kinds on a broken file
+            raise BraTSDataError(files[key], f"cannot be read as NIfTI: {error}") from error
+    *modalities, seg = arrays
+    for key, array in zip(NIFTI_MODALITIES, modalities):
+        if array.shape != seg.shape:
+            raise BraTSDataError(files[key], f"shape {array.shape} differs from the "
+                                             f"segmentation's {seg.shape}")
+        if not np.isfinite(array).all():
+            raise BraTSDataError(files[key], "contains NaN or infinite values")
+    labels = np.unique(seg)
+    unexpected = sorted(set(labels.tolist()) - set(BRATS_LABELS))
+    if unexpected:
+        raise BraTSDataError(files["seg"], f"has labels {unexpected}; BraTS 2020 uses only "
+                                           f"{list(BRATS_LABELS)} (BraTS 2023+ numbers ET as 3)")
+    return np.stack(modalities, axis=-1), seg.astype(np.uint8)
+
+
+class BraTSNifti(Dataset):
+    """Axial slices of official BraTS NIfTI cases, as ``(image, mask)`` like :class:`BraTSSlices`.
+
+    Args:
+        root: folder of ``BraTS20_Training_XXX`` case folders.
+        volumes: case numbers to include; ``None`` takes all.
+        image_size: resize slices to ``image_size × image_size``; ``None`` keeps 240.
+        cache_volumes: how many decoded cases to keep in memory (reading is per case).
+
+    Item ``i`` is ``(image float32 (4, H, W), mask float32 (3, H, W))``.
+    """
+
+    def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
+                 image_size: int | None = None, cache_volumes: int = 2):
+        import nibabel as nib
+
+        self.root = Path(root)
+        self.cases = find_cases(root, volumes)
+        self.image_size = image_size
+        self.cache_volumes = cache_volumes
+        self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self.slices = []
+        for number, files in self.cases.items():
+            depth = nib.load(str(files["seg"])).shape[2]
+            self.slices.extend((number, s) for s in range(depth))
+
+    @property
+    def volumes(self) -> list[int]:
+        return sorted(self.cases)
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def _case(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        if number not in self._cache:
+            self._cache[number] = load_case(self.cases[number])
+            while len(self._cache) > self.cache_volumes:
+                self._cache.popitem(last=False)
+        self._cache.move_to_end(number)
+        return self._cache[number]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        number, s = self.slices[index]
+        modalities, seg = self._case(number)
+        image = zscore_slice(modalities[:, :, s, :]).transpose(2, 0, 1)
+        labels = seg[:, :, s]
+        mask = np.stack([labels == 1, labels == 2, labels == 4])
+        return resize_sample(torch.from_numpy(image.astype(np.float32)),
+                             torch.from_numpy(mask.astype(np.float32)), self.image_size)

@@ -1,0 +1,143 @@
+"""Dice, precision and recall for binary masks, per channel and per BraTS region.
+
+All three come from pixel counts of true positives (TP), false positives (FP) and false
+negatives (FN):
+
+* Dice      = 2·TP / (2·TP + FP + FN)  = 2|X∩Y| / (|X| + |Y|)
+* precision = TP / (TP + FP)
+* recall    = TP / (TP + FN)
+
+**Empty masks (the BraTS convention).** Where a ratio is 0/0 — nothing predicted and/or
+nothing to find — the value is 1 if prediction and target are both empty, else 0. So a
+correct "no tumour here" scores 1 on all three; predicting tumour on an empty slice scores
+Dice 0 and precision 0 (recall stays 1: there was nothing to miss). MONAI's ``DiceMetric``
+returns NaN there and torchmetrics' precision/recall return 0; numbers from this module are
+therefore not interchangeable with theirs on empty slices.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .data.kaggle import MASK_CHANNELS, REGIONS
+
+METRICS = ("dice", "precision", "recall")
+
+
+def binarize(logits_or_probs: torch.Tensor, threshold: float = 0.5, logits: bool | None = None
+             ) -> torch.Tensor:
+    """Binary mask (same shape, float 0/1) from logits or probabilities at ``threshold``.
+
+    ``threshold`` is a probability in [0, 1]. ``logits=None`` guesses: values outside
+    [0, 1] mean logits (passed through a sigmoid first). Pass ``logits=True`` for raw model
+    outputs to be safe.
+    """
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+    if logits is None:
+        logits = bool(logits_or_probs.numel()) and bool(
+            (logits_or_probs.min() < 0) | (logits_or_probs.max() > 1))
+    probs = torch.sigmoid(logits_or_probs) if logits else logits_or_probs
+    return (probs > threshold).float() if threshold < 1 else (probs >= 1).float()
+
+
+def to_regions(mask: torch.Tensor) -> torch.Tensor:
+    """BraTS evaluation regions from the three label channels.
+
+    (N, 3, H, W) channels NCR/NET, ED, ET → (N, 3, H, W) channels WT = NCR∪ED∪ET,
+    TC = NCR∪ET, ET. Works on binary targets and binarized predictions alike.
+    """
+    if mask.dim() != 4 or mask.shape[1] != 3:
+        raise ValueError(f"expected (N, 3, H, W) channels NCR/NET, ED, ET, got {tuple(mask.shape)}")
+    m = mask > 0.5
+    whole = m[:, 0] | m[:, 1] | m[:, 2]
+    core = m[:, 0] | m[:, 2]
+    return torch.stack([whole, core, m[:, 2]], dim=1).to(mask.dtype)
+
+
+def confusion_counts(pred: torch.Tensor, target: torch.Tensor, per_image: bool = False
+                     ) -> dict[str, torch.Tensor]:
+    """TP, FP, FN counts of binary (N, C, H, W) masks: each (C,), or (N, C) with ``per_image``."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    if pred.dim() != 4:
+        raise ValueError(f"expected (N, C, H, W) masks, got {tuple(pred.shape)}")
+    p, t = pred > 0.5, target > 0.5
+    dims = (2, 3) if per_image else (0, 2, 3)
+    return {"tp": (p & t).sum(dims).double(), "fp": (p & ~t).sum(dims).double(),
+            "fn": (~p & t).sum(dims).double()}
+
+
+def _ratio(numerator: torch.Tensor, denominator: torch.Tensor, both_empty: torch.Tensor
+           ) -> torch.Tensor:
+    """numerator / denominator, with 0/0 → 1 where ``both_empty`` else 0."""
+    value = numerator / denominator.clamp(min=1)
+    return torch.where(denominator == 0, both_empty.double(), value)
+
+
+def scores_from_counts(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor
+                       ) -> dict[str, torch.Tensor]:
+    """Dice, precision and recall (float64, same shape as the counts) under the BraTS rule."""
+    both_empty = (tp + fp + fn) == 0
+    return {"dice": _ratio(2 * tp, 2 * tp + fp + fn, both_empty),
+            "precision": _ratio(tp, tp + fp, both_empty),
+            "recall": _ratio(tp, tp + fn, both_empty)}
+
+
+def dice(pred: torch.Tensor, target: torch.Tensor, per_image: bool = False) -> torch.Tensor:
+    """Dice of binary (N, C, H, W) masks: (C,) over the batch, or (N, C) with ``per_image``."""
+    return scores_from_counts(**confusion_counts(pred, target, per_image))["dice"]
+
+
+def precision(pred: torch.Tensor, target: torch.Tensor, per_image: bool = False) -> torch.Tensor:
+    """Precision TP/(TP+FP) of binary (N, C, H, W) masks: (C,), or (N, C) with ``per_image``."""
+    return scores_from_counts(**confusion_counts(pred, target, per_image))["precision"]
+
+
+def recall(pred: torch.Tensor, target: torch.Tensor, per_image: bool = False) -> torch.Tensor:
+    """Recall TP/(TP+FN) of binary (N, C, H, W) masks: (C,), or (N, C) with ``per_image``."""
+    return scores_from_counts(**confusion_counts(pred, target, per_image))["recall"]
+
+
+class SegmentationScores:
+    """Sums TP/FP/FN over a whole data loader, for the label channels and the BraTS regions.
+
+    Example:
+        >>> scores = SegmentationScores()
+        >>> for pred, target in batches:           # binary (N, 3, H, W): NCR/NET, ED, ET
+        ...     scores.update(pred, target)
+        >>> scores.compute()["dice"]                # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
+
+    With ``regions=True`` (the default for 3 channels) the regions WT and TC are scored too;
+    ET is both a label channel and a region (the same mask) and is listed once.
+    """
+
+    def __init__(self, channel_names=MASK_CHANNELS, regions: bool | None = None):
+        self.channel_names = tuple(channel_names)
+        self.regions = len(self.channel_names) == 3 if regions is None else regions
+        self._extra_regions = ([i for i, r in enumerate(REGIONS) if r not in self.channel_names]
+                               if self.regions else [])
+        self.reset()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Names of the scored masks: the channels, then the extra regions (WT, TC)."""
+        return self.channel_names + tuple(REGIONS[i] for i in self._extra_regions)
+
+    def reset(self) -> None:
+        self.counts = {key: torch.zeros(len(self.names), dtype=torch.float64)
+                       for key in ("tp", "fp", "fn")}
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of binary (N, C, H, W) predictions and targets."""
+        if self._extra_regions:
+            pred = torch.cat([pred, to_regions(pred)[:, self._extra_regions]], dim=1)
+            target = torch.cat([target, to_regions(target)[:, self._extra_regions]], dim=1)
+        for key, value in confusion_counts(pred, target).items():
+            self.counts[key] += value.cpu()
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        """``{"dice"|"precision"|"recall": {name: value}}`` for each channel and region."""
+        scores = scores_from_counts(**self.counts)
+        return {metric: dict(zip(self.names, values.tolist()))
+                for metric, values in scores.items()}

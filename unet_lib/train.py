@@ -1,0 +1,309 @@
+"""Training, evaluation and prediction with the slides' settings.
+
+>>> config = TrainConfig()                    # 20 epochs, Adam(2e-3, wd 1e-2), γ=0.9, batch 32
+>>> history = fit(model, train_set, val_set, config, checkpoint_dir="runs/classic")
+>>> evaluate(model, val_set)["dice"]          # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
+
+``fit`` picks the device (CUDA, then Apple MPS, else CPU), uses mixed precision on CUDA,
+shows a tqdm bar, records a per-epoch history, writes ``last.pt`` (and ``best.pt``, the best
+mean validation Dice) after every epoch and resumes from ``last.pt`` with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from .checkpoint import check_same_architecture, read_checkpoint, save_checkpoint
+from .metrics import SegmentationScores, binarize
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. The defaults are the course slides' configuration.
+
+    Attributes:
+        model: ``"classic"``, ``"improved"`` or ``"attention"`` (used by the CLI).
+        epochs: passes over the training set.
+        batch_size: images per step, for training and validation.
+        lr: Adam's learning rate.
+        weight_decay: Adam's weight decay (L2 penalty added to the gradient, as in the slides).
+        lr_gamma: the learning rate is multiplied by this after every epoch.
+        image_size: slices are resized to ``image_size × image_size`` (BraTS is 240).
+        base_filters: first encoder level's width (used by the CLI to build the model).
+        val_fraction: share of *volumes* held out for validation (CLI split).
+        threshold: probability above which a pixel counts as tumour in the metrics.
+        seed: seeds weights (via the CLI), split, shuffling and the phantom.
+        amp: mixed precision on CUDA (bfloat16 where supported, else float16 with scaling).
+        device: ``"auto"`` (CUDA → MPS → CPU) or a torch device string.
+        num_workers: data-loading processes; ``None`` = 0 on the CPU, up to 8 on a GPU.
+    """
+
+    model: str = "classic"
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-2
+    lr_gamma: float = 0.9
+    image_size: int = 240
+    base_filters: int = 32
+    val_fraction: float = 0.2
+    threshold: float = 0.5
+    seed: int = 0
+    amp: bool = True
+    device: str = "auto"
+    num_workers: int | None = None
+
+    @classmethod
+    def quick(cls, **changes) -> "TrainConfig":
+        """A small configuration for a laptop CPU: 64×64 images, 16 filters, 8 epochs."""
+        return dataclasses.replace(cls(epochs=8, batch_size=16, image_size=64, base_filters=16),
+                                   **changes)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``"auto"``: CUDA if available, then Apple MPS, else the CPU; otherwise ``preference``."""
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and all GPUs)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def _autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _loader(data: Dataset, config: TrainConfig, device: torch.device, shuffle: bool,
+            generator: torch.Generator | None = None) -> DataLoader:
+    workers = config.num_workers
+    if workers is None:
+        workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+    return DataLoader(data, batch_size=config.batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=workers, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0, drop_last=False)
+
+
+class History:
+    """Per-epoch records of a training run.
+
+    Each record is a dict: ``epoch``, ``lr``, ``train_loss``, ``seconds``, and with validation
+    data ``val_loss`` and ``val`` = ``{"dice"|"precision"|"recall": {name: value}}``.
+    """
+
+    def __init__(self, records: Iterable[dict] = ()):
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: str) -> list:
+        """A column: ``history["train_loss"]``, or ``history["val_dice"]`` → list of dicts."""
+        if key.startswith("val_") and key[4:] in ("dice", "precision", "recall"):
+            return [r["val"][key[4:]] for r in self.records]
+        return [r[key] for r in self.records]
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} epochs)"
+
+
+def _rng_state(loader_generator: torch.Generator) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state(), "loader": loader_generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    loader_generator.set_state(state["loader"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
+        config: TrainConfig | None = None, checkpoint_dir: str | Path | None = None,
+        resume: bool = False, progress: bool = True) -> History:
+    """Train ``model`` on ``train_data`` with BCE-with-logits, Adam and exponential LR decay.
+
+    Args:
+        model: maps (N, 4, H, W) to (N, 3, H, W) logits; trained in place.
+        train_data, val_data: datasets of ``(image (4, H, W), mask (3, H, W))`` float tensors.
+        config: :class:`TrainConfig`; the slides' defaults when ``None``.
+        checkpoint_dir: where to write ``last.pt`` after each epoch and ``best.pt``.
+        resume: continue from ``checkpoint_dir/last.pt`` if it exists (same architecture).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The :class:`History`, including epochs from a resumed run.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
+    """
+    from tqdm.auto import tqdm
+
+    config = config or TrainConfig()
+    device = pick_device(config.device)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                 weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
+    amp_dtype = _autocast_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    loss_fn = nn.BCEWithLogitsLoss()
+    generator = torch.Generator().manual_seed(config.seed)
+    history = History()
+    start_epoch = 0
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    last = checkpoint_dir / "last.pt" if checkpoint_dir else None
+
+    if resume and last is not None and last.exists():
+        state = read_checkpoint(last, map_location=device)
+        check_same_architecture(model, state, last)
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        scheduler.load_state_dict(state["scheduler_state"])
+        scaler.load_state_dict(state["scaler_state"])
+        _set_rng_state(state["rng"], generator)
+        history = History(state["history"])
+        start_epoch = state["epoch"]
+
+    train_loader = _loader(train_data, config, device, shuffle=True, generator=generator)
+    best = max((_mean_dice(r) for r in history.records), default=-math.inf)
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        model.train()
+        total, seen = 0.0, 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+                   leave=False)
+        for images, masks in bar:
+            images = images.to(device, non_blocking=True)
+            masks = masks.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                                enabled=amp_dtype is not None):
+                loss = loss_fn(model(images).float(), masks)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"the loss became {loss.item()} in epoch {epoch + 1}; lower the learning "
+                    f"rate (now {scheduler.get_last_lr()[0]:.2g})"
+                    + (f"; the last good state is in {last}" if last and last.exists() else ""))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            total += loss.item() * len(images)
+            seen += len(images)
+            bar.set_postfix(loss=f"{total / seen:.4f}")
+        record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
+                  "train_loss": total / max(seen, 1)}
+        scheduler.step()
+        if val_data is not None:
+            result = evaluate(model, val_data, threshold=config.threshold,
+                              batch_size=config.batch_size, device=device, amp=config.amp)
+            record["val_loss"] = result.pop("loss")
+            record["val"] = result
+        record["seconds"] = time.perf_counter() - started
+        history.records.append(record)
+        if progress:
+            tqdm.write(_summary(record))
+        if checkpoint_dir is not None:
+            state = dict(optimizer_state=optimizer.state_dict(),
+                         scheduler_state=scheduler.state_dict(), scaler_state=scaler.state_dict(),
+                         epoch=epoch + 1, history=history.records,
+                         config=dataclasses.asdict(config), rng=_rng_state(generator))
+            save_checkpoint(last, model, **state)
+            if val_data is not None and _mean_dice(record) > best:
+                best = _mean_dice(record)
+                save_checkpoint(checkpoint_dir / "best.pt", model, **state)
+    return history
+
+
+def _mean_dice(record: dict) -> float:
+    return float(np.mean(list(record["val"]["dice"].values()))) if "val" in record else -math.inf
+
+
+def _summary(record: dict) -> str:
+    text = f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}"
+    if "val" in record:
+        dice = ", ".join(f"{k} {v:.3f}" for k, v in record["val"]["dice"].items())
+        text += f", val loss {record['val_loss']:.4f}, Dice {dice}"
+    return text + f" ({record['seconds']:.0f} s)"
+
+
+def _as_dataset(data: Dataset | torch.Tensor) -> Dataset:
+    if isinstance(data, torch.Tensor):
+        return TensorDataset(data)
+    return data
+
+
+@torch.no_grad()
+def _batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
+             device: torch.device, amp: bool):
+    """Yield (logits float32 on CPU, rest of the batch) over ``data`` in eval mode."""
+    model.to(device).eval()
+    amp_dtype = _autocast_dtype(device, amp)
+    loader = DataLoader(_as_dataset(data), batch_size=batch_size, shuffle=False,
+                        pin_memory=device.type == "cuda")
+    for batch in loader:
+        images, *rest = batch
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            logits = model(images.to(device, non_blocking=True))
+        yield logits.float().cpu(), rest
+
+
+def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
+             device: torch.device | str | None = None, amp: bool = True) -> dict:
+    """Mean BCE loss and Dice/precision/recall over all of ``data`` (counts summed first).
+
+    Returns:
+        ``{"loss": float, "dice": {name: float}, "precision": {...}, "recall": {...}}`` with
+        names NCR/NET, ED, ET and the regions WT, TC (see :mod:`unet_lib.metrics`).
+    """
+    device = pick_device("auto") if device is None else torch.device(device)
+    scores = SegmentationScores()
+    loss_sum, seen = 0.0, 0
+    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
+    for logits, (masks,) in _batches(model, data, batch_size, device, amp):
+        loss_sum += loss_fn(logits, masks).item() / masks[0].numel()
+        seen += len(masks)
+        scores.update(binarize(logits, threshold, logits=True), masks)
+    return {"loss": loss_sum / max(seen, 1), **scores.compute()}
+
+
+def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32,
+            device: torch.device | str | None = None, amp: bool = True) -> torch.Tensor:
+    """Probabilities (N, 3, H, W) float32 on the CPU for a dataset or an image tensor
+    (N, 4, H, W). Binarize them with :func:`unet_lib.metrics.binarize`."""
+    device = pick_device("auto") if device is None else torch.device(device)
+    return torch.cat([torch.sigmoid(logits)
+                      for logits, _ in _batches(model, data, batch_size, device, amp)])

@@ -1,0 +1,150 @@
+"""The course's pictures, in plain matplotlib. Every function returns a ``Figure``.
+
+Masks are shown as RGB images: red = NCR/NET, green = ED, blue = ET (the three label channels
+in order), so overlapping predictions mix colours. Images are channels-first tensors or arrays
+as the datasets yield them: image (4, H, W), mask or probabilities (3, H, W).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from .data.kaggle import MASK_CHANNELS, MODALITIES
+
+CHANNEL_COLOURS = ("red", "green", "blue")
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def mask_to_rgb(mask) -> np.ndarray:
+    """(3, H, W) mask or probabilities in [0, 1] → (H, W, 3) float RGB image."""
+    mask = _numpy(mask)
+    if mask.ndim != 3 or mask.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) mask, got shape {mask.shape}")
+    return np.clip(mask.transpose(1, 2, 0), 0, 1)
+
+
+def _legend(ax) -> None:
+    ax.legend(handles=[Patch(color=c, label=n) for c, n in zip(CHANNEL_COLOURS, MASK_CHANNELS)],
+              loc="lower right", fontsize="small", framealpha=0.8)
+
+
+def _off(axes) -> None:
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def show_modalities(image, mask=None, title: str | None = None) -> Figure:
+    """The four MRI channels (FLAIR, T1, T1ce, T2) of one (4, H, W) slice, and its mask."""
+    image = _numpy(image)
+    n = 4 + (mask is not None)
+    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), constrained_layout=True)
+    for ax, channel, name in zip(axes, image, MODALITIES):
+        ax.imshow(channel, cmap="gray")
+        ax.set_title(name)
+    if mask is not None:
+        axes[-1].imshow(mask_to_rgb(mask))
+        axes[-1].set_title("mask (R NCR, G ED, B ET)")
+    _off(axes)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def show_prediction(image, target, probs, threshold: float | None = None,
+                    title: str | None = None) -> Figure:
+    """FLAIR, the ground-truth mask and the prediction as RGB, side by side.
+
+    Args:
+        image: (4, H, W) input slice (FLAIR is shown).
+        target: (3, H, W) binary ground truth.
+        probs: (3, H, W) predicted probabilities.
+        threshold: if given, also show the prediction binarized at this probability.
+    """
+    from .metrics import binarize, dice
+
+    panels = [("FLAIR", _numpy(image)[0], "gray"), ("ground truth", mask_to_rgb(target), None),
+              ("prediction (probabilities)", mask_to_rgb(probs), None)]
+    if threshold is not None:
+        binary = binarize(torch.as_tensor(_numpy(probs)), threshold, logits=False)
+        scores = dice(binary[None], torch.as_tensor(_numpy(target))[None])
+        label = ", ".join(f"{n} {v:.2f}" for n, v in zip(MASK_CHANNELS, scores.tolist()))
+        panels.append((f"binarized at {threshold:.2f}\nDice {label}", mask_to_rgb(binary), None))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6),
+                             constrained_layout=True)
+    for ax, (name, picture, cmap) in zip(axes, panels):
+        ax.imshow(picture, cmap=cmap)
+        ax.set_title(name, fontsize="medium")
+    _legend(axes[1])
+    _off(axes)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_history(history, title: str | None = None) -> Figure:
+    """Training and validation loss, and validation Dice per channel/region, per epoch.
+
+    ``history`` is a :class:`unet_lib.train.History` or a list of its records.
+    """
+    records = getattr(history, "records", history)
+    epochs = [r["epoch"] for r in records]
+    with_val = all("val" in r for r in records) and records
+    fig, axes = plt.subplots(1, 2 if with_val else 1, figsize=(11 if with_val else 5.5, 3.8),
+                             constrained_layout=True, squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(epochs, [r["train_loss"] for r in records], "o-", label="training")
+    if with_val:
+        ax.plot(epochs, [r["val_loss"] for r in records], "s-", label="validation")
+    ax.set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="loss")
+    ax.legend()
+    if with_val:
+        ax = axes[0, 1]
+        for name in records[0]["val"]["dice"]:
+            ax.plot(epochs, [r["val"]["dice"][name] for r in records], "o-", label=name)
+        ax.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation Dice")
+        ax.legend(fontsize="small", ncol=2)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def show_attention(image, maps: Sequence, title: str | None = None, alpha: float = 0.5
+                   ) -> Figure:
+    """Attention coefficients of each gate over the input's FLAIR channel.
+
+    Args:
+        image: (4, H, W) input slice.
+        maps: the gates' maps for this slice, each (1, h, w) or (h, w), as returned by
+            ``AttentionUNet(x, return_attention=True)`` (deepest gate first).
+    """
+    import torch.nn.functional as F
+
+    image = _numpy(image)
+    height, width = image.shape[-2:]
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.3),
+                             constrained_layout=True)
+    axes[0].imshow(image[0], cmap="gray")
+    axes[0].set_title("FLAIR")
+    for ax, attention in zip(axes[1:], maps):
+        attention = torch.as_tensor(_numpy(attention)).reshape(1, 1, *np.shape(attention)[-2:])
+        h, w = attention.shape[-2:]
+        up = F.interpolate(attention, size=(height, width), mode="bilinear",
+                           align_corners=False)[0, 0].numpy()
+        ax.imshow(image[0], cmap="gray")
+        shown = ax.imshow(up, cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        ax.set_title(f"gate at {h}×{w}")
+    fig.colorbar(shown, ax=axes[1:], shrink=0.8, label="attention α")
+    _off(axes)
+    if title:
+        fig.suptitle(title)
+    return fig
