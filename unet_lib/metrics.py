@@ -10,7 +10,7 @@ negatives (FN):
 **Empty masks (the BraTS convention).** Where a ratio is 0/0 — nothing predicted and/or
 nothing to find — the value is 1 if prediction and target are both empty, else 0. So a
 correct "no tumour here" scores 1 on all three; predicting tumour on an empty slice scores
-Dice 0 and precision 0 (recall stays 1: there was nothing to miss). MONAI's ``DiceMetric``
+0 on all three, and so does predicting nothing where there is tumour. MONAI's ``DiceMetric``
 returns NaN there and torchmetrics' precision/recall return 0; numbers from this module are
 therefore not interchangeable with theirs on empty slices.
 """

@@ -14,6 +14,8 @@ from .split import split_volumes
 
 def open_dataset(root: str | Path, volumes=None, image_size: int | None = None):
     """A dataset over ``root`` in whichever format it holds: Kaggle slices or NIfTI cases."""
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
     try:
         return BraTSSlices(root, volumes=volumes, image_size=image_size)
     except FileNotFoundError as kaggle_error:

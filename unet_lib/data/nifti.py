@@ -92,6 +92,7 @@ def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
             raise BraTSDataError(files[key], "contains NaN or infinite values")
     labels = np.unique(seg)
     unexpected = sorted(set(labels.tolist()) - set(BRATS_LABELS))
+    unexpected = [int(v) if float(v).is_integer() else float(v) for v in unexpected]
     if unexpected:
         raise BraTSDataError(files["seg"], f"has labels {unexpected}; BraTS 2020 uses only "
                                            f"{list(BRATS_LABELS)} (BraTS 2023+ numbers ET as 3)")

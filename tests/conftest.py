@@ -1,0 +1,41 @@
+"""Shared fixtures: a small phantom made once, and one model trained on it once."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unet_lib.data import BraTSSlices, list_volumes, make_phantom, split_volumes
+from unet_lib.models import build_model
+from unet_lib.train import TrainConfig, fit
+
+# The phantom and training run every test session uses: small enough for a 2-core CPU.
+PHANTOM = dict(n_volumes=12, size=64, n_slices=32, seed=0)
+TRAINING = TrainConfig.quick(epochs=6, base_filters=16, seed=0)
+
+
+@pytest.fixture(scope="session")
+def phantom_root(tmp_path_factory):
+    """A 12-volume 64×64 phantom with 32 slices per volume."""
+    return make_phantom(tmp_path_factory.mktemp("phantom"), **PHANTOM)
+
+
+@pytest.fixture(scope="session")
+def split(phantom_root):
+    """(train_volumes, val_volumes), a quarter held out."""
+    return split_volumes(list_volumes(phantom_root), val_fraction=0.25, seed=0)
+
+
+@pytest.fixture(scope="session")
+def datasets(phantom_root, split):
+    train_volumes, val_volumes = split
+    return BraTSSlices(phantom_root, train_volumes), BraTSSlices(phantom_root, val_volumes)
+
+
+@pytest.fixture(scope="session")
+def trained(datasets):
+    """A Classic U-Net trained with the quick configuration, and its history."""
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=TRAINING.base_filters)
+    history = fit(model, *datasets, config=TRAINING, progress=False)
+    return model.eval(), history

@@ -1,0 +1,59 @@
+"""The unet-lib command line, end to end on a tiny phantom, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "unet_lib", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def dice_row(output: str) -> list[float]:
+    line = next(line for line in output.splitlines() if line.startswith("dice"))
+    return [float(v) for v in line.split()[1:]]
+
+
+def test_phantom_train_evaluate_resume_end_to_end(tmp_path):
+    made = run("phantom", "--out", "ph", "--size", "32", "--volumes", "3", "--slices", "6",
+               cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert len(list((tmp_path / "ph").glob("volume_*_slice_*.h5"))) == 18
+
+    common = ("--data", "ph", "--model", "improved", "--quick", "--image-size", "32",
+              "--base-filters", "4", "--batch-size", "4", "--val-fraction", "0.34")
+    trained = run("train", *common, "--epochs", "1", "--out", "run", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert "2 volumes" in trained.stdout and "1 volumes" in trained.stdout
+    header = next(line for line in trained.stdout.splitlines() if line.split()[:1] == ["NCR/NET"])
+    assert header.split() == ["NCR/NET", "ED", "ET", "WT", "TC"]
+    assert len(dice_row(trained.stdout)) == 5
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert not set(split["train_volumes"]) & set(split["val_volumes"])
+
+    resumed = run("train", *common, "--epochs", "2", "--out", "run", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epoch 1:" not in resumed.stdout and "epoch 2:" in resumed.stdout
+
+    scored = run("evaluate", "--checkpoint", "run/last.pt", cwd=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    assert re.search(r"on 6 slices", scored.stdout)
+    assert dice_row(scored.stdout) == pytest.approx(dice_row(resumed.stdout), abs=1e-3)
+
+
+def test_bad_data_folder_is_a_one_line_error_not_a_traceback(tmp_path):
+    result = run("train", "--data", "missing", "--quick", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "error: missing: no such data folder" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_model_is_refused_by_the_parser(tmp_path):
+    result = run("train", "--model", "resnet", cwd=tmp_path)
+    assert result.returncode == 2 and "invalid choice: 'resnet'" in result.stderr

@@ -1,0 +1,192 @@
+"""Readers for the two public BraTS formats, and the by-volume split."""
+
+from __future__ import annotations
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from unet_lib.data import (BraTSDataError, BraTSNifti, BraTSSlices, open_dataset,
+                           split_volumes)
+from unet_lib.data.kaggle import read_slice
+
+
+def write_h5(path, **datasets):
+    with h5py.File(path, "w") as f:
+        for key, value in datasets.items():
+            f.create_dataset(key, data=value)
+
+
+def kaggle_slice(seed: int = 0, size: int = 20):
+    """An image whose channel c is filled with c + noise, and a mask with one pixel per label."""
+    rng = np.random.default_rng(seed)
+    image = np.stack([np.full((size, size), c, np.float64) + rng.normal(0, 0.1, (size, size))
+                      for c in range(4)], axis=-1)
+    mask = np.zeros((size, size, 3), np.uint8)
+    mask[1, 2, 0] = mask[3, 4, 1] = mask[5, 6, 2] = 1
+    return image, mask
+
+
+def test_hand_written_kaggle_file_reads_back_channels_first_in_order(tmp_path):
+    image, mask = kaggle_slice()
+    write_h5(tmp_path / "volume_7_slice_3.h5", image=image, mask=mask)
+    dataset = BraTSSlices(tmp_path)
+    x, y = dataset[0]
+    assert x.dtype == y.dtype == torch.float32
+    assert x.shape == (4, 20, 20) and y.shape == (3, 20, 20)
+    assert [round(float(x[c].mean())) for c in range(4)] == [0, 1, 2, 3]  # FLAIR, T1, T1ce, T2
+    assert torch.equal(x[2], torch.from_numpy(image[..., 2]).float())
+    assert y[0, 1, 2] == y[1, 3, 4] == y[2, 5, 6] == 1 and y.sum() == 3
+    assert dataset.volumes == [7]
+
+
+def test_slices_are_ordered_by_volume_then_slice_number_not_by_name(tmp_path):
+    image, mask = kaggle_slice()
+    for volume, index in [(10, 2), (2, 11), (2, 3), (10, 1)]:
+        write_h5(tmp_path / f"volume_{volume}_slice_{index}.h5", image=image, mask=mask)
+    dataset = BraTSSlices(tmp_path)
+    assert [(v, s) for v, s, _ in dataset.slices] == [(2, 3), (2, 11), (10, 1), (10, 2)]
+    assert len(BraTSSlices(tmp_path, volumes=[10])) == 2
+
+
+def test_the_unzipped_release_layout_is_found(tmp_path):
+    folder = tmp_path / "BraTS2020_training_data" / "content" / "data"
+    folder.mkdir(parents=True)
+    write_h5(folder / "volume_1_slice_0.h5", **dict(zip(("image", "mask"), kaggle_slice())))
+    assert len(BraTSSlices(tmp_path)) == 1
+
+
+def test_image_size_resizes_images_and_masks_keeping_masks_binary(tmp_path):
+    write_h5(tmp_path / "volume_1_slice_0.h5", **dict(zip(("image", "mask"), kaggle_slice())))
+    x, y = BraTSSlices(tmp_path, image_size=16)[0]
+    assert x.shape == (4, 16, 16) and y.shape == (3, 16, 16)
+    assert set(y.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no slice files named volume_<v>_slice_<s>.h5"):
+        BraTSSlices(tmp_path)
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such data folder"):
+        BraTSSlices(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("content, message", [
+    ("not hdf5", "cannot be read as HDF5"),
+    ("truncated", "cannot be read as HDF5"),
+    ("no mask", r"missing dataset\(s\) \['mask'\]"),
+    ("3 channels", r"image has shape \(20, 20, 3\)"),
+    ("mask values", r"mask has values \[0, 1, 2\]"),
+    ("nan", "NaN or infinite"),
+])
+def test_bad_slice_files_raise_an_error_naming_the_file_and_the_problem(tmp_path, content,
+                                                                        message):
+    path = tmp_path / "volume_1_slice_0.h5"
+    image, mask = kaggle_slice()
+    if content == "not hdf5":
+        path.write_text("hello")
+    elif content == "truncated":
+        write_h5(path, image=image, mask=mask)
+        path.write_bytes(path.read_bytes()[:1000])
+    elif content == "no mask":
+        write_h5(path, image=image)
+    elif content == "3 channels":
+        write_h5(path, image=image[..., :3], mask=mask)
+    elif content == "mask values":
+        mask[0, 0, 0] = 2
+        write_h5(path, image=image, mask=mask)
+    elif content == "nan":
+        image[0, 0, 0] = np.nan
+        write_h5(path, image=image, mask=mask)
+    with pytest.raises(BraTSDataError, match=message) as error:
+        read_slice(path)
+    assert str(path) in str(error.value)
+
+
+# --- NIfTI -----------------------------------------------------------------------------------
+
+def write_case(root, number: int, depth: int = 5, seg_name: str | None = None,
+               labels=(0, 1, 2, 4)):
+    """A 12×10×depth case: modality k has value (k+1)·(x+1) with x the first index, and a seg
+    with label ``labels[i]`` in slab i of the first axis."""
+    name = f"BraTS20_Training_{number:03d}"
+    folder = root / name
+    folder.mkdir(parents=True)
+    x = np.arange(12, dtype=np.float32)[:, None, None] * np.ones((12, 10, depth), np.float32)
+    for k, modality in enumerate(("flair", "t1", "t1ce", "t2")):
+        nib.save(nib.Nifti1Image((k + 1) * (x + 1), np.eye(4)), folder / f"{name}_{modality}.nii")
+    seg = np.zeros((12, 10, depth), np.int16)
+    for i, label in enumerate(labels):
+        seg[i] = label
+    nib.save(nib.Nifti1Image(seg, np.eye(4)), folder / (seg_name or f"{name}_seg.nii.gz"))
+    return folder
+
+
+def test_nifti_case_reads_as_z_scored_slices_with_label_channels(tmp_path):
+    write_case(tmp_path, 4, depth=5)
+    dataset = BraTSNifti(tmp_path)
+    assert len(dataset) == 5 and dataset.volumes == [4]
+    image, mask = dataset[2]
+    assert image.shape == (4, 12, 10) and mask.shape == (3, 12, 10)
+    # z-scoring per channel removes the modality's scale k+1: all four channels are equal
+    expected = (np.arange(12) - 5.5) / np.arange(12).std()
+    for channel in range(4):
+        assert np.allclose(image[channel, :, 0].numpy(), expected, atol=1e-5)
+    # rows 1, 2, 3 carry labels 1, 2, 4 → channels NCR, ED, ET
+    assert mask[:, 1:4, 0].tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    assert mask.sum() == 3 * 10
+
+
+def test_nifti_misnamed_segmentation_of_case_355_is_found(tmp_path):
+    write_case(tmp_path, 355, seg_name="W39_1998.09.19_Segm.nii")
+    assert len(BraTSNifti(tmp_path)) == 5
+
+
+def test_nifti_unknown_labels_are_an_error_naming_the_seg_file(tmp_path):
+    write_case(tmp_path, 1, labels=(0, 1, 3))
+    with pytest.raises(BraTSDataError, match=r"seg\.nii\.gz: has labels \[3\]"):
+        BraTSNifti(tmp_path)[0]
+
+
+def test_nifti_missing_modality_is_an_error_naming_the_case(tmp_path):
+    folder = write_case(tmp_path, 2)
+    (folder / "BraTS20_Training_002_t1ce.nii").unlink()
+    with pytest.raises(BraTSDataError, match=r"BraTS20_Training_002: missing t1ce"):
+        BraTSNifti(tmp_path)
+
+
+def test_open_dataset_recognises_either_format(tmp_path):
+    write_case(tmp_path / "nifti", 1)
+    (tmp_path / "kaggle").mkdir()
+    write_h5(tmp_path / "kaggle" / "volume_1_slice_0.h5",
+             **dict(zip(("image", "mask"), kaggle_slice())))
+    assert isinstance(open_dataset(tmp_path / "nifti"), BraTSNifti)
+    assert isinstance(open_dataset(tmp_path / "kaggle"), BraTSSlices)
+    with pytest.raises(FileNotFoundError, match="neither Kaggle slice files"):
+        open_dataset(tmp_path)
+
+
+# --- split -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n, fraction", [(2, 0.2), (10, 0.2), (369, 0.2), (7, 0.5)])
+def test_split_never_shares_a_volume_and_covers_all(n, fraction):
+    volumes = list(range(1, n + 1))
+    train, val = split_volumes(volumes, fraction, seed=3)
+    assert not set(train) & set(val)
+    assert sorted(train + val) == volumes
+    assert len(val) == min(max(1, round(fraction * n)), n - 1)
+
+
+def test_split_depends_on_the_seed_only():
+    volumes = range(1, 50)
+    assert split_volumes(volumes, 0.2, seed=1) == split_volumes(list(volumes)[::-1], 0.2, seed=1)
+    assert split_volumes(volumes, 0.2, seed=1) != split_volumes(volumes, 0.2, seed=2)
+
+
+def test_datasets_of_a_split_share_no_volume(datasets):
+    train, val = datasets
+    assert not {v for v, _, _ in train.slices} & {v for v, _, _ in val.slices}

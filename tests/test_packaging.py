@@ -1,0 +1,55 @@
+"""The packaging promises: the pins, environment.yml in step with pyproject, the book
+skeleton, and CI calling the README's test command."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def requirement_name(spec: str) -> str:
+    return re.split(r"[<>=!~ \[]", spec.strip(), maxsplit=1)[0].lower()
+
+
+def test_pins_that_work_on_this_machine():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "torch==2.13.0" in project["dependencies"]
+    assert "jupyter-book>=1.0.4,<2" in project["optional-dependencies"]["book"]
+
+
+def test_environment_yml_lists_exactly_the_pyproject_requirements_with_the_same_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + [spec for extra in project["optional-dependencies"].values()
+                                        for spec in extra]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = [spec for spec in pip if not spec.startswith("-e")]
+    assert {requirement_name(s): s.replace(" ", "") for s in listed} == {
+        requirement_name(s): s.replace(" ", "") for s in wanted}
+    assert "-e ." in pip
+
+
+def test_book_skeleton_lists_only_files_that_exist():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert toc["format"] == "jb-book" and config["title"]
+    files = [toc["root"]] + [entry["file"] for entry in toc.get("chapters", [])]
+    for name in files:
+        assert any((ROOT / f"{name}{suffix}").exists() for suffix in (".md", ".ipynb")), name
+    for excluded in (".venv/*", "_build/*", ".pytest_cache/*"):
+        assert excluded in config["exclude_patterns"]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert "make test" in readme and "make book" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.MULTILINE)
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^test:", makefile, re.MULTILINE)
+    assert re.search(r"^book:", makefile, re.MULTILINE)

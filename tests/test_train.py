@@ -1,0 +1,132 @@
+"""Training with the slides' settings: the config, learning, evaluation, checkpoints, resume."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch.utils.data import Subset
+
+from unet_lib.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from unet_lib.models import build_model
+from unet_lib.train import TrainConfig, TrainingDiverged, evaluate, fit, predict
+
+# The stated result of the session's quick training run (tests/conftest.py: 6 epochs of a
+# 16-filter Classic U-Net on 9 phantom volumes of 64×64) on the 3 held-out volumes.
+STATED_WT_DICE = 0.75
+STATED_ED_DICE = 0.65
+
+
+def test_config_defaults_are_the_slides_values():
+    config = TrainConfig()
+    assert (config.epochs, config.batch_size, config.lr, config.weight_decay, config.lr_gamma,
+            config.image_size, config.base_filters) == (20, 32, 2e-3, 1e-2, 0.9, 240, 32)
+
+
+def test_training_lowers_the_loss_and_reaches_the_stated_dice_on_held_out_volumes(trained,
+                                                                                   datasets):
+    model, history = trained
+    losses = history["train_loss"]
+    assert len(history) == 6
+    assert losses[-1] < 0.5 * losses[0]
+    result = evaluate(model, datasets[1])
+    assert result["dice"]["WT"] >= STATED_WT_DICE
+    assert result["dice"]["ED"] >= STATED_ED_DICE
+    assert result["dice"] == history.records[-1]["val"]["dice"]
+
+
+def test_learning_rate_decays_by_gamma_each_epoch(trained):
+    _, history = trained
+    lrs = history["lr"]
+    assert lrs[0] == pytest.approx(2e-3)
+    assert all(b == pytest.approx(a * 0.9) for a, b in zip(lrs, lrs[1:]))
+
+
+def test_history_has_loss_and_per_channel_validation_scores(trained):
+    _, history = trained
+    record = history.records[-1]
+    assert set(record) >= {"epoch", "lr", "train_loss", "val_loss", "val", "seconds"}
+    for metric in ("dice", "precision", "recall"):
+        assert list(record["val"][metric]) == ["NCR/NET", "ED", "ET", "WT", "TC"]
+    assert len(history["val_dice"]) == 6
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(trained, datasets, tmp_path):
+    model, _ = trained
+    save_checkpoint(tmp_path / "model.pt", model)
+    loaded = load_model(tmp_path / "model.pt")
+    assert type(loaded).__name__ == "ClassicUNet"
+    images = torch.stack([datasets[1][i][0] for i in range(8)])
+    assert torch.equal(predict(model, images), predict(loaded, images))
+
+
+def test_attention_checkpoint_still_returns_attention_maps(tmp_path):
+    model = build_model("attention", base_filters=4).eval()
+    save_checkpoint(tmp_path / "a.pt", model)
+    _, maps = load_model(tmp_path / "a.pt")(torch.zeros(1, 4, 32, 32), return_attention=True)
+    assert len(maps) == 4
+
+
+def tiny(datasets, n=24):
+    return Subset(datasets[0], range(0, 4 * n, 4)), Subset(datasets[1], range(0, 2 * n, 6))
+
+
+def test_resume_continues_to_the_same_weights_and_history_as_one_run(datasets, tmp_path):
+    config = TrainConfig.quick(epochs=3, base_filters=4, batch_size=8)
+    train, val = tiny(datasets)
+
+    torch.manual_seed(0)
+    straight = build_model("improved", base_filters=4)
+    fit(straight, train, val, config, checkpoint_dir=tmp_path / "straight", progress=False)
+
+    torch.manual_seed(0)
+    first = build_model("improved", base_filters=4)
+    fit(first, train, val, dataclasses.replace(config, epochs=2),
+        checkpoint_dir=tmp_path / "resumed", progress=False)
+    torch.manual_seed(123)  # a different state must not matter: resume restores it
+    second = build_model("improved", base_filters=4)
+    history = fit(second, train, val, config, checkpoint_dir=tmp_path / "resumed",
+                  resume=True, progress=False)
+
+    assert len(history) == 3
+    for a, b in zip(straight.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+    done = read_checkpoint(tmp_path / "straight" / "last.pt")["history"]
+    assert [r["train_loss"] for r in done] == history["train_loss"]
+
+
+def test_resume_with_another_architecture_is_a_clear_error(datasets, tmp_path):
+    train, val = tiny(datasets, 8)
+    fit(build_model("classic", base_filters=4), train, None,
+        TrainConfig.quick(epochs=1, batch_size=8), checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(CheckpointError, match=r"last.pt: saved from ClassicUNet.*differs"):
+        fit(build_model("attention", base_filters=4), train, None,
+            TrainConfig.quick(epochs=2, batch_size=8), checkpoint_dir=tmp_path, resume=True,
+            progress=False)
+
+
+def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, build_model("classic", base_filters=4))
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(CheckpointError, match=r"model.pt: cannot be read as a checkpoint"):
+        load_model(path)
+    torch.save({"weights": 1}, path)
+    with pytest.raises(CheckpointError, match="not a unet_lib checkpoint"):
+        load_model(path)
+
+
+def test_a_nan_loss_stops_training_with_a_clear_message_keeping_the_last_checkpoint(
+        datasets, tmp_path):
+    train, _ = tiny(datasets, 8)
+    model = build_model("classic", base_filters=4)
+    fit(model, train, None, TrainConfig.quick(epochs=1, batch_size=8), checkpoint_dir=tmp_path,
+        progress=False)
+    good = (tmp_path / "last.pt").read_bytes()
+    with torch.no_grad():
+        model.head.bias.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match=r"loss became nan.*last.pt"):
+        fit(model, train, None, TrainConfig.quick(epochs=3, batch_size=8),
+            checkpoint_dir=tmp_path, progress=False)
+    assert (tmp_path / "last.pt").read_bytes() == good

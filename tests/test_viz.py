@@ -1,0 +1,54 @@
+"""The course's figures: the RGB mask mapping and that each figure draws what it says."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from unet_lib.viz import (mask_to_rgb, plot_history, show_attention, show_modalities,  # noqa: E402
+                          show_prediction)
+
+
+def test_mask_channels_become_red_green_blue():
+    mask = torch.zeros(3, 2, 2)
+    mask[0, 0, 0] = mask[1, 0, 1] = mask[2, 1, 0] = 1
+    rgb = mask_to_rgb(mask)
+    assert rgb.shape == (2, 2, 3)
+    assert rgb[0, 0].tolist() == [1, 0, 0] and rgb[0, 1].tolist() == [0, 1, 0]
+    assert rgb[1, 0].tolist() == [0, 0, 1] and rgb[1, 1].tolist() == [0, 0, 0]
+
+
+def test_mask_to_rgb_rejects_other_shapes():
+    with pytest.raises(ValueError, match=r"expected a \(3, H, W\) mask"):
+        mask_to_rgb(np.zeros((2, 2, 3)))
+
+
+def test_prediction_figure_shows_the_binarized_mask_and_its_dice():
+    image, target = torch.randn(4, 16, 16), torch.zeros(3, 16, 16)
+    target[1, 4:8, 4:8] = 1
+    probs = target * 0.8 + 0.1  # above 0.5 exactly where the target is
+    fig = show_prediction(image, target, probs, threshold=0.5)
+    axes = fig.axes
+    assert [ax.get_title().split("\n")[0] for ax in axes] == [
+        "FLAIR", "ground truth", "prediction (probabilities)", "binarized at 0.50"]
+    assert "ED 1.00" in axes[3].get_title()
+    shown = axes[3].images[0].get_array()
+    assert np.array_equal(np.asarray(shown), mask_to_rgb(target))
+
+
+def test_modalities_history_and_attention_figures_have_a_panel_each():
+    image = torch.randn(4, 32, 32)
+    assert len(show_modalities(image, torch.zeros(3, 32, 32)).axes) == 5
+    records = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e,
+                "val": {"dice": {"WT": e / 10, "TC": e / 20}}} for e in (1, 2, 3)]
+    fig = plot_history(records)
+    assert [line.get_label() for line in fig.axes[1].lines] == ["WT", "TC"]
+    maps = [torch.rand(1, 4, 4), torch.rand(1, 8, 8), torch.rand(1, 16, 16), torch.rand(1, 32, 32)]
+    fig = show_attention(image, maps)
+    assert [ax.get_title() for ax in fig.axes[:5]] == ["FLAIR", "gate at 4×4", "gate at 8×8",
+                                                        "gate at 16×16", "gate at 32×32"]
