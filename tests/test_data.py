@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from unet_lib.data import (BraTSDataError, BraTSNifti, BraTSSlices, open_dataset,
-                           split_volumes)
+from unet_lib.data import (BadSampleWarning, BraTSDataError, BraTSNifti, BraTSSlices,
+                           SkippedSample, open_dataset, split_volumes)
 from unet_lib.data.kaggle import read_slice
 
 
@@ -149,7 +149,16 @@ def test_nifti_misnamed_segmentation_of_case_355_is_found(tmp_path):
 def test_nifti_unknown_labels_are_an_error_naming_the_seg_file(tmp_path):
     write_case(tmp_path, 1, labels=(0, 1, 3))
     with pytest.raises(BraTSDataError, match=r"seg\.nii\.gz: has labels \[3\]"):
-        BraTSNifti(tmp_path)[0]
+        BraTSNifti(tmp_path, on_error="raise")[0]
+
+
+def test_nifti_bad_case_is_skipped_with_one_warning_by_default(tmp_path):
+    write_case(tmp_path, 1, labels=(0, 1, 3))
+    dataset = BraTSNifti(tmp_path)
+    with pytest.warns(BadSampleWarning, match=r"skipping .*has labels \[3\]"):
+        first = dataset[0]
+    assert isinstance(first, SkippedSample) and "has labels [3]" in first.problem
+    assert isinstance(dataset[1], SkippedSample)  # the case is not read again
 
 
 def test_nifti_missing_modality_is_an_error_naming_the_case(tmp_path):

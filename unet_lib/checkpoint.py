@@ -79,11 +79,10 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> UN
 
 def check_same_architecture(model: UNet, payload: dict, path: str | Path) -> None:
     """Raise :class:`CheckpointError` if ``payload`` was saved from another architecture."""
-    if payload["hparams"] != model.hparams or payload["model_class"] != type(model).__name__:
-        raise CheckpointError(
-            f"{path}: saved from {payload['model_class']}({_fmt(payload['hparams'])}), which "
-            f"differs from the model given, {type(model).__name__}({_fmt(model.hparams)})")
-
-
-def _fmt(hparams: dict) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in hparams.items())
+    saved, given = payload["hparams"], model.hparams
+    if saved != given or payload["model_class"] != type(model).__name__:
+        changed = ", ".join(f"{k}: {saved.get(k)!r} saved, {given.get(k)!r} given"
+                            for k in given if saved.get(k) != given.get(k))
+        raise CheckpointError(f"{path}: saved from {payload['model_class']}, which differs from "
+                              f"the model given, {type(model).__name__}"
+                              + (f" ({changed})" if changed else ""))

@@ -53,14 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     train.add_argument("--max-volumes", type=int, default=None,
                        help="use only the first N volumes of the data")
-    for field in dataclasses.fields(_config_class()):
-        if field.name in ("model",):
+    defaults, quick = _config_class()(), _config_class().quick()
+    for field in dataclasses.fields(defaults):
+        if field.name == "model":
             continue
-        flag = "--" + field.name.replace("_", "-")
-        kind = {"int": int, "float": float, "str": str, "bool": _bool,
-                "int | None": int}.get(str(field.type), str)
-        train.add_argument(flag, type=kind, default=None,
-                           help=f"default {field.default!r} ({'quick: ' + repr(getattr(_config_class().quick(), field.name)) if field.name in ('epochs', 'batch_size', 'image_size', 'base_filters') else 'same with --quick'})")
+        default, small = getattr(defaults, field.name), getattr(quick, field.name)
+        train.add_argument("--" + field.name.replace("_", "-"), default=None,
+                           type=_bool if isinstance(default, bool) else
+                           type(default) if default is not None else int,
+                           help=f"default {default}" + (f", {small} with --quick"
+                                                        if small != default else ""))
     _add_phantom_args(train)
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on held-out data")
@@ -102,6 +104,10 @@ def ensure_phantom(root: Path, size: int, n_volumes: int, n_slices: int, seed: i
 
 
 def _print_scores(result: dict) -> None:
+    if result.get("skipped"):
+        print(f"skipped {len(result['skipped'])} unusable file(s):")
+        for entry in result["skipped"][:20]:
+            print(f"  {entry}")
     names = list(result["dice"])
     print(f"{'':10s}" + "".join(f"{n:>9s}" for n in names))
     for metric in ("dice", "precision", "recall"):
@@ -152,7 +158,10 @@ def cmd_train(args) -> int:
           f"{pick_device(config.device)}; {len(train_set)} training slices from "
           f"{len(train_volumes)} volumes, {len(val_set)} validation slices from "
           f"{len(val_volumes)} volumes; checkpoints in {out}", flush=True)
-    fit(model, train_set, val_set, config, checkpoint_dir=out, resume=args.resume)
+    history = fit(model, train_set, val_set, config, checkpoint_dir=out, resume=args.resume)
+    skipped = sorted({entry for record in history.records for entry in record["skipped"]})
+    if skipped:
+        print(f"training skipped {len(skipped)} unusable file(s); the first: {skipped[0]}")
     result = evaluate(model, val_set, threshold=config.threshold, batch_size=config.batch_size,
                       device=pick_device(config.device), amp=config.amp)
     print(f"validation after {config.epochs} epochs (threshold {config.threshold}):")

@@ -23,9 +23,10 @@ from typing import Iterable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import check_same_architecture, read_checkpoint, save_checkpoint
+from .data.kaggle import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 
 
@@ -107,14 +108,16 @@ def _loader(data: Dataset, config: TrainConfig, device: torch.device, shuffle: b
         workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
     return DataLoader(data, batch_size=config.batch_size, shuffle=shuffle, generator=generator,
                       num_workers=workers, pin_memory=device.type == "cuda",
-                      persistent_workers=workers > 0, drop_last=False)
+                      persistent_workers=workers > 0, drop_last=False,
+                      collate_fn=collate_samples)
 
 
 class History:
     """Per-epoch records of a training run.
 
-    Each record is a dict: ``epoch``, ``lr``, ``train_loss``, ``seconds``, and with validation
-    data ``val_loss`` and ``val`` = ``{"dice"|"precision"|"recall": {name: value}}``.
+    Each record is a dict: ``epoch``, ``lr``, ``train_loss``, ``seconds``, ``skipped`` (the
+    files skipped as unusable in that epoch, ``"path: problem"``), and with validation data
+    ``val_loss`` and ``val`` = ``{"dice"|"precision"|"recall": {name: value}}``.
     """
 
     def __init__(self, records: Iterable[dict] = ()):
@@ -202,10 +205,14 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
-        total, seen = 0.0, 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress,
+        total, seen, skipped = 0.0, 0, []
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=None if progress else True,  # None: no bar when not a terminal
                    leave=False)
-        for images, masks in bar:
+        for images, masks, bad in bar:
+            skipped.extend(str(sample) for sample in bad)
+            if images is None:
+                continue
             images = images.to(device, non_blocking=True)
             masks = masks.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
@@ -223,13 +230,18 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             total += loss.item() * len(images)
             seen += len(images)
             bar.set_postfix(loss=f"{total / seen:.4f}")
+        if seen == 0:
+            raise BraTSDataError(getattr(train_data, "root", "training data"),
+                                 f"no usable training sample: all {len(skipped)} were skipped, "
+                                 f"e.g. {skipped[0] if skipped else 'none given'}")
         record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-                  "train_loss": total / max(seen, 1)}
+                  "train_loss": total / seen, "skipped": skipped}
         scheduler.step()
         if val_data is not None:
             result = evaluate(model, val_data, threshold=config.threshold,
                               batch_size=config.batch_size, device=device, amp=config.amp)
             record["val_loss"] = result.pop("loss")
+            record["skipped"] += result.pop("skipped")
             record["val"] = result
         record["seconds"] = time.perf_counter() - started
         history.records.append(record)
@@ -256,29 +268,33 @@ def _summary(record: dict) -> str:
     if "val" in record:
         dice = ", ".join(f"{k} {v:.3f}" for k, v in record["val"]["dice"].items())
         text += f", val loss {record['val_loss']:.4f}, Dice {dice}"
+    if record["skipped"]:
+        text += f"; skipped {len(record['skipped'])} unusable file(s), first {record['skipped'][0]}"
     return text + f" ({record['seconds']:.0f} s)"
-
-
-def _as_dataset(data: Dataset | torch.Tensor) -> Dataset:
-    if isinstance(data, torch.Tensor):
-        return TensorDataset(data)
-    return data
 
 
 @torch.no_grad()
 def _batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
              device: torch.device, amp: bool):
-    """Yield (logits float32 on CPU, rest of the batch) over ``data`` in eval mode."""
+    """Yield ``(logits float32 on CPU, masks or None, skipped)`` over ``data`` in eval mode.
+
+    ``data`` is a dataset of (image, mask) samples or an image tensor (N, C, H, W).
+    """
     model.to(device).eval()
     amp_dtype = _autocast_dtype(device, amp)
-    loader = DataLoader(_as_dataset(data), batch_size=batch_size, shuffle=False,
-                        pin_memory=device.type == "cuda")
-    for batch in loader:
-        images, *rest = batch
+    if isinstance(data, torch.Tensor):
+        loader = ((images, None, []) for images in data.split(batch_size))
+    else:
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False,
+                            pin_memory=device.type == "cuda", collate_fn=collate_samples)
+    for images, masks, skipped in loader:
+        if images is None:
+            yield None, None, skipped
+            continue
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                             enabled=amp_dtype is not None):
             logits = model(images.to(device, non_blocking=True))
-        yield logits.float().cpu(), rest
+        yield logits.float().cpu(), masks, skipped
 
 
 def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
@@ -286,18 +302,22 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     """Mean BCE loss and Dice/precision/recall over all of ``data`` (counts summed first).
 
     Returns:
-        ``{"loss": float, "dice": {name: float}, "precision": {...}, "recall": {...}}`` with
-        names NCR/NET, ED, ET and the regions WT, TC (see :mod:`unet_lib.metrics`).
+        ``{"loss": float, "dice": {name: float}, "precision": {...}, "recall": {...},
+        "skipped": ["path: problem", ...]}`` with names NCR/NET, ED, ET and the regions WT, TC
+        (see :mod:`unet_lib.metrics`); ``skipped`` lists unusable files left out.
     """
     device = pick_device("auto") if device is None else torch.device(device)
     scores = SegmentationScores()
-    loss_sum, seen = 0.0, 0
+    loss_sum, seen, skipped = 0.0, 0, []
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
-    for logits, (masks,) in _batches(model, data, batch_size, device, amp):
+    for logits, masks, bad in _batches(model, data, batch_size, device, amp):
+        skipped.extend(str(sample) for sample in bad)
+        if logits is None:
+            continue
         loss_sum += loss_fn(logits, masks).item() / masks[0].numel()
         seen += len(masks)
         scores.update(binarize(logits, threshold, logits=True), masks)
-    return {"loss": loss_sum / max(seen, 1), **scores.compute()}
+    return {"loss": loss_sum / max(seen, 1), **scores.compute(), "skipped": skipped}
 
 
 def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32,
@@ -305,5 +325,9 @@ def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32
     """Probabilities (N, 3, H, W) float32 on the CPU for a dataset or an image tensor
     (N, 4, H, W). Binarize them with :func:`unet_lib.metrics.binarize`."""
     device = pick_device("auto") if device is None else torch.device(device)
-    return torch.cat([torch.sigmoid(logits)
-                      for logits, _ in _batches(model, data, batch_size, device, amp)])
+    probabilities = []
+    for logits, _, skipped in _batches(model, data, batch_size, device, amp):
+        if skipped:  # a gap would shift every later prediction off its index
+            raise BraTSDataError(skipped[0].path, f"cannot predict: {skipped[0].problem}")
+        probabilities.append(torch.sigmoid(logits))
+    return torch.cat(probabilities)

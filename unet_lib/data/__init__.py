@@ -4,30 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .kaggle import (MASK_CHANNELS, MODALITIES, REGIONS, BraTSDataError, BraTSSlices,
-                     find_slices, list_volumes, read_slice, write_slice)
+from .kaggle import (MASK_CHANNELS, MODALITIES, REGIONS, BadSampleWarning, BraTSDataError,
+                     BraTSSlices, SkippedSample, collate_samples, find_slices, list_volumes,
+                     read_slice, write_slice)
 from .nifti import BraTSNifti, find_cases
 from .normalize import zscore_slice
 from .phantom import labels_to_mask, make_phantom, make_volume
 from .split import split_volumes
 
 
-def open_dataset(root: str | Path, volumes=None, image_size: int | None = None):
+def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
+                 on_error: str = "skip"):
     """A dataset over ``root`` in whichever format it holds: Kaggle slices or NIfTI cases."""
     if not Path(root).is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
     try:
-        return BraTSSlices(root, volumes=volumes, image_size=image_size)
+        return BraTSSlices(root, volumes=volumes, image_size=image_size, on_error=on_error)
     except FileNotFoundError as kaggle_error:
         try:
-            return BraTSNifti(root, volumes=volumes, image_size=image_size)
+            return BraTSNifti(root, volumes=volumes, image_size=image_size, on_error=on_error)
         except FileNotFoundError:
             raise FileNotFoundError(f"{root}: neither Kaggle slice files "
                                     f"(volume_<v>_slice_<s>.h5) nor NIfTI case folders "
                                     f"(BraTS20_Training_XXX) found") from kaggle_error
 
 
-__all__ = ["BraTSDataError", "BraTSNifti", "BraTSSlices", "MASK_CHANNELS", "MODALITIES",
+__all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "SkippedSample",
+           "collate_samples", "MASK_CHANNELS", "MODALITIES",
            "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",
            "make_phantom", "make_volume", "open_dataset", "read_slice", "split_volumes",
            "write_slice", "zscore_slice"]

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import csv
 import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 MODALITIES = ("FLAIR", "T1", "T1ce", "T2")
 MASK_CHANNELS = ("NCR/NET", "ED", "ET")
@@ -38,6 +40,53 @@ class BraTSDataError(ValueError):
     def __init__(self, path: str | Path, problem: str):
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path}: {problem}")
+
+
+class BadSampleWarning(UserWarning):
+    """A data file was skipped because it cannot be used (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class SkippedSample:
+    """Stands in for a sample whose file could not be used, when datasets skip bad files.
+
+    :func:`collate_samples` takes these out of a batch and reports them.
+    """
+
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.problem}"
+
+
+def skip_or_raise(error: BraTSDataError, on_error: str) -> SkippedSample:
+    """The ``on_error`` policy of the datasets: re-raise, or warn and return a stand-in."""
+    if on_error == "raise":
+        raise error
+    warnings.warn(f"skipping {error}", BadSampleWarning, stacklevel=3)
+    return SkippedSample(str(error.path), error.problem)
+
+
+def check_on_error(on_error: str) -> str:
+    if on_error not in ("skip", "raise"):
+        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
+    return on_error
+
+
+def collate_samples(batch: list) -> tuple[torch.Tensor | None, torch.Tensor | None,
+                                          list[SkippedSample]]:
+    """A ``DataLoader`` ``collate_fn`` that drops skipped samples and reports them.
+
+    Returns ``(images (B, 4, H, W), masks (B, 3, H, W), skipped)`` with ``B`` the usable
+    samples; ``images`` and ``masks`` are ``None`` when every sample of the batch was skipped.
+    """
+    good = [sample for sample in batch if not isinstance(sample, SkippedSample)]
+    skipped = [sample for sample in batch if isinstance(sample, SkippedSample)]
+    if not good:
+        return None, None, skipped
+    images, masks = default_collate(good)
+    return images, masks, skipped
 
 
 def slice_file_name(volume: int, slice_index: int) -> str:
@@ -160,14 +209,21 @@ class BraTSSlices(Dataset):
         volumes: volume numbers to include (e.g. one side of :func:`split_volumes`);
             ``None`` takes all.
         image_size: resize every slice to ``image_size × image_size``; ``None`` keeps it.
-        tumour_only: keep only slices with tumour (needs ``meta_data.csv`` or reads masks).
+        tumour_only: keep only slices with tumour (reads every mask once).
+        on_error: what to do with a file that cannot be used (not HDF5, truncated, missing
+            keys, wrong shapes, NaN pixels, mask values other than 0/1): ``"skip"`` warns
+            (:class:`BadSampleWarning`) and yields a :class:`SkippedSample` in its place, which
+            :func:`collate_samples` drops and ``fit`` counts and records; ``"raise"`` raises
+            :class:`BraTSDataError`.
 
     Item ``i`` is ``(image, mask)``: float32 tensors (4, H, W) and (3, H, W).
     """
 
     def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
-                 image_size: int | None = None, tumour_only: bool = False):
+                 image_size: int | None = None, tumour_only: bool = False,
+                 on_error: str = "skip"):
         self.root = Path(root)
+        self.on_error = check_on_error(on_error)
         self.slices = find_slices(root, volumes)
         self.image_size = image_size
         if tumour_only:
@@ -181,8 +237,11 @@ class BraTSSlices(Dataset):
     def __len__(self) -> int:
         return len(self.slices)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = read_slice(self.slices[index][2])
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | SkippedSample:
+        try:
+            image, mask = read_slice(self.slices[index][2])
+        except BraTSDataError as error:
+            return skip_or_raise(error, self.on_error)
         return resize_sample(torch.from_numpy(image), torch.from_numpy(mask), self.image_size)
 
     def __repr__(self) -> str:
@@ -191,8 +250,10 @@ class BraTSSlices(Dataset):
 
 
 def _has_tumour(path: Path) -> bool:
-    with h5py.File(path, "r") as f:
-        return bool(np.any(f["mask"][()]))
+    try:
+        return bool(read_slice(path)[1].any())
+    except BraTSDataError:
+        return True  # kept, so that reading it reports the problem under ``on_error``
 
 
 def write_metadata(root: str | Path, rows: Sequence[dict]) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .kaggle import BraTSDataError, resize_sample
+from .kaggle import BraTSDataError, SkippedSample, check_on_error, resize_sample, skip_or_raise
 from .normalize import zscore_slice
 
 NIFTI_MODALITIES = ("flair", "t1", "t1ce", "t2")  # the Kaggle channel order
@@ -107,19 +107,25 @@ class BraTSNifti(Dataset):
         volumes: case numbers to include; ``None`` takes all.
         image_size: resize slices to ``image_size × image_size``; ``None`` keeps 240.
         cache_volumes: how many decoded cases to keep in memory (reading is per case).
+        on_error: ``"skip"`` (warn and skip every slice of a case that cannot be used: broken
+            file, NaN values, labels outside {0, 1, 2, 4}) or ``"raise"``; as in
+            :class:`unet_lib.data.BraTSSlices`.
 
     Item ``i`` is ``(image float32 (4, H, W), mask float32 (3, H, W))``.
     """
 
     def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
-                 image_size: int | None = None, cache_volumes: int = 2):
+                 image_size: int | None = None, cache_volumes: int = 2,
+                 on_error: str = "skip"):
         import nibabel as nib
 
         self.root = Path(root)
+        self.on_error = check_on_error(on_error)
         self.cases = find_cases(root, volumes)
         self.image_size = image_size
         self.cache_volumes = cache_volumes
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._broken: dict[int, BraTSDataError] = {}  # read once, reported for every slice
         self.slices = []
         for number, files in self.cases.items():
             depth = nib.load(str(files["seg"])).shape[2]
@@ -133,16 +139,25 @@ class BraTSNifti(Dataset):
         return len(self.slices)
 
     def _case(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        if number in self._broken:
+            raise self._broken[number]
         if number not in self._cache:
-            self._cache[number] = load_case(self.cases[number])
+            try:
+                self._cache[number] = load_case(self.cases[number])
+            except BraTSDataError as error:
+                self._broken[number] = error
+                raise
             while len(self._cache) > self.cache_volumes:
                 self._cache.popitem(last=False)
         self._cache.move_to_end(number)
         return self._cache[number]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | SkippedSample:
         number, s = self.slices[index]
-        modalities, seg = self._case(number)
+        try:
+            modalities, seg = self._case(number)
+        except BraTSDataError as error:
+            return skip_or_raise(error, self.on_error)
         image = zscore_slice(modalities[:, :, s, :]).transpose(2, 0, 1)
         labels = seg[:, :, s]
         mask = np.stack([labels == 1, labels == 2, labels == 4])
