@@ -130,8 +130,8 @@ def make_volume(rng: np.random.Generator, size: int = 240, n_slices: int = 155
                               + ((y - centre[1]) / extent[1]) ** 2
                               + ((x - centre[2]) / extent[2]) ** 2)
         distance += 0.13 * _smooth_field(rng, shape, 10) * torch.clamp(distance, max=1.2)
-        core = uniform(0.35, 0.65)
-        necrosis = core if low_grade else core * uniform(0.3, 0.75)  # low grade: no rim
+        core = uniform(0.5, 0.8)
+        necrosis = core if low_grade else core * uniform(0.4, 0.75)  # low grade: no rim
         width = edge / ((extent[1] + extent[2]) / 2)
         oedema_w = torch.maximum(oedema_w, _soft(1 - distance, width))
         core_w = torch.maximum(core_w, _soft(core - distance, width))

@@ -1,0 +1,124 @@
+"""Holding up: bad files are skipped and reported, an interrupted run resumes to the same
+result, out-of-memory and bad arguments give clear messages, any valid size works."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from unet_lib.checkpoint import read_checkpoint
+from unet_lib.data import BadSampleWarning, BraTSSlices, make_phantom
+from unet_lib.models import build_model
+from unet_lib.train import OutOfMemory, TrainConfig, evaluate, fit
+
+
+def test_a_bad_file_among_many_is_skipped_counted_and_named(tmp_path):
+    root = make_phantom(tmp_path / "ph", n_volumes=2, size=32, n_slices=8)
+    bad = root / "volume_1_slice_3.h5"
+    bad.write_bytes(bad.read_bytes()[:300])  # a truncated transfer
+    data = BraTSSlices(root, volumes=[1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = fit(build_model("classic", base_filters=4), data, BraTSSlices(root, [2]),
+                      TrainConfig.quick(epochs=2, batch_size=4), progress=False)
+    assert len(history) == 2
+    for record in history.records:
+        assert len(record["skipped"]) == 1 and record["skipped"][0].startswith(str(bad))
+        assert "cannot be read as HDF5" in record["skipped"][0]
+    assert any(issubclass(w.category, BadSampleWarning) and str(bad) in str(w.message)
+               for w in caught)
+
+
+def test_evaluation_reports_skipped_files_and_scores_the_rest(tmp_path):
+    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=6)
+    (root / "volume_1_slice_2.h5").write_text("not an HDF5 file")
+    with pytest.warns(BadSampleWarning):
+        result = evaluate(build_model("classic", base_filters=4), BraTSSlices(root),
+                          batch_size=4, device="cpu")
+    assert len(result["skipped"]) == 1 and "volume_1_slice_2.h5" in result["skipped"][0]
+    assert set(result["dice"]) == {"NCR/NET", "ED", "ET", "WT", "TC"}
+
+
+def test_strict_mode_stops_at_the_bad_file(tmp_path):
+    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
+    (root / "volume_1_slice_1.h5").write_text("x")
+    with pytest.raises(ValueError, match=r"volume_1_slice_1.h5: cannot be read as HDF5"):
+        BraTSSlices(root, on_error="raise")[1]
+    with pytest.raises(ValueError, match="on_error must be 'skip' or 'raise'"):
+        BraTSSlices(root, on_error="ignore")
+
+
+def cli(*args):
+    return [sys.executable, "-m", "unet_lib", *args]
+
+
+TRAIN = ("train", "--data", "ph", "--model", "classic", "--quick", "--image-size", "48",
+         "--base-filters", "8", "--batch-size", "2", "--epochs", "3", "--val-fraction", "0.34")
+
+
+def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_path):
+    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
+
+    straight = subprocess.run(cli(*TRAIN, "--out", "straight"), cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=300)
+    assert straight.returncode == 0, straight.stderr
+
+    process = subprocess.Popen(cli(*TRAIN, "--out", "killed"), cwd=tmp_path,
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.4)  # into the second epoch
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted_at = read_checkpoint(last)["epoch"]
+    assert interrupted_at < 3, "the process finished before it could be killed"
+
+    resumed = subprocess.run(cli(*TRAIN, "--out", "killed", "--resume"),
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = read_checkpoint(tmp_path / "straight" / "last.pt"), read_checkpoint(last)
+    assert a["epoch"] == b["epoch"] == 3
+    assert all(torch.equal(a["model_state"][k], b["model_state"][k]) for k in a["model_state"])
+    assert [r["train_loss"] for r in a["history"]] == [r["train_loss"] for r in b["history"]]
+    assert [r["val"] for r in a["history"]] == [r["val"] for r in b["history"]]
+
+
+def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch):
+    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
+    model = build_model("classic", base_filters=4)
+
+    def exhausted(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB. GPU 0 "
+                                          "has a total capacity of 79.11 GiB")
+
+    monkeypatch.setattr(model, "forward", exhausted)
+    with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 2.50 GiB.*e\.g\. to 16"):
+        fit(model, BraTSSlices(root), None, TrainConfig(epochs=1, image_size=32),
+            progress=False)
+
+
+@settings(max_examples=12, deadline=None)
+@given(name=st.sampled_from(["classic", "improved", "attention"]),
+       height=st.integers(16, 80), width=st.integers(16, 80), batch=st.integers(1, 2))
+def test_any_valid_size_in_gives_the_same_size_out(name, height, width, batch):
+    model = build_model(name, base_filters=2).eval()
+    with torch.no_grad():
+        assert model(torch.randn(batch, 4, height, width)).shape == (batch, 3, height, width)
+
+
+@pytest.mark.parametrize("size", [0, 8, 15])
+def test_sizes_below_16_are_refused_clearly(size):
+    with pytest.raises(ValueError, match="at least 16×16"):
+        build_model("attention", base_filters=2)(torch.zeros(1, 4, size, 32))
