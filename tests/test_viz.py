@@ -14,6 +14,13 @@ from unet_lib.viz import (mask_to_rgb, plot_history, show_attention, show_modali
                           show_prediction)
 
 
+def test_stored_uint8_masks_show_in_full_colour():
+    mask = np.zeros((3, 2, 2), np.uint8)
+    mask[0, 0, 0] = 1
+    rgb = mask_to_rgb(mask)
+    assert rgb.dtype == np.float32 and rgb[0, 0].tolist() == [1.0, 0.0, 0.0]
+
+
 def test_mask_channels_become_red_green_blue():
     mask = torch.zeros(3, 2, 2)
     mask[0, 0, 0] = mask[1, 0, 1] = mask[2, 1, 0] = 1
@@ -36,7 +43,7 @@ def test_prediction_figure_shows_the_binarized_mask_and_its_dice():
     axes = fig.axes
     assert [ax.get_title().split("\n")[0] for ax in axes] == [
         "FLAIR", "ground truth", "prediction (probabilities)", "binarized at 0.50"]
-    assert "ED 1.00" in axes[3].get_title()
+    assert "ED 1.00" in axes[3].get_xlabel()
     shown = axes[3].images[0].get_array()
     assert np.array_equal(np.asarray(shown), mask_to_rgb(target))
 

@@ -29,7 +29,7 @@ def mask_to_rgb(mask) -> np.ndarray:
     mask = _numpy(mask)
     if mask.ndim != 3 or mask.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) mask, got shape {mask.shape}")
-    return np.clip(mask.transpose(1, 2, 0), 0, 1)
+    return np.clip(mask.transpose(1, 2, 0).astype(np.float32), 0, 1)  # float: 1 is full colour
 
 
 def _legend(ax) -> None:
@@ -72,18 +72,20 @@ def show_prediction(image, target, probs, threshold: float | None = None,
     """
     from .metrics import binarize, dice
 
-    panels = [("FLAIR", _numpy(image)[0], "gray"), ("ground truth", mask_to_rgb(target), None),
+    panels = [("FLAIR", _numpy(image)[0], None), ("ground truth", mask_to_rgb(target), None),
               ("prediction (probabilities)", mask_to_rgb(probs), None)]
     if threshold is not None:
         binary = binarize(torch.as_tensor(_numpy(probs)), threshold, logits=False)
         scores = dice(binary[None], torch.as_tensor(_numpy(target))[None])
         label = ", ".join(f"{n} {v:.2f}" for n, v in zip(MASK_CHANNELS, scores.tolist()))
-        panels.append((f"binarized at {threshold:.2f}\nDice {label}", mask_to_rgb(binary), None))
+        panels.append((f"binarized at {threshold:.2f}", mask_to_rgb(binary), f"Dice {label}"))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6),
                              constrained_layout=True)
-    for ax, (name, picture, cmap) in zip(axes, panels):
-        ax.imshow(picture, cmap=cmap)
+    for ax, (name, picture, caption) in zip(axes, panels):
+        ax.imshow(picture, cmap="gray")
         ax.set_title(name, fontsize="medium")
+        if caption:
+            ax.set_xlabel(caption, fontsize="small")
     _legend(axes[1])
     _off(axes)
     if title:
@@ -141,7 +143,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
         up = F.interpolate(attention, size=(height, width), mode="bilinear",
                            align_corners=False)[0, 0].numpy()
         ax.imshow(image[0], cmap="gray")
-        shown = ax.imshow(up, cmap="jet", alpha=alpha, vmin=0, vmax=1)
+        shown = ax.imshow(up, cmap="inferno", alpha=alpha, vmin=0, vmax=1)
         ax.set_title(f"gate at {h}×{w}")
     fig.colorbar(shown, ax=axes[1:], shrink=0.8, label="attention α")
     _off(axes)

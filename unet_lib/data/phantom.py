@@ -125,7 +125,7 @@ def make_volume(rng: np.random.Generator, size: int = 240, n_slices: int = 155
     low_grade = rng.random() < 0.25
     for _ in range(1 if rng.random() < 0.85 else 2):
         centre = _tumour_centre(rng, np.array(axes))
-        extent = (uniform(0.24, 0.50), uniform(0.13, 0.33), uniform(0.13, 0.33))
+        extent = (uniform(0.20, 0.42), uniform(0.14, 0.36), uniform(0.14, 0.36))
         distance = torch.sqrt(((z - centre[0]) / extent[0]) ** 2
                               + ((y - centre[1]) / extent[1]) ** 2
                               + ((x - centre[2]) / extent[2]) ** 2)
