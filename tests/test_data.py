@@ -200,3 +200,17 @@ def test_split_depends_on_the_seed_only():
 def test_datasets_of_a_split_share_no_volume(datasets):
     train, val = datasets
     assert not {v for v, _, _ in train.slices} & {v for v, _, _ in val.slices}
+
+
+def test_nifti_modality_of_another_shape_or_with_nan_is_an_error_naming_the_file(tmp_path):
+    folder = write_case(tmp_path, 3)
+    name = "BraTS20_Training_003"
+    nib.save(nib.Nifti1Image(np.zeros((12, 10, 4), np.float32), np.eye(4)),
+             folder / f"{name}_t2.nii")
+    with pytest.raises(BraTSDataError, match=r"_t2\.nii: shape \(12, 10, 4\) differs"):
+        BraTSNifti(tmp_path, on_error="raise")[0]
+    t2 = np.ones((12, 10, 5), np.float32)
+    t2[0, 0, 0] = np.nan
+    nib.save(nib.Nifti1Image(t2, np.eye(4)), folder / f"{name}_t2.nii")
+    with pytest.raises(BraTSDataError, match=r"_t2\.nii: contains NaN"):
+        BraTSNifti(tmp_path, on_error="raise")[0]
