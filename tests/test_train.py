@@ -10,7 +10,8 @@ from torch.utils.data import Subset
 
 from unet_lib.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 from unet_lib.models import build_model
-from unet_lib.train import TrainConfig, TrainingDiverged, evaluate, fit, predict
+from unet_lib.train import (TrainConfig, TrainingDiverged, evaluate, fit, make_optimizer,
+                             predict)
 
 # The stated result of the session's quick training run (tests/conftest.py: 6 epochs of a
 # 16-filter Classic U-Net on 9 phantom volumes of 64×64) on the 3 held-out volumes.
@@ -22,6 +23,16 @@ def test_config_defaults_are_the_slides_values():
     config = TrainConfig()
     assert (config.epochs, config.batch_size, config.lr, config.weight_decay, config.lr_gamma,
             config.image_size, config.base_filters) == (20, 32, 2e-3, 1e-2, 0.9, 240, 32)
+
+
+def test_optimizer_is_adamw_with_the_slides_decay_and_plain_adam_on_request():
+    model = build_model("classic", base_filters=4)
+    adamw = make_optimizer(model, TrainConfig())
+    assert type(adamw) is torch.optim.AdamW
+    assert adamw.defaults["weight_decay"] == 1e-2 and adamw.defaults["lr"] == 2e-3
+    assert type(make_optimizer(model, TrainConfig(optimizer="adam"))) is torch.optim.Adam
+    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
+        make_optimizer(model, TrainConfig(optimizer="sgd"))
 
 
 def test_training_lowers_the_loss_and_reaches_the_stated_dice_on_held_out_volumes(trained,
