@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from .checkpoint import check_same_architecture, read_checkpoint, save_checkpoint
-from .data.kaggle import BraTSDataError, collate_samples
+from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .kaggle import (MASK_CHANNELS, MODALITIES, REGIONS, BadSampleWarning, BraTSDataError,
-                     BraTSSlices, SkippedSample, collate_samples, find_slices, list_volumes,
-                     read_slice, write_slice)
+from .kaggle import (MASK_CHANNELS, MODALITIES, REGIONS, BraTSSlices, find_slices,
+                     list_volumes, read_slice, write_slice)
 from .nifti import BraTSNifti, find_cases
 from .normalize import zscore_slice
+from .samples import BadSampleWarning, BraTSDataError, SkippedSample, collate_samples
 from .phantom import labels_to_mask, make_phantom, make_volume
 from .split import split_volumes
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import csv
 import re
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import h5py
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
+
+from .samples import BraTSDataError, SkippedSample, check_on_error, skip_or_raise
 
 MODALITIES = ("FLAIR", "T1", "T1ce", "T2")
 MASK_CHANNELS = ("NCR/NET", "ED", "ET")
@@ -32,61 +32,6 @@ SLICE_NAME = re.compile(r"^volume_(\d+)_slice_(\d+)\.h5$")
 METADATA_NAME = "meta_data.csv"
 METADATA_COLUMNS = ("slice_path", "target", "volume", "slice", "label0_pxl_cnt",
                     "label1_pxl_cnt", "label2_pxl_cnt", "background_ratio")
-
-
-class BraTSDataError(ValueError):
-    """A data file that cannot be used; the message names the file and what is wrong."""
-
-    def __init__(self, path: str | Path, problem: str):
-        self.path, self.problem = Path(path), problem
-        super().__init__(f"{path}: {problem}")
-
-
-class BadSampleWarning(UserWarning):
-    """A data file was skipped because it cannot be used (the message says which and why)."""
-
-
-@dataclass(frozen=True)
-class SkippedSample:
-    """Stands in for a sample whose file could not be used, when datasets skip bad files.
-
-    :func:`collate_samples` takes these out of a batch and reports them.
-    """
-
-    path: str
-    problem: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.problem}"
-
-
-def skip_or_raise(error: BraTSDataError, on_error: str) -> SkippedSample:
-    """The ``on_error`` policy of the datasets: re-raise, or warn and return a stand-in."""
-    if on_error == "raise":
-        raise error
-    warnings.warn(f"skipping {error}", BadSampleWarning, stacklevel=3)
-    return SkippedSample(str(error.path), error.problem)
-
-
-def check_on_error(on_error: str) -> str:
-    if on_error not in ("skip", "raise"):
-        raise ValueError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
-    return on_error
-
-
-def collate_samples(batch: list) -> tuple[torch.Tensor | None, torch.Tensor | None,
-                                          list[SkippedSample]]:
-    """A ``DataLoader`` ``collate_fn`` that drops skipped samples and reports them.
-
-    Returns ``(images (B, 4, H, W), masks (B, 3, H, W), skipped)`` with ``B`` the usable
-    samples; ``images`` and ``masks`` are ``None`` when every sample of the batch was skipped.
-    """
-    good = [sample for sample in batch if not isinstance(sample, SkippedSample)]
-    skipped = [sample for sample in batch if isinstance(sample, SkippedSample)]
-    if not good:
-        return None, None, skipped
-    images, masks = default_collate(good)
-    return images, masks, skipped
 
 
 def slice_file_name(volume: int, slice_index: int) -> str:

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .kaggle import BraTSDataError, SkippedSample, check_on_error, resize_sample, skip_or_raise
+from .kaggle import resize_sample
+from .samples import BraTSDataError, SkippedSample, check_on_error, skip_or_raise
 from .normalize import zscore_slice
 
 NIFTI_MODALITIES = ("flair", "t1", "t1ce", "t2")  # the Kaggle channel order
