@@ -16,7 +16,6 @@ import math
 import os
 import random
 import re
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import check_same_architecture, read_checkpoint, save_checkpoint
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
+from .progress import progress_bar
 
 
 @dataclass
@@ -239,8 +239,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         started = time.perf_counter()
         model.train()
         total, seen, skipped = 0.0, 0, []
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (progress and _interactive()), leave=False)
+        bar = progress_bar(train_loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
+                           leave=False)
         for images, masks, bad in bar:
             skipped.extend(str(sample) for sample in bad)
             if images is None:
@@ -294,11 +294,6 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
                 best = _mean_dice(record)
                 save_checkpoint(checkpoint_dir / "best.pt", model, **state)
     return history
-
-
-def _interactive() -> bool:
-    """A terminal or a notebook: where a live progress bar helps rather than floods a log."""
-    return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
 def _mean_dice(record: dict) -> float:

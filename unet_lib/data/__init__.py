@@ -8,6 +8,7 @@ from .kaggle import (MASK_CHANNELS, MODALITIES, REGIONS, BraTSSlices, find_slice
                      list_volumes, read_slice, write_slice)
 from .nifti import BraTSNifti, find_cases
 from .normalize import zscore_slice
+from .packed import PackedSlices, is_packed, pack, pack_folder
 from .samples import BadSampleWarning, BraTSDataError, SkippedSample, collate_samples
 from .phantom import labels_to_mask, make_phantom, make_volume
 from .split import split_volumes
@@ -15,9 +16,12 @@ from .split import split_volumes
 
 def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
                  on_error: str = "skip"):
-    """A dataset over ``root`` in whichever format it holds: Kaggle slices or NIfTI cases."""
+    """A dataset over ``root`` in whichever format it holds: a packed folder, Kaggle slices or
+    NIfTI cases."""
     if not Path(root).is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
+    if is_packed(root):
+        return PackedSlices(root, volumes=volumes, image_size=image_size)
     try:
         return BraTSSlices(root, volumes=volumes, image_size=image_size, on_error=on_error)
     except FileNotFoundError as kaggle_error:
@@ -32,5 +36,6 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
 __all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "SkippedSample",
            "collate_samples", "MASK_CHANNELS", "MODALITIES",
            "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",
-           "make_phantom", "make_volume", "open_dataset", "read_slice", "split_volumes",
+           "make_phantom", "make_volume", "open_dataset", "PackedSlices", "is_packed", "pack",
+           "pack_folder", "read_slice", "split_volumes",
            "write_slice", "zscore_slice"]
