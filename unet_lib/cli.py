@@ -5,6 +5,7 @@
     unet-lib train    --quick                             small CPU run on a small phantom
     unet-lib evaluate --checkpoint runs/classic/best.pt   Dice/precision/recall, held-out set
     unet-lib pack     --data BRATS_DIR --out BRATS.packed one-time copy that loads much faster
+    unet-lib bench    --out benchmarks/cpu.md             speed and size beside MONAI's peers
 
 Without ``--data``, ``train`` uses a phantom cached under ``data/`` (made on first use).
 """
@@ -70,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
                                               "arrays that load much faster")
     packer.add_argument("--data", type=Path, required=True)
     packer.add_argument("--out", type=Path, required=True)
+
+    bench = commands.add_parser("bench", help="measure speed and size beside MONAI's U-Nets")
+    bench.add_argument("--size", type=int, default=240, help="image size (default 240)")
+    bench.add_argument("--batch", type=int, default=None,
+                       help="training batch (default 32 on a GPU, 4 on the CPU)")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--steps", type=int, default=3, help="steps per timed run")
+    bench.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
+    bench.add_argument("--no-peers", action="store_true", help="leave MONAI's models out")
+    bench.add_argument("--out", type=Path, default=None,
+                       help="also write the table here (and the figures as .json beside it)")
 
     evaluate = commands.add_parser("evaluate", help="score a checkpoint on held-out data")
     evaluate.add_argument("--checkpoint", type=Path, required=True)
@@ -186,6 +198,20 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import format_table, peer_models, run_benchmark, write_result
+
+    if not args.no_peers and not peer_models():
+        print("MONAI is not installed: the peers are left out (pip install monai)",
+              file=sys.stderr)
+    result = run_benchmark(size=args.size, batch=args.batch, device=args.device,
+                           steps=args.steps, repeats=args.repeats, peers=not args.no_peers)
+    print(format_table(result))
+    if args.out:
+        print(f"written to {write_result(result, args.out)}")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .checkpoint import load_model
     from .data import open_dataset
@@ -215,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         commands = {"phantom": cmd_phantom, "train": cmd_train, "evaluate": cmd_evaluate,
-                    "pack": cmd_pack}
+                    "pack": cmd_pack, "bench": cmd_bench}
         return commands[args.command](args)
     except (FileNotFoundError, BraTSDataError, CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,0 +1,50 @@
+"""The benchmark runs (a smoke test on tiny sizes: timings are never asserted)."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from unet_lib.bench import format_table, forward_flops, run_benchmark, write_result
+from unet_lib.models import ClassicUNet, count_parameters
+
+
+def test_forward_flops_count_a_convolution_by_hand():
+    conv = nn.Conv2d(4, 8, 3, padding=1, bias=False)
+    assert forward_flops(conv, 16) == 2 * 4 * 8 * 9 * 16 * 16
+
+
+def test_forward_flops_count_depthwise_convolutions_by_hand():
+    depthwise = nn.Sequential(nn.Conv2d(4, 4, 7, padding=3, groups=4, bias=False))
+    assert forward_flops(depthwise, 16) == 2 * 4 * 49 * 16 * 16
+
+
+def test_benchmark_rows_for_our_models_and_the_monai_peers(tmp_path):
+    pytest.importorskip("monai")
+    result = run_benchmark(size=32, batch=2, device="cpu", steps=1, repeats=1)
+    rows = {r["model"]: r for r in result["rows"]}
+    assert list(rows) == ["classic", "improved", "attention", "monai BasicUNet",
+                          "monai AttentionUnet"]
+    assert rows["classic"]["parameters"] == count_parameters(ClassicUNet()) == 7_760_451
+    assert rows["improved"]["gflops_forward"] < rows["classic"]["gflops_forward"]
+    assert all(r["train_images_per_s"] > 0 and r["latency_ms"] > 0 for r in rows.values())
+    table = format_table(result)
+    assert table.count("×") >= 4  # ratios against the peers for classic and attention
+    path = write_result(result, tmp_path / "bench.md")
+    assert path.read_text() == table and path.with_suffix(".json").exists()
+
+
+def test_gpu_check_script_rehearses_on_the_cpu(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("monai")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "--tiny"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    for name in ("bench", "loader", "train"):
+        assert (tmp_path / f"{name}.md").exists() and (tmp_path / f"{name}.json").exists()
+    assert "packed (memory-mapped)" in (tmp_path / "loader.md").read_text()
+    assert (tmp_path / "train.md").read_text().count("| classic |") == 2

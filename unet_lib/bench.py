@@ -1,0 +1,214 @@
+"""Speed and size of the three U-Nets beside their closest peers in MONAI, in one run.
+
+``unet-lib bench`` (or :func:`run_benchmark`) measures, for each model:
+
+* parameters, and forward FLOPs per image (``torch.utils.flop_counter``; a training step is
+  counted as 3× forward, since the counter miscounts depthwise convolutions' backward);
+* training throughput: images/s of forward + backward + AdamW step at ``batch``;
+* inference throughput at ``batch`` and latency at batch 1;
+* peak GPU memory of a training step, and on a GPU with a known peak rate the share of the
+  dense bf16 peak that training reaches.
+
+Each figure is the median of ``repeats`` timed runs after a warm-up. Machines are noisy: compare
+ratios from one run (``vs peer`` columns), not figures from different runs. The peers are
+MONAI's ``BasicUNet`` (features 32-64-128-256-512, for the Classic U-Net) and ``AttentionUnet``
+(channels 32-64-128-256-512, strides 2, for the Attention U-Net), 4 → 3 channels; MONAI is
+optional (``pip install monai``), without it the peers are left out.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .models import build_model, count_parameters
+
+#: Dense bf16 peak FLOP/s of GPUs the course meets, for the "share of peak" column.
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
+             "T4": 65e12, "V100": 125e12, "RTX 4090": 165e12}
+
+#: Which peer each of our models is compared with.
+PEERS = {"classic": "monai BasicUNet", "attention": "monai AttentionUnet"}
+
+
+@dataclass
+class BenchRow:
+    """One model's measurements. Times in seconds, rates in images/s, memory in MiB."""
+
+    model: str
+    parameters: int
+    gflops_forward: float
+    train_images_per_s: float
+    infer_images_per_s: float
+    latency_ms: float
+    peak_memory_mib: float | None
+    share_of_peak: float | None
+
+
+def peer_models() -> dict[str, Callable[[], nn.Module]]:
+    """MONAI's counterparts, or an empty dict when MONAI is not installed."""
+    try:
+        from monai.networks.nets import AttentionUnet, BasicUNet
+    except ImportError:
+        return {}
+    return {
+        "monai BasicUNet": lambda: BasicUNet(spatial_dims=2, in_channels=4, out_channels=3,
+                                             features=(32, 64, 128, 256, 512, 32)),
+        "monai AttentionUnet": lambda: AttentionUnet(spatial_dims=2, in_channels=4,
+                                                     out_channels=3,
+                                                     channels=(32, 64, 128, 256, 512),
+                                                     strides=(2, 2, 2, 2)),
+    }
+
+
+def forward_flops(model: nn.Module, size: int) -> int:
+    """FLOPs of one forward pass of a (1, 4, size, size) image."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 4, size, size, device=next(model.parameters()).device))
+    model.train(was_training)
+    return counter.get_total_flops()
+
+
+def _median_rate(step: Callable[[], None], images_per_step: int, steps: int, repeats: int,
+                 sync: Callable[[], None]) -> float:
+    """Median images/s over ``repeats`` runs of ``steps`` calls of ``step``, after a warm-up."""
+    for _ in range(2):
+        step()
+    sync()
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        rates.append(images_per_step * steps / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.device,
+            steps: int = 3, repeats: int = 3, amp: bool = True) -> BenchRow:
+    """Measure one model (see the module docstring)."""
+    model = model.to(device)
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    dtype = torch.bfloat16 if cuda and amp else None
+    autocast = lambda: torch.autocast(device.type, dtype=dtype or torch.float32,  # noqa: E731
+                                      enabled=dtype is not None)
+    flops = forward_flops(model, size)
+    x = torch.randn(batch, 4, size, size, device=device)
+    y = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def train_step():
+        with autocast():
+            loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    model.train()
+    train_rate = _median_rate(train_step, batch, steps, repeats, sync)
+    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if cuda else None
+
+    model.eval()
+    one = x[:1]
+
+    def infer(batch_x):
+        def step():
+            with torch.no_grad(), autocast():
+                model(batch_x)
+        return step
+
+    infer_rate = _median_rate(infer(x), batch, steps, repeats, sync)
+    latency = 1000 / _median_rate(infer(one), 1, steps, repeats, sync)
+    share = None
+    if cuda:
+        peak_rate = next((v for k, v in PEAK_BF16.items()
+                          if k in torch.cuda.get_device_name(device)), None)
+        if peak_rate:
+            share = 3 * flops * train_rate / peak_rate
+    return BenchRow(name, count_parameters(model), flops / 1e9, train_rate, infer_rate, latency,
+                    peak, share)
+
+
+def run_benchmark(size: int = 240, batch: int | None = None, device: str = "auto",
+                  steps: int = 3, repeats: int = 3, base_filters: int = 32,
+                  models: tuple[str, ...] = ("classic", "improved", "attention"),
+                  peers: bool = True) -> dict:
+    """Benchmark our models and MONAI's peers; returns ``{"machine": ..., "rows": [...]}``.
+
+    ``batch`` defaults to 32 on a GPU and 4 on the CPU.
+    """
+    from .train import pick_device
+
+    torch_device = pick_device(device)
+    batch = batch or (32 if torch_device.type == "cuda" else 4)
+    rows = []
+    for name in models:
+        torch.manual_seed(0)
+        rows.append(measure(name, build_model(name, base_filters=base_filters), size, batch,
+                            torch_device, steps, repeats))
+    if peers:
+        for name, make in peer_models().items():
+            torch.manual_seed(0)
+            rows.append(measure(name, make(), size, batch, torch_device, steps, repeats))
+    machine = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
+               else f"CPU {_cpu_name()}, {torch.get_num_threads()} threads")
+    return {"machine": machine, "torch": torch.__version__, "size": size, "batch": batch,
+            "steps": steps, "repeats": repeats, "rows": [asdict(r) for r in rows]}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def format_table(result: dict) -> str:
+    """The result as a Markdown table, with the ratios against each model's peer."""
+    rows = {r["model"]: r for r in result["rows"]}
+    lines = [f"Machine: {result['machine']}; torch {result['torch']}; images "
+             f"{result['size']}×{result['size']}; training batch {result['batch']}; median of "
+             f"{result['repeats']} runs of {result['steps']} steps.", "",
+             "| model | params (M) | GFLOPs fwd/image | train img/s | infer img/s | latency bs1 "
+             "(ms) | peak mem (MiB) | share of bf16 peak | train vs peer | latency vs peer |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        peer = rows.get(PEERS.get(name, ""))
+        train_ratio = f"{r['train_images_per_s'] / peer['train_images_per_s']:.2f}×" if peer else ""
+        latency_ratio = f"{r['latency_ms'] / peer['latency_ms']:.2f}×" if peer else ""
+        memory = f"{r['peak_memory_mib']:.0f}" if r["peak_memory_mib"] is not None else "n/a"
+        share = f"{100 * r['share_of_peak']:.1f} %" if r["share_of_peak"] is not None else "n/a"
+        lines.append(f"| {name} | {r['parameters'] / 1e6:.2f} | {r['gflops_forward']:.1f} | "
+                     f"{r['train_images_per_s']:.1f} | {r['infer_images_per_s']:.1f} | "
+                     f"{r['latency_ms']:.1f} | {memory} | {share} | {train_ratio} | "
+                     f"{latency_ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_result(result: dict, out: str | Path) -> Path:
+    """Write the Markdown table to ``out`` and the raw figures beside it as JSON."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(format_table(result))
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    return out
