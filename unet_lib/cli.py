@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -166,17 +167,21 @@ def cmd_train(args) -> int:
     val_set = open_dataset(data_root, val_volumes, config.image_size)
     out = args.out or Path("runs") / config.model
     out.mkdir(parents=True, exist_ok=True)
-    (out / SPLIT_FILE).write_text(json.dumps({"data": str(Path(data_root).resolve()),
-                                              "train_volumes": train_volumes,
-                                              "val_volumes": val_volumes,
-                                              "image_size": config.image_size}, indent=1))
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 reports
+    if main_process:
+        split = {"data": str(Path(data_root).resolve()), "train_volumes": train_volumes,
+                 "val_volumes": val_volumes, "image_size": config.image_size}
+        (out / SPLIT_FILE).write_text(json.dumps(split, indent=1))
     seed_everything(config.seed)
     model = build_model(config.model, base_filters=config.base_filters)
-    print(f"{config.model} U-Net, {count_parameters(model):,} parameters, on "
+    report = print if main_process else (lambda *a, **k: None)
+    report(f"{config.model} U-Net, {count_parameters(model):,} parameters, on "
           f"{pick_device(config.device)}; {len(train_set)} training slices from "
           f"{len(train_volumes)} volumes, {len(val_set)} validation slices from "
           f"{len(val_volumes)} volumes; checkpoints in {out}", flush=True)
     history = fit(model, train_set, val_set, config, checkpoint_dir=out, resume=args.resume)
+    if not main_process:
+        return 0
     skipped = sorted({entry for record in history.records for entry in record["skipped"]})
     if skipped:
         print(f"training skipped {len(skipped)} unusable file(s); the first: {skipped[0]}")

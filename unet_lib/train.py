@@ -24,8 +24,9 @@ from typing import Iterable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from . import distributed
 from .checkpoint import check_same_architecture, read_checkpoint, save_checkpoint
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
@@ -135,14 +136,15 @@ def _autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _loader(data: Dataset, config: TrainConfig, device: torch.device, shuffle: bool,
-            generator: torch.Generator | None = None) -> DataLoader:
+def _train_loader(data: Dataset, config: TrainConfig, device: torch.device,
+                  generator: torch.Generator, context: distributed.Context) -> DataLoader:
+    """Shuffled batches of ``config.batch_size`` (this process's share under ``torchrun``)."""
     workers = config.num_workers
     if workers is None:
         workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
-    return DataLoader(data, batch_size=config.batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=workers, pin_memory=device.type == "cuda",
-                      persistent_workers=workers > 0, drop_last=False,
+    sampler = distributed.GlobalBatchSampler(len(data), config.batch_size, generator, context)
+    return DataLoader(data, batch_sampler=sampler, num_workers=workers,
+                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                       collate_fn=collate_samples)
 
 
@@ -210,6 +212,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
 
     config = config or TrainConfig()
     device = pick_device(config.device)
+    context = distributed.setup(device.type)
+    device = distributed.local_device(device)
     model.to(device)
     optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
@@ -233,7 +237,12 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         history = History(state["history"])
         start_epoch = state["epoch"]
 
-    train_loader = _loader(train_data, config, device, shuffle=True, generator=generator)
+    train_loader = _train_loader(train_data, config, device, generator, context)
+    trained = model  # what computes the loss: the model, or its DDP wrapper under torchrun
+    if context.active:
+        trained = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    progress = progress and context.is_main
     best = max((_mean_dice(r) for r in history.records), default=-math.inf)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
@@ -250,7 +259,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             try:  # forward and backward: either may run out of GPU memory
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                     enabled=amp_dtype is not None):
-                    loss = loss_fn(model(images).float(), masks)
+                    loss = loss_fn(trained(images).float(), masks)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss.item()} in epoch {epoch + 1}; lower the "
@@ -267,6 +276,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             total += loss.item() * len(images)
             seen += len(images)
             bar.set_postfix(loss=f"{total / seen:.4f}")
+        totals = distributed.all_sum(torch.tensor([total, seen], dtype=torch.float64), context)
+        total, seen = totals[0].item(), int(totals[1].item())
         if seen == 0:
             raise BraTSDataError(getattr(train_data, "root", "training data"),
                                  f"no usable training sample: all {len(skipped)} were skipped, "
@@ -276,7 +287,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         scheduler.step()
         if val_data is not None:
             result = evaluate(model, val_data, threshold=config.threshold,
-                              batch_size=config.batch_size, device=device, amp=config.amp)
+                              batch_size=config.batch_size, device=device, amp=config.amp,
+                              context=context)
             record["val_loss"] = result.pop("loss")
             record["skipped"] += result.pop("skipped")
             record["val"] = result
@@ -284,7 +296,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         history.records.append(record)
         if progress:
             tqdm.write(_summary(record))
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and context.is_main:
             state = dict(optimizer_state=optimizer.state_dict(),
                          scheduler_state=scheduler.state_dict(), scaler_state=scaler.state_dict(),
                          epoch=epoch + 1, history=history.records,
@@ -335,15 +347,21 @@ def _batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
 
 
 def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
-             device: torch.device | str | None = None, amp: bool = True) -> dict:
+             device: torch.device | str | None = None, amp: bool = True,
+             context: distributed.Context | None = None) -> dict:
     """Mean BCE loss and Dice/precision/recall over all of ``data`` (counts summed first).
 
     Returns:
         ``{"loss": float, "dice": {name: float}, "precision": {...}, "recall": {...},
         "skipped": ["path: problem", ...]}`` with names NCR/NET, ED, ET and the regions WT, TC
-        (see :mod:`unet_lib.metrics`); ``skipped`` lists unusable files left out.
+        (see :mod:`unet_lib.metrics`); ``skipped`` lists unusable files left out. Under
+        ``torchrun`` (``context`` from :func:`fit`) each process scores every ``world``-th
+        sample and the counts are summed over processes.
     """
     device = pick_device("auto") if device is None else torch.device(device)
+    context = context or distributed.Context()
+    if context.active:
+        data = Subset(data, range(context.rank, len(data), context.world))
     scores = SegmentationScores()
     loss_sum, seen, skipped = 0.0, 0, []
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
@@ -354,6 +372,11 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
         loss_sum += loss_fn(logits, masks).item() / masks[0].numel()
         seen += len(masks)
         scores.update(binarize(logits, threshold, logits=True), masks)
+    if context.active:
+        for counts in scores.counts.values():
+            distributed.all_sum(counts, context)
+        loss_sum, seen = distributed.all_sum(
+            torch.tensor([loss_sum, seen], dtype=torch.float64), context).tolist()
     return {"loss": loss_sum / max(seen, 1), **scores.compute(), "skipped": skipped}
 
 

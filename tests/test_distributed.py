@@ -1,0 +1,69 @@
+"""torchrun: two CPU processes (Gloo) train to the same result as one process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from unet_lib.checkpoint import read_checkpoint
+from unet_lib.data import make_phantom
+from unet_lib.distributed import Context, GlobalBatchSampler
+
+SCRIPT = textwrap.dedent('''
+    import sys
+    import torch
+    from unet_lib.data import BraTSSlices
+    from unet_lib.models import build_model
+    from unet_lib.train import TrainConfig, fit
+
+    root, out = sys.argv[1], sys.argv[2]
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4)
+    fit(model, BraTSSlices(root, [1, 2]), BraTSSlices(root, [3]),
+        TrainConfig.quick(epochs=2, batch_size=4, image_size=32), checkpoint_dir=out,
+        progress=False)
+''')
+
+
+def test_two_processes_match_one_process(tmp_path):
+    root = make_phantom(tmp_path / "ph", n_volumes=3, size=32, n_slices=10, seed=4)
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, str(script), str(root), str(tmp_path / "one")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert single.returncode == 0, single.stderr
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             "--nproc_per_node=2", str(script), str(root), str(tmp_path / "two")],
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert double.returncode == 0, double.stderr[-3000:]
+
+    one, two = read_checkpoint(tmp_path / "one" / "last.pt"), read_checkpoint(
+        tmp_path / "two" / "last.pt")
+    assert one["epoch"] == two["epoch"] == 2
+    for key, weight in one["model_state"].items():
+        assert torch.allclose(weight, two["model_state"][key], rtol=1e-4, atol=1e-6), key
+    for a, b in zip(one["history"], two["history"]):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-5)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
+        for name, value in a["val"]["dice"].items():
+            assert b["val"]["dice"][name] == pytest.approx(value, abs=0.02)
+
+
+def test_global_batches_are_split_into_equal_shares_of_the_same_shuffle():
+    def batches(rank, world):
+        generator = torch.Generator().manual_seed(7)
+        return list(GlobalBatchSampler(10, 4, generator, Context(rank, world)))
+
+    alone = batches(0, 1)
+    first, second = batches(0, 2), batches(1, 2)
+    assert [len(b) for b in alone] == [4, 4, 2]
+    assert [a + b for a, b in zip(first, second)] == alone
+    assert len(GlobalBatchSampler(10, 4, torch.Generator(), Context(0, 2))) == 3
+    with pytest.raises(ValueError, match="smaller than the 4 processes"):
+        GlobalBatchSampler(10, 2, torch.Generator(), Context(0, 4))
