@@ -6,7 +6,8 @@ installed), from the repository root:
     python benchmarks/gpu_check.py OUT_DIR            # about 8 minutes on an H100
     python benchmarks/gpu_check.py OUT_DIR --tiny     # a CPU rehearsal in about a minute
 
-writes ``bench.md`` (models beside MONAI's peers at 240×240, batch 32), ``loader.md``
+writes ``bench.md`` (models beside MONAI's peers at 240×240, batch 32, bf16 autocast),
+``bench-channels-last.md`` (the same with the channels_last layout), ``loader.md``
 (slices/s from the Kaggle h5 folder and from the packed copy) and ``train.md`` (two epochs of
 the slides' configuration for each model on a phantom of 8 volumes × 155 slices), each with a
 ``.json`` of the raw figures.
@@ -58,11 +59,12 @@ def main() -> int:
     print(f"device {device}, torch {torch.__version__}", flush=True)
 
     started = time.perf_counter()
-    result = run_benchmark(size=size, batch=batch, steps=1 if tiny else 5,
-                           repeats=1 if tiny else 3)
-    write_result(result, args.out / "bench.md")
-    print((args.out / "bench.md").read_text(), f"({time.perf_counter() - started:.0f} s)",
-          flush=True)
+    for name, channels_last in (("bench", False), ("bench-channels-last", True)):
+        result = run_benchmark(size=size, batch=batch, steps=1 if tiny else 5,
+                               repeats=1 if tiny else 3, channels_last=channels_last)
+        write_result(result, args.out / f"{name}.md")
+        print((args.out / f"{name}.md").read_text(), f"({time.perf_counter() - started:.0f} s)",
+              flush=True)
 
     work = Path(tempfile.mkdtemp())
     started = time.perf_counter()

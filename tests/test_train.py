@@ -141,3 +141,34 @@ def test_a_nan_loss_stops_training_with_a_clear_message_keeping_the_last_checkpo
         fit(model, train, None, TrainConfig.quick(epochs=3, batch_size=8),
             checkpoint_dir=tmp_path, progress=False)
     assert (tmp_path / "last.pt").read_bytes() == good
+
+
+def test_channels_last_trains_to_the_same_loss(datasets):
+    train, _ = tiny(datasets, 8)
+    losses = []
+    for channels_last in (False, True):
+        torch.manual_seed(0)
+        history = fit(build_model("classic", base_filters=4), train, None,
+                      TrainConfig.quick(epochs=1, batch_size=8, channels_last=channels_last),
+                      progress=False)
+        losses.append(history["train_loss"][0])
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_a_compile_failure_falls_back_to_eager_with_a_warning(datasets, monkeypatch):
+    train, _ = tiny(datasets, 8)
+
+    class Broken(torch.nn.Module):  # stands in for a compiled model whose compilation fails
+        def __init__(self, inner):
+            super().__init__()
+            self._orig_mod = inner
+
+        def forward(self, x):
+            raise RuntimeError("no C++ compiler found")
+
+    monkeypatch.setattr("unet_lib.train.compile_model", Broken)
+    torch.manual_seed(0)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*no C\\+\\+ compiler"):
+        history = fit(build_model("classic", base_filters=4), train, None,
+                      TrainConfig.quick(epochs=1, batch_size=8, compile=True), progress=False)
+    assert len(history) == 1

@@ -99,16 +99,24 @@ def _median_rate(step: Callable[[], None], images_per_step: int, steps: int, rep
 
 
 def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.device,
-            steps: int = 3, repeats: int = 3, amp: bool = True) -> BenchRow:
-    """Measure one model (see the module docstring)."""
-    model = model.to(device)
+            steps: int = 3, repeats: int = 3, amp: bool = True, channels_last: bool = False,
+            compile: bool = False) -> BenchRow:
+    """Measure one model (see the module docstring); ``amp`` (bf16 on CUDA),
+    ``channels_last`` and ``compile`` are the speed-ups, each switchable alone."""
+    from .train import compile_model
+
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(device, memory_format=memory_format)
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     dtype = torch.bfloat16 if cuda and amp else None
     autocast = lambda: torch.autocast(device.type, dtype=dtype or torch.float32,  # noqa: E731
                                       enabled=dtype is not None)
     flops = forward_flops(model, size)
-    x = torch.randn(batch, 4, size, size, device=device)
+    parameters = count_parameters(model)
+    if compile:
+        model = compile_model(model)
+    x = torch.randn(batch, 4, size, size, device=device).to(memory_format=memory_format)
     y = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -142,14 +150,15 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
                           if k in torch.cuda.get_device_name(device)), None)
         if peak_rate:
             share = 3 * flops * train_rate / peak_rate
-    return BenchRow(name, count_parameters(model), flops / 1e9, train_rate, infer_rate, latency,
+    return BenchRow(name, parameters, flops / 1e9, train_rate, infer_rate, latency,
                     peak, share)
 
 
 def run_benchmark(size: int = 240, batch: int | None = None, device: str = "auto",
                   steps: int = 3, repeats: int = 3, base_filters: int = 32,
                   models: tuple[str, ...] = ("classic", "improved", "attention"),
-                  peers: bool = True) -> dict:
+                  peers: bool = True, amp: bool = True, channels_last: bool = False,
+                  compile: bool = False) -> dict:
     """Benchmark our models and MONAI's peers; returns ``{"machine": ..., "rows": [...]}``.
 
     ``batch`` defaults to 32 on a GPU and 4 on the CPU.
@@ -159,18 +168,21 @@ def run_benchmark(size: int = 240, batch: int | None = None, device: str = "auto
     torch_device = pick_device(device)
     batch = batch or (32 if torch_device.type == "cuda" else 4)
     rows = []
+    speedups = dict(amp=amp, channels_last=channels_last, compile=compile)
     for name in models:
         torch.manual_seed(0)
         rows.append(measure(name, build_model(name, base_filters=base_filters), size, batch,
-                            torch_device, steps, repeats))
+                            torch_device, steps, repeats, **speedups))
     if peers:
         for name, make in peer_models().items():
             torch.manual_seed(0)
-            rows.append(measure(name, make(), size, batch, torch_device, steps, repeats))
+            rows.append(measure(name, make(), size, batch, torch_device, steps, repeats,
+                                **speedups))
     machine = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
                else f"CPU {_cpu_name()}, {torch.get_num_threads()} threads")
     return {"machine": machine, "torch": torch.__version__, "size": size, "batch": batch,
-            "steps": steps, "repeats": repeats, "rows": [asdict(r) for r in rows]}
+            "steps": steps, "repeats": repeats, "speedups": speedups,
+            "rows": [asdict(r) for r in rows]}
 
 
 def _cpu_name() -> str:
@@ -183,12 +195,19 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _speedups(flags: dict) -> str:
+    names = {"amp": "bf16 autocast (CUDA only)", "channels_last": "channels_last",
+             "compile": "torch.compile"}
+    return ", ".join(names[k] for k, on in flags.items() if on) or "none"
+
+
 def format_table(result: dict) -> str:
     """The result as a Markdown table, with the ratios against each model's peer."""
     rows = {r["model"]: r for r in result["rows"]}
     lines = [f"Machine: {result['machine']}; torch {result['torch']}; images "
              f"{result['size']}×{result['size']}; training batch {result['batch']}; median of "
-             f"{result['repeats']} runs of {result['steps']} steps.", "",
+             f"{result['repeats']} runs of {result['steps']} steps; speed-ups "
+             f"{_speedups(result.get('speedups', {}))}.", "",
              "| model | params (M) | GFLOPs fwd/image | train img/s | infer img/s | latency bs1 "
              "(ms) | peak mem (MiB) | share of bf16 peak | train vs peer | latency vs peer |",
              "|---|---|---|---|---|---|---|---|---|---|"]

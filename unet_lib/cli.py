@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=3, help="steps per timed run")
     bench.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
     bench.add_argument("--no-peers", action="store_true", help="leave MONAI's models out")
+    bench.add_argument("--no-amp", action="store_true", help="float32 on CUDA too")
+    bench.add_argument("--channels-last", action="store_true", help="NHWC memory layout")
+    bench.add_argument("--compile", action="store_true", help="torch.compile every model")
     bench.add_argument("--out", type=Path, default=None,
                        help="also write the table here (and the figures as .json beside it)")
 
@@ -210,7 +213,9 @@ def cmd_bench(args) -> int:
         print("MONAI is not installed: the peers are left out (pip install monai)",
               file=sys.stderr)
     result = run_benchmark(size=args.size, batch=args.batch, device=args.device,
-                           steps=args.steps, repeats=args.repeats, peers=not args.no_peers)
+                           steps=args.steps, repeats=args.repeats, peers=not args.no_peers,
+                           amp=not args.no_amp, channels_last=args.channels_last,
+                           compile=args.compile)
     print(format_table(result))
     if args.out:
         print(f"written to {write_result(result, args.out)}")
