@@ -5,7 +5,7 @@ which starves a GPU. :func:`pack` reads every slice once (through the same check
 training) and writes a folder::
 
     images.npy   float16 (N, 4, H, W)   z-scored channels (|values| < 65,504: float16 is enough)
-    masks.npy    uint8   (N, 3, H, W)   NCR/NET, ED, ET in {0, 1}
+    masks.npy    uint8   (N, H, W)      the three mask channels as bits: NCR/NET 1, ED 2, ET 4
     index.npy    int32   (K, 3)         (volume, slice, row) of each usable slice (K ≤ N; rows
                                         of skipped files stay zero and are never read)
     packed.json  the source folder, image size, dtypes and the files skipped as unusable
@@ -29,6 +29,7 @@ from .kaggle import BraTSSlices, resize_sample
 from .samples import SkippedSample
 
 PACKED_META = "packed.json"
+CHANNEL_BITS = np.arange(3, dtype=np.uint8)[:, None, None]  # channel c is bit c of a mask byte
 
 
 def is_packed(root: str | Path) -> bool:
@@ -50,14 +51,15 @@ def pack(source: Dataset, out: str | Path, progress: bool = True) -> Path:
     height, width = first[0].shape[-2:]
     n = len(source)
     images = np.lib.format.open_memmap(out / "images.npy", "w+", np.float16, (n, 4, height, width))
-    masks = np.lib.format.open_memmap(out / "masks.npy", "w+", np.uint8, (n, 3, height, width))
+    masks = np.lib.format.open_memmap(out / "masks.npy", "w+", np.uint8, (n, height, width))
     index, skipped = [], []
     for row in progress_bar(range(n), progress, desc=f"packing {n} slices"):
         sample = source[row]
         if isinstance(sample, SkippedSample):
             skipped.append(str(sample))
             continue
-        images[row], masks[row] = sample[0].numpy(), sample[1].numpy()
+        images[row] = sample[0].numpy()
+        masks[row] = (sample[1].numpy().astype(np.uint8) << CHANNEL_BITS).sum(axis=0)
         index.append((*source.slices[row][:2], row))
     images.flush()
     masks.flush()
@@ -65,7 +67,7 @@ def pack(source: Dataset, out: str | Path, progress: bool = True) -> Path:
     np.save(out / "index.npy", np.array(index, np.int32).reshape(-1, 3))
     meta = {"source": str(getattr(source, "root", "")), "slices": len(index),
             "height": int(height), "width": int(width), "image_dtype": "float16",
-            "mask_dtype": "uint8", "skipped": skipped}
+            "mask_dtype": "uint8 bits", "skipped": skipped}
     (out / PACKED_META).write_text(json.dumps(meta, indent=1))
     return out
 
@@ -113,7 +115,7 @@ class PackedSlices(Dataset):
         images, masks = self._arrays()
         row = self.slices[index][2]
         image = torch.from_numpy(images[row].astype(np.float32))
-        mask = torch.from_numpy(masks[row].astype(np.float32))
+        mask = torch.from_numpy(((masks[row] >> CHANNEL_BITS) & 1).astype(np.float32))
         return resize_sample(image, mask, self.image_size)
 
     def __getstate__(self) -> dict:  # workers re-open the maps instead of pickling them
