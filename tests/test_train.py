@@ -158,15 +158,12 @@ def test_channels_last_trains_to_the_same_loss(datasets):
 def test_a_compile_failure_falls_back_to_eager_with_a_warning(datasets, monkeypatch):
     train, _ = tiny(datasets, 8)
 
-    class Broken(torch.nn.Module):  # stands in for a compiled model whose compilation fails
-        def __init__(self, inner):
-            super().__init__()
-            self._orig_mod = inner
-
-        def forward(self, x):
+    def compile_that_fails_at_the_first_call(model):
+        def broken(*args, **kwargs):
             raise RuntimeError("no C++ compiler found")
+        return broken
 
-    monkeypatch.setattr("unet_lib.train.compile_model", Broken)
+    monkeypatch.setattr(torch, "compile", compile_that_fails_at_the_first_call)
     torch.manual_seed(0)
     with pytest.warns(RuntimeWarning, match="torch.compile failed.*no C\\+\\+ compiler"):
         history = fit(build_model("classic", base_filters=4), train, None,

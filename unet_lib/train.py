@@ -131,14 +131,39 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
     return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
+class CompiledWithFallback(nn.Module):
+    """``torch.compile(model)`` that falls back to ``model`` itself, with a warning, when
+    compiling fails — which it does at the first call, not when ``torch.compile`` returns."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.eager = model
+        self.checked = False
+        try:
+            self.compiled = torch.compile(model)
+        except Exception as error:  # no compiler toolchain, unsupported platform, ...
+            self._fall_back(error)
+
+    def _fall_back(self, error: Exception) -> None:
+        warnings.warn(f"torch.compile failed ({error}); training without it", RuntimeWarning,
+                      stacklevel=3)
+        self.compiled, self.checked = self.eager, True
+
+    def forward(self, *args, **kwargs):
+        if self.checked:
+            return self.compiled(*args, **kwargs)
+        try:
+            output = self.compiled(*args, **kwargs)
+        except Exception as error:
+            self._fall_back(error)
+            output = self.eager(*args, **kwargs)
+        self.checked = True
+        return output
+
+
 def compile_model(model: nn.Module) -> nn.Module:
-    """``torch.compile(model)``, or ``model`` itself with a warning where that fails."""
-    try:
-        return torch.compile(model)
-    except Exception as error:  # no compiler toolchain, unsupported platform, ...
-        warnings.warn(f"torch.compile is unavailable here ({error}); training without it",
-                      RuntimeWarning, stacklevel=2)
-        return model
+    """``model`` compiled with ``torch.compile``, falling back to eager where that fails."""
+    return CompiledWithFallback(model)
 
 
 def seed_everything(seed: int) -> None:
@@ -264,7 +289,6 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         trained = compile_model(trained)
-    compiled_once = False  # a compile failure shows at the first call: fall back there
     progress = progress and context.is_main
     best = max((_mean_dice(r) for r in history.records), default=-math.inf)
     for epoch in range(start_epoch, config.epochs):
@@ -282,17 +306,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             try:  # forward and backward: either may run out of GPU memory
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                     enabled=amp_dtype is not None):
-                    try:
-                        logits = trained(images)
-                    except Exception as error:
-                        if trained is model or not config.compile or compiled_once:
-                            raise
-                        warnings.warn(f"torch.compile failed on the first batch ({error}); "
-                                      f"training without it", RuntimeWarning, stacklevel=2)
-                        trained = trained._orig_mod if hasattr(trained, "_orig_mod") else model
-                        logits = trained(images)
-                    compiled_once = True
-                    loss = loss_fn(logits.float(), masks)
+                    loss = loss_fn(trained(images).float(), masks)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
                         f"the loss became {loss.item()} in epoch {epoch + 1}; lower the "
