@@ -61,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         if field.name == "model":
             continue
         default, small = getattr(defaults, field.name), getattr(quick, field.name)
-        train.add_argument("--" + field.name.replace("_", "-"), default=None,
-                           type=_bool if isinstance(default, bool) else
-                           type(default) if default is not None else int,
+        kind = (_floats if field.name == "pos_weight" else _bool if isinstance(default, bool)
+                else type(default) if default is not None else int)
+        train.add_argument("--" + field.name.replace("_", "-"), default=None, type=kind,
                            help=f"default {default}" + (f", {small} with --quick"
                                                         if small != default else ""))
     _add_phantom_args(train)
@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_class():
     from .train import TrainConfig
     return TrainConfig
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas (e.g. 5,2,5), "
+                                         f"got {text!r}") from None
 
 
 def _bool(text: str) -> bool:
