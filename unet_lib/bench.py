@@ -103,15 +103,12 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
             compile: bool = False) -> BenchRow:
     """Measure one model (see the module docstring); ``amp`` (bf16 on CUDA),
     ``channels_last`` and ``compile`` are the speed-ups, each switchable alone."""
-    from .train import compile_model
+    from .train import autocast, compile_model
 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    dtype = torch.bfloat16 if cuda and amp else None
-    autocast = lambda: torch.autocast(device.type, dtype=dtype or torch.float32,  # noqa: E731
-                                      enabled=dtype is not None)
     flops = forward_flops(model, size)
     parameters = count_parameters(model)
     if compile:
@@ -121,7 +118,7 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def train_step():
-        with autocast():
+        with autocast(device, amp):
             loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -138,7 +135,7 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
 
     def infer(batch_x):
         def step():
-            with torch.no_grad(), autocast():
+            with torch.no_grad(), autocast(device, amp):
                 model(batch_x)
         return step
 
@@ -196,7 +193,7 @@ def _cpu_name() -> str:
 
 
 def _speedups(flags: dict) -> str:
-    names = {"amp": "bf16 autocast (CUDA only)", "channels_last": "channels_last",
+    names = {"amp": "mixed precision (CUDA only: bf16, else fp16)", "channels_last": "channels_last",
              "compile": "torch.compile"}
     return ", ".join(names[k] for k, on in flags.items() if on) or "none"
 

@@ -154,11 +154,9 @@ def cmd_phantom(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import torch
-
     from .data import open_dataset, split_volumes
     from .models import build_model, count_parameters
-    from .train import TrainConfig, evaluate, fit, pick_device, seed_everything
+    from .train import TrainConfig, fit, pick_device, seed_everything
 
     base = TrainConfig.quick() if args.quick else TrainConfig()
     changes = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
@@ -196,10 +194,9 @@ def cmd_train(args) -> int:
     skipped = sorted({entry for record in history.records for entry in record["skipped"]})
     if skipped:
         print(f"training skipped {len(skipped)} unusable file(s); the first: {skipped[0]}")
-    result = evaluate(model, val_set, threshold=config.threshold, batch_size=config.batch_size,
-                      device=pick_device(config.device), amp=config.amp)
-    print(f"validation after {config.epochs} epochs (threshold {config.threshold}):")
-    _print_scores(result)
+    last = history.records[-1]  # fit validated the final model already: no second pass
+    print(f"validation after {last['epoch']} epochs (threshold {config.threshold}):")
+    _print_scores(last["val"])
     return 0
 
 

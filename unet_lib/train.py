@@ -199,6 +199,13 @@ def _autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def autocast(device: torch.device, amp: bool):
+    """Mixed-precision context for ``amp`` on CUDA (bfloat16 where supported, else float16);
+    a no-op elsewhere."""
+    dtype = _autocast_dtype(device, amp)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def _train_loader(data: Dataset, config: TrainConfig, device: torch.device,
                   generator: torch.Generator, context: distributed.Context) -> DataLoader:
     """Shuffled batches of ``config.batch_size`` (this process's share under ``torchrun``)."""
@@ -324,8 +331,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             images = images.to(device, non_blocking=True, memory_format=memory_format)
             masks = masks.to(device, non_blocking=True)
             try:  # forward and backward: either may run out of GPU memory
-                with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                                    enabled=amp_dtype is not None):
+                with autocast(device, config.amp):
                     loss = loss_fn(trained(images).float(), masks)
                 if not torch.isfinite(loss):
                     raise TrainingDiverged(
@@ -397,7 +403,6 @@ def _batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
     ``data`` is a dataset of (image, mask) samples or an image tensor (N, C, H, W).
     """
     model.to(device).eval()
-    amp_dtype = _autocast_dtype(device, amp)
     if isinstance(data, torch.Tensor):
         loader = ((images, None, []) for images in data.split(batch_size))
     else:
@@ -407,8 +412,7 @@ def _batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
         if images is None:
             yield None, None, skipped
             continue
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                            enabled=amp_dtype is not None):
+        with autocast(device, amp):
             logits = model(images.to(device, non_blocking=True))
         yield logits.float().cpu(), masks, skipped
 
