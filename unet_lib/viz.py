@@ -15,7 +15,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .data.kaggle import MASK_CHANNELS, MODALITIES
+from .data.kaggle import MASK_CHANNELS, MODALITIES, REGIONS
 
 CHANNEL_COLOURS = ("red", "green", "blue")
 
@@ -150,3 +150,138 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
     if title:
         fig.suptitle(title)
     return fig
+
+
+# --- pictures for the static sliders (unet_lib.slider): arrays, not figures -----------------
+
+def grey_picture(channel) -> np.ndarray:
+    """(H, W) MRI channel → (H, W) grey levels in [0, 1], clipped at the 1st/99.5th
+    percentile of the non-background pixels (the z-scored background is the minimum)."""
+    channel = _numpy(channel).astype(np.float32)
+    inside = channel[channel > channel.min()]
+    if inside.size == 0:
+        return np.zeros_like(channel)
+    low, high = np.percentile(inside, [1, 99.5])
+    return np.clip((channel - low) / max(high - low, 1e-6), 0, 1)
+
+
+def attention_overlay(channel, attention, alpha: float = 0.5) -> np.ndarray:
+    """A gate's coefficients (h, w), upsampled bilinearly to the (H, W) channel's size and
+    blended over it with the ``inferno`` colour map → (H, W, 3) RGB in [0, 1]."""
+    import torch.nn.functional as F
+
+    grey = grey_picture(channel)
+    attention = torch.as_tensor(_numpy(attention), dtype=torch.float32)
+    attention = attention.reshape(1, 1, *attention.shape[-2:])
+    up = F.interpolate(attention, size=grey.shape, mode="bilinear", align_corners=False)
+    colours = plt.get_cmap("inferno")(up[0, 0].clamp(0, 1).numpy())[..., :3]
+    return (1 - alpha) * grey[..., None] + alpha * colours
+
+
+def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
+    from .metrics import dice, to_regions
+
+    scores = dice(to_regions(binary[None]), to_regions(target[None]))
+    return ", ".join(f"{name} {value:.2f}" for name, value in zip(REGIONS, scores.tolist()))
+
+
+def threshold_slider(images, targets, probs, names: Sequence[str],
+                     thresholds: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2)),
+                     start_threshold: float = 0.5, title: str | None = None):
+    """A static :class:`~unet_lib.slider.ImageSlider` over slices and thresholds: FLAIR,
+    ground truth, probabilities as RGB, and the prediction binarized at the chosen threshold,
+    with the Dice of every channel and region in the caption.
+
+    Args:
+        images: (N, 4, H, W) inputs; targets: (N, 3, H, W) binary masks;
+        probs: (N, 3, H, W) predicted probabilities; names: N slice labels.
+        thresholds: the slider's positions (19 from 0.05 to 0.95 by default).
+        start_threshold: the slider's first position (the closest of ``thresholds``).
+    """
+    from .metrics import binarize
+    from .slider import ImageSlider
+
+    images, targets, probs = (torch.as_tensor(_numpy(x)) for x in (images, targets, probs))
+    if not len(images) == len(targets) == len(probs) == len(names):
+        raise ValueError(f"images, targets, probs and names must have the same length, got "
+                         f"{len(images)}, {len(targets)}, {len(probs)} and {len(names)}")
+    thresholds = [float(t) for t in thresholds]
+    if any(not 0 <= t <= 1 for t in thresholds):
+        raise ValueError(f"thresholds must lie in [0, 1], got {thresholds}")
+    start = int(np.argmin([abs(t - start_threshold) for t in thresholds]))
+    binary = {}
+
+    def binarized(position):
+        if position not in binary:
+            i, j = position
+            binary[position] = binarize(probs[i], thresholds[j], logits=False)
+        return binary[position]
+
+    def pictures(position):
+        i, _ = position
+        return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]), mask_to_rgb(probs[i]),
+                mask_to_rgb(binarized(position))]
+
+    def caption(position):
+        i, j = position
+        return (f"{names[i]}; threshold {thresholds[j]:.2f}: Dice "
+                f"{_dice_caption(binarized(position), targets[i])}")
+
+    return ImageSlider({"slice": list(names), "threshold": [f"{t:.2f}" for t in thresholds]},
+                       ["FLAIR", "ground truth (R NCR/NET, G ED, B ET)",
+                        "probabilities as RGB", "binarized"],
+                       pictures, caption, start=(0, start), title=title)
+
+
+def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
+                     title: str | None = None):
+    """A static slider over slices and gate levels: FLAIR, the ground truth, and one gate's
+    attention coefficients over FLAIR, with the mean coefficient inside and outside the whole
+    tumour in the caption.
+
+    Args:
+        images: (N, 4, H, W); targets: (N, 3, H, W);
+        maps: one (N, 1, h, w) tensor per gate, deepest first (as the model returns them);
+        names: N slice labels.
+    """
+    from .slider import ImageSlider
+
+    images, targets = torch.as_tensor(_numpy(images)), torch.as_tensor(_numpy(targets))
+    maps = [torch.as_tensor(_numpy(m)) for m in maps]
+    levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
+
+    def pictures(position):
+        i, g = position
+        return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
+                attention_overlay(images[i, 0], maps[g][i])]
+
+    def caption(position):
+        i, g = position
+        inside, outside = attention_inside_outside(maps[g][i], targets[i])
+        return (f"{names[i]}; gate at {levels[g]}: mean α inside the tumour {inside:.2f}, "
+                f"outside {outside:.2f}")
+
+    return ImageSlider({"slice": list(names), "gate": levels},
+                       ["FLAIR", "ground truth", "attention α over FLAIR"],
+                       pictures, caption, title=title)
+
+
+def attention_inside_outside(attention, target) -> tuple[float, float]:
+    """Mean attention coefficient inside and outside the whole tumour of one slice.
+
+    Args:
+        attention: (1, h, w) or (h, w) coefficients of one gate.
+        target: (3, H, W) binary mask; its union (WT) is resized to (h, w) by nearest pixel.
+
+    Returns:
+        ``(inside, outside)``; ``nan`` for a side with no pixels.
+    """
+    import torch.nn.functional as F
+
+    attention = torch.as_tensor(_numpy(attention), dtype=torch.float32).reshape(
+        *np.shape(attention)[-2:])
+    tumour = torch.as_tensor(_numpy(target)).amax(0)[None, None].float()
+    tumour = F.interpolate(tumour, size=attention.shape, mode="nearest")[0, 0] > 0.5
+    inside = attention[tumour].mean().item() if tumour.any() else float("nan")
+    outside = attention[~tumour].mean().item() if (~tumour).any() else float("nan")
+    return inside, outside

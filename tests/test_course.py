@@ -1,0 +1,135 @@
+"""The course's shared setup: scale selection, model cache, lab self-checks."""
+
+import math
+
+import pytest
+import torch
+
+from unet_lib import course, labs
+from unet_lib.models import count_parameters
+
+
+def test_scale_variable_overrides_the_notebook_choice(monkeypatch):
+    monkeypatch.setenv(course.SCALE_VARIABLE, "quick")
+    assert course.resolve_scale("full") == "quick"
+    monkeypatch.delenv(course.SCALE_VARIABLE)
+    assert course.resolve_scale("full") == "full"
+    assert course.resolve_scale("auto") == ("full" if torch.cuda.is_available() else "quick")
+
+
+def test_unknown_scale_is_named(monkeypatch):
+    monkeypatch.delenv(course.SCALE_VARIABLE, raising=False)
+    with pytest.raises(ValueError, match="scale = 'huge'"):
+        course.resolve_scale("huge")
+    monkeypatch.setenv(course.SCALE_VARIABLE, "tiny")
+    with pytest.raises(ValueError, match=r"\$UNET_COURSE_SCALE = 'tiny'"):
+        course.resolve_scale("quick")
+
+
+@pytest.fixture
+def tiny_setup(phantom_root, tmp_path, monkeypatch):
+    monkeypatch.setenv(course.HOME_VARIABLE, str(tmp_path))
+    monkeypatch.delenv(course.SCALE_VARIABLE, raising=False)
+    return course.setup("quick", data=phantom_root, epochs=1, base_filters=4, image_size=32)
+
+
+def test_setup_reads_the_given_data_and_splits_by_volume(tiny_setup, phantom_root):
+    assert tiny_setup.real_data and tiny_setup.data_root == phantom_root.resolve()
+    assert not set(tiny_setup.train_volumes) & set(tiny_setup.val_volumes)
+    train, val = tiny_setup.datasets()
+    assert train[0][0].shape == (4, 32, 32) and val.volumes == tiny_setup.val_volumes
+
+
+def test_a_trained_model_is_cached_and_loaded_back(tiny_setup):
+    first = tiny_setup.trained("classic", progress=False)
+    assert not first.from_cache and len(first.history) == 1
+    second = tiny_setup.trained("classic", progress=False)
+    assert second.from_cache and second.checkpoint == first.checkpoint
+    for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert second.history.records == first.history.records
+    assert second.parameters == count_parameters(first.model)
+
+
+def test_a_changed_configuration_gets_its_own_cache(tiny_setup, phantom_root):
+    other = course.setup("quick", data=phantom_root, epochs=2, base_filters=4, image_size=32)
+    assert other.run_dir("classic") != tiny_setup.run_dir("classic")
+    assert tiny_setup.run_dir("classic") != tiny_setup.run_dir("attention")
+
+
+def test_an_interrupted_run_is_finished_not_loaded(tiny_setup, phantom_root):
+    import dataclasses
+    longer = dataclasses.replace(tiny_setup, config=dataclasses.replace(tiny_setup.config,
+                                                                        epochs=2))
+    one_epoch_dir = tiny_setup.run_dir("classic")
+    tiny_setup.trained("classic", progress=False)
+    longer.run_dir("classic").mkdir(parents=True)
+    (one_epoch_dir / "last.pt").rename(longer.run_dir("classic") / "last.pt")
+    resumed = longer.trained("classic", progress=False)
+    assert not resumed.from_cache and [r["epoch"] for r in resumed.history.records] == [1, 2]
+
+
+def test_tumour_slices_are_the_largest_one_per_volume(tiny_setup):
+    _, val = tiny_setup.datasets()
+    chosen = course.tumour_slices(val, count=2)
+    areas = sorted((float(val[i][1].amax(0).sum()) for i in range(len(val))), reverse=True)
+    assert float(val[chosen[0]][1].amax(0).sum()) == areas[0]
+    volumes = {course.slice_name(val, i).split(",")[0] for i in chosen}
+    assert len(volumes) == len(chosen)
+
+
+# --- lab checks: right answers worked out by hand pass, wrong ones raise ----------------------
+
+RIGHT_AND_WRONG = [
+    # 4·32·9 + 32 + 32·32·9 + 32
+    (labs.check_first_level_parameters, 10432, 10368),
+    (labs.check_bottleneck_shape, (1, 512, 15, 15), (1, 512, 16, 16)),
+    # depthwise 64·49, pointwise 64·64 + 64
+    (labs.check_separable_parameters, 7296, 64 * 64 * 49),
+    # W_x 64·16, W_g 64·16 + 16, ψ 16 + 1
+    (labs.check_gate_parameters, 2081, 2064),
+    (lambda a: labs.check_learning_rate(a, epoch=10), 2e-3 * 0.9 ** 10, 2e-3 * 0.9 ** 9),
+    (lambda a: labs.check_steps_per_epoch(a, n_slices=100, batch_size=32), 4, 3),
+    (labs.check_mask_colour, (0, 1, 1), (0, 1, 0)),
+    (lambda a: labs.check_gate_sizes(a, image_size=64), [8, 16, 32, 64], [4, 8, 16, 32]),
+    # a full 7×7 convolution has C² · 49 weights against C · 49 + C² for the separable one
+    (labs.check_biggest_growth, "separable", "batch_norm"),
+    (lambda a: labs.check_sharpest_gate(a, [0.1, 0.4, 0.2]), 1, 2),
+]
+
+
+@pytest.mark.parametrize("check, right, wrong", RIGHT_AND_WRONG)
+def test_lab_check_accepts_the_answer_and_rejects_another(check, right, wrong, capsys):
+    check(None)
+    assert "Not answered yet" in capsys.readouterr().out
+    check(right)
+    assert "Right" in capsys.readouterr().out
+    with pytest.raises(labs.NotYet, match="Not yet"):
+        check(wrong)
+
+
+def test_hand_scores_check():
+    # prediction 4 pixels, target 3, overlap 2: TP 2, FP 2, FN 1
+    labs.check_scores_by_hand(4 / 7, 2 / 4, 2 / 3)
+    with pytest.raises(labs.NotYet, match="precision"):
+        labs.check_scores_by_hand(4 / 7, 2 / 3, 2 / 4)
+    labs.check_empty_slice_dice(1.0, 0.0)
+    with pytest.raises(labs.NotYet):
+        labs.check_empty_slice_dice(math.nan, 0.0)
+
+
+def test_attention_parameters_check_counts_four_gates():
+    classic = count_parameters(labs.ClassicUNet())
+    # gates on skips of widths 32, 64, 128, 256 with intermediate width 8:
+    # w_x c·8, w_g c·8 + 8, psi 8 + 1
+    gates = sum(2 * c * 8 + 8 + 9 for c in (32, 64, 128, 256))
+    labs.check_attention_parameters(classic + gates, inter_channels=8)
+
+
+def test_best_threshold_picks_the_highest_whole_tumour_dice():
+    target = torch.zeros(3, 4, 4)
+    target[1, :2] = 1  # 8 oedema pixels
+    probs = torch.zeros(3, 4, 4)
+    probs[1, :2] = 0.6  # the tumour at 0.6
+    probs[1, 2] = 0.3  # 4 false pixels at 0.3
+    assert labs.best_threshold(probs, target, [0.2, 0.5, 0.7]) == 0.5

@@ -1,0 +1,82 @@
+"""The static slider: every reachable picture pre-rendered, switched without a kernel."""
+
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unet_lib import viz
+from unet_lib.slider import MAX_FRAMES, ImageSlider, png_data_url
+
+
+def decode(url: str) -> np.ndarray:
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def test_png_data_url_keeps_the_pixels():
+    picture = np.array([[0.0, 0.5], [1.0, 2.0]])
+    assert decode(png_data_url(picture)).tolist() == [[0, 128], [255, 255]]
+    rgb = np.zeros((2, 3, 3))
+    rgb[0, 1] = (1, 0, 1)
+    assert decode(png_data_url(rgb))[0, 1].tolist() == [255, 0, 255]
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, 3\)"):
+        png_data_url(np.zeros((2, 2, 4)))
+
+
+def grey(value):
+    return np.full((2, 2), value / 10)
+
+
+def test_each_position_shows_its_own_pictures_and_repeats_are_stored_once():
+    slider = ImageSlider({"a": ["0", "1", "2"], "b": ["x", "y"]}, ["fixed", "varies"],
+                         lambda p: [grey(1), grey(2 + 2 * p[0] + p[1])],
+                         caption=lambda p: f"a{p[0]} b{p[1]}", start=(2, 1))
+    assert slider.frame_count == 6
+    assert len(slider.pool) == 1 + 6  # the fixed picture once, six different ones
+    urls, caption = slider.frame((1, 0))
+    assert caption == "a1 b0" and decode(urls[1])[0, 0] == round(255 * 0.4)
+    page = slider.to_html()
+    # the widget starts on its start position, with no external resource
+    assert f'src="{slider.frame((2, 1))[0][1]}"' in page and "a2 b1" in page
+    assert not re.search(r"(src|href)=\"https?:", page)
+    assert page.count('type="range"') == 2
+
+
+def test_slider_input_errors_are_named():
+    with pytest.raises(ValueError, match="at least one position"):
+        ImageSlider({"a": []}, ["p"], lambda p: [grey(0)])
+    with pytest.raises(ValueError, match="gave 2 pictures for 1 panels"):
+        ImageSlider({"a": ["0"]}, ["p"], lambda p: [grey(0), grey(1)])
+    with pytest.raises(ValueError, match=f"at most {MAX_FRAMES}"):
+        ImageSlider({"a": list(range(MAX_FRAMES + 1))}, ["p"], lambda p: [grey(0)])
+    with pytest.raises(ValueError, match="outside"):
+        ImageSlider({"a": ["0"]}, ["p"], lambda p: [grey(0)], start=(1,))
+
+
+def test_threshold_slider_captions_report_the_dice_of_each_threshold():
+    target = torch.zeros(1, 3, 4, 4)
+    target[0, 1, :1] = 1  # 4 oedema pixels: the whole tumour
+    probs = torch.zeros(1, 3, 4, 4)
+    probs[0, 1, :1] = 0.6
+    probs[0, 1, 1] = 0.4  # 4 more pixels at 0.4
+    images = torch.randn(1, 4, 4, 4)
+    slider = viz.threshold_slider(images, target, probs, ["s"], thresholds=[0.3, 0.5])
+    # at 0.5 exactly the tumour: WT Dice 1; at 0.3 8 pixels for 4: 2·4 / (8 + 4) = 0.67
+    assert "WT 1.00" in slider.frame((0, 1))[1] and "WT 0.67" in slider.frame((0, 0))[1]
+    assert slider.start == (0, 1)
+    binarized = decode(slider.frame((0, 0))[0][3])
+    assert binarized[:2, :, 1].min() == 255 and binarized[2:, :, 1].max() == 0
+
+
+def test_attention_slider_reports_mean_alpha_inside_and_outside():
+    target = torch.zeros(1, 3, 8, 8)
+    target[0, 0, :4, :4] = 1  # top-left quarter
+    alpha = torch.full((1, 1, 4, 4), 0.2)
+    alpha[..., :2, :2] = 0.9
+    slider = viz.attention_slider(torch.randn(1, 4, 8, 8), target, [alpha], ["s"])
+    assert "inside the tumour 0.90, outside 0.20" in slider.frame((0, 0))[1]
