@@ -158,13 +158,15 @@ class CourseSetup:
         digest = hashlib.sha1(key.encode()).hexdigest()[:10]
         return self.home / "runs" / "course" / f"{name}-{self.scale}-{digest}"
 
-    def trained(self, name: str, progress: bool = True, retrain: bool = False) -> TrainedModel:
+    def trained(self, name: str, progress: bool | str = "epochs", retrain: bool = False
+                ) -> TrainedModel:
         """Model ``name`` trained with this setup: loaded from the cache when a finished run is
         there, else trained now (an interrupted run resumes from its last epoch).
 
         Args:
             name: ``"classic"``, ``"improved"`` or ``"attention"``.
-            progress: show progress bars while training.
+            progress: ``"epochs"`` prints one line per epoch; ``True`` adds a progress bar
+                per epoch; ``False`` trains silently (see :func:`unet_lib.train.fit`).
             retrain: ignore and overwrite a cached run.
         """
         if name not in MODELS:
@@ -182,9 +184,22 @@ class CourseSetup:
             last.unlink(missing_ok=True)
         model = self.build(name)
         train_set, val_set = self.datasets()
+        if progress:
+            print(f"training the {name} U-Net for {config.epochs} epochs on {self.device} "
+                  f"(checkpoints in {folder})", flush=True)
         history = fit(model, train_set, val_set, config, checkpoint_dir=folder, resume=True,
                       progress=progress)
         return TrainedModel(name, model.cpu().eval(), history, _seconds(history), False, last)
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """Make ``value`` quotable in the book's text as ``{glue:text}`name```, with
+    ``myst_nb.glue``; does nothing where myst-nb is not installed (e.g. on Colab)."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return
+    myst_glue(name, value, display=display)
 
 
 def _seconds(history: History) -> float:

@@ -261,7 +261,7 @@ def _set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
 
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         config: TrainConfig | None = None, checkpoint_dir: str | Path | None = None,
-        resume: bool = False, progress: bool = True) -> History:
+        resume: bool = False, progress: bool | str = True) -> History:
     """Train ``model`` on ``train_data`` with BCE-with-logits, AdamW and exponential LR decay.
 
     Args:
@@ -270,7 +270,10 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         config: :class:`TrainConfig`; the slides' defaults when ``None``.
         checkpoint_dir: where to write ``last.pt`` after each epoch and ``best.pt``.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (same architecture).
-        progress: show a tqdm progress bar.
+        progress: ``True``: a tqdm bar per epoch (in a terminal or notebook) and a summary line
+            after each; ``"epochs"``: only the summary lines, printed (light enough for a
+            notebook run by CI, where thousands of widget updates would be dropped);
+            ``False``: nothing.
 
     Returns:
         The :class:`History`, including epochs from a resumed run.
@@ -316,7 +319,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         trained = compile_model(trained)
-    progress = progress and context.is_main
+    summaries = bool(progress) and context.is_main
+    progress = progress is True and context.is_main
     best = max((_mean_dice(r) for r in history.records), default=-math.inf)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
@@ -369,6 +373,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         history.records.append(record)
         if progress:
             tqdm.write(_summary(record))
+        elif summaries:
+            print(_summary(record), flush=True)
         if checkpoint_dir is not None and context.is_main:
             state = dict(optimizer_state=optimizer.state_dict(),
                          scheduler_state=scheduler.state_dict(), scaler_state=scaler.state_dict(),
@@ -462,3 +468,23 @@ def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32
             raise BraTSDataError(skipped[0].path, f"cannot predict: {skipped[0].problem}")
         probabilities.append(torch.sigmoid(logits))
     return torch.cat(probabilities)
+
+
+def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float],
+                    batch_size: int = 32, device: torch.device | str | None = None,
+                    amp: bool = True) -> dict[float, dict]:
+    """Dice, precision and recall of ``model`` on ``data`` at several thresholds, in one pass
+    (the probabilities are never all held in memory, so a real BraTS split is fine).
+
+    Returns:
+        ``{threshold: {"dice": {name: float}, "precision": {...}, "recall": {...}}}`` with the
+        channel and region names of :class:`~unet_lib.metrics.SegmentationScores`.
+    """
+    device = pick_device("auto") if device is None else torch.device(device)
+    scores = {float(t): SegmentationScores() for t in thresholds}
+    for logits, masks, _ in _batches(model, data, batch_size, device, amp):
+        if logits is None:
+            continue
+        for threshold, accumulator in scores.items():
+            accumulator.update(binarize(logits, threshold, logits=True), masks)
+    return {threshold: accumulator.compute() for threshold, accumulator in scores.items()}

@@ -285,3 +285,65 @@ def attention_inside_outside(attention, target) -> tuple[float, float]:
     inside = attention[tumour].mean().item() if tumour.any() else float("nan")
     outside = attention[~tumour].mean().item() if (~tumour).any() else float("nan")
     return inside, outside
+
+
+def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
+    """The U shape of ``model``: one box per encoder/decoder level, labelled with its
+    channels and size, arrows for max-pool (down), transposed convolution (up) and skips
+    (``concat``, ``add``, or ``gate`` for attention)."""
+    from .summary import level_table
+
+    rows = {row["stage"]: row for row in level_table(model, image_size)}
+    depth = model.depth
+    fig, ax = plt.subplots(figsize=(11, 4.6), constrained_layout=True)
+    boxes = {}
+    for level in range(depth + 1):
+        name = "bottleneck" if level == depth else f"encoder {level}"
+        boxes[("enc", level)] = (level, -level, rows[name]["shape"])
+        if level < depth:
+            boxes[("dec", level)] = (2 * depth - level, -level, rows[f"decoder {level}"]["shape"])
+    for (kind, level), (x, y, (c, h, w)) in boxes.items():
+        colour = "#f0b27a" if level == depth else ("#aed6f1" if kind == "enc" else "#a9dfbf")
+        ax.add_patch(plt.Rectangle((x - 0.42, y - 0.3), 0.84, 0.6, color=colour, ec="k"))
+        ax.text(x, y, f"{c} ch\n{h}×{w}", ha="center", va="center", fontsize=9)
+    skip = "gate" if model.attention else ("add" if model.additive_skips else "concat")
+    arrow = dict(arrowstyle="->", lw=1.5)
+    for level in range(depth):
+        ax.annotate("", xy=(level + 1, -level - 1 + 0.3), xytext=(level, -level - 0.3),
+                    arrowprops=dict(arrow, color="#c0392b"))
+        ax.annotate("", xy=(2 * depth - level, -level - 0.3),
+                    xytext=(2 * depth - level - 1, -level - 1 + 0.3),
+                    arrowprops=dict(arrow, color="#27ae60"))
+        ax.annotate("", xy=(2 * depth - level - 0.42, -level), xytext=(level + 0.42, -level),
+                    arrowprops=dict(arrow, color="grey", ls="--"))
+        ax.text(depth, -level + 0.08, skip, ha="center", va="bottom", color="grey", fontsize=9)
+    ax.text(0, 0.55, f"input {model.in_channels} ch", ha="center")
+    ax.text(2 * depth, 0.55, f"1×1 head → {model.out_channels} ch", ha="center")
+    handles = [Patch(color="#c0392b", label="2×2 max-pool"),
+               Patch(color="#27ae60", label="2×2 transposed conv"),
+               Patch(color="grey", label=f"skip ({skip})")]
+    ax.legend(handles=handles, loc="lower right", fontsize="small")
+    ax.set_xlim(-0.7, 2 * depth + 0.7)
+    ax.set_ylim(-depth - 0.6, 0.9)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_histories(histories: dict, metric: str = "WT", title: str | None = None) -> Figure:
+    """Validation loss and validation Dice of one channel or region (``metric``) per epoch,
+    for several models: ``{name: History or records}``."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    for name, history in histories.items():
+        records = getattr(history, "records", history)
+        epochs = [r["epoch"] for r in records]
+        axes[0].plot(epochs, [r["val_loss"] for r in records], "o-", label=name)
+        axes[1].plot(epochs, [r["val"]["dice"][metric] for r in records], "o-", label=name)
+    axes[0].set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="validation loss")
+    axes[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title=f"validation Dice, {metric}")
+    for ax in axes:
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return fig

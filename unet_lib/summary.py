@@ -1,0 +1,65 @@
+"""Tables that describe a model: each stage's output shape and parameters, as the book shows
+them."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .models import UNet, count_parameters
+
+
+def level_table(model: UNet, image_size: int = 240) -> list[dict]:
+    """One row per stage of a U-Net for a (1, in_channels, image_size, image_size) input.
+
+    Returns:
+        Rows in execution order, each ``{"stage": str, "level": int, "shape": (C, H, W),
+        "parameters": int}``. Stages: ``encoder l`` (l = 0 … depth; the last is the
+        bottleneck), then per decoder level ``up l``, ``gate l`` (attention only),
+        ``decoder l``, and ``head``. ``level`` is l (the head is level 0).
+    """
+    stages: list[tuple[str, int, nn.Module]] = []
+    for level, block in enumerate(model.encoder):
+        name = "bottleneck" if level == model.depth else f"encoder {level}"
+        stages.append((name, level, block))
+    for i, level in enumerate(reversed(range(model.depth))):
+        stages.append((f"up {level}", level, model.up[i]))
+        if model.attention:
+            stages.append((f"gate {level}", level, model.gates[i]))
+        stages.append((f"decoder {level}", level, model.decoder[i]))
+    stages.append(("head", 0, model.head))
+
+    rows, handles = [], []
+    for name, level, module in stages:
+        def record(module, inputs, output, name=name, level=level):
+            output = output[0] if isinstance(output, tuple) else output
+            rows.append({"stage": name, "level": level, "shape": tuple(output.shape[1:]),
+                         "parameters": count_parameters(module)})
+        handles.append(module.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, model.in_channels, image_size, image_size))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return rows
+
+
+def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
+                   formats: dict[str, str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts), in the order of ``columns`` (default: the first
+    row's keys); ``formats`` maps a column to a format spec such as ``",d"`` or ``".3f"``."""
+    columns = list(columns or rows[0])
+    formats = formats or {}
+
+    def cell(row, column):
+        value = row.get(column, "")
+        if isinstance(value, tuple):
+            return " × ".join(str(v) for v in value)
+        return format(value, formats[column]) if column in formats else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
