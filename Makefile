@@ -1,13 +1,17 @@
 # The README's two commands:
-#   make book   set up, train a quick model on the phantom (prints per-channel Dice), build the book
-#   make test   set up and run every test
+#   make book   set up, run every chapter notebook on the phantom, build the book (_build/html)
+#   make test   set up and run every test: the library's tests, every notebook under nbval,
+#               the strict book build, and the built book in headless Chromium
 # Everything installs into a local virtual environment, .venv (override with VENV=...).
+# The notebooks' scale: quick (CPU, minutes) unless UNET_COURSE_SCALE=full is given.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+UNET_COURSE_SCALE ?= quick
+export UNET_COURSE_SCALE
 
-.PHONY: book test demo setup-book setup-test clean
+.PHONY: book test notebooks demo chromium setup-book setup-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +19,7 @@ $(BIN)/python:
 
 # One stamp per set of extras, redone when pyproject.toml changes.
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,book]"
 	touch $@
 
 $(VENV)/.installed-book: pyproject.toml | $(BIN)/python
@@ -25,15 +29,29 @@ $(VENV)/.installed-book: pyproject.toml | $(BIN)/python
 setup-test: $(VENV)/.installed-test
 setup-book: $(VENV)/.installed-book
 
-test: setup-test
+# Debian's Chromium for the browser test (root only; otherwise that test is skipped).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: install it (apt-get install chromium) for the browser test"; fi; }
+
+# Every chapter notebook, run from a fresh kernel, asserts included.
+notebooks: setup-test
+	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax book/
+
+# -W -n --keep-going: a failing notebook or a broken reference fails the build
+# (a plain `jupyter-book build` exits 0 on a failing notebook).
+book: setup-book
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "The book is at _build/html/index.html (scale: $(UNET_COURSE_SCALE))"
+
+test: setup-test chromium notebooks
+	$(BIN)/jupyter-book build . -W -n --keep-going
 	$(BIN)/python -m pytest -q
 
-demo: setup-book
+# A quick model from the command line, without the book.
+demo: setup-test
 	$(BIN)/unet-lib train --quick --model classic --out runs/demo-classic
-
-book: demo
-	$(BIN)/jupyter-book build . -W -n --keep-going
-	@echo "The book is at _build/html/index.html"
 
 clean:
 	rm -rf _build runs .pytest_cache

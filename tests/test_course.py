@@ -133,3 +133,18 @@ def test_best_threshold_picks_the_highest_whole_tumour_dice():
     probs[1, :2] = 0.6  # the tumour at 0.6
     probs[1, 2] = 0.3  # 4 false pixels at 0.3
     assert labs.best_threshold(probs, target, [0.2, 0.5, 0.7]) == 0.5
+
+
+def test_tumour_slices_take_more_of_a_volume_when_volumes_run_out(tiny_setup):
+    _, val = tiny_setup.datasets()
+    n_volumes = len(val.volumes)
+    chosen = course.tumour_slices(val, count=n_volumes + 2, min_gap=4)
+    assert len(chosen) == n_volumes + 2 and len(set(chosen)) == len(chosen)
+    by_volume = {}
+    for index in chosen:
+        volume, slice_index = val.slices[index][:2]
+        by_volume.setdefault(volume, []).append(slice_index)
+    assert set(by_volume) == set(val.volumes)  # every volume first
+    for slices in by_volume.values():
+        slices.sort()
+        assert all(b - a >= 4 for a, b in zip(slices, slices[1:]))

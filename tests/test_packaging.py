@@ -38,7 +38,8 @@ def test_book_skeleton_lists_only_files_that_exist():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     assert toc["format"] == "jb-book" and config["title"]
-    files = [toc["root"]] + [entry["file"] for entry in toc.get("chapters", [])]
+    files = [toc["root"]] + [entry["file"] for part in toc["parts"]
+                             for entry in part["chapters"]]
     for name in files:
         assert any((ROOT / f"{name}{suffix}").exists() for suffix in (".md", ".ipynb")), name
     for excluded in (".venv/*", "_build/*", ".pytest_cache/*"):

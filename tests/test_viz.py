@@ -10,7 +10,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from unet_lib.viz import (mask_to_rgb, plot_history, show_attention, show_modalities,  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+
+from unet_lib.viz import (attention_overlay, mask_to_rgb, plot_history, show_attention, show_modalities,  # noqa: E402
                           show_prediction)
 
 
@@ -57,5 +59,18 @@ def test_modalities_history_and_attention_figures_have_a_panel_each():
     assert [line.get_label() for line in fig.axes[1].lines] == ["WT", "TC"]
     maps = [torch.rand(1, 4, 4), torch.rand(1, 8, 8), torch.rand(1, 16, 16), torch.rand(1, 32, 32)]
     fig = show_attention(image, maps)
-    assert [ax.get_title() for ax in fig.axes[:5]] == ["FLAIR", "gate at 4×4", "gate at 8×8",
-                                                        "gate at 16×16", "gate at 32×32"]
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes[:5]] == [
+        "FLAIR", "gate at 4×4", "gate at 8×8", "gate at 16×16", "gate at 32×32"]
+    low, high = maps[1].min().item(), maps[1].max().item()
+    assert fig.axes[2].get_title().split("\n")[1] == f"α {low:.2f} – {high:.2f}"
+
+
+def test_stretched_overlay_uses_the_whole_colour_map():
+    channel = torch.zeros(8, 8)
+    attention = torch.linspace(0.45, 0.48, 64).reshape(8, 8)  # a gate early in training
+    plain = attention_overlay(channel, attention, alpha=1.0)
+    stretched = attention_overlay(channel, attention, alpha=1.0, stretch=True)
+    inferno = plt.get_cmap("inferno")
+    assert np.allclose(stretched[0, 0], inferno(0.0)[:3], atol=0.05)  # lowest α: darkest
+    assert np.allclose(stretched[-1, -1], inferno(1.0)[:3], atol=0.05)  # highest: yellow
+    assert np.ptp(plain[..., 0]) < 0.2 < np.ptp(stretched[..., 0])

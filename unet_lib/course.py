@@ -241,11 +241,13 @@ def setup(scale: str = "auto", data: str | Path | None = None, **changes) -> Cou
                        val_volumes, home)
 
 
-def tumour_slices(dataset, count: int = 4, scan: int = 400) -> list[int]:
-    """Indices of up to ``count`` slices of ``dataset`` with the most tumour, one per volume
-    where possible, from at most ``scan`` evenly spaced slices (a real BraTS split is large).
+def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4) -> list[int]:
+    """Indices of up to ``count`` slices of ``dataset`` with the most tumour, from at most
+    ``scan`` evenly spaced slices (a real BraTS split is large).
 
-    Returns indices sorted by decreasing tumour area.
+    Slices of different volumes come first; when there are fewer volumes than ``count``, more
+    slices of the same volumes are added, at least ``min_gap`` slices apart. Returns indices,
+    largest tumour first within each round.
     """
     step = max(1, len(dataset) // scan)
     areas = []
@@ -253,16 +255,25 @@ def tumour_slices(dataset, count: int = 4, scan: int = 400) -> list[int]:
         sample = dataset[index]
         if isinstance(sample, tuple):
             areas.append((float(sample[1].amax(0).sum()), index))
-    areas.sort(reverse=True)
-    chosen, volumes_seen = [], set()
-    for area, index in areas:
-        volume = slice_name(dataset, index).split(",")[0]
-        if area > 0 and volume not in volumes_seen:
-            chosen.append(index)
-            volumes_seen.add(volume)
-        if len(chosen) == count:
-            break
+    areas = sorted((a for a in areas if a[0] > 0), reverse=True)
+    chosen: list[int] = []
+    where = {index: _volume_and_slice(dataset, index) for _, index in areas}
+    for distinct_volumes in (True, False):
+        for _, index in areas:
+            if len(chosen) == count:
+                return chosen
+            volume, slice_index = where[index]
+            same = [where[c][1] for c in chosen if where[c][0] == volume]
+            if distinct_volumes and same:
+                continue
+            if index not in chosen and all(abs(slice_index - s) >= min_gap for s in same):
+                chosen.append(index)
     return chosen
+
+
+def _volume_and_slice(dataset, index: int) -> tuple[int | None, int]:
+    entries = getattr(dataset, "slices", None)
+    return (entries[index][0], entries[index][1]) if entries is not None else (None, index)
 
 
 def slice_name(dataset, index: int) -> str:

@@ -255,9 +255,9 @@ def check_gate_sizes(answer, image_size: int, depth: int = 4) -> None:
 
 
 def check_sharpest_gate(answer, contrasts: Sequence[float]) -> None:
-    """Index of the gate (deepest first) with the largest inside/outside contrast."""
+    """Index of the gate (deepest first) with the largest of ``contrasts`` (one per gate)."""
     if _unanswered(answer):
         return
     expected = max(range(len(contrasts)), key=lambda i: contrasts[i])
-    _check(answer, expected, "the gate with the largest mean α inside minus outside",
+    _check(answer, expected, "the gate with the largest contrast",
            "compare the contrasts printed above")

@@ -54,6 +54,7 @@ class ImageSlider:
         caption: called like ``pictures``, returns the text under the panels.
         start: the sliders' first positions (default: each slider's first).
         title: a heading above the widget.
+        note: a smaller line under the heading (e.g. a colour legend).
         width: displayed width of each panel in CSS pixels (pictures are scaled, pixelated).
 
     ``_repr_html_`` lets Jupyter show it; ``frame_count`` and ``frame(position)`` expose what
@@ -64,7 +65,7 @@ class ImageSlider:
                  pictures: Callable[[tuple[int, ...]], Sequence[np.ndarray]],
                  caption: Callable[[tuple[int, ...]], str] | None = None,
                  start: Sequence[int] | None = None, title: str | None = None,
-                 width: int = 200):
+                 note: str | None = None, width: int = 200):
         if not sliders or any(len(labels) == 0 for labels in sliders.values()):
             raise ValueError("every slider needs at least one position")
         self.names = list(sliders)
@@ -78,7 +79,7 @@ class ImageSlider:
         if len(self.start) != len(self.shape) or any(
                 not 0 <= s < n for s, n in zip(self.start, self.shape)):
             raise ValueError(f"start {self.start} is outside the sliders' positions {self.shape}")
-        self.title, self.width = title, int(width)
+        self.title, self.note, self.width = title, note, int(width)
         self.pool: list[str] = []  # unique data URLs
         self.frames: list[list[int]] = []  # per frame (row-major over sliders): pool indices
         self.captions: list[str] = []
@@ -120,7 +121,7 @@ class ImageSlider:
         uid = "unet-slider-" + hashlib.sha1(payload.encode()).hexdigest()[:12]
         urls, caption = self.frame(self.start)
         figures = "".join(
-            f'<figure style="margin:0 6px 0 0;text-align:center">'
+            f'<figure style="margin:0 6px 4px 0;text-align:center;width:{self.width}px">'
             f'<img class="unet-slider-img" alt="{html.escape(name)}" src="{url}" '
             f'style="width:{self.width}px;height:auto;image-rendering:pixelated;'
             f'display:block;border:1px solid #ccc">'
@@ -136,6 +137,8 @@ class ImageSlider:
             for name, labels, n, s in zip(self.names, self.labels, self.shape, self.start))
         heading = (f'<div style="font-weight:bold;margin-bottom:4px">{html.escape(self.title)}'
                    f'</div>' if self.title else "")
+        if self.note:
+            heading += f'<div style="font-size:0.85em;margin-bottom:4px">{html.escape(self.note)}</div>'
         script = (
             "(function(){var root=document.getElementById(%s);if(!root)return;"
             "var d=JSON.parse(root.querySelector('script.unet-slider-data').textContent);"

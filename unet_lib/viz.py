@@ -114,38 +114,38 @@ def plot_history(history, title: str | None = None) -> Figure:
         for name in records[0]["val"]["dice"]:
             ax.plot(epochs, [r["val"]["dice"][name] for r in records], "o-", label=name)
         ax.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation Dice")
-        ax.legend(fontsize="small", ncol=2)
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     if title:
         fig.suptitle(title)
     return fig
 
 
-def show_attention(image, maps: Sequence, title: str | None = None, alpha: float = 0.5
-                   ) -> Figure:
+def show_attention(image, maps: Sequence, title: str | None = None, alpha: float = 0.5,
+                   stretch: bool = True) -> Figure:
     """Attention coefficients of each gate over the input's FLAIR channel.
 
     Args:
         image: (4, H, W) input slice.
         maps: the gates' maps for this slice, each (1, h, w) or (h, w), as returned by
             ``AttentionUNet(x, return_attention=True)`` (deepest gate first).
+        stretch: spread each map's colours over its own range (written in the panel's title)
+            rather than over [0, 1]: gates early in training stay close to 0.5, and their
+            pattern would be invisible on the full scale.
     """
-    import torch.nn.functional as F
-
     image = _numpy(image)
-    height, width = image.shape[-2:]
-    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.3),
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.4),
                              constrained_layout=True)
-    axes[0].imshow(image[0], cmap="gray")
+    axes[0].imshow(grey_picture(image[0]), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("FLAIR")
     for ax, attention in zip(axes[1:], maps):
-        attention = torch.as_tensor(_numpy(attention)).reshape(1, 1, *np.shape(attention)[-2:])
-        h, w = attention.shape[-2:]
-        up = F.interpolate(attention, size=(height, width), mode="bilinear",
-                           align_corners=False)[0, 0].numpy()
-        ax.imshow(image[0], cmap="gray")
-        shown = ax.imshow(up, cmap="inferno", alpha=alpha, vmin=0, vmax=1)
-        ax.set_title(f"gate at {h}×{w}")
-    fig.colorbar(shown, ax=axes[1:], shrink=0.8, label="attention α")
+        values = _numpy(attention).reshape(np.shape(attention)[-2:])
+        ax.imshow(attention_overlay(image[0], values, alpha, stretch))
+        h, w = values.shape
+        ax.set_title(f"gate at {h}×{w}\nα {values.min():.2f} – {values.max():.2f}",
+                     fontsize="medium")
+    scale = "each map's own range" if stretch else "[0, 1]"
+    fig.supxlabel(f"colours over {scale}: dark purple = suppressed most, yellow = passed most",
+                  fontsize="small")
     _off(axes)
     if title:
         fig.suptitle(title)
@@ -165,16 +165,23 @@ def grey_picture(channel) -> np.ndarray:
     return np.clip((channel - low) / max(high - low, 1e-6), 0, 1)
 
 
-def attention_overlay(channel, attention, alpha: float = 0.5) -> np.ndarray:
+def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = False
+                      ) -> np.ndarray:
     """A gate's coefficients (h, w), upsampled bilinearly to the (H, W) channel's size and
-    blended over it with the ``inferno`` colour map → (H, W, 3) RGB in [0, 1]."""
+    blended over it with the ``inferno`` colour map → (H, W, 3) RGB in [0, 1].
+
+    ``stretch`` maps the coefficients' own min…max (rather than 0…1) to the colour map."""
     import torch.nn.functional as F
 
     grey = grey_picture(channel)
     attention = torch.as_tensor(_numpy(attention), dtype=torch.float32)
     attention = attention.reshape(1, 1, *attention.shape[-2:])
     up = F.interpolate(attention, size=grey.shape, mode="bilinear", align_corners=False)
-    colours = plt.get_cmap("inferno")(up[0, 0].clamp(0, 1).numpy())[..., :3]
+    up = up[0, 0].clamp(0, 1)
+    if stretch:
+        low, high = attention.min(), attention.max()
+        up = (up - low) / (high - low) if high - low > 1e-6 else torch.full_like(up, 0.5)
+    colours = plt.get_cmap("inferno")(up.clamp(0, 1).numpy())[..., :3]
     return (1 - alpha) * grey[..., None] + alpha * colours
 
 
@@ -228,13 +235,14 @@ def threshold_slider(images, targets, probs, names: Sequence[str],
                 f"{_dice_caption(binarized(position), targets[i])}")
 
     return ImageSlider({"slice": list(names), "threshold": [f"{t:.2f}" for t in thresholds]},
-                       ["FLAIR", "ground truth (R NCR/NET, G ED, B ET)",
-                        "probabilities as RGB", "binarized"],
-                       pictures, caption, start=(0, start), title=title)
+                       ["FLAIR", "ground truth", "probabilities as RGB", "binarized"],
+                       pictures, caption, start=(0, start), title=title, width=150,
+                       note="red NCR/NET · green ED · blue ET (overlaps mix: green + blue = "
+                            "cyan)")
 
 
 def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
-                     title: str | None = None):
+                     title: str | None = None, start_gate: int = -1):
     """A static slider over slices and gate levels: FLAIR, the ground truth, and one gate's
     attention coefficients over FLAIR, with the mean coefficient inside and outside the whole
     tumour in the caption.
@@ -243,6 +251,8 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
         images: (N, 4, H, W); targets: (N, 3, H, W);
         maps: one (N, 1, h, w) tensor per gate, deepest first (as the model returns them);
         names: N slice labels.
+        start_gate: the gate shown first (index into ``maps``; default the last,
+            full-resolution one).
     """
     from .slider import ImageSlider
 
@@ -253,17 +263,20 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     def pictures(position):
         i, g = position
         return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
-                attention_overlay(images[i, 0], maps[g][i])]
+                attention_overlay(images[i, 0], maps[g][i], stretch=True)]
 
     def caption(position):
         i, g = position
         inside, outside = attention_inside_outside(maps[g][i], targets[i])
-        return (f"{names[i]}; gate at {levels[g]}: mean α inside the tumour {inside:.2f}, "
-                f"outside {outside:.2f}")
+        return (f"{names[i]}; gate at {levels[g]}: α from {maps[g][i].min():.2f} to "
+                f"{maps[g][i].max():.2f} (colours stretched to this range); mean inside the "
+                f"tumour {inside:.2f}, outside {outside:.2f}")
 
     return ImageSlider({"slice": list(names), "gate": levels},
                        ["FLAIR", "ground truth", "attention α over FLAIR"],
-                       pictures, caption, title=title)
+                       pictures, caption, title=title, start=(0, start_gate % len(maps)),
+                       note="α over FLAIR: dark purple = lowest α of the map (skip "
+                            "suppressed most), yellow = highest (passed most)")
 
 
 def attention_inside_outside(attention, target) -> tuple[float, float]:

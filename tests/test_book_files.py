@@ -1,0 +1,70 @@
+"""The book's sources: every notebook listed, committed without outputs, thin over unet_lib,
+with lab exercises whose solutions are folded away; a build configuration that fails on
+errors and needs no network."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "book").glob("*.ipynb"))
+
+
+def cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_there_are_seven_chapters_all_in_the_table_of_contents():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    listed = [entry["file"] for part in toc["parts"] for entry in part["chapters"]]
+    assert [p.stem for p in NOTEBOOKS] == [
+        "01_classic_unet", "02_improved_unet", "03_attention_unet", "04_training",
+        "05_visualizing_predictions", "06_performance", "07_attention_maps"]
+    assert all(f"book/{p.stem}" in listed for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(path):
+    for cell in cells(path):
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None, source(cell)[:60]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_calls_unet_lib_and_reimplements_nothing(path):
+    code = "\n".join(source(c) for c in cells(path) if c["cell_type"] == "code")
+    assert "import unet_lib" in code and "from unet_lib" in code
+    for pattern in (r"^\s*class ", r"nn\.Module", r"\.backward\(", r"optimizer\.step",
+                    r"def dice", r"def precision", r"def recall"):
+        assert not re.search(pattern, code, re.MULTILINE), f"{path.name}: {pattern}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_ends_with_checked_exercises_and_folded_solutions(path):
+    code_cells = [c for c in cells(path) if c["cell_type"] == "code"]
+    solutions = [c for c in code_cells if "hide-cell" in c["metadata"].get("tags", [])]
+    exercises = [c for c in code_cells if "= None" in source(c) and "labs.check_" in source(c)]
+    assert len(exercises) >= 2 and len(solutions) == len(exercises)
+    for cell in solutions:
+        assert source(cell).startswith("# Solution") and "labs.check_" in source(cell)
+    assert any("## Lab exercises" in source(c) for c in cells(path) if c["cell_type"] == "markdown")
+
+
+def test_build_fails_on_errors_and_pages_load_nothing_from_a_cdn():
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "force"
+    assert config["execute"]["allow_errors"] is False
+    sphinx = config["sphinx"]
+    assert sphinx["config"]["nb_ipywidgets_js"] == {}  # no require.js / widget manager CDN
+    assert "sphinx-mathjax-offline" in sphinx["extra_extensions"]  # MathJax from the package
+    makefile = (ROOT / "Makefile").read_text()
+    assert "jupyter-book build . -W -n --keep-going" in makefile

@@ -1,0 +1,156 @@
+"""The built book in a real browser (headless Debian Chromium, driven by Playwright).
+
+Needs the book built first (``make test`` builds it before running the tests; or ``make
+book``). Without a built book or without Chromium the tests are skipped, unless
+``UNET_REQUIRE_BROWSER=1`` (CI sets it), which turns a skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+CHAPTERS = ["01_classic_unet", "02_improved_unet", "03_attention_unet", "04_training",
+            "05_visualizing_predictions", "06_performance", "07_attention_maps"]
+PAGES = ["intro", *CHAPTERS, "instructor", "data_card", "benchmarks"]
+WITH_MATH = ["03_attention_unet", "06_performance"]
+
+
+def _missing() -> str | None:
+    if not (HTML / "book" / "intro.html").is_file():
+        return f"the book is not built ({HTML} is missing): run `make book` or `make test`"
+    if not Path(CHROMIUM).is_file() and not shutil.which("chromium"):
+        return "Debian's chromium is not installed (apt-get install chromium)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _missing()
+    if reason:
+        if os.environ.get("UNET_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    """Open a book page offline: every request that leaves the book's folder is blocked and
+    recorded, and so are failed loads and JavaScript errors."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    outside, errors = [], []
+
+    def block(route):
+        outside.append(route.request.url)
+        route.abort()
+
+    def opener(name: str):
+        page = context.new_page()
+        page.route(re.compile(r"^(https?|wss?)://"), block)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}")
+                if request.url.startswith("file://") else None)
+        page.goto((HTML / "book" / f"{name}.html").as_uri(), wait_until="load")
+        return page
+
+    opener.outside, opener.errors = outside, errors
+    yield opener
+    context.close()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_loads_offline_without_errors(open_page, name):
+    page = open_page(name)
+    assert page.locator("main h1").count() >= 1
+    text = page.locator("main").inner_text()
+    assert "Traceback" not in text and "Error" not in page.locator(
+        "main .output.traceback, main .output.error").all_inner_texts().__str__()
+    assert not open_page.outside, f"{name} asked the network for {open_page.outside}"
+    assert not open_page.errors, f"{name}: {open_page.errors}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_chapter_shows_its_figures(open_page, name):
+    page = open_page(name)
+    images = page.locator("main .cell_output img")
+    assert images.count() >= 1, f"{name} shows no figure"
+    sizes = images.evaluate_all("(imgs) => imgs.map((i) => i.complete && i.naturalWidth)")
+    assert all(width and width > 10 for width in sizes), f"{name}: broken images {sizes}"
+
+
+@pytest.mark.parametrize("name", WITH_MATH)
+def test_formulas_are_typeset_offline(open_page, name):
+    page = open_page(name)
+    page.wait_for_selector("mjx-container", timeout=20_000)
+    assert page.locator("mjx-container").count() >= 3
+
+
+def test_solutions_are_folded_away(open_page):
+    page = open_page("06_performance")
+    solutions = page.locator("main .cell.tag_hide-cell")
+    assert solutions.count() >= 2
+    assert not solutions.first.locator(".cell_input").is_visible()
+
+
+def _slider_state(slider):
+    return slider.evaluate("""(root) => ({
+        frame: root.getAttribute('data-frame'),
+        sources: Array.from(root.querySelectorAll('img.unet-slider-img')).map((i) => i.src),
+        caption: root.querySelector('.unet-slider-caption').textContent,
+        labels: Array.from(root.querySelectorAll('output')).map((o) => o.textContent)})""")
+
+
+def test_static_threshold_slider_rebinarizes_the_mask(open_page):
+    page = open_page("05_visualizing_predictions")
+    slider = page.locator(".unet-slider").first
+    assert slider.get_attribute("data-ready") == "1"  # its script ran
+    before = _slider_state(slider)
+    assert before["labels"][1] == "0.50"
+    threshold = slider.locator("input[type=range]").nth(1)
+    threshold.focus()
+    for _ in range(6):  # six steps of 0.05 to the right, as a keyboard user would
+        page.keyboard.press("ArrowRight")
+    after = _slider_state(slider)
+    assert after["labels"][1] == "0.80"
+    assert after["sources"][3] != before["sources"][3], "the binarized mask did not change"
+    assert after["sources"][:3] == before["sources"][:3]  # input, truth, probabilities stay
+    assert "threshold 0.80" in after["caption"]
+    # the other slider picks another slice: its ground truth changes
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("ArrowRight")
+    moved = _slider_state(slider)
+    assert moved["labels"][0] != after["labels"][0]
+    assert moved["sources"][1] != after["sources"][1]
+
+
+def test_static_attention_slider_switches_gates(open_page):
+    page = open_page("07_attention_maps")
+    slider = page.locator(".unet-slider").first
+    before = _slider_state(slider)
+    gate = slider.locator("input[type=range]").nth(1)
+    gate.focus()
+    page.keyboard.press("End")  # the full-resolution gate
+    after = _slider_state(slider)
+    assert after["labels"][1] != before["labels"][1]
+    assert after["sources"][2] != before["sources"][2]
+    assert "gate at" in after["caption"]
