@@ -149,7 +149,7 @@ def test_static_attention_slider_switches_gates(open_page):
     before = _slider_state(slider)
     gate = slider.locator("input[type=range]").nth(1)
     gate.focus()
-    page.keyboard.press("End")  # the full-resolution gate
+    page.keyboard.press("Home")  # from the full-resolution gate to the deepest
     after = _slider_state(slider)
     assert after["labels"][1] != before["labels"][1]
     assert after["sources"][2] != before["sources"][2]

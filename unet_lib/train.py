@@ -325,10 +325,13 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         model.train()
-        total, seen, skipped = 0.0, 0, []
+        # The running loss stays on the device: reading it (.item()) makes the CPU wait for
+        # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        seen, skipped = 0, []
         bar = progress_bar(train_loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
                            leave=False)
-        for images, masks, bad in bar:
+        for step, (images, masks, bad) in enumerate(bar, start=1):
             skipped.extend(str(sample) for sample in bad)
             if images is None:
                 continue
@@ -337,12 +340,6 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             try:  # forward and backward: either may run out of GPU memory
                 with autocast(device, config.amp):
                     loss = loss_fn(trained(images).float(), masks)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"the loss became {loss.item()} in epoch {epoch + 1}; lower the "
-                        f"learning rate (now {scheduler.get_last_lr()[0]:.2g})"
-                        + (f"; the last good state is in {last}" if last and last.exists()
-                           else ""))
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
             except torch.cuda.OutOfMemoryError as error:
@@ -350,9 +347,13 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
                                                          images.shape)) from error
             scaler.step(optimizer)
             scaler.update()
-            total += loss.item() * len(images)
+            total += loss.detach().double() * len(images)
             seen += len(images)
-            bar.set_postfix(loss=f"{total / seen:.4f}")
+            if step % SYNC_EVERY == 0:
+                _check_finite(total, epoch, scheduler, last)
+                bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+        _check_finite(total, epoch, scheduler, last)
+        total = total.item()
         totals = distributed.all_sum(torch.tensor([total, seen], dtype=torch.float64), context)
         total, seen = totals[0].item(), int(totals[1].item())
         if seen == 0:
@@ -385,6 +386,20 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
                 best = _mean_dice(record)
                 save_checkpoint(checkpoint_dir / "best.pt", model, **state)
     return history
+
+
+#: training steps between two reads of the running loss (each read waits for the GPU)
+SYNC_EVERY = 25
+
+
+def _check_finite(total: torch.Tensor, epoch: int, scheduler, last: Path | None) -> None:
+    """Raise :class:`TrainingDiverged` if the summed loss is NaN or infinite (a NaN in any
+    step makes the sum NaN, so checking the sum now and then misses none)."""
+    if not torch.isfinite(total):
+        raise TrainingDiverged(
+            f"the loss became {total.item()} in epoch {epoch + 1}; lower the learning rate "
+            f"(now {scheduler.get_last_lr()[0]:.2g}); the weights in memory are spoilt"
+            + (f"; the last good state is in {last}" if last and last.exists() else ""))
 
 
 def _mean_dice(record: dict) -> float:
