@@ -49,3 +49,19 @@ def test_unusable_files_are_left_out_and_listed(folder, tmp_path):
 def test_not_a_packed_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a packed folder"):
         PackedSlices(tmp_path)
+
+
+def test_the_nifti_release_packs_too(tmp_path):
+    from test_data import write_case
+
+    from unet_lib.data import BraTSNifti
+
+    write_case(tmp_path / "nifti", 4, depth=3)
+    write_case(tmp_path / "nifti", 9, depth=3)
+    packed = PackedSlices(pack_folder(tmp_path / "nifti", tmp_path / "packed", progress=False))
+    original = BraTSNifti(tmp_path / "nifti")
+    assert packed.volumes == [4, 9] and len(packed) == len(original) == 6
+    for index in (0, 4):
+        image, mask = packed[index]
+        torch.testing.assert_close(image, original[index][0], atol=2e-3, rtol=1e-3)
+        assert torch.equal(mask, original[index][1])

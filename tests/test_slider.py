@@ -79,4 +79,4 @@ def test_attention_slider_reports_mean_alpha_inside_and_outside():
     alpha = torch.full((1, 1, 4, 4), 0.2)
     alpha[..., :2, :2] = 0.9
     slider = viz.attention_slider(torch.randn(1, 4, 8, 8), target, [alpha], ["s"])
-    assert "inside the tumour 0.90, outside 0.20" in slider.frame((0, 0))[1]
+    assert "inside the tumour 0.900, outside 0.200" in slider.frame((0, 0))[1]

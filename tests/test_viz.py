@@ -62,7 +62,7 @@ def test_modalities_history_and_attention_figures_have_a_panel_each():
     assert [ax.get_title().split("\n")[0] for ax in fig.axes[:5]] == [
         "FLAIR", "gate at 4×4", "gate at 8×8", "gate at 16×16", "gate at 32×32"]
     low, high = maps[1].min().item(), maps[1].max().item()
-    assert fig.axes[2].get_title().split("\n")[1] == f"α {low:.2f} – {high:.2f}"
+    assert fig.axes[2].get_title().split("\n")[1] == f"α {low:.2f} – {high:.2f} (stretched)"
 
 
 def test_stretched_overlay_uses_the_whole_colour_map():
@@ -74,3 +74,28 @@ def test_stretched_overlay_uses_the_whole_colour_map():
     assert np.allclose(stretched[0, 0], inferno(0.0)[:3], atol=0.05)  # lowest α: darkest
     assert np.allclose(stretched[-1, -1], inferno(1.0)[:3], atol=0.05)  # highest: yellow
     assert np.ptp(plain[..., 0]) < 0.2 < np.ptp(stretched[..., 0])
+
+
+def test_a_flat_map_is_not_stretched_into_a_pattern():
+    channel = torch.zeros(8, 8)
+    flat = torch.linspace(0.49, 0.495, 64).reshape(8, 8)  # range 0.005 < MIN_STRETCH
+    assert np.allclose(attention_overlay(channel, flat, 1.0, stretch=True),
+                       attention_overlay(channel, flat, 1.0, stretch=False))
+
+
+def test_attention_contrast_averages_inside_and_outside_per_gate():
+    from unet_lib.viz import attention_contrast
+
+    class TwoGates(torch.nn.Module):  # stands in for an AttentionUNet: α = 0.9 in the top half
+        def forward(self, x, return_attention=False):
+            coarse = torch.full((len(x), 1, 2, 2), 0.2)
+            coarse[..., 0, :] = 0.9
+            fine = torch.full((len(x), 1, 4, 4), 0.5)
+            return torch.zeros(len(x), 3, 4, 4), [coarse, fine]
+
+    mask = torch.zeros(3, 4, 4)
+    mask[1, :2] = 1  # tumour in the top half
+    dataset = [(torch.zeros(4, 4, 4), mask)] * 3
+    inside, outside = attention_contrast(TwoGates(), dataset, [0, 1, 2], batch_size=2,
+                                         device="cpu")
+    assert np.allclose(inside, [0.9, 0.5]) and np.allclose(outside, [0.2, 0.5])

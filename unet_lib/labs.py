@@ -183,25 +183,37 @@ def check_mask_colour(answer, channels: Sequence[int] = (0, 1, 1)) -> None:
            "colours add")
 
 
+def _whole_tumour_dice(probs: torch.Tensor, target: torch.Tensor, threshold: float) -> float:
+    from .metrics import binarize, to_regions
+
+    truth = to_regions(target[None])[:, :1]
+    return dice(to_regions(binarize(probs[None], threshold, logits=False))[:, :1], truth).item()
+
+
 def best_threshold(probs: torch.Tensor, target: torch.Tensor, thresholds: Sequence[float]
                    ) -> float:
     """The threshold among ``thresholds`` with the highest whole-tumour Dice on one slice
     (probs, target: (3, H, W)); the lowest such threshold on a tie."""
-    from .metrics import binarize, to_regions
-
-    truth = to_regions(target[None])[:, :1]
-    scores = [dice(to_regions(binarize(probs[None], t, logits=False))[:, :1], truth).item()
-              for t in thresholds]
+    scores = [_whole_tumour_dice(probs, target, t) for t in thresholds]
     return float(thresholds[max(range(len(scores)), key=lambda i: (scores[i], -i))])
+
+
+#: answers whose score is this close to the best count as right (the book shows 2 decimals)
+TIE = 0.005
 
 
 def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
                          thresholds: Sequence[float]) -> None:
-    """The threshold (one of ``thresholds``) that gives the best whole-tumour Dice on a slice."""
+    """A threshold (one of ``thresholds``) with the best whole-tumour Dice on a slice; one
+    within :data:`TIE` of the best counts too (the slider shows Dice to 2 decimals)."""
     if _unanswered(answer):
         return
-    _check(answer, best_threshold(probs, target, thresholds),
-           "the threshold with the best whole-tumour Dice on this slice",
+    best = best_threshold(probs, target, thresholds)
+    best_dice = _whole_tumour_dice(probs, target, best)
+    if any(math.isclose(answer, t) for t in thresholds) and (
+            _whole_tumour_dice(probs, target, answer) >= best_dice - TIE):
+        answer = best  # a tie on screen
+    _check(answer, best, "the threshold with the best whole-tumour Dice on this slice",
            "move the slider and read the WT Dice in the caption", tolerance=1e-6)
 
 
@@ -255,9 +267,13 @@ def check_gate_sizes(answer, image_size: int, depth: int = 4) -> None:
 
 
 def check_sharpest_gate(answer, contrasts: Sequence[float]) -> None:
-    """Index of the gate (deepest first) with the largest of ``contrasts`` (one per gate)."""
+    """Index of the gate (deepest first) with the largest of ``contrasts`` (one per gate); a
+    gate within :data:`TIE` of the largest counts too."""
     if _unanswered(answer):
         return
     expected = max(range(len(contrasts)), key=lambda i: contrasts[i])
+    if isinstance(answer, int) and 0 <= answer < len(contrasts) and (
+            contrasts[answer] >= contrasts[expected] - TIE):
+        answer = expected  # a tie on screen
     _check(answer, expected, "the gate with the largest contrast",
            "compare the contrasts printed above")

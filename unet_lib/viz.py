@@ -141,11 +141,11 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
         values = _numpy(attention).reshape(np.shape(attention)[-2:])
         ax.imshow(attention_overlay(image[0], values, alpha, stretch))
         h, w = values.shape
-        ax.set_title(f"gate at {h}×{w}\nα {values.min():.2f} – {values.max():.2f}",
+        scale = "stretched" if stretch and stretched(values) else "0…1 scale"
+        ax.set_title(f"gate at {h}×{w}\nα {values.min():.2f} – {values.max():.2f} ({scale})",
                      fontsize="medium")
-    scale = "each map's own range" if stretch else "[0, 1]"
-    fig.supxlabel(f"colours over {scale}: dark purple = suppressed most, yellow = passed most",
-                  fontsize="small")
+    fig.supxlabel("dark purple = suppressed most, yellow = passed most; a map spanning at least "
+                  f"{MIN_STRETCH} is stretched to its own range", fontsize="small")
     _off(axes)
     if title:
         fig.suptitle(title)
@@ -165,12 +165,24 @@ def grey_picture(channel) -> np.ndarray:
     return np.clip((channel - low) / max(high - low, 1e-6), 0, 1)
 
 
+#: the smallest range of attention coefficients that ``stretch`` spreads over the colour map
+MIN_STRETCH = 0.02
+
+
+def stretched(attention) -> bool:
+    """Whether a map's range is wide enough (:data:`MIN_STRETCH`) to stretch its colours."""
+    values = _numpy(attention)
+    return float(values.max() - values.min()) >= MIN_STRETCH
+
+
 def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = False
                       ) -> np.ndarray:
     """A gate's coefficients (h, w), upsampled bilinearly to the (H, W) channel's size and
     blended over it with the ``inferno`` colour map → (H, W, 3) RGB in [0, 1].
 
-    ``stretch`` maps the coefficients' own min…max (rather than 0…1) to the colour map."""
+    ``stretch`` maps the coefficients' own min…max (rather than 0…1) to the colour map when
+    they span at least :data:`MIN_STRETCH`; a flatter map is drawn on the 0…1 scale, so that
+    noise is not blown up into a pattern."""
     import torch.nn.functional as F
 
     grey = grey_picture(channel)
@@ -178,9 +190,9 @@ def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = Fa
     attention = attention.reshape(1, 1, *attention.shape[-2:])
     up = F.interpolate(attention, size=grey.shape, mode="bilinear", align_corners=False)
     up = up[0, 0].clamp(0, 1)
-    if stretch:
+    if stretched(attention) and stretch:
         low, high = attention.min(), attention.max()
-        up = (up - low) / (high - low) if high - low > 1e-6 else torch.full_like(up, 0.5)
+        up = (up - low) / (high - low)
     colours = plt.get_cmap("inferno")(up.clamp(0, 1).numpy())[..., :3]
     return (1 - alpha) * grey[..., None] + alpha * colours
 
@@ -268,9 +280,11 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     def caption(position):
         i, g = position
         inside, outside = attention_inside_outside(maps[g][i], targets[i])
+        scale = ("colours stretched to this range" if stretched(maps[g][i])
+                 else "too flat to stretch: colours on the 0…1 scale")
         return (f"{names[i]}; gate at {levels[g]}: α from {maps[g][i].min():.2f} to "
-                f"{maps[g][i].max():.2f} (colours stretched to this range); mean inside the "
-                f"tumour {inside:.2f}, outside {outside:.2f}")
+                f"{maps[g][i].max():.2f} ({scale}); mean inside the tumour {inside:.3f}, "
+                f"outside {outside:.3f}")
 
     return ImageSlider({"slice": list(names), "gate": levels},
                        ["FLAIR", "ground truth", "attention α over FLAIR"],
@@ -360,3 +374,36 @@ def plot_histories(histories: dict, metric: str = "WT", title: str | None = None
     if title:
         fig.suptitle(title)
     return fig
+
+
+@torch.no_grad()
+def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int = 32,
+                       device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean attention coefficient inside and outside the whole tumour, per gate, averaged over
+    the slices ``indices`` of ``dataset`` (unusable samples are left out; a slice whose tumour
+    vanishes on a coarse gate's grid counts only outside).
+
+    Returns:
+        ``(inside, outside)``: arrays with one value per gate, deepest first.
+    """
+    from .train import pick_device
+
+    device = pick_device("auto") if device is None else torch.device(device)
+    model = model.to(device).eval()
+    inside: list[list[float]] = []
+    outside: list[list[float]] = []
+    samples = (dataset[i] for i in indices)
+    usable = [s for s in samples if isinstance(s, tuple)]
+    for start in range(0, len(usable), batch_size):
+        batch = usable[start:start + batch_size]
+        images = torch.stack([image for image, _ in batch]).to(device)
+        _, maps = model(images, return_attention=True)
+        for g, attention in enumerate(maps):
+            if len(inside) <= g:
+                inside.append([]), outside.append([])
+            for (_, mask), alpha in zip(batch, attention.float().cpu()):
+                a, b = attention_inside_outside(alpha, mask)
+                inside[g].append(a)
+                outside[g].append(b)
+    model.cpu()
+    return (np.array([np.nanmean(v) for v in inside]), np.array([np.nanmean(v) for v in outside]))

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..progress import progress_bar
-from .kaggle import BraTSSlices, resize_sample
+from .kaggle import resize_sample
 from .samples import SkippedSample
 
 PACKED_META = "packed.json"
@@ -126,5 +126,11 @@ class PackedSlices(Dataset):
 
 
 def pack_folder(root: str | Path, out: str | Path, progress: bool = True) -> Path:
-    """Pack a Kaggle-format folder (see :func:`pack`)."""
-    return pack(BraTSSlices(root), out, progress=progress)
+    """Pack a BraTS folder, Kaggle slices or the NIfTI release (see :func:`pack`).
+
+    The NIfTI release is read case by case, in order, so each volume is decoded once; a
+    shuffled training loader over NIfTI would decode a whole case for almost every slice.
+    """
+    from . import open_dataset  # here: the package imports this module
+
+    return pack(open_dataset(root), out, progress=progress)
