@@ -146,3 +146,17 @@ def test_no_single_modality_threshold_solves_it_a_trained_unet_does_far_better(d
     unet = dice(to_regions((probs > 0.5).float())[:, :1], to_regions(targets)[:, :1]).item()
     assert baseline < 0.6
     assert unet > baseline + 0.2, f"U-Net WT Dice {unet:.3f}, threshold baseline {baseline:.3f}"
+
+
+def test_cached_phantom_is_made_once_and_remade_when_incomplete(tmp_path, capsys):
+    from unet_lib.data import cached_phantom
+
+    root = cached_phantom(tmp_path, size=32, n_volumes=2, n_slices=4, seed=3)
+    assert root == tmp_path / "phantom-32px-2x4-seed3"
+    assert len(list(root.glob("volume_*_slice_*.h5"))) == 2 * 4
+    assert "making" in capsys.readouterr().out
+    assert cached_phantom(tmp_path, 32, 2, 4, seed=3) == root
+    assert "making" not in capsys.readouterr().out  # complete: reused
+    (root / "meta_data.csv").unlink()  # as if interrupted before the last file
+    cached_phantom(tmp_path, 32, 2, 4, seed=3)
+    assert "making" in capsys.readouterr().out and (root / "meta_data.csv").is_file()

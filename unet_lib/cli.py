@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                         if small != default else ""))
     _add_phantom_args(train)
 
-    packer = commands.add_parser("pack", help="pack a Kaggle-format folder into memory-mapped "
-                                              "arrays that load much faster")
+    packer = commands.add_parser("pack", help="pack a BraTS folder (Kaggle slices or NIfTI) "
+                                              "into memory-mapped arrays that load much faster")
     packer.add_argument("--data", type=Path, required=True)
     packer.add_argument("--out", type=Path, required=True)
 
@@ -117,22 +117,6 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
-def phantom_root(size: int, n_volumes: int, n_slices: int, seed: int) -> Path:
-    """Where the CLI caches a phantom of these settings."""
-    return Path("data") / f"phantom-{size}px-{n_volumes}x{n_slices}-seed{seed}"
-
-
-def ensure_phantom(root: Path, size: int, n_volumes: int, n_slices: int, seed: int) -> Path:
-    """Make the phantom at ``root`` unless a complete one is already there."""
-    from .data import make_phantom
-
-    if not (root / "meta_data.csv").exists():
-        print(f"writing a {n_volumes}-volume phantom ({size}×{size}, {n_slices} slices) "
-              f"to {root} ...", flush=True)
-        make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices, seed=seed)
-    return root
-
-
 def _print_scores(result: dict) -> None:
     if result.get("skipped"):
         print(f"skipped {len(result['skipped'])} unusable file(s):")
@@ -154,7 +138,7 @@ def cmd_phantom(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .data import open_dataset, split_volumes
+    from .data import cached_phantom, open_dataset, split_volumes
     from .models import build_model, count_parameters
     from .train import TrainConfig, fit, pick_device, seed_everything
 
@@ -167,8 +151,7 @@ def cmd_train(args) -> int:
         size = config.image_size
         n_volumes = args.volumes or (12 if args.quick else 20)
         n_slices = args.slices or (32 if args.quick else 155)
-        data_root = ensure_phantom(phantom_root(size, n_volumes, n_slices, config.seed), size,
-                                   n_volumes, n_slices, config.seed)
+        data_root = cached_phantom("data", size, n_volumes, n_slices, config.seed)
     everything = open_dataset(data_root)
     volumes = everything.volumes[: args.max_volumes] if args.max_volumes else everything.volumes
     train_volumes, val_volumes = split_volumes(volumes, config.val_fraction, config.seed)

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import model_from_checkpoint, read_checkpoint
-from .data import make_phantom, open_dataset, split_volumes
+from .data import cached_phantom, open_dataset, split_volumes
 from .models import MODELS, UNet, build_model, count_parameters
 from .train import History, TrainConfig, fit, pick_device, seed_everything
 
@@ -228,13 +228,7 @@ def setup(scale: str = "auto", data: str | Path | None = None, **changes) -> Cou
         root = Path(data).expanduser()
         volumes = open_dataset(root).volumes
     else:
-        size, n_volumes, n_slices = PHANTOMS[scale]
-        root = home / "data" / f"phantom-{size}px-{n_volumes}x{n_slices}-seed{config.seed}"
-        if not (root / "meta_data.csv").is_file():
-            print(f"making the {scale} phantom ({n_volumes} volumes of {size}×{size}×"
-                  f"{n_slices}) in {root} ...", flush=True)
-            make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices,
-                         seed=config.seed)
+        root = cached_phantom(home / "data", *PHANTOMS[scale], seed=config.seed)
         volumes = open_dataset(root).volumes
     train_volumes, val_volumes = split_volumes(volumes, config.val_fraction, config.seed)
     return CourseSetup(scale, config, root.resolve(), data is not None, train_volumes,

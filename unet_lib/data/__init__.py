@@ -10,7 +10,7 @@ from .nifti import BraTSNifti, find_cases
 from .normalize import zscore_slice
 from .packed import PackedSlices, is_packed, pack, pack_folder
 from .samples import BadSampleWarning, BraTSDataError, SkippedSample, collate_samples
-from .phantom import labels_to_mask, make_phantom, make_volume
+from .phantom import cached_phantom, labels_to_mask, make_phantom, make_volume
 from .split import split_volumes
 
 
@@ -34,6 +34,7 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
 
 
 __all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "SkippedSample",
+           "cached_phantom",
            "collate_samples", "MASK_CHANNELS", "MODALITIES",
            "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",
            "make_phantom", "make_volume", "open_dataset", "PackedSlices", "is_packed", "pack",

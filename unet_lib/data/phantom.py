@@ -205,3 +205,18 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
             rows.append(metadata_row(name, volume, s, masks[s]))
     write_metadata(root, rows)
     return root
+
+
+def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: int,
+                   seed: int = 0) -> Path:
+    """The phantom of these settings under ``data_dir``, made on first use.
+
+    Its folder is ``data_dir/phantom-<size>px-<volumes>x<slices>-seed<seed>``; a folder
+    without ``meta_data.csv`` (the last file written) is incomplete and made again.
+    """
+    root = Path(data_dir) / f"phantom-{size}px-{n_volumes}x{n_slices}-seed{seed}"
+    if not (root / "meta_data.csv").is_file():
+        print(f"making a {n_volumes}-volume phantom ({size}×{size}, {n_slices} slices) "
+              f"in {root} ...", flush=True)
+        make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices, seed=seed)
+    return root
