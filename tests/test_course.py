@@ -150,3 +150,11 @@ def test_tumour_slices_take_more_of_a_volume_when_volumes_run_out(tiny_setup):
     for slices in by_volume.values():
         slices.sort()
         assert all(b - a >= 4 for a, b in zip(slices, slices[1:]))
+
+
+def test_retrain_replaces_the_cached_run(tiny_setup):
+    first = tiny_setup.trained("classic", progress=False)
+    again = tiny_setup.trained("classic", progress=False, retrain=True)
+    assert not again.from_cache and len(again.history) == 1
+    assert tiny_setup.trained("classic", progress=False).from_cache
+    assert first.checkpoint == again.checkpoint

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,14 +175,14 @@ class CourseSetup:
         config = dataclasses.replace(self.config, model=name)
         folder = self.run_dir(name)
         last = folder / "last.pt"
-        if not retrain and last.is_file():
+        if retrain:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif last.is_file():
             payload = read_checkpoint(last)
             if payload["epoch"] >= config.epochs:
                 history = History(payload["history"])
                 return TrainedModel(name, model_from_checkpoint(payload).eval(), history,
                                     _seconds(history), True, last)
-        elif retrain:
-            last.unlink(missing_ok=True)
         model = self.build(name)
         train_set, val_set = self.datasets()
         if progress:
@@ -273,8 +274,5 @@ def _volume_and_slice(dataset, index: int) -> tuple[int | None, int]:
 def slice_name(dataset, index: int) -> str:
     """``"volume 7, slice 80"`` for item ``index`` of a BraTS dataset (``"slice <index>"`` for
     a dataset without that information)."""
-    entries = getattr(dataset, "slices", None)
-    if entries is None:
-        return f"slice {index}"
-    volume, slice_index = entries[index][:2]
-    return f"volume {volume}, slice {slice_index}"
+    volume, slice_index = _volume_and_slice(dataset, index)
+    return f"slice {index}" if volume is None else f"volume {volume}, slice {slice_index}"
