@@ -389,6 +389,7 @@ def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int =
     from .train import pick_device
 
     device = pick_device("auto") if device is None else torch.device(device)
+    home = next(model.parameters(), torch.empty(0)).device  # where to put the model back
     model = model.to(device).eval()
     inside: list[list[float]] = []
     outside: list[list[float]] = []
@@ -405,5 +406,5 @@ def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int =
                 a, b = attention_inside_outside(alpha, mask)
                 inside[g].append(a)
                 outside[g].append(b)
-    model.cpu()
+    model.to(home)
     return (np.array([np.nanmean(v) for v in inside]), np.array([np.nanmean(v) for v in outside]))
