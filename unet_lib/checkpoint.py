@@ -1,11 +1,20 @@
-"""Saving and loading training state, atomically.
+"""Saving and loading training state: atomically, and without running code from the file.
 
-A checkpoint is one ``torch.save`` file holding a dict:
+A checkpoint is one ``torch.save`` file holding a dict of **plain data only** — tensors,
+numbers, strings, ``None``, and lists, tuples and dicts of those:
 
-* ``format``: ``"unet_lib-checkpoint-1"``
+* ``format``: ``"unet_lib-checkpoint-2"``
 * ``model_class`` and ``hparams``: enough to rebuild the architecture (:attr:`UNet.hparams`)
 * ``model_state``; and, for resuming, ``optimizer_state``, ``scheduler_state``, ``scaler_state``,
-  ``epoch`` (completed epochs), ``history``, ``config``, ``rng`` (CPU, CUDA, loader states)
+  ``epoch`` (completed epochs), ``history``, ``config`` (a dict), ``rng`` (tensors and ints),
+  ``best_epoch`` (the epoch ``best.pt`` holds) and ``resumed`` (settings changed on resume)
+
+Loading uses ``torch.load(weights_only=True)``, which refuses any other Python object: a
+pickle can name any function to call while it loads, so a checkpoint that needs one could run
+code on the machine that opens it. Teaching labs pass checkpoints around; opening one must be
+safe. Checkpoints of unet_lib 0.1 stored the NumPy RNG state as an array and are refused with
+a message that says so; ``trust=True`` (``--trust-checkpoint``) opens one's *own* old files
+with full pickle loading, which runs whatever code such a file holds.
 
 Files are written to a temporary name and renamed, so a crash mid-write never leaves a
 half-written checkpoint where the last good one was.
@@ -13,68 +22,203 @@ half-written checkpoint where the last good one was.
 
 from __future__ import annotations
 
+import errno
 import os
+import pickle
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .models import MODELS, UNet
 
-FORMAT = "unet_lib-checkpoint-1"
+FORMAT = "unet_lib-checkpoint-2"
+#: formats this version reads; version 1 only with ``trust=True`` (it needs NumPy objects)
+KNOWN_FORMATS = ("unet_lib-checkpoint-1", FORMAT)
+#: what a checkpoint must hold to resume training from it
+TRAINING_KEYS = ("optimizer_state", "scheduler_state", "scaler_state", "epoch", "history",
+                 "config", "rng")
 
 
 class CheckpointError(ValueError):
     """A checkpoint file that cannot be used; the message names the file and the problem."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (disk full, read-only folder); the one written
+    before it, if any, is intact."""
+
+
+def plain(value: Any, where: str = "checkpoint") -> Any:
+    """``value`` as plain data that ``torch.load(weights_only=True)`` reads back.
+
+    Tensors, ``None``, bools, ints, floats and strings stay; NumPy scalars become Python
+    numbers, NumPy arrays tensors, paths strings; dicts, lists and tuples are converted item
+    by item. Anything else raises ``TypeError`` naming where it was found.
+    """
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(value))
+    if isinstance(value, os.PathLike):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: plain(item, f"{where}[{key!r}]") for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(item, f"{where}[{i}]") for i, item in enumerate(value))
+    raise TypeError(f"{where}: a {type(value).__name__} cannot be stored in a checkpoint "
+                    f"(only tensors, numbers, strings, lists, tuples and dicts)")
+
+
 def save_checkpoint(path: str | Path, model: UNet, **state: Any) -> Path:
-    """Atomically write ``model`` (and any extra ``state`` entries) to ``path``."""
+    """Atomically write ``model`` (and any extra ``state`` entries, plain data) to ``path``.
+
+    Raises:
+        CheckpointWriteError: the file could not be written (the message says why: a full
+            disk, a read-only folder); the checkpoint that was at ``path`` is untouched.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "model_class": type(model).__name__,
-               "hparams": dict(model.hparams), "model_state": model.state_dict(), **state}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    payload = plain({"format": FORMAT, "model_class": type(model).__name__,
+                     "hparams": dict(model.hparams), "model_state": model.state_dict(),
+                     **state})
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except (OSError, RuntimeError) as error:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise CheckpointWriteError(_write_failure(path, error)) from error
+    except BaseException:  # Ctrl-C mid-write: leave no temporary behind
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
 
 
-def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint dict, with a clear error for a missing, truncated or foreign file."""
+def _write_failure(path: Path, error: Exception) -> str:
+    """One line saying why ``path`` could not be written, and that the old file is intact."""
+    no_space = getattr(error, "errno", None) == errno.ENOSPC
+    if no_space or "file write failed" in str(error):
+        try:
+            free = shutil.disk_usage(path.parent).free / 2 ** 20
+        except OSError:
+            free = None
+        where = f" ({free:.0f} MiB free there)" if free is not None else ""
+        reason = (f"the disk is full{where}" if no_space or (free is not None and free < 256)
+                  else f"the write failed; is the disk full?{where}")
+    elif isinstance(error, PermissionError) or getattr(error, "errno", None) == errno.EROFS:
+        reason = "the folder is read-only (permission denied)"
+    else:
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+    kept = "the previous one there is intact" if path.exists() else "nothing was written"
+    return f"{path}: cannot be written: {reason}; {kept}"
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    trust: bool = False) -> dict:
+    """Load a checkpoint dict, refusing any file that would need code to load.
+
+    Args:
+        path: a ``.pt`` file written by :func:`save_checkpoint`.
+        map_location: where the tensors go.
+        trust: load with full pickle support (``weights_only=False``), for *your own*
+            checkpoints of unet_lib 0.1. A pickle can run any code while it loads: never pass
+            ``True`` for a file someone else gave you.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: naming the file: damaged, not a unet_lib checkpoint, malformed, or
+            holding Python objects (which could run code) and ``trust`` is not given.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as error:  # pickle/zip errors of many kinds on a damaged file
+        payload = torch.load(path, map_location=map_location, weights_only=not trust)
+    except pickle.UnpicklingError as error:
+        if "weights_only" not in str(error) and "Weights only" not in str(error):
+            raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or "
+                                  f"corrupted?): {_first_line(error)}") from error
+        culprit = re.search(r"GLOBAL ([\w.]+)", str(error))
+        raise CheckpointError(
+            f"{path}: refused: it holds Python objects"
+            + (f" ({culprit[1]})" if culprit else "")
+            + ", not only tensors and plain data, and loading them could run code. unet_lib "
+              "0.2 and later never write such files. If this is your own checkpoint from "
+              "unet_lib 0.1, open it with trust=True (--trust-checkpoint), which runs any "
+              "code the file holds") from None
+    except Exception as error:  # zip/EOF errors of many kinds on a damaged file
         raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or "
-                              f"corrupted?): {error}") from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+                              f"corrupted?): {_first_line(error)}") from error
+    if not isinstance(payload, dict) or payload.get("format") not in KNOWN_FORMATS:
         raise CheckpointError(f"{path}: not a unet_lib checkpoint (no format {FORMAT!r})")
+    problems = [f"no {key!r}" for key in ("model_class", "hparams", "model_state")
+                if key not in payload]
+    if not problems and not isinstance(payload["hparams"], dict):
+        problems.append("'hparams' is not a dict")
+    if not problems and not isinstance(payload["model_state"], dict):
+        problems.append("'model_state' is not a dict of tensors")
+    if problems:
+        raise CheckpointError(f"{path}: malformed checkpoint: {', '.join(problems)}")
+    payload["path"] = str(path)
     return payload
 
 
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def check_training_state(payload: dict) -> None:
+    """Raise :class:`CheckpointError` unless ``payload`` holds what resuming needs."""
+    missing = [key for key in TRAINING_KEYS if key not in payload]
+    if missing:
+        raise CheckpointError(f"{payload.get('path', 'checkpoint')}: holds a model but not "
+                              f"the training state to resume from (no {', '.join(missing)}); "
+                              f"it can be evaluated, not resumed")
+
+
 def model_from_checkpoint(payload: dict) -> UNet:
-    """Rebuild the model a checkpoint dict describes and load its weights."""
+    """Rebuild the model a checkpoint dict describes and load its weights.
+
+    Raises:
+        CheckpointError: naming the file, when its hyper-parameters or weights do not fit
+            a :class:`UNet`.
+    """
+    where = payload.get("path", "checkpoint")
     cls = {cls.__name__: cls for cls in MODELS.values()}.get(payload["model_class"], UNet)
     model = UNet.__new__(cls)  # the named classes only set UNet's defaults: build as UNet
-    UNet.__init__(model, **payload["hparams"])
-    model.load_state_dict(payload["model_state"])
+    try:
+        UNet.__init__(model, **payload["hparams"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{where}: its hparams {payload['hparams']} do not build a "
+                              f"U-Net: {error}") from None
+    try:
+        model.load_state_dict(payload["model_state"])
+    except (RuntimeError, TypeError, AttributeError) as error:
+        detail = " ".join(str(error).split())[:300]
+        raise CheckpointError(f"{where}: its weights do not fit the {payload['model_class']} "
+                              f"its hparams describe: {detail}") from None
     return model
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> UNet:
-    """The trained model saved in a checkpoint file, in eval mode."""
-    return model_from_checkpoint(read_checkpoint(path, map_location)).eval()
+def load_model(path: str | Path, map_location: str | torch.device = "cpu",
+               trust: bool = False) -> UNet:
+    """The trained model saved in a checkpoint file, in eval mode (see :func:`read_checkpoint`
+    for ``trust``)."""
+    return model_from_checkpoint(read_checkpoint(path, map_location, trust=trust)).eval()
 
 
 def check_same_architecture(model: UNet, payload: dict, path: str | Path) -> None:

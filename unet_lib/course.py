@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import model_from_checkpoint, read_checkpoint
+from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 from .data import cached_phantom, open_dataset, split_volumes
 from .models import MODELS, UNet, build_model, count_parameters
 from .train import History, TrainConfig, fit, pick_device, seed_everything
@@ -178,7 +178,11 @@ class CourseSetup:
         if retrain:
             shutil.rmtree(folder, ignore_errors=True)
         elif last.is_file():
-            payload = read_checkpoint(last)
+            try:
+                payload = read_checkpoint(last)
+            except CheckpointError as error:
+                raise CheckpointError(f"{error}. To train this course model again instead, "
+                                      f"call trained({name!r}, retrain=True)") from None
             if payload["epoch"] >= config.epochs:
                 history = History(payload["history"])
                 return TrainedModel(name, model_from_checkpoint(payload).eval(), history,

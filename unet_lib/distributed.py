@@ -44,6 +44,11 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (or not launched by ``torchrun``), before any set-up."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def setup(device_type: str) -> Context:
     """Join the process group if launched by ``torchrun``; a no-op context otherwise."""
     if launched_world_size() <= 1:

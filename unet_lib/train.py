@@ -28,10 +28,28 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed
-from .checkpoint import check_same_architecture, read_checkpoint, save_checkpoint
+from . import runfolder
+from .checkpoint import (CheckpointError, check_same_architecture, check_training_state,
+                         read_checkpoint, save_checkpoint)
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
+from .models import MIN_SIZE
 from .progress import progress_bar
+
+#: training steps between two reads of the running loss (each read waits for the GPU)
+SYNC_EVERY = 25
+#: the largest image side :meth:`TrainConfig.validate` accepts (BraTS slices are 240)
+MAX_IMAGE_SIZE = 2048
+#: settings a resumed run cannot change: they decide the data, the split or the optimizer
+RESUME_FIXED = ("model", "base_filters", "image_size", "val_fraction", "seed", "optimizer")
+
+
+class ConfigError(ValueError):
+    """A training setting out of range; ``field`` names it (the CLI shows it as ``--field``)."""
+
+    def __init__(self, field: str, problem: str):
+        self.field, self.problem = field, problem
+        super().__init__(f"{field}: {problem}")
 
 
 @dataclass
@@ -100,6 +118,85 @@ class TrainConfig:
         """
         return dataclasses.replace(cls(epochs=8, batch_size=8, image_size=64, base_filters=16,
                                        pos_weight=(5.0, 2.0, 5.0)), **changes)
+
+    def validate(self) -> "TrainConfig":
+        """Check every setting before any work starts; returns ``self``.
+
+        Raises:
+            ConfigError: naming the first setting out of range and what it accepts.
+        """
+        def need(ok: bool, field: str, problem: str) -> None:
+            if not ok:
+                raise ConfigError(field, f"{problem}, got {getattr(self, field)!r}")
+
+        for field in ("epochs", "batch_size", "base_filters"):
+            need(_is_int(getattr(self, field)) and getattr(self, field) >= 1, field,
+                 "must be a whole number of at least 1")
+        need(_is_number(self.lr) and self.lr > 0, "lr", "must be a positive number")
+        need(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay",
+             "must be 0 or more")
+        need(self.optimizer in OPTIMIZERS, "optimizer",
+             f"must be one of {', '.join(repr(n) for n in OPTIMIZERS)}")
+        need(_is_number(self.lr_gamma) and 0 < self.lr_gamma <= 1, "lr_gamma",
+             "must be in (0, 1]: the learning rate is multiplied by it after every epoch")
+        need(_is_int(self.image_size) and self.image_size >= MIN_SIZE, "image_size",
+             f"must be at least {MIN_SIZE} pixels (BraTS slices are 240)")
+        if self.image_size > MAX_IMAGE_SIZE:
+            first_level = self.batch_size * self.base_filters * self.image_size ** 2 * 4
+            need(False, "image_size",
+                 f"is too large: a batch of {self.batch_size} would need about "
+                 f"{_bytes(first_level)} for the first level's activations alone (batch × "
+                 f"filters × pixels × 4 bytes); BraTS slices are 240, at most "
+                 f"{MAX_IMAGE_SIZE} is accepted")
+        need(_is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "val_fraction",
+             "must be in [0, 1): the share of volumes held out")
+        need(_is_number(self.threshold) and 0 <= self.threshold <= 1, "threshold",
+             "must be a probability in [0, 1]")
+        if self.pos_weight is not None:
+            weights = tuple(self.pos_weight)
+            need(len(weights) == 3, "pos_weight",
+                 "needs one weight per mask channel (NCR/NET, ED, ET), e.g. 5,2,5")
+            need(all(_is_number(w) and w > 0 for w in weights), "pos_weight",
+                 "weights must be positive numbers")
+        need(_is_int(self.seed) and self.seed >= 0, "seed", "must be a whole number ≥ 0")
+        need(self.num_workers is None or (_is_int(self.num_workers) and self.num_workers >= 0),
+             "num_workers", "must be 0 or more")
+        check_device(self.device)
+        return self
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _bytes(count: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1024
+
+
+def check_device(device: str) -> None:
+    """Raise :class:`ConfigError` unless ``device`` is ``"auto"`` or a device present here."""
+    if device == "auto":
+        return
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ConfigError("device", f"{device!r} is not a device; use auto, cpu, cuda, cuda:N "
+                                    f"or mps") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device", f"{device!r}: no CUDA GPU is available here (a CPU build "
+                                    f"of PyTorch, or no driver); use auto or cpu")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None
+                              and torch.backends.mps.is_available()):
+        raise ConfigError("device", f"{device!r}: Apple's MPS is not available here; use auto "
+                                    f"or cpu")
 
 
 class TrainingDiverged(RuntimeError):
@@ -243,7 +340,11 @@ class History:
 
 
 def _rng_state(loader_generator: torch.Generator) -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+    """Every random state training uses, as plain data (tensors, ints, floats, strings)."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position),
+                       int(has_gauss), float(gauss)),
              "torch": torch.get_rng_state(), "loader": loader_generator.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -251,39 +352,134 @@ def _rng_state(loader_generator: torch.Generator) -> dict:
 
 
 def _set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    loader_generator.set_state(state["loader"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), position,
+                         has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    loader_generator.set_state(state["loader"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def settings_changed_on_resume(saved: dict, config: TrainConfig, path: Path) -> dict:
+    """The settings of ``config`` that differ from the ``saved`` run's, as
+    ``{field: (saved, now)}``.
+
+    Raises:
+        ConfigError: a setting of :data:`RESUME_FIXED` differs: it would change the data, the
+            split or the optimizer under a half-trained model.
+    """
+    now = dataclasses.asdict(config)
+    changed = {}
+    for field, value in now.items():
+        before = saved.get(field, value)
+        if isinstance(before, list):
+            before = tuple(before)
+        if isinstance(value, list):
+            value = tuple(value)
+        if before != value:
+            changed[field] = (before, value)
+    for field in RESUME_FIXED:
+        if field in changed and field != "model":
+            before, value = changed[field]
+            raise ConfigError(field, f"cannot change from {before!r} to {value!r} when resuming "
+                                     f"{path}: it decides the run's data, split or optimizer. "
+                                     f"Resume without the change, or start a new run in "
+                                     f"another folder")
+    changed.pop("model", None)  # the architecture check names a different model
+    return changed
+
+
+def _apply_resume_changes(changed: dict, optimizer, scheduler, report) -> None:
+    """Put changed rates into the restored optimizer and scheduler, and say what changed."""
+    for group in optimizer.param_groups:
+        if "lr" in changed:
+            group["lr"] = changed["lr"][1]
+        if "weight_decay" in changed:
+            group["weight_decay"] = changed["weight_decay"][1]
+    if "lr_gamma" in changed:
+        scheduler.gamma = changed["lr_gamma"][1]
+    if "lr" in changed:
+        scheduler.base_lrs = [changed["lr"][1]] * len(optimizer.param_groups)
+    if changed:
+        report("resuming with changed settings: "
+               + ", ".join(f"{field} {before} → {now}" for field, (before, now) in changed.items())
+               + (" (the learning rate of the next epoch, decayed from there)"
+                  if "lr" in changed else ""))
+
+
+def _restore_best(last: Path, state: dict, report) -> None:
+    """Make ``best.pt`` hold the epoch ``last.pt`` says it does, when a kill came between
+    writing the two (``best.pt`` is written first, so only a missing copy is possible)."""
+    best_epoch = state.get("best_epoch")
+    best = last.with_name("best.pt")
+    if best_epoch is None:
+        return
+    try:
+        held = read_checkpoint(best)["epoch"] if best.is_file() else None
+    except CheckpointError:
+        held = None
+    if held == best_epoch:
+        return
+    if best_epoch == state["epoch"]:
+        runfolder.write_bytes_atomic(best, last.read_bytes())
+        report(f"restored {best} (epoch {best_epoch}) from {last}")
+    elif held is None:
+        report(f"{best} is missing or unreadable; it will be written again when an epoch "
+               f"beats epoch {best_epoch}'s validation Dice")
 
 
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         config: TrainConfig | None = None, checkpoint_dir: str | Path | None = None,
-        resume: bool = False, progress: bool | str = True) -> History:
+        resume: bool = False, progress: bool | str = True,
+        trust_checkpoint: bool = False) -> History:
     """Train ``model`` on ``train_data`` with BCE-with-logits, AdamW and exponential LR decay.
 
     Args:
         model: maps (N, 4, H, W) to (N, 3, H, W) logits; trained in place.
         train_data, val_data: datasets of ``(image (4, H, W), mask (3, H, W))`` float tensors.
-        config: :class:`TrainConfig`; the slides' defaults when ``None``.
-        checkpoint_dir: where to write ``last.pt`` after each epoch and ``best.pt``.
+        config: :class:`TrainConfig`; the slides' defaults when ``None``. Checked before any
+            work (:meth:`TrainConfig.validate`).
+        checkpoint_dir: where to write ``best.pt`` (the best mean validation Dice so far) and
+            then ``last.pt`` after each epoch. The folder is locked while training
+            (:func:`unet_lib.runfolder.claim`): a second run on it is refused.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (same architecture).
+            Changed rates, epochs, batch size, threshold or loss weights are applied and
+            printed; a change of :data:`RESUME_FIXED` (data, split, optimizer) is refused.
         progress: ``True``: a tqdm bar per epoch (in a terminal or notebook) and a summary line
             after each; ``"epochs"``: only the summary lines, printed (light enough for a
             notebook run by CI, where thousands of widget updates would be dropped);
             ``False``: nothing.
+        trust_checkpoint: resume from a checkpoint of unet_lib 0.1 (see
+            :func:`unet_lib.checkpoint.read_checkpoint`: this runs any code the file holds).
 
     Returns:
         The :class:`History`, including epochs from a resumed run.
 
     Raises:
+        ConfigError: a setting out of range, or changed on resume where it cannot be.
         TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
+        RunFolderBusy: another process trains into ``checkpoint_dir``.
     """
+    config = (config or TrainConfig()).validate()
+    if checkpoint_dir is None:
+        return _fit(model, train_data, val_data, config, None, resume, progress,
+                    trust_checkpoint)
+    if not distributed.is_main_process():  # rank 0 alone writes checkpoints, and so holds the folder
+        return _fit(model, train_data, val_data, config, Path(checkpoint_dir), resume,
+                    progress, trust_checkpoint)
+    with runfolder.claim(checkpoint_dir) as folder:
+        return _fit(model, train_data, val_data, config, folder, resume, progress,
+                    trust_checkpoint)
+
+
+def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,
+         checkpoint_dir: Path | None, resume: bool, progress: bool | str,
+         trust_checkpoint: bool) -> History:
     from tqdm.auto import tqdm
 
-    config = config or TrainConfig()
     device = pick_device(config.device)
     context = distributed.setup(device.type)
     device = distributed.local_device(device)
@@ -295,20 +491,34 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     loss_fn = make_loss(config, device)
     generator = torch.Generator().manual_seed(config.seed)
     history = History()
-    start_epoch = 0
-    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    start_epoch, best_epoch, resumed = 0, None, []
     last = checkpoint_dir / "last.pt" if checkpoint_dir else None
+    summaries = bool(progress) and context.is_main
+    report = print if summaries else (lambda *args, **kwargs: None)
 
     if resume and last is not None and last.exists():
-        state = read_checkpoint(last, map_location=device)
+        state = read_checkpoint(last, map_location=device, trust=trust_checkpoint)
+        check_training_state(state)
         check_same_architecture(model, state, last)
-        model.load_state_dict(state["model_state"])
-        optimizer.load_state_dict(state["optimizer_state"])
-        scheduler.load_state_dict(state["scheduler_state"])
-        scaler.load_state_dict(state["scaler_state"])
-        _set_rng_state(state["rng"], generator)
+        changed = settings_changed_on_resume(state["config"], config, last)
+        try:
+            model.load_state_dict(state["model_state"])
+            optimizer.load_state_dict(state["optimizer_state"])
+            scheduler.load_state_dict(state["scheduler_state"])
+            scaler.load_state_dict(state["scaler_state"])
+            _set_rng_state(state["rng"], generator)
+        except (KeyError, ValueError, RuntimeError, TypeError) as error:
+            raise CheckpointError(f"{last}: its training state cannot be restored: "
+                                  f"{' '.join(str(error).split())[:300]}") from None
+        _apply_resume_changes(changed, optimizer, scheduler, report)
         history = History(state["history"])
-        start_epoch = state["epoch"]
+        start_epoch, best_epoch = state["epoch"], state.get("best_epoch")
+        resumed = list(state.get("resumed", []))
+        if changed:
+            resumed.append({"after_epoch": start_epoch,
+                            "changed": {k: list(v) for k, v in changed.items()}})
+        if context.is_main:
+            _restore_best(last, state, report)
 
     train_loader = _train_loader(train_data, config, device, generator, context)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -319,11 +529,11 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
         trained = compile_model(trained)
-    summaries = bool(progress) and context.is_main
     progress = progress is True and context.is_main
     best = max((_mean_dice(r) for r in history.records), default=-math.inf)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
+        rate = optimizer.param_groups[0]["lr"]
         model.train()
         # The running loss stays on the device: reading it (.item()) makes the CPU wait for
         # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
@@ -350,9 +560,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             total += loss.detach().double() * len(images)
             seen += len(images)
             if step % SYNC_EVERY == 0:
-                _check_finite(total, epoch, scheduler, last)
+                _check_finite(total, epoch, rate, last)
                 bar.set_postfix(loss=f"{total.item() / seen:.4f}")
-        _check_finite(total, epoch, scheduler, last)
+        _check_finite(total, epoch, rate, last)
         total = total.item()
         totals = distributed.all_sum(torch.tensor([total, seen], dtype=torch.float64), context)
         total, seen = totals[0].item(), int(totals[1].item())
@@ -360,8 +570,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             raise BraTSDataError(getattr(train_data, "root", "training data"),
                                  f"no usable training sample: all {len(skipped)} were skipped, "
                                  f"e.g. {skipped[0] if skipped else 'none given'}")
-        record = {"epoch": epoch + 1, "lr": scheduler.get_last_lr()[0],
-                  "train_loss": total / seen, "skipped": skipped}
+        record = {"epoch": epoch + 1, "lr": rate, "train_loss": total / seen,
+                  "skipped": skipped}
         scheduler.step()
         if val_data is not None:
             result = evaluate(model, val_data, threshold=config.threshold,
@@ -377,28 +587,27 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         elif summaries:
             print(_summary(record), flush=True)
         if checkpoint_dir is not None and context.is_main:
+            is_best = val_data is not None and _mean_dice(record) > best
+            if is_best:
+                best, best_epoch = _mean_dice(record), epoch + 1
             state = dict(optimizer_state=optimizer.state_dict(),
                          scheduler_state=scheduler.state_dict(), scaler_state=scaler.state_dict(),
                          epoch=epoch + 1, history=history.records,
-                         config=dataclasses.asdict(config), rng=_rng_state(generator))
-            save_checkpoint(last, model, **state)
-            if val_data is not None and _mean_dice(record) > best:
-                best = _mean_dice(record)
+                         config=dataclasses.asdict(config), rng=_rng_state(generator),
+                         best_epoch=best_epoch, resumed=resumed)
+            if is_best:  # best first: a kill between the two writes loses neither
                 save_checkpoint(checkpoint_dir / "best.pt", model, **state)
+            save_checkpoint(last, model, **state)
     return history
 
 
-#: training steps between two reads of the running loss (each read waits for the GPU)
-SYNC_EVERY = 25
-
-
-def _check_finite(total: torch.Tensor, epoch: int, scheduler, last: Path | None) -> None:
+def _check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | None) -> None:
     """Raise :class:`TrainingDiverged` if the summed loss is NaN or infinite (a NaN in any
     step makes the sum NaN, so checking the sum now and then misses none)."""
     if not torch.isfinite(total):
         raise TrainingDiverged(
             f"the loss became {total.item()} in epoch {epoch + 1}; lower the learning rate "
-            f"(now {scheduler.get_last_lr()[0]:.2g}); the weights in memory are spoilt"
+            f"(now {rate:.2g}: resume with --lr lower); the weights in memory are spoilt"
             + (f"; the last good state is in {last}" if last and last.exists() else ""))
 
 

@@ -21,7 +21,7 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
     if not Path(root).is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
     if is_packed(root):
-        return PackedSlices(root, volumes=volumes, image_size=image_size)
+        return PackedSlices(root, volumes=volumes, image_size=image_size, on_error=on_error)
     try:
         return BraTSSlices(root, volumes=volumes, image_size=image_size, on_error=on_error)
     except FileNotFoundError as kaggle_error:

@@ -86,6 +86,10 @@ def read_slice(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 def check_sample(source: str | Path, image: np.ndarray, mask: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Check channels-last arrays against the schema and return channels-first float32 ones."""
+    for name, array in (("image", image), ("mask", mask)):
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise BraTSDataError(source, f"{name} has dtype {array.dtype}, expected numbers "
+                                         f"(float64 image, uint8 mask)")
     if image.ndim != 3 or image.shape[-1] != len(MODALITIES):
         raise BraTSDataError(source, f"image has shape {image.shape}, expected (H, W, 4) with "
                                      f"channels {', '.join(MODALITIES)}")

@@ -85,6 +85,9 @@ def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
         except Exception as error:  # nibabel raises many kinds on a broken file
             raise BraTSDataError(files[key], f"cannot be read as NIfTI: {error}") from error
     *modalities, seg = arrays
+    if seg.ndim != 3:
+        raise BraTSDataError(files["seg"], f"has shape {seg.shape}, expected a 3-D volume "
+                                           f"(240, 240, 155)")
     for key, array in zip(NIFTI_MODALITIES, modalities):
         if array.shape != seg.shape:
             raise BraTSDataError(files[key], f"shape {array.shape} differs from the "
@@ -100,6 +103,19 @@ def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(modalities, axis=-1), seg.astype(np.uint8)
 
 
+def _depth(seg: Path) -> int:
+    """The number of axial slices of a case, from its segmentation's header."""
+    import nibabel as nib
+
+    try:
+        shape = nib.load(str(seg)).shape
+    except Exception as error:  # nibabel raises many kinds on an empty or broken file
+        raise BraTSDataError(seg, f"cannot be read as NIfTI: {error}") from None
+    if len(shape) != 3:
+        raise BraTSDataError(seg, f"has shape {shape}, expected a 3-D volume (240, 240, 155)")
+    return shape[2]
+
+
 class BraTSNifti(Dataset):
     """Axial slices of official BraTS NIfTI cases, as ``(image, mask)`` like :class:`BraTSSlices`.
 
@@ -112,14 +128,14 @@ class BraTSNifti(Dataset):
             file, NaN values, labels outside {0, 1, 2, 4}) or ``"raise"``; as in
             :class:`unet_lib.data.BraTSSlices`.
 
-    Item ``i`` is ``(image float32 (4, H, W), mask float32 (3, H, W))``.
+    Item ``i`` is ``(image float32 (4, H, W), mask float32 (3, H, W))``. A case whose
+    segmentation cannot say how many slices it has (empty, unreadable, not 3-D) is left out
+    whole when skipping, with a warning, and listed in ``skipped``.
     """
 
     def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
                  image_size: int | None = None, cache_volumes: int = 2,
                  on_error: str = "skip"):
-        import nibabel as nib
-
         self.root = Path(root)
         self.on_error = check_on_error(on_error)
         self.cases = find_cases(root, volumes)
@@ -128,8 +144,14 @@ class BraTSNifti(Dataset):
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._broken: dict[int, BraTSDataError] = {}  # read once, reported for every slice
         self.slices = []
-        for number, files in self.cases.items():
-            depth = nib.load(str(files["seg"])).shape[2]
+        self.skipped: list[str] = []  # cases left out whole: their seg cannot say their depth
+        for number, files in list(self.cases.items()):
+            try:
+                depth = _depth(files["seg"])
+            except BraTSDataError as error:
+                self.skipped.append(str(skip_or_raise(error, self.on_error)))
+                del self.cases[number]
+                continue
             self.slices.extend((number, s) for s in range(depth))
 
     @property

@@ -8,15 +8,23 @@ training) and writes a folder::
     masks.npy    uint8   (N, H, W)      the three mask channels as bits: NCR/NET 1, ED 2, ET 4
     index.npy    int32   (K, 3)         (volume, slice, row) of each usable slice (K ≤ N; rows
                                         of skipped files stay zero and are never read)
-    packed.json  the source folder, image size, dtypes and the files skipped as unusable
+    packed.json  the manifest: source folder, shapes, dtypes, the size of each file, a SHA-256
+                 of the index, and the files skipped as unusable
 
-:class:`PackedSlices` reads it as a dataset identical to :class:`BraTSSlices` (up to float16
-rounding of the images, about 1e-3 relative).
+The pack is written into a hidden temporary folder beside ``out`` and renamed into place when
+complete, so a reader never sees a half-written pack, and a failed or killed re-pack leaves the
+previous one as it was. :class:`PackedSlices` refuses a folder whose arrays do not match its
+manifest, naming the file, and reads it as a dataset identical to :class:`BraTSSlices` (up to
+float16 rounding of the images, about 1e-3 relative).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -26,10 +34,13 @@ from torch.utils.data import Dataset
 
 from ..progress import progress_bar
 from .kaggle import resize_sample
-from .samples import SkippedSample
+from .samples import BraTSDataError, SkippedSample, check_on_error, skip_or_raise
 
 PACKED_META = "packed.json"
+PACKED_FORMAT = "unet_lib-packed-2"
+ARRAYS = ("images.npy", "masks.npy", "index.npy")
 CHANNEL_BITS = np.arange(3, dtype=np.uint8)[:, None, None]  # channel c is bit c of a mask byte
+FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 def is_packed(root: str | Path) -> bool:
@@ -40,36 +51,150 @@ def is_packed(root: str | Path) -> bool:
 def pack(source: Dataset, out: str | Path, progress: bool = True) -> Path:
     """Write every usable sample of ``source`` (e.g. a :class:`BraTSSlices`) to ``out``.
 
-    ``source`` must yield ``(image (4, H, W), mask (3, H, W))`` of one size and have a
-    ``slices`` list of ``(volume, slice, ...)`` entries, as the BraTS datasets do. Unusable
-    files are skipped and listed in ``packed.json``. Returns ``out``.
+    ``source`` must yield ``(image (4, H, W), mask (3, H, W))`` and have a ``slices`` list of
+    ``(volume, slice, ...)`` entries, as the BraTS datasets do. Samples that cannot be used —
+    unreadable files, a size other than the first usable slice's, pixel values too large for
+    float16 — are skipped and listed in ``packed.json``. ``out`` may be a new or empty folder
+    or an earlier pack, which is replaced only once the new one is complete. Returns ``out``.
+
+    Raises:
+        FileExistsError: ``out`` holds other files (they are left alone).
+        BraTSDataError: no sample of ``source`` is usable.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    first = next(sample for sample in (source[i] for i in range(len(source)))
-                 if not isinstance(sample, SkippedSample))
-    height, width = first[0].shape[-2:]
+    if out.exists() and not (out.is_dir() and (is_packed(out) or not any(out.iterdir()))):
+        raise FileExistsError(f"{out}: exists and is not a packed folder; pack into a new or "
+                              f"empty folder (nothing was written)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}.packing-*"):  # left by a killed pack
+        shutil.rmtree(stale, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.packing-"))
+    try:
+        _write_pack(source, work, progress)
+        _swap_into_place(work, out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_pack(source: Dataset, folder: Path, progress: bool) -> None:
+    """Write the arrays, then the manifest last, into ``folder``."""
     n = len(source)
-    images = np.lib.format.open_memmap(out / "images.npy", "w+", np.float16, (n, 4, height, width))
-    masks = np.lib.format.open_memmap(out / "masks.npy", "w+", np.uint8, (n, height, width))
+    images = masks = None
     index, skipped = [], []
     for row in progress_bar(range(n), progress, desc=f"packing {n} slices"):
         sample = source[row]
         if isinstance(sample, SkippedSample):
             skipped.append(str(sample))
             continue
-        images[row] = sample[0].numpy()
-        masks[row] = (sample[1].numpy().astype(np.uint8) << CHANNEL_BITS).sum(axis=0)
+        image, mask = sample[0].numpy(), sample[1].numpy()
+        if images is None:
+            height, width = image.shape[-2:]
+            images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.float16,
+                                               (n, 4, height, width))
+            masks = np.lib.format.open_memmap(folder / "masks.npy", "w+", np.uint8,
+                                              (n, height, width))
+        where = _sample_path(source, row)
+        if image.shape[-2:] != (height, width):
+            skipped.append(f"{where}: size {image.shape[-2]}×{image.shape[-1]} differs from "
+                           f"the pack's {height}×{width} (set by the first usable slice)")
+            continue
+        with np.errstate(over="ignore"):
+            half = image.astype(np.float16)
+        if not np.isfinite(half).all():
+            skipped.append(f"{where}: pixel values up to {np.abs(image).max():.3g} do not fit "
+                           f"float16 (at most {FLOAT16_MAX:.0f})")
+            continue
+        images[row] = half
+        masks[row] = (mask.astype(np.uint8) << CHANNEL_BITS).sum(axis=0)
         index.append((*source.slices[row][:2], row))
+    skipped = list(getattr(source, "skipped", [])) + skipped
+    if images is None or not index:
+        raise BraTSDataError(getattr(source, "root", folder),
+                             f"nothing to pack: all {n} slice(s) are unusable"
+                             + (f", e.g. {skipped[0]}" if skipped else ""))
     images.flush()
     masks.flush()
     del images, masks
-    np.save(out / "index.npy", np.array(index, np.int32).reshape(-1, 3))
-    meta = {"source": str(getattr(source, "root", "")), "slices": len(index),
-            "height": int(height), "width": int(width), "image_dtype": "float16",
-            "mask_dtype": "uint8 bits", "skipped": skipped}
-    (out / PACKED_META).write_text(json.dumps(meta, indent=1))
-    return out
+    np.save(folder / "index.npy", np.array(index, np.int32).reshape(-1, 3))
+    unique_skipped = list(dict.fromkeys(skipped))  # a broken NIfTI case skips all its slices
+    meta = {"format": PACKED_FORMAT, "source": str(getattr(source, "root", "")),
+            "slices": len(index), "rows": n, "height": int(height), "width": int(width),
+            "image_dtype": "float16", "mask_dtype": "uint8 bits",
+            "files": {name: (folder / name).stat().st_size for name in ARRAYS},
+            "index_sha256": _sha256(folder / "index.npy"),
+            "skipped_slices": len(skipped), "skipped": unique_skipped}
+    (folder / PACKED_META).write_text(json.dumps(meta, indent=1))
+
+
+def _sample_path(source: Dataset, row: int) -> str:
+    entry = source.slices[row]
+    if len(entry) > 2 and isinstance(entry[2], (str, Path)):
+        return str(entry[2])
+    return f"{getattr(source, 'root', 'source')} (volume {entry[0]}, slice {entry[1]})"
+
+
+def _swap_into_place(work: Path, out: Path) -> None:
+    """Rename the finished ``work`` folder to ``out``, replacing an earlier pack there."""
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+        os.replace(work, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(work, out)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_manifest(root: str | Path) -> dict:
+    """``packed.json`` of a packed folder, checked against the arrays beside it.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a packed folder.
+        BraTSDataError: naming the file that is unreadable or does not match the manifest.
+    """
+    root = Path(root)
+    meta_path = root / PACKED_META
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{root}: not a packed folder (no {PACKED_META}); make one "
+                                f"with `unet-lib pack`")
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as error:
+        raise BraTSDataError(meta_path, f"cannot be read as a pack's manifest ({error}); pack "
+                                        f"the data again") from None
+    for name, size in meta.get("files", {}).items():
+        path = root / name
+        actual = path.stat().st_size if path.is_file() else None
+        if actual != size:
+            found = "is missing" if actual is None else f"has {actual:,} bytes"
+            raise BraTSDataError(path, f"{found}, the manifest says {size:,}: a damaged or "
+                                       f"half-written pack; pack the data again")
+    if "index_sha256" in meta and _sha256(root / "index.npy") != meta["index_sha256"]:
+        raise BraTSDataError(root / "index.npy", "does not match the checksum in the manifest: "
+                                                 "a damaged pack; pack the data again")
+    return meta
+
+
+def _open_array(path: Path, dtype, shape_tail: tuple, rows: int | None) -> np.ndarray:
+    """Memory-map a ``.npy`` file, checking its dtype and shape, with errors naming it."""
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (ValueError, OSError, EOFError) as error:
+        raise BraTSDataError(path, f"cannot be read as a NumPy array (truncated or "
+                                   f"damaged?): {error}; pack the data again") from None
+    if array.dtype != dtype or array.shape[1:] != shape_tail or (
+            rows is not None and array.shape[0] != rows):
+        raise BraTSDataError(path, f"holds {array.dtype} {array.shape}, expected {np.dtype(dtype)} "
+                                   f"({rows if rows is not None else 'N'}, "
+                                   f"{', '.join(map(str, shape_tail))}); pack the data again")
+    return array
 
 
 class PackedSlices(Dataset):
@@ -79,19 +204,29 @@ class PackedSlices(Dataset):
         root: the packed folder.
         volumes: volume numbers to include; ``None`` takes all.
         image_size: resize to ``image_size × image_size``; ``None`` keeps the packed size.
+        on_error: a row with NaN or infinite values (a damaged file): ``"skip"`` (warn and
+            yield a :class:`SkippedSample`) or ``"raise"``.
 
     The arrays are memory-mapped: opening is instant, each item is two array slices, and
-    DataLoader workers share the operating system's page cache.
+    DataLoader workers share the operating system's page cache. Opening checks the arrays
+    against the manifest and the index against the arrays.
     """
 
     def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
-                 image_size: int | None = None):
+                 image_size: int | None = None, on_error: str = "skip"):
         self.root = Path(root)
-        if not is_packed(root):
-            raise FileNotFoundError(f"{root}: not a packed folder (no {PACKED_META}); "
-                                    f"make one with `unet-lib pack`")
-        self.meta = json.loads((self.root / PACKED_META).read_text())
-        index = np.load(self.root / "index.npy")
+        self.on_error = check_on_error(on_error)
+        self.meta = read_manifest(self.root)
+        height, width = self.meta["height"], self.meta["width"]
+        images = _open_array(self.root / "images.npy", np.float16, (4, height, width),
+                             self.meta.get("rows"))
+        _open_array(self.root / "masks.npy", np.uint8, (height, width), len(images))
+        index = _open_array(self.root / "index.npy", np.int32, (3,), None)
+        index = np.asarray(index)
+        if len(index) and (index[:, 2].min() < 0 or index[:, 2].max() >= len(images)):
+            raise BraTSDataError(self.root / "index.npy",
+                                 f"has rows outside 0..{len(images) - 1} of images.npy: a "
+                                 f"damaged pack; pack the data again")
         if volumes is not None:
             index = index[np.isin(index[:, 0], list(volumes))]
         self.slices = [(int(v), int(s), int(row)) for v, s, row in index]
@@ -111,10 +246,14 @@ class PackedSlices(Dataset):
     def __len__(self) -> int:
         return len(self.slices)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | SkippedSample:
         images, masks = self._arrays()
-        row = self.slices[index][2]
+        volume, slice_index, row = self.slices[index]
         image = torch.from_numpy(images[row].astype(np.float32))
+        if not torch.isfinite(image).all():
+            return skip_or_raise(BraTSDataError(
+                self.root / "images.npy", f"row {row} (volume {volume}, slice {slice_index}) "
+                                          f"has NaN or infinite values"), self.on_error)
         mask = torch.from_numpy(((masks[row] >> CHANNEL_BITS) & 1).astype(np.float32))
         return resize_sample(image, mask, self.image_size)
 
@@ -133,4 +272,6 @@ def pack_folder(root: str | Path, out: str | Path, progress: bool = True) -> Pat
     """
     from . import open_dataset  # here: the package imports this module
 
+    if Path(out).resolve() == Path(root).resolve():
+        raise FileExistsError(f"{out}: is the data folder itself; pack into another folder")
     return pack(open_dataset(root), out, progress=progress)
