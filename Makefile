@@ -10,6 +10,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 UNET_COURSE_SCALE ?= quick
 export UNET_COURSE_SCALE
+# Where the course keeps its phantom and trained models (the library writes nowhere else).
+UNET_COURSE_HOME ?= $(CURDIR)/.course
+export UNET_COURSE_HOME
 
 .PHONY: book test notebooks demo chromium setup-book setup-test clean
 
@@ -51,7 +54,7 @@ test: setup-test chromium notebooks
 
 # A quick model from the command line, without the book.
 demo: setup-test
-	$(BIN)/unet-lib train --quick --model classic --out runs/demo-classic
+	$(BIN)/unet-lib train --scale quick --model classic --out runs/demo-classic
 
 clean:
-	rm -rf _build runs .pytest_cache
+	rm -rf _build runs .course .pytest_cache

@@ -31,7 +31,9 @@ from unet_lib.bench import run_benchmark, write_result  # noqa: E402
 from unet_lib.data import (BraTSSlices, PackedSlices, collate_samples, make_phantom,  # noqa: E402
                            pack_folder, split_volumes)
 from unet_lib.models import build_model  # noqa: E402
-from unet_lib.train import TrainConfig, fit, pick_device  # noqa: E402
+from unet_lib.config import TrainConfig  # noqa: E402
+from unet_lib.runtime import pick_device  # noqa: E402
+from unet_lib.train import fit  # noqa: E402
 
 
 def loader_rate(dataset, batch: int, workers: int, limit: int) -> float:

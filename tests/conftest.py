@@ -39,3 +39,10 @@ def trained(datasets):
     model = build_model("classic", base_filters=TRAINING.base_filters)
     history = fit(model, *datasets, config=TRAINING, progress=False)
     return model.eval(), history
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need the real training run (the ``trained`` fixture) are slow."""
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

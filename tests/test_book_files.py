@@ -42,10 +42,18 @@ def test_notebook_is_committed_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_calls_unet_lib_and_reimplements_nothing(path):
     code = "\n".join(source(c) for c in cells(path) if c["cell_type"] == "code")
-    assert "import unet_lib" in code and "from unet_lib" in code
+    assert "from unet_lib" in code
+    assert "sys.path" not in code  # one preamble: the installed packages, no path tricks
     for pattern in (r"^\s*class ", r"nn\.Module", r"\.backward\(", r"optimizer\.step",
                     r"def dice", r"def precision", r"def recall"):
         assert not re.search(pattern, code, re.MULTILINE), f"{path.name}: {pattern}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_the_page_s_own_checks_are_in_cells_removed_from_the_book(path):
+    for cell in cells(path):
+        if cell["cell_type"] == "code" and re.search(r"^\s*assert ", source(cell), re.MULTILINE):
+            assert "remove-cell" in cell["metadata"].get("tags", []), source(cell)[:80]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

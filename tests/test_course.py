@@ -1,12 +1,16 @@
 """The course's shared setup: scale selection, model cache, lab self-checks."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from unet_lib import course, labs
-from unet_lib.models import count_parameters
+import unet_course as course
+from unet_course import labs, session
+from unet_lib.checkpoint import save_checkpoint
+from unet_lib.models import build_model, count_parameters
+from unet_lib.train import History
 
 
 def test_scale_variable_overrides_the_notebook_choice(monkeypatch):
@@ -30,7 +34,27 @@ def test_unknown_scale_is_named(monkeypatch):
 def tiny_setup(phantom_root, tmp_path, monkeypatch):
     monkeypatch.setenv(course.HOME_VARIABLE, str(tmp_path))
     monkeypatch.delenv(course.SCALE_VARIABLE, raising=False)
-    return course.setup("quick", data=phantom_root, epochs=1, base_filters=4, image_size=32)
+    return course.setup("quick", data=phantom_root, epochs=1, base_filters=4, image_size=32,
+                        max_volumes=4)
+
+
+@pytest.fixture
+def stubbed_training(monkeypatch):
+    """Training replaced by writing its checkpoint: for the tests of the cache's bookkeeping.
+    Returns the list of ``(run folder, resumed)`` of every training started."""
+    started = []
+
+    def write_checkpoint_only(run, resume=False, **kwargs):
+        started.append((run.folder, resume))
+        model = build_model(run.recipe.model, base_filters=run.recipe.config.base_filters)
+        done = session.read_checkpoint(run.folder / "last.pt")["history"] if resume else []
+        records = done + [{"epoch": e + 1, "seconds": 0.0, "skipped": [], "train_loss": 1.0}
+                          for e in range(len(done), run.recipe.config.epochs)]
+        save_checkpoint(run.folder / "last.pt", model, epoch=len(records), history=records)
+        return model, History(records)
+
+    monkeypatch.setattr(session, "train_run", write_checkpoint_only)
+    return started
 
 
 def test_setup_reads_the_given_data_and_splits_by_volume(tiny_setup, phantom_root):
@@ -52,25 +76,37 @@ def test_a_trained_model_is_cached_and_loaded_back(tiny_setup):
 
 
 def test_a_changed_configuration_gets_its_own_cache(tiny_setup, phantom_root):
-    other = course.setup("quick", data=phantom_root, epochs=2, base_filters=4, image_size=32)
+    other = course.setup("quick", data=phantom_root, epochs=2, base_filters=4, image_size=32,
+                         max_volumes=4)
     assert other.run_dir("classic") != tiny_setup.run_dir("classic")
     assert tiny_setup.run_dir("classic") != tiny_setup.run_dir("attention")
+    assert dataclasses.replace(tiny_setup, home=tiny_setup.home / "moved").run_dir(
+        "classic").name == tiny_setup.run_dir("classic").name
 
 
-def test_an_interrupted_run_is_finished_not_loaded(tiny_setup, phantom_root):
-    import dataclasses
-    longer = dataclasses.replace(tiny_setup, config=dataclasses.replace(tiny_setup.config,
-                                                                        epochs=2))
-    one_epoch_dir = tiny_setup.run_dir("classic")
+def test_the_cache_key_is_what_the_data_is_not_where_it_lies(tiny_setup, phantom_root,
+                                                             tmp_path):
+    import shutil
+
+    copy = shutil.copytree(phantom_root, tmp_path / "elsewhere")
+    moved = course.setup("quick", data=copy, epochs=1, base_filters=4, image_size=32,
+                         max_volumes=4)
+    assert moved.run_dir("classic") == tiny_setup.run_dir("classic")
+
+
+def test_an_interrupted_run_is_finished_not_loaded(tiny_setup, stubbed_training):
+    longer = dataclasses.replace(tiny_setup, recipe=dataclasses.replace(
+        tiny_setup.recipe, config=dataclasses.replace(tiny_setup.config, epochs=2)))
     tiny_setup.trained("classic", progress=False)
     longer.run_dir("classic").mkdir(parents=True)
-    (one_epoch_dir / "last.pt").rename(longer.run_dir("classic") / "last.pt")
+    (tiny_setup.run_dir("classic") / "last.pt").rename(longer.run_dir("classic") / "last.pt")
     resumed = longer.trained("classic", progress=False)
     assert not resumed.from_cache and [r["epoch"] for r in resumed.history.records] == [1, 2]
+    assert stubbed_training[-1] == (longer.run_dir("classic"), True)
 
 
 def test_tumour_slices_are_the_largest_one_per_volume(tiny_setup):
-    _, val = tiny_setup.datasets()
+    _, val = course.setup("quick", data=tiny_setup.data_root, image_size=32).datasets()
     chosen = course.tumour_slices(val, count=2)
     areas = sorted((float(val[i][1].amax(0).sum()) for i in range(len(val))), reverse=True)
     assert float(val[chosen[0]][1].amax(0).sum()) == areas[0]
@@ -138,7 +174,7 @@ def test_best_threshold_picks_the_highest_whole_tumour_dice():
 
 
 def test_tumour_slices_take_more_of_a_volume_when_volumes_run_out(tiny_setup):
-    _, val = tiny_setup.datasets()
+    _, val = course.setup("quick", data=tiny_setup.data_root, image_size=32).datasets()
     n_volumes = len(val.volumes)
     chosen = course.tumour_slices(val, count=n_volumes + 2, min_gap=4)
     assert len(chosen) == n_volumes + 2 and len(set(chosen)) == len(chosen)
@@ -152,9 +188,20 @@ def test_tumour_slices_take_more_of_a_volume_when_volumes_run_out(tiny_setup):
         assert all(b - a >= 4 for a, b in zip(slices, slices[1:]))
 
 
-def test_retrain_replaces_the_cached_run(tiny_setup):
+def test_retrain_replaces_the_cached_run(tiny_setup, stubbed_training):
     first = tiny_setup.trained("classic", progress=False)
     again = tiny_setup.trained("classic", progress=False, retrain=True)
     assert not again.from_cache and len(again.history) == 1
     assert tiny_setup.trained("classic", progress=False).from_cache
     assert first.checkpoint == again.checkpoint
+    assert stubbed_training == [(tiny_setup.run_dir("classic"), False)] * 2
+
+
+def test_a_course_run_can_be_scored_from_the_command_line(tiny_setup, capsys):
+    from unet_lib import cli
+
+    trained = tiny_setup.trained("classic", progress=False)
+    assert cli.main(["evaluate", "--checkpoint", str(trained.checkpoint)]) == 0
+    out = capsys.readouterr().out
+    _, val = tiny_setup.datasets()
+    assert f"on {len(val)} slices of {tiny_setup.data_root}" in out

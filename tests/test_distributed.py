@@ -30,6 +30,7 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
     root = make_phantom(tmp_path / "ph", n_volumes=3, size=32, n_slices=10, seed=4)
     script = tmp_path / "train.py"

@@ -1,4 +1,5 @@
-"""The three U-Nets: shapes, parameter counts, the five improvements, attention gates."""
+"""The three U-Nets: shapes, parameter counts, the five improvements, attention gates,
+presets, decoder levels, ablations and the checkpoint round trip."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unet_lib.models import (IMPROVEMENTS, AttentionGate, AttentionUNet, ClassicUNet,
-                             ImprovedUNet, SeparableConv2d, UNet, build_model, count_parameters)
+from unet_course import labs
+from unet_lib.checkpoint import (CheckpointError, check_same_architecture, load_model,
+                                 read_checkpoint, save_checkpoint)
+from unet_lib.models import (IMPROVEMENTS, MODELS, PRESETS, AttentionGate, AttentionUNet,
+                             ClassicUNet, DecoderLevel, ImprovedUNet, InvertedBottleneckBlock,
+                             SeparableConv2d, UNet, build_model, count_parameters,
+                             cumulative_improvements, improved_without, improvement_table)
 
 
 def classic_parameter_count(in_ch: int, out_ch: int, base: int, depth: int = 4) -> int:
@@ -26,6 +32,22 @@ def classic_parameter_count(in_ch: int, out_ch: int, base: int, depth: int = 4) 
     return total + widths[0] * out_ch + out_ch
 
 
+def improved_parameter_count(in_ch: int, out_ch: int, base: int, depth: int = 4) -> int:
+    """Parameters of the Improved U-Net worked out by hand: per level a 1×1 projection where
+    the width changes, a 7×7 depthwise conv without bias, a batch norm (2C), a 1×1 expand to 4C
+    and a 1×1 compress with biases; 2×2 transposed convs; additive skips; 1×1 head."""
+    widths = [base * 2 ** level for level in range(depth + 1)]
+    block = lambda c: c * 49 + 2 * c + (c * 4 * c + 4 * c) + (4 * c * c + c)  # noqa: E731
+    total, previous = 0, in_ch
+    for w in widths:
+        total += (previous * w + w if previous != w else 0) + block(w)
+        previous = w
+    for level in reversed(range(depth)):
+        skip, below = widths[level], widths[level + 1]
+        total += below * skip * 4 + skip + block(skip)
+    return total + widths[0] * out_ch + out_ch
+
+
 @pytest.mark.parametrize("name", ["classic", "improved", "attention"])
 @pytest.mark.parametrize("size", [(16, 16), (17, 33), (64, 64), (100, 72), (240, 240)])
 def test_every_model_maps_any_size_to_logits_of_the_same_size(name, size):
@@ -38,6 +60,13 @@ def test_every_model_maps_any_size_to_logits_of_the_same_size(name, size):
 
 def test_classic_unet_has_the_hand_counted_parameters_7_76_million():
     assert count_parameters(ClassicUNet()) == classic_parameter_count(4, 3, 32) == 7_760_451
+
+
+def test_improved_unet_has_the_hand_counted_parameters_4_44_million():
+    assert count_parameters(ImprovedUNet()) == improved_parameter_count(4, 3, 32) == 4_444_323
+    assert (count_parameters(build_model("improved", in_channels=2, out_channels=5,
+                                         base_filters=8, depth=3))
+            == improved_parameter_count(2, 5, 8, depth=3))
 
 
 def test_improved_unet_has_clearly_fewer_parameters_than_classic():
@@ -121,8 +150,8 @@ def test_inverse_bottleneck_expands_channels_four_times_then_compresses():
 def test_additive_skips_keep_the_decoder_input_at_the_skip_width():
     concat, additive = ClassicUNet(), UNet(**IMPROVEMENTS["additive_skips"])
     first_conv = lambda block: _modules(block, nn.Conv2d)[0]  # noqa: E731
-    assert [first_conv(b).in_channels for b in concat.decoder] == [512, 256, 128, 64]
-    assert [first_conv(b).in_channels for b in additive.decoder] == [256, 128, 64, 32]
+    assert [first_conv(lv.block).in_channels for lv in concat.decoder] == [512, 256, 128, 64]
+    assert [first_conv(lv.block).in_channels for lv in additive.decoder] == [256, 128, 64, 32]
 
 
 def test_all_five_switches_together_are_the_improved_unet():
@@ -171,8 +200,166 @@ def test_return_attention_on_a_model_without_gates_is_a_clear_error():
 
 def test_attention_gates_are_the_only_difference_from_classic():
     classic, attention = ClassicUNet(), AttentionUNet()
-    gates = sum(count_parameters(g) for g in attention.gates)
+    gates = sum(count_parameters(level.gate) for level in attention.decoder)
     assert count_parameters(attention) == count_parameters(classic) + gates
     # W_x (no bias), W_g and psi (with bias) per gate at half the skip width
     by_hand = sum(s * (s // 2) + s * (s // 2) + s // 2 + s // 2 + 1 for s in (256, 128, 64, 32))
     assert gates == by_hand
+
+
+def test_inverted_bottleneck_computes_the_documented_formula():
+    torch.manual_seed(2)
+    block = InvertedBottleneckBlock(6, 8, kernel_size=7, separable=True, batch_norm=True,
+                                    expansion=4).eval()
+    spatial, norm, expand, _, compress = block.residual
+    x = torch.randn(2, 6, 9, 9)
+    projected = block.project(x)
+    branch = compress(F.relu(expand(norm(spatial(projected)))))
+    with torch.no_grad():
+        assert torch.allclose(block(x), F.relu(projected + branch), atol=1e-6)
+    assert spatial.groups == 8 and spatial.bias is None and spatial.kernel_size == (7, 7)
+    assert (expand.in_channels, expand.out_channels) == (8, 32)
+
+
+# --- one module per decoder level --------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["classic", "improved", "attention"])
+@pytest.mark.parametrize("depth", [2, 4])
+def test_each_decoder_level_is_one_module_deepest_first(name, depth):
+    model = build_model(name, base_filters=4, depth=depth)
+    assert len(model.decoder) == depth
+    assert all(isinstance(level, DecoderLevel) for level in model.decoder)
+    widths = [4 * 2 ** level for level in reversed(range(depth))]
+    assert [level.up.out_channels for level in model.decoder] == widths
+    assert [level.up.in_channels for level in model.decoder] == [2 * w for w in widths]
+    gates = [level.gate for level in model.decoder]
+    if name == "attention":
+        assert all(isinstance(gate, AttentionGate) for gate in gates)
+    else:
+        assert gates == [None] * depth
+    assert not hasattr(model, "up") and not hasattr(model, "gates")
+
+
+@pytest.mark.parametrize("additive, attention", [(False, False), (True, False), (False, True)])
+def test_decoder_level_is_up_then_gate_then_merge_then_block(additive, attention):
+    torch.manual_seed(3)
+    level = DecoderLevel(8, 4, additive_skips=additive, attention=attention).eval()
+    x, skip = torch.randn(2, 8, 5, 6), torch.randn(2, 4, 10, 12)
+    with torch.no_grad():
+        y, alpha = level(x, skip)
+        up = level.up(x)
+        gated, expected_alpha = level.gate(skip, up) if attention else (skip, None)
+        merged = up + gated if additive else torch.cat([gated, up], dim=1)
+        assert torch.equal(y, level.block(merged))
+    assert y.shape == (2, 4, 10, 12)
+    if attention:
+        assert alpha.shape == (2, 1, 10, 12) and torch.equal(alpha, expected_alpha)
+    else:
+        assert alpha is None
+
+
+# --- presets -------------------------------------------------------------------------------
+
+def test_presets_are_unet_arguments_and_the_classic_is_unet_defaults():
+    assert list(PRESETS) == list(MODELS) == ["classic", "improved", "attention"]
+    assert UNet().hparams == {**UNet().hparams, **PRESETS["classic"]}
+    for name, preset in PRESETS.items():
+        model = build_model(name, base_filters=4)
+        assert type(model) is UNet
+        assert model.hparams == {**UNet(base_filters=4).hparams, **preset}
+        assert MODELS[name](base_filters=4).hparams == model.hparams
+        assert model.preset_name == name
+        assert f"preset={name!r}" in repr(model).splitlines()[1]
+
+
+def test_the_named_factories_build_the_same_models_as_before():
+    model = ClassicUNet(in_channels=4, out_channels=3, base_filters=32)
+    assert type(model) is UNet and model.preset_name == "classic"
+    assert count_parameters(model) == 7_760_451
+    assert count_parameters(ImprovedUNet(base_filters=32)) == 4_444_323
+    attention = AttentionUNet(inter_channels=8)
+    assert attention.preset_name == "attention"  # the gate width is a size, not a switch
+    assert attention.decoder[0].gate.w_x.out_channels == 8
+
+
+def test_build_model_overrides_a_preset_and_the_model_then_is_custom():
+    model = build_model("improved", kernel_size=3, base_filters=4)
+    sizes = {c.kernel_size for c in _modules(model, nn.Conv2d) if c.kernel_size != (1, 1)}
+    assert sizes == {(3, 3)}
+    assert model.hparams == {**ImprovedUNet(base_filters=4).hparams, "kernel_size": 3}
+    assert model.preset_name == "custom"
+    assert build_model("classic", base_filters=8, depth=3).preset_name == "classic"
+
+
+# --- ablations -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change", list(IMPROVEMENTS))
+def test_improved_without_switches_exactly_that_change_back_to_the_classic(change):
+    model = improved_without(change, base_filters=4)
+    off = {key: PRESETS["classic"][key] for key in IMPROVEMENTS[change]}
+    assert model.hparams == {**ImprovedUNet(base_filters=4).hparams, **off}
+    assert labs.improved_without is improved_without
+
+
+def test_improved_without_batch_norm_has_no_batch_norm():
+    assert not _modules(improved_without("batch_norm"), nn.BatchNorm2d)
+    with pytest.raises(ValueError, match="unknown improvement 'dropout'.*separable"):
+        improved_without("dropout")
+
+
+def test_cumulative_improvements_end_at_the_improved_unet():
+    models = cumulative_improvements(base_filters=32)
+    assert list(models) == list(IMPROVEMENTS)
+    assert models["additive_skips"].hparams == ImprovedUNet().hparams
+    assert count_parameters(models["additive_skips"]) == 4_444_323
+    assert models["separable"].hparams == UNet(separable=True).hparams
+
+
+def test_improvement_table_counts_each_change_alone_and_in_turn():
+    rows = improvement_table(base_filters=32)
+    classic = count_parameters(ClassicUNet())
+    assert [row["change"] for row in rows] == list(IMPROVEMENTS)
+    assert rows[0]["alone"] == rows[0]["in turn"] == count_parameters(UNet(separable=True))
+    assert rows[2]["alone"] == count_parameters(UNet(kernel_size=7))
+    assert rows[-1]["in turn"] == count_parameters(ImprovedUNet()) == 4_444_323
+    assert all(row["alone vs Classic"] == row["alone"] / classic for row in rows)
+    assert all(row["in turn vs Classic"] == row["in turn"] / classic for row in rows)
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["classic", "improved", "attention", "custom"])
+def test_checkpoint_round_trip_rebuilds_the_model_from_its_hparams(name, tmp_path):
+    torch.manual_seed(4)
+    model = (build_model("improved", base_filters=4, kernel_size=3) if name == "custom"
+             else build_model(name, base_filters=4))
+    save_checkpoint(tmp_path / "m.pt", model)
+    payload = read_checkpoint(tmp_path / "m.pt")
+    assert payload["model_class"] == model.preset_name == name
+    loaded = load_model(tmp_path / "m.pt")
+    assert type(loaded) is UNet and loaded.hparams == model.hparams
+    assert loaded.preset_name == name
+    x = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), loaded(x))
+
+
+def test_another_architecture_is_refused_naming_both_presets_and_the_difference(tmp_path):
+    save_checkpoint(tmp_path / "last.pt", build_model("classic", base_filters=4))
+    payload = read_checkpoint(tmp_path / "last.pt")
+    check_same_architecture(build_model("classic", base_filters=4), payload, "last.pt")
+    with pytest.raises(CheckpointError, match=r"^last.pt: saved from the classic U-Net, which "
+                       r"differs from the model given, the attention U-Net \(attention: False "
+                       r"saved, True given\)$"):
+        check_same_architecture(build_model("attention", base_filters=4), payload, "last.pt")
+
+
+def test_parameters_by_level_add_up_and_name_the_widths():
+    from unet_lib.summary import parameters_by_level
+
+    model = build_model("classic", base_filters=8)
+    rows = parameters_by_level(model)
+    assert [row["channels"] for row in rows] == [8, 16, 32, 64, 128]
+    assert sum(row["parameters"] for row in rows) == count_parameters(model)
+    # the bottleneck: two 3×3 convolutions 64 → 128 → 128, with biases
+    assert rows[-1]["parameters"] == 64 * 128 * 9 + 128 + 128 * 128 * 9 + 128

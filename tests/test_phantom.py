@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from unet_lib.data import BraTSSlices, make_phantom, make_volume
+from unet_lib.data import make_phantom, make_volume
 from unet_lib.data.kaggle import METADATA_COLUMNS
 from unet_lib.metrics import dice, to_regions
 from unet_lib.train import predict

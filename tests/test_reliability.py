@@ -65,6 +65,7 @@ TRAIN = ("train", "--data", "ph", "--model", "classic", "--quick", "--image-size
          "--base-filters", "8", "--batch-size", "2", "--epochs", "3", "--val-fraction", "0.34")
 
 
+@pytest.mark.slow
 def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_path):
     make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from unet_lib import viz
-from unet_lib.slider import MAX_FRAMES, ImageSlider, png_data_url
+from unet_course import viz
+from unet_course.slider import MAX_FRAMES, ImageSlider, png_data_url
 
 
 def decode(url: str) -> np.ndarray:

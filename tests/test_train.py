@@ -82,7 +82,7 @@ def test_checkpoint_round_trip_gives_identical_predictions(trained, datasets, tm
     model, _ = trained
     save_checkpoint(tmp_path / "model.pt", model)
     loaded = load_model(tmp_path / "model.pt")
-    assert type(loaded).__name__ == "ClassicUNet"
+    assert loaded.preset_name == "classic"
     images = torch.stack([datasets[1][i][0] for i in range(8)])
     assert torch.equal(predict(model, images), predict(loaded, images))
 
@@ -126,7 +126,8 @@ def test_resume_with_another_architecture_is_a_clear_error(datasets, tmp_path):
     train, val = tiny(datasets, 8)
     fit(build_model("classic", base_filters=4), train, None,
         TrainConfig.quick(epochs=1, batch_size=8), checkpoint_dir=tmp_path, progress=False)
-    with pytest.raises(CheckpointError, match=r"last.pt: saved from ClassicUNet.*differs"):
+    with pytest.raises(CheckpointError, match=r"last.pt: saved from the classic U-Net, which differs from the model given, the "
+                                               r"attention U-Net"):
         fit(build_model("attention", base_filters=4), train, None,
             TrainConfig.quick(epochs=2, batch_size=8), checkpoint_dir=tmp_path, resume=True,
             progress=False)

@@ -21,7 +21,7 @@ import torch
 from unet_lib import cli
 from unet_lib.checkpoint import (CheckpointError, CheckpointWriteError, load_model,
                                  read_checkpoint, save_checkpoint)
-from unet_lib.course import CourseSetup
+from unet_course import CourseSetup
 from unet_lib.data import (BadSampleWarning, BraTSDataError, BraTSSlices, PackedSlices,
                            make_phantom, pack, pack_folder, write_slice)
 from unet_lib.models import build_model
@@ -88,13 +88,19 @@ def test_a_malicious_checkpoint_runs_no_code_through_any_entry_point(tmp_path, t
 
     assert main("evaluate", "--checkpoint", evil, "--data", tiny_phantom) == 2
     assert "refused" in capsys.readouterr().err
-    (run / "split.json").write_text(json.dumps({"data": str(tiny_phantom), "train_volumes": [1],
-                                                "val_volumes": [2], "config": {}}))
+    from unet_lib.recipe import RunRecipe
+    from unet_lib.run import PreparedRun
+
+    PreparedRun(RunRecipe.for_scale("quick", data=tiny_phantom, image_size=32), run,
+                tiny_phantom, [1, 2], [3]).save()
     assert main("train", "--out", run, "--resume") == 2
     assert "last.pt: refused" in capsys.readouterr().err
 
-    setup = CourseSetup("quick", TrainConfig.quick(image_size=32, base_filters=4, epochs=1),
-                        tiny_phantom, False, [1, 2], [3], tmp_path / "home")
+    from unet_lib.recipe import RunRecipe
+
+    recipe = RunRecipe.for_scale("quick", data=tiny_phantom, image_size=32, base_filters=4,
+                                 epochs=1)
+    setup = CourseSetup("quick", recipe, tiny_phantom, True, [1, 2], [3], tmp_path / "home")
     cached = setup.run_dir("classic") / "last.pt"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(evil.read_bytes())
@@ -166,6 +172,7 @@ def test_a_failed_repack_leaves_the_previous_pack_as_it_was(tiny_phantom, tmp_pa
     assert len(PackedSlices(out)) == 18
 
 
+@pytest.mark.slow
 def test_a_killed_repack_leaves_the_previous_pack_readable(tiny_phantom, tmp_path):
     out = tmp_path / "packed"
     before = packed_copy(tiny_phantom, out)
@@ -342,7 +349,7 @@ def test_resume_applies_a_new_learning_rate_and_records_it(tiny_phantom, tmp_pat
     assert state["config"]["lr"] == 1e-6 and state["config"]["epochs"] == 2
     assert state["resumed"] == [{"after_epoch": 1, "changed": {"epochs": [1, 2],
                                                                 "lr": [2e-3, 1e-6]}}]
-    assert json.loads((out / "split.json").read_text())["config"]["lr"] == 1e-6
+    assert json.loads((out / "run.json").read_text())["recipe"]["config"]["lr"] == 1e-6
 
 
 @pytest.mark.parametrize("change, flag", [
@@ -355,12 +362,12 @@ def test_resume_refuses_a_change_that_would_resplit_the_data(tiny_phantom, tmp_p
     out = tmp_path / "run"
     assert main(*train_args(tiny_phantom, out, "--epochs", "1")) == 0
     (tmp_path / "elsewhere").mkdir()
-    split = (out / "split.json").read_text()
+    split = (out / "run.json").read_text()
     capsys.readouterr()
     assert main("train", "--out", out, "--resume", "--epochs", "2", *change) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {flag}: cannot change") and len(err.splitlines()) == 1
-    assert (out / "split.json").read_text() == split
+    assert (out / "run.json").read_text() == split
     assert read_checkpoint(out / "last.pt")["epoch"] == 1
 
 
@@ -387,7 +394,7 @@ def test_a_second_run_on_a_busy_folder_is_refused_naming_the_process(tiny_phanto
         assert main(*train_args(tiny_phantom, out, "--epochs", "1")) == 2
         err = capsys.readouterr().err
         assert f"another training run (process {holder.pid}) is writing there" in err
-        assert not (out / "split.json").exists() and not (out / "last.pt").exists()
+        assert not (out / "run.json").exists() and not (out / "last.pt").exists()
     finally:
         holder.kill()
         holder.wait()
@@ -430,10 +437,10 @@ def test_stale_temporaries_are_removed_and_symlinks_are_not_followed(tiny_phanto
     stale.write_bytes(b"x" * 1000)
     outside = tmp_path / "outside.json"
     outside.write_text("keep me")
-    (out / "split.json").symlink_to(outside)
+    (out / "run.json").symlink_to(outside)
     assert main(*train_args(tiny_phantom, out, "--epochs", "1")) == 0
     assert not stale.exists()
-    assert outside.read_text() == "keep me" and not (out / "split.json").is_symlink()
+    assert outside.read_text() == "keep me" and not (out / "run.json").is_symlink()
 
 
 def test_a_full_disk_is_one_line_saying_so_and_the_last_checkpoint_survives(
@@ -499,8 +506,9 @@ BAD_ARGUMENTS = [
     (("train", "--out", "a-file/run"), "a-file/run"),
     (("evaluate", "--checkpoint", "nothing.pt"), "nothing.pt: no such checkpoint file"),
     (("evaluate", "--checkpoint", "a-file", "--threshold", "2"), "--threshold"),
-    (("phantom", "--volumes", "1"), "--volumes"),
-    (("phantom", "--size", "8"), "--size"),
+    (("phantom", "--n-volumes", "1"), "--n-volumes"),
+    (("phantom", "--image-size", "8"), "--image-size"),
+    (("train", "--n-slices", "0"), "--n-slices"),
     (("pack", "--data", "nowhere", "--out", "p"), "nowhere: no such data folder"),
 ]
 if not torch.cuda.is_available():
@@ -523,7 +531,7 @@ def test_every_bad_argument_is_one_error_line_naming_it(tmp_path, monkeypatch, c
 def test_evaluate_counts_only_the_slices_it_scored(tiny_phantom, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(*train_args(tiny_phantom, out, "--epochs", "1")) == 0
-    val = json.loads((out / "split.json").read_text())["val_volumes"][0]
+    val = json.loads((out / "run.json").read_text())["val_volumes"][0]
     (tiny_phantom / f"volume_{val}_slice_2.h5").write_text("broken")
     capsys.readouterr()
     with pytest.warns(BadSampleWarning):
@@ -532,6 +540,7 @@ def test_evaluate_counts_only_the_slices_it_scored(tiny_phantom, tmp_path, capsy
     assert "on 5 slices of" in output and "(1 skipped)" in output
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_training_is_one_line_saying_how_to_resume(tmp_path):
     make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
     args = [sys.executable, "-m", "unet_lib", "train", "--data", "ph", "--quick",

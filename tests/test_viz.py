@@ -12,7 +12,7 @@ import torch  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from unet_lib.viz import (attention_overlay, mask_to_rgb, plot_history, show_attention, show_modalities,  # noqa: E402
+from unet_course.viz import (attention_overlay, mask_to_rgb, plot_history, show_attention, show_modalities,  # noqa: E402
                           show_prediction)
 
 
@@ -84,7 +84,7 @@ def test_a_flat_map_is_not_stretched_into_a_pattern():
 
 
 def test_attention_contrast_averages_inside_and_outside_per_gate():
-    from unet_lib.viz import attention_contrast
+    from unet_lib.inference import attention_contrast
 
     class TwoGates(torch.nn.Module):  # stands in for an AttentionUNet: α = 0.9 in the top half
         def forward(self, x, return_attention=False):

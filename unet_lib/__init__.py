@@ -1,12 +1,18 @@
 """unet_lib: the tested library behind the course on U-Net segmentation of brain tumours.
 
 Modules:
-    models      ClassicUNet, ImprovedUNet, AttentionUNet, build_model
-    data        BraTS 2020 readers (Kaggle slices, NIfTI volumes) and the phantom
-    metrics     Dice, precision, recall; BraTS regions; an accumulator over a data loader
-    train       TrainConfig (the slides' settings), fit, evaluate, predict
-    checkpoint  atomic checkpoints, load_model
-    viz         the course's pictures (matplotlib)
+    models      UNet with the course's presets (classic, improved, attention), build_model,
+                the Improved U-Net's five changes and their ablation
+    data        BraTS 2020 readers (Kaggle slices, NIfTI volumes, packed copy), the phantom
+    config      TrainConfig: the slides' settings, checked before any work
+    recipe/run  one run recipe (data, split, settings, model) → a run folder; train_run
+    train       fit: the training loop; resume: continuing a run safely
+    inference   evaluate, predict, threshold_sweep, attention statistics
+    metrics     Dice, precision, recall; BraTS regions; the best threshold of a sweep
+    checkpoint  checkpoints that load no code, written atomically
+    cli         the unet-lib command
+
+The course around it (setup, labs, pictures) is the separate package ``unet_course``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -103,7 +103,7 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
             compile: bool = False) -> BenchRow:
     """Measure one model (see the module docstring); ``amp`` (bf16 on CUDA),
     ``channels_last`` and ``compile`` are the speed-ups, each switchable alone."""
-    from .train import autocast, compile_model
+    from .runtime import autocast, compile_model
 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
@@ -160,7 +160,7 @@ def run_benchmark(size: int = 240, batch: int | None = None, device: str = "auto
 
     ``batch`` defaults to 32 on a GPU and 4 on the CPU.
     """
-    from .train import pick_device
+    from .runtime import pick_device
 
     torch_device = pick_device(device)
     batch = batch or (32 if torch_device.type == "cuda" else 4)

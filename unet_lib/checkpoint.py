@@ -4,7 +4,8 @@ A checkpoint is one ``torch.save`` file holding a dict of **plain data only** â€
 numbers, strings, ``None``, and lists, tuples and dicts of those:
 
 * ``format``: ``"unet_lib-checkpoint-2"``
-* ``model_class`` and ``hparams``: enough to rebuild the architecture (:attr:`UNet.hparams`)
+* ``model_class`` (the preset's name, e.g. ``"classic"``) and ``hparams``: the architecture,
+  rebuilt as ``UNet(**hparams)``
 * ``model_state``; and, for resuming, ``optimizer_state``, ``scheduler_state``, ``scaler_state``,
   ``epoch`` (completed epochs), ``history``, ``config`` (a dict), ``rng`` (tensors and ints),
   ``best_epoch`` (the epoch ``best.pt`` holds) and ``resumed`` (settings changed on resume)
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .models import MODELS, UNet
+from .models import UNet, preset_of
 
 FORMAT = "unet_lib-checkpoint-2"
 #: formats this version reads; version 1 only with ``trust=True`` (it needs NumPy objects)
@@ -79,12 +80,16 @@ def plain(value: Any, where: str = "checkpoint") -> Any:
 def save_checkpoint(path: str | Path, model: UNet, **state: Any) -> Path:
     """Atomically write ``model`` (and any extra ``state`` entries, plain data) to ``path``.
 
+    ``model_class`` records the model's preset name (``"classic"``, ``"improved"``,
+    ``"attention"`` or ``"custom"``, :attr:`UNet.preset_name`) for messages; ``hparams``
+    alone rebuild it.
+
     Raises:
         CheckpointWriteError: the file could not be written (the message says why: a full
             disk, a read-only folder); the checkpoint that was at ``path`` is untouched.
     """
     path = Path(path)
-    payload = plain({"format": FORMAT, "model_class": type(model).__name__,
+    payload = plain({"format": FORMAT, "model_class": model.preset_name,
                      "hparams": dict(model.hparams), "model_state": model.state_dict(),
                      **state})
     tmp = None
@@ -191,17 +196,16 @@ def check_training_state(payload: dict) -> None:
 
 
 def model_from_checkpoint(payload: dict) -> UNet:
-    """Rebuild the model a checkpoint dict describes and load its weights.
+    """Rebuild the model a checkpoint dict describes, ``UNet(**payload["hparams"])``, and load
+    its weights.
 
     Raises:
         CheckpointError: naming the file, when its hyper-parameters or weights do not fit
             a :class:`UNet`.
     """
     where = payload.get("path", "checkpoint")
-    cls = {cls.__name__: cls for cls in MODELS.values()}.get(payload["model_class"], UNet)
-    model = UNet.__new__(cls)  # the named classes only set UNet's defaults: build as UNet
     try:
-        UNet.__init__(model, **payload["hparams"])
+        model = UNet(**payload["hparams"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{where}: its hparams {payload['hparams']} do not build a "
                               f"U-Net: {error}") from None
@@ -209,7 +213,7 @@ def model_from_checkpoint(payload: dict) -> UNet:
         model.load_state_dict(payload["model_state"])
     except (RuntimeError, TypeError, AttributeError) as error:
         detail = " ".join(str(error).split())[:300]
-        raise CheckpointError(f"{where}: its weights do not fit the {payload['model_class']} "
+        raise CheckpointError(f"{where}: its weights do not fit the {model.preset_name} U-Net "
                               f"its hparams describe: {detail}") from None
     return model
 
@@ -222,11 +226,16 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu",
 
 
 def check_same_architecture(model: UNet, payload: dict, path: str | Path) -> None:
-    """Raise :class:`CheckpointError` if ``payload`` was saved from another architecture."""
+    """Raise :class:`CheckpointError` if ``payload`` was saved from another architecture.
+
+    The hyper-parameters decide; the message names both presets and every argument that
+    differs, e.g. ``last.pt: saved from the classic U-Net, which differs from the model
+    given, the attention U-Net (attention: False saved, True given)``.
+    """
     saved, given = payload["hparams"], model.hparams
-    if saved != given or payload["model_class"] != type(model).__name__:
+    if saved != given:
         changed = ", ".join(f"{k}: {saved.get(k)!r} saved, {given.get(k)!r} given"
                             for k in given if saved.get(k) != given.get(k))
-        raise CheckpointError(f"{path}: saved from {payload['model_class']}, which differs from "
-                              f"the model given, {type(model).__name__}"
+        raise CheckpointError(f"{path}: saved from the {preset_of(saved)} U-Net, which differs "
+                              f"from the model given, the {model.preset_name} U-Net"
                               + (f" ({changed})" if changed else ""))

@@ -17,9 +17,12 @@ therefore not interchangeable with theirs on empty slices.
 
 from __future__ import annotations
 
+from typing import Sequence
+
+import numpy as np
 import torch
 
-from .data.kaggle import MASK_CHANNELS, REGIONS
+from .data.brats import MASK_CHANNELS, REGIONS
 
 METRICS = ("dice", "precision", "recall")
 
@@ -141,3 +144,100 @@ class SegmentationScores:
         scores = scores_from_counts(**self.counts)
         return {metric: dict(zip(self.names, values.tolist()))
                 for metric, values in scores.items()}
+
+
+def whole_tumour_dice(probs: torch.Tensor, target: torch.Tensor, threshold: float) -> float:
+    """Dice of the whole tumour (WT) of one slice: ``probs`` and ``target`` (3, H, W)."""
+    truth = to_regions(target[None])[:, :1]
+    return dice(to_regions(binarize(probs[None], threshold, logits=False))[:, :1], truth).item()
+
+
+def best_threshold(sweep: dict[float, dict], region: str = "WT", metric: str = "dice") -> float:
+    """The threshold of a sweep (``{threshold: {"dice": {name: value}, ...}}``, as
+    :func:`unet_lib.inference.threshold_sweep` returns) with the highest ``metric`` of
+    ``region``; the lowest such threshold on a tie."""
+    thresholds = sorted(sweep)
+    return max(thresholds, key=lambda t: (sweep[t][metric][region], -t))
+
+
+def best_threshold_of_slice(probs: torch.Tensor, target: torch.Tensor,
+                            thresholds: Sequence[float]) -> float:
+    """The threshold among ``thresholds`` with the highest whole-tumour Dice on one slice
+    (``probs``, ``target``: (3, H, W)); the lowest such threshold on a tie."""
+    sweep = {float(t): {"dice": {"WT": whole_tumour_dice(probs, target, t)}} for t in thresholds}
+    return best_threshold(sweep)
+
+
+#: HD95 of a region that is empty in exactly one of prediction and reference, in mm: the value
+#: the BraTS challenge's evaluation uses (the diagonal of its 240×240×155 mm volume, 373.13)
+HD95_ONE_EMPTY = 373.13
+
+
+def surface(mask: np.ndarray) -> np.ndarray:
+    """The surface voxels of a binary mask: the mask minus its erosion by the 6-neighbour
+    (in 2-D, 4-neighbour) cross; voxels on the array's border count as surface."""
+    from scipy import ndimage
+
+    return mask & ~ndimage.binary_erosion(mask)
+
+
+def _directed_percentiles(a: np.ndarray, b: np.ndarray, spacing, percentile: float
+                          ) -> tuple[float, float]:
+    """95th percentiles of the distances from each surface voxel of ``a`` to the nearest of
+    ``b``, and from ``b`` to ``a``, in the units of ``spacing``."""
+    from scipy.spatial import cKDTree
+
+    points_a = np.argwhere(surface(a)) * np.asarray(spacing, dtype=np.float64)
+    points_b = np.argwhere(surface(b)) * np.asarray(spacing, dtype=np.float64)
+    a_to_b = cKDTree(points_b).query(points_a, k=1)[0]
+    b_to_a = cKDTree(points_a).query(points_b, k=1)[0]
+    return (float(np.percentile(a_to_b, percentile)), float(np.percentile(b_to_a, percentile)))
+
+
+def hausdorff95(pred, target, spacing=(1.0, 1.0, 1.0), percentile: float = 95.0) -> np.ndarray:
+    """The 95th-percentile Hausdorff distance (HD95) between binary masks, per channel, in mm.
+
+    For each channel: the surface voxels of prediction and reference (:func:`surface`), the
+    distance from every surface voxel of one to the nearest surface voxel of the other, the
+    95th percentile of those distances in each direction (linear interpolation), and the larger
+    of the two (the symmetric form). Dice counts overlapping voxels; HD95 says how far the
+    outlines lie apart, so a small false positive far from the tumour, which barely moves
+    Dice, shows as a large HD95. The same definition as MONAI's
+    ``compute_hausdorff_distance(..., percentile=95, directed=False)``.
+
+    Empty masks, as the BraTS evaluation: both empty → 0; exactly one empty →
+    :data:`HD95_ONE_EMPTY` (373.13 mm), whatever the volume's size.
+
+    Args:
+        pred, target: binary masks (C, D, H, W) or (D, H, W) (tensors or arrays; 2-D masks
+            (C, H, W)/(H, W) work with a 2-element spacing).
+        spacing: the voxel size along each spatial axis, in mm (BraTS: 1 mm).
+
+    Returns:
+        float64 array (C,) (or (1,) for a mask without channels) of distances in mm.
+    """
+    pred, target = _as_bool(pred), _as_bool(target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got {pred.shape} and "
+                         f"{target.shape}")
+    spatial = len(spacing)
+    if pred.ndim == spatial:
+        pred, target = pred[None], target[None]
+    if pred.ndim != spatial + 1:
+        raise ValueError(f"expected masks (C, {', '.join('DHW'[-spatial:])}) or without C for "
+                         f"a spacing of {spatial} axes, got shape {pred.shape}")
+    distances = np.empty(len(pred))
+    for c, (p, t) in enumerate(zip(pred, target)):
+        if not p.any() and not t.any():
+            distances[c] = 0.0
+        elif not p.any() or not t.any():
+            distances[c] = HD95_ONE_EMPTY
+        else:
+            distances[c] = max(_directed_percentiles(p, t, spacing, percentile))
+    return distances
+
+
+def _as_bool(mask) -> np.ndarray:
+    if isinstance(mask, torch.Tensor):
+        mask = mask.detach().cpu().numpy()
+    return np.asarray(mask) > 0.5

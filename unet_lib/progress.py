@@ -16,3 +16,13 @@ def progress_bar(iterable, show: bool = True, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, disable=not (show and interactive()), **kwargs)
+
+
+def write_line(text: str, bar: bool = False) -> None:
+    """Print one line of a log; beside a live tqdm bar (``bar=True``) without breaking it."""
+    if bar:
+        from tqdm.auto import tqdm
+
+        tqdm.write(text)
+    else:
+        print(text, flush=True)

@@ -25,10 +25,10 @@ def level_table(model: UNet, image_size: int = 240) -> list[dict]:
         name = "bottleneck" if level == model.depth else f"encoder {level}"
         stages.append((name, level, block))
     for i, level in enumerate(reversed(range(model.depth))):
-        stages.append((f"up {level}", level, model.up[i]))
+        stages.append((f"up {level}", level, model.decoder[i].up))
         if model.attention:
-            stages.append((f"gate {level}", level, model.gates[i]))
-        stages.append((f"decoder {level}", level, model.decoder[i]))
+            stages.append((f"gate {level}", level, model.decoder[i].gate))
+        stages.append((f"decoder {level}", level, model.decoder[i].block))
     stages.append(("head", 0, model.head))
 
     rows, handles = [], []
@@ -45,6 +45,20 @@ def level_table(model: UNet, image_size: int = 240) -> list[dict]:
         for handle in handles:
             handle.remove()
     return rows
+
+
+def parameters_by_level(model: UNet) -> list[dict]:
+    """Parameters per level of the U, encoder and decoder together (the head counts to level
+    0): one ``{"level": l, "channels": C_l, "parameters": int}`` per level, ``C_l`` the level's
+    width (``base_filters · 2^l``). The parameters add up to the model's."""
+    rows = level_table(model, image_size=16 * 2 ** max(model.depth - 4, 0))
+    channels = {row["level"]: row["shape"][0] for row in rows
+                if row["stage"].startswith(("encoder", "bottleneck"))}
+    totals: dict[int, int] = {}
+    for row in rows:
+        totals[row["level"]] = totals.get(row["level"], 0) + row["parameters"]
+    return [{"level": level, "channels": channels[level], "parameters": totals[level]}
+            for level in sorted(totals)]
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .kaggle import (MASK_CHANNELS, MODALITIES, REGIONS, BraTSSlices, find_slices,
-                     list_volumes, read_slice, write_slice)
+from .base import SliceDataset, locate, resize_sample
+from .brats import MASK_CHANNELS, MODALITIES, REGIONS, labels_to_mask
+from .kaggle import BraTSSlices, find_slices, list_volumes, read_slice, write_slice
 from .nifti import BraTSNifti, find_cases
 from .normalize import zscore_slice
 from .packed import PackedSlices, is_packed, pack, pack_folder
 from .samples import BadSampleWarning, BraTSDataError, SkippedSample, collate_samples
-from .phantom import cached_phantom, labels_to_mask, make_phantom, make_volume
+from .phantom import cached_phantom, make_phantom, make_volume
 from .split import split_volumes
 
 
@@ -34,6 +35,7 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
 
 
 __all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "SkippedSample",
+           "SliceDataset", "locate", "resize_sample",
            "cached_phantom",
            "collate_samples", "MASK_CHANNELS", "MODALITIES",
            "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",

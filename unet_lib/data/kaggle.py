@@ -20,14 +20,11 @@ from typing import Iterable, Sequence
 
 import h5py
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from .samples import BraTSDataError, SkippedSample, check_on_error, skip_or_raise
+from .base import SliceDataset
+from .brats import MASK_CHANNELS, MODALITIES
+from .samples import BraTSDataError
 
-MODALITIES = ("FLAIR", "T1", "T1ce", "T2")
-MASK_CHANNELS = ("NCR/NET", "ED", "ET")
-REGIONS = ("WT", "TC", "ET")
 SLICE_NAME = re.compile(r"^volume_(\d+)_slice_(\d+)\.h5$")
 METADATA_NAME = "meta_data.csv"
 METADATA_COLUMNS = ("slice_path", "target", "volume", "slice", "label0_pxl_cnt",
@@ -139,18 +136,7 @@ def list_volumes(root: str | Path) -> list[int]:
     return sorted({volume for volume, _, _ in find_slices(root)})
 
 
-def resize_sample(image: torch.Tensor, mask: torch.Tensor, size: int | None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resize (C, H, W) image (area/bilinear) and mask (nearest) to ``size × size``."""
-    if size is None or tuple(image.shape[-2:]) == (size, size):
-        return image, mask
-    image = torch.nn.functional.interpolate(image[None], size=(size, size), mode="bilinear",
-                                            antialias=True, align_corners=False)[0]
-    mask = torch.nn.functional.interpolate(mask[None], size=(size, size), mode="nearest")[0]
-    return image, mask
-
-
-class BraTSSlices(Dataset):
+class BraTSSlices(SliceDataset):
     """A folder of Kaggle-format slices as a torch ``Dataset``.
 
     Args:
@@ -171,31 +157,13 @@ class BraTSSlices(Dataset):
     def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
                  image_size: int | None = None, tumour_only: bool = False,
                  on_error: str = "skip"):
-        self.root = Path(root)
-        self.on_error = check_on_error(on_error)
+        super().__init__(root, image_size, on_error)
         self.slices = find_slices(root, volumes)
-        self.image_size = image_size
         if tumour_only:
             self.slices = [entry for entry in self.slices if _has_tumour(entry[2])]
 
-    @property
-    def volumes(self) -> list[int]:
-        """Sorted volume numbers in this dataset."""
-        return sorted({volume for volume, _, _ in self.slices})
-
-    def __len__(self) -> int:
-        return len(self.slices)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | SkippedSample:
-        try:
-            image, mask = read_slice(self.slices[index][2])
-        except BraTSDataError as error:
-            return skip_or_raise(error, self.on_error)
-        return resize_sample(torch.from_numpy(image), torch.from_numpy(mask), self.image_size)
-
-    def __repr__(self) -> str:
-        return (f"BraTSSlices({str(self.root)!r}, {len(self.volumes)} volumes, "
-                f"{len(self)} slices)")
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return read_slice(self.slices[index][2])
 
 
 def _has_tumour(path: Path) -> bool:

@@ -17,15 +17,11 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from .kaggle import resize_sample
-from .samples import BraTSDataError, SkippedSample, check_on_error, skip_or_raise
+from .base import SliceDataset
+from .brats import BRATS_LABELS, NIFTI_MODALITIES, labels_to_mask
 from .normalize import zscore_slice
-
-NIFTI_MODALITIES = ("flair", "t1", "t1ce", "t2")  # the Kaggle channel order
-BRATS_LABELS = (0, 1, 2, 4)
+from .samples import BraTSDataError, skip_or_raise
 CASE_NAME = re.compile(r"^BraTS\d*_Training_(\d+)$")
 
 
@@ -116,7 +112,7 @@ def _depth(seg: Path) -> int:
     return shape[2]
 
 
-class BraTSNifti(Dataset):
+class BraTSNifti(SliceDataset):
     """Axial slices of official BraTS NIfTI cases, as ``(image, mask)`` like :class:`BraTSSlices`.
 
     Args:
@@ -136,10 +132,8 @@ class BraTSNifti(Dataset):
     def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
                  image_size: int | None = None, cache_volumes: int = 2,
                  on_error: str = "skip"):
-        self.root = Path(root)
-        self.on_error = check_on_error(on_error)
+        super().__init__(root, image_size, on_error)
         self.cases = find_cases(root, volumes)
-        self.image_size = image_size
         self.cache_volumes = cache_volumes
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._broken: dict[int, BraTSDataError] = {}  # read once, reported for every slice
@@ -158,9 +152,6 @@ class BraTSNifti(Dataset):
     def volumes(self) -> list[int]:
         return sorted(self.cases)
 
-    def __len__(self) -> int:
-        return len(self.slices)
-
     def _case(self, number: int) -> tuple[np.ndarray, np.ndarray]:
         if number in self._broken:
             raise self._broken[number]
@@ -175,14 +166,9 @@ class BraTSNifti(Dataset):
         self._cache.move_to_end(number)
         return self._cache[number]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | SkippedSample:
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         number, s = self.slices[index]
-        try:
-            modalities, seg = self._case(number)
-        except BraTSDataError as error:
-            return skip_or_raise(error, self.on_error)
+        modalities, seg = self._case(number)
         image = zscore_slice(modalities[:, :, s, :]).transpose(2, 0, 1)
-        labels = seg[:, :, s]
-        mask = np.stack([labels == 1, labels == 2, labels == 4])
-        return resize_sample(torch.from_numpy(image.astype(np.float32)),
-                             torch.from_numpy(mask.astype(np.float32)), self.image_size)
+        mask = labels_to_mask(seg[:, :, s]).transpose(2, 0, 1)
+        return image.astype(np.float32), mask.astype(np.float32)

@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from ..progress import progress_bar
-from .kaggle import resize_sample
-from .samples import BraTSDataError, SkippedSample, check_on_error, skip_or_raise
+from .base import SliceDataset
+from .samples import BraTSDataError, SkippedSample
 
 PACKED_META = "packed.json"
 PACKED_FORMAT = "unet_lib-packed-2"
@@ -197,7 +196,7 @@ def _open_array(path: Path, dtype, shape_tail: tuple, rows: int | None) -> np.nd
     return array
 
 
-class PackedSlices(Dataset):
+class PackedSlices(SliceDataset):
     """A folder written by :func:`pack` as a dataset of ``(image, mask)`` float32 tensors.
 
     Args:
@@ -214,8 +213,7 @@ class PackedSlices(Dataset):
 
     def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
                  image_size: int | None = None, on_error: str = "skip"):
-        self.root = Path(root)
-        self.on_error = check_on_error(on_error)
+        super().__init__(root, image_size, on_error)
         self.meta = read_manifest(self.root)
         height, width = self.meta["height"], self.meta["width"]
         images = _open_array(self.root / "images.npy", np.float16, (4, height, width),
@@ -230,7 +228,6 @@ class PackedSlices(Dataset):
         if volumes is not None:
             index = index[np.isin(index[:, 0], list(volumes))]
         self.slices = [(int(v), int(s), int(row)) for v, s, row in index]
-        self.image_size = image_size
         self._images = self._masks = None
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -239,29 +236,18 @@ class PackedSlices(Dataset):
             self._masks = np.load(self.root / "masks.npy", mmap_mode="r")
         return self._images, self._masks
 
-    @property
-    def volumes(self) -> list[int]:
-        return sorted({volume for volume, _, _ in self.slices})
-
-    def __len__(self) -> int:
-        return len(self.slices)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | SkippedSample:
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         images, masks = self._arrays()
         volume, slice_index, row = self.slices[index]
-        image = torch.from_numpy(images[row].astype(np.float32))
-        if not torch.isfinite(image).all():
-            return skip_or_raise(BraTSDataError(
-                self.root / "images.npy", f"row {row} (volume {volume}, slice {slice_index}) "
-                                          f"has NaN or infinite values"), self.on_error)
-        mask = torch.from_numpy(((masks[row] >> CHANNEL_BITS) & 1).astype(np.float32))
-        return resize_sample(image, mask, self.image_size)
+        image = images[row].astype(np.float32)
+        if not np.isfinite(image).all():
+            raise BraTSDataError(self.root / "images.npy",
+                                 f"row {row} (volume {volume}, slice {slice_index}) has NaN or "
+                                 f"infinite values")
+        return image, ((masks[row] >> CHANNEL_BITS) & 1).astype(np.float32)
 
     def __getstate__(self) -> dict:  # workers re-open the maps instead of pickling them
         return {**self.__dict__, "_images": None, "_masks": None}
-
-    def __repr__(self) -> str:
-        return f"PackedSlices({str(self.root)!r}, {len(self.volumes)} volumes, {len(self)} slices)"
 
 
 def pack_folder(root: str | Path, out: str | Path, progress: bool = True) -> Path:

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .brats import labels_to_mask
 from .kaggle import metadata_row, slice_file_name, write_metadata, write_slice
 from .normalize import zscore_slice
 
@@ -59,11 +60,6 @@ class PhantomVolume:
 
     image: np.ndarray
     labels: np.ndarray
-
-
-def labels_to_mask(labels: np.ndarray) -> np.ndarray:
-    """BraTS labels {0, 1, 2, 4} (..., ) → channels-last uint8 mask (..., 3): NCR, ED, ET."""
-    return np.stack([labels == 1, labels == 2, labels == 4], axis=-1).astype(np.uint8)
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int, int], cells: int

@@ -1,38 +1,25 @@
-"""The three U-Nets of the course, and :func:`build_model` to make one by name."""
+"""The U-Net of the course, its three presets, and the ablations of the Improved U-Net.
+
+* :class:`UNet` (:mod:`.unet`): one configurable U-Net; :class:`DecoderLevel` and the other
+  blocks are in :mod:`.layers`.
+* :func:`build_model` and :data:`PRESETS` (:mod:`.presets`): ``"classic"``, ``"improved"``,
+  ``"attention"``; :data:`MODELS` maps each name to its factory (:func:`ClassicUNet`, ...).
+* :data:`IMPROVEMENTS`, :func:`improved_without`, :func:`improvement_table`
+  (:mod:`.ablation`): the five changes, switched on in turn or off one at a time.
+"""
 
 from __future__ import annotations
 
-from torch import nn
+from .ablation import (classic_with, cumulative_improvements, improved_without, improvement_off,
+                       improvement_table)
+from .layers import (AttentionGate, DecoderLevel, DoubleConv, InvertedBottleneckBlock,
+                     SeparableConv2d)
+from .presets import (IMPROVEMENTS, MODELS, PRESETS, AttentionUNet, ClassicUNet, ImprovedUNet,
+                      build_model, preset_of)
+from .unet import MIN_SIZE, UNet, count_parameters
 
-from .layers import AttentionGate, DoubleConv, InvertedBottleneckBlock, SeparableConv2d
-from .unet import IMPROVEMENTS, MIN_SIZE, AttentionUNet, ClassicUNet, ImprovedUNet, UNet
-
-MODELS: dict[str, type[UNet]] = {
-    "classic": ClassicUNet,
-    "improved": ImprovedUNet,
-    "attention": AttentionUNet,
-}
-
-
-def build_model(name: str, **kwargs) -> UNet:
-    """Make a model by name: ``"classic"``, ``"improved"`` or ``"attention"``.
-
-    Keyword arguments go to the constructor (``in_channels``, ``out_channels``,
-    ``base_filters``, ...).
-    """
-    try:
-        cls = MODELS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown model name {name!r}; choose one of "
-                         f"{', '.join(repr(n) for n in MODELS)}") from None
-    return cls(**kwargs)
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-__all__ = ["AttentionGate", "AttentionUNet", "ClassicUNet", "DoubleConv", "IMPROVEMENTS",
-           "ImprovedUNet", "InvertedBottleneckBlock", "MIN_SIZE", "MODELS", "SeparableConv2d",
-           "UNet", "build_model", "count_parameters"]
+__all__ = ["AttentionGate", "AttentionUNet", "ClassicUNet", "DecoderLevel", "DoubleConv",
+           "IMPROVEMENTS", "ImprovedUNet", "InvertedBottleneckBlock", "MIN_SIZE", "MODELS",
+           "PRESETS", "SeparableConv2d", "UNet", "build_model", "classic_with",
+           "count_parameters", "cumulative_improvements", "improved_without", "improvement_off",
+           "improvement_table", "preset_of"]

@@ -1,7 +1,8 @@
 """Building blocks shared by the three U-Nets.
 
-Every block maps ``(N, C_in, H, W)`` to ``(N, C_out, H, W)``: spatial size is kept,
-only the channel count changes. Down- and up-sampling live in :mod:`unet_lib.models.unet`.
+Every level block maps ``(N, C_in, H, W)`` to ``(N, C_out, H, W)``: spatial size is kept,
+only the channel count changes. The encoder's down-step (a 2×2 max-pool) lives in
+:class:`unet_lib.models.unet.UNet`; one decoder step is a :class:`DecoderLevel`.
 
 The Improved U-Net's five changes each appear here as one switch:
 
@@ -9,7 +10,7 @@ The Improved U-Net's five changes each appear here as one switch:
 2. ``batch_norm``      – a ``BatchNorm2d`` after each spatial convolution
 3. ``kernel_size``     – ``7`` instead of ``3``
 4. ``expansion``       – :class:`InvertedBottleneckBlock` (expand ×e with 1×1, then compress)
-5. ``additive_skips``  – handled in the decoder (:class:`unet_lib.models.unet.UNet`)
+5. ``additive_skips``  – :class:`DecoderLevel` adds the skip instead of concatenating it
 """
 
 from __future__ import annotations
@@ -72,15 +73,37 @@ class DoubleConv(nn.Sequential):
 
 
 class InvertedBottleneckBlock(nn.Module):
-    """Spatial conv → (BN) → 1×1 expand ×e → ReLU → 1×1 compress, plus a residual.
+    """Inverted bottleneck: ``y = ReLU(x + f(x))`` with ``x`` first projected to ``C_out``.
 
-    This is the ConvNeXt/MedNeXt block: the channel count is *expanded* inside the block and
-    compressed again at its end, the reverse of ResNet's bottleneck. With ``separable=True``
-    the spatial conv is depthwise only — the expanding ``1×1`` is its pointwise half, so the
-    pair is a depthwise-separable convolution that widens as it mixes channels.
+    The residual branch ``f``, at ``C = C_out`` channels::
 
-    When ``C_in != C_out`` a ``1×1`` projection first brings the input to ``C_out`` channels,
-    so that the residual ``x + f(x)`` is defined.
+        k×k conv, C → C (depthwise if ``separable``, else full; no bias when BN follows)
+        → BatchNorm2d (if ``batch_norm``)
+        → 1×1 conv, C → e·C (expand) → ReLU → 1×1 conv, e·C → C (compress)
+
+    When ``C_in != C_out`` a 1×1 projection (with bias) first maps the input to ``C_out``
+    channels, so that ``x + f(x)`` is defined. Channels widen inside the block and narrow at
+    its end, the reverse of ResNet's bottleneck; with ``separable`` the depthwise conv and the
+    expanding 1×1 together form a separable convolution.
+
+    ConvNeXt's block (Liu et al. 2022) is 7×7 depthwise conv → LayerNorm → 1×1 expand ×4 →
+    GELU → 1×1 compress → layer scale, added to the input with *no* activation after the add;
+    widths change only in separate down-sampling layers. This block differs: BatchNorm, not
+    LayerNorm (batch norm is one of the slides' five changes; ``batch_norm=False`` drops the
+    norm); ReLU, not GELU, and a ReLU after the add, as every level of the Classic U-Net ends
+    in a ReLU; no layer scale or stochastic depth; ``kernel_size`` and ``separable`` are
+    switches of their own (ConvNeXt fixes 7×7 depthwise), so that each of the five changes can
+    be switched off alone; and the 1×1 projection where the width changes.
+
+    Args:
+        in_channels: ``C_in``.
+        out_channels: ``C_out``; also the width of the residual branch.
+        kernel_size: ``k`` of the spatial conv (odd).
+        separable: depthwise spatial conv instead of a full one.
+        batch_norm: a ``BatchNorm2d`` after the spatial conv.
+        expansion: ``e``, the width factor of the hidden 1×1 layer.
+
+    Shapes: (N, C_in, H, W) → (N, C_out, H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 7,
@@ -143,3 +166,49 @@ class AttentionGate(nn.Module):
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         alpha = torch.sigmoid(self.psi(F.relu(self.w_x(x) + self.w_g(g))))
         return x * alpha, alpha
+
+
+class DecoderLevel(nn.Module):
+    """One step up the U: up-sample, (gate the skip), merge it, then a level block.
+
+    ``up``: 2×2 transposed conv with stride 2, ``C_in → C_out``, doubling ``H, W``;
+    ``gate``: an :class:`AttentionGate` on the skip, gated by the up-sampled features, or
+    ``None``; merge: ``x + skip`` with ``additive_skips``, else ``concat([skip, x])`` (2·C_out
+    channels); ``block``: :func:`level_block` from the merged width to ``C_out``.
+
+    Args:
+        in_channels: ``C_in``, the width of the level below.
+        out_channels: ``C_out``, the width of the skip and of the output.
+        kernel_size, separable, batch_norm, expansion: the level block's (see
+            :func:`level_block`).
+        additive_skips: add the skip instead of concatenating it.
+        attention: put an :class:`AttentionGate` on the skip.
+        inter_channels: the gate's intermediate width; default ``max(C_out // 2, 1)``.
+
+    Shapes: ``forward(x, skip)`` takes x (N, C_in, h, w) and skip (N, C_out, 2h, 2w), and
+    returns ``(y, alpha)``: y (N, C_out, 2h, 2w) and the gate's α (N, 1, 2h, 2w) in [0, 1],
+    or ``None`` without a gate.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int = 3,
+                 separable: bool = False, batch_norm: bool = False, expansion: int = 1,
+                 additive_skips: bool = False, attention: bool = False,
+                 inter_channels: int | None = None):
+        super().__init__()
+        self.additive_skips = additive_skips
+        self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
+        self.gate = (AttentionGate(out_channels, out_channels,
+                                   inter_channels or max(out_channels // 2, 1))
+                     if attention else None)
+        merged = out_channels if additive_skips else 2 * out_channels
+        self.block = level_block(merged, out_channels, kernel_size, separable, batch_norm,
+                                 expansion)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = self.up(x)
+        alpha = None
+        if self.gate is not None:
+            skip, alpha = self.gate(skip, x)
+        x = x + skip if self.additive_skips else torch.cat([skip, x], dim=1)
+        return self.block(x), alpha

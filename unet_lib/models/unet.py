@@ -1,8 +1,9 @@
-"""One configurable U-Net, and the three course models as named settings of it.
+"""One configurable U-Net; the three course models are presets of it (:mod:`.presets`).
 
 The encoder has ``depth + 1`` levels of widths ``base_filters · 2^l`` (32-64-128-256-512 by
-default); each down-step is a 2×2 max-pool, each up-step a 2×2 transposed convolution, and a
-1×1 head maps the last decoder level to ``out_channels`` logits.
+default), each down-step a 2×2 max-pool; each of the ``depth`` decoder levels is one
+:class:`~unet_lib.models.layers.DecoderLevel` (2×2 transposed conv up, optional attention
+gate on the skip, merge, level block); a 1×1 head maps the last one to ``out_channels`` logits.
 
 Inputs of any size ``H, W ≥ 16`` work: the image is padded (replicating its border) up to a
 multiple of ``2^depth`` and the logits are cropped back, so ``model(x)`` always returns
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import AttentionGate, level_block
+from .layers import DecoderLevel, level_block
 
 MIN_SIZE = 16
 PRIOR = 0.01  # initial predicted probability of every output channel
@@ -25,6 +26,9 @@ PRIOR = 0.01  # initial predicted probability of every output channel
 
 class UNet(nn.Module):
     """A U-Net whose five 'Improved U-Net' changes and attention gates are switches.
+
+    Build the course's models by name with :func:`~unet_lib.models.build_model` (``"classic"``,
+    ``"improved"``, ``"attention"``); :attr:`preset_name` says which one a model is.
 
     Args:
         in_channels: input channels (4 MRI modalities for BraTS).
@@ -75,20 +79,30 @@ class UNet(nn.Module):
             previous = width
         self.pool = nn.MaxPool2d(2)
 
-        self.up = nn.ModuleList()
-        self.gates = nn.ModuleList()
-        self.decoder = nn.ModuleList()
-        for level in reversed(range(depth)):  # deepest skip first
-            skip, below = widths[level], widths[level + 1]
-            self.up.append(nn.ConvTranspose2d(below, skip, kernel_size=2, stride=2))
-            if attention:
-                self.gates.append(AttentionGate(skip, skip, inter_channels or max(skip // 2, 1)))
-            merged = skip if additive_skips else 2 * skip
-            self.decoder.append(level_block(merged, skip, **block))
+        #: One :class:`DecoderLevel` per skip, deepest first: ``decoder[i]`` ends at level
+        #: ``depth - 1 - i``, width ``widths[depth - 1 - i]``.
+        self.decoder = nn.ModuleList(
+            DecoderLevel(widths[level + 1], widths[level], additive_skips=additive_skips,
+                         attention=attention, inter_channels=inter_channels, **block)
+            for level in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
         # Tumour is rare (about 1 % of BraTS pixels): start the head at that prior, so that
         # the first steps learn where tumour is rather than how rare it is.
         nn.init.constant_(self.head.bias, math.log(PRIOR / (1 - PRIOR)))
+
+    @property
+    def preset_name(self) -> str:
+        """``"classic"``, ``"improved"`` or ``"attention"`` when the switches (all arguments but
+        the sizes ``in_channels``, ``out_channels``, ``base_filters``, ``depth`` and
+        ``inter_channels``) are a preset's, else ``"custom"``."""
+        from .presets import preset_of  # presets builds UNets: import it when first asked
+
+        return preset_of(self.hparams)
+
+    def extra_repr(self) -> str:
+        sizes = ", ".join(f"{k}={self.hparams[k]}"
+                          for k in ("in_channels", "out_channels", "base_filters", "depth"))
+        return f"preset={self.preset_name!r}, {sizes}"
 
     @property
     def size_multiple(self) -> int:
@@ -117,13 +131,10 @@ class UNet(nn.Module):
         x = skips.pop()  # bottleneck
 
         maps = []
-        for i, (up, decode) in enumerate(zip(self.up, self.decoder)):
-            x = up(x)
-            skip = skips.pop()
-            if self.attention:
-                skip, alpha = self.gates[i](skip, x)
+        for level in self.decoder:
+            x, alpha = level(x, skips.pop())
+            if alpha is not None:
                 maps.append(alpha)
-            x = decode(x + skip if self.additive_skips else torch.cat([skip, x], dim=1))
         logits = self.head(x)[..., :height, :width]
         if not return_attention:
             return logits
@@ -156,57 +167,6 @@ def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
-#: The five changes of the Improved U-Net, each as the ``UNet`` arguments that switch it on.
-IMPROVEMENTS: dict[str, dict] = {
-    "separable": dict(separable=True),
-    "batch_norm": dict(batch_norm=True),
-    "kernel_7x7": dict(kernel_size=7),
-    "inverse_bottleneck": dict(expansion=4),
-    "additive_skips": dict(additive_skips=True),
-}
-
-
-class ClassicUNet(UNet):
-    """The baseline U-Net (Ronneberger et al. 2015): per level two 3×3 conv + ReLU, max-pool
-    down, 2×2 transposed conv up, concatenated skips, 1×1 head. 7.76 M parameters at
-    ``base_filters=32``.
-
-    Example:
-        >>> model = ClassicUNet(in_channels=4, out_channels=3, base_filters=32)
-        >>> model(torch.zeros(1, 4, 240, 240)).shape
-        torch.Size([1, 3, 240, 240])
-    """
-
-    def __init__(self, in_channels: int = 4, out_channels: int = 3, base_filters: int = 32,
-                 depth: int = 4):
-        super().__init__(in_channels, out_channels, base_filters, depth)
-
-
-class ImprovedUNet(UNet):
-    """The Classic U-Net with the five changes of the course, all on by default.
-
-    Each level is one inverse-bottleneck block — 7×7 depthwise conv → BatchNorm → 1×1 expand
-    ×4 → ReLU → 1×1 compress, plus a residual — and the decoder adds skips instead of
-    concatenating them. 4.44 M parameters at ``base_filters=32`` against the Classic's 7.76 M.
-    Every change can be switched off through its argument (see :data:`IMPROVEMENTS`).
-    """
-
-    def __init__(self, in_channels: int = 4, out_channels: int = 3, base_filters: int = 32,
-                 depth: int = 4, *, separable: bool = True, batch_norm: bool = True,
-                 kernel_size: int = 7, expansion: int = 4, additive_skips: bool = True):
-        super().__init__(in_channels, out_channels, base_filters, depth, separable=separable,
-                         batch_norm=batch_norm, kernel_size=kernel_size, expansion=expansion,
-                         additive_skips=additive_skips)
-
-
-class AttentionUNet(UNet):
-    """The Classic U-Net with an additive attention gate on each of its ``depth`` skips.
-
-    ``model(x, return_attention=True)`` returns ``(logits, maps)``; see :meth:`UNet.forward`
-    for the order and shapes of the maps.
-    """
-
-    def __init__(self, in_channels: int = 4, out_channels: int = 3, base_filters: int = 32,
-                 depth: int = 4, *, inter_channels: int | None = None):
-        super().__init__(in_channels, out_channels, base_filters, depth, attention=True,
-                         inter_channels=inter_channels)
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,9 +1,9 @@
-"""What the course's notebooks share: the scale setting, the data, and trained models.
+"""The course's notebook session: the scale setting, the data, and trained models.
 
 Every chapter starts with ``setup = course.setup()``. The scale is one visible setting:
 
-* ``"quick"`` — a laptop CPU: 64×64 slices of a 12-volume phantom, :meth:`TrainConfig.quick`
-  (16 first filters, 8 epochs, batch 8). About a minute per model on two CPU cores.
+* ``"quick"`` — a laptop CPU: the quick recipe of :data:`unet_lib.recipe.SCALES` (64×64 slices
+  of a 12-volume phantom, :meth:`TrainConfig.quick`). About a minute per model on 2 cores.
 * ``"full"`` — the slides: 240×240 slices, batch 32, 20 epochs, 32 first filters; a GPU.
 * ``"auto"`` (the default) — ``"full"`` when a CUDA GPU is present, else ``"quick"``.
 
@@ -12,15 +12,15 @@ The environment variable ``UNET_COURSE_SCALE`` overrides the notebook's choice (
 a packed copy or the NIfTI release) instead of the phantom.
 
 Trained models are cached (:meth:`CourseSetup.trained`): the first chapter that needs a model
-trains it and later chapters load it, so each notebook runs on its own, in any order. The cache
-key covers the configuration, the data and the split, so a changed setting trains anew.
+trains it and later chapters load it, so each notebook runs on its own, in any order. Each
+model is one run of :mod:`unet_lib.run`, in a folder named by its recipe's key — the
+settings and what the data *is*, not where it lies — so a moved checkout keeps its models, a
+changed setting trains anew, and ``unet-lib evaluate --checkpoint <run>/last.pt`` scores a
+course model on its validation volumes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -28,18 +28,17 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
-from .data import cached_phantom, open_dataset, split_volumes
-from .models import MODELS, UNet, build_model, count_parameters
-from .train import History, TrainConfig, fit, pick_device, seed_everything
+from unet_lib.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
+from unet_lib.config import TrainConfig
+from unet_lib.models import MODELS, UNet, build_model, count_parameters
+from unet_lib.recipe import SCALES, RunRecipe
+from unet_lib.run import PreparedRun, split_of, train_run
+from unet_lib.runtime import pick_device, seed_everything
+from unet_lib.train import History
 
-SCALES = ("quick", "full")
 SCALE_VARIABLE = "UNET_COURSE_SCALE"
 DATA_VARIABLE = "BRATS_DIR"
 HOME_VARIABLE = "UNET_COURSE_HOME"
-
-#: phantom size per scale: (image size, volumes, slices per volume)
-PHANTOMS = {"quick": (64, 12, 32), "full": (240, 20, 155)}
 
 
 def resolve_scale(scale: str = "auto") -> str:
@@ -57,18 +56,12 @@ def resolve_scale(scale: str = "auto") -> str:
 
 
 def course_home() -> Path:
-    """Folder for the course's phantom data and trained models.
-
-    ``$UNET_COURSE_HOME`` if set; else the repository root when ``unet_lib`` runs from a
-    checkout (``data/`` and ``runs/`` beside the book, both ignored by git); else
-    ``~/.cache/unet_lib``.
-    """
+    """Folder for the course's phantom data (``data/``) and trained models (``runs/``):
+    ``$UNET_COURSE_HOME`` if set (``make book`` and ``make lab`` set it to the checkout's
+    ``.course/``), else ``~/.cache/unet_course``."""
     if os.environ.get(HOME_VARIABLE):
         return Path(os.environ[HOME_VARIABLE]).expanduser()
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "pyproject.toml").is_file() and os.access(checkout, os.W_OK):
-        return checkout
-    return Path.home() / ".cache" / "unet_lib"
+    return Path.home() / ".cache" / "unet_course"
 
 
 @dataclass
@@ -103,11 +96,12 @@ class TrainedModel:
 
 @dataclass
 class CourseSetup:
-    """The scale, training configuration and data of one notebook run.
+    """The scale, recipe and data of one notebook run.
 
     Attributes:
         scale: ``"quick"`` or ``"full"``.
-        config: the training configuration (``config.model`` is set per model).
+        recipe: the run recipe (:class:`unet_lib.recipe.RunRecipe`); its model is set per
+            model by :meth:`trained`.
         data_root: the dataset folder (the phantom unless ``$BRATS_DIR`` is set).
         real_data: ``True`` for a real BraTS download.
         train_volumes, val_volumes: the split, by volume.
@@ -115,7 +109,7 @@ class CourseSetup:
     """
 
     scale: str
-    config: TrainConfig
+    recipe: RunRecipe
     data_root: Path
     real_data: bool
     train_volumes: list[int]
@@ -123,19 +117,28 @@ class CourseSetup:
     home: Path
 
     @property
+    def config(self) -> TrainConfig:
+        """The training settings of every model of this setup."""
+        return self.recipe.config
+
+    @property
     def device(self) -> torch.device:
         return pick_device(self.config.device)
+
+    def run(self, name: str) -> PreparedRun:
+        """The run of model ``name``: its recipe, folder, data and split."""
+        return PreparedRun(self.recipe.with_model(name), self.run_dir(name), self.data_root,
+                           self.train_volumes, self.val_volumes)
 
     def datasets(self):
         """``(train, val)`` datasets of ``(image (4, S, S), mask (3, S, S))`` float tensors,
         S = ``config.image_size``."""
-        size = self.config.image_size
-        return (open_dataset(self.data_root, self.train_volumes, size),
-                open_dataset(self.data_root, self.val_volumes, size))
+        return self.run("classic").datasets()
 
     def describe(self) -> str:
         c = self.config
-        data = ("real BraTS at " if self.real_data else "the phantom at ") + str(self.data_root)
+        data = ("real BraTS at " if self.real_data else "the phantom at ") + _shown(
+            self.data_root, self.home)
         return (f"scale {self.scale!r} on {self.device}: {c.image_size}×{c.image_size} slices, "
                 f"{c.base_filters} first filters, {c.epochs} epochs, batch {c.batch_size}, "
                 f"lr {c.lr:g}, weight decay {c.weight_decay:g} ({c.optimizer}), "
@@ -152,12 +155,9 @@ class CourseSetup:
         return build_model(name, base_filters=self.config.base_filters)
 
     def run_dir(self, name: str) -> Path:
-        """The cache folder of model ``name``: one per configuration, data and split."""
-        config = dataclasses.replace(self.config, model=name)
-        key = json.dumps({"config": dataclasses.asdict(config), "data": str(self.data_root),
-                          "train": self.train_volumes, "val": self.val_volumes}, sort_keys=True)
-        digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-        return self.home / "runs" / "course" / f"{name}-{self.scale}-{digest}"
+        """The cache folder of model ``name``: one per recipe (settings, data, model)."""
+        key = self.recipe.with_model(name).key()
+        return self.home / "runs" / "course" / f"{name}-{self.scale}-{key}"
 
     def trained(self, name: str, progress: bool | str = "epochs", retrain: bool = False
                 ) -> TrainedModel:
@@ -172,39 +172,35 @@ class CourseSetup:
         """
         if name not in MODELS:
             raise ValueError(f"unknown model name {name!r}; choose one of {', '.join(MODELS)}")
-        config = dataclasses.replace(self.config, model=name)
-        folder = self.run_dir(name)
-        last = folder / "last.pt"
+        run = self.run(name)
+        last = run.folder / "last.pt"
         if retrain:
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(run.folder, ignore_errors=True)
         elif last.is_file():
             try:
                 payload = read_checkpoint(last)
             except CheckpointError as error:
                 raise CheckpointError(f"{error}. To train this course model again instead, "
                                       f"call trained({name!r}, retrain=True)") from None
-            if payload["epoch"] >= config.epochs:
+            if payload["epoch"] >= self.config.epochs:
                 history = History(payload["history"])
                 return TrainedModel(name, model_from_checkpoint(payload).eval(), history,
                                     _seconds(history), True, last)
-        model = self.build(name)
-        train_set, val_set = self.datasets()
         if progress:
-            print(f"training the {name} U-Net for {config.epochs} epochs on {self.device} "
-                  f"(checkpoints in {folder})", flush=True)
-        history = fit(model, train_set, val_set, config, checkpoint_dir=folder, resume=True,
-                      progress=progress)
+            print(f"training the {name} U-Net for {self.config.epochs} epochs on {self.device} "
+                  f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
+        model, history = train_run(run, resume=last.is_file(), progress=progress,
+                                   report=lambda *args, **kwargs: None)
         return TrainedModel(name, model.cpu().eval(), history, _seconds(history), False, last)
 
 
-def glue(name: str, value, display: bool = False) -> None:
-    """Make ``value`` quotable in the book's text as ``{glue:text}`name```, with
-    ``myst_nb.glue``; does nothing where myst-nb is not installed (e.g. on Colab)."""
+def _shown(path: Path, home: Path) -> str:
+    """``path`` relative to the course home where it lies under it (no absolute build paths
+    in the published pages)."""
     try:
-        from myst_nb import glue as myst_glue
-    except ImportError:
-        return
-    myst_glue(name, value, display=display)
+        return str(Path("<course home>") / Path(path).resolve().relative_to(home.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _seconds(history: History) -> float:
@@ -219,64 +215,17 @@ def setup(scale: str = "auto", data: str | Path | None = None, **changes) -> Cou
         data: a BraTS 2020 folder; ``None`` takes ``$BRATS_DIR``, and without it the phantom
             of the scale (made on first use, about 5 s quick, a few minutes full).
         **changes: fields of :class:`TrainConfig` to change from the scale's configuration
-            (e.g. ``epochs=40``); a changed configuration trains and caches its own models.
+            (e.g. ``epochs=40``), or ``n_volumes``/``n_slices`` of the phantom; a changed
+            recipe trains and caches its own models.
 
     Returns:
         A :class:`CourseSetup`; its ``describe()`` says what the figures were made with.
     """
     scale = resolve_scale(scale)
-    config = TrainConfig.quick() if scale == "quick" else TrainConfig()
-    config = dataclasses.replace(config, **changes)
-    home = course_home()
     data = data or os.environ.get(DATA_VARIABLE) or None
-    if data is not None:
-        root = Path(data).expanduser()
-        volumes = open_dataset(root).volumes
-    else:
-        root = cached_phantom(home / "data", *PHANTOMS[scale], seed=config.seed)
-        volumes = open_dataset(root).volumes
-    train_volumes, val_volumes = split_volumes(volumes, config.val_fraction, config.seed)
-    return CourseSetup(scale, config, root.resolve(), data is not None, train_volumes,
+    recipe = RunRecipe.for_scale(scale, data=data, **changes)
+    home = course_home()
+    root = recipe.data_root(home / "data")
+    train_volumes, val_volumes = split_of(recipe, root)
+    return CourseSetup(scale, recipe, Path(root).resolve(), data is not None, train_volumes,
                        val_volumes, home)
-
-
-def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4) -> list[int]:
-    """Indices of up to ``count`` slices of ``dataset`` with the most tumour, from at most
-    ``scan`` evenly spaced slices (a real BraTS split is large).
-
-    Slices of different volumes come first; when there are fewer volumes than ``count``, more
-    slices of the same volumes are added, at least ``min_gap`` slices apart. Returns indices,
-    largest tumour first within each round.
-    """
-    step = max(1, len(dataset) // scan)
-    areas = []
-    for index in range(0, len(dataset), step):
-        sample = dataset[index]
-        if isinstance(sample, tuple):
-            areas.append((float(sample[1].amax(0).sum()), index))
-    areas = sorted((a for a in areas if a[0] > 0), reverse=True)
-    chosen: list[int] = []
-    where = {index: _volume_and_slice(dataset, index) for _, index in areas}
-    for distinct_volumes in (True, False):
-        for _, index in areas:
-            if len(chosen) == count:
-                return chosen
-            volume, slice_index = where[index]
-            same = [where[c][1] for c in chosen if where[c][0] == volume]
-            if distinct_volumes and same:
-                continue
-            if index not in chosen and all(abs(slice_index - s) >= min_gap for s in same):
-                chosen.append(index)
-    return chosen
-
-
-def _volume_and_slice(dataset, index: int) -> tuple[int | None, int]:
-    entries = getattr(dataset, "slices", None)
-    return (entries[index][0], entries[index][1]) if entries is not None else (None, index)
-
-
-def slice_name(dataset, index: int) -> str:
-    """``"volume 7, slice 80"`` for item ``index`` of a BraTS dataset (``"slice <index>"`` for
-    a dataset without that information)."""
-    volume, slice_index = _volume_and_slice(dataset, index)
-    return f"slice {index}" if volume is None else f"volume {volume}, slice {slice_index}"

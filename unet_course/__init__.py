@@ -1,0 +1,24 @@
+"""unet_course: the course around the library — what its notebooks share.
+
+Modules:
+    session   setup(): the scale, the data, the split, and the cache of trained models
+    examples  which slices a chapter shows, and their names
+    labs      the exercises' self-checks
+    viz       the pictures (matplotlib)
+    slider    pre-rendered image sliders that work without a kernel
+    notebook  values quoted in the book's text (glue)
+
+The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the course with
+``pip install -e ".[course]"``. A chapter starts with::
+
+    import unet_course as course
+    setup = course.setup(SCALE)
+"""
+
+from .examples import slice_name, tumour_slices
+from .notebook import glue
+from .session import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, CourseSetup, TrainedModel,
+                      course_home, resolve_scale, setup)
+
+__all__ = ["CourseSetup", "DATA_VARIABLE", "HOME_VARIABLE", "SCALE_VARIABLE", "TrainedModel",
+           "course_home", "glue", "resolve_scale", "setup", "slice_name", "tumour_slices"]

@@ -1,0 +1,168 @@
+"""Pictures as arrays, for the static sliders (:mod:`unet_course.slider`): masks in RGB,
+grey modalities, attention overlays, and the two sliders the chapters show. The figures
+(matplotlib) are in :mod:`unet_course.viz`; these need only NumPy and matplotlib's colour maps."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+import torch
+
+from unet_lib.data.brats import REGIONS
+from unet_lib.inference import attention_inside_outside
+
+
+def as_numpy(x) -> np.ndarray:
+    """A tensor (any device, any float dtype) or array-like as a NumPy array."""
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def mask_to_rgb(mask) -> np.ndarray:
+    """(3, H, W) mask or probabilities in [0, 1] → (H, W, 3) float RGB image."""
+    mask = as_numpy(mask)
+    if mask.ndim != 3 or mask.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) mask, got shape {mask.shape}")
+    return np.clip(mask.transpose(1, 2, 0).astype(np.float32), 0, 1)  # float: 1 is full colour
+
+
+def grey_picture(channel) -> np.ndarray:
+    """(H, W) MRI channel → (H, W) grey levels in [0, 1], clipped at the 1st/99.5th
+    percentile of the non-background pixels (the z-scored background is the minimum)."""
+    channel = as_numpy(channel).astype(np.float32)
+    inside = channel[channel > channel.min()]
+    if inside.size == 0:
+        return np.zeros_like(channel)
+    low, high = np.percentile(inside, [1, 99.5])
+    return np.clip((channel - low) / max(high - low, 1e-6), 0, 1)
+
+
+#: the smallest range of attention coefficients that ``stretch`` spreads over the colour map
+MIN_STRETCH = 0.02
+
+
+def stretched(attention) -> bool:
+    """Whether a map's range is wide enough (:data:`MIN_STRETCH`) to stretch its colours."""
+    values = as_numpy(attention)
+    return float(values.max() - values.min()) >= MIN_STRETCH
+
+
+def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = False
+                      ) -> np.ndarray:
+    """A gate's coefficients (h, w), upsampled bilinearly to the (H, W) channel's size and
+    blended over it with the ``inferno`` colour map → (H, W, 3) RGB in [0, 1].
+
+    ``stretch`` maps the coefficients' own min…max (rather than 0…1) to the colour map when
+    they span at least :data:`MIN_STRETCH`; a flatter map is drawn on the 0…1 scale, so that
+    noise is not blown up into a pattern."""
+    import torch.nn.functional as F
+
+    grey = grey_picture(channel)
+    attention = torch.as_tensor(as_numpy(attention), dtype=torch.float32)
+    attention = attention.reshape(1, 1, *attention.shape[-2:])
+    up = F.interpolate(attention, size=grey.shape, mode="bilinear", align_corners=False)
+    up = up[0, 0].clamp(0, 1)
+    if stretched(attention) and stretch:
+        low, high = attention.min(), attention.max()
+        up = (up - low) / (high - low)
+    colours = matplotlib.colormaps["inferno"](up.clamp(0, 1).numpy())[..., :3]
+    return (1 - alpha) * grey[..., None] + alpha * colours
+
+
+def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
+    from unet_lib.metrics import dice, to_regions
+
+    scores = dice(to_regions(binary[None]), to_regions(target[None]))
+    return ", ".join(f"{name} {value:.2f}" for name, value in zip(REGIONS, scores.tolist()))
+
+
+def threshold_slider(images, targets, probs, names: Sequence[str],
+                     thresholds: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2)),
+                     start_threshold: float = 0.5, title: str | None = None):
+    """A static :class:`~unet_course.slider.ImageSlider` over slices and thresholds: FLAIR,
+    ground truth, probabilities as RGB, and the prediction binarized at the chosen threshold,
+    with the Dice of every channel and region in the caption.
+
+    Args:
+        images: (N, 4, H, W) inputs; targets: (N, 3, H, W) binary masks;
+        probs: (N, 3, H, W) predicted probabilities; names: N slice labels.
+        thresholds: the slider's positions (19 from 0.05 to 0.95 by default).
+        start_threshold: the slider's first position (the closest of ``thresholds``).
+    """
+    from unet_lib.metrics import binarize
+    from .slider import ImageSlider
+
+    images, targets, probs = (torch.as_tensor(as_numpy(x)) for x in (images, targets, probs))
+    if not len(images) == len(targets) == len(probs) == len(names):
+        raise ValueError(f"images, targets, probs and names must have the same length, got "
+                         f"{len(images)}, {len(targets)}, {len(probs)} and {len(names)}")
+    thresholds = [float(t) for t in thresholds]
+    if any(not 0 <= t <= 1 for t in thresholds):
+        raise ValueError(f"thresholds must lie in [0, 1], got {thresholds}")
+    start = int(np.argmin([abs(t - start_threshold) for t in thresholds]))
+    binary = {}
+
+    def binarized(position):
+        if position not in binary:
+            i, j = position
+            binary[position] = binarize(probs[i], thresholds[j], logits=False)
+        return binary[position]
+
+    def pictures(position):
+        i, _ = position
+        return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]), mask_to_rgb(probs[i]),
+                mask_to_rgb(binarized(position))]
+
+    def caption(position):
+        i, j = position
+        return (f"{names[i]}; threshold {thresholds[j]:.2f}: Dice "
+                f"{_dice_caption(binarized(position), targets[i])}")
+
+    return ImageSlider({"slice": list(names), "threshold": [f"{t:.2f}" for t in thresholds]},
+                       ["FLAIR", "ground truth", "probabilities as RGB", "binarized"],
+                       pictures, caption, start=(0, start), title=title, width=150,
+                       note="red NCR/NET · green ED · blue ET (overlaps mix: green + blue = "
+                            "cyan)")
+
+
+def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
+                     title: str | None = None, start_gate: int = -1):
+    """A static slider over slices and gate levels: FLAIR, the ground truth, and one gate's
+    attention coefficients over FLAIR, with the mean coefficient inside and outside the whole
+    tumour in the caption.
+
+    Args:
+        images: (N, 4, H, W); targets: (N, 3, H, W);
+        maps: one (N, 1, h, w) tensor per gate, deepest first (as the model returns them);
+        names: N slice labels.
+        start_gate: the gate shown first (index into ``maps``; default the last,
+            full-resolution one).
+    """
+    from .slider import ImageSlider
+
+    images, targets = torch.as_tensor(as_numpy(images)), torch.as_tensor(as_numpy(targets))
+    maps = [torch.as_tensor(as_numpy(m)) for m in maps]
+    levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
+
+    def pictures(position):
+        i, g = position
+        return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
+                attention_overlay(images[i, 0], maps[g][i], stretch=True)]
+
+    def caption(position):
+        i, g = position
+        inside, outside = attention_inside_outside(maps[g][i], targets[i])
+        scale = ("colours stretched to this range" if stretched(maps[g][i])
+                 else "too flat to stretch: colours on the 0…1 scale")
+        return (f"{names[i]}; gate at {levels[g]}: α from {maps[g][i].min():.2f} to "
+                f"{maps[g][i].max():.2f} ({scale}); mean inside the tumour {inside:.3f}, "
+                f"outside {outside:.3f}")
+
+    return ImageSlider({"slice": list(names), "gate": levels},
+                       ["FLAIR", "ground truth", "attention α over FLAIR"],
+                       pictures, caption, title=title, start=(0, start_gate % len(maps)),
+                       note="α over FLAIR: dark purple = lowest α of the map (skip "
+                            "suppressed most), yellow = highest (passed most)")
+
+

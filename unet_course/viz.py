@@ -1,0 +1,209 @@
+"""The course's pictures, in plain matplotlib. Every function returns a ``Figure``.
+
+Masks are shown as RGB images: red = NCR/NET, green = ED, blue = ET (the three label channels
+in order), so overlapping predictions mix colours. Images are channels-first tensors or arrays
+as the datasets yield them: image (4, H, W), mask or probabilities (3, H, W).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
+
+from .frames import (MIN_STRETCH, as_numpy, attention_overlay, attention_slider, grey_picture,
+                     mask_to_rgb, stretched, threshold_slider)
+
+__all__ = ["attention_overlay", "attention_slider", "draw_unet", "grey_picture", "mask_to_rgb",
+           "plot_histories", "plot_history", "show_attention", "show_modalities",
+           "show_prediction", "stretched", "threshold_slider"]
+
+CHANNEL_COLOURS = ("red", "green", "blue")
+
+
+def _legend(ax) -> None:
+    ax.legend(handles=[Patch(color=c, label=n) for c, n in zip(CHANNEL_COLOURS, MASK_CHANNELS)],
+              loc="lower right", fontsize="small", framealpha=0.8)
+
+
+def _off(axes) -> None:
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def show_modalities(image, mask=None, title: str | None = None) -> Figure:
+    """The four MRI channels (FLAIR, T1, T1ce, T2) of one (4, H, W) slice, and its mask."""
+    image = as_numpy(image)
+    n = 4 + (mask is not None)
+    fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), constrained_layout=True)
+    for ax, channel, name in zip(axes, image, MODALITIES):
+        ax.imshow(channel, cmap="gray")
+        ax.set_title(name)
+    if mask is not None:
+        axes[-1].imshow(mask_to_rgb(mask))
+        axes[-1].set_title("mask (R NCR, G ED, B ET)")
+    _off(axes)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def show_prediction(image, target, probs, threshold: float | None = None,
+                    title: str | None = None) -> Figure:
+    """FLAIR, the ground-truth mask and the prediction as RGB, side by side.
+
+    Args:
+        image: (4, H, W) input slice (FLAIR is shown).
+        target: (3, H, W) binary ground truth.
+        probs: (3, H, W) predicted probabilities.
+        threshold: if given, also show the prediction binarized at this probability.
+    """
+    from unet_lib.metrics import binarize, dice
+
+    panels = [("FLAIR", as_numpy(image)[0], None), ("ground truth", mask_to_rgb(target), None),
+              ("prediction (probabilities)", mask_to_rgb(probs), None)]
+    if threshold is not None:
+        binary = binarize(torch.as_tensor(as_numpy(probs)), threshold, logits=False)
+        scores = dice(binary[None], torch.as_tensor(as_numpy(target))[None])
+        label = ", ".join(f"{n} {v:.2f}" for n, v in zip(MASK_CHANNELS, scores.tolist()))
+        panels.append((f"binarized at {threshold:.2f}", mask_to_rgb(binary), f"Dice {label}"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6),
+                             constrained_layout=True)
+    for ax, (name, picture, caption) in zip(axes, panels):
+        ax.imshow(picture, cmap="gray")
+        ax.set_title(name, fontsize="medium")
+        if caption:
+            ax.set_xlabel(caption, fontsize="small")
+    _legend(axes[1])
+    _off(axes)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_history(history, title: str | None = None) -> Figure:
+    """Training and validation loss, and validation Dice per channel/region, per epoch.
+
+    ``history`` is a :class:`unet_lib.train.History` or a list of its records.
+    """
+    records = getattr(history, "records", history)
+    epochs = [r["epoch"] for r in records]
+    with_val = all("val" in r for r in records) and records
+    fig, axes = plt.subplots(1, 2 if with_val else 1, figsize=(11 if with_val else 5.5, 3.8),
+                             constrained_layout=True, squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(epochs, [r["train_loss"] for r in records], "o-", label="training")
+    if with_val:
+        ax.plot(epochs, [r["val_loss"] for r in records], "s-", label="validation")
+    ax.set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="loss")
+    ax.legend()
+    if with_val:
+        ax = axes[0, 1]
+        for name in records[0]["val"]["dice"]:
+            ax.plot(epochs, [r["val"]["dice"][name] for r in records], "o-", label=name)
+        ax.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation Dice")
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def show_attention(image, maps: Sequence, title: str | None = None, alpha: float = 0.5,
+                   stretch: bool = True) -> Figure:
+    """Attention coefficients of each gate over the input's FLAIR channel.
+
+    Args:
+        image: (4, H, W) input slice.
+        maps: the gates' maps for this slice, each (1, h, w) or (h, w), as returned by
+            ``AttentionUNet(x, return_attention=True)`` (deepest gate first).
+        stretch: spread each map's colours over its own range (written in the panel's title)
+            rather than over [0, 1]: gates early in training stay close to 0.5, and their
+            pattern would be invisible on the full scale.
+    """
+    image = as_numpy(image)
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.4),
+                             constrained_layout=True)
+    axes[0].imshow(grey_picture(image[0]), cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("FLAIR")
+    for ax, attention in zip(axes[1:], maps):
+        values = as_numpy(attention).reshape(np.shape(attention)[-2:])
+        ax.imshow(attention_overlay(image[0], values, alpha, stretch))
+        h, w = values.shape
+        scale = "stretched" if stretch and stretched(values) else "0…1 scale"
+        ax.set_title(f"gate at {h}×{w}\nα {values.min():.2f} – {values.max():.2f} ({scale})",
+                     fontsize="medium")
+    fig.supxlabel("dark purple = suppressed most, yellow = passed most; a map spanning at least "
+                  f"{MIN_STRETCH} is stretched to its own range", fontsize="small")
+    _off(axes)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
+    """The U shape of ``model``: one box per encoder/decoder level, labelled with its
+    channels and size, arrows for max-pool (down), transposed convolution (up) and skips
+    (``concat``, ``add``, or ``gate`` for attention)."""
+    from unet_lib.summary import level_table
+
+    rows = {row["stage"]: row for row in level_table(model, image_size)}
+    depth = model.depth
+    fig, ax = plt.subplots(figsize=(11, 4.6), constrained_layout=True)
+    boxes = {}
+    for level in range(depth + 1):
+        name = "bottleneck" if level == depth else f"encoder {level}"
+        boxes[("enc", level)] = (level, -level, rows[name]["shape"])
+        if level < depth:
+            boxes[("dec", level)] = (2 * depth - level, -level, rows[f"decoder {level}"]["shape"])
+    for (kind, level), (x, y, (c, h, w)) in boxes.items():
+        colour = "#f0b27a" if level == depth else ("#aed6f1" if kind == "enc" else "#a9dfbf")
+        ax.add_patch(plt.Rectangle((x - 0.42, y - 0.3), 0.84, 0.6, color=colour, ec="k"))
+        ax.text(x, y, f"{c} ch\n{h}×{w}", ha="center", va="center", fontsize=9)
+    skip = "gate" if model.attention else ("add" if model.additive_skips else "concat")
+    arrow = dict(arrowstyle="->", lw=1.5)
+    for level in range(depth):
+        ax.annotate("", xy=(level + 1, -level - 1 + 0.3), xytext=(level, -level - 0.3),
+                    arrowprops=dict(arrow, color="#c0392b"))
+        ax.annotate("", xy=(2 * depth - level, -level - 0.3),
+                    xytext=(2 * depth - level - 1, -level - 1 + 0.3),
+                    arrowprops=dict(arrow, color="#27ae60"))
+        ax.annotate("", xy=(2 * depth - level - 0.42, -level), xytext=(level + 0.42, -level),
+                    arrowprops=dict(arrow, color="grey", ls="--"))
+        ax.text(depth, -level + 0.08, skip, ha="center", va="bottom", color="grey", fontsize=9)
+    ax.text(0, 0.55, f"input {model.in_channels} ch", ha="center")
+    ax.text(2 * depth, 0.55, f"1×1 head → {model.out_channels} ch", ha="center")
+    handles = [Patch(color="#c0392b", label="2×2 max-pool"),
+               Patch(color="#27ae60", label="2×2 transposed conv"),
+               Patch(color="grey", label=f"skip ({skip})")]
+    ax.legend(handles=handles, loc="lower right", fontsize="small")
+    ax.set_xlim(-0.7, 2 * depth + 0.7)
+    ax.set_ylim(-depth - 0.6, 0.9)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def plot_histories(histories: dict, metric: str = "WT", title: str | None = None) -> Figure:
+    """Validation loss and validation Dice of one channel or region (``metric``) per epoch,
+    for several models: ``{name: History or records}``."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    for name, history in histories.items():
+        records = getattr(history, "records", history)
+        epochs = [r["epoch"] for r in records]
+        axes[0].plot(epochs, [r["val_loss"] for r in records], "o-", label=name)
+        axes[1].plot(epochs, [r["val"]["dice"][metric] for r in records], "o-", label=name)
+    axes[0].set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="validation loss")
+    axes[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title=f"validation Dice, {metric}")
+    for ax in axes:
+        ax.legend()
+    if title:
+        fig.suptitle(title)
+    return fig

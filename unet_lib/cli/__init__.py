@@ -1,0 +1,41 @@
+"""The ``unet-lib`` command line (also ``python -m unet_lib``); ``unet-lib --help`` lists the
+subcommands. The parser is generated in :mod:`.options`, the subcommands live in
+:mod:`.commands`, and :func:`main` turns every expected failure into one ``error:`` line."""
+
+from __future__ import annotations
+
+import sys
+
+from .options import build_parser
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; every expected failure ends in one ``error:`` line and exit 2."""
+    args = build_parser().parse_args(argv)
+    from ..checkpoint import CheckpointError, CheckpointWriteError
+    from ..config import ConfigError
+    from ..data import BraTSDataError
+    from ..runfolder import RunFolderBusy
+    from ..train import OutOfMemory, TrainingDiverged
+    from . import commands
+
+    handlers = {"phantom": commands.cmd_phantom, "train": commands.cmd_train,
+                "evaluate": commands.cmd_evaluate, "pack": commands.cmd_pack,
+                "bench": commands.cmd_bench}
+    try:
+        return handlers[args.command](args)
+    except ConfigError as error:
+        print(f"error: --{error.field.replace('_', '-')}: {error.problem}", file=sys.stderr)
+    except (FileNotFoundError, FileExistsError, BraTSDataError, CheckpointError,
+            CheckpointWriteError, RunFolderBusy, TrainingDiverged, OutOfMemory,
+            ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+    except OSError as error:  # a read-only or full disk, a path through a file
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return commands.INTERRUPTED
+    return 2

@@ -1,0 +1,183 @@
+"""What each ``unet-lib`` subcommand does, once its options are parsed.
+
+Each ``cmd_*`` returns the exit code; expected failures raise, and :func:`unet_lib.cli.main`
+turns them into one ``error:`` line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from ..config import ConfigError, TrainConfig
+from ..recipe import SCALES, PhantomSpec, RunRecipe
+from ..run import RUN_FILE, prepare_run, train_run
+
+#: the exit code of a run stopped with Ctrl-C
+INTERRUPTED = 130
+
+
+def print_scores(result: dict) -> None:
+    """Dice, precision and recall per channel and region, as a small table."""
+    if result.get("skipped"):
+        print(f"skipped {len(result['skipped'])} unusable file(s):")
+        for entry in result["skipped"][:20]:
+            print(f"  {entry}")
+    names = list(result["dice"])
+    print(f"{'':10s}" + "".join(f"{n:>9s}" for n in names))
+    for metric in ("dice", "precision", "recall"):
+        print(f"{metric:10s}" + "".join(f"{result[metric][n]:9.3f}" for n in names))
+
+
+def cmd_phantom(args) -> int:
+    from ..data import make_phantom
+
+    full = SCALES["full"].phantom
+    spec = PhantomSpec(args.image_size,
+                       full.n_volumes if args.n_volumes is None else args.n_volumes,
+                       full.n_slices if args.n_slices is None else args.n_slices,
+                       args.seed).validate()
+    make_phantom(args.out, n_volumes=spec.n_volumes, size=spec.image_size,
+                 n_slices=spec.n_slices, seed=spec.seed)
+    print(f"wrote the phantom to {args.out}")
+    return 0
+
+
+def config_changes(args) -> dict:
+    """The :class:`TrainConfig` fields given on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+            if getattr(args, f.name, None) is not None}
+
+
+def cmd_train(args) -> int:
+    from ..runfolder import claim
+
+    out = args.out or Path("runs") / (args.model or "classic")
+    last = out / "last.pt"
+    if args.resume and not last.is_file():
+        raise FileNotFoundError(f"{out}: holds no last.pt to resume from (a mistyped --out?); "
+                                f"drop --resume to start a new run there")
+    if not args.resume and last.is_file():
+        raise FileExistsError(f"{out}: already holds a run (last.pt); continue it with "
+                              f"--resume, or choose another --out")
+    recipe = None
+    if not args.resume:  # checked in full before the folder is touched or data is made
+        scale = "quick" if args.quick else args.scale or "full"
+        recipe = RunRecipe.for_scale(scale, args.model or "classic", args.data,
+                                     args.max_volumes, args.n_volumes, args.n_slices,
+                                     **config_changes(args))
+    main_process = _is_main()
+    try:
+        with claim(out) if main_process else contextlib.nullcontext(out):
+            run = _resumed(args, out) if args.resume else prepare_run(recipe, out)
+            _, history = train_run(run, resume=args.resume,
+                                   trust_checkpoint=args.trust_checkpoint,
+                                   report=print if main_process else _silent)
+    except KeyboardInterrupt:
+        where = (f"the last checkpoint is {last} (epoch {_epoch_of(last)})" if last.is_file()
+                 else "no epoch had finished, so nothing was saved")
+        print(f"\ninterrupted: {where}; run the same command with --resume to continue",
+              file=sys.stderr)
+        return INTERRUPTED
+    if not main_process:
+        return 0
+    skipped = sorted({entry for record in history.records for entry in record["skipped"]})
+    if skipped:
+        print(f"training skipped {len(skipped)} unusable file(s); the first: {skipped[0]}")
+    final = history.records[-1]  # fit validated the final model already: no second pass
+    print(f"validation after {final['epoch']} epochs (threshold "
+          f"{run.recipe.config.threshold}):")
+    print_scores(final["val"])
+    return 0
+
+
+def _resumed(args, out: Path):
+    """The run in ``out`` with the options given; the model and the data cannot change."""
+    from ..run import resumed_run
+
+    run = resumed_run(out, config_changes(args), data=args.data, max_volumes=args.max_volumes,
+                      n_volumes=args.n_volumes, n_slices=args.n_slices)
+    if args.model and args.model != run.recipe.model:
+        raise ConfigError("model", f"cannot change from {run.recipe.model!r} to {args.model!r} "
+                                   f"when resuming {out}; use another --out")
+    return run
+
+
+def _is_main() -> bool:
+    from ..distributed import is_main_process
+
+    return is_main_process()
+
+
+def _silent(*args, **kwargs) -> None:
+    pass
+
+
+def _epoch_of(last: Path) -> str:
+    from ..checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        return str(read_checkpoint(last)["epoch"])
+    except (CheckpointError, OSError, KeyError):
+        return "?"
+
+
+def cmd_evaluate(args) -> int:
+    from ..checkpoint import load_model
+    from ..data import open_dataset
+    from ..inference import evaluate
+    from ..run import read_run
+
+    if not 0 <= args.threshold <= 1:
+        raise ConfigError("threshold", f"must be a probability in [0, 1], got {args.threshold}")
+    if args.batch_size < 1:
+        raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
+    model = load_model(args.checkpoint, trust=args.trust_checkpoint)
+    run_file = args.checkpoint.parent / RUN_FILE
+    if args.data is None and not run_file.is_file():
+        raise FileNotFoundError(f"no --data given and no {run_file} to say which data the run "
+                                f"used")
+    if args.data is None:
+        run = read_run(args.checkpoint.parent)
+        data_root, volumes, size = run.data_root, run.val_volumes, run.recipe.config.image_size
+    else:
+        data_root, volumes, size = args.data, None, None
+    dataset = open_dataset(data_root, volumes, size)
+    result = evaluate(model, dataset, threshold=args.threshold, batch_size=args.batch_size)
+    scored = len(dataset) - len(result["skipped"])
+    print(f"{args.checkpoint} on {scored} slices of {data_root}"
+          + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
+          + f" (threshold {args.threshold}):")
+    print_scores(result)
+    return 0
+
+
+def cmd_pack(args) -> int:
+    from ..data import pack_folder
+
+    out = pack_folder(args.data, args.out)
+    meta = json.loads((out / "packed.json").read_text())
+    print(f"packed {meta['slices']} slices of {args.data} into {out}"
+          + (f"; skipped {meta['skipped_slices']} unusable slice(s) ({len(meta['skipped'])} "
+             f"problem(s), listed in packed.json; the first: {meta['skipped'][0]})"
+             if meta["skipped"] else ""))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from ..bench import format_table, peer_models, run_benchmark, write_result
+
+    if args.peers and not peer_models():
+        print("MONAI is not installed: the peers are left out (pip install monai)",
+              file=sys.stderr)
+    result = run_benchmark(size=args.image_size, batch=args.batch_size, device=args.device,
+                           steps=args.steps, repeats=args.repeats, peers=args.peers,
+                           amp=args.amp, channels_last=args.channels_last,
+                           compile=args.compile)
+    print(format_table(result))
+    if args.out:
+        print(f"written to {write_result(result, args.out)}")
+    return 0

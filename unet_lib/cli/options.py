@@ -1,0 +1,205 @@
+"""The ``unet-lib`` parser, generated from the run recipe and the training settings so that
+every subcommand speaks one grammar:
+
+* one name per thing, the Python name with dashes: ``--image-size``, ``--batch-size``,
+  ``--n-volumes`` (a count; ``volumes`` elsewhere are lists of volume numbers);
+* on/off settings are flags with a ``--no-`` form: ``--channels-last`` / ``--no-channels-last``;
+* every option has a help line; the help of a :class:`~unet_lib.config.TrainConfig` field is
+  the first sentence of its docstring entry, in plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from pathlib import Path
+
+from .. import __version__
+from ..config import TrainConfig
+from ..recipe import MODEL_NAMES, SCALES
+
+DESCRIPTION = """\
+Train, evaluate and benchmark the course's U-Nets on BraTS 2020 or its phantom.
+
+  unet-lib phantom  --out data/phantom                  write the phantom (Kaggle format)
+  unet-lib train    --model attention --data BRATS_DIR  train; checkpoints in --out
+  unet-lib train    --scale quick                       small CPU run on a small phantom
+  unet-lib train    --out runs/classic --resume         continue a run (e.g. with --lr 1e-4)
+  unet-lib evaluate --checkpoint runs/classic/best.pt   Dice/precision/recall, held-out set
+  unet-lib pack     --data BRATS_DIR --out BRATS.packed one-time copy that loads much faster
+  unet-lib bench    --out benchmarks/cpu.md             speed and size beside MONAI's peers
+
+Without --data, train uses a phantom cached under data/ (made on first use)."""
+
+
+def plain_text(text: str) -> str:
+    """Docstring markup as plain text: ``x`` → x, :class:`X` → X, *x* → x."""
+    text = re.sub(r":\w+:`~?([^`]+)`", r"\1", text)
+    text = text.replace("``", "")
+    return re.sub(r"\*([^*]+)\*", r"\1", " ".join(text.split()))
+
+
+def attribute_help(cls) -> dict[str, str]:
+    """``{attribute: first sentence}`` from the ``Attributes:`` block of ``cls``'s docstring."""
+    entries: dict[str, str] = {}
+    name = None
+    in_block = False
+    for line in (cls.__doc__ or "").splitlines():
+        if line.strip() == "Attributes:":
+            in_block = True
+            continue
+        match = re.match(r"^ {8}(\w+): (.*)$", line)
+        if in_block and match:
+            name, entries[match[1]] = match[1], match[2]
+        elif in_block and name and line.startswith(" " * 12):
+            entries[name] += " " + line.strip()
+        elif in_block and line.strip():
+            break
+    return {key: _first_sentence(plain_text(value)) for key, value in entries.items()}
+
+
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop that ends a sentence (not the one of "e.g."), without it."""
+    match = re.search(r"\. (?=[A-Z])", text)
+    return (text[: match.start()] if match else text).rstrip(".")
+
+
+def _shown(value) -> str:
+    """A default as one would type it: on/off, none, 5,2,5."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" for v in value)
+    return str(value)
+
+
+def floats(text: str) -> tuple[float, ...] | None:
+    """``"5,2,5"`` → ``(5.0, 2.0, 5.0)``; ``"none"`` → ``None``."""
+    if text.lower() == "none":
+        return None
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas (e.g. 5,2,5) "
+                                         f"or none, got {text!r}") from None
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """One option per :class:`TrainConfig` field, default ``None`` (= the scale's value)."""
+    helps = attribute_help(TrainConfig)
+    full, quick = SCALES["full"].config, SCALES["quick"].config
+    for field in dataclasses.fields(TrainConfig):
+        default, small = getattr(full, field.name), getattr(quick, field.name)
+        defaults = f"default {_shown(default)}" + (f"; {_shown(small)} at --scale quick"
+                                                   if small != default else "")
+        flag = "--" + field.name.replace("_", "-")
+        text = f"{helps[field.name]} ({defaults})"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=text)
+            continue
+        kind = (floats if field.name == "pos_weight" else int if field.name == "num_workers"
+                else type(default))
+        metavar = ("W,W,W" if field.name == "pos_weight" else
+                   {int: "N", float: "X"}.get(kind, field.name.upper()))
+        parser.add_argument(flag, type=kind, default=None, metavar=metavar, help=text)
+
+
+def add_phantom_options(parser: argparse.ArgumentParser, defaults: str) -> None:
+    phantom = SCALES["full"].phantom
+    parser.add_argument("--n-volumes", type=int, default=None, metavar="N",
+                        help=f"synthetic brains in the phantom ({defaults} "
+                             f"{phantom.n_volumes})")
+    parser.add_argument("--n-slices", type=int, default=None, metavar="N",
+                        help=f"axial slices per phantom brain ({defaults} {phantom.n_slices})")
+
+
+def trust_option(parser: argparse.ArgumentParser, verb: str) -> None:
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help=f"{verb} a checkpoint of unet_lib 0.1, whose pickle can run any "
+                             f"code: only for your own files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unet-lib", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"unet_lib {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    phantom = commands.add_parser("phantom", help="write the BraTS-like phantom dataset",
+                                  description="Write the BraTS-like phantom dataset.")
+    phantom.add_argument("--out", type=Path, default=Path("data/phantom"),
+                         help="folder to write the slice files into (default data/phantom)")
+    phantom.add_argument("--image-size", type=int, default=SCALES["full"].phantom.image_size,
+                         help="slice height and width in pixels (default 240, as BraTS)")
+    phantom.add_argument("--seed", type=int, default=0,
+                         help="the same seed gives byte-identical files (default 0)")
+    add_phantom_options(phantom, "default")
+
+    train = commands.add_parser("train", help="train a model",
+                                description="Train a model; checkpoints after every epoch.")
+    train.add_argument("--model", choices=MODEL_NAMES, default=None,
+                       help="the model (default classic; with --resume, the run's)")
+    train.add_argument("--data", type=Path, default=None,
+                       help="a BraTS folder: Kaggle slices, NIfTI cases or a packed copy "
+                            "(default: the scale's phantom)")
+    train.add_argument("--out", type=Path, default=None,
+                       help="the run folder for checkpoints and run.json (default runs/MODEL)")
+    train.add_argument("--scale", choices=tuple(SCALES), default=None,
+                       help="full: the slides' settings (default); quick: a small CPU run")
+    train.add_argument("--quick", action="store_true", help="the same as --scale quick")
+    train.add_argument("--resume", action="store_true",
+                       help="continue OUT/last.pt with its settings and split; options given "
+                            "change them where that is safe (e.g. --lr, --epochs)")
+    trust_option(train, "resume from")
+    train.add_argument("--max-volumes", type=int, default=None, metavar="N",
+                       help="use only the first N volumes of the data")
+    add_phantom_options(train, "default at --scale full:")
+    add_config_options(train)
+
+    evaluate = commands.add_parser("evaluate", help="score a checkpoint on held-out data",
+                                   description="Score a checkpoint on held-out data.")
+    evaluate.add_argument("--checkpoint", type=Path, required=True,
+                          help="a .pt file written by train (last.pt or best.pt)")
+    evaluate.add_argument("--data", type=Path, default=None,
+                          help="data to score on (default: the validation volumes of the run, "
+                               "from run.json beside the checkpoint)")
+    evaluate.add_argument("--threshold", type=float, default=0.5,
+                          help="probability above which a pixel counts as tumour (default 0.5)")
+    evaluate.add_argument("--batch-size", type=int, default=32,
+                          help="images per forward pass (default 32)")
+    trust_option(evaluate, "open")
+
+    packer = commands.add_parser("pack", help="pack a BraTS folder into memory-mapped arrays "
+                                              "that load much faster",
+                                 description="Pack a BraTS folder (Kaggle slices or NIfTI) "
+                                             "into memory-mapped arrays.")
+    packer.add_argument("--data", type=Path, required=True,
+                        help="the BraTS folder to pack (Kaggle slices or NIfTI cases)")
+    packer.add_argument("--out", type=Path, required=True,
+                        help="a new or empty folder, or an earlier pack to replace")
+
+    bench = commands.add_parser("bench", help="measure speed and size beside MONAI's U-Nets",
+                                description="Measure speed and size beside MONAI's U-Nets.")
+    bench.add_argument("--image-size", type=int, default=240,
+                       help="image height and width (default 240)")
+    bench.add_argument("--batch-size", type=int, default=None,
+                       help="training batch (default 32 on a GPU, 4 on the CPU)")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    bench.add_argument("--steps", type=int, default=3, help="steps per timed run (default 3)")
+    bench.add_argument("--repeats", type=int, default=3,
+                       help="timed runs; the median is reported (default 3)")
+    bench.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
+                       help="measure MONAI's BasicUNet and AttentionUnet too (default on)")
+    bench.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                       help="mixed precision on CUDA (default on)")
+    bench.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=False,
+                       help="NHWC memory layout (default off)")
+    bench.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
+                       help="torch.compile every model (default off)")
+    bench.add_argument("--out", type=Path, default=None,
+                       help="also write the table here (and the figures as .json beside it)")
+    return parser

@@ -1,0 +1,95 @@
+"""What every BraTS dataset of this library is: axial slices of volumes, yielded as
+``(image (4, S, S), mask (3, S, S))`` float32 tensors, with one skip-or-raise rule.
+
+:class:`SliceDataset` holds the shared part — the folder, the ``(volume, slice, ...)`` entry
+of every item, resizing, and the ``on_error`` policy — and a subclass says only how to read
+one item (:meth:`SliceDataset.read`). The Kaggle slices (:class:`~unet_lib.data.BraTSSlices`),
+the NIfTI cases (:class:`~unet_lib.data.BraTSNifti`) and the packed copy
+(:class:`~unet_lib.data.PackedSlices`) are the three readers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .samples import BraTSDataError, SkippedSample, check_on_error, skip_or_raise
+
+
+def resize_sample(image: torch.Tensor, mask: torch.Tensor, size: int | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Resize (C, H, W) image (area/bilinear) and mask (nearest) to ``size × size``."""
+    if size is None or tuple(image.shape[-2:]) == (size, size):
+        return image, mask
+    image = torch.nn.functional.interpolate(image[None], size=(size, size), mode="bilinear",
+                                            antialias=True, align_corners=False)[0]
+    mask = torch.nn.functional.interpolate(mask[None], size=(size, size), mode="nearest")[0]
+    return image, mask
+
+
+class SliceDataset(Dataset):
+    """Axial slices of BraTS volumes as ``(image, mask)`` float32 tensors.
+
+    Attributes:
+        root: the data folder.
+        slices: one entry per item, ``(volume, slice, ...)``; what follows the first two is
+            the subclass's own (a file path, a row of an array).
+        image_size: items are resized to ``image_size × image_size``; ``None`` keeps them.
+        on_error: ``"skip"``: an unusable item warns (:class:`BadSampleWarning`) and yields a
+            :class:`SkippedSample`, which the training loop leaves out and reports;
+            ``"raise"``: it raises :class:`BraTSDataError`.
+
+    Item ``i`` is ``(image float32 (4, S, S), mask float32 (3, S, S))`` or a
+    :class:`SkippedSample`.
+    """
+
+    def __init__(self, root: str | Path, image_size: int | None = None,
+                 on_error: str = "skip"):
+        self.root = Path(root)
+        self.image_size = image_size
+        self.on_error = check_on_error(on_error)
+        self.slices: list[tuple] = []
+
+    def read(self, index: int) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
+        """Item ``index`` at its stored size: image (4, H, W) and mask (3, H, W), float32.
+
+        Raises:
+            BraTSDataError: naming the file, when the item cannot be used.
+        """
+        raise NotImplementedError
+
+    @property
+    def volumes(self) -> list[int]:
+        """Sorted volume numbers in this dataset."""
+        return sorted({entry[0] for entry in self.slices})
+
+    def locate(self, index: int) -> tuple[int, int]:
+        """``(volume, slice)`` of item ``index``."""
+        volume, slice_index = self.slices[index][:2]
+        return int(volume), int(slice_index)
+
+    def __len__(self) -> int:
+        return len(self.slices)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor] | SkippedSample:
+        try:
+            image, mask = self.read(index)
+        except BraTSDataError as error:
+            return skip_or_raise(error, self.on_error)
+        return resize_sample(torch.as_tensor(image, dtype=torch.float32),
+                             torch.as_tensor(mask, dtype=torch.float32), self.image_size)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({str(self.root)!r}, {len(self.volumes)} volumes, "
+                f"{len(self)} slices)")
+
+
+def locate(dataset, index: int) -> tuple[int | None, int]:
+    """``(volume, slice)`` of item ``index`` of any dataset: a :class:`SliceDataset` knows;
+    for another dataset, ``(None, index)``."""
+    if isinstance(dataset, SliceDataset):
+        return dataset.locate(index)
+    return None, index

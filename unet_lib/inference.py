@@ -1,0 +1,158 @@
+"""Running a trained model: scores over a dataset, probabilities, threshold sweeps, and the
+attention gates' statistics. Every function runs in eval mode without gradients, batch by
+batch, so a whole BraTS split never has to fit in memory."""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from . import distributed
+from .data.samples import BraTSDataError, collate_samples
+from .metrics import SegmentationScores, binarize
+from .runtime import autocast, pick_device
+
+
+@torch.no_grad()
+def _batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
+             device: torch.device, amp: bool):
+    """Yield ``(logits float32 on CPU, masks or None, skipped)`` over ``data`` in eval mode.
+
+    ``data`` is a dataset of (image, mask) samples or an image tensor (N, C, H, W).
+    """
+    model.to(device).eval()
+    if isinstance(data, torch.Tensor):
+        loader = ((images, None, []) for images in data.split(batch_size))
+    else:
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False,
+                            pin_memory=device.type == "cuda", collate_fn=collate_samples)
+    for images, masks, skipped in loader:
+        if images is None:
+            yield None, None, skipped
+            continue
+        with autocast(device, amp):
+            logits = model(images.to(device, non_blocking=True))
+        yield logits.float().cpu(), masks, skipped
+
+
+def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
+             device: torch.device | str | None = None, amp: bool = True,
+             context: distributed.Context | None = None) -> dict:
+    """Mean BCE loss and Dice/precision/recall over all of ``data`` (counts summed first).
+
+    Returns:
+        ``{"loss": float, "dice": {name: float}, "precision": {...}, "recall": {...},
+        "skipped": ["path: problem", ...]}`` with names NCR/NET, ED, ET and the regions WT, TC
+        (see :mod:`unet_lib.metrics`); ``skipped`` lists unusable files left out. Under
+        ``torchrun`` (``context`` from :func:`fit`) each process scores every ``world``-th
+        sample and the counts are summed over processes.
+    """
+    device = pick_device("auto") if device is None else torch.device(device)
+    context = context or distributed.Context()
+    if context.active:
+        data = Subset(data, range(context.rank, len(data), context.world))
+    scores = SegmentationScores()
+    loss_sum, seen, skipped = 0.0, 0, []
+    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
+    for logits, masks, bad in _batches(model, data, batch_size, device, amp):
+        skipped.extend(str(sample) for sample in bad)
+        if logits is None:
+            continue
+        loss_sum += loss_fn(logits, masks).item() / masks[0].numel()
+        seen += len(masks)
+        scores.update(binarize(logits, threshold, logits=True), masks)
+    if context.active:
+        for counts in scores.counts.values():
+            distributed.all_sum(counts, context)
+        loss_sum, seen = distributed.all_sum(
+            torch.tensor([loss_sum, seen], dtype=torch.float64), context).tolist()
+    return {"loss": loss_sum / max(seen, 1), **scores.compute(), "skipped": skipped}
+
+
+def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32,
+            device: torch.device | str | None = None, amp: bool = True) -> torch.Tensor:
+    """Probabilities (N, 3, H, W) float32 on the CPU for a dataset or an image tensor
+    (N, 4, H, W). Binarize them with :func:`unet_lib.metrics.binarize`."""
+    device = pick_device("auto") if device is None else torch.device(device)
+    probabilities = []
+    for logits, _, skipped in _batches(model, data, batch_size, device, amp):
+        if skipped:  # a gap would shift every later prediction off its index
+            raise BraTSDataError(skipped[0].path, f"cannot predict: {skipped[0].problem}")
+        probabilities.append(torch.sigmoid(logits))
+    return torch.cat(probabilities)
+
+
+def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float],
+                    batch_size: int = 32, device: torch.device | str | None = None,
+                    amp: bool = True) -> dict[float, dict]:
+    """Dice, precision and recall of ``model`` on ``data`` at several thresholds, in one pass
+    (the probabilities are never all held in memory, so a real BraTS split is fine).
+
+    Returns:
+        ``{threshold: {"dice": {name: float}, "precision": {...}, "recall": {...}}}`` with the
+        channel and region names of :class:`~unet_lib.metrics.SegmentationScores`.
+    """
+    device = pick_device("auto") if device is None else torch.device(device)
+    scores = {float(t): SegmentationScores() for t in thresholds}
+    for logits, masks, _ in _batches(model, data, batch_size, device, amp):
+        if logits is None:
+            continue
+        for threshold, accumulator in scores.items():
+            accumulator.update(binarize(logits, threshold, logits=True), masks)
+    return {threshold: accumulator.compute() for threshold, accumulator in scores.items()}
+
+
+def attention_inside_outside(attention, target) -> tuple[float, float]:
+    """Mean attention coefficient inside and outside the whole tumour of one slice.
+
+    Args:
+        attention: (1, h, w) or (h, w) coefficients of one gate.
+        target: (3, H, W) binary mask; its union (WT) is resized to (h, w) by nearest pixel.
+
+    Returns:
+        ``(inside, outside)``; ``nan`` for a side with no pixels.
+    """
+    attention = torch.as_tensor(attention, dtype=torch.float32)
+    attention = attention.reshape(attention.shape[-2:])
+    tumour = torch.as_tensor(target).amax(0)[None, None].float()
+    tumour = F.interpolate(tumour, size=attention.shape, mode="nearest")[0, 0] > 0.5
+    inside = attention[tumour].mean().item() if tumour.any() else float("nan")
+    outside = attention[~tumour].mean().item() if (~tumour).any() else float("nan")
+    return inside, outside
+
+
+@torch.no_grad()
+def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int = 32,
+                       device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Mean attention coefficient inside and outside the whole tumour, per gate, averaged over
+    the slices ``indices`` of ``dataset`` (unusable samples are left out; a slice whose tumour
+    vanishes on a coarse gate's grid counts only outside).
+
+    Returns:
+        ``(inside, outside)``: arrays with one value per gate, deepest first.
+    """
+    device = pick_device("auto") if device is None else torch.device(device)
+    home = next(model.parameters(), torch.empty(0)).device  # where to put the model back
+    model = model.to(device).eval()
+    inside: list[list[float]] = []
+    outside: list[list[float]] = []
+    samples = (dataset[i] for i in indices)
+    usable = [s for s in samples if isinstance(s, tuple)]
+    for start in range(0, len(usable), batch_size):
+        batch = usable[start:start + batch_size]
+        images = torch.stack([image for image, _ in batch]).to(device)
+        _, maps = model(images, return_attention=True)
+        for g, attention in enumerate(maps):
+            if len(inside) <= g:
+                inside.append([]), outside.append([])
+            for (_, mask), alpha in zip(batch, attention.float().cpu()):
+                a, b = attention_inside_outside(alpha, mask)
+                inside[g].append(a)
+                outside[g].append(b)
+    model.to(home)
+    return (np.array([np.nanmean(v) for v in inside]), np.array([np.nanmean(v) for v in outside]))

@@ -1,0 +1,199 @@
+"""One recipe for a training run: the data (a BraTS folder or a phantom to make), the split,
+the settings and the model — and the run folder they name.
+
+``unet-lib train`` and the course build every run from a :class:`RunRecipe`, so the defaults
+live here once:
+
+>>> recipe = RunRecipe.for_scale("quick", model="attention")   # the course's CPU scale
+>>> recipe.phantom                                              # what data it trains on
+PhantomSpec(image_size=64, n_volumes=12, n_slices=32, seed=0)
+>>> recipe.key()                   # the same for the same data, wherever the checkout lies
+'7c1e...'
+
+A run folder holds ``run.json`` (:func:`unet_lib.run.prepare_run` writes it): the recipe,
+the data folder and the split by volume, so that ``unet-lib evaluate`` and ``--resume`` find
+the data and the held-out volumes of any run, the course's included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import ConfigError, TrainConfig
+
+#: the models a recipe can name (the presets of :func:`unet_lib.models.build_model`)
+MODEL_NAMES = ("classic", "improved", "attention")
+#: settings that change how fast a run goes, not what it learns: left out of the run's key
+RUNTIME_FIELDS = ("device", "num_workers", "compile", "channels_last")
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """A BraTS-like phantom, made on first use (:func:`unet_lib.data.make_phantom`).
+
+    Attributes:
+        image_size: slice height and width in pixels (240 as BraTS).
+        n_volumes: synthetic brains.
+        n_slices: axial slices per brain (155 as BraTS).
+        seed: the same spec gives byte-identical files.
+    """
+
+    image_size: int
+    n_volumes: int
+    n_slices: int
+    seed: int = 0
+
+    def validate(self) -> "PhantomSpec":
+        for name, least in (("image_size", 16), ("n_volumes", 2), ("n_slices", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < least:
+                raise ConfigError(name, f"must be a whole number of at least {least}, got "
+                                        f"{value!r}" + (" (a split needs a training and a "
+                                                        "validation volume)"
+                                                        if name == "n_volumes" else ""))
+        return self
+
+    def folder(self, data_dir: str | Path) -> Path:
+        """The phantom's folder under ``data_dir``, made there on first use."""
+        from .data import cached_phantom
+
+        return cached_phantom(data_dir, self.image_size, self.n_volumes, self.n_slices,
+                              self.seed)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A named size of the course: its training settings and the phantom it trains on."""
+
+    config: TrainConfig
+    phantom: PhantomSpec
+
+
+#: ``"full"``: the slides (240×240, 20 epochs, batch 32, 32 filters) on a 20-volume phantom;
+#: ``"quick"``: a laptop CPU (:meth:`TrainConfig.quick`) on a 12-volume 64×64 phantom
+SCALES = {
+    "full": Scale(TrainConfig(), PhantomSpec(image_size=240, n_volumes=20, n_slices=155)),
+    "quick": Scale(TrainConfig.quick(), PhantomSpec(image_size=64, n_volumes=12, n_slices=32)),
+}
+
+
+@dataclass
+class RunRecipe:
+    """What one training run is made of.
+
+    Attributes:
+        model: ``"classic"``, ``"improved"`` or ``"attention"``.
+        config: the training settings (:class:`TrainConfig`).
+        data: a BraTS folder (Kaggle slices, NIfTI cases or a packed copy); ``None`` trains
+            on ``phantom``.
+        phantom: the phantom to make when ``data`` is ``None``; its images are
+            ``config.image_size`` pixels wide unless given otherwise.
+        max_volumes: use only the first N volumes of the data.
+    """
+
+    model: str = "classic"
+    config: TrainConfig = field(default_factory=TrainConfig)
+    data: Path | None = None
+    phantom: PhantomSpec | None = None
+    max_volumes: int | None = None
+
+    @classmethod
+    def for_scale(cls, scale: str = "full", model: str = "classic",
+                  data: str | Path | None = None, max_volumes: int | None = None,
+                  n_volumes: int | None = None, n_slices: int | None = None,
+                  **changes) -> "RunRecipe":
+        """The recipe of a named scale (:data:`SCALES`), with ``changes`` to its settings
+        (fields of :class:`TrainConfig`) and to its phantom's size."""
+        if scale not in SCALES:
+            raise ConfigError("scale", f"must be one of {', '.join(SCALES)}, got {scale!r}")
+        preset = SCALES[scale]
+        config = dataclasses.replace(preset.config, **changes)
+        phantom = None
+        if data is None:
+            phantom = PhantomSpec(
+                config.image_size,
+                preset.phantom.n_volumes if n_volumes is None else n_volumes,
+                preset.phantom.n_slices if n_slices is None else n_slices, config.seed)
+        return cls(model, config, Path(data).expanduser() if data else None, phantom,
+                   max_volumes).validate()
+
+    def validate(self) -> "RunRecipe":
+        """Check every part before any work starts; returns ``self``.
+
+        Raises:
+            ConfigError: naming the part out of range.
+        """
+        if self.model not in MODEL_NAMES:
+            raise ConfigError("model", f"must be one of {', '.join(MODEL_NAMES)}, got "
+                                       f"{self.model!r}")
+        self.config.validate()
+        if self.phantom is not None:
+            self.phantom.validate()
+        if self.max_volumes is not None and self.max_volumes < 2:
+            raise ConfigError("max_volumes", f"must be at least 2, got {self.max_volumes} (a "
+                                             f"split needs a training and a validation volume)")
+        return self
+
+    def with_model(self, model: str) -> "RunRecipe":
+        return dataclasses.replace(self, model=model).validate()
+
+    def data_root(self, data_dir: str | Path = "data") -> Path:
+        """The data folder: ``data``, or the phantom's folder under ``data_dir`` (made now if
+        it does not exist yet)."""
+        if self.data is not None:
+            return self.data
+        return self.phantom.folder(data_dir)
+
+    def identity(self) -> dict:
+        """What the run is, independent of where anything lies: the model, the settings
+        that change what it learns, the data's spec (a phantom) or the data's fingerprint
+        (:func:`data_fingerprint`), and the volume limit."""
+        config = {k: v for k, v in dataclasses.asdict(self.config).items()
+                  if k not in RUNTIME_FIELDS}
+        data = (dataclasses.asdict(self.phantom) if self.data is None
+                else {"fingerprint": data_fingerprint(self.data)})
+        return {"model": self.model, "config": config, "data": data,
+                "max_volumes": self.max_volumes}
+
+    def key(self) -> str:
+        """A short hash of :meth:`identity`: the same recipe gives the same key on any machine
+        and in any checkout."""
+        text = json.dumps(self.identity(), sort_keys=True, default=list)
+        return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+    def to_json(self) -> dict:
+        """The recipe as plain data (``run.json``); :meth:`from_json` reads it back."""
+        return {"model": self.model, "config": dataclasses.asdict(self.config),
+                "data": str(self.data.resolve()) if self.data is not None else None,
+                "phantom": dataclasses.asdict(self.phantom) if self.phantom else None,
+                "max_volumes": self.max_volumes}
+
+    @classmethod
+    def from_json(cls, saved: dict, source: str | Path = "run.json") -> "RunRecipe":
+        """The recipe :meth:`to_json` wrote; ``source`` names the file in errors."""
+        try:
+            known = {f.name for f in dataclasses.fields(TrainConfig)}
+            config = {k: tuple(v) if isinstance(v, list) else v
+                      for k, v in saved["config"].items() if k in known}
+            phantom = PhantomSpec(**saved["phantom"]) if saved.get("phantom") else None
+            data = Path(saved["data"]) if saved.get("data") else None
+            return cls(saved["model"], TrainConfig(**config), data, phantom,
+                       saved.get("max_volumes"))
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"{source}: not a run recipe ({type(error).__name__}: {error}); "
+                             f"was it written by an older unet_lib?") from None
+
+
+def data_fingerprint(root: str | Path) -> str:
+    """A hash of what a BraTS folder holds — its format, and the (volume, slice) of every
+    item — not of where it lies: a moved or re-downloaded copy gives the same value."""
+    from .data import open_dataset
+
+    dataset = open_dataset(root)
+    entries = [list(dataset.locate(i)) for i in range(len(dataset))]
+    text = json.dumps({"format": type(dataset).__name__, "slices": entries})
+    return hashlib.sha1(text.encode()).hexdigest()[:16]

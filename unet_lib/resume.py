@@ -1,0 +1,109 @@
+"""Resuming a run: the random states as plain data, settings that may change and those that
+may not, and the repair of ``best.pt`` after a kill between the two checkpoint writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import runfolder
+from .checkpoint import CheckpointError, read_checkpoint
+from .config import ConfigError, TrainConfig
+
+#: settings a resumed run cannot change: they decide the data, the split or the optimizer
+RESUME_FIXED = ("base_filters", "image_size", "val_fraction", "seed", "optimizer")
+
+
+def rng_state(loader_generator: torch.Generator) -> dict:
+    """Every random state training uses, as plain data (tensors, ints, floats, strings)."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position),
+                       int(has_gauss), float(gauss)),
+             "torch": torch.get_rng_state(), "loader": loader_generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), position,
+                         has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    loader_generator.set_state(state["loader"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def settings_changed_on_resume(saved: dict, config: TrainConfig, path: Path) -> dict:
+    """The settings of ``config`` that differ from the ``saved`` run's, as
+    ``{field: (saved, now)}``.
+
+    Raises:
+        ConfigError: a setting of :data:`RESUME_FIXED` differs: it would change the data, the
+            split or the optimizer under a half-trained model.
+    """
+    now = dataclasses.asdict(config)
+    changed = {}
+    for field, value in now.items():
+        before = saved.get(field, value)
+        if isinstance(before, list):
+            before = tuple(before)
+        if isinstance(value, list):
+            value = tuple(value)
+        if before != value:
+            changed[field] = (before, value)
+    for field in RESUME_FIXED:
+        if field in changed:
+            before, value = changed[field]
+            raise ConfigError(field, f"cannot change from {before!r} to {value!r} when resuming "
+                                     f"{path}: it decides the run's data, split or optimizer. "
+                                     f"Resume without the change, or start a new run in "
+                                     f"another folder")
+    return changed
+
+
+def apply_resume_changes(changed: dict, optimizer, scheduler, report) -> None:
+    """Put changed rates into the restored optimizer and scheduler, and say what changed."""
+    for group in optimizer.param_groups:
+        if "lr" in changed:
+            group["lr"] = changed["lr"][1]
+        if "weight_decay" in changed:
+            group["weight_decay"] = changed["weight_decay"][1]
+    if "lr_gamma" in changed:
+        scheduler.gamma = changed["lr_gamma"][1]
+    if "lr" in changed:
+        scheduler.base_lrs = [changed["lr"][1]] * len(optimizer.param_groups)
+    if changed:
+        report("resuming with changed settings: "
+               + ", ".join(f"{field} {before} → {now}" for field, (before, now) in changed.items())
+               + (" (the learning rate of the next epoch, decayed from there)"
+                  if "lr" in changed else ""))
+
+
+def restore_best(last: Path, state: dict, report) -> None:
+    """Make ``best.pt`` hold the epoch ``last.pt`` says it does, when a kill came between
+    writing the two (``best.pt`` is written first, so only a missing copy is possible)."""
+    best_epoch = state.get("best_epoch")
+    best = last.with_name("best.pt")
+    if best_epoch is None:
+        return
+    try:
+        held = read_checkpoint(best)["epoch"] if best.is_file() else None
+    except CheckpointError:
+        held = None
+    if held == best_epoch:
+        return
+    if best_epoch == state["epoch"]:
+        runfolder.write_bytes_atomic(best, last.read_bytes())
+        report(f"restored {best} (epoch {best_epoch}) from {last}")
+    elif held is None:
+        report(f"{best} is missing or unreadable; it will be written again when an epoch "
+               f"beats epoch {best_epoch}'s validation Dice")

@@ -1,0 +1,154 @@
+"""A run folder made from a :class:`~unet_lib.recipe.RunRecipe`: its data, its split, its
+training, and how it is resumed.
+
+``run.json`` in the folder records the recipe, the data folder and the split by volume. It is
+written when the run starts (atomically, under the folder's lock) and again when a resumed
+run goes on with changed settings, so it always says what ran. Both front doors use
+:func:`train_run`: ``unet-lib train`` and the course's model cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import runfolder
+from .config import ConfigError
+from .recipe import RunRecipe
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class PreparedRun:
+    """A recipe resolved to data on disk and a split, in its run folder.
+
+    Attributes:
+        recipe: what the run is.
+        folder: where its checkpoints and ``run.json`` are.
+        data_root: the data folder (the phantom's, when the recipe names one).
+        train_volumes, val_volumes: the split, by volume: no brain on both sides.
+    """
+
+    recipe: RunRecipe
+    folder: Path
+    data_root: Path
+    train_volumes: list[int]
+    val_volumes: list[int]
+
+    def datasets(self):
+        """``(train, val)`` datasets of ``(image (4, S, S), mask (3, S, S))`` float tensors,
+        S = ``recipe.config.image_size``."""
+        from .data import open_dataset
+
+        size = self.recipe.config.image_size
+        return (open_dataset(self.data_root, self.train_volumes, size),
+                open_dataset(self.data_root, self.val_volumes, size))
+
+    def to_json(self) -> dict:
+        return {"recipe": self.recipe.to_json(), "data_root": str(self.data_root.resolve()),
+                "train_volumes": self.train_volumes, "val_volumes": self.val_volumes,
+                "image_size": self.recipe.config.image_size}
+
+    def save(self) -> Path:
+        """Write ``run.json`` atomically (a symlink there is replaced, not followed)."""
+        return runfolder.write_text_atomic(self.folder / RUN_FILE,
+                                           json.dumps(self.to_json(), indent=1))
+
+
+def split_of(recipe: RunRecipe, data_root: Path) -> tuple[list[int], list[int]]:
+    """``(train_volumes, val_volumes)``: the recipe's seeded split of the data's volumes."""
+    from .data import open_dataset, split_volumes
+
+    volumes = open_dataset(data_root).volumes
+    if recipe.max_volumes:
+        volumes = volumes[: recipe.max_volumes]
+    return split_volumes(volumes, recipe.config.val_fraction, recipe.config.seed)
+
+
+def prepare_run(recipe: RunRecipe, folder: str | Path, data_dir: str | Path = "data"
+                ) -> PreparedRun:
+    """Resolve ``recipe`` (making its phantom under ``data_dir`` if needed) and split it."""
+    data_root = recipe.data_root(data_dir)
+    return PreparedRun(recipe, Path(folder), Path(data_root), *split_of(recipe, data_root))
+
+
+def read_run(folder: str | Path) -> PreparedRun:
+    """The run recorded in ``folder/run.json``.
+
+    Raises:
+        FileNotFoundError, ValueError: naming ``run.json`` when it is missing or unreadable.
+    """
+    path = Path(folder) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing, so the run's data and split are unknown")
+    try:
+        saved = json.loads(path.read_text())
+        recipe = RunRecipe.from_json(saved["recipe"], path)
+        return PreparedRun(recipe, Path(folder), Path(saved["data_root"]),
+                           list(saved["train_volumes"]), list(saved["val_volumes"]))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        if isinstance(error, ValueError) and str(path) in str(error):
+            raise
+        raise ValueError(f"{path}: cannot be read as a run record ({error})") from None
+
+
+def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = None,
+                **data_changes) -> PreparedRun:
+    """The run in ``folder`` with ``changes`` to its settings (fields of ``TrainConfig``).
+
+    The data and the split stay as they were: giving ``data``, or a ``max_volumes``,
+    ``n_volumes`` or ``n_slices`` (``data_changes``) that differs from the run's, is refused.
+    Settings that would re-split the data are refused by :func:`unet_lib.train.fit`.
+
+    Raises:
+        ConfigError: naming the option that cannot change.
+    """
+    run = read_run(folder)
+    phantom = run.recipe.phantom
+    saved = {"data": str(run.data_root.resolve()), "max_volumes": run.recipe.max_volumes,
+             "n_volumes": phantom and phantom.n_volumes, "n_slices": phantom and phantom.n_slices}
+    given = {"data": data and str(Path(data).resolve()), **data_changes}
+    for name, value in given.items():
+        if value is not None and value != saved[name]:
+            raise ConfigError(name, f"cannot change from {saved[name]!r} to {value!r} when "
+                                    f"resuming {folder}: the run keeps its data and split "
+                                    f"({RUN_FILE}); drop the option or start a new run")
+    config = dataclasses.replace(run.recipe.config, **changes).validate()
+    run.recipe = dataclasses.replace(run.recipe, config=config)
+    return run
+
+
+def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = True,
+              trust_checkpoint: bool = False, report: Callable[..., None] = print):
+    """Train the run's model in its folder; returns ``(model, history)``.
+
+    The folder is held for the whole run (:func:`unet_lib.runfolder.claim`); ``run.json`` is
+    written before training and, when resuming with changed settings, again after it.
+    """
+    from .distributed import is_main_process
+    from .models import build_model, count_parameters
+    from .runtime import pick_device, seed_everything
+    from .train import fit
+
+    recipe, config = run.recipe, run.recipe.config
+    main = is_main_process()  # under torchrun, rank 0 alone holds the folder and writes
+    with runfolder.claim(run.folder) if main else contextlib.nullcontext(run.folder):
+        if main and not resume:
+            run.save()
+        train_set, val_set = run.datasets()
+        seed_everything(config.seed)
+        model = build_model(recipe.model, base_filters=config.base_filters)
+        report(f"{recipe.model} U-Net, {count_parameters(model):,} parameters, on "
+               f"{pick_device(config.device)}; {len(train_set)} training slices from "
+               f"{len(run.train_volumes)} volumes, {len(val_set)} validation slices from "
+               f"{len(run.val_volumes)} volumes; checkpoints in {run.folder}", flush=True)
+        history = fit(model, train_set, val_set, config, checkpoint_dir=run.folder,
+                      resume=resume, progress=progress, trust_checkpoint=trust_checkpoint)
+        if main and resume:
+            run.save()
+    return model, history

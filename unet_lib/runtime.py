@@ -1,0 +1,80 @@
+"""Where and how tensors run: the device, seeds, mixed precision, ``torch.compile``."""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def pick_device(preference: str = "auto") -> torch.device:
+    """``"auto"``: CUDA if available, then Apple MPS, else the CPU; otherwise ``preference``."""
+    if preference != "auto":
+        return torch.device(preference)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class CompiledWithFallback(nn.Module):
+    """``torch.compile(model)`` that falls back to ``model`` itself, with a warning, when
+    compiling fails — which it does at the first call, not when ``torch.compile`` returns."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.eager = model
+        self.checked = False
+        try:
+            self.compiled = torch.compile(model)
+        except Exception as error:  # no compiler toolchain, unsupported platform, ...
+            self._fall_back(error)
+
+    def _fall_back(self, error: Exception) -> None:
+        warnings.warn(f"torch.compile failed ({error}); training without it", RuntimeWarning,
+                      stacklevel=3)
+        self.compiled, self.checked = self.eager, True
+
+    def forward(self, *args, **kwargs):
+        if self.checked:
+            return self.compiled(*args, **kwargs)
+        try:
+            output = self.compiled(*args, **kwargs)
+        except Exception as error:
+            self._fall_back(error)
+            output = self.eager(*args, **kwargs)
+        self.checked = True
+        return output
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """``model`` compiled with ``torch.compile``, falling back to eager where that fails."""
+    return CompiledWithFallback(model)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and all GPUs)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
+    """The mixed-precision dtype for ``amp`` on ``device``: bfloat16 or float16 on CUDA, else
+    ``None`` (float32)."""
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def autocast(device: torch.device, amp: bool):
+    """Mixed-precision context for ``amp`` on CUDA (bfloat16 where supported, else float16);
+    a no-op elsewhere."""
+    dtype = autocast_dtype(device, amp)
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
