@@ -14,6 +14,8 @@ from .models import MIN_SIZE
 
 #: the optimizers ``TrainConfig.optimizer`` names
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
+#: the training losses ``TrainConfig.loss`` names (see :func:`unet_lib.train.make_loss`)
+LOSSES = ("bce", "bce+dice")
 MAX_IMAGE_SIZE = 2048
 #: settings a resumed run cannot change: they decide the data, the split or the optimizer
 
@@ -44,8 +46,13 @@ class TrainConfig:
         image_size: slices are resized to ``image_size × image_size`` (BraTS is 240).
         base_filters: first encoder level's width: the recipe builds the model with it
             (:class:`unet_lib.recipe.RunRecipe`).
-        val_fraction: share of *volumes* held out for validation (the recipe's split).
+        val_fraction: share of *volumes* held out for validation: choosing the checkpoint
+            (``best.pt``) and any threshold (the recipe's split).
+        test_fraction: share of *volumes* held out for testing: the headline figures, on
+            patients that influenced nothing (``0`` for no test set).
         threshold: probability above which a pixel counts as tumour in the metrics.
+        loss: ``"bce"`` (the slides: BCE-with-logits) or ``"bce+dice"`` (BCE plus a soft Dice
+            loss per channel, as many papers train: Dice weighs a rare region by its own size).
         pos_weight: per-channel weight of tumour pixels in the training loss (BCE-with-logits'
             ``pos_weight``), e.g. ``(5, 2, 5)`` for NCR/NET, ED, ET; ``None`` (the slides) is
             plain BCE. The validation loss is always plain BCE, so runs stay comparable.
@@ -69,7 +76,9 @@ class TrainConfig:
     image_size: int = 240
     base_filters: int = 32
     val_fraction: float = 0.2
+    test_fraction: float = 0.2
     threshold: float = 0.5
+    loss: str = "bce"
     pos_weight: tuple[float, ...] | None = None
     seed: int = 0
     amp: bool = True
@@ -123,6 +132,10 @@ class TrainConfig:
                  f"{MAX_IMAGE_SIZE} is accepted")
         need(_is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "val_fraction",
              "must be in [0, 1): the share of volumes held out")
+        need(_is_number(self.test_fraction) and 0 <= self.test_fraction < 1
+             and self.val_fraction + self.test_fraction < 1, "test_fraction",
+             "must be in [0, 1), and val_fraction + test_fraction below 1")
+        need(self.loss in LOSSES, "loss", f"must be one of {', '.join(map(repr, LOSSES))}")
         need(_is_number(self.threshold) and 0 <= self.threshold <= 1, "threshold",
              "must be a probability in [0, 1]")
         if self.pos_weight is not None:

@@ -15,7 +15,8 @@ from .checkpoint import CheckpointError, read_checkpoint
 from .config import ConfigError, TrainConfig
 
 #: settings a resumed run cannot change: they decide the data, the split or the optimizer
-RESUME_FIXED = ("base_filters", "image_size", "val_fraction", "seed", "optimizer")
+RESUME_FIXED = ("base_filters", "image_size", "val_fraction", "test_fraction", "seed",
+                "optimizer")
 
 
 def rng_state(loader_generator: torch.Generator) -> dict:

@@ -31,7 +31,9 @@ class PreparedRun:
         recipe: what the run is.
         folder: where its checkpoints and ``run.json`` are.
         data_root: the data folder (the phantom's, when the recipe names one).
-        train_volumes, val_volumes: the split, by volume: no brain on both sides.
+        train_volumes, val_volumes, test_volumes: the split, by volume: no brain on two
+            sides. Validation chooses the checkpoint (``best.pt``) and any threshold; the
+            test volumes influence nothing and give the headline figures.
     """
 
     recipe: RunRecipe
@@ -39,20 +41,28 @@ class PreparedRun:
     data_root: Path
     train_volumes: list[int]
     val_volumes: list[int]
+    test_volumes: list[int] = dataclasses.field(default_factory=list)
 
     def datasets(self):
         """``(train, val)`` datasets of ``(image (4, S, S), mask (3, S, S))`` float tensors,
         S = ``recipe.config.image_size``."""
+        return self.dataset("train"), self.dataset("val")
+
+    def dataset(self, side: str):
+        """The dataset of one side of the split: ``"train"``, ``"val"`` or ``"test"``."""
         from .data import open_dataset
 
-        size = self.recipe.config.image_size
-        return (open_dataset(self.data_root, self.train_volumes, size),
-                open_dataset(self.data_root, self.val_volumes, size))
+        volumes = {"train": self.train_volumes, "val": self.val_volumes,
+                   "test": self.test_volumes}[side]
+        if not volumes:
+            raise ValueError(f"{self.folder}: the run has no {side} volumes (its "
+                             f"{side}_fraction is 0)")
+        return open_dataset(self.data_root, volumes, self.recipe.config.image_size)
 
     def to_json(self) -> dict:
         return {"recipe": self.recipe.to_json(), "data_root": str(self.data_root.resolve()),
                 "train_volumes": self.train_volumes, "val_volumes": self.val_volumes,
-                "image_size": self.recipe.config.image_size}
+                "test_volumes": self.test_volumes, "image_size": self.recipe.config.image_size}
 
     def save(self) -> Path:
         """Write ``run.json`` atomically (a symlink there is replaced, not followed)."""
@@ -60,14 +70,16 @@ class PreparedRun:
                                            json.dumps(self.to_json(), indent=1))
 
 
-def split_of(recipe: RunRecipe, data_root: Path) -> tuple[list[int], list[int]]:
-    """``(train_volumes, val_volumes)``: the recipe's seeded split of the data's volumes."""
-    from .data import open_dataset, split_volumes
+def split_of(recipe: RunRecipe, data_root: Path):
+    """The recipe's seeded split of the data's volumes: a
+    :class:`~unet_lib.data.VolumeSplit` ``(train, val, test)``."""
+    from .data import open_dataset, split_train_val_test
 
     volumes = open_dataset(data_root).volumes
     if recipe.max_volumes:
         volumes = volumes[: recipe.max_volumes]
-    return split_volumes(volumes, recipe.config.val_fraction, recipe.config.seed)
+    config = recipe.config
+    return split_train_val_test(volumes, config.val_fraction, config.test_fraction, config.seed)
 
 
 def prepare_run(recipe: RunRecipe, folder: str | Path, data_dir: str | Path = "data"
@@ -90,7 +102,8 @@ def read_run(folder: str | Path) -> PreparedRun:
         saved = json.loads(path.read_text())
         recipe = RunRecipe.from_json(saved["recipe"], path)
         return PreparedRun(recipe, Path(folder), Path(saved["data_root"]),
-                           list(saved["train_volumes"]), list(saved["val_volumes"]))
+                           list(saved["train_volumes"]), list(saved["val_volumes"]),
+                           list(saved.get("test_volumes", [])))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
         if isinstance(error, ValueError) and str(path) in str(error):
             raise
@@ -146,7 +159,8 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
         report(f"{recipe.model} U-Net, {count_parameters(model):,} parameters, on "
                f"{pick_device(config.device)}; {len(train_set)} training slices from "
                f"{len(run.train_volumes)} volumes, {len(val_set)} validation slices from "
-               f"{len(run.val_volumes)} volumes; checkpoints in {run.folder}", flush=True)
+               f"{len(run.val_volumes)} volumes ({len(run.test_volumes)} test volumes held "
+               f"out); checkpoints in {run.folder}", flush=True)
         history = fit(model, train_set, val_set, config, checkpoint_dir=run.folder,
                       resume=resume, progress=progress, trust_checkpoint=trust_checkpoint)
         if main and resume:

@@ -33,6 +33,7 @@ from .checkpoint import (CheckpointError, check_same_architecture, check_trainin
 from .config import OPTIMIZERS, ConfigError, TrainConfig
 from .data.samples import BraTSDataError, collate_samples
 from .inference import evaluate, predict, threshold_sweep
+from .losses import make_loss
 from .progress import progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state,
                      set_rng_state, settings_changed_on_resume)
@@ -70,15 +71,6 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of "
                          f"{', '.join(repr(n) for n in OPTIMIZERS)}") from None
     return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-def make_loss(config: TrainConfig, device: torch.device | str = "cpu") -> nn.Module:
-    """BCE-with-logits averaged over pixels and channels, tumour pixels of channel ``c``
-    weighted by ``config.pos_weight[c]`` when given."""
-    if config.pos_weight is None:
-        return nn.BCEWithLogitsLoss()
-    weight = torch.tensor(config.pos_weight, dtype=torch.float32, device=device)
-    return nn.BCEWithLogitsLoss(pos_weight=weight.view(-1, 1, 1))  # broadcast over (N, C, H, W)
 
 
 def _train_loader(data: Dataset, config: TrainConfig, device: torch.device,

@@ -129,6 +129,7 @@ def cmd_evaluate(args) -> int:
     from ..checkpoint import load_model
     from ..data import open_dataset
     from ..inference import evaluate
+    from ..patients import evaluate_patients
     from ..run import read_run
 
     if not 0 <= args.threshold <= 1:
@@ -142,16 +143,24 @@ def cmd_evaluate(args) -> int:
                                 f"used")
     if args.data is None:
         run = read_run(args.checkpoint.parent)
-        data_root, volumes, size = run.data_root, run.val_volumes, run.recipe.config.image_size
+        side = args.split or ("test" if run.test_volumes else "val")
+        data_root, dataset = run.data_root, run.dataset(side)
+        what = f"the {side} volumes {getattr(run, side + '_volumes')} of"
     else:
-        data_root, volumes, size = args.data, None, None
-    dataset = open_dataset(data_root, volumes, size)
+        data_root, dataset, what = args.data, open_dataset(args.data), "every volume of"
     result = evaluate(model, dataset, threshold=args.threshold, batch_size=args.batch_size)
     scored = len(dataset) - len(result["skipped"])
-    print(f"{args.checkpoint} on {scored} slices of {data_root}"
+    print(f"{args.checkpoint} on {scored} slices of {what} {data_root}"
           + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
-          + f" (threshold {args.threshold}):")
+          + f" (threshold {args.threshold}); all pixels at once:")
     print_scores(result)
+    patients = evaluate_patients(model, dataset, threshold=args.threshold,
+                                 batch_size=args.batch_size)
+    print(f"\nper patient, in 3-D (Dice; HD95 in mm, 373.13 where a region is empty in only "
+          f"one of prediction and reference):")
+    print(patients.table())
+    if args.csv:
+        print(f"per-patient scores written to {patients.to_csv(args.csv)}")
     return 0
 
 

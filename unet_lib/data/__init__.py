@@ -12,7 +12,7 @@ from .normalize import zscore_slice
 from .packed import PackedSlices, is_packed, pack, pack_folder
 from .samples import BadSampleWarning, BraTSDataError, SkippedSample, collate_samples
 from .phantom import cached_phantom, make_phantom, make_volume
-from .split import split_volumes
+from .split import VolumeSplit, split_train_val_test, split_volumes
 
 
 def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
@@ -40,5 +40,5 @@ __all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "S
            "collate_samples", "MASK_CHANNELS", "MODALITIES",
            "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",
            "make_phantom", "make_volume", "open_dataset", "PackedSlices", "is_packed", "pack",
-           "pack_folder", "read_slice", "split_volumes",
+           "pack_folder", "read_slice", "split_train_val_test", "split_volumes", "VolumeSplit",
            "write_slice", "zscore_slice"]

@@ -1,26 +1,62 @@
-"""Train/validation splits by volume: slices of one brain never land on both sides."""
+"""Splits by volume: slices of one brain never land on two sides.
+
+The BraTS way of reporting: train on one set of patients, choose the checkpoint and any
+threshold on a second (validation), and report the headline figures on a third (test) that
+influenced nothing.
+"""
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
 
-def split_volumes(volumes: Iterable[int], val_fraction: float = 0.2, seed: int = 0
-                  ) -> tuple[list[int], list[int]]:
-    """Shuffle volume numbers with ``seed`` and cut off ``val_fraction`` of them for validation.
+class VolumeSplit(NamedTuple):
+    """Sorted volume numbers of each side; no volume is on two sides."""
 
-    At least one volume goes to each side when there are two or more. Returns two sorted lists
-    ``(train_volumes, val_volumes)`` with no volume in common.
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+
+def split_train_val_test(volumes: Iterable[int], val_fraction: float = 0.2,
+                         test_fraction: float = 0.2, seed: int = 0) -> VolumeSplit:
+    """Shuffle volume numbers with ``seed``; the first ``test_fraction`` of them are the test
+    set, the next ``val_fraction`` the validation set, the rest the training set.
+
+    Each held-out side with a fraction above 0 gets at least one volume, and training keeps
+    at least one. With ``test_fraction=0`` the validation set is the one
+    :func:`split_volumes` gives for the same seed.
+
+    Raises:
+        ValueError: a fraction out of range, or too few volumes for the sides asked for.
     """
     volumes = sorted({int(v) for v in volumes})
-    if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if len(volumes) < 2:
-        raise ValueError(f"need at least 2 volumes to split, got {volumes}")
-    n_val = min(max(1, round(val_fraction * len(volumes))), len(volumes) - 1)
+    for name, fraction in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= fraction < 1:
+            raise ValueError(f"{name} must be in [0, 1), got {fraction}")
+    if val_fraction + test_fraction >= 1:
+        raise ValueError(f"val_fraction + test_fraction must be below 1 (some volumes must be "
+                         f"left to train on), got {val_fraction} + {test_fraction}")
+    n_test = max(1, round(test_fraction * len(volumes))) if test_fraction > 0 else 0
+    needed = 2 + (n_test > 0)
+    if len(volumes) < needed:
+        raise ValueError(f"need at least {needed} volumes to split into training, validation"
+                         + (" and test" if n_test else "") + f", got {volumes}")
+    n_val = min(max(1, round(val_fraction * len(volumes))), len(volumes) - n_test - 1)
     order = np.random.default_rng(seed).permutation(len(volumes))
-    val = sorted(volumes[i] for i in order[:n_val])
-    train = sorted(set(volumes) - set(val))
-    return train, val
+    if n_test == 0:
+        test, val = [], sorted(volumes[i] for i in order[:n_val])
+    else:  # the test set first, then validation: adding a test set keeps the seed's shuffle
+        test = sorted(volumes[i] for i in order[:n_test])
+        val = sorted(volumes[i] for i in order[n_test:n_test + n_val])
+    train = sorted(set(volumes) - set(val) - set(test))
+    return VolumeSplit(train, val, test)
+
+
+def split_volumes(volumes: Iterable[int], val_fraction: float = 0.2, seed: int = 0
+                  ) -> tuple[list[int], list[int]]:
+    """``(train_volumes, val_volumes)``: :func:`split_train_val_test` without a test set."""
+    split = split_train_val_test(volumes, val_fraction, 0.0, seed)
+    return split.train, split.val

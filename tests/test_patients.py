@@ -1,0 +1,146 @@
+"""Per-patient 3-D scoring: volumes stacked in slice order, regions, Dice and HD95 per
+patient, summaries over patients, the three-way split, the Dice loss."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from unet_lib.config import TrainConfig
+from unet_lib.data import SliceDataset, split_train_val_test, split_volumes
+from unet_lib.losses import BCEDiceLoss, SoftDiceLoss, make_loss
+from unet_lib.metrics import HD95_ONE_EMPTY
+from unet_lib.patients import PatientScores, evaluate_patients, score_patient
+
+
+class MasksAsImages(SliceDataset):
+    """Items whose image carries the mask in its first three channels (and zeros in the
+    fourth), listed in a shuffled order: an oracle model can then predict any mask."""
+
+    def __init__(self, masks: dict[int, np.ndarray], predicted: dict[int, np.ndarray]):
+        super().__init__("memory")
+        self.masks, self.predicted = masks, predicted
+        entries = [(v, s) for v, m in masks.items() for s in range(m.shape[1])]
+        order = np.random.default_rng(0).permutation(len(entries))
+        self.slices = [entries[i] for i in order]
+
+    def read(self, index):
+        volume, s = self.slices[index]
+        image = np.concatenate([self.predicted[volume][:, s], np.zeros((1, 8, 8))])
+        return image.astype(np.float32), self.masks[volume][:, s].astype(np.float32)
+
+
+def oracle() -> nn.Module:
+    """Logits +10 where image channel c is 1, −10 elsewhere: predicts what the image says."""
+    model = nn.Conv2d(4, 3, 1)
+    with torch.no_grad():
+        model.weight.zero_()
+        for c in range(3):
+            model.weight[c, c] = 20.0
+        model.bias.fill_(-10.0)
+    return model
+
+
+def blob(depth=6, at=(2, 3, 3)) -> np.ndarray:
+    """(3, D, 8, 8) labels: a 2×2×2 oedema cube with a 1-voxel enhancing core."""
+    mask = np.zeros((3, depth, 8, 8))
+    z, y, x = at
+    mask[1, z:z + 2, y:y + 2, x:x + 2] = 1
+    mask[1, z, y, x], mask[2, z, y, x] = 0, 1
+    return mask
+
+
+def test_a_perfect_prediction_scores_dice_1_and_hd95_0_for_every_patient():
+    masks = {1: blob(), 2: blob(at=(1, 1, 1))}
+    scores = evaluate_patients(oracle(), MasksAsImages(masks, masks), device="cpu",
+                               spacing=(1, 1, 1))
+    assert [row["volume"] for row in scores.rows] == [1, 2]
+    for row in scores.rows:
+        assert row["slices"] == 6 and row["empty"] == []
+        assert row["dice"] == {"WT": 1.0, "TC": 1.0, "ET": 1.0}
+        assert row["hd95"] == {"WT": 0.0, "TC": 0.0, "ET": 0.0}
+
+
+def test_slices_are_stacked_in_slice_order_so_a_shift_in_depth_is_measured():
+    masks = {1: blob(at=(1, 3, 3))}
+    shifted = {1: blob(at=(4, 3, 3))}  # the same blob three slices deeper
+    row = evaluate_patients(oracle(), MasksAsImages(masks, shifted), device="cpu",
+                            spacing=(2.0, 1, 1)).rows[0]
+    assert row["dice"]["WT"] == 0.0
+    assert row["hd95"]["ET"] == pytest.approx(3 * 2.0)  # one voxel, 3 slices of 2 mm apart
+
+
+def test_a_region_missing_from_the_reference_follows_the_brats_convention():
+    truth = blob()
+    truth[2] = 0                       # this patient has no enhancing tumour
+    predicted = blob()                 # the model marks one ET voxel anyway
+    row = evaluate_patients(oracle(), MasksAsImages({7: truth}, {7: predicted}),
+                            device="cpu").rows[0]
+    assert row["empty"] == ["TC", "ET"]  # no NCR/NET either: the core is empty too
+    assert row["dice"]["ET"] == 0.0 and row["hd95"]["ET"] == HD95_ONE_EMPTY
+    nothing = blob()
+    nothing[2] = 0
+    row = evaluate_patients(oracle(), MasksAsImages({7: truth}, {7: nothing}),
+                            device="cpu").rows[0]
+    assert row["dice"]["ET"] == 1.0 and row["hd95"]["ET"] == 0.0
+
+
+def test_score_patient_counts_voxels_of_the_whole_volume():
+    target = torch.zeros(3, 4, 8, 8, dtype=torch.bool)
+    pred = torch.zeros_like(target)
+    target[:, 0:2, 0:2, 0:2] = True    # 8 voxels in every region
+    pred[:, 0:2, 0:2, 0:1] = True      # 4 of them found, none wrong
+    scores = score_patient(pred, target, (1, 1, 1))
+    assert scores["dice"]["WT"] == pytest.approx(2 * 4 / (4 + 8))
+    assert scores["precision"]["TC"] == 1.0 and scores["recall"]["ET"] == 0.5
+
+
+def test_the_summary_gives_mean_median_and_spread_over_patients(tmp_path):
+    rows = [{"volume": v, "slices": 1, "empty": [],
+             **{m: {"WT": value, "TC": value, "ET": value}
+                for m in ("dice", "precision", "recall", "hd95")}}
+            for v, value in ((1, 0.2), (2, 0.4), (3, 0.9))]
+    summary = PatientScores(rows).summary()["dice"]["WT"]
+    assert summary["mean"] == pytest.approx(0.5) and summary["median"] == pytest.approx(0.4)
+    assert summary["std"] == pytest.approx(np.std([0.2, 0.4, 0.9])) and summary["n"] == 3
+    path = PatientScores(rows).to_csv(tmp_path / "p.csv")
+    written = list(csv.DictReader(open(path)))
+    assert [r["volume"] for r in written] == ["1", "2", "3"] and written[2]["hd95_ET"] == "0.9"
+
+
+def test_three_way_split_by_volume_keeps_the_two_way_validation_set():
+    volumes = range(1, 21)
+    split = split_train_val_test(volumes, 0.2, 0.2, seed=3)
+    assert (len(split.train), len(split.val), len(split.test)) == (12, 4, 4)
+    assert not (set(split.train) & set(split.val) or set(split.val) & set(split.test)
+                or set(split.train) & set(split.test))
+    assert sorted(split.train + split.val + split.test) == list(volumes)
+    assert split_train_val_test(volumes, 0.2, 0.0, seed=3).val == split_volumes(volumes, 0.2, 3)[1]
+    with pytest.raises(ValueError, match="at least 3 volumes"):
+        split_train_val_test([1, 2], 0.2, 0.2)
+    with pytest.raises(ValueError, match="below 1"):
+        split_train_val_test(volumes, 0.5, 0.5)
+
+
+def test_soft_dice_loss_is_zero_for_a_confident_perfect_prediction_and_near_one_when_wrong():
+    target = torch.zeros(2, 3, 8, 8)
+    target[:, :, 2:5, 2:5] = 1
+    perfect = (target * 2 - 1) * 50
+    assert SoftDiceLoss()(perfect, target).item() == pytest.approx(0.0, abs=1e-6)
+    wrong = -perfect
+    # Dice per channel: (0 + 1) / (0 + 2·9·... ) → near 0, so the loss is near 1
+    assert SoftDiceLoss()(wrong, target).item() > 0.99
+
+
+def test_the_loss_switch_adds_dice_to_bce():
+    logits, target = torch.randn(2, 3, 8, 8), (torch.rand(2, 3, 8, 8) > 0.7).float()
+    bce = make_loss(TrainConfig())(logits, target)
+    both = make_loss(TrainConfig(loss="bce+dice"))(logits, target)
+    assert isinstance(make_loss(TrainConfig(loss="bce+dice")), BCEDiceLoss)
+    assert both.item() == pytest.approx(bce.item() + SoftDiceLoss()(logits, target).item())
+    with pytest.raises(ValueError, match="loss: must be one of 'bce', 'bce\\+dice'"):
+        TrainConfig(loss="focal").validate()
