@@ -28,7 +28,8 @@ def test_phantom_train_evaluate_end_to_end(tmp_path):
     assert len(list((tmp_path / "ph").glob("volume_*_slice_*.h5"))) == 18
 
     common = ("--data", "ph", "--model", "improved", "--quick", "--image-size", "32",
-              "--base-filters", "4", "--batch-size", "4", "--val-fraction", "0.34")
+              "--base-filters", "4", "--batch-size", "4", "--val-fraction", "0.34",
+              "--test-fraction", "0")
     trained = run("train", *common, "--epochs", "1", "--out", "run", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert "2 volumes" in trained.stdout and "1 volumes" in trained.stdout

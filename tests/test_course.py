@@ -203,5 +203,7 @@ def test_a_course_run_can_be_scored_from_the_command_line(tiny_setup, capsys):
     trained = tiny_setup.trained("classic", progress=False)
     assert cli.main(["evaluate", "--checkpoint", str(trained.checkpoint)]) == 0
     out = capsys.readouterr().out
-    _, val = tiny_setup.datasets()
-    assert f"on {len(val)} slices of {tiny_setup.data_root}" in out
+    test = tiny_setup.test_dataset()
+    assert (f"on {len(test)} slices of the test volumes {tiny_setup.test_volumes} of "
+            f"{tiny_setup.data_root}") in out
+    assert "per patient, in 3-D" in out

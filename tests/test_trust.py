@@ -100,7 +100,7 @@ def test_a_malicious_checkpoint_runs_no_code_through_any_entry_point(tmp_path, t
 
     recipe = RunRecipe.for_scale("quick", data=tiny_phantom, image_size=32, base_filters=4,
                                  epochs=1)
-    setup = CourseSetup("quick", recipe, tiny_phantom, True, [1, 2], [3], tmp_path / "home")
+    setup = CourseSetup("quick", recipe, tiny_phantom, True, [1], [2], [3], tmp_path / "home")
     cached = setup.run_dir("classic") / "last.pt"
     cached.parent.mkdir(parents=True)
     cached.write_bytes(evil.read_bytes())
@@ -531,8 +531,8 @@ def test_every_bad_argument_is_one_error_line_naming_it(tmp_path, monkeypatch, c
 def test_evaluate_counts_only_the_slices_it_scored(tiny_phantom, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(*train_args(tiny_phantom, out, "--epochs", "1")) == 0
-    val = json.loads((out / "run.json").read_text())["val_volumes"][0]
-    (tiny_phantom / f"volume_{val}_slice_2.h5").write_text("broken")
+    test = json.loads((out / "run.json").read_text())["test_volumes"][0]
+    (tiny_phantom / f"volume_{test}_slice_2.h5").write_text("broken")
     capsys.readouterr()
     with pytest.warns(BadSampleWarning):
         assert main("evaluate", "--checkpoint", out / "last.pt") == 0

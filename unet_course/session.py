@@ -21,6 +21,7 @@ course model on its validation volumes.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from dataclasses import dataclass
@@ -70,7 +71,9 @@ class TrainedModel:
 
     Attributes:
         name: ``"classic"``, ``"improved"`` or ``"attention"``.
-        model: the network after the last epoch, in eval mode, on the CPU.
+        model: the network of the epoch with the best mean validation Dice (``best.pt``),
+            in eval mode, on the CPU.
+        best_epoch: that epoch.
         history: per-epoch losses and validation scores (:class:`unet_lib.train.History`).
         seconds: training time summed over epochs (data loading and validation included).
         from_cache: loaded from an earlier run rather than trained now.
@@ -83,6 +86,7 @@ class TrainedModel:
     seconds: float
     from_cache: bool
     checkpoint: Path
+    best_epoch: int
 
     @property
     def parameters(self) -> int:
@@ -92,6 +96,11 @@ class TrainedModel:
     def final(self) -> dict:
         """The last epoch's validation: ``{"dice": {...}, "precision": {...}, ...}``."""
         return self.history.records[-1]["val"]
+
+    @property
+    def chosen(self) -> dict:
+        """The validation scores of the epoch whose model this is (:attr:`best_epoch`)."""
+        return self.history.records[self.best_epoch - 1]["val"]
 
 
 @dataclass
@@ -104,7 +113,9 @@ class CourseSetup:
             model by :meth:`trained`.
         data_root: the dataset folder (the phantom unless ``$BRATS_DIR`` is set).
         real_data: ``True`` for a real BraTS download.
-        train_volumes, val_volumes: the split, by volume.
+        train_volumes, val_volumes, test_volumes: the split, by volume. Validation chooses
+            each model's checkpoint and any threshold; the test volumes give the headline
+            figures.
         home: where phantoms (``data/``) and models (``runs/course/``) are kept.
     """
 
@@ -114,6 +125,7 @@ class CourseSetup:
     real_data: bool
     train_volumes: list[int]
     val_volumes: list[int]
+    test_volumes: list[int]
     home: Path
 
     @property
@@ -128,12 +140,23 @@ class CourseSetup:
     def run(self, name: str) -> PreparedRun:
         """The run of model ``name``: its recipe, folder, data and split."""
         return PreparedRun(self.recipe.with_model(name), self.run_dir(name), self.data_root,
-                           self.train_volumes, self.val_volumes)
+                           self.train_volumes, self.val_volumes, self.test_volumes)
 
     def datasets(self):
         """``(train, val)`` datasets of ``(image (4, S, S), mask (3, S, S))`` float tensors,
         S = ``config.image_size``."""
         return self.run("classic").datasets()
+
+    def test_dataset(self):
+        """The held-out test volumes as a dataset, like :meth:`datasets`."""
+        return self.run("classic").dataset("test")
+
+    def variant(self, **changes) -> "CourseSetup":
+        """This setup with ``changes`` to its training settings (e.g. ``loss="bce+dice"``):
+        the same data and split; its models are cached apart."""
+        config = dataclasses.replace(self.config, **changes)
+        return dataclasses.replace(self, recipe=dataclasses.replace(self.recipe, config=config)
+                                   .validate())
 
     def describe(self) -> str:
         c = self.config
@@ -143,8 +166,8 @@ class CourseSetup:
                 f"{c.base_filters} first filters, {c.epochs} epochs, batch {c.batch_size}, "
                 f"lr {c.lr:g}, weight decay {c.weight_decay:g} ({c.optimizer}), "
                 f"γ {c.lr_gamma}, pos_weight {c.pos_weight}\n"
-                f"data: {data}; {len(self.train_volumes)} training and "
-                f"{len(self.val_volumes)} validation volumes")
+                f"data: {data}; {len(self.train_volumes)} training, "
+                f"{len(self.val_volumes)} validation and {len(self.test_volumes)} test volumes")
 
     def __repr__(self) -> str:
         return f"CourseSetup({self.describe()})"
@@ -183,15 +206,22 @@ class CourseSetup:
                 raise CheckpointError(f"{error}. To train this course model again instead, "
                                       f"call trained({name!r}, retrain=True)") from None
             if payload["epoch"] >= self.config.epochs:
-                history = History(payload["history"])
-                return TrainedModel(name, model_from_checkpoint(payload).eval(), history,
-                                    _seconds(history), True, last)
+                return _loaded(name, run.folder, payload, from_cache=True)
         if progress:
             print(f"training the {name} U-Net for {self.config.epochs} epochs on {self.device} "
                   f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
-        model, history = train_run(run, resume=last.is_file(), progress=progress,
-                                   report=lambda *args, **kwargs: None)
-        return TrainedModel(name, model.cpu().eval(), history, _seconds(history), False, last)
+        train_run(run, resume=last.is_file(), progress=progress,
+                  report=lambda *args, **kwargs: None)
+        return _loaded(name, run.folder, read_checkpoint(last), from_cache=False)
+
+
+def _loaded(name: str, folder: Path, last: dict, from_cache: bool) -> TrainedModel:
+    """The model of ``best.pt`` (chosen on validation) with the history of ``last.pt``."""
+    best = folder / "best.pt"
+    payload = read_checkpoint(best) if best.is_file() else last
+    history = History(last["history"])
+    return TrainedModel(name, model_from_checkpoint(payload).eval(), history,
+                        _seconds(history), from_cache, folder / "last.pt", int(payload["epoch"]))
 
 
 def _shown(path: Path, home: Path) -> str:
@@ -226,6 +256,6 @@ def setup(scale: str = "auto", data: str | Path | None = None, **changes) -> Cou
     recipe = RunRecipe.for_scale(scale, data=data, **changes)
     home = course_home()
     root = recipe.data_root(home / "data")
-    train_volumes, val_volumes = split_of(recipe, root)
-    return CourseSetup(scale, recipe, Path(root).resolve(), data is not None, train_volumes,
-                       val_volumes, home)
+    split = split_of(recipe, root)
+    return CourseSetup(scale, recipe, Path(root).resolve(), data is not None, split.train,
+                       split.val, split.test, home)
