@@ -99,3 +99,14 @@ def test_attention_contrast_averages_inside_and_outside_per_gate():
     inside, outside = attention_contrast(TwoGates(), dataset, [0, 1, 2], batch_size=2,
                                          device="cpu")
     assert np.allclose(inside, [0.9, 0.5]) and np.allclose(outside, [0.2, 0.5])
+
+
+def test_the_legend_colours_are_the_mask_colours():
+    from matplotlib.colors import to_rgb
+
+    from unet_course.viz import CHANNEL_COLOURS
+
+    for channel, colour in enumerate(CHANNEL_COLOURS):
+        mask = torch.zeros(3, 2, 2)
+        mask[channel] = 1
+        assert tuple(mask_to_rgb(mask)[0, 0]) == to_rgb(colour)

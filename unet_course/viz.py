@@ -24,7 +24,8 @@ __all__ = ["attention_overlay", "attention_slider", "draw_unet", "grey_picture",
            "plot_histories", "plot_history", "show_attention", "show_modalities",
            "show_prediction", "stretched", "threshold_slider"]
 
-CHANNEL_COLOURS = ("red", "green", "blue")
+#: the legend colours: exactly the mask pixels of mask_to_rgb, (255, 0, 0), (0, 255, 0), (0, 0, 255)
+CHANNEL_COLOURS = ("#ff0000", "#00ff00", "#0000ff")
 
 
 def _legend(ax) -> None:
