@@ -100,14 +100,13 @@ def read_run(folder: str | Path) -> PreparedRun:
         raise FileNotFoundError(f"{path}: missing, so the run's data and split are unknown")
     try:
         saved = json.loads(path.read_text())
-        recipe = RunRecipe.from_json(saved["recipe"], path)
-        return PreparedRun(recipe, Path(folder), Path(saved["data_root"]),
-                           list(saved["train_volumes"]), list(saved["val_volumes"]),
-                           list(saved.get("test_volumes", [])))
+        root = Path(saved["data_root"])
+        train, val = list(saved["train_volumes"]), list(saved["val_volumes"])
+        test = list(saved.get("test_volumes", []))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        if isinstance(error, ValueError) and str(path) in str(error):
-            raise
-        raise ValueError(f"{path}: cannot be read as a run record ({error})") from None
+        raise ValueError(f"{path}: cannot be read as a run record ({error!r})") from None
+    recipe = RunRecipe.from_json(saved.get("recipe", {}), path)  # its errors name the file
+    return PreparedRun(recipe, Path(folder), root, train, val, test)
 
 
 def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = None,
