@@ -160,3 +160,12 @@ def test_cached_phantom_is_made_once_and_remade_when_incomplete(tmp_path, capsys
     (root / "meta_data.csv").unlink()  # as if interrupted before the last file
     cached_phantom(tmp_path, 32, 2, 4, seed=3)
     assert "making" in capsys.readouterr().out and (root / "meta_data.csv").is_file()
+
+
+def test_a_phantom_made_in_parallel_is_byte_identical_to_the_serial_one(tmp_path):
+    serial = make_phantom(tmp_path / "serial", n_volumes=3, size=32, n_slices=6, workers=1)
+    parallel = make_phantom(tmp_path / "parallel", n_volumes=3, size=32, n_slices=6, workers=2)
+    names = sorted(path.name for path in serial.iterdir())
+    assert names == sorted(path.name for path in parallel.iterdir()) and len(names) == 19
+    for name in names:
+        assert (serial / name).read_bytes() == (parallel / name).read_bytes(), name

@@ -157,6 +157,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
          checkpoint_dir: Path | None, resume: bool, progress: bool | str,
          trust_checkpoint: bool) -> History:
     device = pick_device(config.device)
+    if device.type == "cuda":  # let cuDNN time its convolution algorithms once per shape
+        torch.backends.cudnn.benchmark = True
     context = distributed.setup(device.type)
     device = distributed.local_device(device)
     model.to(device)

@@ -156,8 +156,8 @@ def cmd_evaluate(args) -> int:
     print_scores(result)
     patients = evaluate_patients(model, dataset, threshold=args.threshold,
                                  batch_size=args.batch_size)
-    print(f"\nper patient, in 3-D (Dice; HD95 in mm, 373.13 where a region is empty in only "
-          f"one of prediction and reference):")
+    print("\nper patient, in 3-D (Dice; HD95 in mm, 373.13 where a region is empty in only "
+          "one of prediction and reference):")
     print(patients.table())
     if args.csv:
         print(f"per-patient scores written to {patients.to_csv(args.csv)}")

@@ -28,6 +28,10 @@ Differences from BraTS are listed in the book's data card (``book/data_card.md``
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,7 +174,7 @@ def _tumour_centre(rng: np.random.Generator, axes: np.ndarray) -> np.ndarray:
 
 
 def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slices: int = 155,
-                 seed: int = 0, first_volume: int = 1) -> Path:
+                 seed: int = 0, first_volume: int = 1, workers: int | None = None) -> Path:
     """Write a phantom dataset in the Kaggle format, with ``meta_data.csv``.
 
     Args:
@@ -181,6 +185,9 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
         seed: the same seed gives byte-identical files; volume ``v`` depends only on
             ``(seed, v)``, so a larger ``n_volumes`` extends a smaller phantom.
         first_volume: number of the first volume (files ``volume_<v>_slice_<s>.h5``).
+        workers: processes making volumes in parallel; ``None``: one per CPU core for
+            BraTS-sized volumes, and one (no process start-up cost) for small ones. The files
+            are byte-identical whatever the number.
 
     Returns:
         ``root`` as a ``Path``.
@@ -190,17 +197,51 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
                          f"{n_volumes}, size={size}, n_slices={n_slices}")
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for volume in range(first_volume, first_volume + n_volumes):
-        rng = np.random.default_rng([seed, volume])
-        phantom = make_volume(rng, size=size, n_slices=n_slices)
-        masks = labels_to_mask(phantom.labels)
-        for s in range(n_slices):
-            name = slice_file_name(volume, s)
-            write_slice(root / name, phantom.image[s], masks[s])
-            rows.append(metadata_row(name, volume, s, masks[s]))
-    write_metadata(root, rows)
+    volumes = range(first_volume, first_volume + n_volumes)
+    if workers is None:
+        big = size * size * n_slices >= PARALLEL_FROM_VOXELS
+        workers = min(os.cpu_count() or 1, n_volumes) if big else 1
+    jobs = [(root, volume, seed, size, n_slices) for volume in volumes]
+    if workers <= 1 or not _spawn_works():
+        rows = [_write_volume(*job) for job in jobs]
+    else:  # spawn: a forked copy of a process that already ran torch can hang in OpenMP
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            rows = list(pool.map(_write_volume, *zip(*jobs)))
+    write_metadata(root, [row for volume_rows in rows for row in volume_rows])
     return root
+
+
+def _spawn_works() -> bool:
+    """Whether worker processes can start: a spawned process re-imports ``__main__``, which
+    fails for a script read from standard input (``python -``)."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
+#: volumes of at least this many voxels (a 96×96×155 one) are made in parallel by default
+PARALLEL_FROM_VOXELS = 96 * 96 * 155
+
+
+def _write_volume(root: Path, volume: int, seed: int, size: int, n_slices: int) -> list[dict]:
+    """Make volume ``volume`` and write its slices; returns its ``meta_data.csv`` rows.
+
+    Made on one thread: torch's multi-threaded reductions add in an order that depends on the
+    thread count, so only a fixed count gives the same bytes in every process."""
+    rng = np.random.default_rng([seed, volume])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        phantom = make_volume(rng, size=size, n_slices=n_slices)
+    finally:
+        torch.set_num_threads(threads)
+    masks = labels_to_mask(phantom.labels)
+    rows = []
+    for s in range(n_slices):
+        name = slice_file_name(volume, s)
+        write_slice(root / name, phantom.image[s], masks[s])
+        rows.append(metadata_row(name, volume, s, masks[s]))
+    return rows
 
 
 def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: int,
