@@ -19,9 +19,10 @@ from .runtime import autocast, pick_device
 
 
 @torch.no_grad()
-def _batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
-             device: torch.device, amp: bool):
-    """Yield ``(logits float32 on CPU, masks or None, skipped)`` over ``data`` in eval mode.
+def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
+                  device: torch.device, amp: bool):
+    """Yield ``(logits float32 on CPU, masks or None, skipped)`` over ``data`` in eval mode,
+    in order; unusable samples are left out of a batch and listed in ``skipped``.
 
     ``data`` is a dataset of (image, mask) samples or an image tensor (N, C, H, W).
     """
@@ -59,7 +60,7 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     scores = SegmentationScores()
     loss_sum, seen, skipped = 0.0, 0, []
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
-    for logits, masks, bad in _batches(model, data, batch_size, device, amp):
+    for logits, masks, bad in logit_batches(model, data, batch_size, device, amp):
         skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue
@@ -80,7 +81,7 @@ def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32
     (N, 4, H, W). Binarize them with :func:`unet_lib.metrics.binarize`."""
     device = pick_device("auto") if device is None else torch.device(device)
     probabilities = []
-    for logits, _, skipped in _batches(model, data, batch_size, device, amp):
+    for logits, _, skipped in logit_batches(model, data, batch_size, device, amp):
         if skipped:  # a gap would shift every later prediction off its index
             raise BraTSDataError(skipped[0].path, f"cannot predict: {skipped[0].problem}")
         probabilities.append(torch.sigmoid(logits))
@@ -99,7 +100,7 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
     """
     device = pick_device("auto") if device is None else torch.device(device)
     scores = {float(t): SegmentationScores() for t in thresholds}
-    for logits, masks, _ in _batches(model, data, batch_size, device, amp):
+    for logits, masks, _ in logit_batches(model, data, batch_size, device, amp):
         if logits is None:
             continue
         for threshold, accumulator in scores.items():

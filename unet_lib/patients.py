@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from .data import locate
 from .data.brats import REGIONS
 from .metrics import binarize, hausdorff95, scores_from_counts, to_regions
-from .runtime import autocast, pick_device
+from .inference import logit_batches
+from .runtime import pick_device
 
 PATIENT_METRICS = ("dice", "precision", "recall", "hd95")
 #: a BraTS volume: 240 × 240 pixels of 1 mm, 155 slices of 1 mm
@@ -122,7 +123,6 @@ def _volume_order(dataset: Dataset) -> dict[int, list[tuple[int, int]]]:
     return {volume: sorted(entries) for volume, entries in sorted(volumes.items())}
 
 
-@torch.no_grad()
 def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5,
                       batch_size: int = 32, device: torch.device | str | None = None,
                       amp: bool = True, spacing: tuple[float, float, float] | None = None
@@ -143,20 +143,15 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
         :class:`PatientScores`.
     """
     device = pick_device("auto") if device is None else torch.device(device)
-    model.to(device).eval()
     result = PatientScores()
     for volume, entries in _volume_order(dataset).items():
         preds, targets = [], []
-        for start in range(0, len(entries), batch_size):
-            samples = [dataset[index] for _, index in entries[start:start + batch_size]]
-            samples = [s for s in samples if isinstance(s, tuple)]
-            if not samples:
+        in_order = Subset(dataset, [index for _, index in entries])
+        for logits, masks, _ in logit_batches(model, in_order, batch_size, device, amp):
+            if logits is None:
                 continue
-            images = torch.stack([image for image, _ in samples]).to(device)
-            with autocast(device, amp):
-                logits = model(images).float()
-            preds.append(to_regions(binarize(logits, threshold, logits=True)).bool().cpu())
-            targets.append(to_regions(torch.stack([mask for _, mask in samples])).bool())
+            preds.append(to_regions(binarize(logits, threshold, logits=True)).bool())
+            targets.append(to_regions(masks).bool())
         if not preds:
             continue
         pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, D, H, W)
