@@ -156,3 +156,29 @@ def test_static_attention_slider_switches_gates(open_page):
     assert after["labels"][1] != before["labels"][1]
     assert after["sources"][2] != before["sources"][2]
     assert "gate at" in after["caption"]
+
+
+#: elements that may scroll sideways by design: formulas and the static sliders' frames
+OVERFLOW_ALLOWED = "mjx-container, .unet-slider, .MathJax"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_page_scrolls_sideways_at_1280_pixels(open_page, name):
+    """Nothing is cut off at a laptop's width: neither the page nor any code block, output
+    or table (an overflowing block hides its numbers behind a scroll bar)."""
+    page = open_page(name)
+    wide = page.evaluate("""(allowed) => {
+        const found = [];
+        const root = document.documentElement;
+        if (root.scrollWidth > root.clientWidth + 1) found.push(`the page: ${root.scrollWidth}px`);
+        for (const el of document.querySelectorAll('main pre, main table, main .cell_output img')) {
+            if (el.closest(allowed)) continue;
+            const box = el.closest('.highlight, .output, .table-wrapper, .cell_output') || el;
+            const over = Math.max(el.scrollWidth - el.clientWidth,
+                                  el.getBoundingClientRect().right - root.clientWidth);
+            if (over > 1) found.push(`${el.tagName.toLowerCase()} by ${Math.round(over)}px: ` +
+                                     el.textContent.trim().split('\\n')[0].slice(0, 70));
+        }
+        return found;
+    }""", OVERFLOW_ALLOWED)
+    assert not wide, f"{name} overflows at 1280 px: {wide}"

@@ -193,6 +193,36 @@ def test_attention_gate_computes_the_additive_attention_formula():
     assert torch.allclose(out, x * expected, atol=1e-6)
 
 
+def test_a_coarse_gating_signal_is_projected_then_resized_bilinearly():
+    torch.manual_seed(2)
+    gate = AttentionGate(skip_channels=6, gate_channels=5, inter_channels=3)
+    x, g = torch.randn(2, 6, 8, 8), torch.randn(2, 5, 4, 4)
+    _, alpha = gate(x, g)
+    projected = F.conv2d(g, gate.w_g.weight, gate.w_g.bias)
+    gating = F.interpolate(projected, size=(8, 8), mode="bilinear", align_corners=False)
+    expected = torch.sigmoid(F.conv2d(F.relu(F.conv2d(x, gate.w_x.weight) + gating),
+                                      gate.psi.weight, gate.psi.bias))
+    assert alpha.shape == (2, 1, 8, 8)
+    assert torch.allclose(alpha, expected, atol=1e-6)
+
+
+def test_a_gate_on_uniform_features_gives_a_uniform_map_no_checkerboard():
+    # Constant decoder features and a constant skip: nothing varies from pixel to pixel, so α
+    # must not either. A gate driven by the 2×2 transposed convolution's output would stamp
+    # its four kernel taps onto α as a 2-pixel checkerboard (the old design did).
+    torch.manual_seed(0)
+    level = DecoderLevel(8, 4, attention=True)
+    torch.nn.init.normal_(level.up.weight)  # four clearly different taps
+    coarse = torch.randn(1, 8, 1, 1).expand(1, 8, 6, 6)
+    skip = torch.randn(1, 4, 1, 1).expand(1, 4, 12, 12)
+    with torch.no_grad():
+        up = level.up(coarse)
+        _, alpha = level(coarse, skip)
+    assert float(up[0, 0].max() - up[0, 0].min()) > 0.1  # the up-sampling itself is patterned
+    assert alpha.shape == (1, 1, 12, 12)
+    assert float(alpha.max() - alpha.min()) < 1e-6
+
+
 def test_return_attention_on_a_model_without_gates_is_a_clear_error():
     with pytest.raises(ValueError, match="attention gates"):
         ClassicUNet(base_filters=4)(torch.zeros(1, 4, 32, 32), return_attention=True)
@@ -202,8 +232,10 @@ def test_attention_gates_are_the_only_difference_from_classic():
     classic, attention = ClassicUNet(), AttentionUNet()
     gates = sum(count_parameters(level.gate) for level in attention.decoder)
     assert count_parameters(attention) == count_parameters(classic) + gates
-    # W_x (no bias), W_g and psi (with bias) per gate at half the skip width
-    by_hand = sum(s * (s // 2) + s * (s // 2) + s // 2 + s // 2 + 1 for s in (256, 128, 64, 32))
+    # per gate at half the skip width s: W_x (s → s/2, no bias), W_g from the coarser level
+    # (2s → s/2, with bias) and psi (s/2 → 1, with bias)
+    by_hand = sum(s * (s // 2) + 2 * s * (s // 2) + s // 2 + s // 2 + 1
+                  for s in (256, 128, 64, 32))
     assert gates == by_hand
 
 
@@ -241,14 +273,14 @@ def test_each_decoder_level_is_one_module_deepest_first(name, depth):
 
 
 @pytest.mark.parametrize("additive, attention", [(False, False), (True, False), (False, True)])
-def test_decoder_level_is_up_then_gate_then_merge_then_block(additive, attention):
+def test_decoder_level_is_gate_by_coarse_features_then_up_merge_block(additive, attention):
     torch.manual_seed(3)
     level = DecoderLevel(8, 4, additive_skips=additive, attention=attention).eval()
     x, skip = torch.randn(2, 8, 5, 6), torch.randn(2, 4, 10, 12)
     with torch.no_grad():
         y, alpha = level(x, skip)
         up = level.up(x)
-        gated, expected_alpha = level.gate(skip, up) if attention else (skip, None)
+        gated, expected_alpha = level.gate(skip, x) if attention else (skip, None)
         merged = up + gated if additive else torch.cat([gated, up], dim=1)
         assert torch.equal(y, level.block(merged))
     assert y.shape == (2, 4, 10, 12)

@@ -14,7 +14,7 @@ from unet_lib.config import TrainConfig
 from unet_lib.data import SliceDataset, split_train_val_test, split_volumes
 from unet_lib.losses import BCEDiceLoss, SoftDiceLoss, make_loss
 from unet_lib.metrics import HD95_ONE_EMPTY
-from unet_lib.patients import PatientScores, evaluate_patients, score_patient
+from unet_lib.patients import PatientScores, evaluate_patients, paired_bootstrap, score_patient
 
 
 class MasksAsImages(SliceDataset):
@@ -144,3 +144,23 @@ def test_the_loss_switch_adds_dice_to_bce():
     assert both.item() == pytest.approx(bce.item() + SoftDiceLoss()(logits, target).item())
     with pytest.raises(ValueError, match="loss: must be one of 'bce', 'bce\\+dice'"):
         TrainConfig(loss="focal").validate()
+
+
+def test_paired_bootstrap_of_a_constant_difference_is_that_difference():
+    result = paired_bootstrap([0.9, 0.8, 0.7], [0.8, 0.7, 0.6])
+    assert result["n"] == 3
+    assert result["difference"] == pytest.approx(0.1)
+    assert result["low"] == pytest.approx(0.1) and result["high"] == pytest.approx(0.1)
+
+
+def test_paired_bootstrap_interval_matches_the_enumerated_resampling_distribution():
+    # Two patients with differences +0.4 and -0.2: a resample of two draws has mean 0.4
+    # (p = 1/4), 0.1 (p = 1/2) or -0.2 (p = 1/4), so the 2.5th/97.5th percentiles are -0.2, 0.4.
+    result = paired_bootstrap([0.9, 0.5], [0.5, 0.7], resamples=20_000)
+    assert result["difference"] == pytest.approx(0.1)
+    assert result["low"] == pytest.approx(-0.2) and result["high"] == pytest.approx(0.4)
+
+
+def test_paired_bootstrap_refuses_unpaired_scores():
+    with pytest.raises(ValueError, match="same order"):
+        paired_bootstrap([0.9, 0.8], [0.7])

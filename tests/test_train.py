@@ -185,3 +185,24 @@ def test_a_compile_failure_falls_back_to_eager_with_a_warning(datasets, monkeypa
         history = fit(build_model("classic", base_filters=4), train, None,
                       TrainConfig.quick(epochs=1, batch_size=8, compile=True), progress=False)
     assert len(history) == 1
+
+
+def test_warm_up_raises_the_rate_step_by_step_and_keeps_the_decay_chain(datasets, monkeypatch):
+    from unet_lib import train as train_module
+
+    seen = []
+    real = train_module.warm_up
+
+    def recording(optimizer, rate, step, steps):
+        real(optimizer, rate, step, steps)
+        seen.append((step, steps, optimizer.param_groups[0]["lr"]))
+
+    monkeypatch.setattr(train_module, "warm_up", recording)
+    train, val = tiny(datasets, 16)  # 16 slices, batch 8: 2 steps per epoch
+    config = TrainConfig.quick(epochs=3, base_filters=4, batch_size=8, warmup_epochs=2,
+                               lr=1e-3, lr_gamma=0.5, tumour_share=None)
+    history = fit(build_model("classic", base_filters=4), train, val, config, progress=False)
+    # warm-up over 2 epochs × 2 steps: rate · step / 4, with epoch 2's rate already decayed
+    assert [s[:2] for s in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [s[2] for s in seen] == pytest.approx([1e-3 / 4, 2e-3 / 4, 0.5e-3 * 3 / 4, 0.5e-3])
+    assert history["lr"] == pytest.approx([1e-3, 0.5e-3, 0.25e-3])  # the schedule is untouched

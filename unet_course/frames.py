@@ -14,6 +14,19 @@ from unet_lib.data.brats import REGIONS
 from unet_lib.inference import attention_inside_outside
 
 
+#: the legend colours: exactly the mask pixels of mask_to_rgb, (255, 0, 0), (0, 255, 0), (0, 0, 255)
+CHANNEL_COLOURS = ("#ff0000", "#00ff00", "#0000ff")
+
+
+def legend_handles() -> list:
+    """Legend entries for the RGB masks: red NCR/NET, green ED, blue ET."""
+    from matplotlib.patches import Patch
+
+    from unet_lib.data.brats import MASK_CHANNELS
+
+    return [Patch(color=c, label=n) for c, n in zip(CHANNEL_COLOURS, MASK_CHANNELS)]
+
+
 def as_numpy(x) -> np.ndarray:
     """A tensor (any device, any float dtype) or array-like as a NumPy array."""
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

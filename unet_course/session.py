@@ -2,8 +2,8 @@
 
 Every chapter starts with ``setup = course.setup()``. The scale is one visible setting:
 
-* ``"quick"`` — a laptop CPU: the quick recipe of :data:`unet_lib.recipe.SCALES` (64×64 slices
-  of a 16-volume phantom, :meth:`TrainConfig.quick`). About a minute per model on 2 cores.
+* ``"quick"`` — a laptop CPU: the quick recipe of :data:`unet_lib.recipe.SCALES` (96×96 slices
+  of a 16-volume phantom, :meth:`TrainConfig.quick`). Two to three minutes per model on 2 cores.
 * ``"full"`` — the slides: 240×240 slices, batch 32, 20 epochs, 32 first filters; a GPU.
 * ``"auto"`` (the default) — ``"full"`` when a CUDA GPU is present, else ``"quick"``.
 
@@ -33,7 +33,8 @@ from unet_lib.checkpoint import CheckpointError, model_from_checkpoint, read_che
 from unet_lib.config import TrainConfig
 from unet_lib.models import MODELS, UNet, build_model, count_parameters
 from unet_lib.recipe import SCALES, RunRecipe
-from unet_lib.run import PreparedRun, split_of, train_run
+from unet_lib.run import (PreparedRun, held_out_scores, read_results, record_results,
+                          split_of, train_run)
 from unet_lib.runtime import pick_device, seed_everything
 from unet_lib.train import History
 
@@ -78,6 +79,7 @@ class TrainedModel:
         seconds: training time summed over epochs (data loading and validation included).
         from_cache: loaded from an earlier run rather than trained now.
         checkpoint: the ``last.pt`` it came from.
+        run: its run (recipe, folder, data, split), for :meth:`test_scores`.
     """
 
     name: str
@@ -87,6 +89,7 @@ class TrainedModel:
     from_cache: bool
     checkpoint: Path
     best_epoch: int
+    run: PreparedRun | None = None
 
     @property
     def parameters(self) -> int:
@@ -101,6 +104,23 @@ class TrainedModel:
     def chosen(self) -> dict:
         """The validation scores of the epoch whose model this is (:attr:`best_epoch`)."""
         return self.history.records[self.best_epoch - 1]["val"]
+
+    def test_scores(self, threshold: float = 0.5) -> dict:
+        """The model's scores on the held-out test volumes
+        (:func:`unet_lib.run.held_out_scores`: all pixels and per patient), computed once per
+        checkpoint and threshold and kept in the run folder's ``results.json``."""
+        key = f"test at {threshold:g}"
+        saved = read_results(self.run.folder)
+        if saved.get("epoch") == self.best_epoch and key in saved:
+            return saved[key]
+        scores = held_out_scores(self.run, self.model, threshold)
+        self.record(**{key: scores})
+        return scores
+
+    def record(self, **entries) -> None:
+        """Keep figures measured on this model (e.g. its attention contrast) in the run
+        folder's ``results.json``, beside its test scores, for the tests and for later."""
+        record_results(self.run.folder, self.best_epoch, **entries)
 
 
 @dataclass
@@ -206,22 +226,23 @@ class CourseSetup:
                 raise CheckpointError(f"{error}. To train this course model again instead, "
                                       f"call trained({name!r}, retrain=True)") from None
             if payload["epoch"] >= self.config.epochs:
-                return _loaded(name, run.folder, payload, from_cache=True)
+                return _loaded(name, run, payload, from_cache=True)
         if progress:
             print(f"training the {name} U-Net for {self.config.epochs} epochs on {self.device} "
                   f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
         train_run(run, resume=last.is_file(), progress=progress,
                   report=lambda *args, **kwargs: None)
-        return _loaded(name, run.folder, read_checkpoint(last), from_cache=False)
+        return _loaded(name, run, read_checkpoint(last), from_cache=False)
 
 
-def _loaded(name: str, folder: Path, last: dict, from_cache: bool) -> TrainedModel:
+def _loaded(name: str, run: PreparedRun, last: dict, from_cache: bool) -> TrainedModel:
     """The model of ``best.pt`` (chosen on validation) with the history of ``last.pt``."""
-    best = folder / "best.pt"
+    best = run.folder / "best.pt"
     payload = read_checkpoint(best) if best.is_file() else last
     history = History(last["history"])
     return TrainedModel(name, model_from_checkpoint(payload).eval(), history,
-                        _seconds(history), from_cache, folder / "last.pt", int(payload["epoch"]))
+                        _seconds(history), from_cache, run.folder / "last.pt",
+                        int(payload["epoch"]), run)
 
 
 def _shown(path: Path, home: Path) -> str:

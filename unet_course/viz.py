@@ -13,24 +13,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
-from .frames import (MIN_STRETCH, as_numpy, attention_overlay, attention_slider, grey_picture,
-                     mask_to_rgb, stretched, threshold_slider)
+from .comparisons import compare_models, plot_training
+from .frames import (CHANNEL_COLOURS, MIN_STRETCH, as_numpy, attention_overlay,
+                     attention_slider, grey_picture, legend_handles, mask_to_rgb, stretched,
+                     threshold_slider)
 
-__all__ = ["attention_overlay", "attention_slider", "draw_unet", "grey_picture", "mask_to_rgb",
-           "plot_histories", "plot_history", "show_attention", "show_modalities",
-           "show_prediction", "stretched", "threshold_slider"]
-
-#: the legend colours: exactly the mask pixels of mask_to_rgb, (255, 0, 0), (0, 255, 0), (0, 0, 255)
-CHANNEL_COLOURS = ("#ff0000", "#00ff00", "#0000ff")
+__all__ = ["CHANNEL_COLOURS", "attention_overlay", "attention_slider", "compare_models",
+           "draw_unet", "grey_picture", "mask_to_rgb", "plot_histories", "plot_history",
+           "plot_training", "show_attention", "show_modalities", "show_prediction",
+           "stretched", "threshold_slider"]
 
 
 def _legend(ax) -> None:
-    ax.legend(handles=[Patch(color=c, label=n) for c, n in zip(CHANNEL_COLOURS, MASK_CHANNELS)],
-              loc="lower right", fontsize="small", framealpha=0.8)
+    ax.legend(handles=legend_handles(), loc="lower right", fontsize="small", framealpha=0.8)
 
 
 def _off(axes) -> None:
@@ -208,3 +206,4 @@ def plot_histories(histories: dict, metric: str = "WT", title: str | None = None
     if title:
         fig.suptitle(title)
     return fig
+

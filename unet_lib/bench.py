@@ -199,25 +199,35 @@ def _speedups(flags: dict) -> str:
 
 
 def format_table(result: dict) -> str:
-    """The result as a Markdown table, with the ratios against each model's peer."""
+    """The result as a Markdown table, with the ratios against each model's peer. A column
+    that no row can fill (GPU memory and the share of the bf16 peak on a CPU) is left out."""
     rows = {r["model"]: r for r in result["rows"]}
+    columns = {  # heading: the cell of a row, or None where the row has no value
+        "model": lambda name, r, peer: name,
+        "params (M)": lambda name, r, peer: f"{r['parameters'] / 1e6:.2f}",
+        "GFLOPs fwd/image": lambda name, r, peer: f"{r['gflops_forward']:.1f}",
+        "train img/s": lambda name, r, peer: f"{r['train_images_per_s']:.1f}",
+        "infer img/s": lambda name, r, peer: f"{r['infer_images_per_s']:.1f}",
+        "latency bs1 (ms)": lambda name, r, peer: f"{r['latency_ms']:.1f}",
+        "peak mem (MiB)": lambda name, r, peer: (None if r["peak_memory_mib"] is None
+                                                 else f"{r['peak_memory_mib']:.0f}"),
+        "share of bf16 peak": lambda name, r, peer: (None if r["share_of_peak"] is None
+                                                     else f"{100 * r['share_of_peak']:.1f} %"),
+        "train vs peer": lambda name, r, peer: peer and
+        f"{r['train_images_per_s'] / peer['train_images_per_s']:.2f}×",
+        "latency vs peer": lambda name, r, peer: peer and
+        f"{r['latency_ms'] / peer['latency_ms']:.2f}×",
+    }
+    cells = {heading: [cell(name, r, rows.get(PEERS.get(name, "")))
+                       for name, r in rows.items()] for heading, cell in columns.items()}
+    kept = [heading for heading, values in cells.items() if any(values)]
     lines = [f"Machine: {result['machine']}; torch {result['torch']}; images "
              f"{result['size']}×{result['size']}; training batch {result['batch']}; median of "
              f"{result['repeats']} runs of {result['steps']} steps; speed-ups "
              f"{_speedups(result.get('speedups', {}))}.", "",
-             "| model | params (M) | GFLOPs fwd/image | train img/s | infer img/s | latency bs1 "
-             "(ms) | peak mem (MiB) | share of bf16 peak | train vs peer | latency vs peer |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        peer = rows.get(PEERS.get(name, ""))
-        train_ratio = f"{r['train_images_per_s'] / peer['train_images_per_s']:.2f}×" if peer else ""
-        latency_ratio = f"{r['latency_ms'] / peer['latency_ms']:.2f}×" if peer else ""
-        memory = f"{r['peak_memory_mib']:.0f}" if r["peak_memory_mib"] is not None else "n/a"
-        share = f"{100 * r['share_of_peak']:.1f} %" if r["share_of_peak"] is not None else "n/a"
-        lines.append(f"| {name} | {r['parameters'] / 1e6:.2f} | {r['gflops_forward']:.1f} | "
-                     f"{r['train_images_per_s']:.1f} | {r['infer_images_per_s']:.1f} | "
-                     f"{r['latency_ms']:.1f} | {memory} | {share} | {train_ratio} | "
-                     f"{latency_ratio} |")
+             "| " + " | ".join(kept) + " |", "|" + "---|" * len(kept)]
+    for i in range(len(rows)):
+        lines.append("| " + " | ".join(cells[h][i] or "" for h in kept) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.distributed as dist
@@ -81,20 +82,26 @@ class GlobalBatchSampler(Sampler[list[int]]):
     it into global batches of ``batch_size`` and takes share ``rank`` of ``world`` equal shares
     (the first ``batch_size % world`` images of a batch go unused, and a last batch smaller
     than ``world`` is dropped, so that every process takes part in every step).
-    With ``world == 1`` this is an ordinary shuffled batch sampler.
+    With ``world == 1`` this is an ordinary shuffled batch sampler. ``order``, when given,
+    draws each epoch's list of ``n`` indices from the generator instead of a permutation
+    (e.g. :func:`unet_lib.sampling.tumour_share_order`).
     """
 
     def __init__(self, n: int, batch_size: int, generator: torch.Generator,
-                 context: Context = Context(), shuffle: bool = True):
+                 context: Context = Context(), shuffle: bool = True,
+                 order: Callable[[torch.Generator], list[int]] | None = None):
         if batch_size < context.world:
             raise ValueError(f"batch_size {batch_size} is smaller than the {context.world} "
                              f"processes: each needs at least one image per step")
         self.n, self.batch_size, self.generator = n, batch_size, generator
-        self.context, self.shuffle = context, shuffle
+        self.context, self.shuffle, self.order = context, shuffle, order
 
     def __iter__(self):
-        order = (torch.randperm(self.n, generator=self.generator) if self.shuffle
-                 else torch.arange(self.n)).tolist()
+        if self.order is not None:
+            order = self.order(self.generator)
+        else:
+            order = (torch.randperm(self.n, generator=self.generator) if self.shuffle
+                     else torch.arange(self.n)).tolist()
         world, rank = self.context.world, self.context.rank
         for start in range(0, self.n, self.batch_size):
             batch = order[start:start + self.batch_size]

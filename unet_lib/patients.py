@@ -162,3 +162,32 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
         row = {"volume": volume, "slices": pred.shape[1], **score_patient(pred, target, voxel)}
         result.rows.append(row)
     return result
+
+
+def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95,
+                     seed: int = 0) -> dict[str, float]:
+    """How sure is "model A beats model B" on these patients? The mean per-patient difference
+    ``first - second`` and a bootstrap interval for it: patients are drawn with replacement
+    (each keeps its pair of scores) ``resamples`` times.
+
+    Args:
+        first, second: one score per patient, in the same patient order, e.g.
+            ``scores_a.values("dice", "WT")`` and ``scores_b.values("dice", "WT")``.
+        level: the interval's coverage (0.95: from the 2.5th to the 97.5th percentile).
+
+    Returns:
+        ``{"difference", "low", "high", "n"}``: the observed mean difference and the
+        interval's ends. With few patients the interval is wide: an interval that contains 0
+        says the patients cannot tell the two models apart.
+    """
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if first.shape != second.shape or first.ndim != 1 or len(first) == 0:
+        raise ValueError(f"need one score per patient for both models, in the same order; got "
+                         f"shapes {first.shape} and {second.shape}")
+    differences = first - second
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(differences), size=(resamples, len(differences)))
+    means = differences[draws].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return {"difference": float(differences.mean()), "low": float(np.percentile(means, tail)),
+            "high": float(np.percentile(means, 100 - tail)), "n": len(differences)}

@@ -165,3 +165,60 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
         if main and resume:
             run.save()
     return model, history
+
+
+#: what a run folder records about its model after training (:func:`record_results`)
+RESULTS_FILE = "results.json"
+
+
+def held_out_scores(run: PreparedRun, model, threshold: float | None = None,
+                    device=None) -> dict:
+    """The model's scores on the run's test volumes, both ways BraTS results are reported.
+
+    Returns:
+        ``{"threshold", "volumes", "all_pixels": {"dice"|"precision"|"recall": {name: v}},
+        "per_patient": PatientScores.summary(), "patients": [one row per volume]}``: the
+        all-pixel scores sum TP/FP/FN over every test slice; the per-patient ones score each
+        volume in 3-D (Dice, precision, recall, HD95 per region) and summarize over volumes.
+    """
+    from .inference import evaluate
+    from .patients import evaluate_patients
+
+    config = run.recipe.config
+    threshold = config.threshold if threshold is None else threshold
+    test = run.dataset("test")
+    pixels = evaluate(model, test, threshold=threshold, batch_size=config.batch_size,
+                      device=device, amp=config.amp)
+    patients = evaluate_patients(model, test, threshold=threshold,
+                                 batch_size=config.batch_size, device=device)
+    return {"threshold": threshold, "volumes": list(run.test_volumes),
+            "all_pixels": {k: pixels[k] for k in ("dice", "precision", "recall")},
+            "per_patient": patients.summary(), "patients": patients.rows}
+
+
+def record_results(folder: str | Path, epoch: int, **entries) -> dict:
+    """Merge ``entries`` into the run folder's ``results.json`` for the checkpoint of
+    ``epoch`` (entries of another epoch's checkpoint are dropped: they describe another
+    model); returns what the file now holds."""
+    path = Path(folder) / RESULTS_FILE
+    saved = read_results(folder)
+    if saved.get("epoch") != epoch:
+        saved = {"epoch": epoch}
+    saved.update(entries)
+    runfolder.write_text_atomic(path, json.dumps(saved, indent=1, default=_plain))
+    return saved
+
+
+def read_results(folder: str | Path) -> dict:
+    """What ``results.json`` in ``folder`` holds; ``{}`` when there is none or it is
+    unreadable (results are recomputed, never trusted blindly)."""
+    try:
+        saved = json.loads((Path(folder) / RESULTS_FILE).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return saved if isinstance(saved, dict) else {}
+
+
+def _plain(value):
+    """numpy numbers and arrays as JSON numbers and lists."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import re
 import time
 from pathlib import Path
@@ -25,19 +24,21 @@ from typing import Iterable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from . import distributed, runfolder
 from .checkpoint import (CheckpointError, check_same_architecture, check_training_state,
                          read_checkpoint, save_checkpoint)
-from .config import OPTIMIZERS, ConfigError, TrainConfig
-from .data.samples import BraTSDataError, collate_samples
+from .config import ConfigError, TrainConfig
+from .data.samples import BraTSDataError
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .progress import progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state,
                      set_rng_state, settings_changed_on_resume)
 from .runtime import autocast, autocast_dtype, compile_model, pick_device, seed_everything
+from .sampling import make_train_loader
+from .schedule import make_optimizer, warm_up
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
 SYNC_EVERY = 25
@@ -61,28 +62,6 @@ def _out_of_memory_message(error: Exception, batch_size: int, shape) -> str:
             + (f" while allocating {asked[1]}" if asked else "")
             + f". Lower the batch size, e.g. to {max(1, batch_size // 2)} "
               f"(TrainConfig(batch_size=...) or --batch-size), or the image size.")
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer ``config.optimizer`` names, with its learning rate and weight decay."""
-    try:
-        cls = OPTIMIZERS[config.optimizer]
-    except KeyError:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of "
-                         f"{', '.join(repr(n) for n in OPTIMIZERS)}") from None
-    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _train_loader(data: Dataset, config: TrainConfig, device: torch.device,
-                  generator: torch.Generator, context: distributed.Context) -> DataLoader:
-    """Shuffled batches of ``config.batch_size`` (this process's share under ``torchrun``)."""
-    workers = config.num_workers
-    if workers is None:
-        workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
-    sampler = distributed.GlobalBatchSampler(len(data), config.batch_size, generator, context)
-    return DataLoader(data, batch_sampler=sampler, num_workers=workers,
-                      pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-                      collate_fn=collate_samples)
 
 
 class History:
@@ -198,7 +177,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         if context.is_main:
             restore_best(last, state, report)
 
-    train_loader = _train_loader(train_data, config, device, generator, context)
+    train_loader = make_train_loader(train_data, config, device, generator, context)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     trained = model  # what computes the loss: the model, or its DDP wrapper under torchrun
@@ -233,6 +212,9 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             except torch.cuda.OutOfMemoryError as error:
                 raise OutOfMemory(_out_of_memory_message(error, config.batch_size,
                                                          images.shape)) from error
+            if epoch < config.warmup_epochs:  # linear warm-up, step by step
+                warm_up(optimizer, rate, epoch * len(train_loader) + step,
+                        config.warmup_epochs * len(train_loader))
             scaler.step(optimizer)
             scaler.update()
             total += loss.detach().double() * len(images)
@@ -250,6 +232,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                                  f"e.g. {skipped[0] if skipped else 'none given'}")
         record = {"epoch": epoch + 1, "lr": rate, "train_loss": total / seen,
                   "skipped": skipped}
+        for group in optimizer.param_groups:  # the epoch's own rate, whatever warm-up did
+            group["lr"] = rate
         scheduler.step()
         if val_data is not None:
             result = evaluate(model, val_data, threshold=config.threshold,

@@ -87,6 +87,21 @@ def floats(text: str) -> tuple[float, ...] | None:
                                          f"or none, got {text!r}") from None
 
 
+def float_or_none(text: str) -> float | None:
+    """``"0.8"`` → ``0.8``; ``"none"`` → ``None``."""
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
+
+
+#: the fields whose default is ``None``: how their option's text is read
+OPTIONAL_KINDS = {"pos_weight": (floats, "W,W,W"), "num_workers": (int, "N"),
+                  "tumour_share": (float_or_none, "X")}
+
+
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """One option per :class:`TrainConfig` field, default ``None`` (= the scale's value)."""
     helps = attribute_help(TrainConfig)
@@ -101,9 +116,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                 help=text)
             continue
-        kind = (floats if field.name == "pos_weight" else int if field.name == "num_workers"
-                else type(default))
-        metavar = ("W,W,W" if field.name == "pos_weight" else
+        kind = OPTIONAL_KINDS.get(field.name, (type(default),))[0]
+        metavar = (OPTIONAL_KINDS[field.name][1] if field.name in OPTIONAL_KINDS else
                    {int: "N", float: "X"}.get(kind, field.name.upper()))
         parser.add_argument(flag, type=kind, default=None, metavar=metavar, help=text)
 

@@ -165,6 +165,30 @@ class BraTSSlices(SliceDataset):
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return read_slice(self.slices[index][2])
 
+    def tumour_flags(self) -> np.ndarray:
+        """``(N,)`` bool, item ``i`` has tumour: from ``meta_data.csv``'s ``target`` column
+        when the folder has one that lists every slice, else by reading each mask."""
+        targets = _metadata_targets(self.slices[0][2].parent) if self.slices else {}
+        if all(path.name in targets for _, _, path in self.slices):
+            return np.array([targets[path.name] for _, _, path in self.slices], dtype=bool)
+        return np.array([_has_tumour(path) for _, _, path in self.slices], dtype=bool)
+
+
+def _metadata_targets(folder: Path) -> dict[str, bool]:
+    """``{slice file name: has tumour}`` from ``meta_data.csv`` beside the slices or one or two
+    folders up (where the Kaggle release keeps it); ``{}`` when there is none or it is
+    unreadable."""
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        path = candidate / METADATA_NAME
+        if path.is_file():
+            try:
+                with open(path, newline="") as f:
+                    return {Path(row["slice_path"]).name: row["target"].strip() == "1"
+                            for row in csv.DictReader(f)}
+            except (OSError, KeyError, UnicodeDecodeError, csv.Error, AttributeError):
+                return {}
+    return {}
+
 
 def _has_tumour(path: Path) -> bool:
     try:

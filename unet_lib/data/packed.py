@@ -246,6 +246,16 @@ class PackedSlices(SliceDataset):
                                  f"infinite values")
         return image, ((masks[row] >> CHANNEL_BITS) & 1).astype(np.float32)
 
+    def tumour_flags(self) -> np.ndarray:
+        """``(N,)`` bool, item ``i`` has tumour (any mask bit set)."""
+        _, masks = self._arrays()
+        rows = np.array([row for _, _, row in self.slices], dtype=np.int64)
+        flags = np.zeros(len(rows), dtype=bool)
+        for start in range(0, len(rows), 1024):  # a block of rows at a time: bounded memory
+            block = np.asarray(masks[rows[start:start + 1024]])
+            flags[start:start + 1024] = block.reshape(len(block), -1).any(axis=1)
+        return flags
+
     def __getstate__(self) -> dict:  # workers re-open the maps instead of pickling them
         return {**self.__dict__, "_images": None, "_masks": None}
 

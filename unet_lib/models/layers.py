@@ -144,17 +144,23 @@ def level_block(in_channels: int, out_channels: int, kernel_size: int, separable
 class AttentionGate(nn.Module):
     """Additive attention gate (Oktay et al. 2018) on a skip connection.
 
-    ``α = σ(ψ(ReLU(W_x·x + W_g·g)))`` with ``W_x``, ``W_g`` and ``ψ`` 1×1 convolutions, and the
-    gate returns ``(α·x, α)`` so that the coefficients come out with the result.
+    ``α = σ(ψ(ReLU(W_x·x + up(W_g·g))))`` with ``W_x``, ``W_g`` and ``ψ`` 1×1 convolutions, and
+    the gate returns ``(α·x, α)`` so that the coefficients come out with the result.
+
+    As in Oktay et al., the gating signal ``g`` comes from the *coarser* level (the decoder's
+    features before they are up-sampled); ``W_g·g`` is resized to the skip's grid by bilinear
+    interpolation (``up``). Gating with the features *after* the decoder's 2×2 transposed
+    convolution instead stamps that convolution's four kernel taps onto α as a 2-pixel
+    checkerboard, which shows in the attention maps (``tests/test_models.py`` checks that a
+    uniform input now gives a uniform α).
 
     Args:
         skip_channels: channels of the skip features ``x``.
-        gate_channels: channels of the gating signal ``g`` (the up-sampled decoder features,
-            already at the skip's resolution).
+        gate_channels: channels of the gating signal ``g``.
         inter_channels: width of the intermediate space where ``W_x·x`` and ``W_g·g`` are added.
 
-    Shapes: ``x`` (N, skip_channels, h, w), ``g`` (N, gate_channels, h, w) →
-    ``(N, skip_channels, h, w)`` and ``α`` (N, 1, h, w) in [0, 1].
+    Shapes: ``x`` (N, skip_channels, h, w), ``g`` (N, gate_channels, h', w') with h' ≤ h,
+    w' ≤ w (typically h/2, w/2) → ``(N, skip_channels, h, w)`` and ``α`` (N, 1, h, w) in [0, 1].
     """
 
     def __init__(self, skip_channels: int, gate_channels: int, inter_channels: int):
@@ -164,7 +170,11 @@ class AttentionGate(nn.Module):
         self.psi = nn.Conv2d(inter_channels, 1, 1, bias=True)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        alpha = torch.sigmoid(self.psi(F.relu(self.w_x(x) + self.w_g(g))))
+        gating = self.w_g(g)
+        if gating.shape[-2:] != x.shape[-2:]:
+            gating = F.interpolate(gating, size=x.shape[-2:], mode="bilinear",
+                                   align_corners=False)
+        alpha = torch.sigmoid(self.psi(F.relu(self.w_x(x) + gating)))
         return x * alpha, alpha
 
 
@@ -172,7 +182,7 @@ class DecoderLevel(nn.Module):
     """One step up the U: up-sample, (gate the skip), merge it, then a level block.
 
     ``up``: 2×2 transposed conv with stride 2, ``C_in → C_out``, doubling ``H, W``;
-    ``gate``: an :class:`AttentionGate` on the skip, gated by the up-sampled features, or
+    ``gate``: an :class:`AttentionGate` on the skip, gated by ``x`` before up-sampling, or
     ``None``; merge: ``x + skip`` with ``additive_skips``, else ``concat([skip, x])`` (2·C_out
     channels); ``block``: :func:`level_block` from the merged width to ``C_out``.
 
@@ -197,7 +207,7 @@ class DecoderLevel(nn.Module):
         super().__init__()
         self.additive_skips = additive_skips
         self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
-        self.gate = (AttentionGate(out_channels, out_channels,
+        self.gate = (AttentionGate(out_channels, in_channels,
                                    inter_channels or max(out_channels // 2, 1))
                      if attention else None)
         merged = out_channels if additive_skips else 2 * out_channels
@@ -206,9 +216,9 @@ class DecoderLevel(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = self.up(x)
         alpha = None
         if self.gate is not None:
             skip, alpha = self.gate(skip, x)
+        x = self.up(x)
         x = x + skip if self.additive_skips else torch.cat([skip, x], dim=1)
         return self.block(x), alpha

@@ -1,0 +1,57 @@
+"""What the quick course's own models reached, read from the results its chapters saved.
+
+The chapters save each model's held-out test scores (chapter 6) and the Attention U-Net's
+attention contrast (chapter 7) in the run folder's ``results.json``
+(:meth:`unet_course.TrainedModel.test_scores`, :meth:`~unet_course.TrainedModel.record`).
+``make test`` runs the notebooks first, so these tests then check the very models the book
+shows. Without those results they are skipped, unless ``UNET_REQUIRE_COURSE_RESULTS=1`` (the
+Makefile's ``test`` sets it), which turns a skip into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from unet_course.session import course_home
+from unet_lib.recipe import RunRecipe
+from unet_lib.run import read_results
+
+pytestmark = pytest.mark.slow
+
+#: what the quick book must show, per region, on the held-out test volumes at threshold 0.5
+#: (issue "Results that teach")
+LEAST_DICE = {"WT": 0.85, "TC": 0.75, "ET": 0.70, "NCR/NET": 0.50}
+LEAST_TEST_VOLUMES = 4
+#: mean α inside the whole tumour minus outside, at the finest gate, on the shown slices
+LEAST_CONTRAST = 0.15
+
+
+def _results(name: str) -> dict:
+    key = RunRecipe.for_scale("quick", model=name).key()
+    folder = course_home() / "runs" / "course" / f"{name}-quick-{key}"
+    saved = read_results(folder)
+    if "test at 0.5" not in saved:
+        reason = f"{folder}: no saved test scores (run the chapters: make notebooks)"
+        if os.environ.get("UNET_REQUIRE_COURSE_RESULTS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return saved
+
+
+@pytest.mark.parametrize("name", ["classic", "improved", "attention"])
+def test_every_quick_model_meets_the_course_figures_on_held_out_volumes(name):
+    scores = _results(name)["test at 0.5"]
+    assert len(scores["volumes"]) >= LEAST_TEST_VOLUMES
+    dice = scores["all_pixels"]["dice"]
+    short = {region: round(dice[region], 3) for region, least in LEAST_DICE.items()
+             if dice[region] < least}
+    assert not short, f"{name}: test Dice below {LEAST_DICE}: {short}"
+
+
+def test_the_quick_attention_gates_attend_to_the_tumour():
+    saved = _results("attention")
+    contrast = saved["attention contrast"]
+    finest = contrast["inside"][-1] - contrast["outside"][-1]
+    assert finest >= LEAST_CONTRAST, f"finest gate: inside − outside = {finest:.3f}"

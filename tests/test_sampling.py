@@ -1,0 +1,83 @@
+"""Which slices an epoch visits: the tumour share of :mod:`unet_lib.sampling`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unet_lib.config import ConfigError, TrainConfig
+from unet_lib.data import BraTSSlices, PackedSlices, pack
+from unet_lib.distributed import GlobalBatchSampler
+from unet_lib.sampling import tumour_flags, tumour_share_order
+
+
+def _flags(n_tumour: int, n_healthy: int) -> np.ndarray:
+    return np.array([True] * n_tumour + [False] * n_healthy)
+
+
+def test_an_epoch_has_the_asked_share_of_tumour_slices_and_keeps_its_length():
+    flags = _flags(10, 30)
+    order = tumour_share_order(flags, 0.75)(torch.Generator().manual_seed(0))
+    assert len(order) == 40
+    assert sum(flags[i] for i in order) == 30  # round(0.75 · 40)
+
+
+def test_each_pool_is_used_up_before_any_slice_comes_twice():
+    flags = _flags(10, 30)
+    order = tumour_share_order(flags, 0.75)(torch.Generator().manual_seed(1))
+    tumour = [i for i in order if flags[i]]
+    healthy = [i for i in order if not flags[i]]
+    counts = np.bincount(tumour, minlength=10)[:10]
+    assert counts.min() == 3 and counts.max() == 3  # 30 draws from 10: three full passes
+    assert len(set(healthy)) == len(healthy) == 10  # 10 of 30, none twice
+
+
+def test_share_zero_and_one_and_an_empty_pool():
+    flags = _flags(4, 6)
+    generator = torch.Generator().manual_seed(2)
+    assert not any(flags[i] for i in tumour_share_order(flags, 0.0)(generator))
+    assert all(flags[i] for i in tumour_share_order(flags, 1.0)(generator))
+    only_healthy = _flags(0, 5)
+    assert sorted(tumour_share_order(only_healthy, 0.8)(generator)) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="tumour_share"):
+        tumour_share_order(flags, 1.5)
+
+
+def test_the_order_is_seeded():
+    flags = _flags(5, 15)
+    first = tumour_share_order(flags, 0.5)(torch.Generator().manual_seed(3))
+    again = tumour_share_order(flags, 0.5)(torch.Generator().manual_seed(3))
+    assert first == again
+
+
+def test_the_batch_sampler_cuts_the_drawn_order_into_batches():
+    flags = _flags(3, 7)
+    sampler = GlobalBatchSampler(10, 4, torch.Generator().manual_seed(4),
+                                 order=tumour_share_order(flags, 0.6))
+    batches = list(sampler)
+    assert [len(b) for b in batches] == [4, 4, 2] and len(sampler) == 3
+    assert sum(flags[i] for b in batches for i in b) == 6
+
+
+def test_tumour_flags_from_metadata_and_from_a_pack_equal_reading_every_mask(phantom_root,
+                                                                             tmp_path):
+    dataset = BraTSSlices(phantom_root)
+    by_reading = np.array([bool(dataset[i][1].any()) for i in range(len(dataset))])
+    assert 0 < by_reading.sum() < len(dataset)
+    assert np.array_equal(dataset.tumour_flags(), by_reading)  # meta_data.csv's target
+    (phantom_root / "meta_data.csv").rename(tmp_path / "moved.csv")
+    try:  # without the metadata: read from the masks
+        assert np.array_equal(BraTSSlices(phantom_root).tumour_flags(), by_reading)
+    finally:
+        (tmp_path / "moved.csv").rename(phantom_root / "meta_data.csv")
+    packed = PackedSlices(pack(dataset, tmp_path / "packed", progress=False))
+    assert np.array_equal(packed.tumour_flags(), by_reading)
+    subset = torch.utils.data.Subset(dataset, range(5))  # no method of its own: read
+    assert np.array_equal(tumour_flags(subset), by_reading[:5])
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.2, "half"])
+def test_a_tumour_share_out_of_range_is_a_config_error(share):
+    with pytest.raises(ConfigError, match="tumour_share"):
+        TrainConfig(tumour_share=share).validate()

@@ -1,0 +1,90 @@
+"""Pictures that put the three models side by side: how they trained, and what they predict
+on the same slices. (Re-exported by :mod:`unet_course.viz`.)"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
+
+from .frames import as_numpy, legend_handles, mask_to_rgb
+
+
+def plot_training(histories: dict, chosen: dict | None = None,
+                  regions: Sequence[str] = ("WT", "TC", "ET", "NCR/NET")) -> Figure:
+    """How several models trained, in one figure: a column per model, the loss (training and
+    validation) above and the validation Dice of ``regions`` below, on shared axes.
+
+    Args:
+        histories: ``{model name: History or its records}``.
+        chosen: ``{model name: epoch}`` of the checkpoint kept (``best.pt``), marked by a
+            dashed line.
+    """
+    chosen = chosen or {}
+    n = len(histories)
+    fig, axes = plt.subplots(2, n, figsize=(3.9 * n, 5.6), constrained_layout=True,
+                             sharex=True, sharey="row", squeeze=False)
+    for column, (name, history) in enumerate(histories.items()):
+        records = getattr(history, "records", history)
+        epochs = [r["epoch"] for r in records]
+        top, bottom = axes[0, column], axes[1, column]
+        top.plot(epochs, [r["train_loss"] for r in records], "o-", ms=3, label="training")
+        top.plot(epochs, [r["val_loss"] for r in records], "s-", ms=3, label="validation")
+        top.set(yscale="log", title=f"{name} U-Net")
+        for region in regions:
+            bottom.plot(epochs, [r["val"]["dice"][region] for r in records], "o-", ms=3,
+                        label=region)
+        bottom.set(xlabel="epoch", ylim=(0, 1))
+        if name in chosen:
+            for ax in (top, bottom):
+                ax.axvline(chosen[name], color="grey", ls="--", lw=1)
+            bottom.annotate("kept", (chosen[name], 0.03), fontsize="small", color="grey",
+                            ha="right", xytext=(-3, 0), textcoords="offset points")
+    axes[0, 0].set_ylabel("loss (log scale)")
+    axes[1, 0].set_ylabel("validation Dice")
+    axes[0, -1].legend(fontsize="small")
+    axes[1, -1].legend(fontsize="small", loc="lower right")
+    return fig
+
+
+
+def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
+                   threshold: float = 0.5, notes: Sequence[str] | None = None) -> Figure:
+    """The same slices predicted by several models: a row per slice with FLAIR, the ground
+    truth and each model's prediction binarized at ``threshold`` (RGB: red NCR/NET, green ED,
+    blue ET), each captioned with its Dice of the regions WT/TC/ET on that slice.
+
+    Args:
+        images: (N, 4, H, W); targets: (N, 3, H, W) binary.
+        probs_by_model: ``{model name: (N, 3, H, W) probabilities}``.
+        names: a title per slice (e.g. ``"volume 3, slice 12"``).
+        notes: an optional line per slice under its name (e.g. what went wrong).
+    """
+    from unet_lib.metrics import binarize, dice, to_regions
+
+    rows, columns = len(names), 2 + len(probs_by_model)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.45 * rows),
+                             constrained_layout=True, squeeze=False)
+    truth = to_regions(torch.as_tensor(as_numpy(targets)))
+    for row in range(rows):
+        line = axes[row]
+        line[0].imshow(as_numpy(images[row])[0], cmap="gray")
+        line[1].imshow(mask_to_rgb(targets[row]))
+        line[0].set_ylabel(names[row] + (f"\n{notes[row]}" if notes and notes[row] else ""),
+                           fontsize="small")
+        for ax, (model, probs) in zip(line[2:], probs_by_model.items()):
+            binary = binarize(torch.as_tensor(as_numpy(probs[row])), threshold, logits=False)
+            scores = dice(to_regions(binary[None]), truth[row:row + 1]).tolist()
+            ax.imshow(mask_to_rgb(binary))
+            ax.set_xlabel("WT {:.2f} TC {:.2f} ET {:.2f}".format(*scores), fontsize="small")
+            if row == 0:
+                ax.set_title(model)
+    axes[0, 0].set_title("FLAIR")
+    axes[0, 1].set_title("ground truth")
+    for ax in axes.ravel():
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.legend(handles=legend_handles(),
+               loc="outside lower center", ncols=3, fontsize="small")
+    return fig

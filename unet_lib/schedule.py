@@ -1,0 +1,26 @@
+"""The optimizer and its learning-rate schedule: AdamW (or Adam) at ``config.lr``, multiplied by
+``config.lr_gamma`` after every epoch, after an optional linear warm-up."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import OPTIMIZERS, TrainConfig
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` names, with its learning rate and weight decay."""
+    try:
+        cls = OPTIMIZERS[config.optimizer]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of "
+                         f"{', '.join(repr(n) for n in OPTIMIZERS)}") from None
+    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def warm_up(optimizer: torch.optim.Optimizer, rate: float, step: int, steps: int) -> None:
+    """Set the learning rate of warm-up step ``step`` (from 1) of ``steps``: ``rate · step /
+    steps``, rising linearly to the epoch's scheduled ``rate``."""
+    for group in optimizer.param_groups:
+        group["lr"] = rate * min(1.0, step / steps)
