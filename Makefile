@@ -14,7 +14,7 @@ export UNET_COURSE_SCALE
 UNET_COURSE_HOME ?= $(CURDIR)/.course
 export UNET_COURSE_HOME
 
-.PHONY: book test notebooks demo chromium setup-book setup-test clean
+.PHONY: book test notebooks lab demo chromium setup-book setup-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ book: setup-book
 test: setup-test chromium notebooks
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	UNET_REQUIRE_COURSE_RESULTS=1 $(BIN)/python -m pytest -q
+
+# The course in JupyterLab, with live widgets, on this machine only (127.0.0.1); it prints the
+# address to open, with its token. The notebooks share .course/ with `make book`.
+lab: setup-book
+	$(BIN)/jupyter lab --notebook-dir=book --ServerApp.ip=127.0.0.1 --no-browser
 
 # A quick model from the command line, without the book.
 demo: setup-test

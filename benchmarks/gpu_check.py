@@ -9,8 +9,16 @@ installed), from the repository root:
 writes ``bench.md`` (models beside MONAI's peers at 240×240, batch 32, bf16 autocast),
 ``bench-channels-last.md`` (the same with the channels_last layout), ``loader.md``
 (slices/s from the Kaggle h5 folder and from the packed copy) and ``train.md`` (two epochs of
-the slides' configuration for each model on a phantom of 8 volumes × 155 slices), each with a
-``.json`` of the raw figures.
+the slides' configuration for each model on a phantom of 8 volumes × 155 slices) and
+``fit.md`` (each model's images/s through ``fit()`` against its bare step rate, with the data
+held on the GPU when they fit: the target is 85 %), each with a ``.json`` of the raw figures.
+
+The slides' full configuration as a reference (the three models, 20 epochs, the 20-volume
+240×240 phantom) is a separate command, about 6 minutes on an H100:
+
+    unet-lib reference --out benchmarks/reference-<gpu>-<date>
+
+whose bundle (``reference.json``, ``showcase.npz``) the book's appendix shows when present.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from unet_lib.data import (BraTSSlices, PackedSlices, collate_samples, make_phan
                            pack_folder, split_volumes)
 from unet_lib.models import build_model  # noqa: E402
 from unet_lib.config import TrainConfig  # noqa: E402
+from unet_lib.fitbench import fit_vs_step, format_fit_table  # noqa: E402
 from unet_lib.runtime import pick_device  # noqa: E402
 from unet_lib.train import fit  # noqa: E402
 
@@ -117,6 +126,18 @@ def main() -> int:
                   + " | ".join(f"{r['val_dice'][n]:.3f}" for n in names) + " |\n"
                   for r in rows))
     print((args.out / "train.md").read_text(), flush=True)
+
+    fits = [fit_vs_step(name, "full", epochs=2, data_dir=work, n_volumes=volumes,
+                        n_slices=slices, image_size=size, batch_size=batch,
+                        base_filters=config.base_filters, test_fraction=0.0)
+            for name in ("classic", "improved", "attention")]
+    (args.out / "fit.json").write_text(json.dumps(fits, indent=1))
+    (args.out / "fit.md").write_text(
+        f"fit() against the bare training step, in one process: two epochs of {fits[0]['images']} "
+        f"training slices ({size}×{size}, batch {batch}), rate of the second epoch; the CUDA "
+        f"defaults (bf16, channels_last, cuDNN autotuning, data held on the GPU when it "
+        f"fits).\n\n" + format_fit_table(fits))
+    print((args.out / "fit.md").read_text(), flush=True)
     return 0
 
 

@@ -48,3 +48,17 @@ def test_gpu_check_script_rehearses_on_the_cpu(tmp_path):
         assert (tmp_path / f"{name}.md").exists() and (tmp_path / f"{name}.json").exists()
     assert "packed (memory-mapped)" in (tmp_path / "loader.md").read_text()
     assert (tmp_path / "train.md").read_text().count("| classic |") == 2
+
+
+@pytest.mark.slow
+def test_fit_against_step_rehearsal_reports_both_rates_and_their_ratio(tmp_path):
+    from unet_lib.fitbench import fit_vs_step, format_fit_table
+
+    row = fit_vs_step("classic", "quick", epochs=2, data_dir=tmp_path, n_volumes=4,
+                      n_slices=8, image_size=32, base_filters=4, batch_size=4,
+                      channels_last=False, test_fraction=0.0)
+    assert row["images"] == 3 * 8  # 4 volumes: 3 train, 1 validation (not used by fit here)
+    assert row["fit_images_per_s"] > 0 and row["step_images_per_s"] > 0
+    assert row["ratio"] == pytest.approx(row["fit_images_per_s"] / row["step_images_per_s"])
+    table = format_fit_table([row])
+    assert "| classic | cpu | 24 | 4 | 32 |" in table and table.strip().endswith("% |")

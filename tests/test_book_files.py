@@ -61,10 +61,37 @@ def test_chapter_ends_with_checked_exercises_and_folded_solutions(path):
     code_cells = [c for c in cells(path) if c["cell_type"] == "code"]
     solutions = [c for c in code_cells if "hide-cell" in c["metadata"].get("tags", [])]
     exercises = [c for c in code_cells if "= None" in source(c) and "labs.check_" in source(c)]
-    assert len(exercises) >= 2 and len(solutions) == len(exercises)
+    # coding exercises: a skeleton whose body is "...", and a check cell of its own
+    coding = [c for c in code_cells if "exercises.check_" in source(c)
+              and "hide-cell" not in c["metadata"].get("tags", [])]
+    assert len(exercises) >= 2 and len(solutions) == len(exercises) + len(coding)
     for cell in solutions:
-        assert source(cell).startswith("# Solution") and "labs.check_" in source(cell)
+        assert source(cell).startswith("# Solution")
+        assert "labs.check_" in source(cell) or "exercises.check_" in source(cell)
     assert any("## Lab exercises" in source(c) for c in cells(path) if c["cell_type"] == "markdown")
+
+
+CODING_CHAPTERS = ["01_classic_unet", "02_improved_unet", "03_attention_unet", "06_performance"]
+
+
+@pytest.mark.parametrize("name", CODING_CHAPTERS)
+def test_coding_exercises_have_a_skeleton_a_check_and_a_folded_solution(name):
+    code_cells = [c for c in cells(ROOT / "book" / f"{name}.ipynb") if c["cell_type"] == "code"]
+    checks = [i for i, c in enumerate(code_cells) if source(c).startswith("exercises.check_")]
+    assert checks, f"{name} has no coding exercise"
+    for i in checks:
+        skeleton, solution = source(code_cells[i - 1]), code_cells[i + 1]
+        assert "    ..." in skeleton and "def " in skeleton  # a body for the student to write
+        assert "hide-cell" in solution["metadata"]["tags"]
+        assert source(code_cells[i]) in source(solution)  # the solution runs the same check
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_chapter_is_a_lesson_with_objectives_time_and_what_to_remember(path):
+    text = "\n".join(source(c) for c in cells(path) if c["cell_type"] == "markdown")
+    assert "In this chapter" in text and "**Time**" in text
+    assert "## What to remember" in text
+    assert text.index("## What to remember") < text.index("## Lab exercises")
 
 
 def test_build_fails_on_errors_and_pages_load_nothing_from_a_cdn():

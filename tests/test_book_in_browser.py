@@ -182,3 +182,18 @@ def test_no_page_scrolls_sideways_at_1280_pixels(open_page, name):
         return found;
     }""", OVERFLOW_ALLOWED)
     assert not wide, f"{name} overflows at 1280 px: {wide}"
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_page_shows_a_build_path_or_links_to_a_placeholder(name):
+    page = HTML / "book" / f"{name}.html"
+    if not page.is_file():
+        if os.environ.get("UNET_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{page} is missing: build the book first")
+        pytest.skip(f"{page} is missing: build the book first")
+    html = page.read_text()
+    # the checkout's and the course home's absolute paths stay on the machine that built it
+    for private in {str(ROOT), str(Path.home() / ".cache")}:
+        assert private not in html, f"{name} shows the build path {private}"
+    for placeholder in ("unet-course/unet-course", "mybinder.org", "colab.research.google"):
+        assert placeholder not in html, f"{name} links to {placeholder} (launch buttons unset)"

@@ -122,11 +122,11 @@ RIGHT_AND_WRONG = [
     (labs.check_bottleneck_shape, (1, 512, 15, 15), (1, 512, 16, 16)),
     # depthwise 64·49, pointwise 64·64 + 64
     (labs.check_separable_parameters, 7296, 64 * 64 * 49),
-    # W_x 64·16, W_g 64·16 + 16, ψ 16 + 1
-    (labs.check_gate_parameters, 2081, 2064),
+    # W_x 64·16, W_g (the coarser level, 128 wide) 128·16 + 16, ψ 16 + 1
+    (labs.check_gate_parameters, 3105, 2081),
     (lambda a: labs.check_learning_rate(a, epoch=10), 2e-3 * 0.9 ** 10, 2e-3 * 0.9 ** 9),
     (lambda a: labs.check_steps_per_epoch(a, n_slices=100, batch_size=32), 4, 3),
-    (labs.check_mask_colour, (0, 1, 1), (0, 1, 0)),
+    (lambda a: labs.check_mask_channels(a, colour=(1, 0, 1)), {"NCR/NET", "ET"}, {"ET"}),
     (lambda a: labs.check_gate_sizes(a, image_size=64), [8, 16, 32, 64], [4, 8, 16, 32]),
     # a full 7×7 convolution has C² · 49 weights against C · 49 + C² for the separable one
     (labs.check_biggest_growth, "separable", "batch_norm"),
@@ -159,8 +159,8 @@ def test_hand_scores_check():
 def test_attention_parameters_check_counts_four_gates():
     classic = count_parameters(labs.ClassicUNet())
     # gates on skips of widths 32, 64, 128, 256 with intermediate width 8:
-    # w_x c·8, w_g c·8 + 8, psi 8 + 1
-    gates = sum(2 * c * 8 + 8 + 9 for c in (32, 64, 128, 256))
+    # w_x c·8, w_g from the level below 2c·8 + 8, psi 8 + 1
+    gates = sum(c * 8 + 2 * c * 8 + 8 + 9 for c in (32, 64, 128, 256))
     labs.check_attention_parameters(classic + gates, inter_channels=8)
 
 

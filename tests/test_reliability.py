@@ -29,7 +29,8 @@ def test_a_bad_file_among_many_is_skipped_counted_and_named(tmp_path):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         history = fit(build_model("classic", base_filters=4), data, BraTSSlices(root, [2]),
-                      TrainConfig.quick(epochs=2, batch_size=4), progress=False)
+                      TrainConfig.quick(epochs=2, batch_size=4, tumour_share=None),
+                      progress=False)
     assert len(history) == 2
     for record in history.records:
         assert len(record["skipped"]) == 1 and record["skipped"][0].startswith(str(bad))

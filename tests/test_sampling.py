@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from unet_lib.config import ConfigError, TrainConfig
-from unet_lib.data import BraTSSlices, PackedSlices, pack
+from unet_lib.data import (BraTSSlices, PackedSlices, channel_flags, pack, split_train_val_test,
+                           tumour_grades)
+from unet_lib.data.contents import ENHANCING
 from unet_lib.distributed import GlobalBatchSampler
 from unet_lib.sampling import tumour_flags, tumour_share_order
 
@@ -60,21 +62,43 @@ def test_the_batch_sampler_cuts_the_drawn_order_into_batches():
     assert sum(flags[i] for b in batches for i in b) == 6
 
 
-def test_tumour_flags_from_metadata_and_from_a_pack_equal_reading_every_mask(phantom_root,
-                                                                             tmp_path):
+def test_channel_flags_from_metadata_and_from_a_pack_equal_reading_every_mask(phantom_root,
+                                                                              tmp_path):
     dataset = BraTSSlices(phantom_root)
-    by_reading = np.array([bool(dataset[i][1].any()) for i in range(len(dataset))])
-    assert 0 < by_reading.sum() < len(dataset)
-    assert np.array_equal(dataset.tumour_flags(), by_reading)  # meta_data.csv's target
+    by_reading = np.array([dataset[i][1].flatten(1).any(1).numpy() for i in range(len(dataset))])
+    assert 0 < by_reading[:, 2].sum() < by_reading.any(1).sum() < len(dataset)
+    assert np.array_equal(dataset.channel_flags(), by_reading)  # meta_data.csv's counts
     (phantom_root / "meta_data.csv").rename(tmp_path / "moved.csv")
     try:  # without the metadata: read from the masks
-        assert np.array_equal(BraTSSlices(phantom_root).tumour_flags(), by_reading)
+        assert np.array_equal(BraTSSlices(phantom_root).channel_flags(), by_reading)
     finally:
         (tmp_path / "moved.csv").rename(phantom_root / "meta_data.csv")
     packed = PackedSlices(pack(dataset, tmp_path / "packed", progress=False))
-    assert np.array_equal(packed.tumour_flags(), by_reading)
+    assert np.array_equal(packed.channel_flags(), by_reading)
     subset = torch.utils.data.Subset(dataset, range(5))  # no method of its own: read
-    assert np.array_equal(tumour_flags(subset), by_reading[:5])
+    assert np.array_equal(channel_flags(subset), by_reading[:5])
+    assert np.array_equal(tumour_flags(dataset), by_reading.any(1))
+
+
+def test_tumour_grades_name_the_volumes_without_enhancing_tumour(phantom_root):
+    dataset = BraTSSlices(phantom_root)
+    flags = dataset.channel_flags()
+    with_et = {dataset.locate(i)[0] for i in range(len(dataset)) if flags[i, 2]}
+    grades = tumour_grades(dataset)
+    assert set(grades) == set(dataset.volumes)
+    assert {v for v, g in grades.items() if g == ENHANCING} == with_et
+
+
+def test_a_stratified_split_puts_each_kind_of_tumour_on_every_side():
+    rare = {4, 5, 8, 11}  # four volumes of sixteen without an enhancing part
+    groups = {v: v in rare for v in range(1, 17)}
+    for seed in range(20):
+        split = split_train_val_test(range(1, 17), 0.2, 0.25, seed, groups=groups)
+        assert (len(split.train), len(split.val), len(split.test)) == (9, 3, 4)
+        for side in split:  # each side holds its share of the rare kind, to within one
+            assert abs(len(rare & set(side)) - len(side) * 4 / 16) < 1
+    unstratified = [split_train_val_test(range(1, 17), 0.2, 0.25, seed) for seed in range(20)]
+    assert any(abs(len(rare & set(s.test)) - 1) >= 1 for s in unstratified)  # which happens
 
 
 @pytest.mark.parametrize("share", [-0.1, 1.2, "half"])

@@ -46,7 +46,8 @@ def test_pos_weight_multiplies_the_loss_of_tumour_pixels_per_channel():
     assert plain == pytest.approx(log2)
     # per channel: (w·log 2 + log 2) / 2, averaged over the three channels
     assert weighted == pytest.approx(((5 + 1) + (2 + 1) + (5 + 1)) / 6 * log2)
-    assert TrainConfig().pos_weight is None and TrainConfig.quick().pos_weight == (5, 2, 5)
+    assert TrainConfig().pos_weight is None and TrainConfig.quick().pos_weight is None
+    assert TrainConfig().tumour_share is None and TrainConfig.quick().tumour_share == 0.8
 
 
 def test_training_lowers_the_loss_and_reaches_the_stated_dice_on_held_out_volumes(trained,

@@ -110,3 +110,73 @@ def test_the_legend_colours_are_the_mask_colours():
         mask = torch.zeros(3, 2, 2)
         mask[channel] = 1
         assert tuple(mask_to_rgb(mask)[0, 0]) == to_rgb(colour)
+
+
+# --- the pictures that compare models, and the committed phantom figure --------------------
+
+def test_plot_training_draws_a_column_per_model_and_marks_the_kept_epoch():
+    records = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e,
+                "val": {"dice": {"WT": 0.5, "TC": 0.4, "ET": 0.3, "NCR/NET": 0.2}}}
+               for e in (1, 2, 3)]
+    from unet_course.viz import plot_training
+
+    fig = plot_training({"classic": records, "attention": records}, chosen={"attention": 2})
+    axes = fig.axes
+    assert len(axes) == 4  # 2 rows × 2 models
+    kept = [line for ax in axes for line in ax.get_lines() if list(line.get_xdata()) == [2, 2]]
+    assert len(kept) == 2  # the dashed line on both panels of the attention column only
+    plt.close(fig)
+
+
+def test_compare_models_captions_each_prediction_with_its_own_dice():
+    from unet_course.viz import compare_models
+
+    target = torch.zeros(2, 3, 8, 8)
+    target[:, 1, 2:6, 2:6] = 1  # oedema only: WT = 16 pixels, TC and ET empty
+    perfect = target.clone()
+    half = target.clone()
+    half[:, 1, 2:4, 2:6] = 0  # 8 of 16 found: WT Dice 2·8/(8+16) = 0.67
+    fig = compare_models(torch.zeros(2, 4, 8, 8), target, {"a": perfect, "b": half},
+                         ["s1", "s2"], notes=["", "hard"])
+    labels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
+    assert labels[:2] == ["WT 1.00 TC 1.00 ET 1.00", "WT 0.67 TC 1.00 ET 1.00"]
+    assert fig.axes[4].get_ylabel() == "s2\nhard"  # the second row: FLAIR, truth, a, b
+    plt.close(fig)
+
+
+def test_what_went_wrong_names_the_largest_error():
+    from unet_course.examples import hardest_slice, what_went_wrong
+
+    target = torch.zeros(3, 8, 8)
+    target[2, 2:6, 2:6] = 1  # 16 ET pixels
+    probs = torch.zeros(3, 8, 8)
+    probs[2, 2:4, 2:6] = 0.9  # 8 found, 8 missed
+    probs[1, 0, :] = 0.9  # 8 wrong ED pixels
+    sentence = what_went_wrong(probs, target)
+    assert "missed 8 of the 16 ET pixels" in sentence
+    assert "marked 8 pixels as ED that are not" in sentence
+    targets = torch.stack([target, target])
+    good = torch.stack([target, target])
+    assert hardest_slice({"m": torch.stack([target, probs])}, targets, least_tumour=10) == 1
+    assert hardest_slice({"m": good}, targets, least_tumour=17) == 0  # none big enough: first
+
+
+def test_the_phantom_figure_shows_each_volume_s_modalities_and_mask():
+    from unet_course.gallery import phantom_figure, phantom_rows
+
+    rows = phantom_rows(size=32, n_slices=12, volumes=((1, "one: first"), (2, "two: second")))
+    assert [r[1].shape for r in rows] == [(4, 32, 32)] * 2 and rows[0][2].shape == (3, 32, 32)
+    assert rows[0][0].startswith("volume 1, slice ")
+    fig = phantom_figure(rows)
+    assert len(fig.axes) == 10
+    plt.close(fig)
+
+
+def test_the_committed_phantom_figure_is_shown_by_the_intro_and_the_data_card():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    picture = root / "book" / "images" / "phantom-240.png"
+    assert picture.stat().st_size > 20_000
+    for page in ("intro.md", "data_card.md"):
+        assert "images/phantom-240.png" in (root / "book" / page).read_text()

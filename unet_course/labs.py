@@ -6,9 +6,14 @@ Each ``check_*`` function takes the student's answer, works the right answer out
 * prints ``Not answered yet`` when the answer is still ``None`` (so that running a notebook
   with empty exercises does not stop it),
 * prints ``Right`` with a short explanation when it matches,
-* raises :class:`NotYet` (an ``AssertionError``) with a hint when it does not.
+* raises :class:`NotYet` (an ``AssertionError``) with a hint when it does not: whether the
+  answer is too high or too low, or which part of it is off, and what to look at — never the
+  expected value itself (:mod:`unet_course.checking`).
 
-The book's solution cells call the same checks, so CI runs every exercise with its solution.
+The answer is given only on request: ``labs.reveal("1.1")`` prints it once the exercise's check
+has run (it needs the exercise's numbers); the book's folded solutions show the working. The
+solution cells call the same checks, so CI runs every exercise with its solution. The coding
+exercises are in :mod:`unet_course.exercises`.
 """
 
 from __future__ import annotations
@@ -18,54 +23,33 @@ from typing import Sequence
 
 import torch
 
+from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.metrics import best_threshold_of_slice, whole_tumour_dice
 from unet_lib.metrics import dice, precision, recall
 from unet_lib.models import AttentionGate, ClassicUNet, SeparableConv2d
 from unet_lib.models import IMPROVEMENTS, AttentionUNet, count_parameters
 from unet_lib.models.ablation import improved_without  # the book calls labs.improved_without
 
+from .checking import NotYet, asked, check, reveal, unanswered
 
-class NotYet(AssertionError):
-    """A lab answer that does not match; the message says what was expected and a hint."""
-
-
-def _unanswered(answer) -> bool:
-    if answer is None or answer is Ellipsis:
-        print("Not answered yet: replace None with your answer and run this cell again.")
-        return True
-    return False
-
-
-def _check(answer, expected, what: str, hint: str, tolerance: float = 0.0) -> None:
-    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
-        ok = isinstance(answer, (int, float)) and math.isclose(
-            float(answer), float(expected), rel_tol=tolerance, abs_tol=1e-9)
-    else:
-        ok = answer == expected
-    if not ok:
-        raise NotYet(f"Not yet: {what} is {expected!r} here, your answer {answer!r}. "
-                     f"Hint: {hint}")
-    print(f"Right: {what} is {expected!r}.")
+__all__ = ["NotYet", "improved_without", "reveal"]  # and the check_* functions below
 
 
 # --- chapter 1: the Classic U-Net -----------------------------------------------------------
 
 def check_first_level_parameters(answer, base_filters: int = 32) -> None:
-    """Parameters of the Classic U-Net's first level: two 3×3 convolutions with bias,
-    4 → ``base_filters`` → ``base_filters``."""
-    if _unanswered(answer):
-        return
+    """Exercise 1.1. Parameters of the Classic U-Net's first level: two 3×3 convolutions with
+    bias, 4 → ``base_filters`` → ``base_filters``."""
     expected = count_parameters(ClassicUNet(base_filters=base_filters).encoder[0])
-    _check(answer, expected, f"the first level's parameter count ({base_filters} filters)",
-           "a k×k convolution from C_in to C_out has C_in·C_out·k² weights and C_out biases; "
-           "add the two convolutions")
+    what = f"the first level's parameter count ({base_filters} filters)"
+    if not unanswered(answer, "1.1", what, expected):
+        check(answer, expected, what, "a k×k convolution from C_in to C_out has C_in·C_out·k² "
+              "weights and C_out biases; add the two convolutions", exercise="1.1")
 
 
 def check_bottleneck_shape(answer, image_size: int = 240, base_filters: int = 32) -> None:
-    """Shape (N, C, H, W) of the Classic U-Net's bottleneck features for one
+    """Exercise 1.2. Shape (N, C, H, W) of the Classic U-Net's bottleneck features for one
     (1, 4, image_size, image_size) input."""
-    if _unanswered(answer):
-        return
     model = ClassicUNet(base_filters=base_filters).eval()
     seen = {}
 
@@ -75,100 +59,119 @@ def check_bottleneck_shape(answer, image_size: int = 240, base_filters: int = 32
     model.encoder[-1].register_forward_hook(remember_shape)
     with torch.no_grad():
         model(torch.zeros(1, 4, image_size, image_size))
-    _check(tuple(answer), tuple(seen["shape"]), "the bottleneck's shape",
-           "four 2×2 max-pools halve the size four times; the width doubles at each level")
+    expected, what = tuple(seen["shape"]), "the bottleneck's shape"
+    if not unanswered(answer, "1.2", what, expected):
+        check(tuple(answer), expected, what, "four 2×2 max-pools halve the size four times; "
+              "the width doubles at each level", exercise="1.2")
 
 
 # --- chapter 2: the Improved U-Net ----------------------------------------------------------
 
-def check_separable_parameters(answer, channels: int = 64, kernel_size: int = 7) -> None:
-    """Parameters of a depthwise-separable k×k convolution, ``channels`` → ``channels``, with
-    a bias on the pointwise part only."""
-    if _unanswered(answer):
-        return
-    expected = count_parameters(SeparableConv2d(channels, channels, kernel_size))
-    _check(answer, expected, f"a separable {kernel_size}×{kernel_size} convolution's parameter "
-           f"count ({channels}→{channels})",
-           "depthwise: one k×k filter per input channel, no bias; pointwise: a 1×1 "
-           "convolution C_in→C_out with bias")
+def check_separable_parameters(answer, channels: int = 64, kernel_size: int = 7,
+                               out_channels: int | None = None) -> None:
+    """Exercise 2.1. Parameters of a depthwise-separable k×k convolution, ``channels`` →
+    ``out_channels`` (default: the same), with a bias on the pointwise part only."""
+    out_channels = out_channels or channels
+    expected = count_parameters(SeparableConv2d(channels, out_channels, kernel_size))
+    what = (f"a separable {kernel_size}×{kernel_size} convolution's parameter count "
+            f"({channels}→{out_channels})")
+    if not unanswered(answer, "2.1", what, expected):
+        check(answer, expected, what, "depthwise: one k×k filter per input channel, no bias; "
+              "pointwise: a 1×1 convolution C_in→C_out with bias", exercise="2.1")
 
 
 def check_biggest_growth(answer, base_filters: int = 32) -> None:
-    """Which single improvement, switched off in the Improved U-Net, adds the most parameters?
-    ``answer`` is a key of ``IMPROVEMENTS``."""
-    if _unanswered(answer):
-        return
+    """Exercise 2.2. Which single improvement, switched off in the Improved U-Net, adds the
+    most parameters? ``answer`` is a key of ``IMPROVEMENTS``."""
     counts = {name: count_parameters(improved_without(name, base_filters))
               for name in IMPROVEMENTS}
     expected = max(counts, key=counts.get)
-    table = ", ".join(f"{name} {count:,}" for name, count in counts.items())
-    _check(answer, expected, "the change whose removal adds the most parameters",
-           f"without each change the counts are: {table}. Which factor multiplies the "
-           f"weights of every convolution?")
+    what = "the change whose removal adds the most parameters"
+    if unanswered(answer, "2.2", what, expected):
+        return
+    if answer not in IMPROVEMENTS:
+        raise NotYet(f"Not yet: {answer!r} is not a change's name; choose one of "
+                     f"{', '.join(IMPROVEMENTS)}.")
+    check(answer, expected, what, f"switching {answer!r} off gives {counts[answer]:,} "
+          f"parameters; count labs.improved_without(name) for the others. Which change "
+          f"divides the weights of every convolution?", exercise="2.2")
 
 
 # --- chapter 3: the Attention U-Net ---------------------------------------------------------
 
-def check_gate_parameters(answer, skip_channels: int = 64, gate_channels: int = 64,
+def check_gate_parameters(answer, skip_channels: int = 64, gate_channels: int = 128,
                           inter_channels: int = 16) -> None:
-    """Parameters of one attention gate: W_x (1×1, no bias), W_g (1×1, bias), ψ (1×1 to one
-    channel, bias)."""
-    if _unanswered(answer):
-        return
+    """Exercise 3.1. Parameters of one attention gate: W_x (1×1, no bias), W_g (1×1, bias),
+    ψ (1×1 to one channel, bias)."""
     expected = count_parameters(AttentionGate(skip_channels, gate_channels, inter_channels))
-    _check(answer, expected, f"the gate's parameter count (x {skip_channels}, g "
-           f"{gate_channels}, intermediate {inter_channels})",
-           "each 1×1 convolution has C_in·C_out weights; count the biases of W_g and ψ")
+    what = (f"the gate's parameter count (x {skip_channels}, g {gate_channels}, intermediate "
+            f"{inter_channels})")
+    if not unanswered(answer, "3.1", what, expected):
+        check(answer, expected, what, "each 1×1 convolution has C_in·C_out weights; count the "
+              "biases of W_g and ψ", exercise="3.1")
 
 
 def check_attention_parameters(answer, inter_channels: int, base_filters: int = 32) -> None:
-    """Total parameters of the Attention U-Net whose gates all have ``inter_channels``."""
-    if _unanswered(answer):
-        return
+    """Exercise 3.2. Total parameters of the Attention U-Net whose gates all have
+    ``inter_channels``."""
     expected = count_parameters(AttentionUNet(base_filters=base_filters,
                                               inter_channels=inter_channels))
-    _check(answer, expected, f"the Attention U-Net's parameter count with intermediate width "
-           f"{inter_channels}", "start from the Classic U-Net's count and add four gates, one "
-           "per skip, with skip and gate widths 32, 64, 128, 256 (× base_filters/32)")
+    what = f"the Attention U-Net's parameter count with intermediate width {inter_channels}"
+    if not unanswered(answer, "3.2", what, expected):
+        check(answer, expected, what, "start from the Classic U-Net's count and add four "
+              "gates, one per skip, with skip widths 32, 64, 128, 256 (× base_filters/32) and "
+              "gating signals twice as wide", exercise="3.2")
 
 
 # --- chapter 4: training ---------------------------------------------------------------------
 
 def check_learning_rate(answer, epoch: int, lr: float = 2e-3, gamma: float = 0.9) -> None:
-    """The learning rate used during epoch ``epoch + 1``, i.e. after ``epoch`` decays."""
-    if _unanswered(answer):
-        return
+    """Exercise 4.1. The learning rate used during epoch ``epoch + 1``, i.e. after ``epoch``
+    decays."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
     for _ in range(epoch):
         optimizer.step()
         scheduler.step()
-    _check(answer, scheduler.get_last_lr()[0], f"the learning rate after {epoch} decays",
-           "ExponentialLR multiplies the rate by γ once per epoch", tolerance=1e-3)
+    expected, what = scheduler.get_last_lr()[0], f"the learning rate after {epoch} decays"
+    if not unanswered(answer, "4.1", what, expected):
+        check(answer, expected, what, "ExponentialLR multiplies the rate by γ once per epoch",
+              tolerance=1e-3, exercise="4.1")
 
 
 def check_steps_per_epoch(answer, n_slices: int, batch_size: int) -> None:
-    """Optimizer steps in one epoch over ``n_slices`` training slices (the last, smaller batch
-    counts)."""
-    if _unanswered(answer):
-        return
-    _check(answer, len(range(0, n_slices, batch_size)), f"the steps per epoch for {n_slices} "
-           f"slices at batch {batch_size}", "divide and round up: a partial last batch is a step")
+    """Exercise 4.2. Optimizer steps in one epoch over ``n_slices`` training slices (the last,
+    smaller batch counts)."""
+    expected = len(range(0, n_slices, batch_size))
+    what = f"the steps per epoch for {n_slices} slices at batch {batch_size}"
+    if not unanswered(answer, "4.2", what, expected):
+        check(answer, expected, what, "divide and round up: a partial last batch is a step",
+              exercise="4.2")
 
 
 # --- chapter 5: visualizing a prediction ----------------------------------------------------
 
-def check_mask_colour(answer, channels: Sequence[int] = (0, 1, 1)) -> None:
-    """The RGB colour (r, g, b), each 0 or 1, of a pixel whose mask has ``channels`` set."""
+def check_mask_channels(answer, colour: Sequence[int] = (0, 1, 1)) -> None:
+    """Exercise 5.1. Which channels (a set of names from ``MASK_CHANNELS``) a pixel of the
+    binarized RGB picture has set, given its ``colour`` (r, g, b), each 0 or 1."""
     from .viz import mask_to_rgb
 
-    if _unanswered(answer):
+    expected = {name for name, c in zip(MASK_CHANNELS, colour) if c}
+    what = f"the channels of a pixel coloured {tuple(colour)}"
+    check_colour = mask_to_rgb(torch.tensor([float(n in expected) for n in MASK_CHANNELS])
+                               .reshape(3, 1, 1))[0, 0]
+    assert tuple(int(v) for v in check_colour) == tuple(colour)  # the picture's own rule
+    if unanswered(answer, "5.1", what, expected):
         return
-    pixel = torch.tensor(channels, dtype=torch.float32).reshape(3, 1, 1)
-    expected = tuple(int(v) for v in mask_to_rgb(pixel)[0, 0])
-    _check(tuple(int(v) for v in answer), expected, f"the colour of a pixel with channels "
-           f"{tuple(channels)} (NCR/NET, ED, ET)", "red = NCR/NET, green = ED, blue = ET; "
-           "colours add")
+    answer = {answer} if isinstance(answer, str) else set(answer)
+    if answer != expected:
+        unknown = answer - set(MASK_CHANNELS)
+        problem = (f"{sorted(unknown)} are not channel names ({', '.join(MASK_CHANNELS)})"
+                   if unknown else "that set is not it")
+        raise NotYet(f"Not yet: {problem}" +
+                     ". Hint: red = NCR/NET, green = ED, blue = ET; colours add "
+                     '(labs.reveal("5.1") gives the answer)')
+    print(f"Right: {what} are {sorted(expected)}.")
 
 
 #: the threshold search lives beside the metrics; the labs use it as it is
@@ -181,17 +184,18 @@ TIE = 0.005
 
 def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
                          thresholds: Sequence[float]) -> None:
-    """A threshold (one of ``thresholds``) with the best whole-tumour Dice on a slice; one
-    within :data:`TIE` of the best counts too (the slider shows Dice to 2 decimals)."""
-    if _unanswered(answer):
-        return
+    """Exercise 5.2. A threshold (one of ``thresholds``) with the best whole-tumour Dice on a
+    slice; one within :data:`TIE` of the best counts too (the slider shows 2 decimals)."""
     best = best_threshold(probs, target, thresholds)
-    best_dice = whole_tumour_dice(probs, target, best)
+    what = "the threshold with the best whole-tumour Dice on this slice"
+    if unanswered(answer, "5.2", what, best):
+        return
     if any(math.isclose(answer, t) for t in thresholds) and (
-            whole_tumour_dice(probs, target, answer) >= best_dice - TIE):
+            whole_tumour_dice(probs, target, answer)
+            >= whole_tumour_dice(probs, target, best) - TIE):
         answer = best  # a tie on screen
-    _check(answer, best, "the threshold with the best whole-tumour Dice on this slice",
-           "move the slider and read the WT Dice in the caption", tolerance=1e-6)
+    check(answer, best, what, "move the slider and read the WT Dice in the caption",
+          tolerance=1e-6, exercise="5.2")
 
 
 # --- chapter 6: performance assessment ------------------------------------------------------
@@ -202,55 +206,58 @@ HAND_TARGET = torch.tensor([[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], dtype=tor
 
 
 def check_scores_by_hand(dice_answer, precision_answer, recall_answer) -> None:
-    """Dice, precision and recall of :data:`HAND_PREDICTION` against :data:`HAND_TARGET`."""
-    if any(_unanswered(a) for a in (dice_answer, precision_answer, recall_answer)):
-        return
+    """Exercise 6.1. Dice, precision and recall of :data:`HAND_PREDICTION` against
+    :data:`HAND_TARGET`."""
     pred, target = HAND_PREDICTION[None, None], HAND_TARGET[None, None]
+    expected = (dice(pred, target).item(), precision(pred, target).item(),
+                recall(pred, target).item())
+    asked("6.1", "(Dice, precision, recall)", tuple(round(v, 4) for v in expected))
+    if any(unanswered(a) for a in (dice_answer, precision_answer, recall_answer)):
+        return
     hint = "count TP, FP and FN first; Dice = 2TP / (2TP + FP + FN)"
-    _check(dice_answer, dice(pred, target).item(), "Dice", hint, tolerance=1e-2)
-    _check(precision_answer, precision(pred, target).item(), "precision", "TP / (TP + FP)",
-           tolerance=1e-2)
-    _check(recall_answer, recall(pred, target).item(), "recall", "TP / (TP + FN)",
-           tolerance=1e-2)
+    check(dice_answer, expected[0], "Dice", hint, tolerance=1e-2)
+    check(precision_answer, expected[1], "precision", "TP / (TP + FP)", tolerance=1e-2)
+    check(recall_answer, expected[2], "recall", "TP / (TP + FN)", tolerance=1e-2)
 
 
 def check_empty_slice_dice(both_empty, only_prediction) -> None:
-    """Dice under the BraTS rule for a slice without tumour: when the prediction is empty too,
-    and when the prediction marks some pixels."""
-    if any(_unanswered(a) for a in (both_empty, only_prediction)):
-        return
+    """Exercise 6.2. Dice under the BraTS rule for a slice without tumour: when the prediction
+    is empty too, and when the prediction marks some pixels."""
     empty = torch.zeros(1, 1, 4, 4)
     some = empty.clone()
     some[..., 0, 0] = 1
+    expected = (dice(empty, empty).item(), dice(some, empty).item())
+    asked("6.2", "(Dice with both empty, Dice with only the prediction non-empty)", expected)
+    if any(unanswered(a) for a in (both_empty, only_prediction)):
+        return
     hint = "BraTS scores an empty reference as perfect if nothing is predicted, else as a miss"
-    _check(both_empty, dice(empty, empty).item(), "Dice with both masks empty", hint)
-    _check(only_prediction, dice(some, empty).item(), "Dice with only the prediction non-empty",
-           hint)
+    check(both_empty, expected[0], "Dice with both masks empty", hint)
+    check(only_prediction, expected[1], "Dice with only the prediction non-empty", hint)
 
 
 # --- chapter 7: attention maps --------------------------------------------------------------
 
 def check_gate_sizes(answer, image_size: int, depth: int = 4) -> None:
-    """Sizes (h of each h×h map, deepest gate first) of the attention maps for an
+    """Exercise 7.1. Sizes (h of each h×h map, deepest gate first) of the attention maps for an
     ``image_size``² input."""
-    if _unanswered(answer):
-        return
     model = AttentionUNet(base_filters=4, depth=depth).eval()
     with torch.no_grad():
         _, maps = model(torch.zeros(1, 4, image_size, image_size), return_attention=True)
-    _check([int(a) for a in answer], [m.shape[-1] for m in maps],
-           f"the gates' map sizes for {image_size}×{image_size} inputs, deepest first",
-           "the gate on the skip of level l works at the size of that level: H / 2^l")
+    expected = [m.shape[-1] for m in maps]
+    what = f"the gates' map sizes for {image_size}×{image_size} inputs, deepest first"
+    if not unanswered(answer, "7.1", what, expected):
+        check([int(a) for a in answer], expected, what, "the gate on the skip of level l works "
+              "at the size of that level: H / 2^l", exercise="7.1")
 
 
 def check_sharpest_gate(answer, contrasts: Sequence[float]) -> None:
-    """Index of the gate (deepest first) with the largest of ``contrasts`` (one per gate); a
-    gate within :data:`TIE` of the largest counts too."""
-    if _unanswered(answer):
-        return
+    """Exercise 7.2. Index of the gate (deepest first) with the largest of ``contrasts`` (one
+    per gate); a gate within :data:`TIE` of the largest counts too."""
     expected = max(range(len(contrasts)), key=lambda i: contrasts[i])
+    what = "the gate with the largest contrast"
+    if unanswered(answer, "7.2", what, expected):
+        return
     if isinstance(answer, int) and 0 <= answer < len(contrasts) and (
             contrasts[answer] >= contrasts[expected] - TIE):
         answer = expected  # a tie on screen
-    _check(answer, expected, "the gate with the largest contrast",
-           "compare the contrasts printed above")
+    check(answer, expected, what, "compare the contrasts printed above", exercise="7.2")

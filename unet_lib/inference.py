@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from . import distributed
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
+from .resident import ResidentSlices
 from .runtime import autocast, pick_device
 
 
@@ -29,6 +30,10 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     model.to(device).eval()
     if isinstance(data, torch.Tensor):
         loader = ((images, None, []) for images in data.split(batch_size))
+    elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
+        loader = ((images, masks.cpu(), []) for images, masks in
+                  (data.batch(range(start, min(start + batch_size, len(data))))
+                   for start in range(0, len(data), batch_size)))
     else:
         loader = DataLoader(data, batch_size=batch_size, shuffle=False,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)

@@ -72,14 +72,18 @@ class PreparedRun:
 
 def split_of(recipe: RunRecipe, data_root: Path):
     """The recipe's seeded split of the data's volumes: a
-    :class:`~unet_lib.data.VolumeSplit` ``(train, val, test)``."""
-    from .data import open_dataset, split_train_val_test
+    :class:`~unet_lib.data.VolumeSplit` ``(train, val, test)``, stratified by tumour grade
+    (volumes with and without an enhancing tumour in proportion on every side,
+    :func:`unet_lib.data.tumour_grades`)."""
+    from .data import open_dataset, split_train_val_test, tumour_grades
 
-    volumes = open_dataset(data_root).volumes
+    dataset = open_dataset(data_root)
+    volumes = dataset.volumes
     if recipe.max_volumes:
         volumes = volumes[: recipe.max_volumes]
     config = recipe.config
-    return split_train_val_test(volumes, config.val_fraction, config.test_fraction, config.seed)
+    return split_train_val_test(volumes, config.val_fraction, config.test_fraction, config.seed,
+                                groups=tumour_grades(dataset))
 
 
 def prepare_run(recipe: RunRecipe, folder: str | Path, data_dir: str | Path = "data"

@@ -20,6 +20,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import distributed
+from .data.contents import channel_flags
+from .resident import ResidentBatches, ResidentSlices
 from .data.samples import collate_samples
 
 if TYPE_CHECKING:
@@ -27,21 +29,9 @@ if TYPE_CHECKING:
 
 
 def tumour_flags(dataset: Dataset) -> np.ndarray:
-    """``(N,)`` bool: whether item ``i`` of ``dataset`` has any tumour pixel.
-
-    A dataset with a ``tumour_flags()`` method answers from its metadata (Kaggle's
-    ``meta_data.csv``, a pack's masks); any other is read item by item once. An unusable
-    item counts as without tumour (training skips it anyway).
-    """
-    own = getattr(dataset, "tumour_flags", None)
-    if callable(own):
-        return np.asarray(own(), dtype=bool)
-    flags = np.zeros(len(dataset), dtype=bool)
-    for index in range(len(dataset)):
-        sample = dataset[index]
-        if isinstance(sample, tuple):
-            flags[index] = bool(torch.as_tensor(sample[1]).any())
-    return flags
+    """``(N,)`` bool: whether item ``i`` of ``dataset`` has any tumour pixel
+    (:func:`unet_lib.data.channel_flags`)."""
+    return channel_flags(dataset).any(axis=1)
 
 
 def _cycled(pool: np.ndarray, count: int, generator: torch.Generator) -> list[int]:
@@ -92,6 +82,8 @@ def make_train_loader(data: Dataset, config: "TrainConfig", device: torch.device
         order = tumour_share_order(tumour_flags(data), config.tumour_share)
     sampler = distributed.GlobalBatchSampler(len(data), config.batch_size, generator, context,
                                              order=order)
+    if isinstance(data, ResidentSlices):  # already on the device: batches by index
+        return ResidentBatches(data, sampler)
     return DataLoader(data, batch_sampler=sampler, num_workers=workers,
                       pin_memory=device.type == "cuda", persistent_workers=workers > 0,
                       collate_fn=collate_samples)

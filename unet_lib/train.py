@@ -37,6 +37,7 @@ from .progress import progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state,
                      set_rng_state, settings_changed_on_resume)
 from .runtime import autocast, autocast_dtype, compile_model, pick_device, seed_everything
+from .resident import hold_on_device, use_resident
 from .sampling import make_train_loader
 from .schedule import make_optimizer, warm_up
 
@@ -177,8 +178,12 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         if context.is_main:
             restore_best(last, state, report)
 
+    if use_resident(config.resident_data, (train_data, val_data), device):
+        train_data, val_data = hold_on_device(train_data, val_data, device, report)
     train_loader = make_train_loader(train_data, config, device, generator, context)
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    channels_last = (device.type == "cuda" if config.channels_last is None
+                     else config.channels_last)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(memory_format=memory_format)
     trained = model  # what computes the loss: the model, or its DDP wrapper under torchrun
     if context.active:

@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
 
     handlers = {"phantom": commands.cmd_phantom, "train": commands.cmd_train,
                 "evaluate": commands.cmd_evaluate, "pack": commands.cmd_pack,
-                "bench": commands.cmd_bench}
+                "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     try:
         return handlers[args.command](args)
     except ConfigError as error:

@@ -189,4 +189,36 @@ def cmd_bench(args) -> int:
     print(format_table(result))
     if args.out:
         print(f"written to {write_result(result, args.out)}")
+    if args.fit:
+        _bench_fit(args)
+    return 0
+
+
+def _bench_fit(args) -> None:
+    """``bench --fit``: each course model through ``fit()`` on a phantom, beside its step."""
+    from ..fitbench import fit_vs_step, format_fit_table
+    from ..recipe import MODEL_NAMES
+
+    batch = args.batch_size or 32
+    rows = [fit_vs_step(name, "full", epochs=2, image_size=args.image_size, batch_size=batch,
+                        n_volumes=args.fit_volumes, n_slices=args.fit_slices, amp=args.amp,
+                        channels_last=args.channels_last, compile=args.compile,
+                        device=args.device, val_fraction=0.2, test_fraction=0.0)
+            for name in MODEL_NAMES]
+    print(format_fit_table(rows))
+    if args.out:
+        fit_out = Path(args.out).with_name(Path(args.out).stem + "-fit.md")
+        fit_out.write_text(format_fit_table(rows))
+        fit_out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+        print(f"written to {fit_out}")
+
+
+def cmd_reference(args) -> int:
+    from ..reference import run_reference
+
+    phantom = {k: v for k, v in (("n_volumes", args.n_volumes), ("n_slices", args.n_slices))
+               if v is not None}
+    bundle = run_reference(args.out, scale=args.scale, data=args.data, **phantom,
+                           **config_changes(args))
+    print(f"wrote {bundle} and {bundle.parent / 'showcase.npz'}")
     return 0

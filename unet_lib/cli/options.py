@@ -97,9 +97,24 @@ def float_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
 
 
-#: the fields whose default is ``None``: how their option's text is read
+def auto_or_bool(text: str) -> bool | str:
+    """``"auto"`` → ``"auto"``; ``"on"``/``"off"`` (or yes/no, true/false) → ``True``/``False``."""
+    value = text.lower()
+    if value == "auto":
+        return "auto"
+    if value in ("on", "yes", "true", "1"):
+        return True
+    if value in ("off", "no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected auto, on or off, got {text!r}")
+
+
+#: the fields whose default is not a plain value: how their option's text is read
 OPTIONAL_KINDS = {"pos_weight": (floats, "W,W,W"), "num_workers": (int, "N"),
-                  "tumour_share": (float_or_none, "X")}
+                  "tumour_share": (float_or_none, "X"),
+                  "resident_data": (auto_or_bool, "auto|on|off")}
+#: switches whose default ``None`` means "decided by the device" (--x / --no-x)
+AUTO_SWITCHES = ("channels_last",)
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +127,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                                                    if small != default else "")
         flag = "--" + field.name.replace("_", "-")
         text = f"{helps[field.name]} ({defaults})"
-        if isinstance(default, bool):
+        if isinstance(default, bool) or field.name in AUTO_SWITCHES:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                                 help=text)
             continue
@@ -201,6 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
     packer.add_argument("--out", type=Path, required=True,
                         help="a new or empty folder, or an earlier pack to replace")
 
+    reference = commands.add_parser(
+        "reference", help="train the three models at a scale and write a results bundle",
+        description="Train the classic, improved and attention U-Nets with the same split at "
+                    "a scale (full: the slides' configuration, for a GPU), score each on the "
+                    "held-out test volumes and write OUT/reference.json and OUT/showcase.npz, "
+                    "which the book reads.")
+    reference.add_argument("--out", type=Path, required=True,
+                           help="the bundle's folder (runs and phantom go below it)")
+    reference.add_argument("--scale", choices=tuple(SCALES), default="full",
+                           help="full: the slides' settings (default); quick: a CPU rehearsal")
+    reference.add_argument("--data", type=Path, default=None,
+                           help="a BraTS folder (default: the scale's phantom)")
+    add_phantom_options(reference, "default at --scale full:")
+    add_config_options(reference)
+
     bench = commands.add_parser("bench", help="measure speed and size beside MONAI's U-Nets",
                                 description="Measure speed and size beside MONAI's U-Nets.")
     bench.add_argument("--image-size", type=int, default=240,
@@ -221,4 +251,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="torch.compile every model (default off)")
     bench.add_argument("--out", type=Path, default=None,
                        help="also write the table here (and the figures as .json beside it)")
+    bench.add_argument("--fit", action="store_true",
+                       help="also train each model for two epochs with fit() on a phantom and "
+                            "report fit's images/s against the step rate (written beside "
+                            "--out as NAME-fit.md)")
+    bench.add_argument("--fit-volumes", type=int, default=8, metavar="N",
+                       help="phantom volumes for --fit (default 8)")
+    bench.add_argument("--fit-slices", type=int, default=155, metavar="N",
+                       help="slices per phantom volume for --fit (default 155)")
     return parser

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .base import SliceDataset, locate, resize_sample
 from .brats import MASK_CHANNELS, MODALITIES, REGIONS, labels_to_mask
+from .contents import channel_flags, tumour_grades
 from .kaggle import BraTSSlices, find_slices, list_volumes, read_slice, write_slice
 from .nifti import BraTSNifti, find_cases
 from .normalize import zscore_slice
@@ -36,7 +37,7 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
 
 __all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "SkippedSample",
            "SliceDataset", "locate", "resize_sample",
-           "cached_phantom",
+           "cached_phantom", "channel_flags", "tumour_grades",
            "collate_samples", "MASK_CHANNELS", "MODALITIES",
            "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",
            "make_phantom", "make_volume", "open_dataset", "PackedSlices", "is_packed", "pack",

@@ -165,36 +165,39 @@ class BraTSSlices(SliceDataset):
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return read_slice(self.slices[index][2])
 
-    def tumour_flags(self) -> np.ndarray:
-        """``(N,)`` bool, item ``i`` has tumour: from ``meta_data.csv``'s ``target`` column
-        when the folder has one that lists every slice, else by reading each mask."""
-        targets = _metadata_targets(self.slices[0][2].parent) if self.slices else {}
-        if all(path.name in targets for _, _, path in self.slices):
-            return np.array([targets[path.name] for _, _, path in self.slices], dtype=bool)
-        return np.array([_has_tumour(path) for _, _, path in self.slices], dtype=bool)
+    def channel_flags(self) -> np.ndarray:
+        """``(N, 3)`` bool: whether item ``i`` has any NCR/NET, ED, ET pixel — from
+        ``meta_data.csv``'s pixel counts when the folder has one that lists every slice, else
+        by reading each mask (an unreadable file counts as empty)."""
+        counts = _metadata_counts(self.slices[0][2].parent) if self.slices else {}
+        if all(path.name in counts for _, _, path in self.slices):
+            return np.array([counts[path.name] for _, _, path in self.slices], dtype=bool)
+        return np.array([_channels_present(path) for _, _, path in self.slices],
+                        dtype=bool).reshape(len(self.slices), 3)
 
 
-def _metadata_targets(folder: Path) -> dict[str, bool]:
-    """``{slice file name: has tumour}`` from ``meta_data.csv`` beside the slices or one or two
-    folders up (where the Kaggle release keeps it); ``{}`` when there is none or it is
-    unreadable."""
+def _channels_present(path: Path) -> list[bool]:
+    try:
+        return [bool(channel.any()) for channel in read_slice(path)[1]]
+    except BraTSDataError:
+        return [False, False, False]
+
+
+def _metadata_counts(folder: Path) -> dict[str, list[bool]]:
+    """``{slice file name: [has NCR/NET, has ED, has ET]}`` from ``meta_data.csv`` beside the
+    slices or one or two folders up (where the Kaggle release keeps it); ``{}`` when there is
+    none or it is unreadable."""
+    columns = ("label0_pxl_cnt", "label1_pxl_cnt", "label2_pxl_cnt")
     for candidate in (folder, folder.parent, folder.parent.parent):
         path = candidate / METADATA_NAME
         if path.is_file():
             try:
                 with open(path, newline="") as f:
-                    return {Path(row["slice_path"]).name: row["target"].strip() == "1"
+                    return {Path(row["slice_path"]).name: [float(row[c]) > 0 for c in columns]
                             for row in csv.DictReader(f)}
-            except (OSError, KeyError, UnicodeDecodeError, csv.Error, AttributeError):
+            except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, csv.Error):
                 return {}
     return {}
-
-
-def _has_tumour(path: Path) -> bool:
-    try:
-        return bool(read_slice(path)[1].any())
-    except BraTSDataError:
-        return True  # kept, so that reading it reports the problem under ``on_error``
 
 
 def write_metadata(root: str | Path, rows: Sequence[dict]) -> Path:

@@ -19,7 +19,7 @@ from typing import Iterable
 import numpy as np
 
 from .base import SliceDataset
-from .brats import BRATS_LABELS, NIFTI_MODALITIES, labels_to_mask
+from .brats import BRATS_LABELS, CHANNEL_LABELS, NIFTI_MODALITIES, labels_to_mask
 from .normalize import zscore_slice
 from .samples import BraTSDataError, skip_or_raise
 CASE_NAME = re.compile(r"^BraTS\d*_Training_(\d+)$")
@@ -172,3 +172,22 @@ class BraTSNifti(SliceDataset):
         image = zscore_slice(modalities[:, :, s, :]).transpose(2, 0, 1)
         mask = labels_to_mask(seg[:, :, s]).transpose(2, 0, 1)
         return image.astype(np.float32), mask.astype(np.float32)
+
+    def channel_flags(self) -> np.ndarray:
+        """``(N, 3)`` bool: whether item ``i`` has any NCR/NET, ED, ET pixel, from the
+        segmentation files alone (one read per case; an unreadable one counts as empty)."""
+        import nibabel as nib
+
+        flags = np.zeros((len(self.slices), 3), dtype=bool)
+        present: dict[int, np.ndarray] = {}
+        for index, (number, s) in enumerate(self.slices):
+            if number not in present:
+                try:
+                    seg = np.asarray(nib.load(str(self.cases[number]["seg"])).dataobj)
+                    present[number] = np.stack([(seg == label).any(axis=(0, 1))
+                                                for label in CHANNEL_LABELS], axis=1)
+                except Exception:  # nibabel raises many kinds; reading reports it properly
+                    present[number] = np.zeros((0, 3), dtype=bool)
+            if s < len(present[number]):
+                flags[index] = present[number][s]
+        return flags

@@ -246,14 +246,14 @@ class PackedSlices(SliceDataset):
                                  f"infinite values")
         return image, ((masks[row] >> CHANNEL_BITS) & 1).astype(np.float32)
 
-    def tumour_flags(self) -> np.ndarray:
-        """``(N,)`` bool, item ``i`` has tumour (any mask bit set)."""
+    def channel_flags(self) -> np.ndarray:
+        """``(N, 3)`` bool: whether item ``i`` has any NCR/NET, ED, ET pixel."""
         _, masks = self._arrays()
         rows = np.array([row for _, _, row in self.slices], dtype=np.int64)
-        flags = np.zeros(len(rows), dtype=bool)
+        flags = np.zeros((len(rows), 3), dtype=bool)
         for start in range(0, len(rows), 1024):  # a block of rows at a time: bounded memory
-            block = np.asarray(masks[rows[start:start + 1024]])
-            flags[start:start + 1024] = block.reshape(len(block), -1).any(axis=1)
+            block = np.asarray(masks[rows[start:start + 1024]])[:, None]  # (B, 1, H, W)
+            flags[start:start + 1024] = ((block >> CHANNEL_BITS) & 1).any(axis=(2, 3))
         return flags
 
     def __getstate__(self) -> dict:  # workers re-open the maps instead of pickling them

@@ -7,7 +7,7 @@ influenced nothing.
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Hashable, Iterable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -21,9 +21,15 @@ class VolumeSplit(NamedTuple):
 
 
 def split_train_val_test(volumes: Iterable[int], val_fraction: float = 0.2,
-                         test_fraction: float = 0.2, seed: int = 0) -> VolumeSplit:
+                         test_fraction: float = 0.2, seed: int = 0,
+                         groups: Mapping[int, Hashable] | None = None) -> VolumeSplit:
     """Shuffle volume numbers with ``seed``; the first ``test_fraction`` of them are the test
     set, the next ``val_fraction`` the validation set, the rest the training set.
+
+    With ``groups`` (volume → group, e.g. whether its tumour has an enhancing part) the split
+    is *stratified*: each group is shuffled on its own and spread evenly over the order, so
+    every side gets its share of every group (to within one volume) — a rare kind of tumour
+    cannot end up only in the held-out sets, where no model learned it.
 
     Each held-out side with a fraction above 0 gets at least one volume, and training keeps
     at least one. With ``test_fraction=0`` the validation set is the one
@@ -45,7 +51,8 @@ def split_train_val_test(volumes: Iterable[int], val_fraction: float = 0.2,
         raise ValueError(f"need at least {needed} volumes to split into training, validation"
                          + (" and test" if n_test else "") + f", got {volumes}")
     n_val = min(max(1, round(val_fraction * len(volumes))), len(volumes) - n_test - 1)
-    order = np.random.default_rng(seed).permutation(len(volumes))
+    order = (np.random.default_rng(seed).permutation(len(volumes)) if groups is None
+             else _stratified_order(volumes, groups, seed))
     if n_test == 0:
         test, val = [], sorted(volumes[i] for i in order[:n_val])
     else:  # the test set first, then validation: adding a test set keeps the seed's shuffle
@@ -53,6 +60,23 @@ def split_train_val_test(volumes: Iterable[int], val_fraction: float = 0.2,
         val = sorted(volumes[i] for i in order[n_test:n_test + n_val])
     train = sorted(set(volumes) - set(val) - set(test))
     return VolumeSplit(train, val, test)
+
+
+def _stratified_order(volumes: list[int], groups: Mapping[int, Hashable], seed: int
+                      ) -> list[int]:
+    """Positions into ``volumes``: each group shuffled, then all merged by their relative
+    place within their group (systematic sampling), so any prefix holds each group in
+    proportion."""
+    rng = np.random.default_rng(seed)
+    by_group: dict = {}
+    for position, volume in enumerate(volumes):
+        by_group.setdefault(groups.get(volume), []).append(position)
+    keyed = []
+    for rank, key in enumerate(sorted(by_group, key=repr)):
+        members = [by_group[key][i] for i in rng.permutation(len(by_group[key]))]
+        offset = rng.random()
+        keyed += [((i + offset) / len(members), rank, m) for i, m in enumerate(members)]
+    return [position for *_, position in sorted(keyed)]
 
 
 def split_volumes(volumes: Iterable[int], val_fraction: float = 0.2, seed: int = 0

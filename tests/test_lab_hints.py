@@ -1,0 +1,104 @@
+"""The lab checks give hints, not answers: no message of a wrong answer contains the expected
+value; ``labs.reveal`` gives it on request."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unet_course import labs
+from unet_course.checking import _ASKED
+
+PROBS = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
+TARGET = (torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1)) > 0.7).float()
+THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 20)]
+
+#: exercise: (check with its question's numbers, wrong answers)
+CASES = {
+    "1.1": (lambda a: labs.check_first_level_parameters(a), "numbers"),
+    "1.2": (lambda a: labs.check_bottleneck_shape(a), "tuple"),
+    "2.1": (lambda a: labs.check_separable_parameters(a, 32, 5, 64), "numbers"),
+    "2.2": (lambda a: labs.check_biggest_growth(a), "name"),
+    "3.1": (lambda a: labs.check_gate_parameters(a, 64, 128, 16), "numbers"),
+    "3.2": (lambda a: labs.check_attention_parameters(a, inter_channels=8), "numbers"),
+    "4.1": (lambda a: labs.check_learning_rate(a, epoch=10), "numbers"),
+    "4.2": (lambda a: labs.check_steps_per_epoch(a, n_slices=300, batch_size=8), "numbers"),
+    "5.1": (lambda a: labs.check_mask_channels(a, colour=(1, 0, 1)), "set"),
+    "5.2": (lambda a: labs.check_best_threshold(a, PROBS, TARGET, THRESHOLDS), "threshold"),
+    "7.1": (lambda a: labs.check_gate_sizes(a, image_size=240), "list"),
+    "7.2": (lambda a: labs.check_sharpest_gate(a, [0.01, 0.2, -0.3, 0.05]), "index"),
+}
+
+
+def _wrong_answers(kind: str, expected) -> list:
+    if kind == "numbers":
+        return [expected * 2 + 1, expected / 2 - 1]
+    if kind in ("tuple", "list"):
+        changed = list(expected)
+        changed[-1] = changed[-1] + 3
+        return [type(expected)(changed)]
+    if kind == "name":
+        return [name for name in labs.IMPROVEMENTS if name != expected][:2]
+    if kind == "set":
+        return [{"ED"}, {"NCR/NET", "ED", "ET"}]
+    if kind == "threshold":
+        return [t for t in (0.05, 0.95) if t != expected]
+    if kind == "index":
+        return [i for i in range(4) if i != expected][:2]
+    raise ValueError(kind)
+
+
+def _shown(value) -> list[str]:
+    """The ways a value could appear in a message."""
+    forms = {repr(value), str(value)}
+    if isinstance(value, float):
+        forms |= {f"{value:g}", f"{value:.4g}", f"{value:.2f}", f"{value:.3f}"}
+    if isinstance(value, int) and not isinstance(value, bool):
+        forms |= {f"{value:,}"}
+    if isinstance(value, (set, frozenset)):
+        forms |= {repr(sorted(value))}
+    return [f for f in forms if len(f) > 1 or not f.isdigit()]
+
+
+@pytest.mark.parametrize("exercise", list(CASES))
+def test_no_hint_gives_the_answer_and_reveal_does(exercise, capsys):
+    run, kind = CASES[exercise]
+    run(None)  # unanswered: says so, and remembers the answer for reveal
+    assert "Not answered yet" in capsys.readouterr().out
+    expected = _ASKED[exercise][1]
+    for wrong in _wrong_answers(kind, expected):
+        with pytest.raises(labs.NotYet) as error:
+            run(wrong)
+        message = str(error.value)
+        assert "Hint:" in message
+        for form in _shown(expected):
+            assert form not in message, f"{exercise}: the message shows the answer {form!r}"
+    labs.reveal(exercise)
+    revealed = capsys.readouterr().out
+    assert f"is {expected!r}" in revealed, revealed
+
+
+def test_a_number_too_high_or_too_low_is_said_so():
+    run, _ = CASES["1.1"]
+    run(None)
+    expected = _ASKED["1.1"][1]
+    with pytest.raises(labs.NotYet, match="too high"):
+        run(expected + 10)
+    with pytest.raises(labs.NotYet, match="too low"):
+        run(expected - 10)
+
+
+def test_hand_scores_and_the_empty_slice_rule_hide_their_values_too():
+    labs.check_scores_by_hand(None, None, None)
+    dice_value = _ASKED["6.1"][1][0]
+    with pytest.raises(labs.NotYet) as error:
+        labs.check_scores_by_hand(0.9, 0.5, 0.5)
+    assert f"{dice_value:.2f}" not in str(error.value) and "too high" in str(error.value)
+    with pytest.raises(labs.NotYet) as error:
+        labs.check_empty_slice_dice(0.0, 0.0)
+    assert "too low" in str(error.value)
+
+
+def test_reveal_before_the_check_ran_asks_to_run_it_first(capsys):
+    labs.reveal("9.9")
+    assert "Run the check cell of exercise 9.9 first" in capsys.readouterr().out

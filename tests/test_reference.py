@@ -1,0 +1,37 @@
+"""A CPU rehearsal of the reference command: the slides' configuration's run, at tiny sizes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from unet_lib.cli import main
+from unet_lib.reference import read_reference
+
+pytestmark = pytest.mark.slow
+
+TINY = ["--scale", "quick", "--n-volumes", "4", "--n-slices", "6", "--image-size", "32",
+        "--epochs", "1", "--base-filters", "4", "--batch-size", "4"]
+
+
+def test_the_reference_command_writes_a_bundle_the_book_can_read(tmp_path, capsys):
+    assert main(["reference", "--out", str(tmp_path / "ref"), *TINY]) == 0
+    assert "reference.json" in capsys.readouterr().out
+    bundle, showcase = read_reference(tmp_path / "ref")
+    assert set(bundle["models"]) == {"classic", "improved", "attention"}
+    assert bundle["scale"] == "quick" and bundle["machine"]["device"] and bundle["date"]
+    assert bundle["recipe"]["config"]["epochs"] == 1
+    for name, entry in bundle["models"].items():
+        assert len(entry["history"]) == 1 and entry["best_epoch"] == 1
+        test = entry["test"]
+        assert set(test["all_pixels"]["dice"]) >= {"WT", "TC", "ET", "NCR/NET"}
+        assert len(test["volumes"]) == 1  # a quarter of 4 volumes
+        assert showcase[f"probs_{name}"].shape == showcase["targets"].shape
+        assert showcase[f"probs_{name}"].dtype == np.float16
+    n = len(showcase["names"])
+    assert showcase["images"].shape == (n, 4, 32, 32)
+    maps = [showcase[f"attention_attention_{level}"] for level in range(4)]
+    assert [m.shape[-1] for m in maps] == [4, 8, 16, 32]
+    json.dumps(bundle)  # plain JSON all the way down

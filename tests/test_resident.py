@@ -1,0 +1,64 @@
+"""Training data held on the device (:mod:`unet_lib.resident`): the same training, without a
+loader."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import Subset
+
+from unet_lib.config import ConfigError, TrainConfig
+from unet_lib.data import SkippedSample
+from unet_lib.inference import evaluate
+from unet_lib.models import build_model
+from unet_lib.resident import ResidentSlices, use_resident
+from unet_lib.train import fit
+
+
+def _tiny(datasets):
+    train, val = datasets
+    return Subset(train, range(0, 96, 4)), Subset(val, range(0, 60, 6))
+
+
+def test_training_on_resident_data_gives_the_same_weights_as_the_loader(datasets):
+    train, val = _tiny(datasets)
+    config = TrainConfig.quick(epochs=2, base_filters=4, batch_size=8, tumour_share=0.5,
+                               channels_last=False)
+    models = {}
+    for resident in (False, True):
+        torch.manual_seed(0)
+        models[resident] = build_model("classic", base_filters=4)
+        history = fit(models[resident], train, val, TrainConfig(**{
+            **config.__dict__, "resident_data": resident}), progress=False)
+        assert len(history) == 2
+    for a, b in zip(models[False].state_dict().values(), models[True].state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resident_slices_leave_unusable_items_out_and_score_like_the_source(datasets):
+    _, val = _tiny(datasets)
+
+    class WithABadItem(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(val) + 1
+
+        def __getitem__(self, index):
+            return SkippedSample("broken.h5", "truncated") if index == 0 else val[index - 1]
+
+    resident = ResidentSlices.load(WithABadItem(), "cpu", torch.float32)
+    assert len(resident) == len(val) and resident.skipped == ["broken.h5: truncated"]
+    images, masks = resident.batch([0, 2])
+    assert images.dtype == masks.dtype == torch.float32 and images.shape[0] == 2
+    assert torch.equal(images[1], val[2][0]) and torch.equal(masks[1], val[2][1])
+    model = build_model("classic", base_filters=4)
+    assert evaluate(model, resident, device="cpu")["dice"] == pytest.approx(
+        evaluate(model, val, device="cpu")["dice"])
+
+
+def test_auto_holds_data_on_a_gpu_only_and_settings_are_checked(datasets):
+    assert use_resident("auto", datasets, torch.device("cpu")) is False
+    assert use_resident(True, datasets, torch.device("cpu")) is True
+    with pytest.raises(ConfigError, match="resident_data"):
+        TrainConfig(resident_data="yes").validate()
+    with pytest.raises(ConfigError, match="channels_last"):
+        TrainConfig(channels_last="on").validate()

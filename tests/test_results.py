@@ -1,0 +1,53 @@
+"""What a run folder records about its model: held-out scores and other measured figures
+(``results.json``), tied to the checkpoint they describe."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from unet_lib.inference import evaluate
+from unet_lib.models import build_model
+from unet_lib.patients import evaluate_patients
+from unet_lib.recipe import RunRecipe
+from unet_lib.run import held_out_scores, prepare_run, read_results, record_results
+
+
+@pytest.fixture
+def run(phantom_root, tmp_path):
+    recipe = RunRecipe.for_scale("quick", model="classic", data=phantom_root, image_size=64,
+                                 base_filters=4)
+    return prepare_run(recipe, tmp_path / "run")
+
+
+def test_held_out_scores_are_the_test_volumes_scored_both_ways(run):
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4).eval()
+    scores = held_out_scores(run, model, threshold=0.5, device="cpu")
+    test = run.dataset("test")
+    assert scores["volumes"] == run.test_volumes and len(run.test_volumes) >= 1
+    pixels = evaluate(model, test, threshold=0.5, device="cpu")
+    assert scores["all_pixels"]["dice"] == pytest.approx(pixels["dice"])
+    patients = evaluate_patients(model, test, threshold=0.5, device="cpu")
+    assert scores["per_patient"]["dice"]["WT"]["mean"] == pytest.approx(
+        patients.summary()["dice"]["WT"]["mean"])
+    assert [row["volume"] for row in scores["patients"]] == sorted(run.test_volumes)
+
+
+def test_results_belong_to_one_checkpoint(tmp_path):
+    record_results(tmp_path, epoch=3, test={"dice": 0.5})
+    saved = record_results(tmp_path, epoch=3, contrast=[0.1, 0.2])
+    assert saved == {"epoch": 3, "test": {"dice": 0.5}, "contrast": [0.1, 0.2]}
+    assert read_results(tmp_path) == saved
+    # a new best checkpoint: what was measured on the old one is dropped, not mixed in
+    assert record_results(tmp_path, epoch=5, test={"dice": 0.7}) == {"epoch": 5,
+                                                                    "test": {"dice": 0.7}}
+    json.loads((tmp_path / "results.json").read_text())  # plain JSON
+
+
+def test_unreadable_results_read_as_none_recorded(tmp_path):
+    assert read_results(tmp_path) == {}
+    (tmp_path / "results.json").write_text("{not json")
+    assert read_results(tmp_path) == {}

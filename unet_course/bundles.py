@@ -1,0 +1,28 @@
+"""Results bundles of the slides' full configuration (``unet-lib reference``), committed under
+``benchmarks/reference-<gpu>-<date>/``, for the chapters to show beside the quick results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: where the checkout keeps measured results
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def reference_bundles(folder: str | Path = BENCHMARKS) -> list[tuple[Path, dict, dict]]:
+    """``(folder, bundle, showcase arrays)`` of every committed reference run, oldest first
+    (by the bundle's date); ``[]`` when there is none."""
+    from unet_lib.reference import BUNDLE, read_reference
+
+    found = []
+    for path in sorted(Path(folder).glob(f"reference-*/{BUNDLE}")):
+        bundle, showcase = read_reference(path.parent)
+        found.append((path.parent, bundle, showcase))
+    return sorted(found, key=lambda item: item[1].get("date", ""))
+
+
+def reference_table(bundle: dict, regions=("WT", "TC", "ET", "NCR/NET")) -> list[dict]:
+    """One row per model: its held-out test Dice per region (all pixels, threshold 0.5)."""
+    return [{"model": name, "kept epoch": entry["best_epoch"],
+             **{f"Dice {r}": entry["test"]["all_pixels"]["dice"][r] for r in regions}}
+            for name, entry in bundle["models"].items()]

@@ -1,0 +1,77 @@
+"""How the lab checks answer: ``Right``, ``Not answered yet``, or a hint that says how an
+answer is off (too high, too low, which value) without giving the expected value — which
+:func:`reveal` prints, on request only."""
+
+from __future__ import annotations
+
+import math
+
+
+class NotYet(AssertionError):
+    """A lab answer that does not match; the message gives a hint, not the answer."""
+
+
+#: exercise → (what was asked, the expected answer) of the latest check run, for reveal()
+_ASKED: dict[str, tuple[str, object]] = {}
+
+
+def asked(exercise: str, what: str, expected) -> None:
+    """Remember the answer of ``exercise`` as its check has just worked it out."""
+    _ASKED[exercise] = (what, expected)
+
+
+def reveal(exercise: str) -> None:
+    """Print the answer of ``exercise`` (e.g. ``"2.1"``) as its check last worked it out."""
+    if exercise not in _ASKED:
+        known = ", ".join(sorted(_ASKED)) or "none yet"
+        print(f"Run the check cell of exercise {exercise} first (with any answer, even None): "
+              f"the answer depends on its numbers. Checked so far: {known}.")
+        return
+    what, expected = _ASKED[exercise]
+    print(f"Exercise {exercise}: {what} is {expected!r}.")
+
+
+def unanswered(answer, exercise: str | None = None, what: str = "", expected=None) -> bool:
+    """``True`` (and say so) when ``answer`` is still ``None`` or ``...``; remembers the
+    expected answer of ``exercise`` either way."""
+    if exercise is not None:
+        asked(exercise, what, expected)
+    if answer is None or answer is Ellipsis:
+        print("Not answered yet: replace None with your answer and run this cell again.")
+        return True
+    return False
+
+
+def _ordinal(i: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(i, f"{i}th")
+
+
+def direction(answer, expected) -> str:
+    """How a wrong ``answer`` is off from ``expected``, without saying ``expected``."""
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        if not isinstance(answer, (int, float)) or isinstance(answer, bool):
+            return f"should be a number, not {type(answer).__name__}"
+        return "is too high" if answer > expected else "is too low"
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(answer, (tuple, list)) or len(answer) != len(expected):
+            return f"should be a {type(expected).__name__} of {len(expected)} values"
+        for i, (a, e) in enumerate(zip(answer, expected), start=1):
+            if a != e:
+                return f"has its {_ordinal(i)} value {direction(a, e).removeprefix('is ')}"
+    return "is not it"
+
+
+def check(answer, expected, what: str, hint: str, tolerance: float = 0.0,
+          exercise: str | None = None) -> None:
+    """Print ``Right`` when ``answer`` equals ``expected`` (numbers within a relative
+    ``tolerance``); otherwise raise :class:`NotYet` with the direction and the ``hint``."""
+    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
+        ok = isinstance(answer, (int, float)) and not isinstance(answer, bool) and math.isclose(
+            float(answer), float(expected), rel_tol=tolerance, abs_tol=1e-9)
+    else:
+        ok = answer == expected
+    if not ok:
+        ask = f' (labs.reveal("{exercise}") gives the answer)' if exercise else ""
+        raise NotYet(f"Not yet: your answer for {what} {direction(answer, expected)}. "
+                     f"Hint: {hint}{ask}")
+    print(f"Right: {what} is {expected!r}.")

@@ -1,0 +1,114 @@
+"""Block diagrams drawn from the modules themselves: the attention gate and the Improved
+U-Net's level block. Every label (layer kind, kernel, channels) is read from the module given,
+so a diagram cannot disagree with the code (chapter 1's :func:`unet_course.viz.draw_unet`
+does the same for the whole U)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from torch import nn
+
+from unet_lib.models import AttentionGate, InvertedBottleneckBlock
+
+#: box colours by kind of layer
+COLOURS = {"conv": "#cfe2f3", "norm": "#fff2cc", "act": "#d9ead3", "op": "#f4cccc",
+           "io": "#eeeeee"}
+
+
+def describe_layer(layer: nn.Module) -> tuple[str, str]:
+    """``(label, kind)`` of one layer, from its own attributes."""
+    if isinstance(layer, nn.Conv2d):
+        k = "×".join(str(v) for v in layer.kernel_size)
+        depthwise = layer.groups > 1 and layer.groups == layer.in_channels
+        name = "depthwise " if depthwise else ""
+        bias = "" if layer.bias is not None else ", no bias"
+        return f"{name}{k} conv\n{layer.in_channels} → {layer.out_channels}{bias}", "conv"
+    if isinstance(layer, nn.BatchNorm2d):
+        return f"BatchNorm\n{layer.num_features}", "norm"
+    if isinstance(layer, nn.ReLU):
+        return "ReLU", "act"
+    return type(layer).__name__, "op"
+
+
+def _box(ax, x: float, y: float, text: str, kind: str, width: float = 1.5) -> None:
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.35), width, 0.7,
+                                boxstyle="round,pad=0.04", fc=COLOURS[kind], ec="#555555"))
+    ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
+
+
+def _arrow(ax, start, end, text: str | None = None) -> None:
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=10,
+                                 color="#333333", shrinkA=0, shrinkB=0))
+    if text:
+        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center",
+                fontsize=7, color="#333333")
+
+
+def _canvas(width: float, height: float, title: str) -> tuple[Figure, plt.Axes]:
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=10)
+    return fig, ax
+
+
+def draw_gate(gate: AttentionGate, skip_size: int = 120, title: str | None = None) -> Figure:
+    """The attention gate: x and g projected by W_x and W_g, g's projection resized
+    bilinearly to x's grid, added, ReLU, ψ, sigmoid → α, and α·x. Channel counts from
+    ``gate``; map sizes for a skip of ``skip_size``² pixels."""
+    c_x, c_g = gate.w_x.in_channels, gate.w_g.in_channels
+    fig, ax = _canvas(11, 3.2, title or "attention gate (unet_lib.models.AttentionGate)")
+    h, half = skip_size, skip_size // 2
+    _box(ax, 0.9, 2, f"skip x\n{c_x} × {h}×{h}", "io")
+    _box(ax, 0.9, 0.6, f"gating g\n{c_g} × {half}×{half}", "io")
+    _box(ax, 3.0, 2, "W_x: " + describe_layer(gate.w_x)[0], "conv", 1.8)
+    _box(ax, 3.0, 0.6, "W_g: " + describe_layer(gate.w_g)[0], "conv", 1.8)
+    _box(ax, 5.0, 0.6, f"bilinear resize\n{half}×{half} → {h}×{h}", "op", 1.6)
+    _box(ax, 5.0, 2, "+", "op", 0.5)
+    _box(ax, 6.2, 2, "ReLU", "act", 0.8)
+    _box(ax, 7.6, 2, "ψ: " + describe_layer(gate.psi)[0], "conv", 1.6)
+    _box(ax, 9.0, 2, "sigmoid\n→ α", "act", 0.9)
+    _box(ax, 10.3, 2, "α · x", "op", 0.9)
+    for a, b in (((1.65, 2), (2.1, 2)), ((1.65, 0.6), (2.1, 0.6)), ((3.9, 0.6), (4.2, 0.6)),
+                 ((3.9, 2), (4.75, 2)), ((5.0, 0.95), (5.0, 1.65)), ((5.25, 2), (5.8, 2)),
+                 ((6.6, 2), (6.8, 2)), ((8.4, 2), (8.55, 2)), ((9.45, 2), (9.85, 2))):
+        _arrow(ax, a, b)
+    ax.plot([0.9, 0.9, 10.3], [2.35, 2.75, 2.75], color="#333333", lw=1)  # x goes ahead
+    _arrow(ax, (10.3, 2.75), (10.3, 2.35))
+    ax.text(5.6, 2.82, "x itself, to be weighted by α", ha="center", fontsize=7,
+            color="#333333")
+    ax.set_xlim(0, 11)
+    ax.set_ylim(0, 3.0)
+    return fig
+
+
+def draw_block(block: InvertedBottleneckBlock, title: str | None = None) -> Figure:
+    """The Improved U-Net's level block: the projection (when the widths differ), then the
+    residual branch layer by layer, the addition and the last ReLU — read from ``block``."""
+    layers = [layer for layer in block.residual.modules()
+              if not isinstance(layer, (nn.Sequential, type(block.residual)))
+              and not list(layer.children())]
+    stages = []
+    if isinstance(block.project, nn.Conv2d):
+        stages.append(("projection\n" + describe_layer(block.project)[0].replace("\n", " "),
+                       "conv"))
+    stages += [describe_layer(layer) for layer in layers]
+    stages += [("+ input", "op"), ("ReLU", "act")]
+    width, step = 1.6, 2.0
+    fig, ax = _canvas(1.05 * (step * len(stages) + 1.4), 2.6,
+                      title or "Improved U-Net level (unet_lib.models.InvertedBottleneckBlock)")
+    xs = [0.7 + step * i for i in range(len(stages) + 1)]
+    _box(ax, xs[0], 1, "input", "io", 1.0)
+    for x, (text, kind) in zip(xs[1:], stages):
+        _box(ax, x, 1, text, kind, width)
+    for a, b in zip(xs, xs[1:]):
+        _arrow(ax, (a + (0.5 if a == xs[0] else width / 2), 1), (b - width / 2, 1))
+    start = xs[1] if isinstance(block.project, nn.Conv2d) else xs[0]  # after the projection
+    ax.plot([start, start, xs[-2]], [1.35, 1.6, 1.6], color="#333333", lw=1)
+    _arrow(ax, (xs[-2], 1.6), (xs[-2], 1.35))
+    ax.text((start + xs[-2]) / 2, 1.66, "residual: the block adds its (projected) input back",
+            ha="center", fontsize=7)
+    ax.set_xlim(0, xs[-1] + width / 2 + 0.1)
+    ax.set_ylim(0.5, 1.85)
+    return fig

@@ -1,0 +1,121 @@
+"""The slides' full configuration as a reference run, and the results bundle the book reads.
+
+``unet-lib reference --out DIR`` trains the three models at a scale (``full``: the 20-volume
+240×240 phantom or real BraTS, 20 epochs, the slides' settings), each from the same split, and
+writes ``DIR/reference.json`` — the machine, the date, the commit, the settings, and per model
+its history, its kept epoch and its held-out test scores — and ``DIR/showcase.npz``: a few
+test slices with each model's probabilities and the Attention U-Net's maps (float16,
+compressed), so that a reader without a GPU sees what the slides' configuration does.
+``--scale quick`` with small sizes rehearses the same on a CPU (``tests/test_reference.py``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import runfolder
+from .checkpoint import model_from_checkpoint, read_checkpoint
+from .data import locate
+from .inference import predict
+from .recipe import MODEL_NAMES, RunRecipe
+from .run import held_out_scores, prepare_run, train_run
+
+BUNDLE, SHOWCASE = "reference.json", "showcase.npz"
+
+
+def machine() -> dict:
+    """What ran it: the device's name, the CPU, torch's version."""
+    device = (torch.cuda.get_device_name(0) if torch.cuda.is_available()
+              else f"CPU ({platform.processor() or platform.machine()}, "
+                   f"{torch.get_num_threads()} threads)")
+    return {"device": device, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def commit(root: Path | None = None) -> str:
+    """The checkout's commit (``unknown`` outside a git checkout)."""
+    root = root or Path(__file__).resolve().parents[1]
+    try:
+        return subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def showcase_indices(dataset, count: int = 4) -> list[int]:
+    """The slice with the most tumour in each of the first ``count`` volumes of ``dataset``."""
+    best: dict[int, tuple[float, int]] = {}
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        if not isinstance(sample, tuple):
+            continue
+        volume = locate(dataset, index)[0]
+        area = float(sample[1].amax(0).sum())
+        if area > best.get(volume, (0.0, -1))[0]:
+            best[volume] = (area, index)
+    return [index for _, (_, index) in sorted(best.items())[:count]]
+
+
+def run_reference(out: str | Path, scale: str = "full", data: str | Path | None = None,
+                  models=MODEL_NAMES, progress: bool | str = "epochs", **changes) -> Path:
+    """Train ``models`` at ``scale`` (with ``changes`` to its settings and phantom) into
+    ``out/runs/<model>``, score each on the held-out test volumes and write the bundle.
+
+    Returns:
+        The path of ``reference.json``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    entries, arrays = {}, {}
+    recipe = None
+    for name in models:
+        recipe = RunRecipe.for_scale(scale, model=name, data=data, **changes)
+        run = prepare_run(recipe, out / "runs" / name, data_dir=out / "data")
+        clock = time.perf_counter()
+        train_run(run, progress=progress)
+        seconds = time.perf_counter() - clock
+        best = read_checkpoint(run.folder / "best.pt")
+        model = model_from_checkpoint(best).eval()
+        test = run.dataset("test")
+        if "images" not in arrays:  # the same slices for every model: the split is shared
+            shown = showcase_indices(test)
+            arrays["images"] = torch.stack([test[i][0] for i in shown]).half().numpy()
+            arrays["targets"] = torch.stack([test[i][1] for i in shown]).bool().numpy()
+            arrays["names"] = np.array([f"volume {locate(test, i)[0]}, slice "
+                                        f"{locate(test, i)[1]}" for i in shown])
+        images = torch.from_numpy(arrays["images"]).float()
+        arrays[f"probs_{name}"] = predict(model, images).half().numpy()
+        if model.attention:
+            with torch.no_grad():
+                _, maps = model(images, return_attention=True)
+            for level, alpha in enumerate(maps):
+                arrays[f"attention_{name}_{level}"] = alpha.half().numpy()
+        entries[name] = {"best_epoch": int(best["epoch"]), "seconds": seconds,
+                         "history": read_checkpoint(run.folder / "last.pt")["history"],
+                         "test": held_out_scores(run, model)}
+    bundle = {"scale": scale, "date": datetime.date.today().isoformat(), "commit": commit(),
+              "machine": machine(), "seconds": time.perf_counter() - started,
+              "recipe": recipe.to_json() if recipe else None, "models": entries}
+    np.savez_compressed(out / SHOWCASE, **arrays)
+    return runfolder.write_text_atomic(out / BUNDLE, json.dumps(bundle, indent=1,
+                                                                default=_plain))
+
+
+def read_reference(folder: str | Path) -> tuple[dict, dict]:
+    """``(bundle, showcase arrays)`` written by :func:`run_reference`."""
+    folder = Path(folder)
+    bundle = json.loads((folder / BUNDLE).read_text())
+    with np.load(folder / SHOWCASE) as showcase:
+        return bundle, {key: showcase[key] for key in showcase.files}
+
+
+def _plain(value):
+    return value.tolist() if hasattr(value, "tolist") else str(value)
