@@ -56,7 +56,8 @@ test: setup-test chromium notebooks
 # The course in JupyterLab, with live widgets, on this machine only (127.0.0.1); it prints the
 # address to open, with its token. The notebooks share .course/ with `make book`.
 lab: setup-book
-	$(BIN)/jupyter lab --notebook-dir=book --ServerApp.ip=127.0.0.1 --no-browser
+	$(BIN)/jupyter lab --notebook-dir=book --ServerApp.ip=127.0.0.1 --no-browser \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # A quick model from the command line, without the book.
 demo: setup-test

@@ -95,8 +95,7 @@ def test_the_cache_key_is_what_the_data_is_not_where_it_lies(tiny_setup, phantom
 
 
 def test_an_interrupted_run_is_finished_not_loaded(tiny_setup, stubbed_training):
-    longer = dataclasses.replace(tiny_setup, recipe=dataclasses.replace(
-        tiny_setup.recipe, config=dataclasses.replace(tiny_setup.config, epochs=2)))
+    longer = tiny_setup.variant(epochs=2)
     tiny_setup.trained("classic", progress=False)
     longer.run_dir("classic").mkdir(parents=True)
     (tiny_setup.run_dir("classic") / "last.pt").rename(longer.run_dir("classic") / "last.pt")
@@ -207,3 +206,15 @@ def test_a_course_run_can_be_scored_from_the_command_line(tiny_setup, capsys):
     assert (f"on {len(test)} slices of the test volumes {tiny_setup.test_volumes} of "
             f"{tiny_setup.data_root}") in out
     assert "per patient, in 3-D" in out
+
+
+def test_the_quick_scale_gives_the_attention_unet_more_epochs(tiny_setup):
+    from unet_lib.recipe import RunRecipe
+
+    epochs = {name: RunRecipe.for_scale("quick", model=name).config.epochs
+              for name in ("classic", "improved", "attention")}
+    assert epochs == {"classic": 12, "improved": 12, "attention": 16}
+    assert RunRecipe.for_scale("quick", model="attention", epochs=3).config.epochs == 3
+    assert {RunRecipe.for_scale("full", model=n).config.epochs for n in epochs} == {20}
+    # a course setup's changes win over the scale's per-model settings, for every model
+    assert {tiny_setup.recipe_of(n).config.epochs for n in epochs} == {1}

@@ -3,7 +3,7 @@
 Every chapter starts with ``setup = course.setup()``. The scale is one visible setting:
 
 * ``"quick"`` — a laptop CPU: the quick recipe of :data:`unet_lib.recipe.SCALES` (96×96 slices
-  of a 16-volume phantom, :meth:`TrainConfig.quick`). Two to three minutes per model on 2 cores.
+  of a 16-volume phantom, :meth:`TrainConfig.quick`). Three to four minutes per model on 2 cores.
 * ``"full"`` — the slides: 240×240 slices, batch 32, 20 epochs, 32 first filters; a GPU.
 * ``"auto"`` (the default) — ``"full"`` when a CUDA GPU is present, else ``"quick"``.
 
@@ -137,6 +137,8 @@ class CourseSetup:
             each model's checkpoint and any threshold; the test volumes give the headline
             figures.
         home: where phantoms (``data/``) and models (``runs/course/``) are kept.
+        changes: the changes to the scale's settings this setup was made with; each model's
+            recipe is the scale's for that model (:meth:`RunRecipe.for_scale`) with them.
     """
 
     scale: str
@@ -147,6 +149,7 @@ class CourseSetup:
     val_volumes: list[int]
     test_volumes: list[int]
     home: Path
+    changes: dict = dataclasses.field(default_factory=dict)
 
     @property
     def config(self) -> TrainConfig:
@@ -159,8 +162,15 @@ class CourseSetup:
 
     def run(self, name: str) -> PreparedRun:
         """The run of model ``name``: its recipe, folder, data and split."""
-        return PreparedRun(self.recipe.with_model(name), self.run_dir(name), self.data_root,
+        return PreparedRun(self.recipe_of(name), self.run_dir(name), self.data_root,
                            self.train_volumes, self.val_volumes, self.test_volumes)
+
+    def recipe_of(self, name: str) -> RunRecipe:
+        """Model ``name``'s recipe: the scale's settings for it, with this setup's changes."""
+        if name not in MODELS:
+            raise ValueError(f"unknown model name {name!r}; choose one of {', '.join(MODELS)}")
+        changes = {"max_volumes": self.recipe.max_volumes, **self.changes}
+        return RunRecipe.for_scale(self.scale, model=name, data=self.recipe.data, **changes)
 
     def datasets(self):
         """``(train, val)`` datasets of ``(image (4, S, S), mask (3, S, S))`` float tensors,
@@ -176,16 +186,19 @@ class CourseSetup:
         the same data and split; its models are cached apart."""
         config = dataclasses.replace(self.config, **changes)
         return dataclasses.replace(self, recipe=dataclasses.replace(self.recipe, config=config)
-                                   .validate())
+                                   .validate(), changes={**self.changes, **changes})
 
     def describe(self) -> str:
         c = self.config
         data = ("real BraTS at " if self.real_data else "the phantom at ") + _shown(
             self.data_root, self.home)
+        epochs = {name: self.recipe_of(name).config.epochs for name in MODELS}
+        shown = (str(c.epochs) if len(set(epochs.values())) == 1 else
+                 " / ".join(f"{n} {name}" for name, n in epochs.items()))
         return (f"scale {self.scale!r} on {self.device}: {c.image_size}×{c.image_size} slices, "
-                f"{c.base_filters} first filters, {c.epochs} epochs, batch {c.batch_size}, "
+                f"{c.base_filters} first filters, {shown} epochs, batch {c.batch_size}, "
                 f"lr {c.lr:g}, weight decay {c.weight_decay:g} ({c.optimizer}), "
-                f"γ {c.lr_gamma}, pos_weight {c.pos_weight}\n"
+                f"γ {c.lr_gamma}, tumour share {c.tumour_share}, pos_weight {c.pos_weight}\n"
                 f"data: {data}; {len(self.train_volumes)} training, "
                 f"{len(self.val_volumes)} validation and {len(self.test_volumes)} test volumes")
 
@@ -199,7 +212,7 @@ class CourseSetup:
 
     def run_dir(self, name: str) -> Path:
         """The cache folder of model ``name``: one per recipe (settings, data, model)."""
-        key = self.recipe.with_model(name).key()
+        key = self.recipe_of(name).key()
         return self.home / "runs" / "course" / f"{name}-{self.scale}-{key}"
 
     def trained(self, name: str, progress: bool | str = "epochs", retrain: bool = False
@@ -225,10 +238,11 @@ class CourseSetup:
             except CheckpointError as error:
                 raise CheckpointError(f"{error}. To train this course model again instead, "
                                       f"call trained({name!r}, retrain=True)") from None
-            if payload["epoch"] >= self.config.epochs:
+            if payload["epoch"] >= run.recipe.config.epochs:
                 return _loaded(name, run, payload, from_cache=True)
         if progress:
-            print(f"training the {name} U-Net for {self.config.epochs} epochs on {self.device} "
+            print(f"training the {name} U-Net for {run.recipe.config.epochs} epochs on "
+                  f"{self.device} "
                   f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
         train_run(run, resume=last.is_file(), progress=progress,
                   report=lambda *args, **kwargs: None)
@@ -279,4 +293,4 @@ def setup(scale: str = "auto", data: str | Path | None = None, **changes) -> Cou
     root = recipe.data_root(home / "data")
     split = split_of(recipe, root)
     return CourseSetup(scale, recipe, Path(root).resolve(), data is not None, split.train,
-                       split.val, split.test, home)
+                       split.val, split.test, home, dict(changes))

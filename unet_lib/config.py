@@ -103,10 +103,11 @@ class TrainConfig:
 
     @classmethod
     def quick(cls, **changes) -> "TrainConfig":
-        """A configuration for a laptop CPU: 96×96 images, 16 filters, 12 epochs, batch 8 (small
-        batches: more steps for the same CPU time), four slices in five drawn from those with
-        tumour (``tumour_share``), channels_last, a quarter of the volumes held out for testing
-        (4 of the quick phantom's 16). Why each value, measured:
+        """A configuration for a laptop CPU: 96×96 images, 16 filters, 12 epochs (the quick
+        scale gives the Attention U-Net 16: :data:`unet_lib.recipe.SCALES`),
+        batch 8 (small batches: more steps for the same CPU time), four slices in five drawn
+        from those with tumour (``tumour_share``), channels_last, a quarter of the volumes held
+        out for testing (4 of the quick phantom's 16). Why each value, measured:
         :data:`unet_lib.recipe.QUICK_CHANGES`. Any field can be changed.
         """
         return dataclasses.replace(cls(epochs=12, batch_size=8, image_size=96, base_filters=16,
