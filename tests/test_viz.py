@@ -124,6 +124,7 @@ def test_plot_training_draws_a_column_per_model_and_marks_the_kept_epoch():
     axes = fig.axes
     assert len(axes) == 4  # 2 rows × 2 models
     kept = [line for ax in axes for line in ax.get_lines() if list(line.get_xdata()) == [2, 2]]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["WT", "TC", "ET", "NCR/NET"]
     assert len(kept) == 2  # the dashed line on both panels of the attention column only
     plt.close(fig)
 
@@ -140,7 +141,8 @@ def test_compare_models_captions_each_prediction_with_its_own_dice():
                          ["s1", "s2"], notes=["", "hard"])
     labels = [ax.get_xlabel() for ax in fig.axes if ax.get_xlabel()]
     assert labels[:2] == ["WT 1.00 TC 1.00 ET 1.00", "WT 0.67 TC 1.00 ET 1.00"]
-    assert fig.axes[4].get_ylabel() == "s2\nhard"  # the second row: FLAIR, truth, a, b
+    assert fig.axes[4].get_ylabel() == "s2"  # the second row: FLAIR, truth, a, b
+    assert fig.axes[4].get_xlabel() == "hard"  # its note, under the picture
     plt.close(fig)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
@@ -44,8 +46,10 @@ def plot_training(histories: dict, chosen: dict | None = None,
                             ha="right", xytext=(-3, 0), textcoords="offset points")
     axes[0, 0].set_ylabel("loss (log scale)")
     axes[1, 0].set_ylabel("validation Dice")
-    axes[0, -1].legend(fontsize="small")
-    axes[1, -1].legend(fontsize="small", loc="lower right")
+    axes[0, 0].legend(fontsize="small", loc="upper right")
+    handles, labels = axes[1, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(regions),
+               fontsize="small")
     return fig
 
 
@@ -72,8 +76,9 @@ def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
         line = axes[row]
         line[0].imshow(as_numpy(images[row])[0], cmap="gray")
         line[1].imshow(mask_to_rgb(targets[row]))
-        line[0].set_ylabel(names[row] + (f"\n{notes[row]}" if notes and notes[row] else ""),
-                           fontsize="small")
+        line[0].set_ylabel(names[row], fontsize="small")
+        if notes and notes[row]:  # under the picture, wrapped to the width of the first two
+            line[0].set_xlabel(textwrap.fill(notes[row], 44), fontsize="small", loc="left")
         for ax, (model, probs) in zip(line[2:], probs_by_model.items()):
             binary = binarize(torch.as_tensor(as_numpy(probs[row])), threshold, logits=False)
             scores = dice(to_regions(binary[None]), truth[row:row + 1]).tolist()

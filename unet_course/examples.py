@@ -45,7 +45,8 @@ def slice_name(dataset, index: int) -> str:
 def hardest_slice(probs_by_model: dict, targets, threshold: float = 0.5,
                   least_tumour: int = 20) -> int:
     """Index of the slice the models get most wrong: the lowest mean (over models) tumour-core
-    Dice among slices with at least ``least_tumour`` tumour pixels.
+    Dice among slices whose tumour core (NCR/NET ∪ ET) has at least ``least_tumour`` pixels
+    (a core of two pixels at a tumour's edge would be a trivial "failure").
 
     Args:
         probs_by_model: ``{model name: (N, 3, H, W) probabilities}``.
@@ -63,7 +64,8 @@ def hardest_slice(probs_by_model: dict, targets, threshold: float = 0.5,
         scores.append(torch.stack([dice(binary[i:i + 1], truth[i:i + 1])[1]
                                    for i in range(len(truth))]))
     mean = torch.stack(scores).mean(0)
-    big = targets.amax(1).flatten(1).sum(1) >= least_tumour
+    core = targets[:, [0, 2]].amax(1)  # NCR/NET ∪ ET
+    big = core.flatten(1).sum(1) >= least_tumour
     mean[~big] = float("inf")
     return int(mean.argmin())
 
