@@ -66,12 +66,13 @@ def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
         names: a title per slice (e.g. ``"volume 3, slice 12"``).
         notes: an optional line per slice under its name (e.g. what went wrong).
     """
-    from unet_lib.metrics import binarize, dice, to_regions
+    from unet_lib.metrics import binarize
+
+    from .examples import slice_scores
 
     rows, columns = len(names), 2 + len(probs_by_model)
     fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.45 * rows),
                              constrained_layout=True, squeeze=False)
-    truth = to_regions(torch.as_tensor(as_numpy(targets)))
     for row in range(rows):
         line = axes[row]
         line[0].imshow(as_numpy(images[row])[0], cmap="gray")
@@ -80,10 +81,11 @@ def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
         if notes and notes[row]:  # under the picture, wrapped to the width of the first two
             line[0].set_xlabel(textwrap.fill(notes[row], 44), fontsize="small", loc="left")
         for ax, (model, probs) in zip(line[2:], probs_by_model.items()):
-            binary = binarize(torch.as_tensor(as_numpy(probs[row])), threshold, logits=False)
-            scores = dice(to_regions(binary[None]), truth[row:row + 1]).tolist()
-            ax.imshow(mask_to_rgb(binary))
-            ax.set_xlabel("WT {:.2f} TC {:.2f} ET {:.2f}".format(*scores), fontsize="small")
+            probs_row = torch.as_tensor(as_numpy(probs[row]))
+            scores = slice_scores(probs_row, torch.as_tensor(as_numpy(targets[row])), threshold)
+            ax.imshow(mask_to_rgb(binarize(probs_row, threshold, logits=False)))
+            ax.set_xlabel("WT {WT:.2f} TC {TC:.2f} ET {ET:.2f}".format(**scores),
+                          fontsize="small")
             if row == 0:
                 ax.set_title(model)
     axes[0, 0].set_title("FLAIR")

@@ -26,7 +26,7 @@ from .checkpoint import model_from_checkpoint, read_checkpoint
 from .data import locate
 from .inference import predict
 from .recipe import MODEL_NAMES, RunRecipe
-from .run import held_out_scores, prepare_run, train_run
+from .run import held_out_scores, json_plain, prepare_run, train_run
 
 BUNDLE, SHOWCASE = "reference.json", "showcase.npz"
 
@@ -106,7 +106,7 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
               "recipe": recipe.to_json() if recipe else None, "models": entries}
     np.savez_compressed(out / SHOWCASE, **arrays)
     return runfolder.write_text_atomic(out / BUNDLE, json.dumps(bundle, indent=1,
-                                                                default=_plain))
+                                                                default=json_plain))
 
 
 def read_reference(folder: str | Path) -> tuple[dict, dict]:
@@ -115,7 +115,3 @@ def read_reference(folder: str | Path) -> tuple[dict, dict]:
     bundle = json.loads((folder / BUNDLE).read_text())
     with np.load(folder / SHOWCASE) as showcase:
         return bundle, {key: showcase[key] for key in showcase.files}
-
-
-def _plain(value):
-    return value.tolist() if hasattr(value, "tolist") else str(value)

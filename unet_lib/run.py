@@ -209,7 +209,7 @@ def record_results(folder: str | Path, epoch: int, **entries) -> dict:
     if saved.get("epoch") != epoch:
         saved = {"epoch": epoch}
     saved.update(entries)
-    runfolder.write_text_atomic(path, json.dumps(saved, indent=1, default=_plain))
+    runfolder.write_text_atomic(path, json.dumps(saved, indent=1, default=json_plain))
     return saved
 
 
@@ -223,6 +223,6 @@ def read_results(folder: str | Path) -> dict:
     return saved if isinstance(saved, dict) else {}
 
 
-def _plain(value):
-    """numpy numbers and arrays as JSON numbers and lists."""
+def json_plain(value):
+    """``json.dumps``'s ``default``: numpy numbers and arrays as JSON numbers and lists."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
