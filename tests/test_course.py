@@ -208,9 +208,16 @@ def test_a_course_run_can_be_scored_from_the_command_line(tiny_setup, capsys):
     assert "per patient, in 3-D" in out
 
 
-def test_the_quick_scale_gives_the_attention_unet_more_epochs(tiny_setup):
+def test_a_scale_can_give_one_model_more_epochs(tiny_setup, monkeypatch):
+    import dataclasses
+
+    from unet_lib import recipe
     from unet_lib.recipe import RunRecipe
 
+    assert {RunRecipe.for_scale("quick", model=n).config.epochs for n in recipe.MODEL_NAMES
+            } == {12}
+    monkeypatch.setitem(recipe.SCALES, "quick", dataclasses.replace(
+        recipe.SCALES["quick"], per_model={"attention": {"epochs": 16}}))
     epochs = {name: RunRecipe.for_scale("quick", model=name).config.epochs
               for name in ("classic", "improved", "attention")}
     assert epochs == {"classic": 12, "improved": 12, "attention": 16}

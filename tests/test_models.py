@@ -15,6 +15,7 @@ from unet_lib.models import (IMPROVEMENTS, MODELS, PRESETS, AttentionGate, Atten
                              ClassicUNet, DecoderLevel, ImprovedUNet, InvertedBottleneckBlock,
                              SeparableConv2d, UNet, build_model, count_parameters,
                              cumulative_improvements, improved_without, improvement_table)
+from unet_lib.summary import signal_by_level
 
 
 def classic_parameter_count(in_ch: int, out_ch: int, base: int, depth: int = 4) -> int:
@@ -395,3 +396,48 @@ def test_parameters_by_level_add_up_and_name_the_widths():
     assert sum(row["parameters"] for row in rows) == count_parameters(model)
     # the bottleneck: two 3×3 convolutions 64 → 128 → 128, with biases
     assert rows[-1]["parameters"] == 64 * 128 * 9 + 128 + 128 * 128 * 9 + 128
+
+
+def test_convolutions_start_as_in_the_unet_paper_gaussian_with_std_sqrt_2_over_fan_in():
+    torch.manual_seed(0)
+    model = ClassicUNet(base_filters=32)
+    # the second convolution of the 64-wide level: 64 inputs × 3 × 3 = 576 per unit
+    conv = model.encoder[1][1][0]
+    assert tuple(conv.weight.shape) == (64, 64, 3, 3)
+    expected = (2 / 576) ** 0.5  # 0.0589; PyTorch's own default would give 0.0241
+    assert conv.weight.std().item() == pytest.approx(expected, rel=0.02)
+    assert conv.weight.mean().item() == pytest.approx(0, abs=0.003)
+    assert torch.all(conv.bias == 0)
+    # the head still starts every channel at the tumour prior, 1 %
+    assert torch.allclose(torch.sigmoid(model.head.bias), torch.full((3,), 0.01))
+
+
+def test_models_with_batch_norm_keep_pytorchs_default_start():
+    torch.manual_seed(0)
+    model = ImprovedUNet(base_filters=32)
+    # the 7×7 depthwise convolution of the 128-wide level: 49 inputs per unit; PyTorch's
+    # default is uniform in ±1/√49, std 1/√(3·49) = 0.0825 (He's would be √(2/49) = 0.202)
+    depthwise = model.encoder[2].residual[0]
+    assert tuple(depthwise.weight.shape) == (128, 1, 7, 7)
+    assert depthwise.weight.std().item() == pytest.approx((1 / 147) ** 0.5, rel=0.03)
+    assert depthwise.weight.abs().max().item() <= 1 / 7
+    assert torch.allclose(torch.sigmoid(model.head.bias), torch.full((3,), 0.01))
+
+
+def test_the_he_start_keeps_the_signal_through_a_classic_unet_without_batch_norm():
+    # Through 10 convolution + ReLU layers down to the bottleneck, He's start keeps the
+    # features' mean square within a small factor of the input's; PyTorch's default start
+    # (a third of the variance per layer) shrinks it to 9e-5 of the input's.
+    torch.manual_seed(0)
+    model = ClassicUNet(base_filters=16)
+    x = torch.randn(2, 4, 64, 64)
+    features = x
+    with torch.no_grad():
+        for level, block in enumerate(model.encoder):
+            features = block(model.pool(features) if level else features)
+    ratio = features.pow(2).mean().item() / x.pow(2).mean().item()
+    assert 0.05 < ratio < 20
+    # chapter 1's table says the same: the last row is the bottleneck's ratio
+    rows = signal_by_level(model, x)
+    assert [row["stage"] for row in rows] == [f"encoder {l}" for l in range(4)] + ["bottleneck"]
+    assert rows[-1]["mean square"] == pytest.approx(ratio)

@@ -50,14 +50,33 @@ def test_resident_slices_leave_unusable_items_out_and_score_like_the_source(data
     images, masks = resident.batch([0, 2])
     assert images.dtype == masks.dtype == torch.float32 and images.shape[0] == 2
     assert torch.equal(images[1], val[2][0]) and torch.equal(masks[1], val[2][1])
+    # each pass over the data names the unusable item once, as a loader's would
+    passes = list(resident.in_order(4))
+    assert [skipped for _, _, skipped in passes] == [["broken.h5: truncated"]] + [[]] * (
+        len(passes) - 1)
+    assert sum(len(images) for images, _, _ in passes) == len(val)
     model = build_model("classic", base_filters=4)
     assert evaluate(model, resident, device="cpu")["dice"] == pytest.approx(
         evaluate(model, val, device="cpu")["dice"])
 
 
-def test_auto_holds_data_on_a_gpu_only_and_settings_are_checked(datasets):
-    assert use_resident("auto", datasets, torch.device("cpu")) is False
-    assert use_resident(True, datasets, torch.device("cpu")) is True
+def test_auto_holds_data_that_take_at_most_half_the_free_memory(datasets, monkeypatch):
+    from unet_lib import resident
+
+    # the 64×64 test phantom's slices, float32 images + bool masks, counted by hand
+    items = len(datasets[0]) + len(datasets[1])
+    need = items * (4 * 64 * 64 * 4 + 3 * 64 * 64)
+    assert sum(resident.estimated_bytes(d, torch.float32) for d in datasets) == need
+    cpu = torch.device("cpu")
+    for free, held in ((2 * need, True), (2 * need - 1, False), (None, False)):
+        monkeypatch.setattr(resident, "available_ram", lambda: free)
+        assert use_resident("auto", datasets, cpu) is held, free
+    assert use_resident("auto", datasets, torch.device("meta")) is False  # nor MPS, XPU…
+    assert use_resident(True, datasets, cpu) is True
+    assert use_resident(False, datasets, cpu) is False
+
+
+def test_settings_of_the_data_path_are_checked():
     with pytest.raises(ConfigError, match="resident_data"):
         TrainConfig(resident_data="yes").validate()
     with pytest.raises(ConfigError, match="channels_last"):

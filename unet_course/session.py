@@ -3,7 +3,7 @@
 Every chapter starts with ``setup = course.setup()``. The scale is one visible setting:
 
 * ``"quick"`` — a laptop CPU: the quick recipe of :data:`unet_lib.recipe.SCALES` (96×96 slices
-  of a 16-volume phantom, :meth:`TrainConfig.quick`). Three to four minutes per model on 2 cores.
+  of a 16-volume phantom, :meth:`TrainConfig.quick`). Two to three minutes per model on 2 cores.
 * ``"full"`` — the slides: 240×240 slices, batch 32, 20 epochs, 32 first filters; a GPU.
 * ``"auto"`` (the default) — ``"full"`` when a CUDA GPU is present, else ``"quick"``.
 

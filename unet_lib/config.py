@@ -71,10 +71,10 @@ class TrainConfig:
         compile: ``torch.compile`` the model (falls back to eager with a warning where
             compilation is unavailable).
         device: ``"auto"`` (CUDA → MPS → CPU) or a torch device string.
-        resident_data: hold the training and validation slices on the device, uploaded once,
+        resident_data: hold the training and validation slices on the device, read once,
             instead of reading them through a loader every epoch (:mod:`unet_lib.resident`):
-            ``"auto"`` on CUDA when they take at most half the free memory, ``True``,
-            ``False``.
+            ``"auto"`` when they take at most half the free memory (the GPU's, or on the CPU
+            the available RAM), ``True``, ``False``.
         num_workers: data-loading processes; ``None`` = 0 on the CPU, up to 8 on a GPU.
     """
 
@@ -103,11 +103,10 @@ class TrainConfig:
 
     @classmethod
     def quick(cls, **changes) -> "TrainConfig":
-        """A configuration for a laptop CPU: 96×96 images, 16 filters, 12 epochs (the quick
-        scale gives the Attention U-Net 16: :data:`unet_lib.recipe.SCALES`),
-        batch 8 (small batches: more steps for the same CPU time), four slices in five drawn
-        from those with tumour (``tumour_share``), channels_last, a quarter of the volumes held
-        out for testing (4 of the quick phantom's 16). Why each value, measured:
+        """A configuration for a laptop CPU: 96×96 images, 16 filters, 12 epochs, batch 8 (small
+        batches: more steps for the same CPU time), four slices in five drawn from those with
+        tumour (``tumour_share``), channels_last, a quarter of the volumes held out for testing
+        (4 of the quick phantom's 16). Why each value, measured:
         :data:`unet_lib.recipe.QUICK_CHANGES`. Any field can be changed.
         """
         return dataclasses.replace(cls(epochs=12, batch_size=8, image_size=96, base_filters=16,

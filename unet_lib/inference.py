@@ -31,9 +31,8 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     if isinstance(data, torch.Tensor):
         loader = ((images, None, []) for images in data.split(batch_size))
     elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
-        loader = ((images, masks.cpu(), []) for images, masks in
-                  (data.batch(range(start, min(start + batch_size, len(data))))
-                   for start in range(0, len(data), batch_size)))
+        loader = ((images, masks.cpu(), skipped)
+                  for images, masks, skipped in data.in_order(batch_size))
     else:
         loader = DataLoader(data, batch_size=batch_size, shuffle=False,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)

@@ -61,6 +61,24 @@ def parameters_by_level(model: UNet) -> list[dict]:
             for level in sorted(totals)]
 
 
+def signal_by_level(model: UNet, x: torch.Tensor) -> list[dict]:
+    """How strong the signal is after each encoder level: one ``{"stage": str, "level": l,
+    "mean square": float}`` per level (``encoder l``, the last ``bottleneck``), the mean of the
+    squared features of ``x`` (N, in_channels, H, W, H and W multiples of ``2^depth``) there,
+    divided by the input's. Near 1 the signal keeps its size; far below, it fades level by
+    level (a network of ReLUs whose weights start too small)."""
+    squares = []
+    features = x
+    with torch.no_grad():
+        for level, block in enumerate(model.encoder):
+            features = block(model.pool(features) if level else features)
+            squares.append(features.pow(2).mean().item())
+    reference = x.pow(2).mean().item()
+    return [{"stage": "bottleneck" if level == model.depth else f"encoder {level}",
+             "level": level, "mean square": square / reference}
+            for level, square in enumerate(squares)]
+
+
 def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
                    formats: dict[str, str] | None = None) -> str:
     """A Markdown table of ``rows`` (dicts), in the order of ``columns`` (default: the first
