@@ -215,12 +215,12 @@ def test_a_scale_can_give_one_model_more_epochs(tiny_setup, monkeypatch):
     from unet_lib.recipe import RunRecipe
 
     assert {RunRecipe.for_scale("quick", model=n).config.epochs for n in recipe.MODEL_NAMES
-            } == {12}
+            } == {10}
     monkeypatch.setitem(recipe.SCALES, "quick", dataclasses.replace(
         recipe.SCALES["quick"], per_model={"attention": {"epochs": 16}}))
     epochs = {name: RunRecipe.for_scale("quick", model=name).config.epochs
               for name in ("classic", "improved", "attention")}
-    assert epochs == {"classic": 12, "improved": 12, "attention": 16}
+    assert epochs == {"classic": 10, "improved": 10, "attention": 16}
     assert RunRecipe.for_scale("quick", model="attention", epochs=3).config.epochs == 3
     assert {RunRecipe.for_scale("full", model=n).config.epochs for n in epochs} == {20}
     # a course setup's changes win over the scale's per-model settings, for every model
