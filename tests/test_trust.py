@@ -544,8 +544,8 @@ def test_evaluate_counts_only_the_slices_it_scored(tiny_phantom, tmp_path, capsy
 def test_ctrl_c_during_training_is_one_line_saying_how_to_resume(tmp_path):
     make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
     args = [sys.executable, "-m", "unet_lib", "train", "--data", "ph", "--quick",
-            "--image-size", "48", "--base-filters", "8", "--batch-size", "2", "--epochs", "20",
-            "--out", "run"]
+            "--image-size", "48", "--base-filters", "8", "--batch-size", "2", "--epochs", "2000",
+            "--out", "run"]  # an epoch takes ~0.1 s with the slices held in memory: never ends
     process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
@@ -553,7 +553,11 @@ def test_ctrl_c_during_training_is_one_line_saying_how_to_resume(tmp_path):
         time.sleep(0.05)
     time.sleep(0.3)
     process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
+    try:
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # the interrupt was not taken: stop the 2000 epochs
+            process.kill()
     assert process.returncode == 130
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.strip()]
