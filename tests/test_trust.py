@@ -546,8 +546,11 @@ def test_ctrl_c_during_training_is_one_line_saying_how_to_resume(tmp_path):
     args = [sys.executable, "-m", "unet_lib", "train", "--data", "ph", "--quick",
             "--image-size", "48", "--base-filters", "8", "--batch-size", "2", "--epochs", "2000",
             "--out", "run"]  # an epoch takes ~0.1 s with the slices held in memory: never ends
+    # as from a terminal: a test run started in the background (``make test &``) ignores
+    # SIGINT, and a child that inherits that would never see the Ctrl-C
     process = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while not (tmp_path / "run" / "last.pt").exists() and time.time() < deadline:
         time.sleep(0.05)
