@@ -191,13 +191,14 @@ class RunRecipe:
     def identity(self) -> dict:
         """What the run is, independent of where anything lies: the model, the settings
         that change what it learns, the data's spec (a phantom) or the data's fingerprint
-        (:func:`data_fingerprint`), and the volume limit."""
+        (:func:`data_fingerprint`), the volume limit, the split method and how the weights
+        start (:data:`unet_lib.models.unet.WEIGHT_INIT`)."""
+        from .models.unet import WEIGHT_INIT  # models import torch; recipes need not
+
         config = {k: v for k, v in dataclasses.asdict(self.config).items()
                   if k not in RUNTIME_FIELDS}
         data = (dataclasses.asdict(self.phantom) if self.data is None
                 else {"fingerprint": data_fingerprint(self.data)})
-        from .models.unet import WEIGHT_INIT
-
         return {"model": self.model, "config": config, "data": data,
                 "max_volumes": self.max_volumes, "split": SPLIT_METHOD, "init": WEIGHT_INIT}
 
