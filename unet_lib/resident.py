@@ -80,9 +80,8 @@ class ResidentSlices(Dataset):
     def in_order(self, batch_size: int):
         """Batches ``(images, masks, skipped)`` in item order, as an unshuffled loader gives
         them: the first lists the source's unusable items, so that each pass reports them."""
-        for start in range(0, len(self), batch_size):
-            images, masks = self.batch(range(start, min(start + batch_size, len(self))))
-            yield images, masks, list(self.skipped) if start == 0 else []
+        return iter(ResidentBatches(self, [range(start, min(start + batch_size, len(self)))
+                                           for start in range(0, len(self), batch_size)]))
 
     def channel_flags(self):
         """``(N, 3)`` bool (NumPy): whether item ``i`` has any NCR/NET, ED, ET pixel."""
