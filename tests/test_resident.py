@@ -9,9 +9,10 @@ from torch.utils.data import Subset
 
 from unet_lib.config import ConfigError, TrainConfig
 from unet_lib.data import SkippedSample
+from unet_lib.distributed import GlobalBatchSampler
 from unet_lib.inference import evaluate
 from unet_lib.models import build_model
-from unet_lib.resident import ResidentSlices, use_resident
+from unet_lib.resident import ResidentBatches, ResidentSlices, use_resident
 from unet_lib.train import fit
 
 
@@ -47,6 +48,12 @@ def test_resident_slices_leave_unusable_items_out_and_score_like_the_source(data
 
     resident = ResidentSlices.load(WithABadItem(), "cpu", torch.float32)
     assert len(resident) == len(val) and resident.skipped == ["broken.h5: truncated"]
+    # read by two worker processes, a few items at a time: the same tensors
+    by_workers = ResidentSlices.load(WithABadItem(), "cpu", torch.float32, workers=2,
+                                     batch_size=3)
+    assert torch.equal(by_workers.images, resident.images)
+    assert torch.equal(by_workers.masks, resident.masks)
+    assert by_workers.skipped == resident.skipped
     images, masks = resident.batch([0, 2])
     assert images.dtype == masks.dtype == torch.float32 and images.shape[0] == 2
     assert torch.equal(images[1], val[2][0]) and torch.equal(masks[1], val[2][1])
@@ -81,3 +88,28 @@ def test_settings_of_the_data_path_are_checked():
         TrainConfig(resident_data="yes").validate()
     with pytest.raises(ConfigError, match="channels_last"):
         TrainConfig(channels_last="on").validate()
+
+
+def test_a_pass_sends_its_indices_to_the_device_once_and_draws_the_samplers_order(datasets):
+    """A copy of host memory to a GPU waits for the GPU to finish its queue: a pass copies its
+    whole order at once and cuts each batch's rows out of that one tensor."""
+    resident = ResidentSlices.load(_tiny(datasets)[0], "cpu", torch.float32)
+    received = []
+
+    def recording_batch(rows):
+        received.append(rows)
+        return ResidentSlices.batch(resident, rows)
+
+    resident.batch = recording_batch
+    sampler = GlobalBatchSampler(len(resident), 5, torch.Generator().manual_seed(3))
+    batches = list(ResidentBatches(resident, sampler))
+    expected = torch.randperm(len(resident), generator=torch.Generator().manual_seed(3))
+    assert [len(rows) for rows in received] == [5] * (len(resident) // 5) + (
+        [len(resident) % 5] if len(resident) % 5 else [])
+    assert all(isinstance(rows, torch.Tensor) and rows.device == resident.images.device
+               for rows in received)
+    assert len({rows.untyped_storage().data_ptr() for rows in received}) == 1
+    assert torch.equal(torch.cat(received), expected)
+    for (images, masks, _), rows in zip(batches, expected.split(5)):
+        assert torch.equal(images, resident.images[rows])
+        assert torch.equal(masks, resident.masks[rows].float())

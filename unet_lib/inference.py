@@ -21,28 +21,32 @@ from .runtime import autocast, pick_device
 
 @torch.no_grad()
 def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
-                  device: torch.device, amp: bool):
-    """Yield ``(logits float32 on CPU, masks or None, skipped)`` over ``data`` in eval mode,
-    in order; unusable samples are left out of a batch and listed in ``skipped``.
+                  device: torch.device, amp: bool, on_device: bool = False):
+    """Yield ``(logits float32, masks or None, skipped)`` over ``data`` in eval mode, in order;
+    unusable samples are left out of a batch and listed in ``skipped``.
 
-    ``data`` is a dataset of (image, mask) samples or an image tensor (N, C, H, W).
+    ``data`` is a dataset of (image, mask) samples or an image tensor (N, C, H, W). Logits and
+    masks come on the CPU, or with ``on_device`` on ``device``: then nothing waits for the GPU
+    batch by batch (a copy to the CPU does), and whoever sums the scores reads them once.
     """
     model.to(device).eval()
     if isinstance(data, torch.Tensor):
         loader = ((images, None, []) for images in data.split(batch_size))
     elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
-        loader = ((images, masks.cpu(), skipped)
-                  for images, masks, skipped in data.in_order(batch_size))
+        loader = data.in_order(batch_size)
     else:
         loader = DataLoader(data, batch_size=batch_size, shuffle=False,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)
+    home = device if on_device else torch.device("cpu")
     for images, masks, skipped in loader:
         if images is None:
             yield None, None, skipped
             continue
         with autocast(device, amp):
             logits = model(images.to(device, non_blocking=True))
-        yield logits.float().cpu(), masks, skipped
+        if masks is not None:
+            masks = masks.to(home, non_blocking=True)
+        yield logits.float().to(home), masks, skipped
 
 
 def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
@@ -61,21 +65,25 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     context = context or distributed.Context()
     if context.active:
         data = Subset(data, range(context.rank, len(data), context.world))
-    scores = SegmentationScores()
-    loss_sum, seen, skipped = 0.0, 0, []
+    # the loss and the counts are summed where the logits are (on a GPU: read once, at the end)
+    scores = SegmentationScores(device=device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    seen, skipped = 0, []
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
-    for logits, masks, bad in logit_batches(model, data, batch_size, device, amp):
+    for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
+                                            on_device=True):
         skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue
-        loss_sum += loss_fn(logits, masks).item() / masks[0].numel()
+        loss_sum += loss_fn(logits, masks).double() / masks[0].numel()
         seen += len(masks)
         scores.update(binarize(logits, threshold, logits=True), masks)
-    if context.active:
+    totals = torch.stack([loss_sum, torch.full((), seen, dtype=torch.float64, device=device)])
+    if context.active:  # on the device: NCCL sums GPU tensors only
         for counts in scores.counts.values():
             distributed.all_sum(counts, context)
-        loss_sum, seen = distributed.all_sum(
-            torch.tensor([loss_sum, seen], dtype=torch.float64), context).tolist()
+        distributed.all_sum(totals, context)
+    loss_sum, seen = totals.tolist()
     return {"loss": loss_sum / max(seen, 1), **scores.compute(), "skipped": skipped}
 
 
@@ -103,8 +111,8 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
         channel and region names of :class:`~unet_lib.metrics.SegmentationScores`.
     """
     device = pick_device("auto") if device is None else torch.device(device)
-    scores = {float(t): SegmentationScores() for t in thresholds}
-    for logits, masks, _ in logit_batches(model, data, batch_size, device, amp):
+    scores = {float(t): SegmentationScores(device=device) for t in thresholds}
+    for logits, masks, _ in logit_batches(model, data, batch_size, device, amp, on_device=True):
         if logits is None:
             continue
         for threshold, accumulator in scores.items():

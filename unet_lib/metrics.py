@@ -115,8 +115,10 @@ class SegmentationScores:
     ET is both a label channel and a region (the same mask) and is listed once.
     """
 
-    def __init__(self, channel_names=MASK_CHANNELS, regions: bool | None = None):
+    def __init__(self, channel_names=MASK_CHANNELS, regions: bool | None = None,
+                 device: torch.device | str = "cpu"):
         self.channel_names = tuple(channel_names)
+        self.device = torch.device(device)
         self.regions = len(self.channel_names) == 3 if regions is None else regions
         self._extra_regions = ([i for i, r in enumerate(REGIONS) if r not in self.channel_names]
                                if self.regions else [])
@@ -128,16 +130,18 @@ class SegmentationScores:
         return self.channel_names + tuple(REGIONS[i] for i in self._extra_regions)
 
     def reset(self) -> None:
-        self.counts = {key: torch.zeros(len(self.names), dtype=torch.float64)
+        """Zero the counts: ``counts[key]`` (len(names),) float64 on ``device``."""
+        self.counts = {key: torch.zeros(len(self.names), dtype=torch.float64, device=self.device)
                        for key in ("tp", "fp", "fn")}
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch of binary (N, C, H, W) predictions and targets."""
+        """Add a batch of binary (N, C, H, W) predictions and targets (on any device: the
+        counts are moved to ``device``; on the same device nothing waits)."""
         if self._extra_regions:
             pred = torch.cat([pred, to_regions(pred)[:, self._extra_regions]], dim=1)
             target = torch.cat([target, to_regions(target)[:, self._extra_regions]], dim=1)
         for key, value in confusion_counts(pred, target).items():
-            self.counts[key] += value.cpu()
+            self.counts[key] += value.to(self.device)
 
     def compute(self) -> dict[str, dict[str, float]]:
         """``{"dice"|"precision"|"recall": {name: value}}`` for each channel and region."""

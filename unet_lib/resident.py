@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
-from .data.samples import SkippedSample
+from .data.samples import SkippedSample, collate_samples
 
 #: "auto" holds the data only if they take at most this share of the free GPU memory (of the
 #: available RAM on the CPU)
@@ -49,21 +49,33 @@ class ResidentSlices(Dataset):
 
     @classmethod
     def load(cls, dataset: Dataset, device: torch.device | str,
-             dtype: torch.dtype = torch.float16) -> "ResidentSlices":
+             dtype: torch.dtype = torch.float16, workers: int = 0,
+             batch_size: int = 64) -> "ResidentSlices":
         """Read every item of ``dataset`` once (unusable ones are left out and listed) and
-        upload it to ``device``."""
-        usable, skipped = [], []
-        for index in range(len(dataset)):
-            sample = dataset[index]
-            if isinstance(sample, SkippedSample):
-                skipped.append(str(sample))
-            else:
-                usable.append(sample)
-        if not usable:
+        upload it to ``device``, ``batch_size`` items at a time into tensors made for all of
+        them: the host never holds more than a batch (a whole BraTS release is ~50 GB as
+        float32). ``workers`` processes read the files, as a training loader's would."""
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+                            collate_fn=collate_samples)
+        images = masks = None
+        count, skipped = 0, []
+        for batch_images, batch_masks, bad in loader:
+            skipped.extend(str(sample) for sample in bad)
+            if batch_images is None:
+                continue
+            if images is None:
+                images = torch.empty((len(dataset), *batch_images.shape[1:]), dtype=dtype,
+                                     device=device)
+                masks = torch.empty((len(dataset), *batch_masks.shape[1:]), dtype=torch.bool,
+                                    device=device)
+            images[count:count + len(batch_images)] = batch_images
+            masks[count:count + len(batch_masks)] = batch_masks.bool()
+            count += len(batch_images)
+        if not count:
             raise ValueError(f"{getattr(dataset, 'root', 'the dataset')}: no usable slice to "
                              f"upload ({len(skipped)} skipped)")
-        images = torch.stack([image for image, _ in usable]).to(device=device, dtype=dtype)
-        masks = torch.stack([mask for _, mask in usable]).to(device=device, dtype=torch.bool)
+        if count < len(dataset):  # room was made for the skipped items too
+            images, masks = images[:count].clone(), masks[:count].clone()
         return cls(images, masks, skipped)
 
     def __len__(self) -> int:
@@ -73,7 +85,9 @@ class ResidentSlices(Dataset):
         return self.images[index].float(), self.masks[index].float()
 
     def batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images (B, 4, H, W) float32 and masks (B, 3, H, W) float32 of ``indices``."""
+        """Images (B, 4, H, W) float32 and masks (B, 3, H, W) float32 of ``indices`` (a
+        sequence, or best a tensor already on the data's device: a list is copied there first,
+        and on a GPU that copy waits for all queued work)."""
         rows = torch.as_tensor(indices, device=self.images.device)
         return self.images[rows].float(), self.masks[rows].float()
 
@@ -97,7 +111,14 @@ class ResidentBatches:
     """Batches of a :class:`ResidentSlices` in the order a batch sampler draws, as the
     training loop expects them from its loader: ``(images, masks, skipped)``; the first batch
     of each epoch lists the source's unusable items, so that every epoch's record names them
-    as the loader's would."""
+    as the loader's would.
+
+    The sampler's whole pass is drawn first and its indices copied to the device in one go,
+    from pinned memory: a copy from ordinary host memory to a GPU waits until the GPU has
+    finished all the work queued before it, so a copy per batch would stop the CPU from
+    queueing the next step while the GPU computes this one. Cutting each batch's rows out of
+    the pass's index tensor stays on the device.
+    """
 
     def __init__(self, data: ResidentSlices, sampler):
         self.data, self.sampler = data, sampler
@@ -106,9 +127,21 @@ class ResidentBatches:
         return len(self.sampler)
 
     def __iter__(self):
-        for step, indices in enumerate(self.sampler):
-            images, masks = self.data.batch(indices)
+        batches = [list(indices) for indices in self.sampler]
+        rows = upload([i for indices in batches for i in indices], self.data.images.device)
+        rows = rows.split([len(indices) for indices in batches])
+        for step, batch_rows in enumerate(rows):
+            images, masks = self.data.batch(batch_rows)
             yield images, masks, list(self.data.skipped) if step == 0 else []
+
+
+def upload(indices: list[int], device: torch.device) -> torch.Tensor:
+    """``indices`` as a long tensor on ``device``; to a GPU through pinned memory, so that the
+    copy is queued behind the GPU's work instead of waiting for it."""
+    order = torch.tensor(indices, dtype=torch.long)
+    if device.type != "cuda":
+        return order.to(device)
+    return order.pin_memory().to(device, non_blocking=True)
 
 
 def estimated_bytes(dataset: Dataset, dtype: torch.dtype = torch.float16) -> int:
@@ -162,11 +195,13 @@ def resident_dtype(device: torch.device) -> torch.dtype:
 
 
 def hold_on_device(train_data: Dataset, val_data: Dataset | None, device: torch.device,
-                   report=print) -> tuple[ResidentSlices, ResidentSlices | None]:
-    """Upload both datasets (:func:`resident_dtype`) and say so."""
+                   report=print, workers: int = 0
+                   ) -> tuple[ResidentSlices, ResidentSlices | None]:
+    """Upload both datasets (:func:`resident_dtype`), their files read by ``workers``
+    processes, and say so."""
     dtype = resident_dtype(device)
-    train = ResidentSlices.load(train_data, device, dtype)
-    val = ResidentSlices.load(val_data, device, dtype) if val_data is not None else None
+    train = ResidentSlices.load(train_data, device, dtype, workers)
+    val = ResidentSlices.load(val_data, device, dtype, workers) if val_data is not None else None
     size = (train.nbytes + (val.nbytes if val is not None else 0)) / 2 ** 30
     report(f"data held on {device}: {len(train)} training"
            + (f" and {len(val)} validation" if val is not None else "")

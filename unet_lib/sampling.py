@@ -70,13 +70,19 @@ def tumour_share_order(flags: np.ndarray, share: float
     return order
 
 
+def loader_workers(config: "TrainConfig", device: torch.device) -> int:
+    """The processes that read the data files: ``config.num_workers``, or by default none on
+    the CPU (they would take cores from training) and up to 8 for a GPU."""
+    if config.num_workers is not None:
+        return config.num_workers
+    return 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+
+
 def make_train_loader(data: Dataset, config: "TrainConfig", device: torch.device,
                       generator: torch.Generator, context: distributed.Context) -> DataLoader:
     """Shuffled batches of ``config.batch_size`` (this process's share under ``torchrun``),
     with ``config.tumour_share`` of the slices from those with tumour when it is set."""
-    workers = config.num_workers
-    if workers is None:
-        workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+    workers = loader_workers(config, device)
     order = None
     if config.tumour_share is not None:
         order = tumour_share_order(tumour_flags(data), config.tumour_share)

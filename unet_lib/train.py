@@ -38,7 +38,7 @@ from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state
                      set_rng_state, settings_changed_on_resume)
 from .runtime import autocast, autocast_dtype, compile_model, pick_device, seed_everything
 from .resident import hold_on_device, use_resident
-from .sampling import make_train_loader
+from .sampling import loader_workers, make_train_loader
 from .schedule import make_optimizer, warm_up
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
@@ -179,7 +179,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             restore_best(last, state, report)
 
     if use_resident(config.resident_data, (train_data, val_data), device):
-        train_data, val_data = hold_on_device(train_data, val_data, device, report)
+        train_data, val_data = hold_on_device(train_data, val_data, device, report,
+                                              loader_workers(config, device))
     train_loader = make_train_loader(train_data, config, device, generator, context)
     channels_last = (device.type == "cuda" if config.channels_last is None
                      else config.channels_last)
@@ -228,9 +229,10 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 _check_finite(total, epoch, rate, last)
                 bar.set_postfix(loss=f"{total.item() / seen:.4f}")
         _check_finite(total, epoch, rate, last)
-        total = total.item()
-        totals = distributed.all_sum(torch.tensor([total, seen], dtype=torch.float64), context)
-        total, seen = totals[0].item(), int(totals[1].item())
+        # summed over processes on the device (NCCL sums GPU tensors only), then read once
+        totals = torch.stack([total, torch.full((), seen, dtype=torch.float64, device=device)])
+        total, seen = distributed.all_sum(totals, context).tolist()
+        seen = int(seen)
         if seen == 0:
             raise BraTSDataError(getattr(train_data, "root", "training data"),
                                  f"no usable training sample: all {len(skipped)} were skipped, "

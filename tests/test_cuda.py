@@ -1,0 +1,83 @@
+"""What only a CUDA GPU can show: training and scoring on it, and that they never make the CPU
+wait for the GPU step by step. Skipped without a GPU (CI has none); ``benchmarks/gpu_session.py``
+runs them on a lent one.
+
+A CPU that waits for the GPU (a ``.item()``, a copy from ordinary host memory) cannot queue the
+next kernels while the GPU computes: the GPU then idles between steps. PyTorch's sync debug
+mode turns each such wait into a warning, which these tests count.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch.nn import functional as F
+from torch.utils.data import Subset
+
+from unet_lib.config import TrainConfig
+from unet_lib.distributed import GlobalBatchSampler
+from unet_lib.inference import evaluate
+from unet_lib.models import build_model
+from unet_lib.resident import ResidentBatches, ResidentSlices
+from unet_lib.runtime import autocast
+from unet_lib.train import fit
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+CUDA = torch.device("cuda")
+
+
+def waits_for_the_gpu(work) -> int:
+    """How many times ``work()`` makes the CPU wait for the GPU (sync debug mode's warnings)."""
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            work()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+def test_a_training_pass_over_resident_data_never_waits_for_the_gpu(datasets):
+    train = ResidentSlices.load(Subset(datasets[0], range(40)), CUDA)
+    model = build_model("classic", base_filters=8).to(CUDA, memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def one_pass():
+        sampler = GlobalBatchSampler(len(train), 8, torch.Generator().manual_seed(0))
+        for images, masks, _ in ResidentBatches(train, sampler):
+            with autocast(CUDA, True):
+                logits = model(images.to(memory_format=torch.channels_last))
+            loss = F.binary_cross_entropy_with_logits(logits.float(), masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    one_pass()  # warm-up: cuDNN picks its algorithms, AdamW makes its state
+    assert waits_for_the_gpu(one_pass) == 0
+
+
+def test_scoring_on_the_gpu_waits_as_often_for_one_batch_as_for_five(datasets):
+    val = ResidentSlices.load(Subset(datasets[1], range(40)), CUDA)
+    model = build_model("classic", base_filters=8).to(CUDA)
+    waits = [waits_for_the_gpu(lambda: evaluate(model, val, batch_size=size, device=CUDA))
+             for size in (40, 8)]
+    assert waits[0] == waits[1], waits  # the sums are read once, at the end
+
+
+def test_training_on_the_gpu_learns_and_scores_as_on_the_cpu(datasets):
+    train, val = Subset(datasets[0], range(0, 96, 2)), Subset(datasets[1], range(0, 60, 3))
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=8)
+    history = fit(model, train, val, TrainConfig.quick(epochs=3, base_filters=8, batch_size=8,
+                                                       device="cuda"), progress=False)
+    assert history["train_loss"][-1] < history["train_loss"][0]
+    on_gpu = evaluate(model, val, device=CUDA, amp=False)
+    on_cpu = evaluate(model.cpu(), val, device="cpu", amp=False)
+    assert on_gpu["loss"] == pytest.approx(on_cpu["loss"], rel=1e-3)
+    for name, value in on_cpu["dice"].items():
+        assert on_gpu["dice"][name] == pytest.approx(value, abs=1e-3), name
