@@ -40,7 +40,7 @@ from unet_lib.data import (BraTSSlices, PackedSlices, collate_samples, make_phan
                            pack_folder, split_volumes)
 from unet_lib.models import build_model  # noqa: E402
 from unet_lib.config import TrainConfig  # noqa: E402
-from unet_lib.fitbench import fit_vs_step, format_fit_table  # noqa: E402
+from unet_lib.fitbench import fit_report, fit_vs_step  # noqa: E402
 from unet_lib.runtime import pick_device  # noqa: E402
 from unet_lib.train import fit  # noqa: E402
 
@@ -132,11 +132,7 @@ def main() -> int:
                         base_filters=config.base_filters, test_fraction=0.0)
             for name in ("classic", "improved", "attention")]
     (args.out / "fit.json").write_text(json.dumps(fits, indent=1))
-    (args.out / "fit.md").write_text(
-        f"fit() against the bare training step, in one process: two epochs of {fits[0]['images']} "
-        f"training slices ({size}×{size}, batch {batch}), rate of the second epoch; the CUDA "
-        f"defaults (bf16, channels_last, cuDNN autotuning, data held on the GPU when it "
-        f"fits).\n\n" + format_fit_table(fits))
+    (args.out / "fit.md").write_text(fit_report(fits))
     print((args.out / "fit.md").read_text(), flush=True)
     return 0
 

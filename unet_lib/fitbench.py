@@ -4,7 +4,8 @@ The step rate (:func:`unet_lib.bench.measure`) times forward, backward and the o
 one batch already on the device; ``fit()`` also reads the data, moves it, shuffles, logs and
 checkpoints. On one H200 a Classic U-Net epoch delivered about a quarter of its step rate
 (``benchmarks/h200-2026-11-27/``); the target is 85 %. ``unet-lib bench --fit`` (and
-``benchmarks/gpu_check.py``) run :func:`fit_vs_step` and report the ratio.
+``benchmarks/gpu_check.py``, ``benchmarks/gpu_session.py``) run :func:`fit_vs_step` and report
+the ratio. :func:`profile_step` says which operators take a training step's time.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 from pathlib import Path
+
+import torch
+from torch.nn import functional as F
 
 from .bench import measure
 from .config import TrainConfig
@@ -54,6 +58,65 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
             "step_images_per_s": step.train_images_per_s, "fit_images_per_s": fit_rate,
             "ratio": fit_rate / step.train_images_per_s,
             "resident": getattr(config, "resident_data", None)}
+
+
+def fit_report(rows: list[dict]) -> str:
+    """``fit.md``: what was measured, and the table of :func:`fit_vs_step`'s rows."""
+    first = rows[0]
+    return (f"fit() against the bare training step, in one process: two epochs of "
+            f"{first['images']} training slices ({first['size']}×{first['size']}, batch "
+            f"{first['batch']}), the rate of the second epoch; the defaults of the device "
+            f"({first['device']}: on CUDA bf16, channels_last, cuDNN autotuning, the data held "
+            f"on the GPU when they fit).\n\n" + format_fit_table(rows))
+
+
+def profile_step(model_name: str, size: int = 240, batch: int = 32, base_filters: int = 32,
+                 steps: int = 3, rows: int = 25) -> str:
+    """Where a training step's time goes: PyTorch's profiler over ``steps`` steps (after a
+    warm-up) of ``model_name`` with the device's training defaults (bf16 autocast and
+    channels_last on CUDA), operators grouped by input shape (a depthwise and a pointwise
+    convolution differ there) and sorted by their own device time (CPU time on a CPU).
+
+    Returns:
+        A Markdown section: a heading naming the model, sizes and device, and the table.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    from .runtime import autocast
+
+    device = pick_device("auto")
+    cuda = device.type == "cuda"
+    layout = torch.channels_last if cuda else torch.contiguous_format
+    torch.manual_seed(0)
+    model = build_model(model_name, base_filters=base_filters).to(device, memory_format=layout)
+    images = torch.randn(batch, 4, size, size, device=device).to(memory_format=layout)
+    masks = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def step():
+        with autocast(device, True):
+            loss = F.binary_cross_entropy_with_logits(model(images).float(), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    for _ in range(3):
+        step()
+    sync()
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities, record_shapes=True) as profiler:
+        for _ in range(steps):
+            step()
+        sync()
+    table = profiler.key_averages(group_by_input_shape=True).table(
+        sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=rows,
+        max_name_column_width=50, max_shapes_column_width=70)
+    return (f"## {model_name}: {steps} training steps, batch {batch}, {size}×{size}, "
+            f"{base_filters} filters, {device}" + (", bf16, channels_last" if cuda else "")
+            + f"\n\n```\n{table}\n```\n")
 
 
 def format_fit_table(rows: list[dict]) -> str:
