@@ -9,6 +9,9 @@
 * peak GPU memory of a training step, and on a GPU with a known peak rate the share of the
   dense bf16 peak that training reaches.
 
+On CUDA it lets cuDNN time its convolution algorithms (``cudnn.benchmark``), as ``fit()`` does
+(the H200 tables of 2026-11-27 were measured before, with cuDNN's heuristic choice).
+
 Each figure is the median of ``repeats`` timed runs after a warm-up. Machines are noisy: compare
 ratios from one run (``vs peer`` columns), not figures from different runs. The peers are
 MONAI's ``BasicUNet`` (features 32-64-128-256-512, for the Classic U-Net) and ``AttentionUnet``
@@ -108,6 +111,8 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     cuda = device.type == "cuda"
+    if cuda:  # as fit() does: cuDNN times its algorithms for each shape in the warm-up
+        torch.backends.cudnn.benchmark = True
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     flops = forward_flops(model, size)
     parameters = count_parameters(model)
