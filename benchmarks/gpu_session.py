@@ -18,8 +18,9 @@ it needs. Everything lands flat in OUT (the device tool brings back at most 8 fi
 3. ``fit``: ``fit()`` against the bare training step for the three models, two epochs of an
    8-volume 240×240 phantom (``fit.md``, ``fit.json``; target: 85 %);
 4. ``reference``: ``unet-lib reference``, the slides' full configuration (``reference.json``,
-   ``showcase.npz``: commit them as ``benchmarks/reference-<gpu>-<date>/``; target ≤ 6 min
-   on an H100, phantom included);
+   ``showcase.npz``, written after each model, so a step stopped at its limit keeps the models
+   it finished: commit them as ``benchmarks/reference-<gpu>-<date>/``; target ≤ 6 min on an
+   H100, phantom included);
 5. ``profile``: the CUDA kernels that take the Improved and the Classic U-Net's training
    step, for what closes the gap between them (``profile.md``);
 6. ``bench``: the three models with channels_last and ``torch.compile``: images/s and share
@@ -97,17 +98,15 @@ def step_fit(out: Path, tiny: bool) -> None:
 
 
 def step_reference(out: Path, tiny: bool) -> None:
-    from unet_lib.reference import BUNDLE, SHOWCASE, run_reference
+    from unet_lib.reference import BUNDLE, run_reference
 
     size = sizes(tiny)
     changes = {}
     if tiny:  # the full scale's own settings otherwise
         changes = {k: size[k] for k in ("image_size", "batch_size", "base_filters",
                                         "n_volumes", "n_slices", "epochs")}
-    with tempfile.TemporaryDirectory() as scratch:
-        bundle = run_reference(scratch, scale=size["scale"], **changes)
-        for name in (BUNDLE, SHOWCASE):
-            shutil.copy(Path(bundle).parent / name, out / name)
+    with tempfile.TemporaryDirectory() as scratch:  # runs and phantom; the bundle goes to OUT
+        run_reference(out, scale=size["scale"], work=scratch, **changes)  # after each model
     summary = json.loads((out / BUNDLE).read_text())
     print(f"reference: {summary['seconds']:.0f} s on {summary['machine']['device']}")
     for name, entry in summary["models"].items():
@@ -176,6 +175,8 @@ def run_steps(out: Path, budget: float, tiny: bool, only: list[str] | None) -> i
             except subprocess.TimeoutExpired:
                 status = "stopped at its time limit"
             missed += status != "ok"
+            for temporary in out.glob(".*.tmp"):  # a write cut short: not one of the 8 files
+                temporary.unlink()
             say(f"== {name}: {status} in {time.monotonic() - started:.0f} s")
     return missed
 

@@ -22,6 +22,7 @@ def test_the_reference_command_writes_a_bundle_the_book_can_read(tmp_path, capsy
     bundle, showcase = read_reference(tmp_path / "ref")
     assert set(bundle["models"]) == {"classic", "improved", "attention"}
     assert bundle["scale"] == "quick" and bundle["machine"]["device"] and bundle["date"]
+    assert bundle["complete"] is True
     assert bundle["recipe"]["config"]["epochs"] == 1
     for name, entry in bundle["models"].items():
         assert len(entry["history"]) == 1 and entry["best_epoch"] == 1
@@ -35,3 +36,27 @@ def test_the_reference_command_writes_a_bundle_the_book_can_read(tmp_path, capsy
     maps = [showcase[f"attention_attention_{level}"] for level in range(4)]
     assert [m.shape[-1] for m in maps] == [4, 8, 16, 32]
     json.dumps(bundle)  # plain JSON all the way down
+
+
+def test_a_run_stopped_part_way_keeps_the_models_it_finished(tmp_path, monkeypatch):
+    from unet_lib import reference
+
+    real_train_run = reference.train_run
+
+    def stopped_at_the_second_model(run, **kwargs):
+        if run.recipe.model == "improved":
+            raise KeyboardInterrupt  # as the GPU session's time limit would stop it
+        return real_train_run(run, **kwargs)
+
+    monkeypatch.setattr(reference, "train_run", stopped_at_the_second_model)
+    sizes = dict(n_volumes=4, n_slices=6, image_size=32, epochs=1, base_filters=4,
+                 batch_size=4)
+    with pytest.raises(KeyboardInterrupt):
+        reference.run_reference(tmp_path / "out", scale="quick", work=tmp_path / "work",
+                                progress=False, **sizes)
+    bundle, showcase = read_reference(tmp_path / "out")
+    assert list(bundle["models"]) == ["classic"] and bundle["complete"] is False
+    assert "probs_classic" in showcase and "probs_improved" not in showcase
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["reference.json",
+                                                                    "showcase.npz"]
+    assert (tmp_path / "work" / "runs" / "classic" / "best.pt").exists()

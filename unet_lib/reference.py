@@ -2,16 +2,18 @@
 
 ``unet-lib reference --out DIR`` trains the three models at a scale (``full``: the 20-volume
 240×240 phantom or real BraTS, 20 epochs, the slides' settings), each from the same split, and
-writes ``DIR/reference.json`` — the machine, the date, the commit, the settings, and per model
-its history, its kept epoch and its held-out test scores — and ``DIR/showcase.npz``: a few
-test slices with each model's probabilities and the Attention U-Net's maps (float16,
-compressed), so that a reader without a GPU sees what the slides' configuration does.
+writes ``DIR/reference.json`` — the machine, the date, the commit, the settings, whether all
+models finished, and per model its history, its kept epoch and its held-out test scores — and
+``DIR/showcase.npz``: a few test slices with each model's probabilities and the Attention
+U-Net's maps (float16, compressed), so that a reader without a GPU sees what the slides'
+configuration does.
 ``--scale quick`` with small sizes rehearses the same on a CPU (``tests/test_reference.py``).
 """
 
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import platform
 import subprocess
@@ -64,21 +66,28 @@ def showcase_indices(dataset, count: int = 4) -> list[int]:
 
 
 def run_reference(out: str | Path, scale: str = "full", data: str | Path | None = None,
-                  models=MODEL_NAMES, progress: bool | str = "epochs", **changes) -> Path:
+                  models=MODEL_NAMES, progress: bool | str = "epochs",
+                  work: str | Path | None = None, **changes) -> Path:
     """Train ``models`` at ``scale`` (with ``changes`` to its settings and phantom) into
-    ``out/runs/<model>``, score each on the held-out test volumes and write the bundle.
+    ``work/runs/<model>`` (``work`` defaults to ``out``; the phantom goes to ``work/data``),
+    score each on the held-out test volumes and write the bundle into ``out``.
+
+    The bundle is written after each model, ``"complete": false`` until the last: a run
+    stopped part-way (a GPU lent for minutes) still leaves the models it finished.
 
     Returns:
         The path of ``reference.json``.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    work = Path(work) if work is not None else out
     started = time.perf_counter()
     entries, arrays = {}, {}
     recipe = None
+    path = out / BUNDLE
     for name in models:
         recipe = RunRecipe.for_scale(scale, model=name, data=data, **changes)
-        run = prepare_run(recipe, out / "runs" / name, data_dir=out / "data")
+        run = prepare_run(recipe, work / "runs" / name, data_dir=work / "data")
         clock = time.perf_counter()
         train_run(run, progress=progress)
         seconds = time.perf_counter() - clock
@@ -101,12 +110,17 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         entries[name] = {"best_epoch": int(best["epoch"]), "seconds": seconds,
                          "history": read_checkpoint(run.folder / "last.pt")["history"],
                          "test": held_out_scores(run, model)}
-    bundle = {"scale": scale, "date": datetime.date.today().isoformat(), "commit": commit(),
-              "machine": machine(), "seconds": time.perf_counter() - started,
-              "recipe": recipe.to_json() if recipe else None, "models": entries}
-    np.savez_compressed(out / SHOWCASE, **arrays)
-    return runfolder.write_text_atomic(out / BUNDLE, json.dumps(bundle, indent=1,
-                                                                default=json_plain))
+        bundle = {"scale": scale, "date": datetime.date.today().isoformat(),
+                  "commit": commit(), "machine": machine(),
+                  "seconds": time.perf_counter() - started,
+                  "complete": len(entries) == len(models),
+                  "recipe": recipe.to_json(), "models": entries}
+        packed = io.BytesIO()
+        np.savez_compressed(packed, **arrays)
+        runfolder.write_bytes_atomic(out / SHOWCASE, packed.getvalue())  # before the bundle
+        path = runfolder.write_text_atomic(out / BUNDLE, json.dumps(bundle, indent=1,
+                                                                    default=json_plain))
+    return path
 
 
 def read_reference(folder: str | Path) -> tuple[dict, dict]:
