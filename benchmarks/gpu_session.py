@@ -5,7 +5,7 @@ included): this is the one script to run there, from the checkout (``PYTHONPATH`
 checkout; the machine's own PyTorch, h5py, matplotlib and pytest are enough; MONAI is not
 needed)::
 
-    PYTHONUNBUFFERED=1 python benchmarks/gpu_session.py "$OUT" --budget 420
+    PYTHONUNBUFFERED=1 python benchmarks/gpu_session.py "$OUT" --budget 540   # timeout_s 570
     python benchmarks/gpu_session.py OUT --tiny        # CPU rehearsal (tests/test_gpu_session.py)
 
 Each step runs as a child process with its own time limit; a step that fails or runs out of
@@ -17,12 +17,12 @@ it needs. Everything lands flat in OUT (the device tool brings back at most 8 fi
    the CPU wait for the GPU step by step (into ``session.log``);
 3. ``fit``: ``fit()`` against the bare training step for the three models, two epochs of an
    8-volume 240×240 phantom (``fit.md``, ``fit.json``; target: 85 %);
-4. ``reference``: ``unet-lib reference``, the slides' full configuration (``reference.json``,
+4. ``profile``: the CUDA kernels that take the Improved and the Classic U-Net's training
+   step, for what closes the gap between them (``profile.md``);
+5. ``reference``: ``unet-lib reference``, the slides' full configuration (``reference.json``,
    ``showcase.npz``, written after each model, so a step stopped at its limit keeps the models
    it finished: commit them as ``benchmarks/reference-<gpu>-<date>/``; target ≤ 6 min on an
    H100, phantom included);
-5. ``profile``: the CUDA kernels that take the Improved and the Classic U-Net's training
-   step, for what closes the gap between them (``profile.md``);
 6. ``bench``: the three models with channels_last and ``torch.compile``: images/s and share
    of the bf16 peak (``bench.md``, ``bench.json``; targets: Classic ≥ 25 %, Improved ≥ 50 %
    of the Classic's images/s).
@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
 #: (step, seconds it needs at least to be worth starting, seconds it may take at most)
-STEPS = [("env", 5, 30), ("tests", 30, 90), ("fit", 40, 120), ("reference", 120, 420),
-         ("profile", 20, 60), ("bench", 60, 240)]
+STEPS = [("env", 5, 30), ("tests", 30, 90), ("fit", 40, 120), ("profile", 20, 60),
+         ("reference", 120, 420), ("bench", 60, 240)]
 
 MODELS = ("classic", "improved", "attention")
 
@@ -185,8 +185,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--budget", type=float, default=420,
-                        help="seconds for all the steps together (default 420)")
+    parser.add_argument("--budget", type=float, default=540,
+                        help="seconds for all the steps together (default 540)")
     parser.add_argument("--tiny", action="store_true", help="small sizes, for a CPU rehearsal")
     parser.add_argument("--only", nargs="+", choices=[name for name, _, _ in STEPS],
                         help="run only these steps (a retry of what did not finish)")
