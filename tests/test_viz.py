@@ -67,7 +67,7 @@ def test_modalities_history_and_attention_figures_have_a_panel_each():
 
 def test_stretched_overlay_uses_the_whole_colour_map():
     channel = torch.zeros(8, 8)
-    attention = torch.linspace(0.45, 0.48, 64).reshape(8, 8)  # a gate early in training
+    attention = torch.linspace(0.42, 0.50, 64).reshape(8, 8)  # a gate early in training
     plain = attention_overlay(channel, attention, alpha=1.0)
     stretched = attention_overlay(channel, attention, alpha=1.0, stretch=True)
     inferno = plt.get_cmap("inferno")

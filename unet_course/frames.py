@@ -52,7 +52,7 @@ def grey_picture(channel) -> np.ndarray:
 
 
 #: the smallest range of attention coefficients that ``stretch`` spreads over the colour map
-MIN_STRETCH = 0.02
+MIN_STRETCH = 0.05
 
 
 def stretched(attention) -> bool:
