@@ -14,7 +14,8 @@ from unet_lib.config import TrainConfig
 from unet_lib.data import SliceDataset, split_train_val_test, split_volumes
 from unet_lib.losses import BCEDiceLoss, SoftDiceLoss, make_loss
 from unet_lib.metrics import HD95_ONE_EMPTY
-from unet_lib.patients import PatientScores, evaluate_patients, paired_bootstrap, score_patient
+from unet_lib.patients import (PatientScores, evaluate_patients, paired_bootstrap,
+                               paired_sign_flip, score_patient)
 
 
 class MasksAsImages(SliceDataset):
@@ -164,3 +165,31 @@ def test_paired_bootstrap_interval_matches_the_enumerated_resampling_distributio
 def test_paired_bootstrap_refuses_unpaired_scores():
     with pytest.raises(ValueError, match="same order"):
         paired_bootstrap([0.9, 0.8], [0.7])
+
+
+def test_sign_flip_of_four_patients_all_one_way_is_one_in_eight():
+    # 16 sign patterns; only "all as observed" and "all flipped" reach the observed |mean|
+    result = paired_sign_flip([0.9, 0.8, 0.95, 0.7], [0.85, 0.75, 0.7, 0.65])
+    assert result["p"] == 2 / 16 and result["smallest_p"] == 2 / 16 and result["n"] == 4
+    assert result["difference"] == pytest.approx(np.mean([0.05, 0.05, 0.25, 0.05]))
+
+
+def test_sign_flip_p_matches_scipys_exact_permutation_test():
+    from scipy.stats import permutation_test
+
+    rng = np.random.default_rng(7)
+    for n in (3, 6, 9):
+        first, second = rng.random(n), rng.random(n)
+        expected = permutation_test((first - second,), np.mean, permutation_type="samples",
+                                    alternative="two-sided", n_resamples=2 ** n).pvalue
+        assert paired_sign_flip(first, second)["p"] == pytest.approx(expected), n
+
+
+def test_sign_flip_of_many_patients_draws_patterns_and_agrees_with_enumeration():
+    rng = np.random.default_rng(3)
+    first, second = rng.random(14), rng.random(14) + 0.1
+    exact = paired_sign_flip(first, second)["p"]
+    drawn = paired_sign_flip(first, second, exact_up_to=10, resamples=200_000)["p"]
+    assert drawn == pytest.approx(exact, abs=0.005)
+    with pytest.raises(ValueError, match="same order"):
+        paired_sign_flip([0.9, 0.8], [0.7])
