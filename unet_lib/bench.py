@@ -101,6 +101,29 @@ def _median_rate(step: Callable[[], None], images_per_step: int, steps: int, rep
     return statistics.median(rates)
 
 
+def training_step(model: nn.Module, size: int, batch: int, device: torch.device,
+                  memory_format: torch.memory_format = torch.contiguous_format,
+                  amp: bool = True) -> tuple[Callable[[], None], torch.Tensor]:
+    """One training step of ``model`` on a fixed random batch already on ``device``: forward
+    (under :func:`unet_lib.runtime.autocast` with ``amp``), BCE-with-logits, backward and an
+    AdamW step. Returns ``(step, images)``: the step to call, and its (batch, 4, size, size)
+    images in ``memory_format``."""
+    from .runtime import autocast
+
+    images = torch.randn(batch, 4, size, size, device=device).to(memory_format=memory_format)
+    masks = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        with autocast(device, amp):
+            loss = F.binary_cross_entropy_with_logits(model(images).float(), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step, images
+
+
 def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.device,
             steps: int = 3, repeats: int = 3, amp: bool = True, channels_last: bool = False,
             compile: bool = False) -> BenchRow:
@@ -118,17 +141,7 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
     parameters = count_parameters(model)
     if compile:
         model = compile_model(model)
-    x = torch.randn(batch, 4, size, size, device=device).to(memory_format=memory_format)
-    y = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-
-    def train_step():
-        with autocast(device, amp):
-            loss = F.binary_cross_entropy_with_logits(model(x).float(), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
+    train_step, x = training_step(model, size, batch, device, memory_format, amp)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     model.train()

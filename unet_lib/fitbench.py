@@ -15,9 +15,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from torch.nn import functional as F
 
-from .bench import measure
+from .bench import measure, training_step
 from .config import TrainConfig
 from .models import build_model
 from .recipe import RunRecipe
@@ -82,25 +81,13 @@ def profile_step(model_name: str, size: int = 240, batch: int = 32, base_filters
     """
     from torch.profiler import ProfilerActivity, profile
 
-    from .runtime import autocast
-
     device = pick_device("auto")
     cuda = device.type == "cuda"
     layout = torch.channels_last if cuda else torch.contiguous_format
     torch.manual_seed(0)
     model = build_model(model_name, base_filters=base_filters).to(device, memory_format=layout)
-    images = torch.randn(batch, 4, size, size, device=device).to(memory_format=layout)
-    masks = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    step, _ = training_step(model, size, batch, device, layout)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-
-    def step():
-        with autocast(device, True):
-            loss = F.binary_cross_entropy_with_logits(model(images).float(), masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
     if cuda:
         torch.backends.cudnn.benchmark = True
     for _ in range(3):
