@@ -207,3 +207,12 @@ def test_warm_up_raises_the_rate_step_by_step_and_keeps_the_decay_chain(datasets
     assert [s[:2] for s in seen] == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert [s[2] for s in seen] == pytest.approx([1e-3 / 4, 2e-3 / 4, 0.5e-3 * 3 / 4, 0.5e-3])
     assert history["lr"] == pytest.approx([1e-3, 0.5e-3, 0.25e-3])  # the schedule is untouched
+
+
+def test_running_sums_stay_on_a_cuda_gpu_and_go_to_the_cpu_elsewhere():
+    from unet_lib.runtime import tally_device
+
+    # a CUDA GPU keeps its sums (no wait per step); Apple's MPS has no float64: the CPU sums
+    assert tally_device(torch.device("cuda", 1)) == torch.device("cuda", 1)
+    for elsewhere in ("cpu", "mps", "meta"):
+        assert tally_device(torch.device(elsewhere)) == torch.device("cpu")

@@ -16,7 +16,7 @@ from . import distributed
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentSlices
-from .runtime import autocast, pick_device
+from .runtime import autocast, pick_device, tally_device
 
 
 @torch.no_grad()
@@ -65,20 +65,21 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     context = context or distributed.Context()
     if context.active:
         data = Subset(data, range(context.rank, len(data), context.world))
-    # the loss and the counts are summed where the logits are (on a GPU: read once, at the end)
-    scores = SegmentationScores(device=device)
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    # on a GPU the loss and the counts are summed there and read once, at the end
+    tally = tally_device(device)
+    scores = SegmentationScores(device=tally)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=tally)
     seen, skipped = 0, []
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
-                                            on_device=True):
+                                            on_device=tally == device):
         skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue
         loss_sum += loss_fn(logits, masks).double() / masks[0].numel()
         seen += len(masks)
         scores.update(binarize(logits, threshold, logits=True), masks)
-    totals = torch.stack([loss_sum, torch.full((), seen, dtype=torch.float64, device=device)])
+    totals = torch.stack([loss_sum, torch.full((), seen, dtype=torch.float64, device=tally)])
     if context.active:  # on the device: NCCL sums GPU tensors only
         for counts in scores.counts.values():
             distributed.all_sum(counts, context)
@@ -111,8 +112,10 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
         channel and region names of :class:`~unet_lib.metrics.SegmentationScores`.
     """
     device = pick_device("auto") if device is None else torch.device(device)
-    scores = {float(t): SegmentationScores(device=device) for t in thresholds}
-    for logits, masks, _ in logit_batches(model, data, batch_size, device, amp, on_device=True):
+    tally = tally_device(device)
+    scores = {float(t): SegmentationScores(device=tally) for t in thresholds}
+    for logits, masks, _ in logit_batches(model, data, batch_size, device, amp,
+                                          on_device=tally == device):
         if logits is None:
             continue
         for threshold, accumulator in scores.items():

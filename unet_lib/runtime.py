@@ -56,6 +56,13 @@ def compile_model(model: nn.Module) -> nn.Module:
     return CompiledWithFallback(model)
 
 
+def tally_device(device: torch.device) -> torch.device:
+    """Where running sums (losses, Dice counts) are kept, in float64: on a CUDA GPU itself, so
+    that adding to them never makes the CPU wait for the GPU; elsewhere on the CPU (Apple's
+    MPS has no float64)."""
+    return device if device.type == "cuda" else torch.device("cpu")
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch (CPU and all GPUs)."""
     random.seed(seed)

@@ -36,7 +36,8 @@ from .losses import make_loss
 from .progress import progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state,
                      set_rng_state, settings_changed_on_resume)
-from .runtime import autocast, autocast_dtype, compile_model, pick_device, seed_everything
+from .runtime import (autocast, autocast_dtype, compile_model, pick_device, seed_everything,
+                      tally_device)
 from .resident import hold_on_device, use_resident
 from .sampling import loader_workers, make_train_loader
 from .schedule import make_optimizer, warm_up
@@ -200,7 +201,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         model.train()
         # The running loss stays on the device: reading it (.item()) makes the CPU wait for
         # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
-        total = torch.zeros((), dtype=torch.float64, device=device)
+        total = torch.zeros((), dtype=torch.float64, device=tally_device(device))
         seen, skipped = 0, []
         bar = progress_bar(train_loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
                            leave=False)
@@ -223,14 +224,15 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                         config.warmup_epochs * len(train_loader))
             scaler.step(optimizer)
             scaler.update()
-            total += loss.detach().double() * len(images)
+            total += loss.detach().to(total.device, torch.float64) * len(images)
             seen += len(images)
             if step % SYNC_EVERY == 0:
                 _check_finite(total, epoch, rate, last)
                 bar.set_postfix(loss=f"{total.item() / seen:.4f}")
         _check_finite(total, epoch, rate, last)
         # summed over processes on the device (NCCL sums GPU tensors only), then read once
-        totals = torch.stack([total, torch.full((), seen, dtype=torch.float64, device=device)])
+        totals = torch.stack([total, torch.full((), seen, dtype=torch.float64,
+                                                device=total.device)])
         total, seen = distributed.all_sum(totals, context).tolist()
         seen = int(seen)
         if seen == 0:
