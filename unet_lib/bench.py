@@ -106,10 +106,13 @@ def training_step(model: nn.Module, size: int, batch: int, device: torch.device,
                   amp: bool = True) -> tuple[Callable[[], None], torch.Tensor]:
     """One training step of ``model`` on a fixed random batch already on ``device``: forward
     (under :func:`unet_lib.runtime.autocast` with ``amp``), BCE-with-logits, backward and an
-    AdamW step. Returns ``(step, images)``: the step to call, and its (batch, 4, size, size)
+    AdamW step. On CUDA cuDNN times its algorithms for each shape in the first calls, as in
+    ``fit()``. Returns ``(step, images)``: the step to call, and its (batch, 4, size, size)
     images in ``memory_format``."""
     from .runtime import autocast
 
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
     images = torch.randn(batch, 4, size, size, device=device).to(memory_format=memory_format)
     masks = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -134,8 +137,6 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     cuda = device.type == "cuda"
-    if cuda:  # as fit() does: cuDNN times its algorithms for each shape in the warm-up
-        torch.backends.cudnn.benchmark = True
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     flops = forward_flops(model, size)
     parameters = count_parameters(model)

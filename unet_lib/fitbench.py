@@ -88,8 +88,6 @@ def profile_step(model_name: str, size: int = 240, batch: int = 32, base_filters
     model = build_model(model_name, base_filters=base_filters).to(device, memory_format=layout)
     step, _ = training_step(model, size, batch, device, layout)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    if cuda:
-        torch.backends.cudnn.benchmark = True
     for _ in range(3):
         step()
     sync()

@@ -83,7 +83,6 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
     work = Path(work) if work is not None else out
     started = time.perf_counter()
     entries, arrays = {}, {}
-    recipe = None
     path = out / BUNDLE
     for name in models:
         recipe = RunRecipe.for_scale(scale, model=name, data=data, **changes)
