@@ -69,6 +69,21 @@ def test_scoring_on_the_gpu_waits_as_often_for_one_batch_as_for_five(datasets):
     assert waits[0] == waits[1], waits  # the sums are read once, at the end
 
 
+
+def test_predicting_on_the_gpu_leaves_a_cpu_model_on_the_cpu():
+    from unet_lib.inference import attention_maps, predict
+
+    model = build_model("attention", base_filters=8)  # as model_from_checkpoint builds it
+    images = torch.randn(3, 4, 64, 64)
+    predict(model, images, device=CUDA)
+    assert next(model.parameters()).device.type == "cpu"
+    maps = attention_maps(model, images, device=CUDA)  # the reference run failed here
+    assert next(model.parameters()).device.type == "cpu"
+    with torch.no_grad():
+        _, on_cpu = model(images, return_attention=True)  # the caller's next call still works
+    for ours, reference in zip(maps, on_cpu):
+        assert torch.allclose(ours, reference, atol=2e-2)  # bf16 on the GPU
+
 def test_training_on_the_gpu_learns_and_scores_as_on_the_cpu(datasets):
     train, val = Subset(datasets[0], range(0, 96, 2)), Subset(datasets[1], range(0, 60, 3))
     torch.manual_seed(0)

@@ -6,6 +6,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from unet_lib.metrics import (SegmentationScores, binarize, dice, precision, recall,
                               to_regions)
@@ -79,6 +81,34 @@ def test_accumulator_equals_scoring_everything_at_once():
     for metric, fn in (("dice", dice), ("precision", precision), ("recall", recall)):
         assert list(result[metric].values()) == pytest.approx(fn(*everything).tolist())
 
+
+class FromTheHost(TorchDispatchMode):
+    """Records each operator that uses a tensor which neither was given (``known``) nor was
+    made by an earlier operator: one built from Python values (a list used as an index, say)
+    and copied to the device. On a GPU such a copy from host memory makes the CPU wait until
+    the GPU has finished its queue; on the ``meta`` device the same code shows it without one."""
+
+    def __init__(self, known):
+        super().__init__()
+        self.known, self.strangers = list(known), []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        for value in tree_leaves((args, kwargs or {})):
+            if isinstance(value, torch.Tensor) and not any(value is k for k in self.known):
+                self.strangers.append(str(func))
+                self.known.append(value)
+        out = func(*args, **(kwargs or {}))
+        self.known += [value for value in tree_leaves(out) if isinstance(value, torch.Tensor)]
+        return out
+
+
+def test_adding_a_batch_on_the_device_copies_nothing_from_the_host():
+    scores = SegmentationScores(device="meta")  # as evaluate() keeps them on a GPU
+    pred, target = torch.zeros(2, 3, 8, 8, device="meta"), torch.ones(2, 3, 8, 8, device="meta")
+    with FromTheHost([pred, target, *scores.counts.values()]) as watch:
+        scores.update(pred, target)
+    assert watch.strangers == []  # a GPU run counted two waits per batch from the regions'
+    # list index (tests/test_cuda.py, H200, 2026-11-27)
 
 def test_binarize_thresholds_probabilities_and_logits():
     probs = torch.tensor([0.2, 0.5, 0.51, 0.9])

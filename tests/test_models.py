@@ -182,6 +182,20 @@ def test_attention_maps_one_per_gate_deepest_first_in_0_1():
     assert all(float(m.min()) >= 0 and float(m.max()) <= 1 for m in maps)
 
 
+
+def test_attention_maps_in_batches_are_the_maps_of_one_forward_pass():
+    from unet_lib.inference import attention_maps
+
+    torch.manual_seed(0)
+    model = AttentionUNet(base_filters=4).eval()
+    images = torch.randn(5, 4, 32, 32)
+    with torch.no_grad():
+        _, whole = model(images, return_attention=True)
+    batched = attention_maps(model, images, batch_size=2, device="cpu")
+    assert len(batched) == len(whole)
+    for ours, reference in zip(batched, whole):
+        assert ours.dtype == torch.float32 and torch.allclose(ours, reference, atol=1e-6)
+
 def test_attention_gate_computes_the_additive_attention_formula():
     torch.manual_seed(1)
     gate = AttentionGate(skip_channels=6, gate_channels=5, inter_channels=3)

@@ -21,7 +21,7 @@ from .config import TrainConfig
 from .models import build_model
 from .recipe import RunRecipe
 from .run import prepare_run
-from .runtime import pick_device, seed_everything
+from .runtime import memory_format, pick_device, seed_everything
 from .train import fit
 
 
@@ -34,13 +34,14 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
 
     Returns:
         ``{"model", "device", "images", "batch", "size", "step_images_per_s",
-        "fit_images_per_s", "ratio", "resident"}``: the fit rate is training slices over
+        "fit_images_per_s", "ratio", "channels_last", "resident"}``: the fit rate is training slices over
         the seconds of the last epoch (the first pays for warm-up and, with resident data,
         the upload).
     """
     recipe = RunRecipe.for_scale(scale, model=model_name, data=data, **changes)
     config: TrainConfig = dataclasses.replace(recipe.config, epochs=epochs)
     device = pick_device(config.device)
+    nhwc = memory_format(config.channels_last, device) == torch.channels_last  # as fit() does
     with tempfile.TemporaryDirectory() as scratch:
         run = prepare_run(recipe, Path(scratch) / "run", data_dir or Path(scratch) / "data")
         train = run.dataset("train")
@@ -50,13 +51,12 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
         fit_rate = len(train) / history.records[-1]["seconds"]
         step = measure(model_name, build_model(model_name, base_filters=config.base_filters),
                        config.image_size, config.batch_size, device, steps=5, repeats=3,
-                       amp=config.amp, channels_last=bool(config.channels_last),
-                       compile=config.compile)
+                       amp=config.amp, channels_last=nhwc, compile=config.compile)
     return {"model": model_name, "device": str(device), "images": len(train),
             "batch": config.batch_size, "size": config.image_size,
             "step_images_per_s": step.train_images_per_s, "fit_images_per_s": fit_rate,
             "ratio": fit_rate / step.train_images_per_s,
-            "resident": getattr(config, "resident_data", None)}
+            "channels_last": nhwc, "resident": getattr(config, "resident_data", None)}
 
 
 def fit_report(rows: list[dict]) -> str:
@@ -83,7 +83,7 @@ def profile_step(model_name: str, size: int = 240, batch: int = 32, base_filters
 
     device = pick_device("auto")
     cuda = device.type == "cuda"
-    layout = torch.channels_last if cuda else torch.contiguous_format
+    layout = memory_format(None, device)
     torch.manual_seed(0)
     model = build_model(model_name, base_filters=base_filters).to(device, memory_format=layout)
     step, _ = training_step(model, size, batch, device, layout)

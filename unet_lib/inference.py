@@ -28,8 +28,20 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     ``data`` is a dataset of (image, mask) samples or an image tensor (N, C, H, W). Logits and
     masks come on the CPU, or with ``on_device`` on ``device``: then nothing waits for the GPU
     batch by batch (a copy to the CPU does), and whoever sums the scores reads them once.
+    The model runs on ``device`` and goes back to where it was afterwards, so that the
+    caller's next ``model(images)`` finds it where they left it.
     """
+    home = next(model.parameters(), torch.empty(0)).device
     model.to(device).eval()
+    try:
+        yield from _logits_on(model, data, batch_size, device, amp, on_device)
+    finally:
+        model.to(home)
+
+
+def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
+               device: torch.device, amp: bool, on_device: bool):
+    """:func:`logit_batches` with the model already on ``device``."""
     if isinstance(data, torch.Tensor):
         loader = ((images, None, []) for images in data.split(batch_size))
     elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
@@ -37,7 +49,7 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     else:
         loader = DataLoader(data, batch_size=batch_size, shuffle=False,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)
-    home = device if on_device else torch.device("cpu")
+    landing = device if on_device else torch.device("cpu")
     for images, masks, skipped in loader:
         if images is None:
             yield None, None, skipped
@@ -45,8 +57,8 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
         with autocast(device, amp):
             logits = model(images.to(device, non_blocking=True))
         if masks is not None:
-            masks = masks.to(home, non_blocking=True)
-        yield logits.float().to(home), masks, skipped
+            masks = masks.to(landing, non_blocking=True)
+        yield logits.float().to(landing), masks, skipped
 
 
 def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
@@ -152,23 +164,41 @@ def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int =
     Returns:
         ``(inside, outside)``: arrays with one value per gate, deepest first.
     """
-    device = pick_device("auto") if device is None else torch.device(device)
-    home = next(model.parameters(), torch.empty(0)).device  # where to put the model back
-    model = model.to(device).eval()
     inside: list[list[float]] = []
     outside: list[list[float]] = []
     samples = (dataset[i] for i in indices)
     usable = [s for s in samples if isinstance(s, tuple)]
     for start in range(0, len(usable), batch_size):
         batch = usable[start:start + batch_size]
-        images = torch.stack([image for image, _ in batch]).to(device)
-        _, maps = model(images, return_attention=True)
+        maps = attention_maps(model, torch.stack([image for image, _ in batch]),
+                              batch_size, device)
         for g, attention in enumerate(maps):
             if len(inside) <= g:
                 inside.append([]), outside.append([])
-            for (_, mask), alpha in zip(batch, attention.float().cpu()):
+            for (_, mask), alpha in zip(batch, attention):
                 a, b = attention_inside_outside(alpha, mask)
                 inside[g].append(a)
                 outside[g].append(b)
-    model.to(home)
     return (np.array([np.nanmean(v) for v in inside]), np.array([np.nanmean(v) for v in outside]))
+
+
+@torch.no_grad()
+def attention_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
+                   device: torch.device | str | None = None) -> list[torch.Tensor]:
+    """The attention gates' maps of an Attention U-Net for ``images`` (N, 4, H, W), computed
+    on ``device`` batch by batch (the model goes back to where it was).
+
+    Returns:
+        One float32 (N, 1, h, w) tensor on the CPU per gate, deepest first, as
+        :meth:`unet_lib.models.unet.UNet.forward` returns them (the last at H × W).
+    """
+    device = pick_device("auto") if device is None else torch.device(device)
+    home = next(model.parameters(), torch.empty(0)).device
+    model.to(device).eval()
+    try:
+        per_batch = [model(batch.to(device), return_attention=True)[1]
+                     for batch in images.split(batch_size)]
+    finally:
+        model.to(home)
+    return [torch.cat([maps[g].float().cpu() for maps in per_batch])
+            for g in range(len(per_batch[0]))]

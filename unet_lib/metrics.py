@@ -138,10 +138,16 @@ class SegmentationScores:
         """Add a batch of binary (N, C, H, W) predictions and targets (on any device: the
         counts are moved to ``device``; on the same device nothing waits)."""
         if self._extra_regions:
-            pred = torch.cat([pred, to_regions(pred)[:, self._extra_regions]], dim=1)
-            target = torch.cat([target, to_regions(target)[:, self._extra_regions]], dim=1)
+            pred, target = self._with_extra_regions(pred), self._with_extra_regions(target)
         for key, value in confusion_counts(pred, target).items():
             self.counts[key] += value.to(self.device)
+
+    def _with_extra_regions(self, mask: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) → (N, C + extra regions, H, W). The regions are cut out one by one
+        (``[:, i:i + 1]``): indexing with a Python list would copy that list to the mask's
+        device, and on a GPU such a copy from host memory makes the CPU wait for the GPU."""
+        regions = to_regions(mask)
+        return torch.cat([mask] + [regions[:, i:i + 1] for i in self._extra_regions], dim=1)
 
     def compute(self) -> dict[str, dict[str, float]]:
         """``{"dice"|"precision"|"recall": {name: value}}`` for each channel and region."""

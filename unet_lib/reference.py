@@ -26,7 +26,7 @@ import torch
 from . import runfolder
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .data import locate
-from .inference import predict
+from .inference import attention_maps, predict
 from .recipe import MODEL_NAMES, RunRecipe
 from .run import held_out_scores, json_plain, prepare_run, train_run
 
@@ -102,9 +102,7 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         images = torch.from_numpy(arrays["images"]).float()
         arrays[f"probs_{name}"] = predict(model, images).half().numpy()
         if model.attention:
-            with torch.no_grad():
-                _, maps = model(images, return_attention=True)
-            for level, alpha in enumerate(maps):
+            for level, alpha in enumerate(attention_maps(model, images)):
                 arrays[f"attention_{name}_{level}"] = alpha.half().numpy()
         entries[name] = {"best_epoch": int(best["epoch"]), "seconds": seconds,
                          "history": read_checkpoint(run.folder / "last.pt")["history"],

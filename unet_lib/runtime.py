@@ -56,6 +56,15 @@ def compile_model(model: nn.Module) -> nn.Module:
     return CompiledWithFallback(model)
 
 
+def memory_format(channels_last: bool | None, device: torch.device) -> torch.memory_format:
+    """The layout of images and weights for a ``channels_last`` setting (``TrainConfig``'s):
+    ``None`` means NHWC (channels_last) on a CUDA GPU, where cuDNN's convolutions run faster in
+    it, and NCHW elsewhere; ``True``/``False`` as given. ``fit()`` and the benchmark that
+    compares with it both decide here, so that they time the same thing."""
+    wanted = device.type == "cuda" if channels_last is None else channels_last
+    return torch.channels_last if wanted else torch.contiguous_format
+
+
 def tally_device(device: torch.device) -> torch.device:
     """Where running sums (losses, Dice counts) are kept, in float64: on a CUDA GPU itself, so
     that adding to them never makes the CPU wait for the GPU; elsewhere on the CPU (Apple's

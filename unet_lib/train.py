@@ -36,8 +36,8 @@ from .losses import make_loss
 from .progress import progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state,
                      set_rng_state, settings_changed_on_resume)
-from .runtime import (autocast, autocast_dtype, compile_model, pick_device, seed_everything,
-                      tally_device)
+from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
+                      seed_everything, tally_device)
 from .resident import hold_on_device, use_resident
 from .sampling import loader_workers, make_train_loader
 from .schedule import make_optimizer, warm_up
@@ -183,10 +183,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         train_data, val_data = hold_on_device(train_data, val_data, device, report,
                                               loader_workers(config, device))
     train_loader = make_train_loader(train_data, config, device, generator, context)
-    channels_last = (device.type == "cuda" if config.channels_last is None
-                     else config.channels_last)
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    model.to(memory_format=memory_format)
+    layout = memory_format(config.channels_last, device)
+    model.to(memory_format=layout)
     trained = model  # what computes the loss: the model, or its DDP wrapper under torchrun
     if context.active:
         trained = nn.parallel.DistributedDataParallel(
@@ -209,7 +207,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             skipped.extend(str(sample) for sample in bad)
             if images is None:
                 continue
-            images = images.to(device, non_blocking=True, memory_format=memory_format)
+            images = images.to(device, non_blocking=True, memory_format=layout)
             masks = masks.to(device, non_blocking=True)
             try:  # forward and backward: either may run out of GPU memory
                 with autocast(device, config.amp):
