@@ -15,17 +15,20 @@ it needs. Everything lands flat in OUT (the device tool brings back at most 8 fi
 1. ``env``: the GPU, its driver, PyTorch and the commit (into ``session.log``);
 2. ``tests``: ``tests/test_cuda.py``: training and scoring on CUDA, and that neither makes
    the CPU wait for the GPU step by step (into ``session.log``);
-3. ``fit``: ``fit()`` against the bare training step for the three models, two epochs of an
-   8-volume 240×240 phantom (``fit.md``, ``fit.json``; target: 85 %);
-4. ``profile``: the CUDA kernels that take the Improved and the Classic U-Net's training
-   step, for what closes the gap between them (``profile.md``);
-5. ``reference``: ``unet-lib reference``, the slides' full configuration (``reference.json``,
+3. ``reference``: ``unet-lib reference``, the slides' full configuration (``reference.json``,
    ``showcase.npz``, written after each model, so a step stopped at its limit keeps the models
    it finished: commit them as ``benchmarks/reference-<gpu>-<date>/``; target ≤ 6 min on an
    H100, phantom included);
-6. ``bench``: the three models with channels_last and ``torch.compile``: images/s and share
-   of the bf16 peak (``bench.md``, ``bench.json``; targets: Classic ≥ 25 %, Improved ≥ 50 %
-   of the Classic's images/s).
+4. ``fit``: ``fit()`` against the bare training step for the three models, two epochs of an
+   8-volume 240×240 phantom, both in the layout ``fit()`` picks (``fit.md``, ``fit.json``;
+   target: 85 %);
+5. ``bench``: the models of :data:`TIMED` with channels_last: images/s and share of the bf16
+   peak (``bench.md``, ``bench.json``; targets: Classic ≥ 25 %, Improved ≥ 50 % of the
+   Classic's images/s), the Improved U-Net with and without its depthwise convolutions in NCHW;
+6. ``profile``: the CUDA kernels that take the Improved U-Net's (both ways) and the Classic
+   U-Net's training step (``profile.md``).
+
+Results of the first run (one H200, 2026-11-27): ``benchmarks/h200-2026-11-27-session/``.
 """
 
 from __future__ import annotations
@@ -43,11 +46,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-#: (step, seconds it needs at least to be worth starting, seconds it may take at most)
-STEPS = [("env", 5, 30), ("tests", 30, 90), ("fit", 40, 120), ("profile", 20, 60),
-         ("reference", 120, 420), ("bench", 60, 240)]
+#: (step, seconds it needs at least to be worth starting, seconds it may take at most), in
+#: order of need. On one H200 (2026-11-27) tests took 21 s, profile 30 s, reference about
+#: 280 s (its first run stopped at the last model's maps); fit needed more than 120 s.
+STEPS = [("env", 5, 30), ("tests", 30, 90), ("reference", 120, 420), ("fit", 60, 200),
+         ("bench", 40, 150), ("profile", 20, 75)]
 
 MODELS = ("classic", "improved", "attention")
+
+#: what the bench and profile steps time: the presets and the Improved U-Net with its
+#: depthwise convolutions in NCHW (cuDNN's channels_last kernel took 30 % of its step)
+TIMED = ("classic", "improved", "improved-nchw-depthwise", "attention")
 
 
 def sizes(tiny: bool) -> dict:
@@ -120,7 +129,7 @@ def step_profile(out: Path, tiny: bool) -> None:
 
     size = sizes(tiny)
     parts = [profile_step(name, size["image_size"], size["batch_size"], size["base_filters"])
-             for name in ("improved", "classic")]
+             for name in ("improved", "improved-nchw-depthwise", "classic")]
     (out / "profile.md").write_text("\n".join(parts))
     print((out / "profile.md").read_text())
 
@@ -129,10 +138,12 @@ def step_bench(out: Path, tiny: bool) -> None:
     from unet_lib.bench import format_table, run_benchmark, write_result
 
     size = sizes(tiny)
+    # channels_last as fit() on CUDA; no torch.compile: compiling four models outlasts the
+    # step (the H200 tables of 2026-11-27 have the compiled figures)
     result = run_benchmark(size=size["image_size"], batch=size["batch_size"],
                            base_filters=size["base_filters"], steps=1 if tiny else 5,
                            repeats=1 if tiny else 3, peers=False, channels_last=True,
-                           compile=not tiny)  # compiling on a CPU needs a C++ toolchain
+                           models=TIMED)
     write_result(result, out / "bench.md")
     print(format_table(result))
 

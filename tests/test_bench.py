@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from torch import nn
 
 from unet_lib.bench import format_table, forward_flops, run_benchmark, write_result
@@ -62,3 +63,21 @@ def test_fit_against_step_rehearsal_reports_both_rates_and_their_ratio(tmp_path)
     assert row["ratio"] == pytest.approx(row["fit_images_per_s"] / row["step_images_per_s"])
     table = format_fit_table([row])
     assert "| classic | cpu | 24 | 4 | 32 |" in table and table.strip().endswith("% |")
+
+
+def test_a_variant_is_its_preset_run_differently():
+    from unet_lib.bench import bench_model
+    from unet_lib.config import ConfigError
+    from unet_lib.models import DepthwiseConv2d
+
+    torch.manual_seed(0)
+    variant = bench_model("improved-nchw-depthwise", base_filters=4)
+    torch.manual_seed(0)
+    preset = bench_model("improved", base_filters=4)
+    depthwise = [m for m in variant.modules() if isinstance(m, DepthwiseConv2d)]
+    assert depthwise and all(m.nchw for m in depthwise)
+    assert not any(m.nchw for m in preset.modules() if isinstance(m, DepthwiseConv2d))
+    assert all(torch.equal(a, b) for a, b in zip(variant.state_dict().values(),
+                                                  preset.state_dict().values()))
+    with pytest.raises(ConfigError, match="improved-nchw-depthwise"):
+        bench_model("improved-nhwc")

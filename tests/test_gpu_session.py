@@ -34,9 +34,12 @@ def test_every_step_runs_and_leaves_at_most_eight_flat_files(tmp_path):
     assert all(row["ratio"] > 0 for row in fits)
     bundle, showcase = read_reference(tmp_path / "out")
     assert set(bundle["models"]) == {"classic", "improved", "attention"}
-    assert "probs_improved" in showcase
+    assert "probs_improved" in showcase and "attention_attention_0" in showcase
     profile = (tmp_path / "out" / "profile.md").read_text()
-    assert profile.count("## ") == 2 and "convolution" in profile
+    assert profile.count("## ") == 3 and "convolution" in profile  # improved both ways, classic
+    bench = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert [row["model"] for row in bench["rows"]] == ["classic", "improved",
+                                                       "improved-nchw-depthwise", "attention"]
 
 
 def test_a_step_is_not_started_without_the_time_it_needs(tmp_path):

@@ -170,6 +170,49 @@ def test_each_improvement_alone_trains_one_step(change):
     assert all(p.grad is not None for p in model.parameters())
 
 
+
+def test_a_depthwise_conv_in_nchw_computes_the_same_and_keeps_the_models_layout():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from unet_lib.models import DepthwiseConv2d, set_depthwise_nchw
+
+    class ConvolutionStrides(TorchDispatchMode):  # the input's and weight's strides it gets
+        seen: list = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten.convolution.default:
+                self.seen.append((args[0].stride(), args[1].stride()))
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(6, 7, bias=True).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 6, 12, 10).to(memory_format=torch.channels_last).requires_grad_()
+    expected = F.conv2d(x, conv.weight, conv.bias, padding=3, groups=6)
+    expected_grads = torch.autograd.grad(expected.square().sum(), (x, conv.weight, conv.bias))
+    set_depthwise_nchw(nn.Sequential(conv))
+    with ConvolutionStrides() as watch:
+        out = conv(x)
+    nchw = torch.empty(2, 6, 12, 10).stride(), torch.empty(6, 1, 7, 7).stride()
+    assert watch.seen == [nchw]  # neither looks channels_last to PyTorch's backend choice
+    assert out.is_contiguous(memory_format=torch.channels_last)  # the model's layout after it
+    assert torch.allclose(out, expected, atol=1e-5)
+    grads = torch.autograd.grad(out.square().sum(), (x, conv.weight, conv.bias))
+    for ours, reference in zip(grads, expected_grads):
+        assert torch.allclose(ours, reference, atol=1e-4)
+
+
+def test_a_depthwise_layer_loads_the_plain_convolution_older_checkpoints_hold():
+    from unet_lib.models import DepthwiseConv2d
+
+    torch.manual_seed(0)
+    plain = nn.Conv2d(6, 6, 7, padding=3, groups=6, bias=False)  # what checkpoints before held
+    layer = DepthwiseConv2d(6, 7, bias=False)
+    layer.load_state_dict(plain.state_dict())  # strict: the same names and shapes
+    x = torch.randn(1, 6, 9, 9)
+    assert torch.equal(layer(x), plain(x))
+    improved = build_model("improved", base_filters=4)
+    assert any(isinstance(m, DepthwiseConv2d) for m in improved.modules())
+
 # --- attention ---------------------------------------------------------------------------
 
 def test_attention_maps_one_per_gate_deepest_first_in_0_1():

@@ -60,3 +60,18 @@ def test_a_run_stopped_part_way_keeps_the_models_it_finished(tmp_path, monkeypat
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["reference.json",
                                                                     "showcase.npz"]
     assert (tmp_path / "work" / "runs" / "classic" / "best.pt").exists()
+
+
+def test_the_book_tabulates_a_committed_bundle_as_written():
+    from unet_course.bundles import reference_bundles, reference_table
+
+    bundles = reference_bundles()  # benchmarks/reference-*: at least the H200 run of 2026-11-27
+    assert bundles, "no committed reference bundle found under benchmarks/"
+    _, bundle, showcase = bundles[-1]
+    rows = reference_table(bundle)
+    assert [row["model"] for row in rows] == list(bundle["models"])
+    for row in rows:
+        entry = bundle["models"][row["model"]]
+        assert row["Dice WT"] == entry["test"]["all_pixels"]["dice"]["WT"]
+        assert row["training"] == f"{entry['seconds']:.0f} s"
+        assert showcase[f"probs_{row['model']}"].shape == showcase["targets"].shape

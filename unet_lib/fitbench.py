@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .bench import measure, training_step
+from .bench import bench_model, measure, training_step
 from .config import TrainConfig
 from .models import build_model
 from .recipe import RunRecipe
@@ -85,7 +85,7 @@ def profile_step(model_name: str, size: int = 240, batch: int = 32, base_filters
     cuda = device.type == "cuda"
     layout = memory_format(None, device)
     torch.manual_seed(0)
-    model = build_model(model_name, base_filters=base_filters).to(device, memory_format=layout)
+    model = bench_model(model_name, base_filters).to(device, memory_format=layout)
     step, _ = training_step(model, size, batch, device, layout)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     for _ in range(3):

@@ -185,7 +185,7 @@ def cmd_bench(args) -> int:
     result = run_benchmark(size=args.image_size, batch=args.batch_size, device=args.device,
                            steps=args.steps, repeats=args.repeats, peers=args.peers,
                            amp=args.amp, channels_last=args.channels_last,
-                           compile=args.compile)
+                           compile=args.compile, models=tuple(args.models))
     print(format_table(result))
     if args.out:
         print(f"written to {write_result(result, args.out)}")

@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=3, help="steps per timed run (default 3)")
     bench.add_argument("--repeats", type=int, default=3,
                        help="timed runs; the median is reported (default 3)")
+    bench.add_argument("--models", nargs="+", default=["classic", "improved", "attention"],
+                       metavar="NAME", help="models to time: classic, improved, attention, or a "
+                       "variant such as improved-nchw-depthwise (default: the three presets)")
     bench.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
                        help="measure MONAI's BasicUNet and AttentionUnet too (default on)")
     bench.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from .ablation import (classic_with, cumulative_improvements, improved_without, improvement_off,
                        improvement_table)
-from .layers import (AttentionGate, DecoderLevel, DoubleConv, InvertedBottleneckBlock,
-                     SeparableConv2d)
+from .layers import (AttentionGate, DecoderLevel, DepthwiseConv2d, DoubleConv,
+                     InvertedBottleneckBlock, SeparableConv2d, set_depthwise_nchw)
 from .presets import (IMPROVEMENTS, MODELS, PRESETS, AttentionUNet, ClassicUNet, ImprovedUNet,
                       build_model, preset_of)
 from .unet import MIN_SIZE, UNet, count_parameters
 
-__all__ = ["AttentionGate", "AttentionUNet", "ClassicUNet", "DecoderLevel", "DoubleConv",
+__all__ = ["AttentionGate", "AttentionUNet", "ClassicUNet", "DecoderLevel", "DepthwiseConv2d",
+           "DoubleConv",
            "IMPROVEMENTS", "ImprovedUNet", "InvertedBottleneckBlock", "MIN_SIZE", "MODELS",
            "PRESETS", "SeparableConv2d", "UNet", "build_model", "classic_with",
            "count_parameters", "cumulative_improvements", "improved_without", "improvement_off",
-           "improvement_table", "preset_of"]
+           "improvement_table", "preset_of", "set_depthwise_nchw"]
