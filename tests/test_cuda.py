@@ -96,3 +96,37 @@ def test_training_on_the_gpu_learns_and_scores_as_on_the_cpu(datasets):
     assert on_gpu["loss"] == pytest.approx(on_cpu["loss"], rel=1e-3)
     for name, value in on_cpu["dice"].items():
         assert on_gpu["dice"][name] == pytest.approx(value, abs=1e-3), name
+
+
+def test_checkpoints_written_in_the_background_hold_the_final_weights(datasets, tmp_path):
+    from unet_lib.checkpoint import read_checkpoint
+
+    train, val = Subset(datasets[0], range(0, 48, 2)), Subset(datasets[1], range(0, 30, 3))
+    model = build_model("classic", base_filters=8)
+    fit(model, train, val, TrainConfig.quick(epochs=3, base_filters=8, batch_size=8,
+                                             device="cuda"), tmp_path, progress=False)
+    last = read_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 3 and len(last["history"]) == 3
+    for name, value in model.state_dict().items():
+        assert torch.equal(last["model_state"][name], value.cpu()), name
+
+
+def test_the_optimizer_on_the_gpu_is_fused_and_steps_as_the_cpus():
+    from unet_lib.schedule import make_optimizer
+
+    torch.manual_seed(0)
+    on_cpu = build_model("classic", base_filters=4)
+    on_gpu = build_model("classic", base_filters=4).to(CUDA)
+    on_gpu.load_state_dict(on_cpu.state_dict())
+    config = TrainConfig()
+    optimizers = make_optimizer(on_cpu, config), make_optimizer(on_gpu, config)
+    assert optimizers[1].param_groups[0]["fused"] is True
+    assert not optimizers[0].param_groups[0].get("fused")
+    for _ in range(3):  # the same gradients on both: only the update's arithmetic differs
+        grads = [torch.randn_like(p) for p in on_cpu.parameters()]
+        for model, optimizer in zip((on_cpu, on_gpu), optimizers):
+            for parameter, grad in zip(model.parameters(), grads):
+                parameter.grad = grad.to(parameter.device)
+            optimizer.step()
+    for (name, a), b in zip(on_cpu.state_dict().items(), on_gpu.state_dict().values()):
+        assert torch.allclose(a, b.cpu(), atol=1e-6), name

@@ -408,13 +408,13 @@ def test_the_same_process_may_claim_a_folder_twice(tmp_path):
 
 def test_best_is_written_before_last_and_restored_if_a_kill_came_between(tiny_phantom,
                                                                         tmp_path, monkeypatch):
-    import unet_lib.train as train
+    import unet_lib.checkpoint as checkpoint
 
-    written = []
-    real_save = train.save_checkpoint
-    monkeypatch.setattr(train, "save_checkpoint",
+    written = []  # the order the files land in (fit() writes them in a thread of their own)
+    real_write = checkpoint.write_checkpoint
+    monkeypatch.setattr(checkpoint, "write_checkpoint",
                         lambda path, *a, **k: (written.append(Path(path).name),
-                                               real_save(path, *a, **k))[1])
+                                               real_write(path, *a, **k))[1])
     data = BraTSSlices(tiny_phantom, [1, 2], image_size=32)
     val = BraTSSlices(tiny_phantom, [3], image_size=32)
     config = TrainConfig.quick(epochs=1, image_size=32, base_filters=4)

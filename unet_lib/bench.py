@@ -125,17 +125,19 @@ def training_step(model: nn.Module, size: int, batch: int, device: torch.device,
                   memory_format: torch.memory_format = torch.contiguous_format,
                   amp: bool = True) -> tuple[Callable[[], None], torch.Tensor]:
     """One training step of ``model`` on a fixed random batch already on ``device``: forward
-    (under :func:`unet_lib.runtime.autocast` with ``amp``), BCE-with-logits, backward and an
-    AdamW step. On CUDA cuDNN times its algorithms for each shape in the first calls, as in
-    ``fit()``. Returns ``(step, images)``: the step to call, and its (batch, 4, size, size)
+    (under :func:`unet_lib.runtime.autocast` with ``amp``), BCE-with-logits, backward and
+    ``fit()``'s AdamW step. On CUDA cuDNN times its algorithms for each shape in the first
+    calls, as in ``fit()``. Returns ``(step, images)``: the step to call, and its (batch, 4, size, size)
     images in ``memory_format``."""
+    from .config import TrainConfig
     from .runtime import autocast
+    from .schedule import make_optimizer
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     images = torch.randn(batch, 4, size, size, device=device).to(memory_format=memory_format)
     masks = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = make_optimizer(model, TrainConfig())  # fit()'s: fused on CUDA
 
     def step() -> None:
         with autocast(device, amp):

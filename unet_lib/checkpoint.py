@@ -88,10 +88,25 @@ def save_checkpoint(path: str | Path, model: UNet, **state: Any) -> Path:
         CheckpointWriteError: the file could not be written (the message says why: a full
             disk, a read-only folder); the checkpoint that was at ``path`` is untouched.
     """
+    return write_checkpoint(path, checkpoint_payload(model, **state))
+
+
+def checkpoint_payload(model: UNet, **state: Any) -> dict:
+    """The dict a checkpoint file holds: ``format``, ``model_class``, ``hparams``,
+    ``model_state`` and ``state``, as plain data (:func:`plain`). Its tensors are the model's
+    own, not copies."""
+    return plain({"format": FORMAT, "model_class": model.preset_name,
+                  "hparams": dict(model.hparams), "model_state": model.state_dict(), **state})
+
+
+def write_checkpoint(path: str | Path, payload: dict) -> Path:
+    """Atomically write ``payload`` (:func:`checkpoint_payload`) to ``path``: a temporary file
+    in the same folder, flushed to the disk, then renamed over ``path``.
+
+    Raises:
+        CheckpointWriteError: as :func:`save_checkpoint`.
+    """
     path = Path(path)
-    payload = plain({"format": FORMAT, "model_class": model.preset_name,
-                     "hparams": dict(model.hparams), "model_state": model.state_dict(),
-                     **state})
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,13 +10,20 @@ from .config import OPTIMIZERS, TrainConfig
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer ``config.optimizer`` names, with its learning rate and weight decay."""
+    """The optimizer ``config.optimizer`` names, with its learning rate and weight decay, for
+    ``model`` where it is now: on a CUDA GPU in its fused form, one kernel for the whole update
+    (the Classic U-Net's AdamW step took 10 % of its training step on an H200 as a series of
+    multi-tensor kernels, ``benchmarks/h200-2026-11-27-session/profile.md``); the same
+    arithmetic."""
     try:
         cls = OPTIMIZERS[config.optimizer]
     except KeyError:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of "
                          f"{', '.join(repr(n) for n in OPTIMIZERS)}") from None
-    return cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    parameters = list(model.parameters())
+    fused = bool(parameters) and all(p.is_cuda for p in parameters)
+    return cls(parameters, lr=config.lr, weight_decay=config.weight_decay,
+               **({"fused": True} if fused else {}))
 
 
 def warm_up(optimizer: torch.optim.Optimizer, rate: float, step: int, steps: int) -> None:

@@ -28,7 +28,8 @@ from torch.utils.data import Dataset
 
 from . import distributed, runfolder
 from .checkpoint import (CheckpointError, check_same_architecture, check_training_state,
-                         read_checkpoint, save_checkpoint)
+                         read_checkpoint)
+from .checkpoint_writer import CheckpointWriter
 from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError
 from .inference import evaluate, predict, threshold_sweep
@@ -193,85 +194,89 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         trained = compile_model(trained)
     progress = progress is True and context.is_main
     best = max((_mean_dice(r) for r in history.records), default=-math.inf)
-    for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter()
-        rate = optimizer.param_groups[0]["lr"]
-        model.train()
-        # The running loss stays on the device: reading it (.item()) makes the CPU wait for
-        # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
-        total = torch.zeros((), dtype=torch.float64, device=tally_device(device))
-        seen, skipped = 0, []
-        bar = progress_bar(train_loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
-                           leave=False)
-        for step, (images, masks, bad) in enumerate(bar, start=1):
-            skipped.extend(str(sample) for sample in bad)
-            if images is None:
-                continue
-            images = images.to(device, non_blocking=True, memory_format=layout)
-            masks = masks.to(device, non_blocking=True)
-            try:  # forward and backward: either may run out of GPU memory
-                with autocast(device, config.amp):
-                    loss = loss_fn(trained(images).float(), masks)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-            except torch.cuda.OutOfMemoryError as error:
-                raise OutOfMemory(_out_of_memory_message(error, config.batch_size,
-                                                         images.shape)) from error
-            if epoch < config.warmup_epochs:  # linear warm-up, step by step
-                warm_up(optimizer, rate, epoch * len(train_loader) + step,
-                        config.warmup_epochs * len(train_loader))
-            scaler.step(optimizer)
-            scaler.update()
-            total += loss.detach().to(total.device, torch.float64) * len(images)
-            seen += len(images)
-            if step % SYNC_EVERY == 0:
-                _check_finite(total, epoch, rate, last)
-                bar.set_postfix(loss=f"{total.item() / seen:.4f}")
-        _check_finite(total, epoch, rate, last)
-        # summed over processes on the device (NCCL sums GPU tensors only), then read once
-        totals = torch.stack([total, torch.full((), seen, dtype=torch.float64,
-                                                device=total.device)])
-        total, seen = distributed.all_sum(totals, context).tolist()
-        seen = int(seen)
-        if seen == 0:
-            raise BraTSDataError(getattr(train_data, "root", "training data"),
-                                 f"no usable training sample: all {len(skipped)} were skipped, "
-                                 f"e.g. {skipped[0] if skipped else 'none given'}")
-        record = {"epoch": epoch + 1, "lr": rate, "train_loss": total / seen,
-                  "skipped": skipped}
-        for group in optimizer.param_groups:  # the epoch's own rate, whatever warm-up did
-            group["lr"] = rate
-        scheduler.step()
-        if val_data is not None:
-            result = evaluate(model, val_data, threshold=config.threshold,
-                              batch_size=config.batch_size, device=device, amp=config.amp,
-                              context=context)
-            record["val_loss"] = result.pop("loss")
-            record["skipped"] += result.pop("skipped")
-            record["val"] = result
-        record["seconds"] = time.perf_counter() - started
-        history.records.append(record)
-        if summaries:
-            write_line(_summary(record), bar=progress)
-        if checkpoint_dir is not None and context.is_main:
-            is_best = val_data is not None and _mean_dice(record) > best
-            if is_best:
-                best, best_epoch = _mean_dice(record), epoch + 1
-            state = dict(optimizer_state=optimizer.state_dict(),
-                         scheduler_state=scheduler.state_dict(), scaler_state=scaler.state_dict(),
-                         epoch=epoch + 1, history=history.records,
-                         config=dataclasses.asdict(config), rng=rng_state(generator),
-                         best_epoch=best_epoch, resumed=resumed)
-            if is_best:  # best first: a kill between the two writes loses neither
-                save_checkpoint(checkpoint_dir / "best.pt", model, **state)
-            save_checkpoint(last, model, **state)
+    # on a GPU checkpoints are written by a thread of their own while the next epoch trains
+    with CheckpointWriter(background=device.type == "cuda") as writer:
+        for epoch in range(start_epoch, config.epochs):
+            started = time.perf_counter()
+            rate = optimizer.param_groups[0]["lr"]
+            model.train()
+            # The running loss stays on the device: reading it (.item()) makes the CPU wait for
+            # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
+            total = torch.zeros((), dtype=torch.float64, device=tally_device(device))
+            seen, skipped = 0, []
+            bar = progress_bar(train_loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
+                               leave=False)
+            for step, (images, masks, bad) in enumerate(bar, start=1):
+                skipped.extend(str(sample) for sample in bad)
+                if images is None:
+                    continue
+                images = images.to(device, non_blocking=True, memory_format=layout)
+                masks = masks.to(device, non_blocking=True)
+                try:  # forward and backward: either may run out of GPU memory
+                    with autocast(device, config.amp):
+                        loss = loss_fn(trained(images).float(), masks)
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                except torch.cuda.OutOfMemoryError as error:
+                    raise OutOfMemory(_out_of_memory_message(error, config.batch_size,
+                                                             images.shape)) from error
+                if epoch < config.warmup_epochs:  # linear warm-up, step by step
+                    warm_up(optimizer, rate, epoch * len(train_loader) + step,
+                            config.warmup_epochs * len(train_loader))
+                scaler.step(optimizer)
+                scaler.update()
+                total += loss.detach().to(total.device, torch.float64) * len(images)
+                seen += len(images)
+                if step % SYNC_EVERY == 0:
+                    _check_finite(total, epoch, rate, last, writer)
+                    bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+            _check_finite(total, epoch, rate, last, writer)
+            # summed over processes on the device (NCCL sums GPU tensors only), then read once
+            totals = torch.stack([total, torch.full((), seen, dtype=torch.float64,
+                                                    device=total.device)])
+            total, seen = distributed.all_sum(totals, context).tolist()
+            seen = int(seen)
+            if seen == 0:
+                raise BraTSDataError(getattr(train_data, "root", "training data"),
+                                     f"no usable training sample: all {len(skipped)} were skipped, "
+                                     f"e.g. {skipped[0] if skipped else 'none given'}")
+            record = {"epoch": epoch + 1, "lr": rate, "train_loss": total / seen,
+                      "skipped": skipped}
+            for group in optimizer.param_groups:  # the epoch's own rate, whatever warm-up did
+                group["lr"] = rate
+            scheduler.step()
+            if val_data is not None:
+                result = evaluate(model, val_data, threshold=config.threshold,
+                                  batch_size=config.batch_size, device=device, amp=config.amp,
+                                  context=context)
+                record["val_loss"] = result.pop("loss")
+                record["skipped"] += result.pop("skipped")
+                record["val"] = result
+            record["seconds"] = time.perf_counter() - started
+            history.records.append(record)
+            if summaries:
+                write_line(_summary(record), bar=progress)
+            if checkpoint_dir is not None and context.is_main:
+                is_best = val_data is not None and _mean_dice(record) > best
+                if is_best:
+                    best, best_epoch = _mean_dice(record), epoch + 1
+                state = dict(optimizer_state=optimizer.state_dict(),
+                             scheduler_state=scheduler.state_dict(), scaler_state=scaler.state_dict(),
+                             epoch=epoch + 1, history=history.records,
+                             config=dataclasses.asdict(config), rng=rng_state(generator),
+                             best_epoch=best_epoch, resumed=resumed)
+                if is_best:  # best first: a kill between the two writes loses neither
+                    writer.save(checkpoint_dir / "best.pt", model, **state)
+                writer.save(last, model, **state)
     return history
 
 
-def _check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | None) -> None:
+def _check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | None,
+                  writer: CheckpointWriter) -> None:
     """Raise :class:`TrainingDiverged` if the summed loss is NaN or infinite (a NaN in any
     step makes the sum NaN, so checking the sum now and then misses none)."""
     if not torch.isfinite(total):
+        writer.wait()  # the last good epoch's checkpoint on the disk before naming it
         raise TrainingDiverged(
             f"the loss became {total.item()} in epoch {epoch + 1}; lower the learning rate "
             f"(now {rate:.2g}: resume with --lr lower); the weights in memory are spoilt"

@@ -1,0 +1,82 @@
+"""Checkpoints written in the background: what lands, in which order, and what a failed
+write does."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+import unet_lib.checkpoint as checkpoint
+from unet_lib.checkpoint import CheckpointWriteError, read_checkpoint
+from unet_lib.checkpoint_writer import CheckpointWriter
+from unet_lib.models import build_model
+
+
+def test_a_checkpoint_holds_the_weights_of_when_it_was_saved_not_of_when_it_was_written(
+        tmp_path, monkeypatch):
+    model = build_model("classic", base_filters=4)
+    history = [{"epoch": 1}]
+    release = threading.Event()
+    real_write = checkpoint.write_checkpoint
+    monkeypatch.setattr(checkpoint, "write_checkpoint",  # held until the model has changed
+                        lambda *a, **k: (release.wait(10), real_write(*a, **k))[1])
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    with CheckpointWriter() as writer:
+        writer.save(tmp_path / "last.pt", model, epoch=1, history=history)
+        with torch.no_grad():  # the next epoch trains on
+            for parameter in model.parameters():
+                parameter.add_(1.0)
+        history.append({"epoch": 2})
+        release.set()
+    written = read_checkpoint(tmp_path / "last.pt")
+    assert written["epoch"] == 1 and written["history"] == [{"epoch": 1}]
+    assert all(torch.equal(written["model_state"][k], saved[k]) for k in saved)
+
+
+def test_writes_land_in_the_order_they_were_saved(tmp_path, monkeypatch):
+    landed = []
+    real_write = checkpoint.write_checkpoint
+    monkeypatch.setattr(checkpoint, "write_checkpoint",
+                        lambda path, *a, **k: (landed.append(Path(path).name),
+                                               real_write(path, *a, **k))[1])
+    model = build_model("classic", base_filters=4)
+    with CheckpointWriter() as writer:
+        for epoch in range(1, 4):
+            writer.save(tmp_path / "best.pt", model, epoch=epoch)
+            writer.save(tmp_path / "last.pt", model, epoch=epoch)
+    assert landed == ["best.pt", "last.pt"] * 3
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 3
+
+
+def test_a_failed_write_is_raised_and_leaves_the_previous_file(tmp_path, monkeypatch):
+    model = build_model("classic", base_filters=4)
+    checkpoint.save_checkpoint(tmp_path / "last.pt", model, epoch=1)
+    before = (tmp_path / "last.pt").read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tempfile.mkstemp", full_disk)
+    with pytest.raises(CheckpointWriteError, match="last.pt: cannot be written"):
+        with CheckpointWriter() as writer:
+            writer.save(tmp_path / "last.pt", model, epoch=2)
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_an_error_in_training_goes_on_and_the_queued_write_still_lands(tmp_path):
+    model = build_model("classic", base_filters=4)
+    with pytest.raises(KeyboardInterrupt):
+        with CheckpointWriter() as writer:
+            writer.save(tmp_path / "last.pt", model, epoch=5)
+            raise KeyboardInterrupt
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 5
+
+
+def test_without_background_a_checkpoint_is_on_the_disk_when_save_returns(tmp_path):
+    model = build_model("classic", base_filters=4)
+    with CheckpointWriter(background=False) as writer:
+        writer.save(tmp_path / "last.pt", model, epoch=3)
+        assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 3
