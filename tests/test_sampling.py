@@ -105,3 +105,28 @@ def test_a_stratified_split_puts_each_kind_of_tumour_on_every_side():
 def test_a_tumour_share_out_of_range_is_a_config_error(share):
     with pytest.raises(ConfigError, match="tumour_share"):
         TrainConfig(tumour_share=share).validate()
+
+
+def test_files_are_read_by_worker_processes_for_a_gpu_only_and_never_more_than_batches():
+    import os
+
+    from unet_lib.sampling import loader_workers, reading_workers
+
+    gpu_rule = min(8, os.cpu_count() or 1)
+    assert reading_workers(torch.device("cpu")) == 0
+    assert reading_workers(torch.device("cuda")) == gpu_rule
+    assert reading_workers(torch.device("cuda"), batches=1) == 1  # one batch: one reader
+    assert reading_workers(torch.device("cuda"), batches=100) == gpu_rule
+    assert loader_workers(TrainConfig(num_workers=0), torch.device("cuda")) == 0  # as asked
+
+
+def test_scores_read_by_worker_processes_equal_those_read_in_turn(datasets):
+    from unet_lib.inference import evaluate
+    from unet_lib.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4)
+    val = torch.utils.data.Subset(datasets[1], range(0, 40, 2))
+    in_turn = evaluate(model, val, batch_size=4, device="cpu", workers=0)
+    in_parallel = evaluate(model, val, batch_size=4, device="cpu", workers=2)
+    assert in_parallel == in_turn

@@ -229,3 +229,17 @@ def test_the_layout_is_nhwc_by_default_on_a_cuda_gpu_only_and_as_asked_otherwise
     for device in ("cuda", "cpu"):
         assert memory_format(True, torch.device(device)) == torch.channels_last
         assert memory_format(False, torch.device(device)) == torch.contiguous_format
+
+
+def test_validation_reads_with_the_workers_the_config_asks_for(datasets, monkeypatch):
+    import unet_lib.train as train
+
+    asked = []
+    real_evaluate = train.evaluate
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: (asked.append(k.get("workers")),
+                                                            real_evaluate(*a, **k))[1])
+    config = TrainConfig.quick(epochs=1, base_filters=4, batch_size=8, num_workers=1,
+                               resident_data=False)
+    fit(build_model("classic", base_filters=4), torch.utils.data.Subset(datasets[0], range(8)),
+        torch.utils.data.Subset(datasets[1], range(8)), config, progress=False)
+    assert asked == [1]  # a user who turned the workers off (a small /dev/shm) keeps them off

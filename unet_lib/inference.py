@@ -17,11 +17,13 @@ from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentSlices
 from .runtime import autocast, pick_device, tally_device
+from .sampling import reading_workers
 
 
 @torch.no_grad()
 def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
-                  device: torch.device, amp: bool, on_device: bool = False):
+                  device: torch.device, amp: bool, on_device: bool = False,
+                  workers: int | None = None):
     """Yield ``(logits float32, masks or None, skipped)`` over ``data`` in eval mode, in order;
     unusable samples are left out of a batch and listed in ``skipped``.
 
@@ -29,25 +31,29 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     masks come on the CPU, or with ``on_device`` on ``device``: then nothing waits for the GPU
     batch by batch (a copy to the CPU does), and whoever sums the scores reads them once.
     The model runs on ``device`` and goes back to where it was afterwards, so that the
-    caller's next ``model(images)`` finds it where they left it.
+    caller's next ``model(images)`` finds it where they left it. A dataset read from files is
+    read by ``workers`` processes (default :func:`~unet_lib.sampling.reading_workers`: none on
+    the CPU, up to 8 for a GPU, which one process reading compressed h5 files cannot feed).
     """
     home = next(model.parameters(), torch.empty(0)).device
     model.to(device).eval()
     try:
-        yield from _logits_on(model, data, batch_size, device, amp, on_device)
+        yield from _logits_on(model, data, batch_size, device, amp, on_device, workers)
     finally:
         model.to(home)
 
 
 def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
-               device: torch.device, amp: bool, on_device: bool):
+               device: torch.device, amp: bool, on_device: bool, workers: int | None):
     """:func:`logit_batches` with the model already on ``device``."""
     if isinstance(data, torch.Tensor):
         loader = ((images, None, []) for images in data.split(batch_size))
     elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
         loader = data.in_order(batch_size)
     else:
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False,
+        if workers is None:
+            workers = reading_workers(device, -(-len(data) // batch_size))
+        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)
     landing = device if on_device else torch.device("cpu")
     for images, masks, skipped in loader:
@@ -63,8 +69,9 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
 
 def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
              device: torch.device | str | None = None, amp: bool = True,
-             context: distributed.Context | None = None) -> dict:
-    """Mean BCE loss and Dice/precision/recall over all of ``data`` (counts summed first).
+             context: distributed.Context | None = None, workers: int | None = None) -> dict:
+    """Mean BCE loss and Dice/precision/recall over all of ``data`` (counts summed first),
+    read by ``workers`` processes (see :func:`logit_batches`).
 
     Returns:
         ``{"loss": float, "dice": {name: float}, "precision": {...}, "recall": {...},
@@ -84,7 +91,7 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     seen, skipped = 0, []
     loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
-                                            on_device=tally == device):
+                                            on_device=tally == device, workers=workers):
         skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue

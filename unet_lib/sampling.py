@@ -70,12 +70,19 @@ def tumour_share_order(flags: np.ndarray, share: float
     return order
 
 
+def reading_workers(device: torch.device, batches: int | None = None) -> int:
+    """How many processes read the data files by default: none on the CPU (they would take
+    cores from the computation), up to 8 for a GPU, and no more than there are ``batches``."""
+    workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+    return workers if batches is None else min(workers, batches)
+
+
 def loader_workers(config: "TrainConfig", device: torch.device) -> int:
-    """The processes that read the data files: ``config.num_workers``, or by default none on
-    the CPU (they would take cores from training) and up to 8 for a GPU."""
+    """The processes that read the data files: ``config.num_workers``, or by default
+    :func:`reading_workers`."""
     if config.num_workers is not None:
         return config.num_workers
-    return 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+    return reading_workers(device)
 
 
 def make_train_loader(data: Dataset, config: "TrainConfig", device: torch.device,

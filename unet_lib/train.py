@@ -248,7 +248,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             if val_data is not None:
                 result = evaluate(model, val_data, threshold=config.threshold,
                                   batch_size=config.batch_size, device=device, amp=config.amp,
-                                  context=context)
+                                  context=context, workers=loader_workers(config, device))
                 record["val_loss"] = result.pop("loss")
                 record["skipped"] += result.pop("skipped")
                 record["val"] = result
