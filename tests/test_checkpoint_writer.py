@@ -80,3 +80,24 @@ def test_without_background_a_checkpoint_is_on_the_disk_when_save_returns(tmp_pa
     with CheckpointWriter(background=False) as writer:
         writer.save(tmp_path / "last.pt", model, epoch=3)
         assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 3
+
+
+def test_a_write_that_fails_while_training_stops_for_another_reason_is_still_reported(
+        tmp_path, monkeypatch):
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tempfile.mkstemp", full_disk)
+    with pytest.warns(RuntimeWarning, match="last.pt: cannot be written"):
+        with pytest.raises(KeyboardInterrupt):
+            with CheckpointWriter() as writer:
+                writer.save(tmp_path / "last.pt", build_model("classic", base_filters=4))
+                raise KeyboardInterrupt
+
+
+def test_one_save_writes_several_files_in_order(tmp_path):
+    model = build_model("classic", base_filters=4)
+    with CheckpointWriter() as writer:
+        writer.save([tmp_path / "best.pt", tmp_path / "last.pt"], model, epoch=4)
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 4
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 4

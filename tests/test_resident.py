@@ -113,3 +113,21 @@ def test_a_pass_sends_its_indices_to_the_device_once_and_draws_the_samplers_orde
     for (images, masks, _), rows in zip(batches, expected.split(5)):
         assert torch.equal(images, resident.images[rows])
         assert torch.equal(masks, resident.masks[rows].float())
+
+
+def test_a_ranks_share_of_resident_data_is_scored_without_a_loader(datasets, monkeypatch):
+    import unet_lib.inference as inference
+
+    _, val = _tiny(datasets)
+    resident = ResidentSlices.load(val, "cpu", torch.float32)
+    model = build_model("classic", base_filters=4)
+    share = [1, 3, 5, 7, 9]  # what evaluate() keeps for rank 1 of 2 under torchrun
+    expected = evaluate(model, Subset(val, share), device="cpu")  # read from the files
+
+    def no_loader(*args, **kwargs):  # on a GPU: pinning CUDA tensors fails, workers too
+        raise AssertionError("a DataLoader over data already on the device")
+
+    monkeypatch.setattr(inference, "DataLoader", no_loader)
+    scored = evaluate(model, Subset(resident, share), device="cpu")
+    assert scored["dice"] == pytest.approx(expected["dice"])
+    assert scored["loss"] == pytest.approx(expected["loss"])

@@ -112,12 +112,20 @@ def test_files_are_read_by_worker_processes_for_a_gpu_only_and_never_more_than_b
 
     from unet_lib.sampling import loader_workers, reading_workers
 
-    gpu_rule = min(8, os.cpu_count() or 1)
+    from unet_lib.sampling import scoring_workers
+
+    cores = os.cpu_count() or 1
+    gpu_rule = min(8, cores)
     assert reading_workers(torch.device("cpu")) == 0
     assert reading_workers(torch.device("cuda")) == gpu_rule
     assert reading_workers(torch.device("cuda"), batches=1) == 1  # one batch: one reader
     assert reading_workers(torch.device("cuda"), batches=100) == gpu_rule
     assert loader_workers(TrainConfig(num_workers=0), torch.device("cuda")) == 0  # as asked
+    assert scoring_workers(torch.device("cuda"), 100) == gpu_rule
+    assert scoring_workers(torch.device("mps"), 100) == 0  # a Mac would start them per pass
+    with pytest.MonkeyPatch.context() as patch:  # torchrun: 4 processes share this machine
+        patch.setenv("LOCAL_WORLD_SIZE", "4")
+        assert reading_workers(torch.device("cuda")) == max(1, min(8, cores // 4))
 
 
 def test_scores_read_by_worker_processes_equal_those_read_in_turn(datasets):

@@ -242,4 +242,42 @@ def test_validation_reads_with_the_workers_the_config_asks_for(datasets, monkeyp
                                resident_data=False)
     fit(build_model("classic", base_filters=4), torch.utils.data.Subset(datasets[0], range(8)),
         torch.utils.data.Subset(datasets[1], range(8)), config, progress=False)
-    assert asked == [1]  # a user who turned the workers off (a small /dev/shm) keeps them off
+    assert asked == [1]  # the setting, not the default rule: a user who turned the workers
+    # off (num_workers=0, for a small /dev/shm) keeps them off in validation too
+
+
+def _step_with(model, optimizer, grads):
+    """One optimizer step with the given gradients, each in its parameter's layout."""
+    for parameter, grad in zip(model.parameters(), grads):
+        parameter.grad = torch.empty_like(parameter).copy_(grad)
+    optimizer.step()
+
+
+@pytest.mark.parametrize("saved_fused", [True, False])
+def test_a_resumed_optimizer_steps_as_the_run_that_saved_it_would_have(saved_fused):
+    import copy
+
+    from unet_lib.schedule import align_optimizer_state
+
+    torch.manual_seed(0)
+    # saved on a GPU: channels_last weights and moments (fused there, or a run from before)
+    saving = build_model("classic", base_filters=4).to(memory_format=torch.channels_last)
+    before = torch.optim.AdamW(saving.parameters(), lr=2e-3, weight_decay=1e-2,
+                               fused=saved_fused or None)
+    grads = [[torch.randn(p.shape) for p in saving.parameters()] for _ in range(3)]
+    for step_grads in grads[:2]:
+        _step_with(saving, before, step_grads)
+    weights, state = copy.deepcopy(saving.state_dict()), copy.deepcopy(before.state_dict())
+    _step_with(saving, before, grads[2])  # what the run would have done next
+
+    # resumed in NCHW, by an optimizer made the other way (fused here stands for a GPU's)
+    resuming = build_model("classic", base_filters=4)
+    resuming.load_state_dict(weights)
+    after = torch.optim.AdamW(resuming.parameters(), lr=2e-3, weight_decay=1e-2,
+                              fused=(not saved_fused) or None)
+    after.load_state_dict(state)
+    align_optimizer_state(after)
+    assert bool(after.param_groups[0]["fused"]) is not saved_fused  # this run's choice
+    _step_with(resuming, after, grads[2])
+    for (name, a), b in zip(saving.state_dict().items(), resuming.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name

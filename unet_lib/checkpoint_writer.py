@@ -17,9 +17,10 @@ weights) and writes it in a thread of its own, in the order given, atomically as
 
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -28,6 +29,12 @@ from .models import UNet
 
 #: writes queued at most; a further save() waits for the oldest (bounds the memory of copies)
 MAX_PENDING = 2
+
+
+def _write_each(paths: list[str | Path], payload: dict) -> None:
+    """Write ``payload`` to each of ``paths``, in order (a failure stops the rest)."""
+    for path in paths:
+        checkpoint.write_checkpoint(path, payload)
 
 
 def snapshot(value: Any) -> Any:
@@ -44,9 +51,9 @@ def snapshot(value: Any) -> Any:
 
 class CheckpointWriter:
     """Writes checkpoints in one background thread, in the order :meth:`save` is called
-    (with ``background=False`` at once, in the caller's thread: ``fit()`` does so on a CPU,
-    whose cores the training needs: on 2 cores the writing thread made the epochs 1.6 times as
-    long).
+    (with ``background=False`` at once, in the caller's thread: ``fit()`` does so on every
+    device but a CUDA GPU; on a CPU, whose cores the training needs, a writing thread made the
+    epochs 1.6 times as long on 2 cores).
 
     A write that failed raises its :class:`~unet_lib.checkpoint.CheckpointWriteError` at the
     next :meth:`save`, :meth:`wait` or when the ``with`` block ends; the file it was to replace
@@ -59,15 +66,19 @@ class CheckpointWriter:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoints")
         self._pending: list[Future] = []
 
-    def save(self, path: str | Path, model: UNet, **state: Any) -> None:
+    def save(self, paths: str | Path | Sequence[str | Path], model: UNet, **state: Any) -> None:
         """Queue ``model`` and ``state`` (as :func:`~unet_lib.checkpoint.save_checkpoint`
-        takes them) for ``path``, copied now; without ``background``, write them now."""
+        takes them) for each of ``paths`` in turn (``[best.pt, last.pt]``: one copy for both),
+        copied now; without ``background``, write them now."""
+        paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
         self._collect(keep=MAX_PENDING - 1)
         if not self.background:
-            checkpoint.write_checkpoint(path, checkpoint.checkpoint_payload(model, **state))
+            payload = checkpoint.checkpoint_payload(model, **state)
+            for path in paths:
+                checkpoint.write_checkpoint(path, payload)
             return
         payload = snapshot(checkpoint.checkpoint_payload(model, **state))
-        self._pending.append(self._thread.submit(checkpoint.write_checkpoint, path, payload))
+        self._pending.append(self._thread.submit(_write_each, paths, payload))
 
     def wait(self) -> None:
         """Block until every queued write has landed; raise the first that failed."""
@@ -87,6 +98,7 @@ class CheckpointWriter:
                 self.wait()
             else:  # the exception that left the block goes on; the writes still land
                 for future in self._pending:
-                    future.exception()
+                    if future.exception() is not None:  # not lost without a word
+                        warnings.warn(str(future.exception()), RuntimeWarning, stacklevel=2)
         finally:
             self._thread.shutdown(wait=True)

@@ -17,7 +17,7 @@ from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentSlices
 from .runtime import autocast, pick_device, tally_device
-from .sampling import reading_workers
+from .sampling import scoring_workers
 
 
 @torch.no_grad()
@@ -32,8 +32,8 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     batch by batch (a copy to the CPU does), and whoever sums the scores reads them once.
     The model runs on ``device`` and goes back to where it was afterwards, so that the
     caller's next ``model(images)`` finds it where they left it. A dataset read from files is
-    read by ``workers`` processes (default :func:`~unet_lib.sampling.reading_workers`: none on
-    the CPU, up to 8 for a GPU, which one process reading compressed h5 files cannot feed).
+    read by ``workers`` processes (default :func:`~unet_lib.sampling.scoring_workers`: up to 8
+    for a CUDA GPU, which one process reading compressed h5 files cannot feed; else none).
     """
     home = next(model.parameters(), torch.empty(0)).device
     model.to(device).eval()
@@ -50,9 +50,11 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
         loader = ((images, None, []) for images in data.split(batch_size))
     elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
         loader = data.in_order(batch_size)
+    elif isinstance(data, Subset) and isinstance(data.dataset, ResidentSlices):  # a rank's share
+        loader = data.dataset.in_order(batch_size, data.indices)
     else:
         if workers is None:
-            workers = reading_workers(device, -(-len(data) // batch_size))
+            workers = scoring_workers(device, -(-len(data) // batch_size))
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)
     landing = device if on_device else torch.device("cpu")
@@ -199,6 +201,9 @@ def attention_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
         One float32 (N, 1, h, w) tensor on the CPU per gate, deepest first, as
         :meth:`unet_lib.models.unet.UNet.forward` returns them (the last at H × W).
     """
+    if len(images) == 0:
+        raise ValueError("attention_maps: images holds no image (shape "
+                         f"{tuple(images.shape)}); pass (N, 4, H, W) with N ≥ 1")
     device = pick_device("auto") if device is None else torch.device(device)
     home = next(model.parameters(), torch.empty(0)).device
     model.to(device).eval()

@@ -91,11 +91,13 @@ class ResidentSlices(Dataset):
         rows = torch.as_tensor(indices, device=self.images.device)
         return self.images[rows].float(), self.masks[rows].float()
 
-    def in_order(self, batch_size: int):
-        """Batches ``(images, masks, skipped)`` in item order, as an unshuffled loader gives
-        them: the first lists the source's unusable items, so that each pass reports them."""
-        return iter(ResidentBatches(self, [range(start, min(start + batch_size, len(self)))
-                                           for start in range(0, len(self), batch_size)]))
+    def in_order(self, batch_size: int, items=None):
+        """Batches ``(images, masks, skipped)`` of ``items`` (default: all) in their order, as
+        an unshuffled loader gives them: the first lists the source's unusable items, so that
+        each pass reports them."""
+        items = range(len(self)) if items is None else list(items)
+        return iter(ResidentBatches(self, [items[start:start + batch_size]
+                                           for start in range(0, len(items), batch_size)]))
 
     def channel_flags(self):
         """``(N, 3)`` bool (NumPy): whether item ``i`` has any NCR/NET, ED, ET pixel."""

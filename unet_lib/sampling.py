@@ -72,9 +72,20 @@ def tumour_share_order(flags: np.ndarray, share: float
 
 def reading_workers(device: torch.device, batches: int | None = None) -> int:
     """How many processes read the data files by default: none on the CPU (they would take
-    cores from the computation), up to 8 for a GPU, and no more than there are ``batches``."""
-    workers = 0 if device.type == "cpu" else min(8, os.cpu_count() or 1)
+    cores from the computation); for a GPU up to 8, sharing the machine's cores with the other
+    processes ``torchrun`` started on it (``LOCAL_WORLD_SIZE``); no more than ``batches``."""
+    if device.type == "cpu":
+        return 0
+    ranks_here = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    workers = max(1, min(8, (os.cpu_count() or 1) // ranks_here))
     return workers if batches is None else min(workers, batches)
+
+
+def scoring_workers(device: torch.device, batches: int) -> int:
+    """The processes that read the files for one pass of scoring (validation, test scores,
+    predictions): as for training on a CUDA GPU, at most one per batch; none elsewhere (on a
+    Mac each pass would start its workers anew, each a fresh Python that imports torch)."""
+    return reading_workers(device, batches) if device.type == "cuda" else 0
 
 
 def loader_workers(config: "TrainConfig", device: torch.device) -> int:

@@ -26,6 +26,34 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
                **({"fused": True} if fused else {}))
 
 
+def align_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Make a state loaded with ``optimizer.load_state_dict`` this run's own.
+
+    A loaded state brings the saving run's choices: its fused/foreach flags (a checkpoint
+    written on a GPU says fused, one written on a CPU does not) and the memory layout of its
+    moments (channels_last on a GPU). Resumed elsewhere, a fused CPU update would pair moments
+    and parameters of different layouts value by value, wrongly and silently, and CUDA's
+    refuses them. Here the flags go back to the ones this optimizer was made with, the moments
+    take their parameter's layout and device, and the step counters go where the update
+    expects them (on the parameter's device when fused, else on the CPU). The same values.
+    """
+    for group in optimizer.param_groups:
+        for flag in ("fused", "foreach", "capturable"):
+            if flag in optimizer.defaults:
+                group[flag] = optimizer.defaults[flag]
+        on_device = bool(group.get("fused") or group.get("capturable"))
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for key, value in state.items():
+                if not isinstance(value, torch.Tensor):
+                    continue
+                if key == "step":
+                    state[key] = value.to(parameter.device if on_device else "cpu",
+                                          torch.float32)
+                elif value.shape == parameter.shape:
+                    state[key] = torch.empty_like(parameter).copy_(value)
+
+
 def warm_up(optimizer: torch.optim.Optimizer, rate: float, step: int, steps: int) -> None:
     """Set the learning rate of warm-up step ``step`` (from 1) of ``steps``: ``rate · step /
     steps``, rising linearly to the epoch's scheduled ``rate``."""

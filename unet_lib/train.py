@@ -27,8 +27,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from . import distributed, runfolder
-from .checkpoint import (CheckpointError, check_same_architecture, check_training_state,
-                         read_checkpoint)
+from .checkpoint import (CheckpointError, CheckpointWriteError, check_same_architecture,
+                         check_training_state, read_checkpoint)
 from .checkpoint_writer import CheckpointWriter
 from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError
@@ -41,7 +41,7 @@ from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pi
                       seed_everything, tally_device)
 from .resident import hold_on_device, use_resident
 from .sampling import loader_workers, make_train_loader
-from .schedule import make_optimizer, warm_up
+from .schedule import align_optimizer_state, make_optimizer, warm_up
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
 SYNC_EVERY = 25
@@ -143,7 +143,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         torch.backends.cudnn.benchmark = True
     context = distributed.setup(device.type)
     device = distributed.local_device(device)
-    model.to(device)
+    layout = memory_format(config.channels_last, device)
+    model.to(device, memory_format=layout)
     optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
     amp_dtype = autocast_dtype(device, config.amp)
@@ -164,6 +165,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         try:
             model.load_state_dict(state["model_state"])
             optimizer.load_state_dict(state["optimizer_state"])
+            align_optimizer_state(optimizer)  # fused or not, the layout: this run's
             scheduler.load_state_dict(state["scheduler_state"])
             scaler.load_state_dict(state["scaler_state"])
             set_rng_state(state["rng"], generator)
@@ -184,8 +186,6 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         train_data, val_data = hold_on_device(train_data, val_data, device, report,
                                               loader_workers(config, device))
     train_loader = make_train_loader(train_data, config, device, generator, context)
-    layout = memory_format(config.channels_last, device)
-    model.to(memory_format=layout)
     trained = model  # what computes the loss: the model, or its DDP wrapper under torchrun
     if context.active:
         trained = nn.parallel.DistributedDataParallel(
@@ -248,7 +248,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             if val_data is not None:
                 result = evaluate(model, val_data, threshold=config.threshold,
                                   batch_size=config.batch_size, device=device, amp=config.amp,
-                                  context=context, workers=loader_workers(config, device))
+                                  context=context, workers=config.num_workers)
                 record["val_loss"] = result.pop("loss")
                 record["skipped"] += result.pop("skipped")
                 record["val"] = result
@@ -265,9 +265,9 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                              epoch=epoch + 1, history=history.records,
                              config=dataclasses.asdict(config), rng=rng_state(generator),
                              best_epoch=best_epoch, resumed=resumed)
-                if is_best:  # best first: a kill between the two writes loses neither
-                    writer.save(checkpoint_dir / "best.pt", model, **state)
-                writer.save(last, model, **state)
+                # best first: a kill between the two writes loses neither
+                writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
+                            **state)
     return history
 
 
@@ -276,7 +276,10 @@ def _check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | Non
     """Raise :class:`TrainingDiverged` if the summed loss is NaN or infinite (a NaN in any
     step makes the sum NaN, so checking the sum now and then misses none)."""
     if not torch.isfinite(total):
-        writer.wait()  # the last good epoch's checkpoint on the disk before naming it
+        try:  # the last good epoch's checkpoint on the disk before naming it
+            writer.wait()
+        except CheckpointWriteError:  # the file there is the one before: still named below
+            pass
         raise TrainingDiverged(
             f"the loss became {total.item()} in epoch {epoch + 1}; lower the learning rate "
             f"(now {rate:.2g}: resume with --lr lower); the weights in memory are spoilt"
