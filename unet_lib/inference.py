@@ -4,6 +4,7 @@ batch, so a whole BraTS split never has to fit in memory."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -35,10 +36,18 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     read by ``workers`` processes (default :func:`~unet_lib.sampling.scoring_workers`: up to 8
     for a CUDA GPU, which one process reading compressed h5 files cannot feed; else none).
     """
+    with running_on(model, device):
+        yield from _logits_on(model, data, batch_size, device, amp, on_device, workers)
+
+
+@contextmanager
+def running_on(model: nn.Module, device: torch.device):
+    """``model`` in eval mode on ``device`` inside the block, and back on the device it came
+    from after it (a caller's model stays where the caller put it)."""
     home = next(model.parameters(), torch.empty(0)).device
     model.to(device).eval()
     try:
-        yield from _logits_on(model, data, batch_size, device, amp, on_device, workers)
+        yield model
     finally:
         model.to(home)
 
@@ -205,12 +214,8 @@ def attention_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
         raise ValueError("attention_maps: images holds no image (shape "
                          f"{tuple(images.shape)}); pass (N, 4, H, W) with N ≥ 1")
     device = pick_device("auto") if device is None else torch.device(device)
-    home = next(model.parameters(), torch.empty(0)).device
-    model.to(device).eval()
-    try:
+    with running_on(model, device):
         per_batch = [model(batch.to(device), return_attention=True)[1]
                      for batch in images.split(batch_size)]
-    finally:
-        model.to(home)
     return [torch.cat([maps[g].float().cpu() for maps in per_batch])
             for g in range(len(per_batch[0]))]
