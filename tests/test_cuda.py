@@ -98,13 +98,22 @@ def test_training_on_the_gpu_learns_and_scores_as_on_the_cpu(datasets):
         assert on_gpu["dice"][name] == pytest.approx(value, abs=1e-3), name
 
 
-def test_checkpoints_written_in_the_background_hold_the_final_weights(datasets, tmp_path):
+def test_checkpoints_written_in_the_background_hold_the_final_weights(datasets, tmp_path,
+                                                                      monkeypatch):
+    import threading
+
+    import unet_lib.checkpoint as checkpoint
     from unet_lib.checkpoint import read_checkpoint
 
+    writers = []  # the threads that wrote each file: not the training's own on a GPU
+    real_write = checkpoint.write_checkpoint
+    monkeypatch.setattr(checkpoint, "write_checkpoint", lambda *a, **k: (
+        writers.append(threading.current_thread().name), real_write(*a, **k))[1])
     train, val = Subset(datasets[0], range(0, 48, 2)), Subset(datasets[1], range(0, 30, 3))
     model = build_model("classic", base_filters=8)
     fit(model, train, val, TrainConfig.quick(epochs=3, base_filters=8, batch_size=8,
                                              device="cuda"), tmp_path, progress=False)
+    assert writers and all(name.startswith("checkpoints") for name in writers), writers
     last = read_checkpoint(tmp_path / "last.pt")
     assert last["epoch"] == 3 and len(last["history"]) == 3
     for name, value in model.state_dict().items():
