@@ -107,6 +107,27 @@ def test_bad_slice_files_raise_an_error_naming_the_file_and_the_problem(tmp_path
     assert str(path) in str(error.value)
 
 
+
+def test_a_bad_file_read_by_a_loader_worker_is_the_same_clear_error(tmp_path):
+    from torch.utils.data import DataLoader
+
+    from unet_lib.data.samples import collate_samples
+
+    image, mask = kaggle_slice()
+    for number in range(2):
+        write_h5(tmp_path / f"volume_1_slice_{number}.h5", image=image, mask=mask)
+    broken = tmp_path / "volume_1_slice_1.h5"
+    broken.write_text("hello")
+    dataset = BraTSSlices(tmp_path, on_error="raise")
+    with pytest.raises(BraTSDataError) as in_turn:
+        list(DataLoader(dataset, batch_size=2, collate_fn=collate_samples))
+    # on a GPU the files are read by worker processes, which send their errors back as text
+    with pytest.raises(BraTSDataError) as by_worker:
+        list(DataLoader(dataset, batch_size=2, num_workers=1, collate_fn=collate_samples))
+    assert by_worker.value.path == in_turn.value.path == broken
+    assert by_worker.value.problem == in_turn.value.problem
+    assert str(by_worker.value) == str(in_turn.value)
+
 # --- NIfTI -----------------------------------------------------------------------------------
 
 def write_case(root, number: int, depth: int = 5, seg_name: str | None = None,

@@ -19,7 +19,11 @@ from torch.utils.data import default_collate
 class BraTSDataError(ValueError):
     """A data file that cannot be used; the message names the file and what is wrong."""
 
-    def __init__(self, path: str | Path, problem: str):
+    def __init__(self, path: str | Path, problem: str | None = None):
+        if problem is None:  # rebuilt from its message alone, as a DataLoader worker's error
+            # comes back: "Caught BraTSDataError in ... Traceback ...\n...BraTSDataError: p: q"
+            last = str(path).strip().splitlines()[-1]
+            path, _, problem = last.split("BraTSDataError: ", 1)[-1].partition(": ")
         self.path, self.problem = Path(path), problem
         super().__init__(f"{path}: {problem}")
 
