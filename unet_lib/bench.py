@@ -127,8 +127,8 @@ def training_step(model: nn.Module, size: int, batch: int, device: torch.device,
     """One training step of ``model`` on a fixed random batch already on ``device``: forward
     (under :func:`unet_lib.runtime.autocast` with ``amp``), BCE-with-logits, backward and
     ``fit()``'s AdamW step. On CUDA cuDNN times its algorithms for each shape in the first
-    calls, as in ``fit()``. Returns ``(step, images)``: the step to call, and its (batch, 4, size, size)
-    images in ``memory_format``."""
+    calls, as in ``fit()``. Returns ``(step, images)``: the step to call, and its
+    (batch, 4, size, size) images in ``memory_format``."""
     from .config import TrainConfig
     from .runtime import autocast
     from .schedule import make_optimizer

@@ -58,7 +58,8 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
             "batch": config.batch_size, "size": config.image_size,
             "step_images_per_s": step.train_images_per_s, "fit_images_per_s": fit_rate,
             "ratio": fit_rate / step.train_images_per_s,
-            "first_epoch_s": history.records[0]["seconds"], "channels_last": nhwc, "resident": getattr(config, "resident_data", None)}
+            "first_epoch_s": history.records[0]["seconds"], "channels_last": nhwc,
+            "resident": getattr(config, "resident_data", None)}
 
 
 def fit_report(rows: list[dict]) -> str:

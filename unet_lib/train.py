@@ -261,7 +261,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 if is_best:
                     best, best_epoch = _mean_dice(record), epoch + 1
                 state = dict(optimizer_state=optimizer.state_dict(),
-                             scheduler_state=scheduler.state_dict(), scaler_state=scaler.state_dict(),
+                             scheduler_state=scheduler.state_dict(),
+                             scaler_state=scaler.state_dict(),
                              epoch=epoch + 1, history=history.records,
                              config=dataclasses.asdict(config), rng=rng_state(generator),
                              best_epoch=best_epoch, resumed=resumed)
