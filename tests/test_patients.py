@@ -13,7 +13,7 @@ from torch import nn
 from unet_lib.config import TrainConfig
 from unet_lib.data import SliceDataset, split_train_val_test, split_volumes
 from unet_lib.losses import BCEDiceLoss, SoftDiceLoss, make_loss
-from unet_lib.metrics import HD95_ONE_EMPTY
+from unet_lib.metrics import HD95_ONE_EMPTY, SegmentationScores
 from unet_lib.patients import (PatientScores, evaluate_patients, paired_bootstrap,
                                paired_sign_flip, score_patient)
 
@@ -73,6 +73,20 @@ def test_slices_are_stacked_in_slice_order_so_a_shift_in_depth_is_measured():
                             spacing=(2.0, 1, 1)).rows[0]
     assert row["dice"]["WT"] == 0.0
     assert row["hd95"]["ET"] == pytest.approx(3 * 2.0)  # one voxel, 3 slices of 2 mm apart
+
+
+def test_batches_never_mix_two_patients_and_give_the_all_pixel_scores_of_the_same_pass():
+    masks = {1: blob(), 2: blob(at=(1, 3, 3))}
+    predicted = {1: blob(), 2: blob(at=(4, 3, 3))}  # patient 2's tumour 3 slices off
+    pixels = SegmentationScores()
+    scores = evaluate_patients(oracle(), MasksAsImages(masks, predicted), batch_size=4,
+                               device="cpu", spacing=(1, 1, 1), pixels=pixels)
+    assert [(row["volume"], row["slices"], row["dice"]["WT"]) for row in scores.rows] == [
+        (1, 6, 1.0), (2, 6, 0.0)]
+    # whole tumour: 8 voxels per patient; patient 1 all found, patient 2's 8 predicted
+    # voxels all wrong and its 8 all missed: TP 8, FP 8, FN 8
+    assert pixels.compute()["dice"]["WT"] == pytest.approx(2 * 8 / (2 * 8 + 8 + 8))
+    assert pixels.compute()["recall"]["ED"] == pytest.approx(7 / 14)  # 7 oedema voxels each
 
 
 def test_a_region_missing_from_the_reference_follows_the_brats_convention():

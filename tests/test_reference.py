@@ -16,9 +16,20 @@ TINY = ["--scale", "quick", "--n-volumes", "4", "--n-slices", "6", "--image-size
         "--epochs", "1", "--base-filters", "4", "--batch-size", "4"]
 
 
-def test_the_reference_command_writes_a_bundle_the_book_can_read(tmp_path, capsys):
+def test_the_reference_command_writes_a_bundle_the_book_can_read(tmp_path, capsys,
+                                                                monkeypatch):
+    from unet_lib.resident import ResidentSlices
+
+    loads = []
+    real_load = ResidentSlices.load.__func__
+    monkeypatch.setattr(ResidentSlices, "load", classmethod(
+        lambda cls, dataset, *args, **kwargs: loads.append(len(dataset))
+        or real_load(cls, dataset, *args, **kwargs)))
     assert main(["reference", "--out", str(tmp_path / "ref"), *TINY]) == 0
-    assert "reference.json" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "reference.json" in printed
+    # the training and validation slices are read once for the three models
+    assert len(loads) == 2 and printed.count("already there") == 3
     bundle, showcase = read_reference(tmp_path / "ref")
     assert set(bundle["models"]) == {"classic", "improved", "attention"}
     assert bundle["scale"] == "quick" and bundle["machine"]["device"] and bundle["date"]

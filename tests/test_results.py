@@ -36,6 +36,21 @@ def test_held_out_scores_are_the_test_volumes_scored_both_ways(run):
     assert [row["volume"] for row in scores["patients"]] == sorted(run.test_volumes)
 
 
+def test_held_out_scores_read_each_test_slice_once(run, monkeypatch):
+    test = run.dataset("test")
+    source = type(test)
+    reads = []
+    real_getitem = source.__getitem__
+
+    def counted(self, index):
+        reads.append(index)
+        return real_getitem(self, index)
+
+    monkeypatch.setattr(source, "__getitem__", counted)
+    held_out_scores(run, build_model("classic", base_filters=4), device="cpu")
+    assert sorted(reads) == list(range(len(test)))  # both kinds of score from one pass
+
+
 def test_results_belong_to_one_checkpoint(tmp_path):
     record_results(tmp_path, epoch=3, test={"dice": 0.5})
     saved = record_results(tmp_path, epoch=3, contrast=[0.1, 0.2])

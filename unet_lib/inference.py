@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from . import distributed
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
-from .resident import ResidentSlices
+from .resident import ResidentBatches, ResidentSlices
 from .runtime import autocast, pick_device, tally_device
 from .sampling import scoring_workers
 
@@ -24,9 +24,11 @@ from .sampling import scoring_workers
 @torch.no_grad()
 def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
                   device: torch.device, amp: bool, on_device: bool = False,
-                  workers: int | None = None):
-    """Yield ``(logits float32, masks or None, skipped)`` over ``data`` in eval mode, in order;
-    unusable samples are left out of a batch and listed in ``skipped``.
+                  workers: int | None = None, batches: list[list[int]] | None = None):
+    """Yield ``(logits float32, masks or None, skipped)`` over ``data`` in eval mode, in order,
+    one per batch; unusable samples are left out of a batch and listed in ``skipped``.
+    ``batches`` (a dataset only) gives the items of each batch, e.g. one volume's slices
+    per batch; by default they are consecutive runs of ``batch_size`` items.
 
     ``data`` is a dataset of (image, mask) samples or an image tensor (N, C, H, W). Logits and
     masks come on the CPU, or with ``on_device`` on ``device``: then nothing waits for the GPU
@@ -37,7 +39,8 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     for a CUDA GPU, which one process reading compressed h5 files cannot feed; else none).
     """
     with running_on(model, device):
-        yield from _logits_on(model, data, batch_size, device, amp, on_device, workers)
+        yield from _logits_on(model, data, batch_size, device, amp, on_device, workers,
+                              batches)
 
 
 @contextmanager
@@ -53,18 +56,24 @@ def running_on(model: nn.Module, device: torch.device):
 
 
 def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
-               device: torch.device, amp: bool, on_device: bool, workers: int | None):
+               device: torch.device, amp: bool, on_device: bool, workers: int | None,
+               batches: list[list[int]] | None):
     """:func:`logit_batches` with the model already on ``device``."""
     if isinstance(data, torch.Tensor):
+        if batches is not None:
+            raise TypeError("logit_batches: batches= needs a dataset, not an image tensor")
         loader = ((images, None, []) for images in data.split(batch_size))
-    elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
-        loader = data.in_order(batch_size)
     elif isinstance(data, Subset) and isinstance(data.dataset, ResidentSlices):  # a rank's share
-        loader = data.dataset.in_order(batch_size, data.indices)
+        indices = list(data.indices)
+        batches = batches or _consecutive(len(indices), batch_size)
+        loader = ResidentBatches(data.dataset, [[indices[i] for i in b] for b in batches])
+    elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
+        loader = ResidentBatches(data, batches or _consecutive(len(data), batch_size))
     else:
+        batches = batches or _consecutive(len(data), batch_size)
         if workers is None:
-            workers = scoring_workers(device, -(-len(data) // batch_size))
-        loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=workers,
+            workers = scoring_workers(device, len(batches))
+        loader = DataLoader(data, batch_sampler=batches, num_workers=workers,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)
     landing = device if on_device else torch.device("cpu")
     for images, masks, skipped in loader:
@@ -116,6 +125,12 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
         distributed.all_sum(totals, context)
     loss_sum, seen = totals.tolist()
     return {"loss": loss_sum / max(seen, 1), **scores.compute(), "skipped": skipped}
+
+
+def _consecutive(count: int, batch_size: int) -> list[list[int]]:
+    """Items ``0 .. count-1`` in batches of ``batch_size`` (the last may be smaller)."""
+    return [list(range(start, min(start + batch_size, count)))
+            for start in range(0, count, batch_size)]
 
 
 def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32,

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from .data import locate
 from .data.brats import REGIONS
-from .metrics import binarize, hausdorff95, scores_from_counts, to_regions
+from .metrics import (SegmentationScores, binarize, hausdorff95, scores_from_counts,
+                      to_regions)
 from .inference import logit_batches
 from .runtime import pick_device
 
@@ -127,43 +128,66 @@ def _volume_order(dataset: Dataset) -> dict[int, list[tuple[int, int]]]:
 
 def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5,
                       batch_size: int = 32, device: torch.device | str | None = None,
-                      amp: bool = True, spacing: tuple[float, float, float] | None = None
-                      ) -> PatientScores:
+                      amp: bool = True, spacing: tuple[float, float, float] | None = None,
+                      pixels: SegmentationScores | None = None) -> PatientScores:
     """Score ``model`` on every patient (volume) of ``dataset``, in 3-D.
 
     The slices of each volume are predicted in slice order, stacked into (3, D, H, W),
     binarized at ``threshold`` and turned into the regions WT, TC, ET; one volume is held in
     memory at a time. Unusable slices are left out of the stack (``slices`` counts those
-    used).
+    used). The whole pass is one loader, its batches cut volume by volume, so that on a GPU
+    its reading processes start once.
 
     Args:
         spacing: voxel size (depth, height, width) in mm. Default: a BraTS volume's 1 mm
             scaled to the stacked size, ``(155 / D, 240 / H, 240 / W)`` with ``D`` the number
             of slices of the volume (the phantom is made to BraTS's proportions).
+        pixels: scores that every batch is added to as well: the all-pixel Dice, precision
+            and recall of the same pass (:meth:`SegmentationScores.compute`), read once.
 
     Returns:
         :class:`PatientScores`.
     """
     device = pick_device("auto") if device is None else torch.device(device)
+    order = _volume_order(dataset)
+    batches, owners = [], []  # the items of each batch, and the volume they belong to
+    for volume, entries in order.items():
+        indices = [index for _, index in entries]
+        for start in range(0, len(indices), batch_size):
+            batches.append(indices[start:start + batch_size])
+            owners.append(volume)
     result = PatientScores()
-    for volume, entries in _volume_order(dataset).items():
-        preds, targets = [], []
-        in_order = Subset(dataset, [index for _, index in entries])
-        for logits, masks, _ in logit_batches(model, in_order, batch_size, device, amp):
-            if logits is None:
-                continue
-            preds.append(to_regions(binarize(logits, threshold, logits=True)).bool())
-            targets.append(to_regions(masks).bool())
+    stacked: dict[int, tuple[list, list]] = {}  # the volume being predicted: (preds, targets)
+    passes = logit_batches(model, dataset, batch_size, device, amp, batches=batches)
+    for volume, (logits, masks, _) in zip(owners, passes):
+        if volume not in stacked:  # the previous volume is complete
+            _score_stacked(stacked, order, spacing, result)
+            stacked[volume] = ([], [])
+        if logits is None:
+            continue
+        binary = binarize(logits, threshold, logits=True)
+        if pixels is not None:
+            pixels.update(binary, masks)
+        stacked[volume][0].append(to_regions(binary).bool())
+        stacked[volume][1].append(to_regions(masks).bool())
+    _score_stacked(stacked, order, spacing, result)
+    return result
+
+
+def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores) -> None:
+    """Score the volume in ``stacked`` (if any slice of it was usable) into ``result`` and
+    empty ``stacked``."""
+    for volume, (preds, targets) in stacked.items():
         if not preds:
             continue
         pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, D, H, W)
         target = torch.cat(targets).permute(1, 0, 2, 3)
-        depth = max(s for s, _ in entries) + 1
+        depth = max(s for s, _ in order[volume]) + 1
         voxel = spacing or tuple(size / n for size, n in
                                  zip(BRATS_SHAPE_MM, (depth, *pred.shape[-2:])))
         row = {"volume": volume, "slices": pred.shape[1], **score_patient(pred, target, voxel)}
         result.rows.append(row)
-    return result
+    stacked.clear()
 
 
 def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95,

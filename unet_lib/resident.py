@@ -91,14 +91,6 @@ class ResidentSlices(Dataset):
         rows = torch.as_tensor(indices, device=self.images.device)
         return self.images[rows].float(), self.masks[rows].float()
 
-    def in_order(self, batch_size: int, items=None):
-        """Batches ``(images, masks, skipped)`` of ``items`` (default: all) in their order, as
-        an unshuffled loader gives them: the first lists the source's unusable items, so that
-        each pass reports them."""
-        items = range(len(self)) if items is None else list(items)
-        return iter(ResidentBatches(self, [items[start:start + batch_size]
-                                           for start in range(0, len(items), batch_size)]))
-
     def channel_flags(self):
         """``(N, 3)`` bool (NumPy): whether item ``i`` has any NCR/NET, ED, ET pixel."""
         return self.masks.flatten(2).any(dim=2).cpu().numpy()
@@ -163,6 +155,9 @@ def use_resident(setting, datasets, device: torch.device) -> bool:
     on CUDA, the available RAM on the CPU; never on other devices)."""
     if setting is True or setting is False:
         return setting
+    datasets = [d for d in datasets if d is not None and not is_held_on(d, device)]
+    if not datasets:  # nothing left to upload
+        return True
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
     elif device.type == "cpu":
@@ -196,17 +191,37 @@ def resident_dtype(device: torch.device) -> torch.dtype:
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
+def is_held_on(data: Dataset, device: torch.device) -> bool:
+    """Whether ``data`` is a :class:`ResidentSlices` on ``device`` already ("cuda" is the
+    current GPU: "cuda:0" when nothing else was chosen)."""
+    if not isinstance(data, ResidentSlices):
+        return False
+    index = device.index
+    if device.type == "cuda" and index is None:
+        index = torch.cuda.current_device()
+    return data.images.device.type == device.type and data.images.device.index == index
+
+
 def hold_on_device(train_data: Dataset, val_data: Dataset | None, device: torch.device,
                    report=print, workers: int = 0
                    ) -> tuple[ResidentSlices, ResidentSlices | None]:
     """Upload both datasets (:func:`resident_dtype`), their files read by ``workers``
-    processes, and say so."""
+    processes, and say so. Data already held on ``device`` (several models trained on one
+    split) are used as they are."""
     dtype = resident_dtype(device)
-    train = ResidentSlices.load(train_data, device, dtype, workers)
-    val = ResidentSlices.load(val_data, device, dtype, workers) if val_data is not None else None
+    uploaded = []
+
+    def held(data):
+        if data is None or is_held_on(data, device):
+            return data
+        uploaded.append(data)
+        return ResidentSlices.load(data, device, dtype, workers)
+
+    train, val = held(train_data), held(val_data)
     size = (train.nbytes + (val.nbytes if val is not None else 0)) / 2 ** 30
     report(f"data held on {device}: {len(train)} training"
            + (f" and {len(val)} validation" if val is not None else "")
            + f" slices, {size:.2f} GiB, "
-           + ("uploaded once" if device.type == "cuda" else "read once"), flush=True)
+           + ("already there" if not uploaded else
+              "uploaded once" if device.type == "cuda" else "read once"), flush=True)
     return train, val

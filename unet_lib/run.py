@@ -140,11 +140,15 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
 
 
 def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = True,
-              trust_checkpoint: bool = False, report: Callable[..., None] = print):
+              trust_checkpoint: bool = False, report: Callable[..., None] = print,
+              datasets: tuple | None = None):
     """Train the run's model in its folder; returns ``(model, history)``.
 
     The folder is held for the whole run (:func:`unet_lib.runfolder.claim`); ``run.json`` is
     written before training and, when resuming with changed settings, again after it.
+    ``datasets``: the run's ``(train, val)`` already opened, e.g. held on the device once for
+    several models trained on one split (:func:`unet_lib.resident.hold_on_device`); default
+    :meth:`PreparedRun.datasets`.
     """
     from .distributed import is_main_process
     from .models import build_model, count_parameters
@@ -156,7 +160,7 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
     with runfolder.claim(run.folder) if main else contextlib.nullcontext(run.folder):
         if main and not resume:
             run.save()
-        train_set, val_set = run.datasets()
+        train_set, val_set = datasets or run.datasets()
         seed_everything(config.seed)
         model = build_model(recipe.model, base_filters=config.base_filters)
         report(f"{recipe.model} U-Net, {count_parameters(model):,} parameters, on "
@@ -185,19 +189,18 @@ def held_out_scores(run: PreparedRun, model, threshold: float | None = None,
         all-pixel scores sum TP/FP/FN over every test slice; the per-patient ones score each
         volume in 3-D (Dice, precision, recall, HD95 per region) and summarize over volumes.
     """
-    from .inference import evaluate
+    from .metrics import SegmentationScores
     from .patients import evaluate_patients
 
     config = run.recipe.config
     threshold = config.threshold if threshold is None else threshold
-    test = run.dataset("test")
-    pixels = evaluate(model, test, threshold=threshold, batch_size=config.batch_size,
-                      device=device, amp=config.amp)
-    patients = evaluate_patients(model, test, threshold=threshold,
-                                 batch_size=config.batch_size, device=device)
+    pixels = SegmentationScores()  # summed in the same pass as the patients' scores
+    patients = evaluate_patients(model, run.dataset("test"), threshold=threshold,
+                                 batch_size=config.batch_size, device=device, amp=config.amp,
+                                 pixels=pixels)
     return {"threshold": threshold, "volumes": list(run.test_volumes),
-            "all_pixels": {k: pixels[k] for k in ("dice", "precision", "recall")},
-            "per_patient": patients.summary(), "patients": patients.rows}
+            "all_pixels": pixels.compute(), "per_patient": patients.summary(),
+            "patients": patients.rows}
 
 
 def record_results(folder: str | Path, epoch: int, **entries) -> dict:
