@@ -33,6 +33,9 @@ def test_benchmark_rows_for_our_models_and_the_monai_peers(tmp_path):
     assert table.count("×") >= 4  # ratios against the peers for classic and attention
     path = write_result(result, tmp_path / "bench.md")
     assert path.read_text() == table and path.with_suffix(".json").exists()
+    # a name without an extension gets one, as the book's `--out benchmarks/my-machine`
+    assert write_result(result, tmp_path / "my-machine") == tmp_path / "my-machine.md"
+    assert (tmp_path / "my-machine.json").exists() and not (tmp_path / "my-machine").exists()
 
 
 def test_gpu_check_script_rehearses_on_the_cpu(tmp_path):

@@ -103,3 +103,17 @@ def test_build_fails_on_errors_and_pages_load_nothing_from_a_cdn():
     assert "sphinx-mathjax-offline" in sphinx["extra_extensions"]  # MathJax from the package
     makefile = (ROOT / "Makefile").read_text()
     assert "jupyter-book build . -W -n --keep-going" in makefile
+
+
+def test_the_data_card_gives_the_sizes_the_scales_use():
+    from unet_lib.recipe import SCALES
+
+    card = (ROOT / "book" / "data_card.md").read_text()
+    for name, scale in SCALES.items():
+        phantom = scale.phantom
+        row = next(line for line in card.splitlines() if line.startswith(f"| `{name}`"))
+        cells = [cell.strip() for cell in row.split("|")[1:-1]]
+        assert cells[1:4] == [str(phantom.n_volumes), str(phantom.n_slices),
+                              f"{phantom.image_size}×{phantom.image_size}"], row
+        # a BraTS head is 240 mm across and 155 mm deep
+        assert cells[4] == f"{240 / phantom.image_size:.2g} mm, {155 / phantom.n_slices:.2g} mm"

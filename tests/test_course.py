@@ -111,6 +111,11 @@ def test_tumour_slices_are_the_largest_one_per_volume(tiny_setup):
     assert float(val[chosen[0]][1].amax(0).sum()) == areas[0]
     volumes = {course.slice_name(val, i).split(",")[0] for i in chosen}
     assert len(volumes) == len(chosen)
+    # every label on show: the largest such slice, even where a larger one lacks a label
+    every = [i for i in range(len(val)) if bool(val[i][1].flatten(1).any(1).all())]
+    shown = course.tumour_slices(val, count=1, every_label=True)
+    assert shown[0] in every and float(val[shown[0]][1].amax(0).sum()) == max(
+        float(val[i][1].amax(0).sum()) for i in every)
 
 
 # --- lab checks: right answers worked out by hand pass, wrong ones raise ----------------------

@@ -57,12 +57,17 @@ def test_modalities_history_and_attention_figures_have_a_panel_each():
                 "val": {"dice": {"WT": e / 10, "TC": e / 20}}} for e in (1, 2, 3)]
     fig = plot_history(records)
     assert [line.get_label() for line in fig.axes[1].lines] == ["WT", "TC"]
+    fig.canvas.draw()
+    for ax in fig.axes[:2]:  # epochs are whole: no tick at 1.5 or 2.5
+        assert all(float(tick).is_integer() for tick in ax.get_xticks())
     maps = [torch.rand(1, 4, 4), torch.rand(1, 8, 8), torch.rand(1, 16, 16), torch.rand(1, 32, 32)]
     fig = show_attention(image, maps)
     assert [ax.get_title().split("\n")[0] for ax in fig.axes[:5]] == [
         "FLAIR", "gate at 4×4", "gate at 8×8", "gate at 16×16", "gate at 32×32"]
     low, high = maps[1].min().item(), maps[1].max().item()
     assert fig.axes[2].get_title().split("\n")[1] == f"α {low:.2f} – {high:.2f} (stretched)"
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(bars) == 4 and np.allclose(bars[1].get_xlim(), (low, high))  # α, not 0…1
 
 
 def test_stretched_overlay_uses_the_whole_colour_map():
@@ -99,6 +104,25 @@ def test_attention_contrast_averages_inside_and_outside_per_gate():
     inside, outside = attention_contrast(TwoGates(), dataset, [0, 1, 2], batch_size=2,
                                          device="cpu")
     assert np.allclose(inside, [0.9, 0.5]) and np.allclose(outside, [0.2, 0.5])
+
+
+def test_attention_outside_the_tumour_is_measured_in_the_brain_not_in_the_air():
+    from unet_lib.inference import attention_contrast, brain_mask
+
+    class OpenOnAir(torch.nn.Module):  # α 0.9 on the tumour, 0.1 on the brain, 1 in the air
+        def forward(self, x, return_attention=False):
+            alpha = torch.full((len(x), 1, 4, 4), 0.1)
+            alpha[..., :2, :] = 0.9
+            alpha[..., 3, :] = 1.0
+            return torch.zeros(len(x), 3, 4, 4), [alpha]
+
+    image = torch.full((4, 4, 4), -0.6)  # z-scored: the air is every channel's lowest value
+    image[0, :3] = 1.5  # the head: rows 0-2 (FLAIR signal), row 3 air
+    assert brain_mask(image).tolist() == [[True] * 4] * 3 + [[False] * 4]
+    mask = torch.zeros(3, 4, 4)
+    mask[1, :2] = 1  # tumour in rows 0-1
+    inside, outside = attention_contrast(OpenOnAir(), [(image, mask)], [0], device="cpu")
+    assert np.allclose(inside, [0.9]) and np.allclose(outside, [0.1])  # row 2 only, not 0.55
 
 
 def test_the_legend_colours_are_the_mask_colours():
@@ -146,17 +170,24 @@ def test_compare_models_captions_each_prediction_with_its_own_dice():
     plt.close(fig)
 
 
-def test_what_went_wrong_names_the_largest_error():
+def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken_for():
     from unet_course.examples import hardest_slice, what_went_wrong
 
     target = torch.zeros(3, 8, 8)
-    target[2, 2:6, 2:6] = 1  # 16 ET pixels
+    target[2, 2:6, 2:6] = 1  # 16 ET pixels: the core
+    target[1, 0, :] = 1  # 8 oedema pixels
     probs = torch.zeros(3, 8, 8)
-    probs[2, 2:4, 2:6] = 0.9  # 8 found, 8 missed
-    probs[1, 0, :] = 0.9  # 8 wrong ED pixels
-    sentence = what_went_wrong(probs, target)
-    assert "missed 8 of the 16 ET pixels" in sentence
-    assert "marked 8 pixels as ED that are not" in sentence
+    probs[2, 2:4, 2:6] = 0.9  # 8 of the core found
+    probs[1, 4, 2:6] = 0.9  # 4 of the core's other 8 taken for oedema, 4 for nothing
+    probs[0, 0, :2] = 0.9  # 2 oedema pixels marked as necrosis: core that is not
+    probs[1, 0, 2:] = 0.9  # the rest of the oedema found
+    assert what_went_wrong(probs, target, region="TC") == (
+        "missed 8 of the 16 TC pixels (took 4 for ED, 4 for background) and "
+        "marked 2 pixels as TC that are not (truly 2 ED)")
+    # the whole tumour lost only the 4 core pixels taken for nothing; ED errors don't count
+    assert what_went_wrong(probs, target, region="WT") == (
+        "missed 4 of the 24 WT pixels (took 4 for background)")
+    assert what_went_wrong(target, target) == "no TC pixel is wrong"
     targets = torch.stack([target, target])
     good = torch.stack([target, target])
     assert hardest_slice({"m": torch.stack([target, probs])}, targets, least_tumour=10) == 1

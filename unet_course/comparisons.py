@@ -14,6 +14,14 @@ from matplotlib.figure import Figure
 from .frames import as_numpy, legend_handles, mask_to_rgb
 
 
+def whole_epochs(*axes) -> None:
+    """Tick the epoch axes of ``axes`` at whole epochs only (no epoch 2.5)."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_training(histories: dict, chosen: dict | None = None,
                   regions: Sequence[str] = ("WT", "TC", "ET", "NCR/NET")) -> Figure:
     """How several models trained, in one figure: a column per model, the loss (training and
@@ -39,6 +47,7 @@ def plot_training(histories: dict, chosen: dict | None = None,
             bottom.plot(epochs, [r["val"]["dice"][region] for r in records], "o-", ms=3,
                         label=region)
         bottom.set(xlabel="epoch", ylim=(0, 1))
+        whole_epochs(top, bottom)
         if name in chosen:
             for ax in (top, bottom):
                 ax.axvline(chosen[name], color="grey", ls="--", lw=1)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from unet_lib.data import locate
 
 
-def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4) -> list[int]:
+def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4,
+                  every_label: bool = False) -> list[int]:
     """Indices of up to ``count`` slices of ``dataset`` with the most tumour, from at most
-    ``scan`` evenly spaced slices (a real BraTS split is large).
+    ``scan`` evenly spaced slices (a real BraTS split is large); with ``every_label`` only
+    slices that show all three labels (NCR/NET, ED and ET), to show what each looks like.
 
     Slices of different volumes come first; when there are fewer volumes than ``count``, more
     slices of the same volumes are added, at least ``min_gap`` slices apart. Returns indices,
@@ -17,8 +19,11 @@ def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4) ->
     areas = []
     for index in range(0, len(dataset), step):
         sample = dataset[index]
-        if isinstance(sample, tuple):
-            areas.append((float(sample[1].amax(0).sum()), index))
+        if not isinstance(sample, tuple):
+            continue
+        mask = sample[1]
+        if not every_label or bool(mask.flatten(1).any(1).all()):
+            areas.append((float(mask.amax(0).sum()), index))
     areas = sorted((a for a in areas if a[0] > 0), reverse=True)
     chosen: list[int] = []
     where = {index: locate(dataset, index) for _, index in areas}
@@ -70,30 +75,47 @@ def hardest_slice(probs_by_model: dict, targets, threshold: float = 0.5,
     return int(mean.argmin())
 
 
-def what_went_wrong(probs, target, threshold: float = 0.5) -> str:
-    """One sentence on the largest error of one slice's prediction: per channel, the pixels
-    missed (false negatives) and marked wrongly (false positives), the largest named.
+def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -> str:
+    """One sentence on the errors of one slice's prediction in ``region`` (WT, TC or ET): the
+    region's pixels missed, with what the model took them for, and the pixels it marked as
+    the region that are not, with what they truly are.
 
     Args:
         probs: (3, H, W) probabilities; target: (3, H, W) binary ground truth.
+
+    Example: ``"missed 94 of the 291 TC pixels (took 80 for ED, 14 for background) and marked 73
+    pixels as TC that are not (truly 73 ED)"``.
     """
     import torch
 
-    from unet_lib.data.brats import MASK_CHANNELS
+    from unet_lib.data.brats import REGIONS
+    from unet_lib.metrics import to_regions
 
     binary = torch.as_tensor(probs) > threshold
     truth = torch.as_tensor(target) > 0.5
-    errors = []
-    for c, name in enumerate(MASK_CHANNELS):
-        missed = int((truth[c] & ~binary[c]).sum())
-        extra = int((binary[c] & ~truth[c]).sum())
-        size = int(truth[c].sum())
-        errors.append((missed, f"missed {missed} of the {size} {name} pixels"))
-        errors.append((extra, f"marked {extra} pixels as {name} that are not"))
-    errors.sort(key=lambda e: -e[0])
-    if errors[0][0] == 0:
-        return "no pixel is wrong"
-    return "; ".join(text for count, text in errors[:2] if count > 0)
+    r = REGIONS.index(region)
+    predicted_region = to_regions(binary[None].float())[0, r] > 0.5
+    true_region = to_regions(truth[None].float())[0, r] > 0.5
+    missed, extra = true_region & ~predicted_region, predicted_region & ~true_region
+    parts = []
+    if missed.any():
+        parts.append(f"missed {int(missed.sum())} of the {int(true_region.sum())} {region} "
+                     f"pixels (took {_labels_at(binary, missed, 'for ')})")
+    if extra.any():
+        parts.append(f"marked {int(extra.sum())} pixels as {region} that are not (truly "
+                     f"{_labels_at(truth, extra)})")
+    return " and ".join(parts) or f"no {region} pixel is wrong"
+
+
+def _labels_at(masks, where, joint: str = "") -> str:
+    """``"80 ED, 14 background"`` (with ``joint`` "for ": ``"80 for ED, 14 for background"``):
+    how many of the ``where`` pixels (H, W) each label channel of ``masks`` (3, H, W) marks,
+    largest first; pixels no channel marks count as background."""
+    from unet_lib.data.brats import MASK_CHANNELS
+
+    counts = [(int((masks[c] & where).sum()), name) for c, name in enumerate(MASK_CHANNELS)]
+    counts.append((int((where & ~masks.any(0)).sum()), "background"))
+    return ", ".join(f"{n} {joint}{name}" for n, name in sorted(counts, key=lambda c: -c[0]) if n)
 
 
 def slice_scores(probs, target, threshold: float = 0.5) -> dict[str, float]:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from unet_lib.data.brats import REGIONS
-from unet_lib.inference import attention_inside_outside
+from unet_lib.inference import attention_inside_outside, brain_mask
 
 
 #: the legend colours: exactly the mask pixels of mask_to_rgb, (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -61,14 +61,16 @@ def stretched(attention) -> bool:
     return float(values.max() - values.min()) >= MIN_STRETCH
 
 
-def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = False
-                      ) -> np.ndarray:
+def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = False,
+                      brain=None) -> np.ndarray:
     """A gate's coefficients (h, w), upsampled bilinearly to the (H, W) channel's size and
     blended over it with the ``inferno`` colour map → (H, W, 3) RGB in [0, 1].
 
     ``stretch`` maps the coefficients' own min…max (rather than 0…1) to the colour map when
     they span at least :data:`MIN_STRETCH`; a flatter map is drawn on the 0…1 scale, so that
-    noise is not blown up into a pattern."""
+    noise is not blown up into a pattern. ``brain`` (H, W) bool
+    (:func:`unet_lib.inference.brain_mask`): colour only the head; the air around it stays
+    black (blended over black, a bright colour would look like a dim one)."""
     import torch.nn.functional as F
 
     grey = grey_picture(channel)
@@ -80,7 +82,10 @@ def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = Fa
         low, high = attention.min(), attention.max()
         up = (up - low) / (high - low)
     colours = matplotlib.colormaps["inferno"](up.clamp(0, 1).numpy())[..., :3]
-    return (1 - alpha) * grey[..., None] + alpha * colours
+    blended = (1 - alpha) * grey[..., None] + alpha * colours
+    if brain is None:
+        return blended
+    return np.where(as_numpy(brain).astype(bool)[..., None], blended, grey[..., None])
 
 
 def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
@@ -161,21 +166,24 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     def pictures(position):
         i, g = position
         return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
-                attention_overlay(images[i, 0], maps[g][i], stretch=True)]
+                attention_overlay(images[i, 0], maps[g][i], stretch=True,
+                                  brain=brain_mask(images[i]))]
 
     def caption(position):
         i, g = position
-        inside, outside = attention_inside_outside(maps[g][i], targets[i])
+        inside, outside = attention_inside_outside(maps[g][i], targets[i],
+                                                   brain_mask(images[i]))
         scale = ("colours stretched to this range" if stretched(maps[g][i])
                  else "too flat to stretch: colours on the 0…1 scale")
         return (f"{names[i]}; gate at {levels[g]}: α from {maps[g][i].min():.2f} to "
                 f"{maps[g][i].max():.2f} ({scale}); mean inside the tumour {inside:.3f}, "
-                f"outside {outside:.3f}")
+                f"in the rest of the brain {outside:.3f}")
 
     return ImageSlider({"slice": list(names), "gate": levels},
                        ["FLAIR", "ground truth", "attention α over FLAIR"],
                        pictures, caption, title=title, start=(0, start_gate % len(maps)),
-                       note="α over FLAIR: dark purple = lowest α of the map (skip "
-                            "suppressed most), yellow = highest (passed most)")
+                       note="α over FLAIR, inside the head: dark purple = the map's lowest "
+                            "α, yellow = its highest (the caption gives both: a stretched map's "
+                            "darkest may still pass half the skip)")
 
 

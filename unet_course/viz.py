@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
-from .comparisons import compare_models, plot_training
+from .comparisons import compare_models, plot_training, whole_epochs
 from .frames import (CHANNEL_COLOURS, MIN_STRETCH, as_numpy, attention_overlay,
                      attention_slider, grey_picture, legend_handles, mask_to_rgb, stretched,
                      threshold_slider)
@@ -110,6 +110,7 @@ def plot_history(history, title: str | None = None) -> Figure:
             ax.plot(epochs, [r["val"]["dice"][name] for r in records], "o-", label=name)
         ax.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation Dice")
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    whole_epochs(*axes.flat)
     if title:
         fig.suptitle(title)
     return fig
@@ -127,20 +128,31 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
             rather than over [0, 1]: gates early in training stay close to 0.5, and their
             pattern would be invisible on the full scale.
     """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from unet_lib.inference import brain_mask
+
     image = as_numpy(image)
-    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.4),
+    head = brain_mask(image)
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.9),
                              constrained_layout=True)
     axes[0].imshow(grey_picture(image[0]), cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("FLAIR")
     for ax, attention in zip(axes[1:], maps):
         values = as_numpy(attention).reshape(np.shape(attention)[-2:])
-        ax.imshow(attention_overlay(image[0], values, alpha, stretch))
+        ax.imshow(attention_overlay(image[0], values, alpha, stretch, brain=head))
         h, w = values.shape
-        scale = "stretched" if stretch and stretched(values) else "0…1 scale"
-        ax.set_title(f"gate at {h}×{w}\nα {values.min():.2f} – {values.max():.2f} ({scale})",
-                     fontsize="medium")
-    fig.supxlabel("dark purple = suppressed most, yellow = passed most; a map spanning at least "
-                  f"{MIN_STRETCH} is stretched to its own range", fontsize="small")
+        spread = stretch and stretched(values)
+        scale = Normalize(float(values.min()), float(values.max())) if spread else Normalize(0, 1)
+        bar = fig.colorbar(ScalarMappable(scale, "inferno"), ax=ax, orientation="horizontal",
+                           fraction=0.05, pad=0.02)
+        bar.set_label("α", fontsize="small")
+        bar.ax.tick_params(labelsize="x-small")
+        ax.set_title(f"gate at {h}×{w}\nα {values.min():.2f} – {values.max():.2f} "
+                     f"({'stretched' if spread else '0…1 scale'})", fontsize="medium")
+    fig.supxlabel("colour only inside the head; each bar gives its map's α: a map spanning "
+                  f"at least {MIN_STRETCH} is stretched to its own range", fontsize="small")
     _off(axes)
     if title:
         fig.suptitle(title)
@@ -204,6 +216,7 @@ def plot_histories(histories: dict, metric: str = "WT", title: str | None = None
     axes[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title=f"validation Dice, {metric}")
     for ax in axes:
         ax.legend()
+    whole_epochs(*axes)
     if title:
         fig.suptitle(title)
     return fig

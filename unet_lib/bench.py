@@ -274,8 +274,11 @@ def format_table(result: dict) -> str:
 
 
 def write_result(result: dict, out: str | Path) -> Path:
-    """Write the Markdown table to ``out`` and the raw figures beside it as JSON."""
+    """Write the Markdown table to ``out`` (``.md`` added when it has no extension) and the
+    raw figures beside it as JSON; returns the table's path."""
     out = Path(out)
+    if not out.suffix:
+        out = out.with_suffix(".md")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(format_table(result))
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))

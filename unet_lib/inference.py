@@ -168,30 +168,52 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
     return {threshold: accumulator.compute() for threshold, accumulator in scores.items()}
 
 
-def attention_inside_outside(attention, target) -> tuple[float, float]:
-    """Mean attention coefficient inside and outside the whole tumour of one slice.
+def brain_mask(image) -> torch.Tensor:
+    """(H, W) bool: the pixels inside the head of one slice ``image`` (C, H, W). BraTS is
+    skull-stripped: outside the brain every modality is 0 before z-scoring, and after it each
+    channel's lowest value; a pixel above that in any channel is brain."""
+    image = torch.as_tensor(image, dtype=torch.float32)
+    lowest = image.flatten(1).amin(1)[:, None, None]
+    return (image > lowest + 1e-4).any(0)
+
+
+def attention_inside_outside(attention, target, brain=None) -> tuple[float, float]:
+    """Mean attention coefficient inside the whole tumour of one slice, and outside it.
 
     Args:
         attention: (1, h, w) or (h, w) coefficients of one gate.
         target: (3, H, W) binary mask; its union (WT) is resized to (h, w) by nearest pixel.
+        brain: (H, W) bool, the head (:func:`brain_mask`): "outside" is then the rest of the
+            brain, the air around the head left out (its features are the same everywhere,
+            and it fills most of a slice); ``None``, or a mask with no pixel: every pixel
+            outside the tumour.
 
     Returns:
         ``(inside, outside)``; ``nan`` for a side with no pixels.
     """
     attention = torch.as_tensor(attention, dtype=torch.float32)
     attention = attention.reshape(attention.shape[-2:])
-    tumour = torch.as_tensor(target).amax(0)[None, None].float()
-    tumour = F.interpolate(tumour, size=attention.shape, mode="nearest")[0, 0] > 0.5
+    tumour = _on_grid(torch.as_tensor(target).amax(0), attention.shape)
+    rest = ~tumour
+    if brain is not None and torch.as_tensor(brain).any():
+        rest &= _on_grid(brain, attention.shape)
     inside = attention[tumour].mean().item() if tumour.any() else float("nan")
-    outside = attention[~tumour].mean().item() if (~tumour).any() else float("nan")
+    outside = attention[rest].mean().item() if rest.any() else float("nan")
     return inside, outside
+
+
+def _on_grid(mask, shape) -> torch.Tensor:
+    """A (H, W) mask resized to a gate's (h, w) grid by nearest pixel, as bool."""
+    mask = torch.as_tensor(mask)[None, None].float()
+    return F.interpolate(mask, size=shape, mode="nearest")[0, 0] > 0.5
 
 
 @torch.no_grad()
 def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int = 32,
                        device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean attention coefficient inside and outside the whole tumour, per gate, averaged over
-    the slices ``indices`` of ``dataset`` (unusable samples are left out; a slice whose tumour
+    """Mean attention coefficient inside the whole tumour and in the rest of the brain (the air
+    around the head left out, :func:`attention_inside_outside`), per gate, averaged over the
+    slices ``indices`` of ``dataset`` (unusable samples are left out; a slice whose tumour
     vanishes on a coarse gate's grid counts only outside).
 
     Returns:
@@ -208,8 +230,8 @@ def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int =
         for g, attention in enumerate(maps):
             if len(inside) <= g:
                 inside.append([]), outside.append([])
-            for (_, mask), alpha in zip(batch, attention):
-                a, b = attention_inside_outside(alpha, mask)
+            for (image, mask), alpha in zip(batch, attention):
+                a, b = attention_inside_outside(alpha, mask, brain_mask(image))
                 inside[g].append(a)
                 outside[g].append(b)
     return (np.array([np.nanmean(v) for v in inside]), np.array([np.nanmean(v) for v in outside]))

@@ -86,36 +86,41 @@ SCALES = {
     "quick": Scale(TrainConfig.quick(), PhantomSpec(image_size=96, n_volumes=16, n_slices=32)),
 }
 
-#: Where the quick scale departs from the slides, and why: each reason measured on the quick
-#: phantom's 4 test volumes (Dice at threshold 0.5 of the checkpoint chosen on validation; 2
-#: CPU cores, 2026-11-27; figures measured before the split was stratified by grade, or before
-#: the models started from the U-Net paper's weights, are marked).
+#: Where the quick scale departs from the slides, and why, in a clause each (the table of
+#: chapter 4); :data:`QUICK_EVIDENCE` gives the measurements behind each reason.
 QUICK_CHANGES = {
-    "epochs": "10 instead of 20: minutes on a laptop CPU (the three models train in about 6 "
-              "minutes on 2 cores). From the U-Net paper's start of the weights "
-              "(UNet.reset_weights) the Classic U-Net finds the tumour core by epoch 3-4. Test "
-              "Dice WT/TC/ET after 10 and 12 epochs: Classic 0.93/0.90/0.85 and 0.93/0.90/0.84, "
-              "Improved 0.93/0.92/0.89 and 0.94/0.92/0.89, Attention 0.90/0.78/0.73 and "
-              "0.90/0.79/0.75 (16 epochs: 0.90/0.80/0.76); the finest gate's contrast +0.19, "
-              "+0.18, +0.18. (From PyTorch's default start the Classic found the core only in "
-              "epoch 7 of 12, test TC 0.75, and the Attention U-Net needed 16 epochs)",
+    "epochs": "10 instead of 20: minutes on a laptop CPU; the models have learnt most by then",
     "batch_size": "8 instead of 32: four times the optimizer steps for the same CPU time",
-    "image_size": "96 instead of 240 (a phantom made at 96 px): at 64 px the enhancing rim of a "
-                  "small tumour is about one pixel wide, and the Classic U-Net's test ET Dice "
-                  "stayed at 0.25-0.35; at 96 px it reached 0.83 (unstratified split, "
-                  "PyTorch's default start)",
+    "image_size": "96 instead of 240: the smallest size at which the enhancing rim of a small "
+                  "tumour is more than a pixel wide",
     "base_filters": "16 instead of 32: a quarter of the arithmetic per layer",
-    "tumour_share": "0.8 instead of a plain shuffle: 38 % of the phantom's slices hold tumour, "
-                    "and drawing 80 % from them shows a short training enough enhancing rim. "
-                    "Weighting tumour pixels in the loss instead (pos_weight 5, 2, 5) made false "
-                    "alarms of ET on the tumours without one: the Classic's test ET Dice 0.40 "
-                    "and NCR/NET 0.20 at 96 px, against 0.83 and 0.74 with the sampler "
-                    "(unstratified split, PyTorch's default start)",
-    "test_fraction": "0.25 instead of 0.2: 4 test volumes of 16, so that no single patient "
-                     "decides the headline figures",
-    "channels_last": "on (a speed setting): one training step of 8 images of 96×96 took 0.30 s "
-                     "instead of 0.55 s for the Improved U-Net on this CPU, 0.26 s instead of "
-                     "0.31 s for the Attention U-Net; the Classic's about the same",
+    "tumour_share": "0.8 instead of a plain shuffle: a short training sees enough tumour",
+    "test_fraction": "0.25 instead of 0.2: 4 test patients of 16, so that no single one decides "
+                     "the headline figures",
+    "channels_last": "on: a faster memory layout for the Improved and Attention U-Nets on a CPU",
+}
+
+#: What was measured for each of :data:`QUICK_CHANGES`: the quick phantom's 4 test volumes
+#: (Dice at threshold 0.5 of the checkpoint chosen on validation; 2 CPU cores, 2026-11-27;
+#: figures measured before the split was stratified by grade, or before the models started
+#: from the U-Net paper's weights, are marked).
+QUICK_EVIDENCE = {
+    "epochs": "The three models train in about 6 minutes on 2 cores. From the U-Net paper's "
+              "start of the weights (UNet.reset_weights) the Classic U-Net finds the tumour core "
+              "by epoch 3-4. Test Dice WT/TC/ET after 10 and 12 epochs: Classic 0.93/0.90/0.85 "
+              "and 0.93/0.90/0.84, Improved 0.93/0.92/0.89 and 0.94/0.92/0.89. (From PyTorch's "
+              "default start the Classic found the core only in epoch 7 of 12, test TC 0.75.)",
+    "image_size": "At 64 px the enhancing rim of a small tumour is about one pixel wide, and the "
+                  "Classic U-Net's test ET Dice stayed at 0.25-0.35; at 96 px it reached 0.83 "
+                  "(unstratified split, PyTorch's default start).",
+    "tumour_share": "38 % of the phantom's slices hold tumour; drawing 80 % from them shows a "
+                    "short training enough enhancing rim. Weighting tumour pixels in the loss "
+                    "instead (pos_weight 5, 2, 5) made false alarms of ET on the tumours without "
+                    "one: the Classic's test ET Dice 0.40 and NCR/NET 0.20 at 96 px, against 0.83 "
+                    "and 0.74 with the sampler (unstratified split, PyTorch's default start).",
+    "channels_last": "One training step of 8 images of 96×96 took 0.30 s instead of 0.55 s for "
+                     "the Improved U-Net on this CPU, 0.26 s instead of 0.31 s for the Attention "
+                     "U-Net; the Classic's about the same.",
 }
 
 
