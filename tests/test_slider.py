@@ -73,10 +73,13 @@ def test_threshold_slider_captions_report_the_dice_of_each_threshold():
     assert binarized[:2, :, 1].min() == 255 and binarized[2:, :, 1].max() == 0
 
 
-def test_attention_slider_reports_mean_alpha_inside_and_outside():
+def test_attention_slider_reports_mean_alpha_inside_and_in_the_rest_of_the_brain():
     target = torch.zeros(1, 3, 8, 8)
     target[0, 0, :4, :4] = 1  # top-left quarter
     alpha = torch.full((1, 1, 4, 4), 0.2)
     alpha[..., :2, :2] = 0.9
-    slider = viz.attention_slider(torch.randn(1, 4, 8, 8), target, [alpha], ["s"])
-    assert "inside the tumour 0.900, outside 0.200" in slider.frame((0, 0))[1]
+    alpha[..., 3, :] = 1.0  # wide open on the air: left out of the caption's figures
+    images = torch.full((1, 4, 8, 8), -0.6)  # z-scored air: every channel's lowest value
+    images[0, 1, :6] = torch.rand(6, 8) + 0.5  # the head: the top six rows
+    slider = viz.attention_slider(images, target, [alpha], ["s"])
+    assert "inside the tumour 0.900, in the rest of the brain 0.200" in slider.frame((0, 0))[1]

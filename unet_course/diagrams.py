@@ -32,10 +32,11 @@ def describe_layer(layer: nn.Module) -> tuple[str, str]:
     return type(layer).__name__, "op"
 
 
-def _box(ax, x: float, y: float, text: str, kind: str, width: float = 1.5) -> None:
-    ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.35), width, 0.7,
+def _box(ax, x: float, y: float, text: str, kind: str, width: float = 1.5,
+         fontsize: float = 7.5, height: float = 0.7) -> None:
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
                                 boxstyle="round,pad=0.04", fc=COLOURS[kind], ec="#555555"))
-    ax.text(x, y, text, ha="center", va="center", fontsize=7.5)
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
 
 
 def _arrow(ax, start, end, text: str | None = None) -> None:
@@ -84,31 +85,32 @@ def draw_gate(gate: AttentionGate, skip_size: int = 120, title: str | None = Non
 
 
 def draw_block(block: InvertedBottleneckBlock, title: str | None = None) -> Figure:
-    """The Improved U-Net's level block: the projection (when the widths differ), then the
-    residual branch layer by layer, the addition and the last ReLU — read from ``block``."""
+    """The Improved U-Net's level block, top to bottom: the projection (when the widths
+    differ), then the residual branch layer by layer, the addition and the last ReLU — read
+    from ``block`` — with the residual connection drawn beside them."""
     layers = [layer for layer in block.residual.modules()
               if not isinstance(layer, (nn.Sequential, type(block.residual)))
               and not list(layer.children())]
-    stages = []
+    stages = [("input", "io")]
     if isinstance(block.project, nn.Conv2d):
-        stages.append(("projection\n" + describe_layer(block.project)[0].replace("\n", " "),
+        stages.append(("projection: " + describe_layer(block.project)[0].replace("\n", " "),
                        "conv"))
-    stages += [describe_layer(layer) for layer in layers]
-    stages += [("+ input", "op"), ("ReLU", "act")]
-    width, step = 1.6, 2.0
-    fig, ax = _canvas(1.05 * (step * len(stages) + 1.4), 2.6,
-                      title or "Improved U-Net level (unet_lib.models.InvertedBottleneckBlock)")
-    xs = [0.7 + step * i for i in range(len(stages) + 1)]
-    _box(ax, xs[0], 1, "input", "io", 1.0)
-    for x, (text, kind) in zip(xs[1:], stages):
-        _box(ax, x, 1, text, kind, width)
-    for a, b in zip(xs, xs[1:]):
-        _arrow(ax, (a + (0.5 if a == xs[0] else width / 2), 1), (b - width / 2, 1))
-    start = xs[1] if isinstance(block.project, nn.Conv2d) else xs[0]  # after the projection
-    ax.plot([start, start, xs[-2]], [1.35, 1.6, 1.6], color="#333333", lw=1)
-    _arrow(ax, (xs[-2], 1.6), (xs[-2], 1.35))
-    ax.text((start + xs[-2]) / 2, 1.66, "residual: the block adds its (projected) input back",
-            ha="center", fontsize=7)
-    ax.set_xlim(0, xs[-1] + width / 2 + 0.1)
-    ax.set_ylim(0.5, 1.85)
+    stages += [(text.replace("\n", ", "), kind) for text, kind in map(describe_layer, layers)]
+    stages += [("+ (projected) input", "op"), ("ReLU", "act")]
+    step, width, x = 0.8, 3.6, 2.0
+    fig, ax = _canvas(5.2, step * len(stages) + 0.6,
+                      title or "Improved U-Net level\n(unet_lib.models.InvertedBottleneckBlock)")
+    ys = [-step * i for i in range(len(stages))]
+    for y, (text, kind) in zip(ys, stages):
+        _box(ax, x, y, text, kind, width, fontsize=9, height=0.5)
+    for a, b in zip(ys, ys[1:]):
+        _arrow(ax, (x, a - 0.25), (x, b + 0.25))
+    start = ys[1] if isinstance(block.project, nn.Conv2d) else ys[0]  # after the projection
+    right, side = x + width / 2, x + width / 2 + 0.35
+    ax.plot([right, side, side], [start, start, ys[-2]], color="#333333", lw=1)
+    _arrow(ax, (side, ys[-2]), (right + 0.02, ys[-2]))
+    ax.text(side + 0.1, (start + ys[-2]) / 2, "residual:\nthe input\nadded back", va="center",
+            fontsize=8.5)
+    ax.set_xlim(0, 5.2)
+    ax.set_ylim(ys[-1] - 0.45, 0.45)
     return fig

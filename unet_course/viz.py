@@ -188,12 +188,25 @@ def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
                     arrowprops=dict(arrow, color="#27ae60"))
         ax.annotate("", xy=(2 * depth - level - 0.42, -level), xytext=(level + 0.42, -level),
                     arrowprops=dict(arrow, color="grey", ls="--"))
-        ax.text(depth, -level + 0.08, skip, ha="center", va="bottom", color="grey", fontsize=9)
+        if model.attention:  # the gate on the skip, driven by the coarser decoder level (g)
+            gate_x = 2 * depth - level - 1
+            ax.annotate("", xy=(gate_x, -level - 0.1), xytext=(gate_x, -level - 1 + 0.3),
+                        arrowprops=dict(arrow, color="#8e44ad", ls=":"))
+            ax.plot(gate_x, -level, marker="D", ms=9, color="#8e44ad")
+            ax.text(gate_x + 0.06, -level - 0.5, "g", color="#8e44ad", fontsize=9)
+            if level == 0:  # the deeper skips are too short for the words
+                ax.text(depth, 0.08, "skip → gate → concat", ha="center", va="bottom",
+                        color="grey", fontsize=9)
+        else:
+            ax.text(depth, -level + 0.08, skip, ha="center", va="bottom", color="grey",
+                    fontsize=9)
     ax.text(0, 0.55, f"input {model.in_channels} ch", ha="center")
     ax.text(2 * depth, 0.55, f"1×1 head → {model.out_channels} ch", ha="center")
     handles = [Patch(color="#c0392b", label="2×2 max-pool"),
                Patch(color="#27ae60", label="2×2 transposed conv"),
                Patch(color="grey", label=f"skip ({skip})")]
+    if model.attention:
+        handles.append(Patch(color="#8e44ad", label="attention gate, gated by the level below (g)"))
     ax.legend(handles=handles, loc="lower right", fontsize="small")
     ax.set_xlim(-0.7, 2 * depth + 0.7)
     ax.set_ylim(-depth - 0.6, 0.9)

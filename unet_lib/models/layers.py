@@ -207,16 +207,6 @@ class AttentionGate(nn.Module):
         self.w_x = nn.Conv2d(skip_channels, inter_channels, 1, bias=False)
         self.w_g = nn.Conv2d(gate_channels, inter_channels, 1, bias=True)
         self.psi = nn.Conv2d(inter_channels, 1, 1, bias=True)
-        self.start_half_open()
-
-    def start_half_open(self) -> None:
-        """``ψ`` at zero: α = σ(0) = 0.5 at every pixel whatever the input, so that an untrained
-        gate passes half of every skip and training opens or closes it from there. ``ψ``'s
-        gradient is not zero (it multiplies the ReLU's output), so the gate learns from the
-        first step. From a random ψ the sigmoid saturates: on the 96×96 phantom an untrained
-        gate passed 1 % of its skip and another 94 %."""
-        nn.init.zeros_(self.psi.weight)
-        nn.init.zeros_(self.psi.bias)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gating = self.w_g(g)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .layers import AttentionGate, DecoderLevel, level_block
+from .layers import DecoderLevel, level_block
 
 MIN_SIZE = 16
 PRIOR = 0.01  # initial predicted probability of every output channel
@@ -113,9 +113,6 @@ class UNet(nn.Module):
                     nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
                     if module.bias is not None:
                         nn.init.zeros_(module.bias)
-        for module in self.modules():  # gates half open (AttentionGate.start_half_open)
-            if isinstance(module, AttentionGate):
-                module.start_half_open()
         # Tumour is rare (about 1 % of BraTS pixels): start the head at that prior, so that
         # the first steps learn where tumour is rather than how rare it is.
         nn.init.constant_(self.head.bias, math.log(PRIOR / (1 - PRIOR)))
