@@ -121,10 +121,14 @@ def step_reference(out: Path, tiny: bool) -> None:
     with tempfile.TemporaryDirectory() as scratch:  # runs and phantom; the bundle goes to OUT
         run_reference(out, scale=size["scale"], work=scratch, **changes)  # after each model
     summary = json.loads((out / BUNDLE).read_text())
-    print(f"reference: {summary['seconds']:.0f} s on {summary['machine']['device']}")
+    stages = summary["stages"]
+    print(f"reference: {summary['seconds']:.0f} s on {summary['machine']['device']} (making "
+          f"the data {stages['data']:.0f} s, holding it on the device {stages['upload']:.0f} s)")
     for name, entry in summary["models"].items():
         dice = entry["test"]["all_pixels"]["dice"]
-        print(f"  {name}: {entry['seconds']:.0f} s training, best epoch {entry['best_epoch']}, "
+        print(f"  {name}: {entry['seconds']:.0f} s training (first epoch "
+              f"{entry['history'][0]['seconds']:.1f} s), {entry['scoring_seconds']:.0f} s "
+              f"scoring, best epoch {entry['best_epoch']}, "
               + ", ".join(f"{k} {v:.3f}" for k, v in dice.items()))
 
 

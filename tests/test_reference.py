@@ -34,6 +34,10 @@ def test_the_reference_command_writes_a_bundle_the_book_can_read(tmp_path, capsy
     assert set(bundle["models"]) == {"classic", "improved", "attention"}
     assert bundle["scale"] == "quick" and bundle["machine"]["device"] and bundle["date"]
     assert bundle["complete"] is True
+    # where the time went adds up to no more than the whole run
+    parts = sum(bundle["stages"].values()) + sum(
+        entry["seconds"] + entry["scoring_seconds"] for entry in bundle["models"].values())
+    assert 0 < parts <= bundle["seconds"] and bundle["stages"]["upload"] > 0
     assert bundle["recipe"]["config"]["epochs"] == 1
     for name, entry in bundle["models"].items():
         assert len(entry["history"]) == 1 and entry["best_epoch"] == 1

@@ -22,8 +22,9 @@ def reference_bundles(folder: str | Path = BENCHMARKS) -> list[tuple[Path, dict,
 
 
 def reference_table(bundle: dict, regions=("WT", "TC", "ET", "NCR/NET")) -> list[dict]:
-    """One row per model: the seconds its 20 epochs took (data upload and checkpoints
-    included), the epoch kept, its held-out test Dice per region (all pixels, threshold 0.5)."""
+    """One row per model: the seconds its 20 epochs took (checkpoints included; in a bundle
+    older than its ``"stages"``, the data's upload too), the epoch kept, its held-out test Dice
+    per region (all pixels, threshold 0.5)."""
     return [{"model": name, "training": f"{entry['seconds']:.0f} s",
              "kept epoch": entry["best_epoch"],
              **{f"Dice {r}": entry["test"]["all_pixels"]["dice"][r] for r in regions}}

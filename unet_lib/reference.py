@@ -3,7 +3,9 @@
 ``unet-lib reference --out DIR`` trains the three models at a scale (``full``: the 20-volume
 240×240 phantom or real BraTS, 20 epochs, the slides' settings), each from the same split, and
 writes ``DIR/reference.json`` — the machine, the date, the commit, the settings, whether all
-models finished, and per model its history, its kept epoch and its held-out test scores — and
+models finished, the seconds spent making the data and holding it on the device
+(``"stages"``), and per model its history, its kept epoch, its held-out test scores and its
+seconds of training (checkpoints included) and of scoring — and
 ``DIR/showcase.npz``: a few test slices with each model's probabilities and the Attention
 U-Net's maps (float16, compressed), so that a reader without a GPU sees what the slides'
 configuration does.
@@ -86,13 +88,20 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
     work = Path(work) if work is not None else out
     started = time.perf_counter()
     entries, arrays, held = {}, {}, {}
+    stages = {"data": 0.0, "upload": 0.0}  # where the run's time went, besides each model's
     path = out / BUNDLE
     for name in models:
         recipe = RunRecipe.for_scale(scale, model=name, data=data, **changes)
-        run = prepare_run(recipe, work / "runs" / name, data_dir=work / "data")
         clock = time.perf_counter()
-        train_run(run, progress=progress, datasets=held_once(run, held, bool(progress)))
+        run = prepare_run(recipe, work / "runs" / name, data_dir=work / "data")  # the phantom
+        stages["data"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        datasets = held_once(run, held, bool(progress))
+        stages["upload"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        train_run(run, progress=progress, datasets=datasets)
         seconds = time.perf_counter() - clock
+        clock = time.perf_counter()
         best = read_checkpoint(run.folder / "best.pt")
         model = model_from_checkpoint(best).eval()
         test = run.dataset("test")
@@ -110,9 +119,10 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         entries[name] = {"best_epoch": int(best["epoch"]), "seconds": seconds,
                          "history": read_checkpoint(run.folder / "last.pt")["history"],
                          "test": held_out_scores(run, model)}
+        entries[name]["scoring_seconds"] = time.perf_counter() - clock
         bundle = {"scale": scale, "date": datetime.date.today().isoformat(),
                   "commit": commit(), "machine": machine(),
-                  "seconds": time.perf_counter() - started,
+                  "seconds": time.perf_counter() - started, "stages": stages,
                   "complete": len(entries) == len(models),
                   "recipe": recipe.to_json(), "models": entries}
         packed = io.BytesIO()
