@@ -219,21 +219,19 @@ def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int =
     Returns:
         ``(inside, outside)``: arrays with one value per gate, deepest first.
     """
-    inside: list[list[float]] = []
-    outside: list[list[float]] = []
-    samples = (dataset[i] for i in indices)
-    usable = [s for s in samples if isinstance(s, tuple)]
-    for start in range(0, len(usable), batch_size):
-        batch = usable[start:start + batch_size]
-        maps = attention_maps(model, torch.stack([image for image, _ in batch]),
-                              batch_size, device)
-        for g, attention in enumerate(maps):
-            if len(inside) <= g:
-                inside.append([]), outside.append([])
-            for (image, mask), alpha in zip(batch, attention):
-                a, b = attention_inside_outside(alpha, mask, brain_mask(image))
-                inside[g].append(a)
-                outside[g].append(b)
+    usable = [s for s in (dataset[i] for i in indices) if isinstance(s, tuple)]
+    if not usable:
+        return np.array([]), np.array([])
+    # one call: the model moves to the device once, and attention_maps cuts the batches
+    maps = attention_maps(model, torch.stack([image for image, _ in usable]), batch_size,
+                          device)
+    inside: list[list[float]] = [[] for _ in maps]
+    outside: list[list[float]] = [[] for _ in maps]
+    for g, attention in enumerate(maps):
+        for (image, mask), alpha in zip(usable, attention):
+            a, b = attention_inside_outside(alpha, mask, brain_mask(image))
+            inside[g].append(a)
+            outside[g].append(b)
     return (np.array([np.nanmean(v) for v in inside]), np.array([np.nanmean(v) for v in outside]))
 
 
