@@ -89,6 +89,23 @@ def test_batches_never_mix_two_patients_and_give_the_all_pixel_scores_of_the_sam
     assert pixels.compute()["recall"]["ED"] == pytest.approx(7 / 14)  # 7 oedema voxels each
 
 
+def test_an_unusable_slice_is_left_out_of_its_patient_and_listed_once():
+    from unet_lib.data import BraTSDataError
+
+    class OneBroken(MasksAsImages):
+        def read(self, index):
+            if self.slices[index] == (2, 3):
+                raise BraTSDataError("volume_2_slice_3.h5", "truncated")
+            return super().read(index)
+
+    masks = {1: blob(), 2: blob()}
+    with pytest.warns(UserWarning, match="truncated"):
+        scores = evaluate_patients(oracle(), OneBroken(masks, masks), batch_size=4,
+                                   device="cpu", spacing=(1, 1, 1))
+    assert scores.skipped == ["volume_2_slice_3.h5: truncated"]
+    assert [(row["volume"], row["slices"]) for row in scores.rows] == [(1, 6), (2, 5)]
+
+
 def test_a_region_missing_from_the_reference_follows_the_brats_convention():
     truth = blob()
     truth[2] = 0                       # this patient has no enhancing tumour

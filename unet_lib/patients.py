@@ -39,9 +39,11 @@ BRATS_SHAPE_MM = (155.0, 240.0, 240.0)
 class PatientScores:
     """Per-patient scores: ``rows``, one per volume, each ``{"volume": v, "slices": n,
     "dice"|"precision"|"recall"|"hd95": {"WT": .., "TC": .., "ET": ..}, "empty": [regions
-    absent from the reference]}``."""
+    absent from the reference]}``, and the ``skipped`` items."""
 
     rows: list[dict] = field(default_factory=list)
+    #: the unusable items left out, as ``"path: problem"``
+    skipped: list[str] = field(default_factory=list)
 
     def values(self, metric: str, region: str) -> np.ndarray:
         """One value per patient."""
@@ -159,7 +161,8 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     result = PatientScores()
     stacked: dict[int, tuple[list, list]] = {}  # the volume being predicted: (preds, targets)
     passes = logit_batches(model, dataset, batch_size, device, amp, batches=batches)
-    for volume, (logits, masks, _) in zip(owners, passes):
+    for volume, (logits, masks, skipped) in zip(owners, passes):
+        result.skipped.extend(str(sample) for sample in skipped)
         if volume not in stacked:  # the previous volume is complete
             _score_stacked(stacked, order, spacing, result)
             stacked[volume] = ([], [])

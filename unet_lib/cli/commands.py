@@ -128,7 +128,7 @@ def _epoch_of(last: Path) -> str:
 def cmd_evaluate(args) -> int:
     from ..checkpoint import load_model
     from ..data import open_dataset
-    from ..inference import evaluate
+    from ..metrics import SegmentationScores
     from ..patients import evaluate_patients
     from ..run import read_run
 
@@ -148,14 +148,15 @@ def cmd_evaluate(args) -> int:
         what = f"the {side} volumes {getattr(run, side + '_volumes')} of"
     else:
         data_root, dataset, what = args.data, open_dataset(args.data), "every volume of"
-    result = evaluate(model, dataset, threshold=args.threshold, batch_size=args.batch_size)
+    pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
+    patients = evaluate_patients(model, dataset, threshold=args.threshold,
+                                 batch_size=args.batch_size, pixels=pixels)
+    result = {**pixels.compute(), "skipped": patients.skipped}
     scored = len(dataset) - len(result["skipped"])
     print(f"{args.checkpoint} on {scored} slices of {what} {data_root}"
           + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
           + f" (threshold {args.threshold}); all pixels at once:")
     print_scores(result)
-    patients = evaluate_patients(model, dataset, threshold=args.threshold,
-                                 batch_size=args.batch_size)
     print("\nper patient, in 3-D (Dice; HD95 in mm, 373.13 where a region is empty in only "
           "one of prediction and reference):")
     print(patients.table())
