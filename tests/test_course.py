@@ -230,3 +230,12 @@ def test_a_scale_can_give_one_model_more_epochs(tiny_setup, monkeypatch):
     assert {RunRecipe.for_scale("full", model=n).config.epochs for n in epochs} == {20}
     # a course setup's changes win over the scale's per-model settings, for every model
     assert {tiny_setup.recipe_of(n).config.epochs for n in epochs} == {1}
+
+
+def test_tumour_slices_with_every_label_fall_back_to_any_tumour_when_none_has_all():
+    oedema_only = []
+    for area in (2, 6, 4):  # low-grade: no slice shows NCR/NET or ET
+        mask = torch.zeros(3, 8, 8)
+        mask[1, :area, :area] = 1
+        oedema_only.append((torch.zeros(4, 8, 8), mask))
+    assert course.tumour_slices(oedema_only, count=2, min_gap=1, every_label=True) == [1, 2]

@@ -188,6 +188,11 @@ def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken
     assert what_went_wrong(probs, target, region="WT") == (
         "missed 4 of the 24 WT pixels (took 4 for background)")
     assert what_went_wrong(target, target) == "no TC pixel is wrong"
+    # a missed pixel marked in two channels counts once, for the likelier one
+    both = torch.zeros(3, 8, 8)
+    both[0, 2:6, 2:6], both[1, 2:6, 2:6] = 0.7, 0.9  # the ET core taken for NCR/NET and ED
+    assert what_went_wrong(both, target, region="ET") == (
+        "missed 16 of the 16 ET pixels (took 16 for ED)")
     targets = torch.stack([target, target])
     good = torch.stack([target, target])
     assert hardest_slice({"m": torch.stack([target, probs])}, targets, least_tumour=10) == 1
@@ -213,3 +218,17 @@ def test_the_committed_phantom_figure_is_shown_by_the_intro_and_the_data_card():
     assert picture.stat().st_size > 20_000
     for page in ("intro.md", "data_card.md"):
         assert "images/phantom-240.png" in (root / "book" / page).read_text()
+
+
+def test_maps_drawn_inside_the_head_take_their_colour_range_from_the_head():
+    image = torch.full((4, 8, 8), -0.6)  # z-scored air: every channel's lowest value
+    image[0, :6] = 1.0  # the head: rows 0-5
+    alpha = torch.linspace(0.2, 0.4, 16).reshape(1, 4, 4)
+    alpha[..., 3, :] = 1.0  # wide open on the air (rows 6-7 at 8×8)
+    fig = show_attention(image, [alpha])
+    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
+    head = alpha[0, :3]
+    assert np.allclose(bar.get_xlim(), (head.min(), head.max()))  # not up to the air's 1.0
+    assert fig.axes[1].get_title().split("\n")[1] == (
+        f"α {head.min():.2f} – {head.max():.2f} (stretched)")
+    plt.close(fig)

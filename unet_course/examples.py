@@ -9,7 +9,8 @@ def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4,
                   every_label: bool = False) -> list[int]:
     """Indices of up to ``count`` slices of ``dataset`` with the most tumour, from at most
     ``scan`` evenly spaced slices (a real BraTS split is large); with ``every_label`` only
-    slices that show all three labels (NCR/NET, ED and ET), to show what each looks like.
+    slices that show all three labels (NCR/NET, ED and ET), to show what each looks like, or,
+    when none does (low-grade volumes only), any slices with tumour.
 
     Slices of different volumes come first; when there are fewer volumes than ``count``, more
     slices of the same volumes are added, at least ``min_gap`` slices apart. Returns indices,
@@ -25,6 +26,8 @@ def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4,
         if not every_label or bool(mask.flatten(1).any(1).all()):
             areas.append((float(mask.amax(0).sum()), index))
     areas = sorted((a for a in areas if a[0] > 0), reverse=True)
+    if every_label and not areas:
+        return tumour_slices(dataset, count, scan, min_gap)
     chosen: list[int] = []
     where = {index: locate(dataset, index) for _, index in areas}
     for distinct_volumes in (True, False):
@@ -98,23 +101,27 @@ def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -
     true_region = to_regions(truth[None].float())[0, r] > 0.5
     missed, extra = true_region & ~predicted_region, predicted_region & ~true_region
     parts = []
-    if missed.any():
+    if missed.any():  # a pixel may be marked in two channels: name the likelier one
+        taken = torch.where(binary, torch.as_tensor(probs), torch.zeros(()))
         parts.append(f"missed {int(missed.sum())} of the {int(true_region.sum())} {region} "
-                     f"pixels (took {_labels_at(binary, missed, 'for ')})")
+                     f"pixels (took {_labels_at(taken, missed, 'for ')})")
     if extra.any():
         parts.append(f"marked {int(extra.sum())} pixels as {region} that are not (truly "
-                     f"{_labels_at(truth, extra)})")
+                     f"{_labels_at(truth.float(), extra)})")
     return " and ".join(parts) or f"no {region} pixel is wrong"
 
 
-def _labels_at(masks, where, joint: str = "") -> str:
+def _labels_at(scores, where, joint: str = "") -> str:
     """``"80 ED, 14 background"`` (with ``joint`` "for ": ``"80 for ED, 14 for background"``):
-    how many of the ``where`` pixels (H, W) each label channel of ``masks`` (3, H, W) marks,
-    largest first; pixels no channel marks count as background."""
+    how many of the ``where`` pixels (H, W) each label takes, largest first. Each pixel has one
+    label: the channel of ``scores`` (3, H, W) highest there, or background where all are 0."""
+    import torch
+
     from unet_lib.data.brats import MASK_CHANNELS
 
-    counts = [(int((masks[c] & where).sum()), name) for c, name in enumerate(MASK_CHANNELS)]
-    counts.append((int((where & ~masks.any(0)).sum()), "background"))
+    label = torch.where(scores.amax(0) > 0, scores.argmax(0), len(MASK_CHANNELS))
+    names = [*MASK_CHANNELS, "background"]
+    counts = [(int((where & (label == c)).sum()), name) for c, name in enumerate(names)]
     return ", ".join(f"{n} {joint}{name}" for n, name in sorted(counts, key=lambda c: -c[0]) if n)
 
 

@@ -61,6 +61,20 @@ def stretched(attention) -> bool:
     return float(values.max() - values.min()) >= MIN_STRETCH
 
 
+def head_values(attention, brain=None) -> np.ndarray:
+    """The coefficients of a gate's map (h, w) that lie inside the head: ``brain`` (H, W)
+    bool (:func:`unet_lib.inference.brain_mask`) taken to the map's grid by nearest pixel;
+    all of them when ``brain`` is ``None`` or empty. Their range is what a picture drawn
+    inside the head stretches its colours over, and what its title and colour bar give."""
+    values = torch.as_tensor(as_numpy(attention), dtype=torch.float32)
+    values = values.reshape(values.shape[-2:])
+    if brain is None or not bool(torch.as_tensor(as_numpy(brain)).any()):
+        return values.flatten().numpy()
+    head = torch.as_tensor(as_numpy(brain)).float()[None, None]
+    head = torch.nn.functional.interpolate(head, size=values.shape, mode="nearest")[0, 0] > 0.5
+    return values[head].numpy() if head.any() else values.flatten().numpy()
+
+
 def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = False,
                       brain=None) -> np.ndarray:
     """A gate's coefficients (h, w), upsampled bilinearly to the (H, W) channel's size and
@@ -78,8 +92,9 @@ def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = Fa
     attention = attention.reshape(1, 1, *attention.shape[-2:])
     up = F.interpolate(attention, size=grey.shape, mode="bilinear", align_corners=False)
     up = up[0, 0].clamp(0, 1)
-    if stretched(attention) and stretch:
-        low, high = attention.min(), attention.max()
+    shown = head_values(attention, brain)  # the colours' range: the pixels drawn
+    if stretched(shown) and stretch:
+        low, high = float(shown.min()), float(shown.max())
         up = (up - low) / (high - low)
     colours = matplotlib.colormaps["inferno"](up.clamp(0, 1).numpy())[..., :3]
     blended = (1 - alpha) * grey[..., None] + alpha * colours
@@ -171,12 +186,13 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
 
     def caption(position):
         i, g = position
-        inside, outside = attention_inside_outside(maps[g][i], targets[i],
-                                                   brain_mask(images[i]))
-        scale = ("colours stretched to this range" if stretched(maps[g][i])
+        head = brain_mask(images[i])
+        inside, outside = attention_inside_outside(maps[g][i], targets[i], head)
+        shown = head_values(maps[g][i], head)
+        scale = ("colours stretched to this range" if stretched(shown)
                  else "too flat to stretch: colours on the 0…1 scale")
-        return (f"{names[i]}; gate at {levels[g]}: α from {maps[g][i].min():.2f} to "
-                f"{maps[g][i].max():.2f} ({scale}); mean inside the tumour {inside:.3f}, "
+        return (f"{names[i]}; gate at {levels[g]}: α in the head from {shown.min():.2f} to "
+                f"{shown.max():.2f} ({scale}); mean inside the tumour {inside:.3f}, "
                 f"in the rest of the brain {outside:.3f}")
 
     return ImageSlider({"slice": list(names), "gate": levels},

@@ -18,14 +18,14 @@ from matplotlib.patches import Patch
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
 from .comparisons import compare_models, plot_training, whole_epochs
-from .frames import (CHANNEL_COLOURS, MIN_STRETCH, as_numpy, attention_overlay,
+from .frames import (CHANNEL_COLOURS, MIN_STRETCH, as_numpy, attention_overlay, head_values,
                      attention_slider, grey_picture, legend_handles, mask_to_rgb, stretched,
                      threshold_slider)
 
 __all__ = ["CHANNEL_COLOURS", "attention_overlay", "attention_slider", "compare_models",
            "draw_unet", "grey_picture", "mask_to_rgb", "plot_histories", "plot_history",
            "plot_training", "show_attention", "show_modalities", "show_prediction",
-           "stretched", "threshold_slider"]
+           "head_values", "stretched", "threshold_slider"]
 
 
 def _legend(ax) -> None:
@@ -124,9 +124,9 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
         image: (4, H, W) input slice.
         maps: the gates' maps for this slice, each (1, h, w) or (h, w), as returned by
             ``AttentionUNet(x, return_attention=True)`` (deepest gate first).
-        stretch: spread each map's colours over its own range (written in the panel's title)
-            rather than over [0, 1]: gates early in training stay close to 0.5, and their
-            pattern would be invisible on the full scale.
+        stretch: spread each map's colours over its own range inside the head (written in
+            the panel's title and colour bar) rather than over [0, 1]: a gate may vary by a few
+            hundredths over the brain, a pattern invisible on the full scale.
     """
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -143,6 +143,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
         values = as_numpy(attention).reshape(np.shape(attention)[-2:])
         ax.imshow(attention_overlay(image[0], values, alpha, stretch, brain=head))
         h, w = values.shape
+        values = head_values(values, head)  # the pixels drawn: their range is the colours'
         spread = stretch and stretched(values)
         scale = Normalize(float(values.min()), float(values.max())) if spread else Normalize(0, 1)
         bar = fig.colorbar(ScalarMappable(scale, "inferno"), ax=ax, orientation="horizontal",

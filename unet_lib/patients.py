@@ -161,7 +161,9 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     result = PatientScores()
     stacked: dict[int, tuple[list, list]] = {}  # the volume being predicted: (preds, targets)
     passes = logit_batches(model, dataset, batch_size, device, amp, batches=batches)
-    for volume, (logits, masks, skipped) in zip(owners, passes):
+    # passes first: zip then runs it to its end, which puts the model back where it was and
+    # stops the loader's workers before the last volume is scored
+    for (logits, masks, skipped), volume in zip(passes, owners):
         result.skipped.extend(str(sample) for sample in skipped)
         if volume not in stacked:  # the previous volume is complete
             _score_stacked(stacked, order, spacing, result)

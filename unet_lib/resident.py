@@ -196,10 +196,7 @@ def is_held_on(data: Dataset, device: torch.device) -> bool:
     current GPU: "cuda:0" when nothing else was chosen)."""
     if not isinstance(data, ResidentSlices):
         return False
-    index = device.index
-    if device.type == "cuda" and index is None:
-        index = torch.cuda.current_device()
-    return data.images.device.type == device.type and data.images.device.index == index
+    return data.images.device == torch.empty(0, device=device).device  # "cuda" → "cuda:0"
 
 
 def hold_on_device(train_data: Dataset, val_data: Dataset | None, device: torch.device,
