@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from unet_lib.data.brats import REGIONS
-from unet_lib.inference import attention_inside_outside, brain_mask
+from unet_lib.inference import attention_inside_outside, brain_mask, mask_on_grid
 
 
 #: the legend colours: exactly the mask pixels of mask_to_rgb, (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -70,8 +70,7 @@ def head_values(attention, brain=None) -> np.ndarray:
     values = values.reshape(values.shape[-2:])
     if brain is None or not bool(torch.as_tensor(as_numpy(brain)).any()):
         return values.flatten().numpy()
-    head = torch.as_tensor(as_numpy(brain)).float()[None, None]
-    head = torch.nn.functional.interpolate(head, size=values.shape, mode="nearest")[0, 0] > 0.5
+    head = mask_on_grid(torch.as_tensor(as_numpy(brain)), values.shape)
     return values[head].numpy() if head.any() else values.flatten().numpy()
 
 
@@ -177,18 +176,17 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     images, targets = torch.as_tensor(as_numpy(images)), torch.as_tensor(as_numpy(targets))
     maps = [torch.as_tensor(as_numpy(m)) for m in maps]
     levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
+    heads = [brain_mask(image) for image in images]  # each slice's once, for every gate
 
     def pictures(position):
         i, g = position
         return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
-                attention_overlay(images[i, 0], maps[g][i], stretch=True,
-                                  brain=brain_mask(images[i]))]
+                attention_overlay(images[i, 0], maps[g][i], stretch=True, brain=heads[i])]
 
     def caption(position):
         i, g = position
-        head = brain_mask(images[i])
-        inside, outside = attention_inside_outside(maps[g][i], targets[i], head)
-        shown = head_values(maps[g][i], head)
+        inside, outside = attention_inside_outside(maps[g][i], targets[i], heads[i])
+        shown = head_values(maps[g][i], heads[i])
         scale = ("colours stretched to this range" if stretched(shown)
                  else "too flat to stretch: colours on the 0…1 scale")
         return (f"{names[i]}; gate at {levels[g]}: α in the head from {shown.min():.2f} to "

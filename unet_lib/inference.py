@@ -193,16 +193,16 @@ def attention_inside_outside(attention, target, brain=None) -> tuple[float, floa
     """
     attention = torch.as_tensor(attention, dtype=torch.float32)
     attention = attention.reshape(attention.shape[-2:])
-    tumour = _on_grid(torch.as_tensor(target).amax(0), attention.shape)
+    tumour = mask_on_grid(torch.as_tensor(target).amax(0), attention.shape)
     rest = ~tumour
     if brain is not None and torch.as_tensor(brain).any():
-        rest &= _on_grid(brain, attention.shape)
+        rest &= mask_on_grid(brain, attention.shape)
     inside = attention[tumour].mean().item() if tumour.any() else float("nan")
     outside = attention[rest].mean().item() if rest.any() else float("nan")
     return inside, outside
 
 
-def _on_grid(mask, shape) -> torch.Tensor:
+def mask_on_grid(mask, shape) -> torch.Tensor:
     """A (H, W) mask resized to a gate's (h, w) grid by nearest pixel, as bool."""
     mask = torch.as_tensor(mask)[None, None].float()
     return F.interpolate(mask, size=shape, mode="nearest")[0, 0] > 0.5

@@ -30,10 +30,9 @@ from .checkpoint import model_from_checkpoint, read_checkpoint
 from .data import locate
 from .inference import attention_maps, predict
 from .recipe import MODEL_NAMES, RunRecipe
-from .resident import hold_on_device, use_resident
 from .run import PreparedRun, held_out_scores, json_plain, prepare_run, train_run
 from .runtime import pick_device
-from .sampling import loader_workers
+from .sampling import held_as_configured
 
 BUNDLE, SHOWCASE = "reference.json", "showcase.npz"
 
@@ -143,12 +142,8 @@ def held_once(run: PreparedRun, held: dict, report: bool = True) -> tuple:
            tuple(run.val_volumes))
     if key not in held:
         held.clear()  # another split: free the device's memory first
-        device = pick_device(config.device)
-        train, val = run.datasets()
-        if use_resident(config.resident_data, (train, val), device):
-            train, val = hold_on_device(train, val, device, print if report else _silent,
-                                        loader_workers(config, device))
-        held[key] = (train, val)
+        held[key] = held_as_configured(*run.datasets(), config, pick_device(config.device),
+                                       print if report else _silent)
     return held[key]
 
 

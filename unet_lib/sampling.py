@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import distributed
 from .data.contents import channel_flags
-from .resident import ResidentBatches, ResidentSlices
+from .resident import ResidentBatches, ResidentSlices, hold_on_device, use_resident
 from .data.samples import collate_samples
 
 if TYPE_CHECKING:
@@ -94,6 +94,16 @@ def loader_workers(config: "TrainConfig", device: torch.device) -> int:
     if config.num_workers is not None:
         return config.num_workers
     return reading_workers(device)
+
+
+def held_as_configured(train_data: Dataset, val_data: Dataset | None, config: "TrainConfig",
+                       device: torch.device, report: Callable[..., None] = print):
+    """``(train, val)`` as :func:`unet_lib.train.fit` trains on them: held on ``device`` when
+    ``config.resident_data`` says so (:func:`~unet_lib.resident.use_resident`), their files
+    read by :func:`loader_workers` processes; else as given."""
+    if not use_resident(config.resident_data, (train_data, val_data), device):
+        return train_data, val_data
+    return hold_on_device(train_data, val_data, device, report, loader_workers(config, device))
 
 
 def make_train_loader(data: Dataset, config: "TrainConfig", device: torch.device,

@@ -39,8 +39,7 @@ from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state
                      set_rng_state, settings_changed_on_resume)
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
                       seed_everything, tally_device)
-from .resident import hold_on_device, use_resident
-from .sampling import loader_workers, make_train_loader
+from .sampling import held_as_configured, make_train_loader
 from .schedule import align_optimizer_state, make_optimizer, warm_up
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
@@ -182,9 +181,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         if context.is_main:
             restore_best(last, state, report)
 
-    if use_resident(config.resident_data, (train_data, val_data), device):
-        train_data, val_data = hold_on_device(train_data, val_data, device, report,
-                                              loader_workers(config, device))
+    train_data, val_data = held_as_configured(train_data, val_data, config, device, report)
     train_loader = make_train_loader(train_data, config, device, generator, context)
     trained = model  # what computes the loss: the model, or its DDP wrapper under torchrun
     if context.active:
