@@ -281,3 +281,41 @@ def test_a_resumed_optimizer_steps_as_the_run_that_saved_it_would_have(saved_fus
     _step_with(resuming, after, grads[2])
     for (name, a), b in zip(saving.state_dict().items(), resuming.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+class _NoteAutotuning(torch.autograd.Function):
+    """Passes its input through and notes, forward and backward (where its input needs a
+    gradient), the batch size and whether cuDNN's autotuning is on at that moment."""
+    noted: list = []
+
+    @staticmethod
+    def forward(ctx, images):
+        _NoteAutotuning.noted.append(("forward", len(images), torch.backends.cudnn.benchmark))
+        return images.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        _NoteAutotuning.noted.append(("backward", len(grad), torch.backends.cudnn.benchmark))
+        return grad
+
+
+class _NotingModel(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 3, 1)
+
+    def forward(self, images):
+        return _NoteAutotuning.apply(self.conv(images))
+
+
+def test_cudnn_tunes_full_batches_only_in_training_and_validation(datasets, monkeypatch):
+    # 10 training slices in batches of 4 end with 2; 6 validation slices with 2
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # as fit sets it on CUDA
+    train, val = Subset(datasets[0], range(10)), Subset(datasets[1], range(6))
+    _NoteAutotuning.noted = []
+    fit(_NotingModel(), train, val, TrainConfig.quick(epochs=1, batch_size=4, tumour_share=None),
+        progress=False)
+    assert sorted(_NoteAutotuning.noted[:6]) == sorted([("forward", 4, True), ("backward", 4, True)] * 2
+                                      + [("forward", 2, False), ("backward", 2, False)])
+    assert _NoteAutotuning.noted[6:] == [("forward", 4, True), ("forward", 2, False)]
+    assert torch.backends.cudnn.benchmark is True  # back as it was

@@ -17,7 +17,7 @@ from . import distributed
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentBatches, ResidentSlices
-from .runtime import autocast, pick_device, tally_device
+from .runtime import autocast, pick_device, tally_device, tuned_for_full_batches
 from .sampling import scoring_workers
 
 
@@ -80,7 +80,7 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
         if images is None:
             yield None, None, skipped
             continue
-        with autocast(device, amp):
+        with tuned_for_full_batches(len(images), batch_size), autocast(device, amp):
             logits = model(images.to(device, non_blocking=True))
         if masks is not None:
             masks = masks.to(landing, non_blocking=True)
@@ -250,7 +250,9 @@ def attention_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
                          f"{tuple(images.shape)}); pass (N, 4, H, W) with N ≥ 1")
     device = pick_device("auto") if device is None else torch.device(device)
     with running_on(model, device):
-        per_batch = [model(batch.to(device), return_attention=True)[1]
-                     for batch in images.split(batch_size)]
+        per_batch = []
+        for batch in images.split(batch_size):
+            with tuned_for_full_batches(len(batch), batch_size):
+                per_batch.append(model(batch.to(device), return_attention=True)[1])
     return [torch.cat([maps[g].float().cpu() for maps in per_batch])
             for g in range(len(per_batch[0]))]

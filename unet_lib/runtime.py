@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -94,3 +95,25 @@ def autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+
+
+@contextmanager
+def tuned_for_full_batches(batch: int, full: int):
+    """cuDNN's autotuning (``cudnn.benchmark``, on while :func:`~unet_lib.train.fit` runs on a
+    CUDA GPU) for batches of ``full`` items only: a smaller ``batch`` runs inside the block with
+    the algorithms cuDNN's heuristics pick, and the flag is back as it was after.
+
+    With autotuning cuDNN times every algorithm of every convolution, forward and backward,
+    the first time it meets a shape, and each batch size is a new shape. A split's last batch
+    is usually smaller (930 slices in batches of 32 end with 2 of them; a volume's 155 slices
+    with 27), so it would cost one more tuning per odd size, each about as long as tuning the
+    full batch: on the H200 the Improved U-Net's first epoch took 31.5 s and each later one
+    2.6 s (``benchmarks/reference-h200-2026-11-27``). One batch an epoch without tuning costs
+    little even where the heuristics choose a slower algorithm.
+    """
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before and batch >= full
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before

@@ -38,7 +38,7 @@ from .progress import progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state,
                      set_rng_state, settings_changed_on_resume)
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
-                      seed_everything, tally_device)
+                      seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader
 from .schedule import align_optimizer_state, make_optimizer, warm_up
 
@@ -210,10 +210,11 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 images = images.to(device, non_blocking=True, memory_format=layout)
                 masks = masks.to(device, non_blocking=True)
                 try:  # forward and backward: either may run out of GPU memory
-                    with autocast(device, config.amp):
-                        loss = loss_fn(trained(images).float(), masks)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
+                    with tuned_for_full_batches(len(images), config.batch_size):
+                        with autocast(device, config.amp):
+                            loss = loss_fn(trained(images).float(), masks)
+                        optimizer.zero_grad(set_to_none=True)
+                        scaler.scale(loss).backward()
                 except torch.cuda.OutOfMemoryError as error:
                     raise OutOfMemory(_out_of_memory_message(error, config.batch_size,
                                                              images.shape)) from error
