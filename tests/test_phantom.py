@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -160,6 +161,21 @@ def test_cached_phantom_is_made_once_and_remade_when_incomplete(tmp_path, capsys
     (root / "meta_data.csv").unlink()  # as if interrupted before the last file
     cached_phantom(tmp_path, 32, 2, 4, seed=3)
     assert "making" in capsys.readouterr().out and (root / "meta_data.csv").is_file()
+
+
+def test_the_making_message_names_the_folder_as_the_reader_finds_it(tmp_path, monkeypatch,
+                                                                    capsys):
+    from unet_lib.data import cached_phantom
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "checkout" / "book").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout" / "book")  # a notebook of the book, as built
+    cached_phantom(tmp_path / "checkout" / ".course", 32, 2, 4, seed=3)
+    said = capsys.readouterr().out
+    assert f"in {Path('..', '.course', 'phantom-32px-2x4-seed3')} ..." in said
+    assert str(tmp_path) not in said  # no path of the machine that built the page
+    cached_phantom(tmp_path / "home" / ".cache", 32, 2, 4, seed=3)  # outside: from the home
+    assert f"in {Path('~', '.cache', 'phantom-32px-2x4-seed3')} ..." in capsys.readouterr().out
 
 
 def test_a_phantom_made_in_parallel_is_byte_identical_to_the_serial_one(tmp_path):

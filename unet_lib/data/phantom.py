@@ -244,6 +244,23 @@ def _write_volume(root: Path, volume: int, seed: int, size: int, n_slices: int) 
     return rows
 
 
+def _readable(path: Path) -> str:
+    """``path`` as a reader finds it: relative to the working folder where it lies under it or
+    its parent (a notebook in ``book/`` making ``../.course/data/...``), else with ``~`` for the
+    home folder, else absolute. A built page shows no path of the machine that built it."""
+    path = Path(os.path.abspath(path))
+    try:
+        relative = Path(os.path.relpath(path))
+    except ValueError:  # Windows: another drive
+        relative = Path("..", "..")
+    if relative.parts[:2] != ("..", ".."):
+        return str(relative)
+    try:
+        return str(Path("~") / path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: int,
                    seed: int = 0) -> Path:
     """The phantom of these settings under ``data_dir``, made on first use.
@@ -254,6 +271,6 @@ def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: in
     root = Path(data_dir) / f"phantom-{size}px-{n_volumes}x{n_slices}-seed{seed}"
     if not (root / "meta_data.csv").is_file():
         print(f"making a {n_volumes}-volume phantom ({size}×{size}, {n_slices} slices) "
-              f"in {root} ...", flush=True)
+              f"in {_readable(root)} ...", flush=True)
         make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices, seed=seed)
     return root
