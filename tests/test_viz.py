@@ -232,3 +232,29 @@ def test_maps_drawn_inside_the_head_take_their_colour_range_from_the_head():
     assert fig.axes[1].get_title().split("\n")[1] == (
         f"α {head.min():.2f} – {head.max():.2f} (stretched)")
     plt.close(fig)
+
+
+def _tc_history(values):
+    from unet_lib.train import History
+
+    return History([{"epoch": i + 1, "val": {"dice": {"TC": v}}} for i, v in enumerate(values)])
+
+
+def test_learning_pace_names_each_first_epoch_and_whether_the_slowest_still_gains():
+    from unet_course.comparisons import learning_pace
+
+    still = learning_pace({"classic": _tc_history([0.2, 0.8, 0.9, 0.9]),
+                           "attention": _tc_history([0.1, 0.3, 0.72, 0.9])})
+    assert still.startswith("validation TC Dice first reached 0.7 in epoch 2 (classic) and "
+                            "3 (attention)")
+    assert "the attention U-Net, the slowest, still gained +0.60" in still  # 0.9 - 0.3
+    settled = learning_pace({"classic": _tc_history([0.8, 0.8, 0.8, 0.8]),
+                             "attention": _tc_history([0.1, 0.75, 0.76, 0.76])})
+    assert "gained +0.01 over its last two epochs: it had levelled off" in settled
+    never = learning_pace({"classic": _tc_history([0.8, 0.8, 0.8]),
+                           "improved": _tc_history([0.8, 0.9, 0.9]),
+                           "attention": _tc_history([0.1, 0.2, 0.5])})
+    assert "epoch 1 (classic), 1 (improved) and never (attention)" in never
+    assert "attention U-Net, the slowest, still gained +0.40" in never
+    assert learning_pace({"classic": _tc_history([0.8, 0.9])}) == (
+        "validation TC Dice first reached 0.7 in epoch 1 (classic)")

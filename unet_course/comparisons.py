@@ -1,8 +1,9 @@
 """Pictures that put the three models side by side: how they trained, and what they predict
-on the same slices. (Re-exported by :mod:`unet_course.viz`.)"""
+on the same slices; and a sentence on how fast each learnt (:func:`learning_pace`). (Re-exported by :mod:`unet_course.viz`.)"""
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import textwrap
@@ -104,3 +105,40 @@ def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
     fig.legend(handles=legend_handles(),
                loc="outside lower center", ncols=3, fontsize="small")
     return fig
+
+
+def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> str:
+    """A sentence on how fast each model learnt ``region``: the first epoch whose validation
+    Dice reached ``level``, and whether the slowest model was still gaining at the end.
+
+    Args:
+        histories: model name → :class:`~unet_lib.train.History` with validation records.
+
+    Returns:
+        e.g. "validation TC Dice first reached 0.7 in epoch 2 (classic), 4 (improved) and 8
+        (attention); the attention U-Net, the slowest, still gained +0.12 over its last two
+        epochs: it was stopped while still learning" — worked out from the records.
+    """
+    curves = {name: [r["val"]["dice"][region] for r in history.records]
+              for name, history in histories.items()}
+    first = {name: next((i + 1 for i, v in enumerate(curve) if v >= level), None)
+             for name, curve in curves.items()}
+    reached = [f"{'never' if epoch is None else epoch} ({name})" for name, epoch in first.items()]
+    text = (f"validation {region} Dice first reached {level:g} in epoch "
+            + (", ".join(reached[:-1]) + " and " + reached[-1] if len(reached) > 1
+               else reached[0]))
+    slowest = max(first, key=lambda name: math.inf if first[name] is None else first[name])
+    curve = curves[slowest]
+    if len(set(first.values())) == 1 or len(curve) < 3:
+        return text
+    gain = curve[-1] - curve[-3]
+    if gain > RISING:
+        return (text + f"; the {slowest} U-Net, the slowest, still gained {gain:+.2f} over its "
+                       "last two epochs: it was stopped while still learning, and how far more "
+                       "epochs would take it this run cannot say")
+    return (text + f"; the {slowest} U-Net, the slowest, gained {gain:+.2f} over its last two "
+                   "epochs: it had levelled off by the end")
+
+
+#: a gain of validation Dice over two epochs above which a model is still learning
+RISING = 0.02

@@ -17,13 +17,14 @@ from matplotlib.patches import Patch
 
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
-from .comparisons import compare_models, plot_training, whole_epochs
+from .comparisons import compare_models, learning_pace, plot_training, whole_epochs
 from .frames import (CHANNEL_COLOURS, MIN_STRETCH, as_numpy, attention_overlay, head_values,
                      attention_slider, grey_picture, legend_handles, mask_to_rgb, stretched,
                      threshold_slider)
 
 __all__ = ["CHANNEL_COLOURS", "attention_overlay", "attention_slider", "compare_models",
-           "draw_unet", "grey_picture", "mask_to_rgb", "plot_histories", "plot_history",
+           "draw_unet", "grey_picture", "learning_pace", "mask_to_rgb", "plot_histories",
+           "plot_history",
            "plot_training", "show_attention", "show_modalities", "show_prediction",
            "head_values", "stretched", "threshold_slider"]
 
