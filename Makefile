@@ -54,8 +54,12 @@ test: setup-test chromium notebooks
 	UNET_REQUIRE_COURSE_RESULTS=1 $(BIN)/python -m pytest -q
 
 # The course in JupyterLab, with live widgets, on this machine only (127.0.0.1); it prints the
-# address to open, with its token. The notebooks share .course/ with `make book`.
+# address to open, with its token. The notebooks share .course/ with `make book`. Their own
+# SCALE cell decides the scale ("auto": full on a CUDA GPU, else quick), unless
+# UNET_COURSE_SCALE is given (make lab UNET_COURSE_SCALE=quick): the quick default above is
+# for the book's build, and would otherwise override what a student sets in the cell.
 lab: setup-book
+	$(if $(filter file,$(origin UNET_COURSE_SCALE)),env -u UNET_COURSE_SCALE) \
 	$(BIN)/jupyter lab --notebook-dir=book --ServerApp.ip=127.0.0.1 --no-browser \
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
 

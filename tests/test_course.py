@@ -1,6 +1,9 @@
 """The course's shared setup: scale selection, model cache, lab self-checks."""
 
 import dataclasses
+import subprocess
+import sys
+import threading
 import math
 
 import pytest
@@ -239,3 +242,57 @@ def test_tumour_slices_with_every_label_fall_back_to_any_tumour_when_none_has_al
         mask[1, :area, :area] = 1
         oedema_only.append((torch.zeros(4, 8, 8), mask))
     assert course.tumour_slices(oedema_only, count=2, min_gap=1, every_label=True) == [1, 2]
+
+
+# Another process training into a run folder: it holds the folder's lock until told to stop,
+# and leaves a file named by its second argument just before it lets go.
+HOLD_THE_FOLDER = """
+import fcntl, os, sys, pathlib
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()
+pathlib.Path(sys.argv[2]).touch()
+os.close(fd)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no advisory locks on Windows")
+def test_a_model_a_classmate_is_training_is_waited_for_not_refused(tiny_setup, tmp_path,
+                                                                  capsys):
+    folder = tiny_setup.run_dir("classic")
+    folder.mkdir(parents=True)
+    released = tmp_path / "released"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_FOLDER, str(folder / ".lock"),
+                               str(released)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == b"held\n"
+    threading.Timer(1.0, lambda: holder.communicate(b"go\n")).start()
+    trained = tiny_setup.trained("classic", progress="epochs")
+    assert released.exists()  # it returned only after the other process let go
+    said = capsys.readouterr().out
+    assert "another process is training the classic U-Net" in said and "waiting" in said
+    assert len(trained.history) == 1  # and then trained it (the other left no model)
+
+
+def test_figures_that_cannot_be_kept_in_a_read_only_course_home_are_a_warning(tiny_setup,
+                                                                             monkeypatch):
+    trained = tiny_setup.trained("classic", progress=False)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(session, "record_results", read_only)
+    with pytest.warns(RuntimeWarning, match=r"could not keep contrast in .*Permission denied"):
+        trained.record(contrast=0.5)
+
+
+def test_a_whole_number_for_a_float_setting_is_the_same_recipe():
+    from unet_lib.recipe import RunRecipe
+
+    def key(**changes):
+        return RunRecipe.for_scale("quick", model="classic", **changes).key()
+
+    assert key(pos_weight=(5, 2, 5)) == key(pos_weight=(5.0, 2.0, 5.0))
+    assert key(weight_decay=0) == key(weight_decay=0.0)
+    assert key(pos_weight=(5, 2, 4)) != key(pos_weight=(5, 2, 5)) != key()
+    assert key(epochs=12) != key()  # whole-number settings hash as they are

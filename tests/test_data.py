@@ -51,6 +51,18 @@ def test_slices_are_ordered_by_volume_then_slice_number_not_by_name(tmp_path):
     assert len(BraTSSlices(tmp_path, volumes=[10])) == 2
 
 
+def test_tumour_only_keeps_exactly_the_slices_whose_mask_marks_a_pixel(tmp_path):
+    image, mask = kaggle_slice()
+    empty = np.zeros_like(mask)
+    only_et = np.zeros_like(mask)
+    only_et[9, 9, 2] = 1
+    for index, labels in enumerate([empty, mask, empty, only_et]):  # no meta_data.csv here
+        write_h5(tmp_path / f"volume_1_slice_{index}.h5", image=image, mask=labels)
+    kept = BraTSSlices(tmp_path, tumour_only=True)
+    assert [s for _, s, _ in kept.slices] == [1, 3]
+    assert all(kept[i][1].sum() > 0 for i in range(len(kept)))
+
+
 def test_the_unzipped_release_layout_is_found(tmp_path):
     folder = tmp_path / "BraTS2020_training_data" / "content" / "data"
     folder.mkdir(parents=True)

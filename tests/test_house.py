@@ -48,3 +48,13 @@ def test_every_core_module_has_a_docstring():
     missing = [name for name in names
                if not (importlib.import_module(name).__doc__ or "").strip()]
     assert missing == []
+
+
+def test_no_name_is_undefined_and_no_import_unused():
+    """pyflakes' checks (ruff's F rules) over the code: an undefined name is a NameError that
+    waits for the one line that uses it (``BraTSSlices(tumour_only=True)`` once called a
+    function that had been removed)."""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F",
+                             "--output-format", "concise", "unet_lib", "unet_course", "tests",
+                             "benchmarks"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -2,6 +2,7 @@
 
 Modules:
     session   setup(): the scale, the data, the split, and the cache of trained models
+    settings  the scale, data and course home: notebook values, environment overrides
     examples  which slices a chapter shows, and their names
     labs      the exercises' self-checks
     viz       the pictures (matplotlib)

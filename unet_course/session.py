@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,38 +33,15 @@ import torch
 from unet_lib.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 from unet_lib.config import TrainConfig
 from unet_lib.models import MODELS, UNet, build_model, count_parameters
-from unet_lib.recipe import SCALES, RunRecipe
+from unet_lib.recipe import RunRecipe
 from unet_lib.run import (PreparedRun, held_out_scores, read_results, record_results,
                           split_of, train_run)
+from unet_lib.runfolder import RunFolderBusy, wait_while_busy
 from unet_lib.runtime import pick_device, seed_everything
 from unet_lib.train import History
 
-SCALE_VARIABLE = "UNET_COURSE_SCALE"
-DATA_VARIABLE = "BRATS_DIR"
-HOME_VARIABLE = "UNET_COURSE_HOME"
-
-
-def resolve_scale(scale: str = "auto") -> str:
-    """``"quick"`` or ``"full"`` from a notebook's ``scale`` and ``$UNET_COURSE_SCALE``.
-
-    The environment variable wins, so that CI can force the quick scale on any notebook.
-    """
-    chosen = os.environ.get(SCALE_VARIABLE) or scale
-    if chosen == "auto":
-        return "full" if torch.cuda.is_available() else "quick"
-    if chosen not in SCALES:
-        source = f"${SCALE_VARIABLE}" if os.environ.get(SCALE_VARIABLE) else "scale"
-        raise ValueError(f"{source} = {chosen!r}: choose 'auto', 'quick' or 'full'")
-    return chosen
-
-
-def course_home() -> Path:
-    """Folder for the course's phantom data (``data/``) and trained models (``runs/``):
-    ``$UNET_COURSE_HOME`` if set (``make book`` and ``make lab`` set it to the checkout's
-    ``.course/``), else ``~/.cache/unet_course``."""
-    if os.environ.get(HOME_VARIABLE):
-        return Path(os.environ[HOME_VARIABLE]).expanduser()
-    return Path.home() / ".cache" / "unet_course"
+from .settings import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, course_home,  # noqa: F401
+                       resolve_scale)
 
 
 @dataclass
@@ -120,7 +98,12 @@ class TrainedModel:
     def record(self, **entries) -> None:
         """Keep figures measured on this model (e.g. its attention contrast) in the run
         folder's ``results.json``, beside its test scores, for the tests and for later."""
-        record_results(self.run.folder, self.best_epoch, **entries)
+        try:
+            record_results(self.run.folder, self.best_epoch, **entries)
+        except OSError as error:  # e.g. a shared course home that students can only read
+            warnings.warn(f"could not keep {', '.join(entries)} in {self.run.folder} "
+                          f"({error.strerror or error}): computed again next time",
+                          RuntimeWarning, stacklevel=2)
 
 
 @dataclass
@@ -232,21 +215,31 @@ class CourseSetup:
         last = run.folder / "last.pt"
         if retrain:
             shutil.rmtree(run.folder, ignore_errors=True)
-        elif last.is_file():
+        while True:  # until this process trains it, or finds it trained by another
+            # in a shared course home a classmate's notebook may be training it now
+            wait_while_busy(run.folder, on_wait=lambda: print(
+                f"another process is training the {name} U-Net in "
+                f"{_shown(run.folder, self.home)}: waiting for it to finish, then loading "
+                f"its model", flush=True))
+            if last.is_file():
+                try:
+                    payload = read_checkpoint(last)
+                except CheckpointError as error:
+                    raise CheckpointError(f"{error}. To train this course model again "
+                                          f"instead, call trained({name!r}, retrain=True)"
+                                          ) from None
+                if payload["epoch"] >= run.recipe.config.epochs:
+                    return _loaded(name, run, payload, from_cache=True)
+            if progress:
+                print(f"training the {name} U-Net for {run.recipe.config.epochs} epochs on "
+                      f"{self.device} "
+                      f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
             try:
-                payload = read_checkpoint(last)
-            except CheckpointError as error:
-                raise CheckpointError(f"{error}. To train this course model again instead, "
-                                      f"call trained({name!r}, retrain=True)") from None
-            if payload["epoch"] >= run.recipe.config.epochs:
-                return _loaded(name, run, payload, from_cache=True)
-        if progress:
-            print(f"training the {name} U-Net for {run.recipe.config.epochs} epochs on "
-                  f"{self.device} "
-                  f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
-        train_run(run, resume=last.is_file(), progress=progress,
-                  report=lambda *args, **kwargs: None)
-        return _loaded(name, run, read_checkpoint(last), from_cache=False)
+                train_run(run, resume=last.is_file(), progress=progress,
+                          report=lambda *args, **kwargs: None)
+            except RunFolderBusy:  # another process started it since the wait above
+                continue
+            return _loaded(name, run, read_checkpoint(last), from_cache=False)
 
 
 def _loaded(name: str, run: PreparedRun, last: dict, from_cache: bool) -> TrainedModel:

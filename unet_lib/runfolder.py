@@ -5,6 +5,8 @@
   refused with a message naming the process that holds the folder. The lock is held by the
   operating system, so a killed run leaves no stale lock behind. The same process may claim
   a folder again (``unet-lib train`` claims it, then :func:`unet_lib.train.fit` does).
+  :func:`wait_while_busy` waits for another process's run to end (the course's notebooks
+  wait so, rather than fail, when a classmate trains the model of a shared course home).
 * Once the lock is held, temporaries that a killed run left (``.last.pt.XXXX.tmp``, about
   93 MB each at the default size) are removed.
 * :func:`write_text_atomic` writes a small file (``split.json``, ``packed.json``) through a
@@ -18,7 +20,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 try:
     import fcntl
@@ -71,6 +73,26 @@ def claim(folder: str | Path) -> Iterator[Path]:
             del _held[key]
     finally:
         os.close(fd)  # releases the lock
+
+
+def wait_while_busy(folder: str | Path, on_wait: Callable[[], None] = lambda: None) -> bool:
+    """Return once no other process holds ``folder``: at once where none does (or where there
+    are no locks, on Windows), else after calling ``on_wait`` and blocking until the run that
+    trains there ends. Returns whether it waited."""
+    lock = Path(folder) / LOCK_NAME
+    if fcntl is None or not lock.is_file() or Path(folder).resolve() in _held:
+        return False
+    fd = os.open(lock, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(fd, fcntl.LOCK_SH)  # granted when the training run's lock is released
+            return True
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

@@ -144,7 +144,8 @@ class BraTSSlices(SliceDataset):
         volumes: volume numbers to include (e.g. one side of :func:`split_volumes`);
             ``None`` takes all.
         image_size: resize every slice to ``image_size × image_size``; ``None`` keeps it.
-        tumour_only: keep only slices with tumour (reads every mask once).
+        tumour_only: keep only slices with tumour (from ``meta_data.csv`` where it lists every
+            slice, else by reading every mask once; see :meth:`channel_flags`).
         on_error: what to do with a file that cannot be used (not HDF5, truncated, missing
             keys, wrong shapes, NaN pixels, mask values other than 0/1): ``"skip"`` warns
             (:class:`BadSampleWarning`) and yields a :class:`SkippedSample` in its place, which
@@ -160,7 +161,8 @@ class BraTSSlices(SliceDataset):
         super().__init__(root, image_size, on_error)
         self.slices = find_slices(root, volumes)
         if tumour_only:
-            self.slices = [entry for entry in self.slices if _has_tumour(entry[2])]
+            flags = self.channel_flags()
+            self.slices = [entry for entry, has in zip(self.slices, flags.any(axis=1)) if has]
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return read_slice(self.slices[index][2])

@@ -1,0 +1,39 @@
+"""Where a notebook's settings come from: the scale, the data and the course home, each a
+value in the notebook that an environment variable overrides (so that CI, ``make book`` or a
+lab's environment set them for every notebook at once)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from unet_lib.recipe import SCALES
+
+SCALE_VARIABLE = "UNET_COURSE_SCALE"
+DATA_VARIABLE = "BRATS_DIR"
+HOME_VARIABLE = "UNET_COURSE_HOME"
+
+
+def resolve_scale(scale: str = "auto") -> str:
+    """``"quick"`` or ``"full"`` from a notebook's ``scale`` and ``$UNET_COURSE_SCALE``.
+
+    The environment variable wins, so that CI can force the quick scale on any notebook.
+    """
+    chosen = os.environ.get(SCALE_VARIABLE) or scale
+    if chosen == "auto":
+        return "full" if torch.cuda.is_available() else "quick"
+    if chosen not in SCALES:
+        source = f"${SCALE_VARIABLE}" if os.environ.get(SCALE_VARIABLE) else "scale"
+        raise ValueError(f"{source} = {chosen!r}: choose 'auto', 'quick' or 'full'")
+    return chosen
+
+
+def course_home() -> Path:
+    """Folder for the course's phantom data (``data/``) and trained models (``runs/``):
+    ``$UNET_COURSE_HOME`` if set (``make book`` and ``make lab`` set it to the checkout's
+    ``.course/``), else ``~/.cache/unet_course``."""
+    if os.environ.get(HOME_VARIABLE):
+        return Path(os.environ[HOME_VARIABLE]).expanduser()
+    return Path.home() / ".cache" / "unet_course"
