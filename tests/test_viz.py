@@ -183,7 +183,7 @@ def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken
     probs[1, 0, 2:] = 0.9  # the rest of the oedema found
     assert what_went_wrong(probs, target, region="TC") == (
         "missed 8 of the 16 TC pixels (took 4 for ED, 4 for background) and "
-        "marked 2 pixels as TC that are not (truly 2 ED)")
+        "marked 2 pixels as TC where the truth is ED (2)")
     # the whole tumour lost only the 4 core pixels taken for nothing; ED errors don't count
     assert what_went_wrong(probs, target, region="WT") == (
         "missed 4 of the 24 WT pixels (took 4 for background)")

@@ -87,7 +87,7 @@ def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -
         probs: (3, H, W) probabilities; target: (3, H, W) binary ground truth.
 
     Example: ``"missed 94 of the 291 TC pixels (took 80 for ED, 14 for background) and marked 73
-    pixels as TC that are not (truly 73 ED)"``.
+    pixels as TC where the truth is ED (73)"``.
     """
     import torch
 
@@ -106,15 +106,22 @@ def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -
         parts.append(f"missed {int(missed.sum())} of the {int(true_region.sum())} {region} "
                      f"pixels (took {_labels_at(taken, missed, 'for ')})")
     if extra.any():
-        parts.append(f"marked {int(extra.sum())} pixels as {region} that are not (truly "
-                     f"{_labels_at(truth.float(), extra)})")
+        truths = _label_counts(truth.float(), extra)
+        parts.append(f"marked {int(extra.sum())} pixels as {region} where the truth is "
+                     + " or ".join(f"{name} ({n})" for n, name in truths))
     return " and ".join(parts) or f"no {region} pixel is wrong"
 
 
 def _labels_at(scores, where, joint: str = "") -> str:
     """``"80 ED, 14 background"`` (with ``joint`` "for ": ``"80 for ED, 14 for background"``):
-    how many of the ``where`` pixels (H, W) each label takes, largest first. Each pixel has one
-    label: the channel of ``scores`` (3, H, W) highest there, or background where all are 0."""
+    :func:`_label_counts` as words."""
+    return ", ".join(f"{n} {joint}{name}" for n, name in _label_counts(scores, where))
+
+
+def _label_counts(scores, where) -> list[tuple[int, str]]:
+    """``[(80, "ED"), (14, "background")]``: how many of the ``where`` pixels (H, W) each label
+    takes, largest first, none left out but those with no pixel. Each pixel has one label: the
+    channel of ``scores`` (3, H, W) highest there, or background where all are 0."""
     import torch
 
     from unet_lib.data.brats import MASK_CHANNELS
@@ -122,7 +129,7 @@ def _labels_at(scores, where, joint: str = "") -> str:
     label = torch.where(scores.amax(0) > 0, scores.argmax(0), len(MASK_CHANNELS))
     names = [*MASK_CHANNELS, "background"]
     counts = [(int((where & (label == c)).sum()), name) for c, name in enumerate(names)]
-    return ", ".join(f"{n} {joint}{name}" for n, name in sorted(counts, key=lambda c: -c[0]) if n)
+    return [(n, name) for n, name in sorted(counts, key=lambda c: -c[0]) if n]
 
 
 def slice_scores(probs, target, threshold: float = 0.5) -> dict[str, float]:

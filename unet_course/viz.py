@@ -218,15 +218,23 @@ def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
     return fig
 
 
-def plot_histories(histories: dict, metric: str = "WT", title: str | None = None) -> Figure:
+def plot_histories(histories: dict, metric: str = "WT", title: str | None = None,
+                   chosen: dict | None = None) -> Figure:
     """Validation loss and validation Dice of one channel or region (``metric``) per epoch,
-    for several models: ``{name: History or records}``."""
+    for several models: ``{name: History or records}``; ``chosen`` (``{name: epoch}``) marks
+    each model's kept epoch with a hollow ring of its colour on both curves."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     for name, history in histories.items():
         records = getattr(history, "records", history)
         epochs = [r["epoch"] for r in records]
-        axes[0].plot(epochs, [r["val_loss"] for r in records], "o-", label=name)
-        axes[1].plot(epochs, [r["val"]["dice"][metric] for r in records], "o-", label=name)
+        curves = ([r["val_loss"] for r in records], [r["val"]["dice"][metric] for r in records])
+        for ax, values in zip(axes, curves):
+            line, = ax.plot(epochs, values, "o-", label=name)
+            if chosen and name in chosen:
+                kept = epochs.index(chosen[name])
+                ax.plot(epochs[kept], values[kept], "o", ms=13, mfc="none", mew=2,
+                        color=line.get_color(),
+                        label=f"{name}: kept epoch {chosen[name]}" if ax is axes[1] else None)
     axes[0].set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="validation loss")
     axes[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title=f"validation Dice, {metric}")
     for ax in axes:
