@@ -139,3 +139,23 @@ def test_the_optimizer_on_the_gpu_is_fused_and_steps_as_the_cpus():
             optimizer.step()
     for (name, a), b in zip(on_cpu.state_dict().items(), on_gpu.state_dict().values()):
         assert torch.allclose(a, b.cpu(), atol=1e-6), name
+
+
+def what_the_chapters_compute(model, dataset, device) -> None:
+    """Chapters 5-7's calls on ``device`` with ``model`` loaded on the CPU, as the course loads
+    it: each must leave the model on the CPU and bring its results back to the CPU."""
+    from unet_lib.inference import attention_contrast, threshold_sweep
+    from unet_lib.patients import evaluate_patients
+
+    inside, outside = attention_contrast(model, dataset, [0, 1, 2], batch_size=2, device=device)
+    assert len(inside) == len(outside) == 4  # one per gate
+    sweep = threshold_sweep(model, dataset, [0.3, 0.5], batch_size=4, device=device)
+    assert sorted(sweep) == [0.3, 0.5] and set(sweep[0.5]["dice"]) >= {"WT", "TC", "ET"}
+    patients = evaluate_patients(model, dataset, batch_size=4, device=device)
+    assert len(patients.rows) == len(dataset.volumes)
+    assert next(model.parameters()).device.type == "cpu"
+
+
+def test_what_the_chapters_compute_runs_on_the_gpu_with_a_model_kept_on_the_cpu(datasets):
+    what_the_chapters_compute(build_model("attention", base_filters=4).eval(), datasets[1],
+                              CUDA)
