@@ -182,6 +182,26 @@ def test_a_phantom_made_in_parallel_is_byte_identical_to_the_serial_one(tmp_path
     serial = make_phantom(tmp_path / "serial", n_volumes=3, size=32, n_slices=6, workers=1)
     parallel = make_phantom(tmp_path / "parallel", n_volumes=3, size=32, n_slices=6, workers=2)
     names = sorted(path.name for path in serial.iterdir())
-    assert names == sorted(path.name for path in parallel.iterdir()) and len(names) == 19
+    assert names == sorted(path.name for path in parallel.iterdir())
+    assert len(names) == 3 * 6 + 2  # the slices, meta_data.csv and phantom.json
     for name in names:
         assert (serial / name).read_bytes() == (parallel / name).read_bytes(), name
+
+
+def test_the_phantom_is_never_written_over_a_folder_it_did_not_make(tmp_path):
+    brats = tmp_path / "BraTS2020_training_data"  # a real download: the same file names
+    brats.mkdir()
+    (brats / "meta_data.csv").write_text("slice_path,target\n")
+    with pytest.raises(FileExistsError, match=r"not this library's phantom \(e.g. "
+                                              r"meta_data.csv\).*Nothing was written"):
+        make_phantom(brats, n_volumes=2, size=32, n_slices=2)
+    assert [p.name for p in brats.iterdir()] == ["meta_data.csv"]
+    assert (brats / "meta_data.csv").read_text() == "slice_path,target\n"
+
+    made = make_phantom(tmp_path / "ph", n_volumes=2, size=32, n_slices=2)
+    before = {p.name: p.read_bytes() for p in made.iterdir()}
+    with pytest.raises(FileExistsError, match="a phantom made with other settings"):
+        make_phantom(made, n_volumes=2, size=48, n_slices=2)  # would leave a 32/48 mix
+    assert {p.name: p.read_bytes() for p in made.iterdir()} == before
+    make_phantom(made, n_volumes=2, size=32, n_slices=2)  # the same phantom again: allowed
+    assert {p.name: p.read_bytes() for p in made.iterdir()} == before

@@ -126,3 +126,18 @@ def test_any_valid_size_in_gives_the_same_size_out(name, height, width, batch):
 def test_sizes_below_16_are_refused_clearly(size):
     with pytest.raises(ValueError, match="at least 16×16"):
         build_model("attention", base_filters=2)(torch.zeros(1, 4, size, 32))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_files_written_whole_get_an_ordinary_files_permissions_not_owner_only(tmp_path):
+    from unet_lib.checkpoint import save_checkpoint
+    from unet_lib.models import build_model
+    from unet_lib.runfolder import write_text_atomic
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    ordinary = 0o666 & ~umask  # what open() gives a new file; mkstemp alone gives 0o600
+    save_checkpoint(tmp_path / "last.pt", build_model("classic", base_filters=4), epoch=1)
+    write_text_atomic(tmp_path / "run.json", "{}")
+    for name in ("last.pt", "run.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == ordinary, name

@@ -145,6 +145,19 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
         load_model(path)
 
 
+def test_a_file_that_is_no_checkpoint_at_all_is_called_so_not_unsafe(tmp_path):
+    for content in (b"\x00" * 4096, bytes(range(256)) * 20, b'{"model": "classic"}'):
+        (tmp_path / "other.pt").write_bytes(content)
+        with pytest.raises(CheckpointError) as caught:
+            load_model(tmp_path / "other.pt")
+        assert "not the zip archive torch.save writes" in str(caught.value)
+        assert "trust" not in str(caught.value)  # no advice to load it unsafely
+    save_checkpoint(tmp_path / "run" / "last.pt", build_model("classic", base_filters=4))
+    with pytest.raises(FileNotFoundError, match="is a folder, not a checkpoint file; its model "
+                                                "is in best.pt"):
+        load_model(tmp_path / "run")
+
+
 def test_a_nan_loss_stops_training_with_a_clear_message_keeping_the_last_checkpoint(
         datasets, tmp_path):
     train, _ = tiny(datasets, 8)

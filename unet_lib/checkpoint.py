@@ -28,13 +28,14 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from . import runfolder
 from .models import UNet, preset_of
 
 FORMAT = "unet_lib-checkpoint-2"
@@ -110,7 +111,7 @@ def write_checkpoint(path: str | Path, payload: dict) -> Path:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = runfolder.temporary_beside(path)
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
@@ -163,8 +164,16 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
             holding Python objects (which could run code) and ``trust`` is not given.
     """
     path = Path(path)
+    if path.is_dir():
+        raise FileNotFoundError(f"{path}: is a folder, not a checkpoint file"
+                                + ("; its model is in best.pt (the best validation epoch) or "
+                                   "last.pt" if (path / "last.pt").is_file() else ""))
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):  # torch.save has written zip archives since PyTorch 1.6
+        raise CheckpointError(f"{path}: cannot be read as a checkpoint: not the zip archive "
+                              f"torch.save writes (truncated or damaged, or another kind of "
+                              f"file)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=not trust)
     except pickle.UnpicklingError as error:

@@ -106,10 +106,26 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
+# the process's umask, read once at import (setting it to read it is not thread-safe)
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def temporary_beside(path: Path) -> tuple[int, str]:
+    """``(fd, name)`` of a new temporary file in ``path``'s folder, for a write that a rename
+    then puts in place. Its permissions are those of an ordinary new file (``0o666`` less the
+    umask, as ``open`` gives), not ``mkstemp``'s owner-only ``0o600``: a model trained into a
+    shared course home or a cluster's project folder stays readable by the others there."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if hasattr(os, "fchmod"):  # not on Windows, where mode bits mean little
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, tmp
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

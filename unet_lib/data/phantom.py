@@ -28,6 +28,7 @@ Differences from BraTS are listed in the book's data card (``book/data_card.md``
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sys
@@ -42,6 +43,7 @@ from torch.nn import functional as F
 from .brats import labels_to_mask
 from .kaggle import metadata_row, slice_file_name, write_metadata, write_slice
 from .normalize import zscore_slice
+from .phantom_folder import MARKER, check_writable_into, readable
 
 # Mean intensity of each tissue in FLAIR, T1, T1ce, T2 (relative units, before bias and noise).
 TISSUE_CONTRAST = {
@@ -191,12 +193,19 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
 
     Returns:
         ``root`` as a ``Path``.
+
+    Raises:
+        FileExistsError: ``root`` holds anything but this very phantom (nothing is written).
     """
     if n_volumes < 1 or size < 16 or n_slices < 1:
         raise ValueError(f"need n_volumes ≥ 1, size ≥ 16 and n_slices ≥ 1; got n_volumes="
                          f"{n_volumes}, size={size}, n_slices={n_slices}")
     root = Path(root)
+    made_as = {"n_volumes": n_volumes, "size": size, "n_slices": n_slices, "seed": seed,
+               "first_volume": first_volume}
+    check_writable_into(root, made_as)
     root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text(json.dumps(made_as))  # first: a folder cut short is still ours
     volumes = range(first_volume, first_volume + n_volumes)
     if workers is None:
         big = size * size * n_slices >= PARALLEL_FROM_VOXELS
@@ -244,23 +253,6 @@ def _write_volume(root: Path, volume: int, seed: int, size: int, n_slices: int) 
     return rows
 
 
-def _readable(path: Path) -> str:
-    """``path`` as a reader finds it: relative to the working folder where it lies under it or
-    its parent (a notebook in ``book/`` making ``../.course/data/...``), else with ``~`` for the
-    home folder, else absolute. A built page shows no path of the machine that built it."""
-    path = Path(os.path.abspath(path))
-    try:
-        relative = Path(os.path.relpath(path))
-    except ValueError:  # Windows: another drive
-        relative = Path("..", "..")
-    if relative.parts[:2] != ("..", ".."):
-        return str(relative)
-    try:
-        return str(Path("~") / path.relative_to(Path.home()))
-    except ValueError:
-        return str(path)
-
-
 def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: int,
                    seed: int = 0) -> Path:
     """The phantom of these settings under ``data_dir``, made on first use.
@@ -271,6 +263,6 @@ def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: in
     root = Path(data_dir) / f"phantom-{size}px-{n_volumes}x{n_slices}-seed{seed}"
     if not (root / "meta_data.csv").is_file():
         print(f"making a {n_volumes}-volume phantom ({size}×{size}, {n_slices} slices) "
-              f"in {_readable(root)} ...", flush=True)
+              f"in {readable(root)} ...", flush=True)
         make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices, seed=seed)
     return root
