@@ -29,7 +29,7 @@ def test_phantom_train_evaluate_end_to_end(tmp_path):
 
     common = ("--data", "ph", "--model", "improved", "--quick", "--image-size", "32",
               "--base-filters", "4", "--batch-size", "4", "--val-fraction", "0.34",
-              "--test-fraction", "0")
+              "--test-fraction", "0", "--threshold", "0.3")
     trained = run("train", *common, "--epochs", "1", "--out", "run", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
     assert "2 volumes" in trained.stdout and "1 volumes" in trained.stdout
@@ -42,7 +42,20 @@ def test_phantom_train_evaluate_end_to_end(tmp_path):
     scored = run("evaluate", "--checkpoint", "run/last.pt", cwd=tmp_path)
     assert scored.returncode == 0, scored.stderr
     assert re.search(r"on 6 slices", scored.stdout)
+    assert "(threshold 0.3)" in scored.stdout  # the run's own threshold, as in training
     assert dice_row(scored.stdout) == pytest.approx(dice_row(trained.stdout), abs=1e-3)
+
+    # other data is scored at the size the model learnt at, not at its own
+    run("phantom", "--out", "big", "--image-size", "48", "--n-volumes", "2", "--n-slices", "2",
+        cwd=tmp_path)
+    elsewhere = run("evaluate", "--checkpoint", "run/best.pt", "--data", "big", cwd=tmp_path)
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert "every volume (at 32×32) of big" in elsewhere.stdout
+    # a --csv that cannot be written is refused before the scoring, not after it
+    refused = run("evaluate", "--checkpoint", "run/best.pt", "--csv", "nowhere/p.csv",
+                  cwd=tmp_path)
+    assert refused.returncode == 2 and "nowhere" in refused.stderr
+    assert "per patient" not in refused.stdout
 
 
 def test_bad_data_folder_is_a_one_line_error_not_a_traceback(tmp_path):

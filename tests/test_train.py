@@ -332,3 +332,23 @@ def test_cudnn_tunes_full_batches_only_in_training_and_validation(datasets, monk
                                       + [("forward", 2, False), ("backward", 2, False)])
     assert _NoteAutotuning.noted[6:] == [("forward", 4, True), ("forward", 2, False)]
     assert torch.backends.cudnn.benchmark is True  # back as it was
+
+
+def test_resuming_with_fewer_epochs_than_trained_is_refused_and_none_left_is_said(datasets,
+                                                                                  tmp_path,
+                                                                                  capsys):
+    from unet_lib.config import ConfigError
+
+    train, val = tiny(datasets, 8)
+    config = TrainConfig.quick(epochs=2, base_filters=4, batch_size=8)
+    fit(build_model("classic", base_filters=4), train, val, config, checkpoint_dir=tmp_path,
+        progress=False)
+    before = (tmp_path / "last.pt").read_bytes()
+    with pytest.raises(ConfigError, match=r"epochs.*is 1, but .*last.pt has trained 2 epochs"):
+        fit(build_model("classic", base_filters=4), train, val,
+            dataclasses.replace(config, epochs=1), checkpoint_dir=tmp_path, resume=True,
+            progress=False)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    history = fit(build_model("classic", base_filters=4), train, val, config,
+                  checkpoint_dir=tmp_path, resume=True, progress="epochs")
+    assert len(history) == 2 and "all 2 epochs are trained already" in capsys.readouterr().out

@@ -510,6 +510,12 @@ BAD_ARGUMENTS = [
     (("phantom", "--image-size", "8"), "--image-size"),
     (("train", "--n-slices", "0"), "--n-slices"),
     (("pack", "--data", "nowhere", "--out", "p"), "nowhere: no such data folder"),
+    (("train", "--val-fraction", "0.9"), "--val-fraction: 0.9 and test_fraction 0.2"),
+    (("train", "--data", "a-file"), "a-file: is a file"),
+    (("phantom", "--out", "a-file"), "a-file: is a file"),
+    (("evaluate", "--checkpoint", "a-file"), "a-file: cannot be read as a checkpoint: not the "
+                                             "zip archive"),
+    (("evaluate", "--checkpoint", "a-file", "--csv", "nowhere/p.csv"), "--csv"),
 ]
 if not torch.cuda.is_available():
     BAD_ARGUMENTS.append((("train", "--device", "cuda"), "--device: 'cuda': no CUDA GPU"))

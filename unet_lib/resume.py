@@ -71,6 +71,17 @@ def settings_changed_on_resume(saved: dict, config: TrainConfig, path: Path) -> 
     return changed
 
 
+def check_epochs_left(done: int, config: TrainConfig, path: Path, report) -> None:
+    """Refuse a resumed run whose ``epochs`` is below the ``done`` epochs of ``path`` (the
+    record would say fewer epochs than the model has had), and say so when none is left."""
+    if config.epochs < done:
+        raise ConfigError("epochs", f"is {config.epochs}, but {path} has trained {done} epochs "
+                                    f"already; resume with {done} or more")
+    if config.epochs == done:
+        report(f"{path}: all {done} epochs are trained already, nothing to do; resume with "
+               f"more epochs to train on")
+
+
 def apply_resume_changes(changed: dict, optimizer, scheduler, report) -> None:
     """Put changed rates into the restored optimizer and scheduler, and say what changed."""
     for group in optimizer.param_groups:

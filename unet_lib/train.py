@@ -35,8 +35,8 @@ from .data.samples import BraTSDataError
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .progress import progress_bar, write_line
-from .resume import (RESUME_FIXED, apply_resume_changes, restore_best, rng_state,
-                     set_rng_state, settings_changed_on_resume)
+from .resume import (RESUME_FIXED, apply_resume_changes, check_epochs_left, restore_best,
+                     rng_state, set_rng_state, settings_changed_on_resume)
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
                       seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader
@@ -161,6 +161,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         check_training_state(state)
         check_same_architecture(model, state, last)
         changed = settings_changed_on_resume(state["config"], config, last)
+        check_epochs_left(state["epoch"], config, last, report)
         try:
             model.load_state_dict(state["model_state"])
             optimizer.load_state_dict(state["optimizer_state"])

@@ -126,17 +126,27 @@ def _epoch_of(last: Path) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from ..checkpoint import load_model
+    from ..checkpoint import model_from_checkpoint, read_checkpoint
     from ..data import open_dataset
     from ..metrics import SegmentationScores
     from ..patients import evaluate_patients
     from ..run import read_run
 
-    if not 0 <= args.threshold <= 1:
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
         raise ConfigError("threshold", f"must be a probability in [0, 1], got {args.threshold}")
     if args.batch_size < 1:
         raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
-    model = load_model(args.checkpoint, trust=args.trust_checkpoint)
+    if args.csv is not None:  # checked before minutes of scoring, not after
+        if args.csv.is_dir():
+            raise ConfigError("csv", f"{args.csv} is a folder; give a file name, e.g. "
+                                     f"{args.csv / 'patients.csv'}")
+        if not args.csv.parent.is_dir():
+            raise ConfigError("csv", f"{args.csv}: its folder {args.csv.parent} does not exist")
+    checkpoint = read_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
+    model = model_from_checkpoint(checkpoint).eval()
+    trained_with = checkpoint.get("config") or {}  # the run's settings, when fit() saved it
+    if args.threshold is None:
+        args.threshold = trained_with.get("threshold", 0.5)
     run_file = args.checkpoint.parent / RUN_FILE
     if args.data is None and not run_file.is_file():
         raise FileNotFoundError(f"no --data given and no {run_file} to say which data the run "
@@ -147,7 +157,12 @@ def cmd_evaluate(args) -> int:
         data_root, dataset = run.data_root, run.dataset(side)
         what = f"the {side} volumes {getattr(run, side + '_volumes')} of"
     else:
-        data_root, dataset, what = args.data, open_dataset(args.data), "every volume of"
+        # a run of train or the course: the size its model learnt at (fit() alone saves no
+        # run.json, and its config's image_size need not be its data's)
+        size = (read_run(args.checkpoint.parent).recipe.config.image_size
+                if run_file.is_file() else None)
+        data_root, dataset = args.data, open_dataset(args.data, image_size=size)
+        what = f"every volume (at {size}×{size}) of" if size else "every volume of"
     pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
     patients = evaluate_patients(model, dataset, threshold=args.threshold,
                                  batch_size=args.batch_size, pixels=pixels)
@@ -161,7 +176,9 @@ def cmd_evaluate(args) -> int:
           "one of prediction and reference):")
     print(patients.table())
     if args.csv:
-        print(f"per-patient scores written to {patients.to_csv(args.csv)}")
+        replaced = args.csv.exists()
+        print(f"per-patient scores written to {patients.to_csv(args.csv)}"
+              + (" (it replaced the file there)" if replaced else ""))
     return 0
 
 

@@ -194,15 +194,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", type=Path, required=True,
                           help="a .pt file written by train (last.pt or best.pt)")
     evaluate.add_argument("--data", type=Path, default=None,
-                          help="data to score on, every volume of it (default: the run's own "
-                               "held-out volumes, from run.json beside the checkpoint)")
+                          help="data to score on, every volume of it, resized to the size the "
+                               "model was trained at (default: the run's own held-out volumes, "
+                               "from run.json beside the checkpoint)")
     evaluate.add_argument("--split", choices=("test", "val"), default=None,
                           help="which of the run's held-out sides to score (default test, or "
                                "val for a run without a test set)")
     evaluate.add_argument("--csv", type=Path, default=None,
                           help="also write the per-patient scores to this CSV file")
-    evaluate.add_argument("--threshold", type=float, default=0.5,
-                          help="probability above which a pixel counts as tumour (default 0.5)")
+    evaluate.add_argument("--threshold", type=float, default=None,
+                          help="probability above which a pixel counts as tumour (default: "
+                               "the run's own, as trained; 0.5 if the checkpoint has none)")
     evaluate.add_argument("--batch-size", type=int, default=32,
                           help="images per forward pass (default 32)")
     trust_option(evaluate, "open")

@@ -20,6 +20,8 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
                  on_error: str = "skip"):
     """A dataset over ``root`` in whichever format it holds: a packed folder, Kaggle slices or
     NIfTI cases."""
+    if Path(root).is_file():
+        raise FileNotFoundError(f"{root}: is a file; give the folder that holds the data")
     if not Path(root).is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
     if is_packed(root):
