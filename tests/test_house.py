@@ -58,3 +58,10 @@ def test_no_name_is_undefined_and_no_import_unused():
                              "--output-format", "concise", "unet_lib", "unet_course", "tests",
                              "benchmarks"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_packages_lines_fit_100_characters():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "E501",
+                             "--line-length", "100", "--output-format", "concise", "unet_lib",
+                             "unet_course"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -76,6 +76,20 @@ def test_a_run_stopped_part_way_keeps_the_models_it_finished(tmp_path, monkeypat
                                                                     "showcase.npz"]
     assert (tmp_path / "work" / "runs" / "classic" / "best.pt").exists()
 
+    # the same command again finishes the run: the model it has is kept, not trained again
+    monkeypatch.setattr(reference, "train_run", real_train_run)
+    kept = (tmp_path / "work" / "runs" / "classic" / "last.pt").read_bytes()
+    reference.run_reference(tmp_path / "out", scale="quick", work=tmp_path / "work",
+                            progress=False, **sizes)
+    bundle, _ = read_reference(tmp_path / "out")
+    assert list(bundle["models"]) == ["classic", "improved", "attention"] and bundle["complete"]
+    assert (tmp_path / "work" / "runs" / "classic" / "last.pt").read_bytes() == kept
+    # and another recipe is not trained over the models there
+    with pytest.raises(FileExistsError, match="other settings or data"):
+        reference.run_reference(tmp_path / "out", scale="quick", work=tmp_path / "work",
+                                progress=False, **{**sizes, "epochs": 2})
+    assert (tmp_path / "work" / "runs" / "classic" / "last.pt").read_bytes() == kept
+
 
 def test_the_book_tabulates_a_committed_bundle_as_written():
     from unet_course.bundles import reference_bundles, reference_table

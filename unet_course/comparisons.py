@@ -1,5 +1,6 @@
 """Pictures that put the three models side by side: how they trained, and what they predict
-on the same slices; and a sentence on how fast each learnt (:func:`learning_pace`). (Re-exported by :mod:`unet_course.viz`.)"""
+on the same slices; and a sentence on how fast each learnt (:func:`learning_pace`).
+(Re-exported by :mod:`unet_course.viz`.)"""
 
 from __future__ import annotations
 

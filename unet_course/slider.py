@@ -138,7 +138,8 @@ class ImageSlider:
         heading = (f'<div style="font-weight:bold;margin-bottom:4px">{html.escape(self.title)}'
                    f'</div>' if self.title else "")
         if self.note:
-            heading += f'<div style="font-size:0.85em;margin-bottom:4px">{html.escape(self.note)}</div>'
+            heading += (f'<div style="font-size:0.85em;margin-bottom:4px">'
+                        f'{html.escape(self.note)}</div>')
         script = (
             "(function(){var root=document.getElementById(%s);if(!root)return;"
             "var d=JSON.parse(root.querySelector('script.unet-slider-data').textContent);"

@@ -235,7 +235,8 @@ def _cpu_name() -> str:
 
 
 def _speedups(flags: dict) -> str:
-    names = {"amp": "mixed precision (CUDA only: bf16, else fp16)", "channels_last": "channels_last",
+    names = {"amp": "mixed precision (CUDA only: bf16, else fp16)",
+             "channels_last": "channels_last",
              "compile": "torch.compile"}
     return ", ".join(names[k] for k, on in flags.items() if on) or "none"
 

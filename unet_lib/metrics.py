@@ -109,7 +109,7 @@ class SegmentationScores:
         >>> scores = SegmentationScores()
         >>> for pred, target in batches:           # binary (N, 3, H, W): NCR/NET, ED, ET
         ...     scores.update(pred, target)
-        >>> scores.compute()["dice"]                # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
+        >>> scores.compute()["dice"]  # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
 
     With ``regions=True`` (the default for 3 channels) the regions WT and TC are scored too;
     ET is both a label channel and a region (the same mask) and is listed once.

@@ -30,7 +30,8 @@ from .checkpoint import model_from_checkpoint, read_checkpoint
 from .data import locate
 from .inference import attention_maps, predict
 from .recipe import MODEL_NAMES, RunRecipe
-from .run import PreparedRun, held_out_scores, json_plain, prepare_run, train_run
+from .run import (RUN_FILE, PreparedRun, held_out_scores, json_plain, prepare_run, read_run,
+                  train_run)
 from .runtime import pick_device
 from .sampling import held_as_configured
 
@@ -98,8 +99,14 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         datasets = held_once(run, held, bool(progress))
         stages["upload"] += time.perf_counter() - clock
         clock = time.perf_counter()
-        train_run(run, progress=progress, datasets=datasets)
+        done = finished_epochs(run)
+        if done < recipe.config.epochs:  # a rerun finishes what a stopped one left
+            train_run(run, resume=done > 0, progress=progress, datasets=datasets)
+        elif progress:
+            print(f"the {name} U-Net in {run.folder} is trained already: kept", flush=True)
         seconds = time.perf_counter() - clock
+        if done >= recipe.config.epochs:  # its training time is the earlier run's
+            seconds = sum(r["seconds"] for r in read_checkpoint(run.folder / "last.pt")["history"])
         clock = time.perf_counter()
         best = read_checkpoint(run.folder / "best.pt")
         model = model_from_checkpoint(best).eval()
@@ -130,6 +137,23 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         path = runfolder.write_text_atomic(out / BUNDLE, json.dumps(bundle, indent=1,
                                                                     default=json_plain))
     return path
+
+
+def finished_epochs(run: PreparedRun) -> int:
+    """The epochs trained in ``run.folder`` by an earlier reference run of this very recipe
+    (0 where none); another recipe's run there is refused, never trained over.
+
+    Raises:
+        FileExistsError: the folder holds a run of other settings or data.
+    """
+    last = run.folder / "last.pt"
+    if not last.is_file():
+        return 0
+    earlier = read_run(run.folder).recipe if (run.folder / RUN_FILE).is_file() else None
+    if earlier is None or earlier.key() != run.recipe.key():
+        raise FileExistsError(f"{run.folder}: holds a model trained with other settings or "
+                              f"data; give another --out (nothing was changed there)")
+    return int(read_checkpoint(last)["epoch"])
 
 
 def held_once(run: PreparedRun, held: dict, report: bool = True) -> tuple:

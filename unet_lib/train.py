@@ -2,7 +2,7 @@
 
 >>> config = TrainConfig()                    # 20 epochs, AdamW(2e-3, wd 1e-2), γ=0.9, batch 32
 >>> history = fit(model, train_set, val_set, config, checkpoint_dir="runs/classic")
->>> evaluate(model, val_set)["dice"]          # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
+>>> evaluate(model, val_set)["dice"]  # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
 
 ``fit`` picks the device (CUDA, then Apple MPS, else CPU), uses mixed precision on CUDA,
 shows a tqdm bar, records a per-epoch history, writes ``best.pt`` (the best mean validation
@@ -126,7 +126,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     if checkpoint_dir is None:
         return _fit(model, train_data, val_data, config, None, resume, progress,
                     trust_checkpoint)
-    if not distributed.is_main_process():  # rank 0 alone writes checkpoints, and so holds the folder
+    if not distributed.is_main_process():  # rank 0 alone writes checkpoints, holds the folder
         return _fit(model, train_data, val_data, config, Path(checkpoint_dir), resume,
                     progress, trust_checkpoint)
     with runfolder.claim(checkpoint_dir) as folder:
