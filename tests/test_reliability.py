@@ -99,6 +99,22 @@ def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_p
     assert [r["val"] for r in a["history"]] == [r["val"] for r in b["history"]]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_terminated_training_says_where_its_checkpoint_is_as_ctrl_c_does(tmp_path):
+    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
+    process = subprocess.Popen(cli(*TRAIN, "--out", "ended"), cwd=tmp_path, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    last = tmp_path / "ended" / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # as a cluster's scheduler ends a job
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 130, errors
+    assert "interrupted: the last checkpoint is" in errors and "--resume" in errors
+    assert read_checkpoint(last)["epoch"] >= 1
+
+
 def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch):
     root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
     model = build_model("classic", base_filters=4)

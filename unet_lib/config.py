@@ -57,8 +57,8 @@ class TrainConfig:
         loss: ``"bce"`` (the slides: BCE-with-logits) or ``"bce+dice"`` (BCE plus a soft Dice
             loss per channel, as many papers train: Dice weighs a rare region by its own size).
         pos_weight: per-channel weight of tumour pixels in the training loss (BCE-with-logits'
-            ``pos_weight``), e.g. ``(5, 2, 5)`` for NCR/NET, ED, ET; ``None`` (the slides) is
-            plain BCE. The validation loss is always plain BCE, so runs stay comparable.
+            ``pos_weight``), e.g. 5, 2, 5 for NCR/NET, ED, ET (``--pos-weight 5,2,5``);
+            ``None`` (the slides) is plain BCE. The validation loss is always plain BCE, so runs stay comparable.
         tumour_share: share of each epoch's training slices drawn from those with tumour
             (:mod:`unet_lib.sampling`); ``None`` (the slides) visits every slice once, in a
             shuffled order. The epoch keeps its length; validation is unchanged.
@@ -74,8 +74,8 @@ class TrainConfig:
         resident_data: hold the training and validation slices on the device, read once,
             instead of reading them through a loader every epoch (:mod:`unet_lib.resident`):
             ``"auto"`` when they take at most half the free memory (the GPU's, or on the CPU
-            the available RAM), ``True``, ``False``.
-        num_workers: data-loading processes; ``None`` = 0 on the CPU, up to 8 on a GPU.
+            the available RAM), else always or never: ``True``/``False`` (on/off).
+        num_workers: data-loading processes; ``None`` (none) = 0 on the CPU, up to 8 on a GPU.
     """
 
     epochs: int = 20

@@ -4,7 +4,9 @@ subcommands. The parser is generated in :mod:`.options`, the subcommands live in
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 from .options import build_parser
 
@@ -24,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"phantom": commands.cmd_phantom, "train": commands.cmd_train,
                 "evaluate": commands.cmd_evaluate, "pack": commands.cmd_pack,
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
+    before = _stop_on_sigterm()
     try:
         return handlers[args.command](args)
     except ConfigError as error:
@@ -38,4 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return commands.INTERRUPTED
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
     return 2
+
+
+def _stop_on_sigterm():
+    """Make SIGTERM (a cluster's scheduler ending or pre-empting a job, ``kill``) stop a
+    command as Ctrl-C does: training says where its last checkpoint is and how to resume.
+    Returns the handler it replaced (``None`` outside the main thread, where none is set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)

@@ -97,6 +97,16 @@ def float_or_none(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
 
 
+def int_or_none(text: str) -> int | None:
+    """``"4"`` → ``4``; ``"none"`` → ``None``."""
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or none, got {text!r}") from None
+
+
 def auto_or_bool(text: str) -> bool | str:
     """``"auto"`` → ``"auto"``; ``"on"``/``"off"`` (or yes/no, true/false) → ``True``/``False``."""
     value = text.lower()
@@ -110,7 +120,7 @@ def auto_or_bool(text: str) -> bool | str:
 
 
 #: the fields whose default is not a plain value: how their option's text is read
-OPTIONAL_KINDS = {"pos_weight": (floats, "W,W,W"), "num_workers": (int, "N"),
+OPTIONAL_KINDS = {"pos_weight": (floats, "W,W,W"), "num_workers": (int_or_none, "N"),
                   "tumour_share": (float_or_none, "X"),
                   "resident_data": (auto_or_bool, "auto|on|off")}
 #: switches whose default ``None`` means "decided by the device" (--x / --no-x)
