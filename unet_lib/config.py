@@ -58,7 +58,8 @@ class TrainConfig:
             loss per channel, as many papers train: Dice weighs a rare region by its own size).
         pos_weight: per-channel weight of tumour pixels in the training loss (BCE-with-logits'
             ``pos_weight``), e.g. 5, 2, 5 for NCR/NET, ED, ET (``--pos-weight 5,2,5``);
-            ``None`` (the slides) is plain BCE. The validation loss is always plain BCE, so runs stay comparable.
+            ``None`` (the slides) is plain BCE. The validation loss is always plain BCE, so
+            runs stay comparable.
         tumour_share: share of each epoch's training slices drawn from those with tumour
             (:mod:`unet_lib.sampling`); ``None`` (the slides) visits every slice once, in a
             shuffled order. The epoch keeps its length; validation is unchanged.
