@@ -57,6 +57,11 @@ class PreparedRun:
         if not volumes:
             raise ValueError(f"{self.folder}: the run has no {side} volumes (its "
                              f"{side}_fraction is 0)")
+        if not self.data_root.is_dir():
+            raise FileNotFoundError(f"{self.data_root}: no such data folder, where "
+                                    f"{self.folder / RUN_FILE} says the run's data are; if they "
+                                    f"moved, give their new place (unet-lib evaluate --data NEW "
+                                    f"--split {side})")
         return open_dataset(self.data_root, volumes, self.recipe.config.image_size)
 
     def to_json(self) -> dict:

@@ -53,6 +53,7 @@ def config_changes(args) -> dict:
 
 
 def cmd_train(args) -> int:
+    from ..data import check_data_folder
     from ..runfolder import claim
 
     out = args.out or Path("runs") / (args.model or "classic")
@@ -64,6 +65,8 @@ def cmd_train(args) -> int:
         raise FileExistsError(f"{out}: already holds a run (last.pt); continue it with "
                               f"--resume, or choose another --out")
     recipe = None
+    if args.data is not None and not args.resume:  # before the folder is touched
+        check_data_folder(args.data)
     if not args.resume:  # checked in full before the folder is touched or data is made
         scale = "quick" if args.quick else args.scale or "full"
         recipe = RunRecipe.for_scale(scale, args.model or "classic", args.data,
@@ -159,10 +162,15 @@ def cmd_evaluate(args) -> int:
     else:
         # a run of train or the course: the size its model learnt at (fit() alone saves no
         # run.json, and its config's image_size need not be its data's)
-        size = (read_run(args.checkpoint.parent).recipe.config.image_size
-                if run_file.is_file() else None)
-        data_root, dataset = args.data, open_dataset(args.data, image_size=size)
-        what = f"every volume (at {size}×{size}) of" if size else "every volume of"
+        run = read_run(args.checkpoint.parent) if run_file.is_file() else None
+        size = run.recipe.config.image_size if run else None
+        if args.split and run is None:
+            raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
+                                    f"held out")
+        volumes = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
+        data_root, dataset = args.data, open_dataset(args.data, volumes, image_size=size)
+        what = (f"the {args.split} volumes {volumes} of" if args.split else "every volume of")
+        what = f"{what[:-3]} (at {size}×{size}) of" if size else what
     pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
     patients = evaluate_patients(model, dataset, threshold=args.threshold,
                                  batch_size=args.batch_size, pixels=pixels)

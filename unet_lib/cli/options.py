@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "from run.json beside the checkpoint)")
     evaluate.add_argument("--split", choices=("test", "val"), default=None,
                           help="which of the run's held-out sides to score (default test, or "
-                               "val for a run without a test set)")
+                               "val for a run without a test set); with --data, those volumes "
+                               "of the data in its new place")
     evaluate.add_argument("--csv", type=Path, default=None,
                           help="also write the per-patient scores to this CSV file")
     evaluate.add_argument("--threshold", type=float, default=None,

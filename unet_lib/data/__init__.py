@@ -16,14 +16,19 @@ from .phantom import cached_phantom, make_phantom, make_volume
 from .split import VolumeSplit, split_train_val_test, split_volumes
 
 
-def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
-                 on_error: str = "skip"):
-    """A dataset over ``root`` in whichever format it holds: a packed folder, Kaggle slices or
-    NIfTI cases."""
+def check_data_folder(root: str | Path) -> None:
+    """Raise ``FileNotFoundError`` naming ``root`` unless it is a folder."""
     if Path(root).is_file():
         raise FileNotFoundError(f"{root}: is a file; give the folder that holds the data")
     if not Path(root).is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
+
+
+def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
+                 on_error: str = "skip"):
+    """A dataset over ``root`` in whichever format it holds: a packed folder, Kaggle slices or
+    NIfTI cases."""
+    check_data_folder(root)
     if is_packed(root):
         return PackedSlices(root, volumes=volumes, image_size=image_size, on_error=on_error)
     try:
@@ -39,7 +44,7 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
 
 __all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "SkippedSample",
            "SliceDataset", "locate", "resize_sample",
-           "cached_phantom", "channel_flags", "tumour_grades",
+           "cached_phantom", "channel_flags", "check_data_folder", "tumour_grades",
            "collate_samples", "MASK_CHANNELS", "MODALITIES",
            "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",
            "make_phantom", "make_volume", "open_dataset", "PackedSlices", "is_packed", "pack",
