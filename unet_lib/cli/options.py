@@ -87,24 +87,22 @@ def floats(text: str) -> tuple[float, ...] | None:
                                          f"or none, got {text!r}") from None
 
 
-def float_or_none(text: str) -> float | None:
-    """``"0.8"`` → ``0.8``; ``"none"`` → ``None``."""
-    if text.lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or none, got {text!r}") from None
+def _or_none(kind: type, what: str):
+    """A reader of option text: ``"none"`` → ``None``, else ``kind(text)`` (``what`` names
+    the kind in its error)."""
+    def read(text: str):
+        if text.lower() == "none":
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} or none, got {text!r}") from None
+
+    return read
 
 
-def int_or_none(text: str) -> int | None:
-    """``"4"`` → ``4``; ``"none"`` → ``None``."""
-    if text.lower() == "none":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number or none, got {text!r}") from None
+float_or_none = _or_none(float, "a number")  # "0.8" → 0.8
+int_or_none = _or_none(int, "a whole number")  # "4" → 4
 
 
 def auto_or_bool(text: str) -> bool | str:
