@@ -112,3 +112,17 @@ def test_one_grammar_across_subcommands():
         for option in sub._actions:
             if option.dest in ("amp", "channels_last", "compile", "peers"):
                 assert isinstance(option, argparse.BooleanOptionalAction), option.dest
+
+
+def test_a_skipped_file_is_one_warning_line_naming_it(tmp_path):
+    assert run("phantom", "--out", "ph", "--image-size", "32", "--n-volumes", "3",
+               "--n-slices", "4", cwd=tmp_path).returncode == 0
+    (tmp_path / "ph" / "volume_1_slice_2.h5").write_text("not an HDF5 file")
+    trained = run("train", "--data", "ph", "--quick", "--image-size", "32", "--base-filters",
+                  "4", "--batch-size", "4", "--epochs", "1", "--val-fraction", "0.34",
+                  "--test-fraction", "0", "--resident-data", "off", "--out", "run",
+                  cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    warned = [line for line in trained.stderr.splitlines() if "volume_1_slice_2.h5" in line]
+    assert warned and all(line.startswith("warning: skipping ") for line in warned), warned
+    assert "BadSampleWarning" not in trained.stderr and "warnings.warn" not in trained.stderr

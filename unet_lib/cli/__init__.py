@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import warnings
 
 from .options import build_parser
 
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ..checkpoint import CheckpointError, CheckpointWriteError
     from ..config import ConfigError
-    from ..data import BraTSDataError
+    from ..data import BadSampleWarning, BraTSDataError
     from ..runfolder import RunFolderBusy
     from ..train import OutOfMemory, TrainingDiverged
     from . import commands
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                 "evaluate": commands.cmd_evaluate, "pack": commands.cmd_pack,
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     before = _stop_on_sigterm()
+    shown = _one_line_warnings(BadSampleWarning)
     try:
         return handlers[args.command](args)
     except ConfigError as error:
@@ -44,7 +46,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if before is not None:
             signal.signal(signal.SIGTERM, before)
+        warnings.showwarning = shown
     return 2
+
+
+def _one_line_warnings(*categories):
+    """Show warnings of ``categories`` as one ``warning:`` line on stderr, not Python's
+    ``file:line: Category: message`` and source line (the file is the user's, not the code's
+    that warned). Returns the display function it replaced. Loader processes started by fork
+    inherit it."""
+    shown = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, categories):
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    return shown
 
 
 def _stop_on_sigterm():
