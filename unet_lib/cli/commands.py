@@ -169,8 +169,8 @@ def cmd_evaluate(args) -> int:
                                     f"held out")
         volumes = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
         data_root, dataset = args.data, open_dataset(args.data, volumes, image_size=size)
-        what = (f"the {args.split} volumes {volumes} of" if args.split else "every volume of")
-        what = f"{what[:-3]} (at {size}×{size}) of" if size else what
+        chosen = f"the {args.split} volumes {volumes}" if args.split else "every volume"
+        what = f"{chosen} (at {size}×{size}) of" if size else f"{chosen} of"
     pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
     patients = evaluate_patients(model, dataset, threshold=args.threshold,
                                  batch_size=args.batch_size, pixels=pixels)
