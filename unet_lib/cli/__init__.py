@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
                 "evaluate": commands.cmd_evaluate, "pack": commands.cmd_pack,
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     before = _stop_on_sigterm()
-    shown = _one_line_warnings(BadSampleWarning)
+    formatted = _one_line_warnings(BadSampleWarning)
     try:
         return handlers[args.command](args)
     except ConfigError as error:
@@ -46,25 +46,24 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if before is not None:
             signal.signal(signal.SIGTERM, before)
-        warnings.showwarning = shown
+        warnings.formatwarning = formatted
     return 2
 
 
 def _one_line_warnings(*categories):
-    """Show warnings of ``categories`` as one ``warning:`` line on stderr, not Python's
+    """Format warnings of ``categories`` as one ``warning:`` line on stderr, not Python's
     ``file:line: Category: message`` and source line (the file is the user's, not the code's
-    that warned). Returns the display function it replaced. Loader processes started by fork
-    inherit it."""
-    shown = warnings.showwarning
+    that warned). Only the text changes: a caller recording warnings still gets them. Returns
+    the formatter it replaced. Loader processes started by fork inherit it."""
+    formatted = warnings.formatwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
+    def one_line(message, category, filename, lineno, line=None):
         if issubclass(category, categories):
-            print(f"warning: {message}", file=sys.stderr, flush=True)
-        else:
-            shown(message, category, filename, lineno, file, line)
+            return f"warning: {message}\n"
+        return formatted(message, category, filename, lineno, line)
 
-    warnings.showwarning = show
-    return shown
+    warnings.formatwarning = one_line
+    return formatted
 
 
 def _stop_on_sigterm():
