@@ -105,8 +105,9 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         elif progress:
             print(f"the {name} U-Net in {run.folder} is trained already: kept", flush=True)
         seconds = time.perf_counter() - clock
+        history = read_checkpoint(run.folder / "last.pt")["history"]
         if done >= recipe.config.epochs:  # its training time is the earlier run's
-            seconds = sum(r["seconds"] for r in read_checkpoint(run.folder / "last.pt")["history"])
+            seconds = sum(record["seconds"] for record in history)
         clock = time.perf_counter()
         best = read_checkpoint(run.folder / "best.pt")
         model = model_from_checkpoint(best).eval()
@@ -123,7 +124,7 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
             for level, alpha in enumerate(attention_maps(model, images)):
                 arrays[f"attention_{name}_{level}"] = alpha.half().numpy()
         entries[name] = {"best_epoch": int(best["epoch"]), "seconds": seconds,
-                         "history": read_checkpoint(run.folder / "last.pt")["history"],
+                         "history": history,
                          "test": held_out_scores(run, model)}
         entries[name]["scoring_seconds"] = time.perf_counter() - clock
         bundle = {"scale": scale, "date": datetime.date.today().isoformat(),
