@@ -73,6 +73,25 @@ def test_bad_data_folder_is_a_one_line_error_not_a_traceback(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_phantom_too_small_for_the_split_is_refused_before_it_is_made(tmp_path):
+    # the default split holds out a test volume, so it needs three
+    result = run("train", "--quick", "--n-volumes", "2", "--out", "run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --n-volumes: must be at least 3, got 2")
+    assert "test volume" in result.stderr
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+
+
+def test_output_to_a_reader_that_left_ends_quietly_as_a_shell_pipe_does(tmp_path):
+    # ``unet-lib … | head -1``: head exits; here the reader is gone before the first line
+    command = subprocess.Popen([sys.executable, "-m", "unet_lib", "phantom", "--out", "ph",
+                                "--image-size", "32", "--n-volumes", "2", "--n-slices", "2"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command.stdout.close()
+    errors = command.stderr.read().decode()
+    assert command.wait() == 141 and errors == "", errors
+
+
 def test_unknown_model_is_refused_by_the_parser(tmp_path):
     result = run("train", "--model", "resnet", cwd=tmp_path)
     assert result.returncode == 2 and "invalid choice: 'resnet'" in result.stderr
@@ -126,3 +145,6 @@ def test_a_skipped_file_is_one_warning_line_naming_it(tmp_path):
     warned = [line for line in trained.stderr.splitlines() if "volume_1_slice_2.h5" in line]
     assert warned and all(line.startswith("warning: skipping ") for line in warned), warned
     assert "BadSampleWarning" not in trained.stderr and "warnings.warn" not in trained.stderr
+    # the reason is given once, in the warning; the epoch line names the file only
+    epoch_line = next(line for line in trained.stdout.splitlines() if line.startswith("epoch 1"))
+    assert re.search(r"first ph/volume_1_slice_2\.h5 \(\d+ s\)$", epoch_line), epoch_line

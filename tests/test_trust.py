@@ -381,6 +381,26 @@ def test_fit_refuses_a_seed_change_on_resume(tiny_phantom, tmp_path):
             progress=False)
 
 
+def test_fit_records_the_size_it_trained_at_and_evaluate_scores_at_it(tiny_phantom, tmp_path,
+                                                                      capsys):
+    # the tiny phantom's slices are 32 px; the config says 240 (the slides' size)
+    data = BraTSSlices(tiny_phantom, [1, 2])
+    fit(build_model("classic", base_filters=4), data, None,
+        TrainConfig(epochs=1, batch_size=8, base_filters=4), tmp_path, progress=True)
+    assert "the training slices are 32×32 pixels" in capsys.readouterr().out
+    assert read_checkpoint(tmp_path / "last.pt")["config"]["image_size"] == 32
+    # resuming with the same call is no change of size
+    fit(build_model("classic", base_filters=4), data, None,
+        TrainConfig(epochs=2, batch_size=8, base_filters=4), tmp_path, resume=True,
+        progress=False)
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    # evaluate on data of another size (no run.json) resizes to the size the model learnt at
+    bigger = tmp_path / "bigger"
+    make_phantom(bigger, n_volumes=2, n_slices=4, size=48, seed=0)
+    assert main("evaluate", "--checkpoint", tmp_path / "last.pt", "--data", bigger) == 0
+    assert "every volume (at 32×32) of" in capsys.readouterr().out
+
+
 def test_a_second_run_on_a_busy_folder_is_refused_naming_the_process(tiny_phantom, tmp_path,
                                                                      capsys):
     out = tmp_path / "run"

@@ -200,9 +200,17 @@ class RunRecipe:
         self.config.validate()
         if self.phantom is not None:
             self.phantom.validate()
-        if self.max_volumes is not None and self.max_volumes < 2:
-            raise ConfigError("max_volumes", f"must be at least 2, got {self.max_volumes} (a "
-                                             f"split needs a training and a validation volume)")
+        # each side of the split needs a volume: training, validation, and test if asked for
+        sides = ("training", "validation") + (("test",) if self.config.test_fraction else ())
+        phrase = "a " + ", a ".join(sides[:-1]) + " and a " + sides[-1]
+        counts = (("n_volumes", self.phantom and self.phantom.n_volumes),
+                  ("max_volumes", self.max_volumes))
+        for name, count in counts:
+            if count is not None and count < len(sides):
+                raise ConfigError(name, f"must be at least {len(sides)}, got {count} (a split "
+                                        f"needs {phrase} volume"
+                                        + (f"; test_fraction is {self.config.test_fraction}"
+                                           if len(sides) == 3 else "") + ")")
         return self
 
     def with_model(self, model: str) -> "RunRecipe":

@@ -12,6 +12,7 @@ slices without tumour. The epoch keeps its length (one pass's worth of steps).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Callable
 
@@ -20,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from . import distributed
+from .data.base import slice_size
 from .data.contents import channel_flags
 from .resident import ResidentBatches, ResidentSlices, hold_on_device, use_resident
 from .data.samples import collate_samples
@@ -94,6 +96,19 @@ def loader_workers(config: "TrainConfig", device: torch.device) -> int:
     if config.num_workers is not None:
         return config.num_workers
     return reading_workers(device)
+
+
+def sized_as_data(config: "TrainConfig", train_data: Dataset,
+                  report: Callable[..., None] = print) -> "TrainConfig":
+    """``config`` with the ``image_size`` of the slices ``train_data`` yields, which is what the
+    model learns at and what its checkpoints must record (``fit`` trains on the data as given:
+    the config's size is the one a recipe opens the data at)."""
+    size = slice_size(train_data)
+    if size is None or size == config.image_size:
+        return config
+    report(f"the training slices are {size}×{size} pixels: checkpoints record image_size "
+           f"{size}, not the config's {config.image_size}")
+    return dataclasses.replace(config, image_size=size)
 
 
 def held_as_configured(train_data: Dataset, val_data: Dataset | None, config: "TrainConfig",

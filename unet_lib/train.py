@@ -39,7 +39,7 @@ from .resume import (RESUME_FIXED, apply_resume_changes, check_epochs_left, rest
                      rng_state, set_rng_state, settings_changed_on_resume)
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
                       seed_everything, tally_device, tuned_for_full_batches)
-from .sampling import held_as_configured, make_train_loader
+from .sampling import held_as_configured, make_train_loader, sized_as_data
 from .schedule import align_optimizer_state, make_optimizer, warm_up
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
@@ -155,6 +155,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     last = checkpoint_dir / "last.pt" if checkpoint_dir else None
     summaries = bool(progress) and context.is_main
     report = print if summaries else (lambda *args, **kwargs: None)
+    config = sized_as_data(config, train_data, report)  # what the checkpoints record
 
     if resume and last is not None and last.exists():
         state = read_checkpoint(last, map_location=device, trust=trust_checkpoint)
@@ -296,7 +297,8 @@ def _summary(record: dict) -> str:
         dice = ", ".join(f"{k} {v:.3f}" for k, v in record["val"]["dice"].items())
         text += f", val loss {record['val_loss']:.4f}, Dice {dice}"
     if record["skipped"]:
-        text += f"; skipped {len(record['skipped'])} unusable file(s), first {record['skipped'][0]}"
+        first = record["skipped"][0].partition(": ")[0]  # the file; its warning said why
+        text += f"; skipped {len(record['skipped'])} unusable file(s), first {first}"
     return text + f" ({record['seconds']:.0f} s)"
 
 

@@ -4,6 +4,7 @@ subcommands. The parser is generated in :mod:`.options`, the subcommands live in
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,10 @@ import warnings
 from .options import build_parser
 
 __all__ = ["build_parser", "main"]
+
+#: the exit status of a command whose output's reader went away, as a shell reports one ended
+#: by SIGPIPE (128 + 13)
+BROKEN_PIPE = 141
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,13 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     before = _stop_on_sigterm()
     formatted = _one_line_warnings(BadSampleWarning)
     try:
-        return handlers[args.command](args)
+        status = handlers[args.command](args)
+        sys.stdout.flush()  # a reader that left is found here, not at the interpreter's exit
+        return status
     except ConfigError as error:
         print(f"error: --{error.field.replace('_', '-')}: {error.problem}", file=sys.stderr)
     except (FileNotFoundError, FileExistsError, BraTSDataError, CheckpointError,
             CheckpointWriteError, RunFolderBusy, TrainingDiverged, OutOfMemory,
             ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+    except BrokenPipeError:  # the reader left (``unet-lib evaluate … | head``): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return BROKEN_PIPE
     except OSError as error:  # a read-only or full disk, a path through a file
         where = f"{error.filename}: " if error.filename else ""
         print(f"error: {where}{error.strerror or error}", file=sys.stderr)

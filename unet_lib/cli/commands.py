@@ -160,10 +160,9 @@ def cmd_evaluate(args) -> int:
         data_root, dataset = run.data_root, run.dataset(side)
         what = f"the {side} volumes {getattr(run, side + '_volumes')} of"
     else:
-        # a run of train or the course: the size its model learnt at (fit() alone saves no
-        # run.json, and its config's image_size need not be its data's)
+        # the size the model learnt at: the run's (train, the course) or the one fit() recorded
         run = read_run(args.checkpoint.parent) if run_file.is_file() else None
-        size = run.recipe.config.image_size if run else None
+        size = run.recipe.config.image_size if run else trained_with.get("image_size")
         if args.split and run is None:
             raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
                                     f"held out")

@@ -10,6 +10,7 @@ the NIfTI cases (:class:`~unet_lib.data.BraTSNifti`) and the packed copy
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,18 @@ class SliceDataset(Dataset):
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({str(self.root)!r}, {len(self.volumes)} volumes, "
                 f"{len(self)} slices)")
+
+
+def slice_size(dataset, tries: int = 8) -> int | None:
+    """The side ``S`` of the ``(4, S, S)`` images ``dataset`` yields, read from its first usable
+    item among the first ``tries``; ``None`` when none of them can be read."""
+    with warnings.catch_warnings():  # an unusable file warns again where it is trained on
+        warnings.simplefilter("ignore")
+        for index in range(min(len(dataset), tries)):
+            item = dataset[index]
+            if not isinstance(item, SkippedSample):
+                return int(item[0].shape[-1])
+    return None
 
 
 def locate(dataset, index: int) -> tuple[int | None, int]:
