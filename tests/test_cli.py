@@ -92,9 +92,15 @@ def test_output_to_a_reader_that_left_ends_quietly_as_a_shell_pipe_does(tmp_path
     assert command.wait() == 141 and errors == "", errors
 
 
-def test_unknown_model_is_refused_by_the_parser(tmp_path):
+def test_a_mistyped_option_is_one_error_line_not_the_usage_block(tmp_path):
     result = run("train", "--model", "resnet", cwd=tmp_path)
     assert result.returncode == 2 and "invalid choice: 'resnet'" in result.stderr
+    assert result.stderr.startswith("error: argument --model:")
+    assert result.stderr.strip().endswith("see unet-lib train --help")
+    assert len(result.stderr.strip().splitlines()) == 1
+    # no command at all: the overview with its examples, not an error about COMMAND
+    bare = run(cwd=tmp_path)
+    assert bare.returncode == 2 and "unet-lib evaluate --checkpoint" in bare.stderr
 
 
 def subcommands():

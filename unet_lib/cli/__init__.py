@@ -21,7 +21,11 @@ BROKEN_PIPE = 141
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; every expected failure ends in one ``error:`` line and exit 2."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # no command: what there is, and how
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     from ..checkpoint import CheckpointError, CheckpointWriteError
     from ..config import ConfigError
     from ..data import BadSampleWarning, BraTSDataError

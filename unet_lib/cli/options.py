@@ -160,9 +160,18 @@ def trust_option(parser: argparse.ArgumentParser, verb: str) -> None:
                              f"code: only for your own files")
 
 
+class BriefParser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one ``error:`` line and where to read more, as
+    the commands' own errors are, not a usage block of every option before the line that
+    matters (``--help`` shows that)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unet-lib", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BriefParser(prog="unet-lib", description=DESCRIPTION,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"unet_lib {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
