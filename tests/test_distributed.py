@@ -60,6 +60,43 @@ def test_two_processes_match_one_process(tmp_path):
             assert b["val"]["dice"][name] == pytest.approx(value, abs=0.02)
 
 
+SKIPPING = textwrap.dedent('''
+    import sys
+    import warnings
+    import torch
+    from unet_lib.data import BraTSSlices
+    from unet_lib.models import build_model
+    from unet_lib.train import TrainConfig, fit
+
+    warnings.simplefilter("ignore")
+    torch.manual_seed(0)
+    history = fit(build_model("classic", base_filters=4), BraTSSlices(sys.argv[1], [1, 2]),
+                  None, TrainConfig.quick(epochs=2, batch_size=2, image_size=32,
+                                          resident_data=False, tumour_share=None),
+                  progress=False)
+    print("trained", len(history.records[-1]["skipped"]), flush=True)
+''')
+
+
+@pytest.mark.slow
+def test_a_process_whose_share_is_all_unusable_files_still_steps_with_the_others(tmp_path):
+    # batch 2 on two processes: a share of one image, so one broken file empties a share;
+    # before, that process skipped the step and the other waited for it (Gloo aborted)
+    root = make_phantom(tmp_path / "ph", n_volumes=2, size=32, n_slices=6, seed=4)
+    (root / "volume_1_slice_3.h5").write_text("not an HDF5 file")
+    script = tmp_path / "train.py"
+    script.write_text(SKIPPING)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node=2", str(script), str(root)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    # each process reports the epoch's skipped files of its own shares: one of them has it
+    counts = sorted(int(line.split()[1]) for line in run.stdout.splitlines()
+                    if line.startswith("trained"))
+    assert counts == [0, 1], run.stdout
+
+
 def test_global_batches_are_split_into_equal_shares_of_the_same_shuffle():
     def batches(rank, world):
         generator = torch.Generator().manual_seed(7)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -63,7 +65,8 @@ def test_the_batch_sampler_cuts_the_drawn_order_into_batches():
 
 
 def test_channel_flags_from_metadata_and_from_a_pack_equal_reading_every_mask(phantom_root,
-                                                                              tmp_path):
+                                                                              tmp_path,
+                                                                              monkeypatch):
     dataset = BraTSSlices(phantom_root)
     by_reading = np.array([dataset[i][1].flatten(1).any(1).numpy() for i in range(len(dataset))])
     assert 0 < by_reading[:, 2].sum() < by_reading.any(1).sum() < len(dataset)
@@ -73,6 +76,18 @@ def test_channel_flags_from_metadata_and_from_a_pack_equal_reading_every_mask(ph
         assert np.array_equal(BraTSSlices(phantom_root).channel_flags(), by_reading)
     finally:
         (tmp_path / "moved.csv").rename(phantom_root / "meta_data.csv")
+    # the release's layout: a meta_data.csv without the counts beside the slices, the counts
+    # in "BraTS20 Training Metadata.csv" at the top; read from there, no slice file opened
+    release = tmp_path / "release"
+    shutil.copytree(phantom_root, release / "data")
+    table = (release / "data" / "meta_data.csv").read_text().splitlines()
+    (release / "BraTS20 Training Metadata.csv").write_text("\n".join(table) + "\n")
+    (release / "data" / "meta_data.csv").write_text(
+        "\n".join(",".join(row.split(",")[:4]) for row in table) + "\n")
+    monkeypatch.setattr("unet_lib.data.kaggle._channels_present",
+                        lambda path: pytest.fail(f"{path} was opened"))
+    assert np.array_equal(BraTSSlices(release).channel_flags(), by_reading)
+    monkeypatch.undo()
     packed = PackedSlices(pack(dataset, tmp_path / "packed", progress=False))
     assert np.array_equal(packed.channel_flags(), by_reading)
     subset = torch.utils.data.Subset(dataset, range(5))  # no method of its own: read

@@ -352,3 +352,33 @@ def test_resuming_with_fewer_epochs_than_trained_is_refused_and_none_left_is_sai
     history = fit(build_model("classic", base_filters=4), train, val, config,
                   checkpoint_dir=tmp_path, resume=True, progress="epochs")
     assert len(history) == 2 and "all 2 epochs are trained already" in capsys.readouterr().out
+
+
+def test_checkpoints_of_a_model_of_ones_own_are_refused_before_any_training(datasets, tmp_path):
+    train, val = tiny(datasets, 8)
+    config = TrainConfig.quick(epochs=1, batch_size=8)
+    mine = torch.nn.Conv2d(4, 3, 3, padding=1)
+    before = mine.weight.detach().clone()
+    with pytest.raises(TypeError, match="checkpoint_dir: .*not a Conv2d.*checkpoint_dir=None"):
+        fit(mine, train, val, config, checkpoint_dir=tmp_path / "run", progress=False)
+    assert torch.equal(mine.weight, before) and not (tmp_path / "run").exists()
+    assert len(fit(mine, train, val, config, progress=False)) == 1  # without: it trains
+
+
+def test_a_run_without_validation_volumes_is_refused_naming_fit_without_them():
+    from unet_lib.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"val_fraction: must be in \(0, 1\).*val_data=None"):
+        TrainConfig(val_fraction=0).validate()
+
+
+def test_a_gpu_that_only_emulates_bfloat16_gets_float16(monkeypatch):
+    from unet_lib.runtime import autocast_dtype
+
+    # as torch answers on a T4 or V100: bfloat16 tensors exist, its arithmetic is emulated
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported",
+                        lambda including_emulation=True: including_emulation)
+    assert autocast_dtype(torch.device("cuda"), amp=True) == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert autocast_dtype(torch.device("cuda"), amp=True) == torch.bfloat16  # Ampere on
+    assert autocast_dtype(torch.device("cuda"), amp=False) is None

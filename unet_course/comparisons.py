@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
-from .frames import as_numpy, legend_handles, mask_to_rgb
+from .frames import LOSS_STYLES, REGION_COLOURS, as_numpy, legend_handles, mask_to_rgb
 
 
 def whole_epochs(*axes) -> None:
@@ -32,7 +32,7 @@ def plot_training(histories: dict, chosen: dict | None = None,
     Args:
         histories: ``{model name: History or its records}``.
         chosen: ``{model name: epoch}`` of the checkpoint kept (``best.pt``), marked by a
-            dashed line.
+            dotted line.
     """
     chosen = chosen or {}
     n = len(histories)
@@ -42,17 +42,19 @@ def plot_training(histories: dict, chosen: dict | None = None,
         records = getattr(history, "records", history)
         epochs = [r["epoch"] for r in records]
         top, bottom = axes[0, column], axes[1, column]
-        top.plot(epochs, [r["train_loss"] for r in records], "o-", ms=3, label="training")
-        top.plot(epochs, [r["val_loss"] for r in records], "s-", ms=3, label="validation")
+        top.plot(epochs, [r["train_loss"] for r in records], ms=3, label="training",
+                 **LOSS_STYLES["training"])
+        top.plot(epochs, [r["val_loss"] for r in records], ms=3, label="validation",
+                 **LOSS_STYLES["validation"])
         top.set(yscale="log", title=f"{name} U-Net")
         for region in regions:
             bottom.plot(epochs, [r["val"]["dice"][region] for r in records], "o-", ms=3,
-                        label=region)
+                        label=region, color=REGION_COLOURS.get(region))
         bottom.set(xlabel="epoch", ylim=(0, 1))
         whole_epochs(top, bottom)
         if name in chosen:
             for ax in (top, bottom):
-                ax.axvline(chosen[name], color="grey", ls="--", lw=1)
+                ax.axvline(chosen[name], color="0.6", ls=":", lw=1.5)
             bottom.annotate("kept", (chosen[name], 0.03), fontsize="small", color="grey",
                             ha="right", xytext=(-3, 0), textcoords="offset points")
     axes[0, 0].set_ylabel("loss (log scale)")
@@ -135,8 +137,8 @@ def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> st
     gain = curve[-1] - curve[-3]
     if gain > RISING:
         return (text + f"; the {slowest} U-Net, the slowest, still gained {gain:+.2f} over its "
-                       "last two epochs: it was stopped while still learning, and how far more "
-                       "epochs would take it this run cannot say")
+                       "last two epochs: it was stopped while still learning (exercise 4.4 "
+                       "trains it longer)")
     return (text + f"; the {slowest} U-Net, the slowest, gained {gain:+.2f} over its last two "
                    "epochs: it had levelled off by the end")
 

@@ -18,6 +18,16 @@ from unet_lib.inference import attention_inside_outside, brain_mask, mask_on_gri
 CHANNEL_COLOURS = ("#ff0000", "#00ff00", "#0000ff")
 
 
+#: curve colours of the channels and regions, from the mask's: a channel its own colour (red
+#: NCR/NET, green ED, blue ET), the tumour core (NCR/NET + ET) red + blue = purple, the whole
+#: tumour black; the loss curves are grey and black, so no colour means two things
+REGION_COLOURS = {"NCR/NET": "tab:red", "ED": "tab:green", "ET": "tab:blue", "TC": "tab:purple",
+                  "WT": "black"}
+#: the loss curves: training dashed with hollow dots, validation solid with squares
+LOSS_STYLES = {"training": dict(color="0.35", ls="--", marker="o", mfc="none"),
+               "validation": dict(color="black", ls="-", marker="s")}
+
+
 def legend_handles() -> list:
     """Legend entries for the RGB masks: red NCR/NET, green ED, blue ET."""
     from matplotlib.patches import Patch

@@ -18,7 +18,8 @@ from matplotlib.patches import Patch
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
 from .comparisons import compare_models, learning_pace, plot_training, whole_epochs
-from .frames import (CHANNEL_COLOURS, MIN_STRETCH, as_numpy, attention_overlay, head_values,
+from .frames import (CHANNEL_COLOURS, LOSS_STYLES, MIN_STRETCH, REGION_COLOURS, as_numpy,
+                     attention_overlay, head_values,
                      attention_slider, grey_picture, legend_handles, mask_to_rgb, stretched,
                      threshold_slider)
 
@@ -100,15 +101,18 @@ def plot_history(history, title: str | None = None) -> Figure:
     fig, axes = plt.subplots(1, 2 if with_val else 1, figsize=(11 if with_val else 5.5, 3.8),
                              constrained_layout=True, squeeze=False)
     ax = axes[0, 0]
-    ax.plot(epochs, [r["train_loss"] for r in records], "o-", label="training")
+    ax.plot(epochs, [r["train_loss"] for r in records], label="training",
+            **LOSS_STYLES["training"])
     if with_val:
-        ax.plot(epochs, [r["val_loss"] for r in records], "s-", label="validation")
+        ax.plot(epochs, [r["val_loss"] for r in records], label="validation",
+                **LOSS_STYLES["validation"])
     ax.set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="loss")
     ax.legend()
     if with_val:
         ax = axes[0, 1]
         for name in records[0]["val"]["dice"]:
-            ax.plot(epochs, [r["val"]["dice"][name] for r in records], "o-", label=name)
+            ax.plot(epochs, [r["val"]["dice"][name] for r in records], "o-", label=name,
+                    color=REGION_COLOURS.get(name))
         ax.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation Dice")
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     whole_epochs(*axes.flat)

@@ -92,6 +92,19 @@ def save_checkpoint(path: str | Path, model: UNet, **state: Any) -> Path:
     return write_checkpoint(path, checkpoint_payload(model, **state))
 
 
+def check_checkpointable(model) -> None:
+    """Refuse, before any training, a model that a checkpoint file cannot rebuild: one built
+    by :func:`unet_lib.models.build_model` (or any :class:`UNet`) can be.
+
+    Raises:
+        TypeError: naming the model's class and what to do instead.
+    """
+    if not (hasattr(model, "preset_name") and hasattr(model, "hparams")):
+        raise TypeError(f"checkpoint_dir: checkpoints hold this library's U-Nets (built by "
+                        f"unet_lib.models.build_model), not a {type(model).__name__}; train it "
+                        f"with checkpoint_dir=None and save its state_dict() yourself")
+
+
 def checkpoint_payload(model: UNet, **state: Any) -> dict:
     """The dict a checkpoint file holds: ``format``, ``model_class``, ``hparams``,
     ``model_state`` and ``state``, as plain data (:func:`plain`). Its tensors are the model's

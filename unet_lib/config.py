@@ -152,8 +152,9 @@ class TrainConfig:
                  f"{_bytes(first_level)} for the first level's activations alone (batch × "
                  f"filters × pixels × 4 bytes); BraTS slices are 240, at most "
                  f"{MAX_IMAGE_SIZE} is accepted")
-        need(_is_number(self.val_fraction) and 0 <= self.val_fraction < 1, "val_fraction",
-             "must be in [0, 1): the share of volumes held out")
+        need(_is_number(self.val_fraction) and 0 < self.val_fraction < 1, "val_fraction",
+             "must be in (0, 1): the share of volumes held out to choose the epoch kept (to "
+             "train on every volume, call unet_lib.train.fit with val_data=None)")
         need(_is_number(self.test_fraction) and 0 <= self.test_fraction < 1, "test_fraction",
              "must be in [0, 1): the share of volumes held out for testing")
         if self.val_fraction + self.test_fraction >= 1:  # each fine alone: name both

@@ -75,12 +75,21 @@ def all_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     return tensor
 
 
+def blank_batch(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An all-zero ``(image (1, 4, S, S), mask (1, 3, S, S))``, ``S = size``: what a process
+    steps on, its loss counted zero, when its share of the first batch held only unusable
+    files. Under ``torchrun`` every process must take part in every step's exchange of
+    gradients; one that skipped a step would leave the others waiting. (Later such shares
+    step on the process's last batch.)"""
+    return torch.zeros(1, 4, size, size), torch.zeros(1, 3, size, size)
+
+
 class GlobalBatchSampler(Sampler[list[int]]):
     """Yields this process's share of each global batch of a seeded shuffle.
 
     Every process draws the same permutation from ``generator`` (same seed, same state), cuts
     it into global batches of ``batch_size`` and takes share ``rank`` of ``world`` equal shares
-    (the first ``batch_size % world`` images of a batch go unused, and a last batch smaller
+    (the last ``batch_size % world`` images of a batch go unused, and a last batch smaller
     than ``world`` is dropped, so that every process takes part in every step).
     With ``world == 1`` this is an ordinary shuffled batch sampler. ``order``, when given,
     draws each epoch's list of ``n`` indices from the generator instead of a permutation

@@ -205,7 +205,7 @@ def attention_inside_outside(attention, target, brain=None) -> tuple[float, floa
 def mask_on_grid(mask, shape) -> torch.Tensor:
     """A (H, W) mask resized to a gate's (h, w) grid by nearest pixel, as bool."""
     mask = torch.as_tensor(mask)[None, None].float()
-    return F.interpolate(mask, size=shape, mode="nearest")[0, 0] > 0.5
+    return F.interpolate(mask, size=shape, mode="nearest-exact")[0, 0] > 0.5
 
 
 @torch.no_grad()

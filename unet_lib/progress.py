@@ -26,3 +26,16 @@ def write_line(text: str, bar: bool = False) -> None:
         tqdm.write(text)
     else:
         print(text, flush=True)
+
+
+def epoch_line(record: dict) -> str:
+    """One epoch of a :class:`~unet_lib.train.History` as a log line: its losses, validation
+    Dice per channel and region, the files it skipped, and its seconds."""
+    text = f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}"
+    if "val" in record:
+        dice = ", ".join(f"{k} {v:.3f}" for k, v in record["val"]["dice"].items())
+        text += f", val loss {record['val_loss']:.4f}, Dice {dice}"
+    if record["skipped"]:
+        first = record["skipped"][0].partition(": ")[0]  # the file; its warning said why
+        text += f"; skipped {len(record['skipped'])} unusable file(s), first {first}"
+    return text + f" ({record['seconds']:.0f} s)"

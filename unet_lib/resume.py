@@ -26,8 +26,9 @@ def rng_state(loader_generator: torch.Generator) -> dict:
              "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(position),
                        int(has_gauss), float(gauss)),
              "torch": torch.get_rng_state(), "loader": loader_generator.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # this process's GPU only: a run resumed where fewer GPUs are visible must restore it
+        state["cuda"] = [torch.cuda.get_rng_state()]
     return state
 
 
@@ -39,8 +40,10 @@ def set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
                          has_gauss, cached))
     torch.set_rng_state(state["torch"].cpu())
     loader_generator.set_state(state["loader"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if state.get("cuda") and torch.cuda.is_available():
+        # the state of this process's GPU (older checkpoints hold every visible GPU's: the
+        # first was the one trained on)
+        torch.cuda.set_rng_state(state["cuda"][0].cpu())
 
 
 def settings_changed_on_resume(saved: dict, config: TrainConfig, path: Path) -> dict:

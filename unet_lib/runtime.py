@@ -85,7 +85,10 @@ def autocast_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     ``None`` (float32)."""
     if not amp or device.type != "cuda":
         return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # bfloat16 where the GPU computes in it (Ampere and later); older GPUs (V100, T4) would
+    # only emulate it, slowly: they get float16 with loss scaling
+    native = torch.cuda.is_bf16_supported(including_emulation=False)
+    return torch.bfloat16 if native else torch.float16
 
 
 def autocast(device: torch.device, amp: bool):

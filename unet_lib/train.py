@@ -27,14 +27,14 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from . import distributed, runfolder
-from .checkpoint import (CheckpointError, CheckpointWriteError, check_same_architecture,
-                         check_training_state, read_checkpoint)
+from .checkpoint import (CheckpointError, CheckpointWriteError, check_checkpointable,
+                         check_same_architecture, check_training_state, read_checkpoint)
 from .checkpoint_writer import CheckpointWriter
 from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
-from .progress import progress_bar, write_line
+from .progress import epoch_line, progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, check_epochs_left, restore_best,
                      rng_state, set_rng_state, settings_changed_on_resume)
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
@@ -126,6 +126,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     if checkpoint_dir is None:
         return _fit(model, train_data, val_data, config, None, resume, progress,
                     trust_checkpoint)
+    check_checkpointable(model)  # before an epoch's work, not after it
     if not distributed.is_main_process():  # rank 0 alone writes checkpoints, holds the folder
         return _fit(model, train_data, val_data, config, Path(checkpoint_dir), resume,
                     progress, trust_checkpoint)
@@ -168,7 +169,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             optimizer.load_state_dict(state["optimizer_state"])
             align_optimizer_state(optimizer)  # fused or not, the layout: this run's
             scheduler.load_state_dict(state["scheduler_state"])
-            scaler.load_state_dict(state["scaler_state"])
+            if state["scaler_state"] and scaler.is_enabled():  # empty where scaling was off
+                scaler.load_state_dict(state["scaler_state"])
             set_rng_state(state["rng"], generator)
         except (KeyError, ValueError, RuntimeError, TypeError) as error:
             raise CheckpointError(f"{last}: its training state cannot be restored: "
@@ -193,6 +195,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         trained = compile_model(trained)
     progress = progress is True and context.is_main
     best = max((_mean_dice(r) for r in history.records), default=-math.inf)
+    spare = None  # the last batch trained on (see the loop)
     # on a GPU checkpoints are written by a thread of their own while the next epoch trains
     with CheckpointWriter(background=device.type == "cuda") as writer:
         for epoch in range(start_epoch, config.epochs):
@@ -207,14 +210,19 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                                leave=False)
             for step, (images, masks, bad) in enumerate(bar, start=1):
                 skipped.extend(str(sample) for sample in bad)
-                if images is None:
+                weight = 1.0 if images is not None else 0.0  # 0: every file of it unusable
+                if images is None and not context.active:
                     continue
+                if images is None:  # under torchrun every process steps: this one adds nothing
+                    images, masks = spare or distributed.blank_batch(config.image_size)
                 images = images.to(device, non_blocking=True, memory_format=layout)
                 masks = masks.to(device, non_blocking=True)
+                spare = images, masks
                 try:  # forward and backward: either may run out of GPU memory
-                    with tuned_for_full_batches(len(images), config.batch_size):
+                    # full: this process's share of the global batch (all of it without torchrun)
+                    with tuned_for_full_batches(len(images), config.batch_size // context.world):
                         with autocast(device, config.amp):
-                            loss = loss_fn(trained(images).float(), masks)
+                            loss = loss_fn(trained(images).float(), masks) * weight
                         optimizer.zero_grad(set_to_none=True)
                         scaler.scale(loss).backward()
                 except torch.cuda.OutOfMemoryError as error:
@@ -226,11 +234,11 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 scaler.step(optimizer)
                 scaler.update()
                 total += loss.detach().to(total.device, torch.float64) * len(images)
-                seen += len(images)
+                seen += len(images) if weight else 0
                 if step % SYNC_EVERY == 0:
-                    _check_finite(total, epoch, rate, last, writer)
+                    _check_finite(total, epoch, rate, last, writer, context)
                     bar.set_postfix(loss=f"{total.item() / seen:.4f}")
-            _check_finite(total, epoch, rate, last, writer)
+            _check_finite(total, epoch, rate, last, writer, context)
             # summed over processes on the device (NCCL sums GPU tensors only), then read once
             totals = torch.stack([total, torch.full((), seen, dtype=torch.float64,
                                                     device=total.device)])
@@ -255,7 +263,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             record["seconds"] = time.perf_counter() - started
             history.records.append(record)
             if summaries:
-                write_line(_summary(record), bar=progress)
+                write_line(epoch_line(record), bar=progress)
             if checkpoint_dir is not None and context.is_main:
                 is_best = val_data is not None and _mean_dice(record) > best
                 if is_best:
@@ -273,16 +281,19 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
 
 
 def _check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | None,
-                  writer: CheckpointWriter) -> None:
+                  writer: CheckpointWriter, context: distributed.Context) -> None:
     """Raise :class:`TrainingDiverged` if the summed loss is NaN or infinite (a NaN in any
-    step makes the sum NaN, so checking the sum now and then misses none)."""
-    if not torch.isfinite(total):
+    step makes the sum NaN, so checking the sum now and then misses none); under
+    ``torchrun`` in every process at once when any one's is (one stopping alone would leave
+    the others waiting for it)."""
+    if distributed.all_sum((~torch.isfinite(total)).to(total.dtype), context):
         try:  # the last good epoch's checkpoint on the disk before naming it
             writer.wait()
         except CheckpointWriteError:  # the file there is the one before: still named below
             pass
+        value = total.item() if not torch.isfinite(total) else "not finite in another process"
         raise TrainingDiverged(
-            f"the loss became {total.item()} in epoch {epoch + 1}; lower the learning rate "
+            f"the loss became {value} in epoch {epoch + 1}; lower the learning rate "
             f"(now {rate:.2g}: resume with --lr lower); the weights in memory are spoilt"
             + (f"; the last good state is in {last}" if last and last.exists() else ""))
 
@@ -290,15 +301,5 @@ def _check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | Non
 def _mean_dice(record: dict) -> float:
     return float(np.mean(list(record["val"]["dice"].values()))) if "val" in record else -math.inf
 
-
-def _summary(record: dict) -> str:
-    text = f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}"
-    if "val" in record:
-        dice = ", ".join(f"{k} {v:.3f}" for k, v in record["val"]["dice"].items())
-        text += f", val loss {record['val_loss']:.4f}, Dice {dice}"
-    if record["skipped"]:
-        first = record["skipped"][0].partition(": ")[0]  # the file; its warning said why
-        text += f"; skipped {len(record['skipped'])} unusable file(s), first {first}"
-    return text + f" ({record['seconds']:.0f} s)"
 
 

@@ -27,6 +27,9 @@ from .samples import BraTSDataError
 
 SLICE_NAME = re.compile(r"^volume_(\d+)_slice_(\d+)\.h5$")
 METADATA_NAME = "meta_data.csv"
+#: the metadata tables whose pixel counts say which slices hold which label, in the order
+#: looked for (the release ships both; its meta_data.csv may lack the counts)
+METADATA_NAMES = (METADATA_NAME, "BraTS20 Training Metadata.csv")
 METADATA_COLUMNS = ("slice_path", "target", "volume", "slice", "label0_pxl_cnt",
                     "label1_pxl_cnt", "label2_pxl_cnt", "background_ratio")
 
@@ -179,26 +182,35 @@ class BraTSSlices(SliceDataset):
 
 
 def _channels_present(path: Path) -> list[bool]:
+    """Whether the slice file's mask has any NCR/NET, ED, ET pixel, reading the mask alone
+    (an unreadable file counts as empty)."""
     try:
-        return [bool(channel.any()) for channel in read_slice(path)[1]]
-    except BraTSDataError:
+        with h5py.File(path, "r") as f:
+            mask = np.asarray(f["mask"][()])
+        if mask.ndim != 3 or mask.shape[-1] != len(MASK_CHANNELS):  # unusable: training says
+            return [False, False, False]
+        return [bool(mask[..., channel].any()) for channel in range(3)]
+    except (OSError, KeyError, ValueError, IndexError):
         return [False, False, False]
 
 
 def _metadata_counts(folder: Path) -> dict[str, list[bool]]:
-    """``{slice file name: [has NCR/NET, has ED, has ET]}`` from ``meta_data.csv`` beside the
-    slices or one or two folders up (where the Kaggle release keeps it); ``{}`` when there is
-    none or it is unreadable."""
+    """``{slice file name: [has NCR/NET, has ED, has ET]}`` from the first metadata table
+    with pixel counts (:data:`METADATA_NAMES`) beside the slices or up to three folders up
+    (the Kaggle release keeps ``BraTS20 Training Metadata.csv`` at its top, and a
+    ``meta_data.csv`` that may list the slices without counts); ``{}`` when there is none."""
     columns = ("label0_pxl_cnt", "label1_pxl_cnt", "label2_pxl_cnt")
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        path = candidate / METADATA_NAME
-        if path.is_file():
+    for candidate in (folder, *list(folder.parents)[:3]):
+        for name in METADATA_NAMES:
+            path = candidate / name
+            if not path.is_file():
+                continue
             try:
                 with open(path, newline="") as f:
                     return {Path(row["slice_path"]).name: [float(row[c]) > 0 for c in columns]
                             for row in csv.DictReader(f)}
             except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, csv.Error):
-                return {}
+                continue  # no counts in this one (or unreadable): the next
     return {}
 
 

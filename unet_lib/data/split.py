@@ -31,8 +31,8 @@ def split_train_val_test(volumes: Iterable[int], val_fraction: float = 0.2,
     every side gets its share of every group (to within one volume) — a rare kind of tumour
     cannot end up only in the held-out sets, where no model learned it.
 
-    Each held-out side with a fraction above 0 gets at least one volume, and training keeps
-    at least one. With ``test_fraction=0`` the validation set is the one
+    The validation side always gets at least one volume (it chooses the epoch kept), the test
+    side at least one when its fraction is above 0, and training keeps at least one. With ``test_fraction=0`` the validation set is the one
     :func:`split_volumes` gives for the same seed.
 
     Raises:
