@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import h5py
 import nibabel as nib
 import numpy as np
@@ -271,3 +273,18 @@ def test_nifti_modality_of_another_shape_or_with_nan_is_an_error_naming_the_file
     nib.save(nib.Nifti1Image(t2, np.eye(4)), folder / f"{name}_t2.nii")
     with pytest.raises(BraTSDataError, match=r"_t2\.nii: contains NaN"):
         BraTSNifti(tmp_path, on_error="raise")[0]
+
+
+def test_training_straight_from_nifti_says_to_pack_it_first(tmp_path, capsys):
+    from unet_lib.models import build_model
+    from unet_lib.train import TrainConfig, fit
+
+    for number in (1, 2):
+        write_case(tmp_path, number, depth=4)
+    cases = BraTSNifti(tmp_path, image_size=16)
+    config = TrainConfig.quick(epochs=1, batch_size=4, base_filters=4, resident_data=False)
+    fit(build_model("classic", base_filters=4), cases, None, config, progress="epochs")
+    assert "`unet-lib pack` the folder once" in capsys.readouterr().out
+    fit(build_model("classic", base_filters=4), cases, None,
+        dataclasses.replace(config, resident_data=True), progress="epochs")
+    assert "unet-lib pack" not in capsys.readouterr().out  # held in memory: read once

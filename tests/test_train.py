@@ -382,3 +382,12 @@ def test_a_gpu_that_only_emulates_bfloat16_gets_float16(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert autocast_dtype(torch.device("cuda"), amp=True) == torch.bfloat16  # Ampere on
     assert autocast_dtype(torch.device("cuda"), amp=False) is None
+
+
+def test_scoring_leaves_a_model_in_the_mode_it_was_in(datasets):
+    _, val = tiny(datasets, 4)
+    model = build_model("improved", base_filters=4).train()  # batch norm: mode matters
+    evaluate(model, val, batch_size=4)
+    assert model.training  # a custom training loop's model keeps training its batch norm
+    evaluate(model.eval(), val, batch_size=4)
+    assert not model.training

@@ -45,14 +45,16 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
 
 @contextmanager
 def running_on(model: nn.Module, device: torch.device):
-    """``model`` in eval mode on ``device`` inside the block, and back on the device it came
-    from after it (a caller's model stays where the caller put it)."""
+    """``model`` in eval mode on ``device`` inside the block, and back on the device and in
+    the mode it came with after it (a caller's model stays as the caller left it: one being
+    trained keeps training its batch norm)."""
     home = next(model.parameters(), torch.empty(0)).device
+    was_training = model.training
     model.to(device).eval()
     try:
         yield model
     finally:
-        model.to(home)
+        model.to(home).train(was_training)
 
 
 def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,

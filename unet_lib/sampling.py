@@ -22,8 +22,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import distributed
 from .data.base import slice_size
+from .data.nifti import BraTSNifti
 from .data.contents import channel_flags
 from .resident import ResidentBatches, ResidentSlices, hold_on_device, use_resident
+from .runtime import tally_device
 from .data.samples import collate_samples
 
 if TYPE_CHECKING:
@@ -112,11 +114,21 @@ def sized_as_data(config: "TrainConfig", train_data: Dataset,
 
 
 def held_as_configured(train_data: Dataset, val_data: Dataset | None, config: "TrainConfig",
-                       device: torch.device, report: Callable[..., None] = print):
+                       device: torch.device, report: Callable[..., None] = print,
+                       context: distributed.Context = distributed.Context()):
     """``(train, val)`` as :func:`unet_lib.train.fit` trains on them: held on ``device`` when
     ``config.resident_data`` says so (:func:`~unet_lib.resident.use_resident`), their files
-    read by :func:`loader_workers` processes; else as given."""
-    if not use_resident(config.resident_data, (train_data, val_data), device):
+    read by :func:`loader_workers` processes; else as given. Under ``torchrun`` the data are
+    held only where every process can hold them (held data leave unusable files out, so the
+    processes must agree, or their epochs would differ in length)."""
+    resident = use_resident(config.resident_data, (train_data, val_data), device)
+    if context.active:
+        agreed = torch.tensor(float(resident), device=tally_device(device))
+        resident = int(distributed.all_sum(agreed, context).item()) == context.world
+    if not resident:
+        if any(isinstance(getattr(d, "dataset", d), BraTSNifti) for d in (train_data, val_data)):
+            report("reading NIfTI cases slice by slice in a shuffled order decodes a whole case "
+                   "for almost every slice: `unet-lib pack` the folder once for fast epochs")
         return train_data, val_data
     return hold_on_device(train_data, val_data, device, report, loader_workers(config, device))
 

@@ -185,7 +185,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         if context.is_main:
             restore_best(last, state, report)
 
-    train_data, val_data = held_as_configured(train_data, val_data, config, device, report)
+    train_data, val_data = held_as_configured(train_data, val_data, config, device, report,
+                                              context)
     train_loader = make_train_loader(train_data, config, device, generator, context)
     trained = model  # what computes the loss: the model, or its DDP wrapper under torchrun
     if context.active:

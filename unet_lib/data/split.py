@@ -32,8 +32,9 @@ def split_train_val_test(volumes: Iterable[int], val_fraction: float = 0.2,
     cannot end up only in the held-out sets, where no model learned it.
 
     The validation side always gets at least one volume (it chooses the epoch kept), the test
-    side at least one when its fraction is above 0, and training keeps at least one. With ``test_fraction=0`` the validation set is the one
-    :func:`split_volumes` gives for the same seed.
+    side at least one when its fraction is above 0, and training keeps at least one. With
+    ``test_fraction=0`` the validation set is the one :func:`split_volumes` gives for the same
+    seed.
 
     Raises:
         ValueError: a fraction out of range, or too few volumes for the sides asked for.
