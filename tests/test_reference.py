@@ -104,3 +104,14 @@ def test_the_book_tabulates_a_committed_bundle_as_written():
         assert row["Dice WT"] == entry["test"]["all_pixels"]["dice"]["WT"]
         assert row["training"] == f"{entry['seconds']:.0f} s"
         assert showcase[f"probs_{row['model']}"].shape == showcase["targets"].shape
+
+
+def test_the_book_gives_a_bundle_s_own_account_of_its_run(tmp_path):
+    from unet_course.bundles import bundle_account, reference_bundles
+
+    (tmp_path / "README.md").write_text("# A run (partial)\n\nIt holds two of the\nthree "
+                                        "models: the third failed.\n\nMore detail.\n")
+    assert bundle_account(tmp_path) == "It holds two of the three models: the third failed."
+    assert bundle_account(tmp_path / "nowhere") == ""
+    # every committed bundle says what it is
+    assert all(bundle_account(folder) for folder, _, _ in reference_bundles())

@@ -83,3 +83,4 @@ def test_attention_slider_reports_mean_alpha_inside_and_in_the_rest_of_the_brain
     images[0, 1, :6] = torch.rand(6, 8) + 0.5  # the head: the top six rows
     slider = viz.attention_slider(images, target, [alpha], ["s"])
     assert "inside the tumour 0.900, in the rest of the brain 0.200" in slider.frame((0, 0))[1]
+    assert slider.panels[-1].startswith("colour key")  # the colour map, drawn beside the maps

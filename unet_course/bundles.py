@@ -36,3 +36,14 @@ def reference_table(bundle: dict, regions=("WT", "TC", "ET", "NCR/NET")) -> list
              "kept epoch": entry["best_epoch"],
              **{f"Dice {r}": entry["test"]["all_pixels"]["dice"][r] for r in regions}}
             for name, entry in bundle["models"].items()]
+
+
+def bundle_account(folder: str | Path) -> str:
+    """The first paragraph of a bundle's ``README.md`` (what the run was, and why it stopped
+    if it did), as one line of Markdown; ``""`` when the folder has no README."""
+    readme = Path(folder) / "README.md"
+    if not readme.is_file():
+        return ""
+    paragraphs = readme.read_text().split("\n\n")
+    body = [p for p in paragraphs if p.strip() and not p.lstrip().startswith("#")]
+    return " ".join(body[0].split()) if body else ""

@@ -163,7 +163,7 @@ def threshold_slider(images, targets, probs, names: Sequence[str],
 
     return ImageSlider({"slice": list(names), "threshold": [f"{t:.2f}" for t in thresholds]},
                        ["FLAIR", "ground truth", "probabilities as RGB", "binarized"],
-                       pictures, caption, start=(0, start), title=title, width=150,
+                       pictures, caption, start=(0, start), title=title, width=220,
                        note="red NCR/NET · green ED · blue ET (overlaps mix: green + blue = "
                             "cyan)")
 
@@ -188,10 +188,15 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
     heads = [brain_mask(image) for image in images]  # each slice's once, for every gate
 
+    # the colour map, left (lowest α) to right (highest), blended half over mid-grey as the
+    # overlays are blended over FLAIR
+    key = 0.5 * 0.5 + 0.5 * matplotlib.colormaps["inferno"](np.linspace(0, 1, 128))[:, :3]
+    key = np.repeat(key[None], 12, axis=0)
+
     def pictures(position):
         i, g = position
         return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
-                attention_overlay(images[i, 0], maps[g][i], stretch=True, brain=heads[i])]
+                attention_overlay(images[i, 0], maps[g][i], stretch=True, brain=heads[i]), key]
 
     def caption(position):
         i, g = position
@@ -204,10 +209,11 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
                 f"in the rest of the brain {outside:.3f}")
 
     return ImageSlider({"slice": list(names), "gate": levels},
-                       ["FLAIR", "ground truth", "attention α over FLAIR"],
+                       ["FLAIR", "ground truth", "attention α over FLAIR",
+                        "colour key: lowest α → highest"],
                        pictures, caption, title=title, start=(0, start_gate % len(maps)),
-                       note="α over FLAIR, inside the head: dark purple = the map's lowest "
-                            "α, yellow = its highest (the caption gives both: a stretched map's "
+                       note="α over FLAIR, inside the head: near-black = the map's lowest α, "
+                            "yellow = its highest (the caption gives both: a stretched map's "
                             "darkest may still pass half the skip)")
 
 
