@@ -163,7 +163,7 @@ def threshold_slider(images, targets, probs, names: Sequence[str],
 
     return ImageSlider({"slice": list(names), "threshold": [f"{t:.2f}" for t in thresholds]},
                        ["FLAIR", "ground truth", "probabilities as RGB", "binarized"],
-                       pictures, caption, start=(0, start), title=title, width=220,
+                       pictures, caption, start=(0, start), title=title, width=195,
                        note="red NCR/NET · green ED · blue ET (overlaps mix: green + blue = "
                             "cyan)")
 
