@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from . import commands
 
     handlers = {"phantom": commands.cmd_phantom, "train": commands.cmd_train,
-                "evaluate": commands.cmd_evaluate, "pack": commands.cmd_pack,
+                "evaluate": commands.cmd_evaluate, "segment": commands.cmd_segment,
+                "pack": commands.cmd_pack,
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     before = _stop_on_sigterm()
     formatted = _one_line_warnings(BadSampleWarning)

@@ -128,28 +128,54 @@ def _epoch_of(last: Path) -> str:
         return "?"
 
 
-def cmd_evaluate(args) -> int:
+def _check_scoring_options(args) -> None:
+    """The options evaluate and segment share, checked before any work."""
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise ConfigError("threshold", f"must be a probability in [0, 1], got {args.threshold}")
+    if args.batch_size < 1:
+        raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
+
+
+def _trained_model(args):
+    """``(model in eval mode, the run's settings as fit() saved them)`` of ``--checkpoint``;
+    ``args.threshold`` becomes the run's own when not given (0.5 without one)."""
     from ..checkpoint import model_from_checkpoint, read_checkpoint
+
+    checkpoint = read_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
+    trained_with = checkpoint.get("config") or {}
+    if args.threshold is None:
+        args.threshold = trained_with.get("threshold", 0.5)
+    return model_from_checkpoint(checkpoint).eval(), trained_with
+
+
+def cmd_segment(args) -> int:
+    from ..segment import segment_folder
+
+    _check_scoring_options(args)
+    model, trained_with = _trained_model(args)
+    size = trained_with.get("image_size")  # the size it learnt at (fit() records the data's)
+    written = segment_folder(model, args.data, args.out, image_size=size,
+                             threshold=args.threshold, batch_size=args.batch_size)
+    print(f"wrote {len(written)} BraTS label map(s) (0 none, 1 NCR/NET, 2 ED, 4 ET) to "
+          f"{args.out}: {args.checkpoint}, threshold {args.threshold}"
+          + (f", predicted at {size}×{size}" if size else ""))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
     from ..data import open_dataset
     from ..metrics import SegmentationScores
     from ..patients import evaluate_patients
     from ..run import read_run
 
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        raise ConfigError("threshold", f"must be a probability in [0, 1], got {args.threshold}")
-    if args.batch_size < 1:
-        raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
+    _check_scoring_options(args)
     if args.csv is not None:  # checked before minutes of scoring, not after
         if args.csv.is_dir():
             raise ConfigError("csv", f"{args.csv} is a folder; give a file name, e.g. "
                                      f"{args.csv / 'patients.csv'}")
         if not args.csv.parent.is_dir():
             raise ConfigError("csv", f"{args.csv}: its folder {args.csv.parent} does not exist")
-    checkpoint = read_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
-    model = model_from_checkpoint(checkpoint).eval()
-    trained_with = checkpoint.get("config") or {}  # the run's settings, when fit() saved it
-    if args.threshold is None:
-        args.threshold = trained_with.get("threshold", 0.5)
+    model, trained_with = _trained_model(args)
     run_file = args.checkpoint.parent / RUN_FILE
     if args.data is None and not run_file.is_file():
         raise FileNotFoundError(f"no --data given and no {run_file} to say which data the run "

@@ -27,6 +27,7 @@ Train, evaluate and benchmark the course's U-Nets on BraTS 2020 or its phantom.
   unet-lib train    --scale quick                       small CPU run on a small phantom
   unet-lib train    --out runs/classic --resume         continue a run (e.g. with --lr 1e-4)
   unet-lib evaluate --checkpoint runs/classic/best.pt   Dice/precision/recall, held-out set
+  unet-lib segment  --checkpoint … --data CASES --out P  BraTS label maps of unlabelled cases
   unet-lib pack     --data BRATS_DIR --out BRATS.packed one-time copy that loads much faster
   unet-lib bench    --out benchmarks/cpu.md             speed and size beside MONAI's peers
 
@@ -154,6 +155,15 @@ def add_phantom_options(parser: argparse.ArgumentParser, defaults: str) -> None:
                         help=f"axial slices per phantom brain ({defaults} {phantom.n_slices})")
 
 
+def scoring_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a command that runs a trained model over data: evaluate, segment."""
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="probability above which a pixel counts as tumour (default: the "
+                             "run's own, as trained; 0.5 if the checkpoint has none)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per forward pass (default 32)")
+
+
 def trust_option(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help=f"{verb} a checkpoint of unet_lib 0.1, whose pickle can run any "
@@ -220,12 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
                                "of the data in its new place")
     evaluate.add_argument("--csv", type=Path, default=None,
                           help="also write the per-patient scores to this CSV file")
-    evaluate.add_argument("--threshold", type=float, default=None,
-                          help="probability above which a pixel counts as tumour (default: "
-                               "the run's own, as trained; 0.5 if the checkpoint has none)")
-    evaluate.add_argument("--batch-size", type=int, default=32,
-                          help="images per forward pass (default 32)")
+    scoring_options(evaluate)
     trust_option(evaluate, "open")
+
+    segment = commands.add_parser(
+        "segment", help="write BraTS label maps for cases without a segmentation",
+        description="Segment every case folder of --data (<ID>/<ID>_{flair,t1,t1ce,t2}.nii.gz, "
+                    "e.g. the challenge's validation cases) and write OUT/<ID>.nii.gz: labels "
+                    "0, 1 (NCR/NET), 2 (ED), 4 (ET) on the input's grid, as BraTS submits them.")
+    segment.add_argument("--checkpoint", type=Path, required=True,
+                         help="a .pt file written by train (best.pt)")
+    segment.add_argument("--data", type=Path, required=True, help="a folder of case folders")
+    segment.add_argument("--out", type=Path, required=True,
+                         help="the folder for the label maps (none is overwritten)")
+    scoring_options(segment)
+    trust_option(segment, "open")
 
     packer = commands.add_parser("pack", help="pack a BraTS folder into memory-mapped arrays "
                                               "that load much faster",

@@ -1,0 +1,103 @@
+"""Label maps for cases without a segmentation: ``unet-lib segment`` and unet_lib.segment."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from unet_lib.checkpoint import save_checkpoint
+from unet_lib.cli import main
+from unet_lib.config import TrainConfig
+from unet_lib.data import BraTSNifti
+from unet_lib.inference import predict
+from unet_lib.models import build_model
+from unet_lib.segment import labels_from_probabilities
+
+#: a grid that is not the identity, so that a label map on the wrong grid shows
+AFFINE = np.array([[-1.0, 0, 0, 90], [0, -1.0, 0, 126], [0, 0, 1.0, -72], [0, 0, 0, 1]])
+
+
+def write_case(root, name: str, seg: bool, shape=(32, 32, 6), seed: int = 0):
+    """A case folder ``root/name`` of four random modalities with a bright blob, and a
+    segmentation of the blob when ``seg``."""
+    rng = np.random.default_rng(seed)
+    folder = root / name
+    folder.mkdir(parents=True)
+    blob = np.zeros(shape, np.float32)
+    blob[8:20, 10:24, 1:5] = 1
+    for k, modality in enumerate(("flair", "t1", "t1ce", "t2")):
+        volume = rng.normal(100 + 10 * k, 5, shape).astype(np.float32) + 80 * blob
+        nib.save(nib.Nifti1Image(volume, AFFINE), folder / f"{name}_{modality}.nii.gz")
+    if seg:
+        nib.save(nib.Nifti1Image((2 * blob).astype(np.uint8), AFFINE),
+                 folder / f"{name}_seg.nii.gz")
+    return folder
+
+
+def test_a_voxel_takes_the_label_of_its_most_probable_channel_above_the_threshold():
+    # columns: nothing above 0.5; ED highest; NCR/NET highest; ET highest
+    probs = torch.tensor([[0.2, 0.6, 0.9, 0.40],
+                          [0.3, 0.7, 0.2, 0.55],
+                          [0.1, 0.2, 0.8, 0.95]])
+    assert labels_from_probabilities(probs, 0.5).tolist() == [0, 2, 1, 4]
+    assert labels_from_probabilities(probs, 0.85).tolist() == [0, 0, 1, 4]
+    with pytest.raises(ValueError, match="expected 3 channels"):
+        labels_from_probabilities(probs[:2])
+
+
+def test_segment_writes_one_label_map_per_case_on_its_grid_as_training_reads_it(tmp_path,
+                                                                                capsys):
+    data = tmp_path / "cases"
+    write_case(data, "BraTS20_Training_001", seg=True)
+    write_case(data, "BraTS20_Validation_002", seg=False, seed=1)  # no _seg: as submitted
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4).eval()
+    checkpoint = tmp_path / "best.pt"
+    save_checkpoint(checkpoint, model, config=dataclasses.asdict(TrainConfig(image_size=16)))
+
+    # independently of segment's code: the training reader's slices of case 1, at 16 px,
+    # predicted and resized back; a threshold that makes about half the voxels tumour
+    slices = BraTSNifti(data, image_size=16)
+    probs = F.interpolate(predict(model, slices, device="cpu"), size=(32, 32),
+                          mode="bilinear", align_corners=False)  # (6, 3, 32, 32)
+    threshold = float(probs.max(dim=1).values.median())
+    out = tmp_path / "labels"
+    assert main(["segment", "--checkpoint", str(checkpoint), "--data", str(data),
+                 "--out", str(out), "--threshold", f"{threshold:.6f}"]) == 0
+    assert "wrote 2 BraTS label map(s)" in capsys.readouterr().out
+
+    written = sorted(p.name for p in out.iterdir())
+    assert written == ["BraTS20_Training_001.nii.gz", "BraTS20_Validation_002.nii.gz"]
+    first = nib.load(str(out / written[0]))
+    labels = np.asarray(first.dataobj)
+    assert labels.shape == (32, 32, 6) and labels.dtype == np.uint8
+    assert np.allclose(first.affine, AFFINE)
+    assert set(np.unique(labels)) <= {0, 1, 2, 4}
+    # tumour wherever some channel passes the threshold; slice s is volume[:, :, s]
+    expected = (probs.max(dim=1).values > float(f"{threshold:.6f}")).numpy()  # (6, 32, 32)
+    agree = (labels > 0) == expected.transpose(1, 2, 0)
+    assert agree.mean() > 0.999 and 0.2 < expected.mean() < 0.8
+
+    # run again into the same folder: refused, the label maps kept
+    before = (out / written[0]).read_bytes()
+    assert main(["segment", "--checkpoint", str(checkpoint), "--data", str(data),
+                 "--out", str(out)]) == 2
+    assert "exists already" in capsys.readouterr().err
+    assert (out / written[0]).read_bytes() == before
+
+
+def test_a_case_missing_a_modality_is_named(tmp_path, capsys):
+    folder = write_case(tmp_path / "cases", "BraTS20_Validation_003", seg=False)
+    (folder / "BraTS20_Validation_003_t1ce.nii.gz").unlink()
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4))
+    assert main(["segment", "--checkpoint", str(tmp_path / "best.pt"), "--data",
+                 str(tmp_path / "cases"), "--out", str(tmp_path / "labels")]) == 2
+    err = capsys.readouterr().err
+    assert "BraTS20_Validation_003: missing t1ce file(s)" in err
+    assert not (tmp_path / "labels").exists()

@@ -1,0 +1,155 @@
+"""Segment BraTS cases that have no segmentation yet, and write BraTS label maps.
+
+What a BraTS submission is: for each case folder ``<ID>/<ID>_{flair,t1,t1ce,t2}.nii(.gz)``
+(the challenge's validation and test cases come without ``_seg``), one file ``<ID>.nii.gz``
+holding labels 0 (no tumour), 1 (NCR/NET), 2 (ED) and 4 (ET) on the input's voxel grid, with
+its affine. :func:`segment_folder` writes those; ``unet-lib segment`` is its command.
+
+Each axial slice is read as the NIfTI reader reads it for training (:mod:`unet_lib.data.nifti`:
+z-scored per channel), resized to the size the model learnt at, predicted, and its
+probabilities resized back (bilinear) before they are cut at the threshold. A voxel whose
+probability exceeds the threshold in any channel is tumour, labelled with the channel of the
+highest probability: the model's three sigmoid channels may overlap, a label map may not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
+from .data.normalize import zscore_slice
+from .data.samples import BraTSDataError
+from .inference import predict
+
+
+def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
+    """(3, ...) channel probabilities (NCR/NET, ED, ET) → uint8 BraTS labels (...): 0 where
+    no channel exceeds ``threshold``, else the label of the most probable channel (1, 2, 4)."""
+    probs = torch.as_tensor(probs, dtype=torch.float32)
+    if probs.shape[0] != len(CHANNEL_LABELS):
+        raise ValueError(f"expected 3 channels (NCR/NET, ED, ET) first, got shape "
+                         f"{tuple(probs.shape)}")
+    top, channel = probs.max(dim=0)
+    labels = torch.tensor(CHANNEL_LABELS, dtype=torch.uint8)[channel]
+    return torch.where(top > threshold, labels, torch.zeros_like(labels)).numpy()
+
+
+def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path]]:
+    """``{case ID: {modality: path}}`` for every sub-folder ``<ID>`` of ``root`` with the four
+    files ``<ID>_{flair,t1,t1ce,t2}.nii(.gz)`` (a ``_seg`` file, if any, is not needed).
+
+    Raises:
+        FileNotFoundError: ``root`` is no folder, or holds no such case.
+        BraTSDataError: a case folder has some of the four files but not all (named).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such data folder")
+    cases = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = {key: _modality_file(folder, key) for key in NIFTI_MODALITIES}
+        missing = [key for key, path in files.items() if path is None]
+        if len(missing) == len(files):
+            continue  # not a case folder
+        if missing:
+            raise BraTSDataError(folder, f"missing {', '.join(missing)} file(s); expected "
+                                         f"{folder.name}_<flair|t1|t1ce|t2>.nii(.gz)")
+        cases[folder.name] = files
+    if not cases:
+        raise FileNotFoundError(f"{root}: no case folders holding <ID>_flair/_t1/_t1ce/_t2 "
+                                f".nii(.gz) files")
+    return cases
+
+
+def _modality_file(folder: Path, key: str) -> Path | None:
+    for suffix in (".nii.gz", ".nii"):
+        path = folder / f"{folder.name}_{key}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | None = None,
+                 threshold: float = 0.5, batch_size: int = 32,
+                 device: torch.device | str | None = None) -> tuple[np.ndarray, object]:
+    """The label map of one case and the NIfTI image its grid comes from (FLAIR's).
+
+    Args:
+        files: ``{modality: path}`` as :func:`find_unlabelled_cases` gives.
+        image_size: the size the model learnt at (slices are resized to it and the
+            probabilities back); ``None`` predicts at the case's own size.
+
+    Returns:
+        ``(labels uint8 (H, W, D), flair nibabel image)``.
+
+    Raises:
+        BraTSDataError: a file that cannot be read, or of another shape than FLAIR's.
+    """
+    import nibabel as nib
+
+    volumes, reference = [], None
+    for key in NIFTI_MODALITIES:
+        try:
+            image = nib.load(str(files[key]))
+            volumes.append(np.asarray(image.dataobj, dtype=np.float32))
+        except Exception as error:  # nibabel raises many kinds on a broken file
+            raise BraTSDataError(files[key], f"cannot be read as NIfTI: {error}") from error
+        if reference is None:
+            reference = image
+        if volumes[-1].shape != volumes[0].shape or volumes[-1].ndim != 3:
+            raise BraTSDataError(files[key], f"has shape {volumes[-1].shape}, expected a 3-D "
+                                             f"volume like FLAIR's {volumes[0].shape}")
+    stacked = np.stack(volumes, axis=-1)  # (H, W, D, 4)
+    height, width, depth, _ = stacked.shape
+    slices = torch.stack([torch.as_tensor(zscore_slice(stacked[:, :, s]).transpose(2, 0, 1),
+                                          dtype=torch.float32) for s in range(depth)])
+    if image_size is not None and (height, width) != (image_size, image_size):
+        # as the training data were resized (unet_lib.data.base.resize_sample)
+        slices = F.interpolate(slices, size=(image_size, image_size), mode="bilinear",
+                               antialias=True, align_corners=False)
+    probs = predict(model, slices, batch_size=batch_size, device=device)  # (D, 3, S, S)
+    if probs.shape[-2:] != (height, width):
+        probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+    labels = labels_from_probabilities(probs.permute(1, 2, 3, 0), threshold)  # (H, W, D)
+    return labels, reference
+
+
+def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
+                   image_size: int | None = None, threshold: float = 0.5,
+                   batch_size: int = 32, device: torch.device | str | None = None,
+                   report=print) -> list[Path]:
+    """Write ``out/<ID>.nii.gz`` (BraTS labels on the input's grid) for every case of ``data``.
+
+    Nothing is overwritten: the files it would write are checked before any case is
+    predicted. Returns the written paths, in case order.
+
+    Raises:
+        FileExistsError: naming the first output that exists already.
+    """
+    import nibabel as nib
+
+    cases = find_unlabelled_cases(data)
+    out = Path(out)
+    targets = {case: out / f"{case}.nii.gz" for case in cases}
+    existing = [path for path in targets.values() if path.exists()]
+    if existing:
+        raise FileExistsError(f"{existing[0]} exists already ({len(existing)} of the "
+                              f"{len(targets)} label maps would replace files); choose "
+                              f"another --out or move them")
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    for number, (case, files) in enumerate(cases.items(), start=1):
+        labels, reference = segment_case(model, files, image_size, threshold, batch_size,
+                                         device)
+        header = reference.header.copy()
+        header.set_data_dtype(np.uint8)
+        nib.save(nib.Nifti1Image(labels, reference.affine, header), targets[case])
+        counts = {label: int((labels == label).sum()) for label in CHANNEL_LABELS}
+        report(f"{number}/{len(cases)} {targets[case]}: voxels labelled 1 (NCR/NET) "
+               f"{counts[1]}, 2 (ED) {counts[2]}, 4 (ET) {counts[4]}")
+    return list(targets.values())
