@@ -98,12 +98,34 @@ def test_an_unusable_slice_is_left_out_of_its_patient_and_listed_once():
                 raise BraTSDataError("volume_2_slice_3.h5", "truncated")
             return super().read(index)
 
+    from unet_lib.patients import PartialVolumeWarning
+
     masks = {1: blob(), 2: blob()}
-    with pytest.warns(UserWarning, match="truncated"):
+    with pytest.warns(UserWarning, match="truncated"), \
+            pytest.warns(PartialVolumeWarning, match="5 of its 6 slices .*as neighbours"):
         scores = evaluate_patients(oracle(), OneBroken(masks, masks), batch_size=4,
                                    device="cpu", spacing=(1, 1, 1))
     assert scores.skipped == ["volume_2_slice_3.h5: truncated"]
     assert [(row["volume"], row["slices"]) for row in scores.rows] == [(1, 6), (2, 5)]
+
+
+def test_a_patient_listed_with_some_slices_only_is_scored_with_each_in_its_place():
+    from unet_lib.patients import PartialVolumeWarning
+
+    class SomeSlices(MasksAsImages):  # as a dataset of tumour slices only would list them
+        def __init__(self, masks, predicted, kept):
+            super().__init__(masks, predicted)
+            self.slices = [entry for entry in self.slices if entry[1] in kept]
+
+    truth = {1: blob(at=(1, 3, 3))}  # the whole tumour in slices 1 and 2
+    predicted = {1: blob(at=(3, 3, 3))}  # in slices 3 and 4; slice 3 is not listed
+    with pytest.warns(PartialVolumeWarning, match="3 of its 5 slices scored .*not in the "
+                                                  "dataset"):
+        row = evaluate_patients(oracle(), SomeSlices(truth, predicted, kept={1, 2, 4}),
+                                device="cpu", spacing=(1, 1, 1)).rows[0]
+    assert row["slices"] == 3
+    # slice 4 lies 2 and 3 slices from the truth's; stacked as neighbours it would be 1 and 2
+    assert row["hd95"]["WT"] == pytest.approx(3.0)
 
 
 def test_a_region_missing_from_the_reference_follows_the_brats_convention():

@@ -15,6 +15,7 @@ median and spread over patients. Whether one model beats another on those patien
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +117,10 @@ def score_patient(pred: torch.Tensor, target: torch.Tensor, spacing) -> dict:
     return scores
 
 
+class PartialVolumeWarning(UserWarning):
+    """A patient was scored in 3-D on some of its slices only (the message says which way)."""
+
+
 def _volume_order(dataset: Dataset) -> dict[int, list[tuple[int, int]]]:
     """``{volume: [(slice, index), ...]}`` sorted by slice, from the dataset's own lookup."""
     volumes: dict[int, list[tuple[int, int]]] = {}
@@ -185,14 +190,33 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores) -
     for volume, (preds, targets) in stacked.items():
         if not preds:
             continue
-        pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, D, H, W)
+        pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, N, H, W), the slices scored
         target = torch.cat(targets).permute(1, 0, 2, 3)
         depth = max(s for s, _ in order[volume]) + 1
+        known = [s for s, _ in order[volume]]  # the dataset's slices of it, in order
+        scored = pred.shape[1]
+        if scored < depth:
+            warnings.warn(f"per-patient scores: volume {volume}: {scored} of its {depth} "
+                          f"slices scored "
+                          + ("(the rest are not in the dataset: each scored slice in its "
+                             "place, the rest counted empty in prediction and truth)"
+                             if scored == len(known) else
+                             "(unusable files left out: the rest stacked as neighbours)"),
+                          PartialVolumeWarning, stacklevel=3)
+        if scored == len(known) < depth:  # e.g. tumour slices only: each in its place
+            pred, target = (_placed(x, known, depth) for x in (pred, target))
         voxel = spacing or tuple(size / n for size, n in
                                  zip(BRATS_SHAPE_MM, (depth, *pred.shape[-2:])))
-        row = {"volume": volume, "slices": pred.shape[1], **score_patient(pred, target, voxel)}
+        row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}
         result.rows.append(row)
     stacked.clear()
+
+
+def _placed(stack: torch.Tensor, slices: list[int], depth: int) -> torch.Tensor:
+    """(3, N, H, W) ``stack`` of ``slices`` put at their places in (3, depth, H, W) zeros."""
+    placed = stack.new_zeros((stack.shape[0], depth, *stack.shape[2:]))
+    placed[:, slices] = stack
+    return placed
 
 
 def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95,

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..checkpoint import CheckpointError, CheckpointWriteError
     from ..config import ConfigError
     from ..data import BadSampleWarning, BraTSDataError
+    from ..patients import PartialVolumeWarning
     from ..runfolder import RunFolderBusy
     from ..train import OutOfMemory, TrainingDiverged
     from . import commands
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pack": commands.cmd_pack,
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     before = _stop_on_sigterm()
-    formatted = _one_line_warnings(BadSampleWarning)
+    formatted = _one_line_warnings(BadSampleWarning, PartialVolumeWarning)
     try:
         status = handlers[args.command](args)
         sys.stdout.flush()  # a reader that left is found here, not at the interpreter's exit
