@@ -200,6 +200,12 @@ def test_nifti_case_reads_as_z_scored_slices_with_label_channels(tmp_path):
     assert mask.sum() == 3 * 10
 
 
+def test_nifti_cases_are_found_inside_the_releases_own_folders(tmp_path):
+    # the Kaggle mirror of the NIfTI release nests the official folder in one more
+    write_case(tmp_path / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData", 7)
+    assert BraTSNifti(tmp_path).volumes == [7]
+
+
 def test_nifti_misnamed_segmentation_of_case_355_is_found(tmp_path):
     write_case(tmp_path, 355, seg_name="W39_1998.09.19_Segm.nii")
     assert len(BraTSNifti(tmp_path)) == 5

@@ -51,8 +51,9 @@ def find_cases(root: str | Path, volumes: Iterable[int] | None = None
         raise FileNotFoundError(f"{root}: no such data folder")
     wanted = None if volumes is None else {int(v) for v in volumes}
     folders = [p for p in root.iterdir() if p.is_dir() and CASE_NAME.match(p.name)]
-    if not folders and (root / "MICCAI_BraTS2020_TrainingData").is_dir():
-        return find_cases(root / "MICCAI_BraTS2020_TrainingData", volumes)
+    for inner in ("MICCAI_BraTS2020_TrainingData", "BraTS2020_TrainingData"):  # the releases'
+        if not folders and (root / inner).is_dir():  # own folders (Kaggle's NIfTI mirror: both)
+            return find_cases(root / inner, volumes)
     cases = {}
     for folder in sorted(folders):
         number = int(CASE_NAME.match(folder.name)[1])
