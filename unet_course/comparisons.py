@@ -137,8 +137,7 @@ def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> st
     gain = curve[-1] - curve[-3]
     if gain > RISING:
         return (text + f"; the {slowest} U-Net, the slowest, still gained {gain:+.2f} over its "
-                       "last two epochs: it was stopped while still learning (exercise 4.4 "
-                       "trains it longer)")
+                       "last two epochs: it was stopped while still learning")
     return (text + f"; the {slowest} U-Net, the slowest, gained {gain:+.2f} over its last two "
                    "epochs: it had levelled off by the end")
 
