@@ -22,7 +22,8 @@ import os
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .data.samples import SkippedSample, collate_samples
+from .data.base import first_usable
+from .data.samples import collate_samples
 
 #: "auto" holds the data only if they take at most this share of the free GPU memory (of the
 #: available RAM on the CPU)
@@ -140,13 +141,12 @@ def upload(indices: list[int], device: torch.device) -> torch.Tensor:
 
 def estimated_bytes(dataset: Dataset, dtype: torch.dtype = torch.float16) -> int:
     """What :meth:`ResidentSlices.load` would take: the first usable item's size × N."""
-    for index in range(min(len(dataset), 16)):
-        sample = dataset[index]
-        if not isinstance(sample, SkippedSample):
-            image, mask = sample
-            per_item = image.nelement() * torch.empty(0, dtype=dtype).element_size()
-            return len(dataset) * (per_item + mask.nelement())
-    return 0
+    sample = first_usable(dataset)
+    if sample is None:
+        return 0
+    image, mask = sample
+    per_item = image.nelement() * torch.empty(0, dtype=dtype).element_size()
+    return len(dataset) * (per_item + mask.nelement())
 
 
 def use_resident(setting, datasets, device: torch.device) -> bool:

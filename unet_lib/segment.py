@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
+from .data.nifti import find_case_file, load_modalities
 from .data.normalize import zscore_slice
 from .data.samples import BraTSDataError
 from .inference import predict
@@ -52,7 +53,7 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path]]:
         raise FileNotFoundError(f"{root}: no such data folder")
     cases = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = {key: _modality_file(folder, key) for key in NIFTI_MODALITIES}
+        files = {key: find_case_file(folder, key) for key in NIFTI_MODALITIES}
         missing = [key for key, path in files.items() if path is None]
         if len(missing) == len(files):
             continue  # not a case folder
@@ -64,14 +65,6 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path]]:
         raise FileNotFoundError(f"{root}: no case folders holding <ID>_flair/_t1/_t1ce/_t2 "
                                 f".nii(.gz) files")
     return cases
-
-
-def _modality_file(folder: Path, key: str) -> Path | None:
-    for suffix in (".nii.gz", ".nii"):
-        path = folder / f"{folder.name}_{key}{suffix}"
-        if path.is_file():
-            return path
-    return None
 
 
 def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | None = None,
@@ -88,23 +81,9 @@ def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | Non
         ``(labels uint8 (H, W, D), flair nibabel image)``.
 
     Raises:
-        BraTSDataError: a file that cannot be read, or of another shape than FLAIR's.
+        BraTSDataError: as :func:`unet_lib.data.nifti.load_modalities`.
     """
-    import nibabel as nib
-
-    volumes, reference = [], None
-    for key in NIFTI_MODALITIES:
-        try:
-            image = nib.load(str(files[key]))
-            volumes.append(np.asarray(image.dataobj, dtype=np.float32))
-        except Exception as error:  # nibabel raises many kinds on a broken file
-            raise BraTSDataError(files[key], f"cannot be read as NIfTI: {error}") from error
-        if reference is None:
-            reference = image
-        if volumes[-1].shape != volumes[0].shape or volumes[-1].ndim != 3:
-            raise BraTSDataError(files[key], f"has shape {volumes[-1].shape}, expected a 3-D "
-                                             f"volume like FLAIR's {volumes[0].shape}")
-    stacked = np.stack(volumes, axis=-1)  # (H, W, D, 4)
+    stacked, reference = load_modalities(files)  # (H, W, D, 4), as training reads a case
     height, width, depth, _ = stacked.shape
     slices = torch.stack([torch.as_tensor(zscore_slice(stacked[:, :, s]).transpose(2, 0, 1),
                                           dtype=torch.float32) for s in range(depth)])

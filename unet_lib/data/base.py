@@ -93,16 +93,23 @@ class SliceDataset(Dataset):
                 f"{len(self)} slices)")
 
 
-def slice_size(dataset, tries: int = 8) -> int | None:
-    """The side ``S`` of the ``(4, S, S)`` images ``dataset`` yields, read from its first usable
-    item among the first ``tries``; ``None`` when none of them can be read."""
-    with warnings.catch_warnings():  # an unusable file warns again where it is trained on
+def first_usable(dataset, tries: int = 16) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The first ``(image, mask)`` of ``dataset`` among its first ``tries`` items that is not a
+    :class:`SkippedSample`; ``None`` when none is. Unusable files are not warned about here:
+    they warn where they are trained on."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for index in range(min(len(dataset), tries)):
             item = dataset[index]
             if not isinstance(item, SkippedSample):
-                return int(item[0].shape[-1])
+                return item
     return None
+
+
+def slice_size(dataset) -> int | None:
+    """The side ``S`` of the ``(4, S, S)`` images ``dataset`` yields (:func:`first_usable`)."""
+    item = first_usable(dataset)
+    return None if item is None else int(item[0].shape[-1])
 
 
 def locate(dataset, index: int) -> tuple[int | None, int]:

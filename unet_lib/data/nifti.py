@@ -25,7 +25,8 @@ from .samples import BraTSDataError, skip_or_raise
 CASE_NAME = re.compile(r"^BraTS\d*_Training_(\d+)$")
 
 
-def _find_file(case: Path, key: str) -> Path | None:
+def find_case_file(case: Path, key: str) -> Path | None:
+    """``<case>/<case name>_<key>.nii(.gz)``, e.g. key ``flair`` or ``seg``; ``None`` if absent."""
     for suffix in (".nii.gz", ".nii"):
         path = case / f"{case.name}_{key}{suffix}"
         if path.exists():
@@ -59,7 +60,7 @@ def find_cases(root: str | Path, volumes: Iterable[int] | None = None
         number = int(CASE_NAME.match(folder.name)[1])
         if wanted is not None and number not in wanted:
             continue
-        files = {key: _find_file(folder, key) for key in NIFTI_MODALITIES + ("seg",)}
+        files = {key: find_case_file(folder, key) for key in NIFTI_MODALITIES + ("seg",)}
         missing = [key for key, path in files.items() if path is None]
         if missing:
             raise BraTSDataError(folder, f"missing {', '.join(missing)} file(s); expected "
@@ -71,33 +72,54 @@ def find_cases(root: str | Path, volumes: Iterable[int] | None = None
     return cases
 
 
-def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
-    """Load one case: (H, W, D, 4) float32 modalities and (H, W, D) uint8 labels, checked."""
+def _read_nifti(path: Path):
     import nibabel as nib
 
-    arrays = []
-    for key in NIFTI_MODALITIES + ("seg",):
-        try:
-            arrays.append(np.asarray(nib.load(str(files[key])).dataobj, dtype=np.float32))
-        except Exception as error:  # nibabel raises many kinds on a broken file
-            raise BraTSDataError(files[key], f"cannot be read as NIfTI: {error}") from error
-    *modalities, seg = arrays
-    if seg.ndim != 3:
-        raise BraTSDataError(files["seg"], f"has shape {seg.shape}, expected a 3-D volume "
-                                           f"(240, 240, 155)")
-    for key, array in zip(NIFTI_MODALITIES, modalities):
-        if array.shape != seg.shape:
-            raise BraTSDataError(files[key], f"shape {array.shape} differs from the "
-                                             f"segmentation's {seg.shape}")
+    try:
+        image = nib.load(str(path))
+        return image, np.asarray(image.dataobj, dtype=np.float32)
+    except Exception as error:  # nibabel raises many kinds on a broken file
+        raise BraTSDataError(path, f"cannot be read as NIfTI: {error}") from error
+
+
+def load_modalities(files: dict[str, Path]) -> tuple[np.ndarray, object]:
+    """The four modalities of a case, checked: ``(H, W, D, 4)`` float32 (FLAIR, T1, T1ce, T2)
+    and FLAIR's nibabel image (its grid: affine and header).
+
+    Raises:
+        BraTSDataError: naming the file that cannot be read, is not 3-D, differs in shape from
+            FLAIR's, or holds NaN or infinite values.
+    """
+    reference, arrays = None, []
+    for key in NIFTI_MODALITIES:
+        image, array = _read_nifti(files[key])
+        reference = image if reference is None else reference
+        if array.ndim != 3:
+            raise BraTSDataError(files[key], f"has shape {array.shape}, expected a 3-D volume "
+                                             f"(240, 240, 155)")
+        if arrays and array.shape != arrays[0].shape:
+            raise BraTSDataError(files[key], f"shape {array.shape} differs from FLAIR's "
+                                             f"{arrays[0].shape}")
         if not np.isfinite(array).all():
             raise BraTSDataError(files[key], "contains NaN or infinite values")
+        arrays.append(array)
+    return np.stack(arrays, axis=-1), reference
+
+
+def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Load one case: (H, W, D, 4) float32 modalities and (H, W, D) uint8 labels, checked."""
+    modalities, _ = load_modalities(files)
+    _, seg = _read_nifti(files["seg"])
+    if seg.shape != modalities.shape[:3]:
+        raise BraTSDataError(files["seg"], f"shape {seg.shape} differs from the modalities' "
+                                           f"{modalities.shape[:3]}")
     labels = np.unique(seg)
     unexpected = sorted(set(labels.tolist()) - set(BRATS_LABELS))
     unexpected = [int(v) if float(v).is_integer() else float(v) for v in unexpected]
     if unexpected:
         raise BraTSDataError(files["seg"], f"has labels {unexpected}; BraTS 2020 uses only "
                                            f"{list(BRATS_LABELS)} (BraTS 2023+ numbers ET as 3)")
-    return np.stack(modalities, axis=-1), seg.astype(np.uint8)
+    return modalities, seg.astype(np.uint8)
 
 
 def _depth(seg: Path) -> int:
