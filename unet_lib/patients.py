@@ -192,8 +192,8 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores) -
             continue
         pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, N, H, W), the slices scored
         target = torch.cat(targets).permute(1, 0, 2, 3)
-        depth = max(s for s, _ in order[volume]) + 1
         known = [s for s, _ in order[volume]]  # the dataset's slices of it, in order
+        depth = known[-1] + 1
         scored = pred.shape[1]
         if scored < depth:
             warnings.warn(f"per-patient scores: volume {volume}: {scored} of its {depth} "

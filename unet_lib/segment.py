@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
-from .data.nifti import find_case_file, load_modalities
-from .data.normalize import zscore_slice
+from .data.nifti import case_slice, find_case_file, load_modalities
 from .data.samples import BraTSDataError
 from .inference import predict
 
@@ -85,8 +84,7 @@ def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | Non
     """
     stacked, reference = load_modalities(files)  # (H, W, D, 4), as training reads a case
     height, width, depth, _ = stacked.shape
-    slices = torch.stack([torch.as_tensor(zscore_slice(stacked[:, :, s]).transpose(2, 0, 1),
-                                          dtype=torch.float32) for s in range(depth)])
+    slices = torch.stack([torch.from_numpy(case_slice(stacked, s)) for s in range(depth)])
     if image_size is not None and (height, width) != (image_size, image_size):
         # as the training data were resized (unet_lib.data.base.resize_sample)
         slices = F.interpolate(slices, size=(image_size, image_size), mode="bilinear",
@@ -121,7 +119,6 @@ def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
                               f"{len(targets)} label maps would replace files); choose "
                               f"another --out or move them")
     out.mkdir(parents=True, exist_ok=True)
-    model.eval()
     for number, (case, files) in enumerate(cases.items(), start=1):
         labels, reference = segment_case(model, files, image_size, threshold, batch_size,
                                          device)

@@ -106,6 +106,12 @@ def load_modalities(files: dict[str, Path]) -> tuple[np.ndarray, object]:
     return np.stack(arrays, axis=-1), reference
 
 
+def case_slice(modalities: np.ndarray, s: int) -> np.ndarray:
+    """Axial slice ``s`` of a case's ``(H, W, D, 4)`` modalities as a model sees it:
+    ``(4, H, W)`` float32, z-scored per channel (:func:`~unet_lib.data.normalize.zscore_slice`)."""
+    return zscore_slice(modalities[:, :, s, :]).transpose(2, 0, 1).astype(np.float32)
+
+
 def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     """Load one case: (H, W, D, 4) float32 modalities and (H, W, D) uint8 labels, checked."""
     modalities, _ = load_modalities(files)
@@ -192,9 +198,8 @@ class BraTSNifti(SliceDataset):
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         number, s = self.slices[index]
         modalities, seg = self._case(number)
-        image = zscore_slice(modalities[:, :, s, :]).transpose(2, 0, 1)
         mask = labels_to_mask(seg[:, :, s]).transpose(2, 0, 1)
-        return image.astype(np.float32), mask.astype(np.float32)
+        return case_slice(modalities, s), mask.astype(np.float32)
 
     def channel_flags(self) -> np.ndarray:
         """``(N, 3)`` bool: whether item ``i`` has any NCR/NET, ED, ET pixel, from the
