@@ -51,13 +51,15 @@ def test_phantom_train_evaluate_end_to_end(tmp_path):
         cwd=tmp_path)
     elsewhere = run("evaluate", "--checkpoint", "run/best.pt", "--data", "big", cwd=tmp_path)
     assert elsewhere.returncode == 0, elsewhere.stderr
-    assert "every volume (at 32×32) of big" in elsewhere.stdout
+    assert ("every volume (predicted at 32×32, scored on their own grid) of big"
+            in elsewhere.stdout)
     # data that moved: its held-out volumes in the new place, as scored in training
     shutil.copytree(tmp_path / "ph", tmp_path / "moved")
     moved = run("evaluate", "--checkpoint", "run/last.pt", "--data", "moved", "--split", "val",
                 cwd=tmp_path)
     assert moved.returncode == 0, moved.stderr
-    assert re.search(r"the val volumes \[\d+\] \(at 32×32\) of moved", moved.stdout)
+    assert re.search(r"the val volumes \[\d+\] \(predicted at 32×32, scored on their own "
+                     r"grid\) of moved", moved.stdout)
     assert dice_row(moved.stdout) == pytest.approx(dice_row(trained.stdout), abs=1e-3)
     # a --csv that cannot be written is refused before the scoring, not after it
     refused = run("evaluate", "--checkpoint", "run/best.pt", "--csv", "nowhere/p.csv",

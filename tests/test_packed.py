@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -65,3 +66,59 @@ def test_the_nifti_release_packs_too(tmp_path):
         image, mask = packed[index]
         torch.testing.assert_close(image, original[index][0], atol=2e-3, rtol=1e-3)
         assert torch.equal(mask, original[index][1])
+
+
+class PidRecording(torch.utils.data.Dataset):
+    """A dataset that notes in ``folder`` which process read each item (pickled to workers:
+    a module-level class, so a spawned process can import it)."""
+
+    def __init__(self, source, folder):
+        self.source, self.folder = source, folder
+        self.root, self.slices = source.root, source.slices
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        (self.folder / f"{index}-{os.getpid()}").touch()
+        return self.source[index]
+
+
+def test_a_pack_made_by_two_processes_is_byte_identical_to_the_serial_one(folder, tmp_path):
+    from unet_lib.data import pack, write_slice
+
+    (folder / "volume_2_slice_4.h5").write_text("broken")  # skipped, listed
+    write_slice(folder / "volume_3_slice_1.h5", np.ones((16, 16, 4)),  # another size
+                np.zeros((16, 16, 3), np.uint8))
+    (tmp_path / "pids").mkdir()
+    with pytest.warns(UserWarning, match="volume_2_slice_4.h5"):
+        serial = pack(BraTSSlices(folder), tmp_path / "serial", progress=False, workers=1)
+    parallel = pack(PidRecording(BraTSSlices(folder), tmp_path / "pids"),
+                    tmp_path / "parallel", progress=False, workers=2)
+    reads = [path.name.split("-") for path in (tmp_path / "pids").iterdir()]
+    here = str(os.getpid())
+    assert {int(row) for row, pid in reads if pid == here} == {0}  # the size, from the first
+    packers = {pid for row, pid in reads if pid != here}
+    assert {int(row) for row, pid in reads if pid != here} == set(range(18))
+    assert 1 <= len(packers) <= 2
+    for name in ("images.npy", "masks.npy", "index.npy"):
+        assert (serial / name).read_bytes() == (parallel / name).read_bytes(), name
+    meta = [json.loads((out / "packed.json").read_text()) for out in (serial, parallel)]
+    assert meta[0] == meta[1] and meta[0]["slices"] == 16 and len(meta[0]["skipped"]) == 2
+    assert "volume_2_slice_4.h5" in meta[0]["skipped"][0]  # in the order of the rows
+    assert "volume_3_slice_1.h5: size 16×16 differs" in meta[0]["skipped"][1]
+
+
+def test_the_pack_command_passes_its_workers_on_and_says_what_it_packed(folder, tmp_path,
+                                                                       monkeypatch, capsys):
+    import unet_lib.data as data
+    from unet_lib.cli import main
+
+    asked, real = [], data.pack_folder
+    monkeypatch.setattr(data, "pack_folder", lambda *a, **k: (asked.append(k["workers"]),
+                                                               real(*a, **k))[1])
+    assert main(["pack", "--data", str(folder), "--out", str(tmp_path / "p"),
+                 "--workers", "1"]) == 0
+    assert asked == [1] and "packed 18 slices of" in capsys.readouterr().out
+    assert main(["pack", "--data", str(folder), "--out", str(tmp_path / "q")]) == 0
+    assert asked == [1, None]  # the default: one per core for BraTS-sized data

@@ -246,3 +246,31 @@ def test_sign_flip_of_many_patients_draws_patterns_and_agrees_with_enumeration()
     assert drawn == pytest.approx(exact, abs=0.005)
     with pytest.raises(ValueError, match="same order"):
         paired_sign_flip([0.9, 0.8], [0.7])
+
+
+class AllTumour(nn.Module):
+    """Logits +10 for every channel and pixel, at the size of its input."""
+
+    def __init__(self):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        return torch.full((x.shape[0], 3, *x.shape[-2:]), 10.0)
+
+
+def test_a_model_working_at_a_smaller_size_is_scored_against_the_masks_as_stored():
+    masks = {1: blob()}  # 6 slices of 8×8; whole tumour: 8 voxels, 2 per slice row and column
+    data = MasksAsImages(masks, masks)
+    data.image_size = 4  # the model sees 4×4 slices
+    pixels = SegmentationScores()
+    row = evaluate_patients(AllTumour(), data, device="cpu", pixels=pixels).rows[0]
+    # everything predicted, on the 8×8 grid: 6·64 voxels against the 8 of the truth
+    assert row["dice"]["WT"] == pytest.approx(2 * 8 / (6 * 64 + 8))
+    assert row["precision"]["WT"] == pytest.approx(8 / (6 * 64))
+    assert pixels.compute()["dice"]["WT"] == pytest.approx(2 * 8 / (6 * 64 + 8))
+    # at the model's size the truth shrinks too: nearest-exact keeps rows and columns 1, 3,
+    # 5, 7 of 8, so one voxel of the cube in each of its 2 slices; 6·16 predicted
+    small = evaluate_patients(AllTumour(), data, device="cpu", native_size=False).rows[0]
+    assert small["dice"]["WT"] == pytest.approx(2 * 2 / (6 * 16 + 2))
+    assert data.native_masks is False  # the caller's dataset is left as it was

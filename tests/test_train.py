@@ -391,3 +391,28 @@ def test_scoring_leaves_a_model_in_the_mode_it_was_in(datasets):
     assert model.training  # a custom training loop's model keeps training its batch norm
     evaluate(model.eval(), val, batch_size=4)
     assert not model.training
+
+
+def test_best_pt_keeps_the_epoch_of_the_best_mean_dice_over_wt_tc_and_et(datasets, tmp_path,
+                                                                        monkeypatch):
+    import unet_lib.train as train
+
+    # Epoch 2 has the best mean over all five scores (0.60 against 0.48 and 0.48), epoch 1
+    # the best over the regions BraTS ranks on: WT, TC, ET (0.70 against 0.40 and 0.60).
+    dice = [{"NCR/NET": 0.1, "ED": 0.2, "ET": 0.6, "WT": 0.9, "TC": 0.6},
+            {"NCR/NET": 0.9, "ED": 0.9, "ET": 0.2, "WT": 0.6, "TC": 0.4},
+            {"NCR/NET": 0.3, "ED": 0.3, "ET": 0.5, "WT": 0.8, "TC": 0.5}]
+    scored = iter(dice)
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: {
+        "loss": 0.1, "skipped": [], "dice": next(scored), "precision": {}, "recall": {}})
+    config = TrainConfig.quick(epochs=2, base_filters=4, batch_size=8)
+    train_set, val_set = tiny(datasets, 8)
+    fit(build_model("classic", base_filters=4), train_set, val_set, config,
+        checkpoint_dir=tmp_path, progress=False)
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    # resumed, the third epoch (0.60) must beat best.pt's 0.70, not the best of the five
+    fit(build_model("classic", base_filters=4), train_set, val_set,
+        dataclasses.replace(config, epochs=3), checkpoint_dir=tmp_path, resume=True,
+        progress=False)
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 1

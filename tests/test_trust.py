@@ -398,7 +398,8 @@ def test_fit_records_the_size_it_trained_at_and_evaluate_scores_at_it(tiny_phant
     bigger = tmp_path / "bigger"
     make_phantom(bigger, n_volumes=2, n_slices=4, size=48, seed=0)
     assert main("evaluate", "--checkpoint", tmp_path / "last.pt", "--data", bigger) == 0
-    assert "every volume (at 32×32) of" in capsys.readouterr().out
+    assert ("every volume (predicted at 32×32, scored on their own grid) of"
+            in capsys.readouterr().out)
 
 
 def test_a_second_run_on_a_busy_folder_is_refused_naming_the_process(tiny_phantom, tmp_path,
@@ -483,6 +484,40 @@ def test_a_full_disk_is_one_line_saying_so_and_the_last_checkpoint_survives(
     assert "previous one there is intact" in errors[0]
     assert (out / "last.pt").read_bytes() == good
     assert not list(out.glob(".*.tmp"))
+
+
+def test_ctrl_c_in_the_middle_of_a_checkpoint_write_is_an_interrupt_not_a_failed_write(
+        tmp_path, monkeypatch):
+    import unet_lib.checkpoint as checkpoint
+
+    save_checkpoint(tmp_path / "last.pt", build_model("classic", base_filters=4), epoch=1)
+    good = (tmp_path / "last.pt").read_bytes()
+    real_fdopen = os.fdopen
+
+    class InterruptedFile:  # Ctrl-C lands in the third write, inside torch.save's C++ code
+        def __init__(self, file):
+            self.file, self.writes = file, 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes == 3:
+                raise KeyboardInterrupt
+            return self.file.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.file.__exit__(*exc)
+
+    monkeypatch.setattr(checkpoint.os, "fdopen", lambda *a: InterruptedFile(real_fdopen(*a)))
+    with pytest.raises(KeyboardInterrupt):  # it was CheckpointWriteError: "unexpected pos"
+        save_checkpoint(tmp_path / "last.pt", build_model("classic", base_filters=4), epoch=2)
+    assert (tmp_path / "last.pt").read_bytes() == good
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_save_checkpoint_reports_a_read_only_folder(tmp_path, monkeypatch):

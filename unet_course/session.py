@@ -50,8 +50,8 @@ class TrainedModel:
 
     Attributes:
         name: ``"classic"``, ``"improved"`` or ``"attention"``.
-        model: the network of the epoch with the best mean validation Dice (``best.pt``),
-            in eval mode, on the CPU.
+        model: the network of the epoch with the best mean validation Dice over WT, TC and ET
+            (``best.pt``), in eval mode, on the CPU.
         best_epoch: that epoch.
         history: per-epoch losses and validation scores (:class:`unet_lib.train.History`).
         seconds: training time summed over epochs (data loading and validation included).

@@ -121,24 +121,47 @@ def write_checkpoint(path: str | Path, payload: dict) -> Path:
         CheckpointWriteError: as :func:`save_checkpoint`.
     """
     path = Path(path)
-    tmp = None
+    tmp = watched = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = runfolder.temporary_beside(path)
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            watched = _WatchedFile(f)
+            torch.save(payload, watched)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as error:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+        if watched is not None and isinstance(watched.raised, KeyboardInterrupt):
+            raise watched.raised from None  # a Ctrl-C, not a failed write
         raise CheckpointWriteError(_write_failure(path, error)) from error
     except BaseException:  # Ctrl-C mid-write: leave no temporary behind
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class _WatchedFile:
+    """A file whose ``write`` keeps the exception that passes through it. ``torch.save``
+    writes through it from C++ code, which turns a Ctrl-C raised in a write into a
+    ``RuntimeError`` ("unexpected pos ..."): without this, an interrupt would be reported as
+    a failed write."""
+
+    def __init__(self, file):
+        self.file, self.raised = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except BaseException as error:
+            self.raised = error
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
 
 
 def _write_failure(path: Path, error: Exception) -> str:

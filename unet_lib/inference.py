@@ -204,6 +204,14 @@ def attention_inside_outside(attention, target, brain=None) -> tuple[float, floa
     return inside, outside
 
 
+def probabilities_on_grid(probs: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(N, C, h, w) probabilities of a model that saw resized slices, on the slices' own
+    (H, W) grid: bilinear, as a BraTS submission is made (``unet-lib segment``) and scored."""
+    if tuple(probs.shape[-2:]) == tuple(shape):
+        return probs
+    return F.interpolate(probs, size=tuple(shape), mode="bilinear", align_corners=False)
+
+
 def mask_on_grid(mask, shape) -> torch.Tensor:
     """A (H, W) mask resized to a gate's (h, w) grid by nearest pixel, as bool."""
     mask = torch.as_tensor(mask)[None, None].float()

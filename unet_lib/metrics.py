@@ -156,6 +156,18 @@ class SegmentationScores:
                 for metric, values in scores.items()}
 
 
+def regions_mean_dice(dice: dict[str, float]) -> float:
+    """The mean of ``dice`` (``{name: value}``, as :meth:`SegmentationScores.compute` gives)
+    over the BraTS regions WT, TC and ET, the three the challenge ranks on; over every value
+    when the scores are not of those regions (data of other channels).
+
+    >>> regions_mean_dice({"NCR/NET": 0.2, "ED": 0.4, "ET": 0.5, "WT": 1.0, "TC": 0.75})
+    0.75
+    """
+    names = REGIONS if all(region in dice for region in REGIONS) else tuple(dice)
+    return float(np.mean([dice[name] for name in names]))
+
+
 def whole_tumour_dice(probs: torch.Tensor, target: torch.Tensor, threshold: float) -> float:
     """Dice of the whole tumour (WT) of one slice: ``probs`` and ``target`` (3, H, W)."""
     truth = to_regions(target[None])[:, :1]

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .data import locate
+from .data import SliceDataset, locate
 from .data.brats import REGIONS
 from .metrics import (SegmentationScores, binarize, hausdorff95, scores_from_counts,
                       to_regions)
-from .inference import logit_batches
+from .inference import logit_batches, probabilities_on_grid
 from .runtime import pick_device
 
 PATIENT_METRICS = ("dice", "precision", "recall", "hd95")
@@ -136,14 +136,18 @@ def _volume_order(dataset: Dataset) -> dict[int, list[tuple[int, int]]]:
 def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5,
                       batch_size: int = 32, device: torch.device | str | None = None,
                       amp: bool = True, spacing: tuple[float, float, float] | None = None,
-                      pixels: SegmentationScores | None = None) -> PatientScores:
+                      pixels: SegmentationScores | None = None,
+                      native_size: bool = True) -> PatientScores:
     """Score ``model`` on every patient (volume) of ``dataset``, in 3-D.
 
     The slices of each volume are predicted in slice order, stacked into (3, D, H, W),
     binarized at ``threshold`` and turned into the regions WT, TC, ET; one volume is held in
-    memory at a time. Unusable slices are left out of the stack (``slices`` counts those
-    used). The whole pass is one loader, its batches cut volume by volume, so that on a GPU
-    its reading processes start once.
+    memory at a time. A model that works at a smaller size than the data's (a dataset whose
+    ``image_size`` resizes the slices) is scored as BraTS scores: its probabilities are
+    resized to the slices' own grid (:func:`~unet_lib.inference.probabilities_on_grid`) and
+    compared with the masks as stored, not with masks shrunk to its size. Unusable slices are
+    left out of the stack (``slices`` counts those used). The whole pass is one loader, its
+    batches cut volume by volume, so that on a GPU its reading processes start once.
 
     Args:
         spacing: voxel size (depth, height, width) in mm. Default: a BraTS volume's 1 mm
@@ -151,11 +155,14 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
             of slices of the volume (the phantom is made to BraTS's proportions).
         pixels: scores that every batch is added to as well: the all-pixel Dice, precision
             and recall of the same pass (:meth:`SegmentationScores.compute`), read once.
+        native_size: ``False`` scores at the model's size, against the resized masks.
 
     Returns:
         :class:`PatientScores`.
     """
     device = pick_device("auto") if device is None else torch.device(device)
+    if native_size and isinstance(dataset, SliceDataset) and dataset.image_size is not None:
+        dataset = dataset.with_native_masks()
     order = _volume_order(dataset)
     batches, owners = [], []  # the items of each batch, and the volume they belong to
     for volume, entries in order.items():
@@ -175,7 +182,8 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
             stacked[volume] = ([], [])
         if logits is None:
             continue
-        binary = binarize(logits, threshold, logits=True)
+        binary = binarize(probabilities_on_grid(torch.sigmoid(logits), masks.shape[-2:]),
+                          threshold, logits=False)
         if pixels is not None:
             pixels.update(binary, masks)
         stacked[volume][0].append(to_regions(binary).bool())

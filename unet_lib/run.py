@@ -193,6 +193,7 @@ def held_out_scores(run: PreparedRun, model, threshold: float | None = None,
         "per_patient": PatientScores.summary(), "patients": [one row per volume]}``: the
         all-pixel scores sum TP/FP/FN over every test slice; the per-patient ones score each
         volume in 3-D (Dice, precision, recall, HD95 per region) and summarize over volumes.
+        Both are scored on the data's own grid (the model's probabilities resized to it).
     """
     from .metrics import SegmentationScores
     from .patients import evaluate_patients

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .data.base import resize_image
 from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
 from .data.nifti import case_slice, find_case_file, load_modalities
 from .data.samples import BraTSDataError
-from .inference import predict
+from .inference import predict, probabilities_on_grid
 
 
 def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
@@ -85,13 +85,9 @@ def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | Non
     stacked, reference = load_modalities(files)  # (H, W, D, 4), as training reads a case
     height, width, depth, _ = stacked.shape
     slices = torch.stack([torch.from_numpy(case_slice(stacked, s)) for s in range(depth)])
-    if image_size is not None and (height, width) != (image_size, image_size):
-        # as the training data were resized (unet_lib.data.base.resize_sample)
-        slices = F.interpolate(slices, size=(image_size, image_size), mode="bilinear",
-                               antialias=True, align_corners=False)
+    slices = resize_image(slices, image_size)  # as the training data were resized
     probs = predict(model, slices, batch_size=batch_size, device=device)  # (D, 3, S, S)
-    if probs.shape[-2:] != (height, width):
-        probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+    probs = probabilities_on_grid(probs, (height, width))
     labels = labels_from_probabilities(probs.permute(1, 2, 3, 0), threshold)  # (H, W, D)
     return labels, reference
 

@@ -6,9 +6,9 @@
 
 ``fit`` picks the device (CUDA, then Apple MPS, else CPU), uses mixed precision on CUDA,
 shows a tqdm bar, records a per-epoch history, writes ``best.pt`` (the best mean validation
-Dice) and ``last.pt`` after every epoch and resumes from ``last.pt`` with ``resume=True``.
-The settings live in :mod:`unet_lib.config`, the device and precision in
-:mod:`unet_lib.runtime`, scoring in :mod:`unet_lib.inference`, resuming in
+Dice over the BraTS regions WT, TC, ET) and ``last.pt`` after every epoch and resumes from
+``last.pt`` with ``resume=True``. The settings live in :mod:`unet_lib.config`, the device and
+precision in :mod:`unet_lib.runtime`, scoring in :mod:`unet_lib.inference`, resuming in
 :mod:`unet_lib.resume`; their main names are importable from here too.
 """
 
@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -34,6 +33,7 @@ from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
+from .metrics import regions_mean_dice
 from .progress import epoch_line, progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, check_epochs_left, restore_best,
                      rng_state, set_rng_state, settings_changed_on_resume)
@@ -101,9 +101,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         train_data, val_data: datasets of ``(image (4, H, W), mask (3, H, W))`` float tensors.
         config: :class:`TrainConfig`; the slides' defaults when ``None``. Checked before any
             work (:meth:`TrainConfig.validate`).
-        checkpoint_dir: where to write ``best.pt`` (the best mean validation Dice so far) and
-            then ``last.pt`` after each epoch. The folder is locked while training
-            (:func:`unet_lib.runfolder.claim`): a second run on it is refused.
+        checkpoint_dir: where to write ``best.pt`` (the best mean validation Dice over WT, TC
+            and ET so far) and then ``last.pt`` after each epoch. The folder is locked while
+            training (:func:`unet_lib.runfolder.claim`): a second run on it is refused.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (same architecture).
             Changed rates, epochs, batch size, threshold or loss weights are applied and
             printed; a change of :data:`RESUME_FIXED` (data, split, optimizer) is refused.
@@ -195,7 +195,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     if config.compile:
         trained = compile_model(trained)
     progress = progress is True and context.is_main
-    best = max((_mean_dice(r) for r in history.records), default=-math.inf)
+    best = (_kept_on(history.records[best_epoch - 1]) if best_epoch  # best.pt's, on resume
+            else max((_kept_on(r) for r in history.records), default=-math.inf))
     spare = None  # the last batch trained on (see the loop)
     # on a GPU checkpoints are written by a thread of their own while the next epoch trains
     with CheckpointWriter(background=device.type == "cuda") as writer:
@@ -266,9 +267,9 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             if summaries:
                 write_line(epoch_line(record), bar=progress)
             if checkpoint_dir is not None and context.is_main:
-                is_best = val_data is not None and _mean_dice(record) > best
+                is_best = val_data is not None and _kept_on(record) > best
                 if is_best:
-                    best, best_epoch = _mean_dice(record), epoch + 1
+                    best, best_epoch = _kept_on(record), epoch + 1
                 state = dict(optimizer_state=optimizer.state_dict(),
                              scheduler_state=scheduler.state_dict(),
                              scaler_state=scaler.state_dict(),
@@ -299,8 +300,9 @@ def _check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | Non
             + (f"; the last good state is in {last}" if last and last.exists() else ""))
 
 
-def _mean_dice(record: dict) -> float:
-    return float(np.mean(list(record["val"]["dice"].values()))) if "val" in record else -math.inf
+def _kept_on(record: dict) -> float:
+    """What ``best.pt`` is chosen on: the epoch's mean validation Dice over WT, TC, ET."""
+    return regions_mean_dice(record["val"]["dice"]) if "val" in record else -math.inf
 
 
 

@@ -195,7 +195,8 @@ def cmd_evaluate(args) -> int:
         volumes = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
         data_root, dataset = args.data, open_dataset(args.data, volumes, image_size=size)
         chosen = f"the {args.split} volumes {volumes}" if args.split else "every volume"
-        what = f"{chosen} (at {size}×{size}) of" if size else f"{chosen} of"
+        what = (f"{chosen} (predicted at {size}×{size}, scored on their own grid) of" if size
+                else f"{chosen} of")
     pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
     patients = evaluate_patients(model, dataset, threshold=args.threshold,
                                  batch_size=args.batch_size, pixels=pixels)
@@ -218,7 +219,7 @@ def cmd_evaluate(args) -> int:
 def cmd_pack(args) -> int:
     from ..data import pack_folder
 
-    out = pack_folder(args.data, args.out)
+    out = pack_folder(args.data, args.out, workers=args.workers)
     meta = json.loads((out / "packed.json").read_text())
     print(f"packed {meta['slices']} slices of {args.data} into {out}"
           + (f"; skipped {meta['skipped_slices']} unusable slice(s) ({len(meta['skipped'])} "

@@ -10,7 +10,8 @@ from .contents import channel_flags, tumour_grades
 from .kaggle import BraTSSlices, find_slices, list_volumes, read_slice, write_slice
 from .nifti import BraTSNifti, find_cases
 from .normalize import zscore_slice
-from .packed import PackedSlices, is_packed, pack, pack_folder
+from .packed import PackedSlices, is_packed
+from .packing import pack, pack_folder
 from .samples import BadSampleWarning, BraTSDataError, SkippedSample, collate_samples
 from .phantom import cached_phantom, make_phantom, make_volume
 from .split import VolumeSplit, split_train_val_test, split_volumes

@@ -10,6 +10,7 @@ the NIfTI cases (:class:`~unet_lib.data.BraTSNifti`) and the packed copy
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -29,11 +30,20 @@ def resize_sample(image: torch.Tensor, mask: torch.Tensor, size: int | None
     output pixel down and right of its image (0.4 px at 96 from 240)."""
     if size is None or tuple(image.shape[-2:]) == (size, size):
         return image, mask
-    image = torch.nn.functional.interpolate(image[None], size=(size, size), mode="bilinear",
-                                            antialias=True, align_corners=False)[0]
     mask = torch.nn.functional.interpolate(mask[None], size=(size, size),
                                            mode="nearest-exact")[0]
-    return image, mask
+    return resize_image(image, size), mask
+
+
+def resize_image(image: torch.Tensor, size: int | None) -> torch.Tensor:
+    """(C, H, W) or (N, C, H, W) ``image`` resized to ``size × size`` (antialiased bilinear),
+    as :func:`resize_sample` resizes it; ``None`` keeps it."""
+    if size is None or tuple(image.shape[-2:]) == (size, size):
+        return image
+    batch = image if image.dim() == 4 else image[None]
+    resized = torch.nn.functional.interpolate(batch, size=(size, size), mode="bilinear",
+                                              antialias=True, align_corners=False)
+    return resized if image.dim() == 4 else resized[0]
 
 
 class SliceDataset(Dataset):
@@ -47,10 +57,14 @@ class SliceDataset(Dataset):
         on_error: ``"skip"``: an unusable item warns (:class:`BadSampleWarning`) and yields a
             :class:`SkippedSample`, which the training loop leaves out and reports;
             ``"raise"``: it raises :class:`BraTSDataError`.
+        native_masks: masks keep their stored size while images are resized (see
+            :meth:`with_native_masks`).
 
     Item ``i`` is ``(image float32 (4, S, S), mask float32 (3, S, S))`` or a
-    :class:`SkippedSample`.
+    :class:`SkippedSample`; with ``native_masks``, the mask is (3, H, W) as stored.
     """
+
+    native_masks = False
 
     def __init__(self, root: str | Path, image_size: int | None = None,
                  on_error: str = "skip"):
@@ -85,8 +99,18 @@ class SliceDataset(Dataset):
             image, mask = self.read(index)
         except BraTSDataError as error:
             return skip_or_raise(error, self.on_error)
-        return resize_sample(torch.as_tensor(image, dtype=torch.float32),
-                             torch.as_tensor(mask, dtype=torch.float32), self.image_size)
+        image, mask = (torch.as_tensor(x, dtype=torch.float32) for x in (image, mask))
+        if self.native_masks:  # the image as the model sees it, the truth as it is stored
+            return resize_image(image, self.image_size), mask
+        return resize_sample(image, mask, self.image_size)
+
+    def with_native_masks(self) -> "SliceDataset":
+        """A view of this dataset whose images are resized to ``image_size`` (what a model
+        trained at that size takes) and whose masks keep the size they are stored at (what
+        BraTS scores against: a model's probabilities are resized to it)."""
+        view = copy.copy(self)
+        view.native_masks = True
+        return view
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({str(self.root)!r}, {len(self.volumes)} volumes, "

@@ -195,6 +195,9 @@ class BraTSNifti(SliceDataset):
         self._cache.move_to_end(number)
         return self._cache[number]
 
+    def __getstate__(self) -> dict:  # a worker process decodes its own cases
+        return {**self.__dict__, "_cache": OrderedDict()}
+
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         number, s = self.slices[index]
         modalities, seg = self._case(number)

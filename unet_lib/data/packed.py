@@ -1,8 +1,8 @@
 """A packed copy of a BraTS folder: one memory-mapped array per field, read at memory speed.
 
 Reading the Kaggle release means opening 57,195 small gzip-compressed HDF5 files per epoch,
-which starves a GPU. :func:`pack` reads every slice once (through the same checks as
-training) and writes a folder::
+which starves a GPU. :func:`~unet_lib.data.packing.pack` reads every slice once (through the
+same checks as training) and writes a folder::
 
     images.npy   float16 (N, 4, H, W)   z-scored channels (|values| < 65,504: float16 is enough)
     masks.npy    uint8   (N, H, W)      the three mask channels as bits: NCR/NET 1, ED 2, ET 4
@@ -22,18 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from torch.utils.data import Dataset
 
-from ..progress import progress_bar
 from .base import SliceDataset
-from .samples import BraTSDataError, SkippedSample
+from .samples import BraTSDataError
 
 PACKED_META = "packed.json"
 PACKED_FORMAT = "unet_lib-packed-2"
@@ -47,105 +42,7 @@ def is_packed(root: str | Path) -> bool:
     return (Path(root) / PACKED_META).is_file()
 
 
-def pack(source: Dataset, out: str | Path, progress: bool = True) -> Path:
-    """Write every usable sample of ``source`` (e.g. a :class:`BraTSSlices`) to ``out``.
-
-    ``source`` must yield ``(image (4, H, W), mask (3, H, W))`` and have a ``slices`` list of
-    ``(volume, slice, ...)`` entries, as the BraTS datasets do. Samples that cannot be used —
-    unreadable files, a size other than the first usable slice's, pixel values too large for
-    float16 — are skipped and listed in ``packed.json``. ``out`` may be a new or empty folder
-    or an earlier pack, which is replaced only once the new one is complete. Returns ``out``.
-
-    Raises:
-        FileExistsError: ``out`` holds other files (they are left alone).
-        BraTSDataError: no sample of ``source`` is usable.
-    """
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and (is_packed(out) or not any(out.iterdir()))):
-        raise FileExistsError(f"{out}: exists and is not a packed folder; pack into a new or "
-                              f"empty folder (nothing was written)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.packing-*"):  # left by a killed pack
-        shutil.rmtree(stale, ignore_errors=True)
-    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.packing-"))
-    try:
-        _write_pack(source, work, progress)
-        _swap_into_place(work, out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return out
-
-
-def _write_pack(source: Dataset, folder: Path, progress: bool) -> None:
-    """Write the arrays, then the manifest last, into ``folder``."""
-    n = len(source)
-    images = masks = None
-    index, skipped = [], []
-    for row in progress_bar(range(n), progress, desc=f"packing {n} slices"):
-        sample = source[row]
-        if isinstance(sample, SkippedSample):
-            skipped.append(str(sample))
-            continue
-        image, mask = sample[0].numpy(), sample[1].numpy()
-        if images is None:
-            height, width = image.shape[-2:]
-            images = np.lib.format.open_memmap(folder / "images.npy", "w+", np.float16,
-                                               (n, 4, height, width))
-            masks = np.lib.format.open_memmap(folder / "masks.npy", "w+", np.uint8,
-                                              (n, height, width))
-        where = _sample_path(source, row)
-        if image.shape[-2:] != (height, width):
-            skipped.append(f"{where}: size {image.shape[-2]}×{image.shape[-1]} differs from "
-                           f"the pack's {height}×{width} (set by the first usable slice)")
-            continue
-        with np.errstate(over="ignore"):
-            half = image.astype(np.float16)
-        if not np.isfinite(half).all():
-            skipped.append(f"{where}: pixel values up to {np.abs(image).max():.3g} do not fit "
-                           f"float16 (at most {FLOAT16_MAX:.0f})")
-            continue
-        images[row] = half
-        masks[row] = (mask.astype(np.uint8) << CHANNEL_BITS).sum(axis=0)
-        index.append((*source.slices[row][:2], row))
-    skipped = list(getattr(source, "skipped", [])) + skipped
-    if images is None or not index:
-        raise BraTSDataError(getattr(source, "root", folder),
-                             f"nothing to pack: all {n} slice(s) are unusable"
-                             + (f", e.g. {skipped[0]}" if skipped else ""))
-    images.flush()
-    masks.flush()
-    del images, masks
-    np.save(folder / "index.npy", np.array(index, np.int32).reshape(-1, 3))
-    unique_skipped = list(dict.fromkeys(skipped))  # a broken NIfTI case skips all its slices
-    meta = {"format": PACKED_FORMAT, "source": str(getattr(source, "root", "")),
-            "slices": len(index), "rows": n, "height": int(height), "width": int(width),
-            "image_dtype": "float16", "mask_dtype": "uint8 bits",
-            "files": {name: (folder / name).stat().st_size for name in ARRAYS},
-            "index_sha256": _sha256(folder / "index.npy"),
-            "skipped_slices": len(skipped), "skipped": unique_skipped}
-    (folder / PACKED_META).write_text(json.dumps(meta, indent=1))
-
-
-def _sample_path(source: Dataset, row: int) -> str:
-    entry = source.slices[row]
-    if len(entry) > 2 and isinstance(entry[2], (str, Path)):
-        return str(entry[2])
-    return f"{getattr(source, 'root', 'source')} (volume {entry[0]}, slice {entry[1]})"
-
-
-def _swap_into_place(work: Path, out: Path) -> None:
-    """Rename the finished ``work`` folder to ``out``, replacing an earlier pack there."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(work, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(work, out)
-
-
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -175,7 +72,7 @@ def read_manifest(root: str | Path) -> dict:
             found = "is missing" if actual is None else f"has {actual:,} bytes"
             raise BraTSDataError(path, f"{found}, the manifest says {size:,}: a damaged or "
                                        f"half-written pack; pack the data again")
-    if "index_sha256" in meta and _sha256(root / "index.npy") != meta["index_sha256"]:
+    if "index_sha256" in meta and sha256_of(root / "index.npy") != meta["index_sha256"]:
         raise BraTSDataError(root / "index.npy", "does not match the checksum in the manifest: "
                                                  "a damaged pack; pack the data again")
     return meta
@@ -258,16 +155,3 @@ class PackedSlices(SliceDataset):
 
     def __getstate__(self) -> dict:  # workers re-open the maps instead of pickling them
         return {**self.__dict__, "_images": None, "_masks": None}
-
-
-def pack_folder(root: str | Path, out: str | Path, progress: bool = True) -> Path:
-    """Pack a BraTS folder, Kaggle slices or the NIfTI release (see :func:`pack`).
-
-    The NIfTI release is read case by case, in order, so each volume is decoded once; a
-    shuffled training loader over NIfTI would decode a whole case for almost every slice.
-    """
-    from . import open_dataset  # here: the package imports this module
-
-    if Path(out).resolve() == Path(root).resolve():
-        raise FileExistsError(f"{out}: is the data folder itself; pack into another folder")
-    return pack(open_dataset(root), out, progress=progress)

@@ -29,10 +29,6 @@ Differences from BraTS are listed in the book's data card (``book/data_card.md``
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +38,7 @@ from torch.nn import functional as F
 
 from .brats import labels_to_mask
 from .kaggle import metadata_row, slice_file_name, write_metadata, write_slice
+from ..parallel import default_workers, map_in_processes
 from .normalize import zscore_slice
 from .phantom_folder import MARKER, check_writable_into, readable
 
@@ -208,24 +205,11 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
     (root / MARKER).write_text(json.dumps(made_as))  # first: a folder cut short is still ours
     volumes = range(first_volume, first_volume + n_volumes)
     if workers is None:
-        big = size * size * n_slices >= PARALLEL_FROM_VOXELS
-        workers = min(os.cpu_count() or 1, n_volumes) if big else 1
+        workers = default_workers(n_volumes, size * size * n_slices >= PARALLEL_FROM_VOXELS)
     jobs = [(root, volume, seed, size, n_slices) for volume in volumes]
-    if workers <= 1 or not _spawn_works():
-        rows = [_write_volume(*job) for job in jobs]
-    else:  # spawn: a forked copy of a process that already ran torch can hang in OpenMP
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            rows = list(pool.map(_write_volume, *zip(*jobs)))
+    rows = map_in_processes(_write_volume, jobs, workers)
     write_metadata(root, [row for volume_rows in rows for row in volume_rows])
     return root
-
-
-def _spawn_works() -> bool:
-    """Whether worker processes can start: a spawned process re-imports ``__main__``, which
-    fails for a script read from standard input (``python -``)."""
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    return main_file is None or os.path.exists(main_file)
 
 
 #: volumes of at least this many voxels (a 96×96×155 one) are made in parallel by default

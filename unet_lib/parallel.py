@@ -1,0 +1,54 @@
+"""Work spread over processes, one job per volume: making the phantom and packing a folder.
+
+>>> results = list(map_in_processes(write_volume, jobs, workers=8))  # in the order of jobs
+
+Processes are *spawned*, not forked: a forked copy of a process that already ran torch can
+hang in OpenMP. Where spawning cannot work (a script read from standard input, which a new
+process cannot re-import) or one worker is asked for, the jobs run here, in this process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterator, Sequence
+
+
+def spawn_works() -> bool:
+    """Whether worker processes can start: a spawned process re-imports ``__main__``, which
+    fails for a script read from standard input (``python -``)."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or os.path.exists(main_file)
+
+
+def default_workers(jobs: int, worth_it: bool = True) -> int:
+    """One process per CPU core, at most one per job; 1 (no start-up cost, about a second a
+    process) when the work is too small to be ``worth_it``."""
+    return min(os.cpu_count() or 1, jobs) if worth_it else 1
+
+
+def map_in_processes(function: Callable, jobs: Sequence[tuple], workers: int,
+                     initializer: Callable | None = None, initargs: tuple = ()
+                     ) -> Iterator:
+    """``function(*job)`` for each of ``jobs``, yielded in the order of ``jobs``, computed by
+    ``workers`` spawned processes (each first runs ``initializer(*initargs)``, e.g. to receive
+    a dataset once rather than with every job), or here when ``workers`` ≤ 1 or processes
+    cannot be spawned. An exception in a job is raised here, and the remaining jobs are
+    cancelled."""
+    if workers <= 1 or len(jobs) <= 1 or not spawn_works():
+        if initializer is not None:
+            initializer(*initargs)
+        yield from (function(*job) for job in jobs)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context,
+                             initializer=initializer, initargs=initargs) as pool:
+        futures = [pool.submit(function, *job) for job in jobs]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
