@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 
 import numpy as np
@@ -122,3 +123,34 @@ def test_the_pack_command_passes_its_workers_on_and_says_what_it_packed(folder, 
     assert asked == [1] and "packed 18 slices of" in capsys.readouterr().out
     assert main(["pack", "--data", str(folder), "--out", str(tmp_path / "q")]) == 0
     assert asked == [1, None]  # the default: one per core for BraTS-sized data
+
+
+class DiesInAWorker(PidRecording):
+    """Item 7 kills the worker process reading it (as the kernel's out-of-memory killer
+    would); read here, in the parent, it is an ordinary item."""
+
+    def __getitem__(self, index):
+        if index == 7 and multiprocessing.parent_process() is not None:
+            os._exit(9)
+        return self.source[index]
+
+
+def test_a_worker_that_dies_is_a_clear_error_and_leaves_nothing_behind(folder, tmp_path):
+    from unet_lib.data import pack
+
+    with pytest.raises(ChildProcessError, match="a worker process died .* use fewer"):
+        pack(DiesInAWorker(BraTSSlices(folder), tmp_path), tmp_path / "packed", progress=False,
+             workers=2)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ph"]  # no half-written pack
+
+
+def test_default_workers_follow_the_usable_cores_capped_for_memory(monkeypatch):
+    import unet_lib.parallel as parallel
+
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 64)
+    assert parallel.default_workers(369) == parallel.MOST_WORKERS == 8
+    assert parallel.default_workers(369, most=None) == 64  # the phantom: all cores
+    assert parallel.default_workers(3) == 3  # no more than there are volumes
+    assert parallel.default_workers(369, worth_it=False) == 1
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
+    assert parallel.default_workers(369) == 2

@@ -248,29 +248,55 @@ def test_sign_flip_of_many_patients_draws_patterns_and_agrees_with_enumeration()
         paired_sign_flip([0.9, 0.8], [0.7])
 
 
-class AllTumour(nn.Module):
-    """Logits +10 for every channel and pixel, at the size of its input."""
+class LeftColumn(nn.Module):
+    """Sees 4×4 slices only; every channel's probability is 0.9 in their first column and 0.1
+    in the other three."""
 
     def __init__(self):
         super().__init__()
         self.unused = nn.Parameter(torch.zeros(1))
 
     def forward(self, x):
-        return torch.full((x.shape[0], 3, *x.shape[-2:]), 10.0)
+        assert tuple(x.shape[-2:]) == (4, 4), x.shape
+        probs = torch.tensor([0.9, 0.1, 0.1, 0.1])
+        return torch.logit(probs).expand(x.shape[0], 3, 4, 4)
 
 
 def test_a_model_working_at_a_smaller_size_is_scored_against_the_masks_as_stored():
-    masks = {1: blob()}  # 6 slices of 8×8; whole tumour: 8 voxels, 2 per slice row and column
+    masks = {1: blob(at=(2, 3, 0))}  # whole tumour: slices 2-3, rows 3-4, columns 0-1 of 8×8
     data = MasksAsImages(masks, masks)
     data.image_size = 4  # the model sees 4×4 slices
     pixels = SegmentationScores()
-    row = evaluate_patients(AllTumour(), data, device="cpu", pixels=pixels).rows[0]
-    # everything predicted, on the 8×8 grid: 6·64 voxels against the 8 of the truth
-    assert row["dice"]["WT"] == pytest.approx(2 * 8 / (6 * 64 + 8))
-    assert row["precision"]["WT"] == pytest.approx(8 / (6 * 64))
-    assert pixels.compute()["dice"]["WT"] == pytest.approx(2 * 8 / (6 * 64 + 8))
-    # at the model's size the truth shrinks too: nearest-exact keeps rows and columns 1, 3,
-    # 5, 7 of 8, so one voxel of the cube in each of its 2 slices; 6·16 predicted
-    small = evaluate_patients(AllTumour(), data, device="cpu", native_size=False).rows[0]
-    assert small["dice"]["WT"] == pytest.approx(2 * 2 / (6 * 16 + 2))
-    assert data.native_masks is False  # the caller's dataset is left as it was
+    row = evaluate_patients(LeftColumn(), data, threshold=0.8, device="cpu",
+                            pixels=pixels).rows[0]
+    # on the 8×8 grid the probabilities (bilinear) are 0.9, 0.7, 0.3, 0.1, ... along a row:
+    # above 0.8 only column 0 (nearest would keep columns 0 and 1), 8 voxels in each of the
+    # 6 slices; of the 8 tumour voxels, the 4 in column 0 are found
+    assert row["dice"]["WT"] == pytest.approx(2 * 4 / (48 + 8))
+    assert row["precision"]["WT"] == pytest.approx(4 / 48)
+    assert row["recall"]["WT"] == pytest.approx(4 / 8)
+    assert pixels.compute()["dice"]["WT"] == pytest.approx(2 * 4 / (48 + 8))
+    # at the model's size the truth shrinks: nearest-exact keeps rows and columns 1, 3, 5, 7,
+    # so of the cube only (row 3, column 1) → (1, 0), in 2 slices; 4 voxels a slice predicted
+    small = evaluate_patients(LeftColumn(), data, threshold=0.8, device="cpu",
+                              native_size=False).rows[0]
+    assert small["dice"]["WT"] == pytest.approx(2 * 2 / (24 + 2))
+    assert data.mask_size is None  # the caller's dataset is left as it was
+
+
+class TwoSizes(SliceDataset):
+    """One volume of 3 blank slices, the second stored at 6×6 instead of 8×8."""
+
+    def __init__(self):
+        super().__init__("memory", image_size=4)
+        self.slices = [(1, 0), (1, 1), (1, 2)]
+
+    def read(self, index):
+        size = 6 if index == 1 else 8
+        return np.zeros((4, size, size), np.float32), np.zeros((3, size, size), np.float32)
+
+
+def test_a_slice_stored_at_another_size_is_scored_on_the_grid_of_the_first():
+    row = evaluate_patients(LeftColumn(), TwoSizes(), threshold=0.8, device="cpu").rows[0]
+    assert row["slices"] == 3
+    assert row["precision"]["WT"] == 0.0  # 3 slices × 8 voxels predicted, no tumour

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import Subset
 
-from unet_lib.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from unet_lib.checkpoint import (CheckpointError, load_model, read_checkpoint, save_checkpoint,
+                                 write_checkpoint)
 from unet_lib.models import build_model
 from unet_lib.train import (TrainConfig, TrainingDiverged, evaluate, fit, make_loss,
                              make_optimizer, predict)
@@ -410,9 +411,12 @@ def test_best_pt_keeps_the_epoch_of_the_best_mean_dice_over_wt_tc_and_et(dataset
     fit(build_model("classic", base_filters=4), train_set, val_set, config,
         checkpoint_dir=tmp_path, progress=False)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1
-    # resumed, the third epoch (0.60) must beat best.pt's 0.70, not the best of the five
+    # a run saved under the old rule kept epoch 2; resumed, the third epoch (0.60) has to beat
+    # that model's 0.40, not the best of the history (0.70), to replace it
+    state = read_checkpoint(tmp_path / "last.pt")
+    write_checkpoint(tmp_path / "last.pt", {**state, "best_epoch": 2})
     fit(build_model("classic", base_filters=4), train_set, val_set,
         dataclasses.replace(config, epochs=3), checkpoint_dir=tmp_path, resume=True,
         progress=False)
-    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1
-    assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 1
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 3
+    assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 3

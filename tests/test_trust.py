@@ -486,35 +486,47 @@ def test_a_full_disk_is_one_line_saying_so_and_the_last_checkpoint_survives(
     assert not list(out.glob(".*.tmp"))
 
 
-def test_ctrl_c_in_the_middle_of_a_checkpoint_write_is_an_interrupt_not_a_failed_write(
-        tmp_path, monkeypatch):
+class FailingFile:
+    """A file whose third ``write`` raises ``failure``: inside torch.save's C++ code, which
+    turns it into a RuntimeError ("unexpected pos ...")."""
+
+    def __init__(self, file, failure):
+        self.file, self.failure, self.writes = file, failure, 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 3:
+            raise self.failure
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self.file.__exit__(*exc)
+
+
+@pytest.mark.parametrize("failure", ["ctrl-c", "full disk"])
+def test_what_stops_a_checkpoint_write_in_the_middle_is_reported_as_itself(tmp_path, monkeypatch,
+                                                                           failure):
+    import errno
+
     import unet_lib.checkpoint as checkpoint
 
     save_checkpoint(tmp_path / "last.pt", build_model("classic", base_filters=4), epoch=1)
     good = (tmp_path / "last.pt").read_bytes()
+    raised = (KeyboardInterrupt() if failure == "ctrl-c"
+              else OSError(errno.ENOSPC, "No space left on device"))
     real_fdopen = os.fdopen
-
-    class InterruptedFile:  # Ctrl-C lands in the third write, inside torch.save's C++ code
-        def __init__(self, file):
-            self.file, self.writes = file, 0
-
-        def write(self, data):
-            self.writes += 1
-            if self.writes == 3:
-                raise KeyboardInterrupt
-            return self.file.write(data)
-
-        def __getattr__(self, name):
-            return getattr(self.file, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return self.file.__exit__(*exc)
-
-    monkeypatch.setattr(checkpoint.os, "fdopen", lambda *a: InterruptedFile(real_fdopen(*a)))
-    with pytest.raises(KeyboardInterrupt):  # it was CheckpointWriteError: "unexpected pos"
+    monkeypatch.setattr(checkpoint.os, "fdopen",
+                        lambda *a: FailingFile(real_fdopen(*a), raised))
+    # both were CheckpointWriteError: "cannot be written: [enforce fail ...] unexpected pos"
+    expected = (pytest.raises(KeyboardInterrupt) if failure == "ctrl-c" else
+                pytest.raises(CheckpointWriteError, match="cannot be written: the disk is full"))
+    with expected:
         save_checkpoint(tmp_path / "last.pt", build_model("classic", base_filters=4), epoch=2)
     assert (tmp_path / "last.pt").read_bytes() == good
     assert not list(tmp_path.glob(".*.tmp"))
@@ -565,6 +577,8 @@ BAD_ARGUMENTS = [
     (("phantom", "--image-size", "8"), "--image-size"),
     (("train", "--n-slices", "0"), "--n-slices"),
     (("pack", "--data", "nowhere", "--out", "p"), "nowhere: no such data folder"),
+    (("pack", "--data", "nowhere", "--out", "p", "--workers", "0"), "--workers: must be at "
+                                                                    "least 1"),
     (("train", "--val-fraction", "0.9"), "--val-fraction: 0.9 and test_fraction 0.2"),
     (("train", "--data", "a-file"), "a-file: is a file"),
     (("phantom", "--out", "a-file"), "a-file: is a file"),

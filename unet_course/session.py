@@ -34,7 +34,7 @@ from unet_lib.checkpoint import CheckpointError, model_from_checkpoint, read_che
 from unet_lib.config import TrainConfig
 from unet_lib.models import MODELS, UNet, build_model, count_parameters
 from unet_lib.recipe import RunRecipe
-from unet_lib.run import (PreparedRun, held_out_scores, read_results, record_results,
+from unet_lib.run import (SCORED_ON, PreparedRun, held_out_scores, read_results, record_results,
                           split_of, train_run)
 from unet_lib.runfolder import RunFolderBusy, wait_while_busy
 from unet_lib.runtime import pick_device, seed_everything
@@ -89,7 +89,8 @@ class TrainedModel:
         checkpoint and threshold and kept in the run folder's ``results.json``."""
         key = f"test at {threshold:g}"
         saved = read_results(self.run.folder)
-        if saved.get("epoch") == self.best_epoch and key in saved:
+        if (saved.get("epoch") == self.best_epoch and key in saved
+                and saved[key].get("scored on") == SCORED_ON):
             return saved[key]
         scores = held_out_scores(self.run, self.model, threshold)
         self.record(**{key: scores})

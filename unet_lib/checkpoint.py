@@ -121,22 +121,22 @@ def write_checkpoint(path: str | Path, payload: dict) -> Path:
         CheckpointWriteError: as :func:`save_checkpoint`.
     """
     path = Path(path)
-    tmp = watched = None
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = runfolder.temporary_beside(path)
         with os.fdopen(fd, "wb") as f:
-            watched = _WatchedFile(f)
-            torch.save(payload, watched)
+            torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as error:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if watched is not None and isinstance(watched.raised, KeyboardInterrupt):
-            raise watched.raised from None  # a Ctrl-C, not a failed write
-        raise CheckpointWriteError(_write_failure(path, error)) from error
+        cause = _first_cause(error)
+        if isinstance(cause, KeyboardInterrupt):  # a Ctrl-C, not a failed write
+            raise cause from None
+        raise CheckpointWriteError(_write_failure(path, cause)) from error
     except BaseException:  # Ctrl-C mid-write: leave no temporary behind
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
@@ -144,24 +144,17 @@ def write_checkpoint(path: str | Path, payload: dict) -> Path:
     return path
 
 
-class _WatchedFile:
-    """A file whose ``write`` keeps the exception that passes through it. ``torch.save``
-    writes through it from C++ code, which turns a Ctrl-C raised in a write into a
-    ``RuntimeError`` ("unexpected pos ..."): without this, an interrupt would be reported as
-    a failed write."""
-
-    def __init__(self, file):
-        self.file, self.raised = file, None
-
-    def write(self, data) -> int:
-        try:
-            return self.file.write(data)
-        except BaseException as error:
-            self.raised = error
-            raise
-
-    def __getattr__(self, name):
-        return getattr(self.file, name)
+def _first_cause(error: BaseException) -> BaseException:
+    """The Ctrl-C or ``OSError`` behind ``error``, else ``error``. ``torch.save`` writes to a
+    file object from C++ code, which turns whatever the file's ``write`` raised — a Ctrl-C, a
+    full disk's ``OSError`` — into a ``RuntimeError`` ("unexpected pos ...") whose context
+    it is."""
+    behind = error
+    for _ in range(8):  # through the RuntimeErrors that wrap it
+        if not isinstance(behind, RuntimeError) or behind.__context__ is None:
+            break
+        behind = behind.__context__
+    return behind if isinstance(behind, (KeyboardInterrupt, OSError)) else error
 
 
 def _write_failure(path: Path, error: Exception) -> str:

@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Sequence
 
 
@@ -23,10 +24,25 @@ def spawn_works() -> bool:
     return main_file is None or os.path.exists(main_file)
 
 
-def default_workers(jobs: int, worth_it: bool = True) -> int:
-    """One process per CPU core, at most one per job; 1 (no start-up cost, about a second a
-    process) when the work is too small to be ``worth_it``."""
-    return min(os.cpu_count() or 1, jobs) if worth_it else 1
+#: the most processes started by default: each imports torch (about 230 MB) and may hold a
+#: decoded volume or two, so a 64-core host does not get 64 of them
+MOST_WORKERS = 8
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (a container's or ``taskset``'s share, where the
+    system says), not all the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_workers(jobs: int, worth_it: bool = True, most: int | None = MOST_WORKERS) -> int:
+    """One process per usable CPU core, at most ``most`` (``None``: no limit) and one per job;
+    1 (no start-up cost, a second or two a process) when the work is too small to be
+    ``worth_it``."""
+    return max(1, min(usable_cores(), most or jobs, jobs)) if worth_it else 1
 
 
 def map_in_processes(function: Callable, jobs: Sequence[tuple], workers: int,
@@ -36,7 +52,7 @@ def map_in_processes(function: Callable, jobs: Sequence[tuple], workers: int,
     ``workers`` spawned processes (each first runs ``initializer(*initargs)``, e.g. to receive
     a dataset once rather than with every job), or here when ``workers`` ≤ 1 or processes
     cannot be spawned. An exception in a job is raised here, and the remaining jobs are
-    cancelled."""
+    cancelled; a worker that dies (killed for memory) is a ``ChildProcessError`` saying so."""
     if workers <= 1 or len(jobs) <= 1 or not spawn_works():
         if initializer is not None:
             initializer(*initargs)
@@ -49,6 +65,9 @@ def map_in_processes(function: Callable, jobs: Sequence[tuple], workers: int,
         try:
             for future in futures:
                 yield future.result()
+        except BrokenProcessPool:
+            raise ChildProcessError(f"a worker process died (out of memory?) while {workers} "
+                                    f"ran at once; use fewer (workers=, --workers)") from None
         finally:
             for future in futures:
                 future.cancel()

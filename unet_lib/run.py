@@ -182,6 +182,8 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
 
 #: what a run folder records about its model after training (:func:`record_results`)
 RESULTS_FILE = "results.json"
+#: where :func:`held_out_scores` scores (scores kept from before, on the model's grid, lack it)
+SCORED_ON = "the data's own grid"
 
 
 def held_out_scores(run: PreparedRun, model, threshold: float | None = None,
@@ -189,7 +191,8 @@ def held_out_scores(run: PreparedRun, model, threshold: float | None = None,
     """The model's scores on the run's test volumes, both ways BraTS results are reported.
 
     Returns:
-        ``{"threshold", "volumes", "all_pixels": {"dice"|"precision"|"recall": {name: v}},
+        ``{"threshold", "scored on", "volumes", "all_pixels": {"dice"|"precision"|"recall":
+        {name: v}},
         "per_patient": PatientScores.summary(), "patients": [one row per volume]}``: the
         all-pixel scores sum TP/FP/FN over every test slice; the per-patient ones score each
         volume in 3-D (Dice, precision, recall, HD95 per region) and summarize over volumes.
@@ -204,7 +207,7 @@ def held_out_scores(run: PreparedRun, model, threshold: float | None = None,
     patients = evaluate_patients(model, run.dataset("test"), threshold=threshold,
                                  batch_size=config.batch_size, device=device, amp=config.amp,
                                  pixels=pixels)
-    return {"threshold": threshold, "volumes": list(run.test_volumes),
+    return {"threshold": threshold, "scored on": SCORED_ON, "volumes": list(run.test_volumes),
             "all_pixels": pixels.compute(), "per_patient": patients.summary(),
             "patients": patients.rows}
 

@@ -219,6 +219,9 @@ def cmd_evaluate(args) -> int:
 def cmd_pack(args) -> int:
     from ..data import pack_folder
 
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError("workers", f"must be at least 1 (1: pack in this process), got "
+                                     f"{args.workers}")
     out = pack_folder(args.data, args.out, workers=args.workers)
     meta = json.loads((out / "packed.json").read_text())
     print(f"packed {meta['slices']} slices of {args.data} into {out}"

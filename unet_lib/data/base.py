@@ -30,9 +30,16 @@ def resize_sample(image: torch.Tensor, mask: torch.Tensor, size: int | None
     output pixel down and right of its image (0.4 px at 96 from 240)."""
     if size is None or tuple(image.shape[-2:]) == (size, size):
         return image, mask
-    mask = torch.nn.functional.interpolate(mask[None], size=(size, size),
+    return resize_image(image, size), resize_mask(mask, size)
+
+
+def resize_mask(mask: torch.Tensor, size: int | None) -> torch.Tensor:
+    """(C, H, W) ``mask`` resized to ``size × size`` by nearest pixel centre, as
+    :func:`resize_sample` resizes it; ``None`` keeps it."""
+    if size is None or tuple(mask.shape[-2:]) == (size, size):
+        return mask
+    return torch.nn.functional.interpolate(mask[None], size=(size, size),
                                            mode="nearest-exact")[0]
-    return resize_image(image, size), mask
 
 
 def resize_image(image: torch.Tensor, size: int | None) -> torch.Tensor:
@@ -57,14 +64,14 @@ class SliceDataset(Dataset):
         on_error: ``"skip"``: an unusable item warns (:class:`BadSampleWarning`) and yields a
             :class:`SkippedSample`, which the training loop leaves out and reports;
             ``"raise"``: it raises :class:`BraTSDataError`.
-        native_masks: masks keep their stored size while images are resized (see
-            :meth:`with_native_masks`).
+        mask_size: masks are resized to ``mask_size``, not to ``image_size``, where it is
+            set (see :meth:`with_native_masks`).
 
     Item ``i`` is ``(image float32 (4, S, S), mask float32 (3, S, S))`` or a
-    :class:`SkippedSample`; with ``native_masks``, the mask is (3, H, W) as stored.
+    :class:`SkippedSample`; with ``mask_size`` M, the mask is (3, M, M).
     """
 
-    native_masks = False
+    mask_size: int | None = None
 
     def __init__(self, root: str | Path, image_size: int | None = None,
                  on_error: str = "skip"):
@@ -100,16 +107,20 @@ class SliceDataset(Dataset):
         except BraTSDataError as error:
             return skip_or_raise(error, self.on_error)
         image, mask = (torch.as_tensor(x, dtype=torch.float32) for x in (image, mask))
-        if self.native_masks:  # the image as the model sees it, the truth as it is stored
-            return resize_image(image, self.image_size), mask
+        if self.mask_size is not None:  # the image as the model sees it, the truth as stored
+            return resize_image(image, self.image_size), resize_mask(mask, self.mask_size)
         return resize_sample(image, mask, self.image_size)
 
     def with_native_masks(self) -> "SliceDataset":
         """A view of this dataset whose images are resized to ``image_size`` (what a model
         trained at that size takes) and whose masks keep the size they are stored at (what
-        BraTS scores against: a model's probabilities are resized to it)."""
+        BraTS scores against: a model's probabilities are resized to it). The stored size is
+        the first usable slice's; a slice stored at another size has its mask resized to it,
+        so that every batch stacks."""
+        stored = copy.copy(self)
+        stored.image_size = stored.mask_size = None
         view = copy.copy(self)
-        view.native_masks = True
+        view.mask_size = slice_size(stored) or self.image_size
         return view
 
     def __repr__(self) -> str:

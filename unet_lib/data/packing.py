@@ -4,9 +4,11 @@ format and its reader are in :mod:`unet_lib.data.packed`."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from ..parallel import default_workers, map_in_processes
 from ..progress import progress_bar
 from .packed import (ARRAYS, CHANNEL_BITS, FLOAT16_MAX, PACKED_FORMAT, PACKED_META, is_packed,
                      sha256_of)
-from .samples import BraTSDataError, SkippedSample
+from .samples import BadSampleWarning, BraTSDataError, SkippedSample
 
 
 def pack(source: Dataset, out: str | Path, progress: bool = True,
@@ -30,8 +32,9 @@ def pack(source: Dataset, out: str | Path, progress: bool = True,
     or an earlier pack, which is replaced only once the new one is complete. Returns ``out``.
 
     Volumes are packed by ``workers`` processes, each writing its volumes' rows in place;
-    ``None``: one per CPU core for a source of BraTS size (:data:`PARALLEL_FROM_PIXELS`), one
-    for a small one. The files are byte-identical whatever the number.
+    ``None``: one per usable CPU core, up to 8 (:func:`unet_lib.parallel.default_workers`),
+    for a source of BraTS size (:data:`PARALLEL_FROM_PIXELS`), one for a small one. The files
+    are byte-identical whatever the number.
 
     Raises:
         FileExistsError: ``out`` holds other files (they are left alone).
@@ -125,9 +128,15 @@ _SOURCE: Dataset | None = None  # the dataset being packed, in a packing process
 
 
 def _receive(source: Dataset | None) -> None:
-    """A packing process's start: keep the dataset it was sent once."""
+    """A packing process's start: keep the dataset it was sent once. In a worker process, a
+    NIfTI reader keeps one decoded case (its volumes come one at a time) and unusable files
+    are not warned about (they are listed in ``packed.json`` and counted by the command)."""
     global _SOURCE
     _SOURCE = source
+    if source is not None and multiprocessing.parent_process() is not None:
+        if hasattr(source, "cache_volumes"):
+            source.cache_volumes = 1
+        warnings.simplefilter("ignore", BadSampleWarning)
 
 
 def _pack_rows(folder: Path, rows: list[int], shape: tuple[int, int]) -> list[tuple]:

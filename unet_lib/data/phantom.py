@@ -205,7 +205,8 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
     (root / MARKER).write_text(json.dumps(made_as))  # first: a folder cut short is still ours
     volumes = range(first_volume, first_volume + n_volumes)
     if workers is None:
-        workers = default_workers(n_volumes, size * size * n_slices >= PARALLEL_FROM_VOXELS)
+        workers = default_workers(n_volumes, size * size * n_slices >= PARALLEL_FROM_VOXELS,
+                                  most=None)  # a volume is made in a few hundred MB
     jobs = [(root, volume, seed, size, n_slices) for volume in volumes]
     rows = map_in_processes(_write_volume, jobs, workers)
     write_metadata(root, [row for volume_rows in rows for row in volume_rows])
