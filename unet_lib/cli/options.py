@@ -254,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the BraTS folder to pack (Kaggle slices or NIfTI cases)")
     packer.add_argument("--out", type=Path, required=True,
                         help="a new or empty folder, or an earlier pack to replace")
-    packer.add_argument("--workers", type=int, metavar="N", help="processes reading the volumes "
-                        "(default: one per CPU core for a folder of BraTS size; 1: this one)")
+    packer.add_argument("--workers", type=int, metavar="N",
+                        help="processes reading the volumes (default: one per CPU core, up to "
+                             "8, for a folder of BraTS size; 1: this one)")
 
     reference = commands.add_parser(
         "reference", help="train the three models at a scale and write a results bundle",

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 
 from ..parallel import default_workers, map_in_processes
 from ..progress import progress_bar
+from .base import first_usable
 from .packed import (ARRAYS, CHANNEL_BITS, FLOAT16_MAX, PACKED_FORMAT, PACKED_META, is_packed,
                      sha256_of)
 from .samples import BadSampleWarning, BraTSDataError, SkippedSample
@@ -61,9 +62,9 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
     """Write the arrays, volume by volume (in ``workers`` processes), then the manifest last,
     into ``folder``."""
     n = len(source)
-    shape = _first_shape(source)
-    if shape is not None:  # allocated here, filled in place by whoever packs each volume
-        height, width = shape
+    first = first_usable(source, tries=n)  # its size is the pack's
+    if first is not None:  # allocated here, filled in place by whoever packs each volume
+        shape = height, width = tuple(first[0].shape[-2:])
         np.lib.format.open_memmap(folder / "images.npy", "w+", np.float16, (n, 4, *shape))
         np.lib.format.open_memmap(folder / "masks.npy", "w+", np.uint8, (n, *shape))
         groups = _rows_by_volume(source)
@@ -103,16 +104,6 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
 #: is packed by one process per core by default; a smaller one here, as the few seconds a
 #: process takes to start would outweigh what it saves
 PARALLEL_FROM_PIXELS = 1000 * 240 * 240
-
-
-def _first_shape(source: Dataset) -> tuple[int, int] | None:
-    """``(H, W)`` of the first sample of ``source`` that reads (the pack's size); ``None``
-    when none does."""
-    for row in range(len(source)):
-        sample = source[row]
-        if not isinstance(sample, SkippedSample):
-            return tuple(sample[0].shape[-2:])
-    return None
 
 
 def _rows_by_volume(source: Dataset) -> list[list[int]]:
