@@ -59,8 +59,9 @@ def map_in_processes(function: Callable, jobs: Sequence[tuple], workers: int,
         yield from (function(*job) for job in jobs)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context,
-                             initializer=initializer, initargs=initargs) as pool:
+    workers = min(workers, len(jobs))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer,
+                             initargs=initargs) as pool:
         futures = [pool.submit(function, *job) for job in jobs]
         try:
             for future in futures:
