@@ -120,7 +120,8 @@ QUICK_CHANGES = {
 #: What was measured for each of :data:`QUICK_CHANGES`: the quick phantom's 4 test volumes
 #: (Dice at threshold 0.5 of the checkpoint chosen on validation; 2 CPU cores, 2026-11-27 and -28;
 #: figures measured before the split was stratified by grade, or before the models started
-#: from the U-Net paper's weights, are marked).
+#: from the U-Net paper's weights, are marked). All were measured while ``best.pt`` was still
+#: chosen on the mean of five Dice scores (NCR/NET, ED, ET, WT, TC), not on WT, TC and ET.
 QUICK_EVIDENCE = {
     "epochs": "The three models train in about 6 minutes on 2 cores. From the U-Net paper's "
               "start of the weights (UNet.reset_weights) the Classic U-Net finds the tumour core "
