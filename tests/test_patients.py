@@ -300,3 +300,24 @@ def test_a_slice_stored_at_another_size_is_scored_on_the_grid_of_the_first():
     row = evaluate_patients(LeftColumn(), TwoSizes(), threshold=0.8, device="cpu").rows[0]
     assert row["slices"] == 3
     assert row["precision"]["WT"] == 0.0  # 3 slices × 8 voxels predicted, no tumour
+
+
+class Oblong(SliceDataset):
+    """One volume of 3 slices stored at 8×6; each holds oedema in rows 0-2 of column 0."""
+
+    def __init__(self):
+        super().__init__("memory", image_size=4)
+        self.slices = [(1, 0), (1, 1), (1, 2)]
+
+    def read(self, index):
+        mask = np.zeros((3, 8, 6), np.float32)
+        mask[1, 0:3, 0] = 1
+        return np.zeros((4, 8, 6), np.float32), mask
+
+
+def test_slices_that_are_not_square_are_scored_on_their_own_8_by_6_grid():
+    row = evaluate_patients(LeftColumn(), Oblong(), threshold=0.8, device="cpu").rows[0]
+    # on the 8×6 grid only column 0 passes 0.8 (0.9, then 0.5 ...): 8 voxels a slice, of
+    # which the 3 of the oedema are found; a 6×6 grid would have kept 2 of them and 6 voxels
+    assert row["dice"]["WT"] == pytest.approx(2 * 9 / (24 + 9))
+    assert row["precision"]["WT"] == pytest.approx(9 / 24)

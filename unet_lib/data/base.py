@@ -33,12 +33,13 @@ def resize_sample(image: torch.Tensor, mask: torch.Tensor, size: int | None
     return resize_image(image, size), resize_mask(mask, size)
 
 
-def resize_mask(mask: torch.Tensor, size: int | None) -> torch.Tensor:
-    """(C, H, W) ``mask`` resized to ``size × size`` by nearest pixel centre, as
-    :func:`resize_sample` resizes it; ``None`` keeps it."""
-    if size is None or tuple(mask.shape[-2:]) == (size, size):
+def resize_mask(mask: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
+    """(C, H, W) ``mask`` resized to ``size × size`` (or to ``(height, width)``) by nearest
+    pixel centre, as :func:`resize_sample` resizes it; ``None`` keeps it."""
+    shape = (size, size) if isinstance(size, int) else size
+    if shape is None or tuple(mask.shape[-2:]) == tuple(shape):
         return mask
-    return torch.nn.functional.interpolate(mask[None], size=(size, size),
+    return torch.nn.functional.interpolate(mask[None], size=tuple(shape),
                                            mode="nearest-exact")[0]
 
 
@@ -64,14 +65,14 @@ class SliceDataset(Dataset):
         on_error: ``"skip"``: an unusable item warns (:class:`BadSampleWarning`) and yields a
             :class:`SkippedSample`, which the training loop leaves out and reports;
             ``"raise"``: it raises :class:`BraTSDataError`.
-        mask_size: masks are resized to ``mask_size``, not to ``image_size``, where it is
-            set (see :meth:`with_native_masks`).
+        mask_size: ``(height, width)`` that masks are resized to, not to ``image_size``,
+            where it is set (see :meth:`with_native_masks`).
 
     Item ``i`` is ``(image float32 (4, S, S), mask float32 (3, S, S))`` or a
-    :class:`SkippedSample`; with ``mask_size`` M, the mask is (3, M, M).
+    :class:`SkippedSample`; with ``mask_size`` (H, W), the mask is (3, H, W).
     """
 
-    mask_size: int | None = None
+    mask_size: tuple[int, int] | None = None
 
     def __init__(self, root: str | Path, image_size: int | None = None,
                  on_error: str = "skip"):
@@ -119,8 +120,9 @@ class SliceDataset(Dataset):
         so that every batch stacks."""
         stored = copy.copy(self)
         stored.image_size = stored.mask_size = None
+        first = first_usable(stored)
         view = copy.copy(self)
-        view.mask_size = slice_size(stored) or self.image_size
+        view.mask_size = None if first is None else tuple(first[1].shape[-2:])
         return view
 
     def __repr__(self) -> str:
