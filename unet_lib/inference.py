@@ -14,6 +14,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed
+from .data.base import resize_mask
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentBatches, ResidentSlices
@@ -214,8 +215,7 @@ def probabilities_on_grid(probs: torch.Tensor, shape: tuple[int, int]) -> torch.
 
 def mask_on_grid(mask, shape) -> torch.Tensor:
     """A (H, W) mask resized to a gate's (h, w) grid by nearest pixel, as bool."""
-    mask = torch.as_tensor(mask)[None, None].float()
-    return F.interpolate(mask, size=shape, mode="nearest-exact")[0, 0] > 0.5
+    return resize_mask(torch.as_tensor(mask)[None].float(), tuple(shape))[0] > 0.5
 
 
 @torch.no_grad()
