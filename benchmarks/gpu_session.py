@@ -5,12 +5,18 @@ included): this is the one script to run there, from the checkout (``PYTHONPATH`
 checkout; the machine's own PyTorch, h5py, matplotlib and pytest are enough; MONAI is not
 needed)::
 
-    PYTHONUNBUFFERED=1 python benchmarks/gpu_session.py "$OUT" --budget 540   # timeout_s 570
+    PYTHONUNBUFFERED=1 python benchmarks/gpu_session.py "$OUT" --budget 540 \
+        --work /tmp/gpu-session                                   # timeout_s 570
     python benchmarks/gpu_session.py OUT --tiny        # CPU rehearsal (tests/test_gpu_session.py)
 
-Each step runs as a child process with its own time limit; a step that fails or runs out of
+Each step runs as a child process (and its own process group: a step stopped at its limit
+leaves nothing running on the GPU) with its own time limit; a step that fails or runs out of
 time is logged and the next one runs, and a step is not started when less time is left than
-it needs. Everything lands flat in OUT (the device tool brings back at most 8 files):
+it needs. Each step writes its files after each model, so a step stopped part-way keeps what
+it measured. The phantom and the reference's runs are kept in ``--work``: a second call with
+the same ``--work`` (``--only fit bench profile``, or a retry) reuses the phantom, and the
+reference resumes the models it had not finished. Everything lands flat in OUT (the device
+tool brings back at most 8 files):
 
 1. ``env``: the GPU, its driver, PyTorch and the commit (into ``session.log``);
 2. ``tests``: ``tests/test_cuda.py``: training and scoring on CUDA, and that neither makes
@@ -19,12 +25,12 @@ it needs. Everything lands flat in OUT (the device tool brings back at most 8 fi
    ``showcase.npz``, written after each model, so a step stopped at its limit keeps the models
    it finished: commit them as ``benchmarks/reference-<gpu>-<date>/``; target ≤ 6 min on an
    H100, phantom included);
-4. ``bench``: the models of :data:`TIMED` with channels_last: images/s and share of the bf16
+4. ``fit``: ``fit()`` against the bare training step for :data:`FIT_MODELS`, two epochs of
+   the reference's phantom (20 volumes of 240×240), both in the layout ``fit()`` picks
+   (``fit.md``, ``fit.json``; target: 85 %);
+5. ``bench``: the models of :data:`TIMED` with channels_last: images/s and share of the bf16
    peak (``bench.md``, ``bench.json``; targets: Classic ≥ 25 %, Improved ≥ 50 % of the
    Classic's images/s), the Improved U-Net with and without its depthwise convolutions in NCHW;
-5. ``fit``: ``fit()`` against the bare training step for :data:`FIT_MODELS`, two epochs of an
-   8-volume 240×240 phantom, both in the layout ``fit()`` picks (``fit.md``, ``fit.json``;
-   target: 85 %);
 6. ``profile``: the CUDA kernels that take the Improved U-Net's (both ways) and the Classic
    U-Net's training step (``profile.md``).
 
@@ -37,6 +43,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,8 +56,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 #: (step, seconds it needs at least to be worth starting, seconds it may take at most), in
 #: order of need. On one H200 (2026-11-27) tests took 21 s, profile 30 s, reference about
 #: 280 s (its first run stopped at the last model's maps); fit needed more than 120 s.
-STEPS = [("env", 5, 30), ("tests", 30, 90), ("reference", 120, 420), ("bench", 40, 150),
-         ("fit", 60, 200), ("profile", 20, 75)]
+STEPS = [("env", 5, 30), ("tests", 30, 90), ("reference", 120, 420), ("fit", 60, 200),
+         ("bench", 40, 150), ("profile", 20, 75)]
 
 MODELS = ("classic", "improved", "attention")
 
@@ -72,7 +79,16 @@ def sizes(tiny: bool) -> dict:
     return dict(image_size=240, batch_size=32, base_filters=32, scale="full")
 
 
-def step_env(out: Path, tiny: bool) -> None:
+def write_json_and_md(out: Path, stem: str, rows, markdown: str) -> None:
+    """``stem.json`` and ``stem.md`` in ``out``, through temporary files: a step stopped while
+    writing leaves the previous model's complete files, not half of the new ones."""
+    for suffix, text in ((".json", json.dumps(rows, indent=1)), (".md", markdown)):
+        temporary = out / f".{stem}{suffix}.tmp"
+        temporary.write_text(text)
+        temporary.replace(out / f"{stem}{suffix}")
+
+
+def step_env(out: Path, tiny: bool, work: Path) -> None:
     import torch
 
     from unet_lib.reference import commit, machine
@@ -84,42 +100,45 @@ def step_env(out: Path, tiny: bool) -> None:
         subprocess.run(["nvidia-smi"], check=False)
 
 
-def step_tests(out: Path, tiny: bool) -> None:
+def step_tests(out: Path, tiny: bool, work: Path) -> None:
+    # in this step's process group: stopped at the step's limit, pytest goes with it
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                              str(ROOT / "tests" / "test_cuda.py")], cwd=ROOT)
     if result.returncode:
         raise SystemExit(result.returncode)
 
 
-def step_fit(out: Path, tiny: bool) -> None:
+def step_fit(out: Path, tiny: bool, work: Path) -> None:
     from unet_lib.fitbench import fit_report, fit_vs_step
 
     size = sizes(tiny)
-    volumes, slices = (3, 6) if tiny else (8, 155)
-    with tempfile.TemporaryDirectory() as data:
-        rows = []
-        for name in FIT_MODELS:
-            rows.append(fit_vs_step(name, size["scale"], epochs=2, data_dir=data,
-                                    n_volumes=volumes, n_slices=slices,
-                                    image_size=size["image_size"],
-                                    batch_size=size["batch_size"],
-                                    base_filters=size["base_filters"], test_fraction=0.0))
-            print(rows[-1], flush=True)
-    (out / "fit.json").write_text(json.dumps(rows, indent=1))
-    (out / "fit.md").write_text(fit_report(rows))
+    # the reference's phantom (made once in work/data), or the rehearsal's
+    phantom = phantom_changes(tiny)
+    rows = []
+    for name in FIT_MODELS:
+        rows.append(fit_vs_step(name, size["scale"], epochs=2, data_dir=work / "data",
+                                **phantom, test_fraction=0.0))
+        print(rows[-1], flush=True)
+        write_json_and_md(out, "fit", rows, fit_report(rows))  # after each model
     print((out / "fit.md").read_text())
 
 
-def step_reference(out: Path, tiny: bool) -> None:
+def phantom_changes(tiny: bool) -> dict:
+    """The changes to the scale's settings and phantom that every step makes: none on a GPU
+    (the ``full`` scale's own 20 volumes, 240×240, batch 32, 32 filters), tiny ones for the
+    rehearsal. The same for the reference and fit steps, so that they share one phantom."""
+    size = sizes(tiny)
+    keys = ("image_size", "batch_size", "base_filters", "n_volumes", "n_slices")
+    return {k: size[k] for k in keys} if tiny else {}
+
+
+def step_reference(out: Path, tiny: bool, work: Path) -> None:
     from unet_lib.reference import BUNDLE, run_reference
 
     size = sizes(tiny)
-    changes = {}
-    if tiny:  # the full scale's own settings otherwise
-        changes = {k: size[k] for k in ("image_size", "batch_size", "base_filters",
-                                        "n_volumes", "n_slices", "epochs")}
-    with tempfile.TemporaryDirectory() as scratch:  # runs and phantom; the bundle goes to OUT
-        run_reference(out, scale=size["scale"], work=scratch, **changes)  # after each model
+    changes = {**phantom_changes(tiny), **({"epochs": size["epochs"]} if tiny else {})}
+    # runs and phantom in work (a retry resumes them); the bundle, after each model, in OUT
+    run_reference(out, scale=size["scale"], work=work, **changes)
     summary = json.loads((out / BUNDLE).read_text())
     stages = summary["stages"]
     print(f"reference: {summary['seconds']:.0f} s on {summary['machine']['device']} (making "
@@ -132,27 +151,34 @@ def step_reference(out: Path, tiny: bool) -> None:
               + ", ".join(f"{k} {v:.3f}" for k, v in dice.items()))
 
 
-def step_profile(out: Path, tiny: bool) -> None:
+def step_profile(out: Path, tiny: bool, work: Path) -> None:
     from unet_lib.fitbench import profile_step
 
     size = sizes(tiny)
-    parts = [profile_step(name, size["image_size"], size["batch_size"], size["base_filters"])
-             for name in ("improved", "improved-nchw-depthwise", "classic")]
-    (out / "profile.md").write_text("\n".join(parts))
+    parts = []
+    for name in ("improved", "improved-nchw-depthwise", "classic"):
+        parts.append(profile_step(name, size["image_size"], size["batch_size"],
+                                  size["base_filters"]))
+        temporary = out / ".profile.md.tmp"  # after each model
+        temporary.write_text("\n".join(parts))
+        temporary.replace(out / "profile.md")
     print((out / "profile.md").read_text())
 
 
-def step_bench(out: Path, tiny: bool) -> None:
-    from unet_lib.bench import format_table, run_benchmark, write_result
+def step_bench(out: Path, tiny: bool, work: Path) -> None:
+    from unet_lib.bench import format_table, run_benchmark
 
     size = sizes(tiny)
-    # channels_last as fit() on CUDA; no torch.compile: compiling four models outlasts the
-    # step (the H200 tables of 2026-11-27 have the compiled figures)
-    result = run_benchmark(size=size["image_size"], batch=size["batch_size"],
-                           base_filters=size["base_filters"], steps=1 if tiny else 5,
-                           repeats=1 if tiny else 3, peers=False, channels_last=True,
-                           models=TIMED)
-    write_result(result, out / "bench.md")
+    result = None
+    for name in TIMED:  # one model at a time, the files rewritten after each
+        # channels_last as fit() on CUDA; no torch.compile: compiling four models outlasts
+        # the step (the H200 tables of 2026-11-27 have the compiled figures)
+        one = run_benchmark(size=size["image_size"], batch=size["batch_size"],
+                            base_filters=size["base_filters"], steps=1 if tiny else 5,
+                            repeats=1 if tiny else 3, peers=False, channels_last=True,
+                            models=(name,))
+        result = one if result is None else {**result, "rows": result["rows"] + one["rows"]}
+        write_json_and_md(out, "bench", result, format_table(result))
     print(format_table(result))
 
 
@@ -162,7 +188,29 @@ def child_env() -> dict:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
-def run_steps(out: Path, budget: float, tiny: bool, only: list[str] | None) -> int:
+def run_step(command: list[str], sink, limit: float) -> str:
+    """Run ``command`` in a process group of its own for at most ``limit`` seconds; stopped
+    there, the whole group is killed (pytest's or a DataLoader's processes included)."""
+    child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=child_env(),
+                             start_new_session=True)
+    try:
+        code = child.wait(timeout=limit)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        return "stopped at its time limit"
+    except BaseException:  # Ctrl-C or SIGTERM to this process: its step goes with it
+        os.killpg(child.pid, signal.SIGKILL)
+        raise
+    try:  # whatever the step left behind (a worker that outlived it)
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return "ok" if code == 0 else f"failed (exit {code})"
+
+
+def run_steps(out: Path, budget: float, tiny: bool, only: list[str] | None,
+              work: Path) -> int:
     """Run each step in a child process within what is left of ``budget`` seconds; log to
     ``out/session.log``. Returns the number of steps that failed or were not run."""
     deadline = time.monotonic() + budget
@@ -185,14 +233,9 @@ def run_steps(out: Path, budget: float, tiny: bool, only: list[str] | None) -> i
             limit = min(most, left)
             say(f"== {name} (at most {limit:.0f} s)")
             started = time.monotonic()
-            command = [sys.executable, __file__, str(out), "--step", name] + (
-                ["--tiny"] if tiny else [])
-            try:
-                done = subprocess.run(command, stdout=sink, stderr=subprocess.STDOUT,
-                                      timeout=limit, env=child_env())
-                status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode})"
-            except subprocess.TimeoutExpired:
-                status = "stopped at its time limit"
+            command = [sys.executable, __file__, str(out), "--step", name,
+                       "--work", str(work)] + (["--tiny"] if tiny else [])
+            status = run_step(command, sink, limit)
             missed += status != "ok"
             for temporary in out.glob(".*.tmp"):  # a write cut short: not one of the 8 files
                 temporary.unlink()
@@ -209,15 +252,23 @@ def main() -> int:
     parser.add_argument("--tiny", action="store_true", help="small sizes, for a CPU rehearsal")
     parser.add_argument("--only", nargs="+", choices=[name for name, _, _ in STEPS],
                         help="run only these steps (a retry of what did not finish)")
+    parser.add_argument("--work", type=Path,
+                        help="where the phantom and the reference's runs are kept, for a "
+                             "second call to reuse (default: a temporary folder, removed)")
     parser.add_argument("--step", choices=[name for name, _, _ in STEPS],
                         help=argparse.SUPPRESS)  # one step, in this process (the children)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.step:
-        globals()[f"step_{args.step}"](args.out, args.tiny)
+        globals()[f"step_{args.step}"](args.out, args.tiny, args.work)
         return 0
-    missed = run_steps(args.out, args.budget, args.tiny, args.only)
-    return 1 if missed else 0
+    # a SIGTERM (a timeout's) unwinds like Ctrl-C: run_step then stops the step it runs
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+        return 1 if run_steps(args.out, args.budget, args.tiny, args.only, args.work) else 0
+    with tempfile.TemporaryDirectory(prefix="gpu-session-") as work:
+        return 1 if run_steps(args.out, args.budget, args.tiny, args.only, Path(work)) else 0
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ def test_fit_against_step_rehearsal_reports_both_rates_and_their_ratio(tmp_path)
     assert row["fit_images_per_s"] > 0 and row["step_images_per_s"] > 0
     assert row["ratio"] == pytest.approx(row["fit_images_per_s"] / row["step_images_per_s"])
     assert row["first_epoch_s"] > 0 and row["channels_last"] is False
+    assert row["resident"] is True  # what fit() did ("auto": 24 small slices fit in RAM)
     table = format_fit_table([row])
     assert "| classic | cpu | 24 | 4 | 32 |" in table
     assert table.strip().endswith(f"% | {row['first_epoch_s']:.1f} s |")

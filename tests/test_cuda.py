@@ -42,6 +42,36 @@ def waits_for_the_gpu(work) -> int:
     return sum("synchroniz" in str(w.message) for w in caught)
 
 
+def test_the_sync_detector_sees_a_wait():
+    # so that "0 waits" below means none happened, not that none could be seen
+    assert waits_for_the_gpu(lambda: torch.ones(1, device=CUDA).item()) >= 1
+
+
+def test_fit_on_resident_data_waits_no_more_for_ten_steps_than_for_five(datasets, monkeypatch):
+    import unet_lib.train as train_module
+
+    monkeypatch.setattr(train_module, "SYNC_EVERY", 10 ** 6)  # the loss shown every N steps
+    config = TrainConfig.quick(epochs=1, base_filters=8, batch_size=8, device="cuda",
+                               tumour_share=None)
+    model = build_model("classic", base_filters=8)
+    held = {n: ResidentSlices.load(Subset(datasets[0], range(n)), CUDA) for n in (40, 80)}
+    fit(model, held[40], None, config, progress=False)  # warm-up: cuDNN, the optimizer
+    waits = [waits_for_the_gpu(lambda: fit(model, held[n], None, config, progress=False))
+             for n in (40, 80)]  # 5 and 10 full batches: a wait per step would show
+    assert waits[0] == waits[1], waits
+
+
+def test_a_run_trained_on_the_gpu_resumes_on_it(datasets, tmp_path):
+    # read onto the GPU, the checkpoint's NumPy random state could not be restored
+    train, val = Subset(datasets[0], range(0, 48, 2)), Subset(datasets[1], range(0, 30, 3))
+    config = TrainConfig.quick(epochs=2, base_filters=8, batch_size=8, device="cuda")
+    fit(build_model("classic", base_filters=8), train, val, config, tmp_path, progress=False)
+    history = fit(build_model("classic", base_filters=8), train, val,
+                  TrainConfig.quick(epochs=3, base_filters=8, batch_size=8, device="cuda"),
+                  tmp_path, resume=True, progress=False)
+    assert [r["epoch"] for r in history.records] == [1, 2, 3]
+
+
 def test_a_training_pass_over_resident_data_never_waits_for_the_gpu(datasets):
     train = ResidentSlices.load(Subset(datasets[0], range(40)), CUDA)
     model = build_model("classic", base_filters=8).to(CUDA, memory_format=torch.channels_last)

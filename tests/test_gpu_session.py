@@ -49,3 +49,43 @@ def test_a_step_is_not_started_without_the_time_it_needs(tmp_path):
     assert "== env: not started, 3 s left of the budget (needs 5)" in log
     assert "== tests: not started" in log
     assert not (tmp_path / "out" / "fit.json").exists()
+
+
+def test_a_step_stopped_at_its_limit_takes_its_own_children_with_it(tmp_path):
+    import importlib.util
+    import os
+    import time
+
+    spec = importlib.util.spec_from_file_location("gpu_session", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    pid_file = tmp_path / "grandchild.pid"
+    # a step that starts a process of its own (as pytest or a DataLoader would) and hangs
+    step = ("import subprocess, sys, time; "
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    with (tmp_path / "log").open("w") as sink:
+        status = module.run_step([sys.executable, "-c", step], sink, limit=5)
+    assert status == "stopped at its time limit"
+    grandchild = int(pid_file.read_text())
+    for _ in range(50):  # killed at once; reaped by init within moments
+        try:
+            os.kill(grandchild, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"process {grandchild}, started by the step, outlived it")
+
+
+@pytest.mark.slow
+def test_a_second_call_with_the_same_work_folder_keeps_the_trained_models(tmp_path):
+    work = tmp_path / "work"
+    for out in ("first", "second"):
+        done = session(tmp_path / out, "--tiny", "--only", "reference", "--work", str(work))
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    log = (tmp_path / "second" / "session.log").read_text()
+    for name in ("classic", "improved", "attention"):
+        assert f"the {name} U-Net in" in log and "is trained already: kept" in log, name
+    assert set(read_reference(tmp_path / "second")[0]["models"]) == {"classic", "improved",
+                                                                     "attention"}

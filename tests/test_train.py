@@ -186,10 +186,31 @@ def test_channels_last_trains_to_the_same_loss(datasets):
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
 
 
+def test_validation_feeds_images_in_the_layout_the_model_trains_in(datasets):
+    from unet_lib.runtime import layout_of
+
+    train, val = tiny(datasets, 8)
+    for channels_last in (True, False):
+        model = build_model("classic", base_filters=4)
+        seen = []  # (training?, NHWC?) of each batch the model is given
+        model.register_forward_pre_hook(lambda module, args: seen.append(
+            (module.training, args[0].is_contiguous(memory_format=torch.channels_last))))
+        fit(model, train, val, TrainConfig.quick(epochs=1, batch_size=4, base_filters=4,
+                                                 channels_last=channels_last), progress=False)
+        validation = [nhwc for training, nhwc in seen if not training]
+        assert validation and all(nhwc == channels_last for nhwc in validation), seen
+        wanted = torch.channels_last if channels_last else torch.contiguous_format
+        assert layout_of(model) == wanted  # fit() leaves the model in the layout it trained in
+
+
 def test_a_compile_failure_falls_back_to_eager_with_a_warning(datasets, monkeypatch):
     train, _ = tiny(datasets, 8)
 
-    def compile_that_fails_at_the_first_call(model):
+    asked = []
+
+    def compile_that_fails_at_the_first_call(model, **options):
+        asked.append(options)
+
         def broken(*args, **kwargs):
             raise RuntimeError("no C++ compiler found")
         return broken
@@ -200,6 +221,7 @@ def test_a_compile_failure_falls_back_to_eager_with_a_warning(datasets, monkeypa
         history = fit(build_model("classic", base_filters=4), train, None,
                       TrainConfig.quick(epochs=1, batch_size=8, compile=True), progress=False)
     assert len(history) == 1
+    assert asked == [{"dynamic": False}]  # a smaller last batch compiles once more, statically
 
 
 def test_warm_up_raises_the_rate_step_by_step_and_keeps_the_decay_chain(datasets, monkeypatch):

@@ -20,6 +20,7 @@ from .bench import bench_model, measure, training_step
 from .config import TrainConfig
 from .models import build_model
 from .recipe import RunRecipe
+from .resident import use_resident
 from .run import prepare_run
 from .runtime import memory_format, pick_device, seed_everything
 from .train import fit
@@ -47,6 +48,7 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
     with tempfile.TemporaryDirectory() as scratch:
         run = prepare_run(recipe, Path(scratch) / "run", data_dir or Path(scratch) / "data")
         train = run.dataset("train")
+        resident = use_resident(config.resident_data, (train,), device)  # fit() decides alike
         seed_everything(config.seed)
         model = build_model(model_name, base_filters=config.base_filters)
         history = fit(model, train, None, config, progress=False)
@@ -59,7 +61,7 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
             "step_images_per_s": step.train_images_per_s, "fit_images_per_s": fit_rate,
             "ratio": fit_rate / step.train_images_per_s,
             "first_epoch_s": history.records[0]["seconds"], "channels_last": nhwc,
-            "resident": getattr(config, "resident_data", None)}
+            "resident": resident}
 
 
 def fit_report(rows: list[dict]) -> str:

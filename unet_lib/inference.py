@@ -18,7 +18,8 @@ from .data.base import resize_mask
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentBatches, ResidentSlices
-from .runtime import autocast, pick_device, tally_device, tuned_for_full_batches
+from .runtime import (autocast, layout_of, pick_device, tally_device,
+                      tuned_for_full_batches)
 from .sampling import scoring_workers
 
 
@@ -79,12 +80,13 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
         loader = DataLoader(data, batch_sampler=batches, num_workers=workers,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)
     landing = device if on_device else torch.device("cpu")
+    layout = layout_of(model)  # NHWC images for a model trained in NHWC
     for images, masks, skipped in loader:
         if images is None:
             yield None, None, skipped
             continue
         with tuned_for_full_batches(len(images), batch_size), autocast(device, amp):
-            logits = model(images.to(device, non_blocking=True))
+            logits = model(images.to(device, non_blocking=True, memory_format=layout))
         if masks is not None:
             masks = masks.to(landing, non_blocking=True)
         yield logits.float().to(landing), masks, skipped

@@ -75,8 +75,8 @@ class ResidentSlices(Dataset):
         if not count:
             raise ValueError(f"{getattr(dataset, 'root', 'the dataset')}: no usable slice to "
                              f"upload ({len(skipped)} skipped)")
-        if count < len(dataset):  # room was made for the skipped items too
-            images, masks = images[:count].clone(), masks[:count].clone()
+        if count < len(dataset):  # room was made for the skipped items too: a view of the
+            images, masks = images[:count], masks[:count]  # rest (a copy would double the peak)
         return cls(images, masks, skipped)
 
     def __len__(self) -> int:
@@ -160,6 +160,8 @@ def use_resident(setting, datasets, device: torch.device) -> bool:
         return True
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
+        # what PyTorch has reserved but holds nothing (freed tensors) is free for it too
+        free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     elif device.type == "cpu":
         free = available_ram()
     else:

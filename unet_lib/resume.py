@@ -36,7 +36,8 @@ def set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), position,
+    keys = torch.as_tensor(keys).cpu().numpy()  # a checkpoint read onto a GPU has them there
+    np.random.set_state((name, keys.astype(np.int64).astype(np.uint32), position,
                          has_gauss, cached))
     torch.set_rng_state(state["torch"].cpu())
     loader_generator.set_state(state["loader"].cpu())

@@ -31,7 +31,9 @@ class CompiledWithFallback(nn.Module):
         self.eager = model
         self.checked = False
         try:
-            self.compiled = torch.compile(model)
+            # static shapes: a split's smaller last batch gets a graph of its own instead
+            # of turning every batch size into a symbol (slower kernels for the full ones)
+            self.compiled = torch.compile(model, dynamic=False)
         except Exception as error:  # no compiler toolchain, unsupported platform, ...
             self._fall_back(error)
 
@@ -64,6 +66,19 @@ def memory_format(channels_last: bool | None, device: torch.device) -> torch.mem
     compares with it both decide here, so that they time the same thing."""
     wanted = device.type == "cuda" if channels_last is None else channels_last
     return torch.channels_last if wanted else torch.contiguous_format
+
+
+def layout_of(model: nn.Module) -> torch.memory_format:
+    """The layout ``model``'s convolution weights are stored in: channels_last after
+    ``model.to(memory_format=torch.channels_last)`` (as :func:`~unet_lib.train.fit` leaves a
+    model it trained in NHWC), else NCHW. Images fed in the same layout spare cuDNN a
+    transpose before and after every convolution. Judged on the first weight of 4 dimensions
+    whose two layouts differ (a 1×1 or single-input-channel kernel looks like both)."""
+    for weight in model.parameters():
+        if weight.dim() == 4 and weight.shape[1] > 1 and weight.shape[2] * weight.shape[3] > 1:
+            nhwc = weight.is_contiguous(memory_format=torch.channels_last)
+            return torch.channels_last if nhwc else torch.contiguous_format
+    return torch.contiguous_format
 
 
 def tally_device(device: torch.device) -> torch.device:

@@ -159,7 +159,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     config = sized_as_data(config, train_data, report)  # what the checkpoints record
 
     if resume and last is not None and last.exists():
-        state = read_checkpoint(last, map_location=device, trust=trust_checkpoint)
+        # on the CPU: the random states go to NumPy; weights are copied onto the device
+        state = read_checkpoint(last, map_location="cpu", trust=trust_checkpoint)
         check_training_state(state)
         check_same_architecture(model, state, last)
         changed = settings_changed_on_resume(state["config"], config, last)
@@ -239,7 +240,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 seen += len(images) if weight else 0
                 if step % SYNC_EVERY == 0:
                     _check_finite(total, epoch, rate, last, writer, context)
-                    bar.set_postfix(loss=f"{total.item() / seen:.4f}")
+                    bar.set_postfix(loss=f"{total.item() / max(seen, 1):.4f}")
             _check_finite(total, epoch, rate, last, writer, context)
             # summed over processes on the device (NCCL sums GPU tensors only), then read once
             totals = torch.stack([total, torch.full((), seen, dtype=torch.float64,

@@ -30,7 +30,7 @@ def channel_flags(dataset: Dataset) -> np.ndarray:
     for index in range(len(dataset)):
         sample = dataset[index]
         if isinstance(sample, tuple):
-            flags[index] = torch.as_tensor(sample[1]).flatten(1).any(dim=1).numpy()
+            flags[index] = torch.as_tensor(sample[1]).flatten(1).any(dim=1).cpu().numpy()
     return flags
 
 
