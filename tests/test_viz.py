@@ -61,13 +61,22 @@ def test_modalities_history_and_attention_figures_have_a_panel_each():
     for ax in fig.axes[:2]:  # epochs are whole: no tick at 1.5 or 2.5
         assert all(float(tick).is_integer() for tick in ax.get_xticks())
     maps = [torch.rand(1, 4, 4), torch.rand(1, 8, 8), torch.rand(1, 16, 16), torch.rand(1, 32, 32)]
+    maps[0] = torch.full((1, 4, 4), 0.5) + torch.linspace(0, 0.01, 16).reshape(1, 4, 4)  # flat
     fig = show_attention(image, maps)
     assert [ax.get_title().split("\n")[0] for ax in fig.axes[:5]] == [
         "FLAIR", "gate at 4×4", "gate at 8×8", "gate at 16×16", "gate at 32×32"]
     low, high = maps[1].min().item(), maps[1].max().item()
-    assert fig.axes[2].get_title().split("\n")[1] == f"α {low:.2f} – {high:.2f} (stretched)"
+    assert fig.axes[2].get_title().split("\n")[1] == f"α {low:.2f} – {high:.2f}"
+    assert [ax.get_title() for ax in fig.axes[6:10]] == ["flat: 0…1 scale"] + ["stretched"] * 3
     bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
-    assert len(bars) == 4 and np.allclose(bars[1].get_xlim(), (low, high))  # α, not 0…1
+    assert len(bars) == 5  # one per stretched map, one shared by the top row
+    assert np.allclose(bars[0].get_xlim(), (0, 1))  # the flat map is not blown up
+    assert np.allclose(bars[1].get_xlim(), (low, high))  # its own α, not 0…1
+    assert np.allclose(bars[-1].get_xlim(), (0, 1))  # the top row's common scale
+    plt.close(fig)
+    top_only = show_attention(image, maps, stretch=False)
+    assert len(top_only.axes) == 5 + 1  # FLAIR, four maps, the common bar
+    plt.close(top_only)
 
 
 def test_stretched_overlay_uses_the_whole_colour_map():
@@ -183,7 +192,7 @@ def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken
     probs[1, 0, 2:] = 0.9  # the rest of the oedema found
     assert what_went_wrong(probs, target, region="TC") == (
         "missed 8 of the 16 TC pixels (took 4 for ED, 4 for background) and "
-        "marked 2 pixels as TC where the truth is ED (2)")
+        "marked 2 pixels as TC where the truth is ED")
     # the whole tumour lost only the 4 core pixels taken for nothing; ED errors don't count
     assert what_went_wrong(probs, target, region="WT") == (
         "missed 4 of the 24 WT pixels (took 4 for background)")
@@ -226,11 +235,10 @@ def test_maps_drawn_inside_the_head_take_their_colour_range_from_the_head():
     alpha = torch.linspace(0.2, 0.4, 16).reshape(1, 4, 4)
     alpha[..., 3, :] = 1.0  # wide open on the air (rows 6-7 at 8×8)
     fig = show_attention(image, [alpha])
-    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
+    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")  # the stretched map's
     head = alpha[0, :3]
     assert np.allclose(bar.get_xlim(), (head.min(), head.max()))  # not up to the air's 1.0
-    assert fig.axes[1].get_title().split("\n")[1] == (
-        f"α {head.min():.2f} – {head.max():.2f} (stretched)")
+    assert fig.axes[1].get_title().split("\n")[1] == f"α {head.min():.2f} – {head.max():.2f}"
     plt.close(fig)
 
 

@@ -87,7 +87,7 @@ def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -
         probs: (3, H, W) probabilities; target: (3, H, W) binary ground truth.
 
     Example: ``"missed 94 of the 291 TC pixels (took 80 for ED, 14 for background) and marked 73
-    pixels as TC where the truth is ED (73)"``.
+    pixels as TC where the truth is ED"`` (with two kinds: ``"is ED (60) or background (13)"``).
     """
     import torch
 
@@ -107,8 +107,9 @@ def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -
                      f"pixels (took {_labels_at(taken, missed, 'for ')})")
     if extra.any():
         truths = _label_counts(truth.float(), extra)
-        parts.append(f"marked {int(extra.sum())} pixels as {region} where the truth is "
-                     + " or ".join(f"{name} ({n})" for n, name in truths))
+        where = (truths[0][1] if len(truths) == 1  # one kind: the count is the total's
+                 else " or ".join(f"{name} ({n})" for n, name in truths))
+        parts.append(f"marked {int(extra.sum())} pixels as {region} where the truth is {where}")
     return " and ".join(parts) or f"no {region} pixel is wrong"
 
 

@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
 from .comparisons import compare_models, learning_pace, plot_training, whole_epochs
-from .frames import (CHANNEL_COLOURS, LOSS_STYLES, MIN_STRETCH, REGION_COLOURS, as_numpy,
+from .frames import (CHANNEL_COLOURS, LOSS_STYLES, REGION_COLOURS, as_numpy,
                      attention_overlay, head_values,
                      attention_slider, grey_picture, legend_handles, mask_to_rgb, stretched,
                      threshold_slider)
@@ -28,10 +28,6 @@ __all__ = ["CHANNEL_COLOURS", "attention_overlay", "attention_slider", "compare_
            "plot_history",
            "plot_training", "show_attention", "show_modalities", "show_prediction",
            "head_values", "stretched", "threshold_slider"]
-
-
-def _legend(ax) -> None:
-    ax.legend(handles=legend_handles(), loc="lower right", fontsize="small", framealpha=0.8)
 
 
 def _off(axes) -> None:
@@ -75,7 +71,8 @@ def show_prediction(image, target, probs, threshold: float | None = None,
         binary = binarize(torch.as_tensor(as_numpy(probs)), threshold, logits=False)
         scores = dice(binary[None], torch.as_tensor(as_numpy(target))[None])
         label = ", ".join(f"{n} {v:.2f}" for n, v in zip(MASK_CHANNELS, scores.tolist()))
-        panels.append((f"binarized at {threshold:.2f}", mask_to_rgb(binary), f"Dice {label}"))
+        panels.append((f"binarized at {threshold:.2f}", mask_to_rgb(binary),
+                       f"Dice per label: {label}"))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6),
                              constrained_layout=True)
     for ax, (name, picture, caption) in zip(axes, panels):
@@ -83,7 +80,9 @@ def show_prediction(image, target, probs, threshold: float | None = None,
         ax.set_title(name, fontsize="medium")
         if caption:
             ax.set_xlabel(caption, fontsize="small")
-    _legend(axes[1])
+    # below the pictures, where it hides no pixel of the masks
+    fig.legend(handles=legend_handles(), loc="outside lower center", ncols=3, fontsize="small",
+               frameon=False)
     _off(axes)
     if title:
         fig.suptitle(title)
@@ -125,13 +124,19 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
                    stretch: bool = True) -> Figure:
     """Attention coefficients of each gate over the input's FLAIR channel.
 
+    The top row draws every map on one 0…1 scale, so that the gates can be compared: the
+    brighter, the more of the skip passes. With ``stretch`` a second row draws each map
+    stretched over its own range inside the head (its title and colour bar give it): a gate may
+    vary by a few hundredths over the brain, a pattern the common scale hides. A map spanning
+    less than :data:`~unet_course.frames.MIN_STRETCH` stays on 0…1 there too.
+
     Args:
         image: (4, H, W) input slice.
         maps: the gates' maps for this slice, each (1, h, w) or (h, w), as returned by
             ``AttentionUNet(x, return_attention=True)`` (deepest gate first).
-        stretch: spread each map's colours over its own range inside the head (written in
-            the panel's title and colour bar) rather than over [0, 1]: a gate may vary by a few
-            hundredths over the brain, a pattern invisible on the full scale.
+
+    Returns:
+        The figure; its axes are the panels row by row (FLAIR first), then the colour bars.
     """
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -140,28 +145,39 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
 
     image = as_numpy(image)
     head = brain_mask(image)
-    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3 * (len(maps) + 1), 3.9),
-                             constrained_layout=True)
-    axes[0].imshow(grey_picture(image[0]), cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title("FLAIR")
-    for ax, attention in zip(axes[1:], maps):
-        values = as_numpy(attention).reshape(np.shape(attention)[-2:])
-        ax.imshow(attention_overlay(image[0], values, alpha, stretch, brain=head))
-        h, w = values.shape
-        values = head_values(values, head)  # the pixels drawn: their range is the colours'
-        spread = stretch and stretched(values)
-        scale = Normalize(float(values.min()), float(values.max())) if spread else Normalize(0, 1)
-        bar = fig.colorbar(ScalarMappable(scale, "inferno"), ax=ax, orientation="horizontal",
-                           fraction=0.05, pad=0.02)
-        bar.set_label("α", fontsize="small")
-        bar.ax.tick_params(labelsize="x-small")
-        ax.set_title(f"gate at {h}×{w}\nα {values.min():.2f} – {values.max():.2f} "
-                     f"({'stretched' if spread else '0…1 scale'})", fontsize="medium")
-    fig.supxlabel("colour only inside the head; each bar gives its map's α: a map spanning "
-                  f"at least {MIN_STRETCH} is stretched to its own range", fontsize="small")
-    _off(axes)
+    rows, columns = 1 + bool(stretch), len(maps) + 1
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.1 * rows + 0.6),
+                             constrained_layout=True, squeeze=False)
     if title:
         fig.suptitle(title)
+    axes[0, 0].imshow(grey_picture(image[0]), cmap="gray", vmin=0, vmax=1)
+    axes[0, 0].set_title("FLAIR")
+    for column, attention in enumerate(maps, start=1):
+        values = as_numpy(attention).reshape(np.shape(attention)[-2:])
+        h, w = values.shape
+        inside = head_values(values, head)  # the pixels drawn: their range is the titles'
+        axes[0, column].imshow(attention_overlay(image[0], values, alpha, False, brain=head))
+        axes[0, column].set_title(f"gate at {h}×{w}\nα {inside.min():.2f} – {inside.max():.2f}")
+        if stretch:
+            spread = stretched(inside)
+            axes[1, column].imshow(attention_overlay(image[0], values, alpha, True, brain=head))
+            axes[1, column].set_title("stretched" if spread else "flat: 0…1 scale")
+            scale = (Normalize(float(inside.min()), float(inside.max())) if spread
+                     else Normalize(0, 1))
+            bar = fig.colorbar(ScalarMappable(scale, "inferno"), ax=axes[1, column],
+                               orientation="horizontal", fraction=0.06, pad=0.03)
+            bar.ax.tick_params(labelsize="small")
+            bar.ax.locator_params(nbins=3)
+    common = fig.colorbar(ScalarMappable(Normalize(0, 1), "inferno"), ax=axes[0, 1:],
+                          orientation="horizontal", fraction=0.06, pad=0.03, aspect=60)
+    common.set_label("α on one scale for every gate (0: suppressed, 1: passed)",
+                     labelpad=2)
+    if stretch:
+        axes[1, 0].axis("off")
+        axes[1, 0].text(0, 0.5, "this row: each map\nstretched over its\nown range inside\n"
+                        "the head (its bar),\nfor the pattern\nwithin one gate", va="center")
+    _off(axes)
+    fig.canvas.draw()  # constrained layout's first pass leaves the title on the top row's
     return fig
 
 
@@ -208,7 +224,10 @@ def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
                     fontsize=9)
     ax.text(0, 0.55, f"input {model.in_channels} ch", ha="center")
     ax.text(2 * depth, 0.55, f"1×1 head → {model.out_channels} ch", ha="center")
-    handles = [Patch(color="#c0392b", label="2×2 max-pool"),
+    handles = [Patch(fc="#aed6f1", ec="k", label="encoder level"),
+               Patch(fc="#f0b27a", ec="k", label="bottleneck"),
+               Patch(fc="#a9dfbf", ec="k", label="decoder level"),
+               Patch(color="#c0392b", label="2×2 max-pool"),
                Patch(color="#27ae60", label="2×2 transposed conv"),
                Patch(color="grey", label=f"skip ({skip})")]
     if model.attention:
