@@ -129,6 +129,36 @@ def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch
             progress=False)
 
 
+def test_out_of_memory_in_a_compiled_model_is_not_taken_for_a_compiler_failure(tmp_path,
+                                                                               monkeypatch):
+    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
+
+    def compiled_that_runs_out_of_memory(model, **options):
+        def exhausted(*args, **kwargs):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB.")
+        return exhausted
+
+    monkeypatch.setattr(torch, "compile", compiled_that_runs_out_of_memory)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "torch.compile failed; training without it"
+        with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 2.50 GiB"):
+            fit(build_model("classic", base_filters=4), BraTSSlices(root), None,
+                TrainConfig(epochs=1, image_size=32, compile=True), progress=False)
+
+
+def test_out_of_memory_in_the_optimizers_first_step_names_the_batch_size(tmp_path,
+                                                                         monkeypatch):
+    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
+
+    def exhausted(self, *args, **kwargs):  # AdamW's moments are made at the first step
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB.")
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", exhausted)
+    with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 1.00 GiB"):
+        fit(build_model("classic", base_filters=4), BraTSSlices(root), None,
+            TrainConfig(epochs=1, image_size=32), progress=False)
+
+
 @settings(max_examples=12, deadline=None)
 @given(name=st.sampled_from(["classic", "improved", "attention"]),
        height=st.integers(16, 80), width=st.integers(16, 80), batch=st.integers(1, 2))

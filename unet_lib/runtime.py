@@ -47,6 +47,8 @@ class CompiledWithFallback(nn.Module):
             return self.compiled(*args, **kwargs)
         try:
             output = self.compiled(*args, **kwargs)
+        except torch.cuda.OutOfMemoryError:  # the batch, not the compiler: fit() says so
+            raise
         except Exception as error:
             self._fall_back(error)
             output = self.eager(*args, **kwargs)

@@ -221,21 +221,21 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 images = images.to(device, non_blocking=True, memory_format=layout)
                 masks = masks.to(device, non_blocking=True)
                 spare = images, masks
-                try:  # forward and backward: either may run out of GPU memory
+                if epoch < config.warmup_epochs:  # linear warm-up, step by step
+                    warm_up(optimizer, rate, epoch * len(train_loader) + step,
+                            config.warmup_epochs * len(train_loader))
+                try:  # forward, backward, the first step (AdamW's moments): may run out of memory
                     # full: this process's share of the global batch (all of it without torchrun)
                     with tuned_for_full_batches(len(images), config.batch_size // context.world):
                         with autocast(device, config.amp):
                             loss = loss_fn(trained(images).float(), masks) * weight
                         optimizer.zero_grad(set_to_none=True)
                         scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
                 except torch.cuda.OutOfMemoryError as error:
                     raise OutOfMemory(_out_of_memory_message(error, config.batch_size,
                                                              images.shape)) from error
-                if epoch < config.warmup_epochs:  # linear warm-up, step by step
-                    warm_up(optimizer, rate, epoch * len(train_loader) + step,
-                            config.warmup_epochs * len(train_loader))
-                scaler.step(optimizer)
-                scaler.update()
                 total += loss.detach().to(total.device, torch.float64) * len(images)
                 seen += len(images) if weight else 0
                 if step % SYNC_EVERY == 0:
