@@ -82,10 +82,13 @@ def sizes(tiny: bool) -> dict:
 def write_json_and_md(out: Path, stem: str, rows, markdown: str) -> None:
     """``stem.json`` and ``stem.md`` in ``out``, through temporary files: a step stopped while
     writing leaves the previous model's complete files, not half of the new ones."""
+    written = []
     for suffix, text in ((".json", json.dumps(rows, indent=1)), (".md", markdown)):
         temporary = out / f".{stem}{suffix}.tmp"
         temporary.write_text(text)
-        temporary.replace(out / f"{stem}{suffix}")
+        written.append((temporary, out / f"{stem}{suffix}"))
+    for temporary, final in written:  # both written before either replaces its file
+        temporary.replace(final)
 
 
 def step_env(out: Path, tiny: bool, work: Path) -> None:

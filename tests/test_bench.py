@@ -31,6 +31,8 @@ def test_benchmark_rows_for_our_models_and_the_monai_peers(tmp_path):
     assert all(r["train_images_per_s"] > 0 and r["latency_ms"] > 0 for r in rows.values())
     table = format_table(result)
     assert table.count("×") >= 4  # ratios against the peers for classic and attention
+    # amp is asked for by default but autocast acts on CUDA only: the table must not claim it
+    assert result["speedups"]["amp"] is False and "speed-ups none" in table
     path = write_result(result, tmp_path / "bench.md")
     assert path.read_text() == table and path.with_suffix(".json").exists()
     # a name without an extension gets one, as the book's `--out benchmarks/my-machine`

@@ -63,16 +63,21 @@ def show_prediction(image, target, probs, threshold: float | None = None,
         probs: (3, H, W) predicted probabilities.
         threshold: if given, also show the prediction binarized at this probability.
     """
-    from unet_lib.metrics import binarize, dice
+    from unet_lib.data.brats import REGIONS
+    from unet_lib.metrics import binarize, dice, to_regions
 
     panels = [("FLAIR", as_numpy(image)[0], None), ("ground truth", mask_to_rgb(target), None),
               ("prediction (probabilities)", mask_to_rgb(probs), None)]
     if threshold is not None:
         binary = binarize(torch.as_tensor(as_numpy(probs)), threshold, logits=False)
-        scores = dice(binary[None], torch.as_tensor(as_numpy(target))[None])
-        label = ", ".join(f"{n} {v:.2f}" for n, v in zip(MASK_CHANNELS, scores.tolist()))
+        truth = torch.as_tensor(as_numpy(target))[None]
+        labels = dice(binary[None], truth).tolist()
+        regions = dice(to_regions(binary[None]), to_regions(truth)).tolist()
         panels.append((f"binarized at {threshold:.2f}", mask_to_rgb(binary),
-                       f"Dice per label: {label}"))
+                       "Dice per label: " + ", ".join(f"{n} {v:.2f}" for n, v in
+                                                      zip(MASK_CHANNELS, labels))
+                       + "\nper region: " + ", ".join(f"{n} {v:.2f}" for n, v in
+                                                      zip(REGIONS, regions))))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6),
                              constrained_layout=True)
     for ax, (name, picture, caption) in zip(axes, panels):
@@ -146,7 +151,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
     image = as_numpy(image)
     head = brain_mask(image)
     rows, columns = 1 + bool(stretch), len(maps) + 1
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.1 * rows + 0.6),
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.4 * rows + 0.5),
                              constrained_layout=True, squeeze=False)
     if title:
         fig.suptitle(title)
@@ -168,8 +173,9 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
                                orientation="horizontal", fraction=0.06, pad=0.03)
             bar.ax.tick_params(labelsize="small")
             bar.ax.locator_params(nbins=3)
-    common = fig.colorbar(ScalarMappable(Normalize(0, 1), "inferno"), ax=axes[0, 1:],
-                          orientation="horizontal", fraction=0.06, pad=0.03, aspect=60)
+    # under the whole row: a bar under part of a row upsets constrained layout's margins
+    common = fig.colorbar(ScalarMappable(Normalize(0, 1), "inferno"), ax=axes[0, :],
+                          orientation="horizontal", fraction=0.06, pad=0.03, aspect=70)
     common.set_label("α on one scale for every gate (0: suppressed, 1: passed)",
                      labelpad=2)
     if stretch:
@@ -177,7 +183,6 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
         axes[1, 0].text(0, 0.5, "this row: each map\nstretched over its\nown range inside\n"
                         "the head (its bar),\nfor the pattern\nwithin one gate", va="center")
     _off(axes)
-    fig.canvas.draw()  # constrained layout's first pass leaves the title on the top row's
     return fig
 
 

@@ -220,7 +220,8 @@ def run_benchmark(size: int = 240, batch: int | None = None, device: str = "auto
     machine = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
                else f"CPU {_cpu_name()}, {torch.get_num_threads()} threads")
     return {"machine": machine, "torch": torch.__version__, "size": size, "batch": batch,
-            "steps": steps, "repeats": repeats, "speedups": speedups,
+            "steps": steps, "repeats": repeats,  # as they acted: autocast is CUDA's only
+            "speedups": {**speedups, "amp": amp and torch_device.type == "cuda"},
             "rows": [asdict(r) for r in rows]}
 
 

@@ -63,7 +63,8 @@ def _out_of_memory_message(error: Exception, batch_size: int, shape) -> str:
     return (f"the GPU ran out of memory at batch size {batch_size} (images {tuple(shape)})"
             + (f" while allocating {asked[1]}" if asked else "")
             + f". Lower the batch size, e.g. to {max(1, batch_size // 2)} "
-              f"(TrainConfig(batch_size=...) or --batch-size), or the image size.")
+              f"(TrainConfig(batch_size=...) or --batch-size), or the image size; data held "
+              f"on the GPU take memory too (resident_data=False or --resident-data off).")
 
 
 class History:
