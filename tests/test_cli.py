@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 
 def run(*args, cwd):
@@ -33,7 +34,9 @@ def test_phantom_train_evaluate_end_to_end(tmp_path):
               "--test-fraction", "0", "--threshold", "0.3")
     trained = run("train", *common, "--epochs", "1", "--out", "run", cwd=tmp_path)
     assert trained.returncode == 0, trained.stderr
-    assert "2 volumes" in trained.stdout and "1 volumes" in trained.stdout
+    assert "2 volumes" in trained.stdout and "from 1 volume (0 test volumes" in trained.stdout
+    assert re.search(r"^best\.pt holds epoch 1: mean validation Dice over WT, TC and ET "
+                     r"\d\.\d{3}$", trained.stdout, re.M)
     header = next(line for line in trained.stdout.splitlines() if line.split()[:1] == ["NCR/NET"])
     assert header.split() == ["NCR/NET", "ED", "ET", "WT", "TC"]
     assert len(dice_row(trained.stdout)) == 5
@@ -66,6 +69,35 @@ def test_phantom_train_evaluate_end_to_end(tmp_path):
                   cwd=tmp_path)
     assert refused.returncode == 2 and "nowhere" in refused.stderr
     assert "per patient" not in refused.stdout
+    # nor does it write over a file it did not write: a checkpoint stays a checkpoint
+    kept = (tmp_path / "run" / "best.pt").read_bytes()
+    refused = run("evaluate", "--checkpoint", "run/best.pt", "--csv", "run/best.pt",
+                  cwd=tmp_path)
+    assert refused.returncode == 2 and "not a table written by unet-lib evaluate" in refused.stderr
+    assert (tmp_path / "run" / "best.pt").read_bytes() == kept
+    # its own table it may replace; scoring the run's own folder says training volumes count
+    for _ in range(2):
+        own = run("evaluate", "--checkpoint", "run/best.pt", "--data", "ph", "--csv", "p.csv",
+                  cwd=tmp_path)
+        assert own.returncode == 0, own.stderr
+    assert "its training volumes too (--split test" in own.stderr
+    assert (tmp_path / "p.csv").read_text().startswith("volume,slices,")
+    # a folder where nothing can be read scores nothing, and says so, rather than Dice 1
+    shutil.copytree(tmp_path / "ph", tmp_path / "broken")
+    for h5 in (tmp_path / "broken").glob("*.h5"):
+        h5.write_bytes(b"not an h5 file")
+    broken = run("evaluate", "--checkpoint", "run/best.pt", "--data", "broken", cwd=tmp_path)
+    assert broken.returncode == 2 and "nothing was scored" in broken.stderr, broken.stderr
+    assert "1.000" not in broken.stdout
+    # a run resumes on its data moved elsewhere, and not on other data
+    other = run("train", "--out", "run", "--resume", "--epochs", "2", "--data", "big",
+                cwd=tmp_path)
+    assert other.returncode == 2 and "is not the run's data moved" in other.stderr, other.stderr
+    resumed = run("train", "--out", "run", "--resume", "--epochs", "2", "--data", "moved",
+                  cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["data_root"] == str((tmp_path / "moved").resolve())
 
 
 def test_bad_data_folder_is_a_one_line_error_not_a_traceback(tmp_path):
@@ -73,6 +105,11 @@ def test_bad_data_folder_is_a_one_line_error_not_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "error: missing: no such data folder" in result.stderr
     assert "Traceback" not in result.stderr
+    # the phantom's options mean nothing beside --data: said, not silently ignored
+    (tmp_path / "mine").mkdir()
+    result = run("train", "--data", "mine", "--n-volumes", "2", "--quick", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --n-volumes: shapes the phantom, which --data")
 
 
 def test_a_phantom_too_small_for_the_split_is_refused_before_it_is_made(tmp_path):
@@ -82,6 +119,32 @@ def test_a_phantom_too_small_for_the_split_is_refused_before_it_is_made(tmp_path
     assert result.stderr.startswith("error: --n-volumes: must be at least 3, got 2")
     assert "test volume" in result.stderr
     assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+
+
+def test_bench_refuses_bad_arguments_by_name_before_it_measures_anything(tmp_path):
+    (tmp_path / "notes.md").write_text("my notes\n")
+    cases = {("--steps", "0"): "--steps: must be at least 1",
+             ("--repeats", "-1"): "--repeats: must be at least 1",
+             ("--batch-size", "0"): "--batch-size: must be at least 1",
+             ("--image-size", "7"): "--image-size: must be at least 16",
+             ("--fit", "--fit-volumes", "1"): "--fit-volumes: must be at least 2",
+             ("--fit", "--models", "improved-nchw-depthwise"): "--models: --fit trains",
+             ("--out", "notes.md"): "--out: notes.md exists and is not a table written by"}
+    if not torch.cuda.is_available():
+        cases[("--device", "cuda")] = "--device: 'cuda': no CUDA GPU is available here"
+    for options, expected in cases.items():
+        result = run("bench", "--image-size", "32", *options, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.startswith(f"error: {expected}"), (
+            options, result.stderr[-500:])
+        assert "Traceback" not in result.stderr and not result.stdout, options
+    assert (tmp_path / "notes.md").read_text() == "my notes\n"
+
+
+def test_a_negative_seed_is_refused_by_name_and_leaves_no_folder_behind(tmp_path):
+    result = run("phantom", "--out", "ph", "--seed", "-3", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --seed: must be a whole number of at least 0")
+    assert not (tmp_path / "ph").exists()  # no marker left to refuse the next phantom
 
 
 def test_output_to_a_reader_that_left_ends_quietly_as_a_shell_pipe_does(tmp_path):

@@ -38,6 +38,16 @@ def test_packed_volumes_filter_and_open_dataset_recognise_it(folder, tmp_path):
     assert isinstance(open_dataset(out), PackedSlices)
 
 
+def test_a_pack_is_as_readable_as_any_folder_the_user_makes(folder, tmp_path):
+    before = os.umask(0o022)  # the usual: others may read, only the owner writes
+    try:
+        out = pack_folder(folder, tmp_path / "packed", progress=False)
+        (tmp_path / "made").mkdir()
+    finally:
+        os.umask(before)
+    assert out.stat().st_mode & 0o777 == (tmp_path / "made").stat().st_mode & 0o777 == 0o755
+
+
 def test_unusable_files_are_left_out_and_listed(folder, tmp_path):
     (folder / "volume_2_slice_4.h5").write_text("broken")
     with pytest.warns(UserWarning, match="volume_2_slice_4.h5"):

@@ -115,6 +115,26 @@ def test_a_terminated_training_says_where_its_checkpoint_is_as_ctrl_c_does(tmp_p
     assert read_checkpoint(last)["epoch"] >= 1
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_stopped_before_its_first_epoch_a_run_says_to_start_again_not_to_resume(tmp_path):
+    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=48, seed=1)
+    # 64 training slices in batches of 2: the first epoch takes seconds, not a fraction of one
+    process = subprocess.Popen(cli(*TRAIN, "--out", "early"), cwd=tmp_path, text=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    record = tmp_path / "early" / "run.json"  # written just before training starts
+    deadline = time.time() + 240
+    while not record.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=120)
+    assert not (tmp_path / "early" / "last.pt").exists(), "an epoch finished before the signal"
+    assert process.returncode == 130, errors
+    assert "no epoch had finished" in errors and "without --resume" in errors
+    again = subprocess.run(cli(*TRAIN, "--epochs", "1", "--out", "early"), cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)  # as the message says
+    assert again.returncode == 0, again.stderr
+
+
 def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch):
     root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
     model = build_model("classic", base_filters=4)

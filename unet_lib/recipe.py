@@ -51,7 +51,7 @@ class PhantomSpec:
     seed: int = 0
 
     def validate(self) -> "PhantomSpec":
-        for name, least in (("image_size", 16), ("n_volumes", 2), ("n_slices", 1)):
+        for name, least in (("image_size", 16), ("n_volumes", 2), ("n_slices", 1), ("seed", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < least:
                 raise ConfigError(name, f"must be a whole number of at least {least}, got "

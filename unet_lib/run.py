@@ -58,10 +58,11 @@ class PreparedRun:
             raise ValueError(f"{self.folder}: the run has no {side} volumes (its "
                              f"{side}_fraction is 0)")
         if not self.data_root.is_dir():
+            how = ("unet-lib train --resume --out FOLDER --data NEW" if side == "train" else
+                   f"unet-lib evaluate --data NEW --split {side}")
             raise FileNotFoundError(f"{self.data_root}: no such data folder, where "
                                     f"{self.folder / RUN_FILE} says the run's data are; if they "
-                                    f"moved, give their new place (unet-lib evaluate --data NEW "
-                                    f"--split {side})")
+                                    f"moved, give their new place ({how})")
         return open_dataset(self.data_root, volumes, self.recipe.config.image_size)
 
     def to_json(self) -> dict:
@@ -122,19 +123,24 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
                 **data_changes) -> PreparedRun:
     """The run in ``folder`` with ``changes`` to its settings (fields of ``TrainConfig``).
 
-    The data and the split stay as they were: giving ``data``, or a ``max_volumes``,
-    ``n_volumes`` or ``n_slices`` (``data_changes``) that differs from the run's, is refused.
-    Settings that would re-split the data are refused by :func:`unet_lib.train.fit`.
+    The data and the split stay as they were: a ``max_volumes``, ``n_volumes`` or
+    ``n_slices`` (``data_changes``) that differs from the run's is refused. ``data`` may name
+    another folder only when it holds every volume of the run's split: the same data, moved
+    (run.json then records the new place). Settings that would re-split the data are refused by
+    :func:`unet_lib.train.fit`.
 
     Raises:
         ConfigError: naming the option that cannot change.
     """
     run = read_run(folder)
     phantom = run.recipe.phantom
-    saved = {"data": str(run.data_root.resolve()), "max_volumes": run.recipe.max_volumes,
-             "n_volumes": phantom and phantom.n_volumes, "n_slices": phantom and phantom.n_slices}
-    given = {"data": data and str(Path(data).resolve()), **data_changes}
-    for name, value in given.items():
+    saved = {"max_volumes": run.recipe.max_volumes, "n_volumes": phantom and phantom.n_volumes,
+             "n_slices": phantom and phantom.n_slices}
+    if data is not None and Path(data).resolve() != run.data_root.resolve():
+        run.data_root = _moved_here(run, Path(data).resolve())
+        if run.recipe.data is not None:
+            run.recipe = dataclasses.replace(run.recipe, data=run.data_root)
+    for name, value in data_changes.items():
         if value is not None and value != saved[name]:
             raise ConfigError(name, f"cannot change from {saved[name]!r} to {value!r} when "
                                     f"resuming {folder}: the run keeps its data and split "
@@ -142,6 +148,23 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
     config = dataclasses.replace(run.recipe.config, **changes).validate()
     run.recipe = dataclasses.replace(run.recipe, config=config)
     return run
+
+
+def _moved_here(run: PreparedRun, data: Path) -> Path:
+    """``data``, checked to hold every volume of ``run``'s split (the run's data, moved)."""
+    from .data import open_dataset
+
+    wanted = set(run.train_volumes) | set(run.val_volumes) | set(run.test_volumes)
+    try:
+        missing = sorted(wanted - set(open_dataset(data).volumes))
+        why = missing and (f"it lacks volumes {missing[:8]} of the run's split "
+                           f"({run.folder / RUN_FILE}), so it is not the run's data moved")
+    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
+        why = str(error)
+    if why:
+        raise ConfigError("data", f"cannot change to {data} when resuming {run.folder}: {why}; "
+                                  f"drop --data, or start a new run")
+    return data
 
 
 def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = True,
@@ -170,9 +193,9 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
         model = build_model(recipe.model, base_filters=config.base_filters)
         report(f"{recipe.model} U-Net, {count_parameters(model):,} parameters, on "
                f"{pick_device(config.device)}; {len(train_set)} training slices from "
-               f"{len(run.train_volumes)} volumes, {len(val_set)} validation slices from "
-               f"{len(run.val_volumes)} volumes ({len(run.test_volumes)} test volumes held "
-               f"out); checkpoints in {run.folder}", flush=True)
+               f"{_volumes(run.train_volumes)}, {len(val_set)} validation slices from "
+               f"{_volumes(run.val_volumes)} ({_volumes(run.test_volumes, 'test ')} held out); "
+               f"checkpoints in {run.folder}", flush=True)
         history = fit(model, train_set, val_set, config, checkpoint_dir=run.folder,
                       resume=resume, progress=progress, trust_checkpoint=trust_checkpoint)
         if main and resume:
@@ -238,3 +261,8 @@ def read_results(folder: str | Path) -> dict:
 def json_plain(value):
     """``json.dumps``'s ``default``: numpy numbers and arrays as JSON numbers and lists."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _volumes(volumes: list, kind: str = "") -> str:
+    """``"1 volume"``, ``"3 test volumes"``."""
+    return f"{len(volumes)} {kind}volume{'' if len(volumes) == 1 else 's'}"

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
+from .checks import check_bench_options, check_evaluate_csv, check_scoring_options, fit_models
 from ..recipe import SCALES, PhantomSpec, RunRecipe
 from ..run import RUN_FILE, prepare_run, train_run
 
@@ -66,6 +67,10 @@ def cmd_train(args) -> int:
                               f"--resume, or choose another --out")
     recipe = None
     if args.data is not None and not args.resume:  # before the folder is touched
+        for name in ("n_volumes", "n_slices"):
+            if getattr(args, name) is not None:
+                raise ConfigError(name, "shapes the phantom, which --data replaces (fewer "
+                                        "volumes of your data: --max-volumes)")
         check_data_folder(args.data)
     if not args.resume:  # checked in full before the folder is touched or data is made
         scale = "quick" if args.quick else args.scale or "full"
@@ -80,10 +85,11 @@ def cmd_train(args) -> int:
                                    trust_checkpoint=args.trust_checkpoint,
                                    report=print if main_process else _silent)
     except KeyboardInterrupt:
-        where = (f"the last checkpoint is {last} (epoch {_epoch_of(last)})" if last.is_file()
-                 else "no epoch had finished, so nothing was saved")
-        print(f"\ninterrupted: {where}; run the same command with --resume to continue",
-              file=sys.stderr)
+        what_next = (f"the last checkpoint is {last} (epoch {_epoch_of(last)}); run the same "
+                     f"command with --resume to continue" if last.is_file() else
+                     "no epoch had finished, so nothing was saved; run the same command again "
+                     "(without --resume) to start over")
+        print(f"\ninterrupted: {what_next}", file=sys.stderr)
         return INTERRUPTED
     if not main_process:
         return 0
@@ -94,6 +100,11 @@ def cmd_train(args) -> int:
     print(f"validation after {final['epoch']} epochs (threshold "
           f"{run.recipe.config.threshold}):")
     print_scores(final["val"])
+    kept = _epoch_of(out / "best.pt")
+    if kept.isdigit():  # the model evaluate, segment and the course use
+        dice = next(r for r in history.records if r["epoch"] == int(kept))["val"]["dice"]
+        print(f"best.pt holds epoch {kept}: mean validation Dice over WT, TC and ET "
+              f"{sum(dice[r] for r in ('WT', 'TC', 'ET')) / 3:.3f}")
     return 0
 
 
@@ -128,14 +139,6 @@ def _epoch_of(last: Path) -> str:
         return "?"
 
 
-def _check_scoring_options(args) -> None:
-    """The options evaluate and segment share, checked before any work."""
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        raise ConfigError("threshold", f"must be a probability in [0, 1], got {args.threshold}")
-    if args.batch_size < 1:
-        raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
-
-
 def _trained_model(args):
     """``(model in eval mode, the run's settings as fit() saved them)`` of ``--checkpoint``;
     ``args.threshold`` becomes the run's own when not given (0.5 without one)."""
@@ -151,7 +154,7 @@ def _trained_model(args):
 def cmd_segment(args) -> int:
     from ..segment import segment_folder
 
-    _check_scoring_options(args)
+    check_scoring_options(args)
     model, trained_with = _trained_model(args)
     size = trained_with.get("image_size")  # the size it learnt at (fit() records the data's)
     written = segment_folder(model, args.data, args.out, image_size=size,
@@ -168,13 +171,8 @@ def cmd_evaluate(args) -> int:
     from ..patients import evaluate_patients
     from ..run import read_run
 
-    _check_scoring_options(args)
-    if args.csv is not None:  # checked before minutes of scoring, not after
-        if args.csv.is_dir():
-            raise ConfigError("csv", f"{args.csv} is a folder; give a file name, e.g. "
-                                     f"{args.csv / 'patients.csv'}")
-        if not args.csv.parent.is_dir():
-            raise ConfigError("csv", f"{args.csv}: its folder {args.csv.parent} does not exist")
+    check_scoring_options(args)
+    check_evaluate_csv(args.csv)  # before minutes of scoring, not after
     model, trained_with = _trained_model(args)
     run_file = args.checkpoint.parent / RUN_FILE
     if args.data is None and not run_file.is_file():
@@ -193,6 +191,9 @@ def cmd_evaluate(args) -> int:
             raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
                                     f"held out")
         volumes = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
+        if run and not args.split and Path(args.data).resolve() == Path(run.data_root).resolve():
+            print(f"note: {args.data} is the run's own data: every volume is scored, its "
+                  f"training volumes too (--split test scores the held-out ones)", file=sys.stderr)
         data_root, dataset = args.data, open_dataset(args.data, volumes, image_size=size)
         chosen = f"the {args.split} volumes {volumes}" if args.split else "every volume"
         what = (f"{chosen} (predicted at {size}×{size}, scored on their own grid) of" if size
@@ -202,6 +203,10 @@ def cmd_evaluate(args) -> int:
                                  batch_size=args.batch_size, pixels=pixels)
     result = {**pixels.compute(), "skipped": patients.skipped}
     scored = len(dataset) - len(result["skipped"])
+    if not scored:
+        raise ValueError(f"{data_root}: none of the {len(dataset)} slices chosen could be read "
+                         f"(first: {result['skipped'][0] if result['skipped'] else '-'}); "
+                         f"nothing was scored")
     print(f"{args.checkpoint} on {scored} slices of {what} {data_root}"
           + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
           + f" (threshold {args.threshold}); all pixels at once:")
@@ -234,6 +239,7 @@ def cmd_pack(args) -> int:
 def cmd_bench(args) -> int:
     from ..bench import format_table, peer_models, run_benchmark, write_result
 
+    check_bench_options(args)
     if args.peers and not peer_models():
         print("MONAI is not installed: the peers are left out (pip install monai)",
               file=sys.stderr)
@@ -252,14 +258,13 @@ def cmd_bench(args) -> int:
 def _bench_fit(args) -> None:
     """``bench --fit``: each course model through ``fit()`` on a phantom, beside its step."""
     from ..fitbench import fit_vs_step, format_fit_table
-    from ..recipe import MODEL_NAMES
 
     batch = args.batch_size or 32
     rows = [fit_vs_step(name, "full", epochs=2, image_size=args.image_size, batch_size=batch,
                         n_volumes=args.fit_volumes, n_slices=args.fit_slices, amp=args.amp,
                         channels_last=args.channels_last, compile=args.compile,
                         device=args.device, val_fraction=0.2, test_fraction=0.0)
-            for name in MODEL_NAMES]
+            for name in fit_models(args)]
     print(format_fit_table(rows))
     if args.out:
         fit_out = Path(args.out).with_name(Path(args.out).stem + "-fit.md")

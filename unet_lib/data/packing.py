@@ -49,6 +49,7 @@ def pack(source: Dataset, out: str | Path, progress: bool = True,
     for stale in out.parent.glob(f".{out.name}.packing-*"):  # left by a killed pack
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.packing-"))
+    work.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide the pack from a shared group
     try:
         _write_pack(source, work, progress, workers)
         _swap_into_place(work, out)
@@ -165,6 +166,13 @@ def _pack_rows(folder: Path, rows: list[int], shape: tuple[int, int]) -> list[tu
     images.flush()
     masks.flush()
     return done
+
+
+def _umask() -> int:
+    """This process's umask (read by setting it, then setting it back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _sample_path(source: Dataset, row: int) -> str:

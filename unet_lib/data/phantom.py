@@ -194,9 +194,9 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
     Raises:
         FileExistsError: ``root`` holds anything but this very phantom (nothing is written).
     """
-    if n_volumes < 1 or size < 16 or n_slices < 1:
-        raise ValueError(f"need n_volumes ≥ 1, size ≥ 16 and n_slices ≥ 1; got n_volumes="
-                         f"{n_volumes}, size={size}, n_slices={n_slices}")
+    if n_volumes < 1 or size < 16 or n_slices < 1 or seed < 0:
+        raise ValueError(f"need n_volumes ≥ 1, size ≥ 16, n_slices ≥ 1 and seed ≥ 0; got "
+                         f"n_volumes={n_volumes}, size={size}, n_slices={n_slices}, seed={seed}")
     root = Path(root)
     made_as = {"n_volumes": n_volumes, "size": size, "n_slices": n_slices, "seed": seed,
                "first_volume": first_volume}

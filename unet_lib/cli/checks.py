@@ -1,0 +1,73 @@
+"""The command line's checks of its arguments, made before any work starts: each problem is one
+:class:`~unet_lib.config.ConfigError` naming the option, and no file is written or replaced
+that the command did not write itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import ConfigError, check_device
+from ..recipe import MODEL_NAMES
+
+#: how the files the commands write begin: such a file may be replaced by the same command
+EVALUATE_CSV_START = b"volume,slices,"
+BENCH_TABLE_START = b"Machine:"
+
+
+def check_scoring_options(args) -> None:
+    """The options ``evaluate`` and ``segment`` share."""
+    if args.threshold is not None and not 0 <= args.threshold <= 1:
+        raise ConfigError("threshold", f"must be a probability in [0, 1], got {args.threshold}")
+    if args.batch_size < 1:
+        raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
+
+
+def check_evaluate_csv(path: Path | None) -> None:
+    """``evaluate --csv``: a file in an existing folder, new or a table evaluate wrote."""
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        raise ConfigError("csv", f"{path}: its folder {path.parent} does not exist")
+    check_replaceable(path, EVALUATE_CSV_START, "csv", "unet-lib evaluate", "patients.csv")
+
+
+def check_bench_options(args) -> None:
+    """``bench``: sizes and counts in range, the device present, ``--fit``'s models among the
+    course's, and ``--out`` new or a table bench wrote."""
+    check_device(args.device)
+    for name, least in (("image_size", 16), ("steps", 1), ("repeats", 1)):
+        if getattr(args, name) < least:
+            raise ConfigError(name, f"must be at least {least}, got {getattr(args, name)}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
+    if args.fit:
+        if args.fit_volumes < 2:
+            raise ConfigError("fit_volumes", f"must be at least 2 (a training and a validation "
+                                             f"volume), got {args.fit_volumes}")
+        if args.fit_slices < 1:
+            raise ConfigError("fit_slices", f"must be at least 1, got {args.fit_slices}")
+        if not fit_models(args):
+            raise ConfigError("models", f"--fit trains through fit(), which takes the course's "
+                                        f"models only: name one of {', '.join(MODEL_NAMES)}")
+    if args.out is not None:
+        out = args.out if args.out.suffix else args.out.with_suffix(".md")  # as bench writes it
+        check_replaceable(out, BENCH_TABLE_START, "out", "unet-lib bench", "bench.md")
+
+
+def fit_models(args) -> list[str]:
+    """The models of ``bench --models`` that ``--fit`` trains: the course's presets."""
+    return [name for name in args.models if name in MODEL_NAMES]
+
+
+def check_replaceable(path: Path, start: bytes, option: str, writer: str, example: str) -> None:
+    """Refuse ``path`` when it is a folder, or a file that does not begin with ``start`` (one
+    ``writer`` did not write: a checkpoint, someone's notes)."""
+    if path.is_dir():
+        raise ConfigError(option, f"{path} is a folder; give a file name, e.g. "
+                                  f"{path / example}")
+    if path.exists():
+        with open(path, "rb") as f:
+            ours = f.readline(len(start)) == start
+        if not ours:
+            raise ConfigError(option, f"{path} exists and is not a table written by {writer}; "
+                                      f"give another file name (nothing was written)")
