@@ -91,6 +91,32 @@ def test_segment_writes_one_label_map_per_case_on_its_grid_as_training_reads_it(
     assert (out / written[0]).read_bytes() == before
 
 
+def test_a_broken_case_costs_no_other_and_a_second_run_writes_only_what_is_missing(
+        tmp_path, capsys):
+    data = tmp_path / "cases"
+    for number in (1, 2, 3):
+        write_case(data, f"BraTS20_Validation_00{number}", seg=False, seed=number)
+    broken = data / "BraTS20_Validation_002" / "BraTS20_Validation_002_t1.nii.gz"
+    whole = broken.read_bytes()
+    broken.write_bytes(whole[: len(whole) // 3])  # cut short, as a failed copy
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4))
+    segment = ["segment", "--checkpoint", str(tmp_path / "best.pt"), "--data", str(data),
+               "--out", str(tmp_path / "labels")]
+    assert main(segment) == 1  # not all written: a script must notice
+    said = capsys.readouterr().out
+    assert "1 case(s) could not be read and have no label map: BraTS20_Validation_002" in said
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [
+        "BraTS20_Validation_001.nii.gz", "BraTS20_Validation_003.nii.gz"]
+    kept = (tmp_path / "labels" / "BraTS20_Validation_001.nii.gz").read_bytes()
+    broken.write_bytes(whole)  # mended
+    assert main(segment + ["--missing-only"]) == 0
+    said = capsys.readouterr().out
+    assert "2 of the 3 label maps exist already: kept" in said and "wrote 1 BraTS" in said
+    assert (tmp_path / "labels" / "BraTS20_Validation_002.nii.gz").exists()
+    assert (tmp_path / "labels" / "BraTS20_Validation_001.nii.gz").read_bytes() == kept
+
+
 def test_a_case_missing_a_modality_is_named(tmp_path, capsys):
     folder = write_case(tmp_path / "cases", "BraTS20_Validation_003", seg=False)
     (folder / "BraTS20_Validation_003_t1ce.nii.gz").unlink()

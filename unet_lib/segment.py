@@ -95,33 +95,54 @@ def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | Non
 def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
                    image_size: int | None = None, threshold: float = 0.5,
                    batch_size: int = 32, device: torch.device | str | None = None,
-                   report=print) -> list[Path]:
+                   report=print, missing_only: bool = False
+                   ) -> tuple[list[Path], list[str]]:
     """Write ``out/<ID>.nii.gz`` (BraTS labels on the input's grid) for every case of ``data``.
 
     Nothing is overwritten: the files it would write are checked before any case is
-    predicted. Returns the written paths, in case order.
+    predicted; with ``missing_only`` the cases whose label map exists already are left out
+    instead (a second run after a case was mended). A case whose files cannot be read is
+    reported and skipped; the others are written.
+
+    Returns:
+        ``(written, skipped)``: the written paths in case order, and the IDs of the cases that
+        could not be read.
 
     Raises:
-        FileExistsError: naming the first output that exists already.
+        FileExistsError: naming the first output that exists already (without
+            ``missing_only``).
     """
     import nibabel as nib
 
     cases = find_unlabelled_cases(data)
     out = Path(out)
     targets = {case: out / f"{case}.nii.gz" for case in cases}
-    existing = [path for path in targets.values() if path.exists()]
-    if existing:
-        raise FileExistsError(f"{existing[0]} exists already ({len(existing)} of the "
+    existing = [case for case, path in targets.items() if path.exists()]
+    if existing and not missing_only:
+        raise FileExistsError(f"{targets[existing[0]]} exists already ({len(existing)} of the "
                               f"{len(targets)} label maps would replace files); choose "
-                              f"another --out or move them")
+                              f"another --out, move them, or add --missing-only")
+    if existing:
+        report(f"{len(existing)} of the {len(targets)} label maps exist already: kept")
+        targets = {case: path for case, path in targets.items() if case not in existing}
     out.mkdir(parents=True, exist_ok=True)
-    for number, (case, files) in enumerate(cases.items(), start=1):
-        labels, reference = segment_case(model, files, image_size, threshold, batch_size,
-                                         device)
+    written, skipped = [], []
+    for number, (case, target) in enumerate(targets.items(), start=1):
+        try:
+            labels, reference = segment_case(model, cases[case], image_size, threshold,
+                                             batch_size, device)
+        except BraTSDataError as error:  # one broken case does not cost the others
+            skipped.append(case)
+            report(f"{number}/{len(targets)} skipped: {error}")
+            continue
         header = reference.header.copy()
         header.set_data_dtype(np.uint8)
-        nib.save(nib.Nifti1Image(labels, reference.affine, header), targets[case])
+        nib.save(nib.Nifti1Image(labels, reference.affine, header), target)
+        written.append(target)
         counts = {label: int((labels == label).sum()) for label in CHANNEL_LABELS}
-        report(f"{number}/{len(cases)} {targets[case]}: voxels labelled 1 (NCR/NET) "
+        report(f"{number}/{len(targets)} {target}: voxels labelled 1 (NCR/NET) "
                f"{counts[1]}, 2 (ED) {counts[2]}, 4 (ET) {counts[4]}")
-    return list(targets.values())
+    if skipped:
+        report(f"{len(skipped)} case(s) could not be read and have no label map: "
+               f"{', '.join(skipped)}; mend them and run again with --missing-only")
+    return written, skipped

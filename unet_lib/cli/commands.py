@@ -157,12 +157,13 @@ def cmd_segment(args) -> int:
     check_scoring_options(args)
     model, trained_with = _trained_model(args)
     size = trained_with.get("image_size")  # the size it learnt at (fit() records the data's)
-    written = segment_folder(model, args.data, args.out, image_size=size,
-                             threshold=args.threshold, batch_size=args.batch_size)
+    written, skipped = segment_folder(model, args.data, args.out, image_size=size,
+                                      threshold=args.threshold, batch_size=args.batch_size,
+                                      missing_only=args.missing_only)
     print(f"wrote {len(written)} BraTS label map(s) (0 none, 1 NCR/NET, 2 ED, 4 ET) to "
           f"{args.out}: {args.checkpoint}, threshold {args.threshold}"
           + (f", predicted at {size}×{size}" if size else ""))
-    return 0
+    return 1 if skipped else 0  # some cases have no label map: a script must notice
 
 
 def cmd_evaluate(args) -> int:

@@ -243,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--data", type=Path, required=True, help="a folder of case folders")
     segment.add_argument("--out", type=Path, required=True,
                          help="the folder for the label maps (none is overwritten)")
+    segment.add_argument("--missing-only", action="store_true",
+                         help="write only the label maps --out lacks, e.g. after mending a case")
     scoring_options(segment)
     trust_option(segment, "open")
 
