@@ -105,6 +105,9 @@ def test_bad_data_folder_is_a_one_line_error_not_a_traceback(tmp_path):
     assert result.returncode == 2
     assert "error: missing: no such data folder" in result.stderr
     assert "Traceback" not in result.stderr
+    (tmp_path / "afile").write_text("")
+    result = run("train", "--quick", "--out", "afile", cwd=tmp_path)
+    assert result.returncode == 2 and "error: afile: is a file; --out takes" in result.stderr
     # the phantom's options mean nothing beside --data: said, not silently ignored
     (tmp_path / "mine").mkdir()
     result = run("train", "--data", "mine", "--n-volumes", "2", "--quick", cwd=tmp_path)

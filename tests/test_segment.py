@@ -117,6 +117,21 @@ def test_a_broken_case_costs_no_other_and_a_second_run_writes_only_what_is_missi
     assert (tmp_path / "labels" / "BraTS20_Validation_001.nii.gz").read_bytes() == kept
 
 
+def test_wrong_paths_say_what_was_given_and_what_is_wanted(tmp_path, capsys):
+    case = write_case(tmp_path / "cases", "BraTS20_Validation_004", seg=False)
+    save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4))
+    (tmp_path / "afile").write_text("")
+    segment = ["segment", "--checkpoint", str(tmp_path / "best.pt")]
+    for data, out, said in (
+            (case, tmp_path / "labels", f"{case}: is one case folder; give the folder that "
+                                        f"holds the case folders ({case.parent})"),
+            (tmp_path / "afile", tmp_path / "labels", "afile: is a file; give the folder"),
+            (tmp_path / "cases", tmp_path / "afile", "afile: is a file; give a folder for")):
+        assert main(segment + ["--data", str(data), "--out", str(out)]) == 2
+        assert said in capsys.readouterr().err
+    assert not (tmp_path / "labels").exists()
+
+
 def test_a_case_missing_a_modality_is_named(tmp_path, capsys):
     folder = write_case(tmp_path / "cases", "BraTS20_Validation_003", seg=False)
     (folder / "BraTS20_Validation_003_t1ce.nii.gz").unlink()

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data import check_data_folder
 from .data.base import resize_image
 from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
 from .data.nifti import case_slice, find_case_file, load_modalities
@@ -48,8 +49,10 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path]]:
         BraTSDataError: a case folder has some of the four files but not all (named).
     """
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data folder")
+    check_data_folder(root)
+    if any(find_case_file(root, key) for key in NIFTI_MODALITIES):
+        raise FileNotFoundError(f"{root}: is one case folder; give the folder that holds the "
+                                f"case folders ({root.resolve().parent})")
     cases = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         files = {key: find_case_file(folder, key) for key in NIFTI_MODALITIES}
@@ -116,6 +119,8 @@ def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
 
     cases = find_unlabelled_cases(data)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: is a file; give a folder for the label maps")
     targets = {case: out / f"{case}.nii.gz" for case in cases}
     existing = [case for case, path in targets.items() if path.exists()]
     if existing and not missing_only:

@@ -58,6 +58,8 @@ def cmd_train(args) -> int:
     from ..runfolder import claim
 
     out = args.out or Path("runs") / (args.model or "classic")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: is a file; --out takes the folder for the run")
     last = out / "last.pt"
     if args.resume and not last.is_file():
         raise FileNotFoundError(f"{out}: holds no last.pt to resume from (a mistyped --out?); "
