@@ -355,7 +355,7 @@ def test_resume_applies_a_new_learning_rate_and_records_it(tiny_phantom, tmp_pat
 @pytest.mark.parametrize("change, flag", [
     (("--seed", "3"), "--seed"), (("--val-fraction", "0.5"), "--val-fraction"),
     (("--max-volumes", "2"), "--max-volumes"), (("--data", "elsewhere"), "--data"),
-    (("--image-size", "48"), "--image-size"),
+    (("--image-size", "48"), "--image-size"), (("--base-filters", "8"), "--base-filters"),
 ])
 def test_resume_refuses_a_change_that_would_resplit_the_data(tiny_phantom, tmp_path, capsys,
                                                              change, flag):
@@ -365,8 +365,10 @@ def test_resume_refuses_a_change_that_would_resplit_the_data(tiny_phantom, tmp_p
     split = (out / "run.json").read_text()
     capsys.readouterr()
     assert main("train", "--out", out, "--resume", "--epochs", "2", *change) == 2
-    err = capsys.readouterr().err.strip()
+    said = capsys.readouterr()
+    err = said.err.strip()
     assert err.startswith(f"error: {flag}: cannot change") and len(err.splitlines()) == 1
+    assert "parameters" not in said.out  # refused before the run's header, not after
     assert (out / "run.json").read_text() == split
     assert read_checkpoint(out / "last.pt")["epoch"] == 1
 

@@ -146,6 +146,10 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
                                     f"resuming {folder}: the run keeps its data and split "
                                     f"({RUN_FILE}); drop the option or start a new run")
     config = dataclasses.replace(run.recipe.config, **changes).validate()
+    from .resume import settings_changed_on_resume  # refused here, before any work is shown
+
+    settings_changed_on_resume(dataclasses.asdict(run.recipe.config), config,
+                               run.folder / "last.pt")
     run.recipe = dataclasses.replace(run.recipe, config=config)
     return run
 
