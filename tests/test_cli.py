@@ -89,10 +89,16 @@ def test_phantom_train_evaluate_end_to_end(tmp_path):
     broken = run("evaluate", "--checkpoint", "run/best.pt", "--data", "broken", cwd=tmp_path)
     assert broken.returncode == 2 and "nothing was scored" in broken.stderr, broken.stderr
     assert "1.000" not in broken.stdout
-    # a run resumes on its data moved elsewhere, and not on other data
-    other = run("train", "--out", "run", "--resume", "--epochs", "2", "--data", "big",
-                cwd=tmp_path)
-    assert other.returncode == 2 and "is not the run's data moved" in other.stderr, other.stderr
+    # a run resumes on its data moved elsewhere, and not on other data: fewer volumes, or
+    # the same volume numbers holding other slices
+    run("phantom", "--out", "lookalike", "--image-size", "32", "--n-volumes", "3",
+        "--n-slices", "4", cwd=tmp_path)
+    for other_data in ("big", "lookalike"):
+        other = run("train", "--out", "run", "--resume", "--epochs", "2", "--data", other_data,
+                    cwd=tmp_path)
+        assert other.returncode == 2 and "not the run's data moved" in other.stderr, other.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["data_root"] == str(
+        (tmp_path / "ph").resolve())
     resumed = run("train", "--out", "run", "--resume", "--epochs", "2", "--data", "moved",
                   cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -132,7 +138,12 @@ def test_bench_refuses_bad_arguments_by_name_before_it_measures_anything(tmp_pat
              ("--image-size", "7"): "--image-size: must be at least 16",
              ("--fit", "--fit-volumes", "1"): "--fit-volumes: must be at least 2",
              ("--fit", "--models", "improved-nchw-depthwise"): "--models: --fit trains",
-             ("--out", "notes.md"): "--out: notes.md exists and is not a table written by"}
+             ("--out", "notes.md"): "--out: notes.md exists and is not a table written by",
+             ("--out", "notes"): "--out: notes.md exists and is not a table written by",
+             ("--out", "mine.md"): "--out: mine.json exists and is not a table written by",
+             ("--fit", "--out", "run.md"): "--out: run-fit.json exists and is not a table"}
+    (tmp_path / "mine.json").write_text("my numbers\n")
+    (tmp_path / "run-fit.json").write_text("my fit numbers\n")
     if not torch.cuda.is_available():
         cases[("--device", "cuda")] = "--device: 'cuda': no CUDA GPU is available here"
     for options, expected in cases.items():
@@ -141,6 +152,7 @@ def test_bench_refuses_bad_arguments_by_name_before_it_measures_anything(tmp_pat
             options, result.stderr[-500:])
         assert "Traceback" not in result.stderr and not result.stdout, options
     assert (tmp_path / "notes.md").read_text() == "my notes\n"
+    assert (tmp_path / "mine.json").read_text() == "my numbers\n"
 
 
 def test_a_negative_seed_is_refused_by_name_and_leaves_no_folder_behind(tmp_path):

@@ -39,13 +39,18 @@ def test_packed_volumes_filter_and_open_dataset_recognise_it(folder, tmp_path):
 
 
 def test_a_pack_is_as_readable_as_any_folder_the_user_makes(folder, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o2775)  # a group's folder: what is made inside keeps the group (setgid)
     before = os.umask(0o022)  # the usual: others may read, only the owner writes
     try:
-        out = pack_folder(folder, tmp_path / "packed", progress=False)
-        (tmp_path / "made").mkdir()
+        out = pack_folder(folder, shared / "packed", progress=False)
+        (shared / "made").mkdir()
     finally:
         os.umask(before)
-    assert out.stat().st_mode & 0o777 == (tmp_path / "made").stat().st_mode & 0o777 == 0o755
+    made = (shared / "made").stat().st_mode & 0o7777
+    assert made & 0o777 == 0o755
+    assert out.stat().st_mode & 0o7777 == made  # the setgid bit included, where it is kept
 
 
 def test_unusable_files_are_left_out_and_listed(folder, tmp_path):

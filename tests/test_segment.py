@@ -99,6 +99,8 @@ def test_a_broken_case_costs_no_other_and_a_second_run_writes_only_what_is_missi
     broken = data / "BraTS20_Validation_002" / "BraTS20_Validation_002_t1.nii.gz"
     whole = broken.read_bytes()
     broken.write_bytes(whole[: len(whole) // 3])  # cut short, as a failed copy
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / ".BraTS20_Validation_001.partial.nii.gz").write_bytes(b"cut")
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4))
     segment = ["segment", "--checkpoint", str(tmp_path / "best.pt"), "--data", str(data),
@@ -106,7 +108,7 @@ def test_a_broken_case_costs_no_other_and_a_second_run_writes_only_what_is_missi
     assert main(segment) == 1  # not all written: a script must notice
     said = capsys.readouterr().out
     assert "1 case(s) could not be read and have no label map: BraTS20_Validation_002" in said
-    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [  # no partial left
         "BraTS20_Validation_001.nii.gz", "BraTS20_Validation_003.nii.gz"]
     kept = (tmp_path / "labels" / "BraTS20_Validation_001.nii.gz").read_bytes()
     broken.write_bytes(whole)  # mended

@@ -34,6 +34,8 @@ class PreparedRun:
         train_volumes, val_volumes, test_volumes: the split, by volume: no brain on two
             sides. Validation chooses the checkpoint (``best.pt``) and any threshold; the
             test volumes influence nothing and give the headline figures.
+        data_layout: what the split's volumes hold (:func:`unet_lib.datamove.split_layout`),
+            by which a moved copy of the data is recognised; ``None`` in older runs.
     """
 
     recipe: RunRecipe
@@ -42,6 +44,7 @@ class PreparedRun:
     train_volumes: list[int]
     val_volumes: list[int]
     test_volumes: list[int] = dataclasses.field(default_factory=list)
+    data_layout: str | None = None
 
     def datasets(self):
         """``(train, val)`` datasets of ``(image (4, S, S), mask (3, S, S))`` float tensors,
@@ -68,7 +71,8 @@ class PreparedRun:
     def to_json(self) -> dict:
         return {"recipe": self.recipe.to_json(), "data_root": str(self.data_root.resolve()),
                 "train_volumes": self.train_volumes, "val_volumes": self.val_volumes,
-                "test_volumes": self.test_volumes, "image_size": self.recipe.config.image_size}
+                "test_volumes": self.test_volumes, "image_size": self.recipe.config.image_size,
+                "data_layout": self.data_layout}
 
     def save(self) -> Path:
         """Write ``run.json`` atomically (a symlink there is replaced, not followed)."""
@@ -95,8 +99,12 @@ def split_of(recipe: RunRecipe, data_root: Path):
 def prepare_run(recipe: RunRecipe, folder: str | Path, data_dir: str | Path = "data"
                 ) -> PreparedRun:
     """Resolve ``recipe`` (making its phantom under ``data_dir`` if needed) and split it."""
+    from .datamove import split_layout
+
     data_root = recipe.data_root(data_dir)
-    return PreparedRun(recipe, Path(folder), Path(data_root), *split_of(recipe, data_root))
+    split = split_of(recipe, data_root)
+    return PreparedRun(recipe, Path(folder), Path(data_root), *split,
+                       data_layout=split_layout(data_root, [v for side in split for v in side]))
 
 
 def read_run(folder: str | Path) -> PreparedRun:
@@ -116,7 +124,7 @@ def read_run(folder: str | Path) -> PreparedRun:
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: cannot be read as a run record ({error!r})") from None
     recipe = RunRecipe.from_json(saved.get("recipe", {}), path)  # its errors name the file
-    return PreparedRun(recipe, Path(folder), root, train, val, test)
+    return PreparedRun(recipe, Path(folder), root, train, val, test, saved.get("data_layout"))
 
 
 def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = None,
@@ -125,9 +133,9 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
 
     The data and the split stay as they were: a ``max_volumes``, ``n_volumes`` or
     ``n_slices`` (``data_changes``) that differs from the run's is refused. ``data`` may name
-    another folder only when it holds every volume of the run's split: the same data, moved
-    (run.json then records the new place). Settings that would re-split the data are refused by
-    :func:`unet_lib.train.fit`.
+    another folder only when it holds the run's data, moved
+    (:func:`unet_lib.datamove.checked_new_place`); ``run.json`` records the new place at once.
+    Settings that would re-split the data are refused here too.
 
     Raises:
         ConfigError: naming the option that cannot change.
@@ -136,10 +144,7 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
     phantom = run.recipe.phantom
     saved = {"max_volumes": run.recipe.max_volumes, "n_volumes": phantom and phantom.n_volumes,
              "n_slices": phantom and phantom.n_slices}
-    if data is not None and Path(data).resolve() != run.data_root.resolve():
-        run.data_root = _moved_here(run, Path(data).resolve())
-        if run.recipe.data is not None:
-            run.recipe = dataclasses.replace(run.recipe, data=run.data_root)
+    moved = data is not None and Path(data).resolve() != run.data_root.resolve()
     for name, value in data_changes.items():
         if value is not None and value != saved[name]:
             raise ConfigError(name, f"cannot change from {saved[name]!r} to {value!r} when "
@@ -150,25 +155,18 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
 
     settings_changed_on_resume(dataclasses.asdict(run.recipe.config), config,
                                run.folder / "last.pt")
+    if moved:
+        from .datamove import checked_new_place
+
+        run.data_root = checked_new_place(run, Path(data).resolve())
+        if run.recipe.data is not None:
+            run.recipe = dataclasses.replace(run.recipe, data=run.data_root)
+        from .distributed import is_main_process
+
+        if is_main_process():
+            run.save()  # the data's place, before any training: the old one is gone
     run.recipe = dataclasses.replace(run.recipe, config=config)
     return run
-
-
-def _moved_here(run: PreparedRun, data: Path) -> Path:
-    """``data``, checked to hold every volume of ``run``'s split (the run's data, moved)."""
-    from .data import open_dataset
-
-    wanted = set(run.train_volumes) | set(run.val_volumes) | set(run.test_volumes)
-    try:
-        missing = sorted(wanted - set(open_dataset(data).volumes))
-        why = missing and (f"it lacks volumes {missing[:8]} of the run's split "
-                           f"({run.folder / RUN_FILE}), so it is not the run's data moved")
-    except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-        why = str(error)
-    if why:
-        raise ConfigError("data", f"cannot change to {data} when resuming {run.folder}: {why}; "
-                                  f"drop --data, or start a new run")
-    return data
 
 
 def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = True,

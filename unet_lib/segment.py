@@ -131,6 +131,8 @@ def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
         report(f"{len(existing)} of the {len(targets)} label maps exist already: kept")
         targets = {case: path for case, path in targets.items() if case not in existing}
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".*.partial.nii.gz"):  # left by a run killed mid-write
+        stale.unlink()
     written, skipped = [], []
     for number, (case, target) in enumerate(targets.items(), start=1):
         try:
@@ -142,7 +144,9 @@ def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
             continue
         header = reference.header.copy()
         header.set_data_dtype(np.uint8)
-        nib.save(nib.Nifti1Image(labels, reference.affine, header), target)
+        partial = target.with_name(f".{case}.partial.nii.gz")  # complete, or not there
+        nib.save(nib.Nifti1Image(labels, reference.affine, header), partial)
+        partial.replace(target)
         written.append(target)
         counts = {label: int((labels == label).sum()) for label in CHANNEL_LABELS}
         report(f"{number}/{len(targets)} {target}: voxels labelled 1 (NCR/NET) "

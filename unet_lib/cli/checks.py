@@ -50,8 +50,19 @@ def check_bench_options(args) -> None:
             raise ConfigError("models", f"--fit trains through fit(), which takes the course's "
                                         f"models only: name one of {', '.join(MODEL_NAMES)}")
     if args.out is not None:
-        out = args.out if args.out.suffix else args.out.with_suffix(".md")  # as bench writes it
-        check_replaceable(out, BENCH_TABLE_START, "out", "unet-lib bench", "bench.md")
+        for path, start in bench_files(args.out, args.fit).items():
+            check_replaceable(path, start, "out", "unet-lib bench", "bench.md")
+
+
+def bench_files(out: Path, fit: bool) -> dict[Path, bytes]:
+    """The files ``bench --out OUT`` writes (the table, its JSON, and with ``--fit`` the fit
+    table and its JSON), each with the bytes it begins with."""
+    table = out if out.suffix else out.with_suffix(".md")  # as bench.write_result names it
+    files = {table: BENCH_TABLE_START, table.with_suffix(".json"): b"{"}
+    if fit:
+        fit_table = out.with_name(out.stem + "-fit.md")
+        files.update({fit_table: b"| model |", fit_table.with_suffix(".json"): b"["})
+    return files
 
 
 def fit_models(args) -> list[str]:
@@ -61,11 +72,11 @@ def fit_models(args) -> list[str]:
 
 def check_replaceable(path: Path, start: bytes, option: str, writer: str, example: str) -> None:
     """Refuse ``path`` when it is a folder, or a file that does not begin with ``start`` (one
-    ``writer`` did not write: a checkpoint, someone's notes)."""
+    ``writer`` did not write: a checkpoint, someone's notes); an empty file may be replaced."""
     if path.is_dir():
         raise ConfigError(option, f"{path} is a folder; give a file name, e.g. "
                                   f"{path / example}")
-    if path.exists():
+    if path.exists() and path.stat().st_size:
         with open(path, "rb") as f:
             ours = f.readline(len(start)) == start
         if not ours:

@@ -102,9 +102,10 @@ def cmd_train(args) -> int:
     print(f"validation after {final['epoch']} epochs (threshold "
           f"{run.recipe.config.threshold}):")
     print_scores(final["val"])
-    kept = _epoch_of(out / "best.pt")
-    if kept.isdigit():  # the model evaluate, segment and the course use
-        dice = next(r for r in history.records if r["epoch"] == int(kept))["val"]["dice"]
+    kept = _epoch_of(out / "best.pt")  # the model evaluate, segment and the course use
+    record = next((r for r in history.records if str(r["epoch"]) == kept), None)
+    if record is not None:
+        dice = record["val"]["dice"]
         print(f"best.pt holds epoch {kept}: mean validation Dice over WT, TC and ET "
               f"{sum(dice[r] for r in ('WT', 'TC', 'ET')) / 3:.3f}")
     return 0
@@ -206,10 +207,12 @@ def cmd_evaluate(args) -> int:
                                  batch_size=args.batch_size, pixels=pixels)
     result = {**pixels.compute(), "skipped": patients.skipped}
     scored = len(dataset) - len(result["skipped"])
+    if not len(dataset):
+        raise ValueError(f"{data_root}: holds no slice of {what.removesuffix(' of')}"
+                         + "".join(f"; {entry}" for entry in getattr(dataset, "skipped", [])[:3]))
     if not scored:
         raise ValueError(f"{data_root}: none of the {len(dataset)} slices chosen could be read "
-                         f"(first: {result['skipped'][0] if result['skipped'] else '-'}); "
-                         f"nothing was scored")
+                         f"(first: {result['skipped'][0]}); nothing was scored")
     print(f"{args.checkpoint} on {scored} slices of {what} {data_root}"
           + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
           + f" (threshold {args.threshold}); all pixels at once:")

@@ -49,7 +49,8 @@ def pack(source: Dataset, out: str | Path, progress: bool = True,
     for stale in out.parent.glob(f".{out.name}.packing-*"):  # left by a killed pack
         shutil.rmtree(stale, ignore_errors=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.packing-"))
-    work.chmod(0o777 & ~_umask())  # mkdtemp's 0700 would hide the pack from a shared group
+    # mkdtemp's 0700 would hide the pack from a shared group; setgid (inherited) is kept
+    work.chmod(work.stat().st_mode & 0o7000 | 0o777 & ~_umask())
     try:
         _write_pack(source, work, progress, workers)
         _swap_into_place(work, out)
