@@ -14,16 +14,19 @@ from pathlib import Path
 from .config import ConfigError
 
 
-def split_layout(root: str | Path, volumes) -> str:
-    """A hash of what ``volumes`` hold in the data folder ``root``: every (volume, slice)
-    and the slices' stored size. Not where the folder lies: a moved copy gives the same value;
-    another phantom, release or size does not."""
-    from .data import open_dataset
+def split_layout(dataset, volumes) -> str:
+    """A hash of what ``volumes`` hold in ``dataset`` (a data folder opened at its stored size,
+    :func:`unet_lib.data.open_dataset`): every (volume, slice) and the slices' stored size.
+    Not where the folder lies: a moved copy gives the same value; another phantom, release or
+    size does not."""
+    from torch.utils.data import Subset
+
     from .data.base import first_usable
 
-    dataset = open_dataset(root, sorted(volumes))
-    entries = [list(dataset.locate(i)) for i in range(len(dataset))]
-    sample = first_usable(dataset)
+    wanted = set(volumes)
+    rows = [i for i in range(len(dataset)) if dataset.locate(i)[0] in wanted]
+    entries = sorted(list(dataset.locate(i)) for i in rows)
+    sample = first_usable(Subset(dataset, rows))
     size = list(sample[0].shape[-2:]) if sample is not None else None
     text = json.dumps({"slices": entries, "size": size})
     return hashlib.sha1(text.encode()).hexdigest()[:16]
@@ -42,11 +45,12 @@ def checked_new_place(run, data: Path) -> Path:
     record = run.folder / "run.json"
     volumes = set(run.train_volumes) | set(run.val_volumes) | set(run.test_volumes)
     try:
-        missing = sorted(volumes - set(open_dataset(data).volumes))
+        dataset = open_dataset(data)  # listed once, for both checks
+        missing = sorted(volumes - set(dataset.volumes))
         if missing:
             why = (f"it lacks volumes {missing[:8]} of the run's split ({record}), so it is "
                    f"not the run's data moved")
-        elif run.data_layout and split_layout(data, volumes) != run.data_layout:
+        elif run.data_layout and split_layout(dataset, volumes) != run.data_layout:
             why = (f"its volumes {sorted(volumes)[:8]}… hold other slices or another size "
                    f"than the run's ({record}), so it is not the run's data moved")
         else:

@@ -80,14 +80,14 @@ class PreparedRun:
                                            json.dumps(self.to_json(), indent=1))
 
 
-def split_of(recipe: RunRecipe, data_root: Path):
+def split_of(recipe: RunRecipe, data_root: Path, dataset=None):
     """The recipe's seeded split of the data's volumes: a
     :class:`~unet_lib.data.VolumeSplit` ``(train, val, test)``, stratified by tumour grade
     (volumes with and without an enhancing tumour in proportion on every side,
-    :func:`unet_lib.data.tumour_grades`)."""
+    :func:`unet_lib.data.tumour_grades`). ``dataset``: ``data_root`` already opened."""
     from .data import open_dataset, split_train_val_test, tumour_grades
 
-    dataset = open_dataset(data_root)
+    dataset = dataset if dataset is not None else open_dataset(data_root)
     volumes = dataset.volumes
     if recipe.max_volumes:
         volumes = volumes[: recipe.max_volumes]
@@ -99,12 +99,14 @@ def split_of(recipe: RunRecipe, data_root: Path):
 def prepare_run(recipe: RunRecipe, folder: str | Path, data_dir: str | Path = "data"
                 ) -> PreparedRun:
     """Resolve ``recipe`` (making its phantom under ``data_dir`` if needed) and split it."""
+    from .data import open_dataset
     from .datamove import split_layout
 
     data_root = recipe.data_root(data_dir)
-    split = split_of(recipe, data_root)
+    dataset = open_dataset(data_root)  # listed once: for the split and its layout
+    split = split_of(recipe, data_root, dataset)
     return PreparedRun(recipe, Path(folder), Path(data_root), *split,
-                       data_layout=split_layout(data_root, [v for side in split for v in side]))
+                       data_layout=split_layout(dataset, [v for side in split for v in side]))
 
 
 def read_run(folder: str | Path) -> PreparedRun:
