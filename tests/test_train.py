@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -442,3 +443,25 @@ def test_best_pt_keeps_the_epoch_of_the_best_mean_dice_over_wt_tc_and_et(dataset
         progress=False)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 3
     assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 3
+
+
+def test_a_compile_failure_in_the_backward_graph_falls_back_to_eager_too(datasets, monkeypatch):
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    train, _ = tiny(datasets, 8)
+
+    def backward_compiler_that_fails(graph, example_inputs):
+        raise RuntimeError("backward kernel failed to build")
+
+    backend = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph.forward),
+                           bw_compiler=backward_compiler_that_fails)
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda model, **options: real_compile(model, backend=backend, **options))
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*backward kernel failed"):
+        history = fit(build_model("classic", base_filters=4), train, None,
+                      TrainConfig.quick(epochs=1, batch_size=8, compile=True), progress=False)
+    assert len(history) == 1 and math.isfinite(history["train_loss"][0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -24,7 +24,11 @@ def pick_device(preference: str = "auto") -> torch.device:
 
 class CompiledWithFallback(nn.Module):
     """``torch.compile(model)`` that falls back to ``model`` itself, with a warning, when
-    compiling fails — which it does at the first call, not when ``torch.compile`` returns."""
+    compiling fails — which it does at the first call, not when ``torch.compile`` returns.
+
+    The backward graph is compiled inside that first call too (with gradients on): left to
+    itself PyTorch compiles a static graph's backward lazily, at the first ``backward()``,
+    where a compiler failure would stop training instead of falling back."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -38,22 +42,37 @@ class CompiledWithFallback(nn.Module):
             self._fall_back(error)
 
     def _fall_back(self, error: Exception) -> None:
-        warnings.warn(f"torch.compile failed ({error}); training without it", RuntimeWarning,
-                      stacklevel=3)
+        cause = getattr(error, "inner_exception", None) or error  # dynamo wraps the compiler's
+        first_line = (str(cause).strip().splitlines() or [""])[0]
+        warnings.warn(f"torch.compile failed ({type(cause).__name__}: {first_line}); training "
+                      "without it", RuntimeWarning, stacklevel=3)
         self.compiled, self.checked = self.eager, True
 
     def forward(self, *args, **kwargs):
         if self.checked:
             return self.compiled(*args, **kwargs)
         try:
-            output = self.compiled(*args, **kwargs)
+            with _backward_compiled_with_forward():
+                output = self.compiled(*args, **kwargs)
         except torch.cuda.OutOfMemoryError:  # the batch, not the compiler: fit() says so
             raise
         except Exception as error:
             self._fall_back(error)
             output = self.eager(*args, **kwargs)
-        self.checked = True
+        # a call without gradients compiles no backward: the first training call checks that
+        self.checked = self.checked or torch.is_grad_enabled()
         return output
+
+
+def _backward_compiled_with_forward():
+    """A context in which ``torch.compile`` compiles a graph's backward with its forward (the
+    AOTAutograd setting ``force_non_lazy_backward_lowering``; a no-op where this PyTorch
+    lacks it)."""
+    from torch._functorch import config as functorch_config
+
+    if not hasattr(functorch_config, "force_non_lazy_backward_lowering"):
+        return nullcontext()
+    return functorch_config.patch(force_non_lazy_backward_lowering=True)
 
 
 def compile_model(model: nn.Module) -> nn.Module:
