@@ -162,6 +162,15 @@ def test_a_negative_seed_is_refused_by_name_and_leaves_no_folder_behind(tmp_path
     assert not (tmp_path / "ph").exists()  # no marker left to refuse the next phantom
 
 
+def test_under_torchrun_a_process_other_than_rank_0_names_itself_in_its_error(
+        tmp_path, monkeypatch, capsys):
+    from unet_lib.cli import main
+
+    monkeypatch.setenv("RANK", "3")
+    assert main(["phantom", "--out", str(tmp_path / "ph"), "--seed", "-3"]) == 2
+    assert capsys.readouterr().err.startswith("[rank 3] error: --seed: must be a whole")
+
+
 def test_output_to_a_reader_that_left_ends_quietly_as_a_shell_pipe_does(tmp_path):
     # ``unet-lib … | head -1``: head exits; here the reader is gone before the first line
     command = subprocess.Popen([sys.executable, "-m", "unet_lib", "phantom", "--out", "ph",

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from unet_lib.checkpoint import read_checkpoint
+from unet_lib.config import ConfigError
 from unet_lib.data import make_phantom
 from unet_lib.distributed import Context, GlobalBatchSampler
 
@@ -72,13 +73,15 @@ SKIPPING = textwrap.dedent('''
 
     warnings.simplefilter("ignore")
     torch.manual_seed(0)
-    history = fit(build_model("classic", base_filters=4), BraTSSlices(sys.argv[1], [1, 2]),
-                  None, TrainConfig.quick(epochs=2, batch_size=2, image_size=32,
-                                          resident_data=False, tumour_share=None),
+    model = build_model("improved", base_filters=4)
+    history = fit(model, BraTSSlices(sys.argv[1], [1, 2]), BraTSSlices(sys.argv[1], [3]),
+                  TrainConfig.quick(epochs=2, batch_size=2, image_size=32,
+                                    resident_data=False, tumour_share=None),
                   progress=False)
     # one file per process: two processes printing to one pipe can interleave their lines
-    Path(sys.argv[2], f"rank{os.environ['RANK']}.txt").write_text(
-        str(len(history.records[-1]["skipped"])))
+    rank = os.environ['RANK']
+    Path(sys.argv[2], f"rank{rank}.txt").write_text(str(history.records[-1]["skipped"]))
+    torch.save(dict(model.named_buffers()), Path(sys.argv[2], f"buffers{rank}.pt"))
 ''')
 
 
@@ -86,7 +89,7 @@ SKIPPING = textwrap.dedent('''
 def test_a_process_whose_share_is_all_unusable_files_still_steps_with_the_others(tmp_path):
     # batch 2 on two processes: a share of one image, so one broken file empties a share;
     # before, that process skipped the step and the other waited for it (Gloo aborted)
-    root = make_phantom(tmp_path / "ph", n_volumes=2, size=32, n_slices=6, seed=4)
+    root = make_phantom(tmp_path / "ph", n_volumes=3, size=32, n_slices=6, seed=4)
     (root / "volume_1_slice_3.h5").write_text("not an HDF5 file")
     script = tmp_path / "train.py"
     script.write_text(SKIPPING)
@@ -95,9 +98,17 @@ def test_a_process_whose_share_is_all_unusable_files_still_steps_with_the_others
                          capture_output=True, text=True, timeout=300,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-3000:]
-    # each process reports the epoch's skipped files of its own shares: one of them has it
-    counts = sorted(int((tmp_path / f"rank{rank}.txt").read_text()) for rank in (0, 1))
-    assert counts == [0, 1], counts
+    # one process's share held the file; the epoch's record lists it on both (the history and
+    # checkpoints rank 0 writes must name every process's skipped files)
+    for rank in (0, 1):
+        skipped = (tmp_path / f"rank{rank}.txt").read_text()
+        assert skipped.count("volume_1_slice_3.h5") == 1, (rank, skipped)
+    # validation scored on both with rank 0's batch-norm statistics, the ones it saves (each
+    # process's last training step had updated its own from its own share)
+    first, second = (torch.load(tmp_path / f"buffers{rank}.pt") for rank in (0, 1))
+    assert any("running_mean" in name for name in first)
+    for name, buffer in first.items():
+        assert torch.equal(buffer, second[name]), name
 
 
 def test_global_batches_are_split_into_equal_shares_of_the_same_shuffle():
@@ -110,5 +121,38 @@ def test_global_batches_are_split_into_equal_shares_of_the_same_shuffle():
     assert [len(b) for b in alone] == [4, 4, 2]
     assert [a + b for a, b in zip(first, second)] == alone
     assert len(GlobalBatchSampler(10, 4, torch.Generator(), Context(0, 2))) == 3
-    with pytest.raises(ValueError, match="smaller than the 4 processes"):
+    # a batch that does not split evenly is refused by name (it used to leave images out)
+    with pytest.raises(ConfigError, match="30 images do not split into 4 equal.*28 or 32"):
+        GlobalBatchSampler(100, 30, torch.Generator(), Context(0, 4))
+    with pytest.raises(ConfigError, match="choose a multiple of 4, e.g. 4$"):
         GlobalBatchSampler(10, 2, torch.Generator(), Context(0, 4))
+
+
+def test_batch_norm_is_synchronized_for_training_and_plain_again_after():
+    import copy
+
+    from torch import nn
+
+    from unet_lib.distributed import _swap_norms, plain_batch_norm
+    from unet_lib.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("improved", base_filters=4)
+    twin = copy.deepcopy(model)  # stays plain: a training pass on it is what to expect
+    count = sum(type(m) is nn.BatchNorm2d for m in model.modules())
+    tensors = {name: t.data_ptr() for name, t in model.state_dict().items()}
+    images = torch.randn(2, 4, 32, 32)
+
+    assert _swap_norms(model, nn.BatchNorm2d, nn.SyncBatchNorm) == count > 0
+    assert sum(type(m) is nn.SyncBatchNorm for m in model.modules()) == count
+    # the same tensors under the same names: an optimizer built before keeps training them
+    assert {name: t.data_ptr() for name, t in model.state_dict().items()} == tensors
+    # outside a process group a SyncBatchNorm normalizes (and gathers statistics) as before
+    assert torch.allclose(model(images), twin(images), atol=1e-6)
+
+    assert plain_batch_norm(model) == count
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    assert {name: t.data_ptr() for name, t in model.state_dict().items()} == tensors
+    for name, value in twin.state_dict().items():  # the running statistics it gathered
+        assert torch.equal(model.state_dict()[name], value), name
+    assert plain_batch_norm(model) == 0

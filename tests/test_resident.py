@@ -81,6 +81,11 @@ def test_auto_holds_data_that_take_at_most_half_the_free_memory(datasets, monkey
     assert use_resident("auto", datasets, torch.device("meta")) is False  # nor MPS, XPU…
     assert use_resident(True, datasets, cpu) is True
     assert use_resident(False, datasets, cpu) is False
+    # two torchrun processes on one machine: each holds a copy, each may take half the RAM
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    for free, held in ((4 * need, True), (4 * need - 2, False)):
+        monkeypatch.setattr(resident, "available_ram", lambda: free)
+        assert use_resident("auto", datasets, cpu) is held, free
 
 
 def test_settings_of_the_data_path_are_checked():

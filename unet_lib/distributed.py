@@ -5,11 +5,17 @@
 group (NCCL on CUDA, Gloo on the CPU), wraps the model in ``DistributedDataParallel`` and:
 
 * splits every **global** batch of ``config.batch_size`` images into equal shares, one per
-  process, drawn from the same seeded permutation as a single-process run — so N processes
-  see exactly the batches one process would, and DDP's averaged gradient is the single
-  process's gradient (up to floating-point summation order; batch norm statistics are per
-  process, as usual with DDP);
-* sums losses and the Dice/precision/recall counts over all processes;
+  process (the batch size must divide by the number of processes), drawn from the same
+  seeded permutation as a single-process run — so N processes see exactly the batches one
+  process would, and DDP's averaged gradient is the single process's gradient (up to
+  floating-point summation order);
+* on GPUs, normalizes with batch statistics over the whole global batch: the model's
+  ``BatchNorm2d`` layers become ``SyncBatchNorm`` while it trains (:func:`wrap`), and are
+  ``BatchNorm2d`` again when ``fit`` returns (:func:`plain_batch_norm`). Gloo (CPU processes)
+  has no synchronized batch norm: there each process normalizes its own share;
+* scores validation with rank 0's batch-norm statistics on every process
+  (:func:`broadcast_buffers`), sums losses and the Dice/precision/recall counts over all
+  processes, and gathers every process's list of skipped files (:func:`gathered`);
 * logs and writes checkpoints on rank 0 only.
 """
 
@@ -21,7 +27,10 @@ from typing import Callable
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.utils.data import Sampler
+
+from .config import ConfigError
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,64 @@ def all_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     return tensor
 
 
+def gathered(items: list, context: Context) -> list:
+    """Every process's ``items`` (picklable), one list in rank order; ``items`` with one."""
+    if not context.active:
+        return items
+    lists = [None] * context.world
+    dist.all_gather_object(lists, items)
+    return [item for share in lists for item in share]
+
+
+def broadcast_buffers(model: nn.Module, context: Context) -> None:
+    """Give every process rank 0's buffers (batch norm's running statistics). DDP does so at
+    the start of each training forward pass, so after an epoch's last step each process holds
+    statistics updated by its own last share; scoring validation with them would score a
+    slightly different model on each process from the one rank 0 saves."""
+    if context.active:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
+def wrap(model: nn.Module, context: Context, device: torch.device) -> nn.Module:
+    """``model`` as the training step calls it: itself, or under ``torchrun`` its
+    ``DistributedDataParallel`` wrapper, with (on GPUs) its ``BatchNorm2d`` layers made
+    ``SyncBatchNorm`` in place first (same parameters and buffers), so that batch norm
+    normalizes over the global batch as one process would. :func:`plain_batch_norm` undoes
+    it."""
+    if not context.active:
+        return model
+    if device.type == "cuda":  # NCCL; SyncBatchNorm has no CPU implementation
+        _swap_norms(model, nn.BatchNorm2d, nn.SyncBatchNorm)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def plain_batch_norm(model: nn.Module) -> int:
+    """Make the ``SyncBatchNorm`` layers :func:`wrap` put into ``model`` ``BatchNorm2d`` again,
+    keeping their parameters and statistics; returns how many were changed."""
+    return _swap_norms(model, nn.SyncBatchNorm, nn.BatchNorm2d)
+
+
+def _swap_norms(module: nn.Module, source: type, target: type) -> int:
+    """Replace every child layer of exactly type ``source`` (below ``module``) by a ``target``
+    layer that holds the same parameter and buffer tensors (an optimizer built on the model
+    keeps working); returns the number replaced."""
+    swapped = 0
+    for name, child in module.named_children():
+        if type(child) is not source:
+            swapped += _swap_norms(child, source, target)
+            continue
+        norm = target(child.num_features, child.eps, child.momentum, child.affine,
+                      child.track_running_stats)
+        for key, tensor in [*child._parameters.items(), *child._buffers.items()]:
+            setattr(norm, key, tensor)
+        norm.train(child.training)
+        setattr(module, name, norm)
+        swapped += 1
+    return swapped
+
+
 def blank_batch(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """An all-zero ``(image (1, 4, S, S), mask (1, 3, S, S))``, ``S = size``: what a process
     steps on, its loss counted zero, when its share of the first batch held only unusable
@@ -88,9 +155,10 @@ class GlobalBatchSampler(Sampler[list[int]]):
     """Yields this process's share of each global batch of a seeded shuffle.
 
     Every process draws the same permutation from ``generator`` (same seed, same state), cuts
-    it into global batches of ``batch_size`` and takes share ``rank`` of ``world`` equal shares
-    (the last ``batch_size % world`` images of a batch go unused, and a last batch smaller
-    than ``world`` is dropped, so that every process takes part in every step).
+    it into global batches of ``batch_size`` (a multiple of ``world``) and takes share
+    ``rank`` of ``world`` equal shares. Of the last, smaller batch the last ``len % world``
+    images go unused, and a last batch smaller than ``world`` is dropped, so that every
+    process takes part in every step.
     With ``world == 1`` this is an ordinary shuffled batch sampler. ``order``, when given,
     draws each epoch's list of ``n`` indices from the generator instead of a permutation
     (e.g. :func:`unet_lib.sampling.tumour_share_order`).
@@ -99,9 +167,13 @@ class GlobalBatchSampler(Sampler[list[int]]):
     def __init__(self, n: int, batch_size: int, generator: torch.Generator,
                  context: Context = Context(), shuffle: bool = True,
                  order: Callable[[torch.Generator], list[int]] | None = None):
-        if batch_size < context.world:
-            raise ValueError(f"batch_size {batch_size} is smaller than the {context.world} "
-                             f"processes: each needs at least one image per step")
+        if batch_size % context.world:  # else every step would leave images out
+            fewer, more = batch_size // context.world, -(-batch_size // context.world)
+            raise ConfigError("batch_size", f"{batch_size} images do not split into "
+                              f"{context.world} equal shares, one per process: choose a "
+                              f"multiple of {context.world}, e.g. "
+                              + (f"{fewer * context.world} or " if fewer else "")
+                              + f"{more * context.world}")
         self.n, self.batch_size, self.generator = n, batch_size, generator
         self.context, self.shuffle, self.order = context, shuffle, order
 

@@ -152,7 +152,9 @@ def estimated_bytes(dataset: Dataset, dtype: torch.dtype = torch.float16) -> int
 def use_resident(setting, datasets, device: torch.device) -> bool:
     """Whether to hold ``datasets`` on ``device``: ``setting`` True/False as given; ``"auto"``
     when together they take at most :data:`FREE_MEMORY_SHARE` of the free memory (the GPU's
-    on CUDA, the available RAM on the CPU; never on other devices)."""
+    on CUDA, the available RAM on the CPU; never on other devices). Under ``torchrun`` every
+    process holds a copy of its own: on the CPU the processes of one machine share its RAM,
+    so each may take only its part (``LOCAL_WORLD_SIZE``)."""
     if setting is True or setting is False:
         return setting
     datasets = [d for d in datasets if d is not None and not is_held_on(d, device)]
@@ -164,6 +166,7 @@ def use_resident(setting, datasets, device: torch.device) -> bool:
         free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
     elif device.type == "cpu":
         free = available_ram()
+        free = free and free // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     else:
         return False
     if not free:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 import time
 from pathlib import Path
 from typing import Iterable
@@ -26,11 +25,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from . import distributed, runfolder
-from .checkpoint import (CheckpointError, CheckpointWriteError, check_checkpointable,
+from .checkpoint import (CheckpointError, check_checkpointable,
                          check_same_architecture, check_training_state, read_checkpoint)
 from .checkpoint_writer import CheckpointWriter
 from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError
+from .failures import (OutOfMemory, TrainingDiverged, check_finite,  # noqa: F401
+                       out_of_memory_message)
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
@@ -48,23 +49,6 @@ SYNC_EVERY = 25
 __all__ = ["ConfigError", "History", "OutOfMemory", "RESUME_FIXED", "SYNC_EVERY", "TrainConfig",
            "TrainingDiverged", "evaluate", "fit", "make_loss", "make_optimizer", "pick_device",
            "predict", "seed_everything", "threshold_sweep"]
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-class OutOfMemory(RuntimeError):
-    """The GPU ran out of memory; the message says how much was asked and what to lower."""
-
-
-def _out_of_memory_message(error: Exception, batch_size: int, shape) -> str:
-    asked = re.search(r"Tried to allocate ([\d.]+ [KMGT]iB)", str(error))
-    return (f"the GPU ran out of memory at batch size {batch_size} (images {tuple(shape)})"
-            + (f" while allocating {asked[1]}" if asked else "")
-            + f". Lower the batch size, e.g. to {max(1, batch_size // 2)} "
-              f"(TrainConfig(batch_size=...) or --batch-size), or the image size; data held "
-              f"on the GPU take memory too (resident_data=False or --resident-data off).")
 
 
 class History:
@@ -124,16 +108,19 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         RunFolderBusy: another process trains into ``checkpoint_dir``.
     """
     config = (config or TrainConfig()).validate()
-    if checkpoint_dir is None:
-        return _fit(model, train_data, val_data, config, None, resume, progress,
-                    trust_checkpoint)
-    check_checkpointable(model)  # before an epoch's work, not after it
-    if not distributed.is_main_process():  # rank 0 alone writes checkpoints, holds the folder
-        return _fit(model, train_data, val_data, config, Path(checkpoint_dir), resume,
-                    progress, trust_checkpoint)
-    with runfolder.claim(checkpoint_dir) as folder:
-        return _fit(model, train_data, val_data, config, folder, resume, progress,
-                    trust_checkpoint)
+    folder = None if checkpoint_dir is None else Path(checkpoint_dir)
+    if folder is not None:
+        check_checkpointable(model)  # before an epoch's work, not after it
+    try:
+        # rank 0 alone writes checkpoints and holds the folder
+        if folder is None or not distributed.is_main_process():
+            return _fit(model, train_data, val_data, config, folder, resume, progress,
+                        trust_checkpoint)
+        with runfolder.claim(folder) as folder:
+            return _fit(model, train_data, val_data, config, folder, resume, progress,
+                        trust_checkpoint)
+    finally:  # trained under torchrun on GPUs with SyncBatchNorm: returned as it came
+        distributed.plain_batch_norm(model)
 
 
 def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,
@@ -190,10 +177,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     train_data, val_data = held_as_configured(train_data, val_data, config, device, report,
                                               context)
     train_loader = make_train_loader(train_data, config, device, generator, context)
-    trained = model  # what computes the loss: the model, or its DDP wrapper under torchrun
-    if context.active:
-        trained = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+    # what computes the loss: the model, or under torchrun its DDP wrapper (synced batch norm)
+    trained = distributed.wrap(model, context, device)
     if config.compile:
         trained = compile_model(trained)
     progress = progress is True and context.is_main
@@ -235,14 +220,14 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                     scaler.step(optimizer)
                     scaler.update()
                 except torch.cuda.OutOfMemoryError as error:
-                    raise OutOfMemory(_out_of_memory_message(error, config.batch_size,
+                    raise OutOfMemory(out_of_memory_message(error, config.batch_size,
                                                              images.shape)) from error
                 total += loss.detach().to(total.device, torch.float64) * len(images)
                 seen += len(images) if weight else 0
                 if step % SYNC_EVERY == 0:
-                    _check_finite(total, epoch, rate, last, writer, context)
+                    check_finite(total, epoch, rate, last, writer, context)
                     bar.set_postfix(loss=f"{total.item() / max(seen, 1):.4f}")
-            _check_finite(total, epoch, rate, last, writer, context)
+            check_finite(total, epoch, rate, last, writer, context)
             # summed over processes on the device (NCCL sums GPU tensors only), then read once
             totals = torch.stack([total, torch.full((), seen, dtype=torch.float64,
                                                     device=total.device)])
@@ -258,12 +243,14 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 group["lr"] = rate
             scheduler.step()
             if val_data is not None:
+                distributed.broadcast_buffers(model, context)  # score the model rank 0 saves
                 result = evaluate(model, val_data, threshold=config.threshold,
-                                  batch_size=config.batch_size, device=device, amp=config.amp,
-                                  context=context, workers=config.num_workers)
+                                  batch_size=config.batch_size // context.world, device=device,
+                                  amp=config.amp, context=context, workers=config.num_workers)
                 record["val_loss"] = result.pop("loss")
                 record["skipped"] += result.pop("skipped")
                 record["val"] = result
+            record["skipped"] = distributed.gathered(record["skipped"], context)
             record["seconds"] = time.perf_counter() - started
             history.records.append(record)
             if summaries:
@@ -282,24 +269,6 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
                             **state)
     return history
-
-
-def _check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | None,
-                  writer: CheckpointWriter, context: distributed.Context) -> None:
-    """Raise :class:`TrainingDiverged` if the summed loss is NaN or infinite (a NaN in any
-    step makes the sum NaN, so checking the sum now and then misses none); under
-    ``torchrun`` in every process at once when any one's is (one stopping alone would leave
-    the others waiting for it)."""
-    if distributed.all_sum((~torch.isfinite(total)).to(total.dtype), context):
-        try:  # the last good epoch's checkpoint on the disk before naming it
-            writer.wait()
-        except CheckpointWriteError:  # the file there is the one before: still named below
-            pass
-        value = total.item() if not torch.isfinite(total) else "not finite in another process"
-        raise TrainingDiverged(
-            f"the loss became {value} in epoch {epoch + 1}; lower the learning rate "
-            f"(now {rate:.2g}: resume with --lr lower); the weights in memory are spoilt"
-            + (f"; the last good state is in {last}" if last and last.exists() else ""))
 
 
 def _kept_on(record: dict) -> float:

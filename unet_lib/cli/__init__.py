@@ -40,22 +40,25 @@ def main(argv: list[str] | None = None) -> int:
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     before = _stop_on_sigterm()
     formatted = _one_line_warnings(BadSampleWarning, PartialVolumeWarning)
+    # under torchrun every process may report: say which one (rank 0, or alone: no prefix)
+    label = f"[rank {os.environ['RANK']}] error" if os.environ.get("RANK", "0") != "0" else "error"
     try:
         status = handlers[args.command](args)
         sys.stdout.flush()  # a reader that left is found here, not at the interpreter's exit
         return status
-    except ConfigError as error:
-        print(f"error: --{error.field.replace('_', '-')}: {error.problem}", file=sys.stderr)
+    except ConfigError as problem:
+        print(f"{label}: --{problem.field.replace('_', '-')}: {problem.problem}",
+              file=sys.stderr)
     except (FileNotFoundError, FileExistsError, BraTSDataError, CheckpointError,
             CheckpointWriteError, RunFolderBusy, TrainingDiverged, OutOfMemory,
-            ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+            ValueError) as problem:
+        print(f"{label}: {problem}", file=sys.stderr)
     except BrokenPipeError:  # the reader left (``unet-lib evaluate … | head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
         return BROKEN_PIPE
-    except OSError as error:  # a read-only or full disk, a path through a file
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+    except OSError as problem:  # a read-only or full disk, a path through a file
+        where = f"{problem.filename}: " if problem.filename else ""
+        print(f"{label}: {where}{problem.strerror or problem}", file=sys.stderr)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return commands.INTERRUPTED

@@ -91,7 +91,8 @@ def cmd_train(args) -> int:
                      f"command with --resume to continue" if last.is_file() else
                      "no epoch had finished, so nothing was saved; run the same command again "
                      "(without --resume) to start over")
-        print(f"\ninterrupted: {what_next}", file=sys.stderr)
+        if main_process:  # under torchrun the others were stopped with it: one hint is enough
+            print(f"\ninterrupted: {what_next}", file=sys.stderr)
         return INTERRUPTED
     if not main_process:
         return 0
