@@ -72,6 +72,23 @@ def test_a_run_trained_on_the_gpu_resumes_on_it(datasets, tmp_path):
     assert [r["epoch"] for r in history.records] == [1, 2, 3]
 
 
+def test_training_on_the_gpu_autotunes_cudnn_and_leaves_the_setting_as_it_found_it(
+        datasets, monkeypatch):
+    import unet_lib.train as train_module
+
+    seen = []
+    real_evaluate = train_module.evaluate
+    monkeypatch.setattr(train_module, "evaluate", lambda *a, **k: (
+        seen.append(torch.backends.cudnn.benchmark), real_evaluate(*a, **k))[1])
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    fit(build_model("classic", base_filters=8), Subset(datasets[0], range(16)),
+        Subset(datasets[1], range(8)), TrainConfig.quick(epochs=1, base_filters=8,
+                                                         batch_size=8, device="cuda"),
+        progress=False)
+    assert seen == [True]  # on while it trained
+    assert torch.backends.cudnn.benchmark is False  # a notebook's later work as it set it
+
+
 def test_a_training_pass_over_resident_data_never_waits_for_the_gpu(datasets):
     train = ResidentSlices.load(Subset(datasets[0], range(40)), CUDA)
     model = build_model("classic", base_filters=8).to(CUDA, memory_format=torch.channels_last)

@@ -163,6 +163,28 @@ def test_cached_phantom_is_made_once_and_remade_when_incomplete(tmp_path, capsys
     assert "making" in capsys.readouterr().out and (root / "meta_data.csv").is_file()
 
 
+def test_a_process_asking_for_a_phantom_another_is_making_waits_and_does_not_remake_it(
+        tmp_path, capsys):
+    import threading
+
+    from unet_lib.data import cached_phantom
+    from unet_lib.runfolder import exclusively
+
+    results = []
+    waiter = threading.Thread(target=lambda: results.append(
+        cached_phantom(tmp_path, 32, 2, 4, seed=3)))
+    root = tmp_path / "phantom-32px-2x4-seed3"
+    with exclusively(tmp_path / ".phantom-32px-2x4-seed3.lock"):  # as another process would
+        waiter.start()
+        waiter.join(timeout=1.0)
+        assert waiter.is_alive() and not root.exists()  # waits, writes nothing meanwhile
+        make_phantom(root, n_volumes=2, size=32, n_slices=4, seed=3)
+    waiter.join(timeout=60)
+    assert results == [root]
+    out = capsys.readouterr().out
+    assert "another process is making the phantom" in out and "making a" not in out
+
+
 def test_the_making_message_names_the_folder_as_the_reader_finds_it(tmp_path, monkeypatch,
                                                                     capsys):
     from unet_lib.data import cached_phantom

@@ -122,25 +122,54 @@ def test_a_tumour_share_out_of_range_is_a_config_error(share):
         TrainConfig(tumour_share=share).validate()
 
 
-def test_files_are_read_by_worker_processes_for_a_gpu_only_and_never_more_than_batches():
-    import os
+def test_files_are_read_by_worker_processes_for_a_gpu_only_and_never_more_than_batches(
+        monkeypatch):
+    from unet_lib import sampling
+    from unet_lib.sampling import loader_workers, reading_workers, scoring_workers
 
-    from unet_lib.sampling import loader_workers, reading_workers
-
-    from unet_lib.sampling import scoring_workers
-
-    cores = os.cpu_count() or 1
-    gpu_rule = min(8, cores)
+    gib = 2 ** 30
+    monkeypatch.setattr(sampling, "usable_cores", lambda: 16)
+    monkeypatch.setattr(sampling, "shared_memory_free", lambda: 8 * gib)
+    cuda = torch.device("cuda")
     assert reading_workers(torch.device("cpu")) == 0
-    assert reading_workers(torch.device("cuda")) == gpu_rule
-    assert reading_workers(torch.device("cuda"), batches=1) == 1  # one batch: one reader
-    assert reading_workers(torch.device("cuda"), batches=100) == gpu_rule
-    assert loader_workers(TrainConfig(num_workers=0), torch.device("cuda")) == 0  # as asked
-    assert scoring_workers(torch.device("cuda"), 100) == gpu_rule
+    assert reading_workers(cuda) == 8  # at most 8
+    assert reading_workers(cuda, batches=1) == 1  # one batch: one reader
+    assert reading_workers(cuda, batches=100) == 8
+    assert loader_workers(TrainConfig(num_workers=0), cuda) == 0  # as asked
+    assert scoring_workers(cuda, 100) == 8
     assert scoring_workers(torch.device("mps"), 100) == 0  # a Mac would start them per pass
+    monkeypatch.setattr(sampling, "usable_cores", lambda: 2)  # e.g. a pod's CPU quota
+    assert reading_workers(cuda) == 2
     with pytest.MonkeyPatch.context() as patch:  # torchrun: 4 processes share this machine
+        patch.setattr(sampling, "usable_cores", lambda: 16)
         patch.setenv("LOCAL_WORLD_SIZE", "4")
-        assert reading_workers(torch.device("cuda")) == max(1, min(8, cores // 4))
+        assert reading_workers(cuda) == 4
+        patch.setattr(sampling, "shared_memory_free", lambda: 2 * gib)  # 512 MiB each
+        with pytest.warns(RuntimeWarning, match="2 file-reading process.*instead of 4"):
+            assert reading_workers(cuda) == 2
+    # a container's default 64 MB of /dev/shm holds no worker's batches: read them here
+    monkeypatch.setattr(sampling, "shared_memory_free", lambda: 64 * 2 ** 20)
+    with pytest.warns(RuntimeWarning, match="/dev/shm has 64 MB free.*--shm-size"):
+        assert reading_workers(cuda) == 0
+    monkeypatch.setattr(sampling, "shared_memory_free", lambda: None)  # no /dev/shm (macOS)
+    assert reading_workers(cuda) == 2
+
+
+def test_the_cores_a_container_may_use_follow_its_cgroup_quota(tmp_path):
+    from unet_lib.parallel import cpu_quota
+
+    assert cpu_quota(str(tmp_path)) is None  # no cgroup files
+    (tmp_path / "cpu.max").write_text("max 100000\n")
+    assert cpu_quota(str(tmp_path)) is None  # v2 without a quota
+    (tmp_path / "cpu.max").write_text("150000 100000\n")
+    assert cpu_quota(str(tmp_path)) == 2  # 1.5 CPUs: rounded up
+    (tmp_path / "cpu.max").unlink()
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert cpu_quota(str(tmp_path)) is None  # v1 without a quota
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("400000\n")
+    assert cpu_quota(str(tmp_path)) == 4
 
 
 def test_scores_read_by_worker_processes_equal_those_read_in_turn(datasets):

@@ -429,6 +429,23 @@ def test_the_same_process_may_claim_a_folder_twice(tmp_path):
         pass
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork: loader processes on Linux and macOS")
+def test_a_folder_is_free_again_while_a_process_forked_during_the_run_lives_on(tmp_path):
+    # a DataLoader's worker forked during training has a copy of the lock's descriptor; an
+    # interrupted run in a notebook keeps its workers alive, and the rerun waited forever
+    with claim(tmp_path / "run"):
+        child = os.fork()
+        if child == 0:  # the "worker": outlives the run
+            time.sleep(30)
+            os._exit(0)
+    try:
+        with claim(tmp_path / "run"):  # RunFolderBusy naming this very process before
+            pass
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+
+
 def test_best_is_written_before_last_and_restored_if_a_kill_came_between(tiny_phantom,
                                                                         tmp_path, monkeypatch):
     import unet_lib.checkpoint as checkpoint

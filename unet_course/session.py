@@ -207,7 +207,8 @@ class CourseSetup:
         Args:
             name: ``"classic"``, ``"improved"`` or ``"attention"``.
             progress: ``"epochs"`` prints one line per epoch; ``True`` adds a progress bar
-                per epoch; ``False`` trains silently (see :func:`unet_lib.train.fit`).
+                per epoch; ``False`` prints only the line that says it trains now (see
+                :func:`unet_lib.train.fit`): on a small GPU a model can take many minutes.
             retrain: ignore and overwrite a cached run.
         """
         if name not in MODELS:
@@ -231,15 +232,17 @@ class CourseSetup:
                                           ) from None
                 if payload["epoch"] >= run.recipe.config.epochs:
                     return _loaded(name, run, payload, from_cache=True)
-            if progress:
-                print(f"training the {name} U-Net for {run.recipe.config.epochs} epochs on "
-                      f"{self.device} "
-                      f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
+            print(f"training the {name} U-Net for {run.recipe.config.epochs} epochs on "
+                  f"{self.device} "
+                  f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
             try:
                 train_run(run, resume=last.is_file(), progress=progress,
                           report=lambda *args, **kwargs: None)
             except RunFolderBusy:  # another process started it since the wait above
                 continue
+            finally:  # the GPU memory training cached (held data, activations) back to the
+                if torch.cuda.is_available():  # driver: a shared lab GPU, other notebooks
+                    torch.cuda.empty_cache()
             return _loaded(name, run, read_checkpoint(last), from_cache=False)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+from pathlib import Path
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Iterator, Sequence
@@ -30,12 +31,33 @@ MOST_WORKERS = 8
 
 
 def usable_cores() -> int:
-    """The CPU cores this process may run on (a container's or ``taskset``'s share, where the
-    system says), not all the machine's."""
+    """The CPU cores this process may run on, not all the machine's: ``taskset``'s or a
+    container's set of cores, and a container's CPU quota (a JupyterHub pod limited to 2 CPUs
+    on a 64-core node sees all 64 in ``os.cpu_count()``)."""
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    quota = cpu_quota()
+    return max(1, min(cores, quota)) if quota else cores
+
+
+def cpu_quota(cgroup: str = "/sys/fs/cgroup") -> int | None:
+    """The CPUs a Linux container may use by its cgroup's quota, rounded up (``cpu.max`` of
+    cgroup v2, ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` of v1); ``None`` without one."""
+    try:
+        quota, period = (Path(cgroup) / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (Path(cgroup) / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (Path(cgroup) / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    try:
+        quota, period = int(quota), int(period)  # "max" (v2) or -1 (v1): no quota
+    except ValueError:
+        return None
+    return -(-quota // period) if quota > 0 and period > 0 else None
 
 
 def default_workers(jobs: int, worth_it: bool = True, most: int | None = MOST_WORKERS) -> int:

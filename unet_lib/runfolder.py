@@ -72,7 +72,32 @@ def claim(folder: str | Path) -> Iterator[Path]:
         finally:
             del _held[key]
     finally:
-        os.close(fd)  # releases the lock
+        # unlocked first: a loader process forked while the lock was held has a copy of the
+        # descriptor, which alone would keep it locked for as long as that process lives
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusively(lock: str | Path, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``lock`` (created if needed) for the block; when
+    another process holds it, call ``on_wait`` and wait for it. For work that several
+    processes may start at once and one should do (``torchrun``'s processes, or two notebooks,
+    making the same phantom). A no-op where there are no locks (Windows)."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def wait_while_busy(folder: str | Path, on_wait: Callable[[], None] = lambda: None) -> bool:

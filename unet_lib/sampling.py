@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import warnings
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -24,6 +26,7 @@ from . import distributed
 from .data.base import slice_size
 from .data.nifti import BraTSNifti
 from .data.contents import channel_flags
+from .parallel import usable_cores
 from .resident import ResidentBatches, ResidentSlices, hold_on_device, use_resident
 from .runtime import tally_device
 from .data.samples import collate_samples
@@ -74,15 +77,41 @@ def tumour_share_order(flags: np.ndarray, share: float
     return order
 
 
+#: shared memory a loader process needs: it hands its batches over through ``/dev/shm``,
+#: two at a time, each up to about 100 MB (64 slices of 240×240 uploading held data)
+SHARED_MEMORY_PER_WORKER = 256 * 2 ** 20
+
+
 def reading_workers(device: torch.device, batches: int | None = None) -> int:
     """How many processes read the data files by default: none on the CPU (they would take
-    cores from the computation); for a GPU up to 8, sharing the machine's cores with the other
-    processes ``torchrun`` started on it (``LOCAL_WORLD_SIZE``); no more than ``batches``."""
+    cores from the computation); for a GPU up to 8, sharing the cores this process may use
+    (:func:`~unet_lib.parallel.usable_cores`) with the other processes ``torchrun`` started on
+    the machine (``LOCAL_WORLD_SIZE``), and as many as the shared memory holds (a Docker or
+    Kubernetes container gets 64 MB of ``/dev/shm`` unless given more: none there, where a
+    worker would die with "Bus error"); no more than ``batches``."""
     if device.type == "cpu":
         return 0
     ranks_here = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    workers = max(1, min(8, (os.cpu_count() or 1) // ranks_here))
+    workers = max(1, min(8, usable_cores() // ranks_here))
+    shared = shared_memory_free()
+    if shared is not None and shared // ranks_here // SHARED_MEMORY_PER_WORKER < workers:
+        fitting = shared // ranks_here // SHARED_MEMORY_PER_WORKER
+        warnings.warn(f"/dev/shm has {shared / 2 ** 20:.0f} MB free: {fitting} file-reading "
+                      f"process(es) instead of {workers}, so epochs read from disk are slower. "
+                      f"Give the container more shared memory (docker run --shm-size=4g; on "
+                      f"Kubernetes an emptyDir of medium Memory at /dev/shm)", RuntimeWarning,
+                      stacklevel=2)
+        workers = fitting
     return workers if batches is None else min(workers, batches)
+
+
+def shared_memory_free(path: str = "/dev/shm") -> int | None:
+    """Free bytes in the shared memory loader processes pass batches through (Linux);
+    ``None`` where there is no such folder (macOS, Windows: other mechanisms)."""
+    try:
+        return shutil.disk_usage(path).free
+    except OSError:
+        return None
 
 
 def scoring_workers(device: torch.device, batches: int) -> int:

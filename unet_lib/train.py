@@ -111,6 +111,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     if folder is not None:
         check_checkpointable(model)  # before an epoch's work, not after it
+    autotuning = torch.backends.cudnn.benchmark  # on while training on a GPU, as before after
     try:
         # rank 0 alone writes checkpoints and holds the folder
         if folder is None or not distributed.is_main_process():
@@ -121,6 +122,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
                         trust_checkpoint)
     finally:  # trained under torchrun on GPUs with SyncBatchNorm: returned as it came
         distributed.plain_batch_norm(model)
+        torch.backends.cudnn.benchmark = autotuning
 
 
 def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,

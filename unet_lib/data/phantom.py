@@ -243,11 +243,21 @@ def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: in
     """The phantom of these settings under ``data_dir``, made on first use.
 
     Its folder is ``data_dir/phantom-<size>px-<volumes>x<slices>-seed<seed>``; a folder
-    without ``meta_data.csv`` (the last file written) is incomplete and made again.
+    without ``meta_data.csv`` (the last file written) is incomplete and made again. One
+    process makes it while others asking for it wait (``torchrun``'s processes, two
+    notebooks on one course home), holding ``data_dir/.<folder name>.lock``.
     """
+    from ..runfolder import exclusively
+
     root = Path(data_dir) / f"phantom-{size}px-{n_volumes}x{n_slices}-seed{seed}"
-    if not (root / "meta_data.csv").is_file():
-        print(f"making a {n_volumes}-volume phantom ({size}×{size}, {n_slices} slices) "
-              f"in {readable(root)} ...", flush=True)
-        make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices, seed=seed)
+    if (root / "meta_data.csv").is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with exclusively(root.parent / f".{root.name}.lock", on_wait=lambda: print(
+            f"another process is making the phantom in {readable(root)}: waiting for it",
+            flush=True)):
+        if not (root / "meta_data.csv").is_file():  # made while this process waited?
+            print(f"making a {n_volumes}-volume phantom ({size}×{size}, {n_slices} slices) "
+                  f"in {readable(root)} ...", flush=True)
+            make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices, seed=seed)
     return root
