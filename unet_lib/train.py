@@ -147,6 +147,10 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     summaries = bool(progress) and context.is_main
     report = print if summaries else (lambda *args, **kwargs: None)
     config = sized_as_data(config, train_data, report)  # what the checkpoints record
+    if context.active:
+        report(f"torchrun: {context.world} processes, each training on "
+               f"{config.batch_size // context.world} of every {config.batch_size} images"
+               + ("; batch norm synchronized over all" if device.type == "cuda" else ""))
 
     if resume and last is not None and last.exists():
         # on the CPU: the random states go to NumPy; weights are copied onto the device
