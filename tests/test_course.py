@@ -67,11 +67,16 @@ def test_setup_reads_the_given_data_and_splits_by_volume(tiny_setup, phantom_roo
     assert train[0][0].shape == (4, 32, 32) and val.volumes == tiny_setup.val_volumes
 
 
-def test_a_trained_model_is_cached_and_loaded_back(tiny_setup):
+def test_a_trained_model_is_cached_and_loaded_back(tiny_setup, capsys):
     first = tiny_setup.trained("classic", progress=False)
     assert not first.from_cache and len(first.history) == 1
+    # even without progress lines a cell says when it trains (many minutes on a small GPU)
+    said = capsys.readouterr().out
+    assert said.startswith("training the classic U-Net for 1 epoch on cpu")
+    assert "epoch 1" not in said  # no line per epoch
     second = tiny_setup.trained("classic", progress=False)
     assert second.from_cache and second.checkpoint == first.checkpoint
+    assert capsys.readouterr().out == ""  # loaded: nothing to say
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert second.history.records == first.history.records

@@ -136,7 +136,7 @@ def test_batch_norm_is_synchronized_for_training_and_plain_again_after():
 
     from torch import nn
 
-    from unet_lib.distributed import _swap_norms, plain_batch_norm
+    from unet_lib.distributed import plain_batch_norm, synchronized_batch_norm
     from unet_lib.models import build_model
 
     torch.manual_seed(0)
@@ -146,8 +146,8 @@ def test_batch_norm_is_synchronized_for_training_and_plain_again_after():
     tensors = {name: t.data_ptr() for name, t in model.state_dict().items()}
     images = torch.randn(2, 4, 32, 32)
 
-    assert _swap_norms(model, nn.BatchNorm2d, nn.SyncBatchNorm) == count > 0
-    assert sum(type(m) is nn.SyncBatchNorm for m in model.modules()) == count
+    assert synchronized_batch_norm(model) == count > 0
+    assert sum(isinstance(m, nn.SyncBatchNorm) for m in model.modules()) == count
     # the same tensors under the same names: an optimizer built before keeps training them
     assert {name: t.data_ptr() for name, t in model.state_dict().items()} == tensors
     # outside a process group a SyncBatchNorm normalizes (and gathers statistics) as before
@@ -159,3 +159,26 @@ def test_batch_norm_is_synchronized_for_training_and_plain_again_after():
     for name, value in twin.state_dict().items():  # the running statistics it gathered
         assert torch.equal(model.state_dict()[name], value), name
     assert plain_batch_norm(model) == 0
+    # a model's own SyncBatchNorm layers are none of fit()'s business
+    model.head = nn.Sequential(model.head, nn.SyncBatchNorm(3))
+    assert plain_batch_norm(model) == 0 and type(model.head[1]) is nn.SyncBatchNorm
+
+
+def test_a_batch_that_does_not_split_is_refused_before_any_data_is_read(monkeypatch, capsys):
+    from unet_lib import distributed, train
+    from unet_lib.models import build_model
+    from unet_lib.train import TrainConfig, fit
+
+    class Unread(torch.utils.data.Dataset):
+        def __len__(self):
+            return 100
+
+        def __getitem__(self, index):
+            raise AssertionError("a slice was read before the batch size was checked")
+
+    monkeypatch.setattr(distributed, "setup", lambda device_type: Context(0, 4))
+    monkeypatch.setattr(train, "held_as_configured", lambda *a, **k: pytest.fail("data held"))
+    with pytest.raises(ConfigError, match="30 images do not split into 4"):
+        fit(build_model("classic", base_filters=4), Unread(), None,
+            TrainConfig.quick(batch_size=30, image_size=32))
+    assert "torchrun" not in capsys.readouterr().out  # no line claiming 7 of every 30

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -128,6 +130,7 @@ def test_files_are_read_by_worker_processes_for_a_gpu_only_and_never_more_than_b
     from unet_lib.sampling import loader_workers, reading_workers, scoring_workers
 
     gib = 2 ** 30
+    monkeypatch.setattr(sampling, "_warned_of_shared_memory", [])
     monkeypatch.setattr(sampling, "usable_cores", lambda: 16)
     monkeypatch.setattr(sampling, "shared_memory_free", lambda: 8 * gib)
     cuda = torch.device("cuda")
@@ -148,9 +151,13 @@ def test_files_are_read_by_worker_processes_for_a_gpu_only_and_never_more_than_b
         with pytest.warns(RuntimeWarning, match="2 file-reading process.*instead of 4"):
             assert reading_workers(cuda) == 2
     # a container's default 64 MB of /dev/shm holds no worker's batches: read them here
+    monkeypatch.setattr(sampling, "_warned_of_shared_memory", [])
     monkeypatch.setattr(sampling, "shared_memory_free", lambda: 64 * 2 ** 20)
     with pytest.warns(RuntimeWarning, match="/dev/shm has 64 MB free.*--shm-size"):
         assert reading_workers(cuda) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once, not for every pass of scoring
+        assert reading_workers(cuda, batches=3) == 0
     monkeypatch.setattr(sampling, "shared_memory_free", lambda: None)  # no /dev/shm (macOS)
     assert reading_workers(cuda) == 2
 

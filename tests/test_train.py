@@ -465,3 +465,33 @@ def test_a_compile_failure_in_the_backward_graph_falls_back_to_eager_too(dataset
         history = fit(build_model("classic", base_filters=4), train, None,
                       TrainConfig.quick(epochs=1, batch_size=8, compile=True), progress=False)
     assert len(history) == 1 and math.isfinite(history["train_loss"][0])
+
+
+def test_a_compiler_failure_on_a_later_batch_size_falls_back_to_eager(monkeypatch):
+    from functorch.compile import make_boxed_func
+    from torch._dynamo.backends.common import aot_autograd
+
+    from unet_lib.runtime import CompiledWithFallback
+
+    def backward_compiler_failing_for_five(graph, example_inputs):
+        if any(getattr(t, "shape", (0,))[:1] == (5,) for t in example_inputs):  # no weight's
+            raise RuntimeError("no kernel for a batch of 5")
+        return make_boxed_func(graph.forward)
+
+    backend = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph.forward),
+                           bw_compiler=backward_compiler_failing_for_five)
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda model, **options: real_compile(model, backend=backend, **options))
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4)
+    wrapped = CompiledWithFallback(model)
+    wrapped(torch.randn(4, 4, 32, 32)).sum().backward()  # a full batch: compiled
+    assert wrapped.compiled is not wrapped.eager
+    images = torch.randn(5, 4, 32, 32)  # the split's smaller last batch: compiles anew
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*batch of 5"):
+        output = wrapped(images)
+    output.sum().backward()
+    assert wrapped.compiled is wrapped.eager
+    assert torch.allclose(output, model(images))

@@ -232,7 +232,8 @@ class CourseSetup:
                                           ) from None
                 if payload["epoch"] >= run.recipe.config.epochs:
                     return _loaded(name, run, payload, from_cache=True)
-            print(f"training the {name} U-Net for {run.recipe.config.epochs} epochs on "
+            epochs = run.recipe.config.epochs
+            print(f"training the {name} U-Net for {epochs} epoch{'s' * (epochs != 1)} on "
                   f"{self.device} "
                   f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
             try:

@@ -84,6 +84,18 @@ def all_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     return tensor
 
 
+def check_batch_size(batch_size: int, context: Context) -> None:
+    """Refuse a global batch that does not split into equal shares, one per process (every
+    step would leave images out), naming the nearest sizes that do."""
+    world = context.world
+    if batch_size % world:
+        fewer, more = batch_size // world, -(-batch_size // world)
+        raise ConfigError("batch_size", f"{batch_size} images do not split into {world} equal "
+                                        f"shares, one per process: choose a multiple of {world}, "
+                                        f"e.g. " + (f"{fewer * world} or " if fewer else "")
+                          + f"{more * world}")
+
+
 def gathered(items: list, context: Context) -> list:
     """Every process's ``items`` (picklable), one list in rank order; ``items`` with one."""
     if not context.active:
@@ -112,21 +124,33 @@ def wrap(model: nn.Module, context: Context, device: torch.device) -> nn.Module:
     if not context.active:
         return model
     if device.type == "cuda":  # NCCL; SyncBatchNorm has no CPU implementation
-        _swap_norms(model, nn.BatchNorm2d, nn.SyncBatchNorm)
+        synchronized_batch_norm(model)
     return nn.parallel.DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
+class _SyncedForTraining(nn.SyncBatchNorm):
+    """A ``SyncBatchNorm`` that :func:`synchronized_batch_norm` put in place of a
+    ``BatchNorm2d`` (and :func:`plain_batch_norm` takes out again; a model's own
+    ``SyncBatchNorm`` layers stay as they are)."""
+
+
+def synchronized_batch_norm(model: nn.Module) -> int:
+    """Make every ``BatchNorm2d`` of ``model`` a ``SyncBatchNorm`` in place, holding the same
+    parameter and buffer tensors (an optimizer built on the model keeps training them);
+    returns how many were changed."""
+    return _swap_norms(model, nn.BatchNorm2d, _SyncedForTraining)
+
+
 def plain_batch_norm(model: nn.Module) -> int:
-    """Make the ``SyncBatchNorm`` layers :func:`wrap` put into ``model`` ``BatchNorm2d`` again,
-    keeping their parameters and statistics; returns how many were changed."""
-    return _swap_norms(model, nn.SyncBatchNorm, nn.BatchNorm2d)
+    """Make the ``SyncBatchNorm`` layers :func:`synchronized_batch_norm` put into ``model``
+    ``BatchNorm2d`` again, keeping their parameters and statistics; returns how many."""
+    return _swap_norms(model, _SyncedForTraining, nn.BatchNorm2d)
 
 
 def _swap_norms(module: nn.Module, source: type, target: type) -> int:
     """Replace every child layer of exactly type ``source`` (below ``module``) by a ``target``
-    layer that holds the same parameter and buffer tensors (an optimizer built on the model
-    keeps working); returns the number replaced."""
+    layer that holds the same parameter and buffer tensors; returns the number replaced."""
     swapped = 0
     for name, child in module.named_children():
         if type(child) is not source:
@@ -147,7 +171,8 @@ def blank_batch(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     steps on, its loss counted zero, when its share of the first batch held only unusable
     files. Under ``torchrun`` every process must take part in every step's exchange of
     gradients; one that skipped a step would leave the others waiting. (Later such shares
-    step on the process's last batch.)"""
+    step on the process's last batch.) Its gradient is zero, but on GPUs, where batch norm is
+    synchronized, it counts in that step's batch statistics of every process."""
     return torch.zeros(1, 4, size, size), torch.zeros(1, 3, size, size)
 
 
@@ -167,13 +192,7 @@ class GlobalBatchSampler(Sampler[list[int]]):
     def __init__(self, n: int, batch_size: int, generator: torch.Generator,
                  context: Context = Context(), shuffle: bool = True,
                  order: Callable[[torch.Generator], list[int]] | None = None):
-        if batch_size % context.world:  # else every step would leave images out
-            fewer, more = batch_size // context.world, -(-batch_size // context.world)
-            raise ConfigError("batch_size", f"{batch_size} images do not split into "
-                              f"{context.world} equal shares, one per process: choose a "
-                              f"multiple of {context.world}, e.g. "
-                              + (f"{fewer * context.world} or " if fewer else "")
-                              + f"{more * context.world}")
+        check_batch_size(batch_size, context)
         self.n, self.batch_size, self.generator = n, batch_size, generator
         self.context, self.shuffle, self.order = context, shuffle, order
 

@@ -26,9 +26,11 @@ class CompiledWithFallback(nn.Module):
     """``torch.compile(model)`` that falls back to ``model`` itself, with a warning, when
     compiling fails — which it does at the first call, not when ``torch.compile`` returns.
 
-    The backward graph is compiled inside that first call too (with gradients on): left to
-    itself PyTorch compiles a static graph's backward lazily, at the first ``backward()``,
-    where a compiler failure would stop training instead of falling back."""
+    The backward graph is compiled inside each call that compiles (with gradients on): left
+    to itself PyTorch compiles a static graph's backward lazily, at the first ``backward()``,
+    where a compiler failure would stop training instead of falling back. Each new batch size
+    compiles anew (a split's smaller last batch), so a compiler failure on a later call falls
+    back too."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -49,14 +51,17 @@ class CompiledWithFallback(nn.Module):
         self.compiled, self.checked = self.eager, True
 
     def forward(self, *args, **kwargs):
-        if self.checked:
-            return self.compiled(*args, **kwargs)
+        if self.compiled is self.eager:
+            return self.eager(*args, **kwargs)
+        # the first call may fail in many ways (no compiler, an unsupported platform); later
+        # ones, recompiling for a new shape, by a compiler error only
+        expected = (torch._dynamo.exc.BackendCompilerFailed if self.checked else Exception)
         try:
             with _backward_compiled_with_forward():
                 output = self.compiled(*args, **kwargs)
         except torch.cuda.OutOfMemoryError:  # the batch, not the compiler: fit() says so
             raise
-        except Exception as error:
+        except expected as error:
             self._fall_back(error)
             output = self.eager(*args, **kwargs)
         # a call without gradients compiles no backward: the first training call checks that

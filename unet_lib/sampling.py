@@ -93,16 +93,23 @@ def reading_workers(device: torch.device, batches: int | None = None) -> int:
         return 0
     ranks_here = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     workers = max(1, min(8, usable_cores() // ranks_here))
+    if batches is not None:
+        workers = min(workers, batches)
     shared = shared_memory_free()
     if shared is not None and shared // ranks_here // SHARED_MEMORY_PER_WORKER < workers:
         fitting = shared // ranks_here // SHARED_MEMORY_PER_WORKER
-        warnings.warn(f"/dev/shm has {shared / 2 ** 20:.0f} MB free: {fitting} file-reading "
-                      f"process(es) instead of {workers}, so epochs read from disk are slower. "
-                      f"Give the container more shared memory (docker run --shm-size=4g; on "
-                      f"Kubernetes an emptyDir of medium Memory at /dev/shm)", RuntimeWarning,
-                      stacklevel=2)
+        if not _warned_of_shared_memory:  # once: scoring asks again for every pass
+            _warned_of_shared_memory.append(shared)
+            warnings.warn(f"/dev/shm has {shared / 2 ** 20:.0f} MB free: {fitting} "
+                          f"file-reading process(es) instead of {workers}, so passes over data "
+                          f"read from disk are slower. Give the container more shared memory "
+                          f"(docker run --shm-size=4g; on Kubernetes an emptyDir of medium "
+                          f"Memory mounted at /dev/shm)", RuntimeWarning, stacklevel=2)
         workers = fitting
-    return workers if batches is None else min(workers, batches)
+    return workers
+
+
+_warned_of_shared_memory: list[int] = []  # the free bytes of the one warning given
 
 
 def shared_memory_free(path: str = "/dev/shm") -> int | None:

@@ -132,6 +132,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     if device.type == "cuda":  # let cuDNN time its convolution algorithms once per shape
         torch.backends.cudnn.benchmark = True
     context = distributed.setup(device.type)
+    distributed.check_batch_size(config.batch_size, context)  # before any data is read
     device = distributed.local_device(device)
     layout = memory_format(config.channels_last, device)
     model.to(device, memory_format=layout)

@@ -14,6 +14,7 @@ tensors, the layout PyTorch models take.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -215,13 +216,16 @@ def _metadata_counts(folder: Path) -> dict[str, list[bool]]:
 
 
 def write_metadata(root: str | Path, rows: Sequence[dict]) -> Path:
-    """Write ``meta_data.csv`` (the release's columns) for the slices described by ``rows``."""
-    path = Path(root) / METADATA_NAME
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METADATA_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    """Write ``meta_data.csv`` (the release's columns) for the slices described by ``rows``,
+    whole: a phantom counts as complete once it is there, so a reader never sees it half
+    written, and a kill while writing leaves none."""
+    from ..runfolder import write_text_atomic
+
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=METADATA_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text_atomic(Path(root) / METADATA_NAME, text.getvalue())
 
 
 def metadata_row(path: str | Path, volume: int, slice_index: int, mask: np.ndarray) -> dict:
