@@ -144,7 +144,8 @@ def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch
                                           "has a total capacity of 79.11 GiB")
 
     monkeypatch.setattr(model, "forward", exhausted)
-    with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 2.50 GiB.*e\.g\. to 16"):
+    with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 2.50 GiB.*e\.g\. to 16"
+                       r".*restart the kernel"):
         fit(model, BraTSSlices(root), None, TrainConfig(epochs=1, image_size=32),
             progress=False)
 

@@ -28,7 +28,9 @@ def out_of_memory_message(error: Exception, batch_size: int, shape) -> str:
             + (f" while allocating {asked[1]}" if asked else "")
             + f". Lower the batch size, e.g. to {max(1, batch_size // 2)} "
               f"(TrainConfig(batch_size=...) or --batch-size), or the image size; data held "
-              f"on the GPU take memory too (resident_data=False or --resident-data off).")
+              f"on the GPU take memory too (resident_data=False or --resident-data off). In a "
+              f"notebook, restart the kernel first: the failed run's tensors stay on the GPU "
+              f"until then.")
 
 
 def check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | None,
