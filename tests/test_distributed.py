@@ -23,11 +23,12 @@ SCRIPT = textwrap.dedent('''
     from unet_lib.train import TrainConfig, fit
 
     root, out = sys.argv[1], sys.argv[2]
+    epochs, resume = (int(sys.argv[3]), True) if len(sys.argv) > 3 else (2, False)
     torch.manual_seed(0)
     model = build_model("classic", base_filters=4)
     fit(model, BraTSSlices(root, [1, 2]), BraTSSlices(root, [3]),
-        TrainConfig.quick(epochs=2, batch_size=4, image_size=32), checkpoint_dir=out,
-        progress="epochs")
+        TrainConfig.quick(epochs=epochs, batch_size=4, image_size=32), checkpoint_dir=out,
+        resume=resume, progress="epochs")
 ''')
 
 
@@ -62,6 +63,19 @@ def test_two_processes_match_one_process(tmp_path):
         assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-4)
         for name, value in a["val"]["dice"].items():
             assert b["val"]["dice"][name] == pytest.approx(value, abs=0.02)
+
+    # stopped after one epoch and resumed under torchrun: the same run as the uninterrupted one
+    # (each process restores the shuffle's generator from last.pt, so the batches continue)
+    for epochs in ("1", "2"):
+        part = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               "--nproc_per_node=2", str(script), str(root),
+                               str(tmp_path / "resumed"), epochs],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert part.returncode == 0, part.stderr[-3000:]
+    resumed = read_checkpoint(tmp_path / "resumed" / "last.pt")
+    assert [r["epoch"] for r in resumed["history"]] == [1, 2]
+    for key, weight in two["model_state"].items():
+        assert torch.allclose(weight, resumed["model_state"][key], rtol=1e-5, atol=1e-6), key
 
 
 SKIPPING = textwrap.dedent('''
