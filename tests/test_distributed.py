@@ -79,6 +79,7 @@ def test_two_processes_match_one_process(tmp_path):
 
 
 SKIPPING = textwrap.dedent('''
+    import atexit
     import os
     import sys
     import warnings
@@ -89,6 +90,10 @@ SKIPPING = textwrap.dedent('''
     from unet_lib.train import TrainConfig, fit
 
     warnings.simplefilter("ignore")
+    rank = os.environ['RANK']
+    # registered first, so run last: whether fit() left the process group it joined
+    atexit.register(lambda: Path(sys.argv[2], f"group{rank}.txt").write_text(
+        str(torch.distributed.is_initialized())))
     torch.manual_seed(0)
     model = build_model("improved", base_filters=4)
     history = fit(model, BraTSSlices(sys.argv[1], [1, 2]), BraTSSlices(sys.argv[1], [3]),
@@ -96,7 +101,6 @@ SKIPPING = textwrap.dedent('''
                                     resident_data=False, tumour_share=None),
                   progress=False)
     # one file per process: two processes printing to one pipe can interleave their lines
-    rank = os.environ['RANK']
     Path(sys.argv[2], f"rank{rank}.txt").write_text(str(history.records[-1]["skipped"]))
     torch.save(dict(model.named_buffers()), Path(sys.argv[2], f"buffers{rank}.pt"))
 ''')
@@ -122,6 +126,8 @@ def test_a_process_whose_share_is_all_unusable_files_still_steps_with_the_others
         assert skipped.count("volume_1_slice_3.h5") == 1, (rank, skipped)
     # validation scored on both with rank 0's batch-norm statistics, the ones it saves (each
     # process's last training step had updated its own from its own share)
+    # and each left the process group fit() had joined, at the program's end
+    assert [(tmp_path / f"group{rank}.txt").read_text() for rank in (0, 1)] == ["False"] * 2
     first, second = (torch.load(tmp_path / f"buffers{rank}.pt") for rank in (0, 1))
     assert any("running_mean" in name for name in first)
     for name, buffer in first.items():

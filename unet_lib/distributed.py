@@ -21,6 +21,7 @@ group (NCCL on CUDA, Gloo on the CPU), wraps the model in ``DistributedDataParal
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -60,12 +61,22 @@ def is_main_process() -> bool:
 
 
 def setup(device_type: str) -> Context:
-    """Join the process group if launched by ``torchrun``; a no-op context otherwise."""
+    """Join the process group if launched by ``torchrun``; a no-op context otherwise. A group
+    joined here is left when the program ends (a script may call ``fit`` again meanwhile, for
+    another model, in the same group); one the caller made is the caller's to end."""
     if launched_world_size() <= 1:
         return Context()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        atexit.register(_leave_group)
     return Context(dist.get_rank(), dist.get_world_size())
+
+
+def _leave_group() -> None:
+    """``destroy_process_group`` at the program's end, if the group is still there (PyTorch
+    warns, and NCCL may hang at exit, otherwise)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def local_device(device: torch.device) -> torch.device:
