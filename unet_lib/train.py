@@ -82,7 +82,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     """Train ``model`` on ``train_data`` with BCE-with-logits, AdamW and exponential LR decay.
 
     Args:
-        model: maps (N, 4, H, W) to (N, 3, H, W) logits; trained in place.
+        model: maps (N, 4, H, W) to (N, 3, H, W) logits; trained in place. Under ``torchrun``
+            on GPUs its ``BatchNorm2d`` layers are ``SyncBatchNorm`` while it trains
+            (:mod:`unet_lib.distributed`), and plain again when ``fit`` returns.
         train_data, val_data: datasets of ``(image (4, H, W), mask (3, H, W))`` float tensors.
         config: :class:`TrainConfig`; the slides' defaults when ``None``. Checked before any
             work (:meth:`TrainConfig.validate`).
