@@ -89,8 +89,11 @@ def map_in_processes(function: Callable, jobs: Sequence[tuple], workers: int,
             for future in futures:
                 yield future.result()
         except BrokenProcessPool:
-            raise ChildProcessError(f"a worker process died (out of memory?) while {workers} "
-                                    f"ran at once; use fewer (workers=, --workers)") from None
+            raise ChildProcessError(
+                f"a worker process died while {workers} ran at once: out of memory (use "
+                f"fewer: workers=, --workers), or, from a script of your own, the call is not "
+                f"under `if __name__ == \"__main__\":`, which a spawned process needs (it "
+                f"imports the script again)") from None
         finally:
             for future in futures:
                 future.cancel()
