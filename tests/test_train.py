@@ -124,6 +124,20 @@ def test_resume_continues_to_the_same_weights_and_history_as_one_run(datasets, t
     done = read_checkpoint(tmp_path / "straight" / "last.pt")["history"]
     assert [r["train_loss"] for r in done] == history["train_loss"]
 
+    # the run folder's history.csv: every epoch, the resumed ones too, as the history holds it
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "resumed" / "history.csv").open(newline="")))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    for row, record in zip(rows, history.records):
+        assert float(row["train_loss"]) == record["train_loss"]
+        assert float(row["val_loss"]) == record["val_loss"]
+        assert float(row["lr"]) == record["lr"]
+        for score in ("dice", "precision", "recall"):
+            for name in ("NCR/NET", "ED", "ET", "WT", "TC"):
+                assert float(row[f"val_{score}_{name}"]) == record["val"][score][name]
+        assert int(row["skipped"]) == 0
+
 
 def test_resume_with_another_architecture_is_a_clear_error(datasets, tmp_path):
     train, val = tiny(datasets, 8)

@@ -1,7 +1,10 @@
-"""Progress bars where they help: in a terminal or a notebook, not in a CI log."""
+"""Progress bars where they help: in a terminal or a notebook, not in a CI log; the epoch log
+line, and the run folder's ``history.csv``."""
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
 
 
@@ -39,3 +42,31 @@ def epoch_line(record: dict) -> str:
         first = record["skipped"][0].partition(": ")[0]  # the file; its warning said why
         text += f"; skipped {len(record['skipped'])} unusable file(s), first {first}"
     return text + f" ({record['seconds']:.0f} s)"
+
+
+#: the run folder's per-epoch table, rewritten after every epoch (:func:`history_csv`)
+HISTORY_CSV = "history.csv"
+
+
+def history_csv(records: list[dict]) -> str:
+    """The epochs of a :class:`~unet_lib.train.History` as CSV text, one row each: ``epoch,
+    lr, train_loss, val_loss``, then ``val_<score>_<name>`` for every validation score
+    (``val_dice_WT``, ``val_recall_ET``, …), ``seconds`` and ``skipped`` (how many unusable
+    files). Readable without torch: a spreadsheet, pandas, ``tail -f``."""
+    scores = []  # (score, name) in the order the first validated epoch gives them
+    for record in records:
+        if "val" in record:
+            scores = [(score, name) for score, values in record["val"].items()
+                      for name in values]
+            break
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["epoch", "lr", "train_loss", "val_loss",
+                     *(f"val_{score}_{name}" for score, name in scores), "seconds", "skipped"])
+    for record in records:
+        val = record.get("val", {})
+        writer.writerow([record["epoch"], record["lr"], record["train_loss"],
+                         record.get("val_loss", ""),
+                         *(val.get(score, {}).get(name, "") for score, name in scores),
+                         round(record["seconds"], 2), len(record["skipped"])])
+    return text.getvalue()

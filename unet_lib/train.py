@@ -35,7 +35,7 @@ from .failures import (OutOfMemory, TrainingDiverged, check_finite,  # noqa: F40
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
-from .progress import epoch_line, progress_bar, write_line
+from .progress import HISTORY_CSV, epoch_line, history_csv, progress_bar, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, check_epochs_left, restore_best,
                      rng_state, set_rng_state, settings_changed_on_resume)
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
@@ -89,7 +89,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         config: :class:`TrainConfig`; the slides' defaults when ``None``. Checked before any
             work (:meth:`TrainConfig.validate`).
         checkpoint_dir: where to write ``best.pt`` (the best mean validation Dice over WT, TC
-            and ET so far) and then ``last.pt`` after each epoch. The folder is locked while
+            and ET so far), then ``last.pt`` and ``history.csv`` (the epochs so far, see
+            :func:`unet_lib.progress.history_csv`) after each epoch. The folder is locked while
             training (:func:`unet_lib.runfolder.claim`): a second run on it is refused.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (same architecture).
             Changed rates, epochs, batch size, threshold or loss weights are applied and
@@ -277,6 +278,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 # best first: a kill between the two writes loses neither
                 writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
                             **state)
+                runfolder.write_text_atomic(checkpoint_dir / HISTORY_CSV,
+                                            history_csv(history.records))
     return history
 
 
