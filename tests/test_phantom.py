@@ -227,3 +227,27 @@ def test_the_phantom_is_never_written_over_a_folder_it_did_not_make(tmp_path):
     assert {p.name: p.read_bytes() for p in made.iterdir()} == before
     make_phantom(made, n_volumes=2, size=32, n_slices=2)  # the same phantom again: allowed
     assert {p.name: p.read_bytes() for p in made.iterdir()} == before
+
+
+def test_a_phantom_is_made_in_parallel_only_when_it_is_big_enough_to_gain(tmp_path, monkeypatch):
+    from unet_lib import parallel
+    from unet_lib.data import phantom
+
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def recording(function, jobs, workers, *args, **kwargs):
+        asked.append(workers)
+        raise Stop
+
+    monkeypatch.setattr(parallel, "usable_cores", lambda: 8)
+    monkeypatch.setattr(phantom, "map_in_processes", recording)
+    # four 96×96×155 volumes: measured slower in two processes than in one; a 20-volume
+    # 240×240 phantom (the full scale): one process per core
+    for n_volumes, size, n_slices in ((4, 96, 155), (20, 240, 155)):
+        with pytest.raises(Stop):
+            make_phantom(tmp_path / f"ph{size}", n_volumes=n_volumes, size=size,
+                         n_slices=n_slices)
+    assert asked == [1, 8]
