@@ -1,6 +1,7 @@
 """Does the Attention U-Net trail the Classic at the quick scale, or was it the seed?
 
     UNET_COURSE_HOME=.course python benchmarks/attention_seeds.py [OUT.md]   # ~8 min, 2 cores
+    ... attention_seeds.py OUT.md --seeds 2 3 4 --kinds classic attention      # more seeds
 
 Trains, with the course's quick recipe and its split (the setup's volumes), the Classic
 U-Net, the Attention U-Net, and the Attention U-Net with every gate started at α = 0.5 (ψ's
@@ -30,9 +31,10 @@ from unet_lib.models.layers import AttentionGate
 from unet_lib.runtime import seed_everything
 from unet_lib.train import fit
 
-#: (row label, preset, gates started at α = 0.5)
-KINDS = (("Classic U-Net", "classic", False), ("Attention U-Net", "attention", False),
-         ("Attention U-Net, gates started at α = 0.5", "attention", True))
+#: name → (row label, preset, gates started at α = 0.5)
+KINDS = {"classic": ("Classic U-Net", "classic", False),
+         "attention": ("Attention U-Net", "attention", False),
+         "attention-even": ("Attention U-Net, gates started at α = 0.5", "attention", True)}
 SEEDS = (0, 1)
 
 
@@ -58,6 +60,13 @@ def gate_means(model: torch.nn.Module, images: torch.Tensor) -> list[float]:
 
 
 def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", help="write the Markdown table here too")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
+    args = parser.parse_args()
     setup = course.setup("quick")
     train, val = setup.datasets()
     test = setup.test_dataset()
@@ -65,8 +74,8 @@ def main() -> int:
     rows = ["| model | seed | test Dice WT / TC / ET | kept epoch | gates' mean α at the "
             "start (deepest first) |", "|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as work:
-        for label, preset, even in KINDS:
-            for seed in SEEDS:
+        for label, preset, even in (KINDS[kind] for kind in args.kinds):
+            for seed in args.seeds:
                 config = dataclasses.replace(setup.recipe_of(preset).config, seed=seed)
                 model = started(preset, even, seed, config.base_filters)
                 alphas = gate_means(model, sample) if preset == "attention" else "–"
@@ -85,8 +94,8 @@ def main() -> int:
                f"{setup.describe().splitlines()[0]}; torch {torch.__version__}, "
                f"{os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}.\n\n")
     print("\n" + heading + table)
-    if len(sys.argv) > 1:
-        Path(sys.argv[1]).write_text(heading + table + "\n")
+    if args.out:
+        Path(args.out).write_text(heading + table + "\n")
     return 0
 
 
