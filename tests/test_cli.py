@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,6 +38,8 @@ def test_phantom_train_evaluate_end_to_end(tmp_path):
     assert "2 volumes" in trained.stdout and "from 1 volume (0 test volumes" in trained.stdout
     assert re.search(r"^best\.pt holds epoch 1: mean validation Dice over WT, TC and ET "
                      r"\d\.\d{3}$", trained.stdout, re.M)
+    assert trained.stdout.rstrip().endswith(f"every epoch's losses and scores: "
+                                            f"{Path('run') / 'history.csv'}")
     header = next(line for line in trained.stdout.splitlines() if line.split()[:1] == ["NCR/NET"])
     assert header.split() == ["NCR/NET", "ED", "ET", "WT", "TC"]
     assert len(dice_row(trained.stdout)) == 5

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
 from .checks import check_bench_options, check_evaluate_csv, check_scoring_options, fit_models
+from ..progress import HISTORY_CSV
 from ..recipe import SCALES, PhantomSpec, RunRecipe
 from ..run import RUN_FILE, prepare_run, train_run
 
@@ -109,6 +110,8 @@ def cmd_train(args) -> int:
         dice = record["val"]["dice"]
         print(f"best.pt holds epoch {kept}: mean validation Dice over WT, TC and ET "
               f"{sum(dice[r] for r in ('WT', 'TC', 'ET')) / 3:.3f}")
+    if (out / HISTORY_CSV).is_file():
+        print(f"every epoch's losses and scores: {out / HISTORY_CSV}")
     return 0
 
 
