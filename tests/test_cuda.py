@@ -87,6 +87,15 @@ def test_training_on_the_gpu_autotunes_cudnn_and_leaves_the_setting_as_it_found_
         progress=False)
     assert seen == [True]  # on while it trained
     assert torch.backends.cudnn.benchmark is False  # a notebook's later work as it set it
+    torch.use_deterministic_algorithms(True, warn_only=True)  # asked to repeat exactly: off
+    try:
+        fit(build_model("classic", base_filters=8), Subset(datasets[0], range(16)),
+            Subset(datasets[1], range(8)), TrainConfig.quick(epochs=1, base_filters=8,
+                                                             batch_size=8, device="cuda"),
+            progress=False)
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert seen == [True, False]
 
 
 def test_a_training_pass_over_resident_data_never_waits_for_the_gpu(datasets):

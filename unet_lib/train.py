@@ -132,7 +132,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
          checkpoint_dir: Path | None, resume: bool, progress: bool | str,
          trust_checkpoint: bool) -> History:
     device = pick_device(config.device)
-    if device.type == "cuda":  # let cuDNN time its convolution algorithms once per shape
+    # let cuDNN time its convolution algorithms once per shape, unless asked to repeat exactly
+    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
         torch.backends.cudnn.benchmark = True
     context = distributed.setup(device.type)
     distributed.check_batch_size(config.batch_size, context)  # before any data is read
