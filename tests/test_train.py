@@ -509,3 +509,17 @@ def test_a_compiler_failure_on_a_later_batch_size_falls_back_to_eager(monkeypatc
     output.sum().backward()
     assert wrapped.compiled is wrapped.eager
     assert torch.allclose(output, model(images))
+
+
+def test_a_history_csv_that_cannot_be_written_warns_once_and_training_goes_on(datasets,
+                                                                               tmp_path):
+    train, val = tiny(datasets, 8)
+    (tmp_path / "history.csv").mkdir()  # in the way of the file, as a locked one would be
+    with pytest.warns(RuntimeWarning, match="history.csv: not updated") as caught:
+        history = fit(build_model("classic", base_filters=4), train, val,
+                      TrainConfig.quick(epochs=2, batch_size=8), checkpoint_dir=tmp_path,
+                      progress=False)
+    assert sum("history.csv" in str(w.message) for w in caught) == 1  # once, not per epoch
+    assert len(history) == 2
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    assert not list(tmp_path.glob(".history.csv.*"))  # no temporary left behind

@@ -74,9 +74,20 @@ def setup(device_type: str) -> Context:
 
 def _leave_group() -> None:
     """``destroy_process_group`` at the program's end, if the group is still there (PyTorch
-    warns, and NCCL may hang at exit, otherwise)."""
-    if dist.is_initialized():
+    warns otherwise) and no training in this process failed: then the other processes may
+    still wait in a collective, and destroying would wait for them, so the process just exits
+    and ``torchrun`` stops the others."""
+    if dist.is_initialized() and not _failed:
         dist.destroy_process_group()
+
+
+_failed = False  # set by note_failure()
+
+
+def note_failure() -> None:
+    """Record that training stopped with an error in this process (see :func:`_leave_group`)."""
+    global _failed
+    _failed = True
 
 
 def local_device(device: torch.device) -> torch.device:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import warnings
+from pathlib import Path
 
 
 def interactive() -> bool:
@@ -52,7 +54,8 @@ def history_csv(records: list[dict]) -> str:
     """The epochs of a :class:`~unet_lib.train.History` as CSV text, one row each: ``epoch,
     lr, train_loss, val_loss``, then ``val_<score>_<name>`` for every validation score
     (``val_dice_WT``, ``val_recall_ET``, …), ``seconds`` and ``skipped`` (how many unusable
-    files). Readable without torch: a spreadsheet, pandas, ``tail -f``."""
+    files). Readable without torch: a spreadsheet, pandas, ``tail -F`` (the file is replaced
+    whole each epoch)."""
     scores = []  # (score, name) in the order the first validated epoch gives them
     for record in records:
         if "val" in record:
@@ -70,3 +73,23 @@ def history_csv(records: list[dict]) -> str:
                          *(val.get(score, {}).get(name, "") for score, name in scores),
                          round(record["seconds"], 2), len(record["skipped"])])
     return text.getvalue()
+
+
+def write_history(folder: Path, records: list[dict]) -> None:
+    """Replace ``folder``'s :data:`HISTORY_CSV` with :func:`history_csv` of ``records``. A
+    convenience copy (``last.pt`` holds the history): a write that fails (a full disk, the
+    file open in a spreadsheet on Windows) warns once and training goes on; not ``fsync``-ed,
+    so it does not wait for a checkpoint being written in the background."""
+    from .runfolder import write_text_atomic
+
+    try:
+        write_text_atomic(folder / HISTORY_CSV, history_csv(records), durable=False)
+    except OSError as error:
+        if folder not in _unwritable:
+            _unwritable.add(folder)
+            warnings.warn(f"{folder / HISTORY_CSV}: not updated ({error.strerror or error}); "
+                          f"training goes on, and last.pt holds the history", RuntimeWarning,
+                          stacklevel=2)
+
+
+_unwritable: set[Path] = set()  # folders whose history.csv could not be written (warned once)

@@ -128,8 +128,8 @@ QUICK_EVIDENCE = {
               "0.90/0.79/0.70. Trained 16 epochs, the Attention U-Net reached 0.89/0.84/0.75 "
               "(kept epoch 16); trained 24, it kept epoch 16 again: its validation Dice "
               "(mean of WT, TC, ET) stayed at 0.88-0.89 from epoch 12 on. Seed 0 is its worst "
-              "of five: over seeds 0-4 at 10 epochs it averaged 0.91/0.86/0.81, the Classic "
-              "0.93/0.88/0.82 (benchmarks/attention-seeds-cpu.md). From PyTorch's "
+              "of five on TC and ET: over seeds 0-4 at 10 epochs it averaged 0.91/0.86/0.81, "
+              "the Classic 0.93/0.88/0.82 (benchmarks/attention-seeds-cpu.md). From PyTorch's "
               "default start instead of the U-Net paper's (UNet.reset_weights), the Classic "
               "found the tumour core only in epoch 7 of 12 (test TC 0.75).",
     "image_size": "At 64 px the enhancing rim of a small tumour is about one pixel wide, and the "

@@ -147,15 +147,18 @@ def temporary_beside(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+def write_bytes_atomic(path: str | Path, data: bytes, durable: bool = True) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename;
+    ``durable``: on the disk (``fsync``) before the rename, which can wait for other writes to
+    the same disk to land (a checkpoint written in the background meanwhile)."""
     path = Path(path)
     fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -163,6 +166,6 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return path
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
+def write_text_atomic(path: str | Path, text: str, durable: bool = True) -> Path:
     """:func:`write_bytes_atomic` for UTF-8 text."""
-    return write_bytes_atomic(path, text.encode())
+    return write_bytes_atomic(path, text.encode(), durable)

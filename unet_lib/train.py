@@ -35,7 +35,7 @@ from .failures import (OutOfMemory, TrainingDiverged, check_finite,  # noqa: F40
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
-from .progress import HISTORY_CSV, epoch_line, history_csv, progress_bar, write_line
+from .progress import epoch_line, progress_bar, write_history, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, check_epochs_left, restore_best,
                      rng_state, set_rng_state, settings_changed_on_resume)
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
@@ -123,6 +123,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         with runfolder.claim(folder) as folder:
             return _fit(model, train_data, val_data, config, folder, resume, progress,
                         trust_checkpoint)
+    except BaseException:
+        distributed.note_failure()  # other processes may wait for this one: no clean exit
+        raise
     finally:  # trained under torchrun on GPUs with SyncBatchNorm: returned as it came
         distributed.plain_batch_norm(model)
         torch.backends.cudnn.benchmark = autotuning
@@ -133,7 +136,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
          trust_checkpoint: bool) -> History:
     device = pick_device(config.device)
     # let cuDNN time its convolution algorithms once per shape, unless asked to repeat exactly
-    if device.type == "cuda" and not torch.are_deterministic_algorithms_enabled():
+    if device.type == "cuda" and not (torch.are_deterministic_algorithms_enabled()
+                                      or torch.backends.cudnn.deterministic):
         torch.backends.cudnn.benchmark = True
     context = distributed.setup(device.type)
     distributed.check_batch_size(config.batch_size, context)  # before any data is read
@@ -279,8 +283,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 # best first: a kill between the two writes loses neither
                 writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
                             **state)
-                runfolder.write_text_atomic(checkpoint_dir / HISTORY_CSV,
-                                            history_csv(history.records))
+                write_history(checkpoint_dir, history.records)
     return history
 
 
