@@ -459,21 +459,28 @@ def test_best_pt_keeps_the_epoch_of_the_best_mean_dice_over_wt_tc_and_et(dataset
     assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 3
 
 
-def test_a_compile_failure_in_the_backward_graph_falls_back_to_eager_too(datasets, monkeypatch):
+def compile_with_a_backward_compiler(monkeypatch, backward_compiler) -> None:
+    """``torch.compile`` as the library calls it, with a real AOTAutograd backend whose
+    forward graphs run as traced and whose backward graphs go to ``backward_compiler``."""
     from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
 
+    backend = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph.forward),
+                           bw_compiler=lambda graph, inputs: (
+                               backward_compiler(graph, inputs) or make_boxed_func(graph.forward)))
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile",
+                        lambda model, **options: real_compile(model, backend=backend, **options))
+    torch._dynamo.reset()
+
+
+def test_a_compile_failure_in_the_backward_graph_falls_back_to_eager_too(datasets, monkeypatch):
     train, _ = tiny(datasets, 8)
 
     def backward_compiler_that_fails(graph, example_inputs):
         raise RuntimeError("backward kernel failed to build")
 
-    backend = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph.forward),
-                           bw_compiler=backward_compiler_that_fails)
-    real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile",
-                        lambda model, **options: real_compile(model, backend=backend, **options))
-    torch._dynamo.reset()
+    compile_with_a_backward_compiler(monkeypatch, backward_compiler_that_fails)
     torch.manual_seed(0)
     with pytest.warns(RuntimeWarning, match="torch.compile failed.*backward kernel failed"):
         history = fit(build_model("classic", base_filters=4), train, None,
@@ -482,22 +489,13 @@ def test_a_compile_failure_in_the_backward_graph_falls_back_to_eager_too(dataset
 
 
 def test_a_compiler_failure_on_a_later_batch_size_falls_back_to_eager(monkeypatch):
-    from functorch.compile import make_boxed_func
-    from torch._dynamo.backends.common import aot_autograd
-
     from unet_lib.runtime import CompiledWithFallback
 
     def backward_compiler_failing_for_five(graph, example_inputs):
         if any(getattr(t, "shape", (0,))[:1] == (5,) for t in example_inputs):  # no weight's
             raise RuntimeError("no kernel for a batch of 5")
-        return make_boxed_func(graph.forward)
 
-    backend = aot_autograd(fw_compiler=lambda graph, inputs: make_boxed_func(graph.forward),
-                           bw_compiler=backward_compiler_failing_for_five)
-    real_compile = torch.compile
-    monkeypatch.setattr(torch, "compile",
-                        lambda model, **options: real_compile(model, backend=backend, **options))
-    torch._dynamo.reset()
+    compile_with_a_backward_compiler(monkeypatch, backward_compiler_failing_for_five)
     torch.manual_seed(0)
     model = build_model("classic", base_filters=4)
     wrapped = CompiledWithFallback(model)
