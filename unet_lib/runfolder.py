@@ -72,11 +72,16 @@ def claim(folder: str | Path) -> Iterator[Path]:
         finally:
             del _held[key]
     finally:
-        # unlocked first: a loader process forked while the lock was held has a copy of the
-        # descriptor, which alone would keep it locked for as long as that process lives
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        _unlock_and_close(fd)
+
+
+def _unlock_and_close(fd: int) -> None:
+    """Release a lock taken with ``flock`` on ``fd``, then close it. Unlocked first: a loader
+    process forked while the lock was held has a copy of the descriptor, which alone would
+    keep it locked for as long as that process lives."""
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 @contextlib.contextmanager
@@ -95,9 +100,7 @@ def exclusively(lock: str | Path, on_wait: Callable[[], None] = lambda: None) ->
                 fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+        _unlock_and_close(fd)
 
 
 def wait_while_busy(folder: str | Path, on_wait: Callable[[], None] = lambda: None) -> bool:

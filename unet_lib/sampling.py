@@ -96,8 +96,8 @@ def reading_workers(device: torch.device, batches: int | None = None) -> int:
     if batches is not None:
         workers = min(workers, batches)
     shared = shared_memory_free()
-    if shared is not None and shared // ranks_here // SHARED_MEMORY_PER_WORKER < workers:
-        fitting = shared // ranks_here // SHARED_MEMORY_PER_WORKER
+    fitting = workers if shared is None else shared // ranks_here // SHARED_MEMORY_PER_WORKER
+    if fitting < workers:
         if not _warned_of_shared_memory:  # once: scoring asks again for every pass
             _warned_of_shared_memory.append(shared)
             warnings.warn(f"/dev/shm has {shared / 2 ** 20:.0f} MB free: {fitting} "
