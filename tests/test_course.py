@@ -301,3 +301,29 @@ def test_a_whole_number_for_a_float_setting_is_the_same_recipe():
     assert key(weight_decay=0) == key(weight_decay=0.0)
     assert key(pos_weight=(5, 2, 4)) != key(pos_weight=(5, 2, 5)) != key()
     assert key(epochs=12) != key()  # whole-number settings hash as they are
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no advisory locks on Windows")
+def test_retrain_while_a_classmate_trains_loads_their_model_and_deletes_nothing(
+        tiny_setup, stubbed_training, tmp_path):
+    tiny_setup.trained("classic", progress=False)
+    folder = tiny_setup.run_dir("classic")
+    kept = (folder / "last.pt").read_bytes()
+    released = tmp_path / "released"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_FOLDER, str(folder / ".lock"),
+                               str(released)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == b"held\n"
+
+    seen_while_held = []
+
+    def release():
+        seen_while_held.append((folder / "last.pt").read_bytes() == kept)
+        holder.communicate(b"go\n")
+
+    timer = threading.Timer(1.0, release)
+    timer.start()
+    again = tiny_setup.trained("classic", progress=False, retrain=True)
+    timer.join()
+    assert seen_while_held == [True]  # nothing deleted while the other process held it
+    assert released.exists() and again.from_cache  # the model it finished, loaded
+    assert stubbed_training == [(folder, False)]  # trained once, by the first call

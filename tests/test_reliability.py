@@ -208,3 +208,25 @@ def test_files_written_whole_get_an_ordinary_files_permissions_not_owner_only(tm
     write_text_atomic(tmp_path / "run.json", "{}")
     for name in ("last.pt", "run.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == ordinary, name
+
+
+def test_best_pt_after_a_kill_between_the_two_writes_is_restored_or_said_to_be_ahead(tmp_path):
+    """A kill between writing ``best.pt`` and ``last.pt`` (best first) leaves either a
+    ``best.pt`` one epoch ahead of ``last.pt``, or, where the write of ``best.pt`` itself was
+    lost, none for the epoch ``last.pt`` names as best."""
+    from unet_lib.checkpoint import save_checkpoint
+    from unet_lib.resume import restore_best
+
+    model = build_model("classic", base_filters=4)
+    last, best = tmp_path / "last.pt", tmp_path / "best.pt"
+    said = []
+    save_checkpoint(last, model, epoch=3, best_epoch=3)
+    restore_best(last, read_checkpoint(last), said.append)  # best.pt of epoch 3 lost
+    assert read_checkpoint(best)["epoch"] == 3 and "restored" in said[-1]
+
+    save_checkpoint(last, model, epoch=3, best_epoch=2)
+    save_checkpoint(best, model, epoch=4)  # epoch 4 was best; the kill came before last.pt
+    restore_best(last, read_checkpoint(last), said.append)
+    assert read_checkpoint(best)["epoch"] == 4  # left: the resumed run replays epoch 4
+    assert "holds epoch 4" in said[-1] and "trains epoch 4 again" in said[-1]
+    assert len(said) == 2

@@ -68,3 +68,26 @@ def test_unreadable_results_read_as_none_recorded(tmp_path):
     assert read_results(tmp_path) == {}
     (tmp_path / "results.json").write_text("{not json")
     assert read_results(tmp_path) == {}
+
+
+def test_a_new_run_into_a_folder_holding_one_keeps_its_record_unless_told_to_start_again(
+        run, phantom_root):
+    from unet_lib.checkpoint import save_checkpoint
+    from unet_lib.run import RESULTS_FILE, RUN_FILE, train_run
+
+    run.folder.mkdir(parents=True)
+    run.save()
+    save_checkpoint(run.folder / "last.pt", build_model("classic", base_filters=4), epoch=1)
+    record_results(run.folder, epoch=1, test={"dice": 0.5})
+    kept = {name: (run.folder / name).read_bytes() for name in (RUN_FILE, RESULTS_FILE,
+                                                                 "last.pt")}
+    other = prepare_run(RunRecipe.for_scale("quick", model="attention", data=phantom_root,
+                                            image_size=32, base_filters=4, epochs=1),
+                        run.folder)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_run(other, progress=False, report=lambda *args, **kwargs: None)
+    assert {name: (run.folder / name).read_bytes() for name in kept} == kept
+
+    train_run(other, overwrite=True, progress=False, report=lambda *args, **kwargs: None)
+    assert json.loads((run.folder / RUN_FILE).read_text())["recipe"]["model"] == "attention"
+    assert not (run.folder / RESULTS_FILE).exists()  # the earlier model's scores went with it

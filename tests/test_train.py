@@ -176,17 +176,21 @@ def test_a_file_that_is_no_checkpoint_at_all_is_called_so_not_unsafe(tmp_path):
 
 def test_a_nan_loss_stops_training_with_a_clear_message_keeping_the_last_checkpoint(
         datasets, tmp_path):
-    train, _ = tiny(datasets, 8)
+    train, _ = tiny(datasets, 8)  # one step an epoch
     model = build_model("classic", base_filters=4)
-    fit(model, train, None, TrainConfig.quick(epochs=1, batch_size=8), checkpoint_dir=tmp_path,
-        progress=False)
-    good = (tmp_path / "last.pt").read_bytes()
-    with torch.no_grad():
-        model.head.bias.fill_(float("nan"))
+    steps = []
+
+    def nan_from_the_second_step(module, inputs, output):
+        steps.append(1)
+        return output * float("nan") if len(steps) > 1 else output
+
+    model.register_forward_hook(nan_from_the_second_step)
     with pytest.raises(TrainingDiverged, match=r"loss became nan.*last.pt"):
         fit(model, train, None, TrainConfig.quick(epochs=3, batch_size=8),
             checkpoint_dir=tmp_path, progress=False)
-    assert (tmp_path / "last.pt").read_bytes() == good
+    state = read_checkpoint(tmp_path / "last.pt")  # epoch 1's, the last good one
+    assert state["epoch"] == 1 and all(torch.isfinite(v).all()
+                                       for v in state["model_state"].values())
 
 
 def test_channels_last_trains_to_the_same_loss(datasets):
@@ -521,3 +525,24 @@ def test_a_history_csv_that_cannot_be_written_warns_once_and_training_goes_on(da
     assert len(history) == 2
     assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 2
     assert not list(tmp_path.glob(".history.csv.*"))  # no temporary left behind
+
+
+def test_a_new_run_into_a_folder_holding_one_is_refused_unless_told_to_start_again(datasets,
+                                                                                 tmp_path):
+    train, val = tiny(datasets, 8)
+    config = TrainConfig.quick(epochs=1, base_filters=4, batch_size=8)
+    fit(build_model("classic", base_filters=4), train, val, config, checkpoint_dir=tmp_path,
+        progress=False)
+    kept = {name: (tmp_path / name).read_bytes() for name in ("best.pt", "last.pt", "history.csv")}
+    with pytest.raises(FileExistsError, match=r"already holds a run.*resume=True.*overwrite=True"):
+        fit(build_model("classic", base_filters=4), train, val, config, checkpoint_dir=tmp_path,
+            progress=False)
+    assert {name: (tmp_path / name).read_bytes() for name in kept} == kept  # nothing lost
+
+    # started again without validation data: no best.pt of the earlier run may outlive it
+    fit(build_model("attention", base_filters=4), train, None,
+        dataclasses.replace(config, epochs=2), checkpoint_dir=tmp_path, overwrite=True,
+        progress=False)
+    assert not (tmp_path / "best.pt").exists()
+    assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 2
+    assert (tmp_path / "history.csv").read_text().count("\n") == 3  # its header, 2 epochs

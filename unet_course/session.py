@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,21 +208,23 @@ class CourseSetup:
             progress: ``"epochs"`` prints one line per epoch; ``True`` adds a progress bar
                 per epoch; ``False`` prints only the line that says it trains now (see
                 :func:`unet_lib.train.fit`): on a small GPU a model can take many minutes.
-            retrain: ignore and overwrite a cached run.
+            retrain: train it again from the start; the cached run's checkpoints are
+                deleted first (where another process is training it now, the model it
+                finishes is loaded instead).
         """
         if name not in MODELS:
             raise ValueError(f"unknown model name {name!r}; choose one of {', '.join(MODELS)}")
         run = self.run(name)
         last = run.folder / "last.pt"
-        if retrain:
-            shutil.rmtree(run.folder, ignore_errors=True)
         while True:  # until this process trains it, or finds it trained by another
-            # in a shared course home a classmate's notebook may be training it now
-            wait_while_busy(run.folder, on_wait=lambda: print(
-                f"another process is training the {name} U-Net in "
-                f"{_shown(run.folder, self.home)}: waiting for it to finish, then loading "
-                f"its model", flush=True))
-            if last.is_file():
+            # in a shared course home a classmate's notebook may be training it now; the
+            # model it finishes is a fresh one, to load rather than train again
+            if wait_while_busy(run.folder, on_wait=lambda: print(
+                    f"another process is training the {name} U-Net in "
+                    f"{_shown(run.folder, self.home)}: waiting for it to finish, then loading "
+                    f"its model", flush=True)):
+                retrain = False
+            if last.is_file() and not retrain:
                 try:
                     payload = read_checkpoint(last)
                 except CheckpointError as error:
@@ -237,8 +238,8 @@ class CourseSetup:
                   f"{self.device} "
                   f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
             try:
-                train_run(run, resume=last.is_file(), progress=progress,
-                          report=lambda *args, **kwargs: None)
+                train_run(run, resume=last.is_file() and not retrain, overwrite=retrain,
+                          progress=progress, report=lambda *args, **kwargs: None)
             except RunFolderBusy:  # another process started it since the wait above
                 continue
             finally:  # the GPU memory training cached (held data, activations) back to the

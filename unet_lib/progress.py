@@ -42,8 +42,17 @@ def epoch_line(record: dict) -> str:
         text += f", val loss {record['val_loss']:.4f}, Dice {dice}"
     if record["skipped"]:
         first = record["skipped"][0].partition(": ")[0]  # the file; its warning said why
-        text += f"; skipped {len(record['skipped'])} unusable file(s), first {first}"
+        text += f"; skipped {unusable(record['skipped'])}, first {first}"
     return text + f" ({record['seconds']:.0f} s)"
+
+
+def unusable(skipped: list[str]) -> str:
+    """How many slices ``skipped`` (entries ``"<file>: <why>"``) left out, and from how many
+    files where fewer: ``"155 unusable slices from 1 file"`` (a NIfTI file holds a whole
+    case's), ``"2 unusable slices"`` (Kaggle: a file per slice)."""
+    files = len(dict.fromkeys(entry.partition(": ")[0] for entry in skipped))
+    slices = f"{len(skipped)} unusable slice{'s' * (len(skipped) != 1)}"
+    return slices + (f" from {files} file{'s' * (files != 1)}" if files < len(skipped) else "")
 
 
 #: the run folder's per-epoch table, rewritten after every epoch (:func:`history_csv`)

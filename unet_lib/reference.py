@@ -84,8 +84,9 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         The path of ``reference.json``.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     work = Path(work) if work is not None else out
+    check_work_folder(work)  # before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     entries, arrays, held = {}, {}, {}
     stages = {"data": 0.0, "upload": 0.0}  # where the run's time went, besides each model's
@@ -138,6 +139,25 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         path = runfolder.write_text_atomic(out / BUNDLE, json.dumps(bundle, indent=1,
                                                                     default=json_plain))
     return path
+
+
+def check_work_folder(work: Path) -> None:
+    """Refuse to put the phantom and the runs (``data/``, ``runs/``) into a folder that holds
+    anything but an earlier reference's files: a training run's, a data folder.
+
+    Raises:
+        FileExistsError: naming the folder and some of what it holds.
+    """
+    if not work.is_dir():
+        return
+    others = sorted(path.name for path in work.iterdir()
+                    if path.name not in {"data", "runs", BUNDLE, SHOWCASE}
+                    and not path.name.startswith("."))
+    if others:
+        raise FileExistsError(f"{work}: holds {', '.join(others[:3])}"
+                              + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+                              + ", not an earlier reference's files; give a new folder or an "
+                                "earlier reference's (nothing was changed there)")
 
 
 def finished_epochs(run: PreparedRun) -> int:

@@ -106,7 +106,10 @@ def apply_resume_changes(changed: dict, optimizer, scheduler, report) -> None:
 
 def restore_best(last: Path, state: dict, report) -> None:
     """Make ``best.pt`` hold the epoch ``last.pt`` says it does, when a kill came between
-    writing the two (``best.pt`` is written first, so only a missing copy is possible)."""
+    writing the two (``best.pt`` is written first): a missing copy of ``last.pt``'s own epoch
+    is restored from it (also over a ``best.pt`` of the next epoch, which the resumed run
+    trains again). A ``best.pt`` one epoch ahead of ``last.pt`` whose best is an earlier epoch
+    is left, and said so: the resumed run replaces it if that epoch beats the best again."""
     best_epoch = state.get("best_epoch")
     best = last.with_name("best.pt")
     if best_epoch is None:
@@ -123,3 +126,6 @@ def restore_best(last: Path, state: dict, report) -> None:
     elif held is None:
         report(f"{best} is missing or unreadable; it will be written again when an epoch "
                f"beats epoch {best_epoch}'s validation Dice")
+    elif held > state["epoch"]:
+        report(f"{best} holds epoch {held}, saved just before the run stopped; this run trains "
+               f"epoch {held} again and replaces it if that epoch beats epoch {best_epoch}")

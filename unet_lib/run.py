@@ -130,14 +130,15 @@ def read_run(folder: str | Path) -> PreparedRun:
 
 
 def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = None,
-                **data_changes) -> PreparedRun:
+                model: str | None = None, **data_changes) -> PreparedRun:
     """The run in ``folder`` with ``changes`` to its settings (fields of ``TrainConfig``).
 
     The data and the split stay as they were: a ``max_volumes``, ``n_volumes`` or
     ``n_slices`` (``data_changes``) that differs from the run's is refused. ``data`` may name
     another folder only when it holds the run's data, moved
     (:func:`unet_lib.datamove.checked_new_place`); ``run.json`` records the new place at once.
-    Settings that would re-split the data are refused here too.
+    Settings that would re-split the data are refused here too, and a ``model`` other than
+    the run's; all before ``run.json`` is touched.
 
     Raises:
         ConfigError: naming the option that cannot change.
@@ -146,6 +147,9 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
     phantom = run.recipe.phantom
     saved = {"max_volumes": run.recipe.max_volumes, "n_volumes": phantom and phantom.n_volumes,
              "n_slices": phantom and phantom.n_slices}
+    if model is not None and model != run.recipe.model:
+        raise ConfigError("model", f"cannot change from {run.recipe.model!r} to {model!r} "
+                                   f"when resuming {folder}; use another --out")
     moved = data is not None and Path(data).resolve() != run.data_root.resolve()
     for name, value in data_changes.items():
         if value is not None and value != saved[name]:
@@ -173,24 +177,27 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
 
 def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = True,
               trust_checkpoint: bool = False, report: Callable[..., None] = print,
-              datasets: tuple | None = None):
+              datasets: tuple | None = None, overwrite: bool = False):
     """Train the run's model in its folder; returns ``(model, history)``.
 
     The folder is held for the whole run (:func:`unet_lib.runfolder.claim`); ``run.json`` is
     written before training and, when resuming with changed settings, again after it.
     ``datasets``: the run's ``(train, val)`` already opened, e.g. held on the device once for
     several models trained on one split (:func:`unet_lib.resident.hold_on_device`); default
-    :meth:`PreparedRun.datasets`.
+    :meth:`PreparedRun.datasets`. A folder that holds an earlier run (``last.pt``) is refused
+    (``FileExistsError``, before ``run.json`` is touched) unless ``resume`` or ``overwrite``:
+    that deletes the earlier run's checkpoints, ``history.csv`` and ``results.json`` first.
     """
     from .distributed import is_main_process
     from .models import build_model, count_parameters
     from .runtime import pick_device, seed_everything
-    from .train import fit
+    from .train import RUN_OUTPUTS, fit
 
     recipe, config = run.recipe, run.recipe.config
     main = is_main_process()  # under torchrun, rank 0 alone holds the folder and writes
     with runfolder.claim(run.folder) if main else contextlib.nullcontext(run.folder):
         if main and not resume:
+            runfolder.make_room(run.folder, RUN_OUTPUTS + (RESULTS_FILE,), overwrite)
             run.save()
         train_set, val_set = datasets or run.datasets()
         seed_everything(config.seed)

@@ -7,6 +7,8 @@
   a folder again (``unet-lib train`` claims it, then :func:`unet_lib.train.fit` does).
   :func:`wait_while_busy` waits for another process's run to end (the course's notebooks
   wait so, rather than fail, when a classmate trains the model of a shared course home).
+* :func:`make_room` keeps a new run from overwriting an earlier one's checkpoints unless
+  told to (then it deletes them all, so that none outlives the run it belonged to).
 * Once the lock is held, temporaries that a killed run left (``.last.pt.XXXX.tmp``, about
   93 MB each at the default size) are removed.
 * :func:`write_text_atomic` writes a small file (``split.json``, ``packed.json``) through a
@@ -33,6 +35,25 @@ _held: dict[Path, int] = {}  # folder → how many claims this process holds on 
 
 class RunFolderBusy(RuntimeError):
     """Another process is training into the same run folder."""
+
+
+def make_room(folder: Path, outputs: tuple[str, ...], overwrite: bool) -> None:
+    """Before a new run (not a resumed one) writes ``outputs`` into ``folder``, which this
+    process holds (:func:`claim`): refuse where an earlier run's ``last.pt`` is there, or with
+    ``overwrite`` delete that run's ``outputs`` first.
+
+    Raises:
+        FileExistsError: ``folder`` holds a run and ``overwrite`` is false; nothing is touched.
+    """
+    if not (folder / "last.pt").is_file():
+        return
+    if not overwrite:
+        raise FileExistsError(f"{folder}: already holds a run (last.pt); continue it with "
+                              f"resume=True, train it again from the start with "
+                              f"overwrite=True (its checkpoints are deleted), or choose "
+                              f"another folder")
+    for name in outputs:
+        (folder / name).unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

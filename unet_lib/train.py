@@ -35,13 +35,16 @@ from .failures import (OutOfMemory, TrainingDiverged, check_finite,  # noqa: F40
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
-from .progress import epoch_line, progress_bar, write_history, write_line
+from .progress import HISTORY_CSV, epoch_line, progress_bar, write_history, write_line
 from .resume import (RESUME_FIXED, apply_resume_changes, check_epochs_left, restore_best,
                      rng_state, set_rng_state, settings_changed_on_resume)
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
                       seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
 from .schedule import align_optimizer_state, make_optimizer, warm_up
+
+#: what a run writes into its checkpoint folder (an earlier run's, deleted by ``overwrite``)
+RUN_OUTPUTS = ("best.pt", "last.pt", HISTORY_CSV)
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
 SYNC_EVERY = 25
@@ -78,7 +81,7 @@ class History:
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         config: TrainConfig | None = None, checkpoint_dir: str | Path | None = None,
         resume: bool = False, progress: bool | str = True,
-        trust_checkpoint: bool = False) -> History:
+        trust_checkpoint: bool = False, overwrite: bool = False) -> History:
     """Train ``model`` on ``train_data`` with BCE-with-logits, AdamW and exponential LR decay.
 
     Args:
@@ -91,7 +94,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         checkpoint_dir: where to write ``best.pt`` (the best mean validation Dice over WT, TC
             and ET so far), then ``last.pt`` and ``history.csv`` (the epochs so far, see
             :func:`unet_lib.progress.history_csv`) after each epoch. The folder is locked while
-            training (:func:`unet_lib.runfolder.claim`): a second run on it is refused.
+            training (:func:`unet_lib.runfolder.claim`): a second run on it is refused. A
+            folder that holds an earlier run (``last.pt``) is refused unless ``resume`` or
+            ``overwrite``.
         resume: continue from ``checkpoint_dir/last.pt`` if it exists (same architecture).
             Changed rates, epochs, batch size, threshold or loss weights are applied and
             printed; a change of :data:`RESUME_FIXED` (data, split, optimizer) is refused.
@@ -101,6 +106,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             ``False``: nothing.
         trust_checkpoint: resume from a checkpoint of unet_lib 0.1 (see
             :func:`unet_lib.checkpoint.read_checkpoint`: this runs any code the file holds).
+        overwrite: without ``resume``, train into a folder that holds an earlier run: its
+            ``best.pt``, ``last.pt`` and ``history.csv`` are deleted first.
 
     Returns:
         The :class:`History`, including epochs from a resumed run.
@@ -109,6 +116,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         ConfigError: a setting out of range, or changed on resume where it cannot be.
         TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
         RunFolderBusy: another process trains into ``checkpoint_dir``.
+        FileExistsError: ``checkpoint_dir`` holds an earlier run, and neither ``resume`` nor
+            ``overwrite`` was given.
     """
     config = (config or TrainConfig()).validate()
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
@@ -121,6 +130,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             return _fit(model, train_data, val_data, config, folder, resume, progress,
                         trust_checkpoint)
         with runfolder.claim(folder) as folder:
+            if not resume:
+                runfolder.make_room(folder, RUN_OUTPUTS, overwrite)
             return _fit(model, train_data, val_data, config, folder, resume, progress,
                         trust_checkpoint)
     except BaseException:

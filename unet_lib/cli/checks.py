@@ -4,6 +4,7 @@ that the command did not write itself."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from ..config import ConfigError, check_device
@@ -29,6 +30,11 @@ def check_evaluate_csv(path: Path | None) -> None:
     if not path.parent.is_dir():
         raise ConfigError("csv", f"{path}: its folder {path.parent} does not exist")
     check_replaceable(path, EVALUATE_CSV_START, "csv", "unet-lib evaluate", "patients.csv")
+    try:  # a read-only folder is said now, not after the scoring
+        tempfile.TemporaryFile(dir=path.parent).close()
+    except OSError as error:
+        raise ConfigError("csv", f"{path}: its folder {path.parent} cannot be written "
+                                 f"({error.strerror or error})") from None
 
 
 def check_bench_options(args) -> None:

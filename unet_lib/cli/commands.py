@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
 from .checks import check_bench_options, check_evaluate_csv, check_scoring_options, fit_models
-from ..progress import HISTORY_CSV
+from ..progress import HISTORY_CSV, unusable
 from ..recipe import SCALES, PhantomSpec, RunRecipe
 from ..run import RUN_FILE, prepare_run, train_run
 
@@ -25,8 +25,8 @@ INTERRUPTED = 130
 def print_scores(result: dict) -> None:
     """Dice, precision and recall per channel and region, as a small table."""
     if result.get("skipped"):
-        print(f"skipped {len(result['skipped'])} unusable file(s):")
-        for entry in result["skipped"][:20]:
+        print(f"skipped {unusable(result['skipped'])}:")
+        for entry in list(dict.fromkeys(result["skipped"]))[:20]:  # each file's reason once
             print(f"  {entry}")
     names = list(result["dice"])
     print(f"{'':10s}" + "".join(f"{n:>9s}" for n in names))
@@ -98,7 +98,7 @@ def cmd_train(args) -> int:
     if not main_process:
         return 0
     skipped = sorted({entry for record in history.records for entry in record["skipped"]})
-    if skipped:
+    if skipped:  # each file once (a NIfTI file's slices give the same entry)
         print(f"training skipped {len(skipped)} unusable file(s); the first: {skipped[0]}")
     final = history.records[-1]  # fit validated the final model already: no second pass
     print(f"validation after {final['epoch']} epochs (threshold "
@@ -119,12 +119,13 @@ def _resumed(args, out: Path):
     """The run in ``out`` with the options given; the model and the data cannot change."""
     from ..run import resumed_run
 
-    run = resumed_run(out, config_changes(args), data=args.data, max_volumes=args.max_volumes,
-                      n_volumes=args.n_volumes, n_slices=args.n_slices)
-    if args.model and args.model != run.recipe.model:
-        raise ConfigError("model", f"cannot change from {run.recipe.model!r} to {args.model!r} "
-                                   f"when resuming {out}; use another --out")
-    return run
+    if args.quick or args.scale:
+        raise ConfigError("scale", f"is the run's own when resuming {out} (its settings are in "
+                                   f"{RUN_FILE}); drop --scale/--quick, or start a new run with "
+                                   f"another --out")
+    return resumed_run(out, config_changes(args), data=args.data, model=args.model,
+                       max_volumes=args.max_volumes, n_volumes=args.n_volumes,
+                       n_slices=args.n_slices)
 
 
 def _is_main() -> bool:
@@ -190,7 +191,7 @@ def cmd_evaluate(args) -> int:
         run = read_run(args.checkpoint.parent)
         side = args.split or ("test" if run.test_volumes else "val")
         data_root, dataset = run.data_root, run.dataset(side)
-        what = f"the {side} volumes {getattr(run, side + '_volumes')} of"
+        requested, label, detail = getattr(run, side + "_volumes"), f"the {side} volumes", ""
     else:
         # the size the model learnt at: the run's (train, the course) or the one fit() recorded
         run = read_run(args.checkpoint.parent) if run_file.is_file() else None
@@ -198,14 +199,21 @@ def cmd_evaluate(args) -> int:
         if args.split and run is None:
             raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
                                     f"held out")
-        volumes = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
+        requested = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
         if run and not args.split and Path(args.data).resolve() == Path(run.data_root).resolve():
             print(f"note: {args.data} is the run's own data: every volume is scored, its "
                   f"training volumes too (--split test scores the held-out ones)", file=sys.stderr)
-        data_root, dataset = args.data, open_dataset(args.data, volumes, image_size=size)
-        chosen = f"the {args.split} volumes {volumes}" if args.split else "every volume"
-        what = (f"{chosen} (predicted at {size}×{size}, scored on their own grid) of" if size
-                else f"{chosen} of")
+        data_root, dataset = args.data, open_dataset(args.data, requested, image_size=size)
+        label = f"the {args.split} volumes" if args.split else "every volume"
+        detail = f" (predicted at {size}×{size}, scored on their own grid)" if size else ""
+    absent = sorted(set(requested or ()) - set(dataset.volumes))  # a volume the data lack
+    if absent:
+        print(f"warning: {data_root} holds no usable slice of the volumes {absent} of the "
+              f"run's split (missing, or unreadable and listed below): the scores are of "
+              f"{len(requested) - len(absent)} of its {len(requested)} volumes", file=sys.stderr)
+    shown = ("" if requested is None else f" {requested}" if not absent else
+             f" {sorted(set(requested) - set(absent))} (of {requested}; {absent} not found)")
+    what = f"{label}{shown}{detail} of"
     pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
     patients = evaluate_patients(model, dataset, threshold=args.threshold,
                                  batch_size=args.batch_size, pixels=pixels)

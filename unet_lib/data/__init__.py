@@ -37,10 +37,23 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
     except FileNotFoundError as kaggle_error:
         try:
             return BraTSNifti(root, volumes=volumes, image_size=image_size, on_error=on_error)
-        except FileNotFoundError:
+        except FileNotFoundError as nifti_error:
+            if volumes is not None:  # the folder may hold one format, but none of the volumes
+                for error, listed in ((kaggle_error, find_slices), (nifti_error, find_cases)):
+                    if _holds_any(listed, root):
+                        raise error from None
             raise FileNotFoundError(f"{root}: neither Kaggle slice files "
                                     f"(volume_<v>_slice_<s>.h5) nor NIfTI case folders "
                                     f"(BraTS20_Training_XXX) found") from kaggle_error
+
+
+def _holds_any(listed, root) -> bool:
+    """Whether ``listed(root)`` (:func:`find_slices` or :func:`find_cases`) finds anything."""
+    try:
+        listed(root)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 __all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "SkippedSample",

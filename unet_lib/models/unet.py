@@ -98,6 +98,13 @@ class UNet(nn.Module):
         the inputs of one unit — He et al.'s rule for ReLU networks) with biases at 0; with
         batch norm PyTorch's default; in both the head's biases at the tumour prior.
 
+        ``kaiming_normal_`` takes N as PyTorch's ``fan_in``: for a convolution, input channels
+        × kernel area, exactly the inputs of one unit. For the 2×2, stride-2 up-convolutions
+        (``ConvTranspose2d``, weight ``(C_in, C_out, 2, 2)``) it counts ``C_out · 4 = 2·C_in``
+        while a unit there sees ``C_in`` inputs (one tap of each channel), so these four layers
+        start with std √(1/C_in), √2 narrower than the rule. The course keeps PyTorch's count
+        (its measured results and cached runs were made so).
+
         PyTorch's default draws weights with a third of He's variance. Through the ten
         convolution + ReLU layers down to a Classic U-Net's bottleneck the signal then shrinks
         to about 1/10,000 of the input's, and training spends its first epochs growing it back:

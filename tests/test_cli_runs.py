@@ -1,0 +1,106 @@
+"""The command line keeps a researcher's runs and scores honest: a refused resume changes
+nothing, an evaluation says which volumes it scored, outputs are checked before the work."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from unet_lib import cli
+from unet_lib.data import make_phantom
+from unet_lib.progress import unusable
+
+
+def main(*argv) -> int:
+    return cli.main([str(a) for a in argv])
+
+
+@pytest.fixture
+def trained_run(tmp_path):
+    """A one-epoch run on a 6-volume phantom split 2/2/2; returns ``(phantom, run folder)``."""
+    phantom = make_phantom(tmp_path / "ph", n_volumes=6, size=32, n_slices=4, seed=0)
+    out = tmp_path / "run"
+    assert main("train", "--data", phantom, "--model", "classic", "--quick", "--image-size",
+                "32", "--base-filters", "4", "--batch-size", "4", "--val-fraction", "0.34",
+                "--test-fraction", "0.34", "--epochs", "1", "--out", out) == 0
+    return phantom, out
+
+
+def test_an_evaluation_on_data_lacking_test_volumes_says_which_it_scored(trained_run, tmp_path,
+                                                                        capsys):
+    phantom, out = trained_run
+    test_volumes = json.loads((out / "run.json").read_text())["test_volumes"]
+    assert len(test_volumes) == 2
+    part = tmp_path / "part"
+    shutil.copytree(phantom, part)
+    for path in part.glob(f"volume_{test_volumes[1]}_slice_*.h5"):
+        path.unlink()
+    capsys.readouterr()
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--data", part,
+                "--split", "test") == 0
+    said = capsys.readouterr()
+    assert (f"holds no usable slice of the volumes [{test_volumes[1]}] of the run's split"
+            in said.err and "the scores are of 1 of its 2 volumes" in said.err)
+    assert (f"on 4 slices of the test volumes [{test_volumes[0]}] (of {test_volumes}; "
+            f"[{test_volumes[1]}] not found)") in said.out
+
+    # none of them there: the folder's own format says so, not "neither format found"
+    for path in part.glob(f"volume_{test_volumes[0]}_slice_*.h5"):
+        path.unlink()
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--data", part,
+                "--split", "test") == 2
+    assert "no slice files named volume_<v>_slice_<s>.h5 here for volumes" in capsys.readouterr(
+    ).err
+
+
+@pytest.mark.parametrize("change, said", [
+    (("--model", "attention"), "error: --model: cannot change from 'classic' to 'attention'"),
+    (("--quick",), "error: --scale: is the run's own when resuming"),
+    (("--scale", "full"), "error: --scale: is the run's own when resuming"),
+])
+def test_a_refused_resume_on_moved_data_leaves_the_run_record_as_it_was(trained_run, tmp_path,
+                                                                       capsys, change, said):
+    phantom, out = trained_run
+    moved = tmp_path / "moved"
+    shutil.copytree(phantom, moved)
+    record = (out / "run.json").read_bytes()
+    capsys.readouterr()
+    assert main("train", "--out", out, "--resume", "--epochs", "2", "--data", moved,
+                *change) == 2
+    assert capsys.readouterr().err.startswith(said)
+    assert (out / "run.json").read_bytes() == record
+
+
+def test_an_unwritable_csv_folder_is_refused_before_the_scoring(trained_run, tmp_path, capsys,
+                                                               monkeypatch):
+    import tempfile
+
+    _, out = trained_run
+
+    def read_only(*args, **kwargs):
+        raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    capsys.readouterr()
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--csv", tmp_path / "s.csv") == 2
+    said = capsys.readouterr()
+    assert said.err.strip() == (f"error: --csv: {tmp_path / 's.csv'}: its folder {tmp_path} "
+                                f"cannot be written (Read-only file system)")
+    assert "dice" not in said.out  # nothing was scored first
+
+
+def test_a_reference_run_is_not_put_into_a_training_runs_folder(trained_run, capsys):
+    _, out = trained_run
+    before = sorted(path.name for path in out.iterdir())
+    assert main("reference", "--out", out, "--scale", "quick") == 2
+    assert "not an earlier reference's files" in capsys.readouterr().err
+    assert sorted(path.name for path in out.iterdir()) == before
+
+
+def test_skipped_slices_are_counted_as_slices_and_their_files_once():
+    nifti = ["case/t1.nii.gz: cannot be read"] * 155
+    assert unusable(nifti) == "155 unusable slices from 1 file"
+    assert unusable(["a.h5: NaN", "b.h5: NaN"]) == "2 unusable slices"
+    assert unusable(["a.h5: NaN"]) == "1 unusable slice"
