@@ -41,8 +41,12 @@ def _wrong_answers(kind: str, expected) -> list:
         return [name for name in labs.IMPROVEMENTS if name != expected][:2]
     if kind == "set":
         return [{"ED"}, {"NCR/NET", "ED", "ET"}]
-    if kind == "threshold":
-        return [t for t in (0.05, 0.95) if t != expected]
+    if kind == "threshold":  # thresholds whose Dice looks worse on the slider, not tied
+        best = labs.whole_tumour_dice(PROBS, TARGET, expected)
+        worse = [t for t in THRESHOLDS
+                 if labs.whole_tumour_dice(PROBS, TARGET, t) < best - labs.SLIDER_TIE]
+        assert worse
+        return [worse[0], worse[-1]]
     if kind == "index":
         return [i for i in range(4) if i != expected][:2]
     raise ValueError(kind)

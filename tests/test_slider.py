@@ -84,3 +84,19 @@ def test_attention_slider_reports_mean_alpha_inside_and_in_the_rest_of_the_brain
     slider = viz.attention_slider(images, target, [alpha], ["s"])
     assert "inside the tumour 0.900, in the rest of the brain 0.200" in slider.frame((0, 0))[1]
     assert slider.panels[-1].startswith("colour key")  # the colour map, drawn beside the maps
+
+
+def test_the_attention_key_writes_the_range_its_map_is_stretched_over():
+    from unet_course.frames import colour_key
+
+    target = torch.zeros(1, 3, 8, 8)
+    target[0, 0, :4, :4] = 1
+    images = torch.rand(1, 4, 8, 8) + 0.5  # all head
+    wide = torch.linspace(0.2, 0.9, 16).reshape(1, 1, 4, 4)  # stretched over 0.20…0.90
+    flat = torch.full((1, 1, 4, 4), 0.5)  # too flat to stretch: the 0…1 scale
+    slider = viz.attention_slider(images, target, [wide, flat], ["s"])
+    keys = [decode(slider.frame((0, gate))[0][3]) for gate in (0, 1)]
+    assert keys[0].shape == keys[1].shape == colour_key(0.0, 1.0).shape[:2] + (3,)
+    assert not np.array_equal(keys[0], keys[1])  # other numbers under the same colours
+    assert np.array_equal(keys[0][:20], keys[1][:20])
+    assert not np.array_equal(colour_key(0.2, 0.9), colour_key(0.2, 0.8))

@@ -270,3 +270,26 @@ def test_learning_pace_names_each_first_epoch_and_whether_the_slowest_still_gain
     assert "attention U-Net, the slowest, still gained +0.40" in never
     assert learning_pace({"classic": _tc_history([0.8, 0.9])}) == (
         "validation TC Dice first reached 0.7 in epoch 1 (classic)")
+
+
+def test_histories_plot_the_mean_dice_best_pt_is_kept_on_from_an_axis_that_says_where_it_starts():
+    from unet_course.viz import plot_histories
+
+    def record(epoch, wt, tc, et):
+        dice = {"NCR/NET": 0.1, "ED": 0.2, "ET": et, "WT": wt, "TC": tc}
+        return {"epoch": epoch, "val_loss": 0.01 / epoch, "val": {"dice": dice}}
+
+    histories = {"a": [record(1, 0.97, 0.94, 0.91), record(2, 0.98, 0.96, 0.95)]}
+    fig = plot_histories(histories, chosen={"a": 2})
+    dice_axes = fig.axes[1]
+    curve = dice_axes.lines[0]
+    assert list(curve.get_ydata()) == pytest.approx([(0.97 + 0.94 + 0.91) / 3,
+                                                     (0.98 + 0.96 + 0.95) / 3])
+    assert dice_axes.get_ylim() == pytest.approx((0.8, 1.0))  # below 0.94, at a tenth
+    assert dice_axes.get_ylabel() == "Dice (axis from 0.8)"
+    assert dice_axes.get_title() == "validation Dice, mean of WT, TC, ET"
+    plt.close(fig)
+    fig = plot_histories({"a": [record(1, 0.3, 0.1, 0.0)]}, metric="WT")
+    assert fig.axes[1].get_ylim() == pytest.approx((0.0, 1.0))
+    assert fig.axes[1].get_ylabel() == "Dice" and list(fig.axes[1].lines[0].get_ydata()) == [0.3]
+    plt.close(fig)

@@ -5,7 +5,7 @@ Modules:
     settings  the scale, data and course home: notebook values, environment overrides
     examples  which slices a chapter shows, and their names
     labs      the exercises' self-checks
-    viz       the pictures (matplotlib)
+    viz       the pictures (matplotlib), in the lettering of :mod:`style`
     slider    pre-rendered image sliders that work without a kernel
     notebook  values quoted in the book's text (glue)
 

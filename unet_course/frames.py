@@ -188,15 +188,13 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
     heads = [brain_mask(image) for image in images]  # each slice's once, for every gate
 
-    # the colour map, left (lowest α) to right (highest), blended half over mid-grey as the
-    # overlays are blended over FLAIR
-    key = 0.5 * 0.5 + 0.5 * matplotlib.colormaps["inferno"](np.linspace(0, 1, 128))[:, :3]
-    key = np.repeat(key[None], 12, axis=0)
-
     def pictures(position):
         i, g = position
+        shown = head_values(maps[g][i], heads[i])
+        low, high = (shown.min(), shown.max()) if stretched(shown) else (0.0, 1.0)
         return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
-                attention_overlay(images[i, 0], maps[g][i], stretch=True, brain=heads[i]), key]
+                attention_overlay(images[i, 0], maps[g][i], stretch=True, brain=heads[i]),
+                colour_key(low, high)]
 
     def caption(position):
         i, g = position
@@ -210,10 +208,29 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
 
     return ImageSlider({"slice": list(names), "gate": levels},
                        ["FLAIR", "ground truth", "attention α over FLAIR",
-                        "colour key: lowest α → highest"],
+                        "colour key: α"],
                        pictures, caption, title=title, start=(0, start_gate % len(maps)),
                        note="α over FLAIR, inside the head: near-black = the map's lowest α, "
-                            "yellow = its highest (the caption gives both: a stretched map's "
+                            "yellow = its highest (the key gives both: a stretched map's "
                             "darkest may still pass half the skip)")
+
+
+def colour_key(low: float, high: float, width: int = 200) -> np.ndarray:
+    """The attention overlays' colour key as a (h, ``width``, 3) picture: the colour map from
+    ``low`` (left) to ``high`` (right), each written under its end, blended half over mid-grey
+    as the overlays are blended over FLAIR."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    strip = 0.5 * 0.5 + 0.5 * matplotlib.colormaps["inferno"](np.linspace(0, 1, 128))[:, :3]
+    fig = Figure(figsize=(width / 100, 0.55), dpi=100)
+    ax = fig.add_axes((0.03, 0.5, 0.94, 0.45))
+    ax.imshow(strip[None], aspect="auto")
+    ax.set_axis_off()
+    for x, value, side in ((0.03, low, "left"), (0.97, high, "right")):
+        fig.text(x, 0.04, f"{value:.2f}", ha=side, va="bottom", fontsize=11)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255
 
 

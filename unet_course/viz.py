@@ -17,6 +17,7 @@ from matplotlib.patches import Patch
 
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
+from . import style
 from .comparisons import compare_models, learning_pace, plot_training, whole_epochs
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, REGION_COLOURS, as_numpy,
                      attention_overlay, head_values,
@@ -28,6 +29,8 @@ __all__ = ["CHANNEL_COLOURS", "attention_overlay", "attention_slider", "compare_
            "plot_history",
            "plot_training", "show_attention", "show_modalities", "show_prediction",
            "head_values", "stretched", "threshold_slider"]
+
+style.apply()  # the chapters' figures, and those they draw themselves after importing viz
 
 
 def _off(axes) -> None:
@@ -246,16 +249,27 @@ def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
     return fig
 
 
-def plot_histories(histories: dict, metric: str = "WT", title: str | None = None,
+def plot_histories(histories: dict, metric: str = "mean", title: str | None = None,
                    chosen: dict | None = None) -> Figure:
-    """Validation loss and validation Dice of one channel or region (``metric``) per epoch,
-    for several models: ``{name: History or records}``; ``chosen`` (``{name: epoch}``) marks
-    each model's kept epoch with a hollow ring of its colour on both curves."""
+    """Validation loss and validation Dice per epoch, for several models: ``{name: History or
+    records}``. ``metric``: ``"mean"``, the mean Dice over WT, TC and ET on which ``fit`` keeps
+    its best epoch (:func:`unet_lib.metrics.regions_mean_dice`), or one channel or region.
+    ``chosen`` (``{name: epoch}``) marks each model's kept epoch with a hollow ring of its
+    colour on both curves. Where every value is above 0.5, the Dice axis starts at a tenth
+    below the lowest and says where: curves that all lie near 1 are told apart."""
+    from unet_lib.metrics import regions_mean_dice
+
+    def dice_of(record: dict) -> float:
+        scores = record["val"]["dice"]
+        return regions_mean_dice(scores) if metric == "mean" else scores[metric]
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    lowest = 1.0
     for name, history in histories.items():
         records = getattr(history, "records", history)
         epochs = [r["epoch"] for r in records]
-        curves = ([r["val_loss"] for r in records], [r["val"]["dice"][metric] for r in records])
+        curves = ([r["val_loss"] for r in records], [dice_of(r) for r in records])
+        lowest = min(lowest, *curves[1])
         for ax, values in zip(axes, curves):
             line, = ax.plot(epochs, values, "o-", label=name)
             if chosen and name in chosen:
@@ -263,8 +277,11 @@ def plot_histories(histories: dict, metric: str = "WT", title: str | None = None
                 ax.plot(epochs[kept], values[kept], "o", ms=13, mfc="none", mew=2,
                         color=line.get_color(),
                         label=f"{name}: kept epoch {chosen[name]}" if ax is axes[1] else None)
+    floor = 0.0 if lowest < 0.5 else np.floor(lowest * 10 - 0.5) / 10
+    what = "mean of WT, TC, ET" if metric == "mean" else metric
     axes[0].set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="validation loss")
-    axes[1].set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title=f"validation Dice, {metric}")
+    axes[1].set(xlabel="epoch", ylim=(floor, 1), title=f"validation Dice, {what}",
+                ylabel="Dice" + (f" (axis from {floor:.1f})" if floor > 0 else ""))
     for ax in axes:
         ax.legend()
     whole_epochs(*axes)
