@@ -57,11 +57,11 @@ def phantom_figure(rows):
             ax.set_title(name)
         axes[-1].imshow(mask_to_rgb(mask))
         axes[-1].set_title("mask")
-        subfig.suptitle(caption, fontsize="medium")
+        subfig.suptitle(caption)
         for ax in axes:
             ax.set_xticks([]), ax.set_yticks([])
     fig.legend(handles=legend_handles(),
-               loc="outside lower center", ncols=3, fontsize="small")
+               loc="outside lower center", ncols=3)
     return fig
 
 
@@ -71,6 +71,9 @@ def main(argv=None) -> int:
         print("usage: python -m unet_course.gallery OUT.png", file=sys.stderr)
         return 2
     matplotlib.use("Agg")
+    from . import style
+
+    style.apply()
     out = Path(argv[0])
     out.parent.mkdir(parents=True, exist_ok=True)
     phantom_figure(phantom_rows()).savefig(out, dpi=80)
