@@ -104,3 +104,37 @@ def test_skipped_slices_are_counted_as_slices_and_their_files_once():
     assert unusable(nifti) == "155 unusable slices from 1 file"
     assert unusable(["a.h5: NaN", "b.h5: NaN"]) == "2 unusable slices"
     assert unusable(["a.h5: NaN"]) == "1 unusable slice"
+
+
+def test_a_run_resumes_on_its_data_moved_or_packed_not_on_a_lookalike_of_another_seed(
+        trained_run, tmp_path, capsys):
+    from unet_lib.data import pack_folder
+
+    phantom, out = trained_run
+    record = json.loads((out / "run.json").read_text())
+    assert record["data_layout"].startswith("v2:")
+    # the same layout, volume for volume and slice for slice, made from another seed
+    lookalike = make_phantom(tmp_path / "lookalike", n_volumes=6, size=32, n_slices=4, seed=1)
+    capsys.readouterr()
+    assert main("train", "--out", out, "--resume", "--epochs", "2", "--data", lookalike) == 2
+    assert "other pixels than the run's" in capsys.readouterr().err
+    assert json.loads((out / "run.json").read_text()) == record
+    packed = pack_folder(phantom, tmp_path / "packed", progress=False)
+    assert main("train", "--out", out, "--resume", "--epochs", "2", "--data", packed) == 0
+    assert json.loads((out / "run.json").read_text())["data_root"] == str(packed.resolve())
+
+
+def test_a_run_recorded_before_contents_were_is_still_checked_by_its_layout(trained_run,
+                                                                           tmp_path):
+    from unet_lib.data import open_dataset
+    from unet_lib.datamove import checked_new_place, split_layout
+    from unet_lib.run import read_run
+
+    phantom, out = trained_run
+    run = read_run(out)
+    volumes = run.train_volumes + run.val_volumes + run.test_volumes
+    run.data_layout = split_layout(open_dataset(phantom), volumes, content=False)
+    assert not run.data_layout.startswith("v2:")
+    moved = tmp_path / "moved"
+    shutil.copytree(phantom, moved)
+    assert checked_new_place(run, moved) == moved

@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 from .config import ConfigError
 
 
-def split_layout(dataset, volumes) -> str:
+#: how a layout with the content of a few slices begins (one without is an older run's)
+WITH_CONTENT = "v2:"
+
+
+def split_layout(dataset, volumes, content: bool = True) -> str:
     """A hash of what ``volumes`` hold in ``dataset`` (a data folder opened at its stored size,
-    :func:`unet_lib.data.open_dataset`): every (volume, slice) and the slices' stored size.
-    Not where the folder lies: a moved copy gives the same value; another phantom, release or
-    size does not."""
+    :func:`unet_lib.data.open_dataset`): every (volume, slice), the slices' stored size and,
+    with ``content``, the pixels of three slices (:func:`content_digest`). Not where the
+    folder lies, nor its format: a moved copy, or its packed copy, gives the same value;
+    another phantom (another seed too), release or size does not. Without ``content`` it is
+    the value runs recorded before contents were (compared as it was made)."""
     from torch.utils.data import Subset
 
     from .data.base import first_usable
@@ -29,7 +36,40 @@ def split_layout(dataset, volumes) -> str:
     sample = first_usable(Subset(dataset, rows))
     size = list(sample[0].shape[-2:]) if sample is not None else None
     text = json.dumps({"slices": entries, "size": size})
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+    if not content:
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+    text += content_digest(dataset, rows)
+    return WITH_CONTENT + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def content_digest(dataset, rows: list[int]) -> str:
+    """A hash of the middle slice of the first, the middle and the last volume among the items
+    ``rows`` of ``dataset``: its mask, and its image as float16 (as a packed copy stores it).
+    An unusable slice is left out."""
+    import numpy as np
+    import torch
+
+    from .data.samples import SkippedSample
+
+    by_volume: dict[int, list[tuple[int, int]]] = {}
+    for index in rows:
+        volume, slice_index = dataset.locate(index)
+        by_volume.setdefault(volume, []).append((slice_index, index))
+    volumes = sorted(by_volume)
+    digest = hashlib.sha1()
+    if not volumes:
+        return digest.hexdigest()
+    for volume in dict.fromkeys((volumes[0], volumes[len(volumes) // 2], volumes[-1])):
+        entries = sorted(by_volume[volume])
+        with warnings.catch_warnings():  # an unusable file warns where it is trained on
+            warnings.simplefilter("ignore")
+            item = dataset[entries[len(entries) // 2][1]]
+        if isinstance(item, SkippedSample):
+            continue
+        image, mask = item[:2]
+        digest.update(np.asarray(torch.as_tensor(mask) > 0.5).tobytes())
+        digest.update(torch.as_tensor(image).to(torch.float16).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def checked_new_place(run, data: Path) -> Path:
@@ -50,9 +90,11 @@ def checked_new_place(run, data: Path) -> Path:
         if missing:
             why = (f"it lacks volumes {missing[:8]} of the run's split ({record}), so it is "
                    f"not the run's data moved")
-        elif run.data_layout and split_layout(dataset, volumes) != run.data_layout:
-            why = (f"its volumes {sorted(volumes)[:8]}… hold other slices or another size "
-                   f"than the run's ({record}), so it is not the run's data moved")
+        elif run.data_layout and split_layout(
+                dataset, volumes, content=run.data_layout.startswith(WITH_CONTENT)
+        ) != run.data_layout:
+            why = (f"its volumes {sorted(volumes)[:8]}… hold other slices, another size or "
+                   f"other pixels than the run's ({record}), so it is not the run's data moved")
         else:
             why = ""
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
