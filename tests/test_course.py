@@ -327,3 +327,22 @@ def test_retrain_while_a_classmate_trains_loads_their_model_and_deletes_nothing(
     assert seen_while_held == [True]  # nothing deleted while the other process held it
     assert released.exists() and again.from_cache  # the model it finished, loaded
     assert stubbed_training == [(folder, False)]  # trained once, by the first call
+
+
+@pytest.mark.parametrize("tumour, false_pixels, counts", [
+    (400, 1, True),  # Dice 800/801 = 0.999, shown 1.00 as the best is: a tie on screen
+    (50, 1, False),  # Dice 100/101 = 0.990, shown 0.99: worse on screen, though by < 0.01
+])
+def test_a_threshold_counts_for_exercise_5_2_when_the_slider_shows_the_best_dice(
+        tumour, false_pixels, counts):
+    target = torch.zeros(3, 30, 30)
+    target[1].view(-1)[:tumour] = 1  # oedema: the whole tumour
+    probs = 0.9 * target
+    probs[1].view(-1)[-false_pixels:] = 0.4  # marked at 0.3, not at 0.5
+    thresholds = [0.3, 0.5]
+    assert labs.best_threshold(probs, target, thresholds) == 0.5  # Dice 1
+    if counts:
+        labs.check_best_threshold(0.3, probs, target, thresholds)
+    else:
+        with pytest.raises(labs.NotYet):
+            labs.check_best_threshold(0.3, probs, target, thresholds)

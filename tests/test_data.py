@@ -294,3 +294,12 @@ def test_training_straight_from_nifti_says_to_pack_it_first(tmp_path, capsys):
     fit(build_model("classic", base_filters=4), cases, None,
         dataclasses.replace(config, resident_data=True), progress="epochs")
     assert "unet-lib pack" not in capsys.readouterr().out  # held in memory: read once
+
+
+def test_a_folder_of_one_format_lacking_the_volumes_asked_for_says_so_in_that_format(tmp_path):
+    from unet_lib.data import open_dataset
+
+    (tmp_path / "BraTS20_Training_001").mkdir()  # a NIfTI case folder, its files not there
+    with pytest.raises(FileNotFoundError, match=r"no case folders named BraTS20_Training_XXX "
+                                                r"for volumes \[5\]"):
+        open_dataset(tmp_path, [5])

@@ -50,8 +50,8 @@ def test_prediction_figure_shows_the_binarized_mask_and_its_dice():
     assert np.array_equal(np.asarray(shown), mask_to_rgb(target))
     core_taken_for_oedema = target[[1, 0, 2]]  # the truth's pixels are NCR/NET, marked ED
     fig = show_prediction(image, core_taken_for_oedema, probs, threshold=0.5)
-    assert fig.axes[3].get_xlabel() == ("Dice per label: NCR/NET 0.00, ED 0.00, ET 1.00\n"
-                                        "per region: WT 1.00, TC 0.00, ET 1.00")
+    assert fig.axes[3].get_xlabel() == ("Dice per label:\nNCR/NET 0.00, ED 0.00, ET 1.00\n"
+                                        "per region:\nWT 1.00, TC 0.00, ET 1.00")
 
 
 def test_modalities_history_and_attention_figures_have_a_panel_each():

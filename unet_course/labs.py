@@ -180,22 +180,24 @@ best_threshold = best_threshold_of_slice
 
 #: answers whose score is this close to the best count as right
 TIE = 0.005
-#: the same for a Dice read off the slider: its caption shows 2 decimals, so two scores that
-#: look the same there (0.915 and 0.924 both show as 0.92) differ by less than this
-SLIDER_TIE = 0.01
+
+
+def shown_on_slider(value: float) -> str:
+    """A score as the threshold slider's caption writes it (2 decimals)."""
+    return f"{value:.2f}"
 
 
 def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
                          thresholds: Sequence[float]) -> None:
     """Exercise 5.2. A threshold (one of ``thresholds``) with the best whole-tumour Dice on a
-    slice; one that shows the same Dice on the slider (within :data:`SLIDER_TIE`) counts too."""
+    slice; one whose Dice the slider shows the same (:func:`shown_on_slider`) counts too."""
     best = best_threshold(probs, target, thresholds)
     what = "the threshold with the best whole-tumour Dice on this slice"
     if unanswered(answer, "5.2", what, best):
         return
     if any(math.isclose(answer, t) for t in thresholds) and (
-            whole_tumour_dice(probs, target, answer)
-            >= whole_tumour_dice(probs, target, best) - SLIDER_TIE):
+            shown_on_slider(whole_tumour_dice(probs, target, answer))
+            == shown_on_slider(whole_tumour_dice(probs, target, best))):
         answer = best  # a tie on screen
     check(answer, best, what, "move the slider and read the WT Dice in the caption",
           tolerance=1e-6, exercise="5.2")

@@ -240,7 +240,8 @@ class CourseSetup:
             try:
                 train_run(run, resume=last.is_file() and not retrain, overwrite=retrain,
                           progress=progress, report=lambda *args, **kwargs: None)
-            except RunFolderBusy:  # another process started it since the wait above
+            except RunFolderBusy:  # another process started it since the wait above: the
+                retrain = False  # model it finishes is a fresh one, even if it ends at once
                 continue
             finally:  # the GPU memory training cached (held data, activations) back to the
                 if torch.cuda.is_available():  # driver: a shared lab GPU, other notebooks

@@ -77,10 +77,10 @@ def show_prediction(image, target, probs, threshold: float | None = None,
         labels = dice(binary[None], truth).tolist()
         regions = dice(to_regions(binary[None]), to_regions(truth)).tolist()
         panels.append((f"binarized at {threshold:.2f}", mask_to_rgb(binary),
-                       "Dice per label: " + ", ".join(f"{n} {v:.2f}" for n, v in
-                                                      zip(MASK_CHANNELS, labels))
-                       + "\nper region: " + ", ".join(f"{n} {v:.2f}" for n, v in
-                                                      zip(REGIONS, regions))))
+                       "Dice per label:\n" + ", ".join(f"{n} {v:.2f}" for n, v in
+                                                       zip(MASK_CHANNELS, labels))
+                       + "\nper region:\n" + ", ".join(f"{n} {v:.2f}" for n, v in
+                                                       zip(REGIONS, regions))))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6),
                              constrained_layout=True)
     for ax, (name, picture, caption) in zip(axes, panels):

@@ -143,7 +143,8 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
 
 def check_work_folder(work: Path) -> None:
     """Refuse to put the phantom and the runs (``data/``, ``runs/``) into a folder that holds
-    anything but an earlier reference's files: a training run's, a data folder.
+    anything but an earlier reference's files (and the ``README.md`` committed beside a
+    bundle): a training run's, a data folder.
 
     Raises:
         FileExistsError: naming the folder and some of what it holds.
@@ -151,7 +152,7 @@ def check_work_folder(work: Path) -> None:
     if not work.is_dir():
         return
     others = sorted(path.name for path in work.iterdir()
-                    if path.name not in {"data", "runs", BUNDLE, SHOWCASE}
+                    if path.name not in {"data", "runs", BUNDLE, SHOWCASE, "README.md"}
                     and not path.name.startswith("."))
     if others:
         raise FileExistsError(f"{work}: holds {', '.join(others[:3])}"

@@ -119,10 +119,10 @@ def _resumed(args, out: Path):
     """The run in ``out`` with the options given; the model and the data cannot change."""
     from ..run import resumed_run
 
-    if args.quick or args.scale:
-        raise ConfigError("scale", f"is the run's own when resuming {out} (its settings are in "
-                                   f"{RUN_FILE}); drop --scale/--quick, or start a new run with "
-                                   f"another --out")
+    if args.quick or args.scale:  # "the same command with --resume" gives them again
+        print(f"note: --scale/--quick do not apply when resuming {out}: the run keeps the "
+              f"settings in {RUN_FILE} (change one with its own option, e.g. --epochs)",
+              file=sys.stderr)
     return resumed_run(out, config_changes(args), data=args.data, model=args.model,
                        max_volumes=args.max_volumes, n_volumes=args.n_volumes,
                        n_slices=args.n_slices)
@@ -209,7 +209,8 @@ def cmd_evaluate(args) -> int:
     absent = sorted(set(requested or ()) - set(dataset.volumes))  # a volume the data lack
     if absent:
         print(f"warning: {data_root} holds no usable slice of the volumes {absent} of the "
-              f"run's split (missing, or unreadable and listed below): the scores are of "
+              f"run's split (not there, or unreadable: a warning names each unreadable file): "
+              f"the scores are of "
               f"{len(requested) - len(absent)} of its {len(requested)} volumes", file=sys.stderr)
     shown = ("" if requested is None else f" {requested}" if not absent else
              f" {sorted(set(requested) - set(absent))} (of {requested}; {absent} not found)")

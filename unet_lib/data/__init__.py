@@ -48,11 +48,14 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
 
 
 def _holds_any(listed, root) -> bool:
-    """Whether ``listed(root)`` (:func:`find_slices` or :func:`find_cases`) finds anything."""
+    """Whether ``listed(root)`` (:func:`find_slices` or :func:`find_cases`) finds anything
+    (a case folder that lacks a file is something found, in the NIfTI format)."""
     try:
         listed(root)
     except FileNotFoundError:
         return False
+    except BraTSDataError:
+        pass
     return True
 
 
