@@ -346,3 +346,9 @@ def test_a_threshold_counts_for_exercise_5_2_when_the_slider_shows_the_best_dice
     else:
         with pytest.raises(labs.NotYet):
             labs.check_best_threshold(0.3, probs, target, thresholds)
+
+
+def test_the_setup_says_where_its_course_home_is(tiny_setup, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a notebook run beside its course home sees it relative
+    assert tiny_setup.describe().splitlines()[-1] == (
+        "course home: . ($UNET_COURSE_HOME): phantoms in data/, trained models in runs/course/")

@@ -31,6 +31,7 @@ import torch
 
 from unet_lib.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 from unet_lib.config import TrainConfig
+from unet_lib.data.phantom_folder import readable
 from unet_lib.models import MODELS, UNet, build_model, count_parameters
 from unet_lib.recipe import RunRecipe
 from unet_lib.run import (SCORED_ON, PreparedRun, held_out_scores, read_results, record_results,
@@ -183,7 +184,9 @@ class CourseSetup:
                 f"lr {c.lr:g}, weight decay {c.weight_decay:g} ({c.optimizer}), "
                 f"γ {c.lr_gamma}, tumour share {c.tumour_share}, pos_weight {c.pos_weight}\n"
                 f"data: {data}; {len(self.train_volumes)} training, "
-                f"{len(self.val_volumes)} validation and {len(self.test_volumes)} test volumes")
+                f"{len(self.val_volumes)} validation and {len(self.test_volumes)} test volumes\n"
+                f"course home: {readable(self.home)} (${HOME_VARIABLE}): phantoms in data/, "
+                f"trained models in runs/course/")
 
     def __repr__(self) -> str:
         return f"CourseSetup({self.describe()})"
