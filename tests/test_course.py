@@ -5,12 +5,14 @@ import subprocess
 import sys
 import threading
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 
 import unet_course as course
-from unet_course import labs, session
+from unet_course import exercises, labs, session
 from unet_lib.checkpoint import save_checkpoint
 from unet_lib.models import build_model, count_parameters
 from unet_lib.train import History
@@ -352,3 +354,41 @@ def test_the_setup_says_where_its_course_home_is(tiny_setup, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)  # a notebook run beside its course home sees it relative
     assert tiny_setup.describe().splitlines()[-1] == (
         "course home: . ($UNET_COURSE_HOME): phantoms in data/, trained models in runs/course/")
+
+
+@pytest.mark.parametrize("check, answer", [
+    (labs.check_first_level_parameters, np.int64(10432)),  # a NumPy sum
+    (labs.check_first_level_parameters, torch.tensor(10432)),  # a tensor's .sum()
+    (lambda a: labs.check_sharpest_gate(a, [0.1, 0.4, 0.2]), np.argmax([0.1, 0.4, 0.2])),
+    (lambda a: labs.check_gate_sizes(a, image_size=64), np.array([8, 16, 32, 64])),
+    (labs.check_bottleneck_shape, torch.Size([1, 512, 15, 15])),
+    (lambda a: labs.check_learning_rate(a, epoch=10), 7.0e-4),  # 2 significant figures
+])
+def test_a_right_answer_in_numpy_or_torch_form_or_rounded_as_the_page_rounds_is_right(
+        check, answer, capsys):
+    check(answer)
+    assert capsys.readouterr().out.startswith("Right")
+
+
+@pytest.mark.parametrize("check, answer, said", [
+    (lambda a: labs.check_gate_sizes(a, image_size=64), [(8, 8), (16, 16), (32, 32), (64, 64)],
+     "a list of 4 numbers"),
+    (labs.check_bottleneck_shape, 512, "a tuple of four numbers (N, C, H, W), not int"),
+    (labs.check_biggest_growth, {"separable": True}, "is not a change's name"),
+    (lambda a: labs.check_best_threshold(a, torch.rand(3, 4, 4), torch.ones(3, 4, 4),
+                                         [0.3, 0.5]), "0.5", "a number, one of the slider's"),
+])
+def test_an_answer_of_the_wrong_form_gets_a_hint_not_a_traceback(check, answer, said):
+    with pytest.raises(labs.NotYet, match=re.escape(said)):
+        check(answer)
+
+
+def test_a_tie_is_right_and_says_which_answer_it_ties_with(capsys):
+    labs.check_sharpest_gate(2, [0.1, 0.4, 0.398])
+    assert capsys.readouterr().out.startswith("Right: gate 2's contrast is within 0.005 of the "
+                                              "largest, gate 1's")
+
+
+def test_a_scores_function_returning_another_form_gets_a_hint():
+    with pytest.raises(labs.NotYet, match=r"should return a tuple of three numbers.*not dict"):
+        exercises.check_scores(lambda tp, fp, fn: {"dice": 1.0, "precision": 1.0, "recall": 1.0})

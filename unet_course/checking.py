@@ -5,6 +5,7 @@ answer is off (too high, too low, which value) without giving the expected value
 from __future__ import annotations
 
 import math
+import numbers
 
 
 class NotYet(AssertionError):
@@ -42,14 +43,31 @@ def unanswered(answer, exercise: str | None = None, what: str = "", expected=Non
     return False
 
 
+def plain(answer):
+    """``answer`` as plain Python: a NumPy or PyTorch number (``np.argmax(...)``,
+    ``tensor.sum()``) as an ``int`` or ``float``, an array or tensor as a list; anything else
+    as it is."""
+    if hasattr(answer, "tolist") and hasattr(answer, "ndim"):  # NumPy and PyTorch alike
+        return answer.tolist()
+    if hasattr(answer, "item") and not isinstance(answer, (str, bytes, dict)):
+        return answer.item()  # a NumPy scalar without ndim
+    return answer
+
+
+def is_number(value) -> bool:
+    """A real number that is not a bool (``True`` is no answer to "how many")."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _ordinal(i: int) -> str:
     return {1: "1st", 2: "2nd", 3: "3rd"}.get(i, f"{i}th")
 
 
 def direction(answer, expected) -> str:
     """How a wrong ``answer`` is off from ``expected``, without saying ``expected``."""
-    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
-        if not isinstance(answer, (int, float)) or isinstance(answer, bool):
+    answer = plain(answer)
+    if is_number(expected):
+        if not is_number(answer):
             return f"should be a number, not {type(answer).__name__}"
         return "is too high" if answer > expected else "is too low"
     if isinstance(expected, (tuple, list)):
@@ -64,10 +82,12 @@ def direction(answer, expected) -> str:
 def check(answer, expected, what: str, hint: str, tolerance: float = 0.0,
           exercise: str | None = None) -> None:
     """Print ``Right`` when ``answer`` equals ``expected`` (numbers within a relative
-    ``tolerance``); otherwise raise :class:`NotYet` with the direction and the ``hint``."""
-    if isinstance(expected, (int, float)) and not isinstance(expected, bool):
-        ok = isinstance(answer, (int, float)) and not isinstance(answer, bool) and math.isclose(
-            float(answer), float(expected), rel_tol=tolerance, abs_tol=1e-9)
+    ``tolerance``; NumPy and PyTorch numbers count as numbers, :func:`plain`); otherwise raise
+    :class:`NotYet` with the direction and the ``hint``."""
+    answer = plain(answer)
+    if is_number(expected):
+        ok = is_number(answer) and math.isclose(float(answer), float(expected),
+                                                rel_tol=tolerance, abs_tol=1e-9)
     else:
         ok = answer == expected
     if not ok:

@@ -130,6 +130,11 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
         result = scores(tp, fp, fn)
         if not _answered(result):
             return
+        if not isinstance(result, (tuple, list)) or len(result) != 3:
+            raise NotYet(f"Not yet: scores(tp, fp, fn) should return a tuple of three numbers, "
+                         f"(dice, precision, recall), not {type(result).__name__}"
+                         + (f" of {len(result)}" if isinstance(result, (tuple, list)) else "")
+                         + ".")
         expected = scores_from_counts(*(torch.tensor(v, dtype=torch.float64)
                                         for v in (tp, fp, fn)))
         for name, yours, key in zip(names, result, ("dice", "precision", "recall")):
