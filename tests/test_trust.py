@@ -333,6 +333,19 @@ def test_a_nifti_case_whose_seg_is_unusable_is_skipped_and_named(tmp_path, seg, 
         BraTSNifti(tmp_path, on_error="raise")
 
 
+def test_evaluate_lists_a_nifti_case_left_out_whole_when_the_data_were_opened(tmp_path, capsys):
+    nifti_case(tmp_path / "data", 1)
+    nifti_case(tmp_path / "data", 2, seg=lambda p: p.write_bytes(b""))
+    save_checkpoint(tmp_path / "model.pt", build_model("classic", base_filters=4))
+    with pytest.warns(BadSampleWarning):
+        assert main("evaluate", "--checkpoint", tmp_path / "model.pt", "--data",
+                    tmp_path / "data") == 0
+    out = capsys.readouterr().out
+    assert "on 6 slices of every volume" in out  # case 1's; case 2 never had slices to count
+    listed = out.split("left out 1 unusable case(s) whole:\n", 1)[1].splitlines()[0]
+    assert "BraTS20_Training_002_seg.nii: cannot be read as NIfTI" in listed
+
+
 def train_args(phantom, out, *extra):
     return ("train", "--data", phantom, "--model", "classic", "--quick", "--image-size", "32",
             "--base-filters", "4", "--batch-size", "4", "--val-fraction", "0.34", "--out", out,

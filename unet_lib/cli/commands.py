@@ -209,7 +209,7 @@ def cmd_evaluate(args) -> int:
     absent = sorted(set(requested or ()) - set(dataset.volumes))  # a volume the data lack
     if absent:
         print(f"warning: {data_root} holds no usable slice of the volumes {absent} of the "
-              f"run's split (not there, or unreadable: a warning names each unreadable file): "
+              f"run's split (not there, or unreadable and listed below): "
               f"the scores are of "
               f"{len(requested) - len(absent)} of its {len(requested)} volumes", file=sys.stderr)
     shown = ("" if requested is None else f" {requested}" if not absent else
@@ -229,6 +229,11 @@ def cmd_evaluate(args) -> int:
     print(f"{args.checkpoint} on {scored} slices of {what} {data_root}"
           + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
           + f" (threshold {args.threshold}); all pixels at once:")
+    left_out = getattr(dataset, "skipped", [])  # NIfTI cases unusable whole, found on opening
+    if left_out:
+        print(f"left out {len(left_out)} unusable case(s) whole:")
+        for entry in left_out[:20]:
+            print(f"  {entry}")
     print_scores(result)
     print("\nper patient, in 3-D (Dice; HD95 in mm, 373.13 where a region is empty in only "
           "one of prediction and reference):")
