@@ -293,3 +293,17 @@ def test_histories_plot_the_mean_dice_best_pt_is_kept_on_from_an_axis_that_says_
     assert fig.axes[1].get_ylim() == pytest.approx((0.0, 1.0))
     assert fig.axes[1].get_ylabel() == "Dice" and list(fig.axes[1].lines[0].get_ydata()) == [0.3]
     plt.close(fig)
+
+
+def test_a_log_loss_axis_labels_its_minor_ticks_at_2_and_5_only():
+    from unet_course.frames import label_log_axis
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [0.0015, 0.045])
+    ax.set_yscale("log")
+    label_log_axis(ax)
+    fig.canvas.draw()
+    shown = {tick.get_text() for tick in ax.yaxis.get_minorticklabels()
+             if tick.get_text() and 0.0015 <= tick.get_position()[1] <= 0.045}
+    assert shown == {r"$2\times10^{-3}$", r"$5\times10^{-3}$", r"$2\times10^{-2}$"}
+    plt.close(fig)

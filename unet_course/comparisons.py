@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
-from .frames import LOSS_STYLES, REGION_COLOURS, as_numpy, legend_handles, mask_to_rgb
+from .frames import (LOSS_STYLES, REGION_COLOURS, as_numpy, label_log_axis, legend_handles,
+                     mask_to_rgb)
 
 
 def whole_epochs(*axes) -> None:
@@ -47,6 +48,7 @@ def plot_training(histories: dict, chosen: dict | None = None,
         top.plot(epochs, [r["val_loss"] for r in records], ms=3, label="validation",
                  **LOSS_STYLES["validation"])
         top.set(yscale="log", title=f"{name} U-Net")
+        label_log_axis(top)
         for region in regions:
             bottom.plot(epochs, [r["val"]["dice"][region] for r in records], "o-", ms=3,
                         label=region, color=REGION_COLOURS.get(region))

@@ -4,6 +4,7 @@ grey modalities, attention overlays, and the two sliders the chapters show. The 
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import matplotlib
@@ -213,6 +214,19 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
                        note="α over FLAIR, inside the head: near-black = the map's lowest α, "
                             "yellow = its highest (the key gives both: a stretched map's "
                             "darkest may still pass half the skip)")
+
+
+def label_log_axis(ax) -> None:
+    """On ``ax``'s log-scale y axis, label the minor ticks at 2 and 5 times a power of ten only
+    (matplotlib labels all eight where the axis spans less than two decades, and they crowd)."""
+    from matplotlib.ticker import FuncFormatter
+
+    def label(value, _) -> str:
+        exponent = math.floor(math.log10(value))
+        mantissa = round(value / 10 ** exponent)
+        return rf"${mantissa}\times10^{{{exponent}}}$" if mantissa in (2, 5) else ""
+
+    ax.yaxis.set_minor_formatter(FuncFormatter(label))
 
 
 def colour_key(low: float, high: float, width: int = 200) -> np.ndarray:

@@ -20,7 +20,7 @@ from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 from . import style
 from .comparisons import compare_models, learning_pace, plot_training, whole_epochs
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, REGION_COLOURS, as_numpy,
-                     attention_overlay, head_values,
+                     attention_overlay, head_values, label_log_axis,
                      attention_slider, grey_picture, legend_handles, mask_to_rgb, stretched,
                      threshold_slider)
 
@@ -114,6 +114,7 @@ def plot_history(history, title: str | None = None) -> Figure:
         ax.plot(epochs, [r["val_loss"] for r in records], label="validation",
                 **LOSS_STYLES["validation"])
     ax.set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="loss")
+    label_log_axis(ax)
     ax.legend()
     if with_val:
         ax = axes[0, 1]
@@ -148,6 +149,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
     """
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
 
     from unet_lib.inference import brain_mask
 
@@ -175,7 +177,8 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
             bar = fig.colorbar(ScalarMappable(scale, "inferno"), ax=axes[1, column],
                                orientation="horizontal", fraction=0.06, pad=0.03)
             bar.ax.tick_params(labelsize="small")
-            bar.ax.locator_params(nbins=3)
+            # three ticks at most, none at the ends, where they would meet the next bar's
+            bar.locator = MaxNLocator(nbins=3, prune="both")
     # under the whole row: a bar under part of a row upsets constrained layout's margins
     common = fig.colorbar(ScalarMappable(Normalize(0, 1), "inferno"), ax=axes[0, :],
                           orientation="horizontal", fraction=0.06, pad=0.03, aspect=70)
@@ -280,6 +283,7 @@ def plot_histories(histories: dict, metric: str = "mean", title: str | None = No
     floor = 0.0 if lowest < 0.5 else np.floor(lowest * 10 - 0.5) / 10
     what = "mean of WT, TC, ET" if metric == "mean" else metric
     axes[0].set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="validation loss")
+    label_log_axis(axes[0])
     axes[1].set(xlabel="epoch", ylim=(floor, 1), title=f"validation Dice, {what}",
                 ylabel="Dice" + (f" (axis from {floor:.1f})" if floor > 0 else ""))
     for ax in axes:
