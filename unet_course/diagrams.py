@@ -33,7 +33,7 @@ def describe_layer(layer: nn.Module) -> tuple[str, str]:
 
 
 def _box(ax, x: float, y: float, text: str, kind: str, width: float = 1.5,
-         fontsize: float = 7.5, height: float = 0.7) -> None:
+         fontsize: float = 9, height: float = 0.7) -> None:
     ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
                                 boxstyle="round,pad=0.04", fc=COLOURS[kind], ec="#555555"))
     ax.text(x, y, text, ha="center", va="center", fontsize=fontsize)
@@ -44,13 +44,13 @@ def _arrow(ax, start, end, text: str | None = None) -> None:
                                  color="#333333", shrinkA=0, shrinkB=0))
     if text:
         ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center",
-                fontsize=7, color="#333333")
+                fontsize=8.5, color="#333333")
 
 
 def _canvas(width: float, height: float, title: str) -> tuple[Figure, plt.Axes]:
     fig, ax = plt.subplots(figsize=(width, height))
     ax.set_axis_off()
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=12)
     return fig, ax
 
 
@@ -65,7 +65,7 @@ def draw_gate(gate: AttentionGate, skip_size: int = 120, title: str | None = Non
     _box(ax, 0.9, 0.6, f"gating g\n{c_g} × {half}×{half}", "io")
     _box(ax, 3.0, 2, "W_x: " + describe_layer(gate.w_x)[0], "conv", 1.8)
     _box(ax, 3.0, 0.6, "W_g: " + describe_layer(gate.w_g)[0], "conv", 1.8)
-    _box(ax, 5.0, 0.6, f"bilinear resize\n{half}×{half} → {h}×{h}", "op", 1.6)
+    _box(ax, 5.0, 0.6, f"bilinear resize\n{half}×{half} → {h}×{h}", "op", 1.6, fontsize=8)
     _box(ax, 5.0, 2, "+", "op", 0.5)
     _box(ax, 6.2, 2, "ReLU", "act", 0.8)
     _box(ax, 7.6, 2, "ψ: " + describe_layer(gate.psi)[0], "conv", 1.6)
@@ -77,7 +77,7 @@ def draw_gate(gate: AttentionGate, skip_size: int = 120, title: str | None = Non
         _arrow(ax, a, b)
     ax.plot([0.9, 0.9, 10.3], [2.35, 2.75, 2.75], color="#333333", lw=1)  # x goes ahead
     _arrow(ax, (10.3, 2.75), (10.3, 2.35))
-    ax.text(5.6, 2.82, "x itself, to be weighted by α", ha="center", fontsize=7,
+    ax.text(5.6, 2.82, "x itself, to be weighted by α", ha="center", fontsize=8.5,
             color="#333333")
     ax.set_xlim(0, 11)
     ax.set_ylim(0, 3.0)
