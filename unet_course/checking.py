@@ -47,10 +47,8 @@ def plain(answer):
     """``answer`` as plain Python: a NumPy or PyTorch number (``np.argmax(...)``,
     ``tensor.sum()``) as an ``int`` or ``float``, an array or tensor as a list; anything else
     as it is."""
-    if hasattr(answer, "tolist") and hasattr(answer, "ndim"):  # NumPy and PyTorch alike
-        return answer.tolist()
-    if hasattr(answer, "item") and not isinstance(answer, (str, bytes, dict)):
-        return answer.item()  # a NumPy scalar without ndim
+    if hasattr(answer, "tolist") and hasattr(answer, "ndim"):  # NumPy and PyTorch alike,
+        return answer.tolist()  # their scalars and 0-d arrays included
     return answer
 
 
