@@ -20,13 +20,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# One stamp per set of extras, redone when pyproject.toml changes.
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,book]"
+# One stamp per set of extras, redone when pyproject.toml or constraints.txt changes. The
+# constraints pin PyTorch to the CPU build the course is tested with (pyproject has a floor).
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,book]"
 	touch $@
 
-$(VENV)/.installed-book: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[book]"
+$(VENV)/.installed-book: pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book]"
 	touch $@
 
 setup-test: $(VENV)/.installed-test

@@ -16,21 +16,36 @@ def requirement_name(spec: str) -> str:
     return re.split(r"[<>=!~ \[]", spec.strip(), maxsplit=1)[0].lower()
 
 
+def constraint_pins() -> dict[str, str]:
+    """constraints.txt's pins, by requirement name."""
+    lines = (ROOT / "constraints.txt").read_text().splitlines()
+    specs = [line.split("#")[0].strip() for line in lines]
+    return {requirement_name(spec): spec for spec in specs if spec}
+
+
 def test_pins_that_work_on_this_machine():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert "torch==2.13.0" in project["dependencies"]
     assert "jupyter-book>=1.0.4,<2" in project["optional-dependencies"]["book"]
+    # the library sets a floor (a GPU machine keeps its CUDA build); the project's own installs
+    # pin the CPU build the course is tested with, through constraints.txt
+    assert "torch>=2.11" in project["dependencies"]
+    assert constraint_pins() == {"torch": "torch==2.13.0"}
+    makefile = (ROOT / "Makefile").read_text()
+    installs = re.findall(r"^\t.*pip install.*$", makefile, re.MULTILINE)
+    assert installs and all("-c constraints.txt" in line for line in installs
+                            if "-e " in line), installs
 
 
 def test_environment_yml_lists_exactly_the_pyproject_requirements_with_the_same_pins():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     wanted = project["dependencies"] + [spec for extra in project["optional-dependencies"].values()
                                         for spec in extra]
+    wanted = {requirement_name(s): s.replace(" ", "") for s in wanted}
+    wanted.update(constraint_pins())  # pinned as the Makefile's installs are
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
     listed = [spec for spec in pip if not spec.startswith("-e")]
-    assert {requirement_name(s): s.replace(" ", "") for s in listed} == {
-        requirement_name(s): s.replace(" ", "") for s in wanted}
+    assert {requirement_name(s): s.replace(" ", "") for s in listed} == wanted
     assert "-e ." in pip
 
 

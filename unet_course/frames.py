@@ -188,10 +188,17 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     maps = [torch.as_tensor(as_numpy(m)) for m in maps]
     levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
     heads = [brain_mask(image) for image in images]  # each slice's once, for every gate
+    head_values_at = {}
+
+    def shown_values(position):  # the α drawn (inside the head), for the key and the caption
+        if position not in head_values_at:
+            i, g = position
+            head_values_at[position] = head_values(maps[g][i], heads[i])
+        return head_values_at[position]
 
     def pictures(position):
         i, g = position
-        shown = head_values(maps[g][i], heads[i])
+        shown = shown_values(position)
         low, high = (shown.min(), shown.max()) if stretched(shown) else (0.0, 1.0)
         return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
                 attention_overlay(images[i, 0], maps[g][i], stretch=True, brain=heads[i]),
@@ -200,7 +207,7 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     def caption(position):
         i, g = position
         inside, outside = attention_inside_outside(maps[g][i], targets[i], heads[i])
-        shown = head_values(maps[g][i], heads[i])
+        shown = shown_values(position)
         scale = ("colours stretched to this range" if stretched(shown)
                  else "too flat to stretch: colours on the 0…1 scale")
         return (f"{names[i]}; gate at {levels[g]}: α in the head from {shown.min():.2f} to "
