@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from unet_lib.data import (BadSampleWarning, BraTSDataError, BraTSNifti, BraTSSlices,
-                           SkippedSample, open_dataset, split_volumes)
+                           SkippedSample, open_dataset, split_train_val_test,
+                           split_volumes)
 from unet_lib.data.kaggle import read_slice
 
 
@@ -247,13 +248,22 @@ def test_open_dataset_recognises_either_format(tmp_path):
 
 # --- split -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n, fraction", [(2, 0.2), (10, 0.2), (369, 0.2), (7, 0.5)])
-def test_split_never_shares_a_volume_and_covers_all(n, fraction):
+@pytest.mark.parametrize("n, fraction, n_val", [(2, 0.2, 1), (10, 0.2, 2), (369, 0.2, 74),
+                                                (7, 0.5, 4), (3, 0.9, 2)])
+def test_split_never_shares_a_volume_and_covers_all(n, fraction, n_val):
     volumes = list(range(1, n + 1))
     train, val = split_volumes(volumes, fraction, seed=3)
     assert not set(train) & set(val)
     assert sorted(train + val) == volumes
-    assert len(val) == min(max(1, round(fraction * n)), n - 1)
+    assert len(val) == n_val  # round(3.5) = 4; at 0.9 of 3, one is left to train on
+
+
+@pytest.mark.parametrize("n, val_fraction, test_fraction", [(3, 0.2, 0.7), (10, 0.05, 0.9),
+                                                            (5, 0.2, 0.7)])
+def test_a_large_test_fraction_still_leaves_one_volume_to_validate_and_one_to_train(
+        n, val_fraction, test_fraction):
+    split = split_train_val_test(range(n), val_fraction, test_fraction, seed=0)
+    assert len(split.val) == 1 and len(split.train) == 1 and len(split.test) == n - 2
 
 
 def test_split_depends_on_the_seed_only():

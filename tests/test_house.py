@@ -35,7 +35,7 @@ def test_every_core_module_imports_without_matplotlib_or_the_course():
     assert int(result.stdout.split()[-1]) >= 20
 
 
-def test_no_module_of_the_library_or_the_course_is_over_300_lines():
+def test_no_module_of_the_library_or_the_course_is_over_310_lines():
     sizes = {path.relative_to(ROOT): len(path.read_text().splitlines())
              for package in ("unet_lib", "unet_course")
              for path in (ROOT / package).rglob("*.py")}

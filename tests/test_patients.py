@@ -3,6 +3,8 @@ patient, summaries over patients, the three-way split, the Dice loss."""
 
 from __future__ import annotations
 
+import math
+
 import csv
 
 import numpy as np
@@ -188,6 +190,24 @@ def test_soft_dice_loss_is_zero_for_a_confident_perfect_prediction_and_near_one_
     wrong = -perfect
     # Dice per channel: (0 + 1) / (0 + 2·9·... ) → near 0, so the loss is near 1
     assert SoftDiceLoss()(wrong, target).item() > 0.99
+
+
+def test_soft_dice_pools_the_whole_batch_with_a_smoothing_of_one():
+    # p = 0.5 everywhere; one channel of two 4×4 images, 4 tumour pixels in the first only:
+    # Σ p·t = 2, Σ p = 16, Σ t = 4, so Dice = (2·2 + 1) / (16 + 4 + 1) = 5/21
+    logits, target = torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)
+    target[0, 0, :2, :2] = 1
+    assert SoftDiceLoss()(logits, target).item() == pytest.approx(16 / 21)
+    # a mean of per-image Dice would be 1 − (5/13 + 1/9)/2: the batch is one pool
+    assert SoftDiceLoss()(logits, target).item() != pytest.approx(1 - (5 / 13 + 1 / 9) / 2)
+
+
+def test_bce_plus_dice_keeps_the_tumour_weights():
+    logits = torch.zeros(1, 3, 1, 2)  # p = 0.5: BCE log 2 per pixel
+    target = torch.tensor([[[[1.0, 0.0]], [[1.0, 0.0]], [[1.0, 0.0]]]])
+    loss = make_loss(TrainConfig(loss="bce+dice", pos_weight=(5.0, 2.0, 5.0)))(logits, target)
+    # weighted BCE ((5+1) + (2+1) + (5+1)) / 6 · log 2; Dice per channel (2·0.5 + 1)/(1 + 1 + 1)
+    assert loss.item() == pytest.approx(2.5 * math.log(2) + (1 - 2 / 3))
 
 
 def test_the_loss_switch_adds_dice_to_bce():

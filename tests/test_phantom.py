@@ -71,27 +71,32 @@ def test_each_slice_channel_is_z_scored_and_blank_slices_are_zero(phantom_root):
 
 
 def test_brats_like_statistics():
-    """Tumour on 30–50 % of slices, at most about 12 % of the frame, brain ≤ 40 %."""
+    """Tumour on 30–50 % of slices on average (each volume 20–60 %), at most about 12 % of
+    the frame, brain ≤ 40 %."""
+    shares = []
     for volume in range(1, 7):
         phantom = make_volume(np.random.default_rng([0, volume]), size=64, n_slices=64)
         tumour = phantom.labels > 0
         per_slice = tumour.reshape(64, -1)
-        assert 0.2 < per_slice.any(axis=1).mean() < 0.6
+        shares.append(per_slice.any(axis=1).mean())
+        assert 0.2 < shares[-1] < 0.6
         assert per_slice.mean(axis=1).max() < 0.13
         brain = phantom.image[..., 0] != phantom.image[:, :1, :1, 0]
         assert brain.reshape(64, -1).mean(axis=1).max() < 0.4
         assert set(np.unique(phantom.labels)) <= {0, 1, 2, 4}
+    assert 0.3 < np.mean(shares) < 0.5
 
 
 def test_tumour_regions_are_nested_core_inside_oedema():
     """The tumour core (labels 1 and 4) touches healthy tissue (label 0) almost nowhere: it is
     wrapped in oedema. In high-grade tumours necrosis (1) is wrapped in enhancing rim (4)."""
-    low_grade = 0
+    low_grade = checked = 0
     for volume in range(1, 9):
         labels = make_volume(np.random.default_rng([0, volume]), size=64, n_slices=48).labels
         core = (labels == 1) | (labels == 4)
         if not core.any():
             continue
+        checked += 1
         shell = ndimage.binary_dilation(core) & ~core
         assert (labels[shell] == 0).mean() < 0.1
         if not (labels == 4).any():
@@ -100,7 +105,7 @@ def test_tumour_regions_are_nested_core_inside_oedema():
         necrosis = labels == 1
         shell = ndimage.binary_dilation(necrosis) & ~necrosis
         assert (labels[shell] == 4).mean() > 0.6
-    assert low_grade < 8
+    assert checked >= 6 and low_grade < checked  # most volumes checked, high grades among them
 
 
 def test_healthy_tissue_overlaps_tumour_intensities_in_every_modality(datasets):

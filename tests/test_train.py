@@ -312,7 +312,7 @@ def _step_with(model, optimizer, grads):
 def test_a_resumed_optimizer_steps_as_the_run_that_saved_it_would_have(saved_fused):
     import copy
 
-    from unet_lib.schedule import align_optimizer_state
+    from unet_lib.resume import align_optimizer_state
 
     torch.manual_seed(0)
     # saved on a GPU: channels_last weights and moments (fused there, or a run from before)

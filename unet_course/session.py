@@ -154,7 +154,9 @@ class CourseSetup:
         if name not in MODELS:
             raise ValueError(f"unknown model name {name!r}; choose one of {', '.join(MODELS)}")
         changes = {"max_volumes": self.recipe.max_volumes, **self.changes}
-        return RunRecipe.for_scale(self.scale, model=name, data=self.recipe.data, **changes)
+        recipe = RunRecipe.for_scale(self.scale, model=name, data=self.recipe.data, **changes)
+        # the data this setup trains on, whatever the changes (another seed keeps its phantom)
+        return dataclasses.replace(recipe, phantom=self.recipe.phantom)
 
     def datasets(self):
         """``(train, val)`` datasets of ``(image (4, S, S), mask (3, S, S))`` float tensors,

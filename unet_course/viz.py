@@ -113,7 +113,7 @@ def plot_history(history, title: str | None = None) -> Figure:
     if with_val:
         ax.plot(epochs, [r["val_loss"] for r in records], label="validation",
                 **LOSS_STYLES["validation"])
-    ax.set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="loss")
+    ax.set(xlabel="epoch", ylabel="loss (log scale)", yscale="log", title="loss")
     label_log_axis(ax)
     ax.legend()
     if with_val:
@@ -282,7 +282,8 @@ def plot_histories(histories: dict, metric: str = "mean", title: str | None = No
                         label=f"{name}: kept epoch {chosen[name]}" if ax is axes[1] else None)
     floor = 0.0 if lowest < 0.5 else np.floor(lowest * 10 - 0.5) / 10
     what = "mean of WT, TC, ET" if metric == "mean" else metric
-    axes[0].set(xlabel="epoch", ylabel="BCE loss", yscale="log", title="validation loss")
+    axes[0].set(xlabel="epoch", ylabel="loss (log scale)", yscale="log",
+                title="validation loss")
     label_log_axis(axes[0])
     axes[1].set(xlabel="epoch", ylim=(floor, 1), title=f"validation Dice, {what}",
                 ylabel="Dice" + (f" (axis from {floor:.1f})" if floor > 0 else ""))

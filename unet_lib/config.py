@@ -14,10 +14,9 @@ from .models import MIN_SIZE
 
 #: the optimizers ``TrainConfig.optimizer`` names
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}
-#: the training losses ``TrainConfig.loss`` names (see :func:`unet_lib.train.make_loss`)
+#: the training losses ``TrainConfig.loss`` names (see :func:`unet_lib.losses.make_loss`)
 LOSSES = ("bce", "bce+dice")
 MAX_IMAGE_SIZE = 2048
-#: settings a resumed run cannot change: they decide the data, the split or the optimizer
 
 
 class ConfigError(ValueError):
@@ -36,7 +35,9 @@ class TrainConfig:
         epochs: passes over the training set.
         batch_size: images per step, for training and validation.
         lr: the optimizer's learning rate.
-        weight_decay: weight decay of the optimizer (1e-2, the slides' value).
+        weight_decay: weight decay of the optimizer (1e-2, the slides' value), on every
+            parameter, biases and batch-norm scales included (many recipes, ConvNeXt's among
+            them, leave those out; the slides do not say).
         optimizer: ``"adamw"`` (default) — Adam with *decoupled* weight decay — or ``"adam"``,
             which adds the decay to the gradient as an L2 penalty. At 1e-2 the L2 form swamps
             the small gradients of a rare class: on the phantom a quick Classic U-Net with
@@ -58,12 +59,16 @@ class TrainConfig:
             loss per channel, as many papers train: Dice weighs a rare region by its own size).
         pos_weight: per-channel weight of tumour pixels in the training loss (BCE-with-logits'
             ``pos_weight``), e.g. 5, 2, 5 for NCR/NET, ED, ET (``--pos-weight 5,2,5``);
-            ``None`` (the slides) is plain BCE. The validation loss is always plain BCE, so
-            runs stay comparable.
+            ``None`` (the slides) is plain BCE. The validation loss is the training loss
+            (weights and Dice term included), so that the two curves of a run compare; runs
+            trained on different losses compare by their Dice.
         tumour_share: share of each epoch's training slices drawn from those with tumour
             (:mod:`unet_lib.sampling`); ``None`` (the slides) visits every slice once, in a
             shuffled order. The epoch keeps its length; validation is unchanged.
-        seed: seeds the weights, the split, the shuffling and the phantom.
+        seed: :func:`~unet_lib.train.fit` seeds the order of the batches with it. A recipe's
+            run (:func:`unet_lib.run.train_run`, the CLI, the course) also seeds the model's
+            starting weights, the split and a made phantom with it. ``fit`` alone does not seed
+            the weights: seed before building the model (:func:`~unet_lib.runtime.seed_everything`).
         amp: mixed precision on CUDA (bfloat16 where supported, else float16 with scaling).
         channels_last: keep images and weights in NHWC memory layout. ``None`` (default):
             on for CUDA, where it was measured faster (one H200, bf16: the Classic U-Net

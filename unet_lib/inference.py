@@ -94,9 +94,15 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
 
 def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
              device: torch.device | str | None = None, amp: bool = True,
-             context: distributed.Context | None = None, workers: int | None = None) -> dict:
-    """Mean BCE loss and Dice/precision/recall over all of ``data`` (counts summed first),
-    read by ``workers`` processes (see :func:`logit_batches`).
+             context: distributed.Context | None = None, workers: int | None = None,
+             loss_fn: nn.Module | None = None) -> dict:
+    """The mean loss per batch image and Dice/precision/recall over all of ``data`` (counts
+    summed first), read by ``workers`` processes (see :func:`logit_batches`).
+
+    ``loss_fn`` (mean-reduced, as :func:`unet_lib.losses.make_loss` makes them; its weights
+    on the CPU, or on ``device`` where that is a CUDA GPU) is BCE-with-logits by default;
+    :func:`~unet_lib.train.fit` passes its training loss, so that the validation loss is the
+    same function as the training loss.
 
     Returns:
         ``{"loss": float, "dice": {name: float}, "precision": {...}, "recall": {...},
@@ -104,6 +110,10 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
         (see :mod:`unet_lib.metrics`); ``skipped`` lists unusable files left out. Under
         ``torchrun`` (``context`` from :func:`fit`) each process scores every ``world``-th
         sample and the counts are summed over processes.
+
+    Raises:
+        BraTSDataError: ``data`` gave no sample to score (empty, or every file unusable):
+            with no count at all every score would read a perfect 1.
     """
     device = pick_device("auto") if device is None else torch.device(device)
     context = context or distributed.Context()
@@ -114,13 +124,13 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     scores = SegmentationScores(device=tally)
     loss_sum = torch.zeros((), dtype=torch.float64, device=tally)
     seen, skipped = 0, []
-    loss_fn = nn.BCEWithLogitsLoss(reduction="sum")
+    loss_fn = loss_fn or nn.BCEWithLogitsLoss()
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
                                             on_device=tally == device, workers=workers):
         skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue
-        loss_sum += loss_fn(logits, masks).double() / masks[0].numel()
+        loss_sum += loss_fn(logits, masks).double() * len(masks)
         seen += len(masks)
         scores.update(binarize(logits, threshold, logits=True), masks)
     totals = torch.stack([loss_sum, torch.full((), seen, dtype=torch.float64, device=tally)])
@@ -129,7 +139,17 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
             distributed.all_sum(counts, context)
         distributed.all_sum(totals, context)
     loss_sum, seen = totals.tolist()
-    return {"loss": loss_sum / max(seen, 1), **scores.compute(), "skipped": skipped}
+    if seen == 0:  # no count at all would score a perfect 1 everywhere (the BraTS empty rule)
+        raise _nothing_to_score(data, skipped)
+    return {"loss": loss_sum / seen, **scores.compute(), "skipped": skipped}
+
+
+def _nothing_to_score(data, skipped: list) -> BraTSDataError:
+    """The error for data that gave no sample to score: empty, or every file unusable."""
+    root = getattr(getattr(data, "dataset", data), "root", "the data to score")
+    why = (f"all {len(skipped)} were skipped as unusable, e.g. {skipped[0]}" if skipped
+           else "it holds no sample")
+    return BraTSDataError(root, f"no sample to score: {why}")
 
 
 def _consecutive(count: int, batch_size: int) -> list[list[int]]:
@@ -164,12 +184,17 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
     device = pick_device("auto") if device is None else torch.device(device)
     tally = tally_device(device)
     scores = {float(t): SegmentationScores(device=tally) for t in thresholds}
-    for logits, masks, _ in logit_batches(model, data, batch_size, device, amp,
-                                          on_device=tally == device):
+    seen, skipped = 0, []
+    for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
+                                            on_device=tally == device):
+        skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue
+        seen += len(masks)
         for threshold, accumulator in scores.items():
             accumulator.update(binarize(logits, threshold, logits=True), masks)
+    if seen == 0:
+        raise _nothing_to_score(data, skipped)
     return {threshold: accumulator.compute() for threshold, accumulator in scores.items()}
 
 

@@ -18,8 +18,11 @@ class SoftDiceLoss(nn.Module):
     """``1 − mean_c Dice_c`` with probabilities in place of binary masks.
 
     For each channel ``c``, over the whole batch: ``Dice_c = (2 Σ p·t + ε) / (Σ p + Σ t + ε)``
-    with ``p = sigmoid(logits)``; ``ε = 1`` keeps a channel absent from the batch (Σ t = 0)
-    from dividing by zero and scores it near 1 when nothing is predicted there.
+    with ``p = sigmoid(logits)``. ``ε = 1`` keeps a channel absent from the batch (Σ t = 0)
+    from dividing by zero; such a channel scores ``1 / (Σ p + 1)``, near 1 only when the
+    probabilities summed over the whole batch stay below about one pixel. Otherwise it scores
+    near 0 and adds almost its full ``1/C`` to the loss, pushing that channel's probabilities
+    down everywhere: the sums over the whole batch, not per image, keep such batches rare.
 
     Shapes: logits and target (N, C, H, W), target in {0, 1}; returns a scalar.
     """

@@ -17,14 +17,13 @@ therefore not interchangeable with theirs on empty slices.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from .data.brats import MASK_CHANNELS, REGIONS
-
-METRICS = ("dice", "precision", "recall")
+from .data.brats import MASK_CHANNELS, REGION_CHANNELS, REGIONS
 
 
 def binarize(logits_or_probs: torch.Tensor, threshold: float = 0.5, logits: bool | None = None
@@ -53,9 +52,10 @@ def to_regions(mask: torch.Tensor) -> torch.Tensor:
     if mask.dim() != 4 or mask.shape[1] != 3:
         raise ValueError(f"expected (N, 3, H, W) channels NCR/NET, ED, ET, got {tuple(mask.shape)}")
     m = mask > 0.5
-    whole = m[:, 0] | m[:, 1] | m[:, 2]
-    core = m[:, 0] | m[:, 2]
-    return torch.stack([whole, core, m[:, 2]], dim=1).to(mask.dtype)
+    # unions of single channels (m[:, c]): a list index would copy it from the host each time
+    regions = [functools.reduce(torch.logical_or, (m[:, c] for c in REGION_CHANNELS[region]))
+               for region in REGIONS]
+    return torch.stack(regions, dim=1).to(mask.dtype)
 
 
 def confusion_counts(pred: torch.Tensor, target: torch.Tensor, per_image: bool = False

@@ -1,5 +1,6 @@
-"""Resuming a run: the random states as plain data, settings that may change and those that
-may not, and the repair of ``best.pt`` after a kill between the two checkpoint writes."""
+"""Resuming a run: restoring its training state (:func:`resume_from`), the random states as
+plain data, settings that may change and those that may not, the optimizer's state made this
+run's own, and the repair of ``best.pt`` after a kill between the two checkpoint writes."""
 
 from __future__ import annotations
 
@@ -11,12 +12,64 @@ import numpy as np
 import torch
 
 from . import runfolder
-from .checkpoint import CheckpointError, read_checkpoint
+from .checkpoint import (CheckpointError, check_same_architecture, check_training_state,
+                         read_checkpoint)
 from .config import ConfigError, TrainConfig
 
 #: settings a resumed run cannot change: they decide the data, the split or the optimizer
 RESUME_FIXED = ("base_filters", "image_size", "val_fraction", "test_fraction", "seed",
                 "optimizer")
+
+
+@dataclasses.dataclass
+class Resumed:
+    """Where a resumed run goes on from: ``last.pt``'s history, the epochs done, the epoch
+    ``best.pt`` holds, and the list of earlier resumes with changed settings."""
+
+    history: list[dict]
+    epochs_done: int
+    best_epoch: int | None
+    resumed: list[dict]
+
+
+def resume_from(last: Path, model, optimizer, scheduler, scaler, generator: torch.Generator,
+                config: TrainConfig, trust: bool, report, repair_best: bool) -> Resumed:
+    """Restore a run from its ``last.pt`` into the freshly made ``model``, ``optimizer``,
+    ``scheduler``, gradient ``scaler`` and loader ``generator``; apply and report the settings
+    of ``config`` that changed (a change of :data:`RESUME_FIXED` is refused); with
+    ``repair_best`` (the process that writes checkpoints), mend ``best.pt``
+    (:func:`restore_best`).
+
+    Raises:
+        CheckpointError: ``last.pt`` cannot be read, is of another architecture, or its
+            training state cannot be restored.
+        ConfigError: a setting of :data:`RESUME_FIXED` changed.
+    """
+    # on the CPU: the random states go to NumPy; weights are copied onto the device
+    state = read_checkpoint(last, map_location="cpu", trust=trust)
+    check_training_state(state)
+    check_same_architecture(model, state, last)
+    changed = settings_changed_on_resume(state["config"], config, last)
+    check_epochs_left(state["epoch"], config, last, report)
+    try:
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        align_optimizer_state(optimizer)  # fused or not, the layout: this run's
+        scheduler.load_state_dict(state["scheduler_state"])
+        if state["scaler_state"] and scaler.is_enabled():  # empty where scaling was off
+            scaler.load_state_dict(state["scaler_state"])
+        set_rng_state(state["rng"], generator)
+    except (KeyError, ValueError, RuntimeError, TypeError) as error:
+        raise CheckpointError(f"{last}: its training state cannot be restored: "
+                              f"{' '.join(str(error).split())[:300]}") from None
+    apply_resume_changes(changed, optimizer, scheduler, report)
+    resumed = list(state.get("resumed", []))
+    if changed:
+        resumed.append({"after_epoch": state["epoch"],
+                        "changed": {k: list(v) for k, v in changed.items()}})
+    if repair_best:
+        restore_best(last, state, report)
+    return Resumed(state["history"], state["epoch"], state.get("best_epoch"), resumed)
 
 
 def rng_state(loader_generator: torch.Generator) -> dict:
@@ -84,6 +137,34 @@ def check_epochs_left(done: int, config: TrainConfig, path: Path, report) -> Non
     if config.epochs == done:
         report(f"{path}: all {done} epochs are trained already, nothing to do; resume with "
                f"more epochs to train on")
+
+
+def align_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
+    """Make a state loaded with ``optimizer.load_state_dict`` this run's own.
+
+    A loaded state brings the saving run's choices: its fused/foreach flags (a checkpoint
+    written on a GPU says fused, one written on a CPU does not) and the memory layout of its
+    moments (channels_last on a GPU). Resumed elsewhere, a fused CPU update would pair moments
+    and parameters of different layouts value by value, wrongly and silently, and CUDA's
+    refuses them. Here the flags go back to the ones this optimizer was made with, the moments
+    take their parameter's layout and device, and the step counters go where the update
+    expects them (on the parameter's device when fused, else on the CPU). The same values.
+    """
+    for group in optimizer.param_groups:
+        for flag in ("fused", "foreach", "capturable"):
+            if flag in optimizer.defaults:
+                group[flag] = optimizer.defaults[flag]
+        on_device = bool(group.get("fused") or group.get("capturable"))
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for key, value in state.items():
+                if not isinstance(value, torch.Tensor):
+                    continue
+                if key == "step":
+                    state[key] = value.to(parameter.device if on_device else "cpu",
+                                          torch.float32)
+                elif value.shape == parameter.shape:
+                    state[key] = torch.empty_like(parameter).copy_(value)
 
 
 def apply_resume_changes(changed: dict, optimizer, scheduler, report) -> None:

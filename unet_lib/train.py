@@ -25,8 +25,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from . import distributed, runfolder
-from .checkpoint import (CheckpointError, check_checkpointable,
-                         check_same_architecture, check_training_state, read_checkpoint)
+from .checkpoint import check_checkpointable
 from .checkpoint_writer import CheckpointWriter
 from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError
@@ -36,12 +35,11 @@ from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
 from .progress import HISTORY_CSV, epoch_line, progress_bar, write_history, write_line
-from .resume import (RESUME_FIXED, apply_resume_changes, check_epochs_left, restore_best,
-                     rng_state, set_rng_state, settings_changed_on_resume)
+from .resume import RESUME_FIXED, Resumed, resume_from, rng_state
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
                       seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
-from .schedule import align_optimizer_state, make_optimizer, warm_up
+from .schedule import decay_after_epoch, make_optimizer, make_scheduler, warm_up
 
 #: what a run writes into its checkpoint folder (an earlier run's, deleted by ``overwrite``)
 RUN_OUTPUTS = ("best.pt", "last.pt", HISTORY_CSV)
@@ -59,7 +57,8 @@ class History:
 
     Each record is a dict: ``epoch``, ``lr``, ``train_loss``, ``seconds``, ``skipped`` (the
     files skipped as unusable in that epoch, ``"path: problem"``), and with validation data
-    ``val_loss`` and ``val`` = ``{"dice"|"precision"|"recall": {name: value}}``.
+    ``val_loss`` (the training loss on the validation data) and ``val`` =
+    ``{"dice"|"precision"|"recall": {name: value}}``.
     """
 
     def __init__(self, records: Iterable[dict] = ()):
@@ -82,7 +81,10 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         config: TrainConfig | None = None, checkpoint_dir: str | Path | None = None,
         resume: bool = False, progress: bool | str = True,
         trust_checkpoint: bool = False, overwrite: bool = False) -> History:
-    """Train ``model`` on ``train_data`` with BCE-with-logits, AdamW and exponential LR decay.
+    """Train ``model`` on ``train_data`` with the loss, optimizer and learning-rate schedule of
+    ``config``: by default the slides', BCE-with-logits, AdamW at 2e-3 with weight decay 1e-2
+    (on every parameter), the rate multiplied by 0.9 after every epoch
+    (:mod:`unet_lib.schedule`).
 
     Args:
         model: maps (N, 4, H, W) to (N, 3, H, W) logits; trained in place. Under ``torchrun``
@@ -120,6 +122,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             ``overwrite`` was given.
     """
     config = (config or TrainConfig()).validate()
+    for name, data in (("train_data", train_data), ("val_data", val_data)):
+        if data is not None and len(data) == 0:  # before an epoch's work, not after it
+            raise ValueError(f"{name} holds no sample")
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     if folder is not None:
         check_checkpointable(model)  # before an epoch's work, not after it
@@ -156,13 +161,10 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     layout = memory_format(config.channels_last, device)
     model.to(device, memory_format=layout)
     optimizer = make_optimizer(model, config)
-    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=config.lr_gamma)
+    scheduler = make_scheduler(optimizer, config)
     amp_dtype = autocast_dtype(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    loss_fn = make_loss(config, device)
-    generator = torch.Generator().manual_seed(config.seed)
-    history = History()
-    start_epoch, best_epoch, resumed = 0, None, []
+    generator = torch.Generator().manual_seed(config.seed)  # the order of the batches
     last = checkpoint_dir / "last.pt" if checkpoint_dir else None
     summaries = bool(progress) and context.is_main
     report = print if summaries else (lambda *args, **kwargs: None)
@@ -171,108 +173,43 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         report(f"torchrun: {context.world} processes, each training on "
                f"{config.batch_size // context.world} of every {config.batch_size} images"
                + ("; batch norm synchronized over all" if device.type == "cuda" else ""))
-
+    done = Resumed(history=[], epochs_done=0, best_epoch=None, resumed=[])
     if resume and last is not None and last.exists():
-        # on the CPU: the random states go to NumPy; weights are copied onto the device
-        state = read_checkpoint(last, map_location="cpu", trust=trust_checkpoint)
-        check_training_state(state)
-        check_same_architecture(model, state, last)
-        changed = settings_changed_on_resume(state["config"], config, last)
-        check_epochs_left(state["epoch"], config, last, report)
-        try:
-            model.load_state_dict(state["model_state"])
-            optimizer.load_state_dict(state["optimizer_state"])
-            align_optimizer_state(optimizer)  # fused or not, the layout: this run's
-            scheduler.load_state_dict(state["scheduler_state"])
-            if state["scaler_state"] and scaler.is_enabled():  # empty where scaling was off
-                scaler.load_state_dict(state["scaler_state"])
-            set_rng_state(state["rng"], generator)
-        except (KeyError, ValueError, RuntimeError, TypeError) as error:
-            raise CheckpointError(f"{last}: its training state cannot be restored: "
-                                  f"{' '.join(str(error).split())[:300]}") from None
-        apply_resume_changes(changed, optimizer, scheduler, report)
-        history = History(state["history"])
-        start_epoch, best_epoch = state["epoch"], state.get("best_epoch")
-        resumed = list(state.get("resumed", []))
-        if changed:
-            resumed.append({"after_epoch": start_epoch,
-                            "changed": {k: list(v) for k, v in changed.items()}})
-        if context.is_main:
-            restore_best(last, state, report)
+        done = resume_from(last, model, optimizer, scheduler, scaler, generator, config,
+                           trust_checkpoint, report, repair_best=context.is_main)
+    history, best_epoch = History(done.history), done.best_epoch
 
     train_data, val_data = held_as_configured(train_data, val_data, config, device, report,
                                               context)
-    train_loader = make_train_loader(train_data, config, device, generator, context)
     # what computes the loss: the model, or under torchrun its DDP wrapper (synced batch norm)
     trained = distributed.wrap(model, context, device)
     if config.compile:
         trained = compile_model(trained)
+    steps = _Steps(trained, make_loss(config, device), optimizer, scaler, config, device, layout,
+                   context, make_train_loader(train_data, config, device, generator, context))
     progress = progress is True and context.is_main
     best = (_kept_on(history.records[best_epoch - 1]) if best_epoch  # best.pt's, on resume
             else max((_kept_on(r) for r in history.records), default=-math.inf))
-    spare = None  # the last batch trained on (see the loop)
     # on a GPU checkpoints are written by a thread of their own while the next epoch trains
     with CheckpointWriter(background=device.type == "cuda") as writer:
-        for epoch in range(start_epoch, config.epochs):
+        for epoch in range(done.epochs_done, config.epochs):
             started = time.perf_counter()
             rate = optimizer.param_groups[0]["lr"]
             model.train()
-            # The running loss stays on the device: reading it (.item()) makes the CPU wait for
-            # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
-            total = torch.zeros((), dtype=torch.float64, device=tally_device(device))
-            seen, skipped = 0, []
-            bar = progress_bar(train_loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
-                               leave=False)
-            for step, (images, masks, bad) in enumerate(bar, start=1):
-                skipped.extend(str(sample) for sample in bad)
-                weight = 1.0 if images is not None else 0.0  # 0: every file of it unusable
-                if images is None and not context.active:
-                    continue
-                if images is None:  # under torchrun every process steps: this one adds nothing
-                    images, masks = spare or distributed.blank_batch(config.image_size)
-                images = images.to(device, non_blocking=True, memory_format=layout)
-                masks = masks.to(device, non_blocking=True)
-                spare = images, masks
-                if epoch < config.warmup_epochs:  # linear warm-up, step by step
-                    warm_up(optimizer, rate, epoch * len(train_loader) + step,
-                            config.warmup_epochs * len(train_loader))
-                try:  # forward, backward, the first step (AdamW's moments): may run out of memory
-                    # full: this process's share of the global batch (all of it without torchrun)
-                    with tuned_for_full_batches(len(images), config.batch_size // context.world):
-                        with autocast(device, config.amp):
-                            loss = loss_fn(trained(images).float(), masks) * weight
-                        optimizer.zero_grad(set_to_none=True)
-                        scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                except torch.cuda.OutOfMemoryError as error:
-                    raise OutOfMemory(out_of_memory_message(error, config.batch_size,
-                                                             images.shape)) from error
-                total += loss.detach().to(total.device, torch.float64) * len(images)
-                seen += len(images) if weight else 0
-                if step % SYNC_EVERY == 0:
-                    check_finite(total, epoch, rate, last, writer, context)
-                    bar.set_postfix(loss=f"{total.item() / max(seen, 1):.4f}")
-            check_finite(total, epoch, rate, last, writer, context)
-            # summed over processes on the device (NCCL sums GPU tensors only), then read once
-            totals = torch.stack([total, torch.full((), seen, dtype=torch.float64,
-                                                    device=total.device)])
-            total, seen = distributed.all_sum(totals, context).tolist()
-            seen = int(seen)
-            if seen == 0:
+            train_loss, skipped = _train_epoch(steps, epoch, rate, last, writer, progress)
+            if train_loss is None:
                 raise BraTSDataError(getattr(train_data, "root", "training data"),
                                      f"no usable training sample: all {len(skipped)} were skipped, "
                                      f"e.g. {skipped[0] if skipped else 'none given'}")
-            record = {"epoch": epoch + 1, "lr": rate, "train_loss": total / seen,
+            record = {"epoch": epoch + 1, "lr": rate, "train_loss": train_loss,
                       "skipped": skipped}
-            for group in optimizer.param_groups:  # the epoch's own rate, whatever warm-up did
-                group["lr"] = rate
-            scheduler.step()
+            decay_after_epoch(optimizer, scheduler, rate)
             if val_data is not None:
                 distributed.broadcast_buffers(model, context)  # score the model rank 0 saves
                 result = evaluate(model, val_data, threshold=config.threshold,
                                   batch_size=config.batch_size // context.world, device=device,
-                                  amp=config.amp, context=context, workers=config.num_workers)
+                                  amp=config.amp, context=context, workers=config.num_workers,
+                                  loss_fn=make_loss(config, tally_device(device)))
                 record["val_loss"] = result.pop("loss")
                 record["skipped"] += result.pop("skipped")
                 record["val"] = result
@@ -290,12 +227,79 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                              scaler_state=scaler.state_dict(),
                              epoch=epoch + 1, history=history.records,
                              config=dataclasses.asdict(config), rng=rng_state(generator),
-                             best_epoch=best_epoch, resumed=resumed)
+                             best_epoch=best_epoch, resumed=done.resumed)
                 # best first: a kill between the two writes loses neither
                 writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
                             **state)
                 write_history(checkpoint_dir, history.records)
     return history
+
+
+@dataclasses.dataclass
+class _Steps:
+    """What a training step needs: ``trained`` (the model, or its DDP or compiled wrapper), the
+    loss, optimizer, gradient scaler, settings, device, layout, torchrun context, batches."""
+
+    trained: nn.Module
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    config: TrainConfig
+    device: torch.device
+    layout: torch.memory_format
+    context: distributed.Context
+    loader: Iterable
+    spare: tuple | None = None  # the last batch trained on, for a torchrun blank step
+
+
+def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
+                 writer: CheckpointWriter, progress: bool) -> tuple[float | None, list[str]]:
+    """Train one epoch (0-based ``epoch``) at the learning rate ``rate``, with a tqdm bar if
+    ``progress``; returns the mean training loss over the usable images of every process
+    (``None`` if there was none) and the files this process skipped as unusable. A loss that
+    is not finite stops the run (:func:`unet_lib.failures.check_finite`)."""
+    config, context, optimizer = steps.config, steps.context, steps.optimizer
+    bar = progress_bar(steps.loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
+                       leave=False)
+    # The running loss stays on the device: reading it (.item()) makes the CPU wait for
+    # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
+    total = torch.zeros((), dtype=torch.float64, device=tally_device(steps.device))
+    seen, skipped = 0, []
+    for step, (images, masks, bad) in enumerate(bar, start=1):
+        skipped.extend(str(sample) for sample in bad)
+        weight = 1.0 if images is not None else 0.0  # 0: every file of it unusable
+        if images is None and not context.active:
+            continue
+        if images is None:  # under torchrun every process steps: this one adds nothing
+            images, masks = steps.spare or distributed.blank_batch(config.image_size)
+        images = images.to(steps.device, non_blocking=True, memory_format=steps.layout)
+        masks = masks.to(steps.device, non_blocking=True)
+        steps.spare = images, masks
+        if epoch < config.warmup_epochs:  # linear warm-up, step by step
+            warm_up(optimizer, rate, epoch * len(steps.loader) + step,
+                    config.warmup_epochs * len(steps.loader))
+        try:  # forward, backward, the first step (AdamW's moments): may run out of memory
+            # full: this process's share of the global batch (all of it without torchrun)
+            with tuned_for_full_batches(len(images), config.batch_size // context.world):
+                with autocast(steps.device, config.amp):
+                    loss = steps.loss_fn(steps.trained(images).float(), masks) * weight
+                optimizer.zero_grad(set_to_none=True)
+                steps.scaler.scale(loss).backward()
+            steps.scaler.step(optimizer)
+            steps.scaler.update()
+        except torch.cuda.OutOfMemoryError as error:
+            raise OutOfMemory(out_of_memory_message(error, config.batch_size,
+                                                     images.shape)) from error
+        total += loss.detach().to(total.device, torch.float64) * len(images)
+        seen += len(images) if weight else 0
+        if step % SYNC_EVERY == 0:
+            check_finite(total, epoch, rate, last, writer, context)
+            bar.set_postfix(loss=f"{total.item() / max(seen, 1):.4f}")
+    check_finite(total, epoch, rate, last, writer, context)
+    # summed over processes on the device (NCCL sums GPU tensors only), then read once
+    totals = torch.stack([total, torch.full((), seen, dtype=torch.float64, device=total.device)])
+    total, seen = distributed.all_sum(totals, context).tolist()
+    return (total / seen if seen else None), skipped
 
 
 def _kept_on(record: dict) -> float:

@@ -51,6 +51,7 @@ def split_train_val_test(volumes: Iterable[int], val_fraction: float = 0.2,
     if len(volumes) < needed:
         raise ValueError(f"need at least {needed} volumes to split into training, validation"
                          + (" and test" if n_test else "") + f", got {volumes}")
+    n_test = min(n_test, len(volumes) - 2)  # one volume each left to validate and to train
     n_val = min(max(1, round(val_fraction * len(volumes))), len(volumes) - n_test - 1)
     order = (np.random.default_rng(seed).permutation(len(volumes)) if groups is None
              else _stratified_order(volumes, groups, seed))

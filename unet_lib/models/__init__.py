@@ -4,8 +4,8 @@
   blocks are in :mod:`.layers`.
 * :func:`build_model` and :data:`PRESETS` (:mod:`.presets`): ``"classic"``, ``"improved"``,
   ``"attention"``; :data:`MODELS` maps each name to its factory (:func:`ClassicUNet`, ...).
-* :data:`IMPROVEMENTS`, :func:`improved_without`, :func:`improvement_table`
-  (:mod:`.ablation`): the five changes, switched on in turn or off one at a time.
+* :data:`IMPROVEMENTS` (:mod:`.presets`): the five changes by name; :func:`improved_without`,
+  :func:`improvement_table` (:mod:`.ablation`): switched on in turn or off one at a time.
 """
 
 from __future__ import annotations

@@ -4,13 +4,17 @@ Every level block maps ``(N, C_in, H, W)`` to ``(N, C_out, H, W)``: spatial size
 only the channel count changes. The encoder's down-step (a 2×2 max-pool) lives in
 :class:`unet_lib.models.unet.UNet`; one decoder step is a :class:`DecoderLevel`.
 
-The Improved U-Net's five changes each appear here as one switch:
+The Improved U-Net's five changes each appear here as one argument of the blocks (and of
+:class:`~unet_lib.models.unet.UNet`); :data:`~unet_lib.models.presets.IMPROVEMENTS` names them:
 
-1. ``separable``       – :class:`SeparableConv2d` (depthwise ``k×k`` + pointwise ``1×1``)
-2. ``batch_norm``      – a ``BatchNorm2d`` after each spatial convolution
-3. ``kernel_size``     – ``7`` instead of ``3``
-4. ``expansion``       – :class:`InvertedBottleneckBlock` (expand ×e with 1×1, then compress)
-5. ``additive_skips``  – :class:`DecoderLevel` adds the skip instead of concatenating it
+1. ``separable``          – ``separable=True``: :class:`SeparableConv2d` (depthwise ``k×k`` +
+   pointwise ``1×1``)
+2. ``batch_norm``         – ``batch_norm=True``: a ``BatchNorm2d`` after each spatial convolution
+3. ``kernel_7x7``         – ``kernel_size=7`` instead of ``3``
+4. ``inverse_bottleneck`` – ``expansion=4``: :class:`InvertedBottleneckBlock` (expand ×4 with
+   1×1, then compress)
+5. ``additive_skips``     – ``additive_skips=True``: :class:`DecoderLevel` adds the skip instead
+   of concatenating it
 """
 
 from __future__ import annotations
