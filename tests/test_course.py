@@ -15,6 +15,7 @@ import unet_course as course
 from unet_course import exercises, labs, session
 from unet_lib.checkpoint import save_checkpoint
 from unet_lib.models import build_model, count_parameters
+from unet_lib.runfolder import wait_while_busy
 from unet_lib.train import History
 
 
@@ -102,6 +103,20 @@ def test_the_cache_key_is_what_the_data_is_not_where_it_lies(tiny_setup, phantom
     moved = course.setup("quick", data=copy, epochs=1, base_filters=4, image_size=32,
                          max_volumes=4)
     assert moved.run_dir("classic") == tiny_setup.run_dir("classic")
+
+
+def test_a_variant_with_another_seed_records_the_phantom_it_trains_on(tmp_path, monkeypatch):
+    monkeypatch.setenv(course.HOME_VARIABLE, str(tmp_path))
+    monkeypatch.delenv(course.SCALE_VARIABLE, raising=False)
+    made = course.setup("quick", epochs=1, base_filters=4, image_size=32, n_volumes=4,
+                        n_slices=4)
+    reseeded = made.variant(seed=1)
+    recipe = reseeded.recipe_of("classic")
+    assert recipe.config.seed == 1 and made.recipe_of("classic").config.seed == 0
+    # the same data and split: the run's record names the seed-0 phantom it reads
+    assert recipe.phantom == made.recipe.phantom and recipe.phantom.seed == 0
+    assert reseeded.run("classic").data_root == made.data_root
+    assert reseeded.run_dir("classic") != made.run_dir("classic")  # cached apart
 
 
 def test_an_interrupted_run_is_finished_not_loaded(tiny_setup, stubbed_training):
@@ -264,17 +279,38 @@ os.close(fd)
 """
 
 
+def release_once_waiting(monkeypatch, release) -> list:
+    """Make the course's wait for a classmate's run call ``release`` (in a thread) as it
+    starts waiting, not after a guessed delay; returns the list of waits begun. ``release``
+    also runs after 60 s, so that a test whose wait never begins fails instead of hanging."""
+    waits, backstop = [], threading.Timer(60, release)
+    backstop.start()
+
+    def waiting_then_released(folder, on_wait=lambda: None):
+        def begun():
+            waits.append(folder)
+            on_wait()
+            if not backstop.finished.is_set():
+                backstop.cancel()
+                threading.Thread(target=release).start()
+        return wait_while_busy(folder, on_wait=begun)
+
+    monkeypatch.setattr(session, "wait_while_busy", waiting_then_released)
+    return waits
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="no advisory locks on Windows")
 def test_a_model_a_classmate_is_training_is_waited_for_not_refused(tiny_setup, tmp_path,
-                                                                  capsys):
+                                                                  capsys, monkeypatch):
     folder = tiny_setup.run_dir("classic")
     folder.mkdir(parents=True)
     released = tmp_path / "released"
     holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_FOLDER, str(folder / ".lock"),
                                str(released)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert holder.stdout.readline() == b"held\n"
-    threading.Timer(1.0, lambda: holder.communicate(b"go\n")).start()
+    waits = release_once_waiting(monkeypatch, lambda: holder.communicate(b"go\n"))
     trained = tiny_setup.trained("classic", progress="epochs")
+    assert waits == [folder]
     assert released.exists()  # it returned only after the other process let go
     said = capsys.readouterr().out
     assert "another process is training the classic U-Net" in said and "waiting" in said
@@ -307,7 +343,7 @@ def test_a_whole_number_for_a_float_setting_is_the_same_recipe():
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no advisory locks on Windows")
 def test_retrain_while_a_classmate_trains_loads_their_model_and_deletes_nothing(
-        tiny_setup, stubbed_training, tmp_path):
+        tiny_setup, stubbed_training, tmp_path, monkeypatch):
     tiny_setup.trained("classic", progress=False)
     folder = tiny_setup.run_dir("classic")
     kept = (folder / "last.pt").read_bytes()
@@ -322,10 +358,9 @@ def test_retrain_while_a_classmate_trains_loads_their_model_and_deletes_nothing(
         seen_while_held.append((folder / "last.pt").read_bytes() == kept)
         holder.communicate(b"go\n")
 
-    timer = threading.Timer(1.0, release)
-    timer.start()
+    waits = release_once_waiting(monkeypatch, release)
     again = tiny_setup.trained("classic", progress=False, retrain=True)
-    timer.join()
+    assert waits == [folder]
     assert seen_while_held == [True]  # nothing deleted while the other process held it
     assert released.exists() and again.from_cache  # the model it finished, loaded
     assert stubbed_training == [(folder, False)]  # trained once, by the first call

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import warnings
 
 import pytest
@@ -62,13 +61,38 @@ def cli(*args):
     return [sys.executable, "-m", "unet_lib", *args]
 
 
+#: ``python -c STOPPED EPOCH SIGNAL ARGS...``: the CLI, sending itself ``SIGNAL`` as epoch
+#: ``EPOCH`` (from 0) starts, before its first step: a kill at a known point, whatever the
+#: machine's speed (the checkpoint of the epoch before is written by then: on the CPU the
+#: writes are not in the background)
+STOPPED = """
+import os, signal, sys
+import unet_lib.train as train
+from unet_lib.cli import main
+
+stop_at, stop_with, train_epoch = int(sys.argv[1]), int(sys.argv[2]), train._train_epoch
+
+def stopping(steps, epoch, *args, **kwargs):
+    if epoch == stop_at:
+        os.kill(os.getpid(), stop_with)
+    return train_epoch(steps, epoch, *args, **kwargs)
+
+train._train_epoch = stopping
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def stopped(epoch: int, sent: signal.Signals, *args) -> list[str]:
+    """The command line of the CLI that receives ``sent`` as epoch ``epoch`` starts."""
+    return [sys.executable, "-c", STOPPED, str(epoch), str(int(sent)), *args]
+
+
 TRAIN = ("train", "--data", "ph", "--model", "classic", "--quick", "--image-size", "48",
          "--base-filters", "8", "--batch-size", "2", "--epochs", "10", "--val-fraction", "0.34")
-#: with the slices held in memory an epoch of this run takes a fraction of a second: 10 of
-#: them leave the kill below time to land in the middle of the run
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_path):
     make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
@@ -77,17 +101,11 @@ def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_p
                               env=env, capture_output=True, text=True, timeout=300)
     assert straight.returncode == 0, straight.stderr
 
-    process = subprocess.Popen(cli(*TRAIN, "--out", "killed"), cwd=tmp_path,
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.run(stopped(4, signal.SIGKILL, *TRAIN, "--out", "killed"),
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     last = tmp_path / "killed" / "last.pt"
-    deadline = time.time() + 240
-    while not last.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.05)  # into a later epoch
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    interrupted_at = read_checkpoint(last)["epoch"]
-    assert interrupted_at < 10, "the process finished before it could be killed"
+    assert read_checkpoint(last)["epoch"] == 4  # killed as its fifth epoch started
 
     resumed = subprocess.run(cli(*TRAIN, "--out", "killed", "--resume"),
                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -99,37 +117,28 @@ def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_p
     assert [r["val"] for r in a["history"]] == [r["val"] for r in b["history"]]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_terminated_training_says_where_its_checkpoint_is_as_ctrl_c_does(tmp_path):
     make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
-    process = subprocess.Popen(cli(*TRAIN, "--out", "ended"), cwd=tmp_path, text=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    last = tmp_path / "ended" / "last.pt"
-    deadline = time.time() + 240
-    while not last.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)  # as a cluster's scheduler ends a job
-    _, errors = process.communicate(timeout=120)
-    assert process.returncode == 130, errors
-    assert "interrupted: the last checkpoint is" in errors and "--resume" in errors
-    assert read_checkpoint(last)["epoch"] >= 1
+    # as a cluster's scheduler ends a job, here in the second epoch
+    ended = subprocess.run(stopped(1, signal.SIGTERM, *TRAIN, "--out", "ended"), cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert ended.returncode == 130, ended.stderr
+    assert "interrupted: the last checkpoint is" in ended.stderr and "--resume" in ended.stderr
+    assert read_checkpoint(tmp_path / "ended" / "last.pt")["epoch"] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_stopped_before_its_first_epoch_a_run_says_to_start_again_not_to_resume(tmp_path):
-    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=48, seed=1)
-    # 64 training slices in batches of 2: the first epoch takes seconds, not a fraction of one
-    process = subprocess.Popen(cli(*TRAIN, "--out", "early"), cwd=tmp_path, text=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    record = tmp_path / "early" / "run.json"  # written just before training starts
-    deadline = time.time() + 240
-    while not record.exists() and time.time() < deadline and process.poll() is None:
-        time.sleep(0.01)
-    process.send_signal(signal.SIGTERM)
-    _, errors = process.communicate(timeout=120)
-    assert not (tmp_path / "early" / "last.pt").exists(), "an epoch finished before the signal"
-    assert process.returncode == 130, errors
-    assert "no epoch had finished" in errors and "without --resume" in errors
+    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
+    early = subprocess.run(stopped(0, signal.SIGTERM, *TRAIN, "--out", "early"), cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert (tmp_path / "early" / "run.json").exists()  # the run had started
+    assert not (tmp_path / "early" / "last.pt").exists()
+    assert early.returncode == 130, early.stderr
+    assert "no epoch had finished" in early.stderr and "without --resume" in early.stderr
     again = subprocess.run(cli(*TRAIN, "--epochs", "1", "--out", "early"), cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)  # as the message says
     assert again.returncode == 0, again.stderr

@@ -66,10 +66,24 @@ def test_training_lowers_the_loss_and_reaches_the_stated_dice_on_held_out_volume
 
 
 def test_learning_rate_decays_by_gamma_each_epoch(trained):
+    from unet_lib.schedule import rate_of
+
     _, history = trained
     lrs = history["lr"]
     assert lrs[0] == pytest.approx(2e-3)
     assert all(b == pytest.approx(a * 0.9) for a, b in zip(lrs, lrs[1:]))
+    config = TrainConfig()
+    assert [rate_of(epoch, config) for epoch in range(1, len(lrs) + 1)] == pytest.approx(lrs)
+    assert rate_of(20, config) == pytest.approx(2e-3 * 0.9 ** 19)  # ≈ 2.7e-4, as ch 4 says
+
+
+def test_fit_refuses_empty_data_before_training(datasets, tmp_path):
+    model = build_model("classic", base_filters=4)
+    empty = torch.utils.data.Subset(datasets[1], [])
+    with pytest.raises(ValueError, match="val_data holds no sample"):
+        fit(model, datasets[0], empty, TrainConfig.quick(epochs=1, base_filters=4),
+            checkpoint_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "last.pt").exists()
 
 
 def test_history_has_loss_and_per_channel_validation_scores(trained):
