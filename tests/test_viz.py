@@ -209,7 +209,8 @@ def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken
     targets = torch.stack([target, target])
     good = torch.stack([target, target])
     assert hardest_slice({"m": torch.stack([target, probs])}, targets, least_tumour=10) == 1
-    assert hardest_slice({"m": good}, targets, least_tumour=17) == 0  # none big enough: first
+    with pytest.raises(ValueError, match="no slice has a tumour core of 17 pixels"):
+        hardest_slice({"m": good}, targets, least_tumour=17)  # 16 core pixels at most
 
 
 def test_the_phantom_figure_shows_each_volume_s_modalities_and_mask():
@@ -270,6 +271,18 @@ def test_learning_pace_names_each_first_epoch_and_whether_the_slowest_still_gain
     assert "attention U-Net, the slowest, still gained +0.40" in never
     assert learning_pace({"classic": _tc_history([0.8, 0.9])}) == (
         "validation TC Dice first reached 0.7 in epoch 1 (classic)")
+
+
+def test_the_slowest_learner_reached_the_level_last_or_never():
+    from unet_course.comparisons import slowest_learner
+
+    assert slowest_learner({"classic": _tc_history([0.2, 0.8]),
+                            "improved": _tc_history([0.1, 0.3, 0.75]),
+                            "attention": _tc_history([0.72, 0.9])}) == "improved"
+    assert slowest_learner({"classic": _tc_history([0.1, 0.2]),
+                            "attention": _tc_history([0.1, 0.9])}) == "classic"  # never
+    assert slowest_learner({"classic": _tc_history([0.1, 0.9]),
+                            "attention": _tc_history([0.1, 0.95])}) == "classic"  # a tie
 
 
 def test_histories_plot_the_mean_dice_best_pt_is_kept_on_from_an_axis_that_says_where_it_starts():

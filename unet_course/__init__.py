@@ -1,13 +1,21 @@
 """unet_course: the course around the library — what its notebooks share.
 
 Modules:
-    session   setup(): the scale, the data, the split, and the cache of trained models
-    settings  the scale, data and course home: notebook values, environment overrides
-    examples  which slices a chapter shows, and their names
-    labs      the exercises' self-checks
-    viz       the pictures (matplotlib), in the lettering of :mod:`style`
-    slider    pre-rendered image sliders that work without a kernel
-    notebook  values quoted in the book's text (glue)
+    session      setup(): the scale, the data, the split, and the cache of trained models
+    settings     the scale, data and course home: notebook values, environment overrides
+    examples     which slices a chapter shows, and their names
+    labs         the exercises' self-checks (questions with hints; ``labs.reveal``)
+    checking     what the checks share: comparing an answer, hints, "not yet"
+    exercises    the pieces of a U-Net a student writes, checked against unet_lib
+    viz          the pictures (matplotlib), in the lettering of :mod:`style`; it gathers:
+    frames       one picture's pieces: masks as RGB, attention over FLAIR, the sliders' frames
+    comparisons  several models in one figure: learning curves, predictions side by side
+    diagrams     the block and gate diagrams of chapters 2 and 3
+    gallery      the phantom's figure (data card)
+    bundles      the reference results of the slides' configuration, read for the book
+    style        the figures' lettering (12-pt text), set when viz is imported
+    slider       pre-rendered image sliders that work without a kernel
+    notebook     values quoted in the book's text (glue)
 
 The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the course with
 ``pip install -e ".[course]"``. A chapter starts with::

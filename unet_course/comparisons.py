@@ -112,6 +112,24 @@ def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
     return fig
 
 
+def _curves(histories: dict, region: str) -> dict[str, list[float]]:
+    return {name: [r["val"]["dice"][region] for r in getattr(history, "records", history)]
+            for name, history in histories.items()}
+
+
+def _first_epochs(curves: dict, level: float) -> dict:
+    """Model name → the first epoch (from 1) whose value reached ``level``, or ``None``."""
+    return {name: next((i + 1 for i, v in enumerate(curve) if v >= level), None)
+            for name, curve in curves.items()}
+
+
+def slowest_learner(histories: dict, region: str = "TC", level: float = 0.7) -> str:
+    """The model (a key of ``histories``) whose validation ``region`` Dice reached ``level``
+    last, or never (the first such model on a tie)."""
+    first = _first_epochs(_curves(histories, region), level)
+    return max(first, key=lambda name: math.inf if first[name] is None else first[name])
+
+
 def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> str:
     """A sentence on how fast each model learnt ``region``: the first epoch whose validation
     Dice reached ``level``, and whether the slowest model was still gaining at the end.
@@ -124,15 +142,13 @@ def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> st
         (attention); the attention U-Net, the slowest, still gained +0.12 over its last two
         epochs: it was stopped while still learning" — worked out from the records.
     """
-    curves = {name: [r["val"]["dice"][region] for r in history.records]
-              for name, history in histories.items()}
-    first = {name: next((i + 1 for i, v in enumerate(curve) if v >= level), None)
-             for name, curve in curves.items()}
+    curves = _curves(histories, region)
+    first = _first_epochs(curves, level)
     reached = [f"{'never' if epoch is None else epoch} ({name})" for name, epoch in first.items()]
     text = (f"validation {region} Dice first reached {level:g} in epoch "
             + (", ".join(reached[:-1]) + " and " + reached[-1] if len(reached) > 1
                else reached[0]))
-    slowest = max(first, key=lambda name: math.inf if first[name] is None else first[name])
+    slowest = slowest_learner(histories, region, level)
     curve = curves[slowest]
     if len(set(first.values())) == 1 or len(curve) < 3:
         return text

@@ -59,21 +59,24 @@ def hardest_slice(probs_by_model: dict, targets, threshold: float = 0.5,
     Args:
         probs_by_model: ``{model name: (N, 3, H, W) probabilities}``.
         targets: (N, 3, H, W) binary ground truth.
+
+    Raises:
+        ValueError: no slice has a core of ``least_tumour`` pixels.
     """
     import torch
 
+    from unet_lib.data.brats import REGIONS
     from unet_lib.metrics import binarize, dice, to_regions
 
     targets = torch.as_tensor(targets)
-    scores = []
-    for probs in probs_by_model.values():
-        binary = to_regions(binarize(torch.as_tensor(probs), threshold, logits=False))
-        truth = to_regions(targets)
-        scores.append(torch.stack([dice(binary[i:i + 1], truth[i:i + 1])[1]
-                                   for i in range(len(truth))]))
-    mean = torch.stack(scores).mean(0)
-    core = targets[:, [0, 2]].amax(1)  # NCR/NET ∪ ET
-    big = core.flatten(1).sum(1) >= least_tumour
+    truth = to_regions(targets)
+    core = REGIONS.index("TC")
+    mean = torch.stack([dice(to_regions(binarize(torch.as_tensor(probs), threshold,
+                                                  logits=False)), truth, per_image=True)[:, core]
+                        for probs in probs_by_model.values()]).mean(0)
+    big = truth[:, core].flatten(1).sum(1) >= least_tumour
+    if not big.any():
+        raise ValueError(f"no slice has a tumour core of {least_tumour} pixels or more")
     mean[~big] = float("inf")
     return int(mean.argmin())
 

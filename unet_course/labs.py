@@ -287,6 +287,6 @@ def check_sharpest_gate(answer, contrasts: Sequence[float]) -> None:
     if (isinstance(answer, int) and answer != expected and 0 <= answer < len(contrasts)
             and contrasts[answer] >= contrasts[expected] - TIE):
         print(f"Right: gate {answer}'s contrast is within {TIE} of the largest, gate "
-              f"{expected}'s: the table cannot tell them apart.")
+              f"{expected}'s: too close to call on these slices.")
         return
     check(answer, expected, what, "compare the contrasts printed above", exercise="7.2")

@@ -32,12 +32,12 @@ import torch
 from unet_lib.checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 from unet_lib.config import TrainConfig
 from unet_lib.data.phantom_folder import readable
-from unet_lib.models import MODELS, UNet, build_model, count_parameters
+from unet_lib.models import MODELS, UNet, count_parameters
 from unet_lib.recipe import RunRecipe
 from unet_lib.run import (SCORED_ON, PreparedRun, held_out_scores, read_results, record_results,
                           split_of, train_run)
 from unet_lib.runfolder import RunFolderBusy, wait_while_busy
-from unet_lib.runtime import pick_device, seed_everything
+from unet_lib.runtime import pick_device
 from unet_lib.train import History
 
 from .settings import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, course_home,  # noqa: F401
@@ -72,11 +72,6 @@ class TrainedModel:
     @property
     def parameters(self) -> int:
         return count_parameters(self.model)
-
-    @property
-    def final(self) -> dict:
-        """The last epoch's validation: ``{"dice": {...}, "precision": {...}, ...}``."""
-        return self.history.records[-1]["val"]
 
     @property
     def chosen(self) -> dict:
@@ -184,7 +179,8 @@ class CourseSetup:
         return (f"scale {self.scale!r} on {self.device}: {c.image_size}×{c.image_size} slices, "
                 f"{c.base_filters} first filters, {shown} epochs, batch {c.batch_size}, "
                 f"lr {c.lr:g}, weight decay {c.weight_decay:g} ({c.optimizer}), "
-                f"γ {c.lr_gamma}, tumour share {c.tumour_share}, pos_weight {c.pos_weight}\n"
+                f"γ {c.lr_gamma}, loss {c.loss}, tumour share {c.tumour_share}, "
+                f"pos_weight {c.pos_weight}, seed {c.seed}\n"
                 f"data: {data}; {len(self.train_volumes)} training, "
                 f"{len(self.val_volumes)} validation and {len(self.test_volumes)} test volumes\n"
                 f"course home: {readable(self.home)} (${HOME_VARIABLE}): phantoms in data/, "
@@ -192,11 +188,6 @@ class CourseSetup:
 
     def __repr__(self) -> str:
         return f"CourseSetup({self.describe()})"
-
-    def build(self, name: str) -> UNet:
-        """A freshly initialised model of this setup's width (seeded: the same every time)."""
-        seed_everything(self.config.seed)
-        return build_model(name, base_filters=self.config.base_filters)
 
     def run_dir(self, name: str) -> Path:
         """The cache folder of model ``name``: one per recipe (settings, data, model)."""

@@ -18,16 +18,18 @@ from matplotlib.patches import Patch
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
 from . import style
-from .comparisons import compare_models, learning_pace, plot_training, whole_epochs
+from .comparisons import (compare_models, learning_pace, plot_training, slowest_learner,
+                          whole_epochs)
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, REGION_COLOURS, as_numpy,
                      attention_overlay, head_values, label_log_axis,
-                     attention_slider, grey_picture, legend_handles, mask_to_rgb, stretched,
-                     threshold_slider)
+                     attention_slider, grey_picture, legend_handles, mask_to_rgb,
+                     score_axis_floor, stretched, threshold_slider)
 
 __all__ = ["CHANNEL_COLOURS", "attention_overlay", "attention_slider", "compare_models",
            "draw_unet", "grey_picture", "learning_pace", "mask_to_rgb", "plot_histories",
            "plot_history",
-           "plot_training", "show_attention", "show_modalities", "show_prediction",
+           "plot_training", "score_axis_floor", "show_attention", "show_modalities",
+           "show_prediction", "slowest_learner",
            "head_values", "stretched", "threshold_slider"]
 
 style.apply()  # the chapters' figures, and those they draw themselves after importing viz
@@ -141,8 +143,9 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
 
     Args:
         image: (4, H, W) input slice.
-        maps: the gates' maps for this slice, each (1, h, w) or (h, w), as returned by
-            ``AttentionUNet(x, return_attention=True)`` (deepest gate first).
+        maps: the gates' maps for this slice, each (1, h, w) or (h, w): slice ``i`` of each
+            (N, 1, h, w) map that ``model(x, return_attention=True)`` returns for an Attention
+            U-Net (deepest gate first).
 
     Returns:
         The figure; its axes are the panels row by row (FLAIR first), then the colour bars.
@@ -258,8 +261,10 @@ def plot_histories(histories: dict, metric: str = "mean", title: str | None = No
     records}``. ``metric``: ``"mean"``, the mean Dice over WT, TC and ET on which ``fit`` keeps
     its best epoch (:func:`unet_lib.metrics.regions_mean_dice`), or one channel or region.
     ``chosen`` (``{name: epoch}``) marks each model's kept epoch with a hollow ring of its
-    colour on both curves. Where every value is above 0.5, the Dice axis starts at a tenth
-    below the lowest and says where: curves that all lie near 1 are told apart."""
+    colour on both curves. Where every value is above 0.5, the Dice axis starts below the
+    lowest (:func:`~unet_course.frames.score_axis_floor`) and says where: curves that all lie
+    near 1 are told apart. The loss panel compares runs trained on the same loss only (each
+    run's validation loss is its own training loss)."""
     from unet_lib.metrics import regions_mean_dice
 
     def dice_of(record: dict) -> float:
@@ -280,7 +285,7 @@ def plot_histories(histories: dict, metric: str = "mean", title: str | None = No
                 ax.plot(epochs[kept], values[kept], "o", ms=13, mfc="none", mew=2,
                         color=line.get_color(),
                         label=f"{name}: kept epoch {chosen[name]}" if ax is axes[1] else None)
-    floor = 0.0 if lowest < 0.5 else np.floor(lowest * 10 - 0.5) / 10
+    floor = score_axis_floor([lowest])
     what = "mean of WT, TC, ET" if metric == "mean" else metric
     axes[0].set(xlabel="epoch", ylabel="loss (log scale)", yscale="log",
                 title="validation loss")
