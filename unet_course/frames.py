@@ -11,7 +11,6 @@ import matplotlib
 import numpy as np
 import torch
 
-from unet_lib.data.brats import REGIONS
 from unet_lib.inference import attention_inside_outside, brain_mask, mask_on_grid
 
 
