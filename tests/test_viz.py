@@ -320,3 +320,31 @@ def test_a_log_loss_axis_labels_its_minor_ticks_at_2_and_5_only():
              if tick.get_text() and 0.0015 <= tick.get_position()[1] <= 0.045}
     assert shown == {r"$2\times10^{-3}$", r"$5\times10^{-3}$", r"$2\times10^{-2}$"}
     plt.close(fig)
+
+
+def test_the_showcase_ends_on_the_slice_with_the_smallest_core_for_models_marking_everything(
+        datasets):
+    import math
+
+    from torch import nn
+
+    from unet_course.examples import showcase, tumour_slices
+
+    def marks_everything(probability):  # Dice 2T / (P + T): the smaller the core, the lower
+        model = nn.Conv2d(4, 3, 1)
+        nn.init.zeros_(model.weight)
+        nn.init.constant_(model.bias, math.log(probability / (1 - probability)))
+        return model.eval()
+
+    val = datasets[1]
+    shown = showcase({"a": marks_everything(0.9), "b": marks_everything(0.8)}, val, count=2,
+                     search=12)
+    candidates = tumour_slices(val, count=12, min_gap=1)
+    core = {i: int(val[i][1][[0, 2]].amax(0).sum()) for i in candidates}
+    smallest = min((i for i in candidates if core[i] >= 20), key=core.get)
+    assert shown.indices[-1] == smallest and len(shown.indices) == 3
+    assert shown.indices[:2] == [i for i in candidates if i != smallest][:2]
+    assert shown.images.shape[0] == shown.truths.shape[0] == shown.probs["a"].shape[0] == 3
+    pixels = core[smallest] / shown.truths[-1][0].numel()
+    assert shown.hardest_tc == pytest.approx(2 * pixels / (1 + pixels), rel=1e-6)
+    assert shown.problem.startswith("marked") and shown.hardest_model == "a"  # a tie: the first

@@ -24,12 +24,12 @@ The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the c
     setup = course.setup(SCALE)
 """
 
-from .examples import (hardest_slice, slice_name, slice_scores, tumour_slices,
-                       what_went_wrong)
+from .examples import (Showcase, hardest_slice, showcase, slice_name, slice_scores,
+                       tumour_slices, what_went_wrong)
 from .notebook import glue
 from .session import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, CourseSetup, TrainedModel,
                       course_home, resolve_scale, setup)
 
-__all__ = ["CourseSetup", "DATA_VARIABLE", "HOME_VARIABLE", "SCALE_VARIABLE", "TrainedModel",
-           "course_home", "glue", "hardest_slice", "resolve_scale", "setup", "slice_name",
-           "slice_scores", "tumour_slices", "what_went_wrong"]
+__all__ = ["CourseSetup", "DATA_VARIABLE", "HOME_VARIABLE", "SCALE_VARIABLE", "Showcase",
+           "TrainedModel", "course_home", "glue", "hardest_slice", "resolve_scale", "setup",
+           "showcase", "slice_name", "slice_scores", "tumour_slices", "what_went_wrong"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from unet_lib.data import locate
 
 
@@ -79,6 +81,51 @@ def hardest_slice(probs_by_model: dict, targets, threshold: float = 0.5,
         raise ValueError(f"no slice has a tumour core of {least_tumour} pixels or more")
     mean[~big] = float("inf")
     return int(mean.argmin())
+
+
+@dataclass
+class Showcase:
+    """Slices to compare models on (:func:`showcase`), the hardest last.
+
+    Attributes:
+        indices: the slices' indices into the dataset; ``names`` their names.
+        images: (N, 4, H, W); truths: (N, 3, H, W); probs: model name → (N, 3, H, W).
+        hardest_model: the model with the lowest tumour-core Dice on the last slice;
+            hardest_tc: that Dice; problem: what went wrong there (:func:`what_went_wrong`).
+    """
+
+    indices: list
+    names: list
+    images: object
+    truths: object
+    probs: dict
+    hardest_model: str
+    hardest_tc: float
+    problem: str
+
+
+def showcase(models: dict, dataset, count: int = 3, search: int = 48) -> Showcase:
+    """``count`` of the slices of ``dataset`` with the most tumour (one per patient, as
+    :func:`tumour_slices` gives them), then the slice the ``models`` (name → model) get most
+    wrong on average (:func:`hardest_slice`), chosen among the ``search`` slices with the most
+    tumour; each predicted by every model."""
+    import torch
+
+    from unet_lib.inference import predict
+
+    candidates = tumour_slices(dataset, count=search, min_gap=1)
+    images = torch.stack([dataset[i][0] for i in candidates])
+    truths = torch.stack([dataset[i][1] for i in candidates])
+    probs = {name: predict(model, images) for name, model in models.items()}
+    hardest = candidates[hardest_slice(probs, truths)]
+    shown = [i for i in candidates[:count + 1] if i != hardest][:count] + [hardest]
+    rows = [candidates.index(i) for i in shown]
+    last = rows[-1]
+    core = {name: slice_scores(p[last], truths[last])["TC"] for name, p in probs.items()}
+    worst = min(core, key=core.get)
+    return Showcase(shown, [slice_name(dataset, i) for i in shown], images[rows], truths[rows],
+                    {name: p[rows] for name, p in probs.items()}, worst, core[worst],
+                    what_went_wrong(probs[worst][last], truths[last], region="TC"))
 
 
 def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -> str:
