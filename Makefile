@@ -21,7 +21,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # One stamp per set of extras, redone when pyproject.toml or constraints.txt changes. The
-# constraints pin PyTorch to the CPU build the course is tested with (pyproject has a floor).
+# constraints pin PyTorch to the version the course is tested with (pyproject has a floor).
 $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test,book]"
 	touch $@

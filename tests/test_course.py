@@ -115,7 +115,10 @@ def test_a_variant_with_another_seed_records_the_phantom_it_trains_on(tmp_path, 
     assert recipe.config.seed == 1 and made.recipe_of("classic").config.seed == 0
     # the same data and split: the run's record names the seed-0 phantom it reads
     assert recipe.phantom == made.recipe.phantom and recipe.phantom.seed == 0
-    assert reseeded.run("classic").data_root == made.data_root
+    run = reseeded.run("classic")
+    assert run.data_root == made.data_root
+    assert (run.train_volumes, run.val_volumes, run.test_volumes) == (
+        made.train_volumes, made.val_volumes, made.test_volumes)
     assert reseeded.run_dir("classic") != made.run_dir("classic")  # cached apart
 
 

@@ -3,9 +3,8 @@ patient, summaries over patients, the three-way split, the Dice loss."""
 
 from __future__ import annotations
 
-import math
-
 import csv
+import math
 
 import numpy as np
 import pytest

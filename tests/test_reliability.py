@@ -82,6 +82,11 @@ sys.exit(main(sys.argv[3:]))
 """
 
 
+#: the CLI on the CPU, where checkpoints are written before the next epoch starts (on a GPU a
+#: thread writes them while it trains)
+ON_THE_CPU = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+
 def stopped(epoch: int, sent: signal.Signals, *args) -> list[str]:
     """The command line of the CLI that receives ``sent`` as epoch ``epoch`` starts."""
     return [sys.executable, "-c", STOPPED, str(epoch), str(int(sent)), *args]
@@ -95,7 +100,7 @@ TRAIN = ("train", "--data", "ph", "--model", "classic", "--quick", "--image-size
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_path):
     make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
+    env = {**ON_THE_CPU, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
 
     straight = subprocess.run(cli(*TRAIN, "--out", "straight"), cwd=tmp_path,
                               env=env, capture_output=True, text=True, timeout=300)
@@ -123,7 +128,7 @@ def test_a_terminated_training_says_where_its_checkpoint_is_as_ctrl_c_does(tmp_p
     make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
     # as a cluster's scheduler ends a job, here in the second epoch
     ended = subprocess.run(stopped(1, signal.SIGTERM, *TRAIN, "--out", "ended"), cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300)
+                           env=ON_THE_CPU, capture_output=True, text=True, timeout=300)
     assert ended.returncode == 130, ended.stderr
     assert "interrupted: the last checkpoint is" in ended.stderr and "--resume" in ended.stderr
     assert read_checkpoint(tmp_path / "ended" / "last.pt")["epoch"] == 1
@@ -134,7 +139,7 @@ def test_a_terminated_training_says_where_its_checkpoint_is_as_ctrl_c_does(tmp_p
 def test_stopped_before_its_first_epoch_a_run_says_to_start_again_not_to_resume(tmp_path):
     make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
     early = subprocess.run(stopped(0, signal.SIGTERM, *TRAIN, "--out", "early"), cwd=tmp_path,
-                           capture_output=True, text=True, timeout=300)
+                           env=ON_THE_CPU, capture_output=True, text=True, timeout=300)
     assert (tmp_path / "early" / "run.json").exists()  # the run had started
     assert not (tmp_path / "early" / "last.pt").exists()
     assert early.returncode == 130, early.stderr

