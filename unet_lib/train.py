@@ -117,8 +117,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     Raises:
         ConfigError: a setting out of range, or changed on resume where it cannot be.
         ValueError: ``train_data`` or ``val_data`` holds no sample.
-        BraTSDataError: an epoch found no usable sample (every file unusable) to train on or
-            to score.
+        BraTSDataError: an epoch had no usable sample to train on, or to score.
         TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
         RunFolderBusy: another process trains into ``checkpoint_dir``.
         FileExistsError: ``checkpoint_dir`` holds an earlier run, and neither ``resume`` nor
@@ -240,8 +239,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
 
 @dataclasses.dataclass
 class _Steps:
-    """What a training step needs: ``trained`` (the model, or its DDP or compiled wrapper), the
-    loss, optimizer, gradient scaler, settings, device, layout, torchrun context, batches."""
+    """What a training step needs; ``trained``: the model, or its DDP or compiled wrapper."""
 
     trained: nn.Module
     loss_fn: nn.Module
@@ -257,10 +255,9 @@ class _Steps:
 
 def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
                  writer: CheckpointWriter, progress: bool) -> tuple[float | None, list[str]]:
-    """Train one epoch (0-based ``epoch``) at the learning rate ``rate``, with a tqdm bar if
-    ``progress``; returns the mean training loss over the usable images of every process
-    (``None`` if there was none) and the files this process skipped as unusable. A loss that
-    is not finite stops the run (:func:`unet_lib.failures.check_finite`)."""
+    """Train one epoch (0-based ``epoch``) at ``rate``, with a tqdm bar if ``progress``; returns
+    the mean training loss over every process's usable images (``None`` if none) and the files
+    this process skipped. A loss that is not finite stops the run (``check_finite``)."""
     config, context, optimizer = steps.config, steps.context, steps.optimizer
     bar = progress_bar(steps.loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
                        leave=False)
