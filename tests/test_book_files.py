@@ -117,3 +117,17 @@ def test_the_data_card_gives_the_sizes_the_scales_use():
                               f"{phantom.image_size}×{phantom.image_size}"], row
         # a BraTS head is 240 mm across and 155 mm deep
         assert cells[4] == f"{240 / phantom.image_size:.2g} mm, {155 / phantom.n_slices:.2g} mm"
+
+
+def test_the_parameter_counts_quoted_in_the_text_are_the_models():
+    from unet_lib.models import build_model, count_parameters
+
+    millions = {name: f"{count_parameters(build_model(name, base_filters=32)) / 1e6:.2f} M"
+                for name in ("classic", "improved", "attention")}
+    intro = (ROOT / "book" / "intro.md").read_text()
+    for name, quoted in millions.items():
+        row = next(line for line in intro.splitlines()
+                   if line.startswith(f"| **{name.capitalize()} U-Net**"))
+        assert row.rstrip(" |").endswith(quoted), (row, quoted)
+    chapter_1 = "".join(source(cell) for cell in cells(ROOT / "book" / "01_classic_unet.ipynb"))
+    assert f"{millions['classic']} parameters at 32 first filters" in chapter_1

@@ -69,3 +69,14 @@ def test_ci_runs_the_readme_test_command():
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^test:", makefile, re.MULTILINE)
     assert re.search(r"^book:", makefile, re.MULTILINE)
+
+
+def test_the_readme_layout_names_every_module():
+    readme = (ROOT / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):readme.index("What each chapter calls")]
+    modules = [path for package in ("unet_lib", "unet_course")
+               for path in (ROOT / package).rglob("*.py")
+               if path.name not in ("__init__.py", "__main__.py")]
+    assert len(modules) > 40
+    missing = [str(path.relative_to(ROOT)) for path in modules if path.name not in layout]
+    assert missing == []
