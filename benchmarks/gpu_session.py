@@ -5,8 +5,8 @@ included): this is the one script to run there, from the checkout (``PYTHONPATH`
 checkout; the machine's own PyTorch, h5py, matplotlib and pytest are enough; MONAI is not
 needed)::
 
-    PYTHONUNBUFFERED=1 python benchmarks/gpu_session.py "$OUT" --budget 540 \
-        --work /tmp/gpu-session                                   # timeout_s 570
+    PYTHONUNBUFFERED=1 python benchmarks/gpu_session.py "$OUT" --budget 560 \
+        --work /tmp/gpu-session                                   # timeout_s 590
     python benchmarks/gpu_session.py OUT --tiny        # CPU rehearsal (tests/test_gpu_session.py)
 
 Each step runs as a child process (and its own process group: a step stopped at its limit
@@ -31,8 +31,14 @@ tool brings back at most 8 files):
 5. ``bench``: the models of :data:`TIMED` with channels_last: images/s and share of the bf16
    peak (``bench.md``, ``bench.json``; targets: Classic ≥ 25 %, Improved ≥ 50 % of the
    Classic's images/s), the Improved U-Net with and without its depthwise convolutions in NCHW;
-6. ``profile``: the CUDA kernels that take the Improved U-Net's (both ways) and the Classic
-   U-Net's training step (``profile.md``).
+   then, in the same process (cuDNN tuned already), the profile of :data:`PROFILED`;
+6. ``profile``: that profile alone, where the bench step did not finish it: the CUDA kernels
+   that take the Classic U-Net's and the Improved U-Net's (both ways) training step
+   (``profile.md``).
+
+A retry in what is left of the session: ``--only <the steps not finished> --budget <the
+seconds left, less 40>`` with the same ``--work`` (``status`` says what is left; the machine
+stays warm for 30 s only, and a later call starts a bare one without the phantom).
 
 Results of the first run (one H200, 2026-11-27): ``benchmarks/h200-2026-11-27-session/``.
 """
@@ -57,7 +63,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 #: order of need. On one H200 (2026-11-27) tests took 21 s, profile 30 s, reference about
 #: 280 s (its first run stopped at the last model's maps); fit needed more than 120 s.
 STEPS = [("env", 5, 30), ("tests", 30, 90), ("reference", 120, 420), ("fit", 60, 200),
-         ("bench", 40, 150), ("profile", 20, 75)]
+         ("bench", 40, 220), ("profile", 45, 75)]
 
 MODELS = ("classic", "improved", "attention")
 
@@ -65,9 +71,14 @@ MODELS = ("classic", "improved", "attention")
 #: fastest, the Improved the one with the costliest first epoch (cuDNN's autotuning)
 FIT_MODELS = ("classic", "improved")
 
-#: what the bench and profile steps time: the presets and the Improved U-Net with its
-#: depthwise convolutions in NCHW (cuDNN's channels_last kernel took 30 % of its step)
+#: what the bench step times: the presets and the Improved U-Net with its depthwise
+#: convolutions in NCHW (cuDNN's channels_last kernel took 30 % of its step)
 TIMED = ("classic", "improved", "improved-nchw-depthwise", "attention")
+
+#: what the bench step then profiles, in the same process (cuDNN has chosen its algorithms for
+#: these shapes by then: a process of its own would spend its first steps choosing again);
+#: the profile step does the same alone, for a retry
+PROFILED = ("classic", "improved", "improved-nchw-depthwise")
 
 
 def sizes(tiny: bool) -> dict:
@@ -157,9 +168,13 @@ def step_reference(out: Path, tiny: bool, work: Path) -> None:
 def step_profile(out: Path, tiny: bool, work: Path) -> None:
     from unet_lib.fitbench import profile_step
 
+    done = out / "profile.md"
+    if done.is_file() and all(f"## {name}:" in done.read_text() for name in PROFILED):
+        print("profile.md holds every profiled model already (the bench step's)")
+        return
     size = sizes(tiny)
     parts = []
-    for name in ("improved", "improved-nchw-depthwise", "classic"):
+    for name in PROFILED:
         parts.append(profile_step(name, size["image_size"], size["batch_size"],
                                   size["base_filters"]))
         temporary = out / ".profile.md.tmp"  # after each model
@@ -183,6 +198,7 @@ def step_bench(out: Path, tiny: bool, work: Path) -> None:
         result = one if result is None else {**result, "rows": result["rows"] + one["rows"]}
         write_json_and_md(out, "bench", result, format_table(result))
     print(format_table(result))
+    step_profile(out, tiny, work)  # the same shapes, already tuned: see PROFILED
 
 
 def child_env() -> dict:
@@ -191,11 +207,21 @@ def child_env() -> dict:
     return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
 
 
+def _die_with_parent() -> None:
+    """In a step's process, on Linux: be killed when the session's process dies, even by a
+    SIGKILL that gives it no chance to stop its step (a step in a session of its own would
+    otherwise go on using the GPU, and hold the reference's run folder)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def run_step(command: list[str], sink, limit: float) -> str:
     """Run ``command`` in a process group of its own for at most ``limit`` seconds; stopped
     there, the whole group is killed (pytest's or a DataLoader's processes included)."""
     child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=child_env(),
-                             start_new_session=True)
+                             start_new_session=True, preexec_fn=_die_with_parent)
     try:
         code = child.wait(timeout=limit)
     except subprocess.TimeoutExpired:

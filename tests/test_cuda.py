@@ -215,3 +215,37 @@ def what_the_chapters_compute(model, dataset, device) -> None:
 def test_what_the_chapters_compute_runs_on_the_gpu_with_a_model_kept_on_the_cpu(datasets):
     what_the_chapters_compute(build_model("attention", base_filters=4).eval(), datasets[1],
                               CUDA)
+
+
+def test_float16_with_loss_scaling_trains_and_resumes(datasets, tmp_path, monkeypatch):
+    # a GPU without bfloat16 (Colab's T4) trains in float16 with a scaled loss: forced here
+    import unet_lib.runtime as runtime
+    import unet_lib.train as train_module
+    from unet_lib.checkpoint import read_checkpoint
+
+    def half(device, amp):
+        return torch.float16 if device.type == "cuda" and amp else None
+
+    monkeypatch.setattr(runtime, "autocast_dtype", half)
+    monkeypatch.setattr(train_module, "autocast_dtype", half)
+    train, val = Subset(datasets[0], range(0, 48, 2)), Subset(datasets[1], range(0, 30, 3))
+    config = TrainConfig.quick(epochs=2, base_filters=8, batch_size=8, device="cuda")
+    fit(build_model("classic", base_filters=8), train, val, config, tmp_path, progress=False)
+    assert read_checkpoint(tmp_path / "last.pt")["scaler_state"]["scale"] > 0  # it scaled
+    history = fit(build_model("classic", base_filters=8), train, val,
+                  TrainConfig.quick(epochs=3, base_filters=8, batch_size=8, device="cuda"),
+                  tmp_path, resume=True, progress=False)
+    assert [r["epoch"] for r in history.records] == [1, 2, 3]
+    assert all(torch.isfinite(torch.tensor([r["train_loss"], r["val_loss"]])).all()
+               for r in history.records)
+
+
+def test_a_weighted_bce_plus_dice_run_trains_and_validates_on_the_gpu(datasets):
+    train, val = Subset(datasets[0], range(0, 48, 2)), Subset(datasets[1], range(0, 30, 3))
+    config = TrainConfig.quick(epochs=1, base_filters=8, batch_size=8, device="cuda",
+                               pos_weight=(5.0, 2.0, 5.0), loss="bce+dice")
+    model = build_model("classic", base_filters=8)
+    record = fit(model, train, val, config, progress=False).records[-1]
+    # its validation loss is the weighted BCE plus a Dice term: above the plain BCE
+    plain = evaluate(model, val, batch_size=8, device=CUDA)["loss"]
+    assert 0 < plain < record["val_loss"] < float("inf")

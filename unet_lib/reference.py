@@ -107,7 +107,7 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
             print(f"the {name} U-Net in {run.folder} is trained already: kept", flush=True)
         seconds = time.perf_counter() - clock
         history = read_checkpoint(run.folder / "last.pt")["history"]
-        if done >= recipe.config.epochs:  # its training time is the earlier run's
+        if done > 0:  # trained (in part) by an earlier call: its epochs, all of them
             seconds = sum(record["seconds"] for record in history)
         clock = time.perf_counter()
         best = read_checkpoint(run.folder / "best.pt")
