@@ -1,5 +1,9 @@
 """The GPU check: benchmark, loader speed and two full-configuration epochs, in one script.
 
+On a GPU lent for a few minutes use ``benchmarks/gpu_session.py`` instead: it keeps to a time
+budget, writes each result as it comes, and leaves the eight files the device tool brings
+back (this script writes eleven, at the end of each part).
+
 On a machine with an NVIDIA GPU and PyTorch installed (MONAI optional; nothing heavy is
 installed), from the repository root:
 
