@@ -119,8 +119,12 @@ def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
     return ", ".join(f"{name} {value:.2f}" for name, value in slice_scores(binary, target).items())
 
 
+#: the threshold slider's positions, 0.05 to 0.95 by 0.05 (chapters 5 and 6 sweep the same)
+SLIDER_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))
+
+
 def threshold_slider(images, targets, probs, names: Sequence[str],
-                     thresholds: Sequence[float] = tuple(np.round(np.arange(0.05, 0.96, 0.05), 2)),
+                     thresholds: Sequence[float] = SLIDER_THRESHOLDS,
                      start_threshold: float = 0.5, title: str | None = None):
     """A static :class:`~unet_course.slider.ImageSlider` over slices and thresholds: FLAIR,
     ground truth, probabilities as RGB, and the prediction binarized at the chosen threshold,

@@ -20,17 +20,16 @@ from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 from . import style
 from .comparisons import (compare_models, learning_pace, plot_training, slowest_learner,
                           whole_epochs)
-from .frames import (CHANNEL_COLOURS, LOSS_STYLES, REGION_COLOURS, as_numpy,
-                     attention_overlay, head_values, label_log_axis,
-                     attention_slider, grey_picture, legend_handles, mask_to_rgb,
-                     score_axis_floor, stretched, threshold_slider)
+from .frames import (CHANNEL_COLOURS, LOSS_STYLES, REGION_COLOURS, SLIDER_THRESHOLDS, as_numpy,
+                     attention_overlay, attention_slider, grey_picture, head_values,
+                     label_log_axis, legend_handles, mask_to_rgb, score_axis_floor, stretched,
+                     threshold_slider)
 
-__all__ = ["CHANNEL_COLOURS", "attention_overlay", "attention_slider", "compare_models",
-           "draw_unet", "grey_picture", "learning_pace", "mask_to_rgb", "plot_histories",
-           "plot_history",
-           "plot_training", "score_axis_floor", "show_attention", "show_modalities",
-           "show_prediction", "slowest_learner",
-           "head_values", "stretched", "threshold_slider"]
+__all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
+           "compare_models", "draw_unet", "grey_picture", "head_values", "learning_pace",
+           "mask_to_rgb", "plot_histories", "plot_history", "plot_training", "score_axis_floor",
+           "show_attention", "show_modalities", "show_prediction", "slowest_learner", "stretched",
+           "threshold_slider"]
 
 style.apply()  # the chapters' figures, and those they draw themselves after importing viz
 
