@@ -131,3 +131,13 @@ def test_the_parameter_counts_quoted_in_the_text_are_the_models():
         assert row.rstrip(" |").endswith(quoted), (row, quoted)
     chapter_1 = "".join(source(cell) for cell in cells(ROOT / "book" / "01_classic_unet.ipynb"))
     assert f"{millions['classic']} parameters at 32 first filters" in chapter_1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_has_a_text_alternative(path):
+    # the built page's <img alt=...>: what a screen reader reads instead of the picture
+    showing = [cell for cell in cells(path) if cell["cell_type"] == "code"
+               and "plt.show()" in source(cell)]
+    for cell in showing:
+        alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
+        assert len(alt) > 40, source(cell)[:120]
