@@ -126,7 +126,11 @@ def _first_epochs(curves: dict, level: float) -> dict:
 def slowest_learner(histories: dict, region: str = "TC", level: float = 0.7) -> str:
     """The model (a key of ``histories``) whose validation ``region`` Dice reached ``level``
     last, or never (the first such model on a tie)."""
-    first = _first_epochs(_curves(histories, region), level)
+    return _last_to_reach(_first_epochs(_curves(histories, region), level))
+
+
+def _last_to_reach(first: dict) -> str:
+    """The key of ``first`` (:func:`_first_epochs`) with the latest epoch, ``None`` latest."""
     return max(first, key=lambda name: math.inf if first[name] is None else first[name])
 
 
@@ -148,7 +152,7 @@ def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> st
     text = (f"validation {region} Dice first reached {level:g} in epoch "
             + (", ".join(reached[:-1]) + " and " + reached[-1] if len(reached) > 1
                else reached[0]))
-    slowest = slowest_learner(histories, region, level)
+    slowest = _last_to_reach(first)
     curve = curves[slowest]
     if len(set(first.values())) == 1 or len(curve) < 3:
         return text

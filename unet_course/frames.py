@@ -114,9 +114,10 @@ def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = Fa
 
 def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
     """``"WT 0.91, TC 0.84, ET 0.77"``: the regions' Dice of one binarized (3, H, W) slice."""
-    from .examples import slice_scores
+    from .examples import shown_on_slider, slice_scores
 
-    return ", ".join(f"{name} {value:.2f}" for name, value in slice_scores(binary, target).items())
+    return ", ".join(f"{name} {shown_on_slider(value)}"
+                     for name, value in slice_scores(binary, target).items())
 
 
 #: the threshold slider's positions, 0.05 to 0.95 by 0.05 (chapters 5 and 6 sweep the same)

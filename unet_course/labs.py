@@ -31,6 +31,7 @@ from unet_lib.models import IMPROVEMENTS, AttentionUNet, count_parameters
 from unet_lib.models.ablation import improved_without  # the book calls labs.improved_without
 
 from .checking import NotYet, asked, check, is_number, plain, reveal, unanswered
+from .examples import shown_on_slider
 
 __all__ = ["NotYet", "improved_without", "reveal"]  # and the check_* functions below
 
@@ -185,11 +186,6 @@ best_threshold = best_threshold_of_slice
 
 #: answers whose score is this close to the best count as right
 TIE = 0.005
-
-
-def shown_on_slider(value: float) -> str:
-    """A score as the threshold slider's caption writes it (2 decimals)."""
-    return f"{value:.2f}"
 
 
 def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,

@@ -190,6 +190,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     steps = _Steps(trained, make_loss(config, device), optimizer, scaler, config, device, layout,
                    context, make_train_loader(train_data, config, device, generator, context))
     progress = progress is True and context.is_main
+    scoring_loss = make_loss(config, tally_device(device))  # where evaluate() adds up losses
     best = (_kept_on(history.records[best_epoch - 1]) if best_epoch  # best.pt's, on resume
             else max((_kept_on(r) for r in history.records), default=-math.inf))
     # on a GPU checkpoints are written by a thread of their own while the next epoch trains
@@ -208,10 +209,9 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             decay_after_epoch(optimizer, scheduler, rate)
             if val_data is not None:
                 distributed.broadcast_buffers(model, context)  # score the model rank 0 saves
-                result = evaluate(model, val_data, threshold=config.threshold,
+                result = evaluate(model, val_data, config.threshold, loss_fn=scoring_loss,
                                   batch_size=config.batch_size // context.world, device=device,
-                                  amp=config.amp, context=context, workers=config.num_workers,
-                                  loss_fn=make_loss(config, tally_device(device)))
+                                  amp=config.amp, context=context, workers=config.num_workers)
                 record["val_loss"] = result.pop("loss")
                 record["skipped"] += result.pop("skipped")
                 record["val"] = result
