@@ -23,9 +23,10 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
 CHAPTERS = ["01_classic_unet", "02_improved_unet", "03_attention_unet", "04_training",
-            "05_visualizing_predictions", "06_performance", "07_attention_maps"]
+            "05_visualizing_predictions", "06_performance", "07_brats_evaluation",
+            "08_attention_maps"]
 PAGES = ["intro", *CHAPTERS, "instructor", "data_card", "benchmarks"]
-WITH_MATH = ["03_attention_unet", "06_performance"]
+WITH_MATH = ["03_attention_unet", "06_performance", "07_brats_evaluation"]
 
 
 def _missing() -> str | None:
@@ -146,7 +147,7 @@ def test_static_threshold_slider_rebinarizes_the_mask(open_page):
 
 
 def test_static_attention_slider_switches_gates(open_page):
-    page = open_page("07_attention_maps")
+    page = open_page("08_attention_maps")
     slider = page.locator(".unet-slider").first
     before = _slider_state(slider)
     gate = slider.locator("input[type=range]").nth(1)

@@ -165,6 +165,9 @@ RIGHT_AND_WRONG = [
     (lambda a: labs.check_sharpest_gate(a, [0.1, 0.4, 0.2]), 1, 2),
     # 0.398 shows as 0.40 like the best, 0.4: a tie on screen counts as right
     (lambda a: labs.check_sharpest_gate(a, [0.1, 0.4, 0.398]), 2, 0),
+    # a clean sweep on n patients gives p = 2 / 2^n: 0.0625 for 5, 0.03125 for 6
+    (labs.check_patients_to_settle, 6, 5),
+    (lambda a: labs.check_patients_to_settle(a, alpha=0.01), 8, 7),  # 2/256 < 0.01 ≤ 2/128
 ]
 
 
@@ -186,6 +189,15 @@ def test_hand_scores_check():
     labs.check_empty_slice_dice(1.0, 0.0)
     with pytest.raises(labs.NotYet):
         labs.check_empty_slice_dice(math.nan, 0.0)
+
+
+def test_two_ways_check():
+    # large tumour TP 900, FP 50, FN 50: Dice 1800/1900; small TP 10, FP 10, FN 30: 20/60;
+    # all pixels TP 910, FP 60, FN 80: 1820/1960
+    assert labs.TWO_PATIENTS == {"large tumour": (900, 50, 50), "small tumour": (10, 10, 30)}
+    labs.check_two_ways((1800 / 1900 + 20 / 60) / 2, 1820 / 1960)
+    with pytest.raises(labs.NotYet, match="all pixels"):
+        labs.check_two_ways((1800 / 1900 + 20 / 60) / 2, (1800 / 1900 + 20 / 60) / 2)
 
 
 def test_attention_parameters_check_counts_four_gates():

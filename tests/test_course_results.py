@@ -1,7 +1,7 @@
 """What the quick course's own models reached, read from the results its chapters saved.
 
-The chapters save each model's held-out test scores (chapter 6) and the Attention U-Net's
-attention contrast (chapter 7) in the run folder's ``results.json``
+The chapters save each model's held-out test scores (chapter 7) and the Attention U-Net's
+attention contrast (chapter 8) in the run folder's ``results.json``
 (:meth:`unet_course.TrainedModel.test_scores`, :meth:`~unet_course.TrainedModel.record`).
 ``make test`` runs the notebooks first, so these tests then check the very models the book
 shows. Without those results they are skipped, unless ``UNET_REQUIRE_COURSE_RESULTS=1`` (the

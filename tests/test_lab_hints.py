@@ -25,8 +25,9 @@ CASES = {
     "4.2": (lambda a: labs.check_steps_per_epoch(a, n_slices=300, batch_size=8), "numbers"),
     "5.1": (lambda a: labs.check_mask_channels(a, colour=(1, 0, 1)), "set"),
     "5.2": (lambda a: labs.check_best_threshold(a, PROBS, TARGET, THRESHOLDS), "threshold"),
-    "7.1": (lambda a: labs.check_gate_sizes(a, image_size=240), "list"),
-    "7.2": (lambda a: labs.check_sharpest_gate(a, [0.01, 0.2, -0.3, 0.05]), "index"),
+    "7.1": (lambda a: labs.check_patients_to_settle(a), "numbers"),
+    "8.1": (lambda a: labs.check_gate_sizes(a, image_size=240), "list"),
+    "8.2": (lambda a: labs.check_sharpest_gate(a, [0.01, 0.2, -0.3, 0.05]), "index"),
 }
 
 
@@ -101,6 +102,13 @@ def test_hand_scores_and_the_empty_slice_rule_hide_their_values_too():
     with pytest.raises(labs.NotYet) as error:
         labs.check_empty_slice_dice(0.0, 0.0)
     assert "too low" in str(error.value)
+    labs.check_two_ways(None, None)
+    mean_value, pooled_value = _ASKED["7.2"][1]
+    with pytest.raises(labs.NotYet) as error:  # the two swapped
+        labs.check_two_ways(pooled_value, mean_value)
+    message = str(error.value)
+    assert "too high" in message and "Hint:" in message
+    assert f"{mean_value:.2f}" not in message and f"{pooled_value:.2f}" not in message
 
 
 def test_reveal_before_the_check_ran_asks_to_run_it_first(capsys):

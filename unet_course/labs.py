@@ -25,15 +25,19 @@ import torch
 
 from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.metrics import best_threshold_of_slice, whole_tumour_dice
-from unet_lib.metrics import dice, precision, recall
 from unet_lib.models import AttentionGate, ClassicUNet, SeparableConv2d
 from unet_lib.models import IMPROVEMENTS, AttentionUNet, count_parameters
 from unet_lib.models.ablation import improved_without  # the book calls labs.improved_without
 
-from .checking import NotYet, asked, check, is_number, plain, reveal, unanswered
+from .checking import NotYet, check, is_number, plain, reveal, unanswered
+from .evaluation_labs import (HAND_PREDICTION, HAND_TARGET, TWO_PATIENTS, check_empty_slice_dice,
+                              check_patients_to_settle, check_scores_by_hand, check_two_ways)
 from .examples import shown_on_slider
 
-__all__ = ["NotYet", "improved_without", "reveal"]  # and the check_* functions below
+__all__ = ["NotYet", "improved_without", "reveal",  # and the check_* functions below
+           # chapters 6 and 7, from evaluation_labs
+           "HAND_PREDICTION", "HAND_TARGET", "TWO_PATIENTS", "check_empty_slice_dice",
+           "check_patients_to_settle", "check_scores_by_hand", "check_two_ways"]
 
 
 # --- chapter 1: the Classic U-Net -----------------------------------------------------------
@@ -210,74 +214,32 @@ def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
           tolerance=1e-6, exercise="5.2")
 
 
-# --- chapter 6: performance assessment ------------------------------------------------------
-
-#: the small masks of the hand-computation exercise (1 = tumour)
-HAND_PREDICTION = torch.tensor([[1, 1, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.float32)
-HAND_TARGET = torch.tensor([[1, 0, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], dtype=torch.float32)
-
-
-def check_scores_by_hand(dice_answer, precision_answer, recall_answer) -> None:
-    """Exercise 6.1. Dice, precision and recall of :data:`HAND_PREDICTION` against
-    :data:`HAND_TARGET`."""
-    pred, target = HAND_PREDICTION[None, None], HAND_TARGET[None, None]
-    expected = (dice(pred, target).item(), precision(pred, target).item(),
-                recall(pred, target).item())
-    asked("6.1", "(Dice, precision, recall)", tuple(round(v, 4) for v in expected))
-    if any(unanswered(a) for a in (dice_answer, precision_answer, recall_answer)):
-        return
-    hint = "count TP, FP and FN first; Dice = 2TP / (2TP + FP + FN)"
-    check(dice_answer, expected[0], "Dice", hint, tolerance=1e-2, exercise="6.1")
-    check(precision_answer, expected[1], "precision", "TP / (TP + FP)", tolerance=1e-2,
-          exercise="6.1")
-    check(recall_answer, expected[2], "recall", "TP / (TP + FN)", tolerance=1e-2,
-          exercise="6.1")
-
-
-def check_empty_slice_dice(both_empty, only_prediction) -> None:
-    """Exercise 6.2. Dice under the BraTS rule for a slice without tumour: when the prediction
-    is empty too, and when the prediction marks some pixels."""
-    empty = torch.zeros(1, 1, 4, 4)
-    some = empty.clone()
-    some[..., 0, 0] = 1
-    expected = (dice(empty, empty).item(), dice(some, empty).item())
-    asked("6.2", "(Dice with both empty, Dice with only the prediction non-empty)", expected)
-    if any(unanswered(a) for a in (both_empty, only_prediction)):
-        return
-    hint = ("the formula gives 0/0 for both empty: read the chapter's rule for empty masks, "
-            "and ask what a model deserves for predicting nothing where there is nothing")
-    check(both_empty, expected[0], "Dice with both masks empty", hint, exercise="6.2")
-    check(only_prediction, expected[1], "Dice with only the prediction non-empty",
-          "with no tumour in the truth, TP is 0 whatever is predicted: what does Dice's "
-          "formula give then?", exercise="6.2")
-
-
-# --- chapter 7: attention maps --------------------------------------------------------------
+# --- chapter 8: attention maps --------------------------------------------------------------
 
 def check_gate_sizes(answer, image_size: int, depth: int = 4) -> None:
-    """Exercise 7.1. Sizes (h of each h×h map, deepest gate first) of the attention maps for an
+    """Exercise 8.1. Sizes (h of each h×h map, deepest gate first) of the attention maps for an
     ``image_size``² input."""
     model = AttentionUNet(base_filters=4, depth=depth).eval()
     with torch.no_grad():
         _, maps = model(torch.zeros(1, 4, image_size, image_size), return_attention=True)
     expected = [m.shape[-1] for m in maps]
     what = f"the gates' map sizes for {image_size}×{image_size} inputs, deepest first"
-    if unanswered(answer, "7.1", what, expected):
+    if unanswered(answer, "8.1", what, expected):
         return
     answer = plain(answer)
     if not isinstance(answer, (tuple, list)) or not all(is_number(a) for a in answer):
         raise NotYet(f"Not yet: {what} are a list of {len(expected)} numbers, h of each h×h "
                      f"map (not pairs, not {type(answer).__name__} of other things).")
     check([int(a) for a in answer], expected, what, "the gate on the skip of level l works "
-          "at the size of that level: H / 2^l", exercise="7.1")
+          "at the size of that level: H / 2^l", exercise="8.1")
 
 
 def check_sharpest_gate(answer, contrasts: Sequence[float]) -> None:
-    """Exercise 7.2. Index of the gate (deepest first) with the largest of ``contrasts`` (one
+    """Exercise 8.2. Index of the gate (deepest first) with the largest of ``contrasts`` (one
     per gate); a gate within :data:`TIE` of the largest counts too."""
     expected = max(range(len(contrasts)), key=lambda i: contrasts[i])
     what = "the gate with the largest contrast"
-    if unanswered(answer, "7.2", what, expected):
+    if unanswered(answer, "8.2", what, expected):
         return
     answer = plain(answer)
     if (isinstance(answer, int) and answer != expected and 0 <= answer < len(contrasts)
@@ -285,4 +247,4 @@ def check_sharpest_gate(answer, contrasts: Sequence[float]) -> None:
         print(f"Right: gate {answer}'s contrast is within {TIE} of the largest, gate "
               f"{expected}'s: too close to call on these slices.")
         return
-    check(answer, expected, what, "compare the contrasts printed above", exercise="7.2")
+    check(answer, expected, what, "compare the contrasts printed above", exercise="8.2")
