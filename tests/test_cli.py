@@ -246,3 +246,36 @@ def test_a_skipped_file_is_one_warning_line_naming_it(tmp_path):
     # the reason is given once, in the warning; the epoch line names the file only
     epoch_line = next(line for line in trained.stdout.splitlines() if line.startswith("epoch 1"))
     assert re.search(r"first ph/volume_1_slice_2\.h5 \(\d+ s\)$", epoch_line), epoch_line
+
+
+def test_train_keeps_a_model_it_finds_in_its_folder_without_a_last_checkpoint(tmp_path, capsys):
+    from unet_lib.cli import main
+
+    out = tmp_path / "runs" / "mine"
+    out.mkdir(parents=True)
+    (out / "best.pt").write_bytes(b"a model trained elsewhere")
+    assert main(["train", "--out", str(out), "--image-size", "32", "--base-filters", "4",
+                 "--epochs", "1", "--n-volumes", "4", "--n-slices", "4"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: {out}: already holds best.pt, which a new run would replace")
+    assert (out / "best.pt").read_bytes() == b"a model trained elsewhere"
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt"]  # nothing made beside it
+
+
+@pytest.mark.parametrize("command, hint", [("segment", "--missing-only"),
+                                           ("reference", "run the same command to finish it")])
+def test_ctrl_c_in_a_command_that_can_be_taken_up_again_says_how(command, hint, monkeypatch,
+                                                                 capsys, tmp_path):
+    from unet_lib import cli
+    from unet_lib.cli import commands
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, f"cmd_{command}", interrupted)
+    argv = {"segment": ["segment", "--checkpoint", str(tmp_path / "best.pt"), "--data",
+                        str(tmp_path), "--out", str(tmp_path / "labels")],
+            "reference": ["reference", "--out", str(tmp_path / "ref")]}[command]
+    assert cli.main(argv) == commands.INTERRUPTED
+    error = capsys.readouterr().err
+    assert error.startswith("\ninterrupted: ") and hint in error

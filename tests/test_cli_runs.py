@@ -144,3 +144,19 @@ def test_a_run_recorded_before_contents_were_is_still_checked_by_its_layout(trai
     moved = tmp_path / "moved"
     shutil.copytree(phantom, moved)
     assert checked_new_place(run, moved) == moved
+
+
+def test_scoring_the_runs_own_data_says_so_in_its_own_place_or_a_copy_not_for_other_data(
+        trained_run, tmp_path, capsys):
+    phantom, out = trained_run
+    copy = tmp_path / "elsewhere" / "ph"
+    shutil.copytree(phantom, copy)  # the same slices in another place, as a moved download
+    other = make_phantom(tmp_path / "other", n_volumes=6, size=32, n_slices=4, seed=1)
+    said = {}
+    for name, data in (("own", phantom), ("copy", copy), ("other", other)):
+        capsys.readouterr()
+        assert main("evaluate", "--checkpoint", out / "best.pt", "--data", data) == 0
+        said[name] = capsys.readouterr().err
+    note = "is the run's own data: every volume is scored, its training volumes too"
+    assert note in said["own"] and note in said["copy"]
+    assert note not in said["other"]  # the same volume numbers, other pixels

@@ -162,9 +162,10 @@ RIGHT_AND_WRONG = [
     (lambda a: labs.check_gate_sizes(a, image_size=64), [8, 16, 32, 64], [4, 8, 16, 32]),
     # a full 7×7 convolution has C² · 49 weights against C · 49 + C² for the separable one
     (labs.check_biggest_growth, "separable", "batch_norm"),
-    (lambda a: labs.check_sharpest_gate(a, [0.1, 0.4, 0.2]), 1, 2),
-    # 0.398 shows as 0.40 like the best, 0.4: a tie on screen counts as right
-    (lambda a: labs.check_sharpest_gate(a, [0.1, 0.4, 0.398]), 2, 0),
+    # the smallest in absolute value, whatever the sign
+    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.2]), 1, 2),
+    # -0.1 shows as 0.10 in size like the smallest, 0.098: a tie on screen counts as right
+    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.098]), 1, 0),
     # a clean sweep on n patients gives p = 2 / 2^n: 0.0625 for 5, 0.03125 for 6
     (labs.check_patients_to_settle, 6, 5),
     (lambda a: labs.check_patients_to_settle(a, alpha=0.01), 8, 7),  # 2/256 < 0.01 ≤ 2/128
@@ -409,7 +410,8 @@ def test_the_setup_says_where_its_course_home_is(tiny_setup, tmp_path, monkeypat
 @pytest.mark.parametrize("check, answer", [
     (labs.check_first_level_parameters, np.int64(10432)),  # a NumPy sum
     (labs.check_first_level_parameters, torch.tensor(10432)),  # a tensor's .sum()
-    (lambda a: labs.check_sharpest_gate(a, [0.1, 0.4, 0.2]), np.argmax([0.1, 0.4, 0.2])),
+    (lambda a: labs.check_least_selective_gate(a, np.array([0.4, 0.1, 0.2])),
+     np.argmin([0.4, 0.1, 0.2])),
     (lambda a: labs.check_gate_sizes(a, image_size=64), np.array([8, 16, 32, 64])),
     (labs.check_bottleneck_shape, torch.Size([1, 512, 15, 15])),
     (lambda a: labs.check_learning_rate(a, epoch=10), 7.0e-4),  # 2 significant figures
@@ -434,9 +436,9 @@ def test_an_answer_of_the_wrong_form_gets_a_hint_not_a_traceback(check, answer, 
 
 
 def test_a_tie_is_right_and_says_which_answer_it_ties_with(capsys):
-    labs.check_sharpest_gate(2, [0.1, 0.4, 0.398])
-    assert capsys.readouterr().out.startswith("Right: gate 2's contrast is within 0.005 of the "
-                                              "largest, gate 1's")
+    labs.check_least_selective_gate(1, [0.4, -0.1, 0.098])
+    assert capsys.readouterr().out.startswith("Right: gate 1's contrast is within 0.005 of the "
+                                              "smallest in size, gate 2's")
 
 
 def test_a_scores_function_returning_another_form_gets_a_hint():

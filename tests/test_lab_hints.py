@@ -27,7 +27,7 @@ CASES = {
     "5.2": (lambda a: labs.check_best_threshold(a, PROBS, TARGET, THRESHOLDS), "threshold"),
     "7.1": (lambda a: labs.check_patients_to_settle(a), "numbers"),
     "8.1": (lambda a: labs.check_gate_sizes(a, image_size=240), "list"),
-    "8.2": (lambda a: labs.check_sharpest_gate(a, [0.01, 0.2, -0.3, 0.05]), "index"),
+    "8.2": (lambda a: labs.check_least_selective_gate(a, [0.3, 0.2, -0.01, 0.05]), "index"),
 }
 
 

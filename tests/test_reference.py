@@ -101,7 +101,9 @@ def test_the_book_tabulates_a_committed_bundle_as_written():
     assert [row["model"] for row in rows] == list(bundle["models"])
     for row in rows:
         entry = bundle["models"][row["model"]]
-        assert row["Dice WT"] == entry["test"]["all_pixels"]["dice"]["WT"]
+        assert row["Dice WT all pixels"] == entry["test"]["all_pixels"]["dice"]["WT"]
+        et = entry["test"]["per_patient"]["dice"]["ET"]
+        assert row["Dice ET per patient"] == f"{et['mean']:.2f} ± {et['std']:.2f}"
         assert row["training"] == f"{entry['seconds']:.0f} s"
         assert showcase[f"probs_{row['model']}"].shape == showcase["targets"].shape
 

@@ -134,13 +134,16 @@ def test_wrong_paths_say_what_was_given_and_what_is_wanted(tmp_path, capsys):
     assert not (tmp_path / "labels").exists()
 
 
-def test_a_case_missing_a_modality_is_named(tmp_path, capsys):
+def test_a_case_missing_a_modality_is_named_and_skipped_and_the_others_written(tmp_path,
+                                                                              capsys):
+    write_case(tmp_path / "cases", "BraTS20_Validation_002", seg=False)
     folder = write_case(tmp_path / "cases", "BraTS20_Validation_003", seg=False)
     (folder / "BraTS20_Validation_003_t1ce.nii.gz").unlink()
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4))
     assert main(["segment", "--checkpoint", str(tmp_path / "best.pt"), "--data",
-                 str(tmp_path / "cases"), "--out", str(tmp_path / "labels")]) == 2
-    err = capsys.readouterr().err
-    assert "BraTS20_Validation_003: missing t1ce file(s)" in err
-    assert not (tmp_path / "labels").exists()
+                 str(tmp_path / "cases"), "--out", str(tmp_path / "labels")]) == 1
+    out = capsys.readouterr().out
+    assert "2/2 skipped: " in out and "BraTS20_Validation_003: missing t1ce file(s)" in out
+    assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [
+        "BraTS20_Validation_002.nii.gz"]

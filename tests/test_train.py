@@ -540,6 +540,23 @@ def test_a_history_csv_that_cannot_be_written_warns_once_and_training_goes_on(da
     assert not list(tmp_path.glob(".history.csv.*"))  # no temporary left behind
 
 
+def test_a_model_without_its_last_checkpoint_is_not_replaced_by_a_new_run(datasets, tmp_path):
+    """A ``best.pt`` (or history) kept on its own, e.g. copied there, is a trained model too."""
+    train, val = tiny(datasets, 8)
+    config = TrainConfig.quick(epochs=1, base_filters=4, batch_size=8)
+    (tmp_path / "best.pt").write_bytes(b"a model trained elsewhere")
+    (tmp_path / "history.csv").write_text("epoch\n1\n")
+    with pytest.raises(FileExistsError, match=r"best.pt, history.csv.*overwrite=True") as error:
+        fit(build_model("classic", base_filters=4), train, val, config, checkpoint_dir=tmp_path,
+            progress=False)
+    assert "resume=True" not in str(error.value)  # there is no last.pt to resume from
+    assert (tmp_path / "best.pt").read_bytes() == b"a model trained elsewhere"
+    assert not (tmp_path / "last.pt").exists()
+    fit(build_model("classic", base_filters=4), train, val, config, checkpoint_dir=tmp_path,
+        overwrite=True, progress=False)
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+
+
 def test_a_new_run_into_a_folder_holding_one_is_refused_unless_told_to_start_again(datasets,
                                                                                  tmp_path):
     train, val = tiny(datasets, 8)

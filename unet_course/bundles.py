@@ -28,14 +28,20 @@ def reference_bundles(folder: str | Path = BENCHMARKS) -> list[tuple[Path, dict,
     return sorted(found, key=lambda item: item[1].get("date", ""))
 
 
-def reference_table(bundle: dict, regions=("WT", "TC", "ET", "NCR/NET")) -> list[dict]:
+def reference_table(bundle: dict, regions=("WT", "TC", "ET")) -> list[dict]:
     """One row per model: the seconds its 20 epochs took (checkpoints included; in a bundle
-    older than its ``"stages"``, the data's upload too), the epoch kept, its held-out test Dice
-    per region (all pixels, threshold 0.5)."""
-    return [{"model": name, "training": f"{entry['seconds']:.0f} s",
-             "kept epoch": entry["best_epoch"],
-             **{f"Dice {r}": entry["test"]["all_pixels"]["dice"][r] for r in regions}}
-            for name, entry in bundle["models"].items()]
+    older than its ``"stages"``, the data's upload too), the epoch kept, and its held-out test
+    Dice per region at threshold 0.5 both ways: over all pixels, and per patient (mean ± standard
+    deviation over the test patients, as papers on BraTS report it)."""
+    rows = []
+    for name, entry in bundle["models"].items():
+        test = entry["test"]
+        rows.append({"model": name, "training": f"{entry['seconds']:.0f} s",
+                     "kept epoch": entry["best_epoch"],
+                     **{f"Dice {r} all pixels": test["all_pixels"]["dice"][r] for r in regions},
+                     **{f"Dice {r} per patient": "{mean:.2f} ± {std:.2f}".format(
+                         **test["per_patient"]["dice"][r]) for r in regions}})
+    return rows
 
 
 def bundle_account(folder: str | Path) -> str:

@@ -234,17 +234,20 @@ def check_gate_sizes(answer, image_size: int, depth: int = 4) -> None:
           "at the size of that level: H / 2^l", exercise="8.1")
 
 
-def check_sharpest_gate(answer, contrasts: Sequence[float]) -> None:
-    """Exercise 8.2. Index of the gate (deepest first) with the largest of ``contrasts`` (one
-    per gate); a gate within :data:`TIE` of the largest counts too."""
-    expected = max(range(len(contrasts)), key=lambda i: contrasts[i])
-    what = "the gate with the largest contrast"
+def check_least_selective_gate(answer, contrasts: Sequence[float]) -> None:
+    """Exercise 8.2. Index of the gate (deepest first) whose contrast (one per gate, inside the
+    tumour minus the rest of the brain) is smallest in absolute value: the gate that treats
+    tumour and the rest most alike. A gate within :data:`TIE` of it counts too."""
+    sizes = [abs(float(c)) for c in plain(contrasts)]
+    expected = min(range(len(sizes)), key=lambda i: sizes[i])
+    what = "the gate whose contrast is smallest in absolute value"
     if unanswered(answer, "8.2", what, expected):
         return
     answer = plain(answer)
-    if (isinstance(answer, int) and answer != expected and 0 <= answer < len(contrasts)
-            and contrasts[answer] >= contrasts[expected] - TIE):
-        print(f"Right: gate {answer}'s contrast is within {TIE} of the largest, gate "
+    if (isinstance(answer, int) and answer != expected and 0 <= answer < len(sizes)
+            and sizes[answer] <= sizes[expected] + TIE):
+        print(f"Right: gate {answer}'s contrast is within {TIE} of the smallest in size, gate "
               f"{expected}'s: too close to call on these slices.")
         return
-    check(answer, expected, what, "compare the contrasts printed above", exercise="8.2")
+    check(answer, expected, what, "compare the sizes of the contrasts in the table, whatever "
+          "their sign", exercise="8.2")

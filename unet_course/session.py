@@ -234,7 +234,10 @@ class CourseSetup:
                   f"{self.device} "
                   f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
             try:
-                train_run(run, resume=last.is_file() and not retrain, overwrite=retrain,
+                # without last.pt the folder holds no whole epoch (a run stopped in its
+                # first): the course's own files, started again
+                train_run(run, resume=last.is_file() and not retrain,
+                          overwrite=retrain or not last.is_file(),
                           progress=progress, report=lambda *args, **kwargs: None)
             except RunFolderBusy:  # another process started it since the wait above: the
                 retrain = False  # model it finishes is a fresh one, even if it ends at once

@@ -67,10 +67,10 @@ class TrainConfig:
         tumour_share: share of each epoch's training slices drawn from those with tumour
             (:mod:`unet_lib.sampling`); ``None`` (the slides) visits every slice once, in a
             shuffled order. The epoch keeps its length; validation is unchanged.
-        seed: :func:`~unet_lib.train.fit` seeds the order of the batches with it. A recipe's
-            run (:func:`unet_lib.run.train_run`, the CLI, the course) also seeds the model's
-            starting weights, the split and a made phantom with it. ``fit`` alone does not seed
-            the weights: seed before building the model (:func:`~unet_lib.runtime.seed_everything`).
+        seed: seeds the order of the batches in :func:`~unet_lib.train.fit`, and in a recipe's
+            run (:func:`unet_lib.run.train_run`, the CLI, the course) the model's starting
+            weights, the split and a made phantom too. Called alone, ``fit`` does not seed the
+            weights: seed before building the model (:func:`~unet_lib.runtime.seed_everything`).
         amp: mixed precision on CUDA (bfloat16 where supported, else float16 with scaling).
         channels_last: keep images and weights in NHWC memory layout. ``None`` (default):
             on for CUDA, where it was measured faster (one H200, bf16: the Classic U-Net

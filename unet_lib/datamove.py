@@ -72,14 +72,11 @@ def content_digest(dataset, rows: list[int]) -> str:
     return digest.hexdigest()
 
 
-def checked_new_place(run, data: Path) -> Path:
-    """``data`` if it holds ``run``'s data (a :class:`~unet_lib.run.PreparedRun`): the same
-    layout of the split's volumes (runs recorded before layouts were: the same volume
-    numbers).
-
-    Raises:
-        ConfigError: naming ``--data``, with why the folder is not the run's data.
-    """
+def why_not_the_runs_data(run, data: Path) -> str:
+    """``""`` when the folder ``data`` holds ``run``'s data (a
+    :class:`~unet_lib.run.PreparedRun`), in whatever place or format: the same layout of the
+    split's volumes (runs recorded before layouts were: the same volume numbers); else why not,
+    in a clause."""
     from .data import open_dataset
 
     record = run.folder / "run.json"
@@ -88,17 +85,32 @@ def checked_new_place(run, data: Path) -> Path:
         dataset = open_dataset(data)  # listed once, for both checks
         missing = sorted(volumes - set(dataset.volumes))
         if missing:
-            why = (f"it lacks volumes {missing[:8]} of the run's split ({record}), so it is "
-                   f"not the run's data moved")
-        elif run.data_layout and split_layout(
+            return (f"it lacks volumes {missing[:8]} of the run's split ({record}), so it is "
+                    f"not the run's data moved")
+        if run.data_layout and split_layout(
                 dataset, volumes, content=run.data_layout.startswith(WITH_CONTENT)
         ) != run.data_layout:
-            why = (f"its volumes {sorted(volumes)[:8]}… hold other slices, another size or "
-                   f"other pixels than the run's ({record}), so it is not the run's data moved")
-        else:
-            why = ""
+            return (f"its volumes {sorted(volumes)[:8]}… hold other slices, another size or "
+                    f"other pixels than the run's ({record}), so it is not the run's data moved")
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
-        why = str(error)
+        return str(error)
+    return ""
+
+
+def is_the_runs_data(run, data: Path) -> bool:
+    """Whether ``data`` is the folder ``run`` trained on, or a copy of it (moved, packed)."""
+    if Path(data).resolve() == Path(run.data_root).resolve():
+        return True
+    return not why_not_the_runs_data(run, data)
+
+
+def checked_new_place(run, data: Path) -> Path:
+    """``data`` if it holds ``run``'s data (:func:`why_not_the_runs_data`).
+
+    Raises:
+        ConfigError: naming ``--data``, with why the folder is not the run's data.
+    """
+    why = why_not_the_runs_data(run, data)
     if why:
         raise ConfigError("data", f"cannot change to {data} when resuming {run.folder}: {why}; "
                                   f"drop --data, or start a new run")

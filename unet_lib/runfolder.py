@@ -39,19 +39,21 @@ class RunFolderBusy(RuntimeError):
 
 def make_room(folder: Path, outputs: tuple[str, ...], overwrite: bool) -> None:
     """Before a new run (not a resumed one) writes ``outputs`` into ``folder``, which this
-    process holds (:func:`claim`): refuse where an earlier run's ``last.pt`` is there, or with
-    ``overwrite`` delete that run's ``outputs`` first.
+    process holds (:func:`claim`): refuse where any of them is already there (an earlier run's
+    checkpoint, or a file of the same name), or with ``overwrite`` delete them first.
 
     Raises:
-        FileExistsError: ``folder`` holds a run and ``overwrite`` is false; nothing is touched.
+        FileExistsError: ``folder`` holds one of ``outputs`` and ``overwrite`` is false;
+            nothing is touched.
     """
-    if not (folder / "last.pt").is_file():
+    found = [name for name in outputs if (folder / name).is_file()]
+    if not found:
         return
     if not overwrite:
-        raise FileExistsError(f"{folder}: already holds a run (last.pt); continue it with "
-                              f"resume=True, train it again from the start with "
-                              f"overwrite=True (its checkpoints are deleted), or choose "
-                              f"another folder")
+        how = ("continue it with resume=True, " if (folder / "last.pt").is_file() else "")
+        raise FileExistsError(f"{folder}: already holds a run ({', '.join(found)}); {how}train "
+                              f"again from the start with overwrite=True (these files are "
+                              f"deleted), or choose another folder")
     for name in outputs:
         (folder / name).unlink(missing_ok=True)
 

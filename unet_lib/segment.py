@@ -40,13 +40,14 @@ def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> np
     return torch.where(top > threshold, labels, torch.zeros_like(labels)).numpy()
 
 
-def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path]]:
-    """``{case ID: {modality: path}}`` for every sub-folder ``<ID>`` of ``root`` with the four
-    files ``<ID>_{flair,t1,t1ce,t2}.nii(.gz)`` (a ``_seg`` file, if any, is not needed).
+def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]:
+    """``{case ID: {modality: path}}`` for every sub-folder ``<ID>`` of ``root`` with any of the
+    four files ``<ID>_{flair,t1,t1ce,t2}.nii(.gz)`` (a ``_seg`` file, if any, is not needed).
+    A modality the folder lacks is ``None``: :func:`segment_case` reports that case, and
+    :func:`segment_folder` skips it and writes the others.
 
     Raises:
         FileNotFoundError: ``root`` is no folder, or holds no such case.
-        BraTSDataError: a case folder has some of the four files but not all (named).
     """
     root = Path(root)
     check_data_folder(root)
@@ -56,12 +57,8 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path]]:
     cases = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         files = {key: find_case_file(folder, key) for key in NIFTI_MODALITIES}
-        missing = [key for key, path in files.items() if path is None]
-        if len(missing) == len(files):
+        if all(path is None for path in files.values()):
             continue  # not a case folder
-        if missing:
-            raise BraTSDataError(folder, f"missing {', '.join(missing)} file(s); expected "
-                                         f"{folder.name}_<flair|t1|t1ce|t2>.nii(.gz)")
         cases[folder.name] = files
     if not cases:
         raise FileNotFoundError(f"{root}: no case folders holding <ID>_flair/_t1/_t1ce/_t2 "
@@ -83,8 +80,14 @@ def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | Non
         ``(labels uint8 (H, W, D), flair nibabel image)``.
 
     Raises:
-        BraTSDataError: as :func:`unet_lib.data.nifti.load_modalities`.
+        BraTSDataError: a modality's file is missing (``None``), or as
+            :func:`unet_lib.data.nifti.load_modalities`.
     """
+    missing = [key for key, path in files.items() if path is None]
+    if missing:
+        folder = next(path for path in files.values() if path is not None).parent
+        raise BraTSDataError(folder, f"missing {', '.join(missing)} file(s); expected "
+                                     f"{folder.name}_<flair|t1|t1ce|t2>.nii(.gz)")
     stacked, reference = load_modalities(files)  # (H, W, D, 4), as training reads a case
     height, width, depth, _ = stacked.shape
     slices = torch.stack([torch.from_numpy(case_slice(stacked, s)) for s in range(depth)])

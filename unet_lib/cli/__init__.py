@@ -59,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as problem:  # a read-only or full disk, a path through a file
         where = f"{problem.filename}: " if problem.filename else ""
         print(f"{label}: {where}{problem.strerror or problem}", file=sys.stderr)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # train says more itself; these can be taken up again
+        again = {"reference": ": run the same command to finish it (the models it finished "
+                              "are kept, one cut short resumes)",
+                 "segment": ": the label maps written are complete; run the same command with "
+                            "--missing-only to write the others"}
+        print(f"\ninterrupted{again.get(args.command, '')}", file=sys.stderr)
         return commands.INTERRUPTED
     finally:
         if before is not None:

@@ -23,6 +23,27 @@ def check_scoring_options(args) -> None:
         raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
 
 
+def check_train_folder(out: Path, resume: bool) -> None:
+    """``train --out``: a folder holding a run to resume (``last.pt``) with ``--resume``;
+    without, none of the files a new run writes (a model or its record there is kept)."""
+    from ..run import RESULTS_FILE
+    from ..train import RUN_OUTPUTS
+
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: is a file; --out takes the folder for the run")
+    last = out / "last.pt"
+    if resume and not last.is_file():
+        raise FileNotFoundError(f"{out}: holds no last.pt to resume from (a mistyped --out?); "
+                                f"drop --resume to start a new run there")
+    if not resume and last.is_file():
+        raise FileExistsError(f"{out}: already holds a run (last.pt); continue it with "
+                              f"--resume, or choose another --out")
+    earlier = [name for name in RUN_OUTPUTS + (RESULTS_FILE,) if (out / name).is_file()]
+    if not resume and earlier:  # no last.pt, but a model or its record
+        raise FileExistsError(f"{out}: already holds {', '.join(earlier)}, which a new run would "
+                              f"replace; choose another --out (or move them away)")
+
+
 def check_evaluate_csv(path: Path | None) -> None:
     """``evaluate --csv``: a file in an existing folder, new or a table evaluate wrote."""
     if path is None:

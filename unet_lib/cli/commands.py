@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
-from .checks import check_bench_options, check_evaluate_csv, check_scoring_options, fit_models
+from .checks import (check_bench_options, check_evaluate_csv, check_scoring_options,
+                     check_train_folder, fit_models)
 from ..progress import HISTORY_CSV, unusable
 from ..recipe import SCALES, PhantomSpec, RunRecipe
 from ..run import RUN_FILE, prepare_run, train_run
@@ -59,15 +60,8 @@ def cmd_train(args) -> int:
     from ..runfolder import claim
 
     out = args.out or Path("runs") / (args.model or "classic")
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: is a file; --out takes the folder for the run")
+    check_train_folder(out, args.resume)
     last = out / "last.pt"
-    if args.resume and not last.is_file():
-        raise FileNotFoundError(f"{out}: holds no last.pt to resume from (a mistyped --out?); "
-                                f"drop --resume to start a new run there")
-    if not args.resume and last.is_file():
-        raise FileExistsError(f"{out}: already holds a run (last.pt); continue it with "
-                              f"--resume, or choose another --out")
     recipe = None
     if args.data is not None and not args.resume:  # before the folder is touched
         for name in ("n_volumes", "n_slices"):
@@ -176,6 +170,7 @@ def cmd_segment(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from ..data import open_dataset
+    from ..datamove import is_the_runs_data
     from ..metrics import SegmentationScores
     from ..patients import evaluate_patients
     from ..run import read_run
@@ -200,7 +195,7 @@ def cmd_evaluate(args) -> int:
             raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
                                     f"held out")
         requested = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
-        if run and not args.split and Path(args.data).resolve() == Path(run.data_root).resolve():
+        if run and not args.split and is_the_runs_data(run, Path(args.data)):
             print(f"note: {args.data} is the run's own data: every volume is scored, its "
                   f"training volumes too (--split test scores the held-out ones)", file=sys.stderr)
         data_root, dataset = args.data, open_dataset(args.data, requested, image_size=size)
