@@ -51,11 +51,12 @@ class ResidentSlices(Dataset):
     @classmethod
     def load(cls, dataset: Dataset, device: torch.device | str,
              dtype: torch.dtype = torch.float16, workers: int = 0,
-             batch_size: int = 64) -> "ResidentSlices":
+             batch_size: int = 64, role: str = "") -> "ResidentSlices":
         """Read every item of ``dataset`` once (unusable ones are left out and listed) and
         upload it to ``device``, ``batch_size`` items at a time into tensors made for all of
         them: the host never holds more than a batch (a whole BraTS release is ~50 GB as
-        float32). ``workers`` processes read the files, as a training loader's would."""
+        float32). ``workers`` processes read the files, as a training loader's would.
+        ``role`` ("training", "validation") names the data in an error."""
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                             collate_fn=collate_samples)
         images = masks = None
@@ -73,8 +74,10 @@ class ResidentSlices(Dataset):
             masks[count:count + len(batch_masks)] = batch_masks.bool()
             count += len(batch_images)
         if not count:
-            raise ValueError(f"{getattr(dataset, 'root', 'the dataset')}: no usable slice to "
-                             f"upload ({len(skipped)} skipped)")
+            raise ValueError(f"{getattr(dataset, 'root', 'the dataset')}: no usable "
+                             f"{role + ' ' if role else ''}slice to upload: all "
+                             f"{len(skipped)} were skipped"
+                             + (f", e.g. {skipped[0]}" if skipped else ""))
         if count < len(dataset):  # room was made for the skipped items too: a view of the
             images, masks = images[:count], masks[:count]  # rest (a copy would double the peak)
         return cls(images, masks, skipped)
@@ -213,13 +216,13 @@ def hold_on_device(train_data: Dataset, val_data: Dataset | None, device: torch.
     dtype = resident_dtype(device)
     uploaded = []
 
-    def held(data):
+    def held(data, role: str):
         if data is None or is_held_on(data, device):
             return data
         uploaded.append(data)
-        return ResidentSlices.load(data, device, dtype, workers)
+        return ResidentSlices.load(data, device, dtype, workers, role=role)
 
-    train, val = held(train_data), held(val_data)
+    train, val = held(train_data, "training"), held(val_data, "validation")
     size = (train.nbytes + (val.nbytes if val is not None else 0)) / 2 ** 30
     report(f"data held on {device}: {len(train)} training"
            + (f" and {len(val)} validation" if val is not None else "")
