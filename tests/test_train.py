@@ -425,6 +425,10 @@ def test_a_run_without_validation_volumes_is_refused_naming_fit_without_them():
 
     with pytest.raises(ConfigError, match=r"val_fraction: must be in \(0, 1\).*val_data=None"):
         TrainConfig(val_fraction=0).validate()
+    # each share fine alone, together every volume: named as both front doors can read it
+    with pytest.raises(ConfigError, match=r"^val_fraction: 0.5, with a test fraction of 0.5, "
+                                          r"holds out all the volumes"):
+        TrainConfig(val_fraction=0.5, test_fraction=0.5).validate()
 
 
 def test_a_gpu_that_only_emulates_bfloat16_gets_float16(monkeypatch):

@@ -165,9 +165,9 @@ class TrainConfig:
         need(_is_number(self.test_fraction) and 0 <= self.test_fraction < 1, "test_fraction",
              "must be in [0, 1): the share of volumes held out for testing")
         if self.val_fraction + self.test_fraction >= 1:  # each fine alone: name both
-            raise ConfigError("val_fraction", f"{self.val_fraction} and test_fraction "
-                                              f"{self.test_fraction} hold out all the volumes "
-                                              f"together; their sum must be below 1")
+            raise ConfigError("val_fraction", f"{self.val_fraction}, with a test fraction of "
+                                              f"{self.test_fraction}, holds out all the "
+                                              f"volumes; the two must add up to less than 1")
         need(self.loss in LOSSES, "loss", f"must be one of {', '.join(map(repr, LOSSES))}")
         need(_is_number(self.threshold) and 0 <= self.threshold <= 1, "threshold",
              "must be a probability in [0, 1]")
