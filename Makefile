@@ -44,13 +44,18 @@ notebooks: setup-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax book/
 
 # -W -n --keep-going: a failing notebook or a broken reference fails the build
-# (a plain `jupyter-book build` exits 0 on a failing notebook).
+# (a plain `jupyter-book build` exits 0 on a failing notebook). The pages are written afresh
+# (the notebooks run afresh anyway): a page renamed or removed since the last build must not
+# linger, nor a page whose sidebar lists the old chapters.
+FRESH_PAGES := rm -rf _build/html _build/.doctrees
 book: setup-book
+	$(FRESH_PAGES)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is at _build/html/index.html (scale: $(UNET_COURSE_SCALE))"
 
 # The notebooks run first: tests/test_course_results.py then checks the models they trained.
 test: setup-test chromium notebooks
+	$(FRESH_PAGES)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	UNET_REQUIRE_COURSE_RESULTS=1 $(BIN)/python -m pytest -q
 

@@ -22,7 +22,7 @@ The slides' full configuration as a reference (the three models, 20 epochs, the 
 
     unet-lib reference --out benchmarks/reference-<gpu>-<date>
 
-whose bundle (``reference.json``, ``showcase.npz``) the book's appendix shows when present.
+whose bundle (``reference.json``, ``showcase.npz``) chapter 7 of the book shows when present.
 """
 
 from __future__ import annotations

@@ -198,7 +198,7 @@ def test_the_optimizer_on_the_gpu_is_fused_and_steps_as_the_cpus():
 
 
 def what_the_chapters_compute(model, dataset, device) -> None:
-    """Chapters 5-7's calls on ``device`` with ``model`` loaded on the CPU, as the course loads
+    """Chapters 6-8's calls on ``device`` with ``model`` loaded on the CPU, as the course loads
     it: each must leave the model on the CPU and bring its results back to the CPU."""
     from unet_lib.inference import attention_contrast, threshold_sweep
     from unet_lib.patients import evaluate_patients
