@@ -132,6 +132,19 @@ def test_an_interrupted_run_is_finished_not_loaded(tiny_setup, stubbed_training)
     assert stubbed_training[-1] == (longer.run_dir("classic"), True)
 
 
+def test_a_run_stopped_in_its_first_epoch_is_trained_again_over_its_leftovers(tiny_setup):
+    """No last.pt, but a best.pt and results of a run stopped before its first epoch was
+    written whole: the course's own cache, so it starts again instead of refusing."""
+    folder = tiny_setup.run_dir("classic")
+    folder.mkdir(parents=True)
+    (folder / "best.pt").write_bytes(b"half of a checkpoint")
+    (folder / "results.json").write_text("{}")
+    trained = tiny_setup.trained("classic", progress=False)
+    assert not trained.from_cache and len(trained.history) == 1
+    assert session.read_checkpoint(folder / "best.pt")["epoch"] == 1
+    assert not (folder / "results.json").exists()  # the stopped run's record went with it
+
+
 def test_tumour_slices_are_the_largest_one_per_volume(tiny_setup):
     _, val = course.setup("quick", data=tiny_setup.data_root, image_size=32).datasets()
     chosen = course.tumour_slices(val, count=2)

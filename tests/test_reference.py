@@ -59,8 +59,10 @@ def test_a_run_stopped_part_way_keeps_the_models_it_finished(tmp_path, monkeypat
     real_train_run = reference.train_run
 
     def stopped_at_the_second_model(run, **kwargs):
-        if run.recipe.model == "improved":
-            raise KeyboardInterrupt  # as the GPU session's time limit would stop it
+        if run.recipe.model == "improved":  # stopped in its first epoch, as the GPU
+            run.folder.mkdir(parents=True, exist_ok=True)  # session's limit would: its
+            (run.folder / "history.csv").write_text("epoch\n1\n")  # last.pt not yet written
+            raise KeyboardInterrupt
         return real_train_run(run, **kwargs)
 
     monkeypatch.setattr(reference, "train_run", stopped_at_the_second_model)
@@ -102,10 +104,20 @@ def test_the_book_tabulates_a_committed_bundle_as_written():
     for row in rows:
         entry = bundle["models"][row["model"]]
         assert row["Dice WT all pixels"] == entry["test"]["all_pixels"]["dice"]["WT"]
-        et = entry["test"]["per_patient"]["dice"]["ET"]
-        assert row["Dice ET per patient"] == f"{et['mean']:.2f} ± {et['std']:.2f}"
         assert row["training"] == f"{entry['seconds']:.0f} s"
         assert showcase[f"probs_{row['model']}"].shape == showcase["targets"].shape
+
+
+def test_the_reference_table_shows_the_h200_runs_scores_per_patient_as_its_bundle_holds():
+    from unet_course.bundles import reference_bundles, reference_table
+
+    bundle = next(bundle for folder, bundle, _ in reference_bundles()
+                  if folder.name == "reference-h200-2026-11-27")
+    rows = {row["model"]: row for row in reference_table(bundle)}
+    # reference.json: classic ET mean 0.9659, std 0.0322; improved ET 0.7234, std 0.4179
+    assert rows["classic"]["Dice ET per patient"] == "0.97 ± 0.03"
+    assert rows["improved"]["Dice ET per patient"] == "0.72 ± 0.42"
+    assert round(rows["classic"]["Dice ET all pixels"], 4) == 0.9523
 
 
 def test_the_book_gives_a_bundle_s_own_account_of_its_run(tmp_path):

@@ -531,9 +531,21 @@ def test_a_compiler_failure_on_a_later_batch_size_falls_back_to_eager(monkeypatc
 
 
 def test_a_history_csv_that_cannot_be_written_warns_once_and_training_goes_on(datasets,
-                                                                               tmp_path):
+                                                                               tmp_path,
+                                                                               monkeypatch):
+    import errno
+
+    from unet_lib import runfolder
+
     train, val = tiny(datasets, 8)
-    (tmp_path / "history.csv").mkdir()  # in the way of the file, as a locked one would be
+    writes = runfolder.write_text_atomic
+
+    def locked_history(path, *args, **kwargs):  # as a file open in a spreadsheet on Windows
+        if path.name == "history.csv":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return writes(path, *args, **kwargs)
+
+    monkeypatch.setattr(runfolder, "write_text_atomic", locked_history)
     with pytest.warns(RuntimeWarning, match="history.csv: not updated") as caught:
         history = fit(build_model("classic", base_filters=4), train, val,
                       TrainConfig.quick(epochs=2, batch_size=8), checkpoint_dir=tmp_path,
@@ -559,6 +571,27 @@ def test_a_model_without_its_last_checkpoint_is_not_replaced_by_a_new_run(datase
     fit(build_model("classic", base_filters=4), train, val, config, checkpoint_dir=tmp_path,
         overwrite=True, progress=False)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+
+
+def test_a_resume_without_a_last_checkpoint_is_a_new_run_and_keeps_what_it_finds(datasets,
+                                                                               tmp_path):
+    train, val = tiny(datasets, 8)
+    config = TrainConfig.quick(epochs=1, base_filters=4, batch_size=8)
+    (tmp_path / "best.pt").write_bytes(b"a model trained elsewhere")
+    with pytest.raises(FileExistsError, match=r"already holds a run \(best.pt\)"):
+        fit(build_model("classic", base_filters=4), train, val, config, checkpoint_dir=tmp_path,
+            resume=True, progress=False)
+    assert (tmp_path / "best.pt").read_bytes() == b"a model trained elsewhere"
+
+
+def test_a_folder_named_like_a_run_s_file_is_refused_before_anything_is_deleted(tmp_path):
+    from unet_lib.runfolder import make_room
+
+    (tmp_path / "best.pt").write_bytes(b"kept")
+    (tmp_path / "history.csv").mkdir()
+    with pytest.raises(FileExistsError, match=r"history.csv: is a folder, where the run writes"):
+        make_room(tmp_path, ("best.pt", "last.pt", "history.csv"), overwrite=True)
+    assert (tmp_path / "best.pt").read_bytes() == b"kept"
 
 
 def test_a_new_run_into_a_folder_holding_one_is_refused_unless_told_to_start_again(datasets,

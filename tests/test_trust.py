@@ -611,7 +611,7 @@ BAD_ARGUMENTS = [
     (("pack", "--data", "nowhere", "--out", "p"), "nowhere: no such data folder"),
     (("pack", "--data", "nowhere", "--out", "p", "--workers", "0"), "--workers: must be at "
                                                                     "least 1"),
-    (("train", "--val-fraction", "0.9"), "--val-fraction: 0.9 and test_fraction 0.2"),
+    (("train", "--val-fraction", "0.9"), "--val-fraction: 0.9, with a test fraction of 0.2"),
     (("train", "--data", "a-file"), "a-file: is a file"),
     (("phantom", "--out", "a-file"), "a-file: is a file"),
     (("evaluate", "--checkpoint", "a-file"), "a-file: cannot be read as a checkpoint: not the "

@@ -60,9 +60,12 @@ def check_patients_to_settle(answer, alpha: float = 0.05) -> None:
     """Exercise 7.1. The fewest test patients with which the sign-flip test can give
     ``p < alpha``: a model that scores higher than another on every one of them, worked out
     with :func:`unet_lib.patients.paired_sign_flip`."""
-    n = 1
-    while paired_sign_flip([0.9] * n, [0.8 - 0.01 * i for i in range(n)])["p"] >= alpha:
-        n += 1  # a clean sweep, with differences of several sizes
+    n = 1  # a clean sweep, with differences of several sizes, every sign pattern counted
+    while paired_sign_flip([0.9] * n, [0.8 - 0.01 * i for i in range(n)],
+                           exact_up_to=n)["p"] >= alpha:
+        n += 1
+        if n > 20:
+            raise ValueError(f"alpha {alpha}: too small for this exercise (over 20 patients)")
     what = f"the fewest patients that can give p < {alpha}"
     if not unanswered(answer, "7.1", what, n):
         check(answer, n, what, "a model that wins on every patient gets the smallest p there "

@@ -36,7 +36,7 @@ from unet_lib.models import MODELS, UNet, count_parameters
 from unet_lib.recipe import RunRecipe
 from unet_lib.run import (SCORED_ON, PreparedRun, held_out_scores, read_results, record_results,
                           split_of, train_run)
-from unet_lib.runfolder import RunFolderBusy, wait_while_busy
+from unet_lib.runfolder import RunFolderBusy, claim, wait_while_busy
 from unet_lib.runtime import pick_device
 from unet_lib.train import History
 
@@ -234,11 +234,11 @@ class CourseSetup:
                   f"{self.device} "
                   f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
             try:
-                # without last.pt the folder holds no whole epoch (a run stopped in its
-                # first): the course's own files, started again
-                train_run(run, resume=last.is_file() and not retrain,
-                          overwrite=retrain or not last.is_file(),
-                          progress=progress, report=lambda *args, **kwargs: None)
+                with claim(run.folder):  # decided and trained under one hold (re-entrant)
+                    # no last.pt: a run stopped in its first epoch, whose files start again
+                    resume = last.is_file() and not retrain
+                    train_run(run, resume=resume, overwrite=not resume, progress=progress,
+                              report=lambda *args, **kwargs: None)
             except RunFolderBusy:  # another process started it since the wait above: the
                 retrain = False  # model it finishes is a fresh one, even if it ends at once
                 continue

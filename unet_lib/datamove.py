@@ -72,11 +72,11 @@ def content_digest(dataset, rows: list[int]) -> str:
     return digest.hexdigest()
 
 
-def why_not_the_runs_data(run, data: Path) -> str:
-    """``""`` when the folder ``data`` holds ``run``'s data (a
-    :class:`~unet_lib.run.PreparedRun`), in whatever place or format: the same layout of the
-    split's volumes (runs recorded before layouts were: the same volume numbers); else why not,
-    in a clause."""
+def reason_not_the_runs_data(run, data: Path) -> str | None:
+    """Why the folder ``data`` does not hold ``run``'s data (a
+    :class:`~unet_lib.run.PreparedRun`), in a clause; ``None`` when it does, in whatever place
+    or format: the same layout of the split's volumes (runs recorded before layouts were: the
+    same volume numbers)."""
     from .data import open_dataset
 
     record = run.folder / "run.json"
@@ -94,24 +94,28 @@ def why_not_the_runs_data(run, data: Path) -> str:
                     f"other pixels than the run's ({record}), so it is not the run's data moved")
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
         return str(error)
-    return ""
+    return None
 
 
-def is_the_runs_data(run, data: Path) -> bool:
-    """Whether ``data`` is the folder ``run`` trained on, or a copy of it (moved, packed)."""
+def holds_the_runs_data(run, data: Path) -> bool:
+    """Whether ``data`` is the folder ``run`` trained on, or a copy of it (moved, packed),
+    recognised by its pixels: a run recorded before layouts held pixels is recognised by
+    its path only (the same volume numbers and slices may be another phantom)."""
     if Path(data).resolve() == Path(run.data_root).resolve():
         return True
-    return not why_not_the_runs_data(run, data)
+    if not (run.data_layout or "").startswith(WITH_CONTENT):
+        return False
+    return reason_not_the_runs_data(run, data) is None
 
 
 def checked_new_place(run, data: Path) -> Path:
-    """``data`` if it holds ``run``'s data (:func:`why_not_the_runs_data`).
+    """``data`` if it holds ``run``'s data (:func:`reason_not_the_runs_data`).
 
     Raises:
         ConfigError: naming ``--data``, with why the folder is not the run's data.
     """
-    why = why_not_the_runs_data(run, data)
-    if why:
+    why = reason_not_the_runs_data(run, data)
+    if why is not None:
         raise ConfigError("data", f"cannot change to {data} when resuming {run.folder}: {why}; "
                                   f"drop --data, or start a new run")
     return data

@@ -102,7 +102,9 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         clock = time.perf_counter()
         done = finished_epochs(run)
         if done < recipe.config.epochs:  # a rerun finishes what a stopped one left
-            train_run(run, resume=done > 0, progress=progress, datasets=datasets)
+            # without a whole epoch (done 0) the folder's files are a stopped run's: restart
+            train_run(run, resume=done > 0, overwrite=done == 0, progress=progress,
+                      datasets=datasets)
         elif progress:
             print(f"the {name} U-Net in {run.folder} is trained already: kept", flush=True)
         seconds = time.perf_counter() - clock

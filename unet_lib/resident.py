@@ -75,9 +75,9 @@ class ResidentSlices(Dataset):
             count += len(batch_images)
         if not count:
             raise ValueError(f"{getattr(dataset, 'root', 'the dataset')}: no usable "
-                             f"{role + ' ' if role else ''}slice to upload: all "
-                             f"{len(skipped)} were skipped"
-                             + (f", e.g. {skipped[0]}" if skipped else ""))
+                             f"{role + ' ' if role else ''}slice to upload: "
+                             + (f"all {len(skipped)} were skipped, e.g. {skipped[0]}"
+                                if skipped else "it holds none"))
         if count < len(dataset):  # room was made for the skipped items too: a view of the
             images, masks = images[:count], masks[:count]  # rest (a copy would double the peak)
         return cls(images, masks, skipped)

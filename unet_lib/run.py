@@ -184,20 +184,20 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
     written before training and, when resuming with changed settings, again after it.
     ``datasets``: the run's ``(train, val)`` already opened, e.g. held on the device once for
     several models trained on one split (:func:`unet_lib.resident.hold_on_device`); default
-    :meth:`PreparedRun.datasets`. A folder that holds an earlier run (``last.pt``) is refused
-    (``FileExistsError``, before ``run.json`` is touched) unless ``resume`` or ``overwrite``:
-    that deletes the earlier run's checkpoints, ``history.csv`` and ``results.json`` first.
+    :meth:`PreparedRun.datasets`. A new run (or a ``resume`` without ``last.pt``) into a folder
+    that holds any of :data:`RECIPE_RUN_OUTPUTS` is refused (``FileExistsError``, before
+    ``run.json`` is touched) unless ``overwrite``: that deletes them first.
     """
     from .distributed import is_main_process
     from .models import build_model, count_parameters
     from .runtime import pick_device, seed_everything
-    from .train import RUN_OUTPUTS, fit
+    from .train import fit
 
     recipe, config = run.recipe, run.recipe.config
     main = is_main_process()  # under torchrun, rank 0 alone holds the folder and writes
     with runfolder.claim(run.folder) if main else contextlib.nullcontext(run.folder):
-        if main and not resume:
-            runfolder.make_room(run.folder, RUN_OUTPUTS + (RESULTS_FILE,), overwrite)
+        if main and runfolder.is_fresh(run.folder, resume):
+            runfolder.make_room(run.folder, RECIPE_RUN_OUTPUTS, overwrite)
             run.save()
         train_set, val_set = datasets or run.datasets()
         seed_everything(config.seed)
@@ -216,6 +216,10 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
 
 #: what a run folder records about its model after training (:func:`record_results`)
 RESULTS_FILE = "results.json"
+
+#: what a recipe's run writes beside ``run.json``: fit's files and the results recorded later
+RECIPE_RUN_OUTPUTS = runfolder.RUN_OUTPUTS + (RESULTS_FILE,)
+
 #: where :func:`held_out_scores` scores (scores kept from before, on the model's grid, lack it)
 SCORED_ON = "the data's own grid"
 

@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+from .progress import HISTORY_CSV
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; runs are not protected from each other
@@ -37,25 +39,39 @@ class RunFolderBusy(RuntimeError):
     """Another process is training into the same run folder."""
 
 
+#: what :func:`unet_lib.train.fit` writes into its checkpoint folder (guarded by make_room)
+RUN_OUTPUTS = ("best.pt", "last.pt", HISTORY_CSV)
+
+
 def make_room(folder: Path, outputs: tuple[str, ...], overwrite: bool) -> None:
     """Before a new run (not a resumed one) writes ``outputs`` into ``folder``, which this
     process holds (:func:`claim`): refuse where any of them is already there (an earlier run's
     checkpoint, or a file of the same name), or with ``overwrite`` delete them first.
 
     Raises:
-        FileExistsError: ``folder`` holds one of ``outputs`` and ``overwrite`` is false;
-            nothing is touched.
+        FileExistsError: ``folder`` holds one of ``outputs`` and ``overwrite`` is false, or
+            one of them is a folder; nothing is touched.
     """
-    found = [name for name in outputs if (folder / name).is_file()]
-    if not found:
-        return
-    if not overwrite:
+    found = [folder / name for name in outputs
+             if (folder / name).exists() or (folder / name).is_symlink()]
+    in_the_way = [path for path in found if path.is_dir() and not path.is_symlink()]
+    if in_the_way:
+        raise FileExistsError(f"{in_the_way[0]}: is a folder, where the run writes a file; "
+                              f"move it away or choose another folder")
+    if found and not overwrite:
         how = ("continue it with resume=True, " if (folder / "last.pt").is_file() else "")
-        raise FileExistsError(f"{folder}: already holds a run ({', '.join(found)}); {how}train "
-                              f"again from the start with overwrite=True (these files are "
-                              f"deleted), or choose another folder")
-    for name in outputs:
-        (folder / name).unlink(missing_ok=True)
+        raise FileExistsError(f"{folder}: already holds a run "
+                              f"({', '.join(path.name for path in found)}); {how}train again "
+                              f"from the start with overwrite=True (these files are deleted), "
+                              f"or choose another folder")
+    for path in found:
+        path.unlink()
+
+
+def is_fresh(folder: Path, resume: bool) -> bool:
+    """Whether a run asked to ``resume`` in ``folder`` starts from scratch: without
+    ``last.pt`` there is nothing to resume (and :func:`make_room` must guard what is there)."""
+    return not resume or not (folder / "last.pt").is_file()
 
 
 @contextlib.contextmanager

@@ -66,7 +66,7 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]
     return cases
 
 
-def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | None = None,
+def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: int | None = None,
                  threshold: float = 0.5, batch_size: int = 32,
                  device: torch.device | str | None = None) -> tuple[np.ndarray, object]:
     """The label map of one case and the NIfTI image its grid comes from (FLAIR's).
@@ -85,7 +85,8 @@ def segment_case(model: nn.Module, files: dict[str, Path], image_size: int | Non
     """
     missing = [key for key, path in files.items() if path is None]
     if missing:
-        folder = next(path for path in files.values() if path is not None).parent
+        found = [path for path in files.values() if path is not None]
+        folder = found[0].parent if found else Path("this case")
         raise BraTSDataError(folder, f"missing {', '.join(missing)} file(s); expected "
                                      f"{folder.name}_<flair|t1|t1ce|t2>.nii(.gz)")
     stacked, reference = load_modalities(files)  # (H, W, D, 4), as training reads a case

@@ -4,11 +4,11 @@
 >>> history = fit(model, train_set, val_set, config, checkpoint_dir="runs/classic")
 >>> evaluate(model, val_set)["dice"]  # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
 
-``fit`` picks the device (CUDA, then Apple MPS, else CPU), uses mixed precision on CUDA,
-shows a tqdm bar, records a per-epoch history, writes ``best.pt`` (the best mean validation
-Dice over the BraTS regions WT, TC, ET) and ``last.pt`` after every epoch and resumes from
-``last.pt`` with ``resume=True``. The settings live in :mod:`unet_lib.config`, the device and
-precision in :mod:`unet_lib.runtime`, scoring in :mod:`unet_lib.inference`, resuming in
+``fit`` picks the device (CUDA, then Apple MPS, else CPU), uses mixed precision on CUDA, shows
+a tqdm bar, records a per-epoch history, writes ``best.pt`` (the best mean validation Dice over
+WT, TC, ET) and ``last.pt`` after every epoch and resumes from ``last.pt`` with ``resume=True``.
+The settings live in :mod:`unet_lib.config`, the device and precision in
+:mod:`unet_lib.runtime`, scoring in :mod:`unet_lib.inference`, resuming in
 :mod:`unet_lib.resume`; their main names are importable from here too.
 """
 
@@ -34,15 +34,12 @@ from .failures import (OutOfMemory, TrainingDiverged, check_finite,  # noqa: F40
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
-from .progress import HISTORY_CSV, epoch_line, progress_bar, write_history, write_line
+from .progress import epoch_line, progress_bar, write_history, write_line
 from .resume import RESUME_FIXED, Resumed, resume_from, rng_state
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
                       seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
 from .schedule import decay_after_epoch, make_optimizer, make_scheduler, warm_up
-
-#: what a run writes into its checkpoint folder (an earlier run's, deleted by ``overwrite``)
-RUN_OUTPUTS = ("best.pt", "last.pt", HISTORY_CSV)
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
 SYNC_EVERY = 25
@@ -96,11 +93,10 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         checkpoint_dir: where to write ``best.pt`` (the best mean validation Dice over WT, TC
             and ET so far), then ``last.pt`` and ``history.csv`` (the epochs so far, see
             :func:`unet_lib.progress.history_csv`) after each epoch. The folder is locked while
-            training (:func:`unet_lib.runfolder.claim`): a second run on it is refused. A
-            folder that holds an earlier run (``last.pt``) is refused unless ``resume`` or
-            ``overwrite``.
-        resume: continue from ``checkpoint_dir/last.pt`` if it exists (same architecture).
-            Changed rates, epochs, batch size, threshold or loss weights are applied and
+            training (:func:`unet_lib.runfolder.claim`): a second run on it is refused, and so
+            is a new run where a file of :data:`~unet_lib.runfolder.RUN_OUTPUTS` is.
+        resume: continue from ``checkpoint_dir/last.pt`` (same architecture; without it, a new
+            run). Changed rates, epochs, batch size, threshold or loss weights are applied and
             printed; a change of :data:`RESUME_FIXED` (data, split, optimizer) is refused.
         progress: ``True``: a tqdm bar per epoch (in a terminal or notebook) and a summary line
             after each; ``"epochs"``: only the summary lines, printed (light enough for a
@@ -108,8 +104,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             ``False``: nothing.
         trust_checkpoint: resume from a checkpoint of unet_lib 0.1 (see
             :func:`unet_lib.checkpoint.read_checkpoint`: this runs any code the file holds).
-        overwrite: without ``resume``, train into a folder that holds an earlier run: its
-            ``best.pt``, ``last.pt`` and ``history.csv`` are deleted first.
+        overwrite: a new run deletes the files of :data:`~unet_lib.runfolder.RUN_OUTPUTS`
+            it finds (an earlier run's, or of the same names) first.
 
     Returns:
         The :class:`History`, including epochs from a resumed run.
@@ -120,8 +116,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         BraTSDataError: an epoch had no usable sample to train on, or to score.
         TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
         RunFolderBusy: another process trains into ``checkpoint_dir``.
-        FileExistsError: ``checkpoint_dir`` holds an earlier run, and neither ``resume`` nor
-            ``overwrite`` was given.
+        FileExistsError: a new run without ``overwrite`` finds a file of ``RUN_OUTPUTS``, or
+            any run a folder of such a name.
     """
     config = (config or TrainConfig()).validate()
     for name, data in (("train_data", train_data), ("val_data", val_data)):
@@ -137,8 +133,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             return _fit(model, train_data, val_data, config, folder, resume, progress,
                         trust_checkpoint)
         with runfolder.claim(folder) as folder:
-            if not resume:
-                runfolder.make_room(folder, RUN_OUTPUTS, overwrite)
+            if runfolder.is_fresh(folder, resume):
+                runfolder.make_room(folder, runfolder.RUN_OUTPUTS, overwrite)
             return _fit(model, train_data, val_data, config, folder, resume, progress,
                         trust_checkpoint)
     except BaseException:

@@ -26,8 +26,7 @@ def check_scoring_options(args) -> None:
 def check_train_folder(out: Path, resume: bool) -> None:
     """``train --out``: a folder holding a run to resume (``last.pt``) with ``--resume``;
     without, none of the files a new run writes (a model or its record there is kept)."""
-    from ..run import RESULTS_FILE
-    from ..train import RUN_OUTPUTS
+    from ..run import RECIPE_RUN_OUTPUTS
 
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: is a file; --out takes the folder for the run")
@@ -38,7 +37,8 @@ def check_train_folder(out: Path, resume: bool) -> None:
     if not resume and last.is_file():
         raise FileExistsError(f"{out}: already holds a run (last.pt); continue it with "
                               f"--resume, or choose another --out")
-    earlier = [name for name in RUN_OUTPUTS + (RESULTS_FILE,) if (out / name).is_file()]
+    earlier = [name for name in RECIPE_RUN_OUTPUTS
+               if (out / name).exists() or (out / name).is_symlink()]
     if not resume and earlier:  # no last.pt, but a model or its record
         raise FileExistsError(f"{out}: already holds {', '.join(earlier)}, which a new run would "
                               f"replace; choose another --out (or move them away)")

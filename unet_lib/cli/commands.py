@@ -170,7 +170,7 @@ def cmd_segment(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from ..data import open_dataset
-    from ..datamove import is_the_runs_data
+    from ..datamove import holds_the_runs_data
     from ..metrics import SegmentationScores
     from ..patients import evaluate_patients
     from ..run import read_run
@@ -195,10 +195,11 @@ def cmd_evaluate(args) -> int:
             raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
                                     f"held out")
         requested = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
-        if run and not args.split and is_the_runs_data(run, Path(args.data)):
+        data_root, dataset = args.data, open_dataset(args.data, requested, image_size=size)
+        if (run and not args.split and set(run.train_volumes) <= set(dataset.volumes)
+                and holds_the_runs_data(run, Path(args.data))):  # its pixels checked only then
             print(f"note: {args.data} is the run's own data: every volume is scored, its "
                   f"training volumes too (--split test scores the held-out ones)", file=sys.stderr)
-        data_root, dataset = args.data, open_dataset(args.data, requested, image_size=size)
         label = f"the {args.split} volumes" if args.split else "every volume"
         detail = f" (predicted at {size}×{size}, scored on their own grid)" if size else ""
     absent = sorted(set(requested or ()) - set(dataset.volumes))  # a volume the data lack
