@@ -49,3 +49,24 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "trained" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+
+
+class UnusableFolder(torch.utils.data.Dataset):
+    """A data folder ``root`` of ``n`` slice files, every one unusable for ``problem``."""
+
+    def __init__(self, root: str, n: int, problem: str):
+        self.root, self.n, self.problem = root, n, problem
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        from unet_lib.data.samples import SkippedSample
+
+        return SkippedSample(f"slice_{index}.h5", self.problem)
+
+
+@pytest.fixture
+def unusable_folder():
+    """Makes an :class:`UnusableFolder`: ``unusable_folder(root, n, problem)``."""
+    return UnusableFolder

@@ -68,25 +68,15 @@ def test_resident_slices_leave_unusable_items_out_and_score_like_the_source(data
     assert held["loss"] == pytest.approx(read["loss"], rel=1e-6)  # every pixel's logit agrees
 
 
-def test_data_with_no_usable_slice_are_named_with_their_role_and_a_reason(datasets):
-    from torch.utils.data import Dataset
-
+def test_data_with_no_usable_slice_are_named_with_their_role_and_a_reason(datasets,
+                                                                         unusable_folder):
     from unet_lib.resident import hold_on_device
 
     train, _ = _tiny(datasets)
-
-    class AllBroken(Dataset):
-        root = "val_folder"
-
-        def __len__(self):
-            return 3
-
-        def __getitem__(self, index):
-            return SkippedSample(f"v_{index}.h5", "mask has values [0, 3]")
-
+    broken = unusable_folder("val_folder", 3, "mask has values [0, 3]")
     with pytest.raises(ValueError, match=r"^val_folder: no usable validation slice to upload: "
-                                         r"all 3 were skipped, e\.g\. v_0\.h5: mask has"):
-        hold_on_device(train, AllBroken(), torch.device("cpu"), report=lambda *a, **k: None)
+                                         r"all 3 were skipped, e\.g\. slice_0\.h5: mask has"):
+        hold_on_device(train, broken, torch.device("cpu"), report=lambda *a, **k: None)
 
 
 def test_auto_holds_data_that_take_at_most_half_the_free_memory(datasets, monkeypatch):

@@ -152,18 +152,8 @@ def test_best_threshold_is_the_highest_score_and_the_lowest_threshold_on_a_tie()
     assert best_threshold(sweep, region="ET") == 0.7
 
 
-def test_a_dataset_whose_every_file_is_unusable_is_named_with_a_reason():
-    from unet_lib.data.samples import SkippedSample
-
-    class Unusable(torch.utils.data.Dataset):
-        root = "data/broken"
-
-        def __len__(self):
-            return 3
-
-        def __getitem__(self, index):
-            return SkippedSample(f"slice_{index}.h5", "truncated")
-
+def test_a_dataset_whose_every_file_is_unusable_is_named_with_a_reason(unusable_folder):
     with pytest.raises(BraTSDataError, match=r"data/broken: no sample to score: all 3 were "
                                              r"skipped as unusable, e\.g\. slice_0\.h5: truncated"):
-        evaluate(constant_model(), Unusable(), batch_size=2, device="cpu")
+        evaluate(constant_model(), unusable_folder("data/broken", 3, "truncated"), batch_size=2,
+                 device="cpu")
