@@ -279,3 +279,27 @@ def test_ctrl_c_in_a_command_that_can_be_taken_up_again_says_how(command, hint, 
     assert cli.main(argv) == commands.INTERRUPTED
     error = capsys.readouterr().err
     assert error.startswith("\ninterrupted: ") and hint in error
+
+
+@pytest.mark.parametrize("stop", [ValueError("no usable slice"), KeyboardInterrupt()])
+def test_a_run_that_fails_or_is_stopped_before_its_first_epoch_leaves_no_folder(
+        stop, tmp_path, monkeypatch, capsys):
+    from unet_lib.cli import commands, main
+
+    def stopped(run, **kwargs):
+        run.save()  # as train_run does before it opens the data
+        raise stop
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(commands, "train_run", stopped)
+    argv = ["train", "--out", "runs/new", "--quick", "--image-size", "32", "--base-filters", "4",
+            "--n-volumes", "4", "--n-slices", "4", "--epochs", "1", "--test-fraction", "0.25"]
+    assert main(argv) == (commands.INTERRUPTED if isinstance(stop, KeyboardInterrupt) else 2)
+    assert not (tmp_path / "runs" / "new").exists()
+    # a folder that was there before is left as it was, with what it held
+    (tmp_path / "runs" / "mine").mkdir(parents=True)
+    (tmp_path / "runs" / "mine" / "notes.txt").write_text("mine")
+    main(argv[:2] + ["runs/mine"] + argv[3:])
+    assert sorted(p.name for p in (tmp_path / "runs" / "mine").iterdir()) == [
+        ".lock", "notes.txt", "run.json"]
+    capsys.readouterr()

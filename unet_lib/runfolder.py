@@ -75,14 +75,17 @@ def is_fresh(folder: Path, resume: bool) -> bool:
 
 
 @contextlib.contextmanager
-def claim(folder: str | Path) -> Iterator[Path]:
+def claim(folder: str | Path, tidy: tuple[str, ...] = ()) -> Iterator[Path]:
     """Hold ``folder`` (created if needed) for one training run; see the module docstring.
+    With ``tidy`` (e.g. ``("run.json",)``): when the run fails or is stopped, a folder this call
+    made that holds nothing but its lock and such files is removed, not left behind empty.
 
     Raises:
         RunFolderBusy: another process holds the folder (the message gives its process id).
         OSError: the folder cannot be created or written (e.g. read-only).
     """
     folder = Path(folder)
+    made = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     key = folder.resolve()
     if key in _held:
@@ -108,10 +111,23 @@ def claim(folder: str | Path) -> Iterator[Path]:
         remove_stale_temporaries(folder)
         try:
             yield folder
+        except BaseException:
+            if made and tidy:
+                _remove_if_unused(folder, tidy)
+            raise
         finally:
             del _held[key]
     finally:
         _unlock_and_close(fd)
+
+
+def _remove_if_unused(folder: Path, tidy: tuple[str, ...]) -> None:
+    """Remove ``folder`` if it holds nothing but its lock and files named in ``tidy``."""
+    names = {path.name for path in folder.iterdir()}
+    if names <= {LOCK_NAME, *tidy}:
+        for name in names:
+            (folder / name).unlink()
+        folder.rmdir()
 
 
 def _unlock_and_close(fd: int) -> None:

@@ -76,7 +76,8 @@ def cmd_train(args) -> int:
                                      **config_changes(args))
     main_process = _is_main()
     try:
-        with claim(out) if main_process else contextlib.nullcontext(out):
+        # a run that fails or is stopped before its first epoch leaves no folder behind
+        with claim(out, tidy=(RUN_FILE,)) if main_process else contextlib.nullcontext(out):
             run = _resumed(args, out) if args.resume else prepare_run(recipe, out)
             _, history = train_run(run, resume=args.resume,
                                    trust_checkpoint=args.trust_checkpoint,
