@@ -52,8 +52,7 @@ def make_room(folder: Path, outputs: tuple[str, ...], overwrite: bool) -> None:
         FileExistsError: ``folder`` holds one of ``outputs`` and ``overwrite`` is false, or
             one of them is a folder; nothing is touched.
     """
-    found = [folder / name for name in outputs
-             if (folder / name).exists() or (folder / name).is_symlink()]
+    found = present(folder, outputs)
     in_the_way = [path for path in found if path.is_dir() and not path.is_symlink()]
     if in_the_way:
         raise FileExistsError(f"{in_the_way[0]}: is a folder, where the run writes a file; "
@@ -66,6 +65,12 @@ def make_room(folder: Path, outputs: tuple[str, ...], overwrite: bool) -> None:
                               f"or choose another folder")
     for path in found:
         path.unlink()
+
+
+def present(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """The entries of ``folder`` named in ``names`` that are there (a broken link included)."""
+    return [folder / name for name in names
+            if (folder / name).exists() or (folder / name).is_symlink()]
 
 
 def is_fresh(folder: Path, resume: bool) -> bool:

@@ -27,6 +27,7 @@ def check_train_folder(out: Path, resume: bool) -> None:
     """``train --out``: a folder holding a run to resume (``last.pt``) with ``--resume``;
     without, none of the files a new run writes (a model or its record there is kept)."""
     from ..run import RECIPE_RUN_OUTPUTS
+    from ..runfolder import present
 
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: is a file; --out takes the folder for the run")
@@ -37,11 +38,11 @@ def check_train_folder(out: Path, resume: bool) -> None:
     if not resume and last.is_file():
         raise FileExistsError(f"{out}: already holds a run (last.pt); continue it with "
                               f"--resume, or choose another --out")
-    earlier = [name for name in RECIPE_RUN_OUTPUTS
-               if (out / name).exists() or (out / name).is_symlink()]
+    earlier = present(out, RECIPE_RUN_OUTPUTS)
     if not resume and earlier:  # no last.pt, but a model or its record
-        raise FileExistsError(f"{out}: already holds {', '.join(earlier)}, which a new run would "
-                              f"replace; choose another --out (or move them away)")
+        raise FileExistsError(f"{out}: already holds {', '.join(p.name for p in earlier)}, "
+                              f"which a new run would replace; choose another --out (or move "
+                              f"them away)")
 
 
 def check_evaluate_csv(path: Path | None) -> None:
