@@ -14,7 +14,9 @@ from unet_lib.checkpoint import save_checkpoint
 from unet_lib.cli import main
 from unet_lib.config import TrainConfig
 from unet_lib.data import BraTSNifti
+from unet_lib.data.brats import labels_to_mask
 from unet_lib.inference import predict
+from unet_lib.metrics import to_regions
 from unet_lib.models import build_model
 from unet_lib.segment import labels_from_probabilities
 
@@ -39,15 +41,26 @@ def write_case(root, name: str, seg: bool, shape=(32, 32, 6), seed: int = 0):
     return folder
 
 
-def test_a_voxel_takes_the_label_of_its_most_probable_channel_above_the_threshold():
-    # columns: nothing above 0.5; ED highest; NCR/NET highest; ET highest
-    probs = torch.tensor([[0.2, 0.6, 0.9, 0.40],
-                          [0.3, 0.7, 0.2, 0.55],
-                          [0.1, 0.2, 0.8, 0.95]])
-    assert labels_from_probabilities(probs, 0.5).tolist() == [0, 2, 1, 4]
-    assert labels_from_probabilities(probs, 0.85).tolist() == [0, 0, 1, 4]
+def test_a_voxel_takes_the_label_of_the_innermost_region_its_cut_channels_put_it_in():
+    # columns: nothing above 0.5; ED alone; NCR/NET and ED; ET and NCR/NET; ET and ED
+    probs = torch.tensor([[0.2, 0.1, 0.9, 0.90, 0.1],
+                          [0.3, 0.7, 0.6, 0.55, 0.9],
+                          [0.1, 0.2, 0.3, 0.80, 0.6]])
+    assert labels_from_probabilities(probs, 0.5).tolist() == [0, 2, 1, 4, 4]
+    assert labels_from_probabilities(probs, 0.85).tolist() == [0, 0, 1, 1, 2]
     with pytest.raises(ValueError, match="expected 3 channels"):
         labels_from_probabilities(probs[:2])
+
+
+def test_the_written_label_map_has_the_regions_that_evaluate_scores():
+    # evaluate cuts each channel on its own and scores to_regions of them; a submission is
+    # scored on the regions of its label map: the two must be the same voxels
+    probs = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(0))
+    labels = labels_from_probabilities(probs, 0.4)
+    from_map = to_regions(torch.from_numpy(labels_to_mask(labels)).permute(2, 0, 1)[None])
+    scored = to_regions((probs > 0.4).float()[None])
+    assert torch.equal(from_map.bool(), scored.bool())
+    assert (labels == 4).sum() == (probs[2] > 0.4).sum()  # every ET voxel written as ET
 
 
 def test_segment_writes_one_label_map_per_case_on_its_grid_as_training_reads_it(tmp_path,

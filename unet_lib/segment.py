@@ -7,9 +7,12 @@ its affine. :func:`segment_folder` writes those; ``unet-lib segment`` is its com
 
 Each axial slice is read as the NIfTI reader reads it for training (:mod:`unet_lib.data.nifti`:
 z-scored per channel), resized to the size the model learnt at, predicted, and its
-probabilities resized back (bilinear) before they are cut at the threshold. A voxel whose
-probability exceeds the threshold in any channel is tumour, labelled with the channel of the
-highest probability: the model's three sigmoid channels may overlap, a label map may not.
+probabilities resized back (bilinear) before they are cut at the threshold, each channel on
+its own as :func:`unet_lib.inference.evaluate` cuts them. The model's three sigmoid channels
+may overlap, a label map may not: a voxel is labelled ET (4) where the ET channel is cut in,
+else NCR/NET (1), else ED (2). The regions of that map (WT = any label, TC = 1 or 4, ET = 4)
+are then exactly the regions that ``evaluate`` scores (:func:`unet_lib.metrics.to_regions`
+of the cut channels), so a submission scores as ``evaluate`` said it would.
 """
 
 from __future__ import annotations
@@ -29,15 +32,22 @@ from .inference import predict, probabilities_on_grid
 
 
 def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
-    """(3, ...) channel probabilities (NCR/NET, ED, ET) → uint8 BraTS labels (...): 0 where
-    no channel exceeds ``threshold``, else the label of the most probable channel (1, 2, 4)."""
+    """(3, ...) channel probabilities (NCR/NET, ED, ET) → uint8 BraTS labels (...).
+
+    Each channel is cut at ``threshold`` on its own; a voxel is 4 (ET) where the ET channel
+    is in, else 1 where NCR/NET is, else 2 where ED is, else 0. The order follows the nested
+    regions ET ⊂ TC ⊂ WT: the map's regions are those of the cut channels, voxel for voxel.
+    """
     probs = torch.as_tensor(probs, dtype=torch.float32)
     if probs.shape[0] != len(CHANNEL_LABELS):
         raise ValueError(f"expected 3 channels (NCR/NET, ED, ET) first, got shape "
                          f"{tuple(probs.shape)}")
-    top, channel = probs.max(dim=0)
-    labels = torch.tensor(CHANNEL_LABELS, dtype=torch.uint8)[channel]
-    return torch.where(top > threshold, labels, torch.zeros_like(labels)).numpy()
+    necrotic, oedema, enhancing = (probs > threshold).unbind(0)
+    labels = torch.zeros(probs.shape[1:], dtype=torch.uint8)
+    labels[oedema] = 2  # the weakest claim first: each later one wins where both hold
+    labels[necrotic] = 1
+    labels[enhancing] = 4
+    return labels.numpy()
 
 
 def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]:
