@@ -10,17 +10,17 @@ from unet_lib.metrics import HD95_ONE_EMPTY, hausdorff95, surface
 
 
 def test_two_single_voxels_are_their_distance_apart_in_mm():
-    pred, target = np.zeros((1, 1, 10)), np.zeros((1, 1, 10))
-    target[0, 0, 0], pred[0, 0, 4] = 1, 1
+    pred, target = np.zeros((1, 1, 1, 10)), np.zeros((1, 1, 1, 10))
+    target[0, 0, 0, 0], pred[0, 0, 0, 4] = 1, 1
     assert hausdorff95(pred, target) == pytest.approx([4.0])
     assert hausdorff95(pred, target, spacing=(1.0, 1.0, 2.5)) == pytest.approx([10.0])
 
 
 def test_a_far_false_positive_moves_hd95_by_its_share_of_the_surface():
-    target = np.zeros((1, 1, 40), bool)
-    target[0, 0, :19] = True       # 19 voxels, all on the surface of a one-voxel-thin bar
+    target = np.zeros((1, 1, 1, 40), bool)
+    target[0, 0, 0, :19] = True    # 19 voxels, all on the surface of a one-voxel-thin bar
     pred = target.copy()
-    pred[0, 0, 39] = True          # one false voxel 20 voxels beyond the bar's end (at 18)
+    pred[0, 0, 0, 39] = True          # one false voxel 20 voxels beyond the bar's end (at 18)
     # pred → target: 19 zeros and one 21; the 95th percentile of 20 values lies at rank
     # 0.95 · 19 = 18.05, between 0 and 21: 0.05 · 21. target → pred: all 0.
     assert hausdorff95(pred, target) == pytest.approx([0.05 * 21])
@@ -48,6 +48,15 @@ def test_channels_are_scored_separately_and_tensors_work():
     target[0, 1, 2, 2], pred[0, 1, 2, 5] = 1, 1     # 3 apart
     target[2, 1, 1:3, 1:3], pred[2, 1, 1:3, 1:3] = 1, 1  # identical
     assert hausdorff95(pred, target).tolist() == pytest.approx([3.0, 0.0, 0.0])
+
+
+def test_masks_without_their_channel_axis_are_refused_rather_than_read_as_a_volume():
+    # three 2-D channels (3, H, W) under the default 3-D spacing would be one volume 3 deep
+    pred, target = np.zeros((3, 8, 8)), np.zeros((3, 8, 8))
+    target[0, 2, 2], pred[0, 2, 4] = 1, 1
+    with pytest.raises(ValueError, match=r"\(C, D, H, W\).*spacing=\(1, 1\)"):
+        hausdorff95(pred, target)
+    assert hausdorff95(pred, target, spacing=(1, 1)).tolist() == [2.0, 0.0, 0.0]
 
 
 def test_shapes_that_do_not_match_are_refused():

@@ -129,6 +129,30 @@ def test_a_patient_listed_with_some_slices_only_is_scored_with_each_in_its_place
     assert row["hd95"]["WT"] == pytest.approx(3.0)
 
 
+def test_the_default_voxel_depth_counts_the_slices_a_filter_left_out():
+    # a dataset of the first 4 of a volume's 6 slices (as tumour_only lists them): BraTS's
+    # 155 mm are 6 slices deep, so one slice apart is 155/6 mm, not 155/4
+    class FirstSlices(MasksAsImages):
+        def __init__(self, masks, predicted):
+            super().__init__(masks, predicted)
+            self.depths = {volume: m.shape[1] for volume, m in masks.items()}
+            self.slices = [entry for entry in self.slices if entry[1] < 4]
+
+    truth, predicted = {1: blob(at=(1, 3, 3))}, {1: blob(at=(2, 3, 3))}  # one slice deeper
+    with pytest.warns(UserWarning, match="4 of its 6 slices"):
+        row = evaluate_patients(oracle(), FirstSlices(truth, predicted), device="cpu").rows[0]
+    assert row["hd95"]["ET"] == pytest.approx(155 / 6)
+
+
+def test_a_kaggle_folder_read_for_its_tumour_slices_knows_each_volume_s_full_depth(tmp_path):
+    from unet_lib.data import BraTSSlices, make_phantom
+
+    make_phantom(tmp_path, n_volumes=2, size=32, n_slices=12, seed=0)
+    tumour = BraTSSlices(tmp_path, tumour_only=True)
+    assert max(s for _, s in map(tumour.locate, range(len(tumour)))) < 11  # filtered
+    assert [tumour.depth_of(v) for v in tumour.volumes] == [12, 12]
+
+
 def test_a_region_missing_from_the_reference_follows_the_brats_convention():
     truth = blob()
     truth[2] = 0                       # this patient has no enhancing tumour

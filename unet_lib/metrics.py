@@ -231,23 +231,24 @@ def hausdorff95(pred, target, spacing=(1.0, 1.0, 1.0), percentile: float = 95.0)
     :data:`HD95_ONE_EMPTY` (373.13 mm), whatever the volume's size.
 
     Args:
-        pred, target: binary masks (C, D, H, W) or (D, H, W) (tensors or arrays; 2-D masks
-            (C, H, W)/(H, W) work with a 2-element spacing).
+        pred, target: binary masks (C, D, H, W), tensors or arrays; 2-D masks (C, H, W) with a
+            2-element ``spacing``. The channel axis is always there (one mask: ``mask[None]``):
+            a (3, H, W) stack would otherwise read as one volume 3 slices deep.
         spacing: the voxel size along each spatial axis, in mm (BraTS: 1 mm).
 
     Returns:
-        float64 array (C,) (or (1,) for a mask without channels) of distances in mm.
+        float64 array (C,) of distances in mm.
     """
     pred, target = _as_bool(pred), _as_bool(target)
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {pred.shape} and "
                          f"{target.shape}")
     spatial = len(spacing)
-    if pred.ndim == spatial:
-        pred, target = pred[None], target[None]
     if pred.ndim != spatial + 1:
-        raise ValueError(f"expected masks (C, {', '.join('DHW'[-spatial:])}) or without C for "
-                         f"a spacing of {spatial} axes, got shape {pred.shape}")
+        raise ValueError(f"expected masks (C, {', '.join('DHW'[-spatial:])}) for a spacing of "
+                         f"{spatial} axes, got shape {pred.shape}: the channel axis comes "
+                         f"first, also for one mask (mask[None]); 2-D masks (C, H, W) take a "
+                         f"2-element spacing, e.g. spacing=(1, 1)")
     distances = np.empty(len(pred))
     for c, (p, t) in enumerate(zip(pred, target)):
         if not p.any() and not t.any():

@@ -152,7 +152,9 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     Args:
         spacing: voxel size (depth, height, width) in mm. Default: a BraTS volume's 1 mm
             scaled to the stacked size, ``(155 / D, 240 / H, 240 / W)`` with ``D`` the number
-            of slices of the volume (the phantom is made to BraTS's proportions).
+            of slices the volume has where stored (:meth:`SliceDataset.depth_of`: also those
+            ``tumour_only`` left out). That is 1 mm for BraTS at its own size, and the
+            phantom's proportions are BraTS's; give ``spacing`` for data on another grid.
         pixels: scores that every batch is added to as well: the all-pixel Dice, precision
             and recall of the same pass (:meth:`SegmentationScores.compute`), read once.
         native_size: ``False`` scores at the model's size, against the resized masks.
@@ -178,7 +180,7 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     for (logits, masks, skipped), volume in zip(passes, owners):
         result.skipped.extend(str(sample) for sample in skipped)
         if volume not in stacked:  # the previous volume is complete
-            _score_stacked(stacked, order, spacing, result)
+            _score_stacked(stacked, order, spacing, result, dataset)
             stacked[volume] = ([], [])
         if logits is None:
             continue
@@ -188,11 +190,12 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
             pixels.update(binary, masks)
         stacked[volume][0].append(to_regions(binary).bool())
         stacked[volume][1].append(to_regions(masks).bool())
-    _score_stacked(stacked, order, spacing, result)
+    _score_stacked(stacked, order, spacing, result, dataset)
     return result
 
 
-def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores) -> None:
+def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
+                   dataset: SliceDataset) -> None:
     """Score the volume in ``stacked`` (if any slice of it was usable) into ``result`` and
     empty ``stacked``."""
     for volume, (preds, targets) in stacked.items():
@@ -201,7 +204,7 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores) -
         pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, N, H, W), the slices scored
         target = torch.cat(targets).permute(1, 0, 2, 3)
         known = [s for s, _ in order[volume]]  # the dataset's slices of it, in order
-        depth = known[-1] + 1
+        depth = dataset.depth_of(volume)
         scored = pred.shape[1]
         if scored < depth:
             warnings.warn(f"per-patient scores: volume {volume}: {scored} of its {depth} "

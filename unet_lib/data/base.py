@@ -61,6 +61,8 @@ class SliceDataset(Dataset):
         root: the data folder.
         slices: one entry per item, ``(volume, slice, ...)``; what follows the first two is
             the subclass's own (a file path, a row of an array).
+        depths: ``{volume: slices it has where stored}``, where items were filtered out
+            (see :meth:`depth_of`); empty otherwise.
         image_size: items are resized to ``image_size × image_size``; ``None`` keeps them.
         on_error: ``"skip"``: an unusable item warns (:class:`BadSampleWarning`) and yields a
             :class:`SkippedSample`, which the training loop leaves out and reports;
@@ -80,6 +82,7 @@ class SliceDataset(Dataset):
         self.image_size = image_size
         self.on_error = check_on_error(on_error)
         self.slices: list[tuple] = []
+        self.depths: dict[int, int] = {}  # set by a subclass that filters slices out
 
     def read(self, index: int) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
         """Item ``index`` at its stored size: image (4, H, W) and mask (3, H, W), float32.
@@ -93,6 +96,12 @@ class SliceDataset(Dataset):
     def volumes(self) -> list[int]:
         """Sorted volume numbers in this dataset."""
         return sorted({entry[0] for entry in self.slices})
+
+    def depth_of(self, volume: int) -> int:
+        """How many axial slices volume ``volume`` has where it is stored: also those a filter
+        (``tumour_only``) left out of the items (``depths``), else its highest slice + 1."""
+        return self.depths.get(volume) or 1 + max(entry[1] for entry in self.slices
+                                                  if entry[0] == volume)
 
     def locate(self, index: int) -> tuple[int, int]:
         """``(volume, slice)`` of item ``index``."""

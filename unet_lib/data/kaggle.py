@@ -164,6 +164,8 @@ class BraTSSlices(SliceDataset):
                  on_error: str = "skip"):
         super().__init__(root, image_size, on_error)
         self.slices = find_slices(root, volumes)
+        for volume, slice_index, _ in self.slices:
+            self.depths[volume] = max(self.depths.get(volume, 0), slice_index + 1)
         if tumour_only:
             flags = self.channel_flags()
             self.slices = [entry for entry, has in zip(self.slices, flags.any(axis=1)) if has]
