@@ -121,6 +121,7 @@ def test_missing_folder_is_a_clear_error(tmp_path):
     ("3 channels", r"image has shape \(20, 20, 3\)"),
     ("mask values", r"mask has values \[0, 1, 2\]"),
     ("nan", "NaN or infinite"),
+    ("regions", r"mask has 4 pixel\(s\) in more than one channel: .* WT, TC, ET"),
 ])
 def test_bad_slice_files_raise_an_error_naming_the_file_and_the_problem(tmp_path, content,
                                                                         message):
@@ -140,6 +141,11 @@ def test_bad_slice_files_raise_an_error_naming_the_file_and_the_problem(tmp_path
         write_h5(path, image=image, mask=mask)
     elif content == "nan":
         image[0, 0, 0] = np.nan
+        write_h5(path, image=image, mask=mask)
+    elif content == "regions":  # nested WT ⊃ TC ⊃ ET, as some copies of the data hold
+        mask[:] = 0
+        mask[2:6, 2:6, 0] = 1  # "WT": 16 pixels
+        mask[3:5, 3:5, 1] = 1  # "TC": 4 of them, also in WT
         write_h5(path, image=image, mask=mask)
     with pytest.raises(BraTSDataError, match=message) as error:
         read_slice(path)

@@ -104,6 +104,13 @@ def check_sample(source: str | Path, image: np.ndarray, mask: np.ndarray
         values = np.unique(mask)
         raise BraTSDataError(source, f"mask has values {values[:10].tolist()}, expected only 0 "
                                      f"and 1")
+    overlapping = int((mask.sum(axis=-1, dtype=np.int16) > 1).sum())
+    if overlapping:  # BraTS labels a pixel once: nested channels are regions, not labels
+        raise BraTSDataError(source, f"mask has {overlapping} pixel(s) in more than one channel: "
+                                     f"its channels look like the regions WT, TC, ET, which "
+                                     f"some copies of the data hold; unet_lib reads the labels "
+                                     f"NCR/NET, ED, ET, one per pixel, as the Kaggle release "
+                                     f"has them")
     return (np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32),
             np.ascontiguousarray(mask.transpose(2, 0, 1), dtype=np.float32))
 
