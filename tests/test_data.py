@@ -234,11 +234,32 @@ def test_nifti_bad_case_is_skipped_with_one_warning_by_default(tmp_path):
         assert isinstance(dataset[1], SkippedSample)  # from the remembered error, no re-read
 
 
-def test_nifti_missing_modality_is_an_error_naming_the_case(tmp_path):
+def test_a_case_missing_a_modality_is_left_out_by_default_and_an_error_when_raising(tmp_path):
+    write_case(tmp_path, 1, depth=3)
     folder = write_case(tmp_path, 2)
     (folder / "BraTS20_Training_002_t1ce.nii").unlink()
+    with pytest.warns(BadSampleWarning, match=r"BraTS20_Training_002: missing t1ce"):
+        dataset = BraTSNifti(tmp_path)
+    assert dataset.volumes == [1] and len(dataset) == 3  # one bad case of 369 stops nothing
+    assert len(dataset.skipped) == 1 and "missing t1ce" in dataset.skipped[0]
     with pytest.raises(BraTSDataError, match=r"BraTS20_Training_002: missing t1ce"):
-        BraTSNifti(tmp_path)
+        BraTSNifti(tmp_path, on_error="raise")
+
+
+def test_a_folder_of_cases_without_segmentations_says_to_segment_them(tmp_path):
+    from unet_lib.data import open_dataset
+
+    validation = tmp_path / "MICCAI_BraTS2020_ValidationData"
+    folder = write_case(validation, 1)
+    folder.rename(validation / "BraTS20_Validation_001")  # named as the challenge names them
+    for path in (validation / "BraTS20_Validation_001").iterdir():
+        new = path.name.replace("Training", "Validation")
+        path.rename(path.with_name(new))
+    (validation / "BraTS20_Validation_001" / "BraTS20_Validation_001_seg.nii.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"ValidationData: its case folders "
+                                                r"\(BraTS20_Validation_001, ...\) have no "
+                                                r"segmentation.*unet-lib segment"):
+        open_dataset(validation)
 
 
 def test_open_dataset_recognises_either_format(tmp_path):

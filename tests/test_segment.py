@@ -160,3 +160,13 @@ def test_a_case_missing_a_modality_is_named_and_skipped_and_the_others_written(t
     assert "2/2 skipped: " in out and "BraTS20_Validation_003: missing t1ce file(s)" in out
     assert sorted(p.name for p in (tmp_path / "labels").iterdir()) == [
         "BraTS20_Validation_002.nii.gz"]
+
+
+def test_segment_reads_the_release_folder_under_the_one_given_as_train_does(tmp_path):
+    from unet_lib.segment import find_unlabelled_cases
+
+    write_case(tmp_path / "MICCAI_BraTS2020_ValidationData", "BraTS20_Validation_001", seg=False)
+    assert list(find_unlabelled_cases(tmp_path)) == ["BraTS20_Validation_001"]
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(FileNotFoundError, match="elsewhere: no case folders"):
+        find_unlabelled_cases(tmp_path / "elsewhere")

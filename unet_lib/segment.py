@@ -26,7 +26,7 @@ from torch import nn
 from .data import check_data_folder
 from .data.base import resize_image
 from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
-from .data.nifti import case_slice, find_case_file, load_modalities
+from .data.nifti import RELEASE_FOLDERS, case_slice, find_case_file, load_modalities
 from .data.samples import BraTSDataError
 from .inference import predict, probabilities_on_grid
 
@@ -54,7 +54,9 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]
     """``{case ID: {modality: path}}`` for every sub-folder ``<ID>`` of ``root`` with any of the
     four files ``<ID>_{flair,t1,t1ce,t2}.nii(.gz)`` (a ``_seg`` file, if any, is not needed).
     A modality the folder lacks is ``None``: :func:`segment_case` reports that case, and
-    :func:`segment_folder` skips it and writes the others.
+    :func:`segment_folder` skips it and writes the others. Where ``root`` holds no case folder,
+    the release's own folder under it is read (``MICCAI_BraTS2020_ValidationData``, else the
+    training data's), as ``train`` does.
 
     Raises:
         FileNotFoundError: ``root`` is no folder, or holds no such case.
@@ -70,6 +72,9 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]
         if all(path is None for path in files.values()):
             continue  # not a case folder
         cases[folder.name] = files
+    for inner in RELEASE_FOLDERS["validation"] + RELEASE_FOLDERS["training"]:
+        if not cases and (root / inner).is_dir():  # the release's own folder, as train looks
+            return find_unlabelled_cases(root / inner)
     if not cases:
         raise FileNotFoundError(f"{root}: no case folders holding <ID>_flair/_t1/_t1ce/_t2 "
                                 f".nii(.gz) files")

@@ -39,12 +39,28 @@ def find_case_file(case: Path, key: str) -> Path | None:
     return None
 
 
-def find_cases(root: str | Path, volumes: Iterable[int] | None = None
-               ) -> dict[int, dict[str, Path]]:
+#: the folders the releases unzip to, looked in when the folder given holds no case folder
+#: (Kaggle's NIfTI mirror nests ``BraTS2020_TrainingData/MICCAI_BraTS2020_TrainingData``)
+RELEASE_FOLDERS = {"training": ("MICCAI_BraTS2020_TrainingData", "BraTS2020_TrainingData"),
+                   "validation": ("MICCAI_BraTS2020_ValidationData", "BraTS2020_ValidationData")}
+
+
+class UnlabelledCasesError(FileNotFoundError):
+    """A folder of BraTS cases without segmentations (the challenge's validation or test
+    data) was given where cases to train on or score were needed."""
+
+
+def find_cases(root: str | Path, volumes: Iterable[int] | None = None, on_error: str = "raise",
+               left_out: list[str] | None = None) -> dict[int, dict[str, Path]]:
     """Map case number → {modality or 'seg': path} for every ``BraTS20_Training_XXX`` folder.
 
+    A case folder that lacks one of the five files raises (``on_error="raise"``), or is
+    warned about (:class:`~unet_lib.data.samples.BadSampleWarning`), left out and added to
+    ``left_out`` as ``"<folder>: <problem>"`` (``"skip"``).
+
     Raises:
-        FileNotFoundError: no case folder under ``root``.
+        UnlabelledCasesError: ``root`` holds case folders without a segmentation only.
+        FileNotFoundError: no (complete) case folder under ``root``.
         BraTSDataError: a case folder lacks one of the five files (named in the message).
     """
     root = Path(root)
@@ -52,10 +68,10 @@ def find_cases(root: str | Path, volumes: Iterable[int] | None = None
         raise FileNotFoundError(f"{root}: no such data folder")
     wanted = None if volumes is None else {int(v) for v in volumes}
     folders = [p for p in root.iterdir() if p.is_dir() and CASE_NAME.match(p.name)]
-    for inner in ("MICCAI_BraTS2020_TrainingData", "BraTS2020_TrainingData"):  # the releases'
-        if not folders and (root / inner).is_dir():  # own folders (Kaggle's NIfTI mirror: both)
-            return find_cases(root / inner, volumes)
-    cases = {}
+    for inner in RELEASE_FOLDERS["training"]:
+        if not folders and (root / inner).is_dir():
+            return find_cases(root / inner, volumes, on_error, left_out)
+    cases, incomplete = {}, []
     for folder in sorted(folders):
         number = int(CASE_NAME.match(folder.name)[1])
         if wanted is not None and number not in wanted:
@@ -63,13 +79,33 @@ def find_cases(root: str | Path, volumes: Iterable[int] | None = None
         files = {key: find_case_file(folder, key) for key in NIFTI_MODALITIES + ("seg",)}
         missing = [key for key, path in files.items() if path is None]
         if missing:
-            raise BraTSDataError(folder, f"missing {', '.join(missing)} file(s); expected "
-                                         f"{folder.name}_<flair|t1|t1ce|t2|seg>.nii(.gz)")
+            incomplete.append(folder.name)
+            skipped = skip_or_raise(BraTSDataError(folder, f"missing {', '.join(missing)} "
+                                                           f"file(s); expected {folder.name}_"
+                                                           f"<flair|t1|t1ce|t2|seg>.nii(.gz)"),
+                                    on_error)
+            if left_out is not None:
+                left_out.append(str(skipped))
+            continue
         cases[number] = files
+    if not cases and not folders and unlabelled_cases(root):
+        raise UnlabelledCasesError(
+            f"{root}: its case folders ({unlabelled_cases(root)[0]}, ...) have no segmentation, "
+            f"as the challenge's validation and test data come: nothing to train on or score; "
+            f"`unet-lib segment` writes label maps for them")
     if not cases:
-        raise FileNotFoundError(f"{root}: no case folders named BraTS20_Training_XXX"
-                                + (f" for volumes {sorted(wanted)}" if wanted else ""))
+        raise FileNotFoundError(
+            f"{root}: " + (f"every case folder lacks a file ({', '.join(incomplete[:3])}"
+                           f"{', ...' if len(incomplete) > 3 else ''})" if incomplete else
+                           "no case folders named BraTS20_Training_XXX"
+                           + (f" for volumes {sorted(wanted)}" if wanted else "")))
     return cases
+
+
+def unlabelled_cases(root: Path) -> list[str]:
+    """The sub-folders of ``root`` holding a case's FLAIR but no segmentation, by name."""
+    return [p.name for p in sorted(root.iterdir())
+            if p.is_dir() and find_case_file(p, "flair") and not find_case_file(p, "seg")]
 
 
 def _read_nifti(path: Path):
@@ -162,12 +198,12 @@ class BraTSNifti(SliceDataset):
                  image_size: int | None = None, cache_volumes: int = 2,
                  on_error: str = "skip"):
         super().__init__(root, image_size, on_error)
-        self.cases = find_cases(root, volumes)
+        self.skipped: list[str] = []  # cases left out whole: a file missing, or their seg
+        self.cases = find_cases(root, volumes, on_error, self.skipped)  # cannot say its depth
         self.cache_volumes = cache_volumes
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._broken: dict[int, BraTSDataError] = {}  # read once, reported for every slice
         self.slices = []
-        self.skipped: list[str] = []  # cases left out whole: their seg cannot say their depth
         for number, files in list(self.cases.items()):
             try:
                 depth = _depth(files["seg"])
