@@ -246,6 +246,16 @@ def test_a_case_missing_a_modality_is_left_out_by_default_and_an_error_when_rais
         BraTSNifti(tmp_path, on_error="raise")
 
 
+def test_a_modality_on_another_grid_than_flair_s_is_refused_naming_both_orientations(tmp_path):
+    folder = write_case(tmp_path, 3)
+    t2 = folder / "BraTS20_Training_003_t2.nii"
+    flipped = np.diag([-1.0, 1.0, 1.0, 1.0])  # as a re-orientation to another convention
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(t2).dataobj), flipped), t2)
+    with pytest.raises(BraTSDataError, match=r"_t2\.nii: its grid \(affine\) differs from "
+                                             r"FLAIR's.*read LAS, FLAIR's RAS"):
+        BraTSNifti(tmp_path, on_error="raise")[0]
+
+
 def test_a_folder_of_cases_without_segmentations_says_to_segment_them(tmp_path):
     from unet_lib.data import open_dataset
 

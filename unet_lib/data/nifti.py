@@ -123,8 +123,8 @@ def load_modalities(files: dict[str, Path]) -> tuple[np.ndarray, object]:
     and FLAIR's nibabel image (its grid: affine and header).
 
     Raises:
-        BraTSDataError: naming the file that cannot be read, is not 3-D, differs in shape from
-            FLAIR's, or holds NaN or infinite values.
+        BraTSDataError: naming the file that cannot be read, is not 3-D, differs in shape or
+            grid (affine) from FLAIR's, or holds NaN or infinite values.
     """
     reference, arrays = None, []
     for key in NIFTI_MODALITIES:
@@ -136,10 +136,27 @@ def load_modalities(files: dict[str, Path]) -> tuple[np.ndarray, object]:
         if arrays and array.shape != arrays[0].shape:
             raise BraTSDataError(files[key], f"shape {array.shape} differs from FLAIR's "
                                              f"{arrays[0].shape}")
+        check_same_grid(files[key], image, reference)
         if not np.isfinite(array).all():
             raise BraTSDataError(files[key], "contains NaN or infinite values")
         arrays.append(array)
     return np.stack(arrays, axis=-1), reference
+
+
+def check_same_grid(path: Path, image, reference) -> None:
+    """Raise unless ``image`` lies on ``reference``'s voxel grid (affines equal to 1e-3 mm):
+    a case's BraTS files share one grid; a re-oriented or resampled file would put another
+    place of the head under each voxel."""
+    if not np.allclose(image.affine, reference.affine, atol=1e-3):
+        raise BraTSDataError(path, f"its grid (affine) differs from FLAIR's: re-oriented or "
+                                   f"not co-registered? The axes read "
+                                   f"{''.join(_axes(image))}, FLAIR's {''.join(_axes(reference))}")
+
+
+def _axes(image) -> tuple[str, ...]:
+    import nibabel as nib
+
+    return nib.aff2axcodes(image.affine)
 
 
 def case_slice(modalities: np.ndarray, s: int) -> np.ndarray:
@@ -150,8 +167,9 @@ def case_slice(modalities: np.ndarray, s: int) -> np.ndarray:
 
 def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     """Load one case: (H, W, D, 4) float32 modalities and (H, W, D) uint8 labels, checked."""
-    modalities, _ = load_modalities(files)
-    _, seg = _read_nifti(files["seg"])
+    modalities, flair = load_modalities(files)
+    image, seg = _read_nifti(files["seg"])
+    check_same_grid(files["seg"], image, flair)
     if seg.shape != modalities.shape[:3]:
         raise BraTSDataError(files["seg"], f"shape {seg.shape} differs from the modalities' "
                                            f"{modalities.shape[:3]}")
