@@ -112,17 +112,21 @@ def test_adding_a_batch_on_the_device_copies_nothing_from_the_host():
 
 def test_binarize_thresholds_probabilities_and_logits():
     probs = torch.tensor([0.2, 0.5, 0.51, 0.9])
-    assert binarize(probs, 0.5).tolist() == [0, 0, 1, 1]
+    assert binarize(probs, 0.5, logits=False).tolist() == [0, 0, 1, 1]
     logits = torch.logit(probs)
     assert binarize(logits, 0.5, logits=True).tolist() == [0, 0, 1, 1]
-    assert binarize(probs, 0.0).tolist() == [1, 1, 1, 1]
-    assert binarize(probs, 1.0).tolist() == [0, 0, 0, 0]
+    assert binarize(probs, 0.0, logits=False).tolist() == [1, 1, 1, 1]
+    assert binarize(probs, 1.0, logits=False).tolist() == [0, 0, 0, 0]
+    # logits that all lie in [0, 1] are still logits: sigmoid(0.2) > 0.5
+    assert binarize(torch.tensor([0.2, 0.4, 0.9]), 0.5, logits=True).tolist() == [1, 1, 1]
+    with pytest.raises(TypeError, match="logits"):
+        binarize(probs, 0.5)  # which it is must be said
 
 
 @pytest.mark.parametrize("threshold", [-0.1, 1.5])
 def test_binarize_rejects_thresholds_outside_0_1(threshold):
     with pytest.raises(ValueError, match=r"threshold must be a probability in \[0, 1\]"):
-        binarize(torch.zeros(3), threshold)
+        binarize(torch.zeros(3), threshold, logits=False)
 
 
 def test_mismatched_shapes_are_a_clear_error():

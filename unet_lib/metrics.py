@@ -26,19 +26,16 @@ import torch
 from .data.brats import MASK_CHANNELS, REGION_CHANNELS, REGIONS
 
 
-def binarize(logits_or_probs: torch.Tensor, threshold: float = 0.5, logits: bool | None = None
+def binarize(logits_or_probs: torch.Tensor, threshold: float = 0.5, *, logits: bool
              ) -> torch.Tensor:
     """Binary mask (same shape, float 0/1) from logits or probabilities at ``threshold``.
 
-    ``threshold`` is a probability in [0, 1]. ``logits=None`` guesses: values outside
-    [0, 1] mean logits (passed through a sigmoid first). Pass ``logits=True`` for raw model
-    outputs to be safe.
+    ``threshold`` is a probability in [0, 1]. ``logits=True``: raw model outputs, passed
+    through a sigmoid first; ``logits=False``: probabilities. Always said, never guessed from
+    the values: logits that all happen to lie in [0, 1] would pass for probabilities.
     """
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
-    if logits is None:
-        logits = bool(logits_or_probs.numel()) and bool(
-            (logits_or_probs.min() < 0) | (logits_or_probs.max() > 1))
     probs = torch.sigmoid(logits_or_probs) if logits else logits_or_probs
     return (probs > threshold).float() if threshold < 1 else (probs >= 1).float()
 
