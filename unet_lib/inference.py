@@ -161,8 +161,10 @@ def _consecutive(count: int, batch_size: int) -> list[list[int]]:
 
 def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32,
             device: torch.device | str | None = None, amp: bool = True) -> torch.Tensor:
-    """Probabilities (N, 3, H, W) float32 on the CPU for a dataset or an image tensor
-    (N, 4, H, W). Binarize them with :func:`unet_lib.metrics.binarize`."""
+    """Probabilities (N, 3, H, W) float32 on the CPU, channels NCR/NET, ED, ET (each its own
+    sigmoid: they may overlap), for a dataset or an image tensor (N, 4, H, W: FLAIR, T1,
+    T1ce, T2). Binarize them with :func:`unet_lib.metrics.binarize` (``logits=False``); the
+    regions WT, TC, ET come from :func:`unet_lib.metrics.to_regions`."""
     device = pick_device("auto") if device is None else torch.device(device)
     probabilities = []
     for logits, _, skipped in logit_batches(model, data, batch_size, device, amp):

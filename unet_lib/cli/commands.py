@@ -232,8 +232,9 @@ def cmd_evaluate(args) -> int:
         for entry in left_out[:20]:
             print(f"  {entry}")
     print_scores(result)
-    print("\nper patient, in 3-D (Dice; HD95 in mm, 373.13 where a region is empty in only "
-          "one of prediction and reference):")
+    print("\nper patient, in 3-D (Dice; HD95 in mm): a region empty in both prediction and "
+          "reference scores Dice 1 and HD95 0, one empty in only one of them Dice 0 and HD95 "
+          "373.13, as BraTS scores them:")
     print(patients.table())
     if args.csv:
         replaced = args.csv.exists()
