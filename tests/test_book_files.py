@@ -69,7 +69,19 @@ def test_chapter_ends_with_checked_exercises_and_folded_solutions(path):
     for cell in solutions:
         assert source(cell).startswith("# Solution")
         assert "labs.check_" in source(cell) or "exercises.check_" in source(cell)
+        # folded in the book, with the button saying what it shows, and in JupyterLab too
+        # (which reads the cell's jupyter metadata, not the book's tags)
+        assert cell["metadata"]["mystnb"]["code_prompt_show"] == "Show the solution"
+        assert cell["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
     assert any("## Lab exercises" in source(c) for c in cells(path) if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_the_book_hides_is_collapsed_in_jupyterlab_as_well(path):
+    for cell in cells(path):
+        tags = set(cell["metadata"].get("tags", []))
+        if tags & {"hide-cell", "remove-cell", "hide-input", "remove-input"}:
+            assert cell["metadata"].get("jupyter", {}).get("source_hidden"), source(cell)[:80]
 
 
 CODING_CHAPTERS = ["01_classic_unet", "02_improved_unet", "03_attention_unet", "06_performance"]
