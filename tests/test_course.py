@@ -6,6 +6,7 @@ import sys
 import threading
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -457,3 +458,45 @@ def test_a_tie_is_right_and_says_which_answer_it_ties_with(capsys):
 def test_a_scores_function_returning_another_form_gets_a_hint():
     with pytest.raises(labs.NotYet, match=r"should return a tuple of three numbers.*not dict"):
         exercises.check_scores(lambda tp, fp, fn: {"dice": 1.0, "precision": 1.0, "recall": 1.0})
+
+
+def test_a_quoted_value_is_printed_where_no_book_build_fills_the_text_in(monkeypatch, capsys):
+    from unet_course import notebook
+
+    monkeypatch.delenv(notebook.BOOK_BUILD_VARIABLE, raising=False)
+    course.glue("slowest", "attention")  # JupyterLab shows the bare {glue:text}`slowest`
+    assert capsys.readouterr().out.startswith("slowest = attention  (quoted in the text")
+
+
+def test_the_book_build_stores_quoted_values_for_its_pages_instead(monkeypatch, capsys):
+    import importlib.util
+
+    import myst_nb
+
+    from unet_course import notebook
+
+    spec = importlib.util.spec_from_file_location(
+        "book_build", Path(__file__).parents[1] / "book" / "_ext" / "book_build.py")
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    monkeypatch.setenv(notebook.BOOK_BUILD_VARIABLE, "")  # what setup sets is undone after
+    extension.setup(app=None)  # as Sphinx loads it, before the notebooks run
+    stored = []
+    monkeypatch.setattr(myst_nb, "glue", lambda *args, **kwargs: stored.append(args))
+    course.glue("slowest", "attention")
+    assert stored == [("slowest", "attention")] and capsys.readouterr().out == ""
+
+
+def test_the_quick_scale_on_real_data_takes_as_many_volumes_as_the_quick_phantom_has(
+        tmp_path, monkeypatch):
+    from unet_lib.data import make_phantom
+
+    monkeypatch.setenv(course.HOME_VARIABLE, str(tmp_path / "home"))
+    monkeypatch.delenv(course.SCALE_VARIABLE, raising=False)
+    make_phantom(tmp_path / "brats", n_volumes=18, size=16, n_slices=3, seed=0)  # "369"
+    quick = course.setup("quick", data=tmp_path / "brats")
+    used = quick.train_volumes + quick.val_volumes + quick.test_volumes
+    assert len(used) == 16 == session.QUICK_REAL_VOLUMES  # a CPU lab, not hours
+    assert "(its first 16 volumes: max_volumes)" in quick.describe()
+    every = course.setup("quick", data=tmp_path / "brats", max_volumes=18)
+    assert len(every.train_volumes + every.val_volumes + every.test_volumes) == 18

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
+#: set by the book's build (``book/_ext/book_build.py``) for the notebooks it runs
+BOOK_BUILD_VARIABLE = "UNET_COURSE_BOOK_BUILD"
+
 
 def glue(name: str, value, display: bool = False) -> None:
-    """Make ``value`` quotable in the book's text as ``{glue:text}`name```, with
-    ``myst_nb.glue``; does nothing where myst-nb is not installed (e.g. on Colab)."""
-    try:
+    """Make ``value`` quotable in the book's text as ``{glue:text}`name```.
+
+    In the book's build, ``myst_nb.glue`` stores it and the page shows it in the sentence that
+    quotes it. Elsewhere (JupyterLab, Colab, nbval), where the text shows the bare role
+    ``{glue:text}`name```, the value is printed under the cell instead, as ``name = value``,
+    so that a student reads the numbers the text speaks of.
+    """
+    if os.environ.get(BOOK_BUILD_VARIABLE):
         from myst_nb import glue as myst_glue
-    except ImportError:
-        return
-    myst_glue(name, value, display=display)
+
+        myst_glue(name, value, display=display)
+    else:
+        print(f"{name} = {value}  (quoted in the text as {{glue:text}}`{name}`)")
