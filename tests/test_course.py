@@ -178,8 +178,10 @@ RIGHT_AND_WRONG = [
     (labs.check_biggest_growth, "separable", "batch_norm"),
     # the smallest in absolute value, whatever the sign
     (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.2]), 1, 2),
-    # -0.1 shows as 0.10 in size like the smallest, 0.098: a tie on screen counts as right
-    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.098]), 1, 0),
+    # -0.1004 shows as -0.100, the size of the smallest, 0.1001: a tie on screen is right
+    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1004, 0.1001]), 1, 0),
+    # but -0.100 against 0.098 is not: the table tells them apart
+    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.098]), 2, 1),
     # a clean sweep on n patients gives p = 2 / 2^n: 0.0625 for 5, 0.03125 for 6
     (labs.check_patients_to_settle, 6, 5),
     (lambda a: labs.check_patients_to_settle(a, alpha=0.01), 8, 7),  # 2/256 < 0.01 ≤ 2/128
@@ -450,9 +452,16 @@ def test_an_answer_of_the_wrong_form_gets_a_hint_not_a_traceback(check, answer, 
 
 
 def test_a_tie_is_right_and_says_which_answer_it_ties_with(capsys):
-    labs.check_least_selective_gate(1, [0.4, -0.1, 0.098])
-    assert capsys.readouterr().out.startswith("Right: gate 1's contrast is within 0.005 of the "
-                                              "smallest in size, gate 2's")
+    labs.check_least_selective_gate(1, [0.4, -0.1004, 0.1001])
+    assert capsys.readouterr().out.startswith("Right: gate 1's contrast shows as -0.100 in the "
+                                              "table, the same size as gate 2's")
+
+
+def test_a_wrong_row_is_told_its_own_contrast_not_too_high_or_too_low():
+    with pytest.raises(labs.NotYet) as wrong:
+        labs.check_least_selective_gate(0, [0.4, -0.1, 0.098])
+    assert "gate 0's contrast, +0.400, is not the smallest" in str(wrong.value)
+    assert "too high" not in str(wrong.value) and "too low" not in str(wrong.value)
 
 
 def test_a_scores_function_returning_another_form_gets_a_hint():

@@ -114,3 +114,24 @@ def test_hand_scores_and_the_empty_slice_rule_hide_their_values_too():
 def test_reveal_before_the_check_ran_asks_to_run_it_first(capsys):
     labs.reveal("9.9")
     assert "Run the check cell of exercise 9.9 first" in capsys.readouterr().out
+
+
+def test_reveal_of_a_coding_exercise_points_at_its_solution_cell(capsys):
+    import json
+    import re
+    from pathlib import Path
+
+    labs.reveal("1.4")
+    assert "asks for code (a level's double convolution): its answer is the solution cell" in (
+        capsys.readouterr().out)
+    # every chapter's coding exercise is one of them: a check from unet_course.exercises
+    book = Path(__file__).parents[1] / "book"
+    found = set()
+    for path in book.glob("0*.ipynb"):
+        text = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"])
+        for number, body in re.findall(r"### Exercise (\d\.\d)(.*?)(?=### Exercise|\Z)", text,
+                                       re.DOTALL):
+            if "exercises.check_" in body:
+                found.add(number)
+    from unet_course.checking import CODING_EXERCISES
+    assert found == set(CODING_EXERCISES)

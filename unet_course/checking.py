@@ -21,8 +21,19 @@ def asked(exercise: str, what: str, expected) -> None:
     _ASKED[exercise] = (what, expected)
 
 
+#: the exercises whose answer is code (:mod:`unet_course.exercises`): their solution cell is it
+CODING_EXERCISES = {"1.4": "a level's double convolution", "2.4": "a separable convolution",
+                    "3.3": "the attention gate's forward pass",
+                    "6.4": "Dice, precision and recall from counts"}
+
+
 def reveal(exercise: str) -> None:
     """Print the answer of ``exercise`` (e.g. ``"2.1"``) as its check last worked it out."""
+    if exercise in CODING_EXERCISES:
+        print(f"Exercise {exercise} asks for code ({CODING_EXERCISES[exercise]}): its answer is "
+              f"the solution cell under the check (\"Show the solution\" in the book; in "
+              f"JupyterLab, click the collapsed cell to open it).")
+        return
     if exercise not in _ASKED:
         known = ", ".join(sorted(_ASKED)) or "none yet"
         print(f"Run the check cell of exercise {exercise} first (with any answer, even None): "

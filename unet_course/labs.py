@@ -188,10 +188,6 @@ def check_mask_channels(answer, colour: Sequence[int] = (0, 1, 1)) -> None:
 best_threshold = best_threshold_of_slice
 
 
-#: answers whose score is this close to the best count as right
-TIE = 0.005
-
-
 def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
                          thresholds: Sequence[float]) -> None:
     """Exercise 5.2. A threshold (one of ``thresholds``) with the best whole-tumour Dice on a
@@ -237,17 +233,24 @@ def check_gate_sizes(answer, image_size: int, depth: int = 4) -> None:
 def check_least_selective_gate(answer, contrasts: Sequence[float]) -> None:
     """Exercise 8.2. Index of the gate (deepest first) whose contrast (one per gate, inside the
     tumour minus the rest of the brain) is smallest in absolute value: the gate that treats
-    tumour and the rest most alike. A gate within :data:`TIE` of it counts too."""
-    sizes = [abs(float(c)) for c in plain(contrasts)]
+    tumour and the rest most alike. A gate whose contrast the table shows as the same size
+    (to its 3 decimals) counts too; no other does, as two such gates may be one shut and one
+    open."""
+    contrasts = [float(c) for c in plain(contrasts)]
+    sizes = [abs(c) for c in contrasts]
     expected = min(range(len(sizes)), key=lambda i: sizes[i])
     what = "the gate whose contrast is smallest in absolute value"
     if unanswered(answer, "8.2", what, expected):
         return
     answer = plain(answer)
-    if (isinstance(answer, int) and answer != expected and 0 <= answer < len(sizes)
-            and sizes[answer] <= sizes[expected] + TIE):
-        print(f"Right: gate {answer}'s contrast is within {TIE} of the smallest in size, gate "
-              f"{expected}'s: too close to call on these slices.")
-        return
-    check(answer, expected, what, "compare the sizes of the contrasts in the table, whatever "
-          "their sign", exercise="8.2")
+    if isinstance(answer, int) and answer != expected and 0 <= answer < len(sizes):
+        if f"{sizes[answer]:.3f}" == f"{sizes[expected]:.3f}":
+            print(f"Right: gate {answer}'s contrast shows as {contrasts[answer]:+.3f} in the "
+                  f"table, the same size as gate {expected}'s: too close to call on these "
+                  f"slices.")
+            return
+        raise NotYet(f"Not yet: gate {answer}'s contrast, {contrasts[answer]:+.3f}, is not the "
+                     f"smallest in size. Hint: drop the signs and compare the sizes of the "
+                     f"contrasts over the many slices (labs.reveal(\"8.2\") gives the answer)")
+    check(answer, expected, what, "a row of the table: 0 (the deepest gate) to "
+          f"{len(sizes) - 1} (the finest)", exercise="8.2")
