@@ -120,6 +120,21 @@ def test_the_reference_table_shows_the_h200_runs_scores_per_patient_as_its_bundl
     assert round(rows["classic"]["Dice ET all pixels"], 4) == 0.9523
 
 
+def test_a_false_alarm_on_a_region_a_test_patient_lacks_is_named_with_its_median():
+    from unet_course.bundles import false_alarms_on_absent_regions, reference_bundles
+
+    bundle = next(bundle for folder, bundle, _ in reference_bundles()
+                  if folder.name == "reference-h200-2026-11-27")
+    # reference.json: test volume 1 has no ET; the Improved U-Net marked some (Dice 0, HD95
+    # 373.13), the Classic none (Dice 1); the Improved's ET per patient: mean 0.7234, median
+    # 0.9531
+    assert false_alarms_on_absent_regions(bundle) == (
+        "the improved U-Net marked ET in test volume 1, which has none, and scored Dice 0.00 "
+        "there (HD95 373.13 mm): its ET mean over the 4 patients is 0.72, its median 0.95")
+    del bundle["models"]["improved"]
+    assert false_alarms_on_absent_regions(bundle) == ""
+
+
 def test_the_book_gives_a_bundle_s_own_account_of_its_run(tmp_path):
     from unet_course.bundles import bundle_account, reference_bundles
 

@@ -53,3 +53,22 @@ def bundle_account(folder: str | Path) -> str:
     paragraphs = readme.read_text().split("\n\n")
     body = [p for p in paragraphs if p.strip() and not p.lstrip().startswith("#")]
     return " ".join(body[0].split()) if body else ""
+
+
+def false_alarms_on_absent_regions(bundle: dict) -> str:
+    """What the per-patient columns owe to regions a test patient lacks: a sentence naming each
+    model that marked such a region (scored Dice 0 and HD95 373.13 mm by the BraTS rule) and
+    its median over the patients beside the mean; ``""`` when no model did."""
+    said = []
+    for name, entry in bundle["models"].items():
+        test = entry["test"]
+        for row in test.get("patients", []):
+            for region in row["empty"]:
+                if row["dice"][region] < 1:
+                    summary = test["per_patient"]["dice"][region]
+                    said.append(f"the {name} U-Net marked {region} in test volume "
+                                f"{row['volume']}, which has none, and scored Dice "
+                                f"{row['dice'][region]:.2f} there (HD95 {row['hd95'][region]} "
+                                f"mm): its {region} mean over the {summary['n']} patients is "
+                                f"{summary['mean']:.2f}, its median {summary['median']:.2f}")
+    return "; ".join(said)
