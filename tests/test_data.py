@@ -256,6 +256,16 @@ def test_a_modality_on_another_grid_than_flair_s_is_refused_naming_both_orientat
         BraTSNifti(tmp_path, on_error="raise")[0]
 
 
+def test_brats_2021_case_folders_read_as_their_case_numbers(tmp_path):
+    folder = write_case(tmp_path, 42, depth=3)
+    renamed = tmp_path / "BraTS2021_00042"
+    folder.rename(renamed)
+    for path in renamed.iterdir():
+        path.rename(path.with_name(path.name.replace("BraTS20_Training_042", renamed.name)))
+    dataset = BraTSNifti(tmp_path)
+    assert dataset.volumes == [42] and len(dataset) == 3
+
+
 def test_a_folder_of_cases_without_segmentations_says_to_segment_them(tmp_path):
     from unet_lib.data import open_dataset
 
@@ -348,5 +358,5 @@ def test_a_folder_of_one_format_lacking_the_volumes_asked_for_says_so_in_that_fo
 
     (tmp_path / "BraTS20_Training_001").mkdir()  # a NIfTI case folder, its files not there
     with pytest.raises(FileNotFoundError, match=r"no case folders named BraTS20_Training_XXX "
-                                                r"for volumes \[5\]"):
+                                                r"\(or BraTS2021_XXXXX\) for volumes \[5\]"):
         open_dataset(tmp_path, [5])

@@ -6,7 +6,9 @@ Layout::
         BraTS20_Training_XXX_{flair,t1,t1ce,t2,seg}.nii(.gz)     240×240×155, labels {0,1,2,4}
 
 Slice ``s`` is ``volume[:, :, s]`` (no transpose), z-scored per channel as in the Kaggle
-release, so models trained on either format see the same inputs.
+release, so models trained on either format see the same inputs. BraTS 2021's cases
+(``BraTS2021_XXXXX/BraTS2021_XXXXX_{flair,t1,t1ce,t2,seg}.nii.gz``, the same labels) read the
+same way.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from .base import SliceDataset
 from .brats import BRATS_LABELS, CHANNEL_LABELS, NIFTI_MODALITIES, labels_to_mask
 from .normalize import zscore_slice
 from .samples import BraTSDataError, skip_or_raise
-CASE_NAME = re.compile(r"^BraTS\d*_Training_(\d+)$")
+#: a labelled case's folder: BraTS 2020's ``BraTS20_Training_001``, or BraTS 2021's
+#: ``BraTS2021_00000`` (same four modalities and labels 0, 1, 2, 4)
+CASE_NAME = re.compile(r"^BraTS(?:\d*_Training_|2021_)(\d+)$")
 
 
 def find_case_file(case: Path, key: str) -> Path | None:
@@ -52,7 +56,8 @@ class UnlabelledCasesError(FileNotFoundError):
 
 def find_cases(root: str | Path, volumes: Iterable[int] | None = None, on_error: str = "raise",
                left_out: list[str] | None = None) -> dict[int, dict[str, Path]]:
-    """Map case number → {modality or 'seg': path} for every ``BraTS20_Training_XXX`` folder.
+    """Map case number → {modality or 'seg': path} for every ``BraTS20_Training_XXX`` (or
+    BraTS 2021 ``BraTS2021_XXXXX``) folder.
 
     A case folder that lacks one of the five files raises (``on_error="raise"``), or is
     warned about (:class:`~unet_lib.data.samples.BadSampleWarning`), left out and added to
@@ -97,7 +102,7 @@ def find_cases(root: str | Path, volumes: Iterable[int] | None = None, on_error:
         raise FileNotFoundError(
             f"{root}: " + (f"every case folder lacks a file ({', '.join(incomplete[:3])}"
                            f"{', ...' if len(incomplete) > 3 else ''})" if incomplete else
-                           "no case folders named BraTS20_Training_XXX"
+                           "no case folders named BraTS20_Training_XXX (or BraTS2021_XXXXX)"
                            + (f" for volumes {sorted(wanted)}" if wanted else "")))
     return cases
 
