@@ -2,7 +2,7 @@
 
 On a GPU lent for a few minutes use ``benchmarks/gpu_session.py`` instead: it keeps to a time
 budget, writes each result as it comes, and leaves the eight files the device tool brings
-back (this script writes eleven, at the end of each part).
+back (this script writes ten, at the end of each part).
 
 On a machine with an NVIDIA GPU and PyTorch installed (MONAI optional; nothing heavy is
 installed), from the repository root:
