@@ -32,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     from ..patients import PartialVolumeWarning
     from ..runfolder import RunFolderBusy
     from ..train import OutOfMemory, TrainingDiverged
-    from . import commands
+    from . import commands, datacheck
 
     handlers = {"phantom": commands.cmd_phantom, "train": commands.cmd_train,
                 "evaluate": commands.cmd_evaluate, "segment": commands.cmd_segment,
-                "pack": commands.cmd_pack,
+                "check": datacheck.cmd_check, "pack": commands.cmd_pack,
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     before = _stop_on_sigterm()
     formatted = _one_line_warnings(BadSampleWarning, PartialVolumeWarning)

@@ -18,6 +18,7 @@ from pathlib import Path
 from .. import __version__
 from ..config import TrainConfig
 from ..recipe import MODEL_NAMES, SCALES
+from .datacheck import add_parser as add_check_parser
 
 DESCRIPTION = """\
 Train, evaluate and benchmark the course's U-Nets on BraTS 2020 or its phantom.
@@ -28,6 +29,7 @@ Train, evaluate and benchmark the course's U-Nets on BraTS 2020 or its phantom.
   unet-lib train    --out runs/classic --resume         continue a run (e.g. with --lr 1e-4)
   unet-lib evaluate --checkpoint runs/classic/best.pt   Dice/precision/recall, held-out set
   unet-lib segment  --checkpoint … --data CASES --out P  BraTS label maps of unlabelled cases
+  unet-lib check    --data BRATS_DIR                   read it once: what it holds, what is wrong
   unet-lib pack     --data BRATS_DIR --out BRATS.packed one-time copy that loads much faster
   unet-lib bench    --out benchmarks/cpu.md             speed and size beside MONAI's peers
 
@@ -111,10 +113,8 @@ def auto_or_bool(text: str) -> bool | str:
     value = text.lower()
     if value == "auto":
         return "auto"
-    if value in ("on", "yes", "true", "1"):
-        return True
-    if value in ("off", "no", "false", "0"):
-        return False
+    if value in ("on", "yes", "true", "1", "off", "no", "false", "0"):
+        return value in ("on", "yes", "true", "1")
     raise argparse.ArgumentTypeError(f"expected auto, on or off, got {text!r}")
 
 
@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     scoring_options(segment)
     trust_option(segment, "open")
 
+    add_check_parser(commands)
     packer = commands.add_parser("pack", help="pack a BraTS folder into memory-mapped arrays "
                                               "that load much faster",
                                  description="Pack a BraTS folder (Kaggle slices or NIfTI) "
