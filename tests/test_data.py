@@ -252,8 +252,49 @@ def test_a_modality_on_another_grid_than_flair_s_is_refused_naming_both_orientat
     flipped = np.diag([-1.0, 1.0, 1.0, 1.0])  # as a re-orientation to another convention
     nib.save(nib.Nifti1Image(np.asarray(nib.load(t2).dataobj), flipped), t2)
     with pytest.raises(BraTSDataError, match=r"_t2\.nii: its grid \(affine\) differs from "
-                                             r"FLAIR's.*read LAS, FLAIR's RAS"):
+                                             r"FLAIR's: re-oriented\? Its axes read LAS, "
+                                             r"FLAIR's RAS"):
         BraTSNifti(tmp_path, on_error="raise")[0]
+    moved = np.eye(4)
+    moved[:3, 3] = (0, 3, 0)  # the same axes, shifted 3 mm
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(t2).dataobj), moved), t2)
+    with pytest.raises(BraTSDataError, match=r"not co-registered\? Its origin lies 3 mm from "
+                                             r"FLAIR's; its voxels measure 1, 1, 1 mm"):
+        BraTSNifti(tmp_path, on_error="raise")[0]
+
+
+def test_a_folder_whose_every_case_lacks_a_file_says_so_not_that_it_holds_no_cases(tmp_path):
+    from unet_lib.data import open_dataset
+
+    for number in (1, 2):
+        (write_case(tmp_path, number) / f"BraTS20_Training_{number:03d}_t2.nii").unlink()
+    with pytest.warns(BadSampleWarning), pytest.raises(
+            FileNotFoundError, match=r"every case folder lacks a file \(BraTS20_Training_001, "
+                                     r"BraTS20_Training_002\)"):
+        open_dataset(tmp_path)
+
+
+def test_brats_2021_validation_cases_named_like_training_ones_are_named_unlabelled(tmp_path):
+    from unet_lib.data import open_dataset
+
+    folder = write_case(tmp_path, 7, depth=3)
+    renamed = tmp_path / "BraTS2021_00007"
+    folder.rename(renamed)
+    for path in renamed.iterdir():
+        path.rename(path.with_name(path.name.replace("BraTS20_Training_007", renamed.name)))
+    (renamed / "BraTS2021_00007_seg.nii.gz").unlink()  # as the challenge's validation data
+    with pytest.warns(BadSampleWarning), pytest.raises(
+            FileNotFoundError, match=r"\(BraTS2021_00007, ...\) have no segmentation"):
+        open_dataset(tmp_path)
+
+
+def test_two_releases_numbering_one_case_alike_in_one_folder_are_refused(tmp_path):
+    write_case(tmp_path, 1, depth=3)
+    folder = write_case(tmp_path / "other", 1, depth=3)
+    folder.rename(tmp_path / "BraTS2021_00001")
+    with pytest.raises(BraTSDataError, match=r"BraTS20_Training_001: has case number 1, as "
+                                             r"BraTS2021_00001 does"):  # sorted first
+        BraTSNifti(tmp_path)
 
 
 def test_brats_2021_case_folders_read_as_their_case_numbers(tmp_path):

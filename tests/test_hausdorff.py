@@ -54,9 +54,12 @@ def test_masks_without_their_channel_axis_are_refused_rather_than_read_as_a_volu
     # three 2-D channels (3, H, W) under the default 3-D spacing would be one volume 3 deep
     pred, target = np.zeros((3, 8, 8)), np.zeros((3, 8, 8))
     target[0, 2, 2], pred[0, 2, 4] = 1, 1
-    with pytest.raises(ValueError, match=r"\(C, D, H, W\).*spacing=\(1, 1\)"):
+    with pytest.raises(ValueError, match=r"\(C, D, H, W\).*one mask \(D, H, W\) needs its "
+                                         r"channel axis first: mask\[None\]"):
         hausdorff95(pred, target)
     assert hausdorff95(pred, target, spacing=(1, 1)).tolist() == [2.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"spacing=\(1, 1\)"):  # five axes, three spacings
+        hausdorff95(pred[None, None], target[None, None])
 
 
 def test_shapes_that_do_not_match_are_refused():

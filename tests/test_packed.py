@@ -169,3 +169,16 @@ def test_default_workers_follow_the_usable_cores_capped_for_memory(monkeypatch):
     assert parallel.default_workers(369, worth_it=False) == 1
     monkeypatch.setattr(parallel, "usable_cores", lambda: 2)
     assert parallel.default_workers(369) == 2
+
+
+def test_a_pack_keeps_each_volume_s_depth_at_its_source_for_per_patient_scoring(tmp_path):
+    from unet_lib.data import BraTSSlices, PackedSlices, make_phantom, pack_folder
+
+    make_phantom(tmp_path / "ph", n_volumes=2, size=16, n_slices=6, seed=0)
+    (tmp_path / "ph" / "volume_1_slice_5.h5").write_bytes(b"truncated")  # its last slice
+    with pytest.warns(UserWarning):
+        packed = PackedSlices(pack_folder(tmp_path / "ph", tmp_path / "packed", workers=1))
+    assert max(s for v, s, _ in packed.slices if v == 1) == 4  # slice 5 was not packed
+    source = BraTSSlices(tmp_path / "ph")
+    assert [packed.depth_of(v) for v in packed.volumes] == [source.depth_of(v) for v in
+                                                             source.volumes] == [6, 6]

@@ -85,6 +85,22 @@ def test_a_nifti_case_missing_a_file_and_a_pack_s_skipped_slices_are_listed(tmp_
     assert "a packed copy reads faster" not in capsys.readouterr().out
 
 
+def test_a_volume_without_a_readable_slice_is_not_called_a_volume_without_tumour(tmp_path,
+                                                                                capsys):
+    root = kaggle_folder(tmp_path / "k", {1: [(1,)], 2: [(2,), (0,)]})
+    for s in (0, 1):
+        (root / f"volume_2_slice_{s}.h5").write_bytes(b"truncated")
+    found = survey(root, workers=4)  # 2 volumes: 2 processes at most
+    assert found.labels == {1: (False, True, False)} and found.unreadable == [2]
+    assert found.workers in (1, 2) and len(found.unusable) == 2
+    lines = found.report()
+    assert "2 volumes (1 of them without a usable slice), 3 slices" in lines[0]
+    assert "0 without any tumour label" in lines[1]
+    (root / "volume_1_slice_0.h5").write_bytes(b"truncated")  # now no volume is readable
+    assert main(["check", "--data", str(root)]) == 1
+    assert "train on it" not in capsys.readouterr().out  # nothing usable to train on
+
+
 def test_check_refuses_no_workers_and_names_a_folder_that_holds_no_brats(tmp_path, capsys):
     assert main(["check", "--data", str(tmp_path), "--workers", "0"]) == 2
     assert "--workers: must be at least 1" in capsys.readouterr().err

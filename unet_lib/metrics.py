@@ -242,10 +242,13 @@ def hausdorff95(pred, target, spacing=(1.0, 1.0, 1.0), percentile: float = 95.0)
                          f"{target.shape}")
     spatial = len(spacing)
     if pred.ndim != spatial + 1:
-        raise ValueError(f"expected masks (C, {', '.join('DHW'[-spatial:])}) for a spacing of "
-                         f"{spatial} axes, got shape {pred.shape}: the channel axis comes "
-                         f"first, also for one mask (mask[None]); 2-D masks (C, H, W) take a "
-                         f"2-element spacing, e.g. spacing=(1, 1)")
+        axes = ", ".join("DHW"[-spatial:])
+        raise ValueError(f"expected masks (C, {axes}) for a spacing of {spatial} axes, got "
+                         f"shape {pred.shape}: " + (
+                             f"one mask ({axes}) needs its channel axis first: mask[None]"
+                             if pred.ndim == spatial else
+                             "give one spacing per spatial axis, after the channel axis (2-D "
+                             "masks (C, H, W): spacing=(1, 1))"))
     distances = np.empty(len(pred))
     for c, (p, t) in enumerate(zip(pred, target)):
         if not p.any() and not t.any():

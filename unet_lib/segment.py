@@ -26,7 +26,8 @@ from torch import nn
 from .data import check_data_folder
 from .data.base import resize_image
 from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
-from .data.nifti import RELEASE_FOLDERS, case_slice, find_case_file, load_modalities
+from .data.nifti import case_slice, load_modalities
+from .data.nifti_cases import RELEASE_FOLDERS, find_case_file
 from .data.samples import BraTSDataError
 from .inference import predict, probabilities_on_grid
 

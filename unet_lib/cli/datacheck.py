@@ -31,6 +31,8 @@ def cmd_check(args) -> int:
                                      f"{args.workers}")
     found = survey(args.data, workers=args.workers)
     print("\n".join(found.report()))
+    if not found.labels:
+        return 1  # nothing usable to train on
     print(f"train on it: unet-lib train --data {args.data}"
           + ("" if is_packed(args.data) else f"; a packed copy reads faster: unet-lib pack "
                                               f"--data {args.data} --out <folder>"))

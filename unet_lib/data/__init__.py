@@ -8,7 +8,8 @@ from .base import SliceDataset, locate, resize_sample
 from .brats import MASK_CHANNELS, MODALITIES, REGIONS, labels_to_mask
 from .contents import channel_flags, tumour_grades
 from .kaggle import BraTSSlices, find_slices, list_volumes, read_slice, write_slice
-from .nifti import BraTSNifti, UnlabelledCasesError, find_cases
+from .nifti import BraTSNifti
+from .nifti_cases import NiftiFolderError, find_cases
 from .normalize import zscore_slice
 from .packed import PackedSlices, is_packed
 from .packing import pack, pack_folder
@@ -37,7 +38,7 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
     except FileNotFoundError as kaggle_error:
         try:
             return BraTSNifti(root, volumes=volumes, image_size=image_size, on_error=on_error)
-        except UnlabelledCasesError:
+        except NiftiFolderError:  # NIfTI cases, none usable: said as it is
             raise
         except FileNotFoundError as nifti_error:
             if volumes is not None:  # the folder may hold one format, but none of the volumes

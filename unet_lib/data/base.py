@@ -100,8 +100,8 @@ class SliceDataset(Dataset):
     def depth_of(self, volume: int) -> int:
         """How many axial slices volume ``volume`` has where it is stored: also those a filter
         (``tumour_only``) left out of the items (``depths``), else its highest slice + 1."""
-        return self.depths.get(volume) or 1 + max(entry[1] for entry in self.slices
-                                                  if entry[0] == volume)
+        known = getattr(self, "depths", {}).get(volume)  # a subclass may not have set it
+        return known or 1 + max(entry[1] for entry in self.slices if entry[0] == volume)
 
     def locate(self, index: int) -> tuple[int, int]:
         """``(volume, slice)`` of item ``index``."""

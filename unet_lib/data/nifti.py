@@ -13,7 +13,6 @@ same way.
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from pathlib import Path
 from typing import Iterable
@@ -22,95 +21,9 @@ import numpy as np
 
 from .base import SliceDataset
 from .brats import BRATS_LABELS, CHANNEL_LABELS, NIFTI_MODALITIES, labels_to_mask
+from .nifti_cases import find_cases
 from .normalize import zscore_slice
 from .samples import BraTSDataError, skip_or_raise
-#: a labelled case's folder: BraTS 2020's ``BraTS20_Training_001``, or BraTS 2021's
-#: ``BraTS2021_00000`` (same four modalities and labels 0, 1, 2, 4)
-CASE_NAME = re.compile(r"^BraTS(?:\d*_Training_|2021_)(\d+)$")
-
-
-def find_case_file(case: Path, key: str) -> Path | None:
-    """``<case>/<case name>_<key>.nii(.gz)``, e.g. key ``flair`` or ``seg``; ``None`` if absent."""
-    for suffix in (".nii.gz", ".nii"):
-        path = case / f"{case.name}_{key}{suffix}"
-        if path.exists():
-            return path
-    if key == "seg":  # case 355 of the 2020 release ships its seg under another name
-        candidates = [p for p in case.iterdir() if "seg" in p.name.lower()
-                      and p.name.endswith((".nii", ".nii.gz"))]
-        if len(candidates) == 1:
-            return candidates[0]
-    return None
-
-
-#: the folders the releases unzip to, looked in when the folder given holds no case folder
-#: (Kaggle's NIfTI mirror nests ``BraTS2020_TrainingData/MICCAI_BraTS2020_TrainingData``)
-RELEASE_FOLDERS = {"training": ("MICCAI_BraTS2020_TrainingData", "BraTS2020_TrainingData"),
-                   "validation": ("MICCAI_BraTS2020_ValidationData", "BraTS2020_ValidationData")}
-
-
-class UnlabelledCasesError(FileNotFoundError):
-    """A folder of BraTS cases without segmentations (the challenge's validation or test
-    data) was given where cases to train on or score were needed."""
-
-
-def find_cases(root: str | Path, volumes: Iterable[int] | None = None, on_error: str = "raise",
-               left_out: list[str] | None = None) -> dict[int, dict[str, Path]]:
-    """Map case number → {modality or 'seg': path} for every ``BraTS20_Training_XXX`` (or
-    BraTS 2021 ``BraTS2021_XXXXX``) folder.
-
-    A case folder that lacks one of the five files raises (``on_error="raise"``), or is
-    warned about (:class:`~unet_lib.data.samples.BadSampleWarning`), left out and added to
-    ``left_out`` as ``"<folder>: <problem>"`` (``"skip"``).
-
-    Raises:
-        UnlabelledCasesError: ``root`` holds case folders without a segmentation only.
-        FileNotFoundError: no (complete) case folder under ``root``.
-        BraTSDataError: a case folder lacks one of the five files (named in the message).
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no such data folder")
-    wanted = None if volumes is None else {int(v) for v in volumes}
-    folders = [p for p in root.iterdir() if p.is_dir() and CASE_NAME.match(p.name)]
-    for inner in RELEASE_FOLDERS["training"]:
-        if not folders and (root / inner).is_dir():
-            return find_cases(root / inner, volumes, on_error, left_out)
-    cases, incomplete = {}, []
-    for folder in sorted(folders):
-        number = int(CASE_NAME.match(folder.name)[1])
-        if wanted is not None and number not in wanted:
-            continue
-        files = {key: find_case_file(folder, key) for key in NIFTI_MODALITIES + ("seg",)}
-        missing = [key for key, path in files.items() if path is None]
-        if missing:
-            incomplete.append(folder.name)
-            skipped = skip_or_raise(BraTSDataError(folder, f"missing {', '.join(missing)} "
-                                                           f"file(s); expected {folder.name}_"
-                                                           f"<flair|t1|t1ce|t2|seg>.nii(.gz)"),
-                                    on_error)
-            if left_out is not None:
-                left_out.append(str(skipped))
-            continue
-        cases[number] = files
-    if not cases and not folders and unlabelled_cases(root):
-        raise UnlabelledCasesError(
-            f"{root}: its case folders ({unlabelled_cases(root)[0]}, ...) have no segmentation, "
-            f"as the challenge's validation and test data come: nothing to train on or score; "
-            f"`unet-lib segment` writes label maps for them")
-    if not cases:
-        raise FileNotFoundError(
-            f"{root}: " + (f"every case folder lacks a file ({', '.join(incomplete[:3])}"
-                           f"{', ...' if len(incomplete) > 3 else ''})" if incomplete else
-                           "no case folders named BraTS20_Training_XXX (or BraTS2021_XXXXX)"
-                           + (f" for volumes {sorted(wanted)}" if wanted else "")))
-    return cases
-
-
-def unlabelled_cases(root: Path) -> list[str]:
-    """The sub-folders of ``root`` holding a case's FLAIR but no segmentation, by name."""
-    return [p.name for p in sorted(root.iterdir())
-            if p.is_dir() and find_case_file(p, "flair") and not find_case_file(p, "seg")]
 
 
 def _read_nifti(path: Path):
@@ -152,16 +65,20 @@ def check_same_grid(path: Path, image, reference) -> None:
     """Raise unless ``image`` lies on ``reference``'s voxel grid (affines equal to 1e-3 mm):
     a case's BraTS files share one grid; a re-oriented or resampled file would put another
     place of the head under each voxel."""
-    if not np.allclose(image.affine, reference.affine, atol=1e-3):
-        raise BraTSDataError(path, f"its grid (affine) differs from FLAIR's: re-oriented or "
-                                   f"not co-registered? The axes read "
-                                   f"{''.join(_axes(image))}, FLAIR's {''.join(_axes(reference))}")
-
-
-def _axes(image) -> tuple[str, ...]:
+    if np.allclose(image.affine, reference.affine, atol=1e-3):
+        return
     import nibabel as nib
 
-    return nib.aff2axcodes(image.affine)
+    axes, flair_axes = ("".join(nib.aff2axcodes(x.affine)) for x in (image, reference))
+    if axes != flair_axes:
+        how = f"re-oriented? Its axes read {axes}, FLAIR's {flair_axes}"
+    else:  # the same orientation: moved or resampled
+        shift = np.abs(image.affine[:3, 3] - reference.affine[:3, 3]).max()
+        zooms = ", ".join(f"{z:g}" for z in image.header.get_zooms()[:3])
+        flair_zooms = ", ".join(f"{z:g}" for z in reference.header.get_zooms()[:3])
+        how = (f"not co-registered? Its origin lies {shift:g} mm from FLAIR's; its voxels "
+               f"measure {zooms} mm, FLAIR's {flair_zooms}")
+    raise BraTSDataError(path, f"its grid (affine) differs from FLAIR's: {how}")
 
 
 def case_slice(modalities: np.ndarray, s: int) -> np.ndarray:

@@ -125,6 +125,7 @@ class PackedSlices(SliceDataset):
         if volumes is not None:
             index = index[np.isin(index[:, 0], list(volumes))]
         self.slices = [(int(v), int(s), int(row)) for v, s, row in index]
+        self.depths = {int(v): int(d) for v, d in self.meta.get("depths", {}).items()}
         self._images = self._masks = None
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:

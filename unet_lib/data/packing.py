@@ -98,7 +98,8 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
             "image_dtype": "float16", "mask_dtype": "uint8 bits",
             "files": {name: (folder / name).stat().st_size for name in ARRAYS},
             "index_sha256": sha256_of(folder / "index.npy"),
-            "skipped_slices": len(skipped), "skipped": unique_skipped}
+            "skipped_slices": len(skipped), "skipped": unique_skipped,
+            "depths": _source_depths(source)}
     (folder / PACKED_META).write_text(json.dumps(meta, indent=1))
 
 
@@ -108,6 +109,16 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
 #: (2026-11-28): 2 volumes 4.1 s in one process, 3.7 s in two; 4 volumes 8.2 s and 5.4 s;
 #: 6 volumes 12.1 s and 7.4 s
 PARALLEL_FROM_PIXELS = 300 * 240 * 240
+
+
+def _source_depths(source: Dataset) -> dict[str, int]:
+    """``{volume: slices}`` of each volume at the source, for per-patient scoring's voxel
+    depth (:meth:`SliceDataset.depth_of`): what a filter left out counts, and so do the
+    slices that could not be packed."""
+    depths = dict(getattr(source, "depths", None) or {})
+    for volume, slice_index, *_ in source.slices:
+        depths[volume] = max(depths.get(volume, 0), int(slice_index) + 1)
+    return {str(volume): int(depth) for volume, depth in sorted(depths.items())}
 
 
 def _rows_by_volume(source: Dataset) -> list[list[int]]:

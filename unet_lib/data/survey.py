@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..parallel import default_workers, map_in_processes
+from ..parallel import default_workers, map_in_processes, spawn_works
 from . import open_dataset
 from .base import SliceDataset
 from .samples import BraTSDataError
@@ -45,7 +45,8 @@ class DataSurvey:
         unusable: ``"<file>: <problem>"`` for each case left out whole, then each slice that
             cannot be read, in order.
         labels: ``{volume: (NCR/NET, ED, ET)}``, whether any usable slice of the volume has
-            a pixel of that label.
+            a pixel of that label; a volume without a usable slice is not in it.
+        unreadable: the volumes listed with no usable slice at all.
         seconds: how long reading took; ``workers``: the processes that read.
     """
 
@@ -55,6 +56,7 @@ class DataSurvey:
     size: tuple[int, int] | None
     unusable: list[str] = field(default_factory=list)
     labels: dict[int, tuple[bool, bool, bool]] = field(default_factory=dict)
+    unreadable: list[int] = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 1
 
@@ -64,9 +66,11 @@ class DataSurvey:
         size = f" of {self.size[0]}×{self.size[1]}" if self.size else ""
         enhancing = sum(flags[2] for flags in self.labels.values())
         empty = [v for v, flags in self.labels.items() if not any(flags)]
-        lines = [f"{self.root}: {self.kind}, {len(self.labels)} volumes, {self.slices:,} slices"
-                 f"{size}; every slice read in {self.seconds:.0f} s ({self.workers} "
-                 f"process{'es' * (self.workers != 1)})",
+        unreadable = (f" ({len(self.unreadable)} of them without a usable slice)"
+                      if self.unreadable else "")
+        lines = [f"{self.root}: {self.kind}, {len(self.labels) + len(self.unreadable)} volumes"
+                 f"{unreadable}, {self.slices:,} slices{size}; every slice read in "
+                 f"{self.seconds:.0f} s ({self.workers} process{'es' * (self.workers != 1)})",
                  f"tumour: {enhancing} volumes with enhancing tumour, "
                  f"{len(self.labels) - enhancing - len(empty)} without (as BraTS's low-grade "
                  f"cases), {len(empty)} without any tumour label"
@@ -92,6 +96,8 @@ def survey(root: str | Path, workers: int | None = None) -> DataSurvey:
     Raises:
         FileNotFoundError: ``root`` holds no BraTS data (the message says what it holds).
     """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1 (1: read in this process), got {workers}")
     start = time.perf_counter()
     with warnings.catch_warnings():  # cases left out on opening are listed, not warned about
         warnings.simplefilter("ignore")
@@ -101,17 +107,23 @@ def survey(root: str | Path, workers: int | None = None) -> DataSurvey:
         groups.setdefault(entry[0], []).append(row)
     if workers is None:
         workers = default_workers(len(groups), len(dataset) >= PARALLEL_FROM_SLICES)
+    workers = min(workers, len(groups)) if len(groups) > 1 and spawn_works() else 1
     # left out before reading: NIfTI cases without a file; a pack's slices skipped when packed
     left_out = getattr(dataset, "skipped", None) or getattr(dataset, "meta", {}).get("skipped")
     found = DataSurvey(Path(root), KINDS.get(type(dataset).__name__, type(dataset).__name__),
                        len(dataset), None, list(left_out or []), workers=workers)
     jobs = [(volume, rows) for volume, rows in groups.items()]
-    for volume, flags, size, problems in map_in_processes(_read_volume, jobs, workers,
-                                                          _receive, (dataset,)):
-        found.labels[volume] = flags
-        found.size = found.size or size
-        found.unusable += problems
-    _receive(None)
+    try:
+        for volume, flags, size, problems in map_in_processes(_read_volume, jobs, workers,
+                                                              _receive, (dataset,)):
+            if size is None:  # no slice of it could be read: its labels are unknown
+                found.unreadable.append(volume)
+            else:
+                found.labels[volume] = flags
+            found.size = found.size or size
+            found.unusable += problems
+    finally:
+        _receive(None)  # read here (one process): let the dataset go
     found.seconds = time.perf_counter() - start
     return found
 
