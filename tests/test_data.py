@@ -291,7 +291,9 @@ def test_brats_2021_validation_cases_named_like_training_ones_are_named_unlabell
 def test_two_releases_numbering_one_case_alike_in_one_folder_are_refused(tmp_path):
     write_case(tmp_path, 1, depth=3)
     folder = write_case(tmp_path / "other", 1, depth=3)
-    folder.rename(tmp_path / "BraTS2021_00001")
+    renamed = folder.rename(tmp_path / "BraTS2021_00001")
+    for path in renamed.iterdir():  # a whole BraTS 2021 case
+        path.rename(path.with_name(path.name.replace("BraTS20_Training_001", renamed.name)))
     with pytest.raises(BraTSDataError, match=r"BraTS20_Training_001: has case number 1, as "
                                              r"BraTS2021_00001 does"):  # sorted first
         BraTSNifti(tmp_path)
