@@ -64,10 +64,17 @@ test: setup-test chromium notebooks
 # SCALE cell decides the scale ("auto": full on a CUDA GPU, else quick), unless
 # UNET_COURSE_SCALE is given (make lab UNET_COURSE_SCALE=quick): the quick default above is
 # for the book's build, and would otherwise override what a student sets in the cell.
-lab: setup-book
+LAB_OVERRIDES := $(VENV)/share/jupyter/lab/settings/overrides.json
+# Offline: JupyterLab's settings in this environment turn off its news feed and update check,
+# whose first prompt would ask every student whether to reach the internet.
+lab: setup-book $(LAB_OVERRIDES)
 	$(if $(filter file,$(origin UNET_COURSE_SCALE)),env -u UNET_COURSE_SCALE) \
 	$(BIN)/jupyter lab --notebook-dir=book --ServerApp.ip=127.0.0.1 --no-browser \
 	  $(if $(filter 0,$(shell id -u)),--allow-root)
+
+$(LAB_OVERRIDES): | $(VENV)/.installed-book
+	mkdir -p $(dir $@)
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
 
 # A quick model from the command line, without the book.
 demo: setup-test
