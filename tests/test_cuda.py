@@ -152,6 +152,13 @@ def test_training_on_the_gpu_learns_and_scores_as_on_the_cpu(datasets):
     assert on_gpu["loss"] == pytest.approx(on_cpu["loss"], rel=1e-3)
     for name, value in on_cpu["dice"].items():
         assert on_gpu["dice"][name] == pytest.approx(value, abs=1e-3), name
+    # three epochs may find no tumour yet (Dice 0 both ways): the probabilities behind the
+    # scores must agree too
+    from unet_lib.inference import predict
+
+    images = torch.stack([val[i][0] for i in range(8)])
+    assert torch.allclose(predict(model, images, device=CUDA, amp=False),
+                          predict(model, images, device="cpu", amp=False), atol=2e-2)
 
 
 def test_checkpoints_written_in_the_background_hold_the_final_weights(datasets, tmp_path,

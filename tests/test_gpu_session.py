@@ -30,7 +30,7 @@ def test_every_step_runs_and_leaves_at_most_eight_flat_files(tmp_path):
     for step in ("env", "tests", "fit", "reference", "profile", "bench"):
         assert f"== {step}: ok" in log, step
     fits = json.loads((tmp_path / "out" / "fit.json").read_text())
-    assert [row["model"] for row in fits] == ["classic", "improved"]
+    assert [row["model"] for row in fits] == ["classic"]
     assert all(row["ratio"] > 0 for row in fits)
     bundle, showcase = read_reference(tmp_path / "out")
     assert set(bundle["models"]) == {"classic", "improved", "attention"}
@@ -38,8 +38,33 @@ def test_every_step_runs_and_leaves_at_most_eight_flat_files(tmp_path):
     profile = (tmp_path / "out" / "profile.md").read_text()
     assert profile.count("## ") == 3 and "convolution" in profile  # improved both ways, classic
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert [row["model"] for row in bench["rows"]] == ["classic", "improved",
-                                                       "improved-nchw-depthwise", "attention"]
+    # the Improved U-Net both ways first: the question the next GPU run must answer
+    assert [row["model"] for row in bench["rows"]] == ["improved", "improved-nchw-depthwise",
+                                                       "classic", "attention"]
+
+
+def test_without_a_cuda_gpu_the_session_stops_after_its_env_step(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    done = session(tmp_path / "out", "--budget", "120", "--only", "env", "tests")
+    assert done.returncode == 1
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert "== env: failed (exit 3)" in log and "no CUDA GPU" in log
+    assert "the other steps are not started" in log and "== tests (" not in log
+
+
+def test_the_profile_step_keeps_the_models_the_bench_step_profiled(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    kept = "## improved-nchw-depthwise: from the bench step\n\n## improved: from it too\n"
+    (out / "profile.md").write_text(kept)
+    done = session(out, "--tiny", "--budget", "200", "--only", "profile")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    profile = (out / "profile.md").read_text()
+    assert profile.startswith(kept.rstrip("\n"))  # not measured again, not lost
+    assert profile.count("## ") == 3 and "## classic:" in profile
 
 
 def test_a_step_is_not_started_without_the_time_it_needs(tmp_path):

@@ -224,12 +224,12 @@ def attention_inside_outside(attention, target, brain=None) -> tuple[float, floa
     Returns:
         ``(inside, outside)``; ``nan`` for a side with no pixels.
     """
-    attention = torch.as_tensor(attention, dtype=torch.float32)
+    attention = torch.as_tensor(attention, dtype=torch.float32).cpu()  # masks may be on a GPU
     attention = attention.reshape(attention.shape[-2:])
-    tumour = mask_on_grid(torch.as_tensor(target).amax(0), attention.shape)
+    tumour = mask_on_grid(torch.as_tensor(target).cpu().amax(0), attention.shape)
     rest = ~tumour
     if brain is not None and torch.as_tensor(brain).any():
-        rest &= mask_on_grid(brain, attention.shape)
+        rest &= mask_on_grid(torch.as_tensor(brain).cpu(), attention.shape)
     inside = attention[tumour].mean().item() if tumour.any() else float("nan")
     outside = attention[rest].mean().item() if rest.any() else float("nan")
     return inside, outside

@@ -57,6 +57,7 @@ class ResidentSlices(Dataset):
         them: the host never holds more than a batch (a whole BraTS release is ~50 GB as
         float32). ``workers`` processes read the files, as a training loader's would.
         ``role`` ("training", "validation") names the data in an error."""
+        workers = min(workers, -(-len(dataset) // batch_size))  # no idle process per batch
         loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
                             collate_fn=collate_samples)
         images = masks = None
