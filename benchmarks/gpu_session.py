@@ -18,7 +18,8 @@ the same ``--work`` (``--only fit bench profile``, or a retry) reuses the phanto
 reference resumes the models it had not finished. Everything lands flat in OUT (the device
 tool brings back at most 8 files):
 
-1. ``env``: the GPU, its driver, PyTorch and the commit (into ``session.log``);
+1. ``env``: the GPU, its driver, PyTorch and the commit (into ``session.log``); without a
+   CUDA GPU the session stops here (the rest would measure the CPU at full size);
 2. ``tests``: ``tests/test_cuda.py``: training and scoring on CUDA, and that neither makes
    the CPU wait for the GPU step by step (into ``session.log``);
 3. ``reference``: ``unet-lib reference``, the slides' full configuration (``reference.json``,
@@ -32,9 +33,9 @@ tool brings back at most 8 files):
    peak (``bench.md``, ``bench.json``; targets: Classic ≥ 25 %, Improved ≥ 50 % of the
    Classic's images/s), the Improved U-Net with and without its depthwise convolutions in NCHW;
    then, in the same process (cuDNN tuned already), the profile of :data:`PROFILED`;
-6. ``profile``: that profile alone, where the bench step did not finish it: the CUDA kernels
-   that take the Classic U-Net's and the Improved U-Net's (both ways) training step
-   (``profile.md``).
+6. ``profile``: that profile alone, for the models the bench step did not profile (those it
+   did are kept): the CUDA kernels that take the Improved U-Net's (both ways) and the Classic
+   U-Net's training step (``profile.md``).
 
 A retry in what is left of the session: ``--only <the steps not finished> --budget <the
 seconds left, less 40>`` with the same ``--work`` (``status`` says what is left; the machine
