@@ -101,6 +101,20 @@ def test_a_volume_without_a_readable_slice_is_not_called_a_volume_without_tumour
     assert "train on it" not in capsys.readouterr().out  # nothing usable to train on
 
 
+def test_slices_missing_inside_a_volume_or_at_its_end_are_named_and_fail_the_check(tmp_path,
+                                                                                 capsys):
+    root = kaggle_folder(tmp_path / "k", {1: [()] * 6, 2: [()] * 6, 3: [()] * 6, 4: [()] * 6})
+    (root / "volume_2_slice_3.h5").unlink()  # a hole
+    for s in (4, 5):
+        (root / f"volume_3_slice_{s}.h5").unlink()  # cut short: 4 slices where most have 6
+    found = survey(root, workers=1)
+    assert found.gaps == ["volume 2 lacks slice(s) 3",
+                          "volume 3 ends at slice 3 where most volumes have 6"]
+    assert found.unusable == []
+    assert main(["check", "--data", str(root)]) == 1
+    assert "missing slices: 2 volume(s):\n  volume 2 lacks slice(s) 3" in capsys.readouterr().out
+
+
 def test_check_refuses_no_workers_and_names_a_folder_that_holds_no_brats(tmp_path, capsys):
     assert main(["check", "--data", str(tmp_path), "--workers", "0"]) == 2
     assert "--workers: must be at least 1" in capsys.readouterr().err

@@ -14,8 +14,9 @@ def add_parser(commands) -> None:
         "check", help="read every slice of a BraTS folder once: what it holds, what is wrong",
         description="Read every slice of a BraTS folder (Kaggle slices, NIfTI cases or a "
                     "packed copy) once, without training or writing anything: its volumes and "
-                    "slices, which tumour labels each volume has, and every file or case that "
-                    "training would leave out, with why. Exit status 1 when any is unusable.")
+                    "slices, which tumour labels each volume has, slices missing from a "
+                    "volume, and every file or case that training would leave out, with why. "
+                    "Exit status 1 when any is missing or unusable.")
     check.add_argument("--data", type=Path, required=True, help="the BraTS folder to read")
     check.add_argument("--workers", type=int, metavar="N", default=None,
                        help="processes reading the volumes (default: one per CPU core, up to "
@@ -36,4 +37,4 @@ def cmd_check(args) -> int:
     print(f"train on it: unet-lib train --data {args.data}"
           + ("" if is_packed(args.data) else f"; a packed copy reads faster: unet-lib pack "
                                               f"--data {args.data} --out <folder>"))
-    return 1 if found.unusable else 0
+    return 1 if found.unusable or found.gaps else 0

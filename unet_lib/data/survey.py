@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,9 @@ class DataSurvey:
         labels: ``{volume: (NCR/NET, ED, ET)}``, whether any usable slice of the volume has
             a pixel of that label; a volume without a usable slice is not in it.
         unreadable: the volumes listed with no usable slice at all.
+        gaps: ``"volume V lacks slice(s) ..."`` or ``"... ends at slice S where most volumes
+            have D"``: slices missing from the listing, as a download or an unzip cut short
+            leaves it (:func:`slice_gaps`).
         seconds: how long reading took; ``workers``: the processes that read.
     """
 
@@ -57,6 +61,7 @@ class DataSurvey:
     unusable: list[str] = field(default_factory=list)
     labels: dict[int, tuple[bool, bool, bool]] = field(default_factory=dict)
     unreadable: list[int] = field(default_factory=list)
+    gaps: list[str] = field(default_factory=list)
     seconds: float = 0.0
     workers: int = 1
 
@@ -77,6 +82,11 @@ class DataSurvey:
                  + (f" (volumes {', '.join(map(str, empty[:10]))}"
                     f"{', ...' if len(empty) > 10 else ''}: every BraTS case has a tumour)"
                     if empty else "")]
+        if self.gaps:
+            lines.append(f"missing slices: {len(self.gaps)} volume(s):")
+            lines += [f"  {entry}" for entry in self.gaps[:20]]
+            if len(self.gaps) > 20:
+                lines.append(f"  ... and {len(self.gaps) - 20} more")
         if not self.unusable:
             lines.append("unusable: none")
         else:
@@ -111,7 +121,8 @@ def survey(root: str | Path, workers: int | None = None) -> DataSurvey:
     # left out before reading: NIfTI cases without a file; a pack's slices skipped when packed
     left_out = getattr(dataset, "skipped", None) or getattr(dataset, "meta", {}).get("skipped")
     found = DataSurvey(Path(root), KINDS.get(type(dataset).__name__, type(dataset).__name__),
-                       len(dataset), None, list(left_out or []), workers=workers)
+                       len(dataset), None, list(left_out or []), workers=workers,
+                       gaps=slice_gaps(dataset.slices))
     jobs = [(volume, rows) for volume, rows in groups.items()]
     try:
         for volume, flags, size, problems in map_in_processes(_read_volume, jobs, workers,
@@ -126,6 +137,26 @@ def survey(root: str | Path, workers: int | None = None) -> DataSurvey:
         _receive(None)  # read here (one process): let the dataset go
     found.seconds = time.perf_counter() - start
     return found
+
+
+def slice_gaps(slices: list[tuple]) -> list[str]:
+    """The volumes of a dataset's ``slices`` (``(volume, slice, ...)`` entries) whose slice
+    numbers have holes below their last one, or that end sooner than most volumes do."""
+    listed: dict[int, set[int]] = {}
+    for volume, slice_index, *_ in slices:
+        listed.setdefault(volume, set()).add(slice_index)
+    depths = Counter(max(numbers) + 1 for numbers in listed.values())
+    usual = depths.most_common(1)[0][0] if depths else 0
+    said = []
+    for volume, numbers in sorted(listed.items()):
+        missing = sorted(set(range(max(numbers) + 1)) - numbers)
+        parts = ([f"lacks slice(s) {', '.join(map(str, missing[:8]))}"
+                  f"{', ...' if len(missing) > 8 else ''}"] if missing else [])
+        if max(numbers) + 1 < usual:
+            parts.append(f"ends at slice {max(numbers)} where most volumes have {usual}")
+        if parts:
+            said.append(f"volume {volume} " + " and ".join(parts))
+    return said
 
 
 _DATASET: SliceDataset | None = None  # the dataset being read, in a reading process
