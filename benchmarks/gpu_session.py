@@ -47,6 +47,7 @@ Results of the first run (one H200, 2026-11-27): ``benchmarks/h200-2026-11-27-se
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -257,6 +258,18 @@ def run_step(command: list[str], sink, limit: float) -> str:
     return "ok" if code == 0 else f"failed (exit {code})"
 
 
+@contextlib.contextmanager
+def _no_temporaries_left(out: Path):
+    """Remove the temporary files a write cut short left in ``out``, also when the session
+    itself is stopped (a SIGTERM unwinds to here): they are not among the 8 files to bring
+    back, and would crowd one out."""
+    try:
+        yield
+    finally:
+        for temporary in out.glob(".*.tmp"):
+            temporary.unlink(missing_ok=True)
+
+
 def run_steps(out: Path, budget: float, tiny: bool, only: list[str] | None,
               work: Path) -> int:
     """Run each step in a child process within what is left of ``budget`` seconds; log to
@@ -264,7 +277,7 @@ def run_steps(out: Path, budget: float, tiny: bool, only: list[str] | None,
     deadline = time.monotonic() + budget
     log = out / "session.log"
     missed = 0
-    with log.open("a") as sink:
+    with log.open("a") as sink, _no_temporaries_left(out):
         def say(text: str) -> None:
             print(text, flush=True)
             sink.write(text + "\n")

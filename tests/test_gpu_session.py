@@ -114,3 +114,19 @@ def test_a_second_call_with_the_same_work_folder_keeps_the_trained_models(tmp_pa
         assert f"the {name} U-Net in" in log and "is trained already: kept" in log, name
     assert set(read_reference(tmp_path / "second")[0]["models"]) == {"classic", "improved",
                                                                      "attention"}
+
+
+def test_a_session_stopped_by_sigterm_leaves_no_temporary_file_among_its_files(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".bench.json.tmp").write_text("{")  # as a write cut short by the stop leaves it
+    running = subprocess.Popen([sys.executable, str(SCRIPT), str(out), "--tiny", "--budget",
+                                "300", "--only", "reference"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    time.sleep(1)  # inside the reference step (its process still importing torch)
+    running.send_signal(signal.SIGTERM)
+    assert running.wait(timeout=60) != 0
+    assert not list(out.glob(".*.tmp"))
