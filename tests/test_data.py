@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import h5py
 import nibabel as nib
@@ -192,6 +193,15 @@ def write_case(root, number: int, depth: int = 5, seg_name: str | None = None,
     return folder
 
 
+def as_brats_2021(case: Path, root: Path) -> Path:
+    """A case written by :func:`write_case` renamed as BraTS 2021 names it, into ``root``:
+    ``BraTS2021_000NN/BraTS2021_000NN_<key>.nii(.gz)``."""
+    renamed = case.rename(root / f"BraTS2021_{int(case.name.rsplit('_', 1)[1]):05d}")
+    for path in renamed.iterdir():
+        path.rename(path.with_name(path.name.replace(case.name, renamed.name)))
+    return renamed
+
+
 def test_nifti_case_reads_as_z_scored_slices_with_label_channels(tmp_path):
     write_case(tmp_path, 4, depth=5)
     dataset = BraTSNifti(tmp_path)
@@ -277,11 +287,7 @@ def test_a_folder_whose_every_case_lacks_a_file_says_so_not_that_it_holds_no_cas
 def test_brats_2021_validation_cases_named_like_training_ones_are_named_unlabelled(tmp_path):
     from unet_lib.data import open_dataset
 
-    folder = write_case(tmp_path, 7, depth=3)
-    renamed = tmp_path / "BraTS2021_00007"
-    folder.rename(renamed)
-    for path in renamed.iterdir():
-        path.rename(path.with_name(path.name.replace("BraTS20_Training_007", renamed.name)))
+    renamed = as_brats_2021(write_case(tmp_path, 7, depth=3), tmp_path)
     (renamed / "BraTS2021_00007_seg.nii.gz").unlink()  # as the challenge's validation data
     with pytest.warns(BadSampleWarning), pytest.raises(
             FileNotFoundError, match=r"\(BraTS2021_00007, ...\) have no segmentation"):
@@ -290,21 +296,14 @@ def test_brats_2021_validation_cases_named_like_training_ones_are_named_unlabell
 
 def test_two_releases_numbering_one_case_alike_in_one_folder_are_refused(tmp_path):
     write_case(tmp_path, 1, depth=3)
-    folder = write_case(tmp_path / "other", 1, depth=3)
-    renamed = folder.rename(tmp_path / "BraTS2021_00001")
-    for path in renamed.iterdir():  # a whole BraTS 2021 case
-        path.rename(path.with_name(path.name.replace("BraTS20_Training_001", renamed.name)))
+    as_brats_2021(write_case(tmp_path / "other", 1, depth=3), tmp_path)
     with pytest.raises(BraTSDataError, match=r"BraTS20_Training_001: has case number 1, as "
                                              r"BraTS2021_00001 does"):  # sorted first
         BraTSNifti(tmp_path)
 
 
 def test_brats_2021_case_folders_read_as_their_case_numbers(tmp_path):
-    folder = write_case(tmp_path, 42, depth=3)
-    renamed = tmp_path / "BraTS2021_00042"
-    folder.rename(renamed)
-    for path in renamed.iterdir():
-        path.rename(path.with_name(path.name.replace("BraTS20_Training_042", renamed.name)))
+    as_brats_2021(write_case(tmp_path, 42, depth=3), tmp_path)
     dataset = BraTSNifti(tmp_path)
     assert dataset.volumes == [42] and len(dataset) == 3
 
