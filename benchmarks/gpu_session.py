@@ -266,8 +266,13 @@ def _no_temporaries_left(out: Path):
     try:
         yield
     finally:
-        for temporary in out.glob(".*.tmp"):
-            temporary.unlink(missing_ok=True)
+        remove_temporaries(out)
+
+
+def remove_temporaries(out: Path) -> None:
+    """The temporary files of writes cut short (:func:`write_json_and_md`), out of ``out``."""
+    for temporary in out.glob(".*.tmp"):
+        temporary.unlink(missing_ok=True)
 
 
 def run_steps(out: Path, budget: float, tiny: bool, only: list[str] | None,
@@ -298,8 +303,7 @@ def run_steps(out: Path, budget: float, tiny: bool, only: list[str] | None,
                        "--work", str(work)] + (["--tiny"] if tiny else [])
             status = run_step(command, sink, limit)
             missed += status != "ok"
-            for temporary in out.glob(".*.tmp"):  # a write cut short: not one of the 8 files
-                temporary.unlink()
+            remove_temporaries(out)  # a write cut short: not one of the 8 files
             say(f"== {name}: {status} in {time.monotonic() - started:.0f} s")
             if name == "env" and status != "ok":  # no GPU, or no PyTorch: nothing to measure
                 say("== the other steps are not started: see the env step above")

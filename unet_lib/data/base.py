@@ -101,7 +101,7 @@ class SliceDataset(Dataset):
         """How many axial slices volume ``volume`` has where it is stored: also those a filter
         (``tumour_only``) left out of the items (``depths``), else its highest slice + 1."""
         known = getattr(self, "depths", {}).get(volume)  # a subclass may not have set it
-        return known or 1 + max(entry[1] for entry in self.slices if entry[0] == volume)
+        return known or slice_depths(self.slices)[volume]
 
     def locate(self, index: int) -> tuple[int, int]:
         """``(volume, slice)`` of item ``index``."""
@@ -156,6 +156,24 @@ def slice_size(dataset) -> int | None:
     """The side ``S`` of the ``(4, S, S)`` images ``dataset`` yields (:func:`first_usable`)."""
     item = first_usable(dataset)
     return None if item is None else int(item[0].shape[-1])
+
+
+def rows_by_volume(slices: list[tuple]) -> dict[int, list[int]]:
+    """``{volume: [item, ...]}`` from a dataset's ``slices`` (``(volume, slice, ...)``
+    entries), volumes in order of first appearance: the work of one process each, which reads
+    a NIfTI case once (packing, :mod:`~unet_lib.data.survey`)."""
+    groups: dict[int, list[int]] = {}
+    for row, entry in enumerate(slices):
+        groups.setdefault(entry[0], []).append(row)
+    return groups
+
+
+def slice_depths(slices: list[tuple]) -> dict[int, int]:
+    """``{volume: its highest slice number + 1}`` from ``(volume, slice, ...)`` entries."""
+    depths: dict[int, int] = {}
+    for volume, slice_index, *_ in slices:
+        depths[volume] = max(depths.get(volume, 0), int(slice_index) + 1)
+    return depths
 
 
 def locate(dataset, index: int) -> tuple[int | None, int]:

@@ -22,7 +22,7 @@ from typing import Iterable, Sequence
 import h5py
 import numpy as np
 
-from .base import SliceDataset
+from .base import SliceDataset, slice_depths
 from .brats import MASK_CHANNELS, MODALITIES
 from .samples import BraTSDataError
 
@@ -171,8 +171,7 @@ class BraTSSlices(SliceDataset):
                  on_error: str = "skip"):
         super().__init__(root, image_size, on_error)
         self.slices = find_slices(root, volumes)
-        for volume, slice_index, _ in self.slices:
-            self.depths[volume] = max(self.depths.get(volume, 0), slice_index + 1)
+        self.depths = slice_depths(self.slices)  # before tumour_only filters slices out
         if tumour_only:
             flags = self.channel_flags()
             self.slices = [entry for entry, has in zip(self.slices, flags.any(axis=1)) if has]

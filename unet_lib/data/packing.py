@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..parallel import default_workers, map_in_processes
 from ..progress import progress_bar
-from .base import first_usable
+from .base import first_usable, rows_by_volume, slice_depths
 from .packed import (ARRAYS, CHANNEL_BITS, FLOAT16_MAX, PACKED_FORMAT, PACKED_META, is_packed,
                      sha256_of)
 from .samples import BadSampleWarning, BraTSDataError, SkippedSample
@@ -69,7 +69,7 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
         shape = height, width = tuple(first[0].shape[-2:])
         np.lib.format.open_memmap(folder / "images.npy", "w+", np.float16, (n, 4, *shape))
         np.lib.format.open_memmap(folder / "masks.npy", "w+", np.uint8, (n, *shape))
-        groups = _rows_by_volume(source)
+        groups = list(rows_by_volume(source.slices).values())
         if workers is None:
             workers = default_workers(len(groups), n * height * width >= PARALLEL_FROM_PIXELS)
         jobs = [(folder, rows, shape) for rows in groups]
@@ -115,19 +115,10 @@ def _source_depths(source: Dataset) -> dict[str, int]:
     """``{volume: slices}`` of each volume at the source, for per-patient scoring's voxel
     depth (:meth:`SliceDataset.depth_of`): what a filter left out counts, and so do the
     slices that could not be packed."""
-    depths = dict(getattr(source, "depths", None) or {})
-    for volume, slice_index, *_ in source.slices:
-        depths[volume] = max(depths.get(volume, 0), int(slice_index) + 1)
-    return {str(volume): int(depth) for volume, depth in sorted(depths.items())}
-
-
-def _rows_by_volume(source: Dataset) -> list[list[int]]:
-    """The rows of ``source``, grouped by volume in order of first appearance: each group is
-    packed by one process, which reads a NIfTI case once."""
-    groups: dict[int, list[int]] = {}
-    for row, entry in enumerate(source.slices):
-        groups.setdefault(entry[0], []).append(row)
-    return list(groups.values())
+    depths = getattr(source, "depths", None) or {}
+    listed = slice_depths(source.slices)
+    return {str(volume): int(max(depth, depths.get(volume, 0)))
+            for volume, depth in sorted(listed.items())}
 
 
 _SOURCE: Dataset | None = None  # the dataset being packed, in a packing process

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..parallel import default_workers, map_in_processes, spawn_works
 from . import open_dataset
-from .base import SliceDataset
+from .base import SliceDataset, rows_by_volume, slice_depths
 from .samples import BraTSDataError
 
 #: what each reader reads, in a reader's words
@@ -112,9 +112,7 @@ def survey(root: str | Path, workers: int | None = None) -> DataSurvey:
     with warnings.catch_warnings():  # cases left out on opening are listed, not warned about
         warnings.simplefilter("ignore")
         dataset = open_dataset(root, on_error="skip")
-    groups: dict[int, list[int]] = {}
-    for row, entry in enumerate(dataset.slices):
-        groups.setdefault(entry[0], []).append(row)
+    groups = rows_by_volume(dataset.slices)
     if workers is None:
         workers = default_workers(len(groups), len(dataset) >= PARALLEL_FROM_SLICES)
     workers = min(workers, len(groups)) if len(groups) > 1 and spawn_works() else 1
@@ -145,7 +143,7 @@ def slice_gaps(slices: list[tuple]) -> list[str]:
     listed: dict[int, set[int]] = {}
     for volume, slice_index, *_ in slices:
         listed.setdefault(volume, set()).add(slice_index)
-    depths = Counter(max(numbers) + 1 for numbers in listed.values())
+    depths = Counter(slice_depths(slices).values())
     usual = depths.most_common(1)[0][0] if depths else 0
     said = []
     for volume, numbers in sorted(listed.items()):
