@@ -453,14 +453,14 @@ def test_an_answer_of_the_wrong_form_gets_a_hint_not_a_traceback(check, answer, 
 
 def test_a_tie_is_right_and_says_which_answer_it_ties_with(capsys):
     labs.check_least_selective_gate(1, [0.4, -0.1004, 0.1001])
-    assert capsys.readouterr().out.startswith("Right: gate 1's contrast shows as -0.100 in the "
-                                              "table, the same size as gate 2's")
+    assert capsys.readouterr().out.startswith("Right: the contrast of row 1's gate shows as "
+                                              "-0.100 in the table, the same size as row 2's")
 
 
 def test_a_wrong_row_is_told_its_own_contrast_not_too_high_or_too_low():
     with pytest.raises(labs.NotYet) as wrong:
         labs.check_least_selective_gate(0, [0.4, -0.1, 0.098])
-    assert "gate 0's contrast, +0.400, is not the smallest" in str(wrong.value)
+    assert "row 0's gate, +0.400, is not the smallest" in str(wrong.value)
     assert "too high" not in str(wrong.value) and "too low" not in str(wrong.value)
 
 

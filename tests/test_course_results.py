@@ -61,6 +61,6 @@ def test_every_quick_model_meets_the_course_figures_on_held_out_volumes(name, re
 
 def test_the_quick_attention_gates_attend_to_the_tumour():
     saved = _results("attention")
-    contrast = saved["attention contrast"]
+    contrast = saved["attention_contrast"]
     finest = contrast["inside"][-1] - contrast["outside"][-1]
     assert finest >= LEAST_CONTRAST, f"finest gate: inside − outside = {finest:.3f}"

@@ -3,6 +3,7 @@ and a wrong one fails with a message that says what differs."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -65,10 +66,28 @@ def test_gate_forward_check():
 
 def test_scores_check_explains_without_giving_the_answer():
     def right(tp, fp, fn):
-        return 2 * tp / (2 * tp + fp + fn), tp / (tp + fp), tp / (tp + fn)
+        return (2 * tp / (2 * tp + fp + fn), tp / (tp + fp) if tp + fp else 0.0,
+                tp / (tp + fn) if tp + fn else 0.0)
 
     exercises.check_scores(right)
     with pytest.raises(NotYet) as error:
-        exercises.check_scores(lambda tp, fp, fn: (tp / (tp + fp + fn), tp / (tp + fp),
-                                                   tp / (tp + fn)))  # Jaccard, not Dice
+        exercises.check_scores(lambda tp, fp, fn: (tp / (tp + fp + fn),  # Jaccard, not Dice
+                                                   tp / (tp + fp) if tp + fp else 0.0,
+                                                   tp / (tp + fn) if tp + fn else 0.0))
     assert "your Dice" in str(error.value) and "which is not it" in str(error.value)
+
+
+def test_scores_that_divide_by_zero_are_told_which_counts_did_it():
+    with pytest.raises(NotYet, match=r"scores\(0, 0, 5\) divides by zero.*nothing was predicted"):
+        exercises.check_scores(lambda tp, fp, fn: (2 * tp / (2 * tp + fp + fn), tp / (tp + fp),
+                                                   tp / (tp + fn)))
+
+
+def test_a_nan_score_for_an_empty_prediction_is_not_taken_for_zero():
+    def in_numpy(tp, fp, fn):  # 0/0 in NumPy is NaN with a warning, not an error
+        tp, fp, fn = np.float64(tp), np.float64(fp), np.float64(fn)
+        with np.errstate(invalid="ignore"):
+            return 2 * tp / (2 * tp + fp + fn), tp / (tp + fp), tp / (tp + fn)
+
+    with pytest.raises(NotYet, match=r"your precision for TP=0, FP=0, FN=5 is nan"):
+        exercises.check_scores(in_numpy)

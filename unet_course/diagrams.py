@@ -109,7 +109,7 @@ def draw_block(block: InvertedBottleneckBlock, title: str | None = None) -> Figu
     right, side = x + width / 2, x + width / 2 + 0.35
     ax.plot([right, side, side], [start, start, ys[-2]], color="#333333", lw=1)
     _arrow(ax, (side, ys[-2]), (right + 0.02, ys[-2]))
-    ax.text(side + 0.1, (start + ys[-2]) / 2, "residual:\nthe input\nadded back", va="center",
+    ax.text(side + 0.1, (start + ys[-2]) / 2, "shortcut:\nthe input\nadded back", va="center",
             fontsize=8.5)
     ax.set_xlim(0, 5.2)
     ax.set_ylim(ys[-1] - 0.45, 0.45)

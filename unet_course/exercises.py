@@ -36,15 +36,17 @@ def _answered(result) -> bool:
 
 def _copy_weights(source: nn.Module, target: nn.Module, what: str) -> None:
     """Load ``source``'s parameters into ``target`` in order of creation (names may differ)."""
-    theirs, ours = list(source.parameters()), list(target.parameters())
-    shapes = [tuple(p.shape) for p in ours], [tuple(p.shape) for p in theirs]
-    if shapes[0] != shapes[1]:
-        raise NotYet(f"Not yet: your {what} has parameters of shapes {shapes[1]}, in the order "
-                     f"they are created; unet_lib's has {shapes[0]}. Hint: check each layer's "
-                     f"channels, kernel size and bias, and create them in the order they run.")
+    student_params, reference_params = list(source.parameters()), list(target.parameters())
+    student_shapes = [tuple(p.shape) for p in student_params]
+    reference_shapes = [tuple(p.shape) for p in reference_params]
+    if student_shapes != reference_shapes:
+        raise NotYet(f"Not yet: your {what} has parameters of shapes {student_shapes}, in the "
+                     f"order they are created; unet_lib's has {reference_shapes}. Hint: check "
+                     f"each layer's channels, kernel size and bias, and create them in the order "
+                     f"they run.")
     with torch.no_grad():
-        for mine, yours in zip(ours, theirs):
-            mine.copy_(yours)
+        for reference_param, student_param in zip(reference_params, student_params):
+            reference_param.copy_(student_param)
 
 
 def _compare(yours: torch.Tensor, reference: torch.Tensor, what: str, hint: str) -> None:
@@ -72,7 +74,8 @@ def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: t
                      f"{'too many' if difference > 0 else 'too few'}. Hint: {hint}")
     _copy_weights(module, reference, what)
     x = torch.randn(2, args[0], 12, 12)
-    module.eval(), reference.eval()
+    module.eval()
+    reference.eval()
     with torch.no_grad():
         _compare(module(x), reference(x), f"the output of your {what}", hint)
     print(f"Right: your {what} computes what unet_lib's does, on random inputs.")
@@ -119,15 +122,24 @@ def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
 
 def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
     """``scores(tp, fp, fn)`` must return ``(dice, precision, recall)`` as numbers, for counts
-    with at least one of them non-zero."""
+    with at least one of them non-zero; a score whose denominator is 0 (nothing predicted, or
+    nothing to find) is 0, as in :func:`unet_lib.metrics.scores_from_counts`."""
     torch.manual_seed(0)
     counts = torch.randint(0, 50, (20, 3)).double()
     counts[0] = torch.tensor([0.0, 3.0, 4.0])  # no overlap at all
+    counts[1] = torch.tensor([0.0, 0.0, 5.0])  # nothing predicted: TP + FP = 0
+    counts[2] = torch.tensor([0.0, 5.0, 0.0])  # nothing to find: TP + FN = 0
     names = ("Dice", "precision", "recall")
     for tp, fp, fn in counts.tolist():
         if tp + fp + fn == 0:
             continue
-        result = scores(tp, fp, fn)
+        try:
+            result = scores(tp, fp, fn)
+        except ZeroDivisionError:
+            raise NotYet(f"Not yet: scores({tp:g}, {fp:g}, {fn:g}) divides by zero. Hint: with "
+                         f"TP + FP = 0 nothing was predicted, with TP + FN = 0 there was nothing "
+                         f"to find; unet_lib scores a ratio with a zero denominator 0 "
+                         f"(test for it before dividing).") from None
         if not _answered(result):
             return
         if not isinstance(result, (tuple, list)) or len(result) != 3:
@@ -138,11 +150,12 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
         expected = scores_from_counts(*(torch.tensor(v, dtype=torch.float64)
                                         for v in (tp, fp, fn)))
         for name, yours, key in zip(names, result, ("dice", "precision", "recall")):
-            if abs(float(yours) - expected[key].item()) > 1e-6:
+            if not abs(float(yours) - expected[key].item()) <= 1e-6:  # NaN is not it either
                 raise NotYet(f"Not yet: your {name} for TP={tp:g}, FP={fp:g}, FN={fn:g} is "
                              f"{float(yours):.4f}, which is not it. Hint: write each score from "
                              f"the counts alone; check which count belongs in the denominator.")
-    print("Right: Dice, precision and recall agree with unet_lib.metrics on 20 random counts.")
+    print(f"Right: Dice, precision and recall agree with unet_lib.metrics on {len(counts)} "
+          f"counts, those with a zero denominator included.")
 
 
 def gate_forward_solution(x, g, w_x, w_g, psi) -> torch.Tensor:

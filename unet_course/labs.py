@@ -245,12 +245,13 @@ def check_least_selective_gate(answer, contrasts: Sequence[float]) -> None:
     answer = plain(answer)
     if isinstance(answer, int) and answer != expected and 0 <= answer < len(sizes):
         if f"{sizes[answer]:.3f}" == f"{sizes[expected]:.3f}":
-            print(f"Right: gate {answer}'s contrast shows as {contrasts[answer]:+.3f} in the "
-                  f"table, the same size as gate {expected}'s: too close to call on these "
-                  f"slices.")
+            print(f"Right: the contrast of row {answer}'s gate shows as "
+                  f"{contrasts[answer]:+.3f} in the table, the same size as row {expected}'s: "
+                  f"too close to call on these slices.")
             return
-        raise NotYet(f"Not yet: gate {answer}'s contrast, {contrasts[answer]:+.3f}, is not the "
-                     f"smallest in size. Hint: drop the signs and compare the sizes of the "
-                     f"contrasts over the many slices (labs.reveal(\"8.2\") gives the answer)")
+        raise NotYet(f"Not yet: the contrast of row {answer}'s gate, {contrasts[answer]:+.3f}, "
+                     f"is not the smallest in size. Hint: drop the signs and compare the sizes "
+                     f"of the contrasts over the many slices (labs.reveal(\"8.2\") gives the "
+                     f"answer)")
     check(answer, expected, what, "a row of the table: 0 (the deepest gate) to "
           f"{len(sizes) - 1} (the finest)", exercise="8.2")

@@ -8,7 +8,8 @@ The Improved U-Net's five changes each appear here as one argument of the blocks
 :class:`~unet_lib.models.unet.UNet`); :data:`~unet_lib.models.presets.IMPROVEMENTS` names them:
 
 1. ``separable``          – ``separable=True``: :class:`SeparableConv2d` (depthwise ``k×k`` +
-   pointwise ``1×1``)
+   pointwise ``1×1``) in a :class:`DoubleConv`; in an :class:`InvertedBottleneckBlock` only
+   the depthwise half, :class:`DepthwiseConv2d`, as its 1×1 expansion is the pointwise half
 2. ``batch_norm``         – ``batch_norm=True``: a ``BatchNorm2d`` after each spatial convolution
 3. ``kernel_7x7``         – ``kernel_size=7`` instead of ``3``
 4. ``inverse_bottleneck`` – ``expansion=4``: :class:`InvertedBottleneckBlock` (expand ×4 with
@@ -25,40 +26,51 @@ from torch.nn import functional as F
 
 
 class DepthwiseConv2d(nn.Conv2d):
-    """A ``k×k`` depthwise convolution: one filter per channel, 'same' padding.
-
-    Its arithmetic and weights are ``nn.Conv2d(C, C, k, padding=k // 2, groups=C)``'s. What it
-    adds is a choice of layout on a GPU: with ``nchw`` set (see :func:`set_depthwise_nchw`), a
-    channels_last input and the weight are copied to NCHW, PyTorch's own depthwise kernel runs,
-    and the result is copied back to channels_last. On one H200 cuDNN ran the Improved U-Net's
-    7×7 depthwise convolution at 32 channels, 240×240 in channels_last as a general grouped
-    kernel with four layout conversions, 5.5 ms a call, 30 % of the training step
-    (``benchmarks/h200-2026-11-27-session/``). Off by default until measured: ``unet-lib bench``
-    times both (model ``improved-nchw-depthwise``).
+    """A ``k×k`` depthwise convolution: one ``k×k`` filter per channel, 'same' padding, no
+    mixing between channels: ``nn.Conv2d(C, C, k, padding=k // 2, groups=C)``, whose
+    arithmetic and weights (``C·k²``, plus ``C`` biases) it has.
 
     Shapes: (N, C, H, W) → (N, C, H, W).
+
+    Its one addition is for speed on a GPU, and changes no number: with ``nchw`` set (by
+    :func:`set_depthwise_nchw`) a channels_last input runs through PyTorch's NCHW depthwise
+    kernel instead of cuDNN's channels_last one.
     """
 
-    nchw = False
+    nchw = False  # set per module by set_depthwise_nchw
 
     def __init__(self, channels: int, kernel_size: int, bias: bool = True):
         super().__init__(channels, channels, kernel_size, padding=kernel_size // 2,
                          groups=channels, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.nchw and x.is_contiguous(memory_format=torch.channels_last)
-                and not x.is_contiguous()):
-            return super().forward(x)
-        # both in NCHW strides: PyTorch hands a convolution to cuDNN's channels_last path when
-        # either the input or the weight looks channels_last
+        if self.nchw and _is_channels_last_only(x):
+            return self._forward_in_nchw(x)
+        return super().forward(x)
+
+    def _forward_in_nchw(self, x: torch.Tensor) -> torch.Tensor:
+        """The same convolution with input and weight copied to NCHW strides (PyTorch hands a
+        convolution to cuDNN's channels_last path when either looks channels_last), the result
+        copied back to channels_last."""
         weight = self.weight.clone(memory_format=torch.contiguous_format)
         out = self._conv_forward(x.contiguous(), weight, self.bias)
         return out.contiguous(memory_format=torch.channels_last)
 
 
+def _is_channels_last_only(x: torch.Tensor) -> bool:
+    """``x`` is laid out channels_last and not also NCHW (as a 1×1 or single-channel one is)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def set_depthwise_nchw(model: nn.Module, nchw: bool = True) -> nn.Module:
     """Run every :class:`DepthwiseConv2d` of ``model`` in NCHW (``nchw=True``) or in the
-    model's own layout; returns ``model``."""
+    model's own layout; returns ``model``.
+
+    Why: on one H200 cuDNN ran the Improved U-Net's 7×7 depthwise convolution at 32 channels,
+    240×240 in channels_last as a general grouped kernel with four layout conversions, 5.5 ms
+    a call, 30 % of the training step (``benchmarks/h200-2026-11-27-session/``). Off by default
+    until measured: ``unet-lib bench`` times both (model ``improved-nchw-depthwise``).
+    """
     for module in model.modules():
         if isinstance(module, DepthwiseConv2d):
             module.nchw = nchw
@@ -68,8 +80,11 @@ def set_depthwise_nchw(model: nn.Module, nchw: bool = True) -> nn.Module:
 class SeparableConv2d(nn.Module):
     """Depthwise ``k×k`` convolution (one filter per channel) then a pointwise ``1×1``.
 
-    Parameters: ``C_in·k² + C_in·C_out`` instead of ``C_in·C_out·k²`` for a full convolution:
-    for 64→64 channels at ``3×3`` that is 4,672 instead of 36,864.
+    Parameters: ``C_in·k² + C_in·C_out`` weights (plus ``C_out`` biases of the pointwise
+    convolution with ``bias=True``) instead of ``C_in·C_out·k²`` (+ ``C_out``) for a full
+    convolution: for 64→64 channels at ``3×3`` that is 4,736 instead of 36,928.
+
+    Shapes: (N, C_in, H, W) → (N, C_out, H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, bias: bool = True):

@@ -95,9 +95,10 @@ def ImprovedUNet(in_channels: int = 4, out_channels: int = 3, base_filters: int 
                  depth: int = 4, **overrides) -> UNet:
     """The Classic U-Net with the five changes of the course on. ``build_model("improved")``.
 
-    Each level is one :class:`~.layers.InvertedBottleneckBlock` — 7×7 depthwise conv →
-    BatchNorm → 1×1 expand ×4 → ReLU → 1×1 compress, plus a residual — and the decoder adds
-    skips instead of concatenating them. 4.44 M parameters at ``base_filters=32`` against the
+    Each level is one :class:`~.layers.InvertedBottleneckBlock` — a 1×1 projection to the
+    level's width where it changes, then 7×7 depthwise conv → BatchNorm → 1×1 expand ×4 →
+    ReLU → 1×1 compress, added to the projected input, → ReLU — and the decoder adds skips
+    instead of concatenating them. 4.44 M parameters at ``base_filters=32`` against the
     Classic's 7.76 M. Any change can be switched off by its argument, e.g.
     ``ImprovedUNet(kernel_size=3)`` (see :data:`IMPROVEMENTS` and
     :func:`~.ablation.improved_without`).
