@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from unet_lib.bench import run_benchmark, write_result  # noqa: E402
-from unet_lib.data import (BraTSSlices, PackedSlices, collate_samples, make_phantom,  # noqa: E402
+from unet_lib.data import (BraTSSlices, PackedSlices, collate_samples, cached_phantom,  # noqa: E402
                            pack_folder, split_volumes)
 from unet_lib.models import build_model  # noqa: E402
 from unet_lib.config import TrainConfig  # noqa: E402
@@ -83,7 +83,8 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp())
     started = time.perf_counter()
-    folder = make_phantom(work / "phantom", n_volumes=volumes, size=size, n_slices=slices)
+    # where fit_vs_step below looks for it (data_dir=work), so that it is made once
+    folder = cached_phantom(work, size, volumes, slices)
     phantom_s = time.perf_counter() - started
     started = time.perf_counter()
     packed = pack_folder(folder, work / "packed", progress=False)

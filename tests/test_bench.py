@@ -54,6 +54,7 @@ def test_gpu_check_script_rehearses_on_the_cpu(tmp_path):
         assert (tmp_path / f"{name}.md").exists() and (tmp_path / f"{name}.json").exists()
     assert "packed (memory-mapped)" in (tmp_path / "loader.md").read_text()
     assert (tmp_path / "train.md").read_text().count("| classic |") == 2
+    assert done.stdout.count("making a") == 1  # the fit-vs-step rows train on the same phantom
 
 
 @pytest.mark.slow

@@ -303,3 +303,15 @@ def test_a_run_that_fails_or_is_stopped_before_its_first_epoch_leaves_no_folder(
     assert sorted(p.name for p in (tmp_path / "runs" / "mine").iterdir()) == [
         ".lock", "notes.txt", "run.json"]
     capsys.readouterr()
+
+
+def test_bench_fit_makes_one_phantom_for_all_its_models(tmp_path):
+    result = run("bench", "--fit", "--models", "classic", "attention", "--image-size", "32",
+                 "--fit-volumes", "3", "--fit-slices", "4", "--device", "cpu",
+                 "--batch-size", "2", "--steps", "1", "--repeats", "1", "--no-peers",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-800:]
+    assert result.stdout.count("making a 3-volume phantom") == 1, result.stdout
+    fit_rows = [line for line in result.stdout.splitlines() if line.startswith("| ")
+                and "| cpu |" in line]
+    assert [row.split("|")[1].strip() for row in fit_rows] == ["classic", "attention"]

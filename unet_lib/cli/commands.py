@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
@@ -282,11 +283,13 @@ def _bench_fit(args) -> None:
     from ..fitbench import fit_vs_step, format_fit_table
 
     batch = args.batch_size or 32
-    rows = [fit_vs_step(name, "full", epochs=2, image_size=args.image_size, batch_size=batch,
-                        n_volumes=args.fit_volumes, n_slices=args.fit_slices, amp=args.amp,
-                        channels_last=args.channels_last, compile=args.compile,
-                        device=args.device, val_fraction=0.2, test_fraction=0.0)
-            for name in fit_models(args)]
+    with tempfile.TemporaryDirectory() as data_dir:  # one phantom for every model
+        rows = [fit_vs_step(name, "full", epochs=2, data_dir=data_dir,
+                            image_size=args.image_size, batch_size=batch,
+                            n_volumes=args.fit_volumes, n_slices=args.fit_slices, amp=args.amp,
+                            channels_last=args.channels_last, compile=args.compile,
+                            device=args.device, val_fraction=0.2, test_fraction=0.0)
+                for name in fit_models(args)]
     print(format_fit_table(rows))
     if args.out:
         fit_out = Path(args.out).with_name(Path(args.out).stem + "-fit.md")
