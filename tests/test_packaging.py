@@ -3,10 +3,12 @@ skeleton, and CI calling the README's test command."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +82,40 @@ def test_the_readme_layout_names_every_module():
     assert len(modules) > 40
     missing = [str(path.relative_to(ROOT)) for path in modules if path.name not in layout]
     assert missing == []
+
+
+def test_make_lab_turns_off_jupyterlabs_news_feed_and_update_check(tmp_path):
+    """The override ``make lab`` writes is valid for the installed JupyterLab and makes "never"
+    the default of both settings that would reach the internet (JupyterLab's own defaults:
+    ask about the news, check for updates)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import jsonschema
+    from jupyterlab_server.settings_utils import get_settings
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    venv = tmp_path / "venv"
+    overrides = venv / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    # -o: take the environment as installed; only the settings file is written
+    subprocess.run(["make", "-s", "-o", f"{venv}/.installed-book", f"VENV={venv}", str(overrides)],
+                   cwd=ROOT, check=True, capture_output=True)
+    schemas = Path(sys.prefix) / "share" / "jupyter" / "lab" / "schemas"
+    name = "@jupyterlab/apputils-extension:notification"
+    user = tmp_path / "user-settings"
+    user.mkdir()
+
+    def defaults(app_settings: Path) -> dict:
+        found, _ = get_settings(str(app_settings), str(schemas), str(user), schema_name=name)
+        return {key: value["default"] for key, value in found["schema"]["properties"].items()}
+
+    assert defaults(tmp_path / "none")["fetchNews"] == "none"  # JupyterLab alone: it asks
+    assert defaults(tmp_path / "none")["checkForUpdates"] is True
+    written = json.loads(overrides.read_text())
+    schema = json.loads((schemas / "@jupyterlab" / "apputils-extension"
+                         / "notification.json").read_text())
+    jsonschema.validate(written[name], schema)
+    ours = defaults(overrides.parent)
+    assert ours["fetchNews"] == "false" and ours["checkForUpdates"] is False
