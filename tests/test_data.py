@@ -217,6 +217,22 @@ def test_nifti_case_reads_as_z_scored_slices_with_label_channels(tmp_path):
     assert mask.sum() == 3 * 10
 
 
+def test_nifti_channels_are_flair_t1_t1ce_t2_in_that_order(tmp_path):
+    # four different random volumes: any other order of the channels gives other numbers
+    folder = write_case(tmp_path, 5, depth=3)
+    rng = np.random.default_rng(0)
+    volumes = {}
+    for modality in ("flair", "t1", "t1ce", "t2"):
+        volumes[modality] = rng.normal(100, 20, (12, 10, 3)).astype(np.float32)
+        nib.save(nib.Nifti1Image(volumes[modality], np.eye(4)),
+                 folder / f"{folder.name}_{modality}.nii")
+    image, _ = BraTSNifti(tmp_path)[1]  # slice 1 of the case
+    for channel, modality in enumerate(("flair", "t1", "t1ce", "t2")):
+        plane = volumes[modality][:, :, 1].astype(np.float64)
+        expected = (plane - plane.mean()) / plane.std()  # z-scored over the slice
+        assert np.allclose(image[channel].numpy(), expected, atol=1e-4), modality
+
+
 def test_nifti_cases_are_found_inside_the_releases_own_folders(tmp_path):
     # the Kaggle mirror of the NIfTI release nests the official folder in one more
     write_case(tmp_path / "BraTS2020_TrainingData" / "MICCAI_BraTS2020_TrainingData", 7)

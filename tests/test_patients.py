@@ -191,14 +191,18 @@ def test_the_summary_gives_mean_median_and_spread_over_patients(tmp_path):
     assert [r["volume"] for r in written] == ["1", "2", "3"] and written[2]["hd95_ET"] == "0.9"
 
 
-def test_three_way_split_by_volume_keeps_the_two_way_validation_set():
+def test_three_way_split_takes_the_test_then_the_validation_volumes_from_the_seeds_shuffle():
     volumes = range(1, 21)
     split = split_train_val_test(volumes, 0.2, 0.2, seed=3)
     assert (len(split.train), len(split.val), len(split.test)) == (12, 4, 4)
     assert not (set(split.train) & set(split.val) or set(split.val) & set(split.test)
                 or set(split.train) & set(split.test))
     assert sorted(split.train + split.val + split.test) == list(volumes)
-    assert split_train_val_test(volumes, 0.2, 0.0, seed=3).val == split_volumes(volumes, 0.2, 3)[1]
+    # the documented order, worked out here: NumPy's shuffle of the 20 volumes for seed 3; the
+    # first 4 are the test set, the next 4 validation; without a test set the first 4 validate
+    shuffled = [volumes[i] for i in np.random.default_rng(3).permutation(20)]
+    assert split.test == sorted(shuffled[:4]) and split.val == sorted(shuffled[4:8])
+    assert split_volumes(volumes, 0.2, 3)[1] == sorted(shuffled[:4])
     with pytest.raises(ValueError, match="at least 3 volumes"):
         split_train_val_test([1, 2], 0.2, 0.2)
     with pytest.raises(ValueError, match="below 1"):
@@ -256,6 +260,19 @@ def test_paired_bootstrap_interval_matches_the_enumerated_resampling_distributio
     result = paired_bootstrap([0.9, 0.5], [0.5, 0.7], resamples=20_000)
     assert result["difference"] == pytest.approx(0.1)
     assert result["low"] == pytest.approx(-0.2) and result["high"] == pytest.approx(0.4)
+
+
+def test_paired_bootstrap_interval_is_of_the_mean_and_follows_the_level():
+    # Differences 0.3, 0, 0: a resample of three draws takes the first patient k times, mean
+    # k · 0.1, with P(k) = 8, 12, 6, 1 in 27 (binomial, 3 draws at 1/3). Cumulative: 0.296,
+    # 0.741, 0.963, 1. So the 2.5th percentile is 0, the 97.5th 0.3 (0.963 < 0.975), and at
+    # level 0.90 the 95th is 0.2. The observed mean is 0.1 (the median would be 0).
+    first, second = [0.8, 0.5, 0.6], [0.5, 0.5, 0.6]
+    wide = paired_bootstrap(first, second, resamples=20_000)
+    assert wide["difference"] == pytest.approx(0.1)
+    assert wide["low"] == pytest.approx(0.0) and wide["high"] == pytest.approx(0.3)
+    narrower = paired_bootstrap(first, second, resamples=20_000, level=0.90)
+    assert narrower["low"] == pytest.approx(0.0) and narrower["high"] == pytest.approx(0.2)
 
 
 def test_paired_bootstrap_refuses_unpaired_scores():
@@ -364,3 +381,27 @@ def test_slices_that_are_not_square_are_scored_on_their_own_8_by_6_grid():
     # which the 3 of the oedema are found; a 6×6 grid would have kept 2 of them and 6 voxels
     assert row["dice"]["WT"] == pytest.approx(2 * 9 / (24 + 9))
     assert row["precision"]["WT"] == pytest.approx(9 / 24)
+
+
+def test_the_printed_table_puts_each_patients_scores_under_their_own_heading():
+    def row(volume, dice, hd95):
+        return {"volume": volume, "slices": 4, "dice": dict(zip(("WT", "TC", "ET"), dice)),
+                "precision": {r: 1.0 for r in ("WT", "TC", "ET")},
+                "recall": {r: 1.0 for r in ("WT", "TC", "ET")},
+                "hd95": dict(zip(("WT", "TC", "ET"), hd95)), "empty": []}
+
+    scores = PatientScores([row(3, (0.9, 0.6, 0.25), (1.0, 4.0, 2.5)),
+                            row(8, (0.7, 0.4, 0.75), (3.0, 6.0, 7.5))])
+    lines = [line.split() for line in scores.table().splitlines()]
+    # the heading's words pair up: "dice WT", "dice TC", ... after "volume"
+    heading = [" ".join(lines[0][i:i + 2]) for i in range(1, len(lines[0]), 2)]
+    assert lines[0][0] == "volume"
+    assert heading == ["dice WT", "dice TC", "dice ET", "hd95 WT", "hd95 TC", "hd95 ET"]
+    by_name = {line[0]: dict(zip(heading, line[1:])) for line in lines[1:]}
+    assert by_name["3"] == {"dice WT": "0.900", "dice TC": "0.600", "dice ET": "0.250",
+                            "hd95 WT": "1.00", "hd95 TC": "4.00", "hd95 ET": "2.50"}
+    assert by_name["8"]["dice ET"] == "0.750" and by_name["8"]["hd95 ET"] == "7.50"
+    # over the two patients, worked out by hand: mean, median, population sd
+    assert by_name["mean"]["dice WT"] == "0.800" and by_name["mean"]["hd95 ET"] == "5.00"
+    assert by_name["median"]["dice ET"] == "0.500" and by_name["std"]["dice WT"] == "0.100"
+    assert by_name["std"]["hd95 ET"] == "2.50"

@@ -48,6 +48,18 @@ def test_evaluation_reports_skipped_files_and_scores_the_rest(tmp_path):
     assert set(result["dice"]) == {"NCR/NET", "ED", "ET", "WT", "TC"}
 
 
+def test_predicting_refuses_a_bad_file_rather_than_shift_later_slices_onto_its_place(tmp_path):
+    from unet_lib.data import BraTSDataError
+    from unet_lib.inference import predict
+
+    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=3)
+    (root / "volume_1_slice_1.h5").write_text("not an HDF5 file")
+    with pytest.warns(BadSampleWarning), pytest.raises(
+            BraTSDataError, match=r"volume_1_slice_1\.h5: cannot predict: cannot be read"):
+        predict(build_model("classic", base_filters=4), BraTSSlices(root), batch_size=3,
+                device="cpu")
+
+
 def test_strict_mode_stops_at_the_bad_file(tmp_path):
     root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
     (root / "volume_1_slice_1.h5").write_text("x")

@@ -54,7 +54,20 @@ def test_the_order_is_seeded():
     flags = _flags(5, 15)
     first = tumour_share_order(flags, 0.5)(torch.Generator().manual_seed(3))
     again = tumour_share_order(flags, 0.5)(torch.Generator().manual_seed(3))
-    assert first == again
+    other = tumour_share_order(flags, 0.5)(torch.Generator().manual_seed(4))
+    assert first == again and first != other
+
+
+def test_tumour_and_healthy_slices_are_shuffled_together_not_one_pool_after_the_other():
+    # 20 tumour and 20 healthy slices, half of each drawn: in a shuffle of the two pools
+    # together the first 20 of the order hold about 10 tumour slices (a hypergeometric count,
+    # standard deviation 1.6); the pools one after the other would give all 20 or none, and
+    # batches of one kind only, which batch norm would normalize alone
+    flags = _flags(20, 20)
+    order = tumour_share_order(flags, 0.5)
+    for seed in range(5):
+        drawn = order(torch.Generator().manual_seed(seed))
+        assert 4 <= sum(flags[i] for i in drawn[:20]) <= 16, seed
 
 
 def test_the_batch_sampler_cuts_the_drawn_order_into_batches():
