@@ -91,3 +91,14 @@ def test_a_new_run_into_a_folder_holding_one_keeps_its_record_unless_told_to_sta
     train_run(other, overwrite=True, progress=False, report=lambda *args, **kwargs: None)
     assert json.loads((run.folder / RUN_FILE).read_text())["recipe"]["model"] == "attention"
     assert not (run.folder / RESULTS_FILE).exists()  # the earlier model's scores went with it
+
+
+def test_held_out_scores_of_a_test_set_that_cannot_be_read_say_so(run, monkeypatch):
+    from unet_lib.data.samples import SkippedSample
+
+    monkeypatch.setattr(type(run.dataset("test")), "__getitem__",
+                        lambda self, i: SkippedSample(f"slice_{i}.h5", "cannot be read"))
+    # not the empty-mask rule's perfect 1 for every region, nor an error about update()
+    with pytest.raises(ValueError, match=r"no test slice could be read, nothing was scored "
+                                         r"\(first: slice_\d+\.h5: cannot be read\)"):
+        held_out_scores(run, build_model("classic", base_filters=4), device="cpu")

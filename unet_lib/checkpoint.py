@@ -182,7 +182,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
 
     Args:
         path: a ``.pt`` file written by :func:`save_checkpoint`.
-        map_location: where the tensors go.
+        map_location: where the tensors go: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``,
+            ``"mps"``, ``"auto"`` (as ``device="auto"`` picks) or a ``torch.device``.
         trust: load with full pickle support (``weights_only=False``), for *your own*
             checkpoints of unet_lib 0.1. A pickle can run any code while it loads: never pass
             ``True`` for a file someone else gave you.
@@ -203,6 +204,15 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         raise CheckpointError(f"{path}: cannot be read as a checkpoint: not the zip archive "
                               f"torch.save writes (truncated or damaged, or another kind of "
                               f"file)")
+    if isinstance(map_location, str):  # checked here: torch.load's error would blame the file
+        from .config import ConfigError, check_device
+        from .runtime import pick_device
+
+        try:
+            check_device(map_location)
+        except ConfigError as problem:
+            raise ConfigError("map_location", problem.problem) from None
+        map_location = pick_device(map_location)  # "auto" too, as ``device`` takes it
     try:
         payload = torch.load(path, map_location=map_location, weights_only=not trust)
     except pickle.UnpicklingError as error:

@@ -200,6 +200,14 @@ def _bytes(count: float) -> str:
         count /= 1024
 
 
+def check_batch_size(batch_size) -> None:
+    """Raise :class:`ConfigError` unless ``batch_size`` is a whole number of at least 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ConfigError("batch_size", f"must be a whole number of at least 1, got "
+                                        f"{batch_size!r}")
+
+
 def check_device(device: str) -> None:
     """Raise :class:`ConfigError` unless ``device`` is ``"auto"`` or a device present here."""
     if device == "auto":

@@ -14,11 +14,12 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed
+from .config import check_batch_size
 from .data.base import resize_mask
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentBatches, ResidentSlices
-from .runtime import (autocast, layout_of, pick_device, tally_device,
+from .runtime import (autocast, layout_of, resolve_device, tally_device,
                       tuned_for_full_batches)
 from .sampling import scoring_workers
 
@@ -40,6 +41,8 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     read by ``workers`` processes (default :func:`~unet_lib.sampling.scoring_workers`: up to 8
     for a CUDA GPU, which one process reading compressed h5 files cannot feed; else none).
     """
+    device = resolve_device(device)  # a name works too
+    check_batch_size(batch_size)
     with running_on(model, device):
         yield from _logits_on(model, data, batch_size, device, amp, on_device, workers,
                               batches)
@@ -115,7 +118,8 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
         BraTSDataError: ``data`` gave no sample to score (empty, or every file unusable):
             with no count at all every score would read a perfect 1.
     """
-    device = pick_device("auto") if device is None else torch.device(device)
+    device = resolve_device(device)
+    check_batch_size(batch_size)
     context = context or distributed.Context()
     if context.active:
         data = Subset(data, range(context.rank, len(data), context.world))
@@ -165,7 +169,8 @@ def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32
     sigmoid: they may overlap), for a dataset or an image tensor (N, 4, H, W: FLAIR, T1,
     T1ce, T2). Binarize them with :func:`unet_lib.metrics.binarize` (``logits=False``); the
     regions WT, TC, ET come from :func:`unet_lib.metrics.to_regions`."""
-    device = pick_device("auto") if device is None else torch.device(device)
+    device = resolve_device(device)
+    check_batch_size(batch_size)
     probabilities = []
     for logits, _, skipped in logit_batches(model, data, batch_size, device, amp):
         if skipped:  # a gap would shift every later prediction off its index
@@ -184,9 +189,12 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
         ``{threshold: {"dice": {name: float}, "precision": {...}, "recall": {...}}}`` with the
         channel and region names of :class:`~unet_lib.metrics.SegmentationScores`.
     """
-    device = pick_device("auto") if device is None else torch.device(device)
+    device = resolve_device(device)
+    check_batch_size(batch_size)
     tally = tally_device(device)
-    scores = {float(t): SegmentationScores(device=tally) for t in thresholds}
+    scores = {float(t): SegmentationScores(device=tally) for t in np.atleast_1d(thresholds)}
+    if not scores:
+        raise ValueError("thresholds is empty: give the thresholds to try, e.g. [0.3, 0.5]")
     seen, skipped = 0, []
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
                                             on_device=tally == device):
@@ -288,7 +296,8 @@ def attention_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
     if len(images) == 0:
         raise ValueError("attention_maps: images holds no image (shape "
                          f"{tuple(images.shape)}); pass (N, 4, H, W) with N ≥ 1")
-    device = pick_device("auto") if device is None else torch.device(device)
+    device = resolve_device(device)
+    check_batch_size(batch_size)
     with running_on(model, device):
         per_batch = []
         for batch in images.split(batch_size):

@@ -84,19 +84,34 @@ def scores_from_counts(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor
             "recall": _ratio(tp, tp + fn, both_empty)}
 
 
+def _binary_counts(pred: torch.Tensor, target: torch.Tensor, per_image: bool
+                   ) -> dict[str, torch.Tensor]:
+    """:func:`confusion_counts`, after refusing masks that are not binary (logits or
+    probabilities would be cut at 0.5 without a word)."""
+    for name, mask in (("pred", pred), ("target", target)):
+        if mask.dtype != torch.bool and bool(((mask != 0) & (mask != 1)).any()):
+            raise ValueError(f"{name} must be a binary mask (0/1 or bool), but it holds other "
+                             f"values (logits or probabilities?): cut it first with "
+                             f"binarize(..., threshold, logits=...)")
+    return confusion_counts(pred, target, per_image)
+
+
 def dice(pred: torch.Tensor, target: torch.Tensor, per_image: bool = False) -> torch.Tensor:
-    """Dice of binary (N, C, H, W) masks: (C,) over the batch, or (N, C) with ``per_image``."""
-    return scores_from_counts(**confusion_counts(pred, target, per_image))["dice"]
+    """Dice of binary (N, C, H, W) masks (0/1 or bool): float64 (C,) over the batch, or (N, C)
+    with ``per_image``."""
+    return scores_from_counts(**_binary_counts(pred, target, per_image))["dice"]
 
 
 def precision(pred: torch.Tensor, target: torch.Tensor, per_image: bool = False) -> torch.Tensor:
-    """Precision TP/(TP+FP) of binary (N, C, H, W) masks: (C,), or (N, C) with ``per_image``."""
-    return scores_from_counts(**confusion_counts(pred, target, per_image))["precision"]
+    """Precision TP/(TP+FP) of binary (N, C, H, W) masks: float64 (C,), or (N, C) with
+    ``per_image``."""
+    return scores_from_counts(**_binary_counts(pred, target, per_image))["precision"]
 
 
 def recall(pred: torch.Tensor, target: torch.Tensor, per_image: bool = False) -> torch.Tensor:
-    """Recall TP/(TP+FN) of binary (N, C, H, W) masks: (C,), or (N, C) with ``per_image``."""
-    return scores_from_counts(**confusion_counts(pred, target, per_image))["recall"]
+    """Recall TP/(TP+FN) of binary (N, C, H, W) masks: float64 (C,), or (N, C) with
+    ``per_image``."""
+    return scores_from_counts(**_binary_counts(pred, target, per_image))["recall"]
 
 
 class SegmentationScores:
@@ -130,10 +145,15 @@ class SegmentationScores:
         """Zero the counts: ``counts[key]`` (len(names),) float64 on ``device``."""
         self.counts = {key: torch.zeros(len(self.names), dtype=torch.float64, device=self.device)
                        for key in ("tp", "fp", "fn")}
+        self.batches = 0  # updates since the last reset
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of binary (N, C, H, W) predictions and targets (on any device: the
         counts are moved to ``device``; on the same device nothing waits)."""
+        if pred.dim() == 4 and pred.shape[1] != len(self.channel_names):
+            raise ValueError(f"pred has {pred.shape[1]} channels, but these scores are of "
+                             f"{len(self.channel_names)}: {', '.join(self.channel_names)}")
+        self.batches += 1
         if self._extra_regions:
             pred, target = self._with_extra_regions(pred), self._with_extra_regions(target)
         for key, value in confusion_counts(pred, target).items():
@@ -147,7 +167,15 @@ class SegmentationScores:
         return torch.cat([mask] + [regions[:, i:i + 1] for i in self._extra_regions], dim=1)
 
     def compute(self) -> dict[str, dict[str, float]]:
-        """``{"dice"|"precision"|"recall": {name: value}}`` for each channel and region."""
+        """``{"dice"|"precision"|"recall": {name: value}}`` for each channel and region.
+
+        Raises:
+            ValueError: nothing was scored (no :meth:`update` since the last reset): the
+                empty-mask rule would otherwise report a perfect 1 for everything.
+        """
+        if not self.batches:
+            raise ValueError("no masks were scored: call update(pred, target) with at least "
+                             "one batch before compute()")
         scores = scores_from_counts(**self.counts)
         return {metric: dict(zip(self.names, values.tolist()))
                 for metric, values in scores.items()}
@@ -176,6 +204,12 @@ def best_threshold(sweep: dict[float, dict], region: str = "WT", metric: str = "
     :func:`unet_lib.inference.threshold_sweep` returns) with the highest ``metric`` of
     ``region``; the lowest such threshold on a tie."""
     thresholds = sorted(sweep)
+    if not thresholds:
+        raise ValueError("the sweep is empty: threshold_sweep was given no thresholds")
+    first = sweep[thresholds[0]]
+    if metric not in first or region not in first[metric]:
+        raise ValueError(f"the sweep has no {metric!r} of {region!r}: metrics "
+                         f"{', '.join(first)}; regions {', '.join(next(iter(first.values())))}")
     return max(thresholds, key=lambda t: (sweep[t][metric][region], -t))
 
 

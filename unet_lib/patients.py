@@ -24,12 +24,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .config import check_batch_size
 from .data import SliceDataset, locate
 from .data.brats import REGIONS
 from .metrics import (SegmentationScores, binarize, hausdorff95, scores_from_counts,
                       to_regions)
 from .inference import logit_batches, probabilities_on_grid
-from .runtime import pick_device
+from .runtime import resolve_device
 
 PATIENT_METRICS = ("dice", "precision", "recall", "hd95")
 #: a BraTS volume: 240 × 240 pixels of 1 mm, 155 slices of 1 mm
@@ -162,7 +163,8 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     Returns:
         :class:`PatientScores`.
     """
-    device = pick_device("auto") if device is None else torch.device(device)
+    device = resolve_device(device)
+    check_batch_size(batch_size)
     if native_size and isinstance(dataset, SliceDataset) and dataset.image_size is not None:
         dataset = dataset.with_native_masks()
     order = _volume_order(dataset)
@@ -230,6 +232,15 @@ def _placed(stack: torch.Tensor, slices: list[int], depth: int) -> torch.Tensor:
     return placed
 
 
+def _paired_differences(first, second) -> np.ndarray:
+    """``first - second``, float64 (n,), once both are checked to hold one score per patient."""
+    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
+    if first.shape != second.shape or first.ndim != 1 or len(first) == 0:
+        raise ValueError(f"need one score per patient for both models, in the same order; got "
+                         f"shapes {first.shape} and {second.shape}")
+    return first - second
+
+
 def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95,
                      seed: int = 0) -> dict[str, float]:
     """How sure is "model A beats model B" on these patients? The mean per-patient difference
@@ -249,11 +260,11 @@ def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95
         values seen, so the interval comes out too narrow (:func:`paired_sign_flip` says how
         often chance alone gives such a difference).
     """
-    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
-    if first.shape != second.shape or first.ndim != 1 or len(first) == 0:
-        raise ValueError(f"need one score per patient for both models, in the same order; got "
-                         f"shapes {first.shape} and {second.shape}")
-    differences = first - second
+    differences = _paired_differences(first, second)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be a coverage between 0 and 1 (0.95 for 95 %), got {level}")
+    if resamples < 1:
+        raise ValueError(f"resamples must be at least 1, got {resamples}")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(differences), size=(resamples, len(differences)))
     means = differences[draws].mean(axis=1)
@@ -283,11 +294,7 @@ def paired_sign_flip(first, second, exact_up_to: int = 16, resamples: int = 100_
     Returns:
         ``{"difference", "p", "smallest_p", "n"}``.
     """
-    first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
-    if first.shape != second.shape or first.ndim != 1 or len(first) == 0:
-        raise ValueError(f"need one score per patient for both models, in the same order; got "
-                         f"shapes {first.shape} and {second.shape}")
-    differences = first - second
+    differences = _paired_differences(first, second)
     n = len(differences)
     observed = abs(differences.mean())
     tolerance = 1e-12 * max(1.0, float(np.abs(differences).max()))

@@ -245,6 +245,9 @@ def held_out_scores(run: PreparedRun, model, threshold: float | None = None,
     patients = evaluate_patients(model, run.dataset("test"), threshold=threshold,
                                  batch_size=config.batch_size, device=device, amp=config.amp,
                                  pixels=pixels)
+    if not pixels.batches:
+        raise ValueError(f"{run.data_root}: no test slice could be read, nothing was scored"
+                         + (f" (first: {patients.skipped[0]})" if patients.skipped else ""))
     return {"threshold": threshold, "scored on": SCORED_ON, "volumes": list(run.test_volumes),
             "all_pixels": pixels.compute(), "per_patient": patients.summary(),
             "patients": patients.rows}

@@ -22,6 +22,22 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """The device a predicting or scoring function runs on: ``None`` or ``"auto"`` as
+    :func:`pick_device` chooses; a name (``"cpu"``, ``"cuda:1"``) is checked first.
+
+    Raises:
+        ConfigError: ``device`` is not a device name, or names one not present here.
+    """
+    if isinstance(device, torch.device):
+        return device
+    from .config import check_device  # config imports the models; they import nothing here
+
+    device = "auto" if device is None else device
+    check_device(device)
+    return pick_device(device)
+
+
 class CompiledWithFallback(nn.Module):
     """``torch.compile(model)`` that falls back to ``model`` itself, with a warning, when
     compiling fails — which it does at the first call, not when ``torch.compile`` returns.

@@ -39,6 +39,8 @@ def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> np
     is in, else 1 where NCR/NET is, else 2 where ED is, else 0. The order follows the nested
     regions ET ⊂ TC ⊂ WT: the map's regions are those of the cut channels, voxel for voxel.
     """
+    if not 0.0 <= float(threshold) <= 1.0:  # 50 would write empty maps, -0.5 all ET
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
     probs = torch.as_tensor(probs, dtype=torch.float32)
     if probs.shape[0] != len(CHANNEL_LABELS):
         raise ValueError(f"expected 3 channels (NCR/NET, ED, ET) first, got shape "

@@ -216,14 +216,14 @@ def cmd_evaluate(args) -> int:
     pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
     patients = evaluate_patients(model, dataset, threshold=args.threshold,
                                  batch_size=args.batch_size, pixels=pixels)
-    result = {**pixels.compute(), "skipped": patients.skipped}
-    scored = len(dataset) - len(result["skipped"])
+    scored = len(dataset) - len(patients.skipped)
     if not len(dataset):
         raise ValueError(f"{data_root}: holds no slice of {what.removesuffix(' of')}"
                          + "".join(f"; {entry}" for entry in getattr(dataset, "skipped", [])[:3]))
     if not scored:
         raise ValueError(f"{data_root}: none of the {len(dataset)} slices chosen could be read "
-                         f"(first: {result['skipped'][0]}); nothing was scored")
+                         f"(first: {patients.skipped[0]}); nothing was scored")
+    result = {**pixels.compute(), "skipped": patients.skipped}
     print(f"{args.checkpoint} on {scored} slices of {what} {data_root}"
           + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
           + f" (threshold {args.threshold}); all pixels at once:")

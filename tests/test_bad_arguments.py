@@ -1,0 +1,123 @@
+"""Bad arguments to the library's Python functions get an error naming the argument and
+what is wrong, not a wrong answer or a traceback from deep inside PyTorch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unet_lib.checkpoint import CheckpointError, load_model, save_checkpoint
+from unet_lib.config import ConfigError
+from unet_lib.data import BraTSSlices, make_phantom
+from unet_lib.inference import attention_maps, evaluate, predict, threshold_sweep
+from unet_lib.metrics import SegmentationScores, best_threshold, binarize, dice, precision, recall
+from unet_lib.models import build_model
+from unet_lib.patients import evaluate_patients, paired_bootstrap
+from unet_lib.segment import labels_from_probabilities
+
+
+@pytest.fixture(scope="module")
+def slices(tmp_path_factory):
+    root = make_phantom(tmp_path_factory.mktemp("ph") / "ph", n_volumes=1, size=32, n_slices=4)
+    return BraTSSlices(root)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("attention", base_filters=4)
+
+
+def test_device_auto_is_taken_wherever_a_device_is(model, slices):
+    images = torch.stack([slices[i][0] for i in range(2)])
+    # this machine's "auto" is the CPU when it has no GPU; elsewhere the GPU's answer is close
+    expected = predict(model, images, device="cpu", amp=False)
+    assert torch.allclose(predict(model, images, device="auto", amp=False), expected, atol=1e-2)
+    assert len(attention_maps(model, images, device="auto")) == 4
+    assert evaluate(model, slices, device="auto")["dice"].keys() == {"NCR/NET", "ED", "ET",
+                                                                     "WT", "TC"}
+    assert len(evaluate_patients(model, slices, device="auto").rows) == 1
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, d: predict(m, torch.zeros(1, 4, 32, 32), device="cpuu"),
+    lambda m, d: evaluate(m, d, device="gpu"),
+    lambda m, d: threshold_sweep(m, d, [0.5], device="cpuu"),
+    lambda m, d: evaluate_patients(m, d, device="cpuu"),
+])
+def test_a_misspelt_device_is_named(model, slices, call):
+    with pytest.raises(ConfigError, match=r"^device: '(cpuu|gpu)' is not a device; use auto"):
+        call(model, slices)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+@pytest.mark.parametrize("call", [
+    lambda m, d, b: predict(m, torch.zeros(2, 4, 32, 32), batch_size=b),
+    lambda m, d, b: evaluate(m, d, batch_size=b),  # said "holds no sample" before
+    lambda m, d, b: threshold_sweep(m, d, [0.5], batch_size=b),
+    lambda m, d, b: evaluate_patients(m, d, batch_size=b),  # returned no patient at all
+    lambda m, d, b: attention_maps(m, torch.zeros(2, 4, 32, 32), batch_size=b),
+])
+def test_a_batch_size_below_one_is_refused_by_name(model, slices, call, batch_size):
+    with pytest.raises(ConfigError, match=rf"^batch_size: must be a whole number of at least 1, "
+                                          rf"got {batch_size}"):
+        call(model, slices, batch_size)
+
+
+def test_an_empty_list_of_thresholds_is_refused(model, slices):
+    with pytest.raises(ValueError, match="thresholds is empty"):
+        threshold_sweep(model, slices, [])
+
+
+@pytest.mark.parametrize("threshold", [50, -0.5])
+def test_label_maps_are_not_written_from_a_threshold_that_is_no_probability(threshold):
+    # 50 would label nothing, -0.5 every voxel ET: a submission wrong from end to end
+    with pytest.raises(ValueError, match=rf"threshold must be a probability in \[0, 1\], "
+                                         rf"got {threshold}"):
+        labels_from_probabilities(torch.full((3, 4, 4), 0.7), threshold=threshold)
+
+
+def test_a_good_checkpoint_is_not_blamed_for_a_bad_map_location(model, tmp_path):
+    path = save_checkpoint(tmp_path / "best.pt", model)
+    with pytest.raises(ConfigError, match=r"^map_location: 'gpu' is not a device") as refused:
+        load_model(path, map_location="gpu")
+    assert not isinstance(refused.value, CheckpointError)  # nothing is wrong with the file
+    assert "corrupted" not in str(refused.value)
+    loaded = load_model(path, map_location="auto")  # as device="auto" picks
+    assert next(loaded.parameters()).device.type == ("cuda" if torch.cuda.is_available()
+                                                     else "cpu")
+
+
+def test_scores_of_nothing_are_refused_not_reported_perfect():
+    scores = SegmentationScores()
+    with pytest.raises(ValueError, match="no masks were scored"):
+        scores.compute()
+    with pytest.raises(ValueError, match="pred has 4 channels, but these scores are of 3"):
+        scores.update(torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8))
+
+
+def test_logits_given_where_binary_masks_are_expected_are_refused():
+    target = torch.zeros(1, 3, 4, 4)
+    target[..., :2, :2] = 1
+    logits = torch.randn(1, 3, 4, 4)
+    for score in (dice, precision, recall):
+        with pytest.raises(ValueError, match="pred must be a binary mask.*binarize"):
+            score(logits, target)
+    binary = binarize(logits, 0.5, logits=True)
+    # a binarized mask, float or bool, is scored as before: Dice of a mask with itself is 1
+    assert dice(target.bool(), target).tolist() == [1.0, 1.0, 1.0]
+    assert dice(binary, binary).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_a_sweep_asked_for_a_region_it_lacks_says_which_it_has():
+    sweep = {0.5: {"dice": {"WT": 0.8, "TC": 0.6, "ET": 0.5}}}
+    assert best_threshold(sweep, "TC") == 0.5
+    with pytest.raises(ValueError, match=r"no 'dice' of 'wt'.*regions WT, TC, ET"):
+        best_threshold(sweep, "wt")
+
+
+@pytest.mark.parametrize("level", [95, 0, 1.5])
+def test_a_bootstrap_level_given_as_a_percentage_is_refused(level):
+    with pytest.raises(ValueError, match=rf"level must be a coverage between 0 and 1 .* got "
+                                         rf"{level}"):
+        paired_bootstrap([0.9, 0.8], [0.7, 0.8], level=level)
