@@ -11,6 +11,7 @@ import pytest
 from unet_lib import cli
 from unet_lib.data import make_phantom
 from unet_lib.progress import unusable
+from unet_lib.runtime import pick_device
 
 
 def main(*argv) -> int:
@@ -160,3 +161,21 @@ def test_scoring_the_runs_own_data_says_so_in_its_own_place_or_a_copy_not_for_ot
     note = "is the run's own data: every volume is scored, its training volumes too"
     assert note in said["own"] and note in said["copy"]
     assert note not in said["other"]  # the same volume numbers, other pixels
+
+
+def test_evaluate_and_segment_run_on_the_device_asked_for_and_name_a_wrong_one(trained_run,
+                                                                             tmp_path, capsys):
+    phantom, out = trained_run
+    capsys.readouterr()
+    assert main("evaluate", "--checkpoint", out / "best.pt") == 0
+    by_default = capsys.readouterr().out
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--device", "cpu") == 0
+    on_cpu = capsys.readouterr().out
+    if pick_device("auto").type == "cpu":  # "auto" is the CPU here: the very same scores
+        assert on_cpu == by_default
+    for command in (["evaluate", "--checkpoint", out / "best.pt"],
+                    ["segment", "--checkpoint", out / "best.pt", "--data", tmp_path / "cases",
+                     "--out", tmp_path / "labels"]):
+        assert main(*command, "--device", "cpuu") == 2
+        assert capsys.readouterr().err.startswith("error: --device: 'cpuu' is not a device")
+    assert not (tmp_path / "labels").exists()

@@ -21,6 +21,7 @@ def check_scoring_options(args) -> None:
         raise ConfigError("threshold", f"must be a probability in [0, 1], got {args.threshold}")
     if args.batch_size < 1:
         raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
+    check_device(args.device)
 
 
 def check_train_folder(out: Path, resume: bool) -> None:

@@ -163,7 +163,7 @@ def cmd_segment(args) -> int:
     size = trained_with.get("image_size")  # the size it learnt at (fit() records the data's)
     written, skipped = segment_folder(model, args.data, args.out, image_size=size,
                                       threshold=args.threshold, batch_size=args.batch_size,
-                                      missing_only=args.missing_only)
+                                      device=args.device, missing_only=args.missing_only)
     print(f"wrote {len(written)} BraTS label map(s) (0 none, 1 NCR/NET, 2 ED, 4 ET) to "
           f"{args.out}: {args.checkpoint}, threshold {args.threshold}"
           + (f", predicted at {size}×{size}" if size else ""))
@@ -215,7 +215,7 @@ def cmd_evaluate(args) -> int:
     what = f"{label}{shown}{detail} of"
     pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
     patients = evaluate_patients(model, dataset, threshold=args.threshold,
-                                 batch_size=args.batch_size, pixels=pixels)
+                                 batch_size=args.batch_size, device=args.device, pixels=pixels)
     scored = len(dataset) - len(patients.skipped)
     if not len(dataset):
         raise ValueError(f"{data_root}: holds no slice of {what.removesuffix(' of')}"

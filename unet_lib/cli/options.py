@@ -46,8 +46,7 @@ def plain_text(text: str) -> str:
 def attribute_help(cls) -> dict[str, str]:
     """``{attribute: first sentence}`` from the ``Attributes:`` block of ``cls``'s docstring."""
     entries: dict[str, str] = {}
-    name = None
-    in_block = False
+    name, in_block = None, False
     for line in (cls.__doc__ or "").splitlines():
         if line.strip() == "Attributes:":
             in_block = True
@@ -162,6 +161,9 @@ def scoring_options(parser: argparse.ArgumentParser) -> None:
                              "run's own, as trained; 0.5 if the checkpoint has none)")
     parser.add_argument("--batch-size", type=int, default=32,
                         help="images per forward pass (default 32)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (a GPU if there is one), cpu, cuda, cuda:N, mps (default auto)")
+    trust_option(parser, "open")
 
 
 def trust_option(parser: argparse.ArgumentParser, verb: str) -> None:
@@ -231,7 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--csv", type=Path, default=None,
                           help="also write the per-patient scores to this CSV file")
     scoring_options(evaluate)
-    trust_option(evaluate, "open")
 
     segment = commands.add_parser(
         "segment", help="write BraTS label maps for cases without a segmentation",
@@ -246,7 +247,6 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--missing-only", action="store_true",
                          help="write only the label maps --out lacks, e.g. after mending a case")
     scoring_options(segment)
-    trust_option(segment, "open")
 
     add_check_parser(commands)
     packer = commands.add_parser("pack", help="pack a BraTS folder into memory-mapped arrays "
