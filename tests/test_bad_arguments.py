@@ -121,3 +121,12 @@ def test_a_bootstrap_level_given_as_a_percentage_is_refused(level):
     with pytest.raises(ValueError, match=rf"level must be a coverage between 0 and 1 .* got "
                                          rf"{level}"):
         paired_bootstrap([0.9, 0.8], [0.7, 0.8], level=level)
+
+
+@pytest.mark.parametrize("image_size", [0, -32, 2.5])
+def test_a_dataset_asked_for_an_impossible_size_says_so_when_opened(slices, image_size):
+    from unet_lib.data import open_dataset
+
+    with pytest.raises(ValueError, match=rf"image_size must be a whole number of pixels.*got "
+                                         rf"{image_size}"):
+        open_dataset(slices.root, image_size=image_size)

@@ -79,6 +79,10 @@ class SliceDataset(Dataset):
     def __init__(self, root: str | Path, image_size: int | None = None,
                  on_error: str = "skip"):
         self.root = Path(root)
+        if image_size is not None and (isinstance(image_size, bool) or int(image_size) < 1
+                                       or int(image_size) != image_size):
+            raise ValueError(f"image_size must be a whole number of pixels (or None to keep "
+                             f"the stored size), got {image_size!r}")
         self.image_size = image_size
         self.on_error = check_on_error(on_error)
         self.slices: list[tuple] = []
