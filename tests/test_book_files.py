@@ -154,3 +154,10 @@ def test_every_figure_has_a_text_alternative(path):
     for cell in showing:
         alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt", "")
         assert len(alt) > 40, source(cell)[:120]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_cell_has_its_own_id_as_nbformat_4_5_requires(path):
+    # a cell without one is a warning now, "a hard error in future nbformat versions"
+    ids = [cell.get("id") for cell in cells(path)]
+    assert all(isinstance(i, str) and i for i in ids) and len(set(ids)) == len(ids)
