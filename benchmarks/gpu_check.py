@@ -75,7 +75,7 @@ def main() -> int:
 
     started = time.perf_counter()
     for name, channels_last in (("bench", False), ("bench-channels-last", True)):
-        result = run_benchmark(size=size, batch=batch, steps=1 if tiny else 5,
+        result = run_benchmark(image_size=size, batch_size=batch, steps=1 if tiny else 5,
                                repeats=1 if tiny else 3, channels_last=channels_last)
         write_result(result, args.out / f"{name}.md")
         print((args.out / f"{name}.md").read_text(), f"({time.perf_counter() - started:.0f} s)",

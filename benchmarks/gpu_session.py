@@ -206,7 +206,7 @@ def step_bench(out: Path, tiny: bool, work: Path) -> None:
         # channels_last as fit() on CUDA; no torch.compile: compiling four models outlasts
         # the step (the H200 tables of 2026-11-27 have the compiled figures)
         try:
-            one = run_benchmark(size=size["image_size"], batch=size["batch_size"],
+            one = run_benchmark(image_size=size["image_size"], batch_size=size["batch_size"],
                                 base_filters=size["base_filters"], steps=1 if tiny else 5,
                                 repeats=1 if tiny else 3, peers=False, channels_last=True,
                                 models=(name,))

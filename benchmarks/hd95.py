@@ -29,7 +29,7 @@ def timed(function, repeats: int = 3) -> tuple[float, object]:
 
 
 def main() -> int:
-    phantom = make_volume(np.random.default_rng([0, 1]), size=240, n_slices=155)
+    phantom = make_volume(np.random.default_rng([0, 1]), image_size=240, n_slices=155)
     mask = torch.from_numpy(labels_to_mask(phantom.labels)).permute(0, 3, 1, 2).float()
     target = to_regions(mask).permute(1, 0, 2, 3).bool().numpy()   # (3, 155, 240, 240)
     pred = np.roll(target, 2, axis=-1).copy()

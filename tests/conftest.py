@@ -10,7 +10,7 @@ from unet_lib.models import build_model
 from unet_lib.train import TrainConfig, fit
 
 # The phantom and training run every test session uses: small enough for a 2-core CPU.
-PHANTOM = dict(n_volumes=12, size=64, n_slices=32, seed=0)
+PHANTOM = dict(n_volumes=12, image_size=64, n_slices=32, seed=0)
 # The course's quick settings as they were when the stated figures of test_train were measured
 # (tumour pixels weighted, a plain shuffle), on this small 64×64 phantom.
 TRAINING = TrainConfig.quick(epochs=6, base_filters=16, seed=0, pos_weight=(5.0, 2.0, 5.0),

@@ -18,7 +18,7 @@ from unet_lib.segment import labels_from_probabilities
 
 @pytest.fixture(scope="module")
 def slices(tmp_path_factory):
-    root = make_phantom(tmp_path_factory.mktemp("ph") / "ph", n_volumes=1, size=32, n_slices=4)
+    root = make_phantom(tmp_path_factory.mktemp("ph") / "ph", n_volumes=1, image_size=32, n_slices=4)
     return BraTSSlices(root)
 
 

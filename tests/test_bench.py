@@ -22,7 +22,7 @@ def test_forward_flops_count_depthwise_convolutions_by_hand():
 
 def test_benchmark_rows_for_our_models_and_the_monai_peers(tmp_path):
     pytest.importorskip("monai")
-    result = run_benchmark(size=32, batch=2, device="cpu", steps=1, repeats=1)
+    result = run_benchmark(image_size=32, batch_size=2, device="cpu", steps=1, repeats=1)
     rows = {r["model"]: r for r in result["rows"]}
     assert list(rows) == ["classic", "improved", "attention", "monai BasicUNet",
                           "monai AttentionUnet"]

@@ -21,7 +21,7 @@ def main(*argv) -> int:
 @pytest.fixture
 def trained_run(tmp_path):
     """A one-epoch run on a 6-volume phantom split 2/2/2; returns ``(phantom, run folder)``."""
-    phantom = make_phantom(tmp_path / "ph", n_volumes=6, size=32, n_slices=4, seed=0)
+    phantom = make_phantom(tmp_path / "ph", n_volumes=6, image_size=32, n_slices=4, seed=0)
     out = tmp_path / "run"
     assert main("train", "--data", phantom, "--model", "classic", "--quick", "--image-size",
                 "32", "--base-filters", "4", "--batch-size", "4", "--val-fraction", "0.34",
@@ -121,7 +121,7 @@ def test_a_run_resumes_on_its_data_moved_or_packed_not_on_a_lookalike_of_another
     record = json.loads((out / "run.json").read_text())
     assert record["data_layout"].startswith("v2:")
     # the same layout, volume for volume and slice for slice, made from another seed
-    lookalike = make_phantom(tmp_path / "lookalike", n_volumes=6, size=32, n_slices=4, seed=1)
+    lookalike = make_phantom(tmp_path / "lookalike", n_volumes=6, image_size=32, n_slices=4, seed=1)
     capsys.readouterr()
     assert main("train", "--out", out, "--resume", "--epochs", "2", "--data", lookalike) == 2
     assert "other pixels than the run's" in capsys.readouterr().err
@@ -152,7 +152,7 @@ def test_scoring_the_runs_own_data_says_so_in_its_own_place_or_a_copy_not_for_ot
     phantom, out = trained_run
     copy = tmp_path / "elsewhere" / "ph"
     shutil.copytree(phantom, copy)  # the same slices in another place, as a moved download
-    other = make_phantom(tmp_path / "other", n_volumes=6, size=32, n_slices=4, seed=1)
+    other = make_phantom(tmp_path / "other", n_volumes=6, image_size=32, n_slices=4, seed=1)
     said = {}
     for name, data in (("own", phantom), ("copy", copy), ("other", other)):
         capsys.readouterr()

@@ -502,7 +502,7 @@ def test_the_quick_scale_on_real_data_takes_as_many_volumes_as_the_quick_phantom
 
     monkeypatch.setenv(course.HOME_VARIABLE, str(tmp_path / "home"))
     monkeypatch.delenv(course.SCALE_VARIABLE, raising=False)
-    make_phantom(tmp_path / "brats", n_volumes=18, size=16, n_slices=3, seed=0)  # "369"
+    make_phantom(tmp_path / "brats", n_volumes=18, image_size=16, n_slices=3, seed=0)  # "369"
     quick = course.setup("quick", data=tmp_path / "brats")
     used = quick.train_volumes + quick.val_volumes + quick.test_volumes
     assert len(used) == 16 == session.QUICK_REAL_VOLUMES  # a CPU lab, not hours

@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent('''
 
 @pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
-    root = make_phantom(tmp_path / "ph", n_volumes=3, size=32, n_slices=10, seed=4)
+    root = make_phantom(tmp_path / "ph", n_volumes=3, image_size=32, n_slices=10, seed=4)
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -110,7 +110,7 @@ SKIPPING = textwrap.dedent('''
 def test_a_process_whose_share_is_all_unusable_files_still_steps_with_the_others(tmp_path):
     # batch 2 on two processes: a share of one image, so one broken file empties a share;
     # before, that process skipped the step and the other waited for it (Gloo aborted)
-    root = make_phantom(tmp_path / "ph", n_volumes=3, size=32, n_slices=6, seed=4)
+    root = make_phantom(tmp_path / "ph", n_volumes=3, image_size=32, n_slices=6, seed=4)
     (root / "volume_1_slice_3.h5").write_text("not an HDF5 file")
     script = tmp_path / "train.py"
     script.write_text(SKIPPING)

@@ -15,7 +15,7 @@ from unet_lib.data import BraTSSlices, PackedSlices, make_phantom, open_dataset,
 
 @pytest.fixture
 def folder(tmp_path):
-    return make_phantom(tmp_path / "ph", n_volumes=3, size=32, n_slices=6, seed=2)
+    return make_phantom(tmp_path / "ph", n_volumes=3, image_size=32, n_slices=6, seed=2)
 
 
 def test_packed_samples_equal_the_originals_up_to_float16(folder, tmp_path):
@@ -174,7 +174,7 @@ def test_default_workers_follow_the_usable_cores_capped_for_memory(monkeypatch):
 def test_a_pack_keeps_each_volume_s_depth_at_its_source_for_per_patient_scoring(tmp_path):
     from unet_lib.data import BraTSSlices, PackedSlices, make_phantom, pack_folder
 
-    make_phantom(tmp_path / "ph", n_volumes=2, size=16, n_slices=6, seed=0)
+    make_phantom(tmp_path / "ph", n_volumes=2, image_size=16, n_slices=6, seed=0)
     (tmp_path / "ph" / "volume_1_slice_5.h5").write_bytes(b"truncated")  # its last slice
     with pytest.warns(UserWarning):
         packed = PackedSlices(pack_folder(tmp_path / "ph", tmp_path / "packed", workers=1))

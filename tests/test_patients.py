@@ -147,7 +147,7 @@ def test_the_default_voxel_depth_counts_the_slices_a_filter_left_out():
 def test_a_kaggle_folder_read_for_its_tumour_slices_knows_each_volume_s_full_depth(tmp_path):
     from unet_lib.data import BraTSSlices, make_phantom
 
-    make_phantom(tmp_path, n_volumes=2, size=32, n_slices=12, seed=0)
+    make_phantom(tmp_path, n_volumes=2, image_size=32, n_slices=12, seed=0)
     tumour = BraTSSlices(tmp_path, tumour_only=True)
     assert max(s for _, s in map(tumour.locate, range(len(tumour)))) < 11  # filtered
     assert [tumour.depth_of(v) for v in tumour.volumes] == [12, 12]

@@ -48,9 +48,9 @@ def test_metadata_csv_has_the_release_columns_and_matches_the_masks(phantom_root
 
 
 def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
-    a = arrays(make_phantom(tmp_path / "a", n_volumes=2, size=32, n_slices=8, seed=5))
-    b = arrays(make_phantom(tmp_path / "b", n_volumes=2, size=32, n_slices=8, seed=5))
-    c = arrays(make_phantom(tmp_path / "c", n_volumes=2, size=32, n_slices=8, seed=6))
+    a = arrays(make_phantom(tmp_path / "a", n_volumes=2, image_size=32, n_slices=8, seed=5))
+    b = arrays(make_phantom(tmp_path / "b", n_volumes=2, image_size=32, n_slices=8, seed=5))
+    c = arrays(make_phantom(tmp_path / "c", n_volumes=2, image_size=32, n_slices=8, seed=6))
     assert a.keys() == b.keys() == c.keys()
     assert all(np.array_equal(a[k][0], b[k][0]) and np.array_equal(a[k][1], b[k][1]) for k in a)
     assert not all(np.array_equal(a[k][0], c[k][0]) for k in a)
@@ -75,7 +75,7 @@ def test_brats_like_statistics():
     the frame, brain ≤ 40 %."""
     shares = []
     for volume in range(1, 7):
-        phantom = make_volume(np.random.default_rng([0, volume]), size=64, n_slices=64)
+        phantom = make_volume(np.random.default_rng([0, volume]), image_size=64, n_slices=64)
         tumour = phantom.labels > 0
         per_slice = tumour.reshape(64, -1)
         shares.append(per_slice.any(axis=1).mean())
@@ -92,7 +92,7 @@ def test_tumour_regions_are_nested_core_inside_oedema():
     wrapped in oedema. In high-grade tumours necrosis (1) is wrapped in enhancing rim (4)."""
     low_grade = checked = 0
     for volume in range(1, 9):
-        labels = make_volume(np.random.default_rng([0, volume]), size=64, n_slices=48).labels
+        labels = make_volume(np.random.default_rng([0, volume]), image_size=64, n_slices=48).labels
         core = (labels == 1) | (labels == 4)
         if not core.any():
             continue
@@ -157,7 +157,7 @@ def test_no_single_modality_threshold_solves_it_a_trained_unet_does_far_better(d
 def test_cached_phantom_is_made_once_and_remade_when_incomplete(tmp_path, capsys):
     from unet_lib.data import cached_phantom
 
-    root = cached_phantom(tmp_path, size=32, n_volumes=2, n_slices=4, seed=3)
+    root = cached_phantom(tmp_path, image_size=32, n_volumes=2, n_slices=4, seed=3)
     assert root == tmp_path / "phantom-32px-2x4-seed3"
     assert len(list(root.glob("volume_*_slice_*.h5"))) == 2 * 4
     assert "making" in capsys.readouterr().out
@@ -183,7 +183,7 @@ def test_a_process_asking_for_a_phantom_another_is_making_waits_and_does_not_rem
         waiter.start()
         waiter.join(timeout=1.0)
         assert waiter.is_alive() and not root.exists()  # waits, writes nothing meanwhile
-        make_phantom(root, n_volumes=2, size=32, n_slices=4, seed=3)
+        make_phantom(root, n_volumes=2, image_size=32, n_slices=4, seed=3)
     waiter.join(timeout=60)
     assert results == [root]
     out = capsys.readouterr().out
@@ -206,8 +206,8 @@ def test_the_making_message_names_the_folder_as_the_reader_finds_it(tmp_path, mo
 
 
 def test_a_phantom_made_in_parallel_is_byte_identical_to_the_serial_one(tmp_path):
-    serial = make_phantom(tmp_path / "serial", n_volumes=3, size=32, n_slices=6, workers=1)
-    parallel = make_phantom(tmp_path / "parallel", n_volumes=3, size=32, n_slices=6, workers=2)
+    serial = make_phantom(tmp_path / "serial", n_volumes=3, image_size=32, n_slices=6, workers=1)
+    parallel = make_phantom(tmp_path / "parallel", n_volumes=3, image_size=32, n_slices=6, workers=2)
     names = sorted(path.name for path in serial.iterdir())
     assert names == sorted(path.name for path in parallel.iterdir())
     assert len(names) == 3 * 6 + 2  # the slices, meta_data.csv and phantom.json
@@ -221,16 +221,16 @@ def test_the_phantom_is_never_written_over_a_folder_it_did_not_make(tmp_path):
     (brats / "meta_data.csv").write_text("slice_path,target\n")
     with pytest.raises(FileExistsError, match=r"not this library's phantom \(e.g. "
                                               r"meta_data.csv\).*Nothing was written"):
-        make_phantom(brats, n_volumes=2, size=32, n_slices=2)
+        make_phantom(brats, n_volumes=2, image_size=32, n_slices=2)
     assert [p.name for p in brats.iterdir()] == ["meta_data.csv"]
     assert (brats / "meta_data.csv").read_text() == "slice_path,target\n"
 
-    made = make_phantom(tmp_path / "ph", n_volumes=2, size=32, n_slices=2)
+    made = make_phantom(tmp_path / "ph", n_volumes=2, image_size=32, n_slices=2)
     before = {p.name: p.read_bytes() for p in made.iterdir()}
     with pytest.raises(FileExistsError, match="a phantom made with other settings"):
-        make_phantom(made, n_volumes=2, size=48, n_slices=2)  # would leave a 32/48 mix
+        make_phantom(made, n_volumes=2, image_size=48, n_slices=2)  # would leave a 32/48 mix
     assert {p.name: p.read_bytes() for p in made.iterdir()} == before
-    make_phantom(made, n_volumes=2, size=32, n_slices=2)  # the same phantom again: allowed
+    make_phantom(made, n_volumes=2, image_size=32, n_slices=2)  # the same phantom again: allowed
     assert {p.name: p.read_bytes() for p in made.iterdir()} == before
 
 
@@ -253,6 +253,6 @@ def test_a_phantom_is_made_in_parallel_only_when_it_is_big_enough_to_gain(tmp_pa
     # 240×240 phantom (the full scale): one process per core
     for n_volumes, size, n_slices in ((4, 96, 155), (20, 240, 155)):
         with pytest.raises(Stop):
-            make_phantom(tmp_path / f"ph{size}", n_volumes=n_volumes, size=size,
+            make_phantom(tmp_path / f"ph{size}", n_volumes=n_volumes, image_size=size,
                          n_slices=n_slices)
     assert asked == [1, 8]

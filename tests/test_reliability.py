@@ -21,7 +21,7 @@ from unet_lib.train import OutOfMemory, TrainConfig, evaluate, fit
 
 
 def test_a_bad_file_among_many_is_skipped_counted_and_named(tmp_path):
-    root = make_phantom(tmp_path / "ph", n_volumes=2, size=32, n_slices=8)
+    root = make_phantom(tmp_path / "ph", n_volumes=2, image_size=32, n_slices=8)
     bad = root / "volume_1_slice_3.h5"
     bad.write_bytes(bad.read_bytes()[:300])  # a truncated transfer
     data = BraTSSlices(root, volumes=[1])
@@ -39,7 +39,7 @@ def test_a_bad_file_among_many_is_skipped_counted_and_named(tmp_path):
 
 
 def test_evaluation_reports_skipped_files_and_scores_the_rest(tmp_path):
-    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=6)
+    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=6)
     (root / "volume_1_slice_2.h5").write_text("not an HDF5 file")
     with pytest.warns(BadSampleWarning):
         result = evaluate(build_model("classic", base_filters=4), BraTSSlices(root),
@@ -52,7 +52,7 @@ def test_predicting_refuses_a_bad_file_rather_than_shift_later_slices_onto_its_p
     from unet_lib.data import BraTSDataError
     from unet_lib.inference import predict
 
-    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=3)
+    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=3)
     (root / "volume_1_slice_1.h5").write_text("not an HDF5 file")
     with pytest.warns(BadSampleWarning), pytest.raises(
             BraTSDataError, match=r"volume_1_slice_1\.h5: cannot predict: cannot be read"):
@@ -61,7 +61,7 @@ def test_predicting_refuses_a_bad_file_rather_than_shift_later_slices_onto_its_p
 
 
 def test_strict_mode_stops_at_the_bad_file(tmp_path):
-    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
+    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=4)
     (root / "volume_1_slice_1.h5").write_text("x")
     with pytest.raises(ValueError, match=r"volume_1_slice_1.h5: cannot be read as HDF5"):
         BraTSSlices(root, on_error="raise")[1]
@@ -111,7 +111,7 @@ TRAIN = ("train", "--data", "ph", "--model", "classic", "--quick", "--image-size
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_path):
-    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
+    make_phantom(tmp_path / "ph", n_volumes=3, image_size=48, n_slices=12, seed=1)
     env = {**ON_THE_CPU, "OMP_NUM_THREADS": "1"}  # the same arithmetic in every process
 
     straight = subprocess.run(cli(*TRAIN, "--out", "straight"), cwd=tmp_path,
@@ -137,7 +137,7 @@ def test_a_killed_training_process_resumes_to_the_same_weights_and_history(tmp_p
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_a_terminated_training_says_where_its_checkpoint_is_as_ctrl_c_does(tmp_path):
-    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
+    make_phantom(tmp_path / "ph", n_volumes=3, image_size=48, n_slices=12, seed=1)
     # as a cluster's scheduler ends a job, here in the second epoch
     ended = subprocess.run(stopped(1, signal.SIGTERM, *TRAIN, "--out", "ended"), cwd=tmp_path,
                            env=ON_THE_CPU, capture_output=True, text=True, timeout=300)
@@ -149,7 +149,7 @@ def test_a_terminated_training_says_where_its_checkpoint_is_as_ctrl_c_does(tmp_p
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_stopped_before_its_first_epoch_a_run_says_to_start_again_not_to_resume(tmp_path):
-    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
+    make_phantom(tmp_path / "ph", n_volumes=3, image_size=48, n_slices=12, seed=1)
     early = subprocess.run(stopped(0, signal.SIGTERM, *TRAIN, "--out", "early"), cwd=tmp_path,
                            env=ON_THE_CPU, capture_output=True, text=True, timeout=300)
     # stopped as its first epoch started: nothing trained, so no run folder is left behind
@@ -162,7 +162,7 @@ def test_stopped_before_its_first_epoch_a_run_says_to_start_again_not_to_resume(
 
 
 def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch):
-    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
+    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=4)
     model = build_model("classic", base_filters=4)
 
     def exhausted(*args, **kwargs):
@@ -178,7 +178,7 @@ def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch
 
 def test_out_of_memory_in_a_compiled_model_is_not_taken_for_a_compiler_failure(tmp_path,
                                                                                monkeypatch):
-    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
+    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=4)
 
     def compiled_that_runs_out_of_memory(model, **options):
         def exhausted(*args, **kwargs):
@@ -195,7 +195,7 @@ def test_out_of_memory_in_a_compiled_model_is_not_taken_for_a_compiler_failure(t
 
 def test_out_of_memory_in_the_optimizers_first_step_names_the_batch_size(tmp_path,
                                                                          monkeypatch):
-    root = make_phantom(tmp_path / "ph", n_volumes=1, size=32, n_slices=4)
+    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=4)
 
     def exhausted(self, *args, **kwargs):  # AdamW's moments are made at the first step
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB.")

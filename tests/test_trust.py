@@ -51,7 +51,7 @@ def malicious_checkpoint(path: Path, marker: Path) -> Path:
 
 @pytest.fixture
 def tiny_phantom(tmp_path):
-    return make_phantom(tmp_path / "ph", n_volumes=3, size=32, n_slices=6, seed=0)
+    return make_phantom(tmp_path / "ph", n_volumes=3, image_size=32, n_slices=6, seed=0)
 
 
 def main(*argv) -> int:
@@ -411,7 +411,7 @@ def test_fit_records_the_size_it_trained_at_and_evaluate_scores_at_it(tiny_phant
     assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 2
     # evaluate on data of another size (no run.json) resizes to the size the model learnt at
     bigger = tmp_path / "bigger"
-    make_phantom(bigger, n_volumes=2, n_slices=4, size=48, seed=0)
+    make_phantom(bigger, n_volumes=2, n_slices=4, image_size=48, seed=0)
     assert main("evaluate", "--checkpoint", tmp_path / "last.pt", "--data", bigger) == 0
     assert ("every volume (predicted at 32×32, scored on their own grid) of"
             in capsys.readouterr().out)
@@ -649,7 +649,7 @@ def test_evaluate_counts_only_the_slices_it_scored(tiny_phantom, tmp_path, capsy
 
 @pytest.mark.slow
 def test_ctrl_c_during_training_is_one_line_saying_how_to_resume(tmp_path):
-    make_phantom(tmp_path / "ph", n_volumes=3, size=48, n_slices=12, seed=1)
+    make_phantom(tmp_path / "ph", n_volumes=3, image_size=48, n_slices=12, seed=1)
     args = [sys.executable, "-m", "unet_lib", "train", "--data", "ph", "--quick",
             "--image-size", "48", "--base-filters", "8", "--batch-size", "2", "--epochs", "2000",
             "--out", "run"]  # an epoch takes ~0.1 s with the slices held in memory: never ends

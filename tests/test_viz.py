@@ -216,7 +216,7 @@ def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken
 def test_the_phantom_figure_shows_each_volume_s_modalities_and_mask():
     from unet_course.gallery import phantom_figure, phantom_rows
 
-    rows = phantom_rows(size=32, n_slices=12, volumes=((1, "one: first"), (2, "two: second")))
+    rows = phantom_rows(image_size=32, n_slices=12, volumes=((1, "one: first"), (2, "two: second")))
     assert [r[1].shape for r in rows] == [(4, 32, 32)] * 2 and rows[0][2].shape == (3, 32, 32)
     assert rows[0][0].startswith("volume 1, slice ")
     fig = phantom_figure(rows)

@@ -23,7 +23,7 @@ SHOWN = ((11, "high grade: an enhancing rim (blue) around a necrotic core (red),
          (1, "low grade: a non-enhancing core (red) in oedema, no enhancing tumour"))
 
 
-def phantom_rows(size: int = 240, n_slices: int = 155, seed: int = 0,
+def phantom_rows(image_size: int = 240, n_slices: int = 155, seed: int = 0,
                  volumes=SHOWN) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """For each ``(volume, caption)``: the caption, the slice with the most tumour as a
     (4, H, W) image and its (3, H, W) mask, exactly as ``make_phantom`` writes that volume."""
@@ -34,7 +34,7 @@ def phantom_rows(size: int = 240, n_slices: int = 155, seed: int = 0,
     torch.set_num_threads(1)  # as make_phantom: the same bytes on every machine
     try:
         for volume, caption in volumes:
-            phantom = make_volume(np.random.default_rng([seed, volume]), size, n_slices)
+            phantom = make_volume(np.random.default_rng([seed, volume]), image_size, n_slices)
             masks = labels_to_mask(phantom.labels)  # (D, H, W, 3)
             best = int(masks.reshape(n_slices, -1).sum(1).argmax())
             rows.append((f"volume {volume}, slice {best}: {caption}",

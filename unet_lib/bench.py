@@ -4,8 +4,8 @@
 
 * parameters, and forward FLOPs per image (``torch.utils.flop_counter``; a training step is
   counted as 3× forward, since the counter miscounts depthwise convolutions' backward);
-* training throughput: images/s of forward + backward + AdamW step at ``batch``;
-* inference throughput at ``batch`` and latency at batch 1;
+* training throughput: images/s of forward + backward + AdamW step at ``batch_size``;
+* inference throughput at ``batch_size`` and latency at batch 1;
 * peak GPU memory of a training step, and on a GPU with a known peak rate the share of the
   dense bf16 peak that training reaches.
 
@@ -93,14 +93,14 @@ def peer_models() -> dict[str, Callable[[], nn.Module]]:
     }
 
 
-def forward_flops(model: nn.Module, size: int) -> int:
-    """FLOPs of one forward pass of a (1, 4, size, size) image."""
+def forward_flops(model: nn.Module, image_size: int) -> int:
+    """FLOPs of one forward pass of a (1, 4, image_size, image_size) image."""
     from torch.utils.flop_counter import FlopCounterMode
 
     was_training = model.training
     model.eval()
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.zeros(1, 4, size, size, device=next(model.parameters()).device))
+        model(torch.zeros(1, 4, image_size, image_size, device=next(model.parameters()).device))
     model.train(was_training)
     return counter.get_total_flops()
 
@@ -121,22 +121,23 @@ def _median_rate(step: Callable[[], None], images_per_step: int, steps: int, rep
     return statistics.median(rates)
 
 
-def training_step(model: nn.Module, size: int, batch: int, device: torch.device,
+def training_step(model: nn.Module, image_size: int, batch_size: int, device: torch.device,
                   memory_format: torch.memory_format = torch.contiguous_format,
                   amp: bool = True) -> tuple[Callable[[], None], torch.Tensor]:
     """One training step of ``model`` on a fixed random batch already on ``device``: forward
     (under :func:`unet_lib.runtime.autocast` with ``amp``), BCE-with-logits, backward and
     ``fit()``'s AdamW step. On CUDA cuDNN times its algorithms for each shape in the first
     calls, as in ``fit()``. Returns ``(step, images)``: the step to call, and its
-    (batch, 4, size, size) images in ``memory_format``."""
+    (batch_size, 4, image_size, image_size) images in ``memory_format``."""
     from .config import TrainConfig
     from .runtime import autocast
     from .schedule import make_optimizer
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    images = torch.randn(batch, 4, size, size, device=device).to(memory_format=memory_format)
-    masks = (torch.rand(batch, 3, size, size, device=device) > 0.95).float()
+    images = torch.randn(batch_size, 4, image_size, image_size, device=device)
+    images = images.to(memory_format=memory_format)
+    masks = (torch.rand(batch_size, 3, image_size, image_size, device=device) > 0.95).float()
     optimizer = make_optimizer(model, TrainConfig())  # fit()'s: fused on CUDA
 
     def step() -> None:
@@ -149,7 +150,7 @@ def training_step(model: nn.Module, size: int, batch: int, device: torch.device,
     return step, images
 
 
-def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.device,
+def measure(name: str, model: nn.Module, image_size: int, batch_size: int, device: torch.device,
             steps: int = 3, repeats: int = 3, amp: bool = True, channels_last: bool = False,
             compile: bool = False) -> BenchRow:
     """Measure one model (see the module docstring); ``amp`` (bf16 on CUDA),
@@ -160,15 +161,15 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
     model = model.to(device, memory_format=memory_format)
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    flops = forward_flops(model, size)
+    flops = forward_flops(model, image_size)
     parameters = count_parameters(model)
     if compile:
         model = compile_model(model)
-    train_step, x = training_step(model, size, batch, device, memory_format, amp)
+    train_step, x = training_step(model, image_size, batch_size, device, memory_format, amp)
     if cuda:
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
-    train_rate = _median_rate(train_step, batch, steps, repeats, sync)
+    train_rate = _median_rate(train_step, batch_size, steps, repeats, sync)
     peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if cuda else None
 
     model.eval()
@@ -180,7 +181,7 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
                 model(batch_x)
         return step
 
-    infer_rate = _median_rate(infer(x), batch, steps, repeats, sync)
+    infer_rate = _median_rate(infer(x), batch_size, steps, repeats, sync)
     latency = 1000 / _median_rate(infer(one), 1, steps, repeats, sync)
     share = None
     if cuda:
@@ -192,7 +193,7 @@ def measure(name: str, model: nn.Module, size: int, batch: int, device: torch.de
                     peak, share)
 
 
-def run_benchmark(size: int = 240, batch: int | None = None, device: str = "auto",
+def run_benchmark(image_size: int = 240, batch_size: int | None = None, device: str = "auto",
                   steps: int = 3, repeats: int = 3, base_filters: int = 32,
                   models: tuple[str, ...] = ("classic", "improved", "attention"),
                   peers: bool = True, amp: bool = True, channels_last: bool = False,
@@ -200,26 +201,26 @@ def run_benchmark(size: int = 240, batch: int | None = None, device: str = "auto
     """Benchmark our models (presets or :data:`VARIANTS`) and MONAI's peers; returns
     ``{"machine": ..., "rows": [...]}``.
 
-    ``batch`` defaults to 32 on a GPU and 4 on the CPU.
+    ``batch_size`` defaults to 32 on a GPU and 4 on the CPU.
     """
     from .runtime import pick_device
 
     torch_device = pick_device(device)
-    batch = batch or (32 if torch_device.type == "cuda" else 4)
+    batch_size = batch_size or (32 if torch_device.type == "cuda" else 4)
     rows = []
     speedups = dict(amp=amp, channels_last=channels_last, compile=compile)
     for name in models:
         torch.manual_seed(0)
-        rows.append(measure(name, bench_model(name, base_filters), size, batch,
+        rows.append(measure(name, bench_model(name, base_filters), image_size, batch_size,
                             torch_device, steps, repeats, **speedups))
     if peers:
         for name, make in peer_models().items():
             torch.manual_seed(0)
-            rows.append(measure(name, make(), size, batch, torch_device, steps, repeats,
+            rows.append(measure(name, make(), image_size, batch_size, torch_device, steps, repeats,
                                 **speedups))
     machine = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
                else f"CPU {_cpu_name()}, {torch.get_num_threads()} threads")
-    return {"machine": machine, "torch": torch.__version__, "size": size, "batch": batch,
+    return {"machine": machine, "torch": torch.__version__, "size": image_size, "batch": batch_size,
             "steps": steps, "repeats": repeats,  # as they acted: autocast is CUDA's only
             "speedups": {**speedups, "amp": amp and torch_device.type == "cuda"},
             "rows": [asdict(r) for r in rows]}

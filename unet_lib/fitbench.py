@@ -74,8 +74,8 @@ def fit_report(rows: list[dict]) -> str:
             f"on the GPU when they fit).\n\n" + format_fit_table(rows))
 
 
-def profile_step(model_name: str, size: int = 240, batch: int = 32, base_filters: int = 32,
-                 steps: int = 3, rows: int = 25) -> str:
+def profile_step(model_name: str, image_size: int = 240, batch_size: int = 32,
+                 base_filters: int = 32, steps: int = 3, rows: int = 25) -> str:
     """Where a training step's time goes: PyTorch's profiler over ``steps`` steps (after a
     warm-up) of ``model_name`` with the device's training defaults (bf16 autocast and
     channels_last on CUDA), operators grouped by input shape (a depthwise and a pointwise
@@ -91,7 +91,7 @@ def profile_step(model_name: str, size: int = 240, batch: int = 32, base_filters
     layout = memory_format(None, device)
     torch.manual_seed(0)
     model = bench_model(model_name, base_filters).to(device, memory_format=layout)
-    step, _ = training_step(model, size, batch, device, layout)
+    step, _ = training_step(model, image_size, batch_size, device, layout)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     for _ in range(3):
         step()
@@ -104,9 +104,9 @@ def profile_step(model_name: str, size: int = 240, batch: int = 32, base_filters
     table = profiler.key_averages(group_by_input_shape=True).table(
         sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=rows,
         max_name_column_width=50, max_shapes_column_width=70)
-    return (f"## {model_name}: {steps} training steps, batch {batch}, {size}×{size}, "
-            f"{base_filters} filters, {device}" + (", bf16, channels_last" if cuda else "")
-            + f"\n\n```\n{table}\n```\n")
+    return (f"## {model_name}: {steps} training steps, batch {batch_size}, "
+            f"{image_size}×{image_size}, {base_filters} filters, {device}"
+            + (", bf16, channels_last" if cuda else "") + f"\n\n```\n{table}\n```\n")
 
 
 def format_fit_table(rows: list[dict]) -> str:

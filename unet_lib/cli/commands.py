@@ -44,7 +44,7 @@ def cmd_phantom(args) -> int:
                        full.n_volumes if args.n_volumes is None else args.n_volumes,
                        full.n_slices if args.n_slices is None else args.n_slices,
                        args.seed).validate()
-    make_phantom(args.out, n_volumes=spec.n_volumes, size=spec.image_size,
+    make_phantom(args.out, n_volumes=spec.n_volumes, image_size=spec.image_size,
                  n_slices=spec.n_slices, seed=spec.seed)
     print(f"wrote the phantom to {args.out}")
     return 0
@@ -266,9 +266,9 @@ def cmd_bench(args) -> int:
     if args.peers and not peer_models():
         print("MONAI is not installed: the peers are left out (pip install monai)",
               file=sys.stderr)
-    result = run_benchmark(size=args.image_size, batch=args.batch_size, device=args.device,
-                           steps=args.steps, repeats=args.repeats, peers=args.peers,
-                           amp=args.amp, channels_last=args.channels_last,
+    result = run_benchmark(image_size=args.image_size, batch_size=args.batch_size,
+                           device=args.device, steps=args.steps, repeats=args.repeats,
+                           peers=args.peers, amp=args.amp, channels_last=args.channels_last,
                            compile=args.compile, models=tuple(args.models))
     print(format_table(result))
     if args.out:

@@ -4,7 +4,7 @@ BraTS cannot be redistributed, so every notebook, test and the README's command 
 this phantom. Each volume is made in 3D and then cut into axial slices, so neighbouring
 slices agree as in a real scan.
 
-How a volume is made (all sizes relative, so any ``size`` and ``n_slices`` work):
+How a volume is made (all sizes relative, so any ``image_size`` and ``n_slices`` work):
 
 1. **Brain**: an ellipsoid with a wobbly surface (smooth random field), longer along the
    columns — stored slices show the head turned by 90°, as in the release. Cortical grey
@@ -80,16 +80,16 @@ def _soft(signed_distance: torch.Tensor, width: float) -> torch.Tensor:
     return torch.sigmoid(signed_distance / width)
 
 
-def make_volume(rng: np.random.Generator, size: int = 240, n_slices: int = 155
+def make_volume(rng: np.random.Generator, image_size: int = 240, n_slices: int = 155
                 ) -> PhantomVolume:
-    """Make one phantom volume of ``n_slices`` slices of ``size × size`` pixels.
+    """Make one phantom volume of ``n_slices`` slices of ``image_size × image_size`` pixels.
 
     All randomness comes from ``rng``; the arithmetic runs in float32 torch on the CPU.
     """
-    shape = (n_slices, size, size)
-    z, y, x = torch.meshgrid(torch.linspace(-1, 1, n_slices), torch.linspace(-1, 1, size),
-                             torch.linspace(-1, 1, size), indexing="ij")
-    edge = 0.7 * 2.0 / size  # partial-volume width: 0.7 pixel
+    shape = (n_slices, image_size, image_size)
+    across = torch.linspace(-1, 1, image_size)
+    z, y, x = torch.meshgrid(torch.linspace(-1, 1, n_slices), across, across, indexing="ij")
+    edge = 0.7 * 2.0 / image_size  # partial-volume width: 0.7 pixel
     uniform = rng.uniform
 
     # 1. Brain and healthy anatomy
@@ -172,14 +172,16 @@ def _tumour_centre(rng: np.random.Generator, axes: np.ndarray) -> np.ndarray:
             return point
 
 
-def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slices: int = 155,
-                 seed: int = 0, first_volume: int = 1, workers: int | None = None) -> Path:
+def make_phantom(root: str | Path, n_volumes: int = 20, image_size: int = 240,
+                 n_slices: int = 155, seed: int = 0, first_volume: int = 1,
+                 workers: int | None = None) -> Path:
     """Write a phantom dataset in the Kaggle format, with ``meta_data.csv``.
 
     Args:
         root: folder to write into (created if needed).
         n_volumes: number of synthetic brains.
-        size: slice height and width in pixels (240 as BraTS; 64 or 96 for quick CPU runs).
+        image_size: slice height and width in pixels (240 as BraTS; 64 or 96 for quick CPU
+            runs).
         n_slices: axial slices per volume (155 as BraTS; fewer for quick runs).
         seed: the same seed gives byte-identical files; volume ``v`` depends only on
             ``(seed, v)``, so a larger ``n_volumes`` extends a smaller phantom.
@@ -195,11 +197,12 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
     Raises:
         FileExistsError: ``root`` holds anything but this very phantom (nothing is written).
     """
-    if n_volumes < 1 or size < 16 or n_slices < 1 or seed < 0:
-        raise ValueError(f"need n_volumes ≥ 1, size ≥ 16, n_slices ≥ 1 and seed ≥ 0; got "
-                         f"n_volumes={n_volumes}, size={size}, n_slices={n_slices}, seed={seed}")
+    if n_volumes < 1 or image_size < 16 or n_slices < 1 or seed < 0:
+        raise ValueError(f"need n_volumes ≥ 1, image_size ≥ 16, n_slices ≥ 1 and seed ≥ 0; "
+                         f"got n_volumes={n_volumes}, image_size={image_size}, "
+                         f"n_slices={n_slices}, seed={seed}")
     root = Path(root)
-    made_as = {"n_volumes": n_volumes, "size": size, "n_slices": n_slices, "seed": seed,
+    made_as = {"n_volumes": n_volumes, "size": image_size, "n_slices": n_slices, "seed": seed,
                "first_volume": first_volume}
     check_writable_into(root, made_as)
     root.mkdir(parents=True, exist_ok=True)
@@ -207,9 +210,9 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
     volumes = range(first_volume, first_volume + n_volumes)
     if workers is None:
         workers = default_workers(n_volumes,
-                                  n_volumes * size * size * n_slices >= PARALLEL_FROM_VOXELS,
+                                  n_volumes * image_size ** 2 * n_slices >= PARALLEL_FROM_VOXELS,
                                   most=None)  # a volume is made in a few hundred MB
-    jobs = [(root, volume, seed, size, n_slices) for volume in volumes]
+    jobs = [(root, volume, seed, image_size, n_slices) for volume in volumes]
     rows = map_in_processes(_write_volume, jobs, workers)
     write_metadata(root, [row for volume_rows in rows for row in volume_rows])
     return root
@@ -223,7 +226,8 @@ def make_phantom(root: str | Path, n_volumes: int = 20, size: int = 240, n_slice
 PARALLEL_FROM_VOXELS = 10_000_000
 
 
-def _write_volume(root: Path, volume: int, seed: int, size: int, n_slices: int) -> list[dict]:
+def _write_volume(root: Path, volume: int, seed: int, image_size: int, n_slices: int
+                  ) -> list[dict]:
     """Make volume ``volume`` and write its slices; returns its ``meta_data.csv`` rows.
 
     Made on one thread: torch's multi-threaded reductions add in an order that depends on the
@@ -232,7 +236,7 @@ def _write_volume(root: Path, volume: int, seed: int, size: int, n_slices: int) 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        phantom = make_volume(rng, size=size, n_slices=n_slices)
+        phantom = make_volume(rng, image_size=image_size, n_slices=n_slices)
     finally:
         torch.set_num_threads(threads)
     masks = labels_to_mask(phantom.labels)
@@ -244,7 +248,7 @@ def _write_volume(root: Path, volume: int, seed: int, size: int, n_slices: int) 
     return rows
 
 
-def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: int,
+def cached_phantom(data_dir: str | Path, image_size: int, n_volumes: int, n_slices: int,
                    seed: int = 0) -> Path:
     """The phantom of these settings under ``data_dir``, made on first use.
 
@@ -255,7 +259,7 @@ def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: in
     """
     from ..runfolder import exclusively
 
-    root = Path(data_dir) / f"phantom-{size}px-{n_volumes}x{n_slices}-seed{seed}"
+    root = Path(data_dir) / f"phantom-{image_size}px-{n_volumes}x{n_slices}-seed{seed}"
     if (root / "meta_data.csv").is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -263,7 +267,8 @@ def cached_phantom(data_dir: str | Path, size: int, n_volumes: int, n_slices: in
             f"another process is making the phantom in {readable(root)}: waiting for it",
             flush=True)):
         if not (root / "meta_data.csv").is_file():  # made while this process waited?
-            print(f"making a {n_volumes}-volume phantom ({size}×{size}, {n_slices} slices) "
-                  f"in {readable(root)} ...", flush=True)
-            make_phantom(root, n_volumes=n_volumes, size=size, n_slices=n_slices, seed=seed)
+            print(f"making a {n_volumes}-volume phantom ({image_size}×{image_size}, "
+                  f"{n_slices} slices) in {readable(root)} ...", flush=True)
+            make_phantom(root, n_volumes=n_volumes, image_size=image_size, n_slices=n_slices,
+                         seed=seed)
     return root
