@@ -641,7 +641,10 @@ def test_evaluate_counts_only_the_slices_it_scored(tiny_phantom, tmp_path, capsy
     test = json.loads((out / "run.json").read_text())["test_volumes"][0]
     (tiny_phantom / f"volume_{test}_slice_2.h5").write_text("broken")
     capsys.readouterr()
-    with pytest.warns(BadSampleWarning):
+    from unet_lib.patients import PartialVolumeWarning
+
+    with pytest.warns(BadSampleWarning), pytest.warns(
+            PartialVolumeWarning, match="5 of its 6 slices scored"):  # per patient, said too
         assert main("evaluate", "--checkpoint", out / "last.pt") == 0
     output = capsys.readouterr().out
     assert "on 5 slices of" in output and "(1 skipped)" in output
