@@ -205,3 +205,34 @@ def test_a_batch_that_does_not_split_is_refused_before_any_data_is_read(monkeypa
     assert "torchrun" not in capsys.readouterr().out  # no line claiming 7 of every 30
     # a failed fit leaves the process group alone at exit: the others may wait in a collective
     assert distributed._failed
+
+
+EVALUATE_ONE_SLICE = textwrap.dedent('''
+    import sys
+    import torch
+    from unet_lib import distributed
+    from unet_lib.data import BraTSSlices
+    from unet_lib.inference import evaluate
+    from unet_lib.models import build_model
+
+    context = distributed.setup("cpu")
+    torch.manual_seed(0)
+    one = torch.utils.data.Subset(BraTSSlices(sys.argv[1], [1]), [0])  # rank 1's share: none
+    scores = evaluate(build_model("classic", base_filters=4), one, device="cpu",
+                      context=context)
+    open(f"{sys.argv[2]}/dice{context.rank}.txt", "w").write(repr(scores["dice"]))
+''')
+
+
+@pytest.mark.slow
+def test_a_process_with_no_share_of_the_validation_set_reports_the_summed_scores(tmp_path):
+    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=2, seed=4)
+    script = tmp_path / "evaluate.py"
+    script.write_text(EVALUATE_ONE_SLICE)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node=2", str(script), str(root), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    # both processes report the one slice's scores (rank 1 scored none of its own)
+    assert (tmp_path / "dice0.txt").read_text() == (tmp_path / "dice1.txt").read_text()

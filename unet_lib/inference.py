@@ -146,6 +146,7 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     loss_sum, seen = totals.tolist()
     if seen == 0:  # no count at all would score a perfect 1 everywhere (the BraTS empty rule)
         raise _nothing_to_score(data, skipped)
+    scores.batches = max(scores.batches, 1)  # the summed counts: a process's share may be empty
     return {"loss": loss_sum / seen, **scores.compute(), "skipped": skipped}
 
 
