@@ -90,7 +90,7 @@ def test_a_good_checkpoint_is_not_blamed_for_a_bad_map_location(model, tmp_path)
 
 def test_scores_of_nothing_are_refused_not_reported_perfect():
     scores = SegmentationScores()
-    with pytest.raises(ValueError, match="no masks were scored"):
+    with pytest.raises(ValueError, match="no masks were scored.*were all the samples skipped"):
         scores.compute()
     with pytest.raises(ValueError, match="pred has 4 channels, but these scores are of 3"):
         scores.update(torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 8, 8))
@@ -112,7 +112,8 @@ def test_logits_given_where_binary_masks_are_expected_are_refused():
 def test_a_sweep_asked_for_a_region_it_lacks_says_which_it_has():
     sweep = {0.5: {"dice": {"WT": 0.8, "TC": 0.6, "ET": 0.5}}}
     assert best_threshold(sweep, "TC") == 0.5
-    with pytest.raises(ValueError, match=r"no 'dice' of 'wt'.*regions WT, TC, ET"):
+    with pytest.raises(ValueError, match=r"no 'dice' of 'wt' at threshold 0.5: it holds dice "
+                                         r"of WT, TC, ET$"):
         best_threshold(sweep, "wt")
 
 
@@ -130,3 +131,48 @@ def test_a_dataset_asked_for_an_impossible_size_says_so_when_opened(slices, imag
     with pytest.raises(ValueError, match=rf"image_size must be a whole number of pixels.*got "
                                          rf"{image_size}"):
         open_dataset(slices.root, image_size=image_size)
+
+
+def test_thresholds_may_come_as_any_iterable_and_are_all_checked_before_predicting(model,
+                                                                                   slices):
+    as_list = threshold_sweep(model, slices, [0.3, 0.5], device="cpu")
+    as_generator = threshold_sweep(model, slices, (t / 10 for t in (3, 5)), device="cpu")
+    assert as_generator == as_list and list(as_list) == [0.3, 0.5]
+    assert list(threshold_sweep(model, slices, 0.5, device="cpu")) == [0.5]
+    predicted = []
+    with pytest.raises(ValueError, match=r"threshold must be a probability in \[0, 1\], got 5"):
+        threshold_sweep(_Counting(model, predicted), slices, [0.5, 5], device="cpu")
+    assert predicted == []  # refused before the first batch
+
+
+class _Counting(torch.nn.Module):
+    """``model``, noting each forward pass in ``calls``."""
+
+    def __init__(self, model, calls: list):
+        super().__init__()
+        self.model, self.calls = model, calls
+
+    def forward(self, x):
+        self.calls.append(len(x))
+        return self.model(x)
+
+
+def test_a_map_location_given_as_a_device_is_checked_too(model, tmp_path):
+    path = save_checkpoint(tmp_path / "best.pt", model)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match=r"^map_location: 'cuda': no CUDA GPU"):
+            load_model(path, map_location=torch.device("cuda"))
+    with pytest.raises(ConfigError, match=r"^map_location: 'cuda:99': "):
+        load_model(path, map_location=torch.device("cuda:99"))  # no machine has a GPU 99
+    assert next(load_model(path, map_location=torch.device("cpu")).parameters()).device.type \
+        == "cpu"
+
+
+def test_segment_folder_checks_its_arguments_before_it_makes_the_output_folder(model,
+                                                                              tmp_path):
+    from unet_lib.segment import segment_folder
+
+    for bad in ({"threshold": 50}, {"batch_size": 0}, {"device": "cpuu"}):
+        with pytest.raises(ValueError):
+            segment_folder(model, tmp_path / "cases", tmp_path / "labels", **bad)
+        assert not (tmp_path / "labels").exists(), bad

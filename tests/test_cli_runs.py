@@ -163,9 +163,21 @@ def test_scoring_the_runs_own_data_says_so_in_its_own_place_or_a_copy_not_for_ot
     assert note not in said["other"]  # the same volume numbers, other pixels
 
 
-def test_evaluate_and_segment_run_on_the_device_asked_for_and_name_a_wrong_one(trained_run,
-                                                                             tmp_path, capsys):
+def test_evaluate_and_segment_run_on_the_device_asked_for_and_name_a_wrong_one(
+        trained_run, tmp_path, capsys, monkeypatch):
+    import unet_lib.patients
+    import unet_lib.segment
+
     phantom, out = trained_run
+    asked = []  # the device each scoring function was given
+    for module, name in ((unet_lib.patients, "evaluate_patients"),
+                         (unet_lib.segment, "segment_folder")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, **k: (
+            asked.append(k.get("device")), real(*a, **k))[1])
+    (tmp_path / "cases").mkdir()
+    assert main("segment", "--checkpoint", out / "best.pt", "--data", tmp_path / "cases",
+                "--out", tmp_path / "none", "--device", "cpu") == 2  # no case there
     capsys.readouterr()
     assert main("evaluate", "--checkpoint", out / "best.pt") == 0
     by_default = capsys.readouterr().out
@@ -173,6 +185,7 @@ def test_evaluate_and_segment_run_on_the_device_asked_for_and_name_a_wrong_one(t
     on_cpu = capsys.readouterr().out
     if pick_device("auto").type == "cpu":  # "auto" is the CPU here: the very same scores
         assert on_cpu == by_default
+    assert asked == ["cpu", "auto", "cpu"]  # segment, evaluate by default, evaluate on the CPU
     for command in (["evaluate", "--checkpoint", out / "best.pt"],
                     ["segment", "--checkpoint", out / "best.pt", "--data", tmp_path / "cases",
                      "--out", tmp_path / "labels"]):

@@ -204,15 +204,15 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         raise CheckpointError(f"{path}: cannot be read as a checkpoint: not the zip archive "
                               f"torch.save writes (truncated or damaged, or another kind of "
                               f"file)")
-    if isinstance(map_location, str):  # checked here: torch.load's error would blame the file
+    if isinstance(map_location, (str, torch.device)):  # else torch.load blames the file
         from .config import ConfigError, check_device
         from .runtime import pick_device
 
         try:
-            check_device(map_location)
+            check_device(str(map_location))
         except ConfigError as problem:
             raise ConfigError("map_location", problem.problem) from None
-        map_location = pick_device(map_location)  # "auto" too, as ``device`` takes it
+        map_location = pick_device(str(map_location))  # "auto" too, as ``device`` takes it
     try:
         payload = torch.load(path, map_location=map_location, weights_only=not trust)
     except pickle.UnpicklingError as error:

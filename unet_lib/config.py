@@ -208,6 +208,13 @@ def check_batch_size(batch_size) -> None:
                                         f"{batch_size!r}")
 
 
+def check_threshold(threshold) -> float:
+    """``threshold`` as a float; ``ValueError`` unless it is a probability in [0, 1]."""
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+    return float(threshold)
+
+
 def check_device(device: str) -> None:
     """Raise :class:`ConfigError` unless ``device`` is ``"auto"`` or a device present here."""
     if device == "auto":
@@ -220,6 +227,10 @@ def check_device(device: str) -> None:
     if kind == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device", f"{device!r}: no CUDA GPU is available here (a CPU build "
                                     f"of PyTorch, or no driver); use auto or cpu")
+    index = torch.device(device).index
+    if kind == "cuda" and index is not None and index >= torch.cuda.device_count():
+        raise ConfigError("device", f"{device!r}: this machine has {torch.cuda.device_count()} "
+                                    f"CUDA GPU(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     if kind == "mps" and not (getattr(torch.backends, "mps", None) is not None
                               and torch.backends.mps.is_available()):
         raise ConfigError("device", f"{device!r}: Apple's MPS is not available here; use auto "

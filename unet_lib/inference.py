@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from . import distributed
-from .config import check_batch_size
+from .config import check_batch_size, check_threshold
 from .data.base import resize_mask
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
@@ -193,9 +193,11 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
     device = resolve_device(device)
     check_batch_size(batch_size)
     tally = tally_device(device)
-    scores = {float(t): SegmentationScores(device=tally) for t in np.atleast_1d(thresholds)}
-    if not scores:
+    thresholds = [thresholds] if np.isscalar(thresholds) else list(thresholds)
+    if not thresholds:
         raise ValueError("thresholds is empty: give the thresholds to try, e.g. [0.3, 0.5]")
+    # every threshold checked before any batch is predicted
+    scores = {check_threshold(t): SegmentationScores(device=tally) for t in thresholds}
     seen, skipped = 0, []
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
                                             on_device=tally == device):

@@ -23,6 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .config import check_threshold
 from .data.brats import MASK_CHANNELS, REGION_CHANNELS, REGIONS
 
 
@@ -34,8 +35,7 @@ def binarize(logits_or_probs: torch.Tensor, threshold: float = 0.5, *, logits: b
     through a sigmoid first; ``logits=False``: probabilities. Always said, never guessed from
     the values: logits that all happen to lie in [0, 1] would pass for probabilities.
     """
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+    check_threshold(threshold)
     probs = torch.sigmoid(logits_or_probs) if logits else logits_or_probs
     return (probs > threshold).float() if threshold < 1 else (probs >= 1).float()
 
@@ -174,8 +174,8 @@ class SegmentationScores:
                 empty-mask rule would otherwise report a perfect 1 for everything.
         """
         if not self.batches:
-            raise ValueError("no masks were scored: call update(pred, target) with at least "
-                             "one batch before compute()")
+            raise ValueError("no masks were scored: no batch since the last reset (were all "
+                             "the samples skipped?)")
         scores = scores_from_counts(**self.counts)
         return {metric: dict(zip(self.names, values.tolist()))
                 for metric, values in scores.items()}
@@ -206,10 +206,12 @@ def best_threshold(sweep: dict[float, dict], region: str = "WT", metric: str = "
     thresholds = sorted(sweep)
     if not thresholds:
         raise ValueError("the sweep is empty: threshold_sweep was given no thresholds")
-    first = sweep[thresholds[0]]
-    if metric not in first or region not in first[metric]:
-        raise ValueError(f"the sweep has no {metric!r} of {region!r}: metrics "
-                         f"{', '.join(first)}; regions {', '.join(next(iter(first.values())))}")
+    missing = [t for t in thresholds if region not in sweep[t].get(metric, {})]
+    if missing:
+        held = "; ".join(f"{name} of {', '.join(values)}"
+                         for name, values in sweep[missing[0]].items())
+        raise ValueError(f"the sweep has no {metric!r} of {region!r} at threshold {missing[0]}: "
+                         f"it holds {held}")
     return max(thresholds, key=lambda t: (sweep[t][metric][region], -t))
 
 

@@ -29,11 +29,9 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
     Raises:
         ConfigError: ``device`` is not a device name, or names one not present here.
     """
-    if isinstance(device, torch.device):
-        return device
     from .config import check_device  # config imports the models; they import nothing here
 
-    device = "auto" if device is None else device
+    device = "auto" if device is None else str(device)
     check_device(device)
     return pick_device(device)
 

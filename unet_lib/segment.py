@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import check_batch_size, check_threshold
 from .data import check_data_folder
 from .data.base import resize_image
 from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
@@ -30,6 +31,7 @@ from .data.nifti import case_slice, load_modalities
 from .data.nifti_cases import RELEASE_FOLDERS, find_case_file
 from .data.samples import BraTSDataError
 from .inference import predict, probabilities_on_grid
+from .runtime import resolve_device
 
 
 def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> np.ndarray:
@@ -39,8 +41,7 @@ def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> np
     is in, else 1 where NCR/NET is, else 2 where ED is, else 0. The order follows the nested
     regions ET ⊂ TC ⊂ WT: the map's regions are those of the cut channels, voxel for voxel.
     """
-    if not 0.0 <= float(threshold) <= 1.0:  # 50 would write empty maps, -0.5 all ET
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+    check_threshold(threshold)  # 50 would write empty maps, -0.5 all ET
     probs = torch.as_tensor(probs, dtype=torch.float32)
     if probs.shape[0] != len(CHANNEL_LABELS):
         raise ValueError(f"expected 3 channels (NCR/NET, ED, ET) first, got shape "
@@ -139,6 +140,9 @@ def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
     """
     import nibabel as nib
 
+    device = resolve_device(device)  # the arguments checked before anything is read or made
+    check_batch_size(batch_size)
+    check_threshold(threshold)
     cases = find_unlabelled_cases(data)
     out = Path(out)
     if out.exists() and not out.is_dir():
