@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,6 +33,17 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
+def two_processes(script: Path, *args) -> subprocess.CompletedProcess:
+    """Run ``script`` with ``args`` under ``torchrun``, two CPU processes (Gloo), one thread
+    each; fails the test unless both end well."""
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node=2", str(script), *map(str, args)],
+                         capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
 @pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path):
     root = make_phantom(tmp_path / "ph", n_volumes=3, image_size=32, n_slices=10, seed=4)
@@ -41,10 +53,7 @@ def test_two_processes_match_one_process(tmp_path):
     single = subprocess.run([sys.executable, str(script), str(root), str(tmp_path / "one")],
                             capture_output=True, text=True, timeout=300, env=env)
     assert single.returncode == 0, single.stderr
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                             "--nproc_per_node=2", str(script), str(root), str(tmp_path / "two")],
-                            capture_output=True, text=True, timeout=300, env=env)
-    assert double.returncode == 0, double.stderr[-3000:]
+    double = two_processes(script, root, tmp_path / "two")
     # rank 0 alone reports, and says how the batch is shared (no synchronized norm on Gloo)
     assert "torchrun" not in single.stdout
     assert double.stdout.count("torchrun: 2 processes, each training on 2 of every 4 images\n") == 1
@@ -67,11 +76,7 @@ def test_two_processes_match_one_process(tmp_path):
     # stopped after one epoch and resumed under torchrun: the same run as the uninterrupted one
     # (each process restores the shuffle's generator from last.pt, so the batches continue)
     for epochs in ("1", "2"):
-        part = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                               "--nproc_per_node=2", str(script), str(root),
-                               str(tmp_path / "resumed"), epochs],
-                              capture_output=True, text=True, timeout=300, env=env)
-        assert part.returncode == 0, part.stderr[-3000:]
+        two_processes(script, root, tmp_path / "resumed", epochs)
     resumed = read_checkpoint(tmp_path / "resumed" / "last.pt")
     assert [r["epoch"] for r in resumed["history"]] == [1, 2]
     for key, weight in two["model_state"].items():
@@ -114,11 +119,7 @@ def test_a_process_whose_share_is_all_unusable_files_still_steps_with_the_others
     (root / "volume_1_slice_3.h5").write_text("not an HDF5 file")
     script = tmp_path / "train.py"
     script.write_text(SKIPPING)
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                          "--nproc_per_node=2", str(script), str(root), str(tmp_path)],
-                         capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert run.returncode == 0, run.stderr[-3000:]
+    two_processes(script, root, tmp_path)
     # one process's share held the file; the epoch's record lists it on both (the history and
     # checkpoints rank 0 writes must name every process's skipped files)
     for rank in (0, 1):
@@ -229,10 +230,6 @@ def test_a_process_with_no_share_of_the_validation_set_reports_the_summed_scores
     root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=2, seed=4)
     script = tmp_path / "evaluate.py"
     script.write_text(EVALUATE_ONE_SLICE)
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                          "--nproc_per_node=2", str(script), str(root), str(tmp_path)],
-                         capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert run.returncode == 0, run.stderr[-3000:]
+    two_processes(script, root, tmp_path)
     # both processes report the one slice's scores (rank 1 scored none of its own)
     assert (tmp_path / "dice0.txt").read_text() == (tmp_path / "dice1.txt").read_text()
