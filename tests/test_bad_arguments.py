@@ -12,7 +12,8 @@ from unet_lib.data import BraTSSlices, make_phantom
 from unet_lib.inference import attention_maps, evaluate, predict, threshold_sweep
 from unet_lib.metrics import SegmentationScores, best_threshold, binarize, dice, precision, recall
 from unet_lib.models import build_model
-from unet_lib.patients import evaluate_patients, paired_bootstrap
+from unet_lib.comparison import paired_bootstrap
+from unet_lib.patients import evaluate_patients
 from unet_lib.segment import labels_from_probabilities
 
 
@@ -176,3 +177,17 @@ def test_segment_folder_checks_its_arguments_before_it_makes_the_output_folder(m
         with pytest.raises(ValueError):
             segment_folder(model, tmp_path / "cases", tmp_path / "labels", **bad)
         assert not (tmp_path / "labels").exists(), bad
+
+
+def test_a_patients_masks_of_another_shape_are_refused_and_arrays_are_taken():
+    import numpy as np
+
+    from unet_lib.patients import score_patient
+
+    mask = np.zeros((3, 2, 8, 8), dtype=bool)
+    mask[:, :, 2:5, 2:5] = True
+    assert score_patient(mask, mask, (1.0, 1.0, 1.0))["dice"] == {"WT": 1.0, "TC": 1.0,
+                                                                  "ET": 1.0}
+    four = np.zeros((4, 2, 8, 8), dtype=bool)  # the 4th channel was dropped without a word
+    with pytest.raises(ValueError, match=r"must both be \(3, D, H, W\).*got \(4, 2, 8, 8\)"):
+        score_patient(four, four, (1.0, 1.0, 1.0))

@@ -15,8 +15,8 @@ from unet_lib.config import TrainConfig
 from unet_lib.data import SliceDataset, split_train_val_test, split_volumes
 from unet_lib.losses import BCEDiceLoss, SoftDiceLoss, make_loss
 from unet_lib.metrics import HD95_ONE_EMPTY, SegmentationScores
-from unet_lib.patients import (PatientScores, evaluate_patients, paired_bootstrap,
-                               paired_sign_flip, score_patient)
+from unet_lib.comparison import paired_bootstrap, paired_sign_flip
+from unet_lib.patients import PatientScores, evaluate_patients, score_patient
 
 
 class MasksAsImages(SliceDataset):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from unet_lib.metrics import dice, precision, recall, scores_from_counts
-from unet_lib.patients import paired_sign_flip
+from unet_lib.comparison import paired_sign_flip
 
 from .checking import asked, check, unanswered
 
@@ -59,7 +59,7 @@ def check_empty_slice_dice(both_empty, only_prediction) -> None:
 def check_patients_to_settle(answer, alpha: float = 0.05) -> None:
     """Exercise 7.1. The fewest test patients with which the sign-flip test can give
     ``p < alpha``: a model that scores higher than another on every one of them, worked out
-    with :func:`unet_lib.patients.paired_sign_flip`."""
+    with :func:`unet_lib.comparison.paired_sign_flip`."""
     n = 1  # a clean sweep, with differences of several sizes, every sign pattern counted
     while paired_sign_flip([0.9] * n, [0.8 - 0.01 * i for i in range(n)],
                            exact_up_to=n)["p"] >= alpha:
