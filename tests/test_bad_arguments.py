@@ -6,13 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
+from unet_lib.attention import attention_maps
 from unet_lib.checkpoint import CheckpointError, load_model, save_checkpoint
+from unet_lib.comparison import paired_bootstrap
 from unet_lib.config import ConfigError
 from unet_lib.data import BraTSSlices, make_phantom
-from unet_lib.inference import attention_maps, evaluate, predict, threshold_sweep
+from unet_lib.inference import evaluate, predict, threshold_sweep
 from unet_lib.metrics import SegmentationScores, best_threshold, binarize, dice, precision, recall
 from unet_lib.models import build_model
-from unet_lib.comparison import paired_bootstrap
 from unet_lib.patients import evaluate_patients
 from unet_lib.segment import labels_from_probabilities
 
@@ -191,3 +192,16 @@ def test_a_patients_masks_of_another_shape_are_refused_and_arrays_are_taken():
     four = np.zeros((4, 2, 8, 8), dtype=bool)  # the 4th channel was dropped without a word
     with pytest.raises(ValueError, match=r"must both be \(3, D, H, W\).*got \(4, 2, 8, 8\)"):
         score_patient(four, four, (1.0, 1.0, 1.0))
+
+
+def test_attention_statistics_name_the_shape_they_take():
+    from unet_lib.attention import attention_inside_outside, brain_mask
+
+    with pytest.raises(ValueError, match=r"one slice, \(C, H, W\); got shape \(8, 8\)"):
+        brain_mask(torch.zeros(8, 8))
+    with pytest.raises(ValueError, match=r"one gate's map of one slice.*got shape \(2, 1, 4, 4\)"):
+        attention_inside_outside(torch.zeros(2, 1, 4, 4), torch.zeros(3, 8, 8))
+    target = torch.zeros(3, 8, 8)
+    target[0, :4] = 1  # the top half is tumour
+    alpha = torch.cat([torch.full((1, 2, 4), 0.9), torch.full((1, 2, 4), 0.1)], dim=1)
+    assert attention_inside_outside(alpha, target) == pytest.approx((0.9, 0.1))

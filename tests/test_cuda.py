@@ -127,7 +127,8 @@ def test_scoring_on_the_gpu_waits_as_often_for_one_batch_as_for_five(datasets):
 
 
 def test_predicting_on_the_gpu_leaves_a_cpu_model_on_the_cpu():
-    from unet_lib.inference import attention_maps, predict
+    from unet_lib.attention import attention_maps
+    from unet_lib.inference import predict
 
     model = build_model("attention", base_filters=8)  # as model_from_checkpoint builds it
     images = torch.randn(3, 4, 64, 64)
@@ -210,7 +211,8 @@ def test_the_optimizer_on_the_gpu_is_fused_and_steps_as_the_cpus():
 def what_the_chapters_compute(model, dataset, device) -> None:
     """Chapters 6-8's calls on ``device`` with ``model`` loaded on the CPU, as the course loads
     it: each must leave the model on the CPU and bring its results back to the CPU."""
-    from unet_lib.inference import attention_contrast, threshold_sweep
+    from unet_lib.attention import attention_contrast
+    from unet_lib.inference import threshold_sweep
     from unet_lib.patients import evaluate_patients
 
     inside, outside = attention_contrast(model, dataset, [0, 1, 2], batch_size=2, device=device)

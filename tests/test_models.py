@@ -227,7 +227,7 @@ def test_attention_maps_one_per_gate_deepest_first_in_0_1():
 
 
 def test_attention_maps_in_batches_are_the_maps_of_one_forward_pass():
-    from unet_lib.inference import attention_maps
+    from unet_lib.attention import attention_maps
 
     torch.manual_seed(0)
     model = AttentionUNet(base_filters=4).eval()

@@ -102,7 +102,7 @@ def test_a_flat_map_is_not_stretched_into_a_pattern():
 
 
 def test_attention_contrast_averages_inside_and_outside_per_gate():
-    from unet_lib.inference import attention_contrast
+    from unet_lib.attention import attention_contrast
 
     class TwoGates(torch.nn.Module):  # stands in for an AttentionUNet: α = 0.9 in the top half
         def forward(self, x, return_attention=False):
@@ -120,7 +120,7 @@ def test_attention_contrast_averages_inside_and_outside_per_gate():
 
 
 def test_attention_outside_the_tumour_is_measured_in_the_brain_not_in_the_air():
-    from unet_lib.inference import attention_contrast, brain_mask
+    from unet_lib.attention import attention_contrast, brain_mask
 
     class OpenOnAir(torch.nn.Module):  # α 0.9 on the tumour, 0.1 on the brain, 1 in the air
         def forward(self, x, return_attention=False):

@@ -11,7 +11,8 @@ import matplotlib
 import numpy as np
 import torch
 
-from unet_lib.inference import attention_inside_outside, brain_mask, mask_on_grid
+from unet_lib.attention import attention_inside_outside, brain_mask
+from unet_lib.inference import mask_on_grid
 
 
 #: the legend colours: exactly the mask pixels of mask_to_rgb, (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -73,7 +74,7 @@ def stretched(attention) -> bool:
 
 def head_values(attention, brain=None) -> np.ndarray:
     """The coefficients of a gate's map (h, w) that lie inside the head: ``brain`` (H, W)
-    bool (:func:`unet_lib.inference.brain_mask`) taken to the map's grid by nearest pixel;
+    bool (:func:`unet_lib.attention.brain_mask`) taken to the map's grid by nearest pixel;
     all of them when ``brain`` is ``None`` or empty. Their range is what a picture drawn
     inside the head stretches its colours over, and what its title and colour bar give."""
     values = torch.as_tensor(as_numpy(attention), dtype=torch.float32)
@@ -92,7 +93,7 @@ def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = Fa
     ``stretch`` maps the coefficients' own min…max (rather than 0…1) to the colour map when
     they span at least :data:`MIN_STRETCH`; a flatter map is drawn on the 0…1 scale, so that
     noise is not blown up into a pattern. ``brain`` (H, W) bool
-    (:func:`unet_lib.inference.brain_mask`): colour only the head; the air around it stays
+    (:func:`unet_lib.attention.brain_mask`): colour only the head; the air around it stays
     black (blended over black, a bright colour would look like a dim one)."""
     import torch.nn.functional as F
 

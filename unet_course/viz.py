@@ -153,7 +153,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, alpha: float
     from matplotlib.colors import Normalize
     from matplotlib.ticker import MaxNLocator
 
-    from unet_lib.inference import brain_mask
+    from unet_lib.attention import brain_mask
 
     image = as_numpy(image)
     head = brain_mask(image)

@@ -1,11 +1,12 @@
-"""Running a trained model: scores over a dataset, probabilities, threshold sweeps, and the
-attention gates' statistics. Every function runs in eval mode without gradients, batch by
-batch, so a whole BraTS split never has to fit in memory."""
+"""Running a trained model: scores over a dataset, probabilities, threshold sweeps (the
+attention gates' maps and statistics are in :mod:`unet_lib.attention`). Every function runs in
+eval mode without gradients, batch by batch, so a whole BraTS split never has to fit in
+memory."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -212,40 +213,6 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
     return {threshold: accumulator.compute() for threshold, accumulator in scores.items()}
 
 
-def brain_mask(image) -> torch.Tensor:
-    """(H, W) bool: the pixels inside the head of one slice ``image`` (C, H, W). BraTS is
-    skull-stripped: outside the brain every modality is 0 before z-scoring, and after it each
-    channel's lowest value; a pixel above that in any channel is brain."""
-    image = torch.as_tensor(image, dtype=torch.float32)
-    lowest = image.flatten(1).amin(1)[:, None, None]
-    return (image > lowest + 1e-4).any(0)
-
-
-def attention_inside_outside(attention, target, brain=None) -> tuple[float, float]:
-    """Mean attention coefficient inside the whole tumour of one slice, and outside it.
-
-    Args:
-        attention: (1, h, w) or (h, w) coefficients of one gate.
-        target: (3, H, W) binary mask; its union (WT) is resized to (h, w) by nearest pixel.
-        brain: (H, W) bool, the head (:func:`brain_mask`): "outside" is then the rest of the
-            brain, the air around the head left out (its features are the same everywhere,
-            and it fills most of a slice); ``None``, or a mask with no pixel: every pixel
-            outside the tumour.
-
-    Returns:
-        ``(inside, outside)``; ``nan`` for a side with no pixels.
-    """
-    attention = torch.as_tensor(attention, dtype=torch.float32).cpu()  # masks may be on a GPU
-    attention = attention.reshape(attention.shape[-2:])
-    tumour = mask_on_grid(torch.as_tensor(target).cpu().amax(0), attention.shape)
-    rest = ~tumour
-    if brain is not None and torch.as_tensor(brain).any():
-        rest &= mask_on_grid(torch.as_tensor(brain).cpu(), attention.shape)
-    inside = attention[tumour].mean().item() if tumour.any() else float("nan")
-    outside = attention[rest].mean().item() if rest.any() else float("nan")
-    return inside, outside
-
-
 def probabilities_on_grid(probs: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """(N, C, h, w) probabilities of a model that saw resized slices, on the slices' own
     (H, W) grid: bilinear, as a BraTS submission is made (``unet-lib segment``) and scored."""
@@ -257,54 +224,3 @@ def probabilities_on_grid(probs: torch.Tensor, shape: tuple[int, int]) -> torch.
 def mask_on_grid(mask, shape) -> torch.Tensor:
     """A (H, W) mask resized to a gate's (h, w) grid by nearest pixel, as bool."""
     return resize_mask(torch.as_tensor(mask)[None].float(), tuple(shape))[0] > 0.5
-
-
-@torch.no_grad()
-def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int = 32,
-                       device: torch.device | str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean attention coefficient inside the whole tumour and in the rest of the brain (the air
-    around the head left out, :func:`attention_inside_outside`), per gate, averaged over the
-    slices ``indices`` of ``dataset`` (unusable samples are left out; a slice whose tumour
-    vanishes on a coarse gate's grid counts only outside).
-
-    Returns:
-        ``(inside, outside)``: arrays with one value per gate, deepest first.
-    """
-    usable = [s for s in (dataset[i] for i in indices) if isinstance(s, tuple)]
-    if not usable:
-        return np.array([]), np.array([])
-    # one call: the model moves to the device once, and attention_maps cuts the batches
-    maps = attention_maps(model, torch.stack([image for image, _ in usable]), batch_size,
-                          device)
-    inside: list[list[float]] = [[] for _ in maps]
-    outside: list[list[float]] = [[] for _ in maps]
-    for g, attention in enumerate(maps):
-        for (image, mask), alpha in zip(usable, attention):
-            a, b = attention_inside_outside(alpha, mask, brain_mask(image))
-            inside[g].append(a)
-            outside[g].append(b)
-    return (np.array([np.nanmean(v) for v in inside]), np.array([np.nanmean(v) for v in outside]))
-
-
-@torch.no_grad()
-def attention_maps(model: nn.Module, images: torch.Tensor, batch_size: int = 32,
-                   device: torch.device | str | None = None) -> list[torch.Tensor]:
-    """The attention gates' maps of an Attention U-Net for ``images`` (N, 4, H, W), computed
-    on ``device`` batch by batch (the model goes back to where it was).
-
-    Returns:
-        One float32 (N, 1, h, w) tensor on the CPU per gate, deepest first, as
-        :meth:`unet_lib.models.unet.UNet.forward` returns them (the last at H × W).
-    """
-    if len(images) == 0:
-        raise ValueError("attention_maps: images holds no image (shape "
-                         f"{tuple(images.shape)}); pass (N, 4, H, W) with N ≥ 1")
-    device = resolve_device(device)
-    check_batch_size(batch_size)
-    with running_on(model, device):
-        per_batch = []
-        for batch in images.split(batch_size):
-            with tuned_for_full_batches(len(batch), batch_size):
-                per_batch.append(model(batch.to(device), return_attention=True)[1])
-    return [torch.cat([maps[g].float().cpu() for maps in per_batch])
-            for g in range(len(per_batch[0]))]

@@ -28,7 +28,8 @@ import torch
 from . import runfolder
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .data import locate
-from .inference import attention_maps, predict
+from .attention import attention_maps
+from .inference import predict
 from .recipe import MODEL_NAMES, RunRecipe
 from .run import (RUN_FILE, PreparedRun, held_out_scores, json_plain, prepare_run, read_run,
                   train_run)
