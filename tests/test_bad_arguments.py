@@ -205,3 +205,17 @@ def test_attention_statistics_name_the_shape_they_take():
     target[0, :4] = 1  # the top half is tumour
     alpha = torch.cat([torch.full((1, 2, 4), 0.9), torch.full((1, 2, 4), 0.1)], dim=1)
     assert attention_inside_outside(alpha, target) == pytest.approx((0.9, 0.1))
+
+
+def test_a_surface_is_found_in_a_0_1_mask_of_any_type():
+    import numpy as np
+
+    from unet_lib.metrics import surface
+
+    square = np.zeros((5, 5))
+    square[1:4, 1:4] = 1  # a 3×3 square: its 8 outer pixels are surface, the centre is not
+    expected = np.zeros((5, 5), dtype=bool)
+    expected[1:4, 1:4] = True
+    expected[2, 2] = False
+    for mask in (square, square.astype(np.uint8), square.astype(bool)):
+        assert np.array_equal(surface(mask), expected)

@@ -229,9 +229,12 @@ HD95_ONE_EMPTY = 373.13
 
 
 def surface(mask: np.ndarray) -> np.ndarray:
-    """The surface voxels of a binary mask: the mask minus its erosion by the 6-neighbour
-    (in 2-D, 4-neighbour) cross; voxels on the array's border count as surface."""
+    """The surface voxels (bool, same shape) of a binary mask (bool or 0/1): the mask minus its
+    erosion by the 6-neighbour (in 2-D, 4-neighbour) cross; voxels on the array's border count
+    as surface."""
     from scipy import ndimage
+
+    mask = np.asarray(mask) != 0  # 0/1 floats or ints as well as bool
 
     return mask & ~ndimage.binary_erosion(mask)
 
