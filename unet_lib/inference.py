@@ -119,8 +119,7 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
         BraTSDataError: ``data`` gave no sample to score (empty, or every file unusable):
             with no count at all every score would read a perfect 1.
     """
-    device = resolve_device(device)
-    check_batch_size(batch_size)
+    device = resolve_device(device)  # the batch size: checked by logit_batches
     context = context or distributed.Context()
     if context.active:
         data = Subset(data, range(context.rank, len(data), context.world))
@@ -171,9 +170,7 @@ def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32
     sigmoid: they may overlap), for a dataset or an image tensor (N, 4, H, W: FLAIR, T1,
     T1ce, T2). Binarize them with :func:`unet_lib.metrics.binarize` (``logits=False``); the
     regions WT, TC, ET come from :func:`unet_lib.metrics.to_regions`."""
-    device = resolve_device(device)
-    check_batch_size(batch_size)
-    probabilities = []
+    probabilities = []  # logit_batches checks the device and the batch size
     for logits, _, skipped in logit_batches(model, data, batch_size, device, amp):
         if skipped:  # a gap would shift every later prediction off its index
             raise BraTSDataError(skipped[0].path, f"cannot predict: {skipped[0].problem}")
@@ -191,8 +188,7 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
         ``{threshold: {"dice": {name: float}, "precision": {...}, "recall": {...}}}`` with the
         channel and region names of :class:`~unet_lib.metrics.SegmentationScores`.
     """
-    device = resolve_device(device)
-    check_batch_size(batch_size)
+    device = resolve_device(device)  # the batch size: checked by logit_batches
     tally = tally_device(device)
     thresholds = [thresholds] if np.isscalar(thresholds) else list(thresholds)
     if not thresholds:
