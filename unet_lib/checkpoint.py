@@ -205,14 +205,13 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                               f"torch.save writes (truncated or damaged, or another kind of "
                               f"file)")
     if isinstance(map_location, (str, torch.device)):  # else torch.load blames the file
-        from .config import ConfigError, check_device
-        from .runtime import pick_device
+        from .config import ConfigError
+        from .runtime import resolve_device
 
         try:
-            check_device(str(map_location))
+            map_location = resolve_device(map_location)  # "auto" too, as ``device`` takes it
         except ConfigError as problem:
             raise ConfigError("map_location", problem.problem) from None
-        map_location = pick_device(str(map_location))  # "auto" too, as ``device`` takes it
     try:
         payload = torch.load(path, map_location=map_location, weights_only=not trust)
     except pickle.UnpicklingError as error:
