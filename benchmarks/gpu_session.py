@@ -77,7 +77,10 @@ FIT_MODELS = ("classic",)
 #: what the bench step times, the Improved U-Net first, with and without its depthwise
 #: convolutions in NCHW (cuDNN's channels_last kernel took 30 % of its step: the question the
 #: next run must answer), then the other presets
-TIMED = ("improved", "improved-nchw-depthwise", "classic", "attention")
+TIMED = ("improved", "improved-nchw-depthwise", "classic", "attention",
+         # last, and only where PyTorch lets one choose the depthwise kernel (2.13 on; the
+         # device machine had 2.11): PyTorch's own answer to the same question
+         "improved-cudnn-depthwise", "improved-native-depthwise")
 
 #: what the bench step then profiles, in the same process (cuDNN has chosen its algorithms for
 #: these shapes by then: a process of its own would spend its first steps choosing again);
@@ -198,11 +201,17 @@ def step_profile(out: Path, tiny: bool, work: Path) -> None:
 
 
 def step_bench(out: Path, tiny: bool, work: Path) -> None:
+    import torch
+
     from unet_lib.bench import format_table, run_benchmark
+    from unet_lib.variants import VARIANTS, available_variants
 
     size = sizes(tiny)
     result = None
     for name in TIMED:  # one model at a time, the files rewritten after each
+        if name in VARIANTS and name not in available_variants():
+            print(f"bench: {name} skipped: PyTorch {torch.__version__} cannot run it", flush=True)
+            continue
         # channels_last as fit() on CUDA; no torch.compile: compiling four models outlasts
         # the step (the H200 tables of 2026-11-27 have the compiled figures)
         try:

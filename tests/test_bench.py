@@ -90,3 +90,54 @@ def test_a_variant_is_its_preset_run_differently():
                                                   preset.state_dict().values()))
     with pytest.raises(ConfigError, match="improved-nchw-depthwise"):
         bench_model("improved-nhwc")
+
+
+def test_a_kernel_variant_sets_pytorchs_depthwise_choice_only_while_it_runs(monkeypatch):
+    from unet_lib import bench
+    from unet_lib.variants import VARIANTS, bench_model, variant_setting
+
+    if not hasattr(torch.backends.cudnn, "depthwise_kernel"):
+        pytest.skip("this PyTorch has no torch.backends.cudnn.depthwise_kernel (before 2.13)")
+    before = torch.backends.cudnn.depthwise_kernel
+    torch.manual_seed(0)
+    variant = bench_model("improved-native-depthwise", base_filters=4)
+    torch.manual_seed(0)
+    preset = bench_model("improved", base_filters=4)
+    assert all(torch.equal(a, b) for a, b in zip(variant.state_dict().values(),
+                                                  preset.state_dict().values()))
+    with pytest.raises(KeyError):  # restored when the block fails too
+        with variant_setting("improved-cudnn-depthwise"):
+            assert torch.backends.cudnn.depthwise_kernel == "cudnn"
+            raise KeyError("a failed measurement")
+    assert torch.backends.cudnn.depthwise_kernel == before
+
+    seen = {}  # what each model was measured under, through run_benchmark
+
+    def measure(name, model, *args, **kwargs):
+        seen[name] = torch.backends.cudnn.depthwise_kernel
+        return bench.BenchRow(name, 0, 0.0, 1.0, 1.0, 1.0, None, None)
+
+    monkeypatch.setattr(bench, "measure", measure)
+    names = ("improved-native-depthwise", "improved", "improved-cudnn-depthwise")
+    bench.run_benchmark(image_size=32, base_filters=4, models=names, peers=False, device="cpu")
+    assert seen == {"improved-native-depthwise": "native", "improved": before,
+                    "improved-cudnn-depthwise": "cudnn"}
+    assert torch.backends.cudnn.depthwise_kernel == before
+    assert {VARIANTS[name].preset for name in names if name in VARIANTS} == {"improved"}
+
+
+def test_a_variant_this_pytorch_cannot_run_is_refused_before_anything_is_timed(monkeypatch):
+    from unet_lib import bench, variants
+    from unet_lib.config import ConfigError
+
+    monkeypatch.setattr(variants, "chooses_depthwise_kernel", lambda: False)  # PyTorch 2.11
+    assert variants.available_variants() == ["improved-nchw-depthwise"]
+    timed = []
+    monkeypatch.setattr(bench, "measure", lambda name, *args, **kwargs: timed.append(name))
+    for names, expected in ((("classic", "improved-cudnn-depthwise"), "from 2.13 on"),
+                            (("classic", "improved-nhwc"), "unknown model 'improved-nhwc'")):
+        with pytest.raises(ConfigError, match=expected) as error:
+            bench.run_benchmark(image_size=32, base_filters=4, models=names, peers=False,
+                                device="cpu")
+        assert error.value.field == "models"
+    assert timed == []  # the first, valid, name was not timed either

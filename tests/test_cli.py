@@ -141,6 +141,7 @@ def test_bench_refuses_bad_arguments_by_name_before_it_measures_anything(tmp_pat
              ("--image-size", "7"): "--image-size: must be at least 16",
              ("--fit", "--fit-volumes", "1"): "--fit-volumes: must be at least 2",
              ("--fit", "--models", "improved-nchw-depthwise"): "--models: --fit trains",
+             ("--models", "classic", "improved-nhwc"): "--models: unknown model 'improved-nhwc'",
              ("--out", "notes.md"): "--out: notes.md exists and is not a table written by",
              ("--out", "notes"): "--out: notes.md exists and is not a table written by",
              ("--out", "mine.md"): "--out: mine.json exists and is not a table written by",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from unet_lib.reference import read_reference
+from unet_lib.variants import chooses_depthwise_kernel
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_session.py"
 
@@ -38,9 +39,14 @@ def test_every_step_runs_and_leaves_at_most_eight_flat_files(tmp_path):
     profile = (tmp_path / "out" / "profile.md").read_text()
     assert profile.count("## ") == 3 and "convolution" in profile  # improved both ways, classic
     bench = json.loads((tmp_path / "out" / "bench.json").read_text())
-    # the Improved U-Net both ways first: the question the next GPU run must answer
-    assert [row["model"] for row in bench["rows"]] == ["improved", "improved-nchw-depthwise",
-                                                       "classic", "attention"]
+    # the Improved U-Net both ways first: the question the next GPU run must answer; PyTorch's
+    # own depthwise kernel choices last, where this PyTorch has them
+    timed = ["improved", "improved-nchw-depthwise", "classic", "attention"]
+    if chooses_depthwise_kernel():
+        timed += ["improved-cudnn-depthwise", "improved-native-depthwise"]
+    else:
+        assert "improved-native-depthwise skipped: PyTorch" in log
+    assert [row["model"] for row in bench["rows"]] == timed
 
 
 def test_without_a_cuda_gpu_the_session_stops_after_its_env_step(tmp_path):

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .models import build_model, count_parameters, set_depthwise_nchw
+from .models import count_parameters
+from .variants import bench_model, variant_of, variant_setting
 
 #: Dense bf16 peak FLOP/s of GPUs the course meets, for the "share of peak" column.
 PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12,
@@ -41,26 +42,6 @@ PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10"
 
 #: Which peer each of our models is compared with.
 PEERS = {"classic": "monai BasicUNet", "attention": "monai AttentionUnet"}
-
-#: Ways of running a preset that change how the GPU computes it, not what: the same weights
-#: and results. ``name: (preset, adjust)``, ``adjust`` applied to the built model.
-VARIANTS: dict[str, tuple[str, Callable[[nn.Module], nn.Module]]] = {
-    # the depthwise convolutions in NCHW inside a channels_last model (see DepthwiseConv2d)
-    "improved-nchw-depthwise": ("improved", set_depthwise_nchw),
-}
-
-
-def bench_model(name: str, base_filters: int = 32) -> nn.Module:
-    """The preset ``name`` (``classic``, ``improved``, ``attention``) or a :data:`VARIANTS`
-    entry, built with ``base_filters``."""
-    from .config import ConfigError
-    from .models import MODELS
-
-    if name not in MODELS and name not in VARIANTS:
-        raise ConfigError("models", f"unknown model {name!r}: choose among "
-                                    f"{', '.join([*MODELS, *VARIANTS])}")
-    preset, adjust = VARIANTS.get(name, (name, lambda model: model))
-    return adjust(build_model(preset, base_filters=base_filters))
 
 
 @dataclass
@@ -198,21 +179,25 @@ def run_benchmark(image_size: int = 240, batch_size: int | None = None, device: 
                   models: tuple[str, ...] = ("classic", "improved", "attention"),
                   peers: bool = True, amp: bool = True, channels_last: bool = False,
                   compile: bool = False) -> dict:
-    """Benchmark our models (presets or :data:`VARIANTS`) and MONAI's peers; returns
+    """Benchmark our models (presets or :data:`unet_lib.variants.VARIANTS`, each timed inside
+    its :func:`~unet_lib.variants.variant_setting`) and MONAI's peers; returns
     ``{"machine": ..., "rows": [...]}``.
 
     ``batch_size`` defaults to 32 on a GPU and 4 on the CPU.
     """
     from .runtime import pick_device
 
+    for name in models:  # every name known before the first is timed
+        variant_of(name)
     torch_device = pick_device(device)
     batch_size = batch_size or (32 if torch_device.type == "cuda" else 4)
     rows = []
     speedups = dict(amp=amp, channels_last=channels_last, compile=compile)
     for name in models:
         torch.manual_seed(0)
-        rows.append(measure(name, bench_model(name, base_filters), image_size, batch_size,
-                            torch_device, steps, repeats, **speedups))
+        with variant_setting(name):
+            rows.append(measure(name, bench_model(name, base_filters), image_size, batch_size,
+                                torch_device, steps, repeats, **speedups))
     if peers:
         for name, make in peer_models().items():
             torch.manual_seed(0)

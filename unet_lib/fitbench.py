@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .bench import bench_model, measure, training_step
+from .bench import measure, training_step
 from .config import TrainConfig
 from .models import build_model
 from .recipe import RunRecipe
@@ -24,6 +24,7 @@ from .resident import use_resident
 from .run import prepare_run
 from .runtime import memory_format, pick_device, seed_everything
 from .train import fit
+from .variants import bench_model, variant_setting
 
 
 def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 2,
@@ -93,14 +94,15 @@ def profile_step(model_name: str, image_size: int = 240, batch_size: int = 32,
     model = bench_model(model_name, base_filters).to(device, memory_format=layout)
     step, _ = training_step(model, image_size, batch_size, device, layout)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    for _ in range(3):
-        step()
-    sync()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities, record_shapes=True) as profiler:
-        for _ in range(steps):
+    with variant_setting(model_name):
+        for _ in range(3):
             step()
         sync()
+        with profile(activities=activities, record_shapes=True) as profiler:
+            for _ in range(steps):
+                step()
+            sync()
     table = profiler.key_averages(group_by_input_shape=True).table(
         sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=rows,
         max_name_column_width=50, max_shapes_column_width=70)

@@ -61,9 +61,14 @@ def check_evaluate_csv(path: Path | None) -> None:
 
 
 def check_bench_options(args) -> None:
-    """``bench``: sizes and counts in range, the device present, ``--fit``'s models among the
-    course's, and ``--out`` new or a table bench wrote."""
+    """``bench``: the models known (and runnable by this PyTorch), sizes and counts in range,
+    the device present, ``--fit``'s models among the course's, and ``--out`` new or a table
+    bench wrote."""
+    from ..variants import variant_of
+
     check_device(args.device)
+    for name in args.models:
+        variant_of(name)
     for name, least in (("image_size", 16), ("steps", 1), ("repeats", 1)):
         if getattr(args, name) < least:
             raise ConfigError(name, f"must be at least {least}, got {getattr(args, name)}")

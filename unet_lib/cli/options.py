@@ -288,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="timed runs; the median is reported (default 3)")
     bench.add_argument("--models", nargs="+", default=["classic", "improved", "attention"],
                        metavar="NAME", help="models to time: classic, improved, attention, or a "
-                       "variant such as improved-nchw-depthwise (default: the three presets)")
+                       "variant, improved-{nchw,cudnn,native}-depthwise (default: the presets)")
     bench.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
                        help="measure MONAI's BasicUNet and AttentionUnet too (default on)")
     bench.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,

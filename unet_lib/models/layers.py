@@ -69,7 +69,8 @@ def set_depthwise_nchw(model: nn.Module, nchw: bool = True) -> nn.Module:
     Why: on one H200 cuDNN ran the Improved U-Net's 7×7 depthwise convolution at 32 channels,
     240×240 in channels_last as a general grouped kernel with four layout conversions, 5.5 ms
     a call, 30 % of the training step (``benchmarks/h200-2026-11-27-session/``). Off by default
-    until measured: ``unet-lib bench`` times both (model ``improved-nchw-depthwise``).
+    until measured: ``unet-lib bench`` times both (model ``improved-nchw-depthwise``), and
+    beside them PyTorch 2.13's own choice of kernel (:mod:`unet_lib.variants`).
     """
     for module in model.modules():
         if isinstance(module, DepthwiseConv2d):
