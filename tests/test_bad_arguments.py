@@ -74,7 +74,7 @@ def test_an_empty_list_of_thresholds_is_refused(model, slices):
 @pytest.mark.parametrize("threshold", [50, -0.5])
 def test_label_maps_are_not_written_from_a_threshold_that_is_no_probability(threshold):
     # 50 would label nothing, -0.5 every voxel ET: a submission wrong from end to end
-    with pytest.raises(ValueError, match=rf"threshold must be a probability in \[0, 1\], "
+    with pytest.raises(ValueError, match=rf"threshold: must be a probability in \[0, 1\], "
                                          rf"got {threshold}"):
         labels_from_probabilities(torch.full((3, 4, 4), 0.7), threshold=threshold)
 
@@ -142,7 +142,7 @@ def test_thresholds_may_come_as_any_iterable_and_are_all_checked_before_predicti
     assert as_generator == as_list and list(as_list) == [0.3, 0.5]
     assert list(threshold_sweep(model, slices, 0.5, device="cpu")) == [0.5]
     predicted = []
-    with pytest.raises(ValueError, match=r"threshold must be a probability in \[0, 1\], got 5"):
+    with pytest.raises(ValueError, match=r"threshold: must be a probability in \[0, 1\], got 5"):
         threshold_sweep(_Counting(model, predicted), slices, [0.5, 5], device="cpu")
     assert predicted == []  # refused before the first batch
 

@@ -137,7 +137,7 @@ def test_bench_refuses_bad_arguments_by_name_before_it_measures_anything(tmp_pat
     (tmp_path / "notes.md").write_text("my notes\n")
     cases = {("--steps", "0"): "--steps: must be at least 1",
              ("--repeats", "-1"): "--repeats: must be at least 1",
-             ("--batch-size", "0"): "--batch-size: must be at least 1",
+             ("--batch-size", "0"): "--batch-size: must be a whole number of at least 1",
              ("--image-size", "7"): "--image-size: must be at least 16",
              ("--fit", "--fit-volumes", "1"): "--fit-volumes: must be at least 2",
              ("--fit", "--models", "improved-nchw-depthwise"): "--models: --fit trains",

@@ -125,7 +125,7 @@ def test_binarize_thresholds_probabilities_and_logits():
 
 @pytest.mark.parametrize("threshold", [-0.1, 1.5])
 def test_binarize_rejects_thresholds_outside_0_1(threshold):
-    with pytest.raises(ValueError, match=r"threshold must be a probability in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold: must be a probability in \[0, 1\]"):
         binarize(torch.zeros(3), threshold, logits=False)
 
 

@@ -209,9 +209,10 @@ def check_batch_size(batch_size) -> None:
 
 
 def check_threshold(threshold) -> float:
-    """``threshold`` as a float; ``ValueError`` unless it is a probability in [0, 1]."""
+    """``threshold`` as a float; :class:`ConfigError` (a ``ValueError``) unless it is a
+    probability in [0, 1]."""
     if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold}")
+        raise ConfigError("threshold", f"must be a probability in [0, 1], got {threshold}")
     return float(threshold)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..config import ConfigError, check_device
+from ..config import ConfigError, check_batch_size, check_device, check_threshold
 from ..recipe import MODEL_NAMES
 
 #: how the files the commands write begin: such a file may be replaced by the same command
@@ -17,10 +17,9 @@ BENCH_TABLE_START = b"Machine:"
 
 def check_scoring_options(args) -> None:
     """The options ``evaluate`` and ``segment`` share."""
-    if args.threshold is not None and not 0 <= args.threshold <= 1:
-        raise ConfigError("threshold", f"must be a probability in [0, 1], got {args.threshold}")
-    if args.batch_size < 1:
-        raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
+    if args.threshold is not None:
+        check_threshold(args.threshold)
+    check_batch_size(args.batch_size)
     check_device(args.device)
 
 
@@ -72,8 +71,8 @@ def check_bench_options(args) -> None:
     for name, least in (("image_size", 16), ("steps", 1), ("repeats", 1)):
         if getattr(args, name) < least:
             raise ConfigError(name, f"must be at least {least}, got {getattr(args, name)}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ConfigError("batch_size", f"must be at least 1, got {args.batch_size}")
+    if args.batch_size is not None:
+        check_batch_size(args.batch_size)
     if args.fit:
         if args.fit_volumes < 2:
             raise ConfigError("fit_volumes", f"must be at least 2 (a training and a validation "
