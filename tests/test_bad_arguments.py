@@ -126,13 +126,24 @@ def test_a_bootstrap_level_given_as_a_percentage_is_refused(level):
         paired_bootstrap([0.9, 0.8], [0.7, 0.8], level=level)
 
 
-@pytest.mark.parametrize("image_size", [0, -32, 2.5])
+@pytest.mark.parametrize("image_size", [0, -32, 2.5, 24.0, "24"])
 def test_a_dataset_asked_for_an_impossible_size_says_so_when_opened(slices, image_size):
     from unet_lib.data import open_dataset
 
+    # 24.0 passed and failed later, deep in torch's interpolate; "24" named no argument
     with pytest.raises(ValueError, match=rf"image_size must be a whole number of pixels.*got "
-                                         rf"{image_size}"):
+                                         rf"{image_size!r}"):
         open_dataset(slices.root, image_size=image_size)
+
+
+def test_a_numpy_whole_number_is_a_size(slices):
+    import numpy as np
+
+    from unet_lib.data import open_dataset
+
+    dataset = open_dataset(slices.root, image_size=np.int64(24))
+    assert dataset.image_size == 24 and type(dataset.image_size) is int
+    assert dataset[0][0].shape == (4, 24, 24)
 
 
 def test_thresholds_may_come_as_any_iterable_and_are_all_checked_before_predicting(model,
@@ -219,3 +230,49 @@ def test_a_surface_is_found_in_a_0_1_mask_of_any_type():
     expected[2, 2] = False
     for mask in (square, square.astype(np.uint8), square.astype(bool)):
         assert np.array_equal(surface(mask), expected)
+
+
+def test_fit_refuses_a_resume_without_a_folder_and_a_progress_it_does_not_know(slices):
+    from unet_lib.train import fit
+
+    model = build_model("classic", base_filters=4)
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="resume=True continues checkpoint_dir/last.pt"):
+        fit(model, slices, resume=True)  # trained from scratch before, silently
+    for progress in ("off", 1, None):  # "off" printed every summary, 1 no bar
+        with pytest.raises(ValueError, match=f"progress must be True, False or 'epochs', got "
+                                             f"{progress!r}"):
+            fit(model, slices, progress=progress)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # untrained
+
+
+def test_a_history_column_no_epoch_has_is_named_with_the_reason():
+    from unet_lib.train import History
+
+    scored = {"dice": {"WT": 0.5}, "precision": {"WT": 0.4}, "recall": {"WT": 0.6}}
+    with_val = History([{"epoch": 1, "train_loss": 0.3, "val_loss": 0.2, "val": scored}])
+    assert with_val["val_recall"] == [{"WT": 0.6}] and with_val["train_loss"] == [0.3]
+    without_val = History([{"epoch": 1, "train_loss": 0.3}])
+    with pytest.raises(KeyError, match="val_dice: not recorded for every epoch "
+                                       r"\(this run had no validation data\)"):
+        without_val["val_dice"]  # was KeyError: 'val'
+    with pytest.raises(KeyError, match="trian_loss: .*the columns are epoch, train_loss, "
+                                       "val_loss, val_dice, val_precision, val_recall"):
+        with_val["trian_loss"]
+
+
+def test_a_recipe_trains_on_data_or_a_phantom_one_of_the_two(tmp_path):
+    from unet_lib.recipe import PhantomSpec, RunRecipe
+
+    with pytest.raises(ConfigError, match="data: a recipe trains on .* got neither"):
+        RunRecipe().validate()  # was: AttributeError from data_root(), later
+    with pytest.raises(ConfigError, match="got both"):
+        RunRecipe(data=tmp_path, phantom=PhantomSpec(32, 3, 4, 0)).validate()
+    with pytest.raises(ConfigError, match="data: is empty"):
+        RunRecipe.for_scale("quick", data="")  # was: a recipe with neither
+    with pytest.raises(ConfigError, match="n_slices: shapes the phantom, which data replaces"):
+        RunRecipe.for_scale("quick", data=tmp_path, n_slices=8)  # was: silently ignored
+    assert RunRecipe.for_scale("quick").phantom.n_volumes == 16
+    assert RunRecipe.for_scale("quick", data=tmp_path).data == tmp_path
+    with pytest.raises(ValueError, match="run.json: not a run recipe .*data or phantom"):
+        RunRecipe.from_json({"model": "classic", "config": {}, "data": None, "phantom": None})

@@ -192,3 +192,37 @@ def test_evaluate_and_segment_run_on_the_device_asked_for_and_name_a_wrong_one(
         assert main(*command, "--device", "cpuu") == 2
         assert capsys.readouterr().err.startswith("error: --device: 'cpuu' is not a device")
     assert not (tmp_path / "labels").exists()
+
+
+def test_run_json_says_what_a_resumed_run_trained_with_even_when_it_is_stopped(
+        trained_run, monkeypatch, capsys):
+    from unet_lib import train
+    from unet_lib.checkpoint import read_checkpoint
+
+    _, out = trained_run
+    real_epoch, calls = train._train_epoch, []
+
+    def stopped_in_the_second(*args, **kwargs):  # Ctrl-C during the resumed run's 2nd epoch
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(train, "_train_epoch", stopped_in_the_second)
+    main("train", "--out", out, "--resume", "--epochs", "3", "--lr", "1e-3")
+    assert read_checkpoint(out / "last.pt")["epoch"] == 2  # one epoch at the new rate ran
+    config = json.loads((out / "run.json").read_text())["recipe"]["config"]
+    assert (config["lr"], config["epochs"]) == (1e-3, 3)  # the settings that ran, not 2e-3
+    monkeypatch.setattr(train, "_train_epoch", real_epoch)
+
+    # continued without options, at the run's own settings (with the earlier run.json it was
+    # refused: "epochs: is 1, but last.pt has trained 2 epochs already")
+    assert main("train", "--out", out, "--resume") == 0
+    assert read_checkpoint(out / "last.pt")["config"]["lr"] == 1e-3
+
+    # refused before its first epoch (fewer epochs than trained): run.json as it was
+    record = (out / "run.json").read_bytes()
+    capsys.readouterr()
+    assert main("train", "--out", out, "--resume", "--epochs", "2") == 2
+    assert "epochs: is 2, but" in capsys.readouterr().err
+    assert (out / "run.json").read_bytes() == record

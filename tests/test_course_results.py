@@ -16,7 +16,7 @@ import pytest
 
 from unet_course.session import course_home
 from unet_lib.recipe import RunRecipe
-from unet_lib.run import read_results
+from unet_lib.results import read_results
 
 pytestmark = pytest.mark.slow
 

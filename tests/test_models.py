@@ -442,6 +442,11 @@ def test_another_architecture_is_refused_naming_both_presets_and_the_difference(
                        r"differs from the model given, the attention U-Net \(attention: False "
                        r"saved, True given\)$"):
         check_same_architecture(build_model("attention", base_filters=4), payload, "last.pt")
+    # a setting only the file has (a newer unet_lib's) is named too, not left out
+    newer = {**payload, "hparams": {**payload["hparams"], "dropout": 0.1}}
+    with pytest.raises(CheckpointError, match=r"classic U-Net \(dropout: 0.1 saved, None "
+                                              r"given\)$"):
+        check_same_architecture(build_model("classic", base_filters=4), newer, "last.pt")
 
 
 def test_parameters_by_level_add_up_and_name_the_widths():

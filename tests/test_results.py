@@ -12,7 +12,8 @@ from unet_lib.inference import evaluate
 from unet_lib.models import build_model
 from unet_lib.patients import evaluate_patients
 from unet_lib.recipe import RunRecipe
-from unet_lib.run import held_out_scores, prepare_run, read_results, record_results
+from unet_lib.results import held_out_scores, read_results, record_results
+from unet_lib.run import prepare_run
 
 
 @pytest.fixture
@@ -73,7 +74,8 @@ def test_unreadable_results_read_as_none_recorded(tmp_path):
 def test_a_new_run_into_a_folder_holding_one_keeps_its_record_unless_told_to_start_again(
         run, phantom_root):
     from unet_lib.checkpoint import save_checkpoint
-    from unet_lib.run import RESULTS_FILE, RUN_FILE, train_run
+    from unet_lib.results import RESULTS_FILE
+    from unet_lib.run import RUN_FILE, train_run
 
     run.folder.mkdir(parents=True)
     run.save()

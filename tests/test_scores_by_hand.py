@@ -19,7 +19,8 @@ from unet_lib.data.samples import BraTSDataError
 from unet_lib.inference import evaluate, threshold_sweep
 from unet_lib.losses import make_loss
 from unet_lib.recipe import RunRecipe
-from unet_lib.run import held_out_scores, prepare_run
+from unet_lib.results import held_out_scores
+from unet_lib.run import prepare_run
 
 P = 0.4  # the constant model's probability
 NAMES = ("NCR/NET", "ED", "ET", "WT", "TC")

@@ -198,12 +198,24 @@ def test_a_killed_repack_leaves_the_previous_pack_readable(tiny_phantom, tmp_pat
     assert not list(tmp_path.glob(".packed.packing-*"))
 
 
+def _edit_manifest(out, **changes):
+    meta = json.loads((out / "packed.json").read_text())
+    (out / "packed.json").write_text(json.dumps({**meta, **changes}))
+
+
 @pytest.mark.parametrize("damage, culprit", [
     (lambda out: (out / "images.npy").write_bytes(b""), "images.npy"),
     (lambda out: (out / "masks.npy").write_bytes((out / "masks.npy").read_bytes()[:-100]),
      "masks.npy"),
     (lambda out: (out / "packed.json").write_text("{not json"), "packed.json"),
     (lambda out: np.save(out / "index.npy", np.array([[1, 0, 99]], np.int32)), "index.npy"),
+    # a manifest that reads as JSON but is not a pack's: was a bare KeyError 'height'
+    (lambda out: (out / "packed.json").write_text('{"files": {}}'),
+     "packed.json: lacks 'height'"),
+    (lambda out: _edit_manifest(out, files=[]), "packed.json: lacks 'files'"),
+    (lambda out: _edit_manifest(out, width="96"), "packed.json: lacks 'width'"),
+    (lambda out: _edit_manifest(out, format="unet_lib-packed-3"),
+     "packed.json: is a pack of format 'unet_lib-packed-3'"),
 ])
 def test_a_pack_that_does_not_match_its_manifest_is_refused_naming_the_file(
         tiny_phantom, tmp_path, capsys, damage, culprit):

@@ -34,8 +34,8 @@ from unet_lib.config import TrainConfig
 from unet_lib.data.phantom_folder import readable
 from unet_lib.models import MODELS, UNet, count_parameters
 from unet_lib.recipe import SCALES, RunRecipe
-from unet_lib.run import (SCORED_ON, PreparedRun, held_out_scores, read_results, record_results,
-                          split_of, train_run)
+from unet_lib.results import SCORED_ON, held_out_scores, read_results, record_results
+from unet_lib.run import PreparedRun, split_of, train_run
 from unet_lib.runfolder import RunFolderBusy, claim, wait_while_busy
 from unet_lib.runtime import pick_device
 from unet_lib.train import History
@@ -80,7 +80,7 @@ class TrainedModel:
 
     def test_scores(self, threshold: float = 0.5) -> dict:
         """The model's scores on the held-out test volumes
-        (:func:`unet_lib.run.held_out_scores`: all pixels and per patient), computed once per
+        (:func:`unet_lib.results.held_out_scores`: all pixels and per patient), computed once per
         checkpoint and threshold and kept in the run folder's ``results.json``."""
         key = f"test at {threshold:g}"
         saved = read_results(self.run.folder)

@@ -297,7 +297,8 @@ def check_same_architecture(model: UNet, payload: dict, path: str | Path) -> Non
     saved, given = payload["hparams"], model.hparams
     if saved != given:
         changed = ", ".join(f"{k}: {saved.get(k)!r} saved, {given.get(k)!r} given"
-                            for k in given if saved.get(k) != given.get(k))
+                            for k in [*given, *(k for k in saved if k not in given)]
+                            if saved.get(k) != given.get(k))
         raise CheckpointError(f"{path}: saved from the {preset_of(saved)} U-Net, which differs "
                               f"from the model given, the {model.preset_name} U-Net"
                               + (f" ({changed})" if changed else ""))

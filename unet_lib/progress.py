@@ -63,8 +63,8 @@ def history_csv(records: list[dict]) -> str:
     """The epochs of a :class:`~unet_lib.train.History` as CSV text, one row each: ``epoch,
     lr, train_loss, val_loss``, then ``val_<score>_<name>`` for every validation score
     (``val_dice_WT``, ``val_recall_ET``, …), ``seconds`` and ``skipped`` (how many unusable
-    files). Readable without torch: a spreadsheet, pandas, ``tail -F`` (the file is replaced
-    whole each epoch)."""
+    slices: a NIfTI file that cannot be read counts each of its slices). Readable without
+    torch: a spreadsheet, pandas, ``tail -F`` (the file is replaced whole each epoch)."""
     scores = []  # (score, name) in the order the first validated epoch gives them
     for record in records:
         if "val" in record:

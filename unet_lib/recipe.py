@@ -10,7 +10,7 @@ PhantomSpec(image_size=96, n_volumes=16, n_slices=32, seed=0)
 >>> recipe.key()                   # the same for the same data, wherever the checkout lies
 '7c1e...'
 
-A run folder holds ``run.json`` (:func:`unet_lib.run.prepare_run` writes it): the recipe,
+A run folder holds ``run.json`` (:meth:`unet_lib.run.PreparedRun.save` writes it): the recipe,
 the data folder and the split by volume, so that ``unet-lib evaluate`` and ``--resume`` find
 the data and the held-out volumes of any run, the course's included.
 """
@@ -104,11 +104,12 @@ SCALES = {
 #: chapter 4); :data:`QUICK_EVIDENCE` gives the measurements behind each reason.
 QUICK_CHANGES = {
     "epochs": "10 instead of 20: minutes on a laptop CPU, enough for the Classic and Improved "
-              "U-Nets to find every region (test Dice 0.86 or more); the Attention U-Net learns "
+              "U-Nets to find every region (test Dice about 0.85 or more on WT, TC and ET); the "
+              "Attention U-Net learns "
               "slowest and gains most from more (exercise 4.4 trains the slowest longer)",
     "batch_size": "8 instead of 32: four times the optimizer steps for the same CPU time",
-    "image_size": "96 instead of 240: the smallest size at which the enhancing rim of a small "
-                  "tumour is more than a pixel wide",
+    "image_size": "96 instead of 240: at 96 px the enhancing rim of a small tumour is more "
+                  "than a pixel wide (at 64 px, about one)",
     "base_filters": "16 instead of 32: a quarter of the arithmetic per layer, and of the "
                     "parameters (chapters 1-3 count them at 32)",
     "tumour_share": "0.8 instead of a plain shuffle: a short training sees enough tumour",
@@ -123,7 +124,8 @@ QUICK_CHANGES = {
 #: from the U-Net paper's weights, are marked). Only "epochs" was measured with ``best.pt``
 #: chosen as today, on the mean validation Dice over WT, TC and ET; the others on five scores.
 QUICK_EVIDENCE = {
-    "epochs": "The three models train in about 6 minutes on 2 cores. Test Dice WT/TC/ET after "
+    "epochs": "Each model trains in 1 to 3.5 minutes on 2 cores, by the machine's load. Test "
+              "Dice WT/TC/ET after "
               "10 epochs (models of 2026-11-28; those the book retrains at each build score "
               "within about 0.02): Classic 0.94/0.91/0.86, Improved 0.93/0.91/0.88, Attention "
               "0.90/0.79/0.70. Trained 16 epochs, the Attention U-Net reached 0.89/0.84/0.75 "
@@ -136,7 +138,8 @@ QUICK_EVIDENCE = {
     "image_size": "At 64 px the enhancing rim of a small tumour is about one pixel wide, and the "
                   "Classic U-Net's test ET Dice stayed at 0.25-0.35; at 96 px it reached 0.83 "
                   "(unstratified split, PyTorch's default start).",
-    "tumour_share": "38 % of the phantom's slices hold tumour; drawing 80 % from them shows a "
+    "tumour_share": "35 % of the quick phantom's slices hold tumour (179 of 512; 40 % at full "
+                    "size, data card); drawing 80 % from them shows a "
                     "short training enough enhancing rim. Weighting tumour pixels in the loss "
                     "instead (pos_weight 5, 2, 5) makes the Classic mark more: test WT recall "
                     "0.98 against 0.90, precision 0.87 against 0.96 (ED precision 0.74 against "
@@ -179,6 +182,12 @@ class RunRecipe:
         :class:`TrainConfig`, which win) and to its phantom's size."""
         if scale not in SCALES:
             raise ConfigError("scale", f"must be one of {', '.join(SCALES)}, got {scale!r}")
+        if data is not None and not str(data).strip():
+            raise ConfigError("data", "is empty: give a BraTS folder, or None for the phantom")
+        for name, count in (("n_volumes", n_volumes), ("n_slices", n_slices)):
+            if data is not None and count is not None:
+                raise ConfigError(name, "shapes the phantom, which data replaces (fewer "
+                                        "volumes of your data: max_volumes)")
         preset = SCALES[scale]
         config = dataclasses.replace(preset.config, **{**preset.per_model.get(model, {}),
                                                        **changes})
@@ -188,15 +197,20 @@ class RunRecipe:
                 config.image_size,
                 preset.phantom.n_volumes if n_volumes is None else n_volumes,
                 preset.phantom.n_slices if n_slices is None else n_slices, config.seed)
-        return cls(model, config, Path(data).expanduser() if data else None, phantom,
+        return cls(model, config, None if data is None else Path(data).expanduser(), phantom,
                    max_volumes).validate()
 
     def validate(self) -> "RunRecipe":
         """Check every part before any work starts; returns ``self``.
 
         Raises:
-            ConfigError: naming the part out of range.
+            ConfigError: naming the part out of range, or ``data`` when the recipe has both
+                data and a phantom, or neither.
         """
+        if (self.data is None) == (self.phantom is None):
+            raise ConfigError("data", "a recipe trains on a BraTS folder (data) or on a phantom "
+                                      "(phantom), one of the two: got "
+                                      + ("both" if self.data is not None else "neither"))
         if self.model not in MODEL_NAMES:
             raise ConfigError("model", f"must be one of {', '.join(MODEL_NAMES)}, got "
                                        f"{self.model!r}")
@@ -215,9 +229,6 @@ class RunRecipe:
                                         + (f"; test_fraction is {self.config.test_fraction}"
                                            if len(sides) == 3 else "") + ")")
         return self
-
-    def with_model(self, model: str) -> "RunRecipe":
-        return dataclasses.replace(self, model=model).validate()
 
     def data_root(self, data_dir: str | Path = "data") -> Path:
         """The data folder: ``data``, or the phantom's folder under ``data_dir`` (made now if
@@ -262,6 +273,8 @@ class RunRecipe:
                       for k, v in saved["config"].items() if k in known}
             phantom = PhantomSpec(**saved["phantom"]) if saved.get("phantom") else None
             data = Path(saved["data"]) if saved.get("data") else None
+            if (data is None) == (phantom is None):
+                raise KeyError("data or phantom (one of the two)")
             return cls(saved["model"], TrainConfig(**config), data, phantom,
                        saved.get("max_volumes"))
         except (KeyError, TypeError, AttributeError) as error:

@@ -31,8 +31,8 @@ from .data import locate
 from .attention import attention_maps
 from .inference import predict
 from .recipe import MODEL_NAMES, RunRecipe
-from .run import (RUN_FILE, PreparedRun, held_out_scores, json_plain, prepare_run, read_run,
-                  train_run)
+from .results import held_out_scores, json_plain
+from .run import RUN_FILE, PreparedRun, prepare_run, read_run, train_run
 from .runtime import pick_device
 from .sampling import held_as_configured
 

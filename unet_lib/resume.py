@@ -86,6 +86,9 @@ def rng_state(loader_generator: torch.Generator) -> dict:
 
 
 def set_rng_state(state: dict, loader_generator: torch.Generator) -> None:
+    """Put back what :func:`rng_state` saved: Python's, NumPy's, PyTorch's and this process's
+    GPU's random states, and ``loader_generator``'s (the order of the batches), so that a
+    resumed run draws what the uninterrupted one would have."""
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     name, keys, position, has_gauss, cached = state["numpy"]

@@ -3,7 +3,7 @@ training, and how it is resumed.
 
 ``run.json`` in the folder records the recipe, the data folder and the split by volume. It is
 written when the run starts (atomically, under the folder's lock) and again when a resumed
-run goes on with changed settings, so it always says what ran. Both front doors use
+run starts, with its settings, so it always says what ran. Both front doors use
 :func:`train_run`: ``unet-lib train`` and the course's model cache.
 """
 
@@ -19,8 +19,12 @@ from typing import Callable
 from . import runfolder
 from .config import ConfigError
 from .recipe import RunRecipe
+from .results import RESULTS_FILE
 
 RUN_FILE = "run.json"
+
+#: what a recipe's run writes beside ``run.json``: fit's files and the results recorded later
+RECIPE_RUN_OUTPUTS = runfolder.RUN_OUTPUTS + (RESULTS_FILE,)
 
 
 @dataclass
@@ -130,11 +134,12 @@ def read_run(folder: str | Path) -> PreparedRun:
 
 
 def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = None,
-                model: str | None = None, **data_changes) -> PreparedRun:
+                model: str | None = None, max_volumes: int | None = None,
+                n_volumes: int | None = None, n_slices: int | None = None) -> PreparedRun:
     """The run in ``folder`` with ``changes`` to its settings (fields of ``TrainConfig``).
 
     The data and the split stay as they were: a ``max_volumes``, ``n_volumes`` or
-    ``n_slices`` (``data_changes``) that differs from the run's is refused. ``data`` may name
+    ``n_slices`` that differs from the run's is refused. ``data`` may name
     another folder only when it holds the run's data, moved
     (:func:`unet_lib.datamove.checked_new_place`); ``run.json`` records the new place at once.
     Settings that would re-split the data are refused here too, and a ``model`` other than
@@ -142,6 +147,7 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
 
     Raises:
         ConfigError: naming the option that cannot change.
+        TypeError: ``changes`` names a field ``TrainConfig`` does not have.
     """
     run = read_run(folder)
     phantom = run.recipe.phantom
@@ -151,6 +157,7 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
         raise ConfigError("model", f"cannot change from {run.recipe.model!r} to {model!r} "
                                    f"when resuming {folder}; use another --out")
     moved = data is not None and Path(data).resolve() != run.data_root.resolve()
+    data_changes = {"max_volumes": max_volumes, "n_volumes": n_volumes, "n_slices": n_slices}
     for name, value in data_changes.items():
         if value is not None and value != saved[name]:
             raise ConfigError(name, f"cannot change from {saved[name]!r} to {value!r} when "
@@ -181,7 +188,9 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
     """Train the run's model in its folder; returns ``(model, history)``.
 
     The folder is held for the whole run (:func:`unet_lib.runfolder.claim`); ``run.json`` is
-    written before training and, when resuming with changed settings, again after it.
+    written before training, a resumed run's settings included, so that it says what ran even
+    when the run is stopped; a resume refused before its first epoch puts the earlier
+    ``run.json`` back.
     ``datasets``: the run's ``(train, val)`` already opened, e.g. held on the device once for
     several models trained on one split (:func:`unet_lib.resident.hold_on_device`); default
     :meth:`PreparedRun.datasets`. A new run (or a ``resume`` without ``last.pt``) into a folder
@@ -207,78 +216,33 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
                f"{_volumes(run.train_volumes)}, {len(val_set)} validation slices from "
                f"{_volumes(run.val_volumes)} ({_volumes(run.test_volumes, 'test ')} held out); "
                f"checkpoints in {run.folder}", flush=True)
-        history = fit(model, train_set, val_set, config, checkpoint_dir=run.folder,
-                      resume=resume, progress=progress, trust_checkpoint=trust_checkpoint)
-        if main and resume:
-            run.save()
+        with _recorded_while_resuming(run, main and resume):
+            history = fit(model, train_set, val_set, config, checkpoint_dir=run.folder,
+                          resume=resume, progress=progress, trust_checkpoint=trust_checkpoint)
     return model, history
 
 
-#: what a run folder records about its model after training (:func:`record_results`)
-RESULTS_FILE = "results.json"
+@contextlib.contextmanager
+def _recorded_while_resuming(run: PreparedRun, resuming: bool):
+    """``run.json`` with the resumed run's settings while it trains; the earlier one back if
+    the block fails before ``last.pt`` changed (the resume was refused: nothing ran)."""
+    if not resuming:
+        yield
+        return
+    path, last = run.folder / RUN_FILE, run.folder / "last.pt"
+    earlier = path.read_bytes() if path.is_file() else None
 
-#: what a recipe's run writes beside ``run.json``: fit's files and the results recorded later
-RECIPE_RUN_OUTPUTS = runfolder.RUN_OUTPUTS + (RESULTS_FILE,)
+    def stamp():
+        return (last.stat().st_ino, last.stat().st_mtime_ns) if last.exists() else None
 
-#: where :func:`held_out_scores` scores (scores kept from before, on the model's grid, lack it)
-SCORED_ON = "the data's own grid"
-
-
-def held_out_scores(run: PreparedRun, model, threshold: float | None = None,
-                    device=None) -> dict:
-    """The model's scores on the run's test volumes, both ways BraTS results are reported.
-
-    Returns:
-        ``{"threshold", "scored on", "volumes", "all_pixels": {"dice"|"precision"|"recall":
-        {name: v}},
-        "per_patient": PatientScores.summary(), "patients": [one row per volume]}``: the
-        all-pixel scores sum TP/FP/FN over every test slice; the per-patient ones score each
-        volume in 3-D (Dice, precision, recall, HD95 per region) and summarize over volumes.
-        Both are scored on the data's own grid (the model's probabilities resized to it).
-    """
-    from .metrics import SegmentationScores
-    from .patients import evaluate_patients
-
-    config = run.recipe.config
-    threshold = config.threshold if threshold is None else threshold
-    pixels = SegmentationScores()  # summed in the same pass as the patients' scores
-    patients = evaluate_patients(model, run.dataset("test"), threshold=threshold,
-                                 batch_size=config.batch_size, device=device, amp=config.amp,
-                                 pixels=pixels)
-    if not pixels.batches:
-        raise ValueError(f"{run.data_root}: no test slice could be read, nothing was scored"
-                         + (f" (first: {patients.skipped[0]})" if patients.skipped else ""))
-    return {"threshold": threshold, "scored on": SCORED_ON, "volumes": list(run.test_volumes),
-            "all_pixels": pixels.compute(), "per_patient": patients.summary(),
-            "patients": patients.rows}
-
-
-def record_results(folder: str | Path, epoch: int, **entries) -> dict:
-    """Merge ``entries`` into the run folder's ``results.json`` for the checkpoint of
-    ``epoch`` (entries of another epoch's checkpoint are dropped: they describe another
-    model); returns what the file now holds."""
-    path = Path(folder) / RESULTS_FILE
-    saved = read_results(folder)
-    if saved.get("epoch") != epoch:
-        saved = {"epoch": epoch}
-    saved.update(entries)
-    runfolder.write_text_atomic(path, json.dumps(saved, indent=1, default=json_plain))
-    return saved
-
-
-def read_results(folder: str | Path) -> dict:
-    """What ``results.json`` in ``folder`` holds; ``{}`` when there is none or it is
-    unreadable (results are recomputed, never trusted blindly)."""
+    before = stamp()
+    run.save()
     try:
-        saved = json.loads((Path(folder) / RESULTS_FILE).read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return {}
-    return saved if isinstance(saved, dict) else {}
-
-
-def json_plain(value):
-    """``json.dumps``'s ``default``: numpy numbers and arrays as JSON numbers and lists."""
-    return value.tolist() if hasattr(value, "tolist") else str(value)
+        yield
+    except BaseException:
+        if earlier is not None and stamp() == before:
+            runfolder.write_bytes_atomic(path, earlier)
+        raise
 
 
 def _volumes(volumes: list, kind: str = "") -> str:

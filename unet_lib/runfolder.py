@@ -11,7 +11,7 @@
   told to (then it deletes them all, so that none outlives the run it belonged to).
 * Once the lock is held, temporaries that a killed run left (``.last.pt.XXXX.tmp``, about
   93 MB each at the default size) are removed.
-* :func:`write_text_atomic` writes a small file (``split.json``, ``packed.json``) through a
+* :func:`write_text_atomic` writes a small file (``run.json``, ``results.json``) through a
   temporary and a rename, as the checkpoints are: a reader never sees half a file, and a
   symlink placed at that name is replaced, not followed out of the folder.
 """

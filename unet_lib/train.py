@@ -31,6 +31,7 @@ from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError
 from .failures import (OutOfMemory, TrainingDiverged, check_finite,  # noqa: F401
                        out_of_memory_message)
+from .history import History
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
@@ -47,31 +48,6 @@ SYNC_EVERY = 25
 __all__ = ["ConfigError", "History", "OutOfMemory", "RESUME_FIXED", "SYNC_EVERY", "TrainConfig",
            "TrainingDiverged", "evaluate", "fit", "make_loss", "make_optimizer", "pick_device",
            "predict", "seed_everything", "threshold_sweep"]
-
-
-class History:
-    """Per-epoch records of a training run.
-
-    Each record is a dict: ``epoch``, ``lr``, ``train_loss``, ``seconds``, ``skipped`` (the
-    files skipped as unusable in that epoch, ``"path: problem"``), and with validation data
-    ``val_loss`` (the training loss on the validation data) and ``val`` =
-    ``{"dice"|"precision"|"recall": {name: value}}``.
-    """
-
-    def __init__(self, records: Iterable[dict] = ()):
-        self.records = list(records)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, key: str) -> list:
-        """A column: ``history["train_loss"]``, or ``history["val_dice"]`` → list of dicts."""
-        if key.startswith("val_") and key[4:] in ("dice", "precision", "recall"):
-            return [r["val"][key[4:]] for r in self.records]
-        return [r[key] for r in self.records]
-
-    def __repr__(self) -> str:
-        return f"History({len(self)} epochs)"
 
 
 def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
@@ -111,15 +87,25 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         The :class:`History`, including epochs from a resumed run.
 
     Raises:
-        ConfigError: a setting out of range, or changed on resume where it cannot be.
-        ValueError: ``train_data`` or ``val_data`` holds no sample.
+        ConfigError: a setting out of range, or changed on resume where it cannot be (fewer
+            ``epochs`` than ``last.pt`` has trained, a change of :data:`RESUME_FIXED`).
+        ValueError: ``train_data`` or ``val_data`` holds no sample; ``resume`` without
+            ``checkpoint_dir``; ``progress`` none of its three values.
+        TypeError: ``checkpoint_dir`` given for a model a checkpoint cannot rebuild.
+        CheckpointError: ``resume`` finds a ``last.pt`` that cannot be read.
         BraTSDataError: an epoch had no usable sample to train on, or to score.
         TrainingDiverged: the loss became NaN/inf (``last.pt`` keeps the last good epoch).
+        OutOfMemory: the GPU's memory ran out (the message says what to lower).
+        CheckpointWriteError: a checkpoint could not be written (a full disk).
         RunFolderBusy: another process trains into ``checkpoint_dir``.
         FileExistsError: a new run without ``overwrite`` finds a file of ``RUN_OUTPUTS``, or
             any run a folder of such a name.
     """
     config = (config or TrainConfig()).validate()
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True continues checkpoint_dir/last.pt: give checkpoint_dir")
+    if not (isinstance(progress, bool) or progress == "epochs"):
+        raise ValueError(f"progress must be True, False or 'epochs', got {progress!r}")
     for name, data in (("train_data", train_data), ("val_data", val_data)):
         if data is not None and len(data) == 0:  # before an epoch's work, not after it
             raise ValueError(f"{name} holds no sample")
@@ -171,11 +157,11 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         report(f"torchrun: {context.world} processes, each training on "
                f"{config.batch_size // context.world} of every {config.batch_size} images"
                + ("; batch norm synchronized over all" if device.type == "cuda" else ""))
-    done = Resumed(history=[], epochs_done=0, best_epoch=None, resumed=[])
+    start = Resumed(history=[], epochs_done=0, best_epoch=None, resumed=[])
     if resume and last is not None and last.exists():
-        done = resume_from(last, model, optimizer, scheduler, scaler, generator, config,
+        start = resume_from(last, model, optimizer, scheduler, scaler, generator, config,
                            trust_checkpoint, report, repair_best=context.is_main)
-    history, best_epoch = History(done.history), done.best_epoch
+    history, best_epoch = History(start.history), start.best_epoch
 
     train_data, val_data = held_as_configured(train_data, val_data, config, device, report,
                                               context)
@@ -185,17 +171,17 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         trained = compile_model(trained)
     steps = _Steps(trained, make_loss(config, device), optimizer, scaler, config, device, layout,
                    context, make_train_loader(train_data, config, device, generator, context))
-    progress = progress is True and context.is_main
+    show_bar = progress is True and context.is_main
     scoring_loss = make_loss(config, tally_device(device))  # where evaluate() adds up losses
-    best = (_kept_on(history.records[best_epoch - 1]) if best_epoch  # best.pt's, on resume
-            else max((_kept_on(r) for r in history.records), default=-math.inf))
+    best = (_best_pt_score(history.records[best_epoch - 1]) if best_epoch  # best.pt's, on resume
+            else max((_best_pt_score(r) for r in history.records), default=-math.inf))
     # on a GPU checkpoints are written by a thread of their own while the next epoch trains
     with CheckpointWriter(background=device.type == "cuda") as writer:
-        for epoch in range(done.epochs_done, config.epochs):
+        for epoch in range(start.epochs_done, config.epochs):
             started = time.perf_counter()
             rate = optimizer.param_groups[0]["lr"]
             model.train()
-            train_loss, skipped = _train_epoch(steps, epoch, rate, last, writer, progress)
+            train_loss, skipped = _train_epoch(steps, epoch, rate, last, writer, show_bar)
             if train_loss is None:
                 raise BraTSDataError(getattr(train_data, "root", "training data"),
                                      f"no usable training sample: all {len(skipped)} were skipped, "
@@ -215,17 +201,17 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
             record["seconds"] = time.perf_counter() - started
             history.records.append(record)
             if summaries:
-                write_line(epoch_line(record), bar=progress)
+                write_line(epoch_line(record), bar=show_bar)
             if checkpoint_dir is not None and context.is_main:
-                is_best = val_data is not None and _kept_on(record) > best
+                is_best = val_data is not None and _best_pt_score(record) > best
                 if is_best:
-                    best, best_epoch = _kept_on(record), epoch + 1
+                    best, best_epoch = _best_pt_score(record), epoch + 1
                 state = dict(optimizer_state=optimizer.state_dict(),
                              scheduler_state=scheduler.state_dict(),
                              scaler_state=scaler.state_dict(),
                              epoch=epoch + 1, history=history.records,
                              config=dataclasses.asdict(config), rng=rng_state(generator),
-                             best_epoch=best_epoch, resumed=done.resumed)
+                             best_epoch=best_epoch, resumed=start.resumed)
                 # best first: a kill between the two writes loses neither
                 writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
                             **state)
@@ -250,12 +236,12 @@ class _Steps:
 
 
 def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
-                 writer: CheckpointWriter, progress: bool) -> tuple[float | None, list[str]]:
-    """Train one epoch (0-based ``epoch``) at ``rate``, with a tqdm bar if ``progress``; returns
+                 writer: CheckpointWriter, show_bar: bool) -> tuple[float | None, list[str]]:
+    """Train one epoch (0-based ``epoch``) at ``rate``, with a tqdm bar if ``show_bar``; returns
     the mean training loss over every process's usable images (``None`` if none) and the files
     this process skipped. A loss that is not finite stops the run (``check_finite``)."""
     config, context, optimizer = steps.config, steps.context, steps.optimizer
-    bar = progress_bar(steps.loader, progress, desc=f"epoch {epoch + 1}/{config.epochs}",
+    bar = progress_bar(steps.loader, show_bar, desc=f"epoch {epoch + 1}/{config.epochs}",
                        leave=False)
     # The running loss stays on the device: reading it (.item()) makes the CPU wait for
     # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
@@ -298,7 +284,7 @@ def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
     return (total / seen if seen else None), skipped
 
 
-def _kept_on(record: dict) -> float:
+def _best_pt_score(record: dict) -> float:
     """What ``best.pt`` is chosen on: the epoch's mean validation Dice over WT, TC, ET."""
     return regions_mean_dice(record["val"]["dice"]) if "val" in record else -math.inf
 

@@ -28,8 +28,27 @@ def check_data_folder(root: str | Path) -> None:
 
 def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
                  on_error: str = "skip"):
-    """A dataset over ``root`` in whichever format it holds: a packed folder, Kaggle slices or
-    NIfTI cases."""
+    """A dataset over ``root`` in whichever format it holds: a packed folder
+    (:class:`PackedSlices`), Kaggle slices (:class:`BraTSSlices`) or NIfTI cases
+    (:class:`BraTSNifti`), tried in that order.
+
+    Args:
+        root: the data folder.
+        volumes: the volume numbers to include; ``None`` takes all.
+        image_size: items resized to ``image_size × image_size``; ``None`` keeps them.
+        on_error: an unusable slice: ``"skip"`` (warn, and yield a :class:`SkippedSample`)
+            or ``"raise"``.
+
+    Returns:
+        A :class:`~unet_lib.data.base.SliceDataset` of ``(image (4, S, S), mask (3, S, S))``
+        float32 tensors: channels FLAIR, T1, T1ce, T2 and NCR/NET, ED, ET.
+
+    Raises:
+        FileNotFoundError: ``root`` is not a folder, or holds none of the three formats (or
+            none of ``volumes``).
+        BraTSDataError: naming a file of the folder's format that cannot be used to list it
+            (a damaged pack's manifest, NIfTI cases none of which is usable).
+    """
     check_data_folder(root)
     if is_packed(root):
         return PackedSlices(root, volumes=volumes, image_size=image_size, on_error=on_error)

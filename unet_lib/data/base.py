@@ -79,11 +79,11 @@ class SliceDataset(Dataset):
     def __init__(self, root: str | Path, image_size: int | None = None,
                  on_error: str = "skip"):
         self.root = Path(root)
-        if image_size is not None and (isinstance(image_size, bool) or int(image_size) < 1
-                                       or int(image_size) != image_size):
+        if image_size is not None and (isinstance(image_size, bool) or not isinstance(
+                image_size, (int, np.integer)) or image_size < 1):
             raise ValueError(f"image_size must be a whole number of pixels (or None to keep "
                              f"the stored size), got {image_size!r}")
-        self.image_size = image_size
+        self.image_size = None if image_size is None else int(image_size)
         self.on_error = check_on_error(on_error)
         self.slices: list[tuple] = []
         self.depths: dict[int, int] = {}  # set by a subclass that filters slices out
@@ -104,7 +104,7 @@ class SliceDataset(Dataset):
     def depth_of(self, volume: int) -> int:
         """How many axial slices volume ``volume`` has where it is stored: also those a filter
         (``tumour_only``) left out of the items (``depths``), else its highest slice + 1."""
-        known = getattr(self, "depths", {}).get(volume)  # a subclass may not have set it
+        known = getattr(self, "depths", {}).get(volume)  # lacking if __init__ was not called
         return known or slice_depths(self.slices)[volume]
 
     def locate(self, index: int) -> tuple[int, int]:
@@ -144,9 +144,9 @@ class SliceDataset(Dataset):
 
 
 def first_usable(dataset, tries: int = 16) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The first ``(image, mask)`` of ``dataset`` among its first ``tries`` items that is not a
-    :class:`SkippedSample`; ``None`` when none is. Unusable files are not warned about here:
-    they warn where they are trained on."""
+    """The first ``(image (4, H, W), mask (3, H, W))`` of ``dataset`` among its first ``tries``
+    items that is not a :class:`SkippedSample`; ``None`` when none is. Unusable files are not
+    warned about here: they warn where they are trained on."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for index in range(min(len(dataset), tries)):

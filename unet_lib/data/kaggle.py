@@ -86,7 +86,12 @@ def read_slice(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def check_sample(source: str | Path, image: np.ndarray, mask: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Check channels-last arrays against the schema and return channels-first float32 ones."""
+    """Check channels-last arrays against the schema and return channels-first float32 ones:
+    image (H, W, 4) and mask (H, W, 3) in, image (4, H, W) and mask (3, H, W) out.
+
+    Raises:
+        BraTSDataError: naming ``source`` and what is wrong (dtype, shape, non-finite values).
+    """
     for name, array in (("image", image), ("mask", mask)):
         if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
             raise BraTSDataError(source, f"{name} has dtype {array.dtype}, expected numbers "

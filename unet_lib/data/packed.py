@@ -65,6 +65,7 @@ def read_manifest(root: str | Path) -> dict:
     except (ValueError, UnicodeDecodeError) as error:
         raise BraTSDataError(meta_path, f"cannot be read as a pack's manifest ({error}); pack "
                                         f"the data again") from None
+    _check_manifest_fields(meta, meta_path)
     for name, size in meta.get("files", {}).items():
         path = root / name
         actual = path.stat().st_size if path.is_file() else None
@@ -76,6 +77,20 @@ def read_manifest(root: str | Path) -> dict:
         raise BraTSDataError(root / "index.npy", "does not match the checksum in the manifest: "
                                                  "a damaged pack; pack the data again")
     return meta
+
+
+def _check_manifest_fields(meta: dict, meta_path: Path) -> None:
+    """Refuse a manifest of another format, or one lacking what a reader needs, by name."""
+    if meta.get("format", PACKED_FORMAT) != PACKED_FORMAT:
+        raise BraTSDataError(meta_path, f"is a pack of format {meta['format']!r}; this unet_lib "
+                                        f"reads {PACKED_FORMAT!r}: pack the data again")
+    wanted = {"height": int, "width": int, "files": dict}
+    for key, kind in wanted.items():
+        value = meta.get(key, {} if key == "files" else None)  # files: since format 2
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise BraTSDataError(meta_path, f"lacks {key!r} (a {kind.__name__}) of a pack's "
+                                            f"manifest: damaged or not written by `unet-lib "
+                                            f"pack`; pack the data again")
 
 
 def _open_array(path: Path, dtype, shape_tail: tuple, rows: int | None) -> np.ndarray:
