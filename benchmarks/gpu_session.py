@@ -31,8 +31,10 @@ tool brings back at most 8 files):
    (``fit.md``, ``fit.json``; target: 85 %);
 5. ``bench``: the models of :data:`TIMED` with channels_last: images/s and share of the bf16
    peak (``bench.md``, ``bench.json``; targets: Classic ≥ 25 %, Improved ≥ 50 % of the
-   Classic's images/s), the Improved U-Net with and without its depthwise convolutions in NCHW;
-   then, in the same process (cuDNN tuned already), the profile of :data:`PROFILED`;
+   Classic's images/s), the Improved U-Net with and without its depthwise convolutions in NCHW,
+   and last, where PyTorch has ``torch.backends.cudnn.depthwise_kernel`` (2.13 on), under each
+   of its kernel choices (:mod:`unet_lib.variants`); then, in the same process (cuDNN tuned
+   already), the profile of :data:`PROFILED`;
 6. ``profile``: that profile alone, for the models the bench step did not profile (those it
    did are kept): the CUDA kernels that take the Improved U-Net's (both ways) and the Classic
    U-Net's training step (``profile.md``).
@@ -212,7 +214,7 @@ def step_bench(out: Path, tiny: bool, work: Path) -> None:
         if name in VARIANTS and name not in available_variants():
             print(f"bench: {name} skipped: PyTorch {torch.__version__} cannot run it", flush=True)
             continue
-        # channels_last as fit() on CUDA; no torch.compile: compiling four models outlasts
+        # channels_last as fit() on CUDA; no torch.compile: compiling every model outlasts
         # the step (the H200 tables of 2026-11-27 have the compiled figures)
         try:
             one = run_benchmark(image_size=size["image_size"], batch_size=size["batch_size"],

@@ -226,3 +226,31 @@ def test_run_json_says_what_a_resumed_run_trained_with_even_when_it_is_stopped(
     assert main("train", "--out", out, "--resume", "--epochs", "2") == 2
     assert "epochs: is 2, but" in capsys.readouterr().err
     assert (out / "run.json").read_bytes() == record
+
+
+def test_a_failure_to_put_run_json_back_never_hides_what_stopped_the_run(trained_run,
+                                                                        monkeypatch):
+    from unet_lib import run as run_module
+    from unet_lib import train
+    from unet_lib.checkpoint import CheckpointWriteError
+
+    _, out = trained_run
+    record = (out / "run.json").read_bytes()
+
+    def disk_full_at_the_first_checkpoint(*args, **kwargs):
+        raise CheckpointWriteError(f"{out / 'last.pt'}: disk full; the previous one is intact")
+
+    write_bytes_atomic = run_module.runfolder.write_bytes_atomic
+
+    def no_space_to_put_it_back(path, data, *args, **kwargs):
+        if data == record:
+            raise OSError(28, "No space left on device")
+        return write_bytes_atomic(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(train, "fit", disk_full_at_the_first_checkpoint)
+    monkeypatch.setattr(run_module.runfolder, "write_bytes_atomic", no_space_to_put_it_back)
+    resumed = run_module.resumed_run(out, {"epochs": 3})
+    with pytest.raises(CheckpointWriteError, match="disk full; the previous one is intact"):
+        run_module.train_run(resumed, resume=True, progress=False,
+                             report=lambda *args, **kwargs: None)
+    assert (out / "run.json").read_bytes() != record  # could not be put back: said nowhere else

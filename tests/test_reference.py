@@ -108,6 +108,15 @@ def test_the_book_tabulates_a_committed_bundle_as_written():
         assert showcase[f"probs_{row['model']}"].shape == showcase["targets"].shape
 
 
+def test_a_reference_refused_for_its_options_leaves_no_folder(tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    assert main(["reference", "--out", str(tmp_path / "ref"), "--data", str(data),
+                 *TINY]) == 2
+    assert "--n-volumes: shapes the phantom, which data replaces" in capsys.readouterr().err
+    assert not (tmp_path / "ref").exists()  # was made empty before the refusal
+
+
 def test_the_reference_table_shows_the_h200_runs_scores_per_patient_as_its_bundle_holds():
     from unet_course.bundles import reference_bundles, reference_table
 

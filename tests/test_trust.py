@@ -212,8 +212,10 @@ def _edit_manifest(out, **changes):
     # a manifest that reads as JSON but is not a pack's: was a bare KeyError 'height'
     (lambda out: (out / "packed.json").write_text('{"files": {}}'),
      "packed.json: lacks 'height'"),
-    (lambda out: _edit_manifest(out, files=[]), "packed.json: lacks 'files'"),
-    (lambda out: _edit_manifest(out, width="96"), "packed.json: lacks 'width'"),
+    (lambda out: _edit_manifest(out, files=[]), "packed.json: lacks 'files' or holds a wrong"),
+    (lambda out: _edit_manifest(out, files={"images.npy": "big"}), "packed.json: lacks 'files'"),
+    (lambda out: _edit_manifest(out, width="96"), "packed.json: lacks 'width' or holds a wrong"),
+    (lambda out: _edit_manifest(out, height=0), "packed.json: lacks 'height' or holds a wrong"),
     (lambda out: _edit_manifest(out, format="unet_lib-packed-3"),
      "packed.json: is a pack of format 'unet_lib-packed-3'"),
 ])

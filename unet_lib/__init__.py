@@ -6,10 +6,13 @@ Modules:
     data        BraTS 2020 readers (Kaggle slices, NIfTI volumes, packed copy), the phantom
     config      TrainConfig: the slides' settings, checked before any work
     recipe/run  one run recipe (data, split, settings, model) → a run folder; train_run
-    train       fit: the training loop; resume: continuing a run safely
+    results     a run's held-out test scores, kept beside its checkpoints
+    train       fit: the training loop (history: its per-epoch records); resume: continuing
+                a run safely
     inference   evaluate, predict, threshold_sweep, attention statistics
     metrics     Dice, precision, recall; BraTS regions; the best threshold of a sweep
     checkpoint  checkpoints that load no code, written atomically
+    bench       speed beside MONAI's peers (variants: a preset run another way)
     cli         the unet-lib command
 
 The course around it (setup, labs, pictures) is the separate package ``unet_course``.

@@ -87,13 +87,14 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
     out = Path(out)
     work = Path(work) if work is not None else out
     check_work_folder(work)  # before anything is written
+    recipes = {name: RunRecipe.for_scale(scale, model=name, data=data, **changes)
+               for name in models}  # each checked before the folder is made
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     entries, arrays, held = {}, {}, {}
     stages = {"data": 0.0, "upload": 0.0}  # where the run's time went, besides each model's
     path = out / BUNDLE
-    for name in models:
-        recipe = RunRecipe.for_scale(scale, model=name, data=data, **changes)
+    for name, recipe in recipes.items():
         clock = time.perf_counter()
         run = prepare_run(recipe, work / "runs" / name, data_dir=work / "data")  # the phantom
         stages["data"] += time.perf_counter() - clock

@@ -189,8 +189,8 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
 
     The folder is held for the whole run (:func:`unet_lib.runfolder.claim`); ``run.json`` is
     written before training, a resumed run's settings included, so that it says what ran even
-    when the run is stopped; a resume refused before its first epoch puts the earlier
-    ``run.json`` back.
+    when the run is stopped; a resumed run that fails or is stopped before it writes
+    ``last.pt`` (a refused resume among them) puts the earlier ``run.json`` back.
     ``datasets``: the run's ``(train, val)`` already opened, e.g. held on the device once for
     several models trained on one split (:func:`unet_lib.resident.hold_on_device`); default
     :meth:`PreparedRun.datasets`. A new run (or a ``resume`` without ``last.pt``) into a folder
@@ -225,7 +225,8 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
 @contextlib.contextmanager
 def _recorded_while_resuming(run: PreparedRun, resuming: bool):
     """``run.json`` with the resumed run's settings while it trains; the earlier one back if
-    the block fails before ``last.pt`` changed (the resume was refused: nothing ran)."""
+    the block fails before ``last.pt`` changed (no epoch ran with them). A failure to put it
+    back (a full disk) never hides the error that stopped the run."""
     if not resuming:
         yield
         return
@@ -241,7 +242,8 @@ def _recorded_while_resuming(run: PreparedRun, resuming: bool):
         yield
     except BaseException:
         if earlier is not None and stamp() == before:
-            runfolder.write_bytes_atomic(path, earlier)
+            with contextlib.suppress(OSError):
+                runfolder.write_bytes_atomic(path, earlier)
         raise
 
 

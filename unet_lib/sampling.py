@@ -1,7 +1,7 @@
 """Which slices a training epoch visits: a plain shuffle (the slides), or a shuffle that
 draws a set share of its slices from those with tumour.
 
-Most axial slices of a brain hold no tumour (38 % of the quick phantom's slices hold some; in
+Most axial slices of a brain hold no tumour (35 % of the quick phantom's slices hold some; in
 BraTS about a third). With few optimizer steps — the course's CPU scale trains for a few
 hundred — a model then spends most of them on empty slices, and the small, rare sub-regions
 (the enhancing rim, the necrotic core) are seen too seldom to be learned. A

@@ -278,8 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure speed and size beside MONAI's U-Nets",
                                 description="Measure speed and size beside MONAI's U-Nets.")
-    bench.add_argument("--image-size", type=int, default=240,
-                       help="image height and width (default 240)")
+    bench.add_argument("--image-size", type=int, default=240, help="image side (default 240)")
     bench.add_argument("--batch-size", type=int, default=None,
                        help="training batch (default 32 on a GPU, 4 on the CPU)")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
@@ -288,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="timed runs; the median is reported (default 3)")
     bench.add_argument("--models", nargs="+", default=["classic", "improved", "attention"],
                        metavar="NAME", help="models to time: classic, improved, attention, or a "
-                       "variant, improved-{nchw,cudnn,native}-depthwise (default: the presets)")
+                       "variant: improved-nchw-depthwise, improved-cudnn-depthwise or "
+                       "improved-native-depthwise (default: the three presets)")
     bench.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
                        help="measure MONAI's BasicUNet and AttentionUnet too (default on)")
     bench.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,

@@ -84,13 +84,18 @@ def _check_manifest_fields(meta: dict, meta_path: Path) -> None:
     if meta.get("format", PACKED_FORMAT) != PACKED_FORMAT:
         raise BraTSDataError(meta_path, f"is a pack of format {meta['format']!r}; this unet_lib "
                                         f"reads {PACKED_FORMAT!r}: pack the data again")
-    wanted = {"height": int, "width": int, "files": dict}
-    for key, kind in wanted.items():
-        value = meta.get(key, {} if key == "files" else None)  # files: since format 2
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise BraTSDataError(meta_path, f"lacks {key!r} (a {kind.__name__}) of a pack's "
-                                            f"manifest: damaged or not written by `unet-lib "
-                                            f"pack`; pack the data again")
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+    files = meta.get("files", {})  # since format 2
+    wanted = {"height": whole(meta.get("height")) and meta["height"] > 0,
+              "width": whole(meta.get("width")) and meta["width"] > 0,
+              "files": isinstance(files, dict) and all(map(whole, files.values()))}
+    for key, fine in wanted.items():
+        if not fine:
+            raise BraTSDataError(meta_path, f"lacks {key!r} or holds a wrong one (whole numbers "
+                                            f"expected): not a manifest written by `unet-lib "
+                                            f"pack`, or damaged; pack the data again")
 
 
 def _open_array(path: Path, dtype, shape_tail: tuple, rows: int | None) -> np.ndarray:
