@@ -190,13 +190,9 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                       "skipped": skipped}
             decay_after_epoch(optimizer, scheduler, rate)
             if val_data is not None:
-                distributed.broadcast_buffers(model, context)  # score the model rank 0 saves
-                result = evaluate(model, val_data, config.threshold, loss_fn=scoring_loss,
-                                  batch_size=config.batch_size // context.world, device=device,
-                                  amp=config.amp, context=context, workers=config.num_workers)
-                record["val_loss"] = result.pop("loss")
-                record["skipped"] += result.pop("skipped")
-                record["val"] = result
+                validation = _validate(model, val_data, steps, scoring_loss)
+                record["skipped"] += validation.pop("skipped")
+                record.update(validation)
             record["skipped"] = distributed.gathered(record["skipped"], context)
             record["seconds"] = time.perf_counter() - started
             history.records.append(record)
@@ -208,10 +204,10 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                     best, best_epoch = _best_pt_score(record), epoch + 1
                 state = dict(optimizer_state=optimizer.state_dict(),
                              scheduler_state=scheduler.state_dict(),
-                             scaler_state=scaler.state_dict(),
+                             scaler_state=scaler.state_dict(), rng=rng_state(generator),
                              epoch=epoch + 1, history=history.records,
-                             config=dataclasses.asdict(config), rng=rng_state(generator),
-                             best_epoch=best_epoch, resumed=start.resumed)
+                             config=dataclasses.asdict(config), best_epoch=best_epoch,
+                             resumed=start.resumed)  # what resume_from() puts back
                 # best first: a kill between the two writes loses neither
                 writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
                             **state)
@@ -282,6 +278,18 @@ def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
     totals = torch.stack([total, torch.full((), seen, dtype=torch.float64, device=total.device)])
     total, seen = distributed.all_sum(totals, context).tolist()
     return (total / seen if seen else None), skipped
+
+
+def _validate(model: nn.Module, val_data: Dataset, steps: _Steps, loss_fn: nn.Module) -> dict:
+    """The epoch's validation entries: ``val_loss``, ``val`` (``{"dice"|"precision"|"recall":
+    {name: value}}`` at ``config.threshold``) and ``skipped`` (unusable files). Under torchrun
+    every process scores its share, with rank 0's batch-norm statistics."""
+    config, context = steps.config, steps.context
+    distributed.broadcast_buffers(model, context)  # score the model rank 0 saves
+    result = evaluate(model, val_data, config.threshold, loss_fn=loss_fn,
+                      batch_size=config.batch_size // context.world, device=steps.device,
+                      amp=config.amp, context=context, workers=config.num_workers)
+    return {"val_loss": result.pop("loss"), "skipped": result.pop("skipped"), "val": result}
 
 
 def _best_pt_score(record: dict) -> float:
