@@ -15,7 +15,7 @@ import matplotlib
 import numpy as np
 
 from unet_lib.data.brats import MODALITIES, labels_to_mask
-from unet_lib.data.phantom import make_volume
+from unet_lib.data.phantom_volume import make_volume
 
 #: volumes of the full-scale phantom (seed 0) shown: a high-grade tumour with an enhancing rim
 #: and a low-grade one without
