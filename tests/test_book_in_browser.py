@@ -135,6 +135,11 @@ def test_static_threshold_slider_rebinarizes_the_mask(open_page):
         page.keyboard.press("ArrowRight")
     after = _slider_state(slider)
     assert after["labels"][1] == "0.80"
+    # a screen reader hears the value as shown, then the caption (a live region) it changed
+    assert threshold.get_attribute("aria-valuetext") == "0.80"
+    caption = slider.locator(".unet-slider-caption")
+    assert caption.get_attribute("aria-live") == "polite"
+    assert threshold.get_attribute("aria-describedby") == caption.get_attribute("id")
     assert after["sources"][3] != before["sources"][3], "the binarized mask did not change"
     assert after["sources"][:3] == before["sources"][:3]  # input, truth, probabilities stay
     assert "threshold 0.80" in after["caption"]
@@ -157,6 +162,30 @@ def test_static_attention_slider_switches_gates(open_page):
     assert after["labels"][1] != before["labels"][1]
     assert after["sources"][2] != before["sources"][2]
     assert "gate at" in after["caption"]
+
+
+def test_on_a_phone_figures_stay_readable_and_slider_panels_sit_two_abreast(browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto((HTML / "book" / "04_training.html").as_uri(), wait_until="load")
+        curves = page.locator("main .cell_output img[alt^='Learning curves']").first
+        shown = curves.evaluate("(img) => ({width: img.getBoundingClientRect().width, "
+                                "natural: img.naturalWidth, box: img.parentElement.scrollWidth "
+                                "> img.parentElement.clientWidth})")
+        # at the phone's 358 px the curves' labels were 4-5 px tall; now up to 760 px, scrolled
+        assert shown["width"] >= min(shown["natural"], 760) - 1 and shown["box"], shown
+        root = page.evaluate("[document.documentElement.scrollWidth, "
+                             "document.documentElement.clientWidth]")
+        assert root[0] <= root[1] + 1, f"the page itself scrolls sideways: {root}"
+
+        page.goto((HTML / "book" / "05_visualizing_predictions.html").as_uri(),
+                  wait_until="load")
+        panels = page.locator(".unet-slider").first.locator("img.unet-slider-img")
+        tops = [round(panels.nth(i).bounding_box()["y"]) for i in range(panels.count())]
+        assert len(tops) == 4 and tops[0] == tops[1] and tops[2] == tops[3] != tops[0], tops
+    finally:
+        context.close()
 
 
 #: elements that may scroll sideways by design: formulas and the static sliders' frames

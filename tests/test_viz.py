@@ -163,6 +163,22 @@ def test_plot_training_draws_a_column_per_model_and_marks_the_kept_epoch():
     kept = [line for ax in axes for line in ax.get_lines() if list(line.get_xdata()) == [2, 2]]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["WT", "TC", "ET", "NCR/NET"]
     assert len(kept) == 2  # the dashed line on both panels of the attention column only
+    # no two regions' curves differ by colour alone (TC purple and ET blue look alike to a
+    # red-green colour-blind eye): each has its own marker and line
+    curves = [line for line in axes[2].get_lines() if line.get_label() in ("WT", "TC", "ET",
+                                                                          "NCR/NET")]
+    assert len({(line.get_marker(), line.get_linestyle()) for line in curves}) == 4
+    plt.close(fig)
+
+
+def test_the_models_curves_differ_by_more_than_colour():
+    from unet_course.viz import plot_histories
+
+    records = [{"epoch": e, "val_loss": 0.1 / e, "val": {"dice": {"WT": 0.5, "TC": 0.4,
+                                                                  "ET": 0.3}}} for e in (1, 2)]
+    fig = plot_histories({"classic": records, "improved": records, "attention": records})
+    lines = fig.axes[1].get_lines()
+    assert len({(line.get_marker(), line.get_linestyle()) for line in lines}) == 3
     plt.close(fig)
 
 

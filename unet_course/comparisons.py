@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
 
-from .frames import (LOSS_STYLES, REGION_COLOURS, as_numpy, label_log_axis, legend_handles,
-                     mask_to_rgb)
+from .frames import (LOSS_STYLES, as_numpy, label_log_axis, legend_handles, mask_to_rgb,
+                     region_style)
 
 
 def whole_epochs(*axes) -> None:
@@ -50,14 +50,14 @@ def plot_training(histories: dict, chosen: dict | None = None,
         top.set(yscale="log", title=f"{name} U-Net")
         label_log_axis(top)
         for region in regions:
-            bottom.plot(epochs, [r["val"]["dice"][region] for r in records], "o-", ms=3,
-                        label=region, color=REGION_COLOURS.get(region))
+            bottom.plot(epochs, [r["val"]["dice"][region] for r in records], ms=4,
+                        label=region, **region_style(region))
         bottom.set(xlabel="epoch", ylim=(0, 1))
         whole_epochs(top, bottom)
         if name in chosen:
             for ax in (top, bottom):
                 ax.axvline(chosen[name], color="0.6", ls=":", lw=1.5)
-            bottom.annotate("kept", (chosen[name], 0.03), fontsize="small", color="grey",
+            bottom.annotate("kept", (chosen[name], 0.03), fontsize="small", color="0.35",
                             ha="right", xytext=(-3, 0), textcoords="offset points")
     axes[0, 0].set_ylabel("loss (log scale)")
     axes[1, 0].set_ylabel("validation Dice")

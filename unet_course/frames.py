@@ -24,6 +24,26 @@ CHANNEL_COLOURS = ("#ff0000", "#00ff00", "#0000ff")
 #: tumour black; the loss curves are grey and black, so no colour means two things
 REGION_COLOURS = {"NCR/NET": "tab:red", "ED": "tab:green", "ET": "tab:blue", "TC": "tab:purple",
                   "WT": "black"}
+#: and a marker and line of their own, so that no curve is told apart by colour alone (TC
+#: and ET look alike to a red-green colour-blind eye)
+REGION_STYLES = {"WT": dict(marker="o", ls="-"), "TC": dict(marker="s", ls="--"),
+                 "ET": dict(marker="^", ls="-."), "NCR/NET": dict(marker="D", ls=":"),
+                 "ED": dict(marker="v", ls=(0, (6, 2)))}
+#: the same for the models, whose curves take matplotlib's colour cycle
+MODEL_STYLES = {"classic": dict(marker="o", ls="-"), "improved": dict(marker="s", ls="--"),
+                "attention": dict(marker="^", ls="-.")}
+
+
+def region_style(name: str) -> dict:
+    """Colour, marker and line of channel or region ``name``'s curves (plain dots if unknown)."""
+    return {"color": REGION_COLOURS.get(name), **REGION_STYLES.get(name, dict(marker="o"))}
+
+
+def model_style(name: str) -> dict:
+    """Marker and line of model ``name``'s curves (plain dots for another name)."""
+    return MODEL_STYLES.get(name.split(" ")[0], dict(marker="o", ls="-"))
+
+
 #: the loss curves: training dashed with hollow dots, validation solid with squares
 LOSS_STYLES = {"training": dict(color="0.35", ls="--", marker="o", mfc="none"),
                "validation": dict(color="black", ls="-", marker="s")}
@@ -223,9 +243,10 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
                        ["FLAIR", "ground truth", "attention α over FLAIR",
                         "colour key: α"],
                        pictures, caption, title=title, start=(0, start_gate % len(maps)),
-                       note="α over FLAIR, inside the head: near-black = the map's lowest α, "
-                            "yellow = its highest (the key gives both: a stretched map's "
-                            "darkest may still pass half the skip)")
+                       note="ground truth: red NCR/NET · green ED · blue ET. α over FLAIR, "
+                            "inside the head: near-black = the map's lowest α, yellow = its "
+                            "highest (the key gives both: a stretched map's darkest may still "
+                            "pass half the skip)")
 
 
 def score_axis_floor(values) -> float:

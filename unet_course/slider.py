@@ -120,19 +120,25 @@ class ImageSlider:
         safe_payload = payload.replace("</", "<\\/")  # cannot end the script element early
         uid = "unet-slider-" + hashlib.sha1(payload.encode()).hexdigest()[:12]
         urls, caption = self.frame(self.start)
+        # panels two abreast on a phone (a 2×2 grid, not one tall column)
         figures = "".join(
-            f'<figure style="margin:0 6px 4px 0;text-align:center;width:{self.width}px">'
+            f'<figure style="margin:0 6px 4px 0;text-align:center;'
+            f'width:min({self.width}px, calc(50% - 6px))">'
             f'<img class="unet-slider-img" alt="{html.escape(name)}" src="{url}" '
-            f'style="width:{self.width}px;height:auto;image-rendering:pixelated;'
+            f'style="width:100%;height:auto;image-rendering:pixelated;'
             f'display:block;border:1px solid #ccc">'
             f'<figcaption style="font-size:0.85em">{html.escape(name)}</figcaption></figure>'
             for name, url in zip(self.panels, urls))
+        # a screen reader hears each slider's value (aria-valuetext) and then the caption (a
+        # live region); the readout beside the slider, the same value, is not read twice
         controls = "".join(
-            f'<label style="display:flex;align-items:center;gap:8px;margin:4px 0">'
-            f'<span style="min-width:6em">{html.escape(name)}</span>'
+            f'<label style="display:flex;flex-wrap:wrap;align-items:center;gap:4px 8px;'
+            f'margin:4px 0"><span style="min-width:6em">{html.escape(name)}</span>'
             f'<input type="range" min="0" max="{n - 1}" step="1" value="{s}" '
-            f'aria-label="{html.escape(name)}" style="flex:1;max-width:{3 * self.width}px">'
-            f'<output style="min-width:8em;font-family:monospace">'
+            f'aria-label="{html.escape(name)}" aria-valuetext="{html.escape(labels[s])}" '
+            f'aria-describedby="{uid}-caption" '
+            f'style="flex:1 1 12em;min-height:24px;max-width:{3 * self.width}px">'
+            f'<output aria-hidden="true" style="font-family:monospace">'
             f'{html.escape(labels[s])}</output></label>'
             for name, labels, n, s in zip(self.names, self.labels, self.shape, self.start))
         heading = (f'<div style="font-weight:bold;margin-bottom:4px">{html.escape(self.title)}'
@@ -148,7 +154,8 @@ class ImageSlider:
             "var imgs=root.querySelectorAll('img.unet-slider-img');"
             "var cap=root.querySelector('.unet-slider-caption');"
             "function show(){var k=0;for(var i=0;i<inputs.length;i++){var v=+inputs[i].value;"
-            "k=k*d.shape[i]+v;outs[i].textContent=d.labels[i][v];}"
+            "k=k*d.shape[i]+v;outs[i].textContent=d.labels[i][v];"
+            "inputs[i].setAttribute('aria-valuetext',d.labels[i][v]);}"
             "for(var j=0;j<imgs.length;j++){imgs[j].src=d.pool[d.frames[k][j]];}"
             "cap.textContent=d.captions[k];root.setAttribute('data-frame',k);}"
             "for(var i=0;i<inputs.length;i++){inputs[i].addEventListener('input',show);}"
@@ -156,8 +163,8 @@ class ImageSlider:
         return (f'<div id="{uid}" class="unet-slider" data-frame="{self.frame_index(self.start)}"'
                 f' style="font-family:sans-serif;margin:8px 0">{heading}'
                 f'<div style="display:flex;flex-wrap:wrap">{figures}</div>'
-                f'<div class="unet-slider-caption" style="font-size:0.9em;margin:4px 0">'
-                f'{html.escape(caption)}</div>{controls}'
+                f'<div class="unet-slider-caption" id="{uid}-caption" aria-live="polite" '
+                f'style="font-size:0.9em;margin:4px 0">{html.escape(caption)}</div>{controls}'
                 f'<script type="application/json" class="unet-slider-data">'
                 f'{safe_payload}</script>'
                 f'<script>{script}</script></div>')

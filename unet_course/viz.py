@@ -20,10 +20,10 @@ from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 from . import style
 from .comparisons import (compare_models, learning_pace, plot_training, slowest_learner,
                           whole_epochs)
-from .frames import (CHANNEL_COLOURS, LOSS_STYLES, REGION_COLOURS, SLIDER_THRESHOLDS, as_numpy,
+from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy,
                      attention_overlay, attention_slider, grey_picture, head_values,
-                     label_log_axis, legend_handles, mask_to_rgb, score_axis_floor, stretched,
-                     threshold_slider)
+                     label_log_axis, legend_handles, mask_to_rgb, model_style, region_style,
+                     score_axis_floor, stretched, threshold_slider)
 
 __all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
            "compare_models", "draw_unet", "grey_picture", "head_values", "learning_pace",
@@ -120,8 +120,8 @@ def plot_history(history, title: str | None = None) -> Figure:
     if with_val:
         ax = axes[0, 1]
         for name in records[0]["val"]["dice"]:
-            ax.plot(epochs, [r["val"]["dice"][name] for r in records], "o-", label=name,
-                    color=REGION_COLOURS.get(name))
+            ax.plot(epochs, [r["val"]["dice"][name] for r in records], label=name,
+                    **region_style(name))
         ax.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation Dice")
         ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
     whole_epochs(*axes.flat)
@@ -278,7 +278,7 @@ def plot_histories(histories: dict, metric: str = "mean", title: str | None = No
         curves = ([r["val_loss"] for r in records], [dice_of(r) for r in records])
         lowest = min(lowest, *curves[1])
         for ax, values in zip(axes, curves):
-            line, = ax.plot(epochs, values, "o-", label=name)
+            line, = ax.plot(epochs, values, label=name, **model_style(name))
             if chosen and name in chosen:
                 kept = epochs.index(chosen[name])
                 ax.plot(epochs[kept], values[kept], "o", ms=13, mfc="none", mew=2,
