@@ -136,3 +136,35 @@ def test_a_session_stopped_by_sigterm_leaves_no_temporary_file_among_its_files(t
     running.send_signal(signal.SIGTERM)
     assert running.wait(timeout=60) != 0
     assert not list(out.glob(".*.tmp"))
+
+
+def test_on_a_pytorch_without_the_depthwise_switch_the_bench_step_skips_those_variants(
+        tmp_path, monkeypatch, capsys):
+    """The device machine's PyTorch (2.11) has no torch.backends.cudnn.depthwise_kernel: the
+    bench step times the other models and says which it skipped."""
+    import importlib.util
+
+    from unet_lib import bench, variants
+
+    spec = importlib.util.spec_from_file_location("gpu_session", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(variants, "chooses_depthwise_kernel", lambda: False)
+    timed = []
+
+    def run_benchmark(models, **kwargs):  # what the step asks for, one model at a time
+        timed.extend(models)
+        return {"machine": "test", "torch": "2.11", "size": 32, "batch": 4, "steps": 1,
+                "repeats": 1, "speedups": {},
+                "rows": [dict(model=models[0], parameters=1, gflops_forward=1.0,
+                              train_images_per_s=1.0, infer_images_per_s=1.0, latency_ms=1.0,
+                              peak_memory_mib=None, share_of_peak=None)]}
+
+    monkeypatch.setattr(bench, "run_benchmark", run_benchmark)
+    monkeypatch.setattr(module, "step_profile", lambda out, tiny, work: None)
+    module.step_bench(tmp_path, tiny=True, work=tmp_path)
+    assert timed == ["improved", "improved-nchw-depthwise", "classic", "attention"]
+    said = capsys.readouterr().out
+    assert "bench: improved-cudnn-depthwise skipped: PyTorch" in said
+    rows = json.loads((tmp_path / "bench.json").read_text())["rows"]
+    assert [row["model"] for row in rows] == timed
