@@ -440,7 +440,7 @@ def test_a_right_answer_in_numpy_or_torch_form_or_rounded_as_the_page_rounds_is_
 
 @pytest.mark.parametrize("check, answer, said", [
     (lambda a: labs.check_gate_sizes(a, image_size=64), [(8, 8), (16, 16), (32, 32), (64, 64)],
-     "a list of 4 numbers"),
+     "a list of 4 whole numbers"),
     (labs.check_bottleneck_shape, 512, "a tuple of four numbers (N, C, H, W), not int"),
     (labs.check_biggest_growth, {"separable": True}, "is not a change's name"),
     (lambda a: labs.check_best_threshold(a, torch.rand(3, 4, 4), torch.ones(3, 4, 4),

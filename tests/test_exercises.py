@@ -91,3 +91,77 @@ def test_a_nan_score_for_an_empty_prediction_is_not_taken_for_zero():
 
     with pytest.raises(NotYet, match=r"your precision for TP=0, FP=0, FN=5 is nan"):
         exercises.check_scores(in_numpy)
+
+
+def test_a_layer_that_acts_only_in_training_is_caught_in_training_mode():
+    with pytest.raises(NotYet, match="in training mode"):  # same output in eval(): passed
+        exercises.check_double_conv(lambda i, o: nn.Sequential(
+            nn.Conv2d(i, o, 3, padding=1), nn.ReLU(), nn.Dropout2d(0.5),
+            nn.Conv2d(o, o, 3, padding=1), nn.ReLU()))
+    with pytest.raises(NotYet, match="in training mode"):
+        exercises.check_separable_conv(lambda i, o, k: nn.Sequential(
+            nn.Conv2d(i, i, k, padding=k // 2, groups=i, bias=False),
+            nn.BatchNorm2d(i, affine=False), nn.Conv2d(i, o, 1)))
+
+
+class PointwiseMadeFirst(nn.Module):
+    """Right, with its layers created in another order and the 1×1 part an nn.Linear."""
+
+    def __init__(self, c_in, c_out, k):
+        super().__init__()
+        self.pointwise = nn.Linear(c_in, c_out)
+        self.depthwise = nn.Conv2d(c_in, c_in, k, padding=k // 2, groups=c_in, bias=False)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def test_a_right_separable_convolution_written_otherwise_passes_and_hints_fit_the_mistake(
+        capsys):
+    exercises.check_separable_conv(PointwiseMadeFirst)  # was: "create them in the order…"
+    assert "Right" in capsys.readouterr().out
+    with pytest.raises(NotYet, match="a full convolution") as error:  # groups forgotten
+        exercises.check_separable_conv(lambda i, o, k: nn.Sequential(
+            nn.Conv2d(i, i, k, padding=k // 2, bias=False), nn.Conv2d(i, o, 1)))
+    assert "nn.Conv2d" not in str(error.value)  # a hint, not the solution's code
+    with pytest.raises(NotYet, match="no bias"):
+        exercises.check_separable_conv(lambda i, o, k: nn.Sequential(
+            nn.Conv2d(i, i, k, padding=k // 2, groups=i), nn.Conv2d(i, o, 1)))
+
+
+def test_a_gate_that_doubles_g_instead_of_matching_x_fails_where_sizes_are_odd():
+    def doubled(x, g, w_x, w_g, psi):  # right on 16 and 8; 13 doubled is not 25
+        gating = F.interpolate(w_g(g), scale_factor=2, mode="bilinear", align_corners=False)
+        return torch.sigmoid(psi(F.relu(w_x(x) + gating)))
+
+    with pytest.raises(NotYet, match="x 25×25 and g 13×13.*bring it to x's own height"):
+        exercises.check_gate_forward(doubled)
+
+    def not_resized(x, g, w_x, w_g, psi):  # was: a raw RuntimeError
+        return torch.sigmoid(psi(F.relu(w_x(x) + w_g(g))))
+
+    with pytest.raises(NotYet, match="coarser than x"):
+        exercises.check_gate_forward(not_resized)
+
+
+def test_scores_get_the_hint_their_mistake_needs(capsys):
+    def right(tp, fp, fn):
+        return (2 * tp / (2 * tp + fp + fn), tp / (tp + fp) if tp + fp else 0.0,
+                tp / (tp + fn) if tp + fn else 0.0)
+
+    exercises.check_scores(lambda *counts: np.array(right(*counts)))  # an array of three
+    exercises.check_scores(lambda *counts: torch.tensor(right(*counts)))
+    assert capsys.readouterr().out.count("Right") == 2
+    with pytest.raises(NotYet, match="its denominator is 0 here.*not NaN or 1"):
+        exercises.check_scores(lambda tp, fp, fn: (2 * tp / (2 * tp + fp + fn),
+                                                   tp / (tp + fp) if tp + fp else 1.0,
+                                                   tp / (tp + fn) if tp + fn else 1.0))
+    with pytest.raises(NotYet, match="rounded: return it unrounded"):
+        exercises.check_scores(lambda *counts: tuple(round(v, 4) for v in right(*counts)))
+    with pytest.raises(NotYet, match="a str: return numbers"):  # float("0.5") passed before
+        exercises.check_scores(lambda *counts: tuple(str(v) for v in right(*counts)))
+    with pytest.raises(NotYet, match="raised NotImplementedError"):  # a ModuleList
+        exercises.check_double_conv(lambda i, o: nn.ModuleList([nn.Conv2d(i, o, 3, padding=1),
+                                                                nn.ReLU(),
+                                                                nn.Conv2d(o, o, 3, padding=1),
+                                                                nn.ReLU()]))

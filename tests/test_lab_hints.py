@@ -23,6 +23,8 @@ CASES = {
     "3.2": (lambda a: labs.check_attention_parameters(a, inter_channels=8), "numbers"),
     "4.1": (lambda a: labs.check_learning_rate(a, epoch=10), "numbers"),
     "4.2": (lambda a: labs.check_steps_per_epoch(a, n_slices=300, batch_size=8), "numbers"),
+    "4.2b": (lambda a: labs.check_steps_per_epoch(a, n_slices=221 * 155, batch_size=32,
+                                                  exercise="4.2b"), "numbers"),
     "5.1": (lambda a: labs.check_mask_channels(a, colour=(1, 0, 1)), "set"),
     "5.2": (lambda a: labs.check_best_threshold(a, PROBS, TARGET, THRESHOLDS), "threshold"),
     "7.1": (lambda a: labs.check_patients_to_settle(a), "numbers"),
@@ -111,9 +113,56 @@ def test_hand_scores_and_the_empty_slice_rule_hide_their_values_too():
     assert f"{mean_value:.2f}" not in message and f"{pooled_value:.2f}" not in message
 
 
-def test_reveal_before_the_check_ran_asks_to_run_it_first(capsys):
-    labs.reveal("9.9")
-    assert "Run the check cell of exercise 9.9 first" in capsys.readouterr().out
+def test_reveal_before_the_check_ran_asks_to_run_it_first_and_knows_its_exercises(
+        capsys, monkeypatch):
+    from unet_course import checking
+
+    monkeypatch.setattr(checking, "_ASKED", {})
+    labs.reveal("4.2b")
+    assert "Run the check cell of exercise 4.2b first" in capsys.readouterr().out
+    labs.reveal("9.9")  # was: "run its check cell first", for a check that does not exist
+    said = capsys.readouterr().out
+    assert said.startswith("Exercise '9.9' has no answer to reveal: those with one are 1.1,")
+
+
+def test_every_exercise_a_check_remembers_is_one_reveal_knows():
+    import re
+    from pathlib import Path
+
+    from unet_course.checking import ANSWERED_EXERCISES, CODING_EXERCISES
+
+    root = Path(__file__).resolve().parents[1]
+    code = "".join(path.read_text() for path in (root / "unet_course").glob("*.py"))
+    code += "".join(path.read_text() for path in (root / "book").glob("*.ipynb"))
+    named = set(re.findall(r'(?:unanswered\(answer, |asked\(|exercise=\\?"|exercise: str = ")'
+                           r'"?([0-9]\.[0-9]b?)', code))
+    assert named == set(ANSWERED_EXERCISES)
+    assert not set(CODING_EXERCISES) & set(ANSWERED_EXERCISES)
+
+
+def test_wrong_answers_students_give_get_the_hint_that_fits(capsys):
+    import math
+
+    labs.check_steps_per_epoch(None, n_slices=221 * 155, batch_size=32, exercise="4.2b")
+    with pytest.raises(labs.NotYet, match="too low"):  # rounded down: 34,255 / 32 = 1070.5
+        labs.check_steps_per_epoch(221 * 155 // 32, n_slices=221 * 155, batch_size=32,
+                                   exercise="4.2b")
+    with pytest.raises(labs.NotYet, match="is NaN"):  # "0/0 is undefined"
+        labs.check_empty_slice_dice(math.nan, 0.0)
+    with pytest.raises(labs.NotYet, match="whole numbers"):  # was: truncated to 16, 32, …
+        labs.check_gate_sizes([15.9, 30.5, 60.9, 120.7], image_size=240)
+    with pytest.raises(labs.NotYet, match="row number"):  # True was taken for row 1
+        labs.check_least_selective_gate(True, [0.3, 0.2, -0.01, 0.05])
+    with pytest.raises(labs.NotYet, match="rows count from 0"):  # the 3rd row, counted from 1
+        labs.check_least_selective_gate(3, [0.3, 0.2, -0.01, 0.05])
+    with pytest.raises(labs.NotYet, match="not channel names"):  # was: TypeError in sorted()
+        labs.check_mask_channels({0, "et"}, colour=(1, 0, 1))
+    with pytest.raises(labs.NotYet, match="a channel is missing"):
+        labs.check_mask_channels({"ET"}, colour=(1, 0, 1))
+    with pytest.raises(labs.NotYet, match="not one of the slider's thresholds"):
+        labs.check_best_threshold(0.61, PROBS, TARGET, THRESHOLDS)
+    labs.check_learning_rate(6.9e-4, epoch=10)  # 6.97e-4 cut to two figures, not rounded
+    assert "Right" in capsys.readouterr().out
 
 
 def test_reveal_of_a_coding_exercise_points_at_its_solution_cell(capsys):

@@ -27,8 +27,20 @@ CODING_EXERCISES = {"1.4": "a level's double convolution", "2.4": "a separable c
                     "6.4": "Dice, precision and recall from counts"}
 
 
+#: the exercises whose check works out an answer that :func:`reveal` can print (4.2b: 4.2's
+#: second part, real BraTS); the others are questions to discuss or models to train
+ANSWERED_EXERCISES = ("1.1", "1.2", "2.1", "2.2", "3.1", "3.2", "4.1", "4.2", "4.2b", "5.1",
+                      "5.2", "6.1", "6.2", "7.1", "7.2", "8.1", "8.2")
+
+
 def reveal(exercise: str) -> None:
     """Print the answer of ``exercise`` (e.g. ``"2.1"``) as its check last worked it out."""
+    if exercise not in CODING_EXERCISES and exercise not in ANSWERED_EXERCISES:
+        print(f"Exercise {exercise!r} has no answer to reveal: those with one are "
+              f"{', '.join(ANSWERED_EXERCISES)}, and the code exercises "
+              f"{', '.join(CODING_EXERCISES)} (their solution cell); the other exercises are "
+              f"questions to discuss or models to train.")
+        return
     if exercise in CODING_EXERCISES:
         print(f"Exercise {exercise} asks for code ({CODING_EXERCISES[exercise]}): its answer is "
               f"the solution cell under the check (\"Show the solution\" in the book; in "
@@ -78,6 +90,8 @@ def direction(answer, expected) -> str:
     if is_number(expected):
         if not is_number(answer):
             return f"should be a number, not {type(answer).__name__}"
+        if math.isnan(answer):
+            return "is NaN, which no score or count is (a rule replaces 0/0)"
         return "is too high" if answer > expected else "is too low"
     if isinstance(expected, (tuple, list)):
         if not isinstance(answer, (tuple, list)) or len(answer) != len(expected):

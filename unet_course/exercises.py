@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from unet_lib.metrics import scores_from_counts
 from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d, count_parameters
 
-from .checking import NotYet
+from .checking import NotYet, is_number, plain
 
 NOT_ANSWERED = "Not answered yet: fill in the function above (replace the ...) and run both cells."
 
@@ -35,18 +35,29 @@ def _answered(result) -> bool:
 
 
 def _copy_weights(source: nn.Module, target: nn.Module, what: str) -> None:
-    """Load ``source``'s parameters into ``target`` in order of creation (names may differ)."""
+    """Load ``source``'s parameters into ``target``'s, whatever their names: each of
+    ``target``'s takes the first unused one of ``source`` of its shape (so the order of
+    creation matters only between parameters of one shape), else of its number of elements
+    (a 1×1 convolution's weights written as an ``nn.Linear``'s)."""
     student_params, reference_params = list(source.parameters()), list(target.parameters())
-    student_shapes = [tuple(p.shape) for p in student_params]
-    reference_shapes = [tuple(p.shape) for p in reference_params]
-    if student_shapes != reference_shapes:
-        raise NotYet(f"Not yet: your {what} has parameters of shapes {student_shapes}, in the "
-                     f"order they are created; unet_lib's has {reference_shapes}. Hint: check "
-                     f"each layer's channels, kernel size and bias, and create them in the order "
-                     f"they run.")
+    unused = list(range(len(student_params)))
+    pairs = []
+    for same in (lambda a, b: a.shape == b.shape, lambda a, b: a.numel() == b.numel()):
+        for reference_param in reference_params:
+            if any(r is reference_param for r, _ in pairs):
+                continue
+            match = next((i for i in unused if same(student_params[i], reference_param)), None)
+            if match is not None:
+                unused.remove(match)
+                pairs.append((reference_param, student_params[match]))
+    if len(pairs) < len(reference_params) or unused:
+        raise NotYet(f"Not yet: your {what} has parameters of shapes "
+                     f"{[tuple(p.shape) for p in student_params]}; unet_lib's has "
+                     f"{[tuple(p.shape) for p in reference_params]}. Hint: check each "
+                     f"layer's channels, kernel size and bias.")
     with torch.no_grad():
-        for reference_param, student_param in zip(reference_params, student_params):
-            reference_param.copy_(student_param)
+        for reference_param, student_param in pairs:
+            reference_param.copy_(student_param.reshape(reference_param.shape))
 
 
 def _compare(yours: torch.Tensor, reference: torch.Tensor, what: str, hint: str) -> None:
@@ -61,9 +72,20 @@ def _compare(yours: torch.Tensor, reference: torch.Tensor, what: str, hint: str)
                      f"difference is at flat position {worst}). Hint: {hint}")
 
 
+def _run(function: Callable, *args, what: str):
+    """``function(*args)``; an error it raises becomes a :class:`NotYet` naming it."""
+    try:
+        return function(*args)
+    except Exception as error:  # the student's code: say what went wrong, not a traceback
+        raise NotYet(f"Not yet: {what} raised {type(error).__name__}: {error}") from None
+
+
 def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: tuple,
-                  what: str, hint: str) -> None:
-    module = build(*args)
+                  what: str, hint: str, count_hints: dict[int, str] | None = None) -> None:
+    """Check the module ``build(*args)`` against ``reference``: parameters (``count_hints``:
+    student's count minus unet_lib's → what that difference suggests), then outputs on random
+    inputs in evaluation and in training mode."""
+    module = _run(build, *args, what=f"building your {what}")
     if not _answered(module):
         return
     if not isinstance(module, nn.Module):
@@ -71,13 +93,19 @@ def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: t
     if count_parameters(module) != count_parameters(reference):
         difference = count_parameters(module) - count_parameters(reference)
         raise NotYet(f"Not yet: your {what} has {abs(difference):,} parameters "
-                     f"{'too many' if difference > 0 else 'too few'}. Hint: {hint}")
+                     f"{'too many' if difference > 0 else 'too few'}. Hint: "
+                     f"{(count_hints or {}).get(difference, hint)}")
     _copy_weights(module, reference, what)
     x = torch.randn(2, args[0], 12, 12)
-    module.eval()
-    reference.eval()
-    with torch.no_grad():
-        _compare(module(x), reference(x), f"the output of your {what}", hint)
+    for mode in ("eval", "train"):  # a layer acting in training only (dropout) shows there
+        module.train(mode == "train")
+        reference.train(mode == "train")
+        with torch.no_grad():
+            yours = _run(module, x, what=f"your {what}, called on a (2, {args[0]}, 12, 12) input")
+            _compare(yours, reference(x), f"the output of your {what}"
+                     + (" in training mode (model.train())" if mode == "train" else ""),
+                     hint if mode == "eval" else "a layer that acts only while training "
+                     "(dropout, batch norm) is no part of this block")
     print(f"Right: your {what} computes what unet_lib's does, on random inputs.")
 
 
@@ -95,10 +123,18 @@ def check_separable_conv(build: Callable[[int, int, int], nn.Module]) -> None:
     (one filter per channel: ``groups=in_channels``, padding k//2, no bias) followed by a 1×1
     pointwise convolution with bias (:class:`unet_lib.models.SeparableConv2d`)."""
     torch.manual_seed(0)
-    _module_check(build, SeparableConv2d(6, 10, 7), (6, 10, 7),
+    c_in, c_out, k = 6, 10, 7
+    _module_check(build, SeparableConv2d(c_in, c_out, k), (c_in, c_out, k),
                   "depthwise-separable convolution",
-                  "depthwise: nn.Conv2d(C_in, C_in, k, padding=k // 2, groups=C_in, bias=False); "
-                  "then pointwise: nn.Conv2d(C_in, C_out, 1)")
+                  "first the depthwise part, one k×k filter per input channel that keeps the "
+                  "size, then the pointwise part mixing the channels; nothing between them",
+                  count_hints={
+                      c_in * (c_in - 1) * k * k: "is your depthwise layer a full convolution? "
+                      "Each of its filters should see one channel only (groups)",
+                      c_in: "unet_lib's depthwise layer has no bias (the pointwise one's "
+                      "follows it at once)",
+                      -c_out: "the pointwise layer has a bias",
+                      c_in * c_out * (k * k - 1): "the pointwise layer is 1×1"})
 
 
 def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
@@ -107,16 +143,25 @@ def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
     (:class:`unet_lib.models.AttentionGate`)."""
     torch.manual_seed(0)
     gate = AttentionGate(skip_channels=6, gate_channels=12, inter_channels=4).eval()
-    x, g = torch.randn(2, 6, 16, 16), torch.randn(2, 12, 8, 8)
-    with torch.no_grad():
-        alpha = forward(x, g, gate.w_x, gate.w_g, gate.psi)
-        if not _answered(alpha):
-            return
-        _, reference = gate(x, g)
-        _compare(alpha, reference, "your α",
-                 "project both (w_x(x), w_g(g)), resize the projected g to x's size with "
-                 "F.interpolate(..., size=x.shape[-2:], mode='bilinear', align_corners=False), "
-                 "add, ReLU, psi, then a sigmoid")
+    # 16 → 8 halves exactly; 25 → 13 does not (a 100-pixel input's third level): a forward
+    # that doubles g's size instead of matching x's fails there, as it would in the model
+    for x_size, g_size in ((16, 8), (25, 13)):
+        x, g = torch.randn(2, 6, x_size, x_size), torch.randn(2, 12, g_size, g_size)
+        with torch.no_grad():
+            try:
+                alpha = forward(x, g, gate.w_x, gate.w_g, gate.psi)
+            except RuntimeError as error:
+                raise NotYet(f"Not yet: with x {x_size}×{x_size} and g {g_size}×{g_size} your "
+                             f"forward raised: {error}. Hint: the projected gating signal is "
+                             f"coarser than x; bring it to x's own height and width before "
+                             f"adding the two.") from None
+            if not _answered(alpha):
+                return
+            _, reference = gate(x, g)
+            _compare(alpha, reference, f"your α for x {x_size}×{x_size}, g {g_size}×{g_size}",
+                     "project both with their 1×1 convolutions, resize the projected g to x's "
+                     "size (bilinear, as unet_lib's gate: align_corners=False), add, ReLU, ψ, "
+                     "then a sigmoid")
     print("Right: your gate's α equals unet_lib's AttentionGate on random inputs.")
 
 
@@ -142,6 +187,7 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
                          f"(test for it before dividing).") from None
         if not _answered(result):
             return
+        result = plain(result)  # an array or tensor of three scores is a list of three
         if not isinstance(result, (tuple, list)) or len(result) != 3:
             raise NotYet(f"Not yet: scores(tp, fp, fn) should return a tuple of three numbers, "
                          f"(dice, precision, recall), not {type(result).__name__}"
@@ -149,11 +195,26 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
                          + ".")
         expected = scores_from_counts(*(torch.tensor(v, dtype=torch.float64)
                                         for v in (tp, fp, fn)))
+        empty = {"Dice": 2 * tp + fp + fn == 0, "precision": tp + fp == 0,  # what a zero
+                 "recall": tp + fn == 0}  # denominator means is said in the hint
+        nothing = {"precision": "nothing predicted", "recall": "nothing to find"}
         for name, yours, key in zip(names, result, ("dice", "precision", "recall")):
-            if not abs(float(yours) - expected[key].item()) <= 1e-6:  # NaN is not it either
+            yours = plain(yours)
+            if not is_number(yours):
                 raise NotYet(f"Not yet: your {name} for TP={tp:g}, FP={fp:g}, FN={fn:g} is "
-                             f"{float(yours):.4f}, which is not it. Hint: write each score from "
-                             f"the counts alone; check which count belongs in the denominator.")
+                             f"{yours!r}, a {type(yours).__name__}: return numbers.")
+            gap = abs(float(yours) - expected[key].item())
+            if not gap <= 1e-6:  # NaN is not it either
+                if empty[name]:
+                    hint = (f"its denominator is 0 here ({nothing.get(name, 'no pixel')}); "
+                            f"unet_lib scores such a ratio 0, not NaN or 1")
+                elif gap < 1e-3:
+                    hint = "that is the score rounded: return it unrounded"
+                else:
+                    hint = ("write each score from the counts alone; check which count belongs "
+                            "in the denominator")
+                raise NotYet(f"Not yet: your {name} for TP={tp:g}, FP={fp:g}, FN={fn:g} is "
+                             f"{float(yours):.6g}, which is not it. Hint: {hint}.")
     print(f"Right: Dice, precision and recall agree with unet_lib.metrics on {len(counts)} "
           f"counts, those with a zero denominator included.")
 
