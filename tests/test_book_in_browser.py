@@ -139,6 +139,7 @@ def test_static_threshold_slider_rebinarizes_the_mask(open_page):
     assert threshold.get_attribute("aria-valuetext") == "0.80"
     caption = slider.locator(".unet-slider-caption")
     assert caption.get_attribute("aria-live") == "polite"
+    assert caption.get_attribute("id").startswith("unet-slider-")
     assert threshold.get_attribute("aria-describedby") == caption.get_attribute("id")
     assert after["sources"][3] != before["sources"][3], "the binarized mask did not change"
     assert after["sources"][:3] == before["sources"][:3]  # input, truth, probabilities stay

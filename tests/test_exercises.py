@@ -165,3 +165,23 @@ def test_scores_get_the_hint_their_mistake_needs(capsys):
                                                                 nn.ReLU(),
                                                                 nn.Conv2d(o, o, 3, padding=1),
                                                                 nn.ReLU()]))
+
+
+class SecondLayerMadeFirst(nn.Module):
+    """A right double convolution whose second layer is created first: both biases are (C,)."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+
+    def forward(self, x):
+        return F.relu(self.conv2(F.relu(self.conv1(x))))
+
+
+def test_layers_are_matched_in_the_order_they_run_not_the_order_they_were_made(capsys):
+    exercises.check_double_conv(SecondLayerMadeFirst)  # the two biases paired by running order
+    assert "Right" in capsys.readouterr().out
+    module = SecondLayerMadeFirst(4, 8).eval()
+    exercises.check_double_conv(lambda i, o: module)
+    assert not module.training  # the check leaves the student's module as it found it

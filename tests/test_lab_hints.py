@@ -153,7 +153,7 @@ def test_wrong_answers_students_give_get_the_hint_that_fits(capsys):
         labs.check_gate_sizes([15.9, 30.5, 60.9, 120.7], image_size=240)
     with pytest.raises(labs.NotYet, match="row number"):  # True was taken for row 1
         labs.check_least_selective_gate(True, [0.3, 0.2, -0.01, 0.05])
-    with pytest.raises(labs.NotYet, match="rows count from 0"):  # the 3rd row, counted from 1
+    with pytest.raises(labs.NotYet, match="drop the signs.*rows count from 0"):
         labs.check_least_selective_gate(3, [0.3, 0.2, -0.01, 0.05])
     with pytest.raises(labs.NotYet, match="not channel names"):  # was: TypeError in sorted()
         labs.check_mask_channels({0, "et"}, colour=(1, 0, 1))
@@ -184,3 +184,13 @@ def test_reveal_of_a_coding_exercise_points_at_its_solution_cell(capsys):
                 found.add(number)
     from unet_course.checking import CODING_EXERCISES
     assert found == set(CODING_EXERCISES)
+
+
+def test_a_wrong_first_part_of_4_2_leaves_its_second_part_revealable(capsys, monkeypatch):
+    from unet_course import checking
+
+    monkeypatch.setattr(checking, "_ASKED", {})
+    with pytest.raises(labs.NotYet, match="too high"):
+        labs.check_epoch_steps(999, None, n_slices=288, batch_size=8)
+    labs.reveal("4.2b")
+    assert "is 1071" in capsys.readouterr().out  # 34,255 slices at batch 32, rounded up

@@ -180,6 +180,12 @@ def test_the_models_curves_differ_by_more_than_colour():
     lines = fig.axes[1].get_lines()
     assert len({(line.get_marker(), line.get_linestyle()) for line in lines}) == 3
     plt.close(fig)
+    from unet_course.frames import model_style
+
+    assert model_style("Classic U-Net") == model_style("classic")
+    assert model_style("improved-nchw-depthwise") == model_style("improved")
+    assert model_style("monai BasicUNet") not in [model_style(n) for n in ("classic", "improved",
+                                                                        "attention")]
 
 
 def test_compare_models_captions_each_prediction_with_its_own_dice():

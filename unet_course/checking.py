@@ -91,7 +91,7 @@ def direction(answer, expected) -> str:
         if not is_number(answer):
             return f"should be a number, not {type(answer).__name__}"
         if math.isnan(answer):
-            return "is NaN, which no score or count is (a rule replaces 0/0)"
+            return "is NaN, not a number (a score's 0/0 has a rule of its own)"
         return "is too high" if answer > expected else "is too low"
     if isinstance(expected, (tuple, list)):
         if not isinstance(answer, (tuple, list)) or len(answer) != len(expected):

@@ -34,12 +34,31 @@ def _answered(result) -> bool:
     return True
 
 
-def _copy_weights(source: nn.Module, target: nn.Module, what: str) -> None:
-    """Load ``source``'s parameters into ``target``'s, whatever their names: each of
-    ``target``'s takes the first unused one of ``source`` of its shape (so the order of
-    creation matters only between parameters of one shape), else of its number of elements
-    (a 1×1 convolution's weights written as an ``nn.Linear``'s)."""
-    student_params, reference_params = list(source.parameters()), list(target.parameters())
+def _in_running_order(module: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:
+    """``module``'s parameters in the order its layers run on ``x`` (then any it did not
+    use, in the order they were created): the order of creation is the student's choice."""
+    called: list[nn.Module] = []
+    hooks = [m.register_forward_pre_hook(lambda m, args: called.append(m))
+             for m in module.modules()]
+    try:
+        with torch.no_grad():
+            _run(module, x, what=f"your module, called on a {tuple(x.shape)} input")
+    finally:
+        for hook in hooks:
+            hook.remove()
+    ordered: list[nn.Parameter] = []
+    for params in [*(m.parameters(recurse=False) for m in called), module.parameters()]:
+        ordered += [p for p in params if all(p is not q for q in ordered)]
+    return ordered
+
+
+def _copy_weights(source: nn.Module, target: nn.Module, what: str, x: torch.Tensor) -> None:
+    """Load ``source``'s parameters into ``target``'s, whatever their names, both taken in the
+    order their layers run on ``x``: each of ``target``'s takes the first unused one of
+    ``source`` of its shape, else of its number of elements (a 1×1 convolution's weights
+    written as an ``nn.Linear``'s)."""
+    student_params = _in_running_order(source, x)
+    reference_params = _in_running_order(target, x)
     unused = list(range(len(student_params)))
     pairs = []
     for same in (lambda a, b: a.shape == b.shape, lambda a, b: a.numel() == b.numel()):
@@ -95,8 +114,10 @@ def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: t
         raise NotYet(f"Not yet: your {what} has {abs(difference):,} parameters "
                      f"{'too many' if difference > 0 else 'too few'}. Hint: "
                      f"{(count_hints or {}).get(difference, hint)}")
-    _copy_weights(module, reference, what)
     x = torch.randn(2, args[0], 12, 12)
+    was_training = module.training
+    module.eval()
+    _copy_weights(module, reference, what, x)
     for mode in ("eval", "train"):  # a layer acting in training only (dropout) shows there
         module.train(mode == "train")
         reference.train(mode == "train")
@@ -106,6 +127,7 @@ def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: t
                      + (" in training mode (model.train())" if mode == "train" else ""),
                      hint if mode == "eval" else "a layer that acts only while training "
                      "(dropout, batch norm) is no part of this block")
+    module.train(was_training)
     print(f"Right: your {what} computes what unet_lib's does, on random inputs.")
 
 
@@ -150,11 +172,13 @@ def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
         with torch.no_grad():
             try:
                 alpha = forward(x, g, gate.w_x, gate.w_g, gate.psi)
-            except RuntimeError as error:
+            except Exception as error:  # the student's code: a hint, not a traceback
+                sizes = "size of tensor" in str(error) or "must match the size" in str(error)
                 raise NotYet(f"Not yet: with x {x_size}×{x_size} and g {g_size}×{g_size} your "
-                             f"forward raised: {error}. Hint: the projected gating signal is "
-                             f"coarser than x; bring it to x's own height and width before "
-                             f"adding the two.") from None
+                             f"forward raised {type(error).__name__}: {error}" + (
+                                 ". Hint: the projected gating signal is coarser than x; bring "
+                                 "it to x's own height and width before adding the two."
+                                 if sizes else ".")) from None
             if not _answered(alpha):
                 return
             _, reference = gate(x, g)
@@ -185,6 +209,9 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
                          f"TP + FP = 0 nothing was predicted, with TP + FN = 0 there was nothing "
                          f"to find; unet_lib scores a ratio with a zero denominator 0 "
                          f"(test for it before dividing).") from None
+        except Exception as error:  # the student's code: what it raised, not a traceback
+            raise NotYet(f"Not yet: scores({tp:g}, {fp:g}, {fn:g}) raised "
+                         f"{type(error).__name__}: {error}") from None
         if not _answered(result):
             return
         result = plain(result)  # an array or tensor of three scores is a list of three
@@ -208,7 +235,7 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
                 if empty[name]:
                     hint = (f"its denominator is 0 here ({nothing.get(name, 'no pixel')}); "
                             f"unet_lib scores such a ratio 0, not NaN or 1")
-                elif gap < 1e-3:
+                elif any(round(expected[key].item(), d) == float(yours) for d in range(1, 7)):
                     hint = "that is the score rounded: return it unrounded"
                 else:
                     hint = ("write each score from the counts alone; check which count belongs "

@@ -34,14 +34,19 @@ MODEL_STYLES = {"classic": dict(marker="o", ls="-"), "improved": dict(marker="s"
                 "attention": dict(marker="^", ls="-.")}
 
 
+#: a curve of another name: crosses on a dotted line, like none of the above
+OTHER_STYLE = dict(marker="x", ls=(0, (1, 1)))
+
+
 def region_style(name: str) -> dict:
-    """Colour, marker and line of channel or region ``name``'s curves (plain dots if unknown)."""
-    return {"color": REGION_COLOURS.get(name), **REGION_STYLES.get(name, dict(marker="o"))}
+    """Colour, marker and line of channel or region ``name``'s curves."""
+    return {"color": REGION_COLOURS.get(name), **REGION_STYLES.get(name, OTHER_STYLE)}
 
 
 def model_style(name: str) -> dict:
-    """Marker and line of model ``name``'s curves (plain dots for another name)."""
-    return MODEL_STYLES.get(name.split(" ")[0], dict(marker="o", ls="-"))
+    """Marker and line of model ``name``'s curves: ``"classic"``, ``"Classic U-Net"`` and
+    ``"improved-nchw-depthwise"`` take their model's."""
+    return MODEL_STYLES.get(name.lower().replace("-", " ").split(" ")[0], OTHER_STYLE)
 
 
 #: the loss curves: training dashed with hollow dots, validation solid with squares

@@ -29,7 +29,7 @@ from unet_lib.models import AttentionGate, ClassicUNet, SeparableConv2d
 from unet_lib.models import IMPROVEMENTS, AttentionUNet, count_parameters
 from unet_lib.models.ablation import improved_without  # the book calls labs.improved_without
 
-from .checking import NotYet, check, is_number, plain, reveal, unanswered
+from .checking import NotYet, asked, check, is_number, plain, reveal, unanswered
 from .evaluation_labs import (HAND_PREDICTION, HAND_TARGET, TWO_PATIENTS, check_empty_slice_dice,
                               check_patients_to_settle, check_scores_by_hand, check_two_ways)
 from .examples import shown_on_slider
@@ -146,7 +146,8 @@ def check_learning_rate(answer, epoch: int, lr: float = 2e-3, gamma: float = 0.9
     expected, what = scheduler.get_last_lr()[0], f"the learning rate after {epoch} decays"
     if not unanswered(answer, "4.1", what, expected):
         check(answer, expected, what, "ExponentialLR multiplies the rate by γ once per epoch",
-              tolerance=3e-2, exercise="4.1")  # 2 figures, cut or rounded; one decay is 10 %
+              tolerance=3e-2, exercise="4.1")  # one decay is 10 %; the book's epoch 10
+        # answer cut to 2 figures (6.9e-4) is 1 % off
 
 
 def check_steps_per_epoch(answer, n_slices: int, batch_size: int, exercise: str = "4.2"
@@ -158,6 +159,24 @@ def check_steps_per_epoch(answer, n_slices: int, batch_size: int, exercise: str 
     if not unanswered(answer, exercise, what, expected):
         check(answer, expected, what, "divide and round up: a partial last batch is a step",
               exercise=exercise)
+
+
+#: real BraTS 2020 as the course splits it (exercise 4.2b): 221 training volumes of 155 slices
+BRATS_TRAINING_SLICES = 221 * 155
+
+
+def check_epoch_steps(answer, answer_brats, n_slices: int, batch_size: int,
+                      brats_batch_size: int = 32) -> None:
+    """Exercise 4.2 in its two parts: this run's steps per epoch (4.2), and real BraTS's at
+    the slides' batch (4.2b). Both answers are worked out (for ``reveal``) before either is
+    checked, so a wrong first part leaves the second revealable."""
+    for exercise, n, batch in (("4.2", n_slices, batch_size),
+                               ("4.2b", BRATS_TRAINING_SLICES, brats_batch_size)):
+        asked(exercise, f"the steps per epoch for {n:,} slices at batch {batch}",
+              len(range(0, n, batch)))
+    check_steps_per_epoch(answer, n_slices, batch_size)
+    check_steps_per_epoch(answer_brats, BRATS_TRAINING_SLICES, brats_batch_size,
+                          exercise="4.2b")
 
 
 # --- chapter 5: visualizing a prediction ----------------------------------------------------
@@ -183,12 +202,12 @@ def check_mask_channels(answer, colour: Sequence[int] = (0, 1, 1)) -> None:
         elif answer < expected:
             problem = "a channel is missing: this colour mixes more than those"
         elif answer > expected:
-            problem = "one channel too many: this colour mixes fewer"
+            problem = "channels too many: this colour mixes fewer"
         else:
             problem = "that set is not it"
         raise NotYet(f"Not yet: {problem}. Hint: a pixel's colour adds the colours of its "
                      f"channels; the legend under the chapter's masks gives each channel's "
-                     f'(labs.reveal("5.1") gives the answer)')
+                     f'colour (labs.reveal("5.1") gives the answer).')
     print(f"Right: {what} are {sorted(expected)}.")
 
 
@@ -208,7 +227,7 @@ def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
     if not is_number(answer):
         raise NotYet(f"Not yet: {what} is a number, one of the slider's thresholds, not "
                      f"{type(answer).__name__}.")
-    if not any(math.isclose(answer, t) for t in thresholds):
+    if not any(math.isclose(answer, t, rel_tol=1e-6) for t in thresholds):  # float32 too
         raise NotYet(f"Not yet: {answer} is not one of the slider's thresholds "
                      f"({min(thresholds):g} to {max(thresholds):g} in its steps). Hint: move "
                      f"the slider and read the WT Dice in the caption.")
@@ -265,11 +284,9 @@ def check_least_selective_gate(answer, contrasts: Sequence[float]) -> None:
                   f"{contrasts[answer]:+.3f} in the table, the same size as row {expected}'s: "
                   f"too close to call on these slices.")
             return
-        counted_from_1 = answer - 1 == expected
         raise NotYet(f"Not yet: the contrast of row {answer}'s gate, {contrasts[answer]:+.3f}, "
-                     f"is not the smallest in size. Hint: "
-                     + ("the rows count from 0, the deepest gate's" if counted_from_1 else
-                        "drop the signs and compare the sizes of the contrasts over the many "
-                        "slices") + ' (labs.reveal("8.2") gives the answer)')
+                     f"is not the smallest in size. Hint: drop the signs and compare the sizes "
+                     f"of the contrasts over the many slices; the rows count from 0, the "
+                     f'deepest gate\'s (labs.reveal("8.2") gives the answer)')
     check(answer, expected, what, "a row of the table: 0 (the deepest gate) to "
           f"{len(sizes) - 1} (the finest)", exercise="8.2")

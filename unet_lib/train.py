@@ -207,7 +207,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                              scaler_state=scaler.state_dict(), rng=rng_state(generator),
                              epoch=epoch + 1, history=history.records,
                              config=dataclasses.asdict(config), best_epoch=best_epoch,
-                             resumed=start.resumed)  # what resume_from() puts back
+                             resumed=start.resumed)  # what resume_from() reads back
                 # best first: a kill between the two writes loses neither
                 writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
                             **state)
