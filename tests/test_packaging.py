@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+
+try:  # the library runs on Python 3.10; reading pyproject.toml there needs tomli
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = pytest.importorskip("tomli", reason="Python 3.10 reads TOML with tomli")
 
 ROOT = Path(__file__).resolve().parents[1]
 
