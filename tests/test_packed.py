@@ -182,3 +182,27 @@ def test_a_pack_keeps_each_volume_s_depth_at_its_source_for_per_patient_scoring(
     source = BraTSSlices(tmp_path / "ph")
     assert [packed.depth_of(v) for v in packed.volumes] == [source.depth_of(v) for v in
                                                              source.volumes] == [6, 6]
+
+
+def test_a_pack_and_its_source_score_a_patient_alike_around_an_unusable_slice(folder, tmp_path):
+    """The pack leaves the unusable slice out of its index, the source yields a stand-in for
+    it: both count it empty in its place, so the patient's 3-D scores agree."""
+    import warnings
+
+    from torch import nn
+
+    from unet_lib.patients import evaluate_patients
+
+    (folder / "volume_3_slice_2.h5").write_text("broken")  # tumour in slices 1 to 3
+    with pytest.warns(UserWarning, match="volume_3_slice_2.h5"):
+        out = pack_folder(folder, tmp_path / "packed", progress=False)
+    everywhere = nn.Conv2d(4, 3, 1)  # tumour predicted in every voxel: depth matters to HD95
+    nn.init.zeros_(everywhere.weight)
+    nn.init.constant_(everywhere.bias, 5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the unusable file, the partial volume
+        source, packed = (evaluate_patients(everywhere.eval(), dataset, device="cpu").rows
+                          for dataset in (BraTSSlices(folder), PackedSlices(out)))
+    assert [row["slices"] for row in source] == [row["slices"] for row in packed] == [6, 6, 5]
+    assert [row["hd95"] for row in source] == [row["hd95"] for row in packed]
+    assert [row["dice"] for row in source] == [row["dice"] for row in packed]

@@ -16,6 +16,7 @@ from unet_lib.data import SliceDataset, split_train_val_test, split_volumes
 from unet_lib.losses import BCEDiceLoss, SoftDiceLoss, make_loss
 from unet_lib.metrics import HD95_ONE_EMPTY, SegmentationScores
 from unet_lib.comparison import paired_bootstrap, paired_sign_flip
+from unet_lib.data import BraTSDataError
 from unet_lib.patients import PatientScores, evaluate_patients, score_patient
 
 
@@ -90,24 +91,45 @@ def test_batches_never_mix_two_patients_and_give_the_all_pixel_scores_of_the_sam
     assert pixels.compute()["recall"]["ED"] == pytest.approx(7 / 14)  # 7 oedema voxels each
 
 
+class OneBroken(MasksAsImages):
+    """Slice 3 of volume ``broken`` cannot be read."""
+
+    broken = 2
+
+    def read(self, index):
+        if self.slices[index] == (self.broken, 3):
+            raise BraTSDataError(f"volume_{self.broken}_slice_3.h5", "truncated")
+        return super().read(index)
+
+
 def test_an_unusable_slice_is_left_out_of_its_patient_and_listed_once():
-    from unet_lib.data import BraTSDataError
-
-    class OneBroken(MasksAsImages):
-        def read(self, index):
-            if self.slices[index] == (2, 3):
-                raise BraTSDataError("volume_2_slice_3.h5", "truncated")
-            return super().read(index)
-
     from unet_lib.patients import PartialVolumeWarning
 
     masks = {1: blob(), 2: blob()}
     with pytest.warns(UserWarning, match="truncated"), \
-            pytest.warns(PartialVolumeWarning, match="5 of its 6 slices .*as neighbours"):
+            pytest.warns(PartialVolumeWarning, match="5 of its 6 slices .*each in its place"):
         scores = evaluate_patients(oracle(), OneBroken(masks, masks), batch_size=4,
                                    device="cpu", spacing=(1, 1, 1))
     assert scores.skipped == ["volume_2_slice_3.h5: truncated"]
     assert [(row["volume"], row["slices"]) for row in scores.rows] == [(1, 6), (2, 5)]
+
+
+def test_an_unusable_slice_keeps_its_place_so_distances_in_depth_are_kept():
+    # as a packed copy of the same data stacks it: before, the source closed the gap
+    class Broken(OneBroken):
+        broken = 1
+
+    truth = {1: blob(at=(1, 3, 3))}  # the whole tumour in slices 1 and 2
+    predicted = {1: blob(at=(3, 3, 3))}  # in slices 3 and 4; slice 3 cannot be read
+    from unet_lib.patients import PartialVolumeWarning
+
+    with pytest.warns(UserWarning, match="truncated"), \
+            pytest.warns(PartialVolumeWarning, match="unusable files, or not in the dataset"):
+        row = evaluate_patients(oracle(), Broken(truth, predicted), batch_size=4,
+                                device="cpu", spacing=(1, 1, 1)).rows[0]
+    assert row["slices"] == 5
+    # slice 4 lies 2 and 3 slices from the truth's; with the gap closed it was 1 and 2
+    assert row["hd95"]["WT"] == pytest.approx(3.0)
 
 
 def test_a_patient_listed_with_some_slices_only_is_scored_with_each_in_its_place():

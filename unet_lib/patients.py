@@ -149,8 +149,9 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     memory at a time. A model that works at a smaller size than the data's (a dataset whose
     ``image_size`` resizes the slices) is scored as BraTS scores: its probabilities are
     resized to the slices' own grid (:func:`~unet_lib.inference.probabilities_on_grid`) and
-    compared with the masks as stored, not with masks shrunk to its size. Unusable slices are
-    left out of the stack (``slices`` counts those used). The whole pass is one loader, its
+    compared with the masks as stored, not with masks shrunk to its size. Unusable slices count
+    empty in prediction and truth, each in its place, as a packed copy of the data stacks
+    them (``slices`` counts those used). The whole pass is one loader, its
     batches cut volume by volume, so that on a GPU its reading processes start once.
 
     Args:
@@ -178,17 +179,23 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
             batches.append(indices[start:start + batch_size])
             owners.append(volume)
     result = PatientScores()
-    stacked: dict[int, tuple[list, list]] = {}  # the volume being predicted: (preds, targets)
+    slice_of = {index: s for entries in order.values() for s, index in entries}
+    # the volume being predicted: (preds, targets, the slice number of each, None if unknown)
+    stacked: dict[int, tuple[list, list, list]] = {}
     passes = logit_batches(model, dataset, batch_size, device, amp, batches=batches)
     # passes first: zip then runs it to its end, which puts the model back where it was and
     # stops the loader's workers before the last volume is scored
-    for (logits, masks, skipped), volume in zip(passes, owners):
+    for (logits, masks, skipped), volume, batch in zip(passes, owners, batches):
         result.skipped.extend(str(sample) for sample in skipped)
         if volume not in stacked:  # the previous volume is complete
             _score_stacked(stacked, order, spacing, result, dataset)
-            stacked[volume] = ([], [])
+            stacked[volume] = ([], [], [])
         if logits is None:
             continue
+        left_out = {sample.index for sample in skipped}
+        stacked[volume][2].extend(  # the usable items' slices; unknown if a skip is unplaced
+            [slice_of[i] for i in batch if i not in left_out] if None not in left_out
+            else [None] * len(logits))
         binary = binarize(probabilities_on_grid(torch.sigmoid(logits), masks.shape[-2:]),
                           threshold, logits=False)
         if pixels is not None:
@@ -203,7 +210,7 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
                    dataset: SliceDataset) -> None:
     """Score the volume in ``stacked`` (if any slice of it was usable) into ``result`` and
     empty ``stacked``."""
-    for volume, (preds, targets) in stacked.items():
+    for volume, (preds, targets, slices) in stacked.items():
         if not preds:
             continue
         pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, N, H, W), the slices scored
@@ -211,16 +218,18 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
         known = [s for s, _ in order[volume]]  # the dataset's slices of it, in order
         depth = dataset.depth_of(volume)
         scored = pred.shape[1]
+        placed = None not in slices  # each scored slice's number is known
         if scored < depth:
             warnings.warn(f"per-patient scores: volume {volume}: {scored} of its {depth} "
                           f"slices scored "
-                          + ("(the rest are not in the dataset: each scored slice in its "
-                             "place, the rest counted empty in prediction and truth)"
-                             if scored == len(known) else
+                          + ("(each in its place, the rest counted empty in prediction and "
+                             "truth: " + ("not in the dataset)" if scored == len(known) else
+                                          "unusable files, or not in the dataset)")
+                             if placed else
                              "(unusable files left out: the rest stacked as neighbours)"),
                           PartialVolumeWarning, stacklevel=3)
-        if scored == len(known) < depth:  # e.g. tumour slices only: each in its place
-            pred, target = (_placed(x, known, depth) for x in (pred, target))
+        if placed and scored < depth:  # tumour slices only, unusable files: each in its place
+            pred, target = (_placed(x, slices, depth) for x in (pred, target))
         voxel = spacing or tuple(size / n for size, n in
                                  zip(BRATS_SHAPE_MM, (depth, *pred.shape[-2:])))
         row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}

@@ -119,7 +119,7 @@ class SliceDataset(Dataset):
         try:
             image, mask = self.read(index)
         except BraTSDataError as error:
-            return skip_or_raise(error, self.on_error)
+            return skip_or_raise(error, self.on_error, index)
         image, mask = (torch.as_tensor(x, dtype=torch.float32) for x in (image, mask))
         if self.mask_size is not None:  # the image as the model sees it, the truth as stored
             return resize_image(image, self.image_size), resize_mask(mask, self.mask_size)

@@ -36,22 +36,26 @@ class BadSampleWarning(UserWarning):
 class SkippedSample:
     """Stands in for a sample whose file could not be used, when datasets skip bad files.
 
-    :func:`collate_samples` takes these out of a batch and reports them.
+    :func:`collate_samples` takes these out of a batch and reports them; ``index`` (the item
+    it stands for, where the dataset knows it) says which place of the batch it left empty.
     """
 
     path: str
     problem: str
+    index: int | None = None
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
 
 
-def skip_or_raise(error: BraTSDataError, on_error: str) -> SkippedSample:
-    """The ``on_error`` policy of the datasets: re-raise, or warn and return a stand-in."""
+def skip_or_raise(error: BraTSDataError, on_error: str, index: int | None = None
+                  ) -> SkippedSample:
+    """The ``on_error`` policy of the datasets: re-raise, or warn and return a stand-in (for
+    item ``index``)."""
     if on_error == "raise":
         raise error
     warnings.warn(f"skipping {error}", BadSampleWarning, stacklevel=3)
-    return SkippedSample(str(error.path), error.problem)
+    return SkippedSample(str(error.path), error.problem, index)
 
 
 def check_on_error(on_error: str) -> str:
