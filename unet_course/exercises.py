@@ -116,18 +116,21 @@ def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: t
                      f"{(count_hints or {}).get(difference, hint)}")
     x = torch.randn(2, args[0], 12, 12)
     was_training = module.training
-    module.eval()
-    _copy_weights(module, reference, what, x)
-    for mode in ("eval", "train"):  # a layer acting in training only (dropout) shows there
-        module.train(mode == "train")
-        reference.train(mode == "train")
-        with torch.no_grad():
-            yours = _run(module, x, what=f"your {what}, called on a (2, {args[0]}, 12, 12) input")
-            _compare(yours, reference(x), f"the output of your {what}"
-                     + (" in training mode (model.train())" if mode == "train" else ""),
-                     hint if mode == "eval" else "a layer that acts only while training "
-                     "(dropout, batch norm) is no part of this block")
-    module.train(was_training)
+    try:  # the student's module is left in its mode, whatever the check finds
+        module.eval()
+        _copy_weights(module, reference, what, x)
+        for mode in ("eval", "train"):  # a layer acting in training only (dropout) shows there
+            module.train(mode == "train")
+            reference.train(mode == "train")
+            with torch.no_grad():
+                yours = _run(module, x, what=f"your {what}, called on a (2, {args[0]}, 12, 12) "
+                                             f"input")
+                _compare(yours, reference(x), f"the output of your {what}"
+                         + (" in training mode (model.train())" if mode == "train" else ""),
+                         hint if mode == "eval" else "a layer that acts only while training "
+                         "(dropout, batch norm) is no part of this block")
+    finally:
+        module.train(was_training)
     print(f"Right: your {what} computes what unet_lib's does, on random inputs.")
 
 
