@@ -24,8 +24,13 @@ def test_scale_variable_overrides_the_notebook_choice(monkeypatch):
     monkeypatch.setenv(course.SCALE_VARIABLE, "quick")
     assert course.resolve_scale("full") == "quick"
     monkeypatch.delenv(course.SCALE_VARIABLE)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert course.resolve_scale("full") == "full"
-    assert course.resolve_scale("auto") == ("full" if torch.cuda.is_available() else "quick")
+    assert course.resolve_scale("auto") == "full"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert course.resolve_scale("auto") == "quick"
+    with pytest.warns(UserWarning, match="scale = 'full' without a CUDA GPU.*hours on a CPU"):
+        assert course.resolve_scale("full") == "full"  # allowed, but said
 
 
 def test_unknown_scale_is_named(monkeypatch):
