@@ -254,3 +254,20 @@ def test_a_failure_to_put_run_json_back_never_hides_what_stopped_the_run(trained
         run_module.train_run(resumed, resume=True, progress=False,
                              report=lambda *args, **kwargs: None)
     assert (out / "run.json").read_bytes() != record  # could not be put back: said nowhere else
+
+
+def test_training_the_full_scale_on_the_cpu_is_said_to_take_hours(capsys, monkeypatch):
+    import dataclasses
+
+    from unet_lib.cli.checks import note_a_long_run
+    from unet_lib.config import TrainConfig
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr("torch.backends.mps.is_available", lambda: False)
+    note_a_long_run("full", TrainConfig())
+    assert capsys.readouterr().err.startswith(
+        "note: the full scale (240×240, 32 filters, 20 epochs) trains for hours on a CPU")
+    note_a_long_run("quick", TrainConfig.quick())
+    note_a_long_run("full", dataclasses.replace(TrainConfig(), image_size=32))  # shrunk
+    note_a_long_run("full", dataclasses.replace(TrainConfig(), device="cuda"))  # not the CPU
+    assert capsys.readouterr().err == ""

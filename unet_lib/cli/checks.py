@@ -4,6 +4,7 @@ that the command did not write itself."""
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,32 @@ def check_scoring_options(args) -> None:
         check_threshold(args.threshold)
     check_batch_size(args.batch_size)
     check_device(args.device)
+
+
+def check_train_data(args) -> None:
+    """``train --data``: a folder, and no phantom option beside it."""
+    from ..data import check_data_folder
+
+    if args.data is None:
+        return
+    for name in ("n_volumes", "n_slices"):
+        if getattr(args, name) is not None:
+            raise ConfigError(name, "shapes the phantom, which --data replaces (fewer volumes "
+                                    "of your data: --max-volumes)")
+    check_data_folder(args.data)
+
+
+def note_a_long_run(scale: str, config) -> None:
+    """Say on stderr, before a ``train`` at the full scale's image size on the CPU, that it
+    takes hours (the quick scale, minutes)."""
+    from ..recipe import SCALES
+    from ..runtime import pick_device
+
+    full_size = config.image_size >= SCALES["full"].config.image_size
+    if scale == "full" and full_size and pick_device(config.device).type == "cpu":
+        print(f"note: the full scale ({config.image_size}×{config.image_size}, "
+              f"{config.base_filters} filters, {config.epochs} epochs) trains for hours on a "
+              f"CPU; --scale quick trains in minutes", file=sys.stderr)
 
 
 def check_train_folder(out: Path, resume: bool) -> None:

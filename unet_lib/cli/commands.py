@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
 from .checks import (check_bench_options, check_evaluate_csv, check_scoring_options,
-                     check_train_folder, fit_models)
+                     check_train_data, check_train_folder, fit_models, note_a_long_run)
 from ..progress import HISTORY_CSV, unusable
 from ..recipe import SCALES, PhantomSpec, RunRecipe
 from ..run import RUN_FILE, prepare_run, train_run
@@ -57,20 +57,14 @@ def config_changes(args) -> dict:
 
 
 def cmd_train(args) -> int:
-    from ..data import check_data_folder
     from ..runfolder import claim
 
     out = args.out or Path("runs") / (args.model or "classic")
     check_train_folder(out, args.resume)
     last = out / "last.pt"
     recipe = None
-    if args.data is not None and not args.resume:  # before the folder is touched
-        for name in ("n_volumes", "n_slices"):
-            if getattr(args, name) is not None:
-                raise ConfigError(name, "shapes the phantom, which --data replaces (fewer "
-                                        "volumes of your data: --max-volumes)")
-        check_data_folder(args.data)
     if not args.resume:  # checked in full before the folder is touched or data is made
+        check_train_data(args)
         scale = "quick" if args.quick else args.scale or "full"
         recipe = RunRecipe.for_scale(scale, args.model or "classic", args.data,
                                      args.max_volumes, args.n_volumes, args.n_slices,
@@ -80,6 +74,8 @@ def cmd_train(args) -> int:
         # a run that fails or is stopped before its first epoch leaves no folder behind
         with claim(out, tidy=(RUN_FILE,)) if main_process else contextlib.nullcontext(out):
             run = _resumed(args, out) if args.resume else prepare_run(recipe, out)
+            if recipe is not None and main_process:  # checked, about to train: say how long
+                note_a_long_run(scale, recipe.config)
             _, history = train_run(run, resume=args.resume,
                                    trust_checkpoint=args.trust_checkpoint,
                                    report=print if main_process else _silent)
