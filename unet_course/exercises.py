@@ -91,12 +91,17 @@ def _compare(yours: torch.Tensor, reference: torch.Tensor, what: str, hint: str)
                      f"difference is at flat position {worst}). Hint: {hint}")
 
 
+def _raised(what: str, error: Exception, hint: str = "") -> NotYet:
+    """The message for an error the student's code raised: what raised what, not a traceback."""
+    return NotYet(f"Not yet: {what} raised {type(error).__name__}: {error}" + hint)
+
+
 def _run(function: Callable, *args, what: str):
     """``function(*args)``; an error it raises becomes a :class:`NotYet` naming it."""
     try:
         return function(*args)
     except Exception as error:  # the student's code: say what went wrong, not a traceback
-        raise NotYet(f"Not yet: {what} raised {type(error).__name__}: {error}") from None
+        raise _raised(what, error) from None
 
 
 def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: tuple,
@@ -177,11 +182,10 @@ def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
                 alpha = forward(x, g, gate.w_x, gate.w_g, gate.psi)
             except Exception as error:  # the student's code: a hint, not a traceback
                 sizes = "size of tensor" in str(error) or "must match the size" in str(error)
-                raise NotYet(f"Not yet: with x {x_size}×{x_size} and g {g_size}×{g_size} your "
-                             f"forward raised {type(error).__name__}: {error}" + (
-                                 ". Hint: the projected gating signal is coarser than x; bring "
-                                 "it to x's own height and width before adding the two."
-                                 if sizes else ".")) from None
+                raise _raised(f"with x {x_size}×{x_size} and g {g_size}×{g_size} your forward",
+                              error, ". Hint: the projected gating signal is coarser than x; "
+                              "bring it to x's own height and width before adding the two."
+                              if sizes else ".") from None
             if not _answered(alpha):
                 return
             _, reference = gate(x, g)
@@ -213,8 +217,7 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
                          f"to find; unet_lib scores a ratio with a zero denominator 0 "
                          f"(test for it before dividing).") from None
         except Exception as error:  # the student's code: what it raised, not a traceback
-            raise NotYet(f"Not yet: scores({tp:g}, {fp:g}, {fn:g}) raised "
-                         f"{type(error).__name__}: {error}") from None
+            raise _raised(f"scores({tp:g}, {fp:g}, {fn:g})", error) from None
         if not _answered(result):
             return
         result = plain(result)  # an array or tensor of three scores is a list of three

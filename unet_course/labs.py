@@ -154,11 +154,16 @@ def check_steps_per_epoch(answer, n_slices: int, batch_size: int, exercise: str 
                           ) -> None:
     """Exercise 4.2. Optimizer steps in one epoch over ``n_slices`` training slices (the last,
     smaller batch counts); ``exercise="4.2b"`` for its second part, real BraTS."""
-    expected = len(range(0, n_slices, batch_size))
-    what = f"the steps per epoch for {n_slices:,} slices at batch {batch_size}"
+    what, expected = _steps_question(n_slices, batch_size)
     if not unanswered(answer, exercise, what, expected):
         check(answer, expected, what, "divide and round up: a partial last batch is a step",
               exercise=exercise)
+
+
+def _steps_question(n_slices: int, batch_size: int) -> tuple[str, int]:
+    """Exercise 4.2's question for ``n_slices`` at ``batch_size``, and its answer."""
+    return (f"the steps per epoch for {n_slices:,} slices at batch {batch_size}",
+            len(range(0, n_slices, batch_size)))
 
 
 #: real BraTS 2020 as the course splits it (exercise 4.2b): 221 training volumes of 155 slices
@@ -172,8 +177,7 @@ def check_epoch_steps(answer, answer_brats, n_slices: int, batch_size: int,
     checked, so a wrong first part leaves the second revealable."""
     for exercise, n, batch in (("4.2", n_slices, batch_size),
                                ("4.2b", BRATS_TRAINING_SLICES, brats_batch_size)):
-        asked(exercise, f"the steps per epoch for {n:,} slices at batch {batch}",
-              len(range(0, n, batch)))
+        asked(exercise, *_steps_question(n, batch))
     check_steps_per_epoch(answer, n_slices, batch_size)
     check_steps_per_epoch(answer_brats, BRATS_TRAINING_SLICES, brats_batch_size,
                           exercise="4.2b")
