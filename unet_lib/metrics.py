@@ -25,6 +25,8 @@ import torch
 
 from .config import check_threshold
 from .data.brats import MASK_CHANNELS, REGION_CHANNELS, REGIONS
+# HD95 lives with the other outline distances; imported from here too, as it always was
+from .outlines import HD95_ONE_EMPTY, hausdorff95, surface  # noqa: F401
 
 
 def binarize(logits_or_probs: torch.Tensor, threshold: float = 0.5, *, logits: bool
@@ -221,85 +223,3 @@ def best_threshold_of_slice(probs: torch.Tensor, target: torch.Tensor,
     (``probs``, ``target``: (3, H, W)); the lowest such threshold on a tie."""
     sweep = {float(t): {"dice": {"WT": whole_tumour_dice(probs, target, t)}} for t in thresholds}
     return best_threshold(sweep)
-
-
-#: HD95 of a region that is empty in exactly one of prediction and reference, in mm: the value
-#: the BraTS challenge's evaluation uses (the diagonal of its 240×240×155 mm volume, 373.13)
-HD95_ONE_EMPTY = 373.13
-
-
-def surface(mask: np.ndarray) -> np.ndarray:
-    """The surface voxels (bool, same shape) of a binary mask (bool or 0/1): the mask minus its
-    erosion by the 6-neighbour (in 2-D, 4-neighbour) cross; voxels on the array's border count
-    as surface."""
-    from scipy import ndimage
-
-    mask = np.asarray(mask) != 0  # 0/1 floats or ints as well as bool
-
-    return mask & ~ndimage.binary_erosion(mask)
-
-
-def _directed_percentiles(a: np.ndarray, b: np.ndarray, spacing, percentile: float
-                          ) -> tuple[float, float]:
-    """95th percentiles of the distances from each surface voxel of ``a`` to the nearest of
-    ``b``, and from ``b`` to ``a``, in the units of ``spacing``."""
-    from scipy.spatial import cKDTree
-
-    points_a = np.argwhere(surface(a)) * np.asarray(spacing, dtype=np.float64)
-    points_b = np.argwhere(surface(b)) * np.asarray(spacing, dtype=np.float64)
-    a_to_b = cKDTree(points_b).query(points_a, k=1)[0]
-    b_to_a = cKDTree(points_a).query(points_b, k=1)[0]
-    return (float(np.percentile(a_to_b, percentile)), float(np.percentile(b_to_a, percentile)))
-
-
-def hausdorff95(pred, target, spacing=(1.0, 1.0, 1.0), percentile: float = 95.0) -> np.ndarray:
-    """The 95th-percentile Hausdorff distance (HD95) between binary masks, per channel, in mm.
-
-    For each channel: the surface voxels of prediction and reference (:func:`surface`), the
-    distance from every surface voxel of one to the nearest surface voxel of the other, the
-    95th percentile of those distances in each direction (linear interpolation), and the larger
-    of the two (the symmetric form). Dice counts overlapping voxels; HD95 says how far the
-    outlines lie apart, so a small false positive far from the tumour, which barely moves
-    Dice, shows as a large HD95. The same definition as MONAI's
-    ``compute_hausdorff_distance(..., percentile=95, directed=False)``.
-
-    Empty masks, as the BraTS evaluation: both empty → 0; exactly one empty →
-    :data:`HD95_ONE_EMPTY` (373.13 mm), whatever the volume's size.
-
-    Args:
-        pred, target: binary masks (C, D, H, W), tensors or arrays; 2-D masks (C, H, W) with a
-            2-element ``spacing``. The channel axis is always there (one mask: ``mask[None]``):
-            a (3, H, W) stack would otherwise read as one volume 3 slices deep.
-        spacing: the voxel size along each spatial axis, in mm (BraTS: 1 mm).
-
-    Returns:
-        float64 array (C,) of distances in mm.
-    """
-    pred, target = _as_bool(pred), _as_bool(target)
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got {pred.shape} and "
-                         f"{target.shape}")
-    spatial = len(spacing)
-    if pred.ndim != spatial + 1:
-        axes = ", ".join("DHW"[-spatial:])
-        raise ValueError(f"expected masks (C, {axes}) for a spacing of {spatial} axes, got "
-                         f"shape {pred.shape}: " + (
-                             f"one mask ({axes}) needs its channel axis first: mask[None]"
-                             if pred.ndim == spatial else
-                             "give one spacing per spatial axis, after the channel axis (2-D "
-                             "masks (C, H, W): spacing=(1, 1))"))
-    distances = np.empty(len(pred))
-    for c, (p, t) in enumerate(zip(pred, target)):
-        if not p.any() and not t.any():
-            distances[c] = 0.0
-        elif not p.any() or not t.any():
-            distances[c] = HD95_ONE_EMPTY
-        else:
-            distances[c] = max(_directed_percentiles(p, t, spacing, percentile))
-    return distances
-
-
-def _as_bool(mask) -> np.ndarray:
-    if isinstance(mask, torch.Tensor):
-        mask = mask.detach().cpu().numpy()
-    return np.asarray(mask) > 0.5

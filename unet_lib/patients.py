@@ -3,7 +3,7 @@
 The slides score Dice, precision and recall over all validation pixels at once, so a large
 tumour outweighs a small one. The challenge, and the papers a student reads next, stack each
 patient's slices back into a volume, score every patient separately with Dice and the 95th
-percentile Hausdorff distance (:func:`unet_lib.metrics.hausdorff95`), and report the mean,
+percentile Hausdorff distance (:func:`unet_lib.outlines.hausdorff95`), and report the mean,
 median and spread over patients. Whether one model beats another on those patients:
 :mod:`unet_lib.comparison`.
 
@@ -26,8 +26,8 @@ from torch.utils.data import Dataset
 from .config import check_batch_size
 from .data import SliceDataset, locate
 from .data.brats import REGIONS
-from .metrics import (SegmentationScores, binarize, hausdorff95, scores_from_counts,
-                      to_regions)
+from .metrics import SegmentationScores, binarize, scores_from_counts, to_regions
+from .outlines import hausdorff95
 from .inference import logit_batches, probabilities_on_grid
 from .runtime import resolve_device
 
@@ -229,16 +229,22 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
                              "(unusable files left out: the rest stacked as neighbours)"),
                           PartialVolumeWarning, stacklevel=3)
         if placed and scored < depth:  # tumour slices only, unusable files: each in its place
-            pred, target = (_placed(x, slices, depth) for x in (pred, target))
-        voxel = spacing or tuple(size / n for size, n in
-                                 zip(BRATS_SHAPE_MM, (depth, *pred.shape[-2:])))
+            pred, target = (placed_in_volume(x, slices, depth) for x in (pred, target))
+        voxel = spacing or voxel_size(depth, *pred.shape[-2:])
         row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}
         result.rows.append(row)
     stacked.clear()
 
 
-def _placed(stack: torch.Tensor, slices: list[int], depth: int) -> torch.Tensor:
-    """(3, N, H, W) ``stack`` of ``slices`` put at their places in (3, depth, H, W) zeros."""
+def voxel_size(depth: int, height: int, width: int) -> tuple[float, float, float]:
+    """The voxel size (depth, height, width) in mm of a volume stacked at this size from
+    BraTS-proportioned data: BraTS's 155 × 240 × 240 mm over the voxels (1 mm at BraTS's own
+    size; 4.84 × 2.5 × 2.5 mm for 32 slices of 96 × 96)."""
+    return tuple(size / n for size, n in zip(BRATS_SHAPE_MM, (depth, height, width)))
+
+
+def placed_in_volume(stack: torch.Tensor, slices: list[int], depth: int) -> torch.Tensor:
+    """(C, N, H, W) ``stack`` of ``slices`` put at their places in (C, depth, H, W) zeros."""
     placed = stack.new_zeros((stack.shape[0], depth, *stack.shape[2:]))
     placed[:, slices] = stack
     return placed

@@ -125,15 +125,20 @@ class SliceDataset(Dataset):
             return resize_image(image, self.image_size), resize_mask(mask, self.mask_size)
         return resize_sample(image, mask, self.image_size)
 
+    def at_stored_size(self) -> "SliceDataset":
+        """A view of this dataset whose images and masks keep the size they are stored at
+        (``image_size`` and ``mask_size`` unset)."""
+        stored = copy.copy(self)
+        stored.image_size = stored.mask_size = None
+        return stored
+
     def with_native_masks(self) -> "SliceDataset":
         """A view of this dataset whose images are resized to ``image_size`` (what a model
         trained at that size takes) and whose masks keep the size they are stored at (what
         BraTS scores against: a model's probabilities are resized to it). The stored size is
         the first usable slice's; a slice stored at another size has its mask resized to it,
         so that every batch stacks."""
-        stored = copy.copy(self)
-        stored.image_size = stored.mask_size = None
-        first = first_usable(stored)
+        first = first_usable(self.at_stored_size())
         view = copy.copy(self)
         view.mask_size = None if first is None else tuple(first[1].shape[-2:])
         return view

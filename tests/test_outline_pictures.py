@@ -1,0 +1,115 @@
+"""Chapter 7's pictures of where an HD95 comes from: the curves mark the distances they say,
+and the slider draws each outline voxel where it is, in the colour of its distance."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from test_outlines import brute_force  # noqa: E402
+from unet_course.outline_pictures import (distance_colours, distance_curves,  # noqa: E402
+                                          head_window, outline_slider)
+from unet_lib.patient_volume import PatientVolume  # noqa: E402
+
+
+def a_case() -> PatientVolume:
+    """8 slices of 24×24, the head everywhere but a 2-pixel border; the whole tumour a
+    6×6×3 block (slices 2-4) and, predicted, the block plus a 3×3 false blob on slice 6 in
+    rows 1-3, columns 17-19 (which, read transposed, would be rows 17-19, columns 1-3)."""
+    image = np.zeros((4, 8, 24, 24), np.float32)
+    image[:, :, 2:22, 2:22] = 1 + np.random.default_rng(0).random((4, 8, 20, 20))
+    truth = np.zeros((3, 8, 24, 24), bool)
+    truth[:, 2:5, 8:14, 8:14] = True
+    pred = truth.copy()
+    pred[:, 6, 1:4, 17:20] = True
+    return PatientVolume(1, image, truth, pred, (1.0, 1.0, 1.0), list(range(8)))
+
+
+def pixels(url: str) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+                      .convert("RGB")).astype(int)
+
+
+def test_the_head_window_is_the_smallest_square_around_every_slice_s_head():
+    flair = np.full((3, 20, 30), -1.0)
+    flair[0, 5:10, 10:20] = 0.5   # rows 5-9, columns 10-19
+    flair[2, 4:7, 12:15] = 2.0    # rows 4-6
+    # the head spans rows 4-9 and columns 10-19: 10 wide, 14 with 2 pixels each side, centred
+    assert head_window(flair) == (0, 14, 8, 22)
+    assert head_window(np.zeros((2, 5, 5))) == (0, 5, 0, 5)  # no head: the whole slice
+
+
+def test_the_slider_holds_the_slices_with_an_outline_and_opens_on_the_far_blob():
+    case = a_case()
+    slider = outline_slider(case)
+    assert slider.labels == [["2", "3", "4", "6"]]
+    assert slider.start == (3,)
+    _, caption = slider.frame((3,))
+    outlines = case.outlines("WT")
+    expected = brute_force(case.pred[0], case.truth[0], (1, 1, 1))
+    assert outlines.prediction_to_truth.distances == pytest.approx(expected)
+    blob = expected[-9:]  # the blob's 9 voxels (all outline) come last in slice order
+    assert (f"predicted outline: 9 voxels here, farthest {blob.max():.1f} mm away, "
+            f"{int((blob > outlines.hd95).sum())} beyond HD95") in caption
+    assert "true outline: 0 voxels here" in caption
+    assert f"HD95 of the patient: {outlines.hd95:.1f} mm" in caption
+
+
+def test_each_outline_voxel_is_drawn_at_its_place_in_the_colour_of_its_distance():
+    case = a_case()
+    slider = outline_slider(case, width=240)
+    top, _, left, right = head_window(case.image[0])
+    scale = 240 / (right - left)
+
+    def at(picture, row, col):
+        return picture[int((row - top + 0.5) * scale), int((col - left + 0.5) * scale)]
+
+    blob_slice = pixels(slider.frame((3,))[0][0])
+    far, transposed = at(blob_slice, 1, 19), at(blob_slice, 19, 1)
+    assert far[0] > 150 and far[2] < 80           # orange to red: beyond HD95
+    assert abs(transposed[0] - transposed[2]) < 10  # grey: nothing drawn there
+    block_slice = pixels(slider.frame((0,))[0][0])
+    on_truth = at(block_slice, 8, 8)              # a corner of the block: distance 0
+    assert on_truth.tolist() == pytest.approx([0x56, 0xb4, 0xe9], abs=12)
+
+
+def test_a_long_volume_shows_at_most_the_slices_asked_for_and_keeps_the_start():
+    case = a_case()
+    deep = np.zeros((3, 40, 24, 24), bool)
+    deep[:, 5:35, 8:14, 8:14] = True
+    pred = deep.copy()
+    pred[:, 37, 1:4, 17:20] = True
+    image = np.ones((4, 40, 24, 24), np.float32)
+    long_case = PatientVolume(2, image, deep, pred, case.spacing, list(range(40)))
+    labels = outline_slider(long_case, most_slices=6).labels[0]
+    assert len(labels) <= 7 and "37" in labels and labels == sorted(labels, key=int)
+
+
+def test_the_colours_run_blue_to_yellow_up_to_hd95_and_orange_to_red_beyond():
+    colours = distance_colours(hd95=10.0, longest=40.0)
+    hex_of = [matplotlib.colors.to_hex(c) for c in colours([0.0, 10.0, 10.001, 40.0])]
+    assert hex_of == ["#56b4e9", "#f0e442", "#e69f00", "#d55e00"]
+
+
+def test_the_curves_mark_each_direction_s_95th_percentile_and_name_the_hd95():
+    outlines = a_case().outlines("WT")
+    fig = distance_curves(outlines, title="patient 1")
+    try:
+        top = fig.axes[1]
+        dots = sorted(line.get_xdata()[0] for line in top.lines if line.get_marker() == "o")
+        assert dots == pytest.approx(sorted([outlines.prediction_to_truth.percentile(),
+                                             outlines.truth_to_prediction.percentile()]))
+        texts = [t.get_text() for t in top.texts]
+        assert f"HD95 = {outlines.hd95:.1f} mm" in texts
+        assert any(f"{outlines.hausdorff:.1f} mm" in t for t in texts)
+    finally:
+        plt.close(fig)

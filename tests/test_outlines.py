@@ -1,0 +1,126 @@
+"""The distances behind HD95 (unet_lib.outlines) and one patient's stacked volumes
+(unet_lib.patient_volume), checked against brute force and against evaluate_patients."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_patients import LeftColumn, MasksAsImages, OneBroken, blob, oracle
+from unet_lib.outlines import OutlineDistances, hausdorff95, surface, surface_distances
+from unet_lib.patient_volume import predict_patient
+from unet_lib.patients import evaluate_patients
+
+
+def brute_force(a: np.ndarray, b: np.ndarray, spacing) -> np.ndarray:
+    """Every surface voxel of ``a`` against every surface voxel of ``b``: the smallest
+    distance of each, in the order np.argwhere lists them."""
+    scale = np.asarray(spacing, dtype=float)
+    points, targets = np.argwhere(surface(a)) * scale, np.argwhere(surface(b)) * scale
+    return np.sqrt(((points[:, None] - targets[None]) ** 2).sum(-1)).min(1)
+
+
+def random_blobs(seed: int, shape=(6, 9, 11)) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random(shape) < 0.3, rng.random(shape) < 0.2
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_each_surface_voxel_is_paired_with_its_nearest_and_their_distance(seed):
+    a, b = random_blobs(seed)
+    spacing = (2.5, 1.0, 0.5)
+    found = surface_distances(a, b, spacing)
+    assert found.points.tolist() == np.argwhere(surface(a)).tolist()
+    assert found.distances == pytest.approx(brute_force(a, b, spacing))
+    assert surface(b)[tuple(found.nearest.T)].all()  # each partner is on b's surface
+    joined = np.sqrt((((found.points - found.nearest) * spacing) ** 2).sum(1))
+    assert joined == pytest.approx(found.distances)  # and lies at that distance
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_hd95_is_the_larger_directed_95th_percentile_and_hausdorff_the_farthest(seed):
+    pred, truth = random_blobs(seed)
+    both = OutlineDistances.between(pred, truth, (1.0, 1.0, 1.0))
+    forward, backward = brute_force(pred, truth, (1, 1, 1)), brute_force(truth, pred, (1, 1, 1))
+    assert both.hd95 == pytest.approx(max(np.percentile(forward, 95),
+                                          np.percentile(backward, 95)))
+    assert both.hausdorff == pytest.approx(max(forward.max(), backward.max()))
+    assert both.hd95 == hausdorff95(pred[None], truth[None])[0]
+
+
+def test_a_far_false_blob_decides_from_the_prediction_a_missed_part_from_the_truth():
+    truth = np.zeros((12, 40), bool)
+    truth[2:10, 2:10] = True  # an 8×8 square: its ring of 28 outline pixels
+    pred = truth.copy()
+    pred[2:6, 30:34] = True  # and a 4×4 false blob, its 12-pixel ring 21 to 24 columns away
+    blob_first = OutlineDistances.between(pred, truth, (1, 1))
+    assert blob_first.deciding == "prediction_to_truth"
+    far = blob_first.prediction_to_truth
+    assert far.distances[far.farthest()] == pytest.approx(24.0)
+    assert far.beyond(20.5).sum() == 12 and far.beyond(0).sum() == 12
+    # sorted: the square's 28 zeros, then the blob's 21 ×4, 22 ×2, 23 ×2, 24 ×4 (its rows 2
+    # and 5 whole, rows 3 and 4 at columns 30 and 33); the 95th percentile of 40 values lies
+    # at rank 0.95 · 39 = 37.05, between ranks 37 and 38: both 24
+    assert blob_first.hd95 == pytest.approx(24.0)
+    assert blob_first.truth_to_prediction.distances.max() == 0.0
+    missed = OutlineDistances.between(truth, pred, (1, 1))  # the same, read the other way
+    assert missed.deciding == "truth_to_prediction"
+    assert missed.hd95 == pytest.approx(blob_first.hd95)
+
+
+def test_an_empty_mask_has_no_outline_to_measure_and_says_which():
+    full = np.ones((2, 3, 3), bool)
+    with pytest.raises(ValueError, match="truth is empty.*373.13"):
+        OutlineDistances.between(full, np.zeros_like(full), (1, 1, 1))
+    with pytest.raises(ValueError, match="same shape"):
+        OutlineDistances.between(full, full[:1], (1, 1, 1))
+
+
+def test_a_patient_stacked_alone_scores_as_evaluate_patients_scored_it():
+    truth = {1: blob(at=(1, 3, 3)), 2: blob(at=(2, 1, 1))}
+    predicted = {1: blob(at=(3, 3, 3)), 2: blob(at=(2, 1, 2))}
+    data = MasksAsImages(truth, predicted)  # items listed in a shuffled order
+    rows = {row["volume"]: row for row in evaluate_patients(
+        oracle(), data, batch_size=4, device="cpu", spacing=(2.0, 1, 1)).rows}
+    for volume in (1, 2):
+        case = predict_patient(oracle(), data, volume, batch_size=4, device="cpu",
+                               spacing=(2.0, 1, 1))
+        assert {k: v for k, v in case.scores().items()} == {
+            k: v for k, v in rows[volume].items() if k not in ("volume", "slices")}
+        assert case.truth.shape == case.pred.shape == (3, 6, 8, 8)
+        assert case.image.shape == (4, 6, 8, 8)
+        # the image is the dataset's own, slice by slice, in slice order
+        np.testing.assert_array_equal(case.image[:3], predicted[volume])
+        assert case.outlines("WT").hd95 == rows[volume]["hd95"]["WT"]
+
+
+def test_an_unusable_slice_is_left_empty_in_its_place_as_the_scores_leave_it():
+    masks = {1: blob(), 2: blob(at=(3, 3, 3))}
+    with pytest.warns(UserWarning):
+        row = evaluate_patients(oracle(), OneBroken(masks, masks), batch_size=4,
+                                device="cpu", spacing=(1, 1, 1)).rows[1]
+        case = predict_patient(oracle(), OneBroken(masks, masks), 2, batch_size=4,
+                               device="cpu", spacing=(1, 1, 1))
+    assert case.slices == [0, 1, 2, 4, 5]
+    assert not case.image[:, 3].any() and not case.truth[:, 3].any()
+    assert case.scores()["hd95"] == row["hd95"]
+
+
+def test_a_model_at_a_smaller_size_is_stacked_on_the_grid_the_masks_are_stored_at():
+    masks = {1: blob(at=(2, 3, 0))}
+    data = MasksAsImages(masks, masks)
+    data.image_size = 4  # the model sees 4×4 slices; the scores are on the stored 8×8
+    row = evaluate_patients(LeftColumn(), data, threshold=0.8, device="cpu").rows[0]
+    case = predict_patient(LeftColumn(), data, 1, threshold=0.8, device="cpu")
+    assert case.pred.shape[-2:] == case.image.shape[-2:] == (8, 8)
+    assert case.scores()["dice"] == row["dice"]
+    assert case.spacing == pytest.approx((155 / 6, 30.0, 30.0))  # BraTS's mm over 6×8×8
+
+
+def test_a_volume_not_in_the_data_is_refused_with_the_volumes_it_holds():
+    masks = {3: blob(), 7: blob()}
+    with pytest.raises(ValueError, match="volume 5 is not in the dataset: it holds volumes "
+                                         "3, 7"):
+        predict_patient(oracle(), MasksAsImages(masks, masks), 5, device="cpu")
+    with pytest.raises(ValueError, match="region must be one of WT, TC, ET"):
+        predict_patient(oracle(), MasksAsImages(masks, masks), 3, device="cpu").outlines("ED")
