@@ -84,7 +84,8 @@ def test_code_the_book_hides_is_collapsed_in_jupyterlab_as_well(path):
             assert cell["metadata"].get("jupyter", {}).get("source_hidden"), source(cell)[:80]
 
 
-CODING_CHAPTERS = ["01_classic_unet", "02_improved_unet", "03_attention_unet", "06_performance"]
+CODING_CHAPTERS = ["01_classic_unet", "02_improved_unet", "03_attention_unet", "06_performance",
+                   "07_brats_evaluation"]
 
 
 @pytest.mark.parametrize("name", CODING_CHAPTERS)

@@ -185,3 +185,47 @@ def test_layers_are_matched_in_the_order_they_run_not_the_order_they_were_made(c
     module = SecondLayerMadeFirst(4, 8).eval()
     exercises.check_double_conv(lambda i, o: module)
     assert not module.training  # the check leaves the student's module as it found it
+
+
+def largest_by_faces(mask):
+    """Exercise 7.3's solution, as the book's folded cell writes it."""
+    from scipy import ndimage
+
+    pieces, count = ndimage.label(mask)
+    if count == 0:
+        return np.zeros_like(mask, dtype=bool)
+    return pieces == 1 + np.argmax(np.bincount(pieces.ravel())[1:])
+
+
+def by_corners_too(mask):
+    from scipy import ndimage
+
+    pieces, count = ndimage.label(mask, np.ones((3, 3, 3)))
+    if count == 0:
+        return np.zeros_like(mask, dtype=bool)
+    return pieces == 1 + np.argmax(np.bincount(pieces.ravel())[1:])
+
+
+def first_piece(mask):
+    from scipy import ndimage
+
+    return ndimage.label(mask)[0] == 1  # the first piece met, whatever its size
+
+
+def test_keeping_the_largest_piece_is_checked_with_a_hint_for_each_way_to_miss_it(capsys):
+    exercises.check_keep_largest(skeleton)
+    assert "Not answered yet" in capsys.readouterr().out
+    exercises.check_keep_largest(largest_by_faces)
+    assert capsys.readouterr().out.startswith("Right")
+    exercises.check_keep_largest(lambda mask: largest_by_faces(mask).astype(np.uint8))  # 0/1 too
+    wrong = {"keeps more than one piece": lambda mask: mask.copy(),
+             "touch only at an edge or a corner": by_corners_too,
+             "it is empty": lambda mask: np.zeros_like(mask),
+             "not the largest": first_piece,
+             "changed the mask it was given": lambda mask: np.logical_and(
+                 mask, largest_by_faces(mask), out=mask),
+             "returned shape": lambda mask: largest_by_faces(mask)[0],
+             "raised ZeroDivisionError": lambda mask: 1 / 0}
+    for hint, answer in wrong.items():
+        with pytest.raises(NotYet, match=hint):
+            exercises.check_keep_largest(answer)

@@ -124,3 +124,35 @@ def test_a_volume_not_in_the_data_is_refused_with_the_volumes_it_holds():
         predict_patient(oracle(), MasksAsImages(masks, masks), 5, device="cpu")
     with pytest.raises(ValueError, match="region must be one of WT, TC, ET"):
         predict_patient(oracle(), MasksAsImages(masks, masks), 3, device="cpu").outlines("ED")
+
+
+def test_the_largest_piece_is_kept_whole_and_alone_with_faces_or_corners_joining():
+    from unet_lib.postprocess import keep_largest_component, keep_largest_per_region
+
+    mask = np.zeros((5, 7, 7), bool)
+    mask[0:2, 0:2, 0:2] = True       # 8 voxels
+    mask[2:5, 2:5, 2:5] = True       # 27, meeting the 8 at the corner (1, 1, 1)-(2, 2, 2)
+    mask[0, 6, 6] = True             # 1, alone
+    kept = keep_largest_component(mask)
+    assert kept.sum() == 27 and kept[2:5, 2:5, 2:5].all()
+    assert keep_largest_component(mask, connectivity=3).sum() == 35  # joined at the corner
+    assert not keep_largest_component(np.zeros((3, 4, 4))).any()
+    assert mask.sum() == 36  # the mask it was given is left as it was
+    regions = keep_largest_per_region(np.stack([mask, np.zeros_like(mask), mask[::-1]]))
+    assert regions.sum(axis=(1, 2, 3)).tolist() == [27, 0, 27]
+    with pytest.raises(ValueError, match="connectivity must be 1 .* to 3"):
+        keep_largest_component(mask, connectivity=4)
+
+
+def test_keeping_the_largest_piece_removes_a_far_blob_and_the_hd95_it_set():
+    from unet_lib.patients import score_patient
+    from unet_lib.postprocess import keep_largest_per_region
+
+    truth = np.zeros((3, 12, 16, 16), bool)
+    truth[:, 3:8, 4:10, 4:10] = True
+    pred = truth.copy()
+    pred[:, 10:12, 12:16, 12:16] = True  # a 32-voxel blob far from the tumour
+    before = score_patient(pred, truth, (1, 1, 1))
+    after = score_patient(keep_largest_per_region(pred), truth, (1, 1, 1))
+    assert before["hd95"]["WT"] > 5 and after["hd95"]["WT"] == 0.0
+    assert after["dice"]["WT"] == 1.0 > before["dice"]["WT"]

@@ -24,7 +24,8 @@ def asked(exercise: str, what: str, expected) -> None:
 #: the exercises whose answer is code (:mod:`unet_course.exercises`): their solution cell is it
 CODING_EXERCISES = {"1.4": "a level's double convolution", "2.4": "a separable convolution",
                     "3.3": "the attention gate's forward pass",
-                    "6.4": "Dice, precision and recall from counts"}
+                    "6.4": "Dice, precision and recall from counts",
+                    "7.3": "keeping a mask's largest connected piece"}
 
 
 #: the exercises whose check works out an answer that :func:`reveal` can print (4.2b: 4.2's
@@ -118,3 +119,30 @@ def check(answer, expected, what: str, hint: str, tolerance: float = 0.0,
         raise NotYet(f"Not yet: your answer for {what} {direction(answer, expected)}. "
                      f"Hint: {hint}{ask}")
     print(f"Right: {what} is {expected!r}.")
+
+
+# --- the coding exercises: the student's function is run, and what it raises is told -------
+
+NOT_ANSWERED = "Not answered yet: fill in the function above (replace the ...) and run both cells."
+
+
+def code_answered(result) -> bool:
+    """``False`` (and say so) when the student's function returned ``None`` or ``...``: its
+    body is still the skeleton's ``...``."""
+    if result is None or result is Ellipsis:
+        print(NOT_ANSWERED)
+        return False
+    return True
+
+
+def raised(what: str, error: Exception, hint: str = "") -> NotYet:
+    """The message for an error the student's code raised: what raised what, not a traceback."""
+    return NotYet(f"Not yet: {what} raised {type(error).__name__}: {error}" + hint)
+
+
+def run_answer(function, *args, what: str):
+    """``function(*args)``; an error it raises becomes a :class:`NotYet` naming it."""
+    try:
+        return function(*args)
+    except Exception as error:  # the student's code: say what went wrong, not a traceback
+        raise raised(what, error) from None

@@ -1,5 +1,6 @@
-"""Coding exercises: the student writes a piece of a U-Net, and a check runs it against
-``unet_lib``'s own implementation on random inputs and explains the first difference it finds.
+"""Coding exercises: the student writes a piece of a U-Net (or, in chapter 7, of the clean-up
+after one), and a check runs it against ``unet_lib``'s own implementation on random inputs
+and explains the first difference it finds.
 
 Each exercise has a skeleton in its chapter (a function whose body is ``...``), a check, and a
 folded solution. A skeleton that is still ``...`` returns ``None``: the check then prints
@@ -15,24 +16,16 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from unet_lib.metrics import scores_from_counts
 from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d, count_parameters
+from unet_lib.postprocess import keep_largest_component
 
-from .checking import NotYet, is_number, plain
-
-NOT_ANSWERED = "Not answered yet: fill in the function above (replace the ...) and run both cells."
-
-
-def _answered(result) -> bool:
-    if result is None or result is Ellipsis:
-        print(NOT_ANSWERED)
-        return False
-    return True
-
+from .checking import NotYet, code_answered, is_number, plain, raised, run_answer
 
 def _in_running_order(module: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:
     """``module``'s parameters in the order its layers run on ``x`` (then any it did not
@@ -42,7 +35,7 @@ def _in_running_order(module: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:
              for m in module.modules()]
     try:
         with torch.no_grad():
-            _run(module, x, what=f"your module, called on a {tuple(x.shape)} input")
+            run_answer(module, x, what=f"your module, called on a {tuple(x.shape)} input")
     finally:
         for hook in hooks:
             hook.remove()
@@ -91,26 +84,13 @@ def _compare(yours: torch.Tensor, reference: torch.Tensor, what: str, hint: str)
                      f"difference is at flat position {worst}). Hint: {hint}")
 
 
-def _raised(what: str, error: Exception, hint: str = "") -> NotYet:
-    """The message for an error the student's code raised: what raised what, not a traceback."""
-    return NotYet(f"Not yet: {what} raised {type(error).__name__}: {error}" + hint)
-
-
-def _run(function: Callable, *args, what: str):
-    """``function(*args)``; an error it raises becomes a :class:`NotYet` naming it."""
-    try:
-        return function(*args)
-    except Exception as error:  # the student's code: say what went wrong, not a traceback
-        raise _raised(what, error) from None
-
-
 def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: tuple,
                   what: str, hint: str, count_hints: dict[int, str] | None = None) -> None:
     """Check the module ``build(*args)`` against ``reference``: parameters (``count_hints``:
     student's count minus unet_lib's → what that difference suggests), then outputs on random
     inputs in evaluation and in training mode."""
-    module = _run(build, *args, what=f"building your {what}")
-    if not _answered(module):
+    module = run_answer(build, *args, what=f"building your {what}")
+    if not code_answered(module):
         return
     if not isinstance(module, nn.Module):
         raise NotYet(f"Not yet: {what} should return an nn.Module, got {type(module).__name__}.")
@@ -128,8 +108,8 @@ def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: t
             module.train(mode == "train")
             reference.train(mode == "train")
             with torch.no_grad():
-                yours = _run(module, x, what=f"your {what}, called on a (2, {args[0]}, 12, 12) "
-                                             f"input")
+                yours = run_answer(module, x, what=f"your {what}, called on a "
+                                                   f"(2, {args[0]}, 12, 12) input")
                 _compare(yours, reference(x), f"the output of your {what}"
                          + (" in training mode (model.train())" if mode == "train" else ""),
                          hint if mode == "eval" else "a layer that acts only while training "
@@ -182,11 +162,11 @@ def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
                 alpha = forward(x, g, gate.w_x, gate.w_g, gate.psi)
             except Exception as error:  # the student's code: a hint, not a traceback
                 sizes = "size of tensor" in str(error) or "must match the size" in str(error)
-                raise _raised(f"with x {x_size}×{x_size} and g {g_size}×{g_size} your forward",
-                              error, ". Hint: the projected gating signal is coarser than x; "
-                              "bring it to x's own height and width before adding the two."
-                              if sizes else ".") from None
-            if not _answered(alpha):
+                raise raised(f"with x {x_size}×{x_size} and g {g_size}×{g_size} your forward",
+                             error, ". Hint: the projected gating signal is coarser than x; "
+                             "bring it to x's own height and width before adding the two."
+                             if sizes else ".") from None
+            if not code_answered(alpha):
                 return
             _, reference = gate(x, g)
             _compare(alpha, reference, f"your α for x {x_size}×{x_size}, g {g_size}×{g_size}",
@@ -217,8 +197,8 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
                          f"to find; unet_lib scores a ratio with a zero denominator 0 "
                          f"(test for it before dividing).") from None
         except Exception as error:  # the student's code: what it raised, not a traceback
-            raise _raised(f"scores({tp:g}, {fp:g}, {fn:g})", error) from None
-        if not _answered(result):
+            raise raised(f"scores({tp:g}, {fp:g}, {fn:g})", error) from None
+        if not code_answered(result):
             return
         result = plain(result)  # an array or tensor of three scores is a list of three
         if not isinstance(result, (tuple, list)) or len(result) != 3:
@@ -256,3 +236,67 @@ def gate_forward_solution(x, g, w_x, w_g, psi) -> torch.Tensor:
     """The solution of the gate exercise (the book's folded cell shows the same lines)."""
     gating = F.interpolate(w_g(g), size=x.shape[-2:], mode="bilinear", align_corners=False)
     return torch.sigmoid(psi(F.relu(w_x(x) + gating)))
+
+
+# --- chapter 7: cleaning a prediction -------------------------------------------------------
+
+def largest_piece_masks(seed: int = 0) -> list[tuple[str, np.ndarray]]:
+    """Exercise 7.3's test masks, ``(what, mask (D, H, W) bool)``: an empty one, one cube,
+    random masks of many pieces whose largest is unique (so that no rule for ties is asked),
+    also when edges and corners join, and last two cubes that touch only at a corner (a
+    function that joins such voxels fails there alone)."""
+    from scipy import ndimage
+
+    cube = np.zeros((6, 8, 8), bool)
+    cube[1:4, 2:5, 2:5] = True
+    corner = np.zeros((6, 8, 8), bool)
+    corner[0:2, 0:2, 0:2] = True  # 8 voxels, meeting the 27 below at one corner only
+    corner[2:5, 2:5, 2:5] = True
+    masks = [("an empty mask", np.zeros((5, 6, 7), bool)), ("one cube", cube)]
+    rng = np.random.default_rng(seed)
+    while len(masks) < 6:
+        mask = rng.random((int(rng.integers(4, 9)), 10, 12)) < 0.2
+        pieces = [np.sort(np.bincount(ndimage.label(mask, np.ones((3, 3, 3)) if corners
+                                                    else None)[0].ravel())[1:])
+                  for corners in (False, True)]
+        if all(len(sizes) > 1 and sizes[-1] > sizes[-2] for sizes in pieces):
+            masks.append((f"a random mask of {len(pieces[0])} pieces", mask))
+    return masks + [("two cubes touching at a corner", corner)]
+
+
+def check_keep_largest(keep_largest: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Exercise 7.3. ``keep_largest(mask)`` must return, for a (D, H, W) bool mask, a new bool
+    mask of its largest face-connected piece, as
+    :func:`unet_lib.postprocess.keep_largest_component` does."""
+    masks = largest_piece_masks()
+    for what, mask in masks:
+        given = mask.copy()
+        result = run_answer(keep_largest, given, what=f"keep_largest on {what}")
+        if not code_answered(result):
+            return
+        if not np.array_equal(given, mask):
+            raise NotYet(f"Not yet: keep_largest changed the mask it was given ({what}). "
+                         f"Hint: build a new array and return it; leave the input as it was.")
+        result = np.asarray(plain(result))
+        if result.shape != mask.shape:
+            raise NotYet(f"Not yet: for {what} of shape {mask.shape} keep_largest returned "
+                         f"shape {result.shape}. Hint: return a mask of the input's shape.")
+        result = result.astype(bool)
+        expected = keep_largest_component(mask)
+        if np.array_equal(result, expected):
+            continue
+        if (result & ~mask).any():
+            hint = "it marks voxels that are not in the mask at all"
+        elif np.array_equal(result, keep_largest_component(mask, connectivity=3)):
+            hint = ("it joins voxels that touch only at an edge or a corner; here a piece is "
+                    "voxels that share a face, as ndimage.label counts them by default")
+        elif not result.any():
+            hint = "it is empty, but the mask has pieces: keep the largest"
+        elif result.sum() > expected.sum():
+            hint = "it keeps more than one piece: keep the largest alone"
+        else:
+            hint = ("it keeps a piece that is not the largest, or only part of one: count "
+                    "each piece's voxels (np.bincount of the labels) and keep the biggest")
+        raise NotYet(f"Not yet: keep_largest on {what} is wrong: {hint}.")
+    print(f"Right: your keep_largest agrees with unet_lib.postprocess.keep_largest_component "
+          f"on {len(masks)} masks, an empty one and two cubes touching at a corner among them.")
