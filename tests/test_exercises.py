@@ -218,13 +218,18 @@ def test_keeping_the_largest_piece_is_checked_with_a_hint_for_each_way_to_miss_i
     exercises.check_keep_largest(largest_by_faces)
     assert capsys.readouterr().out.startswith("Right")
     exercises.check_keep_largest(lambda mask: largest_by_faces(mask).astype(np.uint8))  # 0/1 too
-    wrong = {"keeps more than one piece": lambda mask: mask.copy(),
+    wrong = {"keeps more than the largest face-connected piece": lambda mask: mask.copy(),
              "touch only at an edge or a corner": by_corners_too,
              "it is empty": lambda mask: np.zeros_like(mask),
              "not the largest": first_piece,
              "changed the mask it was given": lambda mask: np.logical_and(
                  mask, largest_by_faces(mask), out=mask),
              "returned shape": lambda mask: largest_by_faces(mask)[0],
+             "it is the background": lambda mask: ~mask,
+             "largest piece of each slice": lambda mask: np.stack(
+                 [largest_by_faces(piece) for piece in mask]),
+             "no pieces .* return an empty mask": lambda mask: first_piece(mask) if mask.any()
+             else np.argmax([]),
              "raised ZeroDivisionError": lambda mask: 1 / 0}
     for hint, answer in wrong.items():
         with pytest.raises(NotYet, match=hint):

@@ -45,7 +45,7 @@ def test_hd95_is_the_larger_directed_95th_percentile_and_hausdorff_the_farthest(
     assert both.hd95 == pytest.approx(max(np.percentile(forward, 95),
                                           np.percentile(backward, 95)))
     assert both.hausdorff == pytest.approx(max(forward.max(), backward.max()))
-    assert both.hd95 == hausdorff95(pred[None], truth[None])[0]
+    assert hausdorff95(pred[None], truth[None])[0] == pytest.approx(both.hd95)
 
 
 def test_a_far_false_blob_decides_from_the_prediction_a_missed_part_from_the_truth():
@@ -74,6 +74,8 @@ def test_an_empty_mask_has_no_outline_to_measure_and_says_which():
         OutlineDistances.between(full, np.zeros_like(full), (1, 1, 1))
     with pytest.raises(ValueError, match="same shape"):
         OutlineDistances.between(full, full[:1], (1, 1, 1))
+    with pytest.raises(ValueError, match="one voxel size per axis"):
+        surface_distances(full, full, (1.0,))
 
 
 def test_a_patient_stacked_alone_scores_as_evaluate_patients_scored_it():
@@ -95,15 +97,48 @@ def test_a_patient_stacked_alone_scores_as_evaluate_patients_scored_it():
 
 
 def test_an_unusable_slice_is_left_empty_in_its_place_as_the_scores_leave_it():
-    masks = {1: blob(), 2: blob(at=(3, 3, 3))}
+    truth = {1: blob(), 2: blob(at=(1, 3, 3))}  # volume 2's tumour in slices 1 and 2
+    predicted = {1: blob(), 2: blob(at=(4, 3, 3))}  # predicted in 4 and 5; 3 cannot be read
     with pytest.warns(UserWarning):
-        row = evaluate_patients(oracle(), OneBroken(masks, masks), batch_size=4,
+        row = evaluate_patients(oracle(), OneBroken(truth, predicted), batch_size=4,
                                 device="cpu", spacing=(1, 1, 1)).rows[1]
-        case = predict_patient(oracle(), OneBroken(masks, masks), 2, batch_size=4,
+        case = predict_patient(oracle(), OneBroken(truth, predicted), 2, batch_size=4,
                                device="cpu", spacing=(1, 1, 1))
     assert case.slices == [0, 1, 2, 4, 5]
     assert not case.image[:, 3].any() and not case.truth[:, 3].any()
-    assert case.scores()["hd95"] == row["hd95"]
+    # slices 4 and 5 lie 2 and 3 slices from the truth's last; with the gap closed, 1 and 2
+    assert case.scores()["hd95"]["WT"] == row["hd95"]["WT"] == pytest.approx(3.0)
+
+
+def test_a_patient_listed_with_some_of_its_slices_is_stacked_to_its_full_depth():
+    class FirstSlices(MasksAsImages):  # as a dataset of tumour slices only lists them
+        def __init__(self, masks, predicted):
+            super().__init__(masks, predicted)
+            self.depths = {volume: m.shape[1] for volume, m in masks.items()}
+            self.slices = [entry for entry in self.slices if entry[1] < 4]
+
+    truth, predicted = {1: blob(at=(1, 3, 3))}, {1: blob(at=(2, 3, 3))}
+    with pytest.warns(UserWarning, match="4 of its 6 slices"):
+        row = evaluate_patients(oracle(), FirstSlices(truth, predicted), device="cpu").rows[0]
+    case = predict_patient(oracle(), FirstSlices(truth, predicted), 1, device="cpu")
+    assert case.pred.shape[1] == 6 and case.slices == [0, 1, 2, 3]
+    assert case.spacing[0] == pytest.approx(155 / 6)  # BraTS's 155 mm over all 6 slices
+    assert case.scores()["hd95"] == row["hd95"] and case.scores()["dice"] == row["dice"]
+
+
+def test_an_image_stored_at_another_size_is_stacked_on_the_masks_grid():
+    class SecondSmaller(MasksAsImages):
+        def read(self, index):
+            image, mask = super().read(index)
+            if self.slices[index][1] == 1:  # slice 1 stored at 4×4
+                return image[:, ::2, ::2], mask[:, ::2, ::2]
+            return image, mask
+
+    masks = {1: blob()}
+    data = SecondSmaller(masks, masks)
+    data.image_size = 8  # the model sees every slice at 8×8; the stored image of slice 1 is 4×4
+    case = predict_patient(oracle(), data, 1, device="cpu")
+    assert case.image.shape == (4, 6, 8, 8) and case.pred.shape == (3, 6, 8, 8)
 
 
 def test_a_model_at_a_smaller_size_is_stacked_on_the_grid_the_masks_are_stored_at():
@@ -142,6 +177,18 @@ def test_the_largest_piece_is_kept_whole_and_alone_with_faces_or_corners_joining
     assert regions.sum(axis=(1, 2, 3)).tolist() == [27, 0, 27]
     with pytest.raises(ValueError, match="connectivity must be 1 .* to 3"):
         keep_largest_component(mask, connectivity=4)
+    with pytest.raises(ValueError, match="connectivity must be"):
+        keep_largest_component(mask, connectivity=True)
+
+
+def test_of_two_largest_pieces_of_equal_size_the_first_in_the_array_s_order_is_kept():
+    from unet_lib.postprocess import keep_largest_component
+
+    mask = np.zeros((2, 6, 6), bool)
+    mask[1, 4:6, 4:6] = True  # 4 voxels, later in C order
+    mask[0, 0:2, 0:2] = True  # 4 voxels, first
+    kept = keep_largest_component(mask)
+    assert kept.sum() == 4 and kept[0, 0, 0] and not kept[1, 4, 4]
 
 
 def test_keeping_the_largest_piece_removes_a_far_blob_and_the_hd95_it_set():

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from unet_lib.metrics import scores_from_counts
 from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d, count_parameters
-from unet_lib.postprocess import keep_largest_component
 
 from .checking import NotYet, code_answered, is_number, plain, raised, run_answer
+# chapter 7's exercise, a clean-up after the model, lives in a module of its own
+from .cleanup_exercise import check_keep_largest, largest_piece_masks  # noqa: F401
+
 
 def _in_running_order(module: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:
     """``module``'s parameters in the order its layers run on ``x`` (then any it did not
@@ -236,67 +237,3 @@ def gate_forward_solution(x, g, w_x, w_g, psi) -> torch.Tensor:
     """The solution of the gate exercise (the book's folded cell shows the same lines)."""
     gating = F.interpolate(w_g(g), size=x.shape[-2:], mode="bilinear", align_corners=False)
     return torch.sigmoid(psi(F.relu(w_x(x) + gating)))
-
-
-# --- chapter 7: cleaning a prediction -------------------------------------------------------
-
-def largest_piece_masks(seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """Exercise 7.3's test masks, ``(what, mask (D, H, W) bool)``: an empty one, one cube,
-    random masks of many pieces whose largest is unique (so that no rule for ties is asked),
-    also when edges and corners join, and last two cubes that touch only at a corner (a
-    function that joins such voxels fails there alone)."""
-    from scipy import ndimage
-
-    cube = np.zeros((6, 8, 8), bool)
-    cube[1:4, 2:5, 2:5] = True
-    corner = np.zeros((6, 8, 8), bool)
-    corner[0:2, 0:2, 0:2] = True  # 8 voxels, meeting the 27 below at one corner only
-    corner[2:5, 2:5, 2:5] = True
-    masks = [("an empty mask", np.zeros((5, 6, 7), bool)), ("one cube", cube)]
-    rng = np.random.default_rng(seed)
-    while len(masks) < 6:
-        mask = rng.random((int(rng.integers(4, 9)), 10, 12)) < 0.2
-        pieces = [np.sort(np.bincount(ndimage.label(mask, np.ones((3, 3, 3)) if corners
-                                                    else None)[0].ravel())[1:])
-                  for corners in (False, True)]
-        if all(len(sizes) > 1 and sizes[-1] > sizes[-2] for sizes in pieces):
-            masks.append((f"a random mask of {len(pieces[0])} pieces", mask))
-    return masks + [("two cubes touching at a corner", corner)]
-
-
-def check_keep_largest(keep_largest: Callable[[np.ndarray], np.ndarray]) -> None:
-    """Exercise 7.3. ``keep_largest(mask)`` must return, for a (D, H, W) bool mask, a new bool
-    mask of its largest face-connected piece, as
-    :func:`unet_lib.postprocess.keep_largest_component` does."""
-    masks = largest_piece_masks()
-    for what, mask in masks:
-        given = mask.copy()
-        result = run_answer(keep_largest, given, what=f"keep_largest on {what}")
-        if not code_answered(result):
-            return
-        if not np.array_equal(given, mask):
-            raise NotYet(f"Not yet: keep_largest changed the mask it was given ({what}). "
-                         f"Hint: build a new array and return it; leave the input as it was.")
-        result = np.asarray(plain(result))
-        if result.shape != mask.shape:
-            raise NotYet(f"Not yet: for {what} of shape {mask.shape} keep_largest returned "
-                         f"shape {result.shape}. Hint: return a mask of the input's shape.")
-        result = result.astype(bool)
-        expected = keep_largest_component(mask)
-        if np.array_equal(result, expected):
-            continue
-        if (result & ~mask).any():
-            hint = "it marks voxels that are not in the mask at all"
-        elif np.array_equal(result, keep_largest_component(mask, connectivity=3)):
-            hint = ("it joins voxels that touch only at an edge or a corner; here a piece is "
-                    "voxels that share a face, as ndimage.label counts them by default")
-        elif not result.any():
-            hint = "it is empty, but the mask has pieces: keep the largest"
-        elif result.sum() > expected.sum():
-            hint = "it keeps more than one piece: keep the largest alone"
-        else:
-            hint = ("it keeps a piece that is not the largest, or only part of one: count "
-                    "each piece's voxels (np.bincount of the labels) and keep the biggest")
-        raise NotYet(f"Not yet: keep_largest on {what} is wrong: {hint}.")
-    print(f"Right: your keep_largest agrees with unet_lib.postprocess.keep_largest_component "
-          f"on {len(masks)} masks, an empty one and two cubes touching at a corner among them.")

@@ -5,7 +5,8 @@ patient (:func:`unet_lib.patient_volume.predict_patient`) and show what that num
 (:class:`unet_lib.outlines.OutlineDistances`):
 
 * :func:`distance_curves` — for each direction, the share of one outline's voxels that lie
-  within a distance of the other outline; HD95 is where the higher curve crosses 95 %;
+  within a distance of the other outline; HD95 is the later of the two curves' crossings of
+  95 % (the larger distance);
 * :func:`outline_slider` — a static slider through the patient's slices: each outline voxel
   coloured by its distance to the other outline, those beyond HD95 in warm colours.
 """

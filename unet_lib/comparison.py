@@ -74,15 +74,35 @@ def paired_sign_flip(first, second, exact_up_to: int = 16, resamples: int = 100_
     """
     differences = _paired_differences(first, second)
     n = len(differences)
-    observed = abs(differences.mean())
-    tolerance = 1e-12 * max(1.0, float(np.abs(differences).max()))
-    if n <= exact_up_to:
-        patterns = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1  # (2^n, n) of 0/1
-        means = np.abs(((1 - 2 * patterns) * differences).mean(axis=1))
-        p = float(np.mean(means >= observed - tolerance))
-    else:
-        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, n))
-        means = np.abs((signs * differences).mean(axis=1))
-        p = float((1 + np.sum(means >= observed - tolerance)) / (1 + resamples))
+    means = sign_flip_means(first, second, exact_up_to, resamples, seed)
+    as_far = int(as_far_as_observed(means, first, second).sum())
+    p = float(as_far / len(means) if n <= exact_up_to else (1 + as_far) / (1 + resamples))
     return {"difference": float(differences.mean()), "p": p,
             "smallest_p": min(1.0, 2.0 / 2 ** n), "n": n}
+
+
+def sign_flip_means(first, second, exact_up_to: int = 16, resamples: int = 100_000,
+                    seed: int = 0) -> np.ndarray:
+    """The mean paired difference ``first - second`` under each way of flipping the
+    differences' signs, as :func:`paired_sign_flip` counts them: all ``2^n`` patterns up to
+    ``exact_up_to`` patients (pattern 0, no flip, first: the observed mean), else
+    ``resamples`` random ones (``seed``). Returns float64 (2^n,) or (resamples,)."""
+    differences = _paired_differences(first, second)
+    n = len(differences)
+    if n <= exact_up_to:
+        patterns = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1  # (2^n, n) of 0/1
+        signs = 1 - 2 * patterns
+    else:
+        signs = np.random.default_rng(seed).choice([-1.0, 1.0], size=(resamples, n))
+    return (signs * differences).mean(axis=1)
+
+
+def as_far_as_observed(means: np.ndarray, first, second) -> np.ndarray:
+    """(len(means),) bool: which of :func:`sign_flip_means`' means lie at least as far from
+    0 as the observed mean difference (rounding in the last digits counts as a tie)."""
+    differences = _paired_differences(first, second)
+    return np.abs(means) >= abs(differences.mean()) - _tie_tolerance(differences)
+
+
+def _tie_tolerance(differences: np.ndarray) -> float:
+    return 1e-12 * max(1.0, float(np.abs(differences).max()))

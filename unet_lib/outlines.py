@@ -67,6 +67,9 @@ def surface_distances(a, b, spacing) -> SurfaceDistances:
     from scipy.spatial import cKDTree
 
     scale = np.asarray(spacing, dtype=np.float64)
+    if scale.shape != (np.ndim(a),) or np.shape(a) != np.shape(b):
+        raise ValueError(f"masks {np.shape(a)} and {np.shape(b)} must have the same shape, and "
+                         f"spacing {tuple(np.atleast_1d(scale))} one voxel size per axis")
     points = np.argwhere(surface(a))
     targets = np.argwhere(surface(b))
     if len(points) == 0 or len(targets) == 0:
@@ -114,7 +117,8 @@ class OutlineDistances:
 
     @property
     def hd95(self) -> float:
-        """The symmetric percentile Hausdorff distance, in mm."""
+        """The symmetric percentile Hausdorff distance, in mm: the ``percentile``-th (95 unless
+        set otherwise) of the deciding direction."""
         return getattr(self, self.deciding).percentile(self.percentile)
 
     @property

@@ -68,10 +68,25 @@ def predict_patient(model: nn.Module, dataset: Dataset, volume: int, threshold: 
                     ) -> PatientVolume:
     """Predict every slice of patient ``volume`` of ``dataset`` and stack them as
     :func:`~unet_lib.patients.evaluate_patients` does (same threshold, same grid, same
-    ``spacing`` default), so that :meth:`PatientVolume.scores` are that patient's scores.
+    ``spacing`` default, unusable slices empty in their places), so that
+    :meth:`PatientVolume.scores` are that patient's scores.
+
+    Args:
+        model: any of the U-Nets (or a model of their inputs and outputs).
+        dataset: a :class:`~unet_lib.data.SliceDataset` (or one whose items say their volume
+            and slice); with ``image_size`` set the model sees resized slices, and the volumes
+            are stacked on the grid the masks are stored at, as BraTS scores them.
+        volume: the patient's volume number.
+        spacing: voxel size (depth, height, width) in mm; default as ``evaluate_patients``.
+
+    Returns:
+        :class:`PatientVolume`: image (4, D, H, W), truth and pred (3, D, H, W) on the stored
+        grid (an image stored at another size than the first slice's is resized to it).
 
     Raises:
-        ValueError: naming the volumes the dataset holds, when ``volume`` is not one of them.
+        ValueError: naming the volumes the dataset holds, when ``volume`` is not one of them;
+            when none of its slices can be read, or the dataset's unusable items do not say
+            which they are (``evaluate_patients`` then stacks the rest as neighbours).
     """
     device = resolve_device(device)
     check_batch_size(batch_size)
@@ -100,7 +115,7 @@ def predict_patient(model: nn.Module, dataset: Dataset, volume: int, threshold: 
             raise ValueError(f"volume {volume}: cannot tell which of its slices were unusable "
                              f"(the dataset's unusable items do not say their index)")
         slices.extend(slice_of[index] for index in used)
-        images.append(torch.stack([image for image, _ in pictures]))
+        images.append(torch.stack([_on_grid(image, masks.shape[-2:]) for image, _ in pictures]))
         binary = binarize(probabilities_on_grid(torch.sigmoid(logits), masks.shape[-2:]),
                           threshold, logits=False)
         preds.append(to_regions(binary).bool())
@@ -114,3 +129,11 @@ def predict_patient(model: nn.Module, dataset: Dataset, volume: int, threshold: 
         image, pred, truth = (placed_in_volume(x, slices, depth) for x in (image, pred, truth))
     return PatientVolume(volume, image.numpy().astype(np.float32), truth.numpy(), pred.numpy(),
                          tuple(spacing or voxel_size(depth, *pred.shape[-2:])), slices)
+
+
+def _on_grid(image: torch.Tensor, shape) -> torch.Tensor:
+    """(4, h, w) ``image`` resized (bilinear) to the masks' (H, W) grid where it differs."""
+    if tuple(image.shape[-2:]) == tuple(shape):
+        return image
+    return torch.nn.functional.interpolate(image[None], size=tuple(shape), mode="bilinear",
+                                           antialias=True, align_corners=False)[0]

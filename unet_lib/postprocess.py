@@ -30,7 +30,8 @@ def keep_largest_component(mask, connectivity: int = 1) -> np.ndarray:
     from scipy import ndimage
 
     mask = as_bool(mask)
-    if not 1 <= connectivity <= mask.ndim:
+    if isinstance(connectivity, bool) or not isinstance(connectivity, int) or not (
+            1 <= connectivity <= mask.ndim):
         raise ValueError(f"connectivity must be 1 (faces) to {mask.ndim} (corners too) for a "
                          f"{mask.ndim}-D mask, got {connectivity!r}")
     structure = ndimage.generate_binary_structure(mask.ndim, connectivity)
@@ -43,5 +44,7 @@ def keep_largest_component(mask, connectivity: int = 1) -> np.ndarray:
 
 def keep_largest_per_region(pred, connectivity: int = 1) -> np.ndarray:
     """:func:`keep_largest_component` of each channel of ``pred`` (C, D, H, W), e.g. the
-    regions WT, TC, ET of :class:`unet_lib.patient_volume.PatientVolume`, each on its own."""
+    regions WT, TC, ET of :class:`unet_lib.patient_volume.PatientVolume`, each on its own: a
+    kept TC piece may then lie outside the kept WT piece (to keep the regions nested, clean WT
+    and cut the others to it). Returns bool (C, D, H, W)."""
     return np.stack([keep_largest_component(region, connectivity) for region in as_bool(pred)])

@@ -1,0 +1,62 @@
+"""The sign-flip test drawn: every sign pattern's mean, those as far from 0 as the observed
+mean marked, their share the p-value (unet_lib.comparison, unet_course.chance_pictures)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from unet_course.chance_pictures import AS_FAR, sign_flip_figure  # noqa: E402
+from unet_lib.comparison import (as_far_as_observed, paired_sign_flip,  # noqa: E402
+                                 sign_flip_means)
+
+FIRST, SECOND = np.array([0.5, 0.6, 0.9]), np.array([0.4, 0.4, 0.5])  # differences 0.1, 0.2, 0.4
+
+
+def test_every_sign_pattern_s_mean_is_listed_the_observed_first():
+    means = sign_flip_means(FIRST, SECOND)
+    # (±0.1 ± 0.2 ± 0.4) / 3: the odd multiples of 0.1/3 from -7 to 7, each once
+    assert sorted(np.round(means * 30, 9)) == [-7, -5, -3, -1, 1, 3, 5, 7]
+    assert means[0] == pytest.approx(0.7 / 3)
+    far = as_far_as_observed(means, FIRST, SECOND)
+    assert far.sum() == 2 and far.mean() == paired_sign_flip(FIRST, SECOND)["p"] == 0.25
+
+
+def test_beyond_the_exact_count_the_patterns_are_drawn_at_random():
+    means = sign_flip_means(FIRST, SECOND, exact_up_to=2, resamples=500, seed=1)
+    assert means.shape == (500,)
+    assert set(np.round(means * 30, 9)) <= {-7, -5, -3, -1, 1, 3, 5, 7}
+    # the test counts the observed pattern in: (1 + as far) / (1 + draws)
+    far = as_far_as_observed(means, FIRST, SECOND).sum()
+    assert paired_sign_flip(FIRST, SECOND, exact_up_to=2, resamples=500, seed=1)["p"] == (
+        pytest.approx((1 + far) / 501))
+
+
+def test_the_figure_draws_one_dot_a_pattern_the_far_ones_orange_and_says_p():
+    first, second = np.array([0.9, 0.8, 0.85, 0.7]), np.array([0.85, 0.82, 0.8, 0.6])
+    fig = sign_flip_figure(first, second, patients=[3, 5, 12, 14], names=("a", "b"),
+                           what="Dice WT")
+    try:
+        each, flips = fig.axes
+        assert [t.get_text() for t in each.get_yticklabels()] == [
+            "patient 3", "patient 5", "patient 12", "patient 14"]
+        dots = [line for line in flips.lines if line.get_marker() == "o"]
+        assert sum(len(line.get_xdata()) for line in dots) == 16
+        orange = [line for line in dots if line.get_color() == AS_FAR][0]
+        means = sign_flip_means(first, second)
+        far = as_far_as_observed(means, first, second)
+        assert sorted(orange.get_xdata()) == pytest.approx(sorted(means[far]))
+        p = paired_sign_flip(first, second)["p"]
+        assert flips.get_title().endswith(f"{int(far.sum())} as far from 0 → p = {p:.3f}")
+    finally:
+        plt.close(fig)
+
+
+def test_one_label_per_patient_is_asked_for():
+    with pytest.raises(ValueError, match="2 labels for the scores of 3 patients"):
+        sign_flip_figure(FIRST, SECOND, patients=[1, 2])
