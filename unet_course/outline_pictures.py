@@ -165,7 +165,8 @@ def _outline_picture(flair: np.ndarray, distances: SurfaceDistances, other: Surf
     voxel = 0.72 * width / (bottom - top)  # one voxel's side in points (100 dpi)
     fig = Figure(figsize=(width / 100, width / 100), dpi=100)
     ax = fig.add_axes((0, 0, 1, 1))
-    ax.imshow(0.5 * flair, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    shades = np.round(flair * 15) / 15  # 16 grey levels: FLAIR is context, and PNGs shrink
+    ax.imshow(0.5 * shades, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     white = other.points[other.points[:, 0] == z]
     ax.scatter(white[:, 2], white[:, 1], s=(0.5 * voxel) ** 2, marker="s", color="white",
                linewidths=0)
