@@ -52,7 +52,7 @@ def test_the_figure_draws_one_dot_a_pattern_the_far_ones_orange_and_says_p():
         far = as_far_as_observed(means, first, second)
         assert sorted(orange.get_xdata()) == pytest.approx(sorted(means[far]))
         p = paired_sign_flip(first, second)["p"]
-        assert flips.get_title().endswith(f"{int(far.sum())} as far from 0 → p = {p:.3f}")
+        assert flips.get_title().endswith(f"{int(far.sum())} at least as far from 0 → p = {p:.3f}")
     finally:
         plt.close(fig)
 

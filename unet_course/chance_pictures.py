@@ -54,27 +54,34 @@ def sign_flip_figure(first, second, patients: Sequence, names: Sequence[str] = (
     _draw_means(flips, means, far)
     exact = len(means) == 2 ** len(differences)
     flips.set(xlabel=f"mean {what} difference with the signs flipped", yticks=[],
-              title=(f"the {len(means)} ways to flip the signs: {int(far.sum())} as far from "
-                     f"0 → p = {p:.3f}" if exact else
+              title=(f"the {len(means)} ways to flip the signs: {int(far.sum())} at least as "
+                     f"far from 0 → p = {p:.3f}" if exact else
                      f"{len(means)} random sign flips: p = {p:.3f}"))
     return fig
 
 
 def _draw_means(ax, means: np.ndarray, far: np.ndarray) -> None:
-    """One dot per mean, equal means stacked, up to 2^MOST_DOTS; else a histogram."""
+    """One dot per mean, means within 1.5 % of the axis' span stacked (so that no dot hides
+    another), up to 2^MOST_DOTS; else a histogram."""
     if len(means) <= 2 ** MOST_DOTS:
-        keys = np.round(means, 9)
+        span = max(float(np.ptp(means)), 1e-12)
+        keys = np.round(means / (0.015 * span))
+        heights = np.empty(len(means), dtype=int)  # in each stack the far ones lowest
+        for key in np.unique(keys):
+            stack = np.flatnonzero(keys == key)
+            heights[stack[np.lexsort((means[stack], ~far[stack]))]] = np.arange(len(stack))
         for colour, chosen, label in ((NEARER, ~far, "nearer 0"),
-                                      (AS_FAR, far, "as far from 0 as observed")):
-            heights = [int(np.sum(keys[:i] == keys[i])) for i in np.flatnonzero(chosen)]
-            ax.plot(means[chosen], heights, "o", color=colour, ms=9, mec="black", mew=0.5,
-                    label=label)
+                                      (AS_FAR, far, "at least as far from 0 as observed")):
+            ax.plot(means[chosen], heights[chosen], "o", color=colour, ms=9, mec="black",
+                    mew=0.5, label=label)
         stacked = int(np.unique(keys, return_counts=True)[1].max())
         ax.set_ylim(-0.8, stacked + 2.5)  # room above the dots for the legend
+        ax.set_ylabel("patterns with this mean,\nstacked")
     else:
         bins = np.histogram_bin_edges(means, bins=40)
         counts, _, _ = ax.hist([means[~far], means[far]], bins=bins, stacked=True,
                                color=[NEARER, AS_FAR],
-                               label=["nearer 0", "as far from 0 as observed"])
+                               label=["nearer 0", "at least as far from 0 as observed"])
+        ax.set_ylabel("patterns")
         ax.set_ylim(0, 1.35 * np.max(counts))  # room above the bars for the legend
     ax.legend(loc="upper left", fontsize=10, ncols=2, frameon=False)

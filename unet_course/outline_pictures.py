@@ -74,12 +74,12 @@ def distance_curves(outlines: OutlineDistances, title: str | None = None) -> Fig
 
 def outline_slider(case: PatientVolume, region: str = "WT",
                    outlines: OutlineDistances | None = None, title: str | None = None,
-                   most_slices: int = MOST_SLICES, width: int = 240) -> ImageSlider:
+                   most_slices: int = MOST_SLICES, width: int = 320) -> ImageSlider:
     """A static slider through the slices of ``case`` that hold either outline of ``region``:
     on FLAIR, one panel per direction, each outline voxel coloured by its distance to the
     other outline (in 3-D: the nearest may lie on another slice), the other outline white,
-    the voxels farther than HD95 in orange to red, larger; then a colour key. It starts at
-    the slice with the most such voxels in the direction that gives the HD95."""
+    the voxels farther than HD95 in orange to red, larger; a colour key under each. It
+    starts at the slice with the most such voxels in the direction that gives the HD95."""
     outlines = outlines or case.outlines(region)
     hd95, longest = outlines.hd95, max(outlines.hausdorff, 1e-6)
     start_slice = _most_beyond(getattr(outlines, outlines.deciding), hd95)
@@ -88,13 +88,14 @@ def outline_slider(case: PatientVolume, region: str = "WT",
              "truth_to_prediction": outlines.prediction_to_truth}
 
     window = head_window(case.image[0])
+    key = _colour_key(hd95, longest, width)
 
     def pictures(position):
         z = shown[position[0]]
         flair = grey_picture(case.image[0, z])
-        return [*(_outline_picture(flair, getattr(outlines, name), other[name], z, hd95,
-                                   longest, width, window) for name in DIRECTIONS),
-                _colour_key(hd95, longest, width)]
+        return [np.concatenate([_outline_picture(flair, getattr(outlines, name), other[name],
+                                                 z, hd95, longest, width, window), key])
+                for name in DIRECTIONS]
 
     def caption(position):
         z = shown[position[0]]
@@ -106,15 +107,17 @@ def outline_slider(case: PatientVolume, region: str = "WT",
             parts.append(f"{label} outline: {len(here)} voxels here" + (
                 f", farthest {here.max():.1f} mm away, {int((here > hd95).sum())} beyond HD95"
                 if len(here) else ""))
-        return (f"slice {z} of {case.image.shape[1]} (patient {case.volume}, {region}); "
+        return (f"slice {z} (of 0 to {case.image.shape[1] - 1}; patient {case.volume}, "
+                f"{region}): "
                 + "; ".join(parts) + f". HD95 of the patient: {hd95:.1f} mm.")
 
     return ImageSlider({"slice": [str(z) for z in shown]},
-                       [*DIRECTIONS.values(), "colour key: distance (mm)"], pictures, caption,
+                       list(DIRECTIONS.values()), pictures, caption,
                        start=(shown.index(start_slice),), title=title, width=width,
                        note="on FLAIR: each outline voxel coloured by its distance to the "
-                            "other outline (white), blue (on it) to yellow (HD95); orange to "
-                            "red, drawn larger: farther than HD95. The outline is the 3-D "
+                            "other outline (white), blue (on it) to yellow (HD95), the key "
+                            "under each picture; orange to red, drawn larger: farther than "
+                            "HD95. The outline is the 3-D "
                             "surface: where the region's cross-section changes from one slice "
                             "to the next, the voxels inside it are outline too.")
 
@@ -184,7 +187,8 @@ def _outline_picture(flair: np.ndarray, distances: SurfaceDistances, other: Surf
 
 def distance_colours(hd95: float, longest: float):
     """The slider's colours as a function of distances in mm (an array → (N, 4) RGBA): light
-    blue (on the other outline) to yellow at ``hd95``, then orange to vermilion beyond it, up
+    blue (on the other outline) to yellow at ``hd95`` (by the square root of the distance, so
+    that the small distances of an outline's bulk differ), then orange to vermilion beyond it, up
     to ``longest``: bright on dimmed FLAIR, and the two parts apart for colour-blind eyes
     (Okabe-Ito colours). Each part has its own map, so the colour changes exactly at HD95."""
     from matplotlib.colors import LinearSegmentedColormap
@@ -196,7 +200,8 @@ def distance_colours(hd95: float, longest: float):
         distances = np.atleast_1d(np.asarray(distances, dtype=np.float64))
         inside = distances <= hd95
         out = np.empty((len(distances), 4))
-        out[inside] = near(distances[inside] / max(hd95, 1e-9))
+        # the square root spreads the colours of the outline's bulk, near 0, over more hues
+        out[inside] = near(np.sqrt(distances[inside] / max(hd95, 1e-9)))
         out[~inside] = far((distances[~inside] - hd95) / max(longest - hd95, 1e-9))
         return out
 
@@ -204,20 +209,22 @@ def distance_colours(hd95: float, longest: float):
 
 
 def _colour_key(hd95: float, longest: float, width: int) -> np.ndarray:
-    """The distance colours from 0 to ``longest`` mm, with HD95 marked."""
+    """The distance colours from 0 to ``longest`` mm, a few round distances and HD95 marked:
+    a (h, ``width``, 3) strip to go under a picture."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(width / 100, 0.9), dpi=100)
-    ax = fig.add_axes((0.08, 0.3, 0.84, 0.32))
-    colours = distance_colours(hd95, longest)(np.linspace(0, longest, 256))[None, :, :3]
+    ax = fig.add_axes((0.05, 0.5, 0.9, 0.24))
+    colours = distance_colours(hd95, longest)(np.linspace(0, longest, 512))[None, :, :3]
     ax.imshow(colours, aspect="auto", extent=(0, longest, 0, 1))
     ax.axvline(hd95, color="black", lw=1.5)
-    ax.text(hd95, 1.12, f"HD95 {hd95:.1f}", ha="center", va="bottom", fontsize=9,
+    ax.text(hd95, 1.1, f"HD95 {hd95:.1f}", ha="center", va="bottom", fontsize=9,
             transform=ax.get_xaxis_transform())
     ax.set_yticks([])
-    first, last = ax.set_xticks([0, longest], ["0", f"{longest:.1f} mm"], fontsize=9)
-    first.label1.set_horizontalalignment("left")  # both inside the picture
-    last.label1.set_horizontalalignment("right")
+    ticks = [t for t in MaxNLocator(5).tick_values(0, longest) if 0 <= t <= longest]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=8)
+    ax.set_xlabel("mm to the other outline", fontsize=8, labelpad=1)
     return _pixels(fig, FigureCanvasAgg)
 
 
