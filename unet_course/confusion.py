@@ -1,0 +1,78 @@
+"""Where Dice, precision and recall come from on one slice: each pixel of a region found (true
+positive), marked wrongly (false positive) or missed (false negative), drawn on FLAIR.
+
+Chapter 6 defines the three scores from the counts TP, FP and FN; :func:`show_confusion`
+shows those pixels for the regions WT, TC and ET of one slice, each panel titled with its
+counts and the scores :mod:`unet_lib.metrics` gives them.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from unet_lib.data.brats import REGIONS
+from unet_lib.metrics import binarize, confusion_counts, scores_from_counts, to_regions
+
+from .frames import as_numpy, grey_picture
+from .outline_pictures import head_window
+
+#: the three kinds of pixel, on FLAIR dimmed to half: found white, marked wrongly orange,
+#: missed blue (Okabe-Ito colours, apart for colour-blind eyes too)
+KINDS = {"TP": ("found (TP)", "#ffffff"), "FP": ("marked wrongly (FP)", "#e69f00"),
+         "FN": ("missed (FN)", "#56b4e9")}
+
+
+def confusion_picture(channel, pred, truth) -> np.ndarray:
+    """(H, W, 3) picture: the MRI ``channel`` (H, W) in grey at half brightness, and over it
+    the pixels of binary masks ``pred`` and ``truth`` (H, W) in the colours of :data:`KINDS`:
+    in both (TP), predicted only (FP), in the truth only (FN)."""
+    pred, truth = as_numpy(pred) > 0.5, as_numpy(truth) > 0.5
+    if pred.shape != truth.shape or pred.shape != tuple(np.shape(channel)):
+        raise ValueError(f"channel {np.shape(channel)}, pred {pred.shape} and truth "
+                         f"{truth.shape} must be (H, W) of one size")
+    picture = np.repeat(0.5 * grey_picture(channel)[..., None], 3, axis=2)
+    for kind, where in (("TP", pred & truth), ("FP", pred & ~truth), ("FN", ~pred & truth)):
+        picture[where] = to_rgb(KINDS[kind][1])
+    return picture
+
+
+def show_confusion(image, target, probs, threshold: float = 0.5,
+                   title: str | None = None) -> Figure:
+    """One slice, a panel per region (WT, TC, ET): its TP, FP and FN pixels at ``threshold``
+    on FLAIR (:func:`confusion_picture`), titled with their counts and the region's Dice,
+    precision and recall; ``title`` heads the colour key under the panels.
+
+    Args:
+        image: (4, H, W) modalities; target: (3, H, W) labels NCR/NET, ED, ET; probs: (3, H, W)
+            probabilities of the labels.
+    """
+    image = torch.as_tensor(as_numpy(image))
+    truth = to_regions(torch.as_tensor(as_numpy(target))[None])[0]  # (3, H, W) WT, TC, ET
+    pred = to_regions(binarize(torch.as_tensor(as_numpy(probs))[None], threshold,
+                               logits=False))[0]
+    counts = confusion_counts(pred[None], truth[None])  # each (3,): one per region
+    scores = scores_from_counts(**counts)
+    fig, axes = plt.subplots(1, len(REGIONS), figsize=(3.6 * len(REGIONS), 5.0),
+                             layout="compressed")  # images: no gaps between them
+    top, bottom, left, right = head_window(as_numpy(image[0])[None])  # the head, larger
+    for c, (ax, region) in enumerate(zip(axes, REGIONS)):
+        ax.imshow(confusion_picture(image[0], pred[c], truth[c]), interpolation="nearest")
+        ax.set(xlim=(left - 0.5, right - 0.5), ylim=(bottom - 0.5, top - 0.5))
+        tp, fp, fn = (int(counts[kind][c]) for kind in ("tp", "fp", "fn"))
+        ax.set_title(f"{region}: TP {tp}, FP {fp}, FN {fn}\nDice {scores['dice'][c]:.3f} · "
+                     f"precision {scores['precision'][c]:.3f}\nrecall {scores['recall'][c]:.3f}",
+                     fontsize=12)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    # the title goes with the key under the panels (a suptitle above them collided with the
+    # panels' three-line titles: the layout does not make room for both)
+    fig.legend(handles=[Patch(facecolor=colour, edgecolor="0.4", label=label)
+                        for label, colour in KINDS.values()],
+               loc="outside lower center", ncols=3, fontsize=11, title=title,
+               title_fontsize=12)
+    return fig
