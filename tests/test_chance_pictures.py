@@ -60,3 +60,21 @@ def test_the_figure_draws_one_dot_a_pattern_the_far_ones_orange_and_says_p():
 def test_one_label_per_patient_is_asked_for():
     with pytest.raises(ValueError, match="2 labels for the scores of 3 patients"):
         sign_flip_figure(FIRST, SECOND, patients=[1, 2])
+
+
+def test_a_score_that_is_not_a_number_is_refused_not_counted_as_significant():
+    with pytest.raises(ValueError, match="first: the scores must be finite .* \\[1\\]"):
+        paired_sign_flip([0.9, float("nan"), 0.8], [0.7, 0.6, 0.5])
+    with pytest.raises(ValueError, match="second: the scores must be finite"):
+        sign_flip_means([0.9, 0.8], [0.7, float("inf")])
+
+
+def test_dots_closer_than_the_reach_stack_far_ones_lowest_and_apart_ones_do_not():
+    from unet_course.chance_pictures import stacked_heights
+
+    means = np.array([0.0, 0.5, 0.501, 0.502, 1.0])  # span 1: 0.5-0.502 within 1.5 %
+    far = np.array([False, False, True, False, True])
+    assert stacked_heights(means, far).tolist() == [0, 1, 0, 2, 0]
+    # two means either side of where a rounding grid would cut still share one stack
+    assert stacked_heights(np.array([0.0, 0.2249, 0.2251, 1.0]),
+                           np.zeros(4, bool)).tolist() == [0, 0, 1, 0]

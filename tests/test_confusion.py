@@ -47,5 +47,30 @@ def test_each_region_s_title_gives_its_counts_and_scores():
         # TC = NCR/NET ∪ ET: truth the centre pixel, predicted the far pixel only
         assert titles[1].startswith("TC: TP 0, FP 1, FN 1\nDice 0.000")
         assert "precision 0.857" in titles[0] and "recall 0.667" in titles[0]  # 6/7, 6/9
+        # ET: the truth's one pixel missed, one far pixel marked: no 0/0 there
+        assert titles[2].startswith("ET: TP 0, FP 1, FN 1") and "0/0" not in titles[2]
+        # each region's own pixels, in the kinds' colours: the far pixel (6, 6) marked
+        # wrongly in TC, the centre (3, 3) missed there and found in WT
+        wt, tc = (ax.images[0].get_array() for ax in fig.axes[:2])
+        assert np.allclose(tc[6, 6], [0xe6 / 255, 0x9f / 255, 0.0])
+        assert np.allclose(tc[3, 3], [0x56 / 255, 0xb4 / 255, 0xe9 / 255])
+        assert np.allclose(wt[3, 3], [1.0, 1.0, 1.0]) and np.allclose(wt[2, 4], tc[3, 3])
+    finally:
+        plt.close(fig)
+
+
+def test_a_region_empty_in_both_says_0_over_0_and_a_pixel_outside_the_head_is_shown():
+    image = torch.zeros(4, 12, 12)
+    image[:, 4:8, 4:8] = 1.0            # a small head in the middle
+    target, probs = torch.zeros(3, 12, 12), torch.zeros(3, 12, 12)
+    target[1, 5, 5] = 1                 # oedema only: TC and ET empty in the truth
+    probs[1, 0, 11] = 0.9               # and a false pixel in the corner, outside the head
+    fig = show_confusion(image, target, probs)
+    try:
+        titles = [ax.get_title() for ax in fig.axes[:3]]
+        assert titles[0] == "WT: TP 0, FP 1, FN 1\nDice 0.000 · precision 0.000\nrecall 0.000"
+        assert titles[1] == ("TC: TP 0, FP 0, FN 0\nDice 1.000 (0/0) · precision 1.000 (0/0)\n"
+                             "recall 1.000 (0/0)")
+        assert fig.axes[0].get_xlim()[1] == pytest.approx(11.5)  # the whole slice shown
     finally:
         plt.close(fig)

@@ -514,3 +514,13 @@ def test_the_quick_scale_on_real_data_takes_as_many_volumes_as_the_quick_phantom
     assert "(its first 16 volumes: max_volumes)" in quick.describe()
     every = course.setup("quick", data=tmp_path / "brats", max_volumes=18)
     assert len(every.train_volumes + every.val_volumes + every.test_volumes) == 18
+
+
+def test_names_in_a_glued_sentence_take_the_plural_and_an_and():
+    from unet_course import counted
+
+    assert counted("patient", [5]) == "patient 5"
+    assert counted("patient", [2, 5]) == "patients 2 and 5"
+    assert counted("Patient", (2, 3, 5)) == "Patients 2, 3 and 5"
+    with pytest.raises(ValueError, match="no patient to name"):
+        counted("patient", [])

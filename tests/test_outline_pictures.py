@@ -98,6 +98,10 @@ def test_the_colours_run_blue_to_yellow_up_to_hd95_and_orange_to_red_beyond():
     colours = distance_colours(hd95=10.0, longest=40.0)
     hex_of = [matplotlib.colors.to_hex(c) for c in colours([0.0, 10.0, 10.001, 40.0])]
     assert hex_of == ["#56b4e9", "#f0e442", "#e69f00", "#d55e00"]
+    # below HD95 by the square root: a quarter of HD95 lies halfway from blue to yellow
+    halfway = (np.array(matplotlib.colors.to_rgb("#56b4e9"))
+               + matplotlib.colors.to_rgb("#f0e442")) / 2
+    assert colours([2.5])[0, :3] == pytest.approx(halfway, abs=0.01)
 
 
 def test_the_curves_mark_each_direction_s_95th_percentile_and_name_the_hd95():

@@ -16,7 +16,11 @@ Modules:
     bundles      the reference results of the slides' configuration, read for the book
     style        the figures' lettering (12-pt text), set when viz is imported
     slider       pre-rendered image sliders that work without a kernel
-    notebook     values quoted in the book's text (glue)
+    confusion    chapter 6: TP, FP and FN as pixels of one slice
+    outline_pictures  chapter 7: where an HD95 comes from (distance curves, outline slider)
+    chance_pictures   chapter 7: what the sign-flip test counts
+    cleanup_exercise  chapter 7's piece to write: keep a prediction's largest piece
+    notebook     values quoted in the book's text (glue, counted)
 
 The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the course with
 ``pip install -e ".[course]"``. A chapter starts with::
@@ -27,10 +31,10 @@ The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the c
 
 from .examples import (Showcase, hardest_slice, showcase, slice_name, slice_scores,
                        tumour_slices, what_went_wrong)
-from .notebook import glue
+from .notebook import counted, glue
 from .session import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, CourseSetup, TrainedModel,
                       course_home, resolve_scale, setup)
 
 __all__ = ["CourseSetup", "DATA_VARIABLE", "HOME_VARIABLE", "SCALE_VARIABLE", "Showcase",
-           "TrainedModel", "course_home", "glue", "hardest_slice", "resolve_scale", "setup",
-           "showcase", "slice_name", "slice_scores", "tumour_slices", "what_went_wrong"]
+           "TrainedModel", "counted", "course_home", "glue", "hardest_slice", "resolve_scale",
+           "setup", "showcase", "slice_name", "slice_scores", "tumour_slices", "what_went_wrong"]

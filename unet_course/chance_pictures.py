@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from unet_lib.comparison import as_far_as_observed, paired_sign_flip, sign_flip_means
+from unet_lib.comparison import (EXACT_UP_TO, as_far_as_observed, paired_sign_flip,
+                                 sign_flip_means)
 
 #: the flips as far from 0 as the observed mean (they make the p-value), and the others
 AS_FAR, NEARER = "tab:orange", "0.6"
@@ -52,7 +53,7 @@ def sign_flip_figure(first, second, patients: Sequence, names: Sequence[str] = (
     flips.axvline(-observed, color="black", ls="--", lw=1.2,
                   label=f"as far on the other side, {-observed:+.3f}")
     _draw_means(flips, means, far)
-    exact = len(means) == 2 ** len(differences)
+    exact = len(differences) <= EXACT_UP_TO  # every pattern drawn, not a sample
     flips.set(xlabel=f"mean {what} difference with the signs flipped", yticks=[],
               title=(f"the {len(means)} ways to flip the signs: {int(far.sum())} at least as "
                      f"far from 0 → p = {p:.3f}" if exact else
@@ -61,21 +62,15 @@ def sign_flip_figure(first, second, patients: Sequence, names: Sequence[str] = (
 
 
 def _draw_means(ax, means: np.ndarray, far: np.ndarray) -> None:
-    """One dot per mean, means within 1.5 % of the axis' span stacked (so that no dot hides
-    another), up to 2^MOST_DOTS; else a histogram."""
+    """One dot per mean up to 2^MOST_DOTS, stacked where they would overlap
+    (:func:`stacked_heights`); else a histogram."""
     if len(means) <= 2 ** MOST_DOTS:
-        span = max(float(np.ptp(means)), 1e-12)
-        keys = np.round(means / (0.015 * span))
-        heights = np.empty(len(means), dtype=int)  # in each stack the far ones lowest
-        for key in np.unique(keys):
-            stack = np.flatnonzero(keys == key)
-            heights[stack[np.lexsort((means[stack], ~far[stack]))]] = np.arange(len(stack))
+        heights = stacked_heights(means, far)
         for colour, chosen, label in ((NEARER, ~far, "nearer 0"),
                                       (AS_FAR, far, "at least as far from 0 as observed")):
             ax.plot(means[chosen], heights[chosen], "o", color=colour, ms=9, mec="black",
                     mew=0.5, label=label)
-        stacked = int(np.unique(keys, return_counts=True)[1].max())
-        ax.set_ylim(-0.8, stacked + 2.5)  # room above the dots for the legend
+        ax.set_ylim(-0.8, int(heights.max()) + 3.5)  # room above the dots for the legend
         ax.set_ylabel("patterns with this mean,\nstacked")
     else:
         bins = np.histogram_bin_edges(means, bins=40)
@@ -85,3 +80,24 @@ def _draw_means(ax, means: np.ndarray, far: np.ndarray) -> None:
         ax.set_ylabel("patterns")
         ax.set_ylim(0, 1.35 * np.max(counts))  # room above the bars for the legend
     ax.legend(loc="upper left", fontsize=10, ncols=2, frameon=False)
+
+
+def stacked_heights(means: np.ndarray, far: np.ndarray, closer_than: float = 0.015
+                    ) -> np.ndarray:
+    """(len(means),) int: the row of each mean's dot, so that dots closer than
+    ``closer_than`` of the means' span stack instead of overlapping: in ascending order, a mean
+    joins the stack of the one before it when it lies that close to the stack's first, and in
+    each stack the ``far`` ones come lowest."""
+    order = np.argsort(means, kind="stable")
+    reach = closer_than * max(float(np.ptp(means)), 1e-12)
+    stacks: list[list[int]] = []
+    for index in order:
+        if stacks and means[index] - means[stacks[-1][0]] < reach:
+            stacks[-1].append(int(index))
+        else:
+            stacks.append([int(index)])
+    heights = np.empty(len(means), dtype=int)
+    for stack in stacks:
+        for row, index in enumerate(sorted(stack, key=lambda i: (not far[i], means[i]))):
+            heights[index] = row
+    return heights

@@ -45,7 +45,8 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
                    title: str | None = None) -> Figure:
     """One slice, a panel per region (WT, TC, ET): its TP, FP and FN pixels at ``threshold``
     on FLAIR (:func:`confusion_picture`), titled with their counts and the region's Dice,
-    precision and recall; ``title`` heads the colour key under the panels.
+    precision and recall (a 0/0 marked); ``title`` heads the colour key under the panels. The
+    panels show the head, or the whole slice where a pixel to count lies outside it.
 
     Args:
         image: (4, H, W) modalities; target: (3, H, W) labels NCR/NET, ED, ET; probs: (3, H, W)
@@ -60,13 +61,18 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
     fig, axes = plt.subplots(1, len(REGIONS), figsize=(3.6 * len(REGIONS), 5.0),
                              layout="compressed")  # images: no gaps between them
     top, bottom, left, right = head_window(as_numpy(image[0])[None])  # the head, larger
+    marked = ((pred > 0.5) | (truth > 0.5)).any(dim=0).numpy()
+    marked[top:bottom, left:right] = False
+    if marked.any():  # a pixel to count lies outside the head: show the whole slice
+        top, bottom, left, right = 0, marked.shape[0], 0, marked.shape[1]
     for c, (ax, region) in enumerate(zip(axes, REGIONS)):
         ax.imshow(confusion_picture(image[0], pred[c], truth[c]), interpolation="nearest")
         ax.set(xlim=(left - 0.5, right - 0.5), ylim=(bottom - 0.5, top - 0.5))
         tp, fp, fn = (int(counts[kind][c]) for kind in ("tp", "fp", "fn"))
-        ax.set_title(f"{region}: TP {tp}, FP {fp}, FN {fn}\nDice {scores['dice'][c]:.3f} · "
-                     f"precision {scores['precision'][c]:.3f}\nrecall {scores['recall'][c]:.3f}",
-                     fontsize=12)
+        ax.set_title(f"{region}: TP {tp}, FP {fp}, FN {fn}\n"
+                     f"Dice {_score(scores['dice'][c], 2 * tp + fp + fn)} · "
+                     f"precision {_score(scores['precision'][c], tp + fp)}\n"
+                     f"recall {_score(scores['recall'][c], tp + fn)}", fontsize=12)
         ax.set_xticks([])
         ax.set_yticks([])
     # the title goes with the key under the panels (a suptitle above them collided with the
@@ -76,3 +82,9 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
                loc="outside lower center", ncols=3, fontsize=11, title=title,
                title_fontsize=12)
     return fig
+
+
+def _score(value, denominator: int) -> str:
+    """A score as the title shows it: 0/0 marked, as ``unet_lib.metrics`` gives it a value
+    by the BraTS rule (1 when prediction and truth are both empty, else 0)."""
+    return f"{float(value):.3f}" + (" (0/0)" if denominator == 0 else "")

@@ -22,3 +22,14 @@ def glue(name: str, value, display: bool = False) -> None:
         myst_glue(name, value, display=display)
     else:
         print(f"{name} = {value}  (quoted in the text as {{glue:text}}`{name}`)")
+
+
+def counted(noun: str, items) -> str:
+    """``items`` after ``noun`` in a sentence the book glues: ``"patient 5"``, ``"patients 2
+    and 5"``, ``"patients 2, 3 and 5"`` (the plural adds an s)."""
+    words = [str(item) for item in items]
+    if not words:
+        raise ValueError(f"no {noun} to name")
+    if len(words) == 1:
+        return f"{noun} {words[0]}"
+    return f"{noun}s {', '.join(words[:-1])} and {words[-1]}"

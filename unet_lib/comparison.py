@@ -10,12 +10,21 @@ from __future__ import annotations
 import numpy as np
 
 
+#: up to this many patients the sign-flip test counts all 2^n sign patterns; beyond, it draws
+EXACT_UP_TO = 16
+
+
 def _paired_differences(first, second) -> np.ndarray:
     """``first - second``, float64 (n,), once both are checked to hold one score per patient."""
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     if first.shape != second.shape or first.ndim != 1 or len(first) == 0:
         raise ValueError(f"need one score per patient for both models, in the same order; got "
                          f"shapes {first.shape} and {second.shape}")
+    for name, scores in (("first", first), ("second", second)):
+        if not np.isfinite(scores).all():  # a NaN compares false with everything: p = 0
+            raise ValueError(f"{name}: the scores must be finite numbers; patient(s) at "
+                             f"{np.flatnonzero(~np.isfinite(scores)).tolist()} hold "
+                             f"{scores[~np.isfinite(scores)].tolist()}")
     return first - second
 
 
@@ -51,7 +60,7 @@ def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95
             "high": float(np.percentile(means, 100 - tail)), "n": len(differences)}
 
 
-def paired_sign_flip(first, second, exact_up_to: int = 16, resamples: int = 100_000,
+def paired_sign_flip(first, second, exact_up_to: int = EXACT_UP_TO, resamples: int = 100_000,
                      seed: int = 0) -> dict[str, float]:
     """Could chance alone give the patients' paired differences this mean? The paired
     randomization (sign-flip) test: if the two models were interchangeable, each patient's
@@ -81,7 +90,7 @@ def paired_sign_flip(first, second, exact_up_to: int = 16, resamples: int = 100_
             "smallest_p": min(1.0, 2.0 / 2 ** n), "n": n}
 
 
-def sign_flip_means(first, second, exact_up_to: int = 16, resamples: int = 100_000,
+def sign_flip_means(first, second, exact_up_to: int = EXACT_UP_TO, resamples: int = 100_000,
                     seed: int = 0) -> np.ndarray:
     """The mean paired difference ``first - second`` under each way of flipping the
     differences' signs, as :func:`paired_sign_flip` counts them: all ``2^n`` patterns up to
