@@ -78,3 +78,30 @@ def test_dots_closer_than_the_reach_stack_far_ones_lowest_and_apart_ones_do_not(
     # two means either side of where a rounding grid would cut still share one stack
     assert stacked_heights(np.array([0.0, 0.2249, 0.2251, 1.0]),
                            np.zeros(4, bool)).tolist() == [0, 0, 1, 0]
+
+
+@pytest.mark.parametrize("second, expected", [
+    ([0.8, 0.7, 0.6, 0.5], "Each of the 4 patients' differences can take either sign, so 16 "
+                           "patterns; a clean sweep would leave only itself and its mirror "
+                           "image as far out, p = 2/16"),
+    ([0.8, 0.8, 0.6, 0.5], "Patient 5 shows a difference of exactly 0 (both models score the "
+                           "same), and flipping the sign of 0 changes nothing: the 16 patterns "
+                           "come in identical groups of 2, and the smallest p these patients "
+                           "could give here is 4/16 = 0.250, not 0.125"),
+    ([0.8, 0.8, 0.7, 0.5], "Patients 5 and 12 show a difference"),
+    ([0.9, 0.8, 0.7, 0.6], "Every difference is exactly 0"),
+])
+def test_the_reading_counts_the_patterns_and_what_a_zero_difference_does(second, expected):
+    from unet_course.chance_pictures import read_sign_flips
+
+    reading = read_sign_flips([0.9, 0.8, 0.7, 0.6], second, [3, 5, 12, 14])
+    assert reading.startswith(expected)
+    if expected.startswith("Patients"):  # two zeros: groups of 4
+        assert "groups of 4" in reading and "8/16 = 0.500" in reading
+
+
+def test_beyond_the_exact_count_the_reading_says_the_patterns_are_drawn():
+    from unet_course.chance_pictures import read_sign_flips
+
+    reading = read_sign_flips(np.ones(17), np.zeros(17), list(range(17)))
+    assert reading.startswith("With 17 patients the test draws 100,000 of the 2^17")

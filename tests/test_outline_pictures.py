@@ -117,3 +117,47 @@ def test_the_curves_mark_each_direction_s_95th_percentile_and_name_the_hd95():
         assert any(f"{outlines.hausdorff:.1f} mm" in t for t in texts)
     finally:
         plt.close(fig)
+
+
+def distances_between(pred_to_truth, truth_to_pred):
+    """An OutlineDistances of given distances (the voxels themselves do not matter here)."""
+    from unet_lib.outlines import OutlineDistances, SurfaceDistances
+
+    def one_way(values):
+        values = np.asarray(values, dtype=float)
+        return SurfaceDistances(np.zeros((len(values), 3), int), np.zeros((len(values), 3), int),
+                                values)
+
+    return OutlineDistances(one_way(pred_to_truth), one_way(truth_to_pred))
+
+
+@pytest.mark.parametrize("far, expected", [
+    # 90 near voxels (0-5 mm) and 10 at 40 mm: rank 0.95 · 99 = 94.05 lies among the far ones
+    (10, ["the 10 beyond that gap are 10.00 % of them: over 5 %", "lands among them",
+          "HD95 (40.0 mm)", "would have been about 5.0 mm"]),
+    # 97 near and 3 far: the 95th percentile stays among the near ones, at 4.9 mm
+    (3, ["3 beyond that gap are 3.00 % of them: under 5 %", "HD95 (4.9 mm)",
+         "up to 40.0 mm away"]),
+])
+def test_the_reading_says_on_which_side_of_the_curve_s_jump_hd95_lies(far, expected):
+    from unet_course.outline_pictures import read_curves
+
+    near = np.linspace(0, 5, 100 - far)
+    reading = read_curves(distances_between([*near, *[40.0] * far], [0.0, 1.0]))
+    assert reading.startswith("Here the predicted outline's curve decides, and it jumps: none "
+                              "of its 100 voxels lies between 5.0 and 40.0 mm")
+    for part in expected:
+        assert part in reading
+
+
+def test_the_reading_of_a_jump_at_5_percent_a_smooth_tail_and_the_truth_s_side():
+    from unet_course.outline_pictures import read_curves
+
+    # 113 near and 6 far of 119: rank 0.95 · 118 = 112.1, a tenth of the way across the gap
+    inside = read_curves(distances_between([*np.linspace(0, 5, 113), *[40.0] * 6], [0.0]))
+    assert "5.04 % of them: about 5 %, so its 95th percentile falls inside the gap" in inside
+    assert "(HD95 8.5 mm)" in inside
+    smooth = read_curves(distances_between([0.0], np.linspace(0, 30, 100)))
+    assert smooth == ("Here the true outline's curve decides, and it runs on without a wide "
+                      "gap: HD95 (28.5 mm) lies in its tail, where its last 5 % of voxels begin")
+    assert "without a wide gap" in read_curves(distances_between([12.0], [0.0]))  # one voxel

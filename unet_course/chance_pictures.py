@@ -3,7 +3,8 @@
 :func:`unet_lib.comparison.paired_sign_flip` gives a p-value; :func:`sign_flip_figure` shows
 where it comes from: each patient's paired difference, and the mean difference under every way
 of flipping their signs (:func:`unet_lib.comparison.sign_flip_means`), those as far from 0 as
-the observed one marked. Their share is the p-value.
+the observed one marked. Their share is the p-value; :func:`read_sign_flips` says it in a
+sentence.
 """
 
 from __future__ import annotations
@@ -101,3 +102,29 @@ def stacked_heights(means: np.ndarray, far: np.ndarray, closer_than: float = 0.0
         for row, index in enumerate(sorted(stack, key=lambda i: (not far[i], means[i]))):
             heights[index] = row
     return heights
+
+
+def read_sign_flips(first, second, patients: Sequence) -> str:
+    """What :func:`sign_flip_figure` counts, in a sentence for the book: how many sign patterns
+    the patients' differences make, and the smallest p they allow; a difference of exactly 0
+    (both models score alike) flips to itself, so it halves the patterns that differ."""
+    from .notebook import counted
+
+    differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    zero = [label for label, d in zip(patients, differences) if d == 0]
+    n, k = len(differences), len(zero)
+    if n > EXACT_UP_TO:
+        return (f"With {n} patients the test draws 100,000 of the 2^{n} sign patterns at "
+                f"random instead of all of them, and the figure shows their means")
+    if k == n:
+        return ("Every difference is exactly 0 (the two models score alike on every patient): "
+                "every pattern's mean is 0, as far out as the observed one, p = 1")
+    if zero:
+        return (f"{counted('Patient', zero)} show{'s' if k == 1 else ''} a difference of "
+                f"exactly 0 (both models score the same), and flipping the sign of 0 changes "
+                f"nothing: the {2 ** n} patterns come in identical groups of {2 ** k}, and the "
+                f"smallest p these patients could give here is {2 ** (k + 1)}/{2 ** n} = "
+                f"{2 ** (k + 1) / 2 ** n:.3f}, not {2 / 2 ** n:.3f}")
+    return (f"Each of the {n} patients' differences can take either sign, so {2 ** n} "
+            f"patterns; a clean sweep would leave only itself and its mirror image as far out, "
+            f"p = 2/{2 ** n}")
