@@ -161,3 +161,16 @@ def test_the_reading_of_a_jump_at_5_percent_a_smooth_tail_and_the_truth_s_side()
     assert smooth == ("Here the true outline's curve decides, and it runs on without a wide "
                       "gap: HD95 (28.5 mm) lies in its tail, where its last 5 % of voxels begin")
     assert "without a wide gap" in read_curves(distances_between([12.0], [0.0]))  # one voxel
+
+
+def test_an_outline_voxel_outside_the_head_widens_the_pictures_to_the_whole_slice():
+    case = a_case()
+    case.image[:] = 0
+    case.image[:, :, 6:18, 6:18] = 1.0  # a smaller head: its window is rows and columns 4-19
+    case.pred[:, 6, 0, 23] = True  # and a false voxel in the corner, outside it
+    assert head_window(case.image[0]) == (4, 20, 4, 20)
+    slider = outline_slider(case, width=240)
+    picture = pixels(slider.frame((slider.labels[0].index("6"),))[0][0])
+    scale = 240 / 24  # the whole 24×24 slice
+    corner = picture[int(0.5 * scale), int(23.5 * scale)]
+    assert corner[0] > 150 and corner[2] < 80  # drawn, in a far voxel's colour

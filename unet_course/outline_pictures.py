@@ -29,7 +29,7 @@ DIRECTIONS = {"prediction_to_truth": "predicted outline → nearest true outline
               "truth_to_prediction": "true outline → nearest predicted outline"}
 #: the two directions' curves: colour, and a line of their own
 CURVE_STYLES = (dict(color="tab:blue", ls="-"), dict(color="tab:orange", ls="--"))
-#: the most slices one slider shows (every k-th beyond that, the farthest voxel's kept)
+#: the most slices one slider shows (every k-th beyond that; the slice it opens on is kept)
 MOST_SLICES = 48
 
 
@@ -129,6 +129,12 @@ def outline_slider(case: PatientVolume, region: str = "WT",
              "truth_to_prediction": outlines.prediction_to_truth}
 
     window = head_window(case.image[0])
+    points = np.concatenate([outlines.prediction_to_truth.points,
+                             outlines.truth_to_prediction.points])
+    top, bottom, left, right = window
+    if ((points[:, 1] < top) | (points[:, 1] >= bottom) | (points[:, 2] < left)
+            | (points[:, 2] >= right)).any():  # an outline voxel outside the head: show all
+        window = (0, case.image.shape[2], 0, case.image.shape[3])
     key = _colour_key(hd95, longest, width)
 
     def pictures(position):
