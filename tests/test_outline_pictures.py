@@ -46,6 +46,8 @@ def test_the_head_window_is_the_smallest_square_around_every_slice_s_head():
     # the head spans rows 4-9 and columns 10-19: 10 wide, 14 with 2 pixels each side, centred
     assert head_window(flair) == (0, 14, 8, 22)
     assert head_window(np.zeros((2, 5, 5))) == (0, 5, 0, 5)  # no head: the whole slice
+    assert head_window(flair, holding=[[5, 10], [13, 21]]) == (0, 14, 8, 22)  # inside it
+    assert head_window(flair, holding=[[5, 10], [14, 21]]) == (0, 20, 0, 30)  # row 14: not
 
 
 def test_the_slider_holds_the_slices_with_an_outline_and_opens_on_the_far_blob():

@@ -60,11 +60,8 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
     scores = scores_from_counts(**counts)
     fig, axes = plt.subplots(1, len(REGIONS), figsize=(3.6 * len(REGIONS), 5.0),
                              layout="compressed")  # images: no gaps between them
-    top, bottom, left, right = head_window(as_numpy(image[0])[None])  # the head, larger
-    marked = ((pred > 0.5) | (truth > 0.5)).any(dim=0).numpy()
-    marked[top:bottom, left:right] = False
-    if marked.any():  # a pixel to count lies outside the head: show the whole slice
-        top, bottom, left, right = 0, marked.shape[0], 0, marked.shape[1]
+    counted = np.argwhere(((pred > 0.5) | (truth > 0.5)).any(dim=0).numpy())  # (N, 2)
+    top, bottom, left, right = head_window(as_numpy(image[0])[None], holding=counted)
     for c, (ax, region) in enumerate(zip(axes, REGIONS)):
         ax.imshow(confusion_picture(image[0], pred[c], truth[c]), interpolation="nearest")
         ax.set(xlim=(left - 0.5, right - 0.5), ylim=(bottom - 0.5, top - 0.5))

@@ -128,13 +128,9 @@ def outline_slider(case: PatientVolume, region: str = "WT",
     other = {"prediction_to_truth": outlines.truth_to_prediction,
              "truth_to_prediction": outlines.prediction_to_truth}
 
-    window = head_window(case.image[0])
     points = np.concatenate([outlines.prediction_to_truth.points,
                              outlines.truth_to_prediction.points])
-    top, bottom, left, right = window
-    if ((points[:, 1] < top) | (points[:, 1] >= bottom) | (points[:, 2] < left)
-            | (points[:, 2] >= right)).any():  # an outline voxel outside the head: show all
-        window = (0, case.image.shape[2], 0, case.image.shape[3])
+    window = head_window(case.image[0], holding=points[:, 1:])
     key = _colour_key(hd95, longest, width)
 
     def pictures(position):
@@ -187,19 +183,25 @@ def _slices_shown(outlines: OutlineDistances, start_slice: int, most: int) -> li
     return sorted(set(held[::step]) | {start_slice})
 
 
-def head_window(flair: np.ndarray, margin: int = 2) -> tuple[int, int, int, int]:
+def head_window(flair: np.ndarray, margin: int = 2, holding=None) -> tuple[int, int, int, int]:
     """``(top, bottom, left, right)``: the smallest square of a (D, H, W) volume's slices that
     holds the head on every slice (the pixels above that slice's background value), with
-    ``margin`` pixels around it, inside the slice."""
+    ``margin`` pixels around it, inside the slice; the whole slice where none does, or where
+    a pixel of ``holding`` ((N, 2) rows and columns of what a picture must show) lies outside
+    the head's square."""
     flair = np.asarray(flair)
+    whole = (0, flair.shape[1], 0, flair.shape[2])
     head = flair > flair.min(axis=(1, 2), keepdims=True)  # each slice's own background
     if not head.any():
-        return 0, head.shape[1], 0, head.shape[2]
+        return whole
     rows, cols = np.flatnonzero(head.any(axis=(0, 2))), np.flatnonzero(head.any(axis=(0, 1)))
     side = min(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 + 2 * margin,
                *head.shape[1:])
     top = int(np.clip((rows[0] + rows[-1] + 1 - side) // 2, 0, head.shape[1] - side))
     left = int(np.clip((cols[0] + cols[-1] + 1 - side) // 2, 0, head.shape[2] - side))
+    inside = np.empty((0, 2), int) if holding is None else np.asarray(holding).reshape(-1, 2)
+    if ((inside < (top, left)) | (inside >= (top + side, left + side))).any():
+        return whole
     return top, top + side, left, left + side
 
 
