@@ -279,7 +279,6 @@ def colour_key(low: float, high: float, width: int = 200) -> np.ndarray:
     """The attention overlays' colour key as a (h, ``width``, 3) picture: the colour map from
     ``low`` (left) to ``high`` (right), each written under its end, blended half over mid-grey
     as the overlays are blended over FLAIR."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     strip = 0.5 * 0.5 + 0.5 * matplotlib.colormaps["inferno"](np.linspace(0, 1, 128))[:, :3]
@@ -289,6 +288,13 @@ def colour_key(low: float, high: float, width: int = 200) -> np.ndarray:
     ax.set_axis_off()
     for x, value, side in ((0.03, low, "left"), (0.97, high, "right")):
         fig.text(x, 0.04, f"{value:.2f}", ha=side, va="bottom", fontsize=11)
+    return figure_pixels(fig)
+
+
+def figure_pixels(fig) -> np.ndarray:
+    """A matplotlib ``Figure`` (not pyplot's: nothing is shown) drawn as (H, W, 3) floats."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from unet_lib.outlines import OutlineDistances, SurfaceDistances
 from unet_lib.patient_volume import PatientVolume
 
-from .frames import grey_picture
+from .frames import figure_pixels, grey_picture
 from .slider import ImageSlider
 
 #: the two directions, as the pictures name them
@@ -211,8 +211,6 @@ def _outline_picture(flair: np.ndarray, distances: SurfaceDistances, other: Surf
     """(width, width, 3) picture of slice ``z`` inside ``window`` (:func:`head_window`):
     dimmed FLAIR, ``other``'s outline white, ``distances``' outline coloured by distance, the
     voxels beyond ``hd95`` drawn larger."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
     top, bottom, left, right = window
     voxel = 0.72 * width / (bottom - top)  # one voxel's side in points (100 dpi)
     fig = Figure(figsize=(width / 100, width / 100), dpi=100)
@@ -231,7 +229,7 @@ def _outline_picture(flair: np.ndarray, distances: SurfaceDistances, other: Surf
                    linewidths=0, c=colours(values[chosen]))
     ax.set(xlim=(left - 0.5, right - 0.5), ylim=(bottom - 0.5, top - 0.5))
     ax.set_axis_off()
-    return _pixels(fig, FigureCanvasAgg)
+    return figure_pixels(fig)
 
 
 def distance_colours(hd95: float, longest: float):
@@ -260,7 +258,6 @@ def distance_colours(hd95: float, longest: float):
 def _colour_key(hd95: float, longest: float, width: int) -> np.ndarray:
     """The distance colours from 0 to ``longest`` mm, a few round distances and HD95 marked:
     a (h, ``width``, 3) strip to go under a picture."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(width / 100, 0.9), dpi=100)
@@ -274,10 +271,4 @@ def _colour_key(hd95: float, longest: float, width: int) -> np.ndarray:
     ticks = [t for t in MaxNLocator(5).tick_values(0, longest) if 0 <= t <= longest]
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=8)
     ax.set_xlabel("mm to the other outline", fontsize=8, labelpad=1)
-    return _pixels(fig, FigureCanvasAgg)
-
-
-def _pixels(fig: Figure, canvas_type) -> np.ndarray:
-    canvas = canvas_type(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255
+    return figure_pixels(fig)

@@ -22,10 +22,11 @@ from torch.utils.data import Dataset
 from .config import check_batch_size, check_threshold
 from .data import SliceDataset, SkippedSample
 from .data.brats import REGIONS
-from .inference import logit_batches, probabilities_on_grid
-from .metrics import binarize, to_regions
+from .inference import logit_batches
+from .metrics import to_regions
 from .outlines import OutlineDistances
-from .patients import _volume_order, placed_in_volume, score_patient, voxel_size
+from .patients import (_volume_order, binarized_on_grid, placed_in_volume, score_patient,
+                       voxel_size)
 from .runtime import resolve_device
 
 
@@ -116,9 +117,7 @@ def predict_patient(model: nn.Module, dataset: Dataset, volume: int, threshold: 
                              f"(the dataset's unusable items do not say their index)")
         slices.extend(slice_of[index] for index in used)
         images.append(torch.stack([_on_grid(image, masks.shape[-2:]) for image, _ in pictures]))
-        binary = binarize(probabilities_on_grid(torch.sigmoid(logits), masks.shape[-2:]),
-                          threshold, logits=False)
-        preds.append(to_regions(binary).bool())
+        preds.append(to_regions(binarized_on_grid(logits, masks, threshold)).bool())
         truths.append(to_regions(masks).bool())
     if not preds:
         raise ValueError(f"volume {volume}: none of its slices could be read")

@@ -196,8 +196,7 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
         stacked[volume][2].extend(  # the usable items' slices; unknown if a skip is unplaced
             [slice_of[i] for i in batch if i not in left_out] if None not in left_out
             else [None] * len(logits))
-        binary = binarize(probabilities_on_grid(torch.sigmoid(logits), masks.shape[-2:]),
-                          threshold, logits=False)
+        binary = binarized_on_grid(logits, masks, threshold)
         if pixels is not None:
             pixels.update(binary, masks)
         stacked[volume][0].append(to_regions(binary).bool())
@@ -234,6 +233,14 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
         row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}
         result.rows.append(row)
     stacked.clear()
+
+
+def binarized_on_grid(logits: torch.Tensor, masks: torch.Tensor, threshold: float
+                      ) -> torch.Tensor:
+    """A batch's (N, 3, h, w) ``logits`` as binary labels on its (N, 3, H, W) ``masks``' grid:
+    the probabilities resized to the stored size, as BraTS scores them, then thresholded."""
+    return binarize(probabilities_on_grid(torch.sigmoid(logits), masks.shape[-2:]), threshold,
+                    logits=False)
 
 
 def voxel_size(depth: int, height: int, width: int) -> tuple[float, float, float]:
