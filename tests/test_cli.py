@@ -268,12 +268,13 @@ def test_train_keeps_a_model_it_finds_in_its_folder_without_a_last_checkpoint(tm
 def test_ctrl_c_in_a_command_that_can_be_taken_up_again_says_how(command, hint, monkeypatch,
                                                                  capsys, tmp_path):
     from unet_lib import cli
-    from unet_lib.cli import commands
+    from unet_lib.cli import commands, scoring
 
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, f"cmd_{command}", interrupted)
+    monkeypatch.setattr(scoring if command == "segment" else commands, f"cmd_{command}",
+                        interrupted)
     argv = {"segment": ["segment", "--checkpoint", str(tmp_path / "best.pt"), "--data",
                         str(tmp_path), "--out", str(tmp_path / "labels")],
             "reference": ["reference", "--out", str(tmp_path / "ref")]}[command]

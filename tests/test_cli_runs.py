@@ -271,3 +271,25 @@ def test_training_the_full_scale_on_the_cpu_is_said_to_take_hours(capsys, monkey
     note_a_long_run("full", dataclasses.replace(TrainConfig(), image_size=32))  # shrunk
     note_a_long_run("full", dataclasses.replace(TrainConfig(), device="cuda"))  # not the CPU
     assert capsys.readouterr().err == ""
+
+
+def test_evaluate_keep_largest_scores_each_patient_cleaned_and_says_so(trained_run, tmp_path,
+                                                                       capsys):
+    import csv
+
+    from unet_lib.checkpoint import model_from_checkpoint, read_checkpoint
+    from unet_lib.patients import evaluate_patients
+    from unet_lib.postprocess import keep_largest_tumour
+    from unet_lib.run import read_run
+
+    _, out = trained_run
+    capsys.readouterr()
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--csv", tmp_path / "kept.csv",
+                "--threshold", "0.3", "--keep-largest") == 0
+    assert "(threshold 0.3; each patient's largest tumour piece kept)" in capsys.readouterr().out
+    model = model_from_checkpoint(read_checkpoint(out / "best.pt")).eval()
+    expected = evaluate_patients(model, read_run(out).dataset("test"), threshold=0.3,
+                                 device="cpu", clean=keep_largest_tumour)
+    expected.to_csv(tmp_path / "expected.csv")
+    with open(tmp_path / "kept.csv") as written, open(tmp_path / "expected.csv") as library:
+        assert list(csv.reader(written)) == list(csv.reader(library))

@@ -203,3 +203,45 @@ def test_keeping_the_largest_piece_removes_a_far_blob_and_the_hd95_it_set():
     after = score_patient(keep_largest_per_region(pred), truth, (1, 1, 1))
     assert before["hd95"]["WT"] > 5 and after["hd95"]["WT"] == 0.0
     assert after["dice"]["WT"] == 1.0 > before["dice"]["WT"]
+
+
+def test_keeping_the_largest_tumour_cuts_every_region_to_it_so_they_stay_nested():
+    from unet_lib.postprocess import keep_largest_per_region, keep_largest_tumour
+
+    channels = np.zeros((3, 6, 8, 8), bool)   # NCR/NET, ED, ET
+    channels[1, 1:4, 1:4, 1:4] = True          # 27 voxels of oedema
+    channels[2, 2, 2, 2], channels[1, 2, 2, 2] = True, False  # one enhancing voxel inside
+    channels[2, 5, 7, 7] = True                # a lone enhancing voxel, far away
+    kept = keep_largest_tumour(channels)
+    assert kept.sum(axis=(1, 2, 3)).tolist() == [0, 26, 1] and kept[2, 2, 2, 2]
+    assert not kept[2, 5, 7, 7]
+    # per region, ET's largest piece is either voxel (both 1): the first in C order is kept
+    # here, but a TC or ET piece can survive outside WT's; the nested clean-up never keeps one
+    regions = np.stack([channels.any(0), channels[[0, 2]].any(0), channels[2]])
+    assert keep_largest_tumour(regions).sum(axis=(1, 2, 3)).tolist() == [27, 1, 1]
+    channels[2, 2, 2, 2] = False               # now ET's only piece lies outside the tumour
+    assert keep_largest_per_region(channels)[2].sum() == 1
+    assert keep_largest_tumour(channels)[2].sum() == 0
+    with pytest.raises(ValueError, match="channels, D, H, W"):
+        keep_largest_tumour(np.ones(5, bool))
+
+
+def test_each_patient_is_cleaned_before_it_is_scored_per_patient_and_over_all_pixels():
+    from unet_lib.metrics import SegmentationScores
+    from unet_lib.postprocess import keep_largest_tumour
+
+    truth = {1: blob()}
+    predicted = {1: blob()}
+    predicted[1][1, 5, 7, 7] = 1  # a false oedema voxel far from the 2×2×2 tumour
+    data = MasksAsImages(truth, predicted)
+    plain, cleaned = SegmentationScores(), SegmentationScores()
+    before = evaluate_patients(oracle(), data, device="cpu", spacing=(1, 1, 1), pixels=plain)
+    after = evaluate_patients(oracle(), data, device="cpu", spacing=(1, 1, 1), pixels=cleaned,
+                              clean=keep_largest_tumour)
+    assert before.rows[0]["hd95"]["WT"] > 0 and before.rows[0]["dice"]["WT"] == 2 * 8 / 17
+    assert after.rows[0]["dice"] == {"WT": 1.0, "TC": 1.0, "ET": 1.0}
+    assert after.rows[0]["hd95"]["WT"] == 0.0
+    assert plain.compute()["precision"]["ED"] == 7 / 8      # 7 oedema voxels + the false one
+    assert cleaned.compute()["precision"]["ED"] == 1.0
+    with pytest.raises(ValueError, match="clean must return the .3, D, H, W. shape"):
+        evaluate_patients(oracle(), data, device="cpu", clean=lambda pred: pred[0])

@@ -170,3 +170,27 @@ def test_segment_reads_the_release_folder_under_the_one_given_as_train_does(tmp_
     (tmp_path / "elsewhere").mkdir()
     with pytest.raises(FileNotFoundError, match="elsewhere: no case folders"):
         find_unlabelled_cases(tmp_path / "elsewhere")
+
+
+def test_keep_largest_writes_only_the_largest_piece_of_the_tumour_with_its_labels(tmp_path):
+    from scipy import ndimage
+
+    data = tmp_path / "cases"
+    write_case(data, "BraTS20_Training_001", seg=True)  # its segmentation: for the reader
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4).eval()
+    checkpoint = tmp_path / "best.pt"
+    save_checkpoint(checkpoint, model, config=dataclasses.asdict(TrainConfig(image_size=16)))
+    probs = predict(model, BraTSNifti(data, image_size=16), device="cpu")
+    threshold = f"{float(probs.max(dim=1).values.quantile(0.7)):.6f}"  # some tumour, in pieces
+    maps = {}
+    for option in ((), ("--keep-largest",)):
+        out = tmp_path / f"labels{len(option)}"
+        assert main(["segment", "--checkpoint", str(checkpoint), "--data", str(data),
+                     "--out", str(out), "--threshold", threshold, *option]) == 0
+        maps[option] = np.asarray(nib.load(str(out / "BraTS20_Training_001.nii.gz")).dataobj)
+    plain, kept = maps[()], maps[("--keep-largest",)]
+    pieces, count = ndimage.label(plain > 0)  # face-connected pieces of the whole tumour
+    assert count > 1  # a random model's map has stray pieces to remove
+    largest = np.argmax(np.bincount(pieces.ravel())[1:]) + 1
+    assert np.array_equal(kept, np.where(pieces == largest, plain, 0))

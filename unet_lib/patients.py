@@ -141,7 +141,7 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
                       batch_size: int = 32, device: torch.device | str | None = None,
                       amp: bool = True, spacing: tuple[float, float, float] | None = None,
                       pixels: SegmentationScores | None = None,
-                      native_size: bool = True) -> PatientScores:
+                      native_size: bool = True, clean=None) -> PatientScores:
     """Score ``model`` on every patient (volume) of ``dataset``, in 3-D.
 
     The slices of each volume are predicted in slice order, stacked into (3, D, H, W),
@@ -163,6 +163,10 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
         pixels: scores that every batch is added to as well: the all-pixel Dice, precision
             and recall of the same pass (:meth:`SegmentationScores.compute`), read once.
         native_size: ``False`` scores at the model's size, against the resized masks.
+        clean: a clean-up of each patient's prediction before it is scored (``pixels`` too):
+            a function of its bool (3, D, H, W) label channels NCR/NET, ED, ET (a NumPy
+            array, unusable slices in place) returning the same shape, e.g.
+            :func:`unet_lib.postprocess.keep_largest_tumour`.
 
     Returns:
         :class:`PatientScores`.
@@ -188,7 +192,7 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     for (logits, masks, skipped), volume, batch in zip(passes, owners, batches):
         result.skipped.extend(str(sample) for sample in skipped)
         if volume not in stacked:  # the previous volume is complete
-            _score_stacked(stacked, order, spacing, result, dataset)
+            _score_stacked(stacked, order, spacing, result, dataset, pixels, clean)
             stacked[volume] = ([], [], [])
         if logits is None:
             continue
@@ -196,23 +200,20 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
         stacked[volume][2].extend(  # the usable items' slices; unknown if a skip is unplaced
             [slice_of[i] for i in batch if i not in left_out] if None not in left_out
             else [None] * len(logits))
-        binary = binarized_on_grid(logits, masks, threshold)
-        if pixels is not None:
-            pixels.update(binary, masks)
-        stacked[volume][0].append(to_regions(binary).bool())
-        stacked[volume][1].append(to_regions(masks).bool())
-    _score_stacked(stacked, order, spacing, result, dataset)
+        stacked[volume][0].append(binarized_on_grid(logits, masks, threshold).bool())
+        stacked[volume][1].append(masks > 0.5)
+    _score_stacked(stacked, order, spacing, result, dataset, pixels, clean)
     return result
 
 
 def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
-                   dataset: SliceDataset) -> None:
-    """Score the volume in ``stacked`` (if any slice of it was usable) into ``result`` and
-    empty ``stacked``."""
+                   dataset: SliceDataset, pixels: SegmentationScores | None, clean) -> None:
+    """Score the volume in ``stacked`` (if any slice of it was usable) into ``result`` (and
+    ``pixels``), cleaned by ``clean`` if given, and empty ``stacked``."""
     for volume, (preds, targets, slices) in stacked.items():
         if not preds:
             continue
-        pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, N, H, W), the slices scored
+        pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, N, H, W) label channels, as scored
         target = torch.cat(targets).permute(1, 0, 2, 3)
         known = [s for s, _ in order[volume]]  # the dataset's slices of it, in order
         depth = dataset.depth_of(volume)
@@ -229,10 +230,25 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
                           PartialVolumeWarning, stacklevel=3)
         if placed and scored < depth:  # tumour slices only, unusable files: each in its place
             pred, target = (placed_in_volume(x, slices, depth) for x in (pred, target))
+        if clean is not None:
+            pred = _cleaned(clean, pred)
+        if pixels is not None:  # the slices added in place are empty in both: no TP, FP, FN
+            pixels.update(pred.transpose(0, 1), target.transpose(0, 1))
+        pred, target = (to_regions(x.transpose(0, 1)).transpose(0, 1) for x in (pred, target))
         voxel = spacing or voxel_size(depth, *pred.shape[-2:])
         row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}
         result.rows.append(row)
     stacked.clear()
+
+
+def _cleaned(clean, pred: torch.Tensor) -> torch.Tensor:
+    """``clean(pred)`` of a bool (3, D, H, W) tensor, as a bool tensor where ``pred`` is; a
+    result of another shape is refused."""
+    cleaned = torch.as_tensor(np.asarray(clean(pred.cpu().numpy())) > 0.5)
+    if cleaned.shape != pred.shape:
+        raise ValueError(f"clean must return the (3, D, H, W) shape it was given, "
+                         f"{tuple(pred.shape)}; got {tuple(cleaned.shape)}")
+    return cleaned.to(pred.device)
 
 
 def binarized_on_grid(logits: torch.Tensor, masks: torch.Tensor, threshold: float

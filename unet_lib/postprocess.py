@@ -6,8 +6,15 @@ connected piece of each predicted region removes such blobs; it also removes a r
 focus of a multifocal tumour, so whether it helps is for a paired test over patients to say
 (:mod:`unet_lib.comparison`).
 
+Two ways to clean the three regions: :func:`keep_largest_per_region` cleans WT, TC and ET each
+on its own; :func:`keep_largest_tumour` keeps the largest piece of the whole tumour and cuts
+every region to it, so that the regions stay nested (TC inside WT) and a label map can be
+written from them. The command line's ``--keep-largest`` (``unet-lib evaluate``, ``segment``)
+is the second.
+
 >>> cleaned = keep_largest_per_region(case.pred)     # (3, D, H, W) WT, TC, ET
 >>> score_patient(cleaned, case.truth, case.spacing)["hd95"]
+>>> evaluate_patients(model, test_set, clean=keep_largest_tumour)   # every patient cleaned
 """
 
 from __future__ import annotations
@@ -48,3 +55,16 @@ def keep_largest_per_region(pred, connectivity: int = 1) -> np.ndarray:
     kept TC piece may then lie outside the kept WT piece (to keep the regions nested, clean WT
     and cut the others to it). Returns bool (C, D, H, W)."""
     return np.stack([keep_largest_component(region, connectivity) for region in as_bool(pred)])
+
+
+def keep_largest_tumour(pred, connectivity: int = 1) -> np.ndarray:
+    """Keep the largest connected piece of the whole tumour and remove everything outside it
+    from every channel. ``pred`` is (3, D, H, W): the label channels NCR/NET, ED, ET or the
+    regions WT, TC, ET alike (either way their union is the whole tumour), and the result is
+    bool (3, D, H, W) of the same kind. Unlike :func:`keep_largest_per_region`, the regions
+    stay nested: a TC or ET piece survives only inside the kept whole tumour, whole."""
+    pred = as_bool(pred)
+    if pred.ndim < 2:
+        raise ValueError(f"pred must be (channels, D, H, W) or (channels, H, W), got shape "
+                         f"{pred.shape}")
+    return pred & keep_largest_component(pred.any(axis=0), connectivity)

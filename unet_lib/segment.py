@@ -31,6 +31,7 @@ from .data.nifti import case_slice, load_modalities
 from .data.nifti_cases import RELEASE_FOLDERS, find_case_file
 from .data.samples import BraTSDataError
 from .inference import predict, probabilities_on_grid
+from .postprocess import keep_largest_component
 from .runtime import resolve_device
 
 
@@ -87,13 +88,17 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]
 
 def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: int | None = None,
                  threshold: float = 0.5, batch_size: int = 32,
-                 device: torch.device | str | None = None) -> tuple[np.ndarray, object]:
+                 device: torch.device | str | None = None, keep_largest: bool = False
+                 ) -> tuple[np.ndarray, object]:
     """The label map of one case and the NIfTI image its grid comes from (FLAIR's).
 
     Args:
         files: ``{modality: path}`` as :func:`find_unlabelled_cases` gives.
         image_size: the size the model learnt at (slices are resized to it and the
             probabilities back); ``None`` predicts at the case's own size.
+        keep_largest: keep only the largest connected piece of the tumour (any label; voxels
+            sharing a face join, across slices too) and set every voxel outside it to 0, as
+            :func:`unet_lib.postprocess.keep_largest_tumour` does.
 
     Returns:
         ``(labels uint8 (H, W, D), flair nibabel image)``.
@@ -115,20 +120,22 @@ def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: in
     probs = predict(model, slices, batch_size=batch_size, device=device)  # (D, 3, S, S)
     probs = probabilities_on_grid(probs, (height, width))
     labels = labels_from_probabilities(probs.permute(1, 2, 3, 0), threshold)  # (H, W, D)
+    if keep_largest:
+        labels[~keep_largest_component(labels > 0)] = 0
     return labels, reference
 
 
 def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
                    image_size: int | None = None, threshold: float = 0.5,
                    batch_size: int = 32, device: torch.device | str | None = None,
-                   report=print, missing_only: bool = False
+                   report=print, missing_only: bool = False, keep_largest: bool = False
                    ) -> tuple[list[Path], list[str]]:
     """Write ``out/<ID>.nii.gz`` (BraTS labels on the input's grid) for every case of ``data``.
 
     Nothing is overwritten: the files it would write are checked before any case is
     predicted; with ``missing_only`` the cases whose label map exists already are left out
     instead (a second run after a case was mended). A case whose files cannot be read is
-    reported and skipped; the others are written.
+    reported and skipped; the others are written. ``keep_largest``: as :func:`segment_case`.
 
     Returns:
         ``(written, skipped)``: the written paths in case order, and the IDs of the cases that
@@ -163,7 +170,7 @@ def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
     for number, (case, target) in enumerate(targets.items(), start=1):
         try:
             labels, reference = segment_case(model, cases[case], image_size, threshold,
-                                             batch_size, device)
+                                             batch_size, device, keep_largest)
         except BraTSDataError as error:  # one broken case does not cost the others
             skipped.append(case)
             report(f"{number}/{len(targets)} skipped: {error}")

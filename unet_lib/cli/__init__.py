@@ -32,10 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     from ..patients import PartialVolumeWarning
     from ..runfolder import RunFolderBusy
     from ..train import OutOfMemory, TrainingDiverged
-    from . import commands, datacheck
+    from . import commands, datacheck, scoring
 
     handlers = {"phantom": commands.cmd_phantom, "train": commands.cmd_train,
-                "evaluate": commands.cmd_evaluate, "segment": commands.cmd_segment,
+                "evaluate": scoring.cmd_evaluate, "segment": scoring.cmd_segment,
                 "check": datacheck.cmd_check, "pack": commands.cmd_pack,
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     before = _stop_on_sigterm()

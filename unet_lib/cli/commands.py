@@ -14,26 +14,15 @@ import tempfile
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
-from .checks import (check_bench_options, check_evaluate_csv, check_scoring_options,
-                     check_train_data, check_train_folder, fit_models, note_a_long_run)
-from ..progress import HISTORY_CSV, unusable
+from .checks import (check_bench_options, check_train_data, check_train_folder, fit_models,
+                     note_a_long_run)
+from .scoring import print_scores
+from ..progress import HISTORY_CSV
 from ..recipe import SCALES, PhantomSpec, RunRecipe
 from ..run import RUN_FILE, prepare_run, train_run
 
 #: the exit code of a run stopped with Ctrl-C
 INTERRUPTED = 130
-
-
-def print_scores(result: dict) -> None:
-    """Dice, precision and recall per channel and region, as a small table."""
-    if result.get("skipped"):
-        print(f"skipped {unusable(result['skipped'])}:")
-        for entry in list(dict.fromkeys(result["skipped"]))[:20]:  # each file's reason once
-            print(f"  {entry}")
-    names = list(result["dice"])
-    print(f"{'':10s}" + "".join(f"{n:>9s}" for n in names))
-    for metric in ("dice", "precision", "recall"):
-        print(f"{metric:10s}" + "".join(f"{result[metric][n]:9.3f}" for n in names))
 
 
 def cmd_phantom(args) -> int:
@@ -137,107 +126,6 @@ def _epoch_of(last: Path) -> str:
         return str(read_checkpoint(last)["epoch"])
     except (CheckpointError, OSError, KeyError):
         return "?"
-
-
-def _trained_model(args):
-    """``(model in eval mode, the run's settings as fit() saved them)`` of ``--checkpoint``;
-    ``args.threshold`` becomes the run's own when not given (0.5 without one)."""
-    from ..checkpoint import model_from_checkpoint, read_checkpoint
-
-    checkpoint = read_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
-    trained_with = checkpoint.get("config") or {}
-    if args.threshold is None:
-        args.threshold = trained_with.get("threshold", 0.5)
-    return model_from_checkpoint(checkpoint).eval(), trained_with
-
-
-def cmd_segment(args) -> int:
-    from ..segment import segment_folder
-
-    check_scoring_options(args)
-    model, trained_with = _trained_model(args)
-    size = trained_with.get("image_size")  # the size it learnt at (fit() records the data's)
-    written, skipped = segment_folder(model, args.data, args.out, image_size=size,
-                                      threshold=args.threshold, batch_size=args.batch_size,
-                                      device=args.device, missing_only=args.missing_only)
-    print(f"wrote {len(written)} BraTS label map(s) (0 none, 1 NCR/NET, 2 ED, 4 ET) to "
-          f"{args.out}: {args.checkpoint}, threshold {args.threshold}"
-          + (f", predicted at {size}×{size}" if size else ""))
-    return 1 if skipped else 0  # some cases have no label map: a script must notice
-
-
-def cmd_evaluate(args) -> int:
-    from ..data import open_dataset
-    from ..datamove import holds_the_runs_data
-    from ..metrics import SegmentationScores
-    from ..patients import evaluate_patients
-    from ..run import read_run
-
-    check_scoring_options(args)
-    check_evaluate_csv(args.csv)  # before minutes of scoring, not after
-    model, trained_with = _trained_model(args)
-    run_file = args.checkpoint.parent / RUN_FILE
-    if args.data is None and not run_file.is_file():
-        raise FileNotFoundError(f"no --data given and no {run_file} to say which data the run "
-                                f"used")
-    if args.data is None:
-        run = read_run(args.checkpoint.parent)
-        side = args.split or ("test" if run.test_volumes else "val")
-        data_root, dataset = run.data_root, run.dataset(side)
-        requested, label, detail = getattr(run, side + "_volumes"), f"the {side} volumes", ""
-    else:
-        # the size the model learnt at: the run's (train, the course) or the one fit() recorded
-        run = read_run(args.checkpoint.parent) if run_file.is_file() else None
-        size = run.recipe.config.image_size if run else trained_with.get("image_size")
-        if args.split and run is None:
-            raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
-                                    f"held out")
-        requested = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
-        data_root, dataset = args.data, open_dataset(args.data, requested, image_size=size)
-        if (run and not args.split and set(run.train_volumes) <= set(dataset.volumes)
-                and holds_the_runs_data(run, Path(args.data))):  # its pixels checked only then
-            print(f"note: {args.data} is the run's own data: every volume is scored, its "
-                  f"training volumes too (--split test scores the held-out ones)", file=sys.stderr)
-        label = f"the {args.split} volumes" if args.split else "every volume"
-        detail = f" (predicted at {size}×{size}, scored on their own grid)" if size else ""
-    absent = sorted(set(requested or ()) - set(dataset.volumes))  # a volume the data lack
-    if absent:
-        print(f"warning: {data_root} holds no usable slice of the volumes {absent} of the "
-              f"run's split (not there, or unreadable and listed below): "
-              f"the scores are of "
-              f"{len(requested) - len(absent)} of its {len(requested)} volumes", file=sys.stderr)
-    shown = ("" if requested is None else f" {requested}" if not absent else
-             f" {sorted(set(requested) - set(absent))} (of {requested}; {absent} not found)")
-    what = f"{label}{shown}{detail} of"
-    pixels = SegmentationScores()  # the all-pixel scores, summed in the patients' pass
-    patients = evaluate_patients(model, dataset, threshold=args.threshold,
-                                 batch_size=args.batch_size, device=args.device, pixels=pixels)
-    scored = len(dataset) - len(patients.skipped)
-    if not len(dataset):
-        raise ValueError(f"{data_root}: holds no slice of {what.removesuffix(' of')}"
-                         + "".join(f"; {entry}" for entry in getattr(dataset, "skipped", [])[:3]))
-    if not scored:
-        raise ValueError(f"{data_root}: none of the {len(dataset)} slices chosen could be read "
-                         f"(first: {patients.skipped[0]}); nothing was scored")
-    result = {**pixels.compute(), "skipped": patients.skipped}
-    print(f"{args.checkpoint} on {scored} slices of {what} {data_root}"
-          + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
-          + f" (threshold {args.threshold}); all pixels at once:")
-    left_out = getattr(dataset, "skipped", [])  # NIfTI cases unusable whole, found on opening
-    if left_out:
-        print(f"left out {len(left_out)} unusable case(s) whole:")
-        for entry in left_out[:20]:
-            print(f"  {entry}")
-    print_scores(result)
-    print("\nper patient, in 3-D (Dice; HD95 in mm): a region empty in both prediction and "
-          "reference scores Dice 1 and HD95 0, one empty in only one of them Dice 0 and HD95 "
-          "373.13, as BraTS scores them:")
-    print(patients.table())
-    if args.csv:
-        replaced = args.csv.exists()
-        print(f"per-patient scores written to {patients.to_csv(args.csv)}"
-              + (" (it replaced the file there)" if replaced else ""))
-    return 0
 
 
 def cmd_pack(args) -> int:

@@ -19,6 +19,7 @@ from .. import __version__
 from ..config import TrainConfig
 from ..recipe import MODEL_NAMES, SCALES
 from .datacheck import add_parser as add_check_parser
+from .scoring import add_parsers as add_scoring_parsers, trust_option
 
 DESCRIPTION = """\
 Train, evaluate and benchmark the course's U-Nets on BraTS 2020 or its phantom.
@@ -154,24 +155,6 @@ def add_phantom_options(parser: argparse.ArgumentParser, defaults: str) -> None:
                         help=f"axial slices per phantom brain ({defaults} {phantom.n_slices})")
 
 
-def scoring_options(parser: argparse.ArgumentParser) -> None:
-    """The options of a command that runs a trained model over data: evaluate, segment."""
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="probability above which a pixel counts as tumour (default: the "
-                             "run's own, as trained; 0.5 if the checkpoint has none)")
-    parser.add_argument("--batch-size", type=int, default=32,
-                        help="images per forward pass (default 32)")
-    parser.add_argument("--device", default="auto",
-                        help="auto (a GPU if there is one), cpu, cuda, cuda:N, mps (default auto)")
-    trust_option(parser, "open")
-
-
-def trust_option(parser: argparse.ArgumentParser, verb: str) -> None:
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help=f"{verb} a checkpoint of unet_lib 0.1, whose pickle can run any "
-                             f"code: only for your own files")
-
-
 class BriefParser(argparse.ArgumentParser):
     """An argument parser whose mistakes are one ``error:`` line and where to read more, as
     the commands' own errors are, not a usage block of every option before the line that
@@ -218,36 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_phantom_options(train, "default at --scale full:")
     add_config_options(train)
 
-    evaluate = commands.add_parser("evaluate", help="score a checkpoint on held-out data",
-                                   description="Score a checkpoint on held-out data.")
-    evaluate.add_argument("--checkpoint", type=Path, required=True,
-                          help="a .pt file written by train (last.pt or best.pt)")
-    evaluate.add_argument("--data", type=Path, default=None,
-                          help="data to score on, every volume of it, resized to the size the "
-                               "model was trained at (default: the run's own held-out volumes, "
-                               "from run.json beside the checkpoint)")
-    evaluate.add_argument("--split", choices=("test", "val"), default=None,
-                          help="which of the run's held-out sides to score (default test, or "
-                               "val for a run without a test set); with --data, those volumes "
-                               "of the data in its new place")
-    evaluate.add_argument("--csv", type=Path, default=None,
-                          help="also write the per-patient scores to this CSV file")
-    scoring_options(evaluate)
-
-    segment = commands.add_parser(
-        "segment", help="write BraTS label maps for cases without a segmentation",
-        description="Segment every case folder of --data (<ID>/<ID>_{flair,t1,t1ce,t2}.nii.gz, "
-                    "e.g. the challenge's validation cases) and write OUT/<ID>.nii.gz: labels "
-                    "0, 1 (NCR/NET), 2 (ED), 4 (ET) on the input's grid, as BraTS submits them.")
-    segment.add_argument("--checkpoint", type=Path, required=True,
-                         help="a .pt file written by train (best.pt)")
-    segment.add_argument("--data", type=Path, required=True, help="a folder of case folders")
-    segment.add_argument("--out", type=Path, required=True,
-                         help="the folder for the label maps (none is overwritten)")
-    segment.add_argument("--missing-only", action="store_true",
-                         help="write only the label maps --out lacks, e.g. after mending a case")
-    scoring_options(segment)
-
+    add_scoring_parsers(commands)
     add_check_parser(commands)
     packer = commands.add_parser("pack", help="pack a BraTS folder into memory-mapped arrays "
                                               "that load much faster",
