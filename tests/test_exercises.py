@@ -234,3 +234,52 @@ def test_keeping_the_largest_piece_is_checked_with_a_hint_for_each_way_to_miss_i
     for hint, answer in wrong.items():
         with pytest.raises(NotYet, match=hint):
             exercises.check_keep_largest(answer)
+
+
+def forward_written(x, encoder, pool, ups, decoder, head, *, pool_first=False, add=False,
+                    skip_order=-1, with_head=True, skip_first=True):
+    """A student's U-Net forward pass, right by default; each keyword makes one mistake."""
+    skips = []
+    for level, block in enumerate(encoder):
+        if level > 0 or pool_first:
+            x = pool(x)
+        x = block(x)
+        skips.append(x)
+    x = skips.pop()
+    for up, block in zip(ups, decoder):
+        skip = skips.pop(skip_order)
+        x = up(x)
+        merged = x + skip if add else torch.cat([skip, x] if skip_first else [x, skip], dim=1)
+        x = block(merged)
+    return head(x) if with_head else x
+
+
+def test_a_unet_forward_pass_is_checked_at_two_depths_with_a_hint_for_each_way_to_miss(capsys):
+    exercises.check_unet_forward(skeleton)
+    assert "Not answered yet" in capsys.readouterr().out
+    exercises.check_unet_forward(forward_written)
+    assert capsys.readouterr().out.startswith("Right")
+
+    def four_levels(x, encoder, pool, ups, decoder, head):
+        skips = []
+        for level in range(5):  # the course's depth, written in
+            x = encoder[level](x if level == 0 else pool(x))
+            skips.append(x)
+        x = skips.pop()
+        for level in range(4):
+            x = decoder[level](torch.cat([skips.pop(), ups[level](x)], dim=1))
+        return head(x)
+
+    wrong = {"puts the skip first": dict(skip_first=False),
+             "concatenate them along the channels": dict(add=True),
+             "reverse order": dict(skip_order=0),
+             "head .* comes last": dict(with_head=False),
+             "every pool going down is undone": dict(pool_first=True)}
+    for hint, mistake in wrong.items():
+        with pytest.raises(NotYet, match=hint):
+            exercises.check_unet_forward(
+                lambda *args, mistake=mistake: forward_written(*args, **mistake))
+    with pytest.raises(NotYet, match="2-level U-Net.*IndexError.*rather than over a fixed depth"):
+        exercises.check_unet_forward(four_levels)
+    with pytest.raises(NotYet, match="should return a tensor"):
+        exercises.check_unet_forward(lambda *args: forward_written(*args).tolist())

@@ -22,7 +22,9 @@ def asked(exercise: str, what: str, expected) -> None:
 
 
 #: the exercises whose answer is code (:mod:`unet_course.exercises`): their solution cell is it
-CODING_EXERCISES = {"1.4": "a level's double convolution", "2.4": "a separable convolution",
+CODING_EXERCISES = {"1.4": "a level's double convolution",
+                    "1.5": "the U-Net's forward pass, skips and all",
+                    "2.4": "a separable convolution",
                     "3.3": "the attention gate's forward pass",
                     "6.4": "Dice, precision and recall from counts",
                     "7.3": "keeping a mask's largest connected piece"}

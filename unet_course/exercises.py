@@ -26,6 +26,7 @@ from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d, count_pa
 from .checking import NotYet, code_answered, is_number, plain, raised, run_answer
 # chapter 7's exercise, a clean-up after the model, lives in a module of its own
 from .cleanup_exercise import check_keep_largest, largest_piece_masks  # noqa: F401
+from .forward_exercise import check_unet_forward  # noqa: F401
 
 
 def _in_running_order(module: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:

@@ -1,0 +1,101 @@
+"""Chapter 1's last coding exercise: the U itself. The student writes the forward pass of a
+Classic U-Net from its parts (the level blocks, the pool, the up-convolutions, the head) and
+the check compares it with :class:`unet_lib.models.ClassicUNet` on random images, at two
+depths, with a hint for each usual way to miss (the skips in the wrong order, the skip and the
+up-sampled features concatenated the other way round, added instead, the head left out, a
+fixed depth of four). (The notebooks call it as ``exercises.check_unet_forward``.)"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from unet_lib.models import ClassicUNet
+
+from .checking import NotYet, code_answered, raised
+
+#: the models the check runs, (depth, first filters, image side): the course's depth of four,
+#: then two levels, so that a forward written for four levels only shows
+CHECKED_SHAPES = ((4, 4, 32), (2, 3, 24))
+
+#: what an error the student's forward raises most likely means, by a piece of its message
+ERROR_HINTS = {
+    "Sizes of tensors must match": "the skip concatenated at a level must come from the "
+                                   "encoder level of the same size: store each level's output "
+                                   "going down and take them back in reverse order going up "
+                                   "(the deepest first: a list used as a stack); the bottom "
+                                   "level's output is the decoder's input, not a skip",
+    "channels": "the Classic U-Net's decoder blocks take the skip and the up-sampled "
+                "features side by side (twice the level's channels): concatenate them along "
+                "the channels, torch.cat(..., dim=1), rather than adding them",
+    "index out of range": "loop over the lists you are given (their lengths are the U's "
+                          "levels) rather than over a fixed depth of four",
+}
+
+
+def unet_parts(model: ClassicUNet) -> tuple:
+    """``(encoder, pool, ups, decoder, head)`` of ``model``, as exercise 1.5 hands them over:
+    the level blocks top first, the 2×2 max-pool, the up-convolutions and the decoder's level
+    blocks deepest first, and the 1×1 head."""
+    return (list(model.encoder), model.pool, [level.up for level in model.decoder],
+            [level.block for level in model.decoder], model.head)
+
+
+def forward_with_parts(x: torch.Tensor, encoder, pool, ups, decoder, head,
+                       skip_first: bool = True) -> torch.Tensor:
+    """The Classic U-Net's forward pass from its parts; ``skip_first=False`` concatenates the
+    up-sampled features before the skip (a mistake the check recognises)."""
+    skips = []
+    for level, block in enumerate(encoder):
+        x = block(x if level == 0 else pool(x))
+        skips.append(x)
+    x = skips.pop()  # the bottom of the U
+    for up, block in zip(ups, decoder):
+        x, skip = up(x), skips.pop()
+        x = block(torch.cat([skip, x] if skip_first else [x, skip], dim=1))
+    return head(x)
+
+
+def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
+    """Exercise 1.5. ``forward(x, encoder, pool, ups, decoder, head)`` must return the logits
+    (N, 3, H, W) of a Classic U-Net made of those parts (:func:`unet_parts`), as
+    ``ClassicUNet.forward`` computes them for a size divisible by ``2**depth``."""
+    for depth, filters, side in CHECKED_SHAPES:
+        torch.manual_seed(0)
+        model = ClassicUNet(base_filters=filters, depth=depth).eval()
+        x = torch.randn(2, 4, side, side)
+        what = f"your forward on a {depth}-level U-Net (input {tuple(x.shape)})"
+        with torch.no_grad():
+            try:
+                yours = forward(x, *unet_parts(model))
+            except Exception as error:  # the student's code: what it raised, and a hint
+                hint = next((h for key, h in ERROR_HINTS.items() if key in str(error)), "")
+                raise raised(what, error, f". Hint: {hint}" if hint else "") from None
+            if not code_answered(yours):
+                return
+            expected = model(x)
+            swapped = forward_with_parts(x, *unet_parts(model), skip_first=False)
+        if not isinstance(yours, torch.Tensor):
+            raise NotYet(f"Not yet: {what} should return a tensor, got {type(yours).__name__}.")
+        if yours.shape != expected.shape:
+            hint = ("the head (a 1×1 convolution to the 3 tumour channels) comes last"
+                    if yours.shape[:1] + yours.shape[2:] == expected.shape[:1] + expected.shape[2:]
+                    else "the output has the input's height and width: every pool going down "
+                         "is undone by one up-convolution going up"
+                    + ("; use the lists' lengths rather than a fixed depth of four"
+                       if depth != 4 else ""))
+            raise NotYet(f"Not yet: {what} returned shape {tuple(yours.shape)}; the U-Net's "
+                         f"logits have shape {tuple(expected.shape)}. Hint: {hint}.")
+        if torch.allclose(yours, expected, atol=1e-5, rtol=1e-4):
+            continue
+        hint = ("you concatenate the up-sampled features first and the skip second: unet_lib "
+                "puts the skip first (torch.cat([skip, x], dim=1)), and the block's weights "
+                "were made for that order" if torch.allclose(yours, swapped, atol=1e-5,
+                                                             rtol=1e-4)
+                else "follow one slice down and up: pool before every level but the first, "
+                     "store every level's output, start the way up from the bottom level's "
+                     "output, and at each step up-sample, concatenate the stored skip of that "
+                     "size, then run the level's block")
+        raise NotYet(f"Not yet: {what} has the right shape but other values. Hint: {hint}.")
+    print("Right: your forward pass computes what ClassicUNet's does, at depths 4 and 2.")
