@@ -283,3 +283,52 @@ def test_a_unet_forward_pass_is_checked_at_two_depths_with_a_hint_for_each_way_t
         exercises.check_unet_forward(four_levels)
     with pytest.raises(NotYet, match="should return a tensor"):
         exercises.check_unet_forward(lambda *args: forward_written(*args).tolist())
+
+
+def train_step_written(model, images, masks, optimizer, loss_fn, *, clear=True, backward=True,
+                       step=True, give=lambda loss: loss.item(), clear_late=False):
+    """A student's training step, right by default; each keyword makes one mistake."""
+    if clear:
+        optimizer.zero_grad()
+    loss = loss_fn(model(images), masks)
+    if backward:
+        loss.backward()
+    if clear_late:
+        optimizer.zero_grad()
+    if step:
+        optimizer.step()
+    return give(loss)
+
+
+def test_a_training_step_is_checked_over_three_steps_with_a_hint_for_each_way_to_miss(capsys):
+    exercises.check_train_step(skeleton)
+    assert "Not answered yet" in capsys.readouterr().out
+    exercises.check_train_step(train_step_written)
+    assert capsys.readouterr().out.startswith("Right")
+    exercises.check_train_step(lambda *args: train_step_written(*args, give=lambda loss: loss))
+
+    def loss_after_the_step(model, images, masks, optimizer, loss_fn):
+        train_step_written(model, images, masks, optimizer, loss_fn)
+        with torch.no_grad():
+            return loss_fn(model(images), masks).item()
+
+    wrong = {"clear them .optimizer.zero_grad..": dict(clear=False),
+             "left the weights as they were.*after loss.backward": dict(backward=False),
+             "left the weights as they were": dict(step=False),
+             "not between it and the step": dict(clear_late=True),
+             "returned None.*return the batch's loss": dict(give=lambda loss: None),
+             "not the batch's loss": dict(give=lambda loss: 2 * loss.item())}
+    for hint, mistake in wrong.items():
+        with pytest.raises(NotYet, match=hint):
+            exercises.check_train_step(
+                lambda *args, mistake=mistake: train_step_written(*args, **mistake))
+    with pytest.raises(NotYet, match="not the batch's loss"):
+        exercises.check_train_step(loss_after_the_step)
+
+    def item_first(model, images, masks, optimizer, loss_fn):
+        optimizer.zero_grad()
+        loss = loss_fn(model(images), masks).item()
+        loss.backward()
+
+    with pytest.raises(NotYet, match="raised AttributeError.*call backward"):
+        exercises.check_train_step(item_first)

@@ -26,6 +26,7 @@ CODING_EXERCISES = {"1.4": "a level's double convolution",
                     "1.5": "the U-Net's forward pass, skips and all",
                     "2.4": "a separable convolution",
                     "3.3": "the attention gate's forward pass",
+                    "4.5": "one training step, as fit() takes it",
                     "6.4": "Dice, precision and recall from counts",
                     "7.3": "keeping a mask's largest connected piece"}
 

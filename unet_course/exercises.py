@@ -27,6 +27,7 @@ from .checking import NotYet, code_answered, is_number, plain, raised, run_answe
 # chapter 7's exercise, a clean-up after the model, lives in a module of its own
 from .cleanup_exercise import check_keep_largest, largest_piece_masks  # noqa: F401
 from .forward_exercise import check_unet_forward  # noqa: F401
+from .training_exercise import check_train_step  # noqa: F401
 
 
 def _in_running_order(module: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:
