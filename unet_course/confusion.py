@@ -22,9 +22,10 @@ from .frames import as_numpy, grey_picture
 from .outline_pictures import head_window
 
 #: the three kinds of pixel, on FLAIR dimmed to half: found white, marked wrongly orange,
-#: missed blue (Okabe-Ito colours, apart for colour-blind eyes too)
+#: missed purple (Okabe-Ito colours, apart for colour-blind eyes too; none of them the red,
+#: green or blue that the course's masks give NCR/NET, ED and ET)
 KINDS = {"TP": ("found (TP)", "#ffffff"), "FP": ("marked wrongly (FP)", "#e69f00"),
-         "FN": ("missed (FN)", "#56b4e9")}
+         "FN": ("missed (FN)", "#cc79a7")}
 
 
 def confusion_picture(channel, pred, truth) -> np.ndarray:
