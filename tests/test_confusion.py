@@ -24,7 +24,7 @@ def test_each_pixel_takes_its_kind_s_colour_and_the_rest_stays_dim_grey():
     picture = confusion_picture(channel, pred, truth)
     assert picture[0, 0].tolist() == [1.0, 1.0, 1.0]
     assert picture[0, 3] == pytest.approx([0xe6 / 255, 0x9f / 255, 0.0])
-    assert picture[3, 0] == pytest.approx([0x56 / 255, 0xb4 / 255, 0xe9 / 255])
+    assert picture[3, 0] == pytest.approx([0xcc / 255, 0x79 / 255, 0xa7 / 255])
     rest = picture[1:3]  # neither predicted nor tumour: grey, at most half bright
     assert np.allclose(rest[..., 0], rest[..., 2]) and rest.max() <= 0.5
     with pytest.raises(ValueError, match="must be \\(H, W\\) of one size"):
@@ -53,7 +53,7 @@ def test_each_region_s_title_gives_its_counts_and_scores():
         # wrongly in TC, the centre (3, 3) missed there and found in WT
         wt, tc = (ax.images[0].get_array() for ax in fig.axes[:2])
         assert np.allclose(tc[6, 6], [0xe6 / 255, 0x9f / 255, 0.0])
-        assert np.allclose(tc[3, 3], [0x56 / 255, 0xb4 / 255, 0xe9 / 255])
+        assert np.allclose(tc[3, 3], [0xcc / 255, 0x79 / 255, 0xa7 / 255])
         assert np.allclose(wt[3, 3], [1.0, 1.0, 1.0]) and np.allclose(wt[2, 4], tc[3, 3])
     finally:
         plt.close(fig)
