@@ -317,3 +317,13 @@ def test_bench_fit_makes_one_phantom_for_all_its_models(tmp_path):
     fit_rows = [line for line in result.stdout.splitlines() if line.startswith("| ")
                 and "| cpu |" in line]
     assert [row.split("|")[1].strip() for row in fit_rows] == ["classic", "attention"]
+
+
+def test_an_option_a_subcommand_lacks_points_at_that_subcommand_s_help(capsys):
+    from unet_lib.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["evaluate", "--checkpoint", "best.pt", "--image-size", "96"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err == ("error: unrecognized arguments: --image-size 96; see "
+                                       "unet-lib evaluate --help\n")

@@ -286,7 +286,9 @@ def test_evaluate_keep_largest_scores_each_patient_cleaned_and_says_so(trained_r
     capsys.readouterr()
     assert main("evaluate", "--checkpoint", out / "best.pt", "--csv", tmp_path / "kept.csv",
                 "--threshold", "0.3", "--keep-largest") == 0
-    assert "(threshold 0.3; each patient's largest tumour piece kept)" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "(threshold 0.3; each patient's largest tumour piece kept)" in said
+    assert "(predicted at 32×32, scored on their own grid)" in said  # the run's own size
     model = model_from_checkpoint(read_checkpoint(out / "best.pt")).eval()
     expected = evaluate_patients(model, read_run(out).dataset("test"), threshold=0.3,
                                  device="cpu", clean=keep_largest_tumour)

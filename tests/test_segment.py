@@ -90,6 +90,7 @@ def test_segment_writes_one_label_map_per_case_on_its_grid_as_training_reads_it(
     labels = np.asarray(first.dataobj)
     assert labels.shape == (32, 32, 6) and labels.dtype == np.uint8
     assert np.allclose(first.affine, AFFINE)
+    assert first.header["cal_max"] == 4 and b"BraTS labels" in first.header["descrip"].item()
     assert set(np.unique(labels)) <= {0, 1, 2, 4}
     # tumour wherever some channel passes the threshold; slice s is volume[:, :, s]
     expected = (probs.max(dim=1).values > float(f"{threshold:.6f}")).numpy()  # (6, 32, 32)
@@ -194,3 +195,19 @@ def test_keep_largest_writes_only_the_largest_piece_of_the_tumour_with_its_label
     assert count > 1  # a random model's map has stray pieces to remove
     largest = np.argmax(np.bincount(pieces.ravel())[1:]) + 1
     assert np.array_equal(kept, np.where(pieces == largest, plain, 0))
+
+
+def test_a_single_case_folder_is_refused_naming_the_folder_that_holds_it(tmp_path, capsys):
+    import re
+
+    from unet_lib.data import list_volumes, open_dataset
+
+    case = write_case(tmp_path / "cases", "BraTS20_Training_001", seg=True)
+    instead = re.escape(f"give the folder that holds the case folders ({tmp_path / 'cases'})")
+    with pytest.raises(FileNotFoundError, match=f"is one case folder; {instead}"):
+        open_dataset(case)
+    assert main(["check", "--data", str(case)]) == 2
+    assert "is one case folder" in capsys.readouterr().err
+    # the Kaggle-only listing says what the folder holds and what reads it
+    with pytest.raises(FileNotFoundError, match="it holds NIfTI case folders: open_dataset"):
+        list_volumes(tmp_path / "cases")

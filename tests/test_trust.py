@@ -370,13 +370,20 @@ def test_resume_applies_a_new_learning_rate_and_records_it(tiny_phantom, tmp_pat
     out = tmp_path / "run"
     assert main(*train_args(tiny_phantom, out, "--epochs", "1")) == 0
     assert main("train", "--out", out, "--resume", "--epochs", "2", "--lr", "1e-6") == 0
-    assert "lr 0.002 → 1e-06" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    # the next epoch's rate: 1e-6 instead of the 2e-3 · 0.9 that one epoch's decay scheduled
+    assert ("lr 0.002 → 1e-06 (the next epoch's learning rate: 1e-06, where the run had "
+            "scheduled 0.0018; decayed from there)") in said
     state = read_checkpoint(out / "last.pt")
     assert [r["lr"] for r in state["history"]] == [pytest.approx(2e-3), pytest.approx(1e-6)]
     assert state["config"]["lr"] == 1e-6 and state["config"]["epochs"] == 2
     assert state["resumed"] == [{"after_epoch": 1, "changed": {"epochs": [1, 2],
                                                                 "lr": [2e-3, 1e-6]}}]
     assert json.loads((out / "run.json").read_text())["recipe"]["config"]["lr"] == 1e-6
+    assert main("train", "--out", out, "--resume", "--epochs", "3", "--lr", "1e-3") == 0
+    assert ("lr 1e-06 → 0.001 (the next epoch's learning rate: 0.001, where the run had "
+            "scheduled 9e-07; decayed from there; a higher rate than scheduled)"
+            in capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("change, flag", [

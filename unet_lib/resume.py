@@ -171,7 +171,10 @@ def align_optimizer_state(optimizer: torch.optim.Optimizer) -> None:
 
 
 def apply_resume_changes(changed: dict, optimizer, scheduler, report) -> None:
-    """Put changed rates into the restored optimizer and scheduler, and say what changed."""
+    """Put changed rates into the restored optimizer and scheduler, and say what changed. A
+    new ``lr`` is the next epoch's rate: the message sets it beside the rate the run had
+    scheduled for that epoch (its start decayed so far), which the change replaces."""
+    scheduled = optimizer.param_groups[0]["lr"] if optimizer.param_groups else None
     for group in optimizer.param_groups:
         if "lr" in changed:
             group["lr"] = changed["lr"][1]
@@ -184,8 +187,16 @@ def apply_resume_changes(changed: dict, optimizer, scheduler, report) -> None:
     if changed:
         report("resuming with changed settings: "
                + ", ".join(f"{field} {before} → {now}" for field, (before, now) in changed.items())
-               + (" (the learning rate of the next epoch, decayed from there)"
-                  if "lr" in changed else ""))
+               + (_next_rate(scheduled, changed["lr"][1]) if "lr" in changed else ""))
+
+
+def _next_rate(scheduled: float | None, now: float) -> str:
+    """What a new ``lr`` does to the next epoch, beside the rate the run had scheduled."""
+    if scheduled is None:
+        return " (the learning rate of the next epoch, decayed from there)"
+    return (f" (the next epoch's learning rate: {now:.3g}, where the run had scheduled "
+            f"{scheduled:.3g}; decayed from there"
+            + ("; a higher rate than scheduled" if now > scheduled * (1 + 1e-9) else "") + ")")
 
 
 def restore_best(last: Path, state: dict, report) -> None:

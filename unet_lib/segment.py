@@ -28,7 +28,7 @@ from .data import check_data_folder
 from .data.base import resize_image
 from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
 from .data.nifti import case_slice, load_modalities
-from .data.nifti_cases import RELEASE_FOLDERS, find_case_file
+from .data.nifti_cases import RELEASE_FOLDERS, check_not_one_case, find_case_file
 from .data.samples import BraTSDataError
 from .inference import predict, probabilities_on_grid
 from .postprocess import keep_largest_component
@@ -68,9 +68,7 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]
     """
     root = Path(root)
     check_data_folder(root)
-    if any(find_case_file(root, key) for key in NIFTI_MODALITIES):
-        raise FileNotFoundError(f"{root}: is one case folder; give the folder that holds the "
-                                f"case folders ({root.resolve().parent})")
+    check_not_one_case(root)
     cases = {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         files = {key: find_case_file(folder, key) for key in NIFTI_MODALITIES}
@@ -175,8 +173,10 @@ def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
             skipped.append(case)
             report(f"{number}/{len(targets)} skipped: {error}")
             continue
-        header = reference.header.copy()
+        header = reference.header.copy()  # FLAIR's grid and orientation; not its display
         header.set_data_dtype(np.uint8)
+        header["cal_min"], header["cal_max"] = 0, 4  # a viewer's range: the labels'
+        header["descrip"] = b"unet_lib: BraTS labels 0, 1 NCR/NET, 2 ED, 4 ET"
         partial = target.with_name(f".{case}.partial.nii.gz")  # complete, or not there
         nib.save(nib.Nifti1Image(labels, reference.affine, header), partial)
         partial.replace(target)

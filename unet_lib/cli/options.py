@@ -163,6 +163,17 @@ class BriefParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an option the subcommand does not have points at that
+        subcommand's help (``unet-lib evaluate --help``), not the list of subcommands."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = getattr(parsed, "command", None)
+            where = f"{self.prog} {command}" if command else self.prog
+            self.exit(2, f"error: unrecognized arguments: {' '.join(extras)}; see {where} "
+                         f"--help\n")
+        return parsed
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = BriefParser(prog="unet-lib", description=DESCRIPTION,

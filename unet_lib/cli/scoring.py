@@ -129,7 +129,8 @@ def cmd_evaluate(args) -> int:
         run = read_run(args.checkpoint.parent)
         side = args.split or ("test" if run.test_volumes else "val")
         data_root, dataset = run.data_root, run.dataset(side)
-        requested, label, detail = getattr(run, side + "_volumes"), f"the {side} volumes", ""
+        requested, label = getattr(run, side + "_volumes"), f"the {side} volumes"
+        size = run.recipe.config.image_size
     else:
         # the size the model learnt at: the run's (train, the course) or the one fit() recorded
         run = read_run(args.checkpoint.parent) if run_file.is_file() else None
@@ -144,7 +145,7 @@ def cmd_evaluate(args) -> int:
             print(f"note: {args.data} is the run's own data: every volume is scored, its "
                   f"training volumes too (--split test scores the held-out ones)", file=sys.stderr)
         label = f"the {args.split} volumes" if args.split else "every volume"
-        detail = f" (predicted at {size}×{size}, scored on their own grid)" if size else ""
+    detail = f" (predicted at {size}×{size}, scored on their own grid)" if size else ""
     absent = sorted(set(requested or ()) - set(dataset.volumes))  # a volume the data lack
     if absent:
         print(f"warning: {data_root} holds no usable slice of the volumes {absent} of the "

@@ -9,7 +9,7 @@ from .brats import MASK_CHANNELS, MODALITIES, REGIONS, labels_to_mask
 from .contents import channel_flags, tumour_grades
 from .kaggle import BraTSSlices, find_slices, list_volumes, read_slice, write_slice
 from .nifti import BraTSNifti
-from .nifti_cases import NiftiFolderError, find_cases
+from .nifti_cases import NiftiFolderError, check_not_one_case, find_cases
 from .normalize import zscore_slice
 from .packed import PackedSlices, is_packed
 from .packing import pack, pack_folder
@@ -64,6 +64,7 @@ def open_dataset(root: str | Path, volumes=None, image_size: int | None = None,
                 for error, listed in ((kaggle_error, find_slices), (nifti_error, find_cases)):
                     if _holds_any(listed, root):
                         raise error from None
+            check_not_one_case(Path(root))
             raise FileNotFoundError(f"{root}: neither Kaggle slice files "
                                     f"(volume_<v>_slice_<s>.h5) nor NIfTI case folders "
                                     f"(BraTS20_Training_XXX) found") from kaggle_error

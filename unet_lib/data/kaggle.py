@@ -143,12 +143,16 @@ def find_slices(root: str | Path, volumes: Iterable[int] | None = None
                         found.append((volume, index, path))
         if found:
             return sorted(found)
+    other = ("; it holds a packed copy" if (root / "packed.json").is_file() else
+             "; it holds NIfTI case folders" if any(root.glob("*/*_flair.nii*")) else "")
     raise FileNotFoundError(f"{root}: no slice files named volume_<v>_slice_<s>.h5 here "
-                            f"{'for volumes ' + str(sorted(wanted)) if wanted else ''}".rstrip())
+                            f"{'for volumes ' + str(sorted(wanted)) if wanted else ''}".rstrip()
+                            + (f"{other}: open_dataset reads every format" if other else ""))
 
 
 def list_volumes(root: str | Path) -> list[int]:
-    """Sorted volume numbers present in a Kaggle-format folder."""
+    """Sorted volume numbers present in a Kaggle-format folder (any format:
+    ``open_dataset(root).volumes``)."""
     return sorted({volume for volume, _, _ in find_slices(root)})
 
 

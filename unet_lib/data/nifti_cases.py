@@ -15,6 +15,15 @@ from .samples import BraTSDataError, skip_or_raise
 CASE_NAME = re.compile(r"^BraTS(?:\d*_Training_|2021_)(\d+)$")
 
 
+def check_not_one_case(root: Path) -> None:
+    """Raise ``FileNotFoundError`` when ``root`` is itself one case folder (it holds
+    ``<name>_flair.nii.gz`` and the like), naming the folder to give instead: every command
+    reads the folder that holds the case folders."""
+    if Path(root).is_dir() and any(find_case_file(Path(root), key) for key in NIFTI_MODALITIES):
+        raise FileNotFoundError(f"{root}: is one case folder; give the folder that holds the "
+                                f"case folders ({Path(root).resolve().parent})")
+
+
 def find_case_file(case: Path, key: str) -> Path | None:
     """``<case>/<case name>_<key>.nii(.gz)``, e.g. key ``flair`` or ``seg``; ``None`` if absent."""
     for suffix in (".nii.gz", ".nii"):
