@@ -270,8 +270,9 @@ def test_a_course_run_can_be_scored_from_the_command_line(tiny_setup, capsys):
     assert cli.main(["evaluate", "--checkpoint", str(trained.checkpoint)]) == 0
     out = capsys.readouterr().out
     test = tiny_setup.test_dataset()
-    assert (f"on {len(test)} slices of the test volumes {tiny_setup.test_volumes} of "
-            f"{tiny_setup.data_root}") in out
+    size = tiny_setup.config.image_size
+    assert (f"on {len(test)} slices of the test volumes {tiny_setup.test_volumes} (predicted "
+            f"at {size}×{size}, scored on their own grid) of {tiny_setup.data_root}") in out
     assert "per patient, in 3-D" in out
 
 

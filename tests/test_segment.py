@@ -24,9 +24,9 @@ from unet_lib.segment import labels_from_probabilities
 AFFINE = np.array([[-1.0, 0, 0, 90], [0, -1.0, 0, 126], [0, 0, 1.0, -72], [0, 0, 0, 1]])
 
 
-def write_case(root, name: str, seg: bool, shape=(32, 32, 6), seed: int = 0):
+def write_case(root, name: str, seg: bool, shape=(32, 32, 6), seed: int = 0, affine=AFFINE):
     """A case folder ``root/name`` of four random modalities with a bright blob, and a
-    segmentation of the blob when ``seg``."""
+    segmentation of the blob when ``seg``, on the grid ``affine``."""
     rng = np.random.default_rng(seed)
     folder = root / name
     folder.mkdir(parents=True)
@@ -34,9 +34,9 @@ def write_case(root, name: str, seg: bool, shape=(32, 32, 6), seed: int = 0):
     blob[8:20, 10:24, 1:5] = 1
     for k, modality in enumerate(("flair", "t1", "t1ce", "t2")):
         volume = rng.normal(100 + 10 * k, 5, shape).astype(np.float32) + 80 * blob
-        nib.save(nib.Nifti1Image(volume, AFFINE), folder / f"{name}_{modality}.nii.gz")
+        nib.save(nib.Nifti1Image(volume, affine), folder / f"{name}_{modality}.nii.gz")
     if seg:
-        nib.save(nib.Nifti1Image((2 * blob).astype(np.uint8), AFFINE),
+        nib.save(nib.Nifti1Image((2 * blob).astype(np.uint8), affine),
                  folder / f"{name}_seg.nii.gz")
     return folder
 
@@ -211,3 +211,67 @@ def test_a_single_case_folder_is_refused_naming_the_folder_that_holds_it(tmp_pat
     # the Kaggle-only listing says what the folder holds and what reads it
     with pytest.raises(FileNotFoundError, match="it holds NIfTI case folders: open_dataset"):
         list_volumes(tmp_path / "cases")
+
+
+def test_per_patient_distances_are_in_the_millimetres_of_the_nifti_header(tmp_path):
+    from torch import nn
+
+    from unet_lib.data import PackedSlices, pack_folder
+    from unet_lib.patients import evaluate_patients, score_patient
+
+    # voxels of 2 × 2 mm in a slice and 3 mm between slices (not BraTS's 1 mm)
+    case = write_case(tmp_path / "cases", "BraTS20_Training_001", seg=True,
+                      affine=np.diag([2.0, 2.0, 3.0, 1.0]))
+    nifti = BraTSNifti(tmp_path / "cases")
+    assert nifti.extent_mm(1) == (6 * 3.0, 32 * 2.0, 32 * 2.0)  # slices, rows, columns
+    packed = PackedSlices(pack_folder(tmp_path / "cases", tmp_path / "packed", progress=False))
+    assert packed.extent_mm(1) == nifti.extent_mm(1)
+
+    everywhere = nn.Conv2d(4, 3, 1)  # every pixel of every channel predicted
+    with torch.no_grad():
+        everywhere.weight.zero_()
+        everywhere.bias.fill_(10.0)
+    # worked out apart from the dataset: the seg file's regions, on its own (2, 2, 3) mm grid
+    seg = np.asarray(nib.load(str(case / "BraTS20_Training_001_seg.nii.gz")).dataobj)
+    seg = seg.transpose(2, 0, 1)  # (slices, rows, columns), as the slices are stacked
+    truth = np.stack([seg > 0, np.isin(seg, (1, 4)), seg == 4])
+    expected = score_patient(np.ones_like(truth), truth, (3.0, 2.0, 2.0))["hd95"]
+    for data in (nifti, packed):
+        row = evaluate_patients(everywhere, data, device="cpu").rows[0]
+        assert row["hd95"] == pytest.approx(expected)
+    assert expected["WT"] != pytest.approx(score_patient(np.ones_like(truth), truth,
+                                                         (155 / 6, 7.5, 7.5))["hd95"]["WT"])
+
+
+def test_a_loaded_model_segments_at_the_size_it_learnt_and_warns_when_scored_at_another(
+        tmp_path):
+    import warnings
+
+    from unet_lib.checkpoint import load_model
+    from unet_lib.inference import TrainedSizeWarning, evaluate
+    from unet_lib.segment import segment_folder
+
+    data = tmp_path / "cases"
+    write_case(data, "BraTS20_Training_001", seg=True)  # 32 × 32 slices
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4),
+                    config=dataclasses.asdict(TrainConfig(image_size=16)))
+    model = load_model(tmp_path / "best.pt")
+    assert model.trained_image_size == 16
+    with pytest.warns(TrainedSizeWarning, match="learnt on 16×16 slices and is given 32×32"):
+        evaluate(model, BraTSNifti(data), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainedSizeWarning)
+        evaluate(model, BraTSNifti(data, image_size=16), device="cpu")  # its size: no warning
+    probs = predict(model, BraTSNifti(data, image_size=16), device="cpu")
+    threshold = float(probs.max(dim=1).values.median())  # about half the voxels tumour
+    maps = {}
+    for size in (None, 16, 32):  # by default, the size it learnt at
+        out = tmp_path / f"labels-{size}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            segment_folder(model, data, out, image_size=size, threshold=threshold,
+                           report=lambda _: None)
+        assert any(w.category is TrainedSizeWarning for w in caught) == (size == 32)
+        maps[size] = np.asarray(nib.load(str(out / "BraTS20_Training_001.nii.gz")).dataobj)
+    assert np.array_equal(maps[None], maps[16]) and not np.array_equal(maps[16], maps[32])

@@ -259,7 +259,9 @@ def check_training_state(payload: dict) -> None:
 
 def model_from_checkpoint(payload: dict) -> UNet:
     """Rebuild the model a checkpoint dict describes, ``UNet(**payload["hparams"])``, and load
-    its weights.
+    its weights. ``model.trained_image_size`` is the slice size it learnt at (the run's
+    ``image_size``; ``None`` where the checkpoint does not say): scoring and segmenting warn,
+    or resize to it, when given slices of another size.
 
     Raises:
         CheckpointError: naming the file, when its hyper-parameters or weights do not fit
@@ -277,6 +279,7 @@ def model_from_checkpoint(payload: dict) -> UNet:
         detail = " ".join(str(error).split())[:300]
         raise CheckpointError(f"{where}: its weights do not fit the {model.preset_name} U-Net "
                               f"its hparams describe: {detail}") from None
+    model.trained_image_size = (payload.get("config") or {}).get("image_size")
     return model
 
 

@@ -5,6 +5,7 @@ memory."""
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import Iterable
 
@@ -85,15 +86,31 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)
     landing = device if on_device else torch.device("cpu")
     layout = layout_of(model)  # NHWC images for a model trained in NHWC
+    learnt = getattr(model, "trained_image_size", None)  # set by load_model
     for images, masks, skipped in loader:
         if images is None:
             yield None, None, skipped
             continue
+        if learnt and tuple(images.shape[-2:]) != (learnt, learnt):
+            warn_other_size(learnt, tuple(images.shape[-2:]))
+            learnt = None  # once per pass
         with tuned_for_full_batches(len(images), batch_size), autocast(device, amp):
             logits = model(images.to(device, non_blocking=True, memory_format=layout))
         if masks is not None:
             masks = masks.to(landing, non_blocking=True)
         yield logits.float().to(landing), masks, skipped
+
+
+class TrainedSizeWarning(UserWarning):
+    """A model loaded from a checkpoint is given slices of another size than it learnt at."""
+
+
+def warn_other_size(learnt: int, given: tuple[int, int]) -> None:
+    warnings.warn(f"the model learnt on {learnt}×{learnt} slices and is given "
+                  f"{given[0]}×{given[1]} ones: its filters then see the anatomy at another "
+                  f"scale, and it scores lower. Open the data at its size, e.g. "
+                  f"open_dataset(root, image_size={learnt}), as unet-lib evaluate does",
+                  TrainedSizeWarning, stacklevel=4)
 
 
 def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,

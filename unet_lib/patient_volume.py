@@ -25,8 +25,8 @@ from .data.brats import REGIONS
 from .inference import logit_batches
 from .metrics import to_regions
 from .outlines import OutlineDistances
-from .patients import (_volume_order, binarized_on_grid, placed_in_volume, score_patient,
-                       voxel_size)
+from .patients import (_extent, _volume_order, binarized_on_grid, placed_in_volume,
+                       score_patient, voxel_size)
 from .runtime import resolve_device
 
 
@@ -127,7 +127,8 @@ def predict_patient(model: nn.Module, dataset: Dataset, volume: int, threshold: 
     if len(slices) < depth:  # the rest count empty, each slice in its place
         image, pred, truth = (placed_in_volume(x, slices, depth) for x in (image, pred, truth))
     return PatientVolume(volume, image.numpy().astype(np.float32), truth.numpy(), pred.numpy(),
-                         tuple(spacing or voxel_size(depth, *pred.shape[-2:])), slices)
+                         tuple(spacing or voxel_size(depth, *pred.shape[-2:],
+                                                     extent=_extent(dataset, volume))), slices)
 
 
 def _on_grid(image: torch.Tensor, shape) -> torch.Tensor:

@@ -25,15 +25,13 @@ from torch.utils.data import Dataset
 
 from .config import check_batch_size
 from .data import SliceDataset, locate
-from .data.brats import REGIONS
+from .data.brats import BRATS_SHAPE_MM, REGIONS
 from .metrics import SegmentationScores, binarize, scores_from_counts, to_regions
 from .outlines import hausdorff95
 from .inference import logit_batches, probabilities_on_grid
 from .runtime import resolve_device
 
 PATIENT_METRICS = ("dice", "precision", "recall", "hd95")
-#: a BraTS volume: 240 × 240 pixels of 1 mm, 155 slices of 1 mm
-BRATS_SHAPE_MM = (155.0, 240.0, 240.0)
 
 
 @dataclass
@@ -155,11 +153,12 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     batches cut volume by volume, so that on a GPU its reading processes start once.
 
     Args:
-        spacing: voxel size (depth, height, width) in mm. Default: a BraTS volume's 1 mm
-            scaled to the stacked size, ``(155 / D, 240 / H, 240 / W)`` with ``D`` the number
-            of slices the volume has where stored (:meth:`SliceDataset.depth_of`: also those
+        spacing: voxel size (depth, height, width) in mm. Default: the volume's size in mm
+            (:meth:`SliceDataset.extent_mm`: from the NIfTI header's voxel size, else a BraTS
+            volume's 155 × 240 × 240 mm) over the stacked voxels, ``D`` the number of slices
+            the volume has where stored (:meth:`SliceDataset.depth_of`: also those
             ``tumour_only`` left out). That is 1 mm for BraTS at its own size, and the
-            phantom's proportions are BraTS's; give ``spacing`` for data on another grid.
+            phantom's proportions are BraTS's.
         pixels: scores that every batch is added to as well: the all-pixel Dice, precision
             and recall of the same pass (:meth:`SegmentationScores.compute`), read once.
         native_size: ``False`` scores at the model's size, against the resized masks.
@@ -235,7 +234,7 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
         if pixels is not None:  # the slices added in place are empty in both: no TP, FP, FN
             pixels.update(pred.transpose(0, 1), target.transpose(0, 1))
         pred, target = (to_regions(x.transpose(0, 1)).transpose(0, 1) for x in (pred, target))
-        voxel = spacing or voxel_size(depth, *pred.shape[-2:])
+        voxel = spacing or voxel_size(depth, *pred.shape[-2:], extent=_extent(dataset, volume))
         row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}
         result.rows.append(row)
     stacked.clear()
@@ -259,11 +258,18 @@ def binarized_on_grid(logits: torch.Tensor, masks: torch.Tensor, threshold: floa
                     logits=False)
 
 
-def voxel_size(depth: int, height: int, width: int) -> tuple[float, float, float]:
-    """The voxel size (depth, height, width) in mm of a volume stacked at this size from
-    BraTS-proportioned data: BraTS's 155 × 240 × 240 mm over the voxels (1 mm at BraTS's own
-    size; 4.84 × 2.5 × 2.5 mm for 32 slices of 96 × 96)."""
-    return tuple(size / n for size, n in zip(BRATS_SHAPE_MM, (depth, height, width)))
+def voxel_size(depth: int, height: int, width: int, extent=BRATS_SHAPE_MM
+               ) -> tuple[float, float, float]:
+    """The voxel size (depth, height, width) in mm of a volume stacked at this size: the
+    volume's ``extent`` in mm (slices, rows, columns) over the voxels. By default BraTS's
+    155 × 240 × 240 mm: 1 mm at BraTS's own size, 4.84 × 2.5 × 2.5 mm for 32 slices of
+    96 × 96 from BraTS-proportioned data (the phantom)."""
+    return tuple(float(size) / n for size, n in zip(extent, (depth, height, width)))
+
+
+def _extent(dataset, volume: int) -> tuple[float, float, float]:
+    """``dataset.extent_mm(volume)``, or BraTS's extent for a dataset without that method."""
+    return dataset.extent_mm(volume) if hasattr(dataset, "extent_mm") else BRATS_SHAPE_MM
 
 
 def placed_in_volume(stack: torch.Tensor, slices: list[int], depth: int) -> torch.Tensor:

@@ -93,7 +93,8 @@ def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: in
     Args:
         files: ``{modality: path}`` as :func:`find_unlabelled_cases` gives.
         image_size: the size the model learnt at (slices are resized to it and the
-            probabilities back); ``None`` predicts at the case's own size.
+            probabilities back); ``None``: ``model.trained_image_size`` where the model knows
+            it (one from :func:`unet_lib.checkpoint.load_model`), else the case's own size.
         keep_largest: keep only the largest connected piece of the tumour (any label; voxels
             sharing a face join, across slices too) and set every voxel outside it to 0, as
             :func:`unet_lib.postprocess.keep_largest_tumour` does.
@@ -111,6 +112,8 @@ def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: in
         folder = found[0].parent if found else Path("this case")
         raise BraTSDataError(folder, f"missing {', '.join(missing)} file(s); expected "
                                      f"{folder.name}_<flair|t1|t1ce|t2>.nii(.gz)")
+    if image_size is None:
+        image_size = getattr(model, "trained_image_size", None)
     stacked, reference = load_modalities(files)  # (H, W, D, 4), as training reads a case
     height, width, depth, _ = stacked.shape
     slices = torch.stack([torch.from_numpy(case_slice(stacked, s)) for s in range(depth)])

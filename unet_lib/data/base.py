@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .brats import BRATS_SHAPE_MM
 from .samples import BraTSDataError, SkippedSample, check_on_error, skip_or_raise
 
 
@@ -69,6 +70,8 @@ class SliceDataset(Dataset):
             ``"raise"``: it raises :class:`BraTSDataError`.
         mask_size: ``(height, width)`` that masks are resized to, not to ``image_size``,
             where it is set (see :meth:`with_native_masks`).
+        extents_mm: ``{volume: (slices, rows, columns) in mm}`` where the format records its
+            voxel size (NIfTI headers, and a pack made from them); see :meth:`extent_mm`.
 
     Item ``i`` is ``(image float32 (4, S, S), mask float32 (3, S, S))`` or a
     :class:`SkippedSample`; with ``mask_size`` (H, W), the mask is (3, H, W).
@@ -87,6 +90,7 @@ class SliceDataset(Dataset):
         self.on_error = check_on_error(on_error)
         self.slices: list[tuple] = []
         self.depths: dict[int, int] = {}  # set by a subclass that filters slices out
+        self.extents_mm: dict[int, tuple[float, float, float]] = {}  # where recorded
 
     def read(self, index: int) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
         """Item ``index`` at its stored size: image (4, H, W) and mask (3, H, W), float32.
@@ -106,6 +110,14 @@ class SliceDataset(Dataset):
         (``tumour_only``) left out of the items (``depths``), else its highest slice + 1."""
         known = getattr(self, "depths", {}).get(volume)  # lacking if __init__ was not called
         return known or slice_depths(self.slices)[volume]
+
+    def extent_mm(self, volume: int) -> tuple[float, float, float]:
+        """The size in mm (slices, rows, columns) of volume ``volume`` as stored: from its
+        voxel size where the format records one (:attr:`extents_mm`), else a BraTS volume's
+        155 × 240 × 240 mm (1 mm voxels at BraTS's own size; the phantom keeps those
+        proportions). Divided by a stacked volume's voxels, it gives their size in mm
+        (:func:`unet_lib.patients.voxel_size`)."""
+        return tuple(getattr(self, "extents_mm", {}).get(volume, BRATS_SHAPE_MM))
 
     def locate(self, index: int) -> tuple[int, int]:
         """``(volume, slice)`` of item ``index``."""

@@ -24,6 +24,9 @@ BRATS_LABELS = (0,) + CHANNEL_LABELS
 #: the regions the challenge scores, each a union of mask channels (indices into MASK_CHANNELS)
 REGIONS = ("WT", "TC", "ET")
 REGION_CHANNELS = {"WT": (0, 1, 2), "TC": (0, 2), "ET": (2,)}
+#: a BraTS volume's extent in mm (slices, rows, columns): 155 slices and 240 × 240 pixels of
+#: 1 mm; the extent assumed for data that do not record their voxel size (the Kaggle slices)
+BRATS_SHAPE_MM = (155.0, 240.0, 240.0)
 
 
 def labels_to_mask(labels: np.ndarray) -> np.ndarray:

@@ -104,17 +104,22 @@ def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     return modalities, seg.astype(np.uint8)
 
 
-def _depth(seg: Path) -> int:
-    """The number of axial slices of a case, from its segmentation's header."""
+def _grid(seg: Path) -> tuple[int, tuple[float, float, float] | None]:
+    """The number of axial slices of a case and its size in mm (slices, rows, columns), from
+    its segmentation's header (``None`` where the header gives no positive voxel size)."""
     import nibabel as nib
 
     try:
-        shape = nib.load(str(seg)).shape
+        header = nib.load(str(seg)).header
+        shape, zooms = header.get_data_shape(), header.get_zooms()
     except Exception as error:  # nibabel raises many kinds on an empty or broken file
         raise BraTSDataError(seg, f"cannot be read as NIfTI: {error}") from None
     if len(shape) != 3:
         raise BraTSDataError(seg, f"has shape {shape}, expected a 3-D volume (240, 240, 155)")
-    return shape[2]
+    # slice s is volume[:, :, s]: its rows run along the first axis, its columns the second
+    extent = tuple(float(n * z) for n, z in zip((shape[2], shape[0], shape[1]),
+                                                 (zooms[2], zooms[0], zooms[1])))
+    return shape[2], extent if all(np.isfinite(extent)) and min(extent) > 0 else None
 
 
 class BraTSNifti(SliceDataset):
@@ -129,7 +134,9 @@ class BraTSNifti(SliceDataset):
             file, NaN values, labels outside {0, 1, 2, 4}) or ``"raise"``; as in
             :class:`unet_lib.data.BraTSSlices`.
 
-    Item ``i`` is ``(image float32 (4, H, W), mask float32 (3, H, W))``. A case whose
+    Each case's size in mm comes from its segmentation's header (:attr:`extents_mm`), so that
+    per-patient distances are in the case's own millimetres. Item ``i`` is
+    ``(image float32 (4, H, W), mask float32 (3, H, W))``. A case whose
     segmentation cannot say how many slices it has (empty, unreadable, not 3-D) is left out
     whole when skipping, with a warning, and listed in ``skipped``.
     """
@@ -146,12 +153,14 @@ class BraTSNifti(SliceDataset):
         self.slices = []
         for number, files in list(self.cases.items()):
             try:
-                depth = _depth(files["seg"])
+                depth, extent = _grid(files["seg"])
             except BraTSDataError as error:
                 self.skipped.append(str(skip_or_raise(error, self.on_error)))
                 del self.cases[number]
                 continue
             self.slices.extend((number, s) for s in range(depth))
+            if extent is not None:  # per-patient scores measure HD95 in these mm
+                self.extents_mm[number] = extent
 
     @property
     def volumes(self) -> list[int]:

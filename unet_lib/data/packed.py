@@ -91,9 +91,16 @@ def _check_manifest_fields(meta: dict, meta_path: Path) -> None:
     wanted = {"height": whole(meta.get("height")) and meta["height"] > 0,
               "width": whole(meta.get("width")) and meta["width"] > 0,
               "files": isinstance(files, dict) and all(map(whole, files.values()))}
+    extents = meta.get("extents_mm", {})  # a NIfTI source's sizes in mm, since 2026-12-06
+    wanted["extents_mm"] = isinstance(extents, dict) and all(
+        isinstance(e, list) and len(e) == 3 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in e)
+        for e in extents.values())
     for key, fine in wanted.items():
         if not fine:
-            raise BraTSDataError(meta_path, f"lacks {key!r} or holds a wrong one (whole numbers "
+            expected = ("three positive numbers per volume" if key == "extents_mm" else
+                        "whole numbers")
+            raise BraTSDataError(meta_path, f"lacks {key!r} or holds a wrong one ({expected} "
                                             f"expected): not a manifest written by `unet-lib "
                                             f"pack`, or damaged; pack the data again")
 
@@ -146,6 +153,8 @@ class PackedSlices(SliceDataset):
             index = index[np.isin(index[:, 0], list(volumes))]
         self.slices = [(int(v), int(s), int(row)) for v, s, row in index]
         self.depths = {int(v): int(d) for v, d in self.meta.get("depths", {}).items()}
+        self.extents_mm = {int(v): tuple(float(x) for x in extent)  # from NIfTI headers
+                           for v, extent in self.meta.get("extents_mm", {}).items()}
         self._images = self._masks = None
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:

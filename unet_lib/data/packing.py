@@ -100,6 +100,10 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
             "index_sha256": sha256_of(folder / "index.npy"),
             "skipped_slices": len(skipped), "skipped": unique_skipped,
             "depths": _source_depths(source)}
+    extents = getattr(source, "extents_mm", None)  # a NIfTI source's voxel sizes, kept
+    if extents:
+        meta["extents_mm"] = {str(volume): list(extent) for volume, extent in
+                              sorted(extents.items())}
     (folder / PACKED_META).write_text(json.dumps(meta, indent=1))
 
 
