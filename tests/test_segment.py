@@ -275,3 +275,23 @@ def test_a_loaded_model_segments_at_the_size_it_learnt_and_warns_when_scored_at_
         assert any(w.category is TrainedSizeWarning for w in caught) == (size == 32)
         maps[size] = np.asarray(nib.load(str(out / "BraTS20_Training_001.nii.gz")).dataobj)
     assert np.array_equal(maps[None], maps[16]) and not np.array_equal(maps[16], maps[32])
+
+
+def test_a_case_whose_headers_do_not_fit_is_left_out_before_a_split_counts_it(tmp_path):
+    import warnings
+
+    from unet_lib.data import BadSampleWarning, BraTSDataError, open_dataset
+
+    data = tmp_path / "cases"
+    for number in (1, 2, 3):
+        write_case(data, f"BraTS20_Training_00{number}", seg=True, seed=number)
+    short = data / "BraTS20_Training_002" / "BraTS20_Training_002_seg.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((32, 32, 5), np.uint8), AFFINE), short)  # 5 slices, not 6
+    with pytest.warns(BadSampleWarning, match="shape .32, 32, 5. differs from FLAIR's"):
+        nifti = open_dataset(data)
+    assert nifti.volumes == [1, 3] and len(nifti) == 12  # listed without case 2's slices
+    assert "BraTS20_Training_002_seg.nii.gz" in nifti.skipped[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BadSampleWarning)
+        with pytest.raises(BraTSDataError, match="differs from FLAIR's"):
+            open_dataset(data, on_error="raise")

@@ -104,18 +104,33 @@ def load_case(files: dict[str, Path]) -> tuple[np.ndarray, np.ndarray]:
     return modalities, seg.astype(np.uint8)
 
 
-def _grid(seg: Path) -> tuple[int, tuple[float, float, float] | None]:
-    """The number of axial slices of a case and its size in mm (slices, rows, columns), from
-    its segmentation's header (``None`` where the header gives no positive voxel size)."""
+def _grid(files: dict[str, Path]) -> tuple[int, tuple[float, float, float] | None]:
+    """A case's number of axial slices and its size in mm (slices, rows, columns; ``None``
+    where the header gives no positive voxel size), from the headers of its five files alone,
+    checked as reading the case checks them (each 3-D, of FLAIR's shape, on FLAIR's grid), so
+    that a case none of whose slices could be read is left out before a split counts it.
+
+    Raises:
+        BraTSDataError: naming the first file that cannot be read or does not fit FLAIR's.
+    """
     import nibabel as nib
 
-    try:
-        header = nib.load(str(seg)).header
-        shape, zooms = header.get_data_shape(), header.get_zooms()
-    except Exception as error:  # nibabel raises many kinds on an empty or broken file
-        raise BraTSDataError(seg, f"cannot be read as NIfTI: {error}") from None
-    if len(shape) != 3:
-        raise BraTSDataError(seg, f"has shape {shape}, expected a 3-D volume (240, 240, 155)")
+    images = {}
+    for key in (*NIFTI_MODALITIES, "seg"):
+        try:
+            images[key] = nib.load(str(files[key]))  # the header: no voxel is read
+        except Exception as error:  # nibabel raises many kinds on an empty or broken file
+            raise BraTSDataError(files[key], f"cannot be read as NIfTI: {error}") from None
+    flair = images["flair"]
+    for key, image in images.items():
+        if len(image.shape) != 3:
+            raise BraTSDataError(files[key], f"has shape {image.shape}, expected a 3-D volume "
+                                             f"(240, 240, 155)")
+        if image.shape != flair.shape:
+            raise BraTSDataError(files[key], f"shape {image.shape} differs from FLAIR's "
+                                             f"{flair.shape}")
+        check_same_grid(files[key], image, flair)
+    shape, zooms = images["seg"].shape, images["seg"].header.get_zooms()
     # slice s is volume[:, :, s]: its rows run along the first axis, its columns the second
     extent = tuple(float(n * z) for n, z in zip((shape[2], shape[0], shape[1]),
                                                  (zooms[2], zooms[0], zooms[1])))
@@ -136,9 +151,11 @@ class BraTSNifti(SliceDataset):
 
     Each case's size in mm comes from its segmentation's header (:attr:`extents_mm`), so that
     per-patient distances are in the case's own millimetres. Item ``i`` is
-    ``(image float32 (4, H, W), mask float32 (3, H, W))``. A case whose
-    segmentation cannot say how many slices it has (empty, unreadable, not 3-D) is left out
-    whole when skipping, with a warning, and listed in ``skipped``.
+    ``(image float32 (4, H, W), mask float32 (3, H, W))``. A case whose files' headers show
+    it unusable (a file empty or unreadable, not 3-D, of another shape or grid than FLAIR's)
+    is left out whole when skipping, with a warning, and listed in ``skipped``, before any
+    split counts it; what only its voxels show (NaN, labels outside {0, 1, 2, 4}) is found
+    when its slices are read.
     """
 
     def __init__(self, root: str | Path, volumes: Iterable[int] | None = None,
@@ -153,7 +170,7 @@ class BraTSNifti(SliceDataset):
         self.slices = []
         for number, files in list(self.cases.items()):
             try:
-                depth, extent = _grid(files["seg"])
+                depth, extent = _grid(files)
             except BraTSDataError as error:
                 self.skipped.append(str(skip_or_raise(error, self.on_error)))
                 del self.cases[number]
