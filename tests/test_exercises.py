@@ -257,6 +257,8 @@ def forward_written(x, encoder, pool, ups, decoder, head, *, pool_first=False, a
 def test_a_unet_forward_pass_is_checked_at_two_depths_with_a_hint_for_each_way_to_miss(capsys):
     exercises.check_unet_forward(skeleton)
     assert "Not answered yet" in capsys.readouterr().out
+    exercises.check_unet_forward(lambda *args: None)  # filled in, without a return
+    assert "a return is missing" in capsys.readouterr().out
     exercises.check_unet_forward(forward_written)
     assert capsys.readouterr().out.startswith("Right")
 
@@ -305,7 +307,22 @@ def test_a_training_step_is_checked_over_three_steps_with_a_hint_for_each_way_to
     assert "Not answered yet" in capsys.readouterr().out
     exercises.check_train_step(train_step_written)
     assert capsys.readouterr().out.startswith("Right")
-    exercises.check_train_step(lambda *args: train_step_written(*args, give=lambda loss: loss))
+    with pytest.raises(NotYet, match="returned a tensor.*loss.item"):
+        exercises.check_train_step(lambda *args: train_step_written(*args, give=lambda loss: loss))
+
+    def in_evaluation_mode(model, *args):
+        model.eval()
+        return train_step_written(model, *args)
+
+    def in_training_mode(model, *args):  # a step that says so itself is right too
+        model.train()
+        return train_step_written(model, *args)
+
+    with pytest.raises(NotYet, match="left the model in evaluation mode"):
+        exercises.check_train_step(in_evaluation_mode)
+    exercises.check_train_step(in_training_mode)
+    exercises.check_train_step(lambda model, images, masks, optimizer, loss_fn: float(
+        train_step_written(model, images, masks, optimizer, loss_fn)))
 
     def loss_after_the_step(model, images, masks, optimizer, loss_fn):
         train_step_written(model, images, masks, optimizer, loss_fn)

@@ -295,3 +295,21 @@ def test_a_case_whose_headers_do_not_fit_is_left_out_before_a_split_counts_it(tm
         warnings.simplefilter("ignore", BadSampleWarning)
         with pytest.raises(BraTSDataError, match="differs from FLAIR's"):
             open_dataset(data, on_error="raise")
+
+
+def test_segment_and_evaluate_keep_the_same_piece_of_two_of_equal_size(tmp_path, monkeypatch):
+    import unet_lib.segment
+    from unet_lib.data.nifti_cases import find_case_file
+    from unet_lib.postprocess import keep_largest_tumour
+    from unet_lib.segment import segment_case
+
+    case = write_case(tmp_path / "cases", "BraTS20_Validation_001", seg=False)
+    probs = torch.zeros(6, 3, 32, 32)  # (slices, channels, rows, columns), as predicted
+    probs[1, 1, 20, 5] = probs[4, 1, 3, 30] = 0.9  # two lone voxels of oedema
+    monkeypatch.setattr(unet_lib.segment, "predict", lambda *args, **kwargs: probs)
+    files = {key: find_case_file(case, key) for key in ("flair", "t1", "t1ce", "t2")}
+    labels, _ = segment_case(build_model("classic", base_filters=4), files, keep_largest=True)
+    # evaluate cleans (channels, slices, rows, columns): the first piece in that order stays
+    kept = keep_largest_tumour((probs > 0.5).permute(1, 0, 2, 3).numpy())
+    assert kept[1, 1, 20, 5] and not kept[1, 4, 3, 30]
+    assert labels[20, 5, 1] == 2 and labels[3, 30, 4] == 0  # (rows, columns, slices)

@@ -613,3 +613,20 @@ def test_a_new_run_into_a_folder_holding_one_is_refused_unless_told_to_start_aga
     assert not (tmp_path / "best.pt").exists()
     assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 2
     assert (tmp_path / "history.csv").read_text().count("\n") == 3  # its header, 2 epochs
+
+
+def test_a_loaded_model_fine_tuned_at_another_size_is_known_at_the_new_size(datasets,
+                                                                            tmp_path):
+    import warnings
+
+    from unet_lib.inference import TrainedSizeWarning
+
+    side = datasets[0][0][0].shape[-1]  # the phantom's slices
+    save_checkpoint(tmp_path / "small.pt", build_model("classic", base_filters=4),
+                    config=dataclasses.asdict(TrainConfig(image_size=side // 2)))
+    model = load_model(tmp_path / "small.pt")
+    assert model.trained_image_size == side // 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainedSizeWarning)  # validation at the new size
+        fit(model, *tiny(datasets), TrainConfig.quick(epochs=1, batch_size=8), progress=False)
+    assert model.trained_image_size == side

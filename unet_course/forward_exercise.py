@@ -22,10 +22,11 @@ CHECKED_SHAPES = ((4, 4, 32), (2, 3, 24))
 #: what an error the student's forward raises most likely means, by a piece of its message
 ERROR_HINTS = {
     "Sizes of tensors must match": "the skip concatenated at a level must come from the "
-                                   "encoder level of the same size: store each level's output "
-                                   "going down and take them back in reverse order going up "
-                                   "(the deepest first: a list used as a stack); the bottom "
-                                   "level's output is the decoder's input, not a skip",
+                                   "encoder level of the same size: pool before every level "
+                                   "but the first going down, store each level's output, and "
+                                   "take them back in reverse order going up (the deepest "
+                                   "first: a list used as a stack); the bottom level's output "
+                                   "is the decoder's input, not a skip",
     "channels": "the Classic U-Net's decoder blocks take the skip and the up-sampled "
                 "features side by side (twice the level's channels): concatenate them along "
                 "the channels, torch.cat(..., dim=1), rather than adding them",

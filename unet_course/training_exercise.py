@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from unet_lib.models import ClassicUNet
+from unet_lib.models import UNet
 
 from .checking import NotYet, is_number, plain, raised
 
@@ -57,7 +57,8 @@ def check_train_step(train_step: Callable[..., float]) -> None:
     """Exercise 4.5. ``train_step(model, images, masks, optimizer, loss_fn)`` must take one
     optimizer step on the batch and return the batch's loss (before the step) as a number."""
     torch.manual_seed(0)
-    start = ClassicUNet(base_filters=4, depth=2).train()
+    # with batch norm, so that a step that runs the model in evaluation mode shows
+    start = UNet(base_filters=4, depth=2, batch_norm=True).train()
     loss_fn = nn.BCEWithLogitsLoss()
     (yours, your_optimizer), (right, optimizer) = _fresh(start), _fresh(start)
     piled, piled_optimizer = _fresh(start)  # gradients never cleared
@@ -83,6 +84,14 @@ def check_train_step(train_step: Callable[..., float]) -> None:
                 return
             raise NotYet(f"Not yet: {what} returned {loss!r}. Hint: return the batch's loss "
                          f"as a number (loss.item()), for the history of the run.")
+        if not yours.training:
+            raise NotYet(f"Not yet: {what} left the model in evaluation mode (model.eval()). "
+                         f"Hint: a training step runs the model as it trains (model.train(): "
+                         f"batch norm then normalizes with the batch's own statistics).")
+        if isinstance(loss, torch.Tensor):
+            raise NotYet(f"Not yet: {what} returned a tensor. Hint: return loss.item(), a "
+                         f"Python number: the tensor keeps the step's whole graph alive, "
+                         f"batch after batch, in the run's history.")
         if not moved:
             raise NotYet(f"Not yet: {what} left the weights as they were. Hint: the weights "
                          f"change only in optimizer.step(), after loss.backward() has given "

@@ -159,13 +159,16 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
             the volume has where stored (:meth:`SliceDataset.depth_of`: also those
             ``tumour_only`` left out). That is 1 mm for BraTS at its own size, and the
             phantom's proportions are BraTS's.
-        pixels: scores that every batch is added to as well: the all-pixel Dice, precision
+        pixels: scores that every volume is added to as well: the all-pixel Dice, precision
             and recall of the same pass (:meth:`SegmentationScores.compute`), read once.
         native_size: ``False`` scores at the model's size, against the resized masks.
         clean: a clean-up of each patient's prediction before it is scored (``pixels`` too):
             a function of its bool (3, D, H, W) label channels NCR/NET, ED, ET (a NumPy
             array, unusable slices in place) returning the same shape, e.g.
-            :func:`unet_lib.postprocess.keep_largest_tumour`.
+            :func:`unet_lib.postprocess.keep_largest_tumour`. It gets label channels, not the
+            regions WT, TC, ET: :func:`~unet_lib.postprocess.keep_largest_per_region` here
+            would clean NCR/NET, ED and ET one by one (clean regions on
+            :func:`~unet_lib.patient_volume.predict_patient`'s volumes instead).
 
     Returns:
         :class:`PatientScores`.

@@ -121,8 +121,9 @@ def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: in
     probs = predict(model, slices, batch_size=batch_size, device=device)  # (D, 3, S, S)
     probs = probabilities_on_grid(probs, (height, width))
     labels = labels_from_probabilities(probs.permute(1, 2, 3, 0), threshold)  # (H, W, D)
-    if keep_largest:
-        labels[~keep_largest_component(labels > 0)] = 0
+    if keep_largest:  # on (D, H, W), as evaluate cleans: pieces of equal size tie alike
+        kept = keep_largest_component((labels > 0).transpose(2, 0, 1)).transpose(1, 2, 0)
+        labels[~kept] = 0
     return labels, reference
 
 

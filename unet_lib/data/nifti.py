@@ -130,8 +130,9 @@ def _grid(files: dict[str, Path]) -> tuple[int, tuple[float, float, float] | Non
             raise BraTSDataError(files[key], f"shape {image.shape} differs from FLAIR's "
                                              f"{flair.shape}")
         check_same_grid(files[key], image, flair)
-    shape, zooms = images["seg"].shape, images["seg"].header.get_zooms()
-    # slice s is volume[:, :, s]: its rows run along the first axis, its columns the second
+    # the voxel size from the affine, which check_same_grid compares (nibabel reads a zero
+    # pixdim as 1); slice s is volume[:, :, s]: rows along the first axis, columns the second
+    shape, zooms = images["seg"].shape, nib.affines.voxel_sizes(images["seg"].affine)
     extent = tuple(float(n * z) for n, z in zip((shape[2], shape[0], shape[1]),
                                                  (zooms[2], zooms[0], zooms[1])))
     return shape[2], extent if all(np.isfinite(extent)) and min(extent) > 0 else None
