@@ -313,3 +313,30 @@ def test_segment_and_evaluate_keep_the_same_piece_of_two_of_equal_size(tmp_path,
     kept = keep_largest_tumour((probs > 0.5).permute(1, 0, 2, 3).numpy())
     assert kept[1, 1, 20, 5] and not kept[1, 4, 3, 30]
     assert labels[20, 5, 1] == 2 and labels[3, 30, 4] == 0  # (rows, columns, slices)
+
+
+def test_per_patient_scores_name_each_case_as_the_release_does(tmp_path, phantom_root):
+    import csv
+    import shutil
+
+    from torch import nn
+
+    from unet_lib.data import BraTSSlices, PackedSlices, pack_folder
+    from unet_lib.patients import evaluate_patients
+
+    write_case(tmp_path / "cases", "BraTS20_Training_007", seg=True)
+    nifti = BraTSNifti(tmp_path / "cases")
+    packed = PackedSlices(pack_folder(tmp_path / "cases", tmp_path / "packed", progress=False))
+    model = nn.Conv2d(4, 3, 1)
+    for data in (nifti, packed):
+        scores = evaluate_patients(model, data, device="cpu")
+        assert scores.rows[0]["volume"] == 7 and scores.rows[0]["case"] == "BraTS20_Training_007"
+        assert scores.table().splitlines()[1].endswith("  BraTS20_Training_007")
+        with open(scores.to_csv(tmp_path / "scores.csv")) as written:
+            header, row = list(csv.reader(written))
+        assert header[-1] == "case" and row[-1] == "BraTS20_Training_007"
+    # the Kaggle release's volume N is case N; a phantom (its marker file) has no case IDs
+    assert BraTSSlices(phantom_root).case_id(1) is None
+    release = shutil.copytree(phantom_root, tmp_path / "kaggle",
+                              ignore=shutil.ignore_patterns("phantom.json"))
+    assert BraTSSlices(release).case_id(1) == "BraTS20_Training_001"

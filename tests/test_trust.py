@@ -216,6 +216,8 @@ def _edit_manifest(out, **changes):
     (lambda out: _edit_manifest(out, files={"images.npy": "big"}), "packed.json: lacks 'files'"),
     (lambda out: _edit_manifest(out, width="96"), "packed.json: lacks 'width' or holds a wrong"),
     (lambda out: _edit_manifest(out, height=0), "packed.json: lacks 'height' or holds a wrong"),
+    (lambda out: _edit_manifest(out, case_ids={"1": 5}),
+     "packed.json: lacks 'case_ids' or holds a wrong one"),
     (lambda out: _edit_manifest(out, extents_mm={"1": [155, 240]}),
      "packed.json: lacks 'extents_mm' or holds a wrong one"),
     (lambda out: _edit_manifest(out, format="unet_lib-packed-3"),

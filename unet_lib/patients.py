@@ -38,7 +38,8 @@ PATIENT_METRICS = ("dice", "precision", "recall", "hd95")
 class PatientScores:
     """Per-patient scores: ``rows``, one per volume, each ``{"volume": v, "slices": n,
     "dice"|"precision"|"recall"|"hd95": {"WT": .., "TC": .., "ET": ..}, "empty": [regions
-    absent from the reference]}``, and the ``skipped`` items."""
+    absent from the reference]}`` and, where the data know it, ``"case"``: the BraTS case ID
+    (:meth:`SliceDataset.case_id`); and the ``skipped`` items."""
 
     rows: list[dict] = field(default_factory=list)
     #: the unusable items left out, as ``"path: problem"``
@@ -56,13 +57,15 @@ class PatientScores:
 
     def table(self) -> str:
         """The rows and the summary as aligned text, as ``unet-lib evaluate`` prints them."""
+        named = any("case" in row for row in self.rows)
         head = f"{'volume':>8s}" + "".join(f"{f'{m} {r}':>13s}" for m in ("dice", "hd95")
-                                            for r in REGIONS)
+                                            for r in REGIONS) + ("  case" if named else "")
         lines = [head]
         for row in self.rows:
             lines.append(f"{row['volume']:>8d}" + "".join(
                 f"{row[m][r]:>13.3f}" if m == "dice" else f"{row[m][r]:>13.2f}"
-                for m in ("dice", "hd95") for r in REGIONS))
+                for m in ("dice", "hd95") for r in REGIONS)
+                + (f"  {row.get('case', '')}" if named else ""))
         summary = self.summary()
         for statistic in ("mean", "median", "std"):
             lines.append(f"{statistic:>8s}" + "".join(
@@ -72,16 +75,19 @@ class PatientScores:
         return "\n".join(lines)
 
     def to_csv(self, path: str | Path) -> Path:
-        """One line per patient: volume, slices, then every metric × region."""
+        """One line per patient: volume, slices, then every metric × region, the regions empty
+        in the reference, and the case ID where the data know it."""
         path = Path(path)
         columns = [f"{metric}_{region}" for metric in PATIENT_METRICS for region in REGIONS]
+        named = any("case" in row for row in self.rows)
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["volume", "slices", *columns, "empty_in_reference"])
+            writer.writerow(["volume", "slices", *columns, "empty_in_reference"]
+                            + (["case"] if named else []))
             for row in self.rows:
                 writer.writerow([row["volume"], row["slices"],
                                  *[f"{row[m][r]:.6g}" for m in PATIENT_METRICS for r in REGIONS],
-                                 " ".join(row["empty"])])
+                                 " ".join(row["empty"])] + ([row.get("case", "")] if named else []))
         return path
 
 
@@ -239,6 +245,9 @@ def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
         pred, target = (to_regions(x.transpose(0, 1)).transpose(0, 1) for x in (pred, target))
         voxel = spacing or voxel_size(depth, *pred.shape[-2:], extent=_extent(dataset, volume))
         row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}
+        case = dataset.case_id(volume) if hasattr(dataset, "case_id") else None
+        if case:
+            row["case"] = case
         result.rows.append(row)
     stacked.clear()
 

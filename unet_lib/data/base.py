@@ -72,6 +72,9 @@ class SliceDataset(Dataset):
             where it is set (see :meth:`with_native_masks`).
         extents_mm: ``{volume: (slices, rows, columns) in mm}`` where the format records its
             voxel size (NIfTI headers, and a pack made from them); see :meth:`extent_mm`.
+        case_ids: ``{volume: BraTS case ID}`` (``"BraTS20_Training_003"``) where known: the
+            NIfTI case folders' names, the Kaggle release's volume numbers (not a phantom's),
+            and a pack made from either.
 
     Item ``i`` is ``(image float32 (4, S, S), mask float32 (3, S, S))`` or a
     :class:`SkippedSample`; with ``mask_size`` (H, W), the mask is (3, H, W).
@@ -91,6 +94,7 @@ class SliceDataset(Dataset):
         self.slices: list[tuple] = []
         self.depths: dict[int, int] = {}  # set by a subclass that filters slices out
         self.extents_mm: dict[int, tuple[float, float, float]] = {}  # where recorded
+        self.case_ids: dict[int, str] = {}  # where known
 
     def read(self, index: int) -> tuple[np.ndarray | torch.Tensor, np.ndarray | torch.Tensor]:
         """Item ``index`` at its stored size: image (4, H, W) and mask (3, H, W), float32.
@@ -118,6 +122,10 @@ class SliceDataset(Dataset):
         proportions). Divided by a stacked volume's voxels, it gives their size in mm
         (:func:`unet_lib.patients.voxel_size`)."""
         return tuple(getattr(self, "extents_mm", {}).get(volume, BRATS_SHAPE_MM))
+
+    def case_id(self, volume: int) -> str | None:
+        """The BraTS case ID of volume ``volume`` (:attr:`case_ids`), or ``None``."""
+        return getattr(self, "case_ids", {}).get(volume)
 
     def locate(self, index: int) -> tuple[int, int]:
         """``(volume, slice)`` of item ``index``."""

@@ -24,6 +24,7 @@ import numpy as np
 
 from .base import SliceDataset, slice_depths
 from .brats import MASK_CHANNELS, MODALITIES
+from .phantom_folder import MARKER as PHANTOM_MARKER
 from .samples import BraTSDataError
 
 SLICE_NAME = re.compile(r"^volume_(\d+)_slice_(\d+)\.h5$")
@@ -181,6 +182,9 @@ class BraTSSlices(SliceDataset):
         super().__init__(root, image_size, on_error)
         self.slices = find_slices(root, volumes)
         self.depths = slice_depths(self.slices)  # before tumour_only filters slices out
+        if self.slices and not (self.slices[0][2].parent / PHANTOM_MARKER).exists():
+            # the release's volume N is case BraTS20_Training_N (a phantom has no cases)
+            self.case_ids = {v: f"BraTS20_Training_{v:03d}" for v in self.depths}
         if tumour_only:
             flags = self.channel_flags()
             self.slices = [entry for entry, has in zip(self.slices, flags.any(axis=1)) if has]

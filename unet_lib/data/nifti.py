@@ -177,6 +177,7 @@ class BraTSNifti(SliceDataset):
                 del self.cases[number]
                 continue
             self.slices.extend((number, s) for s in range(depth))
+            self.case_ids[number] = files["seg"].parent.name  # the case folder's name
             if extent is not None:  # per-patient scores measure HD95 in these mm
                 self.extents_mm[number] = extent
 

@@ -96,10 +96,13 @@ def _check_manifest_fields(meta: dict, meta_path: Path) -> None:
         isinstance(e, list) and len(e) == 3 and all(
             isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in e)
         for e in extents.values())
+    case_ids = meta.get("case_ids", {})
+    wanted["case_ids"] = isinstance(case_ids, dict) and all(
+        isinstance(name, str) for name in case_ids.values())
     for key, fine in wanted.items():
         if not fine:
-            expected = ("three positive numbers per volume" if key == "extents_mm" else
-                        "whole numbers")
+            expected = {"extents_mm": "three positive numbers per volume",
+                        "case_ids": "one name per volume"}.get(key, "whole numbers")
             raise BraTSDataError(meta_path, f"lacks {key!r} or holds a wrong one ({expected} "
                                             f"expected): not a manifest written by `unet-lib "
                                             f"pack`, or damaged; pack the data again")
@@ -155,6 +158,7 @@ class PackedSlices(SliceDataset):
         self.depths = {int(v): int(d) for v, d in self.meta.get("depths", {}).items()}
         self.extents_mm = {int(v): tuple(float(x) for x in extent)  # from NIfTI headers
                            for v, extent in self.meta.get("extents_mm", {}).items()}
+        self.case_ids = {int(v): name for v, name in self.meta.get("case_ids", {}).items()}
         self._images = self._masks = None
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:

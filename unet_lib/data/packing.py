@@ -104,6 +104,9 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
     if extents:
         meta["extents_mm"] = {str(volume): list(extent) for volume, extent in
                               sorted(extents.items())}
+    case_ids = getattr(source, "case_ids", None)  # the BraTS case IDs, kept
+    if case_ids:
+        meta["case_ids"] = {str(volume): name for volume, name in sorted(case_ids.items())}
     (folder / PACKED_META).write_text(json.dumps(meta, indent=1))
 
 
