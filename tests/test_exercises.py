@@ -349,3 +349,32 @@ def test_a_training_step_is_checked_over_three_steps_with_a_hint_for_each_way_to
 
     with pytest.raises(NotYet, match="raised AttributeError.*call backward"):
         exercises.check_train_step(item_first)
+
+
+def test_the_new_checks_name_a_sigmoid_too_many_the_order_of_the_lists_and_a_new_optimizer():
+    def with_sigmoid(*args):
+        return torch.sigmoid(forward_written(*args))
+
+    def top_first(x, encoder, pool, ups, decoder, head):
+        return forward_written(x, encoder, pool, ups[::-1], decoder[::-1], head)
+
+    with pytest.raises(NotYet, match="return the head's output as it is"):
+        exercises.check_unet_forward(with_sigmoid)
+    with pytest.raises(NotYet, match="deepest first.*in the order given"):
+        exercises.check_unet_forward(top_first)
+
+    def squashed(model, images, masks, optimizer, loss_fn):
+        optimizer.zero_grad()
+        loss = loss_fn(torch.sigmoid(model(images)), masks)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def own_optimizer(model, images, masks, optimizer, loss_fn):
+        mine = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-2)
+        return train_step_written(model, images, masks, mine, loss_fn)
+
+    with pytest.raises(NotYet, match="BCE .with logits. applies the sigmoid itself"):
+        exercises.check_train_step(squashed)
+    with pytest.raises(NotYet, match="use the optimizer you are given"):
+        exercises.check_train_step(own_optimizer)

@@ -27,6 +27,8 @@ ERROR_HINTS = {
                                    "take them back in reverse order going up (the deepest "
                                    "first: a list used as a stack); the bottom level's output "
                                    "is the decoder's input, not a skip",
+    "transposed=1": "an up-convolution got features of another width: ups and decoder come "
+                    "deepest first, as the way up takes them; use them in the order given",
     "channels": "the Classic U-Net's decoder blocks take the skip and the up-sampled "
                 "features side by side (twice the level's channels): concatenate them along "
                 "the channels, torch.cat(..., dim=1), rather than adding them",
@@ -94,6 +96,9 @@ def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
                 "puts the skip first (torch.cat([skip, x], dim=1)), and the block's weights "
                 "were made for that order" if torch.allclose(yours, swapped, atol=1e-5,
                                                              rtol=1e-4)
+                else "return the head's output as it is, the logits: the sigmoid that makes "
+                     "them probabilities comes later (in the loss, or when predicting)"
+                if torch.allclose(yours, torch.sigmoid(expected), atol=1e-5, rtol=1e-4)
                 else "follow one slice down and up: pool before every level but the first, "
                      "store every level's output, start the way up from the bottom level's "
                      "output, and at each step up-sample, concatenate the stored skip of that "

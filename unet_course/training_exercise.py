@@ -24,12 +24,14 @@ CHECKED_STEPS = 3
 
 def reference_step(model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
                    optimizer: torch.optim.Optimizer, loss_fn: nn.Module,
-                   clear: bool = True) -> float:
-    """One training step as ``fit()`` takes it (without mixed precision); ``clear=False``
-    leaves the last step's gradients in place (a mistake the check recognises)."""
+                   clear: bool = True, squash: bool = False) -> float:
+    """One training step as ``fit()`` takes it (without mixed precision). Two mistakes the
+    check recognises: ``clear=False`` leaves the last step's gradients in place, ``squash``
+    puts a sigmoid before a loss that takes logits."""
     if clear:
         optimizer.zero_grad()
-    loss = loss_fn(model(images), masks)
+    output = model(images)
+    loss = loss_fn(torch.sigmoid(output) if squash else output, masks)
     loss.backward()
     optimizer.step()
     return loss.item()
@@ -62,6 +64,7 @@ def check_train_step(train_step: Callable[..., float]) -> None:
     loss_fn = nn.BCEWithLogitsLoss()
     (yours, your_optimizer), (right, optimizer) = _fresh(start), _fresh(start)
     piled, piled_optimizer = _fresh(start)  # gradients never cleared
+    squashed, squashed_optimizer = _fresh(start)  # a sigmoid before BCE with logits
     for number, (images, masks) in enumerate(_batches(CHECKED_STEPS), start=1):
         before = copy.deepcopy(yours)
         what = f"your train_step (step {number})"
@@ -76,6 +79,7 @@ def check_train_step(train_step: Callable[..., float]) -> None:
             raise raised(what, error, hint) from None
         expected = reference_step(right, images, masks, optimizer, loss_fn)
         reference_step(piled, images, masks, piled_optimizer, loss_fn, clear=False)
+        reference_step(squashed, images, masks, squashed_optimizer, loss_fn, squash=True)
         moved = not _weights_equal(before, yours)
         if loss is None or loss is Ellipsis:
             if number == 1 and not moved:
@@ -92,6 +96,10 @@ def check_train_step(train_step: Callable[..., float]) -> None:
             raise NotYet(f"Not yet: {what} returned a tensor. Hint: return loss.item(), a "
                          f"Python number: the tensor keeps the step's whole graph alive, "
                          f"batch after batch, in the run's history.")
+        if moved and not your_optimizer.state:
+            raise NotYet(f"Not yet: {what} moved the weights with an optimizer of its own. "
+                         f"Hint: use the optimizer you are given: it carries AdamW's moments "
+                         f"from one step to the next.")
         if not moved:
             raise NotYet(f"Not yet: {what} left the weights as they were. Hint: the weights "
                          f"change only in optimizer.step(), after loss.backward() has given "
@@ -101,6 +109,8 @@ def check_train_step(train_step: Callable[..., float]) -> None:
             hint = ("the gradients of the step before were added to this step's: clear them "
                     "(optimizer.zero_grad()) at the start of every step"
                     if _weights_equal(yours, piled) else
+                    "the loss takes logits (BCE *with logits* applies the sigmoid itself): "
+                    "give it model(images) as it is" if _weights_equal(yours, squashed) else
                     "one step is: clear the gradients, compute the loss of the model's output "
                     "on this batch, loss.backward(), optimizer.step() — once each")
             raise NotYet(f"Not yet: after {what} the weights differ from one AdamW step's. "
