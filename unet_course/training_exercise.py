@@ -16,7 +16,7 @@ from torch import nn
 
 from unet_lib.models import UNet
 
-from .checking import NotYet, is_number, plain, raised
+from .checking import SKELETON_LEFT, NotYet, is_number, plain, raised
 
 #: steps the check runs: enough for gradients that pile up to show, and Adam's moments
 CHECKED_STEPS = 3
@@ -83,8 +83,7 @@ def check_train_step(train_step: Callable[..., float]) -> None:
         moved = not _weights_equal(before, yours)
         if loss is None or loss is Ellipsis:
             if number == 1 and not moved:
-                print("Not answered yet: fill in the function above (replace the ...) and "
-                      "run both cells.")
+                print(SKELETON_LEFT)  # a step that returned None and moved nothing
                 return
             raise NotYet(f"Not yet: {what} returned {loss!r}. Hint: return the batch's loss "
                          f"as a number (loss.item()), for the history of the run.")
