@@ -55,9 +55,14 @@ class PatientScores:
         return {metric: {region: _describe(self.values(metric, region)) for region in REGIONS}
                 for metric in PATIENT_METRICS}
 
+    @property
+    def named(self) -> bool:
+        """Whether the rows carry case IDs (the table and the CSV then give them)."""
+        return any("case" in row for row in self.rows)
+
     def table(self) -> str:
         """The rows and the summary as aligned text, as ``unet-lib evaluate`` prints them."""
-        named = any("case" in row for row in self.rows)
+        named = self.named
         head = f"{'volume':>8s}" + "".join(f"{f'{m} {r}':>13s}" for m in ("dice", "hd95")
                                             for r in REGIONS) + ("  case" if named else "")
         lines = [head]
@@ -79,7 +84,7 @@ class PatientScores:
         in the reference, and the case ID where the data know it."""
         path = Path(path)
         columns = [f"{metric}_{region}" for metric in PATIENT_METRICS for region in REGIONS]
-        named = any("case" in row for row in self.rows)
+        named = self.named
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["volume", "slices", *columns, "empty_in_reference"]

@@ -48,17 +48,22 @@ def load_modalities(files: dict[str, Path]) -> tuple[np.ndarray, object]:
     for key in NIFTI_MODALITIES:
         image, array = _read_nifti(files[key])
         reference = image if reference is None else reference
-        if array.ndim != 3:
-            raise BraTSDataError(files[key], f"has shape {array.shape}, expected a 3-D volume "
-                                             f"(240, 240, 155)")
-        if arrays and array.shape != arrays[0].shape:
-            raise BraTSDataError(files[key], f"shape {array.shape} differs from FLAIR's "
-                                             f"{arrays[0].shape}")
-        check_same_grid(files[key], image, reference)
+        check_fits_flair(files[key], image, reference)
         if not np.isfinite(array).all():
             raise BraTSDataError(files[key], "contains NaN or infinite values")
         arrays.append(array)
     return np.stack(arrays, axis=-1), reference
+
+
+def check_fits_flair(path: Path, image, flair) -> None:
+    """Raise unless the NIfTI ``image`` (its header: no voxel is read) is 3-D, of ``flair``'s
+    shape and on its grid, naming ``path``."""
+    if len(image.shape) != 3:
+        raise BraTSDataError(path, f"has shape {image.shape}, expected a 3-D volume "
+                                   f"(240, 240, 155)")
+    if image.shape != flair.shape:
+        raise BraTSDataError(path, f"shape {image.shape} differs from FLAIR's {flair.shape}")
+    check_same_grid(path, image, flair)
 
 
 def check_same_grid(path: Path, image, reference) -> None:
@@ -121,15 +126,8 @@ def _grid(files: dict[str, Path]) -> tuple[int, tuple[float, float, float] | Non
             images[key] = nib.load(str(files[key]))  # the header: no voxel is read
         except Exception as error:  # nibabel raises many kinds on an empty or broken file
             raise BraTSDataError(files[key], f"cannot be read as NIfTI: {error}") from None
-    flair = images["flair"]
     for key, image in images.items():
-        if len(image.shape) != 3:
-            raise BraTSDataError(files[key], f"has shape {image.shape}, expected a 3-D volume "
-                                             f"(240, 240, 155)")
-        if image.shape != flair.shape:
-            raise BraTSDataError(files[key], f"shape {image.shape} differs from FLAIR's "
-                                             f"{flair.shape}")
-        check_same_grid(files[key], image, flair)
+        check_fits_flair(files[key], image, images["flair"])
     # the voxel size from the affine, which check_same_grid compares (nibabel reads a zero
     # pixdim as 1); slice s is volume[:, :, s]: rows along the first axis, columns the second
     shape, zooms = images["seg"].shape, nib.affines.voxel_sizes(images["seg"].affine)
