@@ -83,7 +83,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp())
     started = time.perf_counter()
-    # where fit_vs_step below looks for it (data_dir=work), so that it is made once
+    # where fit_vs_step below looks for it (phantom_home=work), so that it is made once
     folder = cached_phantom(work, size, volumes, slices)
     phantom_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -132,7 +132,7 @@ def main() -> int:
                   for r in rows))
     print((args.out / "train.md").read_text(), flush=True)
 
-    fits = [fit_vs_step(name, "full", epochs=2, data_dir=work, n_volumes=volumes,
+    fits = [fit_vs_step(name, "full", epochs=2, phantom_home=work, n_volumes=volumes,
                         n_slices=slices, image_size=size, batch_size=batch,
                         base_filters=config.base_filters, test_fraction=0.0)
             for name in ("classic", "improved", "attention")]

@@ -146,7 +146,7 @@ def step_fit(out: Path, tiny: bool, work: Path) -> None:
     phantom = phantom_changes(tiny)
     rows = []
     for name in FIT_MODELS:
-        rows.append(fit_vs_step(name, size["scale"], epochs=2, data_dir=work / "data",
+        rows.append(fit_vs_step(name, size["scale"], epochs=2, phantom_home=work / "data",
                                 **phantom, test_fraction=0.0))
         print(rows[-1], flush=True)
         write_json_and_md(out, "fit", rows, fit_report(rows))  # after each model

@@ -61,7 +61,7 @@ def test_gpu_check_script_rehearses_on_the_cpu(tmp_path):
 def test_fit_against_step_rehearsal_reports_both_rates_and_their_ratio(tmp_path):
     from unet_lib.fitbench import fit_vs_step, format_fit_table
 
-    row = fit_vs_step("classic", "quick", epochs=2, data_dir=tmp_path, n_volumes=4,
+    row = fit_vs_step("classic", "quick", epochs=2, phantom_home=tmp_path, n_volumes=4,
                       n_slices=8, image_size=32, base_filters=4, batch_size=4,
                       channels_last=False, test_fraction=0.0)
     assert row["images"] == 3 * 8  # 4 volumes: 3 train, 1 validation (not used by fit here)

@@ -236,8 +236,8 @@ def test_keeping_the_largest_piece_is_checked_with_a_hint_for_each_way_to_miss_i
             exercises.check_keep_largest(answer)
 
 
-def forward_written(x, encoder, pool, ups, decoder, head, *, pool_first=False, add=False,
-                    skip_order=-1, with_head=True, skip_first=True):
+def forward_written(x, encoder, pool, ups, decoder_blocks, head, *, pool_first=False,
+                    add=False, skip_order=-1, with_head=True, skip_first=True):
     """A student's U-Net forward pass, right by default; each keyword makes one mistake."""
     skips = []
     for level, block in enumerate(encoder):
@@ -246,7 +246,7 @@ def forward_written(x, encoder, pool, ups, decoder, head, *, pool_first=False, a
         x = block(x)
         skips.append(x)
     x = skips.pop()
-    for up, block in zip(ups, decoder):
+    for up, block in zip(ups, decoder_blocks):
         skip = skips.pop(skip_order)
         x = up(x)
         merged = x + skip if add else torch.cat([skip, x] if skip_first else [x, skip], dim=1)
@@ -262,14 +262,14 @@ def test_a_unet_forward_pass_is_checked_at_two_depths_with_a_hint_for_each_way_t
     exercises.check_unet_forward(forward_written)
     assert capsys.readouterr().out.startswith("Right")
 
-    def four_levels(x, encoder, pool, ups, decoder, head):
+    def four_levels(x, encoder, pool, ups, decoder_blocks, head):
         skips = []
         for level in range(5):  # the course's depth, written in
             x = encoder[level](x if level == 0 else pool(x))
             skips.append(x)
         x = skips.pop()
         for level in range(4):
-            x = decoder[level](torch.cat([skips.pop(), ups[level](x)], dim=1))
+            x = decoder_blocks[level](torch.cat([skips.pop(), ups[level](x)], dim=1))
         return head(x)
 
     wrong = {"puts the skip first": dict(skip_first=False),
@@ -355,8 +355,8 @@ def test_the_new_checks_name_a_sigmoid_too_many_the_order_of_the_lists_and_a_new
     def with_sigmoid(*args):
         return torch.sigmoid(forward_written(*args))
 
-    def top_first(x, encoder, pool, ups, decoder, head):
-        return forward_written(x, encoder, pool, ups[::-1], decoder[::-1], head)
+    def top_first(x, encoder, pool, ups, decoder_blocks, head):
+        return forward_written(x, encoder, pool, ups[::-1], decoder_blocks[::-1], head)
 
     with pytest.raises(NotYet, match="return the head's output as it is"):
         exercises.check_unet_forward(with_sigmoid)

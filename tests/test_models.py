@@ -8,7 +8,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unet_course import labs
 from unet_lib.checkpoint import (CheckpointError, check_same_architecture, load_model,
                                  read_checkpoint, save_checkpoint)
 from unet_lib.models import (IMPROVEMENTS, MODELS, PRESETS, AttentionGate, AttentionUNet,
@@ -388,7 +387,6 @@ def test_improved_without_switches_exactly_that_change_back_to_the_classic(chang
     model = improved_without(change, base_filters=4)
     off = {key: PRESETS["classic"][key] for key in IMPROVEMENTS[change]}
     assert model.hparams == {**ImprovedUNet(base_filters=4).hparams, **off}
-    assert labs.improved_without is improved_without
 
 
 def test_improved_without_batch_norm_has_no_batch_norm():

@@ -49,7 +49,7 @@ def test_resident_slices_leave_unusable_items_out_and_score_like_the_source(data
     resident = ResidentSlices.load(WithABadItem(), "cpu", torch.float32)
     assert len(resident) == len(val) and resident.skipped == ["broken.h5: truncated"]
     # read by two worker processes, a few items at a time: the same tensors
-    by_workers = ResidentSlices.load(WithABadItem(), "cpu", torch.float32, workers=2,
+    by_workers = ResidentSlices.load(WithABadItem(), "cpu", torch.float32, num_workers=2,
                                      batch_size=3)
     assert torch.equal(by_workers.images, resident.images)
     assert torch.equal(by_workers.masks, resident.masks)

@@ -199,6 +199,6 @@ def test_scores_read_by_worker_processes_equal_those_read_in_turn(datasets):
     torch.manual_seed(0)
     model = build_model("classic", base_filters=4)
     val = torch.utils.data.Subset(datasets[1], range(0, 40, 2))
-    in_turn = evaluate(model, val, batch_size=4, device="cpu", workers=0)
-    in_parallel = evaluate(model, val, batch_size=4, device="cpu", workers=2)
+    in_turn = evaluate(model, val, batch_size=4, device="cpu", num_workers=0)
+    in_parallel = evaluate(model, val, batch_size=4, device="cpu", num_workers=2)
     assert in_parallel == in_turn

@@ -116,9 +116,9 @@ def test_an_old_format_checkpoint_opens_only_when_trusted(tmp_path):
     torch.save({"format": "unet_lib-checkpoint-1", "model_class": "ClassicUNet",
                 "hparams": dict(model.hparams), "model_state": model.state_dict(),
                 "rng": {"numpy": np.random.get_state()}}, path)
-    with pytest.raises(CheckpointError, match="trust=True"):
+    with pytest.raises(CheckpointError, match="trust_checkpoint=True"):
         load_model(path)
-    loaded = load_model(path, trust=True)
+    loaded = load_model(path, trust_checkpoint=True)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  loaded.state_dict().values()))
 

@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from unet_lib.models import ClassicUNet
+from unet_lib.models import ClassicUNet, UNet
 
 from .checking import NotYet, code_answered, raised
 
@@ -27,8 +27,8 @@ ERROR_HINTS = {
                                    "take them back in reverse order going up (the deepest "
                                    "first: a list used as a stack); the bottom level's output "
                                    "is the decoder's input, not a skip",
-    "transposed=1": "an up-convolution got features of another width: ups and decoder come "
-                    "deepest first, as the way up takes them; use them in the order given",
+    "transposed=1": "an up-convolution got features of another width: ups and decoder_blocks "
+                    "come deepest first, as the way up takes them; use them in the order given",
     "channels": "the Classic U-Net's decoder blocks take the skip and the up-sampled "
                 "features side by side (twice the level's channels): concatenate them along "
                 "the channels, torch.cat(..., dim=1), rather than adding them",
@@ -37,15 +37,15 @@ ERROR_HINTS = {
 }
 
 
-def unet_parts(model: ClassicUNet) -> tuple:
-    """``(encoder, pool, ups, decoder, head)`` of ``model``, as exercise 1.5 hands them over:
-    the level blocks top first, the 2×2 max-pool, the up-convolutions and the decoder's level
-    blocks deepest first, and the 1×1 head."""
+def unet_parts(model: UNet) -> tuple:
+    """``(encoder, pool, ups, decoder_blocks, head)`` of ``model``, as exercise 1.5 hands them
+    over: the level blocks top first, the 2×2 max-pool, the up-convolutions and the decoder's
+    level blocks deepest first, and the 1×1 head."""
     return (list(model.encoder), model.pool, [level.up for level in model.decoder],
             [level.block for level in model.decoder], model.head)
 
 
-def forward_with_parts(x: torch.Tensor, encoder, pool, ups, decoder, head,
+def forward_with_parts(x: torch.Tensor, encoder, pool, ups, decoder_blocks, head,
                        skip_first: bool = True) -> torch.Tensor:
     """The Classic U-Net's forward pass from its parts; ``skip_first=False`` concatenates the
     up-sampled features before the skip (a mistake the check recognises)."""
@@ -54,15 +54,15 @@ def forward_with_parts(x: torch.Tensor, encoder, pool, ups, decoder, head,
         x = block(x if level == 0 else pool(x))
         skips.append(x)
     x = skips.pop()  # the bottom of the U
-    for up, block in zip(ups, decoder):
+    for up, block in zip(ups, decoder_blocks):
         x, skip = up(x), skips.pop()
         x = block(torch.cat([skip, x] if skip_first else [x, skip], dim=1))
     return head(x)
 
 
 def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
-    """Exercise 1.5. ``forward(x, encoder, pool, ups, decoder, head)`` must return the logits
-    (N, 3, H, W) of a Classic U-Net made of those parts (:func:`unet_parts`), as
+    """Exercise 1.5. ``forward(x, encoder, pool, ups, decoder_blocks, head)`` must return the
+    logits (N, 3, H, W) of a Classic U-Net made of those parts (:func:`unet_parts`), as
     ``ClassicUNet.forward`` computes them for a size divisible by ``2**depth``."""
     for depth, filters, side in CHECKED_SHAPES:
         torch.manual_seed(0)

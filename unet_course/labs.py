@@ -27,14 +27,14 @@ from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.metrics import best_threshold_of_slice, whole_tumour_dice
 from unet_lib.models import AttentionGate, ClassicUNet, SeparableConv2d
 from unet_lib.models import IMPROVEMENTS, AttentionUNet, count_parameters
-from unet_lib.models.ablation import improved_without  # the book calls labs.improved_without
+from unet_lib.models.ablation import improved_without
 
 from .checking import NotYet, asked, check, is_number, plain, reveal, unanswered
 from .evaluation_labs import (HAND_PREDICTION, HAND_TARGET, TWO_PATIENTS, check_empty_slice_dice,
                               check_patients_to_settle, check_scores_by_hand, check_two_ways)
 from .examples import shown_on_slider
 
-__all__ = ["NotYet", "improved_without", "reveal",  # and the check_* functions below
+__all__ = ["NotYet", "reveal",  # and the check_* functions below
            # chapters 6 and 7, from evaluation_labs
            "HAND_PREDICTION", "HAND_TARGET", "TWO_PATIENTS", "check_empty_slice_dice",
            "check_patients_to_settle", "check_scores_by_hand", "check_two_ways"]
@@ -103,7 +103,7 @@ def check_biggest_growth(answer, base_filters: int = 32) -> None:
         raise NotYet(f"Not yet: {answer!r} is not a change's name; choose one of "
                      f"{', '.join(IMPROVEMENTS)} (a name, as a string).")
     check(answer, expected, what, f"switching {answer!r} off gives {counts[answer]:,} "
-          f"parameters; count labs.improved_without(name) for the others, or read in the "
+          f"parameters; count improved_without(name) for the others, or read in the "
           f"chapter's table what each change does to a convolution's weights", exercise="2.2")
 
 
@@ -215,15 +215,11 @@ def check_mask_channels(answer, colour: Sequence[int] = (0, 1, 1)) -> None:
     print(f"Right: {what} are {sorted(expected)}.")
 
 
-#: the threshold search lives beside the metrics; the labs use it as it is
-best_threshold = best_threshold_of_slice
-
-
 def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
                          thresholds: Sequence[float]) -> None:
     """Exercise 5.2. A threshold (one of ``thresholds``) with the best whole-tumour Dice on a
     slice; one whose Dice the slider shows the same (:func:`shown_on_slider`) counts too."""
-    best = best_threshold(probs, target, thresholds)
+    best = best_threshold_of_slice(probs, target, thresholds)
     what = "the threshold with the best whole-tumour Dice on this slice"
     if unanswered(answer, "5.2", what, best):
         return

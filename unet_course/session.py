@@ -300,7 +300,7 @@ def setup(scale: str = "auto", data: str | Path | None = None, **changes) -> Cou
         changes = {**changes, "max_volumes": QUICK_REAL_VOLUMES}  # not 369 volumes on a CPU
     recipe = RunRecipe.for_scale(scale, data=data, **changes)
     home = course_home()
-    root = recipe.data_root(home / "data")
-    split = split_of(recipe, root)
-    return CourseSetup(scale, recipe, Path(root).resolve(), data is not None, split.train,
+    data_root = recipe.data_root(home / "data")
+    split = split_of(recipe, data_root)
+    return CourseSetup(scale, recipe, Path(data_root).resolve(), data is not None, split.train,
                        split.val, split.test, home, dict(changes))

@@ -14,8 +14,8 @@ Loading uses ``torch.load(weights_only=True)``, which refuses any other Python o
 pickle can name any function to call while it loads, so a checkpoint that needs one could run
 code on the machine that opens it. Teaching labs pass checkpoints around; opening one must be
 safe. Checkpoints of unet_lib 0.1 stored the NumPy RNG state as an array and are refused with
-a message that says so; ``trust=True`` (``--trust-checkpoint``) opens one's *own* old files
-with full pickle loading, which runs whatever code such a file holds.
+a message that says so; ``trust_checkpoint=True`` (``--trust-checkpoint``) opens one's *own*
+old files with full pickle loading, which runs whatever code such a file holds.
 
 Files are written to a temporary name and renamed, so a crash mid-write never leaves a
 half-written checkpoint where the last good one was.
@@ -39,7 +39,8 @@ from . import runfolder
 from .models import UNet, preset_of
 
 FORMAT = "unet_lib-checkpoint-2"
-#: formats this version reads; version 1 only with ``trust=True`` (it needs NumPy objects)
+#: formats this version reads; version 1 only with ``trust_checkpoint=True`` (it needs NumPy
+#: objects)
 KNOWN_FORMATS = ("unet_lib-checkpoint-1", FORMAT)
 #: what a checkpoint must hold to resume training from it
 TRAINING_KEYS = ("optimizer_state", "scheduler_state", "scaler_state", "epoch", "history",
@@ -177,21 +178,21 @@ def _write_failure(path: Path, error: Exception) -> str:
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                    trust: bool = False) -> dict:
+                    trust_checkpoint: bool = False) -> dict:
     """Load a checkpoint dict, refusing any file that would need code to load.
 
     Args:
         path: a ``.pt`` file written by :func:`save_checkpoint`.
         map_location: where the tensors go: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``,
             ``"mps"``, ``"auto"`` (as ``device="auto"`` picks) or a ``torch.device``.
-        trust: load with full pickle support (``weights_only=False``), for *your own*
-            checkpoints of unet_lib 0.1. A pickle can run any code while it loads: never pass
+        trust_checkpoint: load with full pickle support (``weights_only=False``), for *your
+            own* checkpoints of unet_lib 0.1. A pickle can run any code while it loads: never pass
             ``True`` for a file someone else gave you.
 
     Raises:
         FileNotFoundError: no such file.
         CheckpointError: naming the file: damaged, not a unet_lib checkpoint, malformed, or
-            holding Python objects (which could run code) and ``trust`` is not given.
+            holding Python objects (which could run code) and ``trust_checkpoint`` is not given.
     """
     path = Path(path)
     if path.is_dir():
@@ -213,7 +214,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         except ConfigError as problem:
             raise ConfigError("map_location", problem.problem) from None
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=not trust)
+        payload = torch.load(path, map_location=map_location, weights_only=not trust_checkpoint)
     except pickle.UnpicklingError as error:
         if "weights_only" not in str(error) and "Weights only" not in str(error):
             raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or "
@@ -224,8 +225,8 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
             + (f" ({culprit[1]})" if culprit else "")
             + ", not only tensors and plain data, and loading them could run code. unet_lib "
               "0.2 and later never write such files. If this is your own checkpoint from "
-              "unet_lib 0.1, open it with trust=True (--trust-checkpoint), which runs any "
-              "code the file holds") from None
+              "unet_lib 0.1, open it with trust_checkpoint=True (--trust-checkpoint), which "
+              "runs any code the file holds") from None
     except Exception as error:  # zip/EOF errors of many kinds on a damaged file
         raise CheckpointError(f"{path}: cannot be read as a checkpoint (truncated or "
                               f"corrupted?): {_first_line(error)}") from error
@@ -284,10 +285,11 @@ def model_from_checkpoint(payload: dict) -> UNet:
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu",
-               trust: bool = False) -> UNet:
+               trust_checkpoint: bool = False) -> UNet:
     """The trained model saved in a checkpoint file, in eval mode (see :func:`read_checkpoint`
-    for ``trust``)."""
-    return model_from_checkpoint(read_checkpoint(path, map_location, trust=trust)).eval()
+    for ``trust_checkpoint``)."""
+    state = read_checkpoint(path, map_location, trust_checkpoint=trust_checkpoint)
+    return model_from_checkpoint(state).eval()
 
 
 def check_same_architecture(model: UNet, payload: dict, path: str | Path) -> None:

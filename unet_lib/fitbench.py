@@ -28,7 +28,7 @@ from .variants import bench_model, variant_setting
 
 
 def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 2,
-                data: str | Path | None = None, data_dir: str | Path | None = None,
+                data: str | Path | None = None, phantom_home: str | Path | None = None,
                 **changes) -> dict:
     """Train ``model_name`` for ``epochs`` epochs of the scale's training set with ``fit``
     (no validation: only training is compared) and time the same model's bare step at the
@@ -47,7 +47,7 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
     device = pick_device(config.device)
     nhwc = memory_format(config.channels_last, device) == torch.channels_last  # as fit() does
     with tempfile.TemporaryDirectory() as scratch:
-        run = prepare_run(recipe, Path(scratch) / "run", data_dir or Path(scratch) / "data")
+        run = prepare_run(recipe, Path(scratch) / "run", phantom_home or Path(scratch) / "data")
         train = run.dataset("train")
         resident = use_resident(config.resident_data, (train,), device)  # fit() decides alike
         seed_everything(config.seed)

@@ -29,7 +29,7 @@ from .sampling import scoring_workers
 @torch.no_grad()
 def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
                   device: torch.device, amp: bool, on_device: bool = False,
-                  workers: int | None = None, batches: list[list[int]] | None = None):
+                  num_workers: int | None = None, batches: list[list[int]] | None = None):
     """Yield ``(logits float32, masks or None, skipped)`` over ``data`` in eval mode, in order,
     one per batch; unusable samples are left out of a batch and listed in ``skipped``.
     ``batches`` (a dataset only) gives the items of each batch, e.g. one volume's slices
@@ -40,13 +40,13 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     batch by batch (a copy to the CPU does), and whoever sums the scores reads them once.
     The model runs on ``device`` and goes back to where it was afterwards, so that the
     caller's next ``model(images)`` finds it where they left it. A dataset read from files is
-    read by ``workers`` processes (default :func:`~unet_lib.sampling.scoring_workers`: up to 8
+    read by ``num_workers`` processes (default :func:`~unet_lib.sampling.scoring_workers`: up to 8
     for a CUDA GPU, which one process reading compressed h5 files cannot feed; else none).
     """
     device = resolve_device(device)  # a name works too
     check_batch_size(batch_size)
     with running_on(model, device):
-        yield from _logits_on(model, data, batch_size, device, amp, on_device, workers,
+        yield from _logits_on(model, data, batch_size, device, amp, on_device, num_workers,
                               batches)
 
 
@@ -65,7 +65,7 @@ def running_on(model: nn.Module, device: torch.device):
 
 
 def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
-               device: torch.device, amp: bool, on_device: bool, workers: int | None,
+               device: torch.device, amp: bool, on_device: bool, num_workers: int | None,
                batches: list[list[int]] | None):
     """:func:`logit_batches` with the model already on ``device``."""
     if isinstance(data, torch.Tensor):
@@ -80,13 +80,13 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
         loader = ResidentBatches(data, batches or _consecutive(len(data), batch_size))
     else:
         batches = batches or _consecutive(len(data), batch_size)
-        if workers is None:
-            workers = scoring_workers(device, len(batches))
-        loader = DataLoader(data, batch_sampler=batches, num_workers=workers,
+        if num_workers is None:
+            num_workers = scoring_workers(device, len(batches))
+        loader = DataLoader(data, batch_sampler=batches, num_workers=num_workers,
                             pin_memory=device.type == "cuda", collate_fn=collate_samples)
     landing = device if on_device else torch.device("cpu")
     layout = layout_of(model)  # NHWC images for a model trained in NHWC
-    learnt = getattr(model, "trained_image_size", None)  # set by load_model
+    learnt = getattr(model, "trained_image_size", None)  # set by fit and load_model
     for images, masks, skipped in loader:
         if images is None:
             yield None, None, skipped
@@ -115,10 +115,10 @@ def warn_other_size(learnt: int, given: tuple[int, int]) -> None:
 
 def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
              device: torch.device | str | None = None, amp: bool = True,
-             context: distributed.Context | None = None, workers: int | None = None,
+             context: distributed.Context | None = None, num_workers: int | None = None,
              loss_fn: nn.Module | None = None) -> dict:
     """The mean loss per batch image and Dice/precision/recall over all of ``data`` (counts
-    summed first), read by ``workers`` processes (see :func:`logit_batches`).
+    summed first), read by ``num_workers`` processes (see :func:`logit_batches`).
 
     ``loss_fn`` (mean-reduced, as :func:`unet_lib.losses.make_loss` makes them; its weights
     on the CPU, or on ``device`` where that is a CUDA GPU) is BCE-with-logits by default;
@@ -148,22 +148,23 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     if loss_fn is None:
         loss_fn = nn.BCEWithLogitsLoss()
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
-                                            on_device=tally == device, workers=workers):
+                                            on_device=tally == device, num_workers=num_workers):
         skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue
         loss_sum += loss_fn(logits, masks).double() * len(masks)
         seen += len(masks)
         scores.update(binarize(logits, threshold, logits=True), masks)
-    totals = torch.stack([loss_sum, torch.full((), seen, dtype=torch.float64, device=tally)])
+    totals = torch.stack([loss_sum] + [torch.full((), n, dtype=torch.float64, device=tally)
+                                       for n in (seen, scores.batches)])
     if context.active:  # on the device: NCCL sums GPU tensors only
         for counts in scores.counts.values():
             distributed.all_sum(counts, context)
-        distributed.all_sum(totals, context)
-    loss_sum, seen = totals.tolist()
+        distributed.all_sum(totals, context)  # a process's share may be empty, not the sum
+    loss_sum, seen, batches = totals.tolist()
     if seen == 0:  # no count at all would score a perfect 1 everywhere (the BraTS empty rule)
         raise _nothing_to_score(data, skipped)
-    scores.batches = max(scores.batches, 1)  # the summed counts: a process's share may be empty
+    scores.batches = int(batches)  # the counts are now every process's
     return {"loss": loss_sum / seen, **scores.compute(), "skipped": skipped}
 
 

@@ -125,23 +125,18 @@ class SegmentationScores:
         ...     scores.update(pred, target)
         >>> scores.compute()["dice"]  # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
 
-    With ``regions=True`` (the default for 3 channels) the regions WT and TC are scored too;
-    ET is both a label channel and a region (the same mask) and is listed once.
+    The counts are kept on ``device`` (a GPU's: then nothing waits for it batch by batch).
     """
 
-    def __init__(self, channel_names=MASK_CHANNELS, regions: bool | None = None,
-                 device: torch.device | str = "cpu"):
-        self.channel_names = tuple(channel_names)
-        self.device = torch.device(device)
-        self.regions = len(self.channel_names) == 3 if regions is None else regions
-        self._extra_regions = ([i for i, r in enumerate(REGIONS) if r not in self.channel_names]
-                               if self.regions else [])
-        self.reset()
+    #: the regions scored besides the label channels, by their index in ``REGIONS``: WT and TC
+    #: (ET is both a label channel and a region, the same mask, and is scored once)
+    _extra_regions = [i for i, region in enumerate(REGIONS) if region not in MASK_CHANNELS]
+    #: the names of the scored masks: the label channels, then WT and TC
+    names = MASK_CHANNELS + tuple(REGIONS[i] for i in _extra_regions)
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Names of the scored masks: the channels, then the extra regions (WT, TC)."""
-        return self.channel_names + tuple(REGIONS[i] for i in self._extra_regions)
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.reset()
 
     def reset(self) -> None:
         """Zero the counts: ``counts[key]`` (len(names),) float64 on ``device``."""
@@ -152,12 +147,11 @@ class SegmentationScores:
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of binary (N, C, H, W) predictions and targets (on any device: the
         counts are moved to ``device``; on the same device nothing waits)."""
-        if pred.dim() == 4 and pred.shape[1] != len(self.channel_names):
+        if pred.dim() == 4 and pred.shape[1] != len(MASK_CHANNELS):
             raise ValueError(f"pred has {pred.shape[1]} channels, but these scores are of "
-                             f"{len(self.channel_names)}: {', '.join(self.channel_names)}")
+                             f"{len(MASK_CHANNELS)}: {', '.join(MASK_CHANNELS)}")
         self.batches += 1
-        if self._extra_regions:
-            pred, target = self._with_extra_regions(pred), self._with_extra_regions(target)
+        pred, target = self._with_extra_regions(pred), self._with_extra_regions(target)
         for key, value in confusion_counts(pred, target).items():
             self.counts[key] += value.to(self.device)
 
@@ -185,14 +179,12 @@ class SegmentationScores:
 
 def regions_mean_dice(dice: dict[str, float]) -> float:
     """The mean of ``dice`` (``{name: value}``, as :meth:`SegmentationScores.compute` gives)
-    over the BraTS regions WT, TC and ET, the three the challenge ranks on; over every value
-    when the scores are not of those regions (data of other channels).
+    over the BraTS regions WT, TC and ET, the three the challenge ranks on.
 
     >>> regions_mean_dice({"NCR/NET": 0.2, "ED": 0.4, "ET": 0.5, "WT": 1.0, "TC": 0.75})
     0.75
     """
-    names = REGIONS if all(region in dice for region in REGIONS) else tuple(dice)
-    return float(np.mean([dice[name] for name in names]))
+    return float(np.mean([dice[region] for region in REGIONS]))
 
 
 def whole_tumour_dice(probs: torch.Tensor, target: torch.Tensor, threshold: float) -> float:

@@ -60,11 +60,11 @@ class PhantomSpec:
                                                         if name == "n_volumes" else ""))
         return self
 
-    def folder(self, data_dir: str | Path) -> Path:
-        """The phantom's folder under ``data_dir``, made there on first use."""
+    def folder(self, phantom_home: str | Path) -> Path:
+        """The phantom's folder under ``phantom_home``, made there on first use."""
         from .data import cached_phantom
 
-        return cached_phantom(data_dir, self.image_size, self.n_volumes, self.n_slices,
+        return cached_phantom(phantom_home, self.image_size, self.n_volumes, self.n_slices,
                               self.seed)
 
 
@@ -230,12 +230,12 @@ class RunRecipe:
                                            if len(sides) == 3 else "") + ")")
         return self
 
-    def data_root(self, data_dir: str | Path = "data") -> Path:
-        """The data folder: ``data``, or the phantom's folder under ``data_dir`` (made now if
+    def data_root(self, phantom_home: str | Path = "data") -> Path:
+        """The data folder: ``data``, or the phantom's folder under ``phantom_home`` (made now if
         it does not exist yet)."""
         if self.data is not None:
             return self.data
-        return self.phantom.folder(data_dir)
+        return self.phantom.folder(phantom_home)
 
     def identity(self) -> dict:
         """What the run is, independent of where anything lies: the model, the settings

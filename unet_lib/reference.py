@@ -96,7 +96,7 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
     path = out / BUNDLE
     for name, recipe in recipes.items():
         clock = time.perf_counter()
-        run = prepare_run(recipe, work / "runs" / name, data_dir=work / "data")  # the phantom
+        run = prepare_run(recipe, work / "runs" / name, phantom_home=work / "data")  # the phantom
         stages["data"] += time.perf_counter() - clock
         clock = time.perf_counter()
         datasets = held_once(run, held, bool(progress))

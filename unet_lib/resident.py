@@ -50,15 +50,15 @@ class ResidentSlices(Dataset):
 
     @classmethod
     def load(cls, dataset: Dataset, device: torch.device | str,
-             dtype: torch.dtype = torch.float16, workers: int = 0,
+             dtype: torch.dtype = torch.float16, num_workers: int = 0,
              batch_size: int = 64, role: str = "") -> "ResidentSlices":
         """Read every item of ``dataset`` once (unusable ones are left out and listed) and
         upload it to ``device``, ``batch_size`` items at a time into tensors made for all of
         them: the host never holds more than a batch (a whole BraTS release is ~50 GB as
-        float32). ``workers`` processes read the files, as a training loader's would.
+        float32). ``num_workers`` processes read the files, as a training loader's would.
         ``role`` ("training", "validation") names the data in an error."""
-        workers = min(workers, -(-len(dataset) // batch_size))  # no idle process per batch
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+        num_workers = min(num_workers, -(-len(dataset) // batch_size))  # none idle per batch
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers,
                             collate_fn=collate_samples)
         images = masks = None
         count, skipped = 0, []
@@ -209,9 +209,9 @@ def is_held_on(data: Dataset, device: torch.device) -> bool:
 
 
 def hold_on_device(train_data: Dataset, val_data: Dataset | None, device: torch.device,
-                   report=print, workers: int = 0
+                   report=print, num_workers: int = 0
                    ) -> tuple[ResidentSlices, ResidentSlices | None]:
-    """Upload both datasets (:func:`resident_dtype`), their files read by ``workers``
+    """Upload both datasets (:func:`resident_dtype`), their files read by ``num_workers``
     processes, and say so. Data already held on ``device`` (several models trained on one
     split) are used as they are."""
     dtype = resident_dtype(device)
@@ -221,7 +221,7 @@ def hold_on_device(train_data: Dataset, val_data: Dataset | None, device: torch.
         if data is None or is_held_on(data, device):
             return data
         uploaded.append(data)
-        return ResidentSlices.load(data, device, dtype, workers, role=role)
+        return ResidentSlices.load(data, device, dtype, num_workers, role=role)
 
     train, val = held(train_data, "training"), held(val_data, "validation")
     size = (train.nbytes + (val.nbytes if val is not None else 0)) / 2 ** 30

@@ -33,7 +33,7 @@ class Resumed:
 
 
 def resume_from(last: Path, model, optimizer, scheduler, scaler, generator: torch.Generator,
-                config: TrainConfig, trust: bool, report, repair_best: bool) -> Resumed:
+                config: TrainConfig, trust_checkpoint: bool, report, repair_best: bool) -> Resumed:
     """Restore a run from its ``last.pt`` into the freshly made ``model``, ``optimizer``,
     ``scheduler``, gradient ``scaler`` and loader ``generator``; apply and report the settings
     of ``config`` that changed (a change of :data:`RESUME_FIXED` is refused); with
@@ -46,7 +46,7 @@ def resume_from(last: Path, model, optimizer, scheduler, scaler, generator: torc
         ConfigError: a setting of :data:`RESUME_FIXED` changed.
     """
     # on the CPU: the random states go to NumPy; weights are copied onto the device
-    state = read_checkpoint(last, map_location="cpu", trust=trust)
+    state = read_checkpoint(last, map_location="cpu", trust_checkpoint=trust_checkpoint)
     check_training_state(state)
     check_same_architecture(model, state, last)
     changed = settings_changed_on_resume(state["config"], config, last)

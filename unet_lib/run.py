@@ -100,13 +100,13 @@ def split_of(recipe: RunRecipe, data_root: Path, dataset=None):
                                 groups=tumour_grades(dataset))
 
 
-def prepare_run(recipe: RunRecipe, folder: str | Path, data_dir: str | Path = "data"
+def prepare_run(recipe: RunRecipe, folder: str | Path, phantom_home: str | Path = "data"
                 ) -> PreparedRun:
-    """Resolve ``recipe`` (making its phantom under ``data_dir`` if needed) and split it."""
+    """Resolve ``recipe`` (making its phantom under ``phantom_home`` if needed) and split it."""
     from .data import open_dataset
     from .datamove import split_layout
 
-    data_root = recipe.data_root(data_dir)
+    data_root = recipe.data_root(phantom_home)
     dataset = open_dataset(data_root)  # listed once: for the split and its layout
     split = split_of(recipe, data_root, dataset)
     return PreparedRun(recipe, Path(folder), Path(data_root), *split,

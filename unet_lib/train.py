@@ -289,7 +289,7 @@ def _validate(model: nn.Module, val_data: Dataset, steps: _Steps, loss_fn: nn.Mo
     distributed.broadcast_buffers(model, context)  # score the model rank 0 saves
     result = evaluate(model, val_data, config.threshold, loss_fn=loss_fn,
                       batch_size=config.batch_size // context.world, device=steps.device,
-                      amp=config.amp, context=context, workers=config.num_workers)
+                      amp=config.amp, context=context, num_workers=config.num_workers)
     return {"val_loss": result.pop("loss"), "skipped": result.pop("skipped"), "val": result}
 
 

@@ -167,8 +167,8 @@ def _bench_fit(args) -> None:
     from ..fitbench import fit_vs_step, format_fit_table
 
     batch = args.batch_size or 32
-    with tempfile.TemporaryDirectory() as data_dir:  # one phantom for every model
-        rows = [fit_vs_step(name, "full", epochs=2, data_dir=data_dir,
+    with tempfile.TemporaryDirectory() as phantom_home:  # one phantom for every model
+        rows = [fit_vs_step(name, "full", epochs=2, phantom_home=phantom_home,
                             image_size=args.image_size, batch_size=batch,
                             n_volumes=args.fit_volumes, n_slices=args.fit_slices, amp=args.amp,
                             channels_last=args.channels_last, compile=args.compile,

@@ -86,7 +86,7 @@ def _trained_model(args):
     ``args.threshold`` becomes the run's own when not given (0.5 without one)."""
     from ..checkpoint import model_from_checkpoint, read_checkpoint
 
-    checkpoint = read_checkpoint(args.checkpoint, trust=args.trust_checkpoint)
+    checkpoint = read_checkpoint(args.checkpoint, trust_checkpoint=args.trust_checkpoint)
     trained_with = checkpoint.get("config") or {}
     if args.threshold is None:
         args.threshold = trained_with.get("threshold", 0.5)

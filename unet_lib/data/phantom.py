@@ -95,18 +95,18 @@ def _write_volume(root: Path, volume: int, seed: int, image_size: int, n_slices:
     return rows
 
 
-def cached_phantom(data_dir: str | Path, image_size: int, n_volumes: int, n_slices: int,
+def cached_phantom(phantom_home: str | Path, image_size: int, n_volumes: int, n_slices: int,
                    seed: int = 0) -> Path:
-    """The phantom of these settings under ``data_dir``, made on first use.
+    """The phantom of these settings under ``phantom_home``, made on first use.
 
-    Its folder is ``data_dir/phantom-<size>px-<volumes>x<slices>-seed<seed>``; a folder
+    Its folder is ``phantom_home/phantom-<size>px-<volumes>x<slices>-seed<seed>``; a folder
     without ``meta_data.csv`` (the last file written) is incomplete and made again. One
     process makes it while others asking for it wait (``torchrun``'s processes, two
-    notebooks on one course home), holding ``data_dir/.<folder name>.lock``.
+    notebooks on one course home), holding ``phantom_home/.<folder name>.lock``.
     """
     from ..runfolder import exclusively
 
-    root = Path(data_dir) / f"phantom-{image_size}px-{n_volumes}x{n_slices}-seed{seed}"
+    root = Path(phantom_home) / f"phantom-{image_size}px-{n_volumes}x{n_slices}-seed{seed}"
     if (root / "meta_data.csv").is_file():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
