@@ -121,6 +121,8 @@ def step_env(out: Path, tiny: bool, work: Path) -> None:
                       "cpus": os.cpu_count()}, indent=1))
     if shutil.which("nvidia-smi"):
         subprocess.run(["nvidia-smi"], check=False)
+    # the loaders' readers pass batches through /dev/shm: missing or small, fewer readers
+    subprocess.run(["df", "-h", "/dev/shm"], check=False)
     if not tiny and not torch.cuda.is_available():  # the other steps would run on the CPU,
         print("no CUDA GPU: the session stops here")  # at full size, and report CPU figures
         raise SystemExit(3)

@@ -228,3 +228,7 @@ def test_no_page_shows_a_build_path_or_links_to_a_placeholder(name):
         assert private not in html, f"{name} shows the build path {private}"
     for placeholder in ("unet-course/unet-course", "mybinder.org", "colab.research.google"):
         assert placeholder not in html, f"{name} links to {placeholder} (launch buttons unset)"
+    # a figure's text alternative is set in its cell's metadata (mystnb.image.alt); metadata
+    # elsewhere leaves the screen reader the image's file name (chapter 6's pixels once did)
+    named_by_file = re.findall(r'<img alt="([^"]*\.(?:png|svg|jpg))"', html)
+    assert not named_by_file, f"{name}: figures without a text alternative: {named_by_file}"

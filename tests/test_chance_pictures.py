@@ -105,3 +105,15 @@ def test_beyond_the_exact_count_the_reading_says_the_patterns_are_drawn():
 
     reading = read_sign_flips(np.ones(17), np.zeros(17), list(range(17)))
     assert reading.startswith("With 17 patients the test draws 100,000 of the 2^17")
+
+
+def test_the_reading_names_a_patient_whose_flip_barely_moves_the_mean():
+    from unet_course.chance_pictures import read_sign_flips
+
+    # differences +0.3, +0.3, +0.3, +0.004: mean 0.226; flipping the last moves it by
+    # 2 × 0.004 / 4 = 0.002, under 5 % of the mean: its patterns sit just inside the lines
+    reading = read_sign_flips([0.9, 0.9, 0.9, 0.504], [0.6, 0.6, 0.6, 0.5], [3, 5, 12, 14])
+    assert "Patient 14's difference is only ±0.004" in reading
+    assert "moves the mean by 0.002" in reading
+    plain = read_sign_flips([0.9, 0.9, 0.9, 0.8], [0.6, 0.6, 0.6, 0.6], [3, 5, 12, 14])
+    assert "only ±" not in plain  # +0.2 moves the mean by 0.1: plainly nearer 0

@@ -247,12 +247,12 @@ def test_best_pt_after_a_kill_between_the_two_writes_is_restored_or_said_to_be_a
     last, best = tmp_path / "last.pt", tmp_path / "best.pt"
     said = []
     save_checkpoint(last, model, epoch=3, best_epoch=3)
-    restore_best(last, read_checkpoint(last), said.append)  # best.pt of epoch 3 lost
+    restore_best(last, 3, 3, said.append)  # best.pt of epoch 3 lost
     assert read_checkpoint(best)["epoch"] == 3 and "restored" in said[-1]
 
     save_checkpoint(last, model, epoch=3, best_epoch=2)
     save_checkpoint(best, model, epoch=4)  # epoch 4 was best; the kill came before last.pt
-    restore_best(last, read_checkpoint(last), said.append)
+    restore_best(last, 2, 3, said.append)
     assert read_checkpoint(best)["epoch"] == 4  # left: the resumed run replays epoch 4
     assert "holds epoch 4" in said[-1] and "trains epoch 4 again" in said[-1]
     assert len(said) == 2

@@ -87,7 +87,7 @@ def test_attention_slider_reports_mean_alpha_inside_and_in_the_rest_of_the_brain
 
 
 def test_the_attention_key_writes_the_range_its_map_is_stretched_over():
-    from unet_course.frames import colour_key
+    from unet_course.attention_pictures import colour_key
 
     target = torch.zeros(1, 3, 8, 8)
     target[0, 0, :4, :4] = 1

@@ -304,7 +304,7 @@ def test_validation_reads_with_the_workers_the_config_asks_for(datasets, monkeyp
 
     asked = []
     real_evaluate = train.evaluate
-    monkeypatch.setattr(train, "evaluate", lambda *a, **k: (asked.append(k.get("workers")),
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: (asked.append(k.get("num_workers")),
                                                             real_evaluate(*a, **k))[1])
     config = TrainConfig.quick(epochs=1, base_filters=4, batch_size=8, num_workers=1,
                                resident_data=False)

@@ -94,6 +94,27 @@ def test_stretched_overlay_uses_the_whole_colour_map():
     assert np.ptp(plain[..., 0]) < 0.2 < np.ptp(stretched[..., 0])
 
 
+def test_the_true_tumours_outline_is_drawn_on_its_edge_only():
+    from unet_course.attention_pictures import OUTLINE_COLOUR, whole_tumour
+
+    target = torch.zeros(3, 8, 8)
+    target[1, 2:6, 2:6] = 1  # a 4×4 square of oedema: the whole tumour
+    target[2, 3:5, 3:5] = 1  # enhancing tumour inside it, also whole tumour
+    target[1, 3:5, 3:5] = 0  # (BraTS labels: one per pixel)
+    tumour = whole_tumour(target)
+    assert tumour.sum() == 16
+    picture = attention_overlay(torch.zeros(8, 8), torch.full((8, 8), 0.5), outline=tumour)
+    cyan = np.all(np.isclose(picture, OUTLINE_COLOUR), axis=-1)
+    edge = np.zeros((8, 8), bool)
+    edge[2:6, 2:6] = True
+    edge[3:5, 3:5] = False  # the square's 12 edge pixels; its 4 inner ones keep α's colour
+    assert (cyan == edge).all()
+    image = torch.zeros(4, 8, 8)
+    fig = show_attention(image, [torch.rand(1, 4, 4), torch.rand(1, 8, 8)], target=target)
+    assert "outline" in fig.axes[-1].get_xlabel()  # the key says what the line is
+    plt.close(fig)
+
+
 def test_a_flat_map_is_not_stretched_into_a_pattern():
     channel = torch.zeros(8, 8)
     flat = torch.linspace(0.49, 0.495, 64).reshape(8, 8)  # range 0.005 < MIN_STRETCH

@@ -71,7 +71,7 @@ def _draw_means(ax, means: np.ndarray, far: np.ndarray) -> None:
                                       (AS_FAR, far, "at least as far from 0 as observed")):
             ax.plot(means[chosen], heights[chosen], "o", color=colour, ms=9, mec="black",
                     mew=0.5, label=label)
-        ax.set_ylim(-0.8, int(heights.max()) + 3.5)  # room above the dots for the legend
+        ax.set_ylim(-0.8, int(heights.max()) + 0.8)
         ax.set_ylabel("patterns with this mean,\nstacked")
     else:
         bins = np.histogram_bin_edges(means, bins=40)
@@ -79,8 +79,9 @@ def _draw_means(ax, means: np.ndarray, far: np.ndarray) -> None:
                                color=[NEARER, AS_FAR],
                                label=["nearer 0", "at least as far from 0 as observed"])
         ax.set_ylabel("patterns")
-        ax.set_ylim(0, 1.35 * np.max(counts))  # room above the bars for the legend
-    ax.legend(loc="upper left", fontsize=10, ncols=2, frameon=False)
+    # below the figure: above the dots it ran into the observed mean's line
+    ax.figure.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=4,
+                     fontsize=10, frameon=False)
 
 
 def stacked_heights(means: np.ndarray, far: np.ndarray, closer_than: float = 0.015
@@ -120,11 +121,22 @@ def read_sign_flips(first, second, patients: Sequence) -> str:
         return ("Every difference is exactly 0 (the two models score alike on every patient): "
                 "every pattern's mean is 0, as far out as the observed one, p = 1")
     if zero:
-        return (f"{counted('Patient', zero)} show{'s' if k == 1 else ''} a difference of "
-                f"exactly 0 (both models score the same), and flipping the sign of 0 changes "
-                f"nothing: the {2 ** n} patterns come in identical groups of {2 ** k}, and the "
-                f"smallest p these patients could give here is {2 ** (k + 1)}/{2 ** n} = "
-                f"{2 ** (k + 1) / 2 ** n:.3f}, not {2 / 2 ** n:.3f}")
-    return (f"Each of the {n} patients' differences can take either sign, so {2 ** n} "
-            f"patterns; a clean sweep would leave only itself and its mirror image as far out, "
-            f"p = 2/{2 ** n}")
+        reading = (f"{counted('Patient', zero)} show{'s' if k == 1 else ''} a difference of "
+                   f"exactly 0 (both models score the same), and flipping the sign of 0 "
+                   f"changes nothing: the {2 ** n} patterns come in identical groups of "
+                   f"{2 ** k}, and the smallest p these patients could give here is "
+                   f"{2 ** (k + 1)}/{2 ** n} = {2 ** (k + 1) / 2 ** n:.3f}, not "
+                   f"{2 / 2 ** n:.3f}")
+    else:
+        reading = (f"Each of the {n} patients' differences can take either sign, so {2 ** n} "
+                   f"patterns; a clean sweep would leave only itself and its mirror image as "
+                   f"far out, p = 2/{2 ** n}")
+    # a difference that is small, not 0: its flip moves the mean too little to see apart
+    small = [(abs(d), label) for label, d in zip(patients, differences)
+             if d != 0 and 2 * abs(d) / n < 0.05 * abs(differences.mean())]
+    if small:
+        d, label = min(small)
+        reading += (f". Patient {label}'s difference is only ±{d:.3f}: flipping it alone moves "
+                    f"the mean by {2 * d / n:.3f}, so those patterns' grey dots sit just inside "
+                    f"the lines, nearer 0 by that little")
+    return reading

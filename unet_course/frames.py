@@ -1,18 +1,16 @@
-"""Pictures as arrays, for the static sliders (:mod:`unet_course.slider`): masks in RGB,
-grey modalities, attention overlays, and the two sliders the chapters show. The figures
-(matplotlib) are in :mod:`unet_course.viz`; these need only NumPy and matplotlib's colour maps."""
+"""Pictures as arrays, for the static sliders (:mod:`unet_course.slider`): masks in RGB, grey
+modalities, the chapters' styles, and chapter 5's threshold slider. The figures (matplotlib)
+are in :mod:`unet_course.viz`, the attention maps' pictures in
+:mod:`unet_course.attention_pictures`."""
 
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
-import matplotlib
 import numpy as np
 import torch
 
-from unet_lib.attention import attention_inside_outside, brain_mask
-from unet_lib.inference import mask_on_grid
 
 
 #: the legend colours: exactly the mask pixels of mask_to_rgb, (255, 0, 0), (0, 255, 0), (0, 0, 255)
@@ -87,57 +85,6 @@ def grey_picture(channel) -> np.ndarray:
     return np.clip((channel - low) / max(high - low, 1e-6), 0, 1)
 
 
-#: the smallest range of attention coefficients that ``stretch`` spreads over the colour map
-MIN_STRETCH = 0.05
-
-
-def stretched(attention) -> bool:
-    """Whether a map's range is wide enough (:data:`MIN_STRETCH`) to stretch its colours."""
-    values = as_numpy(attention)
-    return float(values.max() - values.min()) >= MIN_STRETCH
-
-
-def head_values(attention, brain=None) -> np.ndarray:
-    """The coefficients of a gate's map (h, w) that lie inside the head: ``brain`` (H, W)
-    bool (:func:`unet_lib.attention.brain_mask`) taken to the map's grid by nearest pixel;
-    all of them when ``brain`` is ``None`` or empty. Their range is what a picture drawn
-    inside the head stretches its colours over, and what its title and colour bar give."""
-    values = torch.as_tensor(as_numpy(attention), dtype=torch.float32)
-    values = values.reshape(values.shape[-2:])
-    if brain is None or not bool(torch.as_tensor(as_numpy(brain)).any()):
-        return values.flatten().numpy()
-    head = mask_on_grid(torch.as_tensor(as_numpy(brain)), values.shape)
-    return values[head].numpy() if head.any() else values.flatten().numpy()
-
-
-def attention_overlay(channel, attention, alpha: float = 0.5, stretch: bool = False,
-                      brain=None) -> np.ndarray:
-    """A gate's coefficients (h, w), upsampled bilinearly to the (H, W) channel's size and
-    blended over it with the ``inferno`` colour map → (H, W, 3) RGB in [0, 1].
-
-    ``stretch`` maps the coefficients' own min…max (rather than 0…1) to the colour map when
-    they span at least :data:`MIN_STRETCH`; a flatter map is drawn on the 0…1 scale, so that
-    noise is not blown up into a pattern. ``brain`` (H, W) bool
-    (:func:`unet_lib.attention.brain_mask`): colour only the head; the air around it stays
-    black (blended over black, a bright colour would look like a dim one)."""
-    import torch.nn.functional as F
-
-    grey = grey_picture(channel)
-    attention = torch.as_tensor(as_numpy(attention), dtype=torch.float32)
-    attention = attention.reshape(1, 1, *attention.shape[-2:])
-    up = F.interpolate(attention, size=grey.shape, mode="bilinear", align_corners=False)
-    up = up[0, 0].clamp(0, 1)
-    shown = head_values(attention, brain)  # the colours' range: the pixels drawn
-    if stretched(shown) and stretch:
-        low, high = float(shown.min()), float(shown.max())
-        up = (up - low) / (high - low)
-    colours = matplotlib.colormaps["inferno"](up.clamp(0, 1).numpy())[..., :3]
-    blended = (1 - alpha) * grey[..., None] + alpha * colours
-    if brain is None:
-        return blended
-    return np.where(as_numpy(brain).astype(bool)[..., None], blended, grey[..., None])
-
-
 def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
     """``"WT 0.91, TC 0.84, ET 0.77"``: the regions' Dice of one binarized (3, H, W) slice."""
     from .examples import shown_on_slider, slice_scores
@@ -195,63 +142,8 @@ def threshold_slider(images, targets, probs, names: Sequence[str],
     return ImageSlider({"slice": list(names), "threshold": [f"{t:.2f}" for t in thresholds]},
                        ["FLAIR", "ground truth", "probabilities as RGB", "binarized"],
                        pictures, caption, start=(0, start), title=title, width=195,
-                       note="red NCR/NET · green ED · blue ET (overlaps mix: green + blue = "
-                            "cyan)")
-
-
-def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
-                     title: str | None = None, start_gate: int = -1):
-    """A static slider over slices and gate levels: FLAIR, the ground truth, and one gate's
-    attention coefficients over FLAIR, with the mean coefficient inside and outside the whole
-    tumour in the caption.
-
-    Args:
-        images: (N, 4, H, W); targets: (N, 3, H, W);
-        maps: one (N, 1, h, w) tensor per gate, deepest first (as the model returns them);
-        names: N slice labels.
-        start_gate: the gate shown first (index into ``maps``; default the last,
-            full-resolution one).
-    """
-    from .slider import ImageSlider
-
-    images, targets = torch.as_tensor(as_numpy(images)), torch.as_tensor(as_numpy(targets))
-    maps = [torch.as_tensor(as_numpy(m)) for m in maps]
-    levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
-    heads = [brain_mask(image) for image in images]  # each slice's once, for every gate
-    head_values_at = {}
-
-    def shown_values(position):  # the α drawn (inside the head), for the key and the caption
-        if position not in head_values_at:
-            i, g = position
-            head_values_at[position] = head_values(maps[g][i], heads[i])
-        return head_values_at[position]
-
-    def pictures(position):
-        i, g = position
-        shown = shown_values(position)
-        low, high = (shown.min(), shown.max()) if stretched(shown) else (0.0, 1.0)
-        return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
-                attention_overlay(images[i, 0], maps[g][i], stretch=True, brain=heads[i]),
-                colour_key(low, high)]
-
-    def caption(position):
-        i, g = position
-        inside, outside = attention_inside_outside(maps[g][i], targets[i], heads[i])
-        shown = shown_values(position)
-        scale = ("colours stretched to this range" if stretched(shown)
-                 else "too flat to stretch: colours on the 0…1 scale")
-        return (f"{names[i]}; gate at {levels[g]}: α in the head from {shown.min():.2f} to "
-                f"{shown.max():.2f} ({scale}); mean inside the tumour {inside:.3f}, "
-                f"in the rest of the brain {outside:.3f}")
-
-    return ImageSlider({"slice": list(names), "gate": levels},
-                       ["FLAIR", "ground truth", "attention α over FLAIR",
-                        "colour key: α"],
-                       pictures, caption, title=title, start=(0, start_gate % len(maps)),
-                       note="ground truth: red NCR/NET · green ED · blue ET. α over FLAIR, "
-                            "inside the head: near-black = the map's lowest α, yellow = its "
-                            "highest (the key gives both: a stretched map's darkest may still "
-                            "pass half the skip)")
+                       note="red NCR/NET · green ED · blue ET (overlaps mix: red + green = "
+                            "yellow, green + blue = cyan, red + blue = magenta)")
 
 
 def score_axis_floor(values) -> float:
@@ -273,22 +165,6 @@ def label_log_axis(ax) -> None:
         return rf"${mantissa}\times10^{{{exponent}}}$" if mantissa in (2, 5) else ""
 
     ax.yaxis.set_minor_formatter(FuncFormatter(label))
-
-
-def colour_key(low: float, high: float, width: int = 200) -> np.ndarray:
-    """The attention overlays' colour key as a (h, ``width``, 3) picture: the colour map from
-    ``low`` (left) to ``high`` (right), each written under its end, blended half over mid-grey
-    as the overlays are blended over FLAIR."""
-    from matplotlib.figure import Figure
-
-    strip = 0.5 * 0.5 + 0.5 * matplotlib.colormaps["inferno"](np.linspace(0, 1, 128))[:, :3]
-    fig = Figure(figsize=(width / 100, 0.55), dpi=100)
-    ax = fig.add_axes((0.03, 0.5, 0.94, 0.45))
-    ax.imshow(strip[None], aspect="auto")
-    ax.set_axis_off()
-    for x, value, side in ((0.03, low, "left"), (0.97, high, "right")):
-        fig.text(x, 0.04, f"{value:.2f}", ha=side, va="bottom", fontsize=11)
-    return figure_pixels(fig)
 
 
 def figure_pixels(fig) -> np.ndarray:

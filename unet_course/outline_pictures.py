@@ -67,7 +67,9 @@ def distance_curves(outlines: OutlineDistances, title: str | None = None) -> Fig
                  textcoords="axes fraction", ha="center", va="center", fontsize=11,
                  bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9),
                  arrowprops=dict(arrowstyle="->", color="0.3"))
-    top.legend(loc="lower right", fontsize=10)
+    # below both panels: inside, it hid a curve where the enlarged top runs low
+    fig.legend(*whole.get_legend_handles_labels(), loc="outside lower center", ncols=2,
+               fontsize=10)
     if title:
         fig.suptitle(title)
     return fig

@@ -7,7 +7,6 @@ as the datasets yield them: image (4, H, W), mask or probabilities (3, H, W).
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -20,10 +19,11 @@ from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 from . import style
 from .comparisons import (compare_models, learning_pace, plot_training, slowest_learner,
                           whole_epochs)
-from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy,
-                     attention_overlay, attention_slider, grey_picture, head_values,
+from .attention_pictures import (attention_overlay, attention_slider, head_values,
+                                 show_attention, stretched)
+from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
                      label_log_axis, legend_handles, mask_to_rgb, model_style, region_style,
-                     score_axis_floor, stretched, threshold_slider)
+                     score_axis_floor, threshold_slider)
 
 __all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
            "compare_models", "draw_unet", "grey_picture", "head_values", "learning_pace",
@@ -127,70 +127,6 @@ def plot_history(history, title: str | None = None) -> Figure:
     whole_epochs(*axes.flat)
     if title:
         fig.suptitle(title)
-    return fig
-
-
-def show_attention(image, maps: Sequence, title: str | None = None, alpha: float = 0.5,
-                   stretch: bool = True) -> Figure:
-    """Attention coefficients of each gate over the input's FLAIR channel.
-
-    The top row draws every map on one 0…1 scale, so that the gates can be compared: the
-    brighter, the more of the skip passes. With ``stretch`` a second row draws each map
-    stretched over its own range inside the head (its title and colour bar give it): a gate may
-    vary by a few hundredths over the brain, a pattern the common scale hides. A map spanning
-    less than :data:`~unet_course.frames.MIN_STRETCH` stays on 0…1 there too.
-
-    Args:
-        image: (4, H, W) input slice.
-        maps: the gates' maps for this slice, each (1, h, w) or (h, w): slice ``i`` of each
-            (N, 1, h, w) map that ``model(x, return_attention=True)`` returns for an Attention
-            U-Net (deepest gate first).
-
-    Returns:
-        The figure; its axes are the panels row by row (FLAIR first), then the colour bars.
-    """
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.ticker import MaxNLocator
-
-    from unet_lib.attention import brain_mask
-
-    image = as_numpy(image)
-    head = brain_mask(image)
-    rows, columns = 1 + bool(stretch), len(maps) + 1
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.4 * rows + 0.5),
-                             constrained_layout=True, squeeze=False)
-    if title:
-        fig.suptitle(title)
-    axes[0, 0].imshow(grey_picture(image[0]), cmap="gray", vmin=0, vmax=1)
-    axes[0, 0].set_title("FLAIR")
-    for column, attention in enumerate(maps, start=1):
-        values = as_numpy(attention).reshape(np.shape(attention)[-2:])
-        h, w = values.shape
-        inside = head_values(values, head)  # the pixels drawn: their range is the titles'
-        axes[0, column].imshow(attention_overlay(image[0], values, alpha, False, brain=head))
-        axes[0, column].set_title(f"gate at {h}×{w}\nα {inside.min():.2f} – {inside.max():.2f}")
-        if stretch:
-            spread = stretched(inside)
-            axes[1, column].imshow(attention_overlay(image[0], values, alpha, True, brain=head))
-            axes[1, column].set_title("stretched" if spread else "flat: 0…1 scale")
-            scale = (Normalize(float(inside.min()), float(inside.max())) if spread
-                     else Normalize(0, 1))
-            bar = fig.colorbar(ScalarMappable(scale, "inferno"), ax=axes[1, column],
-                               orientation="horizontal", fraction=0.06, pad=0.03)
-            bar.ax.tick_params(labelsize="small")
-            # three ticks at most, none at the ends, where they would meet the next bar's
-            bar.locator = MaxNLocator(nbins=3, prune="both")
-    # under the whole row: a bar under part of a row upsets constrained layout's margins
-    common = fig.colorbar(ScalarMappable(Normalize(0, 1), "inferno"), ax=axes[0, :],
-                          orientation="horizontal", fraction=0.06, pad=0.03, aspect=70)
-    common.set_label("α on one scale for every gate (0: suppressed, 1: passed)",
-                     labelpad=2)
-    if stretch:
-        axes[1, 0].axis("off")
-        axes[1, 0].text(0, 0.5, "this row: each map\nstretched over its\nown range inside\n"
-                        "the head (its bar),\nfor the pattern\nwithin one gate", va="center")
-    _off(axes)
     return fig
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .config import check_batch_size
+from .data.samples import SkippedSample
 from .inference import mask_on_grid, running_on
 from .runtime import resolve_device, tuned_for_full_batches
 
@@ -66,7 +67,7 @@ def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int =
     Returns:
         ``(inside, outside)``: arrays with one value per gate, deepest first.
     """
-    usable = [s for s in (dataset[i] for i in indices) if isinstance(s, tuple)]
+    usable = [s for s in (dataset[i] for i in indices) if not isinstance(s, SkippedSample)]
     if not usable:
         return np.array([]), np.array([])
     # one call: the model moves to the device once, and attention_maps cuts the batches

@@ -106,7 +106,7 @@ def all_sum(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     return tensor
 
 
-def check_batch_size(batch_size: int, context: Context) -> None:
+def check_batch_splits_evenly(batch_size: int, context: Context) -> None:
     """Refuse a global batch that does not split into equal shares, one per process (every
     step would leave images out), naming the nearest sizes that do."""
     world = context.world
@@ -214,7 +214,7 @@ class GlobalBatchSampler(Sampler[list[int]]):
     def __init__(self, n: int, batch_size: int, generator: torch.Generator,
                  context: Context = Context(), shuffle: bool = True,
                  order: Callable[[torch.Generator], list[int]] | None = None):
-        check_batch_size(batch_size, context)
+        check_batch_splits_evenly(batch_size, context)
         self.n, self.batch_size, self.generator = n, batch_size, generator
         self.context, self.shuffle, self.order = context, shuffle, order
 

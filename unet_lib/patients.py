@@ -197,64 +197,74 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
             owners.append(volume)
     result = PatientScores()
     slice_of = {index: s for entries in order.values() for s, index in entries}
-    # the volume being predicted: (preds, targets, the slice number of each, None if unknown)
-    stacked: dict[int, tuple[list, list, list]] = {}
+    current = None  # the volume being predicted
     passes = logit_batches(model, dataset, batch_size, device, amp, batches=batches)
     # passes first: zip then runs it to its end, which puts the model back where it was and
     # stops the loader's workers before the last volume is scored
     for (logits, masks, skipped), volume, batch in zip(passes, owners, batches):
         result.skipped.extend(str(sample) for sample in skipped)
-        if volume not in stacked:  # the previous volume is complete
-            _score_stacked(stacked, order, spacing, result, dataset, pixels, clean)
-            stacked[volume] = ([], [], [])
+        if current is None or current.volume != volume:  # the previous volume is complete
+            _score_volume(current, order, spacing, result, dataset, pixels, clean)
+            current = _VolumeSoFar(volume)
         if logits is None:
             continue
         left_out = {sample.index for sample in skipped}
-        stacked[volume][2].extend(  # the usable items' slices; unknown if a skip is unplaced
-            [slice_of[i] for i in batch if i not in left_out] if None not in left_out
-            else [None] * len(logits))
-        stacked[volume][0].append(binarized_on_grid(logits, masks, threshold).bool())
-        stacked[volume][1].append(masks > 0.5)
-    _score_stacked(stacked, order, spacing, result, dataset, pixels, clean)
+        if None in left_out:  # a skipped file of unknown place: the slices go unplaced
+            current.slices.extend([None] * len(logits))
+        else:
+            current.slices.extend(slice_of[i] for i in batch if i not in left_out)
+        current.preds.append(binarized_on_grid(logits, masks, threshold).bool())
+        current.targets.append(masks > 0.5)
+    _score_volume(current, order, spacing, result, dataset, pixels, clean)
     return result
 
 
-def _score_stacked(stacked: dict, order: dict, spacing, result: PatientScores,
-                   dataset: SliceDataset, pixels: SegmentationScores | None, clean) -> None:
-    """Score the volume in ``stacked`` (if any slice of it was usable) into ``result`` (and
-    ``pixels``), cleaned by ``clean`` if given, and empty ``stacked``."""
-    for volume, (preds, targets, slices) in stacked.items():
-        if not preds:
-            continue
-        pred = torch.cat(preds).permute(1, 0, 2, 3)  # (3, N, H, W) label channels, as scored
-        target = torch.cat(targets).permute(1, 0, 2, 3)
-        known = [s for s, _ in order[volume]]  # the dataset's slices of it, in order
-        depth = dataset.depth_of(volume)
-        scored = pred.shape[1]
-        placed = None not in slices  # each scored slice's number is known
-        if scored < depth:
-            warnings.warn(f"per-patient scores: volume {volume}: {scored} of its {depth} "
-                          f"slices scored "
-                          + ("(each in its place, the rest counted empty in prediction and "
-                             "truth: " + ("not in the dataset)" if scored == len(known) else
-                                          "unusable files, or not in the dataset)")
-                             if placed else
-                             "(unusable files left out: the rest stacked as neighbours)"),
-                          PartialVolumeWarning, stacklevel=3)
-        if placed and scored < depth:  # tumour slices only, unusable files: each in its place
-            pred, target = (placed_in_volume(x, slices, depth) for x in (pred, target))
-        if clean is not None:
-            pred = _cleaned(clean, pred)
-        if pixels is not None:  # the slices added in place are empty in both: no TP, FP, FN
-            pixels.update(pred.transpose(0, 1), target.transpose(0, 1))
-        pred, target = (to_regions(x.transpose(0, 1)).transpose(0, 1) for x in (pred, target))
-        voxel = spacing or voxel_size(depth, *pred.shape[-2:], extent=_extent(dataset, volume))
-        row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}
-        case = dataset.case_id(volume) if hasattr(dataset, "case_id") else None
-        if case:
-            row["case"] = case
-        result.rows.append(row)
-    stacked.clear()
+@dataclass
+class _VolumeSoFar:
+    """One volume's batches as they are predicted: binary predictions and truths, each
+    (n, 3, H, W), and the slice number of each usable slice (``None`` where unknown)."""
+
+    volume: int
+    preds: list[torch.Tensor] = field(default_factory=list)
+    targets: list[torch.Tensor] = field(default_factory=list)
+    slices: list[int | None] = field(default_factory=list)
+
+
+def _score_volume(current: _VolumeSoFar | None, order: dict, spacing, result: PatientScores,
+                  dataset: SliceDataset, pixels: SegmentationScores | None, clean) -> None:
+    """Score ``current`` (if any slice of it was usable) into ``result`` (and ``pixels``),
+    cleaned by ``clean`` if given."""
+    if current is None or not current.preds:
+        return
+    volume, slices = current.volume, current.slices
+    pred = torch.cat(current.preds).permute(1, 0, 2, 3)  # (3, N, H, W) channels, as scored
+    target = torch.cat(current.targets).permute(1, 0, 2, 3)
+    known = [s for s, _ in order[volume]]  # the dataset's slices of it, in order
+    depth = dataset.depth_of(volume)
+    scored = pred.shape[1]
+    placed = None not in slices  # each scored slice's number is known
+    if scored < depth:
+        warnings.warn(f"per-patient scores: volume {volume}: {scored} of its {depth} "
+                      f"slices scored "
+                      + ("(each in its place, the rest counted empty in prediction and "
+                         "truth: " + ("not in the dataset)" if scored == len(known) else
+                                      "unusable files, or not in the dataset)")
+                         if placed else
+                         "(unusable files left out: the rest stacked as neighbours)"),
+                      PartialVolumeWarning, stacklevel=3)
+    if placed and scored < depth:  # tumour slices only, unusable files: each in its place
+        pred, target = (placed_in_volume(x, slices, depth) for x in (pred, target))
+    if clean is not None:
+        pred = _cleaned(clean, pred)
+    if pixels is not None:  # the slices added in place are empty in both: no TP, FP, FN
+        pixels.update(pred.transpose(0, 1), target.transpose(0, 1))
+    pred, target = (to_regions(x.transpose(0, 1)).transpose(0, 1) for x in (pred, target))
+    voxel = spacing or voxel_size(depth, *pred.shape[-2:], extent=_extent(dataset, volume))
+    row = {"volume": volume, "slices": scored, **score_patient(pred, target, voxel)}
+    case = dataset.case_id(volume) if hasattr(dataset, "case_id") else None
+    if case:
+        row["case"] = case
+    result.rows.append(row)
 
 
 def _cleaned(clean, pred: torch.Tensor) -> torch.Tensor:

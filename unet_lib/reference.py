@@ -27,7 +27,7 @@ import torch
 
 from . import runfolder
 from .checkpoint import model_from_checkpoint, read_checkpoint
-from .data import locate
+from .data import SkippedSample, locate
 from .attention import attention_maps
 from .inference import predict
 from .recipe import MODEL_NAMES, RunRecipe
@@ -62,7 +62,7 @@ def showcase_indices(dataset, count: int = 4) -> list[int]:
     best: dict[int, tuple[float, int]] = {}
     for index in range(len(dataset)):
         sample = dataset[index]
-        if not isinstance(sample, tuple):
+        if isinstance(sample, SkippedSample):
             continue
         volume = locate(dataset, index)[0]
         area = float(sample[1].amax(0).sum())

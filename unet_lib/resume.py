@@ -16,29 +16,35 @@ from .checkpoint import (CheckpointError, check_same_architecture, check_trainin
                          read_checkpoint)
 from .config import ConfigError, TrainConfig
 
-#: settings a resumed run cannot change: they decide the data, the split or the optimizer
-RESUME_FIXED = ("base_filters", "image_size", "val_fraction", "test_fraction", "seed",
-                "optimizer")
+#: settings a resumed run cannot change, with what each decides
+RESUME_FIXED = {"base_filters": "the model's width", "image_size": "the data's size",
+                "val_fraction": "the split", "test_fraction": "the split",
+                "seed": "the split (and a phantom's data)", "optimizer": "the optimizer"}
 
 
 @dataclasses.dataclass
-class Resumed:
-    """Where a resumed run goes on from: ``last.pt``'s history, the epochs done, the epoch
-    ``best.pt`` holds, and the list of earlier resumes with changed settings."""
+class RunStart:
+    """Where a run starts from: for a resumed run ``last.pt``'s history, the epochs done, the
+    epoch ``best.pt`` holds, and the list of its earlier resumes with changed settings (kept
+    in each checkpoint as ``resumed``); for a new run, nothing (:meth:`fresh`)."""
 
     history: list[dict]
     epochs_done: int
     best_epoch: int | None
-    resumed: list[dict]
+    earlier_resumes: list[dict]
+
+    @classmethod
+    def fresh(cls) -> "RunStart":
+        """A new run's start: no epoch done, no best epoch."""
+        return cls(history=[], epochs_done=0, best_epoch=None, earlier_resumes=[])
 
 
 def resume_from(last: Path, model, optimizer, scheduler, scaler, generator: torch.Generator,
-                config: TrainConfig, trust_checkpoint: bool, report, repair_best: bool) -> Resumed:
+                config: TrainConfig, trust_checkpoint: bool, report) -> RunStart:
     """Restore a run from its ``last.pt`` into the freshly made ``model``, ``optimizer``,
     ``scheduler``, gradient ``scaler`` and loader ``generator``; apply and report the settings
-    of ``config`` that changed (a change of :data:`RESUME_FIXED` is refused); with
-    ``repair_best`` (the process that writes checkpoints), mend ``best.pt``
-    (:func:`restore_best`).
+    of ``config`` that changed (a change of :data:`RESUME_FIXED` is refused). ``best.pt`` is
+    mended apart, by the process that writes checkpoints (:func:`restore_best`).
 
     Raises:
         CheckpointError: ``last.pt`` cannot be read, is of another architecture, or its
@@ -67,9 +73,7 @@ def resume_from(last: Path, model, optimizer, scheduler, scaler, generator: torc
     if changed:
         resumed.append({"after_epoch": state["epoch"],
                         "changed": {k: list(v) for k, v in changed.items()}})
-    if repair_best:
-        restore_best(last, state, report)
-    return Resumed(state["history"], state["epoch"], state.get("best_epoch"), resumed)
+    return RunStart(state["history"], state["epoch"], state.get("best_epoch"), resumed)
 
 
 def rng_state(loader_generator: torch.Generator) -> dict:
@@ -109,7 +113,7 @@ def settings_changed_on_resume(saved: dict, config: TrainConfig, path: Path) -> 
 
     Raises:
         ConfigError: a setting of :data:`RESUME_FIXED` differs: it would change the data, the
-            split or the optimizer under a half-trained model.
+            split, the model's width or the optimizer under a half-trained model.
     """
     now = dataclasses.asdict(config)
     changed = {}
@@ -121,13 +125,12 @@ def settings_changed_on_resume(saved: dict, config: TrainConfig, path: Path) -> 
             value = tuple(value)
         if before != value:
             changed[field] = (before, value)
-    for field in RESUME_FIXED:
+    for field, decides in RESUME_FIXED.items():
         if field in changed:
             before, value = changed[field]
             raise ConfigError(field, f"cannot change from {before!r} to {value!r} when resuming "
-                                     f"{path}: it decides the run's data, split or optimizer. "
-                                     f"Resume without the change, or start a new run in "
-                                     f"another folder")
+                                     f"{path}: it decides {decides}. Resume without the "
+                                     f"change, or start a new run in another folder")
     return changed
 
 
@@ -199,13 +202,13 @@ def _next_rate(scheduled: float | None, now: float) -> str:
             + ("; a higher rate than scheduled" if now > scheduled * (1 + 1e-9) else "") + ")")
 
 
-def restore_best(last: Path, state: dict, report) -> None:
-    """Make ``best.pt`` hold the epoch ``last.pt`` says it does, when a kill came between
+def restore_best(last: Path, best_epoch: int | None, epochs_done: int, report) -> None:
+    """Make ``best.pt`` hold the epoch ``last.pt`` says it does (``best_epoch``; ``last.pt``
+    holds epoch ``epochs_done``), when a kill came between
     writing the two (``best.pt`` is written first): a missing copy of ``last.pt``'s own epoch
     is restored from it (also over a ``best.pt`` of the next epoch, which the resumed run
     trains again). A ``best.pt`` one epoch ahead of ``last.pt`` whose best is an earlier epoch
     is left, and said so: the resumed run replaces it if that epoch beats the best again."""
-    best_epoch = state.get("best_epoch")
     best = last.with_name("best.pt")
     if best_epoch is None:
         return
@@ -215,12 +218,12 @@ def restore_best(last: Path, state: dict, report) -> None:
         held = None
     if held == best_epoch:
         return
-    if best_epoch == state["epoch"]:
+    if best_epoch == epochs_done:
         runfolder.write_bytes_atomic(best, last.read_bytes())
         report(f"restored {best} (epoch {best_epoch}) from {last}")
     elif held is None:
         report(f"{best} is missing or unreadable; it will be written again when an epoch "
                f"beats epoch {best_epoch}'s validation Dice")
-    elif held > state["epoch"]:
+    elif held > epochs_done:
         report(f"{best} holds epoch {held}, saved just before the run stopped; this run trains "
                f"epoch {held} again and replaces it if that epoch beats epoch {best_epoch}")

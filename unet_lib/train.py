@@ -29,14 +29,13 @@ from .checkpoint import check_checkpointable
 from .checkpoint_writer import CheckpointWriter
 from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError
-from .failures import (OutOfMemory, TrainingDiverged, check_finite,  # noqa: F401
-                       out_of_memory_message)
+from .failures import OutOfMemory, TrainingDiverged, check_finite, out_of_memory_message
 from .history import History
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
 from .progress import epoch_line, progress_bar, write_history, write_line
-from .resume import RESUME_FIXED, Resumed, resume_from, rng_state
+from .resume import RESUME_FIXED, RunStart, restore_best, resume_from, rng_state
 from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
                       seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
@@ -73,7 +72,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             is a new run where a file of :data:`~unet_lib.runfolder.RUN_OUTPUTS` is.
         resume: continue from ``checkpoint_dir/last.pt`` (same architecture; without it, a new
             run). Changed rates, epochs, batch size, threshold or loss weights are applied and
-            printed; a change of :data:`RESUME_FIXED` (data, split, optimizer) is refused.
+            printed; a change of :data:`RESUME_FIXED` (data, split, model width, optimizer) is
+            refused.
         progress: ``True``: a tqdm bar per epoch (in a terminal or notebook) and a summary line
             after each; ``"epochs"``: only the summary lines, printed (light enough for a
             notebook run by CI, where thousands of widget updates would be dropped);
@@ -112,7 +112,7 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     if folder is not None:
         check_checkpointable(model)  # before an epoch's work, not after it
-    autotuning = torch.backends.cudnn.benchmark  # on while training on a GPU, as before after
+    autotuning = torch.backends.cudnn.benchmark  # fit turns it on on a GPU; put back at the end
     try:
         # rank 0 alone writes checkpoints and holds the folder
         if folder is None or not distributed.is_main_process():
@@ -140,7 +140,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                                       or torch.backends.cudnn.deterministic):
         torch.backends.cudnn.benchmark = True
     context = distributed.setup(device.type)
-    distributed.check_batch_size(config.batch_size, context)  # before any data is read
+    distributed.check_batch_splits_evenly(config.batch_size, context)  # before any data is read
     device = distributed.local_device(device)
     layout = memory_format(config.channels_last, device)
     model.to(device, memory_format=layout)
@@ -158,10 +158,12 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
         report(f"torchrun: {context.world} processes, each training on "
                f"{config.batch_size // context.world} of every {config.batch_size} images"
                + ("; batch norm synchronized over all" if device.type == "cuda" else ""))
-    start = Resumed(history=[], epochs_done=0, best_epoch=None, resumed=[])
+    start = RunStart.fresh()
     if resume and last is not None and last.exists():
         start = resume_from(last, model, optimizer, scheduler, scaler, generator, config,
-                           trust_checkpoint, report, repair_best=context.is_main)
+                           trust_checkpoint, report)
+        if context.is_main:  # the process that writes checkpoints
+            restore_best(last, start.best_epoch, start.epochs_done, report)
     history, best_epoch = History(start.history), start.best_epoch
 
     train_data, val_data = held_as_configured(train_data, val_data, config, device, report,
@@ -208,7 +210,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                              scaler_state=scaler.state_dict(), rng=rng_state(generator),
                              epoch=epoch + 1, history=history.records,
                              config=dataclasses.asdict(config), best_epoch=best_epoch,
-                             resumed=start.resumed)  # what resume_from() reads back
+                             resumed=start.earlier_resumes)  # resume_from() reads it back
                 # best first: a kill between the two writes loses neither
                 writer.save([checkpoint_dir / "best.pt", last] if is_best else [last], model,
                             **state)

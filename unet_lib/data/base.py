@@ -112,8 +112,7 @@ class SliceDataset(Dataset):
     def depth_of(self, volume: int) -> int:
         """How many axial slices volume ``volume`` has where it is stored: also those a filter
         (``tumour_only``) left out of the items (``depths``), else its highest slice + 1."""
-        known = getattr(self, "depths", {}).get(volume)  # lacking if __init__ was not called
-        return known or slice_depths(self.slices)[volume]
+        return self.depths.get(volume) or slice_depths(self.slices)[volume]
 
     def extent_mm(self, volume: int) -> tuple[float, float, float]:
         """The size in mm (slices, rows, columns) of volume ``volume`` as stored: from its
@@ -121,11 +120,11 @@ class SliceDataset(Dataset):
         155 × 240 × 240 mm (1 mm voxels at BraTS's own size; the phantom keeps those
         proportions). Divided by a stacked volume's voxels, it gives their size in mm
         (:func:`unet_lib.patients.voxel_size`)."""
-        return tuple(getattr(self, "extents_mm", {}).get(volume, BRATS_SHAPE_MM))
+        return tuple(self.extents_mm.get(volume, BRATS_SHAPE_MM))
 
     def case_id(self, volume: int) -> str | None:
         """The BraTS case ID of volume ``volume`` (:attr:`case_ids`), or ``None``."""
-        return getattr(self, "case_ids", {}).get(volume)
+        return self.case_ids.get(volume)
 
     def locate(self, index: int) -> tuple[int, int]:
         """``(volume, slice)`` of item ``index``."""

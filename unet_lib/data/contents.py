@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .base import locate
+from .samples import SkippedSample
 
 #: the two kinds of tumour a stratified split keeps in proportion: BraTS's high-grade gliomas
 #: mostly have an enhancing part (ET), its low-grade ones mostly none; the phantom makes one
@@ -29,7 +30,7 @@ def channel_flags(dataset: Dataset) -> np.ndarray:
     flags = np.zeros((len(dataset), 3), dtype=bool)
     for index in range(len(dataset)):
         sample = dataset[index]
-        if isinstance(sample, tuple):
+        if not isinstance(sample, SkippedSample):
             flags[index] = torch.as_tensor(sample[1]).flatten(1).any(dim=1).cpu().numpy()
     return flags
 

@@ -254,7 +254,8 @@ class DecoderLevel(nn.Module):
         attention: put an :class:`AttentionGate` on the skip.
         inter_channels: the gate's intermediate width; default ``max(C_out // 2, 1)``.
 
-    Shapes: ``forward(x, skip)`` takes x (N, C_in, h, w) and skip (N, C_out, 2h, 2w), and
+    Shapes: ``forward(below, skip)`` takes the level below's output (N, C_in, h, w) and the
+    encoder's skip (N, C_out, 2h, 2w), and
     returns ``(y, alpha)``: y (N, C_out, 2h, 2w) and the gate's α (N, 1, 2h, 2w) in [0, 1],
     or ``None`` without a gate.
     """
@@ -273,11 +274,11 @@ class DecoderLevel(nn.Module):
         self.block = level_block(merged, out_channels, kernel_size, separable, batch_norm,
                                  expansion)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor
+    def forward(self, below: torch.Tensor, skip: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         alpha = None
-        if self.gate is not None:
-            skip, alpha = self.gate(skip, x)
-        x = self.up(x)
-        x = x + skip if self.additive_skips else torch.cat([skip, x], dim=1)
-        return self.block(x), alpha
+        if self.gate is not None:  # the coarse features gate the skip, before going up
+            skip, alpha = self.gate(skip, g=below)
+        up = self.up(below)
+        merged = up + skip if self.additive_skips else torch.cat([skip, up], dim=1)
+        return self.block(merged), alpha

@@ -90,6 +90,9 @@ class UNet(nn.Module):
                          attention=attention, inter_channels=inter_channels, **block)
             for level in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], out_channels, 1)
+        #: The image side it was trained at (set by ``fit`` and ``load_model``); ``None`` for a
+        #: model not trained yet. Predicting at another size warns (``TrainedSizeWarning``).
+        self.trained_image_size: int | None = None
         self.reset_weights()
 
     def reset_weights(self) -> None:
@@ -165,8 +168,8 @@ class UNet(nn.Module):
         x = skips.pop()  # bottleneck
 
         maps = []
-        for level in self.decoder:
-            x, alpha = level(x, skips.pop())
+        for decoder_level in self.decoder:
+            x, alpha = decoder_level(x, skips.pop())
             if alpha is not None:
                 maps.append(alpha)
         logits = self.head(x)[..., :height, :width]
