@@ -179,12 +179,32 @@ def test_on_a_phone_figures_stay_readable_and_slider_panels_sit_two_abreast(brow
         root = page.evaluate("[document.documentElement.scrollWidth, "
                              "document.documentElement.clientWidth]")
         assert root[0] <= root[1] + 1, f"the page itself scrolls sideways: {root}"
+        # a line above the figure says it goes on past the screen's edge (scroll_hint.js)
+        hint = curves.evaluate("(img) => getComputedStyle(img.parentElement, '::before')"
+                               ".content")
+        assert "scroll sideways" in hint, hint
 
         page.goto((HTML / "book" / "05_visualizing_predictions.html").as_uri(),
                   wait_until="load")
         panels = page.locator(".unet-slider").first.locator("img.unet-slider-img")
         tops = [round(panels.nth(i).bounding_box()["y"]) for i in range(panels.count())]
         assert len(tops) == 4 and tops[0] == tops[1] and tops[2] == tops[3] != tops[0], tops
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_no_page_is_wider_than_a_phone(browser, name):
+    """At 390 px the page itself never scrolls sideways: long inline paths and calls break
+    (the instructor page's `BraTS2020_training_data/content/data/...` made it 536 px wide);
+    figures and tables scroll inside their own boxes."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        page.goto((HTML / "book" / f"{name}.html").as_uri(), wait_until="load")
+        root = page.evaluate("[document.documentElement.scrollWidth, "
+                             "document.documentElement.clientWidth]")
+        assert root[0] <= root[1] + 1, f"{name} is {root[0]} px wide on a {root[1]} px phone"
     finally:
         context.close()
 

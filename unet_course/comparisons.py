@@ -99,8 +99,7 @@ def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
             probs_row = torch.as_tensor(as_numpy(probs[row]))
             scores = slice_scores(probs_row, torch.as_tensor(as_numpy(targets[row])), threshold)
             ax.imshow(mask_to_rgb(binarize(probs_row, threshold, logits=False)))
-            ax.set_xlabel("WT {WT:.2f} TC {TC:.2f} ET {ET:.2f}".format(**scores),
-                          fontsize="small")
+            ax.set_xlabel("WT {WT:.2f} TC {TC:.2f} ET {ET:.2f}".format(**scores))
             if row == 0:
                 ax.set_title(model)
     axes[0, 0].set_title("FLAIR")

@@ -262,15 +262,15 @@ def _colour_key(hd95: float, longest: float, width: int) -> np.ndarray:
     a (h, ``width``, 3) strip to go under a picture."""
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(width / 100, 0.9), dpi=100)
-    ax = fig.add_axes((0.05, 0.5, 0.9, 0.24))
+    fig = Figure(figsize=(width / 100, 1.15), dpi=100)  # lettering as large as the captions'
+    ax = fig.add_axes((0.05, 0.5, 0.9, 0.2))
     colours = distance_colours(hd95, longest)(np.linspace(0, longest, 512))[None, :, :3]
     ax.imshow(colours, aspect="auto", extent=(0, longest, 0, 1))
     ax.axvline(hd95, color="black", lw=1.5)
-    ax.text(hd95, 1.1, f"HD95 {hd95:.1f}", ha="center", va="bottom", fontsize=9,
+    ax.text(hd95, 1.1, f"HD95 {hd95:.1f}", ha="center", va="bottom", fontsize=11,
             transform=ax.get_xaxis_transform())
     ax.set_yticks([])
     ticks = [t for t in MaxNLocator(5).tick_values(0, longest) if 0 <= t <= longest]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=8)
-    ax.set_xlabel("mm to the other outline", fontsize=8, labelpad=1)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=11)
+    ax.set_xlabel("mm to the other outline", fontsize=11, labelpad=1)
     return figure_pixels(fig)

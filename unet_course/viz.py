@@ -88,7 +88,7 @@ def show_prediction(image, target, probs, threshold: float | None = None,
         ax.imshow(picture, cmap="gray")
         ax.set_title(name, fontsize="medium")
         if caption:
-            ax.set_xlabel(caption, fontsize="small")
+            ax.set_xlabel(caption)
     # below the pictures, where it hides no pixel of the masks
     fig.legend(handles=legend_handles(), loc="outside lower center", ncols=3, fontsize="small",
                frameon=False)
@@ -148,7 +148,7 @@ def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
     for (kind, level), (x, y, (c, h, w)) in boxes.items():
         colour = "#f0b27a" if level == depth else ("#aed6f1" if kind == "enc" else "#a9dfbf")
         ax.add_patch(plt.Rectangle((x - 0.42, y - 0.3), 0.84, 0.6, color=colour, ec="k"))
-        ax.text(x, y, f"{c} ch\n{h}×{w}", ha="center", va="center", fontsize=9)
+        ax.text(x, y, f"{c} ch\n{h}×{w}", ha="center", va="center", fontsize=11)
     skip = "gate" if model.attention else ("add" if model.additive_skips else "concat")
     arrow = dict(arrowstyle="->", lw=1.5)
     for level in range(depth):
@@ -164,13 +164,13 @@ def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
             ax.annotate("", xy=(gate_x, -level - 0.1), xytext=(gate_x, -level - 1 + 0.3),
                         arrowprops=dict(arrow, color="#8e44ad", ls=":"))
             ax.plot(gate_x, -level, marker="D", ms=9, color="#8e44ad")
-            ax.text(gate_x + 0.06, -level - 0.5, "g", color="#8e44ad", fontsize=9)
+            ax.text(gate_x + 0.06, -level - 0.5, "g", color="#8e44ad", fontsize=11)
             if level == 0:  # the deeper skips are too short for the words
                 ax.text(depth, 0.08, "skip → gate → concat", ha="center", va="bottom",
-                        color="grey", fontsize=9)
+                        color="grey", fontsize=11)
         else:
             ax.text(depth, -level + 0.08, skip, ha="center", va="bottom", color="grey",
-                    fontsize=9)
+                    fontsize=11)
     ax.text(0, 0.55, f"input {model.in_channels} ch", ha="center")
     ax.text(2 * depth, 0.55, f"1×1 head → {model.out_channels} ch", ha="center")
     handles = [Patch(fc="#aed6f1", ec="k", label="encoder level"),
