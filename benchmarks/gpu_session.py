@@ -9,11 +9,12 @@ needed)::
         --work /tmp/gpu-session                                   # timeout_s 590
     python benchmarks/gpu_session.py OUT --tiny        # CPU rehearsal (tests/test_gpu_session.py)
 
-The budget must end before the device tool stops the command: its limit counts only the
-command, but the session's device time also pays the machine's start (one to two minutes).
-With less than the full 15 minutes left (``status``'s ``budget_left_s``), pass ``--budget``
-= ``budget_left_s`` − 180 − 30 and ``timeout_s`` = ``--budget`` + 30, so that the script's
-own budget runs out first and every step it started writes its files.
+The budget must end before the device tool stops the command: one command may run 600 s at
+most, and the session's device time also pays a cold machine's start (one to two minutes).
+Pass ``--budget`` = min(570, ``budget_left_s`` − 210) (``status`` gives ``budget_left_s``;
+with a machine already warm, min(570, ``budget_left_s`` − 30)) and ``timeout_s`` =
+``--budget`` + 30, so that the script's own budget runs out first and every step it started
+writes its files.
 
 Each step runs as a child process (and its own process group: a step stopped at its limit
 leaves nothing running on the GPU) with its own time limit; a step that fails or runs out of

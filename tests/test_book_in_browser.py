@@ -180,8 +180,7 @@ def test_on_a_phone_figures_stay_readable_and_slider_panels_sit_two_abreast(brow
                              "document.documentElement.clientWidth]")
         assert root[0] <= root[1] + 1, f"the page itself scrolls sideways: {root}"
         # a line above the figure says it goes on past the screen's edge (scroll_hint.js)
-        hint = curves.evaluate("(img) => getComputedStyle(img.parentElement, '::before')"
-                               ".content")
+        hint = curves.evaluate("(img) => img.previousElementSibling.textContent")
         assert "scroll sideways" in hint, hint
 
         page.goto((HTML / "book" / "05_visualizing_predictions.html").as_uri(),

@@ -113,7 +113,11 @@ def test_the_reading_names_a_patient_whose_flip_barely_moves_the_mean():
     # differences +0.3, +0.3, +0.3, +0.004: mean 0.226; flipping the last moves it by
     # 2 × 0.004 / 4 = 0.002, under 5 % of the mean: its patterns sit just inside the lines
     reading = read_sign_flips([0.9, 0.9, 0.9, 0.504], [0.6, 0.6, 0.6, 0.5], [3, 5, 12, 14])
-    assert "Patient 14's difference is only ±0.004" in reading
-    assert "moves the mean by 0.002" in reading
+    assert "Patient 14's difference is only +0.004" in reading
+    assert "moves the mean by 0.002" in reading and "just inside the lines" in reading
+    # the same patient a hair the other way: flipped, its difference adds to the mean, and
+    # those patterns are counted as far as the observed one
+    against = read_sign_flips([0.9, 0.9, 0.9, 0.496], [0.6, 0.6, 0.6, 0.5], [3, 5, 12, 14])
+    assert "only -0.004" in against and "just outside the lines" in against
     plain = read_sign_flips([0.9, 0.9, 0.9, 0.8], [0.6, 0.6, 0.6, 0.6], [3, 5, 12, 14])
     assert "only ±" not in plain  # +0.2 moves the mean by 0.1: plainly nearer 0

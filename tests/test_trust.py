@@ -508,6 +508,27 @@ def test_best_is_written_before_last_and_restored_if_a_kill_came_between(tiny_ph
                for k in last["model_state"])
 
 
+def test_a_resumed_fit_names_the_best_epoch_that_last_pt_records(tiny_phantom, tmp_path,
+                                                               capsys):
+    # fit hands restore_best last.pt's best epoch and its own epoch, in that order: with
+    # best.pt lost and the best an earlier epoch (1 of 2), the run says which epoch to beat
+    from unet_lib.checkpoint import write_checkpoint
+
+    data = BraTSSlices(tiny_phantom, [1, 2], image_size=32)
+    val = BraTSSlices(tiny_phantom, [3], image_size=32)
+    config = TrainConfig.quick(epochs=2, image_size=32, base_filters=4)
+    fit(build_model("classic", base_filters=4), data, val, config, tmp_path, progress=False)
+    last = read_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 2
+    write_checkpoint(tmp_path / "last.pt", {**last, "best_epoch": 1})
+    (tmp_path / "best.pt").unlink()
+    capsys.readouterr()
+    fit(build_model("classic", base_filters=4), data, val,
+        TrainConfig.quick(epochs=3, image_size=32, base_filters=4), tmp_path, resume=True,
+        progress="epochs")
+    assert "beats epoch 1's validation Dice" in capsys.readouterr().out
+
+
 def test_stale_temporaries_are_removed_and_symlinks_are_not_followed(tiny_phantom, tmp_path):
     out = tmp_path / "run"
     out.mkdir()

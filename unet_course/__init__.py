@@ -9,7 +9,8 @@ Modules:
     checking     what the checks share: comparing an answer, hints, "not yet"
     exercises    the pieces of a U-Net a student writes, checked against unet_lib
     viz          the pictures (matplotlib), in the lettering of :mod:`style`; it gathers:
-    frames       one picture's pieces: masks as RGB, attention over FLAIR, the sliders' frames
+    frames       one picture's pieces: masks as RGB, the styles, the threshold slider's frames
+    attention_pictures  chapter 8: the gates' α over a faint FLAIR, the tumour outlined
     comparisons  several models in one figure: learning curves, predictions side by side
     diagrams     the block and gate diagrams of chapters 2 and 3
     gallery      the phantom's figure (data card)

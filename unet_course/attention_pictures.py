@@ -99,7 +99,7 @@ def colour_key(low: float, high: float, width: int = 200) -> np.ndarray:
     return figure_pixels(fig)
 
 
-def show_attention(image, maps: Sequence, title: str | None = None, target=None,
+def show_attention(image, maps: Sequence, title: str | None = None, *, target=None,
                    stretch: bool = True) -> Figure:
     """Attention coefficients of each gate over the input's FLAIR channel.
 

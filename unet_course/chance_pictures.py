@@ -108,7 +108,9 @@ def stacked_heights(means: np.ndarray, far: np.ndarray, closer_than: float = 0.0
 def read_sign_flips(first, second, patients: Sequence) -> str:
     """What :func:`sign_flip_figure` counts, in a sentence for the book: how many sign patterns
     the patients' differences make, and the smallest p they allow; a difference of exactly 0
-    (both models score alike) flips to itself, so it halves the patterns that differ."""
+    (both models score alike) flips to itself, so it halves the patterns that differ; a
+    difference that is not 0 but small moves the mean too little to see apart when flipped,
+    which the reading names (its patterns' dots sit just beside the observed lines)."""
     from .notebook import counted
 
     differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
@@ -132,11 +134,15 @@ def read_sign_flips(first, second, patients: Sequence) -> str:
                    f"patterns; a clean sweep would leave only itself and its mirror image as "
                    f"far out, p = 2/{2 ** n}")
     # a difference that is small, not 0: its flip moves the mean too little to see apart
-    small = [(abs(d), label) for label, d in zip(patients, differences)
-             if d != 0 and 2 * abs(d) / n < 0.05 * abs(differences.mean())]
+    observed = differences.mean()
+    small = [(abs(d), label, d) for label, d in zip(patients, differences)
+             if d != 0 and 2 * abs(d) / n < 0.05 * abs(observed)]
     if small:
-        d, label = min(small)
-        reading += (f". Patient {label}'s difference is only ±{d:.3f}: flipping it alone moves "
-                    f"the mean by {2 * d / n:.3f}, so those patterns' grey dots sit just inside "
-                    f"the lines, nearer 0 by that little")
+        size, label, d = min(small)
+        where = ("grey dots sit just inside the lines, nearer 0 by that little"
+                 if np.sign(d) == np.sign(observed) else  # flipped, it adds to the mean
+                 "dots sit just outside the lines, farther from 0 by that little, and count "
+                 "as far as the observed one")
+        reading += (f". Patient {label}'s difference is only {d:+.3f}: flipping it alone "
+                    f"moves the mean by {2 * size / n:.3f}, so those patterns' {where}")
     return reading

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unet_lib.data import locate
+from unet_lib.data import SkippedSample, locate
 
 
 def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4,
@@ -22,7 +22,7 @@ def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4,
     areas = []
     for index in range(0, len(dataset), step):
         sample = dataset[index]
-        if not isinstance(sample, tuple):
+        if isinstance(sample, SkippedSample):
             continue
         mask = sample[1]
         if not every_label or bool(mask.flatten(1).any(1).all()):
