@@ -183,8 +183,21 @@ def test_layers_are_matched_in_the_order_they_run_not_the_order_they_were_made(c
     exercises.check_double_conv(SecondLayerMadeFirst)  # the two biases paired by running order
     assert "Right" in capsys.readouterr().out
     module = SecondLayerMadeFirst(4, 8).eval()
-    exercises.check_double_conv(lambda i, o: module)
+    exercises.check_double_conv(lambda i, o: module if (i, o) == (4, 8)
+                                else SecondLayerMadeFirst(i, o).eval())
     assert not module.training  # the check leaves the student's module as it found it
+
+
+def test_a_module_that_ignores_its_arguments_fails_on_the_second_set():
+    with pytest.raises(NotYet, match=r"double convolution for \(3, 5\)"):
+        exercises.check_double_conv(lambda i, o: double_conv(4, 8))  # channels written in
+    with pytest.raises(NotYet, match=r"separable convolution for \(4, 5, 3\)"):
+        exercises.check_separable_conv(lambda i, o, k: nn.Sequential(  # a 7×7 written in
+            nn.Conv2d(i, i, 7, padding=3, groups=i, bias=False), nn.Conv2d(i, o, 1)))
+    with pytest.raises(NotYet, match="batch norm belongs to the Improved U-Net"):
+        exercises.check_double_conv(lambda i, o: nn.Sequential(
+            nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(),
+            nn.Conv2d(o, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU()))
 
 
 def largest_by_faces(mask):
@@ -204,6 +217,12 @@ def by_corners_too(mask):
     if count == 0:
         return np.zeros_like(mask, dtype=bool)
     return pieces == 1 + np.argmax(np.bincount(pieces.ravel())[1:])
+
+
+def ndimage_label(mask):
+    from scipy import ndimage
+
+    return ndimage.label(mask)[0]
 
 
 def first_piece(mask):
@@ -230,6 +249,12 @@ def test_keeping_the_largest_piece_is_checked_with_a_hint_for_each_way_to_miss_i
                  [largest_by_faces(piece) for piece in mask]),
              "no pieces .* return an empty mask": lambda mask: first_piece(mask) if mask.any()
              else np.argmax([]),
+             # None for the empty mask, after a value for the cube: a missing return there
+             "an empty mask returned None.*a return is missing.*return an empty mask":
+             lambda mask: largest_by_faces(mask) if mask.any() else None,
+             # the largest piece's label from counts[1:].argmax(), without the + 1
+             "index \\+ 1|argmax \\+ 1": lambda mask: ndimage_label(mask) == np.argmax(
+                 np.bincount(ndimage_label(mask).ravel())[1:]),
              "raised ZeroDivisionError": lambda mask: 1 / 0}
     for hint, answer in wrong.items():
         with pytest.raises(NotYet, match=hint):
@@ -281,7 +306,7 @@ def test_a_unet_forward_pass_is_checked_at_two_depths_with_a_hint_for_each_way_t
         with pytest.raises(NotYet, match=hint):
             exercises.check_unet_forward(
                 lambda *args, mistake=mistake: forward_written(*args, **mistake))
-    with pytest.raises(NotYet, match="2-level U-Net.*IndexError.*rather than over a fixed depth"):
+    with pytest.raises(NotYet, match="depth 2 .*IndexError.*rather than over a fixed depth"):
         exercises.check_unet_forward(four_levels)
     with pytest.raises(NotYet, match="should return a tensor"):
         exercises.check_unet_forward(lambda *args: forward_written(*args).tolist())
@@ -360,7 +385,7 @@ def test_the_new_checks_name_a_sigmoid_too_many_the_order_of_the_lists_and_a_new
 
     with pytest.raises(NotYet, match="return the head's output as it is"):
         exercises.check_unet_forward(with_sigmoid)
-    with pytest.raises(NotYet, match="deepest first.*in the order given"):
+    with pytest.raises(NotYet, match="in the order given, deepest first"):
         exercises.check_unet_forward(top_first)
 
     def squashed(model, images, masks, optimizer, loss_fn):
@@ -378,3 +403,79 @@ def test_the_new_checks_name_a_sigmoid_too_many_the_order_of_the_lists_and_a_new
         exercises.check_train_step(squashed)
     with pytest.raises(NotYet, match="use the optimizer you are given"):
         exercises.check_train_step(own_optimizer)
+
+
+def test_none_after_a_value_is_a_missing_return_not_an_open_skeleton():
+    def scores(tp, fp, fn):  # forgets to return when a denominator is 0
+        if tp + fp == 0 or tp + fn == 0:
+            return
+        return 2 * tp / (2 * tp + fp + fn), tp / (tp + fp), tp / (tp + fn)
+
+    with pytest.raises(NotYet, match=r"scores\(0, 0, 5\) returned None.*a return is missing"
+                                     r".*denominator is 0 is 0"):
+        exercises.check_scores(scores)
+
+
+def test_a_step_that_computes_gradients_but_neither_steps_nor_returns_is_told_so(capsys):
+    def half_a_step(model, images, masks, optimizer, loss_fn):
+        optimizer.zero_grad()
+        loss_fn(model(images), masks).backward()  # no step, no return
+
+    with pytest.raises(NotYet, match=r"moved no weight.*optimizer\.step\(\)"):
+        exercises.check_train_step(half_a_step)
+    assert "Not answered yet" not in capsys.readouterr().out
+
+
+def test_in_jupyter_a_check_shows_its_hint_without_the_checks_own_traceback():
+    error = NotYet("Not yet: your answer is too high. Hint: count again.")
+    assert error._render_traceback_() == ["NotYet: Not yet: your answer is too high. Hint: "
+                                          "count again."]
+
+
+def test_a_forward_that_stops_short_or_skips_the_up_convolutions_is_told_which():
+    def one_level_short(x, encoder, pool, ups, decoder_blocks, head):
+        skips = []
+        for level, block in enumerate(encoder):
+            x = block(x if level == 0 else pool(x))
+            skips.append(x)
+        x = skips.pop()
+        for i in range(len(ups) - 1):  # the last step up left out
+            x = decoder_blocks[i](torch.cat([skips.pop(), ups[i](x)], dim=1))
+        return head(x)
+
+    def interpolated(x, encoder, pool, ups, decoder_blocks, head):
+        skips = []
+        for level, block in enumerate(encoder):
+            x = block(x if level == 0 else pool(x))
+            skips.append(x)
+        x = skips.pop()
+        for block in decoder_blocks:  # resized, not up-convolved: twice the channels
+            x = block(torch.cat([skips.pop(), F.interpolate(x, scale_factor=2)], dim=1))
+        return head(x)
+
+    with pytest.raises(NotYet, match="the head got features of another level"):
+        exercises.check_unet_forward(one_level_short)
+    with pytest.raises(NotYet, match="up-sample with the given ups"):
+        exercises.check_unet_forward(interpolated)
+
+
+def test_a_forward_that_cuts_the_gradients_gives_the_right_logits_and_still_fails():
+    from unet_course.forward_exercise import forward_with_parts
+
+    def without_gradients(*args):
+        with torch.no_grad():
+            return forward_with_parts(*args)
+
+    def detached_skips(x, encoder, pool, ups, decoder_blocks, head):
+        skips = []
+        for level, block in enumerate(encoder):
+            x = block(x if level == 0 else pool(x))
+            skips.append(x.detach())  # the skips cut off from the encoder's weights
+        x = skips.pop()
+        for up, block in zip(ups, decoder_blocks):
+            x = block(torch.cat([skips.pop(), up(x)], dim=1))
+        return head(x)
+
+    for answer in (without_gradients, detached_skips):
+        with pytest.raises(NotYet, match="right logits, but training could not learn"):
+            exercises.check_unet_forward(answer)

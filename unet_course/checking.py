@@ -11,6 +11,11 @@ import numbers
 class NotYet(AssertionError):
     """A lab answer that does not match; the message gives a hint, not the answer."""
 
+    def _render_traceback_(self) -> list[str]:
+        """What Jupyter shows for it: the message alone. The check's own lines, which a
+        traceback would print above it, are no help to a student (IPython calls this)."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 #: exercise → (what was asked, the expected answer) of the latest check run, for reveal()
 _ASKED: dict[str, tuple[str, object]] = {}
@@ -131,18 +136,29 @@ SKELETON_LEFT = "Not answered yet: fill in the function above (replace the ...) 
 NOT_ANSWERED = f"{SKELETON_LEFT} (Filled in already? Then it returns None: a return is missing.)"
 
 
-def code_answered(result) -> bool:
-    """``False`` (and say so) when the student's function returned ``None`` or ``...``: its
-    body is still the skeleton's ``...``."""
+def code_answered(result, later_call: str | None = None, hint: str = "") -> bool:
+    """``False`` (and say so) when the student's function returned ``None`` or ``...`` on its
+    first call: its body is still the skeleton's ``...``. On a ``later_call`` (what it was,
+    e.g. ``"scores(0, 0, 5)"``), the function has returned a value before, so ``None`` is a
+    missing return on that path: :class:`NotYet`, with ``hint``."""
     if result is None or result is Ellipsis:
+        if later_call is not None:
+            raise NotYet(f"Not yet: {later_call} returned {result!r}, where an earlier call "
+                         f"returned a value: a return is missing on this path."
+                         + (f" Hint: {hint}" if hint else ""))
         print(NOT_ANSWERED)
         return False
     return True
 
 
 def raised(what: str, error: Exception, hint: str = "") -> NotYet:
-    """The message for an error the student's code raised: what raised what, not a traceback."""
-    return NotYet(f"Not yet: {what} raised {type(error).__name__}: {error}" + hint)
+    """The message for an error the student's code raised: what raised what, not a traceback;
+    ``hint`` follows it (``". Hint: ..."``; its first full stop is dropped after one that ends
+    the error's own message)."""
+    message = str(error).rstrip()
+    if message.endswith(".") and hint.startswith("."):
+        hint = hint[1:]
+    return NotYet(f"Not yet: {what} raised {type(error).__name__}: {message}" + hint)
 
 
 def run_answer(function, *args, what: str):

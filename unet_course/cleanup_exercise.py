@@ -15,7 +15,7 @@ from .checking import NotYet, code_answered, plain, run_answer
 
 
 def largest_piece_masks(seed: int = 0) -> list[tuple[str, np.ndarray]]:
-    """Exercise 7.3's test masks, ``(what, mask (D, H, W) bool)``: an empty one, one cube,
+    """Exercise 7.3's test masks, ``(what, mask (D, H, W) bool)``: one cube, an empty one,
     random masks of many pieces whose largest is unique (so that no rule for ties is asked),
     also when edges and corners join, and last two cubes that touch only at a corner (a
     function that joins such voxels fails there alone)."""
@@ -26,7 +26,8 @@ def largest_piece_masks(seed: int = 0) -> list[tuple[str, np.ndarray]]:
     corner = np.zeros((6, 8, 8), bool)
     corner[0:2, 0:2, 0:2] = True  # 8 voxels, meeting the 27 below at one corner only
     corner[2:5, 2:5, 2:5] = True
-    masks = [("an empty mask", np.zeros((5, 6, 7), bool)), ("one cube", cube)]
+    # the cube first: a None there is the skeleton's, a None for the empty mask a missing return
+    masks = [("one cube", cube), ("an empty mask", np.zeros((5, 6, 7), bool))]
     rng = np.random.default_rng(seed)
     while len(masks) < 6:
         mask = rng.random((int(rng.integers(4, 9)), 10, 12)) < 0.2
@@ -43,7 +44,7 @@ def check_keep_largest(keep_largest: Callable[[np.ndarray], np.ndarray]) -> None
     mask of its largest face-connected piece, as
     :func:`unet_lib.postprocess.keep_largest_component` does."""
     masks = largest_piece_masks()
-    for what, mask in masks:
+    for number, (what, mask) in enumerate(masks):
         given = mask.copy()
         try:
             result = run_answer(keep_largest, given, what=f"keep_largest on {what}")
@@ -52,7 +53,9 @@ def check_keep_largest(keep_largest: Callable[[np.ndarray], np.ndarray]) -> None
                 raise
             raise NotYet(f"{error}. Hint: an empty mask has no pieces (ndimage.label finds 0): "
                          f"return an empty mask of its shape.") from None
-        if not code_answered(result):
+        if not code_answered(result, f"keep_largest on {what}" if number else None,
+                             "an empty mask has no pieces: return an empty mask of its shape"
+                             if not mask.any() else ""):
             return
         if not np.array_equal(given, mask):
             raise NotYet(f"Not yet: keep_largest changed the mask it was given ({what}). "
@@ -68,7 +71,8 @@ def check_keep_largest(keep_largest: Callable[[np.ndarray], np.ndarray]) -> None
         by_slice = np.stack([keep_largest_component(piece) for piece in mask])
         if np.array_equal(result, ~mask):
             hint = ("it is the background: label 0 is what lies outside every piece; leave it "
-                    "out when you count the pieces' voxels")
+                    "out when you count the pieces' voxels (and if you left it out by counting "
+                    "counts[1:], the largest piece's label is the argmax + 1)")
         elif (result & ~mask).any():
             hint = "it marks voxels that are not in the mask at all"
         elif any(np.array_equal(result, keep_largest_component(mask, connectivity=joined))
@@ -85,7 +89,8 @@ def check_keep_largest(keep_largest: Callable[[np.ndarray], np.ndarray]) -> None
                     "alone, and check which voxels you let join")
         else:
             hint = ("it keeps a piece that is not the largest, or only part of one: count "
-                    "each piece's voxels (np.bincount of the labels) and keep the biggest")
+                    "each piece's voxels (np.bincount of the labels) and keep the biggest (after "
+                    "counts[1:].argmax(), its label is that index + 1)")
         raise NotYet(f"Not yet: keep_largest on {what} is wrong: {hint}.")
     print(f"Right: your keep_largest agrees with unet_lib.postprocess.keep_largest_component "
           f"on {len(masks)} masks, an empty one and two cubes touching at a corner among them.")

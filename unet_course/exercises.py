@@ -87,21 +87,34 @@ def _compare(yours: torch.Tensor, reference: torch.Tensor, what: str, hint: str)
                      f"difference is at flat position {worst}). Hint: {hint}")
 
 
-def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: tuple,
-                  what: str, hint: str, count_hints: dict[int, str] | None = None) -> None:
-    """Check the module ``build(*args)`` against ``reference``: parameters (``count_hints``:
-    student's count minus unet_lib's → what that difference suggests), then outputs on random
-    inputs in evaluation and in training mode."""
-    module = run_answer(build, *args, what=f"building your {what}")
-    if not code_answered(module):
-        return
+def _module_check(build: Callable[..., nn.Module], cases: list[tuple[nn.Module, tuple]],
+                  what: str, hint: str, count_hints: Callable[..., dict[int, str]] | None = None
+                  ) -> None:
+    """Check the module ``build(*args)`` against ``reference`` for each ``(reference, args)``
+    of ``cases`` (two sets of arguments: a module that ignores one of them fails one):
+    parameters (``count_hints(*args)``: student's count minus unet_lib's → what that
+    difference suggests), then outputs on random inputs in evaluation and in training mode."""
+    for number, (reference, args) in enumerate(cases):
+        made = f"{what} for {args}"
+        module = run_answer(build, *args, what=f"building your {made}")
+        if not code_answered(module, f"building your {made}" if number else None):
+            return
+        _module_matches(module, reference, args, made, hint,
+                        count_hints(*args) if count_hints else {})
+    print(f"Right: your {what} computes what unet_lib's does, on random inputs, for "
+          f"{' and '.join(str(args) for _, args in cases)}.")
+
+
+def _module_matches(module, reference: nn.Module, args: tuple, what: str, hint: str,
+                    count_hints: dict[int, str]) -> None:
+    """:func:`_module_check` for one ``module`` the student built from ``args``."""
     if not isinstance(module, nn.Module):
         raise NotYet(f"Not yet: {what} should return an nn.Module, got {type(module).__name__}.")
     if count_parameters(module) != count_parameters(reference):
         difference = count_parameters(module) - count_parameters(reference)
         raise NotYet(f"Not yet: your {what} has {abs(difference):,} parameters "
                      f"{'too many' if difference > 0 else 'too few'}. Hint: "
-                     f"{(count_hints or {}).get(difference, hint)}")
+                     f"{count_hints.get(difference, hint)}")
     x = torch.randn(2, args[0], 12, 12)
     was_training = module.training
     try:  # the student's module is left in its mode, whatever the check finds
@@ -119,15 +132,17 @@ def _module_check(build: Callable[..., nn.Module], reference: nn.Module, args: t
                          "(dropout, batch norm) is no part of this block")
     finally:
         module.train(was_training)
-    print(f"Right: your {what} computes what unet_lib's does, on random inputs.")
 
 
 def check_double_conv(build: Callable[[int, int], nn.Module]) -> None:
     """``build(in_channels, out_channels)`` must give the Classic U-Net's level: 3×3 conv
     (padding 1, bias) → ReLU → 3×3 conv → ReLU (:class:`unet_lib.models.DoubleConv`)."""
     torch.manual_seed(0)
-    _module_check(build, DoubleConv(4, 8), (4, 8), "double convolution",
-                  "two 3×3 convolutions with padding=1 (the size must not change), each "
+    _module_check(build, [(DoubleConv(4, 8), (4, 8)), (DoubleConv(3, 5), (3, 5))],
+                  "double convolution", count_hints=lambda c_in, c_out: {
+                      4 * c_out: "batch norm belongs to the Improved U-Net (chapter 2); the "
+                      "Classic U-Net's level is convolution and ReLU, twice"},
+                  hint="two 3×3 convolutions with padding=1 (the size must not change), each "
                   "followed by a ReLU; the second maps out_channels to out_channels")
 
 
@@ -136,12 +151,11 @@ def check_separable_conv(build: Callable[[int, int, int], nn.Module]) -> None:
     (one filter per channel: ``groups=in_channels``, padding k//2, no bias) followed by a 1×1
     pointwise convolution with bias (:class:`unet_lib.models.SeparableConv2d`)."""
     torch.manual_seed(0)
-    c_in, c_out, k = 6, 10, 7
-    _module_check(build, SeparableConv2d(c_in, c_out, k), (c_in, c_out, k),
-                  "depthwise-separable convolution",
+    cases = [(SeparableConv2d(*args), args) for args in ((6, 10, 7), (4, 5, 3))]
+    _module_check(build, cases, "depthwise-separable convolution",
                   "first the depthwise part, one k×k filter per input channel that keeps the "
-                  "size, then the pointwise part mixing the channels; nothing between them",
-                  count_hints={
+                  "size (padding kernel_size // 2), then the pointwise part mixing the "
+                  "channels; nothing between them", count_hints=lambda c_in, c_out, k: {
                       c_in * (c_in - 1) * k * k: "is your depthwise layer a full convolution? "
                       "Each of its filters should see one channel only (groups)",
                       c_in: "unet_lib's depthwise layer has no bias (the pointwise one's "
@@ -184,12 +198,13 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
     with at least one of them non-zero; a score whose denominator is 0 (nothing predicted, or
     nothing to find) is 0, as in :func:`unet_lib.metrics.scores_from_counts`."""
     torch.manual_seed(0)
-    counts = torch.randint(0, 50, (20, 3)).double()
-    counts[0] = torch.tensor([0.0, 3.0, 4.0])  # no overlap at all
-    counts[1] = torch.tensor([0.0, 0.0, 5.0])  # nothing predicted: TP + FP = 0
-    counts[2] = torch.tensor([0.0, 5.0, 0.0])  # nothing to find: TP + FN = 0
+    # ordinary counts first (a None there is the skeleton's), the special cases last
+    counts = torch.randint(1, 50, (20, 3)).double()
+    counts[-3] = torch.tensor([0.0, 3.0, 4.0])  # no overlap at all
+    counts[-2] = torch.tensor([0.0, 0.0, 5.0])  # nothing predicted: TP + FP = 0
+    counts[-1] = torch.tensor([0.0, 5.0, 0.0])  # nothing to find: TP + FN = 0
     names = ("Dice", "precision", "recall")
-    for tp, fp, fn in counts.tolist():
+    for number, (tp, fp, fn) in enumerate(counts.tolist()):
         if tp + fp + fn == 0:
             continue
         try:
@@ -201,7 +216,9 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
                          f"(test for it before dividing).") from None
         except Exception as error:  # the student's code: what it raised, not a traceback
             raise raised(f"scores({tp:g}, {fp:g}, {fn:g})", error) from None
-        if not code_answered(result):
+        if not code_answered(result, f"scores({tp:g}, {fp:g}, {fn:g})" if number else None,
+                             "a score whose denominator is 0 is 0 in unet_lib: return it "
+                             "with the other two"):
             return
         result = plain(result)  # an array or tensor of three scores is a list of three
         if not isinstance(result, (tuple, list)) or len(result) != 3:

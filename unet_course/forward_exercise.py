@@ -7,6 +7,7 @@ fixed depth of four). (The notebooks call it as ``exercises.check_unet_forward``
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import torch
@@ -20,6 +21,7 @@ from .checking import NotYet, code_answered, raised
 CHECKED_SHAPES = ((4, 4, 32), (2, 3, 24))
 
 #: what an error the student's forward raises most likely means, by a piece of its message
+#: (a convolution given features of the wrong width is told apart by :func:`error_hint`)
 ERROR_HINTS = {
     "Sizes of tensors must match": "the skip concatenated at a level must come from the "
                                    "encoder level of the same size: pool before every level "
@@ -27,14 +29,36 @@ ERROR_HINTS = {
                                    "take them back in reverse order going up (the deepest "
                                    "first: a list used as a stack); the bottom level's output "
                                    "is the decoder's input, not a skip",
-    "transposed=1": "an up-convolution got features of another width: ups and decoder_blocks "
-                    "come deepest first, as the way up takes them; use them in the order given",
-    "channels": "the Classic U-Net's decoder blocks take the skip and the up-sampled "
-                "features side by side (twice the level's channels): concatenate them along "
-                "the channels, torch.cat(..., dim=1), rather than adding them",
+    "transposed=1": "an up-convolution got features of another width: go down through every "
+                    "encoder block (a U-Net of depth 4 has 5, one more than its 4 ups: the "
+                    "bottom of the U), then use ups and decoder_blocks in the order given, "
+                    "deepest first",
     "index out of range": "loop over the lists you are given (their lengths are the U's "
                           "levels) rather than over a fixed depth of four",
 }
+
+#: a convolution's complaint: its weight's size, the channels it takes and those it got
+WIDTH_ERROR = re.compile(r"weight of size \[(\d+), \d+, (\d+), \d+\], expected input\[.*?\] "
+                         r"to have (\d+) channels, but got (\d+) channels")
+
+
+def error_hint(error: Exception) -> str:
+    """The hint for an error the student's forward raised, by what its message says."""
+    message = str(error)
+    width = WIDTH_ERROR.search(message)
+    if width and "transposed=1" not in message:
+        out_channels, kernel, takes, got = (int(n) for n in width.groups())
+        if out_channels == 3 and kernel == 1:  # the head, given another level's features
+            return ("the head got features of another level: the way up runs every "
+                    "up-convolution and decoder block, one per level, before the head")
+        if got * 2 == takes:
+            return ("the Classic U-Net's decoder blocks take the skip and the up-sampled "
+                    "features side by side (twice the level's channels): concatenate them "
+                    "along the channels, torch.cat(..., dim=1), rather than adding them")
+        return ("a decoder block got features of another width: up-sample with the given "
+                "ups (each also halves the channels; F.interpolate does not), then "
+                "concatenate the skip of that size")
+    return next((hint for key, hint in ERROR_HINTS.items() if key in message), "")
 
 
 def unet_parts(model: UNet) -> tuple:
@@ -68,13 +92,14 @@ def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
         torch.manual_seed(0)
         model = ClassicUNet(base_filters=filters, depth=depth).eval()
         x = torch.randn(2, 4, side, side)
-        what = f"your forward on a {depth}-level U-Net (input {tuple(x.shape)})"
+        what = (f"your forward on a U-Net of depth {depth} ({depth + 1} encoder blocks, "
+                f"{depth} ups; input {tuple(x.shape)})")
         with torch.no_grad():
             try:
                 yours = forward(x, *unet_parts(model))
             except Exception as error:  # the student's code: what it raised, and a hint
-                hint = next((h for key, h in ERROR_HINTS.items() if key in str(error)), "")
-                raise raised(what, error, f". Hint: {hint}" if hint else "") from None
+                hint = error_hint(error)
+                raise raised(what, error, f". Hint: {hint}." if hint else "") from None
             if not code_answered(yours):
                 return
             expected = model(x)
@@ -91,6 +116,7 @@ def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
             raise NotYet(f"Not yet: {what} returned shape {tuple(yours.shape)}; the U-Net's "
                          f"logits have shape {tuple(expected.shape)}. Hint: {hint}.")
         if torch.allclose(yours, expected, atol=1e-5, rtol=1e-4):
+            check_gradients(forward, model, x, what)
             continue
         hint = ("you concatenate the up-sampled features first and the skip second: unet_lib "
                 "puts the skip first (torch.cat([skip, x], dim=1)), and the block's weights "
@@ -104,4 +130,28 @@ def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
                      "output, and at each step up-sample, concatenate the stored skip of that "
                      "size, then run the level's block")
         raise NotYet(f"Not yet: {what} has the right shape but other values. Hint: {hint}.")
-    print("Right: your forward pass computes what ClassicUNet's does, at depths 4 and 2.")
+    print("Right: your forward pass computes what ClassicUNet's does, and its gradients, at "
+          "depths 4 and 2.")
+
+
+def check_gradients(forward: Callable[..., torch.Tensor], model: ClassicUNet,
+                    x: torch.Tensor, what: str) -> None:
+    """Training needs the gradients too: those of every weight of ``model`` through the
+    student's ``forward`` must be the model's own (a ``torch.no_grad()`` or a ``detach()``
+    inside it gives the right values and none or fewer of them)."""
+    model.zero_grad()
+    model(x).square().mean().backward()
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    yours = forward(x, *unet_parts(model))
+    if yours.requires_grad:
+        yours.square().mean().backward()
+    wrong = [name for (name, p), e in zip(model.named_parameters(), expected)
+             if p.grad is None or not torch.allclose(p.grad, e, atol=1e-6, rtol=1e-4)]
+    model.zero_grad()
+    if wrong:
+        raise NotYet(f"Not yet: {what} gives the right logits, but training could not learn "
+                     f"through it: {len(wrong)} of the weights get no gradient or another one "
+                     f"(the first: {wrong[0]}). Hint: leave out torch.no_grad() and .detach() "
+                     f"inside the forward pass; the loss's gradients flow back through every "
+                     f"step of it, the skips included.")

@@ -16,7 +16,7 @@ from torch import nn
 
 from unet_lib.models import UNet
 
-from .checking import SKELETON_LEFT, NotYet, is_number, plain, raised
+from .checking import NOT_ANSWERED, NotYet, is_number, plain, raised
 
 #: steps the check runs: enough for gradients that pile up to show, and Adam's moments
 CHECKED_STEPS = 3
@@ -82,9 +82,15 @@ def check_train_step(train_step: Callable[..., float]) -> None:
         reference_step(squashed, images, masks, squashed_optimizer, loss_fn, squash=True)
         moved = not _weights_equal(before, yours)
         if loss is None or loss is Ellipsis:
-            if number == 1 and not moved:
-                print(SKELETON_LEFT)  # a step that returned None and moved nothing
+            backward_ran = any(p.grad is not None for p in yours.parameters())
+            if number == 1 and not moved and not backward_ran:
+                print(NOT_ANSWERED)  # the skeleton, or a step that computed nothing of use
                 return
+            if not moved:
+                raise NotYet(f"Not yet: {what} returned {loss!r} and moved no weight, though "
+                             f"the gradients were computed. Hint: after loss.backward(), "
+                             f"optimizer.step() moves the weights; then return the batch's "
+                             f"loss as a number (loss.item()).")
             raise NotYet(f"Not yet: {what} returned {loss!r}. Hint: return the batch's loss "
                          f"as a number (loss.item()), for the history of the run.")
         if not yours.training:
