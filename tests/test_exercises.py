@@ -432,22 +432,25 @@ def test_in_jupyter_a_check_shows_its_hint_without_the_checks_own_traceback():
                                           "count again."]
 
 
+def going_down(x, encoder, pool) -> list:
+    """Every encoder level's output, top first, as a right forward pass keeps them."""
+    skips = []
+    for level, block in enumerate(encoder):
+        x = block(x if level == 0 else pool(x))
+        skips.append(x)
+    return skips
+
+
 def test_a_forward_that_stops_short_or_skips_the_up_convolutions_is_told_which():
     def one_level_short(x, encoder, pool, ups, decoder_blocks, head):
-        skips = []
-        for level, block in enumerate(encoder):
-            x = block(x if level == 0 else pool(x))
-            skips.append(x)
+        skips = going_down(x, encoder, pool)
         x = skips.pop()
         for i in range(len(ups) - 1):  # the last step up left out
             x = decoder_blocks[i](torch.cat([skips.pop(), ups[i](x)], dim=1))
         return head(x)
 
     def interpolated(x, encoder, pool, ups, decoder_blocks, head):
-        skips = []
-        for level, block in enumerate(encoder):
-            x = block(x if level == 0 else pool(x))
-            skips.append(x)
+        skips = going_down(x, encoder, pool)
         x = skips.pop()
         for block in decoder_blocks:  # resized, not up-convolved: twice the channels
             x = block(torch.cat([skips.pop(), F.interpolate(x, scale_factor=2)], dim=1))
