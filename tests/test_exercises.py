@@ -38,7 +38,7 @@ def test_a_right_double_convolution_passes_and_wrong_ones_say_why(capsys):
     with pytest.raises(NotYet, match="shape"):  # no padding: the image shrinks
         exercises.check_double_conv(lambda i, o: nn.Sequential(
             nn.Conv2d(i, o, 3), nn.ReLU(), nn.Conv2d(o, o, 3), nn.ReLU()))
-    with pytest.raises(NotYet, match="different values"):  # the last ReLU missing
+    with pytest.raises(NotYet, match="negative values.*ends with a ReLU"):  # the last missing
         exercises.check_double_conv(lambda i, o: nn.Sequential(
             nn.Conv2d(i, o, 3, padding=1), nn.ReLU(), nn.Conv2d(o, o, 3, padding=1)))
 
@@ -482,3 +482,30 @@ def test_a_forward_that_cuts_the_gradients_gives_the_right_logits_and_still_fail
     for answer in (without_gradients, detached_skips):
         with pytest.raises(NotYet, match="right logits, but training could not learn"):
             exercises.check_unet_forward(answer)
+
+
+def test_the_usual_slips_of_the_gate_the_block_and_the_scores_are_named():
+    from unet_course.exercises import gate_forward_solution
+
+    def concatenated(x, g, w_x, w_g, psi):
+        gating = F.interpolate(w_g(g), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return torch.sigmoid(psi(F.relu(torch.cat([w_x(x), gating], dim=1))))
+
+    slips = {"add the two projections": concatenated,
+             "outside \\[0, 1\\]": lambda x, g, w_x, w_g, psi: torch.logit(
+                 gate_forward_solution(x, g, w_x, w_g, psi)),  # no sigmoid at the end
+             "through a sigmoid once more": lambda *args: torch.sigmoid(
+                 gate_forward_solution(*args)),
+             "return α itself": lambda x, *args: x * gate_forward_solution(x, *args)}
+    for hint, answer in slips.items():
+        with pytest.raises(NotYet, match=hint):
+            exercises.check_gate_forward(answer)
+
+    def right(tp, fp, fn):
+        return 2 * tp / (2 * tp + fp + fn), tp / (tp + fp), tp / (tp + fn)
+
+    with pytest.raises(NotYet, match="right ones in another order"):
+        exercises.check_scores(lambda *counts: tuple(reversed(right(*counts))))
+    with pytest.raises(NotYet, match="divide with /, not //"):
+        exercises.check_scores(lambda tp, fp, fn: (2 * tp // (2 * tp + fp + fn),
+                                                   tp // (tp + fp), tp // (tp + fn)))

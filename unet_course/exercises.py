@@ -26,7 +26,7 @@ from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d, count_pa
 from .checking import NotYet, code_answered, is_number, plain, raised, run_answer
 # chapter 7's exercise, a clean-up after the model, lives in a module of its own
 from .cleanup_exercise import check_keep_largest, largest_piece_masks  # noqa: F401
-from .forward_exercise import check_unet_forward  # noqa: F401
+from .forward_exercise import WIDTH_ERROR, check_unet_forward  # noqa: F401
 from .training_exercise import check_train_step  # noqa: F401
 
 
@@ -126,7 +126,13 @@ def _module_matches(module, reference: nn.Module, args: tuple, what: str, hint: 
             with torch.no_grad():
                 yours = run_answer(module, x, what=f"your {what}, called on a "
                                                    f"(2, {args[0]}, 12, 12) input")
-                _compare(yours, reference(x), f"the output of your {what}"
+                expected = reference(x)
+                if (isinstance(yours, torch.Tensor) and yours.shape == expected.shape
+                        and yours.min() < 0 <= expected.min()):
+                    raise NotYet(f"Not yet: the output of your {what} has negative values, "
+                                 f"which unet_lib's never has. Hint: the block ends with a "
+                                 f"ReLU, after its second convolution too.")
+                _compare(yours, expected, f"the output of your {what}"
                          + (" in training mode (model.train())" if mode == "train" else ""),
                          hint if mode == "eval" else "a layer that acts only while training "
                          "(dropout, batch norm) is no part of this block")
@@ -179,18 +185,40 @@ def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
                 alpha = forward(x, g, gate.w_x, gate.w_g, gate.psi)
             except Exception as error:  # the student's code: a hint, not a traceback
                 sizes = "size of tensor" in str(error) or "must match the size" in str(error)
+                width = WIDTH_ERROR.search(str(error))  # ψ given twice its width: concatenated
+                joined = width is not None and int(width[4]) == 2 * int(width[3])
                 raise raised(f"with x {x_size}×{x_size} and g {g_size}×{g_size} your forward",
                              error, ". Hint: the projected gating signal is coarser than x; "
                              "bring it to x's own height and width before adding the two."
-                             if sizes else ".") from None
+                             if sizes else ". Hint: add the two projections, W_x·x + "
+                             "up(W_g·g), rather than concatenating them: ψ takes the "
+                             "intermediate width once." if joined else ".") from None
             if not code_answered(alpha):
                 return
             _, reference = gate(x, g)
+            _gate_mistake(alpha, reference, x)
             _compare(alpha, reference, f"your α for x {x_size}×{x_size}, g {g_size}×{g_size}",
                      "project both with their 1×1 convolutions, resize the projected g to x's "
                      "size (bilinear, as unet_lib's gate: align_corners=False), add, ReLU, ψ, "
                      "then a sigmoid")
     print("Right: your gate's α equals unet_lib's AttentionGate on random inputs.")
+
+
+def _gate_mistake(alpha, reference: torch.Tensor, x: torch.Tensor) -> None:
+    """Raise :class:`NotYet` for the gate's usual slips that a bare comparison only calls
+    "other values": α outside [0, 1], a sigmoid too many, the gated skip returned."""
+    if not isinstance(alpha, torch.Tensor):
+        return
+    if alpha.shape == x.shape and alpha.shape != reference.shape:
+        raise NotYet("Not yet: your forward returned a tensor of the skip's shape. Hint: "
+                     "return α itself, (N, 1, h, w); the gate multiplies the skip by it later.")
+    if alpha.shape == reference.shape and (alpha.min() < 0 or alpha.max() > 1):
+        raise NotYet("Not yet: your α goes outside [0, 1]. Hint: the gate's coefficients "
+                     "come out of a sigmoid, ψ's output's last step.")
+    if alpha.shape == reference.shape and torch.allclose(alpha, torch.sigmoid(reference),
+                                                         atol=1e-5, rtol=1e-4):
+        raise NotYet("Not yet: your α is the right one passed through a sigmoid once more. "
+                      "Hint: one sigmoid, after ψ; ψ itself is a plain 1×1 convolution.")
 
 
 def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
@@ -231,6 +259,15 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
         empty = {"Dice": 2 * tp + fp + fn == 0, "precision": tp + fp == 0,  # what a zero
                  "recall": tp + fn == 0}  # denominator means is said in the hint
         nothing = {"precision": "nothing predicted", "recall": "nothing to find"}
+        right = [expected[key].item() for key in ("dice", "precision", "recall")]
+        given = [float(plain(v)) if is_number(plain(v)) else None for v in result]
+        close = [[abs(g - r) <= 1e-6 for r in right] for g in given if g is not None]
+        if (len(close) == 3 and not all(close[i][i] for i in range(3))  # the same three,
+                and all(any(row) for row in close) and len({round(r, 6) for r in right}) == 3):
+            # in another order (told only where the three differ)
+            raise NotYet(f"Not yet: for TP={tp:g}, FP={fp:g}, FN={fn:g} your three scores are "
+                         f"the right ones in another order. Hint: return (dice, precision, "
+                         f"recall), in that order.")
         for name, yours, key in zip(names, result, ("dice", "precision", "recall")):
             yours = plain(yours)
             if not is_number(yours):
@@ -241,6 +278,9 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
                 if empty[name]:
                     hint = (f"its denominator is 0 here ({nothing.get(name, 'no pixel')}); "
                             f"unet_lib scores such a ratio 0, not NaN or 1")
+                elif float(yours) == 0 and tp > 0:
+                    hint = ("it is 0 though TP > 0: divide with /, not // (which rounds "
+                            "down to a whole number)")
                 elif any(round(expected[key].item(), d) == float(yours) for d in range(1, 7)):
                     hint = "that is the score rounded: return it unrounded"
                 else:
