@@ -509,3 +509,12 @@ def test_the_usual_slips_of_the_gate_the_block_and_the_scores_are_named():
     with pytest.raises(NotYet, match="divide with /, not //"):
         exercises.check_scores(lambda tp, fp, fn: (2 * tp // (2 * tp + fp + fn),
                                                    tp // (tp + fp), tp // (tp + fn)))
+
+
+def test_a_step_that_runs_the_model_twice_moves_batch_norms_averages_twice_and_is_told():
+    def twice(model, images, masks, optimizer, loss_fn):
+        model(images)  # a look at the output first: batch norm's averages move once more
+        return train_step_written(model, images, masks, optimizer, loss_fn)
+
+    with pytest.raises(NotYet, match="running statistics.*run the model once per step"):
+        exercises.check_train_step(twice)

@@ -124,5 +124,10 @@ def check_train_step(train_step: Callable[..., float]) -> None:
         if not is_number(loss) or not math.isclose(loss, expected, rel_tol=1e-5):
             raise NotYet(f"Not yet: {what} returned {loss!r}, not the batch's loss. Hint: "
                          f"return loss.item() of the loss computed before the step.")
+        if not all(torch.allclose(a, b, atol=1e-6, rtol=1e-5)
+                   for a, b in zip(yours.buffers(), right.buffers())):
+            raise NotYet(f"Not yet: after {what} batch norm's running statistics differ from "
+                         f"one step's. Hint: run the model once per step: each forward pass "
+                         f"in training mode moves those averages again.")
     print(f"Right: your train_step moves the weights as fit()'s step does, {CHECKED_STEPS} "
           f"steps in a row, and returns each batch's loss.")
