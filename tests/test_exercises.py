@@ -518,3 +518,11 @@ def test_a_step_that_runs_the_model_twice_moves_batch_norms_averages_twice_and_i
 
     with pytest.raises(NotYet, match="running statistics.*run the model once per step"):
         exercises.check_train_step(twice)
+
+
+def test_a_gate_that_joins_g_unresized_by_concatenation_gets_the_size_hint():
+    def joined_unresized(x, g, w_x, w_g, psi):  # torch.cat's own message for the sizes
+        return torch.sigmoid(psi(F.relu(torch.cat([w_x(x), w_g(g)], dim=1))))
+
+    with pytest.raises(NotYet, match="coarser than x"):
+        exercises.check_gate_forward(joined_unresized)

@@ -184,7 +184,8 @@ def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
             try:
                 alpha = forward(x, g, gate.w_x, gate.w_g, gate.psi)
             except Exception as error:  # the student's code: a hint, not a traceback
-                sizes = "size of tensor" in str(error) or "must match the size" in str(error)
+                sizes = any(words in str(error) for words in (  # added, or concatenated
+                    "size of tensor", "must match the size", "Sizes of tensors must match"))
                 width = WIDTH_ERROR.search(str(error))  # ψ given twice its width: concatenated
                 joined = width is not None and int(width[4]) == 2 * int(width[3])
                 raise raised(f"with x {x_size}×{x_size} and g {g_size}×{g_size} your forward",
