@@ -17,6 +17,13 @@ def skeleton(*args):
     ...
 
 
+def each_mistake_gets_its_hint(check, written, mistakes: dict) -> None:
+    """``check`` of ``written`` with each mistake's keywords fails with its hint (a pattern)."""
+    for hint, mistake in mistakes.items():
+        with pytest.raises(NotYet, match=hint):
+            check(lambda *args, mistake=mistake: written(*args, **mistake))
+
+
 def test_open_skeletons_are_not_answered_yet_and_do_not_fail(capsys):
     exercises.check_double_conv(skeleton)
     exercises.check_separable_conv(skeleton)
@@ -302,10 +309,7 @@ def test_a_unet_forward_pass_is_checked_at_two_depths_with_a_hint_for_each_way_t
              "reverse order": dict(skip_order=0),
              "head .* comes last": dict(with_head=False),
              "every pool going down is undone": dict(pool_first=True)}
-    for hint, mistake in wrong.items():
-        with pytest.raises(NotYet, match=hint):
-            exercises.check_unet_forward(
-                lambda *args, mistake=mistake: forward_written(*args, **mistake))
+    each_mistake_gets_its_hint(exercises.check_unet_forward, forward_written, wrong)
     with pytest.raises(NotYet, match="depth 2 .*IndexError.*rather than over a fixed depth"):
         exercises.check_unet_forward(four_levels)
     with pytest.raises(NotYet, match="should return a tensor"):
@@ -360,10 +364,7 @@ def test_a_training_step_is_checked_over_three_steps_with_a_hint_for_each_way_to
              "not between it and the step": dict(clear_late=True),
              "returned None.*return the batch's loss": dict(give=lambda loss: None),
              "not the batch's loss": dict(give=lambda loss: 2 * loss.item())}
-    for hint, mistake in wrong.items():
-        with pytest.raises(NotYet, match=hint):
-            exercises.check_train_step(
-                lambda *args, mistake=mistake: train_step_written(*args, **mistake))
+    each_mistake_gets_its_hint(exercises.check_train_step, train_step_written, wrong)
     with pytest.raises(NotYet, match="not the batch's loss"):
         exercises.check_train_step(loss_after_the_step)
 

@@ -95,19 +95,23 @@ def test_stretched_overlay_uses_the_whole_colour_map():
 
 
 def test_the_true_tumours_outline_is_drawn_on_its_edge_only():
-    from unet_course.attention_pictures import OUTLINE_COLOUR, whole_tumour
+    from unet_course.attention_pictures import OUTLINE_COLOUR, tumour_outline
 
     target = torch.zeros(3, 8, 8)
     target[1, 2:6, 2:6] = 1  # a 4×4 square of oedema: the whole tumour
     target[2, 3:5, 3:5] = 1  # enhancing tumour inside it, also whole tumour
     target[1, 3:5, 3:5] = 0  # (BraTS labels: one per pixel)
-    tumour = whole_tumour(target)
-    assert tumour.sum() == 16
-    picture = attention_overlay(torch.zeros(8, 8), torch.full((8, 8), 0.5), outline=tumour)
-    cyan = np.all(np.isclose(picture, OUTLINE_COLOUR), axis=-1)
+    outline = tumour_outline(target)
     edge = np.zeros((8, 8), bool)
     edge[2:6, 2:6] = True
     edge[3:5, 3:5] = False  # the square's 12 edge pixels; its 4 inner ones keep α's colour
+    assert (outline == edge).all()  # of the whole tumour: oedema and enhancing tumour
+    for label in range(3):  # each label alone is whole tumour too: the same square, outlined
+        alone = torch.zeros(3, 8, 8)
+        alone[label, 2:6, 2:6] = 1
+        assert (tumour_outline(alone) == edge).all()
+    picture = attention_overlay(torch.zeros(8, 8), torch.full((8, 8), 0.5), outline=outline)
+    cyan = np.all(np.isclose(picture, OUTLINE_COLOUR), axis=-1)
     assert (cyan == edge).all()
     image = torch.zeros(4, 8, 8)
     fig = show_attention(image, [torch.rand(1, 4, 4), torch.rand(1, 8, 8)], target=target)

@@ -48,9 +48,10 @@ def head_values(attention, brain=None) -> np.ndarray:
     return values[head].numpy() if head.any() else values.flatten().numpy()
 
 
-def whole_tumour(target) -> np.ndarray:
-    """The whole tumour (WT) of a (3, H, W) label mask as (H, W) bool: its outline is drawn."""
-    return to_regions(torch.as_tensor(as_numpy(target))[None] > 0.5)[0, 0].numpy()
+def tumour_outline(target) -> np.ndarray:
+    """The outline of the whole tumour (WT) of a (3, H, W) label mask: (H, W) bool, its edge
+    pixels (:func:`unet_lib.outlines.surface`), the pixels the pictures draw it with."""
+    return surface(to_regions(torch.as_tensor(as_numpy(target))[None] > 0.5)[0, 0].numpy())
 
 
 def attention_overlay(channel, attention, alpha: float = OVERLAY_ALPHA, stretch: bool = False,
@@ -63,7 +64,7 @@ def attention_overlay(channel, attention, alpha: float = OVERLAY_ALPHA, stretch:
     noise is not blown up into a pattern. ``brain`` (H, W) bool
     (:func:`unet_lib.attention.brain_mask`): colour only the head; the air around it stays
     black (blended over black, a bright colour would look like a dim one). ``outline`` (H, W)
-    bool, e.g. :func:`whole_tumour`: its edge pixels drawn in :data:`OUTLINE_COLOUR`."""
+    bool (:func:`tumour_outline`): those pixels drawn in :data:`OUTLINE_COLOUR`."""
     import torch.nn.functional as F
 
     grey = grey_picture(channel)
@@ -80,7 +81,7 @@ def attention_overlay(channel, attention, alpha: float = OVERLAY_ALPHA, stretch:
     if brain is not None:
         picture = np.where(as_numpy(brain).astype(bool)[..., None], picture, grey[..., None])
     if outline is not None:
-        picture[surface(as_numpy(outline))] = OUTLINE_COLOUR
+        picture[as_numpy(outline).astype(bool)] = OUTLINE_COLOUR
     return picture
 
 
@@ -126,7 +127,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
 
     image = as_numpy(image)
     head = brain_mask(image)
-    outline = None if target is None else whole_tumour(target)
+    outline = None if target is None else tumour_outline(target)
     rows, columns = 1 + bool(stretch), len(maps) + 1
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.4 * rows + 0.7),
                              constrained_layout=True, squeeze=False)
@@ -134,7 +135,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
         fig.suptitle(title)
     flair = np.repeat(grey_picture(image[0])[..., None], 3, axis=-1)
     if outline is not None:
-        flair[surface(outline)] = OUTLINE_COLOUR
+        flair[outline] = OUTLINE_COLOUR
     axes[0, 0].imshow(flair)
     axes[0, 0].set_title("FLAIR")
     for column, attention in enumerate(maps, start=1):
@@ -190,7 +191,7 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
     maps = [torch.as_tensor(as_numpy(m)) for m in maps]
     levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
     heads = [brain_mask(image) for image in images]  # each slice's once, for every gate
-    tumours = [whole_tumour(target) for target in targets]
+    outlines = [tumour_outline(target) for target in targets]  # each slice's once
     head_values_at = {}
 
     def shown_values(position):  # the α drawn (inside the head), for the key and the caption
@@ -205,7 +206,7 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
         low, high = (shown.min(), shown.max()) if stretched(shown) else (0.0, 1.0)
         return [grey_picture(images[i, 0]), mask_to_rgb(targets[i]),
                 attention_overlay(images[i, 0], maps[g][i], stretch=True, brain=heads[i],
-                                  outline=tumours[i]),
+                                  outline=outlines[i]),
                 colour_key(low, high)]
 
     def caption(position):

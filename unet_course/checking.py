@@ -132,8 +132,8 @@ def check(answer, expected, what: str, hint: str, tolerance: float = 0.0,
 # --- the coding exercises: the student's function is run, and what it raises is told -------
 
 #: what a skeleton still left as ``...`` prints
-SKELETON_LEFT = "Not answered yet: fill in the function above (replace the ...) and run both cells."
-NOT_ANSWERED = f"{SKELETON_LEFT} (Filled in already? Then it returns None: a return is missing.)"
+NOT_ANSWERED = ("Not answered yet: fill in the function above (replace the ...) and run both "
+                "cells. (Filled in already? Then it returns None: a return is missing.)")
 
 
 def code_answered(result, later_call: str | None = None, hint: str = "") -> bool:

@@ -94,15 +94,15 @@ def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
         x = torch.randn(2, 4, side, side)
         what = (f"your forward on a U-Net of depth {depth} ({depth + 1} encoder blocks, "
                 f"{depth} ups; input {tuple(x.shape)})")
+        try:  # with gradients: check_gradients follows them back from these very outputs
+            yours = forward(x, *unet_parts(model))
+        except Exception as error:  # the student's code: what it raised, and a hint
+            hint = error_hint(error)
+            raise raised(what, error, f". Hint: {hint}." if hint else "") from None
+        if not code_answered(yours):
+            return
+        expected = model(x)
         with torch.no_grad():
-            try:
-                yours = forward(x, *unet_parts(model))
-            except Exception as error:  # the student's code: what it raised, and a hint
-                hint = error_hint(error)
-                raise raised(what, error, f". Hint: {hint}." if hint else "") from None
-            if not code_answered(yours):
-                return
-            expected = model(x)
             swapped = forward_with_parts(x, *unet_parts(model), skip_first=False)
         if not isinstance(yours, torch.Tensor):
             raise NotYet(f"Not yet: {what} should return a tensor, got {type(yours).__name__}.")
@@ -116,7 +116,7 @@ def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
             raise NotYet(f"Not yet: {what} returned shape {tuple(yours.shape)}; the U-Net's "
                          f"logits have shape {tuple(expected.shape)}. Hint: {hint}.")
         if torch.allclose(yours, expected, atol=1e-5, rtol=1e-4):
-            check_gradients(forward, model, x, what)
+            check_gradients(yours, expected, model, what)
             continue
         hint = ("you concatenate the up-sampled features first and the skip second: unet_lib "
                 "puts the skip first (torch.cat([skip, x], dim=1)), and the block's weights "
@@ -134,21 +134,18 @@ def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
           "depths 4 and 2.")
 
 
-def check_gradients(forward: Callable[..., torch.Tensor], model: ClassicUNet,
-                    x: torch.Tensor, what: str) -> None:
+def check_gradients(yours: torch.Tensor, expected: torch.Tensor, model: ClassicUNet,
+                    what: str) -> None:
     """Training needs the gradients too: those of every weight of ``model`` through the
-    student's ``forward`` must be the model's own (a ``torch.no_grad()`` or a ``detach()``
-    inside it gives the right values and none or fewer of them)."""
-    model.zero_grad()
-    model(x).square().mean().backward()
-    expected = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    yours = forward(x, *unet_parts(model))
-    if yours.requires_grad:
-        yours.square().mean().backward()
-    wrong = [name for (name, p), e in zip(model.named_parameters(), expected)
-             if p.grad is None or not torch.allclose(p.grad, e, atol=1e-6, rtol=1e-4)]
-    model.zero_grad()
+    student's output ``yours`` must be those through the model's own ``expected`` (a
+    ``torch.no_grad()`` or a ``detach()`` inside the forward pass gives the right values and
+    none or fewer of them)."""
+    names, weights = zip(*model.named_parameters())
+    right = torch.autograd.grad(expected.square().mean(), weights)
+    given = (torch.autograd.grad(yours.square().mean(), weights, allow_unused=True)
+             if yours.requires_grad else [None] * len(weights))
+    wrong = [name for name, g, r in zip(names, given, right)
+             if g is None or not torch.allclose(g, r, atol=1e-6, rtol=1e-4)]
     if wrong:
         raise NotYet(f"Not yet: {what} gives the right logits, but training could not learn "
                      f"through it: {len(wrong)} of the weights get no gradient or another one "
