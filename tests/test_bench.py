@@ -141,3 +141,21 @@ def test_a_variant_this_pytorch_cannot_run_is_refused_before_anything_is_timed(m
                                 device="cpu")
         assert error.value.field == "models"
     assert timed == []  # the first, valid, name was not timed either
+
+
+def test_cudnn_autotuning_is_on_while_timing_on_cuda_and_back_as_it_was_after():
+    from unet_lib.runtime import cudnn_autotuning
+
+    before = torch.backends.cudnn.benchmark
+    try:
+        for start in (False, True):
+            torch.backends.cudnn.benchmark = start
+            with pytest.raises(KeyError):  # put back when the timing fails too
+                with cudnn_autotuning(torch.device("cuda")):
+                    assert torch.backends.cudnn.benchmark is True
+                    raise KeyError("a failed measurement")
+            assert torch.backends.cudnn.benchmark is start
+            with cudnn_autotuning(torch.device("cpu")):  # nothing to tune off CUDA
+                assert torch.backends.cudnn.benchmark is start
+    finally:
+        torch.backends.cudnn.benchmark = before

@@ -64,6 +64,11 @@ def check_keep_largest(keep_largest: Callable[[np.ndarray], np.ndarray]) -> None
         if result.shape != mask.shape:
             raise NotYet(f"Not yet: for {what} of shape {mask.shape} keep_largest returned "
                          f"shape {result.shape}. Hint: return a mask of the input's shape.")
+        if result.dtype != bool and not np.isin(result, (0, 1)).all():
+            raise NotYet(f"Not yet: for {what} keep_largest returned values other than 0 and 1 "
+                         f"(dtype {result.dtype}, e.g. {_not_a_mask_value(result)}). Hint: "
+                         f"return a mask, True in the piece kept (labels == k), not the labels "
+                         f"or counts themselves.")
         result = result.astype(bool)
         expected = keep_largest_component(mask)
         if np.array_equal(result, expected):
@@ -94,3 +99,8 @@ def check_keep_largest(keep_largest: Callable[[np.ndarray], np.ndarray]) -> None
         raise NotYet(f"Not yet: keep_largest on {what} is wrong: {hint}.")
     print(f"Right: your keep_largest agrees with unet_lib.postprocess.keep_largest_component "
           f"on {len(masks)} masks, an empty one and two cubes touching at a corner among them.")
+
+
+def _not_a_mask_value(result: np.ndarray):
+    """One value of ``result`` that is neither 0 nor 1, as a plain Python number."""
+    return result[~np.isin(result, (0, 1))].flat[0].item()

@@ -107,15 +107,13 @@ def training_step(model: nn.Module, image_size: int, batch_size: int, device: to
                   amp: bool = True) -> tuple[Callable[[], None], torch.Tensor]:
     """One training step of ``model`` on a fixed random batch already on ``device``: forward
     (under :func:`unet_lib.runtime.autocast` with ``amp``), BCE-with-logits, backward and
-    ``fit()``'s AdamW step. On CUDA cuDNN times its algorithms for each shape in the first
-    calls, as in ``fit()``. Returns ``(step, images)``: the step to call, and its
+    ``fit()``'s AdamW step. Call it inside :func:`unet_lib.runtime.cudnn_autotuning` to time
+    it as ``fit()`` runs on CUDA. Returns ``(step, images)``: the step to call, and its
     (batch_size, 4, image_size, image_size) images in ``memory_format``."""
     from .config import TrainConfig
     from .runtime import autocast
     from .schedule import make_optimizer
 
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     images = torch.randn(batch_size, 4, image_size, image_size, device=device)
     images = images.to(memory_format=memory_format)
     masks = (torch.rand(batch_size, 3, image_size, image_size, device=device) > 0.95).float()
@@ -136,7 +134,7 @@ def measure(name: str, model: nn.Module, image_size: int, batch_size: int, devic
             compile: bool = False) -> BenchRow:
     """Measure one model (see the module docstring); ``amp`` (bf16 on CUDA),
     ``channels_last`` and ``compile`` are the speed-ups, each switchable alone."""
-    from .runtime import autocast, compile_model
+    from .runtime import autocast, compile_model, cudnn_autotuning
 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
@@ -146,24 +144,24 @@ def measure(name: str, model: nn.Module, image_size: int, batch_size: int, devic
     parameters = count_parameters(model)
     if compile:
         model = compile_model(model)
-    train_step, x = training_step(model, image_size, batch_size, device, memory_format, amp)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    model.train()
-    train_rate = _median_rate(train_step, batch_size, steps, repeats, sync)
-    peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if cuda else None
+    with cudnn_autotuning(device):
+        train_step, x = training_step(model, image_size, batch_size, device, memory_format, amp)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+        model.train()
+        train_rate = _median_rate(train_step, batch_size, steps, repeats, sync)
+        peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if cuda else None
 
-    model.eval()
-    one = x[:1]
+        model.eval()
 
-    def infer(batch_x):
-        def step():
-            with torch.no_grad(), autocast(device, amp):
-                model(batch_x)
-        return step
+        def infer(batch_x):
+            def step():
+                with torch.no_grad(), autocast(device, amp):
+                    model(batch_x)
+            return step
 
-    infer_rate = _median_rate(infer(x), batch_size, steps, repeats, sync)
-    latency = 1000 / _median_rate(infer(one), 1, steps, repeats, sync)
+        infer_rate = _median_rate(infer(x), batch_size, steps, repeats, sync)
+        latency = 1000 / _median_rate(infer(x[:1]), 1, steps, repeats, sync)
     share = None
     if cuda:
         peak_rate = next((v for k, v in PEAK_BF16.items()

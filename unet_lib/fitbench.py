@@ -22,7 +22,7 @@ from .models import build_model
 from .recipe import RunRecipe
 from .resident import use_resident
 from .run import prepare_run
-from .runtime import memory_format, pick_device, seed_everything
+from .runtime import cudnn_autotuning, memory_format, pick_device, seed_everything
 from .train import fit
 from .variants import bench_model, variant_setting
 
@@ -95,7 +95,7 @@ def profile_step(model_name: str, image_size: int = 240, batch_size: int = 32,
     step, _ = training_step(model, image_size, batch_size, device, layout)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with variant_setting(model_name):
+    with variant_setting(model_name), cudnn_autotuning(device):
         for _ in range(3):
             step()
         sync()

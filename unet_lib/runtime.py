@@ -153,6 +153,19 @@ def autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+@contextmanager
+def cudnn_autotuning(device: torch.device):
+    """cuDNN's autotuning (``cudnn.benchmark``) on inside the block on a CUDA ``device``, as
+    :func:`~unet_lib.train.fit` trains there, and the flag back as it was after (a benchmark
+    that left it on would tune every later convolution of the process, its FLOP counts too).
+    Elsewhere the flag is left alone."""
+    before = torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 @contextmanager
