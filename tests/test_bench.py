@@ -159,3 +159,40 @@ def test_cudnn_autotuning_is_on_while_timing_on_cuda_and_back_as_it_was_after():
                 assert torch.backends.cudnn.benchmark is start
     finally:
         torch.backends.cudnn.benchmark = before
+
+
+def test_every_timing_of_a_benchmark_runs_with_cudnns_autotuning_as_fit_trains(monkeypatch):
+    from contextlib import contextmanager
+
+    from unet_lib import bench, fitbench, runtime
+
+    inside, entered = [], []
+
+    @contextmanager
+    def recording(device):
+        entered.append(device)
+        inside.append(True)
+        try:
+            yield
+        finally:
+            inside.pop()
+
+    def rate(step, images_per_step, steps, repeats, sync):
+        timed.append(bool(inside))
+        return 1.0
+
+    monkeypatch.setattr(runtime, "cudnn_autotuning", recording)
+    monkeypatch.setattr(bench, "_median_rate", rate)
+    timed = []
+    bench.measure("classic", bench.bench_model("classic", 4), 16, 2, torch.device("cpu"))
+    assert timed == [True, True, True]  # training, inference, latency
+    assert entered == [torch.device("cpu")] and not inside  # left after the timing
+
+    entered.clear()
+    steps = []
+    monkeypatch.setattr(fitbench, "cudnn_autotuning", recording)
+    monkeypatch.setattr(fitbench, "training_step", lambda *args: (
+        lambda: steps.append(bool(inside)), None))
+    fitbench.profile_step("classic", image_size=16, batch_size=2, base_filters=4, steps=2)
+    assert steps == [True] * 5 and len(entered) == 1 and not inside  # warm-up and profiled
+

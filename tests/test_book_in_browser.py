@@ -120,7 +120,8 @@ def _slider_state(slider):
         frame: root.getAttribute('data-frame'),
         sources: Array.from(root.querySelectorAll('img.unet-slider-img')).map((i) => i.src),
         caption: root.querySelector('.unet-slider-caption').textContent,
-        labels: Array.from(root.querySelectorAll('output')).map((o) => o.textContent)})""")
+        labels: Array.from(root.querySelectorAll('output')).map((o) => o.textContent),
+        alts: Array.from(root.querySelectorAll('img.unet-slider-img')).map((i) => i.alt)})""")
 
 
 def test_static_threshold_slider_rebinarizes_the_mask(open_page):
@@ -144,6 +145,8 @@ def test_static_threshold_slider_rebinarizes_the_mask(open_page):
     assert after["sources"][3] != before["sources"][3], "the binarized mask did not change"
     assert after["sources"][:3] == before["sources"][:3]  # input, truth, probabilities stay
     assert "threshold 0.80" in after["caption"]
+    # each picture's text alternative names its panel and what the frame shows
+    assert after["alts"][3] == f"binarized: {after['caption']}" != before["alts"][3]
     # the other slider picks another slice: its ground truth changes
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("ArrowRight")
@@ -163,6 +166,7 @@ def test_static_attention_slider_switches_gates(open_page):
     assert after["labels"][1] != before["labels"][1]
     assert after["sources"][2] != before["sources"][2]
     assert "gate at" in after["caption"]
+    assert after["labels"][1].endswith("(deepest)") and before["labels"][1].endswith("(shallowest)")
 
 
 def test_on_a_phone_figures_stay_readable_and_slider_panels_sit_two_abreast(browser):
@@ -251,3 +255,48 @@ def test_no_page_shows_a_build_path_or_links_to_a_placeholder(name):
     # elsewhere leaves the screen reader the image's file name (chapter 6's pixels once did)
     named_by_file = re.findall(r'<img alt="([^"]*\.(?:png|svg|jpg))"', html)
     assert not named_by_file, f"{name}: figures without a text alternative: {named_by_file}"
+
+
+def _contrast(foreground: str, background: str) -> float:
+    """WCAG's contrast ratio of two CSS ``rgb(r, g, b)`` colours."""
+    def luminance(colour: str) -> float:
+        channels = [int(v) / 255 for v in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_every_word_of_a_slider_is_readable_in_either_theme(open_page, theme):
+    page = open_page("05_visualizing_predictions")
+    page.evaluate(f"document.documentElement.dataset.theme = '{theme}'")
+    colours = page.locator(".unet-slider").first.evaluate("""(root) => {
+        const opaque = (e) => { for (; e; e = e.parentElement) {
+            const colour = getComputedStyle(e).backgroundColor;
+            if (colour !== 'rgba(0, 0, 0, 0)') return colour; } return 'rgb(255, 255, 255)'; };
+        return Array.from(root.querySelectorAll('figcaption, div, span, output'))
+            .filter((e) => e.textContent.trim() && !e.querySelector('div, span, figcaption'))
+            .map((e) => [e.textContent.trim().slice(0, 30), getComputedStyle(e).color,
+                         opaque(e)]); }""")
+    assert len(colours) >= 5  # four panel titles, the caption, the slider names, the note
+    low = [(text, round(_contrast(fg, bg), 2)) for text, fg, bg in colours
+           if _contrast(fg, bg) < 4.5]  # WCAG AA for text
+    assert not low, f"{theme}: {low}"
+
+
+@pytest.mark.parametrize("name", ["07_brats_evaluation", "benchmarks"])
+def test_folded_cells_are_named_by_the_words_they_show(open_page, name):
+    page = open_page(name)
+    toggles = page.locator("main summary, main button.toggle-button")
+    assert toggles.count() >= 1
+    for toggle in toggles.all():
+        label = toggle.get_attribute("aria-label")
+        # none is "Toggle hidden content": a summary is named by its visible paragraph, an
+        # admonition's button by the admonition's title
+        words = toggle.inner_text().strip() or toggle.evaluate(
+            "(b) => b.closest('.admonition-title').textContent.trim()")
+        assert label is None or label == words, (label, words)
+        assert words.startswith(("Show", "What", "Hide")) or len(words) > 8, words
+

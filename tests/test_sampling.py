@@ -39,6 +39,21 @@ def test_each_pool_is_used_up_before_any_slice_comes_twice():
     assert len(set(healthy)) == len(healthy) == 10  # 10 of 30, none twice
 
 
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_the_training_loader_visits_the_configured_share_of_tumour_slices(datasets, share):
+    from unet_lib.distributed import Context
+    from unet_lib.sampling import make_train_loader
+
+    train, _ = datasets
+    config = TrainConfig.quick(batch_size=5, tumour_share=share, num_workers=0,
+                               resident_data=False)
+    loader = make_train_loader(train, config, torch.device("cpu"),
+                               torch.Generator().manual_seed(0), Context())
+    has_tumour = torch.cat([masks.flatten(1).any(1) for _, masks, _ in loader])  # as read
+    assert len(has_tumour) == len(train)  # an epoch keeps its length
+    assert int(has_tumour.sum()) == round(share * len(train))
+
+
 def test_share_zero_and_one_and_an_empty_pool():
     flags = _flags(4, 6)
     generator = torch.Generator().manual_seed(2)

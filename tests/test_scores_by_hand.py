@@ -99,6 +99,38 @@ def test_evaluate_loss_is_bce_per_pixel_or_the_loss_it_is_given(data):
     assert result["loss"] == pytest.approx(weighted.mean(), rel=1e-6)
 
 
+class ConstantWithAParameter(nn.Module):
+    """:func:`constant_model`'s logits, plus 0 × a parameter, so that ``fit`` has something
+    to step: training leaves its outputs where they are, so every batch's loss is known."""
+
+    def __init__(self):
+        super().__init__()
+        self.constant = constant_model()
+        self.unused = nn.Parameter(torch.ones(()))
+
+    def forward(self, x):
+        return self.constant(x) + 0.0 * self.unused
+
+
+def test_the_training_loss_is_bce_per_pixel_over_the_epoch(datasets):
+    from unet_lib.train import fit
+
+    train = datasets[0]
+    masks = np.stack([train[i][1].numpy() for i in range(len(train))])
+    tumour, pixels = masks.sum(axis=(0, 2, 3)), masks[:, 0].size
+    bce = -(tumour * math.log(P) + (pixels - tumour) * math.log(1 - P)) / pixels
+    config = TrainConfig(epochs=2, batch_size=7, tumour_share=None, pos_weight=None,
+                         device="cpu", amp=False, num_workers=0, channels_last=False,
+                         resident_data=False)  # batches of 7: the last one smaller
+    assert len(train) % 7
+    model = ConstantWithAParameter()
+    for param in model.constant.parameters():
+        param.requires_grad_(False)
+    history = fit(model, train, None, config=config, progress=False)
+    assert history["train_loss"] == pytest.approx(
+        [bce.mean()] * 2, rel=1e-6)  # a mean over pixels, not over batches or their sum
+
+
 def test_threshold_sweep_scores_each_threshold_as_evaluate_does(data):
     val, masks = data
     sweep = threshold_sweep(constant_model(), val, [0.3, 0.5], batch_size=6, device="cpu")

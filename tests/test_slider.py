@@ -73,6 +73,33 @@ def test_threshold_slider_captions_report_the_dice_of_each_threshold():
     assert binarized[:2, :, 1].min() == 255 and binarized[2:, :, 1].max() == 0
 
 
+def test_threshold_slider_captions_name_the_pixels_marked_in_two_channels():
+    # the colours that mix (yellow, cyan, magenta, white) are said in words: a red-green
+    # colour-blind eye cannot tell yellow from green, nor cyan from white
+    from unet_course.frames import overlap_caption
+
+    binary = torch.zeros(3, 4, 4)
+    binary[0, 0] = 1  # NCR/NET on row 0 ...
+    binary[1, 0, :2] = 1  # ... 2 of its pixels also ED: NCR/NET+ED
+    binary[1, 1] = 1
+    binary[2, 1, :3] = 1  # 3 pixels of ED+ET on row 1
+    binary[:, 3, 3] = 1  # 1 pixel in all three
+    assert overlap_caption(binary) == ("in two channels: NCR/NET+ED 2 px, ED+ET 3 px; "
+                                       "in all three: 1 px")
+    binary[:, 3, 3] = 0
+    binary[1, 3, 3], binary[2, 3, 3] = 0, 0
+    binary[0, 2, 2], binary[2, 2, 2] = 1, 1  # one NCR/NET+ET pixel (magenta)
+    assert overlap_caption(binary).endswith("ED+ET 3 px, NCR/NET+ET 1 px")
+    assert overlap_caption(torch.eye(3)[:, :, None].expand(3, 3, 2)) == "no pixel in two channels"
+    probs = torch.zeros(1, 3, 4, 4)
+    probs[0, 0, 0] = 0.9
+    probs[0, 1, 0, :2] = 0.4  # oedema too on 2 of them at a threshold of 0.3, not of 0.5
+    slider = viz.threshold_slider(torch.randn(1, 4, 4, 4), torch.zeros(1, 3, 4, 4), probs,
+                                  ["s"], thresholds=[0.3, 0.5])
+    assert slider.frame((0, 0))[1].endswith("in two channels: NCR/NET+ED 2 px")
+    assert slider.frame((0, 1))[1].endswith("no pixel in two channels")
+
+
 def test_attention_slider_reports_mean_alpha_inside_and_in_the_rest_of_the_brain():
     target = torch.zeros(1, 3, 8, 8)
     target[0, 0, :4, :4] = 1  # top-left quarter

@@ -94,8 +94,8 @@ def test_stretched_overlay_uses_the_whole_colour_map():
     assert np.ptp(plain[..., 0]) < 0.2 < np.ptp(stretched[..., 0])
 
 
-def test_the_true_tumours_outline_is_drawn_on_its_edge_only():
-    from unet_course.attention_pictures import OUTLINE_COLOUR, tumour_outline
+def test_the_true_tumours_outline_is_a_white_edge_with_a_black_ring_outside_it():
+    from unet_course.attention_pictures import HALO_COLOUR, OUTLINE_COLOUR, tumour_outline
 
     target = torch.zeros(3, 8, 8)
     target[1, 2:6, 2:6] = 1  # a 4×4 square of oedema: the whole tumour
@@ -105,14 +105,20 @@ def test_the_true_tumours_outline_is_drawn_on_its_edge_only():
     edge = np.zeros((8, 8), bool)
     edge[2:6, 2:6] = True
     edge[3:5, 3:5] = False  # the square's 12 edge pixels; its 4 inner ones keep α's colour
-    assert (outline == edge).all()  # of the whole tumour: oedema and enhancing tumour
+    ring = np.zeros((8, 8), bool)  # the 16 pixels outside that share a side with the square
+    ring[[1, 6], 2:6] = True
+    ring[2:6, [1, 6]] = True
+    assert (outline.line == edge).all() and (outline.halo == ring).all()
     for label in range(3):  # each label alone is whole tumour too: the same square, outlined
         alone = torch.zeros(3, 8, 8)
         alone[label, 2:6, 2:6] = 1
-        assert (tumour_outline(alone) == edge).all()
+        assert (tumour_outline(alone).line == edge).all()
     picture = attention_overlay(torch.zeros(8, 8), torch.full((8, 8), 0.5), outline=outline)
-    cyan = np.all(np.isclose(picture, OUTLINE_COLOUR), axis=-1)
-    assert (cyan == edge).all()
+    white = np.all(np.isclose(picture, OUTLINE_COLOUR), axis=-1)
+    black = np.all(np.isclose(picture, HALO_COLOUR), axis=-1)
+    assert (white == edge).all() and (black == ring).all()
+    alpha_colour = matplotlib.colormaps["inferno"](0.5)[:3]  # over a black FLAIR: 80 % of it
+    assert np.allclose(picture[~(edge | ring)], 0.8 * np.array(alpha_colour), atol=1e-6)
     image = torch.zeros(4, 8, 8)
     fig = show_attention(image, [torch.rand(1, 4, 4), torch.rand(1, 8, 8)], target=target)
     assert "outline" in fig.axes[-1].get_xlabel()  # the key says what the line is

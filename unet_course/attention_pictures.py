@@ -1,12 +1,14 @@
 """The attention gates' maps in pictures (chapter 8): each gate's coefficients α coloured over
 a faint FLAIR, inside the head only, with the true tumour's outline drawn on top, so that where
 α is high and where the tumour lies can be told apart (over a full-strength FLAIR, the bright
-tumour showed through low α as if the gate passed it). :func:`show_attention` draws one
+tumour showed through low α as if the gate passed it). The outline is a white line edged in
+black outside it, seen at both ends of the colour map and by every eye (a cyan line vanished
+on the map's pale yellow, for a colour-blind reader too). :func:`show_attention` draws one
 slice's gates as a figure; :func:`attention_slider` every slice and gate as a static slider."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -25,8 +27,19 @@ from .frames import as_numpy, figure_pixels, grey_picture, mask_to_rgb
 MIN_STRETCH = 0.05
 #: the colour's share over FLAIR: FLAIR stays faint, so that its bright tumour is not read as α
 OVERLAY_ALPHA = 0.8
-#: the true tumour's (WT) outline over the maps: cyan, a colour the ``inferno`` map never takes
-OUTLINE_COLOUR = (0.0, 0.9, 1.0)
+#: the true tumour's (WT) outline over the maps: a white line (its edge pixels) ...
+OUTLINE_COLOUR = (1.0, 1.0, 1.0)
+#: ... edged in black just outside it, so that it shows on the map's dark and pale colours alike
+HALO_COLOUR = (0.0, 0.0, 0.0)
+
+
+class Outline(NamedTuple):
+    """Where a tumour's outline is drawn: ``line`` its edge pixels (H, W) bool, in
+    :data:`OUTLINE_COLOUR`, and ``halo`` the pixels outside it that touch them by a side,
+    (H, W) bool, in :data:`HALO_COLOUR`."""
+
+    line: np.ndarray
+    halo: np.ndarray
 
 
 def stretched(attention) -> bool:
@@ -48,10 +61,21 @@ def head_values(attention, brain=None) -> np.ndarray:
     return values[head].numpy() if head.any() else values.flatten().numpy()
 
 
-def tumour_outline(target) -> np.ndarray:
-    """The outline of the whole tumour (WT) of a (3, H, W) label mask: (H, W) bool, its edge
-    pixels (:func:`unet_lib.outlines.surface`), the pixels the pictures draw it with."""
-    return surface(to_regions(torch.as_tensor(as_numpy(target))[None] > 0.5)[0, 0].numpy())
+def tumour_outline(target) -> Outline:
+    """The outline of the whole tumour (WT) of a (3, H, W) label mask: its edge pixels
+    (:func:`unet_lib.outlines.surface`) and the ring of pixels just outside them."""
+    from scipy import ndimage
+
+    tumour = to_regions(torch.as_tensor(as_numpy(target))[None] > 0.5)[0, 0].numpy()
+    return Outline(surface(tumour), ndimage.binary_dilation(tumour) & ~tumour)
+
+
+def draw_outline(picture: np.ndarray, outline: Outline) -> np.ndarray:
+    """Draw ``outline`` (:func:`tumour_outline`) into ``picture`` (H, W, 3), in place, and
+    return it: the halo in :data:`HALO_COLOUR`, then the line in :data:`OUTLINE_COLOUR`."""
+    picture[outline.halo] = HALO_COLOUR
+    picture[outline.line] = OUTLINE_COLOUR
+    return picture
 
 
 def attention_overlay(channel, attention, alpha: float = OVERLAY_ALPHA, stretch: bool = False,
@@ -63,8 +87,8 @@ def attention_overlay(channel, attention, alpha: float = OVERLAY_ALPHA, stretch:
     they span at least :data:`MIN_STRETCH`; a flatter map is drawn on the 0…1 scale, so that
     noise is not blown up into a pattern. ``brain`` (H, W) bool
     (:func:`unet_lib.attention.brain_mask`): colour only the head; the air around it stays
-    black (blended over black, a bright colour would look like a dim one). ``outline`` (H, W)
-    bool (:func:`tumour_outline`): those pixels drawn in :data:`OUTLINE_COLOUR`."""
+    black (blended over black, a bright colour would look like a dim one). ``outline``
+    (:func:`tumour_outline`): drawn on top (:func:`draw_outline`)."""
     import torch.nn.functional as F
 
     grey = grey_picture(channel)
@@ -80,9 +104,7 @@ def attention_overlay(channel, attention, alpha: float = OVERLAY_ALPHA, stretch:
     picture = (1 - alpha) * grey[..., None] + alpha * colours
     if brain is not None:
         picture = np.where(as_numpy(brain).astype(bool)[..., None], picture, grey[..., None])
-    if outline is not None:
-        picture[as_numpy(outline).astype(bool)] = OUTLINE_COLOUR
-    return picture
+    return picture if outline is None else draw_outline(picture, outline)
 
 
 def colour_key(low: float, high: float, width: int = 200) -> np.ndarray:
@@ -135,7 +157,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
         fig.suptitle(title)
     flair = np.repeat(grey_picture(image[0])[..., None], 3, axis=-1)
     if outline is not None:
-        flair[outline] = OUTLINE_COLOUR
+        draw_outline(flair, outline)
     axes[0, 0].imshow(flair)
     axes[0, 0].set_title("FLAIR")
     for column, attention in enumerate(maps, start=1):
@@ -160,8 +182,8 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
     common = fig.colorbar(ScalarMappable(Normalize(0, 1), "inferno"), ax=axes[0, :],
                           orientation="horizontal", fraction=0.06, pad=0.03, aspect=70)
     common.set_label("α on one scale for every gate (0: suppressed, 1: passed)"
-                     + ("; cyan line: the true tumour's outline" if outline is not None else ""),
-                     labelpad=2)
+                     + ("; white line edged in black: the true tumour's outline"
+                        if outline is not None else ""), labelpad=2)
     if stretch:
         axes[1, 0].axis("off")
         axes[1, 0].text(0, 0.5, "this row: each map\nstretched over its\nown range inside\n"
@@ -170,6 +192,12 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
         ax.set_xticks([])
         ax.set_yticks([])
     return fig
+
+
+def _depth_word(gate: int, gates: int) -> str:
+    """What a gate's place says beside its size on the slider: the deepest (coarsest) and
+    the shallowest (full-size) gate named, the ones between not."""
+    return " (deepest)" if gate == 0 else " (shallowest)" if gate == gates - 1 else ""
 
 
 def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
@@ -189,7 +217,8 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
 
     images, targets = torch.as_tensor(as_numpy(images)), torch.as_tensor(as_numpy(targets))
     maps = [torch.as_tensor(as_numpy(m)) for m in maps]
-    levels = [f"{m.shape[-2]}×{m.shape[-1]}" for m in maps]
+    levels = [f"{m.shape[-2]}×{m.shape[-1]}" + _depth_word(g, len(maps))
+              for g, m in enumerate(maps)]
     heads = [brain_mask(image) for image in images]  # each slice's once, for every gate
     outlines = [tumour_outline(target) for target in targets]  # each slice's once
     head_values_at = {}
@@ -226,4 +255,5 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
                        note="ground truth: red NCR/NET · green ED · blue ET. α over a faint "
                             "FLAIR, inside the head: near-black = the map's lowest α, yellow = "
                             "its highest (the key gives both: a stretched map's darkest may "
-                            "still pass half the skip); cyan line: the true tumour's outline")
+                            "still pass half the skip); white line edged in black: the true "
+                            "tumour's outline")

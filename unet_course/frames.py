@@ -93,6 +93,23 @@ def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
                      for name, value in slice_scores(binary, target).items())
 
 
+def overlap_caption(binary) -> str:
+    """``"in two channels: NCR/NET+ED 76 px, ED+ET 28 px"``: the pixels of a binarized
+    (3, H, W) prediction marked in more than one channel, by which ones (the colours that
+    mix in :func:`mask_to_rgb`, in words: a colour-blind eye cannot tell yellow from green
+    there, nor cyan from white), or ``"no pixel in two channels"``."""
+    from unet_lib.data.brats import MASK_CHANNELS
+
+    on = as_numpy(binary).astype(bool)
+    pairs = [(f"{MASK_CHANNELS[a]}+{MASK_CHANNELS[b]}", on[a] & on[b] & ~on[3 - a - b])
+             for a, b in ((0, 1), (1, 2), (0, 2))]
+    two = [f"{name} {int(both.sum())} px" for name, both in pairs if both.any()]
+    three = int(on.all(0).sum())
+    parts = ([f"in two channels: {', '.join(two)}"] if two else []) + (
+        [f"in all three: {three} px"] if three else [])
+    return "; ".join(parts) or "no pixel in two channels"
+
+
 #: the threshold slider's positions, 0.05 to 0.95 by 0.05 (chapters 5 and 6 sweep the same)
 SLIDER_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
@@ -137,7 +154,8 @@ def threshold_slider(images, targets, probs, names: Sequence[str],
     def caption(position):
         i, j = position
         return (f"{names[i]}; threshold {thresholds[j]:.2f}: Dice "
-                f"{_dice_caption(binarized(position), targets[i])}")
+                f"{_dice_caption(binarized(position), targets[i])}; "
+                f"{overlap_caption(binarized(position))}")
 
     return ImageSlider({"slice": list(names), "threshold": [f"{t:.2f}" for t in thresholds]},
                        ["FLAIR", "ground truth", "probabilities as RGB", "binarized"],

@@ -112,11 +112,17 @@ class ImageSlider:
         index = self.frame_index(position)
         return [self.pool[i] for i in self.frames[index]], self.captions[index]
 
+    @staticmethod
+    def alt(panel: str, caption: str) -> str:
+        """A panel's text for a screen reader: its name and the frame's caption (the
+        caption says which slice and setting the picture shows; the script keeps it so)."""
+        return f"{panel}: {caption}" if caption else panel
+
     def to_html(self) -> str:
         """The widget as HTML with inline CSS and JavaScript (no external resources)."""
         payload = json.dumps({"pool": self.pool, "frames": self.frames,
                               "captions": self.captions, "labels": self.labels,
-                              "shape": self.shape})
+                              "shape": self.shape, "panels": self.panels})
         safe_payload = payload.replace("</", "<\\/")  # cannot end the script element early
         uid = "unet-slider-" + hashlib.sha1(payload.encode()).hexdigest()[:12]
         urls, caption = self.frame(self.start)
@@ -124,10 +130,14 @@ class ImageSlider:
         figures = "".join(
             f'<figure style="margin:0 6px 4px 0;text-align:center;'
             f'width:min({self.width}px, calc(50% - 6px))">'
-            f'<img class="unet-slider-img" alt="{html.escape(name)}" src="{url}" '
+            f'<img class="unet-slider-img" alt="{html.escape(self.alt(name, caption))}" '
+            f'src="{url}" '
             f'style="width:100%;height:auto;image-rendering:pixelated;'
             f'display:block;border:1px solid #ccc">'
-            f'<figcaption style="font-size:0.85em">{html.escape(name)}</figcaption></figure>'
+            # the output's own colour: the theme's muted caption grey is 1.7:1 on the light
+            # box dark mode puts outputs in
+            f'<figcaption style="font-size:0.85em;color:inherit">{html.escape(name)}'
+            f'</figcaption></figure>'
             for name, url in zip(self.panels, urls))
         # a screen reader hears each slider's value (aria-valuetext) and then the caption (a
         # live region); the readout beside the slider, the same value, is not read twice
@@ -156,7 +166,8 @@ class ImageSlider:
             "function show(){var k=0;for(var i=0;i<inputs.length;i++){var v=+inputs[i].value;"
             "k=k*d.shape[i]+v;outs[i].textContent=d.labels[i][v];"
             "inputs[i].setAttribute('aria-valuetext',d.labels[i][v]);}"
-            "for(var j=0;j<imgs.length;j++){imgs[j].src=d.pool[d.frames[k][j]];}"
+            "for(var j=0;j<imgs.length;j++){imgs[j].src=d.pool[d.frames[k][j]];"
+            "imgs[j].alt=d.captions[k]?d.panels[j]+': '+d.captions[k]:d.panels[j];}"
             "cap.textContent=d.captions[k];root.setAttribute('data-frame',k);}"
             "for(var i=0;i<inputs.length;i++){inputs[i].addEventListener('input',show);}"
             "root.setAttribute('data-ready','1');})();" % json.dumps(uid))
