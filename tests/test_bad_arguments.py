@@ -185,8 +185,10 @@ def test_segment_folder_checks_its_arguments_before_it_makes_the_output_folder(m
                                                                               tmp_path):
     from unet_lib.segment import segment_folder
 
-    for bad in ({"threshold": 50}, {"batch_size": 0}, {"device": "cpuu"}):
-        with pytest.raises(ValueError):
+    for bad, said in (({"threshold": 50}, "threshold: must be a probability in .0, 1., got 50"),
+                      ({"batch_size": 0}, "batch_size: must be a whole number of at least 1"),
+                      ({"device": "cpuu"}, "device: 'cpuu' is not a device")):
+        with pytest.raises(ValueError, match=said):  # each refused for its own reason
             segment_folder(model, tmp_path / "cases", tmp_path / "labels", **bad)
         assert not (tmp_path / "labels").exists(), bad
 

@@ -81,6 +81,20 @@ def test_image_size_resizes_images_and_masks_keeping_masks_binary(tmp_path):
     assert set(y.unique().tolist()) <= {0.0, 1.0}
 
 
+def test_shrinking_an_image_averages_detail_finer_than_the_new_grid_away():
+    from unet_lib.data.base import resize_image
+
+    # a 1-pixel checkerboard holds no detail a 96×96 grid can show: shrunk, it is its mean,
+    # 0.5, everywhere (sampled without antialiasing, each output pixel would take a few input
+    # pixels near it: a pattern of spurious stripes, a standard deviation of about 0.12)
+    rows, columns = torch.meshgrid(torch.arange(240), torch.arange(240), indexing="ij")
+    board = ((rows + columns) % 2).float().expand(4, 240, 240)
+    small = resize_image(board, 96)
+    assert small.shape == (4, 96, 96)
+    assert small.mean().item() == pytest.approx(0.5, abs=1e-6)
+    assert small.std().item() < 0.01
+
+
 @pytest.mark.parametrize("size", [96, 128, 160])
 def test_a_resized_mask_stays_centred_on_its_image(size):
     from unet_lib.data.base import resize_sample

@@ -221,7 +221,8 @@ EVALUATE_ONE_SLICE = textwrap.dedent('''
     one = torch.utils.data.Subset(BraTSSlices(sys.argv[1], [1]), [0])  # rank 1's share: none
     scores = evaluate(build_model("classic", base_filters=4), one, device="cpu",
                       context=context)
-    open(f"{sys.argv[2]}/dice{context.rank}.txt", "w").write(repr(scores["dice"]))
+    open(f"{sys.argv[2]}/scores{context.rank}.txt", "w").write(
+        repr({"dice": scores["dice"], "loss": scores["loss"]}))
 ''')
 
 
@@ -231,5 +232,18 @@ def test_a_process_with_no_share_of_the_validation_set_reports_the_summed_scores
     script = tmp_path / "evaluate.py"
     script.write_text(EVALUATE_ONE_SLICE)
     two_processes(script, root, tmp_path)
-    # both processes report the one slice's scores (rank 1 scored none of its own)
-    assert (tmp_path / "dice0.txt").read_text() == (tmp_path / "dice1.txt").read_text()
+    import ast
+
+    from unet_lib.data import BraTSSlices
+    from unet_lib.inference import evaluate
+    from unet_lib.models import build_model
+
+    # both processes report the one slice's scores (rank 1 scored none of its own), and they
+    # are the scores of one process alone: counted once, not once per process
+    torch.manual_seed(0)
+    one = torch.utils.data.Subset(BraTSSlices(root, [1]), [0])
+    alone = evaluate(build_model("classic", base_filters=4), one, device="cpu")
+    for rank in (0, 1):
+        reported = ast.literal_eval((tmp_path / f"scores{rank}.txt").read_text())
+        assert reported["dice"] == pytest.approx(alone["dice"], rel=1e-9), rank
+        assert reported["loss"] == pytest.approx(alone["loss"], rel=1e-6), rank

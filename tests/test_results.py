@@ -104,3 +104,30 @@ def test_held_out_scores_of_a_test_set_that_cannot_be_read_say_so(run, monkeypat
     with pytest.raises(ValueError, match=r"no test slice could be read, nothing was scored "
                                          r"\(first: slice_\d+\.h5: cannot be read\)"):
         held_out_scores(run, build_model("classic", base_filters=4), device="cpu")
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_a_run_starts_from_the_weights_its_seed_gives(phantom_root, tmp_path, monkeypatch,
+                                                      seed):
+    from unet_lib import train
+    from unet_lib.run import train_run
+
+    recipe = RunRecipe.for_scale("quick", model="classic", data=phantom_root, image_size=32,
+                                 base_filters=4, epochs=1, seed=seed)
+    started = {}
+
+    def record_start(model, *args, **kwargs):
+        started.update({k: v.clone() for k, v in model.state_dict().items()})
+        return None
+
+    monkeypatch.setattr(train, "fit", record_start)
+    torch.manual_seed(12345)  # whatever came before: the run's seed decides
+    train_run(prepare_run(recipe, tmp_path / "run"), progress=False,
+              report=lambda *args, **kwargs: None)
+    torch.manual_seed(seed)
+    expected = build_model("classic", base_filters=4).state_dict()
+    assert started.keys() == expected.keys()
+    assert all(torch.equal(started[k], expected[k]) for k in expected)
+    torch.manual_seed(seed + 1)  # and another seed gives other weights
+    other = build_model("classic", base_filters=4).state_dict()
+    assert not all(torch.equal(started[k], other[k]) for k in expected)

@@ -63,6 +63,14 @@ def test_training_lowers_the_loss_and_reaches_the_stated_dice_on_held_out_volume
     assert result["dice"]["ED"] >= STATED_ED_DICE
     assert result["dice"]["TC"] >= STATED_TC_DICE
     assert result["dice"] == history.records[-1]["val"]["dice"]
+    # every label and region, ET and NCR/NET too, beats marking the whole slice as tumour:
+    # Dice 2T / (P + T) for T tumour pixels of P, counted here from the masks
+    masks = torch.stack([datasets[1][i][1] for i in range(len(datasets[1]))]) > 0.5
+    ncr, ed, et = masks[:, 0], masks[:, 1], masks[:, 2]
+    for name, truth in {"NCR/NET": ncr, "ED": ed, "ET": et, "WT": ncr | ed | et,
+                        "TC": ncr | et}.items():
+        tumour, pixels = truth.sum().item(), truth.numel()
+        assert result["dice"][name] > 2 * tumour / (pixels + tumour), name
 
 
 def test_learning_rate_decays_by_gamma_each_epoch(trained):
@@ -161,6 +169,19 @@ def test_resume_with_another_architecture_is_a_clear_error(datasets, tmp_path):
         fit(build_model("attention", base_filters=4), train, None,
             TrainConfig.quick(epochs=2, batch_size=8), checkpoint_dir=tmp_path, resume=True,
             progress=False)
+
+
+def test_resuming_from_a_model_without_its_training_state_is_a_clear_error(datasets, tmp_path):
+    # a best.pt (or a model saved by hand) copied to last.pt: weights, but no optimizer,
+    # schedule, epoch or history to go on from
+    train, _ = tiny(datasets, 8)
+    model = build_model("classic", base_filters=4)
+    save_checkpoint(tmp_path / "last.pt", model)
+    with pytest.raises(CheckpointError, match=r"last.pt: holds a model but not the training "
+                       r"state to resume from \(no optimizer_state, .*history.*\); it can be "
+                       r"evaluated, not resumed"):
+        fit(model, train, None, TrainConfig.quick(epochs=2, batch_size=8),
+            checkpoint_dir=tmp_path, resume=True, progress=False)
 
 
 def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
