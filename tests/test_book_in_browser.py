@@ -300,3 +300,29 @@ def test_folded_cells_are_named_by_the_words_they_show(open_page, name):
         assert label is None or label == words, (label, words)
         assert words.startswith(("Show", "What", "Hide")) or len(words) > 8, words
 
+
+def test_the_keyboards_place_is_visible_on_every_control_it_reaches(open_page):
+    page = open_page("05_visualizing_predictions")
+    unseen = []
+    for _ in range(40):  # the header, the table of contents, the first cells' buttons
+        page.keyboard.press("Tab")
+        shown = page.evaluate("""() => { const e = document.activeElement, c = getComputedStyle(e);
+            const ring = c.outlineStyle !== 'none' && parseFloat(c.outlineWidth) >= 2;
+            const shadow = /rgb\\(/.test(c.boxShadow) && !/0px 0px 0px 0px/.test(c.boxShadow)
+                && !/rgba\\([^)]*, 0(\\.[0-4]\\d*)?\\)/.test(c.boxShadow);
+            return [e.tagName + ' ' + (e.getAttribute('aria-label') || e.textContent).trim()
+                    .slice(0, 40), ring || shadow]; }""")
+        if not shown[1]:
+            unseen.append(shown[0])
+    assert not unseen, f"no visible focus on {unseen}"
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_heading_links_are_readable(open_page, theme):
+    page = open_page("05_visualizing_predictions")
+    page.evaluate(f"document.documentElement.dataset.theme = '{theme}'")
+    colour, background = page.evaluate("""() => [
+        getComputedStyle(document.querySelector('a.headerlink')).color,
+        getComputedStyle(document.body).backgroundColor]""")
+    assert _contrast(colour, background) >= 4.5, (colour, background)
+
