@@ -86,7 +86,7 @@ class PreparedRun:
 
 def split_of(recipe: RunRecipe, data_root: Path, dataset=None):
     """The recipe's seeded split of the data's volumes: a
-    :class:`~unet_lib.data.VolumeSplit` ``(train, val, test)``, stratified by tumour grade
+    :class:`~unet_lib.data.VolumeSplit` ``(train, val, test)``, stratified by kind of tumour
     (volumes with and without an enhancing tumour in proportion on every side,
     :func:`unet_lib.data.tumour_grades`). ``dataset``: ``data_root`` already opened."""
     from .data import open_dataset, split_train_val_test, tumour_grades

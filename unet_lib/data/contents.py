@@ -1,6 +1,7 @@
 """What a dataset's masks contain, per slice and per volume, without training on them: which
 sub-regions each slice shows (for the tumour sampler) and which volumes have an enhancing
-tumour (for a split stratified by tumour grade)."""
+tumour (for a stratified split: on real BraTS most low-grade gliomas have none, so it stands
+in for the grade, which the slices do not record)."""
 
 from __future__ import annotations
 
