@@ -195,4 +195,3 @@ def test_every_timing_of_a_benchmark_runs_with_cudnns_autotuning_as_fit_trains(m
         lambda: steps.append(bool(inside)), None))
     fitbench.profile_step("classic", image_size=16, batch_size=2, base_filters=4, steps=2)
     assert steps == [True] * 5 and len(entered) == 1 and not inside  # warm-up and profiled
-

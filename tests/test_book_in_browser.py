@@ -145,8 +145,9 @@ def test_static_threshold_slider_rebinarizes_the_mask(open_page):
     assert after["sources"][3] != before["sources"][3], "the binarized mask did not change"
     assert after["sources"][:3] == before["sources"][:3]  # input, truth, probabilities stay
     assert "threshold 0.80" in after["caption"]
-    # each picture's text alternative names its panel and what the frame shows
-    assert after["alts"][3] == f"binarized: {after['caption']}" != before["alts"][3]
+    # each picture's text alternative names its panel and the sliders that change it
+    assert after["alts"][3] == f"binarized: slice {after['labels'][0]}, threshold 0.80"
+    assert after["alts"][0] == f"FLAIR: slice {after['labels'][0]}" == before["alts"][0]
     # the other slider picks another slice: its ground truth changes
     page.keyboard.press("Shift+Tab")
     page.keyboard.press("ArrowRight")
@@ -297,15 +298,17 @@ def test_folded_cells_are_named_by_the_words_they_show(open_page, name):
         # admonition's button by the admonition's title
         words = toggle.inner_text().strip() or toggle.evaluate(
             "(b) => b.closest('.admonition-title').textContent.trim()")
-        assert label is None or label == words, (label, words)
-        assert words.startswith(("Show", "What", "Hide")) or len(words) > 8, words
+        assert words and label in (None, words), (label, words)
 
 
 def test_the_keyboards_place_is_visible_on_every_control_it_reaches(open_page):
     page = open_page("05_visualizing_predictions")
-    unseen = []
-    for _ in range(40):  # the header, the table of contents, the first cells' buttons
+    unseen, visited = [], 0
+    for _ in range(200):  # every stop of the page, until the focus leaves it
         page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement === document.body"):
+            break
+        visited += 1
         shown = page.evaluate("""() => { const e = document.activeElement, c = getComputedStyle(e);
             const ring = c.outlineStyle !== 'none' && parseFloat(c.outlineWidth) >= 2;
             const shadow = /rgb\\(/.test(c.boxShadow) && !/0px 0px 0px 0px/.test(c.boxShadow)
@@ -314,7 +317,7 @@ def test_the_keyboards_place_is_visible_on_every_control_it_reaches(open_page):
                     .slice(0, 40), ring || shadow]; }""")
         if not shown[1]:
             unseen.append(shown[0])
-    assert not unseen, f"no visible focus on {unseen}"
+    assert visited >= 30 and not unseen, f"no visible focus on {unseen}"
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
@@ -325,4 +328,3 @@ def test_heading_links_are_readable(open_page, theme):
         getComputedStyle(document.querySelector('a.headerlink')).color,
         getComputedStyle(document.body).backgroundColor]""")
     assert _contrast(colour, background) >= 4.5, (colour, background)
-

@@ -208,7 +208,7 @@ def test_a_batch_that_does_not_split_is_refused_before_any_data_is_read(monkeypa
     assert distributed._failed
 
 
-EVALUATE_ONE_SLICE = textwrap.dedent('''
+EVALUATE_IN_SHARES = textwrap.dedent('''
     import sys
     import torch
     from unet_lib import distributed
@@ -218,19 +218,21 @@ EVALUATE_ONE_SLICE = textwrap.dedent('''
 
     context = distributed.setup("cpu")
     torch.manual_seed(0)
-    one = torch.utils.data.Subset(BraTSSlices(sys.argv[1], [1]), [0])  # rank 1's share: none
-    scores = evaluate(build_model("classic", base_filters=4), one, device="cpu",
-                      context=context)
-    open(f"{sys.argv[2]}/scores{context.rank}.txt", "w").write(
-        repr({"dice": scores["dice"], "loss": scores["loss"]}))
+    model = build_model("classic", base_filters=4)
+    slices = BraTSSlices(sys.argv[1], [1])
+    for count in (1, 3):  # one slice: rank 1's share is none; three: two and one
+        part = torch.utils.data.Subset(slices, list(range(count)))
+        scores = evaluate(model, part, device="cpu", context=context)
+        open(f"{sys.argv[2]}/scores{count}-{context.rank}.txt", "w").write(
+            repr({"dice": scores["dice"], "loss": scores["loss"]}))
 ''')
 
 
 @pytest.mark.slow
-def test_a_process_with_no_share_of_the_validation_set_reports_the_summed_scores(tmp_path):
-    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=2, seed=4)
+def test_every_process_reports_the_whole_validation_sets_scores_even_with_no_share(tmp_path):
+    root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=3, seed=4)
     script = tmp_path / "evaluate.py"
-    script.write_text(EVALUATE_ONE_SLICE)
+    script.write_text(EVALUATE_IN_SHARES)
     two_processes(script, root, tmp_path)
     import ast
 
@@ -238,12 +240,14 @@ def test_a_process_with_no_share_of_the_validation_set_reports_the_summed_scores
     from unet_lib.inference import evaluate
     from unet_lib.models import build_model
 
-    # both processes report the one slice's scores (rank 1 scored none of its own), and they
-    # are the scores of one process alone: counted once, not once per process
+    # every process reports the scores of all the slices, as one process alone scores them:
+    # with one slice rank 1 scored none of its own; with three, each process only its share
     torch.manual_seed(0)
-    one = torch.utils.data.Subset(BraTSSlices(root, [1]), [0])
-    alone = evaluate(build_model("classic", base_filters=4), one, device="cpu")
-    for rank in (0, 1):
-        reported = ast.literal_eval((tmp_path / f"scores{rank}.txt").read_text())
-        assert reported["dice"] == pytest.approx(alone["dice"], rel=1e-9), rank
-        assert reported["loss"] == pytest.approx(alone["loss"], rel=1e-6), rank
+    model = build_model("classic", base_filters=4)
+    for count in (1, 3):
+        part = torch.utils.data.Subset(BraTSSlices(root, [1]), list(range(count)))
+        alone = evaluate(model, part, device="cpu")
+        for rank in (0, 1):
+            reported = ast.literal_eval((tmp_path / f"scores{count}-{rank}.txt").read_text())
+            assert reported["dice"] == pytest.approx(alone["dice"], rel=1e-9), (count, rank)
+            assert reported["loss"] == pytest.approx(alone["loss"], rel=1e-6), (count, rank)

@@ -47,6 +47,23 @@ def test_each_position_shows_its_own_pictures_and_repeats_are_stored_once():
     assert page.count('type="range"') == 2
 
 
+def test_each_pictures_text_alternative_names_the_sliders_that_change_it():
+    # panel "input" changes with the slice only, "result" with both sliders, "key" never
+    slider = ImageSlider({"slice": ["s0", "s1"], "threshold": ["0.3", "0.5"]},
+                         ["input", "result", "key"],
+                         lambda p: [grey(p[0]), grey(2 + 2 * p[0] + p[1]), grey(9)],
+                         caption=None, start=(1, 0))
+    assert slider.depends == [[0], [0, 1], []]
+    assert [slider.alt(j, (1, 0)) for j in range(3)] == [
+        "input: slice s1", "result: slice s1, threshold 0.3", "key"]
+    page = slider.to_html()
+    assert 'alt="input: slice s1"' in page and 'alt="key"' in page  # the start position's
+    quoted = ImageSlider({"a": ['"x" & <y>']}, ["p"], lambda p: [grey(1)])
+    assert quoted.depends == [[]] and 'alt="p"' in quoted.to_html()
+    two = ImageSlider({"a": ['<b>', "c"]}, ["p"], lambda p: [grey(p[0])])
+    assert 'alt="p: a &lt;b&gt;"' in two.to_html()  # escaped in the page
+
+
 def test_slider_input_errors_are_named():
     with pytest.raises(ValueError, match="at least one position"):
         ImageSlider({"a": []}, ["p"], lambda p: [grey(0)])
@@ -91,6 +108,9 @@ def test_threshold_slider_captions_name_the_pixels_marked_in_two_channels():
     binary[0, 2, 2], binary[2, 2, 2] = 1, 1  # one NCR/NET+ET pixel (magenta)
     assert overlap_caption(binary).endswith("ED+ET 3 px, NCR/NET+ET 1 px")
     assert overlap_caption(torch.eye(3)[:, :, None].expand(3, 3, 2)) == "no pixel in two channels"
+    for wrong in (torch.full((3, 2, 2), 0.7), torch.zeros(1, 3, 2, 2)):  # probabilities, a batch
+        with pytest.raises(ValueError, match="binarized \\(3, H, W\\) mask"):
+            overlap_caption(wrong)
     probs = torch.zeros(1, 3, 4, 4)
     probs[0, 0, 0] = 0.9
     probs[0, 1, 0, :2] = 0.4  # oedema too on 2 of them at a threshold of 0.3, not of 0.5

@@ -94,35 +94,61 @@ def test_stretched_overlay_uses_the_whole_colour_map():
     assert np.ptp(plain[..., 0]) < 0.2 < np.ptp(stretched[..., 0])
 
 
-def test_the_true_tumours_outline_is_a_white_edge_with_a_black_ring_outside_it():
-    from unet_course.attention_pictures import HALO_COLOUR, OUTLINE_COLOUR, tumour_outline
+def _ring(first: int, last: int, size: int) -> np.ndarray:
+    """(size, size) bool: the border pixels of the square [first, last) × [first, last)."""
+    ring = np.zeros((size, size), bool)
+    ring[first:last, first:last] = True
+    ring[first + 1:last - 1, first + 1:last - 1] = False
+    return ring
 
+
+def test_the_true_tumours_outline_is_a_white_line_edged_in_black_on_both_sides():
+    from unet_course.attention_pictures import (HALO_COLOUR, OUTLINE_COLOUR, OUTLINE_SCALE,
+                                                draw_outline, tumour_outline)
+
+    assert OUTLINE_SCALE == 2  # the squares below are worked out on the grid twice as fine
     target = torch.zeros(3, 8, 8)
     target[1, 2:6, 2:6] = 1  # a 4×4 square of oedema: the whole tumour
     target[2, 3:5, 3:5] = 1  # enhancing tumour inside it, also whole tumour
     target[1, 3:5, 3:5] = 0  # (BraTS labels: one per pixel)
     outline = tumour_outline(target)
-    edge = np.zeros((8, 8), bool)
-    edge[2:6, 2:6] = True
-    edge[3:5, 3:5] = False  # the square's 12 edge pixels; its 4 inner ones keep α's colour
-    ring = np.zeros((8, 8), bool)  # the 16 pixels outside that share a side with the square
-    ring[[1, 6], 2:6] = True
-    ring[2:6, [1, 6]] = True
-    assert (outline.line == edge).all() and (outline.halo == ring).all()
+    line = _ring(4, 12, 16)  # the 8×8 square's edge on the 16×16 grid
+    halo = _ring(3, 13, 16) | _ring(5, 11, 16)  # one pixel outside it and one inside
+    assert (outline.line == line).all() and (outline.halo == halo).all()
     for label in range(3):  # each label alone is whole tumour too: the same square, outlined
         alone = torch.zeros(3, 8, 8)
         alone[label, 2:6, 2:6] = 1
-        assert (tumour_outline(alone).line == edge).all()
-    picture = attention_overlay(torch.zeros(8, 8), torch.full((8, 8), 0.5), outline=outline)
+        assert (tumour_outline(alone).line == line).all()
+    # the case the chapter is about: a gate open on the tumour, shut around it
+    attention = torch.full((8, 8), 0.05)
+    attention[2:6, 2:6] = 0.95
+    picture = attention_overlay(torch.zeros(8, 8), attention, outline=outline)
+    assert picture.shape == (16, 16, 3)  # each pixel of the slice a 2×2 block
     white = np.all(np.isclose(picture, OUTLINE_COLOUR), axis=-1)
     black = np.all(np.isclose(picture, HALO_COLOUR), axis=-1)
-    assert (white == edge).all() and (black == ring).all()
-    alpha_colour = matplotlib.colormaps["inferno"](0.5)[:3]  # over a black FLAIR: 80 % of it
-    assert np.allclose(picture[~(edge | ring)], 0.8 * np.array(alpha_colour), atol=1e-6)
+    assert (white == line).all() and (black == halo).all()
+    plain = np.repeat(np.repeat(attention_overlay(torch.zeros(8, 8), attention), 2, 0), 2, 1)
+    untouched = ~(line | halo)  # the map's own colours everywhere else, the tumour's middle too
+    assert np.allclose(picture[untouched], plain[untouched]) and untouched[6:10, 6:10].all()
+    empty = tumour_outline(torch.zeros(3, 8, 8))  # no tumour: nothing drawn
+    assert not empty.line.any() and not empty.halo.any()
+    with pytest.raises(TypeError, match="tumour_outline"):  # an edge mask is not an Outline
+        draw_outline(np.zeros((8, 8, 3)), line)
+    with pytest.raises(ValueError, match="8×8 slice, the picture is 6×6"):
+        draw_outline(np.zeros((6, 6, 3)), outline)
     image = torch.zeros(4, 8, 8)
     fig = show_attention(image, [torch.rand(1, 4, 4), torch.rand(1, 8, 8)], target=target)
     assert "outline" in fig.axes[-1].get_xlabel()  # the key says what the line is
     plt.close(fig)
+
+
+def test_gates_are_named_deepest_and_shallowest_by_their_size():
+    from unet_course.attention_pictures import gate_names
+
+    maps = [torch.zeros(2, 1, n, n) for n in (12, 24, 48, 96)]
+    assert gate_names(maps) == ["12×12 (deepest)", "24×24", "48×48", "96×96 (shallowest)"]
+    assert gate_names(maps[::-1])[0] == "96×96 (shallowest)"  # by size, not by place
+    assert gate_names([torch.zeros(1, 1, 8, 8)]) == ["8×8"]
 
 
 def test_a_flat_map_is_not_stretched_into_a_pattern():

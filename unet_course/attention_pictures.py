@@ -2,9 +2,11 @@
 a faint FLAIR, inside the head only, with the true tumour's outline drawn on top, so that where
 α is high and where the tumour lies can be told apart (over a full-strength FLAIR, the bright
 tumour showed through low α as if the gate passed it). The outline is a white line edged in
-black outside it, seen at both ends of the colour map and by every eye (a cyan line vanished
-on the map's pale yellow, for a colour-blind reader too). :func:`show_attention` draws one
-slice's gates as a figure; :func:`attention_slider` every slice and gate as a static slider."""
+black on both sides, seen on the map's darkest and palest colours and by every eye (a cyan
+line vanished on the pale yellow, for a colour-blind reader too); it is drawn on a grid twice
+as fine as the slice's, so that it covers half a pixel of the map on either side.
+:func:`show_attention` draws one slice's gates as a figure; :func:`attention_slider` every
+slice and gate as a static slider."""
 
 from __future__ import annotations
 
@@ -27,16 +29,20 @@ from .frames import as_numpy, figure_pixels, grey_picture, mask_to_rgb
 MIN_STRETCH = 0.05
 #: the colour's share over FLAIR: FLAIR stays faint, so that its bright tumour is not read as α
 OVERLAY_ALPHA = 0.8
-#: the true tumour's (WT) outline over the maps: a white line (its edge pixels) ...
+#: the true tumour's (WT) outline over the maps: a white line ...
 OUTLINE_COLOUR = (1.0, 1.0, 1.0)
-#: ... edged in black just outside it, so that it shows on the map's dark and pale colours alike
+#: ... edged in black on both sides, so that it shows where α is dark and where it is pale
 HALO_COLOUR = (0.0, 0.0, 0.0)
+#: a picture with an outline is drawn this many times the slice's size (each pixel a block),
+#: so that the line and its edges take part of a pixel, not whole pixels of the map
+OUTLINE_SCALE = 2
 
 
 class Outline(NamedTuple):
-    """Where a tumour's outline is drawn: ``line`` its edge pixels (H, W) bool, in
-    :data:`OUTLINE_COLOUR`, and ``halo`` the pixels outside it that touch them by a side,
-    (H, W) bool, in :data:`HALO_COLOUR`."""
+    """Where a tumour's outline is drawn, on a grid :data:`OUTLINE_SCALE` times finer than
+    the slice's (S = OUTLINE_SCALE): ``line`` (S·H, S·W) bool, the tumour's edge, in
+    :data:`OUTLINE_COLOUR`; ``halo`` (S·H, S·W) bool, the pixels around the line, inside and
+    outside the tumour, in :data:`HALO_COLOUR`."""
 
     line: np.ndarray
     halo: np.ndarray
@@ -62,20 +68,43 @@ def head_values(attention, brain=None) -> np.ndarray:
 
 
 def tumour_outline(target) -> Outline:
-    """The outline of the whole tumour (WT) of a (3, H, W) label mask: its edge pixels
-    (:func:`unet_lib.outlines.surface`) and the ring of pixels just outside them."""
+    """The outline of the whole tumour (WT) of a (3, H, W) label mask, on the finer grid: the
+    edge (:func:`unet_lib.outlines.surface`) of the tumour enlarged :data:`OUTLINE_SCALE`
+    times, and the pixels that touch it (by a side or a corner) on either side."""
     from scipy import ndimage
 
     tumour = to_regions(torch.as_tensor(as_numpy(target))[None] > 0.5)[0, 0].numpy()
-    return Outline(surface(tumour), ndimage.binary_dilation(tumour) & ~tumour)
+    line = surface(_enlarged(tumour))
+    return Outline(line, ndimage.binary_dilation(line, np.ones((3, 3), bool)) & ~line)
 
 
 def draw_outline(picture: np.ndarray, outline: Outline) -> np.ndarray:
-    """Draw ``outline`` (:func:`tumour_outline`) into ``picture`` (H, W, 3), in place, and
-    return it: the halo in :data:`HALO_COLOUR`, then the line in :data:`OUTLINE_COLOUR`."""
-    picture[outline.halo] = HALO_COLOUR
-    picture[outline.line] = OUTLINE_COLOUR
-    return picture
+    """``picture`` (H, W, 3) enlarged :data:`OUTLINE_SCALE` times, with ``outline``
+    (:func:`tumour_outline` of the same slice) drawn on it: (S·H, S·W, 3).
+
+    Raises:
+        TypeError: ``outline`` is not an :class:`Outline` (a bool mask of the edge, say).
+        ValueError: it was found for a slice of another size.
+    """
+    if not isinstance(outline, Outline):
+        raise TypeError(f"outline must be an Outline, as tumour_outline(target) gives, got "
+                        f"{type(outline).__name__}")
+    fine = _enlarged(picture)
+    if fine.shape[:2] != outline.line.shape:
+        raise ValueError(f"the outline was found for a {_slice_size(outline.line)} slice, "
+                         f"the picture is {picture.shape[0]}×{picture.shape[1]}")
+    fine[outline.halo] = HALO_COLOUR
+    fine[outline.line] = OUTLINE_COLOUR
+    return fine
+
+
+def _enlarged(picture: np.ndarray) -> np.ndarray:
+    """(H, W, ...) → (S·H, S·W, ...): each pixel an S × S block (S = OUTLINE_SCALE)."""
+    return np.repeat(np.repeat(picture, OUTLINE_SCALE, axis=0), OUTLINE_SCALE, axis=1)
+
+
+def _slice_size(fine: np.ndarray) -> str:
+    return f"{fine.shape[0] // OUTLINE_SCALE}×{fine.shape[1] // OUTLINE_SCALE}"
 
 
 def attention_overlay(channel, attention, alpha: float = OVERLAY_ALPHA, stretch: bool = False,
@@ -88,7 +117,8 @@ def attention_overlay(channel, attention, alpha: float = OVERLAY_ALPHA, stretch:
     noise is not blown up into a pattern. ``brain`` (H, W) bool
     (:func:`unet_lib.attention.brain_mask`): colour only the head; the air around it stays
     black (blended over black, a bright colour would look like a dim one). ``outline``
-    (:func:`tumour_outline`): drawn on top (:func:`draw_outline`)."""
+    (:func:`tumour_outline`): drawn on top (:func:`draw_outline`), in a picture
+    :data:`OUTLINE_SCALE` times as large."""
     import torch.nn.functional as F
 
     grey = grey_picture(channel)
@@ -138,7 +168,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
             (N, 1, h, w) map that ``model(x, return_attention=True)`` returns for an Attention
             U-Net (deepest gate first).
         target: the slice's (3, H, W) label mask: the whole tumour's outline is drawn over
-            FLAIR and every map (:data:`OUTLINE_COLOUR`).
+            FLAIR and every map (white, edged in black: :func:`draw_outline`).
 
     Returns:
         The figure; its axes are the panels row by row (FLAIR first), then the colour bars.
@@ -157,7 +187,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
         fig.suptitle(title)
     flair = np.repeat(grey_picture(image[0])[..., None], 3, axis=-1)
     if outline is not None:
-        draw_outline(flair, outline)
+        flair = draw_outline(flair, outline)
     axes[0, 0].imshow(flair)
     axes[0, 0].set_title("FLAIR")
     for column, attention in enumerate(maps, start=1):
@@ -194,10 +224,14 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
     return fig
 
 
-def _depth_word(gate: int, gates: int) -> str:
-    """What a gate's place says beside its size on the slider: the deepest (coarsest) and
-    the shallowest (full-size) gate named, the ones between not."""
-    return " (deepest)" if gate == 0 else " (shallowest)" if gate == gates - 1 else ""
+def gate_names(maps: Sequence) -> list[str]:
+    """The gates' names on the slider: each map's size, ``"12×12 (deepest)"`` for the
+    coarsest, ``"96×96 (shallowest)"`` for the finest, by their sizes whatever their order
+    (no word where all are one size)."""
+    areas = [m.shape[-2] * m.shape[-1] for m in maps]
+    words = {} if min(areas) == max(areas) else {areas.index(min(areas)): " (deepest)",
+                                                  areas.index(max(areas)): " (shallowest)"}
+    return [f"{m.shape[-2]}×{m.shape[-1]}{words.get(g, '')}" for g, m in enumerate(maps)]
 
 
 def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
@@ -217,8 +251,7 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
 
     images, targets = torch.as_tensor(as_numpy(images)), torch.as_tensor(as_numpy(targets))
     maps = [torch.as_tensor(as_numpy(m)) for m in maps]
-    levels = [f"{m.shape[-2]}×{m.shape[-1]}" + _depth_word(g, len(maps))
-              for g, m in enumerate(maps)]
+    levels = gate_names(maps)
     heads = [brain_mask(image) for image in images]  # each slice's once, for every gate
     outlines = [tumour_outline(target) for target in targets]  # each slice's once
     head_values_at = {}

@@ -100,7 +100,12 @@ def overlap_caption(binary) -> str:
     there, nor cyan from white), or ``"no pixel in two channels"``."""
     from unet_lib.data.brats import MASK_CHANNELS
 
-    on = as_numpy(binary).astype(bool)
+    values = as_numpy(binary)
+    if values.ndim != 3 or values.shape[0] != 3 or not np.isin(values, (0, 1)).all():
+        raise ValueError(f"expected a binarized (3, H, W) mask of 0s and 1s, got shape "
+                         f"{values.shape}: binarize probabilities first "
+                         f"(unet_lib.metrics.binarize)")
+    on = values.astype(bool)
     pairs = [(f"{MASK_CHANNELS[a]}+{MASK_CHANNELS[b]}", on[a] & on[b] & ~on[3 - a - b])
              for a, b in ((0, 1), (1, 2), (0, 2))]
     two = [f"{name} {int(both.sum())} px" for name, both in pairs if both.any()]

@@ -98,6 +98,11 @@ class ImageSlider:
                 row.append(where[url])
             self.frames.append(row)
             self.captions.append(caption(position) if caption else "")
+        by_position = np.array(self.frames).reshape(*self.shape, len(self.panels))
+        #: per panel, the sliders whose moving changes its picture (the alt text names them)
+        self.depends = [[axis for axis in range(len(self.shape))
+                         if (np.diff(by_position[..., j], axis=axis) != 0).any()]
+                        for j in range(len(self.panels))]
 
     @property
     def frame_count(self) -> int:
@@ -112,17 +117,20 @@ class ImageSlider:
         index = self.frame_index(position)
         return [self.pool[i] for i in self.frames[index]], self.captions[index]
 
-    @staticmethod
-    def alt(panel: str, caption: str) -> str:
-        """A panel's text for a screen reader: its name and the frame's caption (the
-        caption says which slice and setting the picture shows; the script keeps it so)."""
-        return f"{panel}: {caption}" if caption else panel
+    def alt(self, panel: int, position: Sequence[int]) -> str:
+        """Panel ``panel``'s text for a screen reader at ``position``: its title and the
+        positions of the sliders that change its picture, ``"binarized: slice volume 3,
+        slice 19, threshold 0.50"`` (the script keeps it so as they move)."""
+        shown = ", ".join(f"{self.names[a]} {self.labels[a][position[a]]}"
+                          for a in self.depends[panel])
+        return f"{self.panels[panel]}: {shown}" if shown else self.panels[panel]
 
     def to_html(self) -> str:
         """The widget as HTML with inline CSS and JavaScript (no external resources)."""
         payload = json.dumps({"pool": self.pool, "frames": self.frames,
                               "captions": self.captions, "labels": self.labels,
-                              "shape": self.shape, "panels": self.panels})
+                              "shape": self.shape, "panels": self.panels,
+                              "names": self.names, "depends": self.depends})
         safe_payload = payload.replace("</", "<\\/")  # cannot end the script element early
         uid = "unet-slider-" + hashlib.sha1(payload.encode()).hexdigest()[:12]
         urls, caption = self.frame(self.start)
@@ -130,7 +138,7 @@ class ImageSlider:
         figures = "".join(
             f'<figure style="margin:0 6px 4px 0;text-align:center;'
             f'width:min({self.width}px, calc(50% - 6px))">'
-            f'<img class="unet-slider-img" alt="{html.escape(self.alt(name, caption))}" '
+            f'<img class="unet-slider-img" alt="{html.escape(self.alt(j, self.start))}" '
             f'src="{url}" '
             f'style="width:100%;height:auto;image-rendering:pixelated;'
             f'display:block;border:1px solid #ccc">'
@@ -138,7 +146,7 @@ class ImageSlider:
             # box dark mode puts outputs in
             f'<figcaption style="font-size:0.85em;color:inherit">{html.escape(name)}'
             f'</figcaption></figure>'
-            for name, url in zip(self.panels, urls))
+            for j, (name, url) in enumerate(zip(self.panels, urls)))
         # a screen reader hears each slider's value (aria-valuetext) and then the caption (a
         # live region); the readout beside the slider, the same value, is not read twice
         controls = "".join(
@@ -167,7 +175,9 @@ class ImageSlider:
             "k=k*d.shape[i]+v;outs[i].textContent=d.labels[i][v];"
             "inputs[i].setAttribute('aria-valuetext',d.labels[i][v]);}"
             "for(var j=0;j<imgs.length;j++){imgs[j].src=d.pool[d.frames[k][j]];"
-            "imgs[j].alt=d.captions[k]?d.panels[j]+': '+d.captions[k]:d.panels[j];}"
+            "var said=d.depends[j].map(function(a){return d.names[a]+' '+"
+            "d.labels[a][+inputs[a].value];}).join(', ');"
+            "imgs[j].alt=said?d.panels[j]+': '+said:d.panels[j];}"
             "cap.textContent=d.captions[k];root.setAttribute('data-frame',k);}"
             "for(var i=0;i<inputs.length;i++){inputs[i].addEventListener('input',show);}"
             "root.setAttribute('data-ready','1');})();" % json.dumps(uid))

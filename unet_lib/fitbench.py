@@ -78,9 +78,10 @@ def fit_report(rows: list[dict]) -> str:
 def profile_step(model_name: str, image_size: int = 240, batch_size: int = 32,
                  base_filters: int = 32, steps: int = 3, rows: int = 25) -> str:
     """Where a training step's time goes: PyTorch's profiler over ``steps`` steps (after a
-    warm-up) of ``model_name`` with the device's training defaults (bf16 autocast and
-    channels_last on CUDA), operators grouped by input shape (a depthwise and a pointwise
-    convolution differ there) and sorted by their own device time (CPU time on a CPU).
+    warm-up) of ``model_name`` with the device's training defaults (bf16 autocast,
+    channels_last and cuDNN's autotuning on CUDA), operators grouped by input shape (a
+    depthwise and a pointwise convolution differ there) and sorted by their own device time
+    (CPU time on a CPU).
 
     Returns:
         A Markdown section: a heading naming the model, sizes and device, and the table.

@@ -120,7 +120,7 @@ QUICK_CHANGES = {
 
 #: What was measured for each of :data:`QUICK_CHANGES`: the quick phantom's 4 test volumes
 #: (Dice at threshold 0.5 of the checkpoint chosen on validation; 2 CPU cores, 2026-11-27 and -28;
-#: figures measured before the split was stratified by grade, or before the models started
+#: figures measured before the split was stratified by tumour kind, or before the models started
 #: from the U-Net paper's weights, are marked). Only "epochs" was measured with ``best.pt``
 #: chosen as today, on the mean validation Dice over WT, TC and ET; the others on five scores.
 QUICK_EVIDENCE = {

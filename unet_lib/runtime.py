@@ -153,14 +153,21 @@ def autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
 
 
+def autotuning_allowed(device: torch.device) -> bool:
+    """Whether cuDNN may time its convolution algorithms once per shape on ``device``: on a
+    CUDA GPU, unless asked to repeat exactly (deterministic algorithms)."""
+    return device.type == "cuda" and not (torch.are_deterministic_algorithms_enabled()
+                                          or torch.backends.cudnn.deterministic)
+
+
 @contextmanager
 def cudnn_autotuning(device: torch.device):
-    """cuDNN's autotuning (``cudnn.benchmark``) on inside the block on a CUDA ``device``, as
-    :func:`~unet_lib.train.fit` trains there, and the flag back as it was after (a benchmark
-    that left it on would tune every later convolution of the process, its FLOP counts too).
-    Elsewhere the flag is left alone."""
+    """cuDNN's autotuning (``cudnn.benchmark``) on inside the block where
+    :func:`autotuning_allowed` says so, as :func:`~unet_lib.train.fit` trains there, and the
+    flag back as it was after (a benchmark that left it on would have cuDNN time its
+    algorithms in every later convolution of the process, FLOP-counting passes included)."""
     before = torch.backends.cudnn.benchmark
-    if device.type == "cuda":
+    if autotuning_allowed(device):
         torch.backends.cudnn.benchmark = True
     try:
         yield

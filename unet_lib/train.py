@@ -36,8 +36,8 @@ from .losses import make_loss
 from .metrics import regions_mean_dice
 from .progress import epoch_line, progress_bar, write_history, write_line
 from .resume import RESUME_FIXED, RunStart, restore_best, resume_from, rng_state
-from .runtime import (autocast, autocast_dtype, compile_model, memory_format, pick_device,
-                      seed_everything, tally_device, tuned_for_full_batches)
+from .runtime import (autocast, autocast_dtype, autotuning_allowed, compile_model, memory_format,
+                      pick_device, seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
 from .schedule import decay_after_epoch, make_optimizer, make_scheduler, warm_up
 
@@ -135,9 +135,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
          checkpoint_dir: Path | None, resume: bool, progress: bool | str,
          trust_checkpoint: bool) -> History:
     device = pick_device(config.device)
-    # let cuDNN time its convolution algorithms once per shape, unless asked to repeat exactly
-    if device.type == "cuda" and not (torch.are_deterministic_algorithms_enabled()
-                                      or torch.backends.cudnn.deterministic):
+    if autotuning_allowed(device):  # cuDNN times its algorithms once per shape
         torch.backends.cudnn.benchmark = True
     context = distributed.setup(device.type)
     distributed.check_batch_splits_evenly(config.batch_size, context)  # before any data is read
