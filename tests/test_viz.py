@@ -139,6 +139,16 @@ def test_the_true_tumours_outline_is_a_white_line_edged_in_black_on_both_sides()
     image = torch.zeros(4, 8, 8)
     fig = show_attention(image, [torch.rand(1, 4, 4), torch.rand(1, 8, 8)], target=target)
     assert "outline" in fig.axes[-1].get_xlabel()  # the key says what the line is
+    # in a figure, a line over FLAIR and each of the 2 × 2 maps: between the square's edge
+    # pixels (centres 2 and 5) and those outside it (1 and 6), corners cut across
+    pictures = [ax for ax in fig.axes if ax.images]
+    assert len(pictures) == 5
+    for ax in pictures:
+        (line,) = ax.collections
+        points = np.concatenate([path.vertices for path in line.get_paths()])
+        from_centre = np.abs(points - 3.5).max(axis=1)  # the square's centre: (3.5, 3.5)
+        assert ((from_centre > 1.5 - 1e-9) & (from_centre < 2.0 + 1e-9)).all()
+        assert np.isclose(from_centre, 2.0).mean() > 0.5  # on the sides, but at the corners
     plt.close(fig)
 
 

@@ -3,8 +3,8 @@ a faint FLAIR, inside the head only, with the true tumour's outline drawn on top
 α is high and where the tumour lies can be told apart (over a full-strength FLAIR, the bright
 tumour showed through low α as if the gate passed it). The outline is a white line edged in
 black on both sides, seen on the map's darkest and palest colours and by every eye (a cyan
-line vanished on the pale yellow, for a colour-blind reader too); it is drawn on a grid twice
-as fine as the slice's, so that it covers half a pixel of the map on either side.
+line vanished on the pale yellow, for a colour-blind reader too): a drawn line in figures, and
+in the slider's pictures pixels of a grid twice as fine as the slice's.
 :func:`show_attention` draws one slice's gates as a figure; :func:`attention_slider` every
 slice and gate as a static slider."""
 
@@ -73,9 +73,25 @@ def tumour_outline(target) -> Outline:
     times, and the pixels that touch it (by a side or a corner) on either side."""
     from scipy import ndimage
 
-    tumour = to_regions(torch.as_tensor(as_numpy(target))[None] > 0.5)[0, 0].numpy()
-    line = surface(_enlarged(tumour))
+    line = surface(_enlarged(whole_tumour(target)))
     return Outline(line, ndimage.binary_dilation(line, np.ones((3, 3), bool)) & ~line)
+
+
+def whole_tumour(target) -> np.ndarray:
+    """The whole tumour (WT) of a (3, H, W) label mask: (H, W) bool."""
+    return to_regions(torch.as_tensor(as_numpy(target))[None] > 0.5)[0, 0].numpy()
+
+
+def outline_on(ax, tumour: np.ndarray | None) -> None:
+    """Draw ``tumour``'s outline ((H, W) bool, :func:`whole_tumour`) over a picture of the
+    slice on ``ax`` as a line, white on a black stroke: a figure is shown smaller or larger
+    than its pixels, and a line stays sharp where one drawn into the pixels would blur."""
+    if tumour is None or not tumour.any():
+        return
+    from matplotlib import patheffects
+
+    ax.contour(tumour.astype(float), levels=[0.5], colors=[OUTLINE_COLOUR], linewidths=1.0,
+               path_effects=[patheffects.withStroke(linewidth=2.8, foreground=HALO_COLOUR)])
 
 
 def draw_outline(picture: np.ndarray, outline: Outline) -> np.ndarray:
@@ -168,7 +184,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
             (N, 1, h, w) map that ``model(x, return_attention=True)`` returns for an Attention
             U-Net (deepest gate first).
         target: the slice's (3, H, W) label mask: the whole tumour's outline is drawn over
-            FLAIR and every map (white, edged in black: :func:`draw_outline`).
+            FLAIR and every map (white, edged in black: :func:`outline_on`).
 
     Returns:
         The figure; its axes are the panels row by row (FLAIR first), then the colour bars.
@@ -179,27 +195,26 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
 
     image = as_numpy(image)
     head = brain_mask(image)
-    outline = None if target is None else tumour_outline(target)
+    tumour = None if target is None else whole_tumour(target)
     rows, columns = 1 + bool(stretch), len(maps) + 1
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 3.4 * rows + 0.7),
                              constrained_layout=True, squeeze=False)
     if title:
         fig.suptitle(title)
-    flair = np.repeat(grey_picture(image[0])[..., None], 3, axis=-1)
-    if outline is not None:
-        flair = draw_outline(flair, outline)
-    axes[0, 0].imshow(flair)
+    axes[0, 0].imshow(grey_picture(image[0]), cmap="gray", vmin=0, vmax=1)
+    outline_on(axes[0, 0], tumour)
     axes[0, 0].set_title("FLAIR")
     for column, attention in enumerate(maps, start=1):
         values = as_numpy(attention).reshape(np.shape(attention)[-2:])
         h, w = values.shape
         inside = head_values(values, head)  # the pixels drawn: their range is the titles'
-        drawn = dict(brain=head, outline=outline)
-        axes[0, column].imshow(attention_overlay(image[0], values, stretch=False, **drawn))
+        axes[0, column].imshow(attention_overlay(image[0], values, stretch=False, brain=head))
+        outline_on(axes[0, column], tumour)
         axes[0, column].set_title(f"gate at {h}×{w}\nα {inside.min():.2f} – {inside.max():.2f}")
         if stretch:
             spread = stretched(inside)
-            axes[1, column].imshow(attention_overlay(image[0], values, stretch=True, **drawn))
+            axes[1, column].imshow(attention_overlay(image[0], values, stretch=True, brain=head))
+            outline_on(axes[1, column], tumour)
             axes[1, column].set_title("stretched" if spread else "flat: 0…1 scale")
             scale = (Normalize(float(inside.min()), float(inside.max())) if spread
                      else Normalize(0, 1))
@@ -213,7 +228,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
                           orientation="horizontal", fraction=0.06, pad=0.03, aspect=70)
     common.set_label("α on one scale for every gate (0: suppressed, 1: passed)"
                      + ("; white line edged in black: the true tumour's outline"
-                        if outline is not None else ""), labelpad=2)
+                        if tumour is not None else ""), labelpad=2)
     if stretch:
         axes[1, 0].axis("off")
         axes[1, 0].text(0, 0.5, "this row: each map\nstretched over its\nown range inside\n"
