@@ -51,7 +51,12 @@ def test_prediction_figure_shows_the_binarized_mask_and_its_dice():
     core_taken_for_oedema = target[[1, 0, 2]]  # the truth's pixels are NCR/NET, marked ED
     fig = show_prediction(image, core_taken_for_oedema, probs, threshold=0.5)
     assert fig.axes[3].get_xlabel() == ("Dice per label:\nNCR/NET 0.00, ED 0.00, ET 1.00\n"
-                                        "per region:\nWT 1.00, TC 0.00, ET 1.00")
+                                        "per region:\nWT 1.00, TC 0.00, ET 1.00\n"
+                                        "no pixel in two channels")
+    both = probs.clone()
+    both[2, 4:6, 4:8] = 0.9  # 8 of the oedema's pixels marked ET as well: cyan in the picture
+    fig = show_prediction(image, target, both, threshold=0.5)
+    assert fig.axes[3].get_xlabel().endswith("in two channels:\nED+ET 8 px")
 
 
 def test_modalities_history_and_attention_figures_have_a_panel_each():

@@ -22,8 +22,8 @@ from .comparisons import (compare_models, learning_pace, plot_training, slowest_
 from .attention_pictures import (attention_overlay, attention_slider, head_values,
                                  show_attention, stretched)
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
-                     label_log_axis, legend_handles, mask_to_rgb, model_style, region_style,
-                     score_axis_floor, threshold_slider)
+                     label_log_axis, legend_handles, mask_to_rgb, model_style,
+                     overlap_caption, region_style, score_axis_floor, threshold_slider)
 
 __all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
            "compare_models", "draw_unet", "grey_picture", "head_values", "learning_pace",
@@ -81,7 +81,9 @@ def show_prediction(image, target, probs, threshold: float | None = None,
                        "Dice per label:\n" + ", ".join(f"{n} {v:.2f}" for n, v in
                                                        zip(MASK_CHANNELS, labels))
                        + "\nper region:\n" + ", ".join(f"{n} {v:.2f}" for n, v in
-                                                       zip(REGIONS, regions))))
+                                                       zip(REGIONS, regions))
+                       # the mixed colours in words (a colour-blind eye cannot tell them)
+                       + "\n" + overlap_caption(binary).replace(": ", ":\n")))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6),
                              constrained_layout=True)
     for ax, (name, picture, caption) in zip(axes, panels):
