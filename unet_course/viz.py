@@ -84,7 +84,9 @@ def show_prediction(image, target, probs, threshold: float | None = None,
                                                        zip(REGIONS, regions))
                        # the mixed colours in words (a colour-blind eye cannot tell them)
                        + "\n" + overlap_caption(binary).replace(": ", ":\n")))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6),
+    # the binarized panel's lines of scores under it: room for them, not smaller pictures
+    height = 3.6 if threshold is None else 4.7
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), height),
                              constrained_layout=True)
     for ax, (name, picture, caption) in zip(axes, panels):
         ax.imshow(picture, cmap="gray")
