@@ -136,6 +136,28 @@ def test_a_right_separable_convolution_written_otherwise_passes_and_hints_fit_th
             nn.Conv2d(i, i, k, padding=k // 2, groups=i), nn.Conv2d(i, o, 1)))
 
 
+class OneConvolutionPerChannel(nn.Module):
+    """The depthwise part as a list of single-channel convolutions: right, and C times slower."""
+
+    def __init__(self, c_in, c_out, k):
+        super().__init__()
+        self.per_channel = nn.ModuleList(nn.Conv2d(1, 1, k, padding=k // 2, bias=False)
+                                         for _ in range(c_in))
+        self.pointwise = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x):
+        return self.pointwise(torch.cat([conv(x[:, c:c + 1])
+                                         for c, conv in enumerate(self.per_channel)], dim=1))
+
+
+def test_a_depthwise_part_written_one_convolution_per_channel_is_told_about_groups():
+    with pytest.raises(NotYet, match=r"6 × \(1, 1, 7, 7\).*your 6 single-channel "
+                       r"convolutions compute the depthwise part.*groups.*\(6, 1, 7, 7\)"
+                       ) as error:
+        exercises.check_separable_conv(OneConvolutionPerChannel)
+    assert "nn.Conv2d" not in str(error.value)  # a hint, not the solution's code
+
+
 def test_a_gate_that_doubles_g_instead_of_matching_x_fails_where_sizes_are_odd():
     def doubled(x, g, w_x, w_g, psi):  # right on 16 and 8; 13 doubled is not 25
         gating = F.interpolate(w_g(g), scale_factor=2, mode="bilinear", align_corners=False)

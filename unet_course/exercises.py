@@ -66,13 +66,41 @@ def _copy_weights(source: nn.Module, target: nn.Module, what: str, x: torch.Tens
                 unused.remove(match)
                 pairs.append((reference_param, student_params[match]))
     if len(pairs) < len(reference_params) or unused:
+        shapes = [tuple(p.shape) for p in student_params]
         raise NotYet(f"Not yet: your {what} has parameters of shapes "
-                     f"{[tuple(p.shape) for p in student_params]}; unet_lib's has "
-                     f"{[tuple(p.shape) for p in reference_params]}. Hint: check each "
-                     f"layer's channels, kernel size and bias.")
+                     f"{_listed(shapes)}; unet_lib's has "
+                     f"{[tuple(p.shape) for p in reference_params]}. Hint: "
+                     + (_one_layer_per_channel(shapes, reference_params)
+                        or "check each layer's channels, kernel size and bias."))
     with torch.no_grad():
         for reference_param, student_param in pairs:
             reference_param.copy_(student_param.reshape(reference_param.shape))
+
+
+def _listed(shapes: list[tuple]) -> str:
+    """Parameter shapes as a list, a run of one shape said once with its count."""
+    runs: list[list] = []
+    for shape in shapes:
+        if runs and runs[-1][0] == shape:
+            runs[-1][1] += 1
+        else:
+            runs.append([shape, 1])
+    return "[" + ", ".join(f"{n} × {shape}" if n > 1 else str(shape) for shape, n in runs) + "]"
+
+
+def _one_layer_per_channel(shapes: list[tuple], reference_params: list) -> str | None:
+    """The hint for a depthwise layer written as one single-channel convolution per channel
+    (several (1, 1, k, k) weights where unet_lib has one (C, 1, k, k)), else None."""
+    for reference in reference_params:
+        if reference.dim() == 4 and reference.shape[0] > 1 and reference.shape[1] == 1:
+            single = (1, 1, *reference.shape[2:])
+            if shapes.count(single) == reference.shape[0]:
+                return (f"your {reference.shape[0]} single-channel convolutions compute the "
+                        f"depthwise part, but as {reference.shape[0]} layers run one after "
+                        f"another; one convolution whose groups give each channel its own "
+                        f"filter does them in one call (its weight "
+                        f"{tuple(reference.shape)}).")
+    return None
 
 
 def _compare(yours: torch.Tensor, reference: torch.Tensor, what: str, hint: str) -> None:
