@@ -21,163 +21,26 @@ from torch import nn
 from torch.nn import functional as F
 
 from unet_lib.metrics import scores_from_counts
-from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d, count_parameters
+from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d
 
-from .checking import NotYet, code_answered, is_number, plain, raised, run_answer
+from .checking import NotYet, code_answered, is_number, plain, raised
+from .module_checks import check_module, compare_tensors
 # chapter 7's exercise, a clean-up after the model, lives in a module of its own
 from .cleanup_exercise import check_keep_largest, largest_piece_masks  # noqa: F401
 from .forward_exercise import WIDTH_ERROR, check_unet_forward  # noqa: F401
 from .training_exercise import check_train_step  # noqa: F401
 
 
-def _in_running_order(module: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:
-    """``module``'s parameters in the order its layers run on ``x`` (then any it did not
-    use, in the order they were created): the order of creation is the student's choice."""
-    called: list[nn.Module] = []
-    hooks = [m.register_forward_pre_hook(lambda m, args: called.append(m))
-             for m in module.modules()]
-    try:
-        with torch.no_grad():
-            run_answer(module, x, what=f"your module, called on a {tuple(x.shape)} input")
-    finally:
-        for hook in hooks:
-            hook.remove()
-    ordered: list[nn.Parameter] = []
-    for params in [*(m.parameters(recurse=False) for m in called), module.parameters()]:
-        ordered += [p for p in params if all(p is not q for q in ordered)]
-    return ordered
-
-
-def _copy_weights(source: nn.Module, target: nn.Module, what: str, x: torch.Tensor) -> None:
-    """Load ``source``'s parameters into ``target``'s, whatever their names, both taken in the
-    order their layers run on ``x``: each of ``target``'s takes the first unused one of
-    ``source`` of its shape, else of its number of elements (a 1×1 convolution's weights
-    written as an ``nn.Linear``'s)."""
-    student_params = _in_running_order(source, x)
-    reference_params = _in_running_order(target, x)
-    unused = list(range(len(student_params)))
-    pairs = []
-    for same in (lambda a, b: a.shape == b.shape, lambda a, b: a.numel() == b.numel()):
-        for reference_param in reference_params:
-            if any(r is reference_param for r, _ in pairs):
-                continue
-            match = next((i for i in unused if same(student_params[i], reference_param)), None)
-            if match is not None:
-                unused.remove(match)
-                pairs.append((reference_param, student_params[match]))
-    if len(pairs) < len(reference_params) or unused:
-        shapes = [tuple(p.shape) for p in student_params]
-        raise NotYet(f"Not yet: your {what} has parameters of shapes "
-                     f"{_listed(shapes)}; unet_lib's has "
-                     f"{[tuple(p.shape) for p in reference_params]}. Hint: "
-                     + (_one_layer_per_channel(shapes, reference_params)
-                        or "check each layer's channels, kernel size and bias."))
-    with torch.no_grad():
-        for reference_param, student_param in pairs:
-            reference_param.copy_(student_param.reshape(reference_param.shape))
-
-
-def _listed(shapes: list[tuple]) -> str:
-    """Parameter shapes as a list, a run of one shape said once with its count."""
-    runs: list[list] = []
-    for shape in shapes:
-        if runs and runs[-1][0] == shape:
-            runs[-1][1] += 1
-        else:
-            runs.append([shape, 1])
-    return "[" + ", ".join(f"{n} × {shape}" if n > 1 else str(shape) for shape, n in runs) + "]"
-
-
-def _one_layer_per_channel(shapes: list[tuple], reference_params: list) -> str | None:
-    """The hint for a depthwise layer written as one single-channel convolution per channel
-    (several (1, 1, k, k) weights where unet_lib has one (C, 1, k, k)), else None."""
-    for reference in reference_params:
-        if reference.dim() == 4 and reference.shape[0] > 1 and reference.shape[1] == 1:
-            single = (1, 1, *reference.shape[2:])
-            if shapes.count(single) == reference.shape[0]:
-                return (f"your {reference.shape[0]} single-channel convolutions compute the "
-                        f"depthwise part, but as {reference.shape[0]} layers run one after "
-                        f"another; one convolution whose groups give each channel its own "
-                        f"filter does them in one call (its weight "
-                        f"{tuple(reference.shape)}).")
-    return None
-
-
-def _compare(yours: torch.Tensor, reference: torch.Tensor, what: str, hint: str) -> None:
-    if not isinstance(yours, torch.Tensor):
-        raise NotYet(f"Not yet: {what} should be a tensor, got {type(yours).__name__}.")
-    if yours.shape != reference.shape:
-        raise NotYet(f"Not yet: {what} has shape {tuple(yours.shape)}; unet_lib's has "
-                     f"{tuple(reference.shape)}. Hint: {hint}")
-    if not torch.allclose(yours, reference, atol=1e-5, rtol=1e-4):
-        worst = (yours - reference).abs().flatten().argmax().item()
-        raise NotYet(f"Not yet: {what} has the right shape but different values (the largest "
-                     f"difference is at flat position {worst}). Hint: {hint}")
-
-
-def _module_check(build: Callable[..., nn.Module], cases: list[tuple[nn.Module, tuple]],
-                  what: str, hint: str, count_hints: Callable[..., dict[int, str]] | None = None
-                  ) -> None:
-    """Check the module ``build(*args)`` against ``reference`` for each ``(reference, args)``
-    of ``cases`` (two sets of arguments: a module that ignores one of them fails one):
-    parameters (``count_hints(*args)``: student's count minus unet_lib's → what that
-    difference suggests), then outputs on random inputs in evaluation and in training mode."""
-    for number, (reference, args) in enumerate(cases):
-        made = f"{what} for {args}"
-        module = run_answer(build, *args, what=f"building your {made}")
-        if not code_answered(module, f"building your {made}" if number else None):
-            return
-        _module_matches(module, reference, args, made, hint,
-                        count_hints(*args) if count_hints else {})
-    print(f"Right: your {what} computes what unet_lib's does, on random inputs, for "
-          f"{' and '.join(str(args) for _, args in cases)}.")
-
-
-def _module_matches(module, reference: nn.Module, args: tuple, what: str, hint: str,
-                    count_hints: dict[int, str]) -> None:
-    """:func:`_module_check` for one ``module`` the student built from ``args``."""
-    if not isinstance(module, nn.Module):
-        raise NotYet(f"Not yet: {what} should return an nn.Module, got {type(module).__name__}.")
-    if count_parameters(module) != count_parameters(reference):
-        difference = count_parameters(module) - count_parameters(reference)
-        raise NotYet(f"Not yet: your {what} has {abs(difference):,} parameters "
-                     f"{'too many' if difference > 0 else 'too few'}. Hint: "
-                     f"{count_hints.get(difference, hint)}")
-    x = torch.randn(2, args[0], 12, 12)
-    was_training = module.training
-    try:  # the student's module is left in its mode, whatever the check finds
-        module.eval()
-        _copy_weights(module, reference, what, x)
-        for mode in ("eval", "train"):  # a layer acting in training only (dropout) shows there
-            module.train(mode == "train")
-            reference.train(mode == "train")
-            with torch.no_grad():
-                yours = run_answer(module, x, what=f"your {what}, called on a "
-                                                   f"(2, {args[0]}, 12, 12) input")
-                expected = reference(x)
-                if (isinstance(yours, torch.Tensor) and yours.shape == expected.shape
-                        and yours.min() < 0 <= expected.min()):
-                    raise NotYet(f"Not yet: the output of your {what} has negative values, "
-                                 f"which unet_lib's never has. Hint: the block ends with a "
-                                 f"ReLU, after its second convolution too.")
-                _compare(yours, expected, f"the output of your {what}"
-                         + (" in training mode (model.train())" if mode == "train" else ""),
-                         hint if mode == "eval" else "a layer that acts only while training "
-                         "(dropout, batch norm) is no part of this block")
-    finally:
-        module.train(was_training)
-
-
 def check_double_conv(build: Callable[[int, int], nn.Module]) -> None:
     """``build(in_channels, out_channels)`` must give the Classic U-Net's level: 3×3 conv
     (padding 1, bias) → ReLU → 3×3 conv → ReLU (:class:`unet_lib.models.DoubleConv`)."""
     torch.manual_seed(0)
-    _module_check(build, [(DoubleConv(4, 8), (4, 8)), (DoubleConv(3, 5), (3, 5))],
-                  "double convolution", count_hints=lambda c_in, c_out: {
-                      4 * c_out: "batch norm belongs to the Improved U-Net (chapter 2); the "
-                      "Classic U-Net's level is convolution and ReLU, twice"},
-                  hint="two 3×3 convolutions with padding=1 (the size must not change), each "
-                  "followed by a ReLU; the second maps out_channels to out_channels")
+    check_module(build, [(DoubleConv(4, 8), (4, 8)), (DoubleConv(3, 5), (3, 5))],
+                 "double convolution", count_hints=lambda c_in, c_out: {
+                     4 * c_out: "batch norm belongs to the Improved U-Net (chapter 2); the "
+                     "Classic U-Net's level is convolution and ReLU, twice"},
+                 hint="two 3×3 convolutions with padding=1 (the size must not change), each "
+                 "followed by a ReLU; the second maps out_channels to out_channels")
 
 
 def check_separable_conv(build: Callable[[int, int, int], nn.Module]) -> None:
@@ -186,16 +49,16 @@ def check_separable_conv(build: Callable[[int, int, int], nn.Module]) -> None:
     pointwise convolution with bias (:class:`unet_lib.models.SeparableConv2d`)."""
     torch.manual_seed(0)
     cases = [(SeparableConv2d(*args), args) for args in ((6, 10, 7), (4, 5, 3))]
-    _module_check(build, cases, "depthwise-separable convolution",
-                  "first the depthwise part, one k×k filter per input channel that keeps the "
-                  "size (padding kernel_size // 2), then the pointwise part mixing the "
-                  "channels; nothing between them", count_hints=lambda c_in, c_out, k: {
-                      c_in * (c_in - 1) * k * k: "is your depthwise layer a full convolution? "
-                      "Each of its filters should see one channel only (groups)",
-                      c_in: "unet_lib's depthwise layer has no bias (the pointwise one's "
-                      "follows it at once)",
-                      -c_out: "the pointwise layer has a bias",
-                      c_in * c_out * (k * k - 1): "the pointwise layer is 1×1"})
+    check_module(build, cases, "depthwise-separable convolution",
+                 "first the depthwise part, one k×k filter per input channel that keeps the "
+                 "size (padding kernel_size // 2), then the pointwise part mixing the "
+                 "channels; nothing between them", count_hints=lambda c_in, c_out, k: {
+                     c_in * (c_in - 1) * k * k: "is your depthwise layer a full convolution? "
+                     "Each of its filters should see one channel only (groups)",
+                     c_in: "unet_lib's depthwise layer has no bias (the pointwise one's "
+                     "follows it at once)",
+                     -c_out: "the pointwise layer has a bias",
+                     c_in * c_out * (k * k - 1): "the pointwise layer is 1×1"})
 
 
 def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
@@ -226,10 +89,11 @@ def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
                 return
             _, reference = gate(x, g)
             _gate_mistake(alpha, reference, x)
-            _compare(alpha, reference, f"your α for x {x_size}×{x_size}, g {g_size}×{g_size}",
-                     "project both with their 1×1 convolutions, resize the projected g to x's "
-                     "size (bilinear, as unet_lib's gate: align_corners=False), add, ReLU, ψ, "
-                     "then a sigmoid")
+            compare_tensors(alpha, reference,
+                            f"your α for x {x_size}×{x_size}, g {g_size}×{g_size}",
+                            "project both with their 1×1 convolutions, resize the projected g "
+                            "to x's size (bilinear, as unet_lib's gate: align_corners=False), "
+                            "add, ReLU, ψ, then a sigmoid")
     print("Right: your gate's α equals unet_lib's AttentionGate on random inputs.")
 
 
