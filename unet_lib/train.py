@@ -36,7 +36,7 @@ from .losses import make_loss
 from .metrics import regions_mean_dice
 from .progress import epoch_line, progress_bar, write_history, write_line
 from .resume import RESUME_FIXED, RunStart, restore_best, resume_from, rng_state
-from .runtime import (autocast, autocast_dtype, autotuning_allowed, compile_model, memory_format,
+from .runtime import (autocast, autocast_dtype, compile_model, cudnn_autotuning, memory_format,
                       pick_device, seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
 from .schedule import decay_after_epoch, make_optimizer, make_scheduler, warm_up
@@ -112,31 +112,29 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
     folder = None if checkpoint_dir is None else Path(checkpoint_dir)
     if folder is not None:
         check_checkpointable(model)  # before an epoch's work, not after it
-    autotuning = torch.backends.cudnn.benchmark  # fit turns it on on a GPU; put back at the end
     try:
-        # rank 0 alone writes checkpoints and holds the folder
-        if folder is None or not distributed.is_main_process():
-            return _fit(model, train_data, val_data, config, folder, resume, progress,
-                        trust_checkpoint)
-        with runfolder.claim(folder) as folder:
-            if runfolder.is_fresh(folder, resume):
-                runfolder.make_room(folder, runfolder.RUN_OUTPUTS, overwrite)
-            return _fit(model, train_data, val_data, config, folder, resume, progress,
-                        trust_checkpoint)
+        # on a GPU cuDNN times its algorithms once per shape; the setting is put back after
+        with cudnn_autotuning(pick_device(config.device)):
+            # rank 0 alone writes checkpoints and holds the folder
+            if folder is None or not distributed.is_main_process():
+                return _fit(model, train_data, val_data, config, folder, resume, progress,
+                            trust_checkpoint)
+            with runfolder.claim(folder) as folder:
+                if runfolder.is_fresh(folder, resume):
+                    runfolder.make_room(folder, runfolder.RUN_OUTPUTS, overwrite)
+                return _fit(model, train_data, val_data, config, folder, resume, progress,
+                            trust_checkpoint)
     except BaseException:
         distributed.note_failure()  # other processes may wait for this one: no clean exit
         raise
     finally:  # trained under torchrun on GPUs with SyncBatchNorm: returned as it came
         distributed.plain_batch_norm(model)
-        torch.backends.cudnn.benchmark = autotuning
 
 
 def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config: TrainConfig,
          checkpoint_dir: Path | None, resume: bool, progress: bool | str,
          trust_checkpoint: bool) -> History:
     device = pick_device(config.device)
-    if autotuning_allowed(device):  # cuDNN times its algorithms once per shape
-        torch.backends.cudnn.benchmark = True
     context = distributed.setup(device.type)
     distributed.check_batch_splits_evenly(config.batch_size, context)  # before any data is read
     device = distributed.local_device(device)
