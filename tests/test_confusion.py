@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from unet_course.confusion import confusion_picture, show_confusion  # noqa: E402
+from unet_course.confusion import confusion_picture, confusion_rows, show_confusion  # noqa: E402
 
 
 def test_each_pixel_takes_its_kind_s_colour_and_the_rest_stays_dim_grey():
@@ -74,3 +74,22 @@ def test_a_region_empty_in_both_says_0_over_0_and_a_pixel_outside_the_head_is_sh
         assert fig.axes[0].get_xlim()[1] == pytest.approx(11.5)  # the whole slice shown
     finally:
         plt.close(fig)
+
+
+def test_the_table_gives_the_counts_and_scores_of_the_titles():
+    target = torch.zeros(3, 8, 8)
+    target[1, 2:5, 2:5] = 1            # the slice of the titles' test: oedema, 9 pixels
+    target[2, 3, 3], target[1, 3, 3] = 1, 0
+    probs = torch.zeros(3, 8, 8)
+    probs[1, 2:5, 2:4] = 0.9
+    probs[2, 6, 6] = 0.9
+    rows = confusion_rows(target, probs, threshold=0.5)
+    assert [row["region"] for row in rows] == ["WT", "TC", "ET"]
+    assert {k: rows[0][k] for k in ("TP", "FP", "FN")} == {"TP": 6, "FP": 1, "FN": 3}
+    assert rows[0]["Dice"] == pytest.approx(12 / 16) and rows[0]["recall"] == pytest.approx(6 / 9)
+    assert rows[0]["precision"] == pytest.approx(6 / 7)
+    assert (rows[1]["TP"], rows[1]["FP"], rows[1]["FN"], rows[1]["Dice"]) == (0, 1, 1, 0.0)
+    # at 0.95 nothing is marked: WT all missed, and TC/ET score 0 (truth not empty)
+    strict = confusion_rows(target, probs, threshold=0.95)
+    assert [(row["TP"], row["FP"], row["FN"]) for row in strict] == [(0, 0, 9), (0, 0, 1),
+                                                                       (0, 0, 1)]

@@ -179,6 +179,11 @@ RIGHT_AND_WRONG = [
     (lambda a: labs.check_learning_rate(a, epoch=10), 2e-3 * 0.9 ** 10, 2e-3 * 0.9 ** 9),
     (lambda a: labs.check_steps_per_epoch(a, n_slices=100, batch_size=32), 4, 3),
     (lambda a: labs.check_mask_channels(a, colour=(1, 0, 1)), {"NCR/NET", "ET"}, {"ET"}),
+    # probabilities 0.9, 0.6, 0.1 binarized at 0.5: the first two; at 0.7 the first alone
+    (lambda a: labs.check_mask_channels(a, colour=(0.9, 0.6, 0.1), threshold=0.5),
+     {"NCR/NET", "ED"}, {"NCR/NET", "ED", "ET"}),
+    (lambda a: labs.check_mask_channels(a, colour=(0.9, 0.6, 0.1), threshold=0.7),
+     {"NCR/NET"}, {"NCR/NET", "ED"}),
     (lambda a: labs.check_gate_sizes(a, image_size=64), [8, 16, 32, 64], [4, 8, 16, 32]),
     # a full 7×7 convolution has C² · 49 weights against C · 49 + C² for the separable one
     (labs.check_biggest_growth, "separable", "batch_norm"),

@@ -25,7 +25,8 @@ CASES = {
     "4.2": (lambda a: labs.check_steps_per_epoch(a, n_slices=300, batch_size=8), "numbers"),
     "4.2b": (lambda a: labs.check_steps_per_epoch(a, n_slices=221 * 155, batch_size=32,
                                                   exercise="4.2b"), "numbers"),
-    "5.1": (lambda a: labs.check_mask_channels(a, colour=(1, 0, 1)), "set"),
+    "5.1": (lambda a: labs.check_mask_channels(a, colour=(0.9, 0.6, 0.1), threshold=0.5),
+            "set"),
     "5.2": (lambda a: labs.check_best_threshold(a, PROBS, TARGET, THRESHOLDS), "threshold"),
     "7.1": (lambda a: labs.check_patients_to_settle(a), "numbers"),
     "8.1": (lambda a: labs.check_gate_sizes(a, image_size=240), "list"),
@@ -159,6 +160,11 @@ def test_wrong_answers_students_give_get_the_hint_that_fits(capsys):
         labs.check_mask_channels({0, "et"}, colour=(1, 0, 1))
     with pytest.raises(labs.NotYet, match="a channel is missing"):
         labs.check_mask_channels({"ET"}, colour=(1, 0, 1))
+    # every channel with some colour, 0.1 included: told what binarizing keeps
+    with pytest.raises(labs.NotYet, match="only where its probability is above 0.5"):
+        labs.check_mask_channels({"NCR/NET", "ED", "ET"}, colour=(0.9, 0.6, 0.1), threshold=0.5)
+    with pytest.raises(labs.NotYet, match="at or below 0.5 is not marked"):  # 0.5 itself
+        labs.check_mask_channels({"NCR/NET", "ED"}, colour=(0.9, 0.5, 0.3), threshold=0.5)
     with pytest.raises(labs.NotYet, match="not one of the slider's thresholds"):
         labs.check_best_threshold(0.61, PROBS, TARGET, THRESHOLDS)
     labs.check_learning_rate(6.9e-4, epoch=10)  # 6.97e-4 cut to two figures, not rounded

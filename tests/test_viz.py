@@ -59,6 +59,30 @@ def test_prediction_figure_shows_the_binarized_mask_and_its_dice():
     assert fig.axes[3].get_xlabel().endswith("in two channels:\nED+ET 8 px")
 
 
+@pytest.mark.parametrize("threshold", [None, 0.5])
+@pytest.mark.parametrize("overlaps", [False, True])
+def test_the_prediction_figures_title_sits_above_every_panel_and_caption(threshold, overlaps):
+    image, target = torch.randn(4, 96, 96), torch.zeros(3, 96, 96)
+    target[1, 30:60, 30:60] = 1
+    # the short caption ("no pixel in two channels") let the layout give up before, the
+    # title then covering the panels' titles; every channel marked everywhere, the longest
+    probs = torch.full((3, 96, 96), 0.9) if overlaps else target * 0.9
+    fig = show_prediction(image, target, probs, threshold=threshold,
+                          title="improved U-Net, test volume 3, slice 19")
+    fig.canvas.draw()
+    try:
+        title = fig._suptitle.get_window_extent()
+        for ax in fig.axes:
+            assert title.y0 >= ax.title.get_window_extent().y1, ax.get_title()
+            assert title.y0 >= ax.get_window_extent().y1, ax.get_title()
+        legend = fig.legends[0].get_window_extent()  # under the pictures, on no caption
+        for ax in fig.axes:
+            assert not legend.overlaps(ax.get_window_extent())
+            assert not ax.get_xlabel() or not legend.overlaps(ax.xaxis.label.get_window_extent())
+    finally:
+        plt.close(fig)
+
+
 def test_modalities_history_and_attention_figures_have_a_panel_each():
     image = torch.randn(4, 32, 32)
     assert len(show_modalities(image, torch.zeros(3, 32, 32)).axes) == 5

@@ -24,6 +24,7 @@ from unet_lib.metrics import to_regions
 from unet_lib.outlines import surface
 
 from .frames import as_numpy, figure_pixels, grey_picture, mask_to_rgb
+from .mask_colours import colours_in_words
 
 #: the smallest range of attention coefficients that ``stretch`` spreads over the colour map
 MIN_STRETCH = 0.05
@@ -300,7 +301,7 @@ def attention_slider(images, targets, maps: Sequence, names: Sequence[str],
                        ["FLAIR", "ground truth", "attention α over FLAIR",
                         "colour key: α"],
                        pictures, caption, title=title, start=(0, start_gate % len(maps)),
-                       note="ground truth: red NCR/NET · green ED · blue ET. α over a faint "
+                       note=f"ground truth: {colours_in_words(mixes=False)}. α over a faint "
                             "FLAIR, inside the head: near-black = the map's lowest α, yellow = "
                             "its highest (the key gives both: a stretched map's darkest may "
                             "still pass half the skip); white line edged in black: the true "

@@ -54,11 +54,7 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
             probabilities of the labels.
     """
     image = torch.as_tensor(as_numpy(image))
-    truth = to_regions(torch.as_tensor(as_numpy(target))[None])[0]  # (3, H, W) WT, TC, ET
-    pred = to_regions(binarize(torch.as_tensor(as_numpy(probs))[None], threshold,
-                               logits=False))[0]
-    counts = confusion_counts(pred[None], truth[None])  # each (3,): one per region
-    scores = scores_from_counts(**counts)
+    pred, truth, counts, scores = _by_region(target, probs, threshold)
     fig, axes = plt.subplots(1, len(REGIONS), figsize=(3.6 * len(REGIONS), 5.0),
                              layout="compressed")  # images: no gaps between them
     counted = np.argwhere(((pred > 0.5) | (truth > 0.5)).any(dim=0).numpy())  # (N, 2)
@@ -80,6 +76,32 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
                loc="outside lower center", ncols=3, fontsize=11, title=title,
                title_fontsize=12)
     return fig
+
+
+def confusion_rows(target, probs, threshold: float = 0.5) -> list[dict]:
+    """The counts and scores :func:`show_confusion` titles its panels with, as rows of a
+    table (one per region WT, TC, ET: ``region``, ``TP``, ``FP``, ``FN``, ``Dice``,
+    ``precision``, ``recall``), for a reader who does not see the picture.
+
+    Args:
+        target: (3, H, W) labels NCR/NET, ED, ET; probs: (3, H, W) their probabilities.
+    """
+    _, _, counts, scores = _by_region(target, probs, threshold)
+    return [{"region": region, **{kind.upper(): int(counts[kind][c]) for kind in
+                                  ("tp", "fp", "fn")},
+             **{name: float(scores[name.lower()][c]) for name in
+                ("Dice", "precision", "recall")}}
+            for c, region in enumerate(REGIONS)]
+
+
+def _by_region(target, probs, threshold: float):
+    """Binarized prediction and truth as regions (3, H, W) each, their counts and scores
+    (each a (3,) tensor per name, one value per region)."""
+    truth = to_regions(torch.as_tensor(as_numpy(target))[None])[0]  # (3, H, W) WT, TC, ET
+    pred = to_regions(binarize(torch.as_tensor(as_numpy(probs))[None], threshold,
+                               logits=False))[0]
+    counts = confusion_counts(pred[None], truth[None])  # each (3,): one per region
+    return pred, truth, counts, scores_from_counts(**counts)
 
 
 def _score(value, denominator: int) -> str:

@@ -11,10 +11,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .mask_colours import PALETTES, channel_colours, colours_in_words, mask_to_rgb
 
 
-#: the legend colours: exactly the mask pixels of mask_to_rgb, (255, 0, 0), (0, 255, 0), (0, 0, 255)
-CHANNEL_COLOURS = ("#ff0000", "#00ff00", "#0000ff")
+#: the slides' colours of NCR/NET, ED and ET; channel_colours() gives those of the palette in use
+CHANNEL_COLOURS = PALETTES["slides"]
 
 
 #: curve colours of the channels and regions, from the mask's: a channel its own colour (red
@@ -53,25 +54,18 @@ LOSS_STYLES = {"training": dict(color="0.35", ls="--", marker="o", mfc="none"),
 
 
 def legend_handles() -> list:
-    """Legend entries for the RGB masks: red NCR/NET, green ED, blue ET."""
+    """Legend entries for the masks, in the palette in use: NCR/NET, ED, ET (red, green, blue
+    in the slides')."""
     from matplotlib.patches import Patch
 
     from unet_lib.data.brats import MASK_CHANNELS
 
-    return [Patch(color=c, label=n) for c, n in zip(CHANNEL_COLOURS, MASK_CHANNELS)]
+    return [Patch(color=c, label=n) for c, n in zip(channel_colours(), MASK_CHANNELS)]
 
 
 def as_numpy(x) -> np.ndarray:
     """A tensor (any device, any float dtype) or array-like as a NumPy array."""
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def mask_to_rgb(mask) -> np.ndarray:
-    """(3, H, W) mask or probabilities in [0, 1] → (H, W, 3) float RGB image."""
-    mask = as_numpy(mask)
-    if mask.ndim != 3 or mask.shape[0] != 3:
-        raise ValueError(f"expected a (3, H, W) mask, got shape {mask.shape}")
-    return np.clip(mask.transpose(1, 2, 0).astype(np.float32), 0, 1)  # float: 1 is full colour
 
 
 def grey_picture(channel) -> np.ndarray:
@@ -165,8 +159,7 @@ def threshold_slider(images, targets, probs, names: Sequence[str],
     return ImageSlider({"slice": list(names), "threshold": [f"{t:.2f}" for t in thresholds]},
                        ["FLAIR", "ground truth", "probabilities as RGB", "binarized"],
                        pictures, caption, start=(0, start), title=title, width=195,
-                       note="red NCR/NET · green ED · blue ET (overlaps mix: red + green = "
-                            "yellow, green + blue = cyan, red + blue = magenta)")
+                       note=colours_in_words())
 
 
 def score_axis_floor(values) -> float:

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from unet_lib.data.brats import MASK_CHANNELS
-from unet_lib.metrics import best_threshold_of_slice, whole_tumour_dice
+from unet_lib.metrics import best_threshold_of_slice, binarize, whole_tumour_dice
 from unet_lib.models import AttentionGate, ClassicUNet, SeparableConv2d
 from unet_lib.models import IMPROVEMENTS, AttentionUNet, count_parameters
 from unet_lib.models.ablation import improved_without
@@ -185,33 +185,46 @@ def check_epoch_steps(answer, answer_brats, n_slices: int, batch_size: int,
 
 # --- chapter 5: visualizing a prediction ----------------------------------------------------
 
-def check_mask_channels(answer, colour: Sequence[int] = (0, 1, 1)) -> None:
-    """Exercise 5.1. Which channels (a set of names from ``MASK_CHANNELS``) a pixel of the
-    binarized RGB picture has set, given its ``colour`` (r, g, b), each 0 or 1."""
+def check_mask_channels(answer, colour: Sequence[float] = (0, 1, 1),
+                        threshold: float | None = None) -> None:
+    """Exercise 5.1. Which channels (a set of names from ``MASK_CHANNELS``) a pixel has set,
+    given its ``colour`` (r, g, b) in the slides' palette (whichever palette the pictures are
+    drawn in): a pixel of the binarized picture (each value 0 or 1) or, with ``threshold``, a
+    pixel of the probabilities picture, binarized at ``threshold`` as
+    :func:`unet_lib.metrics.binarize` does."""
     from .viz import mask_to_rgb
 
-    expected = {name for name, c in zip(MASK_CHANNELS, colour) if c}
-    what = f"the channels of a pixel coloured {tuple(colour)}"
-    check_colour = mask_to_rgb(torch.tensor([float(n in expected) for n in MASK_CHANNELS])
-                               .reshape(3, 1, 1))[0, 0]
-    assert tuple(int(v) for v in check_colour) == tuple(colour)  # the picture's own rule
+    pixel = torch.tensor([float(v) for v in colour]).reshape(3, 1, 1)
+    # the picture's own rules: its (r, g, b) are the values, binarize keeps those above
+    assert all(abs(a - b) < 1e-6 for a, b in zip(mask_to_rgb(pixel, palette="slides")[0, 0],
+                                                  colour))
+    marked = pixel if threshold is None else binarize(pixel, threshold, logits=False)
+    expected = {name for name, v in zip(MASK_CHANNELS, marked.flatten().tolist()) if v}
+    what = (f"the channels of a pixel coloured {tuple(colour)}" if threshold is None else
+            f"the channels marked at threshold {threshold} in a pixel of probabilities "
+            f"{tuple(colour)}")
     if unanswered(answer, "5.1", what, expected):
         return
     answer = {answer} if isinstance(answer, str) else set(answer)
     if answer != expected:
         unknown = answer - set(MASK_CHANNELS)
+        some_colour = {name for name, v in zip(MASK_CHANNELS, colour) if v > 0}
         if unknown:
             problem = (f"{sorted(unknown, key=str)} are not channel names "
                        f"({', '.join(MASK_CHANNELS)}, as strings)")
+        elif threshold is not None and answer == some_colour:
+            problem = (f"every channel with some colour is not marked: binarizing keeps a "
+                       f"channel only where its probability is above {threshold}")
         elif answer < expected:
             problem = "a channel is missing: this colour mixes more than those"
         elif answer > expected:
-            problem = "channels too many: this colour mixes fewer"
+            problem = ("channels too many: this colour mixes fewer" if threshold is None else
+                       f"channels too many: a probability at or below {threshold} is not marked")
         else:
             problem = "that set is not it"
-        raise NotYet(f"Not yet: {problem}. Hint: a pixel's colour adds the colours of its "
-                     f"channels; the legend under the chapter's masks gives each channel's "
-                     f'colour (labs.reveal("5.1") gives the answer).')
+        raise NotYet(f"Not yet: {problem}. Hint: a pixel's (r, g, b) in the slides' palette "
+                     f"are its values of NCR/NET, ED and ET (red, green, blue), and the colours "
+                     f'add (labs.reveal("5.1") gives the answer).')
     print(f"Right: {what} are {sorted(expected)}.")
 
 

@@ -1,7 +1,9 @@
 """The course's pictures, in plain matplotlib. Every function returns a ``Figure``.
 
 Masks are shown as RGB images: red = NCR/NET, green = ED, blue = ET (the three label channels
-in order), so overlapping predictions mix colours. Images are channels-first tensors or arrays
+in order), so overlapping predictions mix colours; :func:`use_palette` ``("colour-blind")``
+swaps them for colours whose every mix stays apart for a colour-blind eye
+(:mod:`unet_course.mask_colours`). Images are channels-first tensors or arrays
 as the datasets yield them: image (4, H, W), mask or probabilities (3, H, W).
 """
 
@@ -24,12 +26,13 @@ from .attention_pictures import (attention_overlay, attention_slider, head_value
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
                      label_log_axis, legend_handles, mask_to_rgb, model_style,
                      overlap_caption, region_style, score_axis_floor, threshold_slider)
+from .mask_colours import combinations, palette_name, use_palette
 
 __all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
            "compare_models", "draw_unet", "grey_picture", "head_values", "learning_pace",
            "mask_to_rgb", "plot_histories", "plot_history", "plot_training", "score_axis_floor",
-           "show_attention", "show_modalities", "show_prediction", "slowest_learner", "stretched",
-           "threshold_slider"]
+           "show_attention", "show_colour_key", "show_modalities", "show_prediction",
+           "slowest_learner", "stretched", "threshold_slider", "use_palette"]
 
 style.apply()  # the chapters' figures, and those they draw themselves after importing viz
 
@@ -84,10 +87,12 @@ def show_prediction(image, target, probs, threshold: float | None = None,
                                                        zip(REGIONS, regions))
                        # the mixed colours in words (a colour-blind eye cannot tell them)
                        + "\n" + overlap_caption(binary).replace(": ", ":\n")))
-    # the binarized panel's lines of scores under it: room for them, not smaller pictures
-    height = 3.6 if threshold is None else 4.7
+    # the binarized panel's lines of scores under it: room for them, not smaller pictures (a
+    # figure too short for them let the layout give up, and the title covered the panels')
+    lines = 0 if threshold is None else panels[-1][2].count("\n") + 1
+    height = 3.6 + 0.3 * lines
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), height),
-                             constrained_layout=True)
+                             layout="compressed")
     for ax, (name, picture, caption) in zip(axes, panels):
         ax.imshow(picture, cmap="gray")
         ax.set_title(name, fontsize="medium")
@@ -99,6 +104,24 @@ def show_prediction(image, target, probs, threshold: float | None = None,
     _off(axes)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def show_colour_key(palette: str | None = None) -> Figure:
+    """The eight colours a binarized mask's pixel can take in ``palette`` (default: the one in
+    use), in two rows: no channel and each channel alone, then the mixes of two and of all
+    three, each named under its swatch."""
+    name = palette or palette_name()
+    rows = combinations(name)  # none, 3 singles, 3 pairs, all three
+    fig, axes = plt.subplots(2, 4, figsize=(6.4, 3.4), constrained_layout=True)
+    for ax, (label, colour) in zip(axes.flat, rows):
+        ax.imshow(np.array(colour, dtype=np.float32)[None, None])
+        ax.set_xlabel(label, fontsize="medium")
+        for spine in ax.spines.values():  # a frame, so that black and white swatches show
+            spine.set_edgecolor("0.5")
+    _off(axes)
+    fig.suptitle(f"Mask colours ({name} palette): a pixel in several channels\n"
+                 "takes the sum of their colours", fontsize="medium")
     return fig
 
 
