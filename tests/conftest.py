@@ -17,6 +17,18 @@ TRAINING = TrainConfig.quick(epochs=6, base_filters=16, seed=0, pos_weight=(5.0,
                              tumour_share=None, channels_last=False)
 
 
+@pytest.fixture(autouse=True)
+def slides_palette(monkeypatch):
+    """Every test draws masks in the slides' colours unless it chooses otherwise, whatever
+    $UNET_COURSE_PALETTE the shell that runs the tests has (the README offers it to readers)."""
+    from unet_course.mask_colours import PALETTE_VARIABLE, use_palette
+
+    monkeypatch.delenv(PALETTE_VARIABLE, raising=False)
+    use_palette(None)
+    yield
+    use_palette(None)
+
+
 @pytest.fixture(scope="session")
 def phantom_root(tmp_path_factory):
     """A 12-volume 64×64 phantom with 32 slices per volume."""

@@ -89,7 +89,14 @@ def test_the_table_gives_the_counts_and_scores_of_the_titles():
     assert rows[0]["Dice"] == pytest.approx(12 / 16) and rows[0]["recall"] == pytest.approx(6 / 9)
     assert rows[0]["precision"] == pytest.approx(6 / 7)
     assert (rows[1]["TP"], rows[1]["FP"], rows[1]["FN"], rows[1]["Dice"]) == (0, 1, 1, 0.0)
+    assert [row["0/0"] for row in rows] == ["", "", ""]
     # at 0.95 nothing is marked: WT all missed, and TC/ET score 0 (truth not empty)
     strict = confusion_rows(target, probs, threshold=0.95)
     assert [(row["TP"], row["FP"], row["FN"]) for row in strict] == [(0, 0, 9), (0, 0, 1),
                                                                        (0, 0, 1)]
+    # nothing marked: precision is 0/0 (scored 0, the truth not being empty), as the title says
+    assert [row["0/0"] for row in strict] == ["precision"] * 3
+    assert strict[0]["precision"] == 0.0
+    # a region empty in both: all three 0/0, each scored 1 by the BraTS rule
+    no_core = confusion_rows(torch.zeros(3, 4, 4), torch.zeros(3, 4, 4))
+    assert no_core[1]["0/0"] == "Dice, precision, recall" and no_core[1]["Dice"] == 1.0

@@ -161,8 +161,13 @@ def test_wrong_answers_students_give_get_the_hint_that_fits(capsys):
     with pytest.raises(labs.NotYet, match="a channel is missing"):
         labs.check_mask_channels({"ET"}, colour=(1, 0, 1))
     # every channel with some colour, 0.1 included: told what binarizing keeps
-    with pytest.raises(labs.NotYet, match="only where its probability is above 0.5"):
+    with pytest.raises(labs.NotYet, match="not every channel with some colour is marked"):
         labs.check_mask_channels({"NCR/NET", "ED", "ET"}, colour=(0.9, 0.6, 0.1), threshold=0.5)
+    with pytest.raises(labs.NotYet, match="every probability above 0.5 is marked"):
+        labs.check_mask_channels({"NCR/NET"}, colour=(0.9, 0.6, 0.1), threshold=0.5)
+    # a probabilities pixel without its threshold would have counted every channel with colour
+    with pytest.raises(ValueError, match=r"not a binarized pixel's .*give the threshold"):
+        labs.check_mask_channels({"NCR/NET", "ED"}, colour=(0.9, 0.6, 0.1))
     with pytest.raises(labs.NotYet, match="at or below 0.5 is not marked"):  # 0.5 itself
         labs.check_mask_channels({"NCR/NET", "ED"}, colour=(0.9, 0.5, 0.3), threshold=0.5)
     with pytest.raises(labs.NotYet, match="not one of the slider's thresholds"):

@@ -15,18 +15,9 @@ import torch  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
 from unet_course import mask_colours  # noqa: E402
-from unet_course.mask_colours import (PALETTE_VARIABLE, channel_colours, combinations,  # noqa: E402
-                                      mask_to_rgb, palette_name, use_palette)
-
-
-@pytest.fixture(autouse=True)
-def no_palette_chosen(monkeypatch):
-    """Each test starts from the slides' default: no choice in this process, none in the
-    environment."""
-    monkeypatch.delenv(PALETTE_VARIABLE, raising=False)
-    use_palette(None)
-    yield
-    use_palette(None)
+from unet_course.mask_colours import (PALETTE_VARIABLE, channel_colours,  # noqa: E402
+                                      mask_combinations, mask_to_rgb, palette_name,
+                                      use_palette)
 
 
 # --- colour-vision simulation (Machado, Oliveira & Fernandes 2009, severity 1.0: the matrices
@@ -120,18 +111,22 @@ def test_a_misspelt_palette_is_refused_with_the_choices(monkeypatch):
     with pytest.raises(ValueError, match=r"palette = 'colourblind': choose one of 'slides', "
                                          r"'colour-blind'"):
         use_palette("colourblind")
+    with pytest.raises(ValueError, match=r"palette = 'colourblind': choose one"):
+        mask_colours.colours_in_words("colourblind")  # was a bare KeyError
     monkeypatch.setenv(PALETTE_VARIABLE, "deuteranopia")
     with pytest.raises(ValueError, match=r"\$UNET_COURSE_PALETTE = 'deuteranopia'"):
         mask_to_rgb(np.zeros((3, 2, 2)))
+    monkeypatch.setenv(PALETTE_VARIABLE, "color-blind")  # the American spelling is taken
+    assert palette_name() == "colour-blind"
 
 
 def test_the_key_names_each_subset_with_the_colour_a_mask_of_it_gets():
-    rows = combinations("slides")
+    rows = mask_combinations("slides")
     assert [name for name, _ in rows] == [
         "none", "NCR/NET", "ED", "ET", "NCR/NET + ED", "NCR/NET + ET", "ED + ET", "all three"]
     assert dict(rows)["NCR/NET + ET"] == (1.0, 0.0, 1.0)  # magenta
     assert dict(rows)["ED + ET"] == (0.0, 1.0, 1.0)  # cyan
-    blind = dict(combinations("colour-blind"))
+    blind = dict(mask_combinations("colour-blind"))
     red, green, _ = (np.array(to_rgb(c)) for c in channel_colours("colour-blind"))
     assert np.allclose(blind["NCR/NET + ED"], np.minimum(red + green, 1))
 
@@ -142,7 +137,7 @@ def test_the_key_figure_draws_the_palette_in_use():
     use_palette("colour-blind")
     fig = show_colour_key()
     swatches = [ax.images[0].get_array()[0, 0] for ax in fig.axes]
-    assert np.allclose(swatches, [colour for _, colour in combinations("colour-blind")])
+    assert np.allclose(swatches, [colour for _, colour in mask_combinations("colour-blind")])
     assert [ax.get_xlabel() for ax in fig.axes][4] == "NCR/NET + ED"
     assert "colour-blind palette" in fig._suptitle.get_text()
 
@@ -166,7 +161,9 @@ def test_the_threshold_sliders_frames_and_note_follow_the_palette():
     colours = np.unique(truth[..., :3].reshape(-1, 3), axis=0)  # black and ED's colour only
     green = to_rgb(channel_colours("colour-blind")[1])
     assert np.allclose(colours, [(0.0, 0.0, 0.0), green], atol=1 / 255)
-    assert slider.note.startswith("dusky red NCR/NET · green ED · bright blue ET")
+    assert slider.note == ("raspberry NCR/NET · green ED · bright blue ET (overlaps mix: "
+                           "raspberry + green = tan, green + bright blue = sky blue, "
+                           "raspberry + bright blue = lilac, all three white)")
     use_palette("slides")
     assert "red + green = yellow" in threshold_slider(images, targets, probs, ["a slice"],
                                                       thresholds=(0.5,)).note

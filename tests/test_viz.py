@@ -56,7 +56,7 @@ def test_prediction_figure_shows_the_binarized_mask_and_its_dice():
     both = probs.clone()
     both[2, 4:6, 4:8] = 0.9  # 8 of the oedema's pixels marked ET as well: cyan in the picture
     fig = show_prediction(image, target, both, threshold=0.5)
-    assert fig.axes[3].get_xlabel().endswith("in two channels:\nED+ET 8 px")
+    assert fig.axes[3].get_xlabel().endswith("\nin two channels: ED+ET 8 px")
 
 
 @pytest.mark.parametrize("threshold", [None, 0.5])
@@ -65,8 +65,12 @@ def test_the_prediction_figures_title_sits_above_every_panel_and_caption(thresho
     image, target = torch.randn(4, 96, 96), torch.zeros(3, 96, 96)
     target[1, 30:60, 30:60] = 1
     # the short caption ("no pixel in two channels") let the layout give up before, the
-    # title then covering the panels' titles; every channel marked everywhere, the longest
-    probs = torch.full((3, 96, 96), 0.9) if overlaps else target * 0.9
+    # title then covering the panels' titles; the longest: each pair of channels, and all three
+    probs = target * 0.9
+    if overlaps:
+        for rows, channels in ((slice(0, 24), [0, 1]), (slice(24, 48), [1, 2]),
+                               (slice(48, 72), [0, 2]), (slice(72, 96), [0, 1, 2])):
+            probs[channels, rows] = 0.9
     fig = show_prediction(image, target, probs, threshold=threshold,
                           title="improved U-Net, test volume 3, slice 19")
     fig.canvas.draw()
@@ -75,6 +79,9 @@ def test_the_prediction_figures_title_sits_above_every_panel_and_caption(thresho
         for ax in fig.axes:
             assert title.y0 >= ax.title.get_window_extent().y1, ax.get_title()
             assert title.y0 >= ax.get_window_extent().y1, ax.get_title()
+        width = fig.bbox.width  # and every caption within the figure
+        assert all(0 <= ax.xaxis.label.get_window_extent().x0 and
+                   ax.xaxis.label.get_window_extent().x1 <= width for ax in fig.axes)
         legend = fig.legends[0].get_window_extent()  # under the pictures, on no caption
         for ax in fig.axes:
             assert not legend.overlaps(ax.get_window_extent())
@@ -234,7 +241,7 @@ def test_attention_outside_the_tumour_is_measured_in_the_brain_not_in_the_air():
     assert np.allclose(inside, [0.9]) and np.allclose(outside, [0.1])  # row 2 only, not 0.55
 
 
-def test_the_legend_colours_are_the_mask_colours():
+def test_the_legend_colours_are_the_mask_colours_in_the_slides_palette():
     from matplotlib.colors import to_rgb
 
     from unet_course.viz import CHANNEL_COLOURS

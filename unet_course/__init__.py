@@ -6,6 +6,7 @@ Modules:
     examples     which slices a chapter shows, and their names
     labs         the exercises' self-checks (questions with hints; ``labs.reveal``)
     evaluation_labs  chapters 6 and 7's self-checks, on scoring (re-exported by labs)
+    prediction_labs  chapter 5's self-checks, on reading a prediction (re-exported by labs)
     checking     what the checks share: comparing an answer, hints, "not yet"
     exercises    the pieces of a U-Net a student writes, checked against unet_lib
     viz          the pictures (matplotlib), in the lettering of :mod:`style`; it gathers:

@@ -72,8 +72,9 @@ def plot_training(histories: dict, chosen: dict | None = None,
 def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
                    threshold: float = 0.5, notes: Sequence[str] | None = None) -> Figure:
     """The same slices predicted by several models: a row per slice with FLAIR, the ground
-    truth and each model's prediction binarized at ``threshold`` (RGB: red NCR/NET, green ED,
-    blue ET), each captioned with its Dice of the regions WT/TC/ET on that slice.
+    truth and each model's prediction binarized at ``threshold`` (in the palette in use: in the
+    slides', red NCR/NET, green ED, blue ET), each captioned with its Dice of the regions
+    WT/TC/ET on that slice.
 
     Args:
         images: (N, 4, H, W); targets: (N, 3, H, W) binary.

@@ -81,17 +81,21 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
 def confusion_rows(target, probs, threshold: float = 0.5) -> list[dict]:
     """The counts and scores :func:`show_confusion` titles its panels with, as rows of a
     table (one per region WT, TC, ET: ``region``, ``TP``, ``FP``, ``FN``, ``Dice``,
-    ``precision``, ``recall``), for a reader who does not see the picture.
+    ``precision``, ``recall``, and ``0/0``: the scores whose ratio is 0/0, which the BraTS
+    rule sets, or ``""``), for a reader who does not see the picture.
 
     Args:
         target: (3, H, W) labels NCR/NET, ED, ET; probs: (3, H, W) their probabilities.
     """
     _, _, counts, scores = _by_region(target, probs, threshold)
-    return [{"region": region, **{kind.upper(): int(counts[kind][c]) for kind in
-                                  ("tp", "fp", "fn")},
-             **{name: float(scores[name.lower()][c]) for name in
-                ("Dice", "precision", "recall")}}
-            for c, region in enumerate(REGIONS)]
+    rows = []
+    for c, region in enumerate(REGIONS):
+        tp, fp, fn = (int(counts[kind][c]) for kind in ("tp", "fp", "fn"))
+        denominators = {"Dice": 2 * tp + fp + fn, "precision": tp + fp, "recall": tp + fn}
+        rows.append({"region": region, "TP": tp, "FP": fp, "FN": fn,
+                     **{name: float(scores[name.lower()][c]) for name in denominators},
+                     "0/0": ", ".join(name for name, d in denominators.items() if d == 0)})
+    return rows
 
 
 def _by_region(target, probs, threshold: float):

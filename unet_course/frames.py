@@ -18,7 +18,8 @@ from .mask_colours import PALETTES, channel_colours, colours_in_words, mask_to_r
 CHANNEL_COLOURS = PALETTES["slides"]
 
 
-#: curve colours of the channels and regions, from the mask's: a channel its own colour (red
+#: curve colours of the channels and regions, from the slides' mask colours (whatever the
+#: palette of the masks): a channel its own colour (red
 #: NCR/NET, green ED, blue ET), the tumour core (NCR/NET + ET) red + blue = purple, the whole
 #: tumour black; the loss curves are grey and black, so no colour means two things
 REGION_COLOURS = {"NCR/NET": "tab:red", "ED": "tab:green", "ET": "tab:blue", "TC": "tab:purple",
@@ -90,8 +91,8 @@ def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
 def overlap_caption(binary) -> str:
     """``"in two channels: NCR/NET+ED 76 px, ED+ET 28 px"``: the pixels of a binarized
     (3, H, W) prediction marked in more than one channel, by which ones (the colours that
-    mix in :func:`mask_to_rgb`, in words: a colour-blind eye cannot tell yellow from green
-    there, nor cyan from white), or ``"no pixel in two channels"``."""
+    mix in :func:`mask_to_rgb`, in words: a colour-blind eye cannot tell the slides' yellow
+    from green there, nor cyan from white), or ``"no pixel in two channels"``."""
     from unet_lib.data.brats import MASK_CHANNELS
 
     values = as_numpy(binary)

@@ -73,7 +73,10 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     from . import style
 
+    from .mask_colours import use_palette
+
     style.apply()
+    use_palette("slides")  # the committed figure, whose captions name the slides' colours
     out = Path(argv[0])
     out.parent.mkdir(parents=True, exist_ok=True)
     phantom_figure(phantom_rows()).savefig(out, dpi=80)

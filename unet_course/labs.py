@@ -18,13 +18,11 @@ exercises are in :mod:`unet_course.exercises`.
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
 
-from unet_lib.data.brats import MASK_CHANNELS
-from unet_lib.metrics import best_threshold_of_slice, binarize, whole_tumour_dice
+from unet_lib.metrics import whole_tumour_dice
 from unet_lib.models import AttentionGate, ClassicUNet, SeparableConv2d
 from unet_lib.models import IMPROVEMENTS, AttentionUNet, count_parameters
 from unet_lib.models.ablation import improved_without
@@ -33,8 +31,12 @@ from .checking import NotYet, asked, check, is_number, plain, reveal, unanswered
 from .evaluation_labs import (HAND_PREDICTION, HAND_TARGET, TWO_PATIENTS, check_empty_slice_dice,
                               check_patients_to_settle, check_scores_by_hand, check_two_ways)
 from .examples import shown_on_slider
+from .prediction_labs import check_best_threshold, check_mask_channels
 
 __all__ = ["NotYet", "reveal",  # and the check_* functions below
+           # chapter 5, from prediction_labs
+           "check_best_threshold", "check_mask_channels", "shown_on_slider",
+           "whole_tumour_dice",
            # chapters 6 and 7, from evaluation_labs
            "HAND_PREDICTION", "HAND_TARGET", "TWO_PATIENTS", "check_empty_slice_dice",
            "check_patients_to_settle", "check_scores_by_hand", "check_two_ways"]
@@ -181,77 +183,6 @@ def check_epoch_steps(answer, answer_brats, n_slices: int, batch_size: int,
     check_steps_per_epoch(answer, n_slices, batch_size)
     check_steps_per_epoch(answer_brats, BRATS_TRAINING_SLICES, brats_batch_size,
                           exercise="4.2b")
-
-
-# --- chapter 5: visualizing a prediction ----------------------------------------------------
-
-def check_mask_channels(answer, colour: Sequence[float] = (0, 1, 1),
-                        threshold: float | None = None) -> None:
-    """Exercise 5.1. Which channels (a set of names from ``MASK_CHANNELS``) a pixel has set,
-    given its ``colour`` (r, g, b) in the slides' palette (whichever palette the pictures are
-    drawn in): a pixel of the binarized picture (each value 0 or 1) or, with ``threshold``, a
-    pixel of the probabilities picture, binarized at ``threshold`` as
-    :func:`unet_lib.metrics.binarize` does."""
-    from .viz import mask_to_rgb
-
-    pixel = torch.tensor([float(v) for v in colour]).reshape(3, 1, 1)
-    # the picture's own rules: its (r, g, b) are the values, binarize keeps those above
-    assert all(abs(a - b) < 1e-6 for a, b in zip(mask_to_rgb(pixel, palette="slides")[0, 0],
-                                                  colour))
-    marked = pixel if threshold is None else binarize(pixel, threshold, logits=False)
-    expected = {name for name, v in zip(MASK_CHANNELS, marked.flatten().tolist()) if v}
-    what = (f"the channels of a pixel coloured {tuple(colour)}" if threshold is None else
-            f"the channels marked at threshold {threshold} in a pixel of probabilities "
-            f"{tuple(colour)}")
-    if unanswered(answer, "5.1", what, expected):
-        return
-    answer = {answer} if isinstance(answer, str) else set(answer)
-    if answer != expected:
-        unknown = answer - set(MASK_CHANNELS)
-        some_colour = {name for name, v in zip(MASK_CHANNELS, colour) if v > 0}
-        if unknown:
-            problem = (f"{sorted(unknown, key=str)} are not channel names "
-                       f"({', '.join(MASK_CHANNELS)}, as strings)")
-        elif threshold is not None and answer == some_colour:
-            problem = (f"every channel with some colour is not marked: binarizing keeps a "
-                       f"channel only where its probability is above {threshold}")
-        elif answer < expected:
-            problem = "a channel is missing: this colour mixes more than those"
-        elif answer > expected:
-            problem = ("channels too many: this colour mixes fewer" if threshold is None else
-                       f"channels too many: a probability at or below {threshold} is not marked")
-        else:
-            problem = "that set is not it"
-        raise NotYet(f"Not yet: {problem}. Hint: a pixel's (r, g, b) in the slides' palette "
-                     f"are its values of NCR/NET, ED and ET (red, green, blue), and the colours "
-                     f'add (labs.reveal("5.1") gives the answer).')
-    print(f"Right: {what} are {sorted(expected)}.")
-
-
-def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
-                         thresholds: Sequence[float]) -> None:
-    """Exercise 5.2. A threshold (one of ``thresholds``) with the best whole-tumour Dice on a
-    slice; one whose Dice the slider shows the same (:func:`shown_on_slider`) counts too."""
-    best = best_threshold_of_slice(probs, target, thresholds)
-    what = "the threshold with the best whole-tumour Dice on this slice"
-    if unanswered(answer, "5.2", what, best):
-        return
-    answer = plain(answer)
-    if not is_number(answer):
-        raise NotYet(f"Not yet: {what} is a number, one of the slider's thresholds, not "
-                     f"{type(answer).__name__}.")
-    if not any(math.isclose(answer, t, rel_tol=1e-6) for t in thresholds):  # float32 too
-        raise NotYet(f"Not yet: {answer} is not one of the slider's thresholds "
-                     f"({min(thresholds):g} to {max(thresholds):g} in its steps). Hint: move "
-                     f"the slider and read the WT Dice in the caption.")
-    shown = shown_on_slider(whole_tumour_dice(probs, target, best))
-    if (not math.isclose(answer, best) and any(math.isclose(answer, t) for t in thresholds)
-            and shown_on_slider(whole_tumour_dice(probs, target, answer)) == shown):
-        print(f"Right: at {answer} the slider shows the whole-tumour Dice {shown}, as at {best}, "
-              f"the best on this slice (to more decimals).")
-        return
-    check(answer, best, what, "move the slider and read the WT Dice in the caption",
-          tolerance=1e-6, exercise="5.2")
 
 
 # --- chapter 8: attention maps --------------------------------------------------------------

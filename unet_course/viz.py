@@ -9,6 +9,7 @@ as the datasets yield them: image (4, H, W), mask or probabilities (3, H, W).
 
 from __future__ import annotations
 
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,13 +27,13 @@ from .attention_pictures import (attention_overlay, attention_slider, head_value
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
                      label_log_axis, legend_handles, mask_to_rgb, model_style,
                      overlap_caption, region_style, score_axis_floor, threshold_slider)
-from .mask_colours import combinations, palette_name, use_palette
+from .mask_colours import channel_colours, mask_combinations, palette_name, use_palette
 
 __all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
-           "compare_models", "draw_unet", "grey_picture", "head_values", "learning_pace",
-           "mask_to_rgb", "plot_histories", "plot_history", "plot_training", "score_axis_floor",
-           "show_attention", "show_colour_key", "show_modalities", "show_prediction",
-           "slowest_learner", "stretched", "threshold_slider", "use_palette"]
+           "channel_colours", "compare_models", "draw_unet", "grey_picture", "head_values",
+           "learning_pace", "mask_to_rgb", "plot_histories", "plot_history", "plot_training",
+           "score_axis_floor", "show_attention", "show_colour_key", "show_modalities",
+           "show_prediction", "slowest_learner", "stretched", "threshold_slider", "use_palette"]
 
 style.apply()  # the chapters' figures, and those they draw themselves after importing viz
 
@@ -85,8 +86,10 @@ def show_prediction(image, target, probs, threshold: float | None = None,
                                                        zip(MASK_CHANNELS, labels))
                        + "\nper region:\n" + ", ".join(f"{n} {v:.2f}" for n, v in
                                                        zip(REGIONS, regions))
-                       # the mixed colours in words (a colour-blind eye cannot tell them)
-                       + "\n" + overlap_caption(binary).replace(": ", ":\n")))
+                       # the mixed colours in words (a colour-blind eye cannot tell them),
+                       # in lines no wider than the panel
+                       + "\n" + "\n".join(textwrap.fill(part, 30) for part in
+                                           overlap_caption(binary).split("; "))))
     # the binarized panel's lines of scores under it: room for them, not smaller pictures (a
     # figure too short for them let the layout give up, and the title covered the panels')
     lines = 0 if threshold is None else panels[-1][2].count("\n") + 1
@@ -112,8 +115,8 @@ def show_colour_key(palette: str | None = None) -> Figure:
     use), in two rows: no channel and each channel alone, then the mixes of two and of all
     three, each named under its swatch."""
     name = palette or palette_name()
-    rows = combinations(name)  # none, 3 singles, 3 pairs, all three
-    fig, axes = plt.subplots(2, 4, figsize=(6.4, 3.4), constrained_layout=True)
+    rows = mask_combinations(name)  # none, 3 singles, 3 pairs, all three
+    fig, axes = plt.subplots(2, 4, figsize=(6.4, 3.4), layout="compressed")
     for ax, (label, colour) in zip(axes.flat, rows):
         ax.imshow(np.array(colour, dtype=np.float32)[None, None])
         ax.set_xlabel(label, fontsize="medium")
