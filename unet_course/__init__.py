@@ -22,6 +22,7 @@ Modules:
     confusion    chapter 6: TP, FP and FN as pixels of one slice
     outline_pictures  chapter 7: where an HD95 comes from (distance curves, outline slider)
     chance_pictures   chapter 7: what the sign-flip test counts
+    calibration_pictures  chapter 7: reliability diagrams (do the probabilities mean chances?)
     cleanup_exercise  chapter 7's piece to write: keep a prediction's largest piece
     notebook     values quoted in the book's text (glue, counted)
 

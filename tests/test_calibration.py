@@ -1,0 +1,119 @@
+"""Calibration: pixels binned by predicted probability, counted by hand and on data whose
+calibration is known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unet_lib.calibration import bin_counts, reliability, reliability_of
+from unet_lib.inference import predict
+from unet_lib.models import build_model
+
+
+def _pixels(values, channel: int = 0) -> torch.Tensor:
+    """(1, 3, 1, W) with ``values`` in ``channel`` and zeros elsewhere."""
+    out = torch.zeros(1, 3, 1, len(values))
+    out[0, channel, 0] = torch.tensor(values, dtype=torch.float32)
+    return out
+
+
+def test_pixels_fall_in_their_bins_and_are_counted_by_hand():
+    probs = _pixels([0.05, 0.15, 0.15, 1.0, 0.999], channel=1)
+    targets = _pixels([0, 1, 0, 1, 1], channel=1)
+    count, probability_sum, positive = bin_counts(probs, targets, bins=10)
+    assert count[1].tolist() == [1, 2, 0, 0, 0, 0, 0, 0, 0, 2]  # p = 1 in the last bin
+    assert probability_sum[1, 1].item() == pytest.approx(0.3)
+    assert positive[1].tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 0, 2]
+    assert count[0].tolist() == [5] + [0] * 9  # the other channels: all zeros, bin 0
+    found = reliability_of(probs, targets)
+    assert found.frequency[1, 1] == 0.5 and found.mean_probability[1, 1] == pytest.approx(0.15)
+    assert np.isnan(found.frequency[1, 2])  # an empty bin has no frequency
+
+
+def test_probabilities_that_are_frequencies_give_no_calibration_error():
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.rand(4, 3, 100, 100, generator=generator)
+    targets = (torch.rand(probs.shape, generator=generator) < probs).float()  # p is the chance
+    found = reliability_of(probs, targets)
+    assert np.allclose(found.frequency, found.mean_probability, atol=0.02)
+    assert max(found.calibration_error(0.0).values()) < 0.01
+
+
+def test_an_overconfident_model_is_off_by_its_excess_and_the_background_does_not_hide_it():
+    generator = torch.Generator().manual_seed(1)
+    probs = torch.full((1, 3, 100, 100), 0.01)  # background, rightly near 0
+    targets = torch.zeros_like(probs)
+    probs[..., :10] = 0.95  # a tenth of the pixels called 0.95 ...
+    targets[..., :10] = (torch.rand(1, 3, 100, 10, generator=generator) < 0.5).float()  # ... half
+    found = reliability_of(probs, targets)
+    from_tumour = found.calibration_error()  # the bins from 0.1 up: the 0.95 bin alone
+    frequency = targets[..., :10].mean(dim=(0, 2, 3))  # (3,) the share that is tumour, ~0.5
+    assert list(from_tumour.values()) == pytest.approx((0.95 - frequency).tolist())
+    everything = found.calibration_error(0.0)  # the plain ECE: diluted ten times by background
+    assert list(everything.values()) == pytest.approx((0.1 * (0.95 - frequency) + 0.9 * 0.01)
+                                                      .tolist())
+    # and nothing left open between 0.1 and 0.9: the model decides every pixel
+    assert set(found.hesitant_share().values()) == {0.0}
+
+
+def test_the_hesitant_share_counts_pixels_left_open_per_pixel_of_the_channel():
+    probs = _pixels([0.5, 0.3, 0.95, 0.05])
+    targets = _pixels([1, 1, 1, 0])
+    shares = reliability_of(probs, targets).hesitant_share()
+    assert shares["NCR/NET"] == pytest.approx(2 / 3)  # 0.5 and 0.3, of 3 tumour pixels
+    assert np.isnan(shares["ED"])  # no ED pixel at all
+
+
+def test_one_pass_over_a_dataset_bins_what_predict_gives(datasets):
+    _, val_set = datasets
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4).eval()
+    subset = torch.utils.data.Subset(val_set, range(12))
+    found = reliability(model, subset, batch_size=5, device="cpu", amp=False)
+    probs = predict(model, torch.stack([val_set[i][0] for i in range(12)]), device="cpu",
+                    amp=False)
+    targets = torch.stack([val_set[i][1] for i in range(12)])
+    expected = reliability_of(probs, targets)
+    assert np.array_equal(found.count, expected.count)
+    assert np.allclose(found.probability_sum, expected.probability_sum, rtol=1e-5)
+    assert np.array_equal(found.positive_count, expected.positive_count)
+    assert found.count.sum() == 3 * targets[:, 0].numel()
+
+
+@pytest.mark.parametrize("bins", [1, 2.5, True, "10"])
+def test_a_number_of_bins_that_is_not_a_whole_number_of_two_or_more_is_refused(bins):
+    with pytest.raises(ValueError, match="bins = .*whole number of bins, at least 2"):
+        reliability_of(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2), bins=bins)
+
+
+def test_probabilities_and_masks_of_other_shapes_are_refused():
+    with pytest.raises(ValueError, match=r"probs \(1, 3, 2, 2\) and targets \(1, 3, 2, 3\)"):
+        reliability_of(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 3))
+
+
+def test_the_reliability_figure_draws_each_models_bins_with_enough_pixels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from unet_course.calibration_pictures import show_reliability
+
+    probs = _pixels([0.05] * 30 + [0.55] * 30 + [0.95] * 5)  # the 0.95 bin: 5 pixels only
+    targets = _pixels([0] * 30 + [1] * 15 + [0] * 15 + [1] * 5)
+    found = reliability_of(probs, targets)
+    fig = show_reliability({"a": found, "b": found}, min_count=20)
+    try:
+        top = fig.axes[0]  # NCR/NET
+        diagonal, first, second = top.lines
+        assert diagonal.get_label() == "calibrated" and first.get_label() == "a"
+        assert np.allclose(first.get_xydata(), [[0.05, 0.0], [0.55, 0.5]])
+        assert first.get_marker() != second.get_marker()  # not told apart by colour alone
+        assert [ax.get_title() for ax in fig.axes[:3]] == ["NCR/NET", "ED", "ET"]
+        assert fig.axes[3].get_yscale() == "log"  # the pixels per bin, under NCR/NET
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="give 1 to 3 models to compare, got 0"):
+        show_reliability({})

@@ -1,0 +1,143 @@
+"""Whether a model's probabilities mean what they say: of the pixels it gives about 0.8, are
+about 80 % tumour? A model that is right this way is *calibrated*.
+
+The pixels are binned by predicted probability (ten bins 0.1 wide by default), per channel;
+each bin's mean probability against the share of its pixels that are in the channel is a
+reliability diagram, and their count-weighted mean gap the expected calibration error (ECE,
+Guo et al. 2017). On a brain slice about 99 % of the pixels are background predicted near 0,
+which a plain ECE mostly counts: :meth:`Reliability.calibration_error` therefore leaves out
+the bins below a probability (0.1 by default), and measures the pixels the model calls
+possibly tumour.
+
+One pass over a dataset, batch by batch (:func:`reliability`), or on tensors at hand
+(:func:`reliability_of`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .data.brats import MASK_CHANNELS
+from .inference import logit_batches
+from .runtime import resolve_device, tally_device
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """Binned probabilities of the three channels (NCR/NET, ED, ET).
+
+    Attributes:
+        edges: (bins + 1,) bin edges from 0 to 1; the last bin includes 1.
+        count: (3, bins) pixels per channel and bin.
+        probability_sum: (3, bins) sum of their predicted probabilities.
+        positive_count: (3, bins) how many of them are in the channel.
+    """
+
+    edges: np.ndarray
+    count: np.ndarray
+    probability_sum: np.ndarray
+    positive_count: np.ndarray
+
+    @property
+    def mean_probability(self) -> np.ndarray:
+        """(3, bins) each bin's mean predicted probability (NaN where a bin is empty)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.probability_sum / self.count, np.nan)
+
+    @property
+    def frequency(self) -> np.ndarray:
+        """(3, bins) the share of each bin's pixels that are in the channel (NaN where empty)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.positive_count / self.count, np.nan)
+
+    def calibration_error(self, from_probability: float = 0.1) -> dict[str, float]:
+        """Per channel, the count-weighted mean of |mean probability − frequency| over the bins
+        whose lower edge is at least ``from_probability`` (0: every pixel, the plain ECE); NaN
+        for a channel with no pixel there."""
+        kept = self.edges[:-1] >= from_probability - 1e-12
+        count = self.count[:, kept]
+        gap = np.abs(np.nan_to_num(self.mean_probability[:, kept] - self.frequency[:, kept]))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            errors = (count * gap).sum(axis=1) / count.sum(axis=1)
+        return dict(zip(MASK_CHANNELS, errors.tolist()))
+
+    def hesitant_share(self, low: float = 0.1, high: float = 0.9) -> dict[str, float]:
+        """Per channel, the pixels predicted between ``low`` and ``high`` (bins by their edges)
+        per pixel in the channel: how much of its outline the model leaves open rather than
+        deciding (NaN for a channel with no pixel in it)."""
+        lower, upper = self.edges[:-1], self.edges[1:]
+        kept = (lower >= low - 1e-12) & (upper <= high + 1e-12)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares = self.count[:, kept].sum(axis=1) / self.positive_count.sum(axis=1)
+        return dict(zip(MASK_CHANNELS, np.where(self.positive_count.sum(axis=1) > 0, shares,
+                                                np.nan).tolist()))
+
+
+def bin_counts(probs: torch.Tensor, targets: torch.Tensor, bins: int = 10
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per channel and bin: pixels, sum of their probabilities, pixels in the channel.
+
+    Args:
+        probs: (N, 3, H, W) probabilities in [0, 1]; targets: (N, 3, H, W) masks of 0s and 1s.
+    Returns:
+        three float64 tensors (3, bins) on ``probs``' device.
+    """
+    if probs.shape != targets.shape or probs.ndim != 4 or probs.shape[1] != 3:
+        raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets.shape)} must "
+                         f"both be (N, 3, H, W)")
+    bins = check_bins(bins)
+    channels = probs.shape[1]
+    p = probs.detach().double().clamp(0, 1).transpose(0, 1).reshape(channels, -1)
+    t = targets.detach().double().transpose(0, 1).reshape(channels, -1)
+    which = (p * bins).long().clamp(max=bins - 1)  # p = 1 in the last bin
+    which = which + bins * torch.arange(channels, device=p.device)[:, None]  # one row per channel
+
+    def per_bin(weights=None):
+        return torch.bincount(which.flatten(), weights=None if weights is None else
+                              weights.flatten(), minlength=channels * bins
+                              ).double().reshape(channels, bins)
+
+    return per_bin(), per_bin(p), per_bin(t)
+
+
+def check_bins(bins: int) -> int:
+    """``bins`` as a whole number of at least 2, or a ValueError naming it."""
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
+        raise ValueError(f"bins = {bins!r}: give a whole number of bins, at least 2")
+    return int(bins)
+
+
+def reliability_of(probs: torch.Tensor, targets: torch.Tensor, bins: int = 10) -> Reliability:
+    """:class:`Reliability` of probabilities (N, 3, H, W) against masks (N, 3, H, W)."""
+    return _as_reliability(bin_counts(probs, targets, bins), bins)
+
+
+@torch.no_grad()
+def reliability(model: nn.Module, data: Dataset, bins: int = 10, batch_size: int = 32,
+                device: torch.device | str | None = None, amp: bool = True) -> Reliability:
+    """:class:`Reliability` of ``model``'s probabilities on every pixel of ``data`` (a dataset
+    of (image, mask) samples), in one pass, batch by batch; unusable samples are skipped as
+    the scores skip them."""
+    device = resolve_device(device)
+    bins = check_bins(bins)
+    tally = tally_device(device)
+    totals = None
+    for logits, masks, _ in logit_batches(model, data, batch_size, device, amp,
+                                          on_device=tally == device):
+        if logits is None:
+            continue
+        counts = bin_counts(torch.sigmoid(logits), masks, bins)
+        totals = counts if totals is None else tuple(a + b for a, b in zip(totals, counts))
+    if totals is None:
+        raise ValueError(f"no usable sample in {data!r}: nothing to bin")
+    return _as_reliability(totals, bins)
+
+
+def _as_reliability(counts, bins: int) -> Reliability:
+    count, probability_sum, positive_count = (c.cpu().numpy() for c in counts)
+    return Reliability(np.linspace(0, 1, bins + 1), count, probability_sum, positive_count)
