@@ -38,7 +38,7 @@ def test_probabilities_that_are_frequencies_give_no_calibration_error():
     targets = (torch.rand(probs.shape, generator=generator) < probs).float()  # p is the chance
     found = reliability_of(probs, targets)
     assert np.allclose(found.frequency, found.mean_probability, atol=0.02)
-    assert max(found.calibration_error(0.0).values()) < 0.01
+    assert max(found.calibration_error().values()) < 0.01
 
 
 def test_an_overconfident_model_is_off_by_its_excess_and_the_background_does_not_hide_it():
@@ -48,22 +48,45 @@ def test_an_overconfident_model_is_off_by_its_excess_and_the_background_does_not
     probs[..., :10] = 0.95  # a tenth of the pixels called 0.95 ...
     targets[..., :10] = (torch.rand(1, 3, 100, 10, generator=generator) < 0.5).float()  # ... half
     found = reliability_of(probs, targets)
-    from_tumour = found.calibration_error()  # the bins from 0.1 up: the 0.95 bin alone
+    from_tumour = found.calibration_error(0.1)  # the bins from 0.1 up: the 0.95 bin alone
     frequency = targets[..., :10].mean(dim=(0, 2, 3))  # (3,) the share that is tumour, ~0.5
     assert list(from_tumour.values()) == pytest.approx((0.95 - frequency).tolist())
-    everything = found.calibration_error(0.0)  # the plain ECE: diluted ten times by background
+    everything = found.calibration_error()  # the plain ECE: diluted ten times by background
     assert list(everything.values()) == pytest.approx((0.1 * (0.95 - frequency) + 0.9 * 0.01)
                                                       .tolist())
-    # and nothing left open between 0.1 and 0.9: the model decides every pixel
-    assert set(found.hesitant_share().values()) == {0.0}
+    # and nothing left between 0.1 and 0.9: the model decides every pixel it considers
+    assert set(found.undecided_share().values()) == {0.0}
 
 
-def test_the_hesitant_share_counts_pixels_left_open_per_pixel_of_the_channel():
-    probs = _pixels([0.5, 0.3, 0.95, 0.05])
-    targets = _pixels([1, 1, 1, 0])
-    shares = reliability_of(probs, targets).hesitant_share()
-    assert shares["NCR/NET"] == pytest.approx(2 / 3)  # 0.5 and 0.3, of 3 tumour pixels
-    assert np.isnan(shares["ED"])  # no ED pixel at all
+def test_the_cut_keeps_the_bins_from_its_probability_up_edges_included():
+    # exactly 0.2 and 0.5 open their bins (2 and 5); 0.15 lies in bin 1
+    probs = _pixels([0.15, 0.2, 0.5, 0.02])
+    targets = _pixels([1, 0, 1, 0])
+    found = reliability_of(probs, targets)
+    assert found.count[0].tolist() == [1, 1, 1, 0, 0, 1, 0, 0, 0, 0]
+    # from 0.2: bins 2 (0.2 said, 0 found) and 5 (0.5 said, 1 found): (0.2 + 0.5) / 2
+    assert found.calibration_error(0.2)["NCR/NET"] == pytest.approx(0.35)
+    # from 0.1: bin 1 too (0.15 said, 1 found)
+    assert found.calibration_error(0.1)["NCR/NET"] == pytest.approx((0.85 + 0.2 + 0.5) / 3)
+    with pytest.raises(ValueError, match="from_probability = 1.5: give a probability"):
+        found.calibration_error(1.5)
+
+
+def test_the_undecided_and_missed_shares_count_what_the_cut_leaves_out():
+    probs = _pixels([0.5, 0.3, 0.95, 0.05, 0.02])
+    targets = _pixels([1, 1, 1, 1, 0])
+    found = reliability_of(probs, targets)
+    undecided = found.undecided_share()
+    assert undecided["NCR/NET"] == pytest.approx(2 / 3)  # 0.5 and 0.3 of the 3 from 0.1 up
+    assert np.isnan(undecided["ED"])  # nothing predicted 0.1 or more there
+    missed = found.missed_share()
+    assert missed["NCR/NET"] == pytest.approx(1 / 4)  # the tumour pixel given 0.05
+    assert np.isnan(missed["ED"])  # no ED pixel at all
+
+
+def test_probabilities_that_are_not_numbers_are_refused():
+    with pytest.raises(ValueError, match="probs holds NaN"):
+        reliability_of(_pixels([0.5, float("nan")]), _pixels([1, 0]))
 
 
 def test_one_pass_over_a_dataset_bins_what_predict_gives(datasets):
@@ -79,7 +102,7 @@ def test_one_pass_over_a_dataset_bins_what_predict_gives(datasets):
     assert np.array_equal(found.count, expected.count)
     assert np.allclose(found.probability_sum, expected.probability_sum, rtol=1e-5)
     assert np.array_equal(found.positive_count, expected.positive_count)
-    assert found.count.sum() == 3 * targets[:, 0].numel()
+    assert found.count.sum() == 3 * targets[:, 0].numel() and found.skipped == ()
 
 
 @pytest.mark.parametrize("bins", [1, 2.5, True, "10"])
@@ -109,7 +132,9 @@ def test_the_reliability_figure_draws_each_models_bins_with_enough_pixels():
         top = fig.axes[0]  # NCR/NET
         diagonal, first, second = top.lines
         assert diagonal.get_label() == "calibrated" and first.get_label() == "a"
-        assert np.allclose(first.get_xydata(), [[0.05, 0.0], [0.55, 0.5]])
+        shown = first.get_xydata()  # (10, 2): the 0.95 bin (5 pixels) and empty ones NaN
+        assert np.allclose(shown[[0, 5]], [[0.05, 0.0], [0.55, 0.5]])
+        assert np.isnan(shown[[1, 2, 3, 4, 6, 7, 8, 9]]).all()
         assert first.get_marker() != second.get_marker()  # not told apart by colour alone
         assert [ax.get_title() for ax in fig.axes[:3]] == ["NCR/NET", "ED", "ET"]
         assert fig.axes[3].get_yscale() == "log"  # the pixels per bin, under NCR/NET

@@ -17,11 +17,12 @@ STYLES = ({"marker": "o", "ls": "-"}, {"marker": "s", "ls": "--"}, {"marker": "^
 
 def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
                      min_count: int = 20) -> Figure:
-    """One column per channel (NCR/NET, ED, ET): on top, each bin's share of pixels in the
-    channel against its mean predicted probability, per model (``by_name``: a label and its
-    :class:`Reliability`), beside the diagonal of a calibrated model; under it, the pixels per
-    bin (log scale). Bins of fewer than ``min_count`` pixels are left out of the top row: a
-    share of a handful of pixels says little."""
+    """One column per channel (NCR/NET, ED, ET): on top, each bin's observed frequency (the
+    share of its pixels in the channel) against its mean predicted probability, per model
+    (``by_name``: a label and its :class:`Reliability`), beside the diagonal of a calibrated
+    model; under it, the pixels per bin (log scale). Bins of fewer than ``min_count`` pixels
+    are left out of the top row, the line broken there: a share of a handful of pixels says
+    little."""
     if not by_name or len(by_name) > len(STYLES):
         raise ValueError(f"give 1 to {len(STYLES)} models to compare, got {len(by_name)}")
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.4), sharex=True, layout="constrained",
@@ -30,14 +31,14 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
         top, bottom = axes[0, c], axes[1, c]
         top.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":", label="calibrated")
         for (name, found), style in zip(by_name.items(), STYLES):
-            shown = found.count[c] >= min_count
-            colour = top.plot(found.mean_probability[c][shown], found.frequency[c][shown],
+            shown = found.count[c] >= min_count  # NaN elsewhere: the line breaks there
+            colour = top.plot(np.where(shown, found.mean_probability[c], np.nan),
+                              np.where(shown, found.frequency[c], np.nan),
                               label=name, **style)[0].get_color()
-            centres = (found.edges[:-1] + found.edges[1:]) / 2
-            bottom.step(centres, np.maximum(found.count[c], 0.5), where="mid", color=colour,
-                        ls=style["ls"])
+            bottom.stairs(np.maximum(found.count[c], 0.5), found.edges, color=colour,
+                          ls=style["ls"])
         top.set(title=channel, xlim=(0, 1), ylim=(0, 1), aspect="equal")
-        top.set_ylabel("share in the channel" if c == 0 else "")
+        top.set_ylabel("observed frequency" if c == 0 else "")
         bottom.set(yscale="log", xlabel="predicted probability")
         bottom.set_ylabel("pixels" if c == 0 else "")
     handles, labels = axes[0, 0].get_legend_handles_labels()

@@ -163,12 +163,12 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
         distributed.all_sum(totals, context)  # a process's share may be empty, not the sum
     loss_sum, seen, batches = totals.tolist()
     if seen == 0:  # no count at all would score a perfect 1 everywhere (the BraTS empty rule)
-        raise _nothing_to_score(data, skipped)
+        raise nothing_to_score(data, skipped)
     scores.batches = int(batches)  # the counts are now every process's
     return {"loss": loss_sum / seen, **scores.compute(), "skipped": skipped}
 
 
-def _nothing_to_score(data, skipped: list) -> BraTSDataError:
+def nothing_to_score(data, skipped: list) -> BraTSDataError:
     """The error for data that gave no sample to score: empty, or every file unusable."""
     root = getattr(getattr(data, "dataset", data), "root", "the data to score")
     why = (f"all {len(skipped)} were skipped as unusable, e.g. {skipped[0]}" if skipped
@@ -223,7 +223,7 @@ def threshold_sweep(model: nn.Module, data: Dataset, thresholds: Iterable[float]
         for threshold, accumulator in scores.items():
             accumulator.update(binarize(logits, threshold, logits=True), masks)
     if seen == 0:
-        raise _nothing_to_score(data, skipped)
+        raise nothing_to_score(data, skipped)
     return {threshold: accumulator.compute() for threshold, accumulator in scores.items()}
 
 
