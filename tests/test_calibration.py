@@ -142,3 +142,16 @@ def test_the_reliability_figure_draws_each_models_bins_with_enough_pixels():
         plt.close(fig)
     with pytest.raises(ValueError, match="give 1 to 3 models to compare, got 0"):
         show_reliability({})
+
+
+def test_a_reliability_survives_json_as_a_bundle_keeps_it():
+    import json
+
+    from unet_lib.calibration import Reliability
+
+    found = reliability_of(_pixels([0.15, 0.2, 0.5, 0.02]), _pixels([1, 0, 1, 0]), bins=5)
+    back = Reliability.from_json(json.loads(json.dumps(found.to_json())))
+    assert np.array_equal(back.edges, found.edges) and back.count.shape == (3, 5)
+    for key in ("count", "probability_sum", "positive_count"):
+        assert np.array_equal(getattr(back, key), getattr(found, key))
+    assert back.calibration_error(0.1)["NCR/NET"] == found.calibration_error(0.1)["NCR/NET"]

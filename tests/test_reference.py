@@ -7,8 +7,13 @@ import json
 import numpy as np
 import pytest
 
+import torch
+
+from unet_course.bundles import reference_reliability
+from unet_lib.calibration import Reliability
 from unet_lib.cli import main
 from unet_lib.reference import read_reference
+from unet_lib.run import read_run
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +36,7 @@ def test_the_reference_command_writes_a_bundle_the_book_can_read(tmp_path, capsy
     # the training and validation slices are read once for the three models
     assert len(loads) == 2 and printed.count("already there") == 3
     bundle, showcase = read_reference(tmp_path / "ref")
+    test_slices = read_run(tmp_path / "ref" / "runs" / "classic").dataset("test")
     assert set(bundle["models"]) == {"classic", "improved", "attention"}
     assert bundle["scale"] == "quick" and bundle["machine"]["device"] and bundle["date"]
     assert bundle["complete"] is True
@@ -46,8 +52,14 @@ def test_the_reference_command_writes_a_bundle_the_book_can_read(tmp_path, capsy
         assert len(test["volumes"]) == 1  # a quarter of 4 volumes
         assert showcase[f"probs_{name}"].shape == showcase["targets"].shape
         assert showcase[f"probs_{name}"].dtype == np.float16
+        # every test pixel binned once per channel, as many tumour pixels as the masks hold
+        binned = Reliability.from_json(entry["calibration"])
+        masks = torch.stack([mask for _, mask in test_slices])  # (N, 3, H, W)
+        assert binned.count.sum(axis=1).tolist() == [masks[:, 0].numel()] * 3
+        assert binned.positive_count.sum(axis=1).tolist() == masks.sum(dim=(0, 2, 3)).tolist()
     n = len(showcase["names"])
     assert showcase["images"].shape == (n, 4, 32, 32)
+    assert set(reference_reliability(bundle)) == {"classic", "improved", "attention"}
     maps = [showcase[f"attention_attention_{level}"] for level in range(4)]
     assert [m.shape[-1] for m in maps] == [4, 8, 16, 32]
     json.dumps(bundle)  # plain JSON all the way down

@@ -44,6 +44,15 @@ def reference_table(bundle: dict, regions=("WT", "TC", "ET")) -> list[dict]:
     return rows
 
 
+def reference_reliability(bundle: dict) -> dict:
+    """``{model: Reliability}`` of the bundle's models whose test pixels were binned (bundles
+    written before ``"calibration"`` hold none: ``{}``)."""
+    from unet_lib.calibration import Reliability
+
+    return {name: Reliability.from_json(entry["calibration"])
+            for name, entry in bundle["models"].items() if "calibration" in entry}
+
+
 def bundle_account(folder: str | Path) -> str:
     """The first paragraph of a bundle's ``README.md`` (what the run was, and why it stopped
     if it did), as one line of Markdown; ``""`` when the folder has no README."""

@@ -93,6 +93,19 @@ class Reliability:
         return self._shares(self.count[:, undecided].sum(axis=1),
                             self.count[:, considered].sum(axis=1))
 
+    def to_json(self) -> dict:
+        """The counts as plain lists, for a results bundle (:meth:`from_json` reads them)."""
+        return {"bins": len(self.edges) - 1, "count": self.count.tolist(),
+                "probability_sum": self.probability_sum.tolist(),
+                "positive_count": self.positive_count.tolist()}
+
+    @classmethod
+    def from_json(cls, entry: dict) -> "Reliability":
+        """A :class:`Reliability` from :meth:`to_json`'s dict."""
+        return cls(np.linspace(0, 1, int(entry["bins"]) + 1), *(
+            np.asarray(entry[key], dtype=np.float64)
+            for key in ("count", "probability_sum", "positive_count")))
+
     @staticmethod
     def _shares(part: np.ndarray, whole: np.ndarray) -> dict[str, float]:
         with np.errstate(invalid="ignore", divide="ignore"):

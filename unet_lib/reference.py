@@ -4,7 +4,8 @@
 240×240 phantom or real BraTS, 20 epochs, the slides' settings), each from the same split, and
 writes ``DIR/reference.json`` — the machine, the date, the commit, the settings, whether all
 models finished, the seconds spent making the data and holding it on the device
-(``"stages"``), and per model its history, its kept epoch, its held-out test scores and its
+(``"stages"``), and per model its history, its kept epoch, its held-out test scores, the
+reliability bins of its test pixels (``"calibration"``, :mod:`unet_lib.calibration`) and its
 seconds of training (checkpoints included) and of scoring — and
 ``DIR/showcase.npz``: a few test slices with each model's probabilities and the Attention
 U-Net's maps (float16, compressed), so that a reader without a GPU sees what the slides'
@@ -29,6 +30,7 @@ from . import runfolder
 from .checkpoint import model_from_checkpoint, read_checkpoint
 from .data import SkippedSample, locate
 from .attention import attention_maps
+from .calibration import reliability
 from .inference import predict
 from .recipe import MODEL_NAMES, RunRecipe
 from .results import held_out_scores, json_plain
@@ -130,7 +132,10 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
                 arrays[f"attention_{name}_{level}"] = alpha.half().numpy()
         entries[name] = {"best_epoch": int(best["epoch"]), "seconds": seconds,
                          "history": history,
-                         "test": held_out_scores(run, model)}
+                         "test": held_out_scores(run, model),
+                         "calibration": reliability(  # the test pixels' reliability bins
+                             model, test, batch_size=recipe.config.batch_size,
+                             amp=recipe.config.amp).to_json()}
         entries[name]["scoring_seconds"] = time.perf_counter() - clock
         bundle = {"scale": scale, "date": datetime.date.today().isoformat(),
                   "commit": commit(), "machine": machine(),
