@@ -155,3 +155,12 @@ def test_a_reliability_survives_json_as_a_bundle_keeps_it():
     for key in ("count", "probability_sum", "positive_count"):
         assert np.array_equal(getattr(back, key), getattr(found, key))
     assert back.calibration_error(0.1)["NCR/NET"] == found.calibration_error(0.1)["NCR/NET"]
+
+
+def test_counts_of_another_shape_than_their_bins_are_refused_when_read_back():
+    from unet_lib.calibration import Reliability
+
+    entry = reliability_of(_pixels([0.5]), _pixels([1])).to_json()
+    entry["bins"] = 5  # the counts hold 10
+    with pytest.raises(ValueError, match=r"calibration counts of shapes .*expected \(3, 5\)"):
+        Reliability.from_json(entry)

@@ -66,6 +66,8 @@ def _what_is_off(answer: set, expected: set, values: list[float],
     if answer > expected:
         return f"channels too many: a probability at or below {threshold} is not marked"
     return "that set is not it"
+
+
 def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
                          thresholds: Sequence[float]) -> None:
     """Exercise 5.2. A threshold (one of ``thresholds``) with the best whole-tumour Dice on a

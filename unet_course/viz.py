@@ -27,7 +27,8 @@ from .attention_pictures import (attention_overlay, attention_slider, head_value
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
                      label_log_axis, legend_handles, mask_to_rgb, model_style,
                      overlap_caption, region_style, score_axis_floor, threshold_slider)
-from .mask_colours import channel_colours, mask_combinations, palette_name, use_palette
+from .mask_colours import (channel_colours, colours_in_words, mask_combinations, palette_name,
+                           use_palette)
 
 __all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
            "channel_colours", "compare_models", "draw_unet", "grey_picture", "head_values",
@@ -54,7 +55,9 @@ def show_modalities(image, mask=None, title: str | None = None) -> Figure:
         ax.set_title(name)
     if mask is not None:
         axes[-1].imshow(mask_to_rgb(mask))
-        axes[-1].set_title("mask (R NCR, G ED, B ET)")
+        axes[-1].set_title("mask")
+        axes[-1].set_xlabel(colours_in_words(mixes=False).replace(" · ", "\n"),
+                            fontsize="small")
     _off(axes)
     if title:
         fig.suptitle(title)

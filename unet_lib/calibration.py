@@ -94,17 +94,23 @@ class Reliability:
                             self.count[:, considered].sum(axis=1))
 
     def to_json(self) -> dict:
-        """The counts as plain lists, for a results bundle (:meth:`from_json` reads them)."""
+        """The counts as plain lists, for a results bundle (:meth:`from_json` reads them); the
+        skipped samples are not kept (a bundle lists the run's own)."""
         return {"bins": len(self.edges) - 1, "count": self.count.tolist(),
                 "probability_sum": self.probability_sum.tolist(),
                 "positive_count": self.positive_count.tolist()}
 
     @classmethod
     def from_json(cls, entry: dict) -> "Reliability":
-        """A :class:`Reliability` from :meth:`to_json`'s dict."""
-        return cls(np.linspace(0, 1, int(entry["bins"]) + 1), *(
-            np.asarray(entry[key], dtype=np.float64)
-            for key in ("count", "probability_sum", "positive_count")))
+        """A :class:`Reliability` from :meth:`to_json`'s dict; counts of another shape than
+        (3, bins) are refused, naming them."""
+        bins = check_bins(entry["bins"])
+        counts = [np.asarray(entry[key], dtype=np.float64)
+                  for key in ("count", "probability_sum", "positive_count")]
+        if any(c.shape != (len(MASK_CHANNELS), bins) for c in counts):
+            raise ValueError(f"calibration counts of shapes {[c.shape for c in counts]}: "
+                             f"expected ({len(MASK_CHANNELS)}, {bins}) each")
+        return cls(np.linspace(0, 1, bins + 1), *counts)
 
     @staticmethod
     def _shares(part: np.ndarray, whole: np.ndarray) -> dict[str, float]:

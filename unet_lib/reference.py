@@ -5,7 +5,8 @@
 writes ``DIR/reference.json`` — the machine, the date, the commit, the settings, whether all
 models finished, the seconds spent making the data and holding it on the device
 (``"stages"``), and per model its history, its kept epoch, its held-out test scores, the
-reliability bins of its test pixels (``"calibration"``, :mod:`unet_lib.calibration`) and its
+reliability bins of its test pixels at the model's image size (``"calibration"``,
+:mod:`unet_lib.calibration`; the scores are on the data's own grid) and its
 seconds of training (checkpoints included) and of scoring — and
 ``DIR/showcase.npz``: a few test slices with each model's probabilities and the Attention
 U-Net's maps (float16, compressed), so that a reader without a GPU sees what the slides'
