@@ -63,10 +63,11 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
         ax.imshow(confusion_picture(image[0], pred[c], truth[c]), interpolation="nearest")
         ax.set(xlim=(left - 0.5, right - 0.5), ylim=(bottom - 0.5, top - 0.5))
         tp, fp, fn = (int(counts[kind][c]) for kind in ("tp", "fp", "fn"))
+        shown = {name: _score(scores[name.lower()][c], denominator)
+                 for name, denominator in _denominators(tp, fp, fn).items()}
         ax.set_title(f"{region}: TP {tp}, FP {fp}, FN {fn}\n"
-                     f"Dice {_score(scores['dice'][c], 2 * tp + fp + fn)} · "
-                     f"precision {_score(scores['precision'][c], tp + fp)}\n"
-                     f"recall {_score(scores['recall'][c], tp + fn)}", fontsize=12)
+                     f"Dice {shown['Dice']} · precision {shown['precision']}\n"
+                     f"recall {shown['recall']}", fontsize=12)
         ax.set_xticks([])
         ax.set_yticks([])
     # the title goes with the key under the panels (a suptitle above them collided with the
@@ -91,7 +92,7 @@ def confusion_rows(target, probs, threshold: float = 0.5) -> list[dict]:
     rows = []
     for c, region in enumerate(REGIONS):
         tp, fp, fn = (int(counts[kind][c]) for kind in ("tp", "fp", "fn"))
-        denominators = {"Dice": 2 * tp + fp + fn, "precision": tp + fp, "recall": tp + fn}
+        denominators = _denominators(tp, fp, fn)
         rows.append({"region": region, "TP": tp, "FP": fp, "FN": fn,
                      **{name: float(scores[name.lower()][c]) for name in denominators},
                      "0/0": ", ".join(name for name, d in denominators.items() if d == 0)})
@@ -106,6 +107,11 @@ def _by_region(target, probs, threshold: float):
                                logits=False))[0]
     counts = confusion_counts(pred[None], truth[None])  # each (3,): one per region
     return pred, truth, counts, scores_from_counts(**counts)
+
+
+def _denominators(tp: int, fp: int, fn: int) -> dict[str, int]:
+    """The denominators of Dice, precision and recall from one region's counts (0: a 0/0)."""
+    return {"Dice": 2 * tp + fp + fn, "precision": tp + fp, "recall": tp + fn}
 
 
 def _score(value, denominator: int) -> str:
