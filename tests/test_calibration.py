@@ -164,3 +164,134 @@ def test_counts_of_another_shape_than_their_bins_are_refused_when_read_back():
     entry["bins"] = 5  # the counts hold 10
     with pytest.raises(ValueError, match=r"calibration counts of shapes .*expected \(3, 5\)"):
         Reliability.from_json(entry)
+
+
+def _two_patients(first_in_channel: int, second_in_channel: int, pixels: int = 10,
+                  probability: float = 0.55):
+    """A Reliability of two patients, each with ``pixels`` NCR/NET pixels predicted
+    ``probability``, of which the given numbers are in the channel (bins of 0.1)."""
+    from unet_lib.calibration import Reliability
+
+    per_patient = []
+    for positives in (first_in_channel, second_in_channel):
+        probs = _pixels([probability] * pixels)
+        found = reliability_of(probs, _pixels([1] * positives + [0] * (pixels - positives)))
+        per_patient.append([found.count, found.probability_sum, found.positive_count])
+    per_patient = np.array(per_patient)  # (2 patients, 3 tallies, 3, 10)
+    totals = per_patient.sum(axis=0)
+    return Reliability(np.linspace(0, 1, 11), *totals, patients=(3, 7),
+                       patient_counts=per_patient)
+
+
+def test_the_band_over_patients_spans_the_frequencies_a_draw_of_them_can_give():
+    # patients of frequency 0.2 and 0.8, as many pixels each: a draw of two with replacement
+    # is both of one (0.2 or 0.8, a quarter of the draws each) or one of each (0.5, half)
+    found = _two_patients(2, 8)
+    assert found.frequency[0, 5] == 0.5
+    low, high = found.frequency_band(level=0.9, resamples=4000)
+    assert (low[0, 5], high[0, 5]) == (pytest.approx(0.2), pytest.approx(0.8))
+    low, high = found.frequency_band(level=0.3, resamples=4000)  # the 35th to 65th percentile
+    assert (low[0, 5], high[0, 5]) == (pytest.approx(0.5), pytest.approx(0.5))
+    assert np.isnan(low[0, 0]) and np.isnan(high[0, 4])  # bins no patient has pixels in
+    # the calibration error of the 0.55 bin: |0.55 - frequency| for 0.2, 0.5 and 0.8
+    band = found.calibration_error_band(0.1, level=0.9, resamples=4000)["NCR/NET"]
+    assert band == (pytest.approx(0.05), pytest.approx(0.35))
+
+
+def test_patients_alike_give_a_band_of_no_width():
+    found = _two_patients(4, 4)
+    low, high = found.frequency_band()
+    assert low[0, 5] == high[0, 5] == found.frequency[0, 5] == 0.4
+    low, high = found.calibration_error_band(0.1)["NCR/NET"]
+    assert low == high == pytest.approx(0.15)
+
+
+def test_a_band_needs_two_patients_and_a_whole_number_of_draws():
+    single = reliability_of(_pixels([0.5]), _pixels([1]))  # tensors: no patients known
+    with pytest.raises(ValueError, match="two patients or more; this reliability holds 0"):
+        single.frequency_band()
+    with pytest.raises(ValueError, match="resamples = 0: give a whole number"):
+        _two_patients(2, 8).calibration_error_band(resamples=0)
+    with pytest.raises(ValueError, match="level = 1.5"):
+        _two_patients(2, 8).frequency_band(level=1.5)
+
+
+def test_a_brats_dataset_is_binned_patient_by_patient_and_the_patients_add_up(datasets):
+    _, val_set = datasets
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4).eval()
+    found = reliability(model, val_set, batch_size=7, device="cpu", amp=False)
+    volumes = sorted({val_set.locate(i)[0] for i in range(len(val_set))})
+    assert found.patients == tuple(volumes) and len(volumes) >= 2
+    assert found.patient_counts.shape == (len(volumes), 3, 3, 10)
+    for k, volume in enumerate(volumes):  # each patient's bins: its own slices, predicted alone
+        items = [i for i in range(len(val_set)) if val_set.locate(i)[0] == volume]
+        images, masks = (torch.stack([val_set[i][j] for i in items]) for j in (0, 1))
+        alone = reliability_of(predict(model, images, device="cpu", amp=False), masks)
+        assert np.array_equal(found.patient_counts[k, 0], alone.count)
+        assert np.array_equal(found.patient_counts[k, 2], alone.positive_count)
+        assert np.allclose(found.patient_counts[k, 1], alone.probability_sum, rtol=1e-5)
+    assert np.array_equal(found.count, found.patient_counts[:, 0].sum(axis=0))
+    low, high = found.frequency_band()
+    assert np.all((low <= high) | np.isnan(low))
+
+
+def test_the_patients_bins_survive_json_and_a_wrong_shape_is_refused():
+    import json
+
+    from unet_lib.calibration import Reliability
+
+    found = _two_patients(2, 8)
+    back = Reliability.from_json(json.loads(json.dumps(found.to_json())))
+    assert back.patients == (3, 7) and np.array_equal(back.patient_counts, found.patient_counts)
+    assert back.frequency_band()[0][0, 5] == pytest.approx(0.2)
+    entry = found.to_json()
+    entry["patients"] = [3]  # two patients' counts, one named
+    with pytest.raises(ValueError, match=r"per-patient calibration counts of shape \(2, 3, 3, "
+                                         r"10\): expected \(1, 3, 3, 10\)"):
+        Reliability.from_json(entry)
+
+
+def test_the_figure_bars_each_point_with_its_band_over_patients():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from unet_course.calibration_pictures import show_reliability
+
+    found = _two_patients(4, 16, pixels=20)  # 40 pixels at 0.55: drawn, with a bar
+    fig = show_reliability({"two patients": found}, title="t", band=0.9)
+    try:
+        bars = fig.axes[0].collections[0].get_segments()  # the NCR/NET panel's error bars
+        drawn = [segment for segment in bars if len(segment) and np.isfinite(segment).all()]
+        assert len(drawn) == 1  # the one bin with pixels
+        (x0, y0), (x1, y1) = drawn[0]
+        assert x0 == x1 == pytest.approx(0.55) and (y0, y1) == (pytest.approx(0.2),
+                                                                pytest.approx(0.8))
+        assert "bootstrap" in fig._suptitle.get_text()
+    finally:
+        plt.close(fig)
+    fig = show_reliability({"two patients": found}, band=None)
+    try:
+        assert not fig.axes[0].collections and fig._suptitle is None
+    finally:
+        plt.close(fig)
+
+
+def test_two_models_are_compared_on_the_same_patients_drawn_for_both():
+    from unet_lib.calibration_bootstrap import calibration_difference_band
+
+    # the same two patients (frequencies 0.2 and 0.8), one model saying 0.55, one 0.65.
+    # Its errors minus the first's: both of patient 1, 0.45 - 0.35; both of patient 2,
+    # 0.15 - 0.25; one of each (0.5), 0.15 - 0.05: +0.1 in three draws of four, -0.1 in one
+    first, second = _two_patients(2, 8), _two_patients(2, 8, probability=0.65)
+    band = calibration_difference_band(first, second, 0.1, level=0.9, resamples=4000)
+    assert band["NCR/NET"] == (pytest.approx(-0.1), pytest.approx(0.1))
+    band = calibration_difference_band(first, second, 0.1, level=0.4, resamples=4000)
+    assert band["NCR/NET"] == (pytest.approx(0.1), pytest.approx(0.1))  # 30th to 70th
+    other = _two_patients(2, 8)
+    other = type(other)(other.edges, other.count, other.probability_sum, other.positive_count,
+                        patients=(3, 9), patient_counts=other.patient_counts)
+    with pytest.raises(ValueError, match=r"other patients \(\[3, 7\] and \[3, 9\]\)"):
+        calibration_difference_band(first, other)

@@ -11,7 +11,10 @@ in the channel; what that leaves out, the channel's pixels given less,
 :meth:`Reliability.missed_share` counts.
 
 One pass over a dataset, batch by batch (:func:`reliability`), or on tensors at hand
-(:func:`reliability_of`).
+(:func:`reliability_of`). Over a BraTS dataset the bins are kept per patient as well, so
+that how much a bin's frequency or the calibration error would move with other patients can
+be told: :meth:`Reliability.frequency_band` and :meth:`Reliability.calibration_error_band`
+resample the patients (a bootstrap; pixels of one patient are not independent draws).
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from .calibration_bootstrap import by_channel, central_interval, resampled_sums
+from .config import check_batch_size
+from .data import SliceDataset
+from .data.base import batches_by_volume, items_by_volume
 from .data.brats import MASK_CHANNELS
 from .inference import logit_batches, nothing_to_score
 from .runtime import resolve_device, tally_device
@@ -39,6 +46,10 @@ class Reliability:
         positive_count: (3, bins) how many of them are in the channel.
         skipped: the samples left out as unusable (as :func:`unet_lib.inference.evaluate`
             lists them).
+        patients: the volumes whose pixels were binned, where the data told them.
+        patient_counts: (patients, 3 tallies, 3, bins) the same three counts per patient,
+            in ``patients``' order (``None`` where the data did not tell the patients); the
+            totals above are their sums.
     """
 
     edges: np.ndarray
@@ -46,6 +57,8 @@ class Reliability:
     probability_sum: np.ndarray
     positive_count: np.ndarray
     skipped: tuple = ()
+    patients: tuple = ()
+    patient_counts: np.ndarray | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -68,12 +81,53 @@ class Reliability:
         """Per channel, the count-weighted mean of |mean probability − frequency| over the bins
         whose lower edge is at least ``from_probability`` (0: every pixel, the plain ECE; 0.1:
         the pixels predicted 0.1 or more); NaN for a channel with no pixel there."""
-        kept = self.edges[:-1] >= _probability(from_probability, "from_probability") - 1e-12
-        count = self.count[:, kept]
-        gap = np.abs(np.nan_to_num(self.mean_probability[:, kept] - self.frequency[:, kept]))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            errors = (count * gap).sum(axis=1) / count.sum(axis=1)
+        errors = _calibration_errors(self.count, self.probability_sum, self.positive_count,
+                                     self._from(from_probability))
         return dict(zip(MASK_CHANNELS, errors.tolist()))
+
+    def calibration_error_band(self, from_probability: float = 0.0, level: float = 0.9,
+                               resamples: int = 2000, seed: int = 0
+                               ) -> dict[str, tuple[float, float]]:
+        """Per channel, the central ``level`` interval of :meth:`calibration_error` over
+        ``resamples`` draws of as many patients as were binned, with replacement (a
+        percentile bootstrap over patients). With four patients there are only 35 different
+        draws: the band is rough, and still more honest than none."""
+        return by_channel(self.calibration_error_draws(from_probability, resamples, seed),
+                          level)
+
+    def calibration_error_draws(self, from_probability: float = 0.0, resamples: int = 2000,
+                                seed: int = 0) -> np.ndarray:
+        """(resamples, 3) :meth:`calibration_error` of each bootstrap draw of the patients;
+        the same ``seed`` draws the same patients for another model binned on the same ones,
+        so that two models' draws can be subtracted
+        (:func:`~unet_lib.calibration_bootstrap.calibration_difference_band`)."""
+        count, probability_sum, positive_count = self._resampled(resamples, seed)
+        return _calibration_errors(count, probability_sum, positive_count,
+                                   self._from(from_probability))
+
+    def frequency_band(self, level: float = 0.9, resamples: int = 2000, seed: int = 0
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(3, bins) low and high ends of the central ``level`` interval of each bin's
+        :attr:`frequency` over ``resamples`` bootstrap draws of the patients (NaN where a
+        bin is empty in every draw)."""
+        count, _, positive_count = self._resampled(resamples, seed)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return central_interval(np.where(count > 0, positive_count / count, np.nan), level)
+
+    def _resampled(self, resamples: int, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The three tallies, each (resamples, 3, bins), of patients drawn with replacement."""
+        if self.patient_counts is None or len(self.patient_counts) < 2:
+            raise ValueError(f"a band over patients needs the bins of two patients or more; "
+                             f"this reliability holds "
+                             f"{0 if self.patient_counts is None else len(self.patient_counts)}"
+                             f" (bin a BraTS dataset, which says each slice's patient)")
+        totals = resampled_sums(self.patient_counts, resamples, seed)
+        return totals[:, 0], totals[:, 1], totals[:, 2]
+
+    def _from(self, from_probability: float) -> np.ndarray:
+        """The bins whose lower edge is at least ``from_probability``."""
+        return self.edges[:-1] >= _probability(from_probability, "from_probability") - 1e-12
 
     def missed_share(self, below: float = 0.1) -> dict[str, float]:
         """Per channel, the share of its pixels predicted below ``below`` (bins by their upper
@@ -96,9 +150,13 @@ class Reliability:
     def to_json(self) -> dict:
         """The counts as plain lists, for a results bundle (:meth:`from_json` reads them); the
         skipped samples are not kept (a bundle lists the run's own)."""
-        return {"bins": len(self.edges) - 1, "count": self.count.tolist(),
-                "probability_sum": self.probability_sum.tolist(),
-                "positive_count": self.positive_count.tolist()}
+        entry = {"bins": len(self.edges) - 1, "count": self.count.tolist(),
+                 "probability_sum": self.probability_sum.tolist(),
+                 "positive_count": self.positive_count.tolist()}
+        if self.patient_counts is not None:
+            entry |= {"patients": list(self.patients),
+                      "patient_counts": self.patient_counts.tolist()}
+        return entry
 
     @classmethod
     def from_json(cls, entry: dict) -> "Reliability":
@@ -110,12 +168,31 @@ class Reliability:
         if any(c.shape != (len(MASK_CHANNELS), bins) for c in counts):
             raise ValueError(f"calibration counts of shapes {[c.shape for c in counts]}: "
                              f"expected ({len(MASK_CHANNELS)}, {bins}) each")
-        return cls(np.linspace(0, 1, bins + 1), *counts)
+        patients, per_patient = tuple(entry.get("patients", ())), None
+        if "patient_counts" in entry:
+            per_patient = np.asarray(entry["patient_counts"], dtype=np.float64)
+            if per_patient.shape != (len(patients), 3, len(MASK_CHANNELS), bins):
+                raise ValueError(f"per-patient calibration counts of shape {per_patient.shape}"
+                                 f": expected ({len(patients)}, 3, {len(MASK_CHANNELS)}, "
+                                 f"{bins}) for {len(patients)} patients")
+        return cls(np.linspace(0, 1, bins + 1), *counts, patients=patients,
+                   patient_counts=per_patient)
 
     @staticmethod
     def _shares(part: np.ndarray, whole: np.ndarray) -> dict[str, float]:
         with np.errstate(invalid="ignore", divide="ignore"):
             return dict(zip(MASK_CHANNELS, np.where(whole > 0, part / whole, np.nan).tolist()))
+
+
+def _calibration_errors(count: np.ndarray, probability_sum: np.ndarray,
+                        positive_count: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """(..., 3) count-weighted mean |mean probability − frequency| over the ``kept`` bins of
+    tallies (..., 3, bins); NaN where no pixel is in them."""
+    count, probability_sum, positive_count = (x[..., kept] for x in
+                                              (count, probability_sum, positive_count))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.abs(np.where(count > 0, (probability_sum - positive_count) / count, 0.0))
+        return (count * gap).sum(axis=-1) / count.sum(axis=-1)
 
 
 def _probability(value: float, name: str) -> float:
@@ -131,7 +208,9 @@ def bin_counts(probs: torch.Tensor, targets: torch.Tensor, bins: int = 10
     Args:
         probs: (N, 3, H, W) probabilities in [0, 1]; targets: (N, 3, H, W) masks of 0s and 1s.
     Returns:
-        three float64 tensors (3, bins) on ``probs``' device.
+        three float64 tensors (3, bins) on ``probs``' device. The counts are exact; on a GPU
+        the probability sums are added atomically, in no set order, and may differ from run
+        to run in their last bits (about 1e-16 of the calibration error).
     """
     if probs.shape != targets.shape or probs.ndim != 4 or probs.shape[1] != 3:
         raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets.shape)} must "
@@ -146,7 +225,7 @@ def bin_counts(probs: torch.Tensor, targets: torch.Tensor, bins: int = 10
     which = (p * bins).long().clamp(max=bins - 1)  # p = 1 in the last bin
     which = (which + bins * torch.arange(channels, device=p.device)[:, None]).flatten()
 
-    def per_bin(weights: torch.Tensor) -> torch.Tensor:  # index_add_: deterministic on a GPU
+    def per_bin(weights: torch.Tensor) -> torch.Tensor:  # index_add_: no wait for the GPU
         totals = torch.zeros(channels * bins, dtype=torch.float64, device=p.device)
         return totals.index_add_(0, which, weights.flatten()).reshape(channels, bins)
 
@@ -170,26 +249,40 @@ def reliability(model: nn.Module, data: Dataset, bins: int = 10, batch_size: int
                 device: torch.device | str | None = None, amp: bool = True) -> Reliability:
     """:class:`Reliability` of ``model``'s probabilities on every pixel of ``data`` (a dataset
     of (image, mask) samples), in one pass, batch by batch; unusable samples are left out and
-    listed in its ``skipped``, as the scores leave them out."""
+    listed in its ``skipped``, as the scores leave them out. A BraTS dataset (which knows
+    each slice's patient) is read one patient's slices at a time, and the bins are kept per
+    patient too (:attr:`Reliability.patient_counts`)."""
     device = resolve_device(device)
     bins = check_bins(bins)
+    check_batch_size(batch_size)
     tally = tally_device(device)
-    totals, skipped = None, []
-    for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
-                                            on_device=tally == device):
+    batches = owners = None
+    if isinstance(data, SliceDataset):  # it knows the patients: cut the batches by patient
+        batches, owners = batches_by_volume(items_by_volume(data), batch_size)
+    by_owner, skipped = {}, []  # {patient (None if unknown): its three tallies}
+    passes = logit_batches(model, data, batch_size, device, amp, on_device=tally == device,
+                           batches=batches)
+    for batch, (logits, masks, bad) in enumerate(passes):
         skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue
         if masks is None:
             raise ValueError("data holds images only: a reliability needs (image, mask) samples")
+        owner = None if owners is None else owners[batch]
         counts = bin_counts(torch.sigmoid(logits), masks, bins)
-        totals = counts if totals is None else tuple(a + b for a, b in zip(totals, counts))
-    if totals is None:
+        so_far = by_owner.get(owner)
+        by_owner[owner] = counts if so_far is None else tuple(a + b for a, b in
+                                                              zip(so_far, counts))
+    if not by_owner:
         raise nothing_to_score(data, skipped)
-    return _as_reliability(totals, bins, skipped)
+    per_owner = torch.stack([torch.stack(counts) for counts in by_owner.values()]).cpu()
+    totals = per_owner.sum(dim=0).numpy()  # (3 tallies, 3, bins)
+    patients = () if owners is None else tuple(by_owner)
+    return Reliability(np.linspace(0, 1, bins + 1), *totals, skipped=tuple(skipped),
+                       patients=patients,
+                       patient_counts=per_owner.numpy() if patients else None)
 
 
-def _as_reliability(counts, bins: int, skipped=()) -> Reliability:
+def _as_reliability(counts, bins: int) -> Reliability:
     count, probability_sum, positive_count = (c.cpu().numpy() for c in counts)
-    return Reliability(np.linspace(0, 1, bins + 1), count, probability_sum, positive_count,
-                       tuple(skipped))
+    return Reliability(np.linspace(0, 1, bins + 1), count, probability_sum, positive_count)

@@ -21,11 +21,12 @@ from torch.utils.data import Dataset
 
 from .config import check_batch_size, check_threshold
 from .data import SliceDataset, SkippedSample
+from .data.base import items_by_volume
 from .data.brats import REGIONS
 from .inference import logit_batches
 from .metrics import to_regions
 from .outlines import OutlineDistances
-from .patients import (_extent, _volume_order, binarized_on_grid, placed_in_volume,
+from .patients import (_extent, binarized_on_grid, placed_in_volume,
                        score_patient, voxel_size)
 from .runtime import resolve_device
 
@@ -97,7 +98,7 @@ def predict_patient(model: nn.Module, dataset: Dataset, volume: int, threshold: 
         stored = dataset.at_stored_size()
         if dataset.image_size is not None:
             dataset = dataset.with_native_masks()
-    order = _volume_order(dataset)
+    order = items_by_volume(dataset)
     if volume not in order:
         raise ValueError(f"volume {volume!r} is not in the dataset: it holds volumes "
                          f"{', '.join(map(str, order))}")

@@ -24,7 +24,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .config import check_batch_size
-from .data import SliceDataset, locate
+from .data import SliceDataset
+from .data.base import batches_by_volume, items_by_volume
 from .data.brats import BRATS_SHAPE_MM, REGIONS
 from .metrics import SegmentationScores, binarize, scores_from_counts, to_regions
 from .outlines import hausdorff95
@@ -134,18 +135,6 @@ class PartialVolumeWarning(UserWarning):
     """A patient was scored in 3-D on some of its slices only (the message says which way)."""
 
 
-def _volume_order(dataset: Dataset) -> dict[int, list[tuple[int, int]]]:
-    """``{volume: [(slice, index), ...]}`` sorted by slice, from the dataset's own lookup."""
-    volumes: dict[int, list[tuple[int, int]]] = {}
-    for index in range(len(dataset)):
-        volume, slice_index = locate(dataset, index)
-        if volume is None:
-            raise ValueError("per-patient scoring needs a BraTS dataset that knows each item's "
-                             "volume and slice (a SliceDataset)")
-        volumes.setdefault(volume, []).append((slice_index, index))
-    return {volume: sorted(entries) for volume, entries in sorted(volumes.items())}
-
-
 def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5,
                       batch_size: int = 32, device: torch.device | str | None = None,
                       amp: bool = True, spacing: tuple[float, float, float] | None = None,
@@ -188,13 +177,8 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     check_batch_size(batch_size)
     if native_size and isinstance(dataset, SliceDataset) and dataset.image_size is not None:
         dataset = dataset.with_native_masks()
-    order = _volume_order(dataset)
-    batches, owners = [], []  # the items of each batch, and the volume they belong to
-    for volume, entries in order.items():
-        indices = [index for _, index in entries]
-        for start in range(0, len(indices), batch_size):
-            batches.append(indices[start:start + batch_size])
-            owners.append(volume)
+    order = items_by_volume(dataset)
+    batches, owners = batches_by_volume(order, batch_size)  # each batch one volume's
     result = PatientScores()
     slice_of = {index: s for entries in order.values() for s, index in entries}
     current = None  # the volume being predicted

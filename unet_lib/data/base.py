@@ -210,3 +210,30 @@ def locate(dataset, index: int) -> tuple[int | None, int]:
     if isinstance(dataset, SliceDataset):
         return dataset.locate(index)
     return None, index
+
+
+def items_by_volume(dataset) -> dict[int, list[tuple[int, int]]]:
+    """``{volume: [(slice, index), ...]}`` sorted by volume and slice, from the dataset's own
+    lookup; a dataset that does not know its items' volumes (not a :class:`SliceDataset`) is
+    refused."""
+    volumes: dict[int, list[tuple[int, int]]] = {}
+    for index in range(len(dataset)):
+        volume, slice_index = locate(dataset, index)
+        if volume is None:
+            raise ValueError("grouping by patient needs a BraTS dataset that knows each item's "
+                             "volume and slice (a SliceDataset)")
+        volumes.setdefault(volume, []).append((slice_index, index))
+    return {volume: sorted(entries) for volume, entries in sorted(volumes.items())}
+
+
+def batches_by_volume(order: dict[int, list[tuple[int, int]]], batch_size: int
+                      ) -> tuple[list[list[int]], list[int]]:
+    """The items of each batch, cut volume by volume from :func:`items_by_volume`'s ``order``
+    (no batch holds two patients), and the volume each batch belongs to."""
+    batches, owners = [], []
+    for volume, entries in order.items():
+        indices = [index for _, index in entries]
+        for start in range(0, len(indices), batch_size):
+            batches.append(indices[start:start + batch_size])
+            owners.append(volume)
+    return batches, owners
