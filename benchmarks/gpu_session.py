@@ -2,7 +2,8 @@
 
 A lent GPU comes for a few minutes at a time (15 minutes of device time a session, a start
 included): this is the one script to run there, from the checkout (``PYTHONPATH`` = the
-checkout; the machine's own PyTorch, h5py, matplotlib and pytest are enough; MONAI is not
+checkout; the machine's own PyTorch, NumPy, SciPy, h5py, tqdm, matplotlib and pytest are
+enough, and the ``env`` step stops the session at once if one is missing; MONAI is not
 needed)::
 
     PYTHONUNBUFFERED=1 python benchmarks/gpu_session.py "$OUT" --budget 560 \
@@ -71,9 +72,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
 #: (step, seconds it needs at least to be worth starting, seconds it may take at most), in
-#: order of need. On one H200 (2026-11-27) tests took 21 s, profile 30 s, reference about
-#: 280 s (its first run stopped at the last model's maps); fit needed more than 120 s.
-STEPS = [("env", 5, 30), ("tests", 30, 90), ("reference", 120, 420), ("fit", 60, 200),
+#: order of need. On one H200 (2026-11-27) tests took 21 s (3 tests then; 12 now, about a
+#: dozen fit() calls: 45 to 75 s expected), profile 30 s, reference about 280 s (its first
+#: run stopped at the last model's maps); fit needed more than 120 s.
+STEPS = [("env", 5, 30), ("tests", 30, 150), ("reference", 120, 420), ("fit", 60, 200),
          ("bench", 40, 220), ("profile", 45, 75)]
 
 MODELS = ("classic", "improved", "attention")
@@ -130,6 +132,15 @@ def step_env(out: Path, tiny: bool, work: Path) -> None:
         subprocess.run(["nvidia-smi"], check=False)
     # the loaders' readers pass batches through /dev/shm: missing or small, fewer readers
     subprocess.run(["df", "-h", "/dev/shm"], check=False)
+    missing = []  # what the later steps import: fit() its progress bar, HD95 scipy
+    for module in ("numpy", "scipy", "h5py", "tqdm", "matplotlib", "pytest"):
+        try:
+            print(module, __import__(module).__version__)
+        except ImportError:
+            missing.append(module)
+    if missing:  # found now, not after the reference's first model has trained
+        print(f"missing: {', '.join(missing)}: install them (pip install ...) and start again")
+        raise SystemExit(4)
     if not tiny and not torch.cuda.is_available():  # the other steps would run on the CPU,
         print("no CUDA GPU: the session stops here")  # at full size, and report CPU figures
         raise SystemExit(3)
@@ -140,6 +151,7 @@ def step_tests(out: Path, tiny: bool, work: Path) -> None:
     # each test named as it ends, a stuck one's traceback after 60 s: a step stopped at its
     # limit still says which test ran and where
     result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-rfEs", "--tb=short",
+                             "--durations=0",
                              "-p", "no:cacheprovider", "-o", "faulthandler_timeout=60",
                              str(ROOT / "tests" / "test_cuda.py")], cwd=ROOT,
                             preexec_fn=_die_with_parent)

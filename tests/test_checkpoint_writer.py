@@ -101,3 +101,17 @@ def test_one_save_writes_several_files_in_order(tmp_path):
         writer.save([tmp_path / "best.pt", tmp_path / "last.pt"], model, epoch=4)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 4
     assert read_checkpoint(tmp_path / "last.pt")["epoch"] == 4
+
+
+def test_a_model_compiled_by_its_user_is_saved_as_the_u_net_it_wraps(tmp_path):
+    from unet_lib.checkpoint import checkpoint_payload, model_from_checkpoint, write_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4)
+    compiled = torch.compile(model)  # wraps it; nothing is compiled until it is called
+    payload = checkpoint_payload(compiled, epoch=1)
+    assert not any(key.startswith("_orig_mod.") for key in payload["model_state"])
+    write_checkpoint(tmp_path / "best.pt", payload)
+    back = model_from_checkpoint(read_checkpoint(tmp_path / "best.pt"))
+    for name, weight in model.state_dict().items():
+        assert torch.equal(back.state_dict()[name], weight)

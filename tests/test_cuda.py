@@ -212,8 +212,10 @@ def what_the_chapters_compute(model, dataset, device) -> None:
     """Chapters 6-8's calls on ``device`` with ``model`` loaded on the CPU, as the course loads
     it: each must leave the model on the CPU and bring its results back to the CPU."""
     from unet_lib.attention import attention_contrast
+    from unet_lib.calibration import reliability
     from unet_lib.inference import threshold_sweep
     from unet_lib.patients import evaluate_patients
+    from unet_lib.segment import labels_from_probabilities
 
     inside, outside = attention_contrast(model, dataset, [0, 1, 2], batch_size=2, device=device)
     assert len(inside) == len(outside) == 4  # one per gate
@@ -221,6 +223,11 @@ def what_the_chapters_compute(model, dataset, device) -> None:
     assert sorted(sweep) == [0.3, 0.5] and set(sweep[0.5]["dice"]) >= {"WT", "TC", "ET"}
     patients = evaluate_patients(model, dataset, batch_size=4, device=device)
     assert len(patients.rows) == len(dataset.volumes)
+    binned = reliability(model, dataset, batch_size=4, device=device)  # chapter 7's diagram
+    assert binned.patients == tuple(sorted(dataset.volumes))
+    assert binned.count.sum() == 3 * len(dataset) * dataset[0][1][0].numel()
+    probs = torch.rand(3, 2, 8, 8, device=device)  # chapter 7's label map, from a GPU's output
+    assert (labels_from_probabilities(probs) == labels_from_probabilities(probs.cpu())).all()
     assert next(model.parameters()).device.type == "cpu"
 
 

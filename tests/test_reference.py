@@ -165,3 +165,28 @@ def test_the_book_gives_a_bundle_s_own_account_of_its_run(tmp_path):
     assert bundle_account(tmp_path / "nowhere") == ""
     # every committed bundle says what it is
     assert all(bundle_account(folder) for folder, _, _ in reference_bundles())
+
+
+def test_a_failed_extra_leaves_the_bundle_written_with_the_models_scores(tmp_path,
+                                                                         monkeypatch):
+    from unet_lib import reference
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the GPU fell over")
+
+    monkeypatch.setattr(reference, "reliability", broken)
+    monkeypatch.setattr(reference, "attention_maps", broken)
+    sizes = dict(n_volumes=4, n_slices=6, image_size=32, epochs=1, base_filters=4,
+                 batch_size=4)
+    with pytest.warns(RuntimeWarning, match="the attention U-Net's attention maps failed "
+                                            r"\(RuntimeError: the GPU fell over\)"):
+        reference.run_reference(tmp_path / "out", scale="quick", work=tmp_path / "work",
+                                models=("classic", "attention"), progress=False, **sizes)
+    bundle, showcase = read_reference(tmp_path / "out")
+    assert bundle["complete"] is True and set(bundle["models"]) == {"classic", "attention"}
+    for name, entry in bundle["models"].items():
+        assert "calibration" not in entry and entry["test"]["all_pixels"]["dice"]
+        assert entry["failed"]["calibration"] == "RuntimeError: the GPU fell over"
+    assert set(bundle["models"]["attention"]["failed"]) == {"attention maps", "calibration"}
+    assert "probs_attention" in showcase and "attention_attention_0" not in showcase
+    assert reference_reliability(bundle) == {}

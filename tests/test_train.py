@@ -651,3 +651,19 @@ def test_a_loaded_model_fine_tuned_at_another_size_is_known_at_the_new_size(data
         warnings.simplefilter("error", TrainedSizeWarning)  # validation at the new size
         fit(model, *tiny(datasets), TrainConfig.quick(epochs=1, batch_size=8), progress=False)
     assert model.trained_image_size == side
+
+
+def test_copies_go_without_waiting_only_onto_a_gpu(monkeypatch):
+    from unet_lib.runtime import moved
+
+    asked = []
+
+    def recorded_to(tensor, device, non_blocking=False, memory_format=None):
+        asked.append((torch.device(device).type, non_blocking))
+        return tensor
+
+    monkeypatch.setattr(torch.Tensor, "to", recorded_to)
+    batch = torch.zeros(2, 4, 8, 8)
+    moved(batch, torch.device("cuda"))  # onto the GPU: its stream orders the copy
+    moved(batch, torch.device("cpu"))  # back to the host: the CPU must wait for the bytes
+    assert asked == [("cuda", True), ("cpu", False)]

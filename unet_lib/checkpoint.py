@@ -109,7 +109,8 @@ def check_checkpointable(model) -> None:
 def checkpoint_payload(model: UNet, **state: Any) -> dict:
     """The dict a checkpoint file holds: ``format``, ``model_class``, ``hparams``,
     ``model_state`` and ``state``, as plain data (:func:`plain`). Its tensors are the model's
-    own, not copies."""
+    own, not copies. A compiled model is saved as the U-Net it wraps (no ``_orig_mod.``)."""
+    model = getattr(model, "_orig_mod", model)
     return plain({"format": FORMAT, "model_class": model.preset_name,
                   "hparams": dict(model.hparams), "model_state": model.state_dict(), **state})
 

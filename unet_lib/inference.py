@@ -21,7 +21,7 @@ from .data.base import resize_mask
 from .data.samples import BraTSDataError, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentBatches, ResidentSlices
-from .runtime import (autocast, layout_of, resolve_device, tally_device,
+from .runtime import (autocast, layout_of, moved, resolve_device, tally_device,
                       tuned_for_full_batches)
 from .sampling import scoring_workers
 
@@ -95,9 +95,9 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
             warn_other_size(learnt, tuple(images.shape[-2:]))
             learnt = None  # once per pass
         with tuned_for_full_batches(len(images), batch_size), autocast(device, amp):
-            logits = model(images.to(device, non_blocking=True, memory_format=layout))
+            logits = model(moved(images, device, layout))
         if masks is not None:
-            masks = masks.to(landing, non_blocking=True)
+            masks = moved(masks, landing)
         yield logits.float().to(landing), masks, skipped
 
 

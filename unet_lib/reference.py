@@ -7,7 +7,8 @@ models finished, the seconds spent making the data and holding it on the device
 (``"stages"``), and per model its history, its kept epoch, its held-out test scores, the
 reliability bins of its test pixels at the model's image size (``"calibration"``,
 :mod:`unet_lib.calibration`; the scores are on the data's own grid) and its
-seconds of training (checkpoints included) and of scoring — and
+seconds of training (checkpoints included) and of scoring (an extra that failed — the
+calibration, the attention maps — is left out and its error kept under ``"failed"``) — and
 ``DIR/showcase.npz``: a few test slices with each model's probabilities and the Attention
 U-Net's maps (float16, compressed), so that a reader without a GPU sees what the slides'
 configuration does.
@@ -22,6 +23,7 @@ import json
 import platform
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -128,15 +130,19 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
                                         f"{locate(test, i)[1]}" for i in shown])
         images = torch.from_numpy(arrays["images"]).float()
         arrays[f"probs_{name}"] = predict(model, images).half().numpy()
-        if model.attention:
-            for level, alpha in enumerate(attention_maps(model, images)):
-                arrays[f"attention_{name}_{level}"] = alpha.half().numpy()
+        failed = {}  # the extras that failed: the model's scores are kept without them
+        maps = or_failure(failed, "attention maps", name, lambda: attention_maps(model, images)
+                          ) if model.attention else None
+        for level, alpha in enumerate(maps or ()):
+            arrays[f"attention_{name}_{level}"] = alpha.half().numpy()
         entries[name] = {"best_epoch": int(best["epoch"]), "seconds": seconds,
-                         "history": history,
-                         "test": held_out_scores(run, model),
-                         "calibration": reliability(  # the test pixels' reliability bins
-                             model, test, batch_size=recipe.config.batch_size,
-                             amp=recipe.config.amp).to_json()}
+                         "history": history, "test": held_out_scores(run, model)}
+        binned = or_failure(failed, "calibration", name, lambda: reliability(
+            model, test, batch_size=recipe.config.batch_size, amp=recipe.config.amp))
+        if binned is not None:  # the test pixels' reliability bins, per patient too
+            entries[name]["calibration"] = binned.to_json()
+        if failed:
+            entries[name]["failed"] = failed
         entries[name]["scoring_seconds"] = time.perf_counter() - clock
         bundle = {"scale": scale, "date": datetime.date.today().isoformat(),
                   "commit": commit(), "machine": machine(),
@@ -149,6 +155,19 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         path = runfolder.write_text_atomic(out / BUNDLE, json.dumps(bundle, indent=1,
                                                                     default=json_plain))
     return path
+
+
+def or_failure(failed: dict, what: str, model: str, work):
+    """``work()``, or ``None`` if it raises: the error is kept as ``failed[what]`` and said in
+    a warning, so that one picture's failure does not cost the bundle a model trained for
+    minutes (its history and scores)."""
+    try:
+        return work()
+    except Exception as error:  # noqa: BLE001 - any failure of an extra; the run goes on
+        failed[what] = f"{type(error).__name__}: {error}"
+        warnings.warn(f"reference: the {model} U-Net's {what} failed ({failed[what]}); its "
+                      f"entry is written without them", RuntimeWarning, stacklevel=2)
+        return None
 
 
 def check_work_folder(work: Path) -> None:

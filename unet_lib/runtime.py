@@ -121,6 +121,14 @@ def layout_of(model: nn.Module) -> torch.memory_format:
     return torch.contiguous_format
 
 
+def moved(tensor: torch.Tensor, device: torch.device,
+          memory_format: torch.memory_format = torch.preserve_format) -> torch.Tensor:
+    """``tensor`` on ``device``, copied without waiting only onto a CUDA GPU: there the
+    GPU's own stream orders the copy before whatever uses it. A copy from a GPU to the CPU
+    that did not wait would hand the CPU a buffer still being filled."""
+    return tensor.to(device, non_blocking=device.type == "cuda", memory_format=memory_format)
+
+
 def tally_device(device: torch.device) -> torch.device:
     """Where running sums (losses, Dice counts) are kept, in float64: on a CUDA GPU itself, so
     that adding to them never makes the CPU wait for the GPU; elsewhere on the CPU (Apple's

@@ -43,7 +43,7 @@ def labels_from_probabilities(probs: torch.Tensor, threshold: float = 0.5) -> np
     regions ET ⊂ TC ⊂ WT: the map's regions are those of the cut channels, voxel for voxel.
     """
     check_threshold(threshold)  # 50 would write empty maps, -0.5 all ET
-    probs = torch.as_tensor(probs, dtype=torch.float32)
+    probs = torch.as_tensor(probs, dtype=torch.float32).cpu()  # a GPU's too: the map is NumPy
     if probs.shape[0] != len(CHANNEL_LABELS):
         raise ValueError(f"expected 3 channels (NCR/NET, ED, ET) first, got shape "
                          f"{tuple(probs.shape)}")

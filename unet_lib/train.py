@@ -37,7 +37,7 @@ from .metrics import regions_mean_dice
 from .progress import epoch_line, progress_bar, write_history, write_line
 from .resume import RESUME_FIXED, RunStart, restore_best, resume_from, rng_state
 from .runtime import (autocast, autocast_dtype, compile_model, cudnn_autotuning, memory_format,
-                      pick_device, seed_everything, tally_device, tuned_for_full_batches)
+                      moved, pick_device, seed_everything, tally_device, tuned_for_full_batches)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
 from .schedule import decay_after_epoch, make_optimizer, make_scheduler, warm_up
 
@@ -249,8 +249,8 @@ def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
             continue
         if images is None:  # under torchrun every process steps: this one adds nothing
             images, masks = steps.spare or distributed.blank_batch(config.image_size)
-        images = images.to(steps.device, non_blocking=True, memory_format=steps.layout)
-        masks = masks.to(steps.device, non_blocking=True)
+        images = moved(images, steps.device, steps.layout)
+        masks = moved(masks, steps.device)
         steps.spare = images, masks
         if epoch < config.warmup_epochs:  # linear warm-up, step by step
             warm_up(optimizer, rate, epoch * len(steps.loader) + step,
