@@ -295,3 +295,27 @@ def test_two_models_are_compared_on_the_same_patients_drawn_for_both():
                         patients=(3, 9), patient_counts=other.patient_counts)
     with pytest.raises(ValueError, match=r"other patients \(\[3, 7\] and \[3, 9\]\)"):
         calibration_difference_band(first, other)
+
+
+def test_the_chapters_table_and_reading_say_what_the_bins_hold():
+    from unet_course.calibration_pictures import calibration_reading, calibration_table
+
+    # NCR/NET only: 20 pixels at 0.55 (first) or 0.65 (second), half of them in the channel
+    # over the two patients; the other channels are predicted 0 everywhere, with no tumour
+    first, second = _two_patients(2, 8), _two_patients(2, 8, probability=0.65)
+    table = calibration_table({"first": first, "second": second}, cut=0.1, level=0.9)
+    lines = table.splitlines()
+    assert "ECE, p ≥ 0.1" in lines[0] and "its 90 % band" in lines[0]
+    first_row = [cell.strip() for cell in lines[2].strip("|").split("|")]
+    # ECE |0.55 - 0.5|; the band over patients 0.2 and 0.8: |0.55 - 0.8| to |0.55 - 0.2|;
+    # none of its pixels missed (all 0.55), all of them undecided (between 0.1 and 0.9)
+    assert first_row == ["first", "NCR/NET", "0.050", "0.050 to 0.350", "0.000", "1.000"]
+    words = calibration_reading(("first", first), ("second", second),
+                                {"NCR/NET": (-0.1, 0.1), "ED": (0.01, 0.2),
+                                 "ET": (-0.3, -0.02)})
+    assert "the first model's probabilities from 0.1 up are the closer" in words[
+        "calibration_reading"] and "(ECE 0.050 against 0.150" in words["calibration_reading"]
+    assert words["calibration_difference"].startswith("−0.100 and +0.100 for NCR/NET, ")
+    assert words["calibration_settled"] == "excludes 0 for ED and ET only"
+    assert calibration_reading(("first", first), ("second", second), {
+        "NCR/NET": (-0.1, 0.1)})["calibration_settled"].startswith("holds 0 in every channel")

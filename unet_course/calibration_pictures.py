@@ -1,6 +1,7 @@
 """Chapter 7: do a model's probabilities mean what they say? Reliability diagrams of several
 models (:class:`unet_lib.calibration.Reliability`), one panel per channel, with the pixels
-each bin holds under them."""
+each bin holds under them (:func:`show_reliability`); the table of their calibration errors
+(:func:`calibration_table`) and what the run says in words (:func:`calibration_reading`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from matplotlib.figure import Figure
 
 from unet_lib.calibration import Reliability
 from unet_lib.data.brats import MASK_CHANNELS
+from unet_lib.summary import markdown_table
 
 #: each model's line: markers and line styles differ, not only colours
 STYLES = ({"marker": "o", "ls": "-"}, {"marker": "s", "ls": "--"}, {"marker": "^", "ls": "-."})
@@ -51,8 +53,65 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
     if band is not None and any(len(found.patients) >= 2 for found in by_name.values()):
         title = (f"{title}\n" if title else "") + (
-            f"bars: where {band:.0%} of a bin's frequencies fall when the patients are drawn "
+            f"bars: where {band * 100:g} % of a bin's frequencies fall when the patients are drawn "
             f"again (bootstrap)")
     if title:
         fig.suptitle(title)
     return fig
+
+
+def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: float = 0.9
+                      ) -> str:
+    """A Markdown table, one row per model and channel: the calibration error of the pixels
+    predicted ``cut`` or more (the background's near-zero pixels would swamp it), its central
+    ``level`` band over the patients resampled (where the bins were kept per patient), the
+    channel's pixels given less than ``cut`` (what the cut leaves out: missed with
+    confidence) and, of the pixels predicted ``cut`` or more, the share left below
+    ``1 - cut`` (undecided)."""
+    ece, band = f"ECE, p ≥ {cut:g}", f"its {level * 100:g} % band"
+    missed, undecided = f"missed: given < {cut:g}", f"undecided: {cut:g} to {1 - cut:g}"
+    rows = []
+    for name, found in by_name.items():
+        bands = found.calibration_error_band(cut, level) if len(found.patients) >= 2 else {}
+        for channel in found.channels:
+            rows.append({"model": name, "channel": channel,
+                         ece: found.calibration_error(cut)[channel],
+                         band: "{:.3f} to {:.3f}".format(*bands[channel]) if bands else "–",
+                         missed: found.missed_share(cut)[channel],
+                         undecided: found.undecided_share(cut, 1 - cut)[channel]})
+    return markdown_table(rows, formats={ece: ".3f", missed: ".3f", undecided: ".3f"})
+
+
+def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Reliability],
+                        difference: dict[str, tuple[float, float]], cut: float = 0.1
+                        ) -> dict[str, str]:
+    """What two models' calibration says, in words for the chapter's text (its glue names):
+    ``"calibration_reading"``, which is the closer to frequencies from ``cut`` up and how many
+    pixels each leaves undecided or misses (means over the three channels);
+    ``"calibration_difference"``, ``difference``'s interval per channel
+    (:func:`~unet_lib.calibration_bootstrap.calibration_difference_band` of ``second`` minus
+    ``first``); ``"calibration_settled"``, whether it holds 0."""
+    def mean(found: Reliability, measure: str) -> float:  # over the three channels
+        values = {"ece": found.calibration_error(cut), "missed": found.missed_share(cut),
+                  "undecided": found.undecided_share(cut, 1 - cut)}[measure]
+        return float(np.nanmean(list(values.values())))
+
+    (name_a, a), (name_b, b) = first, second
+    closer, further = sorted((first, second), key=lambda item: mean(item[1], "ece"))
+    settled = [channel for channel, (low, high) in difference.items() if low > 0 or high < 0]
+    return {
+        "calibration_reading":
+            f"the {closer[0]} model's probabilities from {cut:g} up are the closer to "
+            f"frequencies (ECE {mean(closer[1], 'ece'):.3f} against "
+            f"{mean(further[1], 'ece'):.3f}, the mean over the three channels); with "
+            f"{name_b}, {mean(b, 'undecided'):.2f} of the pixels from {cut:g} up are left "
+            f"between {cut:g} and {1 - cut:g} ({name_a}: {mean(a, 'undecided'):.2f}), and "
+            f"{mean(b, 'missed'):.2f} of a channel's pixels are given less than {cut:g} "
+            f"({name_a}: {mean(a, 'missed'):.2f})",
+        "calibration_difference": ", ".join(
+            f"{low:+.3f} and {high:+.3f} for {channel}".replace("-", "−")
+            for channel, (low, high) in difference.items()),
+        "calibration_settled":
+            "holds 0 in every channel: these patients cannot order the two models"
+            if not settled else "excludes 0 in every channel" if len(settled) == len(difference)
+            else f"excludes 0 for {' and '.join(settled)} only"}
