@@ -282,14 +282,16 @@ def test_the_figure_bars_each_point_with_its_band_over_patients():
 def test_two_models_are_compared_on_the_same_patients_drawn_for_both():
     from unet_lib.calibration_bootstrap import calibration_difference_band
 
-    # the same two patients (frequencies 0.2 and 0.8), one model saying 0.55, one 0.65.
-    # Its errors minus the first's: both of patient 1, 0.45 - 0.35; both of patient 2,
-    # 0.15 - 0.25; one of each (0.5), 0.15 - 0.05: +0.1 in three draws of four, -0.1 in one
-    first, second = _two_patients(2, 8), _two_patients(2, 8, probability=0.65)
-    band = calibration_difference_band(first, second, 0.1, level=0.9, resamples=4000)
-    assert band["NCR/NET"] == (pytest.approx(-0.1), pytest.approx(0.1))
-    band = calibration_difference_band(first, second, 0.1, level=0.4, resamples=4000)
-    assert band["NCR/NET"] == (pytest.approx(0.1), pytest.approx(0.1))  # 30th to 70th
+    # the same two patients (frequencies 0.2 and 0.8), one model saying 0.65, one 0.55.
+    # The first's errors minus the second's: both of patient 1, 0.45 - 0.35; both of patient
+    # 2, 0.15 - 0.25; one of each (0.5), 0.15 - 0.05: +0.1 in three draws of four, -0.1 in one
+    first, second = _two_patients(2, 8, probability=0.65), _two_patients(2, 8)
+    found = calibration_difference_band(first, second, 0.1, level=0.9, resamples=4000)
+    assert found["NCR/NET"] == {"difference": pytest.approx(0.1), "low": pytest.approx(-0.1),
+                                "high": pytest.approx(0.1)}
+    found = calibration_difference_band(first, second, 0.1, level=0.4, resamples=4000)
+    assert (found["NCR/NET"]["low"], found["NCR/NET"]["high"]) == (pytest.approx(0.1),
+                                                                   pytest.approx(0.1))
     other = _two_patients(2, 8)
     other = type(other)(other.edges, other.count, other.probability_sum, other.positive_count,
                         patients=(3, 9), patient_counts=other.patient_counts)
@@ -305,17 +307,58 @@ def test_the_chapters_table_and_reading_say_what_the_bins_hold():
     first, second = _two_patients(2, 8), _two_patients(2, 8, probability=0.65)
     table = calibration_table({"first": first, "second": second}, cut=0.1, level=0.9)
     lines = table.splitlines()
-    assert "ECE, p ≥ 0.1" in lines[0] and "its 90 % band" in lines[0]
+    assert "ECE, p ≥ 0.1" in lines[0] and "ECE of redrawn patients, 90 %" in lines[0]
     first_row = [cell.strip() for cell in lines[2].strip("|").split("|")]
     # ECE |0.55 - 0.5|; the band over patients 0.2 and 0.8: |0.55 - 0.8| to |0.55 - 0.2|;
     # none of its pixels missed (all 0.55), all of them undecided (between 0.1 and 0.9)
     assert first_row == ["first", "NCR/NET", "0.050", "0.050 to 0.350", "0.000", "1.000"]
     words = calibration_reading(("first", first), ("second", second),
-                                {"NCR/NET": (-0.1, 0.1), "ED": (0.01, 0.2),
-                                 "ET": (-0.3, -0.02)})
+                                {"NCR/NET": {"low": -0.1, "high": 0.1},
+                                 "ED": {"low": 0.01, "high": 0.2},
+                                 "ET": {"low": -0.3, "high": -0.02}})
     assert "the first model's probabilities from 0.1 up are the closer" in words[
         "calibration_reading"] and "(ECE 0.050 against 0.150" in words["calibration_reading"]
     assert words["calibration_difference"].startswith("−0.100 and +0.100 for NCR/NET, ")
     assert words["calibration_settled"] == "excludes 0 for ED and ET only"
     assert calibration_reading(("first", first), ("second", second), {
-        "NCR/NET": (-0.1, 0.1)})["calibration_settled"].startswith("holds 0 in every channel")
+        "NCR/NET": {"low": -0.1, "high": 0.1}})["calibration_settled"].startswith(
+        "holds 0 in every channel")
+
+
+def test_patients_are_pooled_by_their_pixels_not_averaged_and_each_bin_drawn_alike():
+    from unet_lib.calibration import Reliability
+
+    # patient A: 10 pixels at 0.55 of which 2 in the channel, 10 at 0.95 all in it;
+    # patient B: 30 pixels at 0.55 of which 24 in it, none at 0.95. A draw of one of each
+    # pools 26 of 40 (0.65) in the 0.55 bin, where averaging the two would give 0.5
+    def patient(values, in_channel):
+        return reliability_of(_pixels(values), _pixels(in_channel))
+
+    a = patient([0.55] * 10 + [0.95] * 10, [1] * 2 + [0] * 8 + [1] * 10)
+    b = patient([0.55] * 30, [1] * 24 + [0] * 6)
+    per_patient = np.array([[p.count, p.probability_sum, p.positive_count] for p in (a, b)])
+    both = Reliability(a.edges, *per_patient.sum(axis=0), patients=(1, 2),
+                       patient_counts=per_patient)
+    assert both.frequency[0, 5] == pytest.approx(26 / 40)
+    low, high = both.frequency_band(level=0.3, resamples=4000)  # 35th to 65th percentile
+    assert (low[0, 5], high[0, 5]) == (pytest.approx(0.65), pytest.approx(0.65))
+    low, high = both.frequency_band(level=0.9, resamples=4000)
+    assert (low[0, 5], high[0, 5]) == (pytest.approx(0.2), pytest.approx(0.8))
+    # the 0.95 bin holds patient A's pixels only: every draw that fills it says 1.0, a band
+    # of no width that would read as certainty, so it has none
+    assert both.patients_per_bin[0].tolist() == [0, 0, 0, 0, 0, 2, 0, 0, 0, 1]
+    assert np.isnan(low[0, 9]) and np.isnan(high[0, 9])
+
+
+def test_a_dataset_that_does_not_tell_the_patients_is_binned_as_a_whole(datasets):
+    from unet_lib.calibration import Reliability
+
+    _, val_set = datasets
+    model = build_model("classic", base_filters=4).eval()
+    found = reliability(model, torch.utils.data.Subset(val_set, range(6)), device="cpu",
+                        amp=False)
+    assert found.patients == () and found.patient_counts is None
+    assert found.patients_per_bin.sum() == 0
+    with pytest.raises(ValueError, match="patient_counts holds 2 patients' bins for 1"):
+        Reliability(found.edges, found.count, found.probability_sum, found.positive_count,
+                    patients=(4,), patient_counts=np.zeros((2, 3, 3, 10)))

@@ -667,3 +667,22 @@ def test_copies_go_without_waiting_only_onto_a_gpu(monkeypatch):
     moved(batch, torch.device("cuda"))  # onto the GPU: its stream orders the copy
     moved(batch, torch.device("cpu"))  # back to the host: the CPU must wait for the bytes
     assert asked == [("cuda", True), ("cpu", False)]
+
+
+def test_a_model_its_user_compiled_trains_checkpoints_and_resumes(datasets, tmp_path):
+    # torch.compile with the eager backend: dynamo wraps the model (its state_dict's names
+    # then start with _orig_mod.) without needing a C++ compiler
+    train_set, val_set = (torch.utils.data.Subset(d, range(8)) for d in datasets)
+    config = TrainConfig.quick(epochs=1, batch_size=4, base_filters=4)
+    torch.manual_seed(0)
+    first = torch.compile(build_model("classic", base_filters=4), backend="eager")
+    fit(first, train_set, val_set, config, checkpoint_dir=tmp_path, progress=False)
+    torch.manual_seed(1)  # other starting weights: the resume must replace them
+    second = torch.compile(build_model("classic", base_filters=4), backend="eager")
+    history = fit(second, train_set, val_set, dataclasses.replace(config, epochs=2),
+                  checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert history["epoch"] == [1, 2]
+    from unet_lib.checkpoint import read_checkpoint
+
+    saved = read_checkpoint(tmp_path / "last.pt")["model_state"]
+    assert not any(name.startswith("_orig_mod.") for name in saved)

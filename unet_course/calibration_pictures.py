@@ -26,7 +26,8 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
     are left out of the top row, the line broken there: a share of a handful of pixels says
     little. Where a model's bins are kept per patient (two or more), each point carries a
     vertical bar: the central ``band`` interval of its frequency over the patients
-    resampled (:meth:`Reliability.frequency_band`; ``None``: no bars)."""
+    resampled (:meth:`Reliability.frequency_band`; ``None``: no bars); a point whose pixels
+    come from one patient has none."""
     if not by_name or len(by_name) > len(STYLES):
         raise ValueError(f"give 1 to {len(STYLES)} models to compare, got {len(by_name)}")
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.4), sharex=True, layout="constrained",
@@ -39,10 +40,10 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
             x = np.where(shown, found.mean_probability[c], np.nan)
             y = np.where(shown, found.frequency[c], np.nan)
             colour = top.plot(x, y, label=name, **style)[0].get_color()
-            if band is not None and len(found.patients) >= 2:
-                low, high = (end[c] for end in found.frequency_band(band))
-                top.errorbar(x, y, yerr=np.abs([y - low, high - y]), fmt="none", ecolor=colour,
-                             elinewidth=1, capsize=2, alpha=0.7)
+            if band is not None and len(found.patients) >= 2:  # NaN: no bar
+                low, high = (np.where(shown, end[c], np.nan)
+                             for end in found.frequency_band(band))
+                top.vlines(x, low, high, colors=colour, lw=1, alpha=0.7)
             bottom.stairs(np.maximum(found.count[c], 0.5), found.edges, color=colour,
                           ls=style["ls"])
         top.set(title=channel, xlim=(0, 1), ylim=(0, 1), aspect="equal")
@@ -63,12 +64,13 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
 def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: float = 0.9
                       ) -> str:
     """A Markdown table, one row per model and channel: the calibration error of the pixels
-    predicted ``cut`` or more (the background's near-zero pixels would swamp it), its central
-    ``level`` band over the patients resampled (where the bins were kept per patient), the
+    predicted ``cut`` or more (the background's near-zero pixels would swamp it), the central
+    ``level`` interval of it over the patients resampled (where the bins were kept per
+    patient; it leans high, :meth:`~Reliability.calibration_error_band`), the
     channel's pixels given less than ``cut`` (what the cut leaves out: missed with
     confidence) and, of the pixels predicted ``cut`` or more, the share left below
     ``1 - cut`` (undecided)."""
-    ece, band = f"ECE, p ≥ {cut:g}", f"its {level * 100:g} % band"
+    ece, band = f"ECE, p ≥ {cut:g}", f"ECE of redrawn patients, {level * 100:g} %"
     missed, undecided = f"missed: given < {cut:g}", f"undecided: {cut:g} to {1 - cut:g}"
     rows = []
     for name, found in by_name.items():
@@ -83,14 +85,14 @@ def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: 
 
 
 def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Reliability],
-                        difference: dict[str, tuple[float, float]], cut: float = 0.1
+                        difference: dict[str, dict[str, float]], cut: float = 0.1
                         ) -> dict[str, str]:
     """What two models' calibration says, in words for the chapter's text (its glue names):
     ``"calibration_reading"``, which is the closer to frequencies from ``cut`` up and how many
-    pixels each leaves undecided or misses (means over the three channels);
-    ``"calibration_difference"``, ``difference``'s interval per channel
-    (:func:`~unet_lib.calibration_bootstrap.calibration_difference_band` of ``second`` minus
-    ``first``); ``"calibration_settled"``, whether it holds 0."""
+    pixels ``second`` and ``first`` leave undecided or miss (means over the three channels);
+    ``"calibration_difference"``, the interval of ``difference`` per channel (what
+    :func:`~unet_lib.calibration_bootstrap.calibration_difference_band` returns);
+    ``"calibration_settled"``, whether they hold 0."""
     def mean(found: Reliability, measure: str) -> float:  # over the three channels
         values = {"ece": found.calibration_error(cut), "missed": found.missed_share(cut),
                   "undecided": found.undecided_share(cut, 1 - cut)}[measure]
@@ -98,7 +100,8 @@ def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Relia
 
     (name_a, a), (name_b, b) = first, second
     closer, further = sorted((first, second), key=lambda item: mean(item[1], "ece"))
-    settled = [channel for channel, (low, high) in difference.items() if low > 0 or high < 0]
+    settled = [channel for channel, found in difference.items()
+               if found["low"] > 0 or found["high"] < 0]
     return {
         "calibration_reading":
             f"the {closer[0]} model's probabilities from {cut:g} up are the closer to "
@@ -109,8 +112,8 @@ def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Relia
             f"{mean(b, 'missed'):.2f} of a channel's pixels are given less than {cut:g} "
             f"({name_a}: {mean(a, 'missed'):.2f})",
         "calibration_difference": ", ".join(
-            f"{low:+.3f} and {high:+.3f} for {channel}".replace("-", "−")
-            for channel, (low, high) in difference.items()),
+            f"{found['low']:+.3f} and {found['high']:+.3f} for {channel}".replace("-", "−")
+            for channel, found in difference.items()),
         "calibration_settled":
             "holds 0 in every channel: these patients cannot order the two models"
             if not settled else "excludes 0 in every channel" if len(settled) == len(difference)

@@ -60,6 +60,19 @@ class Reliability:
     patients: tuple = ()
     patient_counts: np.ndarray | None = None
 
+    def __post_init__(self):
+        if self.patient_counts is not None and len(self.patient_counts) != len(self.patients):
+            raise ValueError(f"patient_counts holds {len(self.patient_counts)} patients' bins "
+                             f"for {len(self.patients)} patients named")
+
+    @property
+    def patients_per_bin(self) -> np.ndarray:
+        """(3, bins) how many patients have pixels in each bin (0s where not kept per
+        patient)."""
+        if self.patient_counts is None:
+            return np.zeros_like(self.count, dtype=np.int64)
+        return (self.patient_counts[:, 0] > 0).sum(axis=0)
+
     @property
     def channels(self) -> tuple[str, ...]:
         """The channels' names, in the rows' order: NCR/NET, ED, ET."""
@@ -90,8 +103,11 @@ class Reliability:
                                ) -> dict[str, tuple[float, float]]:
         """Per channel, the central ``level`` interval of :meth:`calibration_error` over
         ``resamples`` draws of as many patients as were binned, with replacement (a
-        percentile bootstrap over patients). With four patients there are only 35 different
-        draws: the band is rough, and still more honest than none."""
+        percentile bootstrap over patients; draws whose patients have no pixel from
+        ``from_probability`` up are left out). It shows how far the error moves with other
+        patients, but is not centred on it: an error is never negative, and each redrawn set
+        of patients brings gaps of its own, so the draws lean high. With four patients there
+        are only 35 different draws: the band is rough, and still more honest than none."""
         return by_channel(self.calibration_error_draws(from_probability, resamples, seed),
                           level)
 
@@ -108,11 +124,15 @@ class Reliability:
     def frequency_band(self, level: float = 0.9, resamples: int = 2000, seed: int = 0
                        ) -> tuple[np.ndarray, np.ndarray]:
         """(3, bins) low and high ends of the central ``level`` interval of each bin's
-        :attr:`frequency` over ``resamples`` bootstrap draws of the patients (NaN where a
-        bin is empty in every draw)."""
+        :attr:`frequency` over ``resamples`` bootstrap draws of the patients. NaN where fewer
+        than two patients have pixels in the bin: every draw that fills it would give the one
+        patient's frequency, a band of no width that would read as certainty."""
         count, _, positive_count = self._resampled(resamples, seed)
         with np.errstate(invalid="ignore", divide="ignore"):
-            return central_interval(np.where(count > 0, positive_count / count, np.nan), level)
+            low, high = central_interval(np.where(count > 0, positive_count / count, np.nan),
+                                         level)
+        few = self.patients_per_bin < 2
+        return np.where(few, np.nan, low), np.where(few, np.nan, high)
 
     def _resampled(self, resamples: int, seed: int
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -251,7 +271,8 @@ def reliability(model: nn.Module, data: Dataset, bins: int = 10, batch_size: int
     of (image, mask) samples), in one pass, batch by batch; unusable samples are left out and
     listed in its ``skipped``, as the scores leave them out. A BraTS dataset (which knows
     each slice's patient) is read one patient's slices at a time, and the bins are kept per
-    patient too (:attr:`Reliability.patient_counts`)."""
+    patient too (:attr:`Reliability.patient_counts`); another dataset (a ``Subset`` of one
+    too) is binned as a whole."""
     device = resolve_device(device)
     bins = check_bins(bins)
     check_batch_size(batch_size)

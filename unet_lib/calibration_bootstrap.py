@@ -25,7 +25,10 @@ def resampled_sums(per_patient: np.ndarray, resamples: int, seed: int) -> np.nda
         raise ValueError(f"resamples = {resamples!r}: give a whole number of 1 or more")
     patients = len(per_patient)
     draws = np.random.default_rng(seed).integers(patients, size=(resamples, patients))
-    return per_patient[draws].sum(axis=1)
+    times = np.zeros((resamples, patients))  # how often each draw took each patient
+    np.add.at(times, (np.arange(resamples)[:, None], draws), 1)
+    sums = times @ per_patient.reshape(patients, -1)  # no (resamples, patients, ...) copy
+    return sums.reshape(resamples, *per_patient.shape[1:])
 
 
 def central_interval(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -50,17 +53,26 @@ def by_channel(draws: np.ndarray, level: float) -> dict[str, tuple[float, float]
 
 
 def calibration_difference_band(first, second, from_probability: float = 0.0,
-                                level: float = 0.9, resamples: int = 2000, seed: int = 0
-                                ) -> dict[str, tuple[float, float]]:
-    """Per channel, the central ``level`` interval of ``second``'s calibration error minus
-    ``first``'s (two :class:`~unet_lib.calibration.Reliability`), the same patients drawn for
-    both in each of ``resamples`` draws (a paired bootstrap: a patient hard for one model is
-    usually hard for the other). An interval that holds 0 leaves the order of the two open.
-    Both must have been binned on the same patients."""
+                                level: float = 0.95, resamples: int = 10_000, seed: int = 0
+                                ) -> dict[str, dict[str, float]]:
+    """Per channel, ``first``'s calibration error minus ``second``'s (two
+    :class:`~unet_lib.calibration.Reliability`) and the central ``level`` interval of that
+    difference over ``resamples`` draws of the patients, the same patients drawn for both
+    models in each (a paired bootstrap, as :func:`unet_lib.comparison.paired_bootstrap` does
+    for per-patient scores, with its defaults: a patient hard for one model is usually hard
+    for the other). An interval that holds 0 leaves the order of the two open. Both must
+    have been binned on the same patients.
+
+    Returns:
+        ``{channel: {"difference", "low", "high"}}``.
+    """
     if first.patients != second.patients:
         raise ValueError(f"the two reliabilities were binned on other patients "
                          f"({list(first.patients)} and {list(second.patients)}): a paired "
                          f"comparison needs the same ones")
     draws = [found.calibration_error_draws(from_probability, resamples, seed)
              for found in (first, second)]
-    return by_channel(draws[1] - draws[0], level)
+    observed = [found.calibration_error(from_probability) for found in (first, second)]
+    return {channel: {"difference": observed[0][channel] - observed[1][channel],
+                      "low": low, "high": high}
+            for channel, (low, high) in by_channel(draws[0] - draws[1], level).items()}

@@ -24,7 +24,9 @@ import platform
 import subprocess
 import time
 import warnings
+from functools import partial
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -40,6 +42,8 @@ from .results import held_out_scores, json_plain
 from .run import RUN_FILE, PreparedRun, prepare_run, read_run, train_run
 from .runtime import pick_device
 from .sampling import held_as_configured
+
+T = TypeVar("T")
 
 BUNDLE, SHOWCASE = "reference.json", "showcase.npz"
 
@@ -131,14 +135,15 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
         images = torch.from_numpy(arrays["images"]).float()
         arrays[f"probs_{name}"] = predict(model, images).half().numpy()
         failed = {}  # the extras that failed: the model's scores are kept without them
-        maps = or_failure(failed, "attention maps", name, lambda: attention_maps(model, images)
+        maps = or_failure(failed, "attention maps", name, partial(attention_maps, model, images)
                           ) if model.attention else None
         for level, alpha in enumerate(maps or ()):
             arrays[f"attention_{name}_{level}"] = alpha.half().numpy()
         entries[name] = {"best_epoch": int(best["epoch"]), "seconds": seconds,
                          "history": history, "test": held_out_scores(run, model)}
-        binned = or_failure(failed, "calibration", name, lambda: reliability(
-            model, test, batch_size=recipe.config.batch_size, amp=recipe.config.amp))
+        binned = or_failure(failed, "calibration", name, partial(
+            reliability, model, test, batch_size=recipe.config.batch_size,
+            amp=recipe.config.amp))
         if binned is not None:  # the test pixels' reliability bins, per patient too
             entries[name]["calibration"] = binned.to_json()
         if failed:
@@ -157,7 +162,8 @@ def run_reference(out: str | Path, scale: str = "full", data: str | Path | None 
     return path
 
 
-def or_failure(failed: dict, what: str, model: str, work):
+def or_failure(failed: dict[str, str], what: str, model: str, work: Callable[[], T]
+               ) -> T | None:
     """``work()``, or ``None`` if it raises: the error is kept as ``failed[what]`` and said in
     a warning, so that one picture's failure does not cost the bundle a model trained for
     minutes (its history and scores)."""

@@ -58,7 +58,7 @@ def resume_from(last: Path, model, optimizer, scheduler, scaler, generator: torc
     changed = settings_changed_on_resume(state["config"], config, last)
     check_epochs_left(state["epoch"], config, last, report)
     try:
-        model.load_state_dict(state["model_state"])
+        getattr(model, "_orig_mod", model).load_state_dict(state["model_state"])  # compiled too
         optimizer.load_state_dict(state["optimizer_state"])
         align_optimizer_state(optimizer)  # fused or not, the layout: this run's
         scheduler.load_state_dict(state["scheduler_state"])
