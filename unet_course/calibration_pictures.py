@@ -1,7 +1,9 @@
 """Chapter 7: do a model's probabilities mean what they say? Reliability diagrams of several
 models (:class:`unet_lib.calibration.Reliability`), one panel per channel, with the pixels
 each bin holds under them (:func:`show_reliability`); the table of their calibration errors
-(:func:`calibration_table`) and what the run says in words (:func:`calibration_reading`)."""
+(:func:`calibration_table`) and what the run says in words (:func:`calibration_reading`);
+what a temperature fitted on the validation patients does (:func:`temperature_table`,
+:func:`temperature_reading`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from matplotlib.figure import Figure
 from unet_lib.calibration import Reliability
 from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.summary import markdown_table
+from unet_lib.temperature import TemperatureFit
 
 #: each model's line: markers and line styles differ, not only colours
 STYLES = ({"marker": "o", "ls": "-"}, {"marker": "s", "ls": "--"}, {"marker": "^", "ls": "-."})
@@ -118,3 +121,31 @@ def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Relia
             "holds 0 in every channel: these patients cannot order the two models"
             if not settled else "excludes 0 in every channel" if len(settled) == len(difference)
             else f"excludes 0 for {' and '.join(settled)} only"}
+
+
+def temperature_table(fitted: TemperatureFit, before: Reliability, after: Reliability,
+                      cut: float = 0.1) -> str:
+    """A Markdown table, one row per channel: the temperature the validation patients chose
+    (``fitted``), their BCE as trained and at it, and the test patients' calibration error
+    from ``cut`` up as trained (``before``) and with it (``after``)."""
+    ece_before, ece_after = before.calibration_error(cut), after.calibration_error(cut)
+    ece = f"test ECE p ≥ {cut:g}, T = 1"
+    rows = [{"channel": channel, "T (validation)": t,
+             "validation BCE, T = 1": fitted.loss_as_trained[c],
+             "validation BCE, at T": fitted.loss[c].min(),
+             ece: ece_before[channel], "test ECE, at T": ece_after[channel]}
+            for c, (channel, t) in enumerate(fitted.by_channel().items())]
+    return markdown_table(rows, formats={"T (validation)": ".2f", "validation BCE, T = 1": ".4f",
+                                         "validation BCE, at T": ".4f", ece: ".3f",
+                                         "test ECE, at T": ".3f"})
+
+
+def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reliability,
+                        cut: float = 0.1) -> str:
+    """The temperatures chosen and what they did to the test patients' calibration error
+    (means over the three channels), in words for the chapter's text."""
+    chosen = ", ".join(f"{t:.2f} for {channel}" for channel, t in fitted.by_channel().items())
+    means = [np.nanmean(list(found.calibration_error(cut).values())) for found in (before,
+                                                                                   after)]
+    return (f"the validation patients chose T = {chosen}; on the test patients the ECE from "
+            f"{cut:g} up went from {means[0]:.3f} to {means[1]:.3f} (means over the channels)")

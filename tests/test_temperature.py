@@ -1,0 +1,108 @@
+"""Temperature scaling: the BCE at each temperature against torch's own, a temperature found
+where the data were made with it, decisions at 0.5 untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from unet_lib.calibration import reliability
+from unet_lib.inference import predict
+from unet_lib.temperature import (TemperatureScaled, bce_by_temperature, fit_temperature)
+
+
+class FirstThreeChannels(nn.Module):
+    """A "model" whose logits are its images' first three channels: logits chosen by hand."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images[:, :3]
+
+
+def _samples(logits: torch.Tensor, masks: torch.Tensor) -> list:
+    """(image (4, H, W), mask (3, H, W)) samples whose images carry ``logits`` (N, 3, H, W)."""
+    images = torch.cat([logits, torch.zeros_like(logits[:, :1])], dim=1)
+    return list(zip(images, masks))
+
+
+def _made_at(temperature: float, seed: int = 0, n: int = 16):
+    """Logits, and masks drawn so that σ(logits / temperature) is each pixel's true chance."""
+    generator = torch.Generator().manual_seed(seed)
+    logits = 4 * torch.randn(n, 3, 32, 32, generator=generator)
+    chance = torch.sigmoid(logits / temperature)
+    return logits, (torch.rand(chance.shape, generator=generator) < chance).float()
+
+
+def test_the_bce_at_each_temperature_is_torchs_own():
+    logits, masks = _made_at(1.0, n=2)
+    temperatures = torch.tensor([0.5, 1.0, 3.0])
+    sums = bce_by_temperature(logits, masks, temperatures)
+    for k, t in enumerate(temperatures.tolist()):
+        expected = F.binary_cross_entropy_with_logits(
+            logits.double() / t, masks.double(), reduction="none").sum(dim=(0, 2, 3))
+        assert torch.allclose(sums[:, k], expected)
+
+
+@pytest.mark.parametrize("made_at", [0.5, 2.0])
+def test_the_temperature_the_data_were_made_at_is_found_on_them(made_at):
+    logits, masks = _made_at(made_at)
+    fitted = fit_temperature(FirstThreeChannels(), _samples(logits, masks), device="cpu",
+                             amp=False)
+    assert fitted.best == pytest.approx([made_at] * 3, rel=0.1)  # 48k pixels per channel
+    assert fitted.pixels == 16 * 32 * 32
+    assert (fitted.loss.min(axis=1) < fitted.loss_as_trained).all()
+    # and the scaled model's probabilities are nearer frequencies on other draws of the same
+    test_logits, test_masks = _made_at(made_at, seed=1)
+    test = _samples(test_logits, test_masks)
+    before = reliability(FirstThreeChannels(), test, device="cpu", amp=False)
+    after = reliability(TemperatureScaled(FirstThreeChannels(), fitted.best), test,
+                        device="cpu", amp=False)
+    assert max(after.calibration_error().values()) < 0.02
+    assert max(after.calibration_error().values()) < min(before.calibration_error().values())
+
+
+def test_a_temperature_moves_no_decision_at_one_half():
+    logits, _ = _made_at(1.0, n=2)
+    images = torch.cat([logits, torch.zeros_like(logits[:, :1])], dim=1)
+    scaled = TemperatureScaled(FirstThreeChannels(), [0.3, 2.0, 7.0])
+    as_trained = predict(FirstThreeChannels(), images, device="cpu", amp=False)
+    probs = predict(scaled, images, device="cpu", amp=False)
+    assert torch.allclose(probs[:, 1], torch.sigmoid(logits[:, 1] / 2.0))
+    assert torch.equal(probs > 0.5, as_trained > 0.5)
+    assert not torch.allclose(probs, as_trained)
+
+
+def test_temperatures_that_cannot_be_used_are_refused():
+    logits, masks = _made_at(1.0, n=1)
+    with pytest.raises(ValueError, match="temperatures: give two or more positive numbers"):
+        fit_temperature(FirstThreeChannels(), _samples(logits, masks), temperatures=[2, 1])
+    with pytest.raises(ValueError, match="temperature: give one positive number per channel"):
+        TemperatureScaled(FirstThreeChannels(), [1.0, 2.0])
+    with pytest.raises(ValueError, match="one positive number per channel"):
+        TemperatureScaled(FirstThreeChannels(), 0.0)
+    assert np.allclose(TemperatureScaled(FirstThreeChannels(), 2.0).temperature.flatten(), 2)
+
+
+def test_the_chapters_table_and_reading_give_the_fit_and_its_effect():
+    from unet_course.calibration_pictures import temperature_reading, temperature_table
+    from unet_lib.calibration import reliability_of
+    from unet_lib.temperature import TemperatureFit
+
+    fitted = TemperatureFit(np.array([0.5, 1.0, 2.0]),
+                            loss=np.array([[0.3, 0.2, 0.1], [0.1, 0.2, 0.3], [0.4, 0.1, 0.4]]),
+                            loss_as_trained=np.array([0.2, 0.2, 0.1]), pixels=10)
+    assert fitted.best.tolist() == [2.0, 0.5, 1.0]
+    probs = torch.zeros(1, 3, 1, 4)
+    probs[0, :, 0] = torch.tensor([0.95, 0.95, 0.15, 0.15])  # in every channel
+    masks = torch.zeros_like(probs)
+    masks[0, :, 0, :2] = 1  # the 0.95 pixels in the channel: gaps 0.05 and 0.15
+    before = reliability_of(probs, masks)
+    after = reliability_of(torch.where(probs > 0.5, 0.99, 0.01), masks)  # all below 0.1 cut
+    table = temperature_table(fitted, before, after)
+    first_row = [cell.strip() for cell in table.splitlines()[2].strip("|").split("|")]
+    assert first_row == ["NCR/NET", "2.00", "0.2000", "0.1000", "0.100", "0.010"]
+    words = temperature_reading(fitted, before, after)
+    assert words.startswith("the validation patients chose T = 2.00 for NCR/NET, 0.50 for ED")
+    assert "went from 0.100 to 0.010" in words
