@@ -50,7 +50,8 @@ def test_the_temperature_the_data_were_made_at_is_found_on_them(made_at):
     logits, masks = _made_at(made_at)
     fitted = fit_temperature(FirstThreeChannels(), _samples(logits, masks), device="cpu",
                              amp=False)
-    assert fitted.best == pytest.approx([made_at] * 3, rel=0.1)  # 48k pixels per channel
+    assert fitted.best == pytest.approx([made_at] * 3, rel=0.05)  # 16k pixels per channel
+    assert not fitted.at_edge.any()
     assert fitted.pixels == 16 * 32 * 32
     assert (fitted.loss.min(axis=1) < fitted.loss_as_trained).all()
     # and the scaled model's probabilities are nearer frequencies on other draws of the same
@@ -78,10 +79,11 @@ def test_temperatures_that_cannot_be_used_are_refused():
     logits, masks = _made_at(1.0, n=1)
     with pytest.raises(ValueError, match="temperatures: give two or more positive numbers"):
         fit_temperature(FirstThreeChannels(), _samples(logits, masks), temperatures=[2, 1])
-    with pytest.raises(ValueError, match="temperature: give one positive number per channel"):
+    with pytest.raises(ValueError, match="temperature: give one positive, finite number per"):
         TemperatureScaled(FirstThreeChannels(), [1.0, 2.0])
-    with pytest.raises(ValueError, match="one positive number per channel"):
-        TemperatureScaled(FirstThreeChannels(), 0.0)
+    for bad in (0.0, float("inf")):  # infinite: every probability 0.5, decisions moved
+        with pytest.raises(ValueError, match="one positive, finite number per channel"):
+            TemperatureScaled(FirstThreeChannels(), bad)
     assert np.allclose(TemperatureScaled(FirstThreeChannels(), 2.0).temperature.flatten(), 2)
 
 
@@ -106,3 +108,41 @@ def test_the_chapters_table_and_reading_give_the_fit_and_its_effect():
     words = temperature_reading(fitted, before, after)
     assert words.startswith("the validation patients chose T = 2.00 for NCR/NET, 0.50 for ED")
     assert "went from 0.100 to 0.010" in words
+
+
+def test_the_default_grid_holds_one_and_its_loss_is_the_model_as_trained():
+    from unet_lib.temperature import TEMPERATURES
+
+    assert len(TEMPERATURES) == 81 and TEMPERATURES[0] == 0.25 and TEMPERATURES[-1] == 8.0
+    assert TEMPERATURES[32] == pytest.approx(1.0)  # 2^(-2 + 32/16)
+    logits, masks = _made_at(1.5, n=2)
+    fitted = fit_temperature(FirstThreeChannels(), _samples(logits, masks), device="cpu",
+                             amp=False)
+    assert fitted.loss_as_trained == pytest.approx(fitted.loss[:, 32])
+    expected = F.binary_cross_entropy_with_logits(logits, masks, reduction="none").mean(
+        dim=(0, 2, 3))
+    assert fitted.loss_as_trained == pytest.approx(expected.tolist(), rel=1e-5)
+
+
+def test_a_best_temperature_beyond_the_grid_is_said_to_be_at_its_edge():
+    logits, masks = _made_at(0.5)
+    fitted = fit_temperature(FirstThreeChannels(), _samples(logits, masks),
+                             temperatures=[1.0, 2.0, 3.0], device="cpu", amp=False)
+    assert fitted.best.tolist() == [1.0] * 3 and fitted.at_edge.all()
+
+
+def test_logits_that_are_not_numbers_or_no_usable_sample_are_refused():
+    from unet_lib.data import BraTSDataError
+
+    logits, masks = _made_at(1.0, n=2)
+    logits[0, 1, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="logits hold NaN or infinite values"):
+        fit_temperature(FirstThreeChannels(), _samples(logits, masks), device="cpu", amp=False)
+    with pytest.raises(BraTSDataError):
+        fit_temperature(FirstThreeChannels(), [], device="cpu", amp=False)
+
+
+def test_the_wrapper_carries_the_size_its_model_learnt_at():
+    model = FirstThreeChannels()
+    model.trained_image_size = 96
+    assert TemperatureScaled(model, 1.5).trained_image_size == 96

@@ -6,9 +6,11 @@ probability towards 0.5 (a model too sure of itself), ``T < 1`` pushes them apar
 chosen on the validation patients, as the one whose probabilities give the lowest BCE there
 (a proper score: lowest where probabilities are frequencies), and judged on the test patients.
 Nothing a threshold of 0.5 decides can change, since ``σ(z / T) > 0.5`` exactly where
-``z > 0``: Dice, precision and recall at 0.5 stay as they were. What a temperature cannot do
-is move the point where the model says 0.5: a model that calls a channel too often at every
-level needs a shift as well (Platt scaling: ``σ(a z + b)``, two numbers per channel).
+``z > 0`` (up to rounding: float32 gives ``σ(z) = 0.5`` for ``|z|`` below about 1e-7): Dice,
+precision and recall at 0.5 stay as they were. What a temperature cannot do is move the point
+where the model says 0.5: a model that calls a channel too often at every level needs a shift
+as well (Platt scaling: ``σ(a z + b)``, two numbers per channel, which moves the decisions at
+0.5 as another threshold would).
 
 >>> fitted = fit_temperature(model, val_set)        # one pass over the validation slices
 >>> fitted.best                                     # (3,) one temperature per channel
@@ -38,8 +40,8 @@ class TemperatureFit:
     """The validation BCE of each channel at each temperature tried.
 
     Attributes:
-        temperatures: (T,) the temperatures tried, increasing.
-        loss: (3, T) the mean BCE per pixel of each channel (NCR/NET, ED, ET) at each.
+        temperatures: (K,) the temperatures tried, increasing.
+        loss: (3, K) the mean BCE per pixel of each channel (NCR/NET, ED, ET) at each.
         loss_as_trained: (3,) the same at T = 1, the model as it was trained.
         pixels: how many pixels of each channel the means are over.
     """
@@ -52,8 +54,15 @@ class TemperatureFit:
     @property
     def best(self) -> np.ndarray:
         """(3,) the temperature of lowest validation BCE, per channel (at the grid's end
-        where the lowest lies beyond it: widen ``temperatures`` then)."""
+        where the lowest lies beyond it: :attr:`at_edge` says so)."""
         return self.temperatures[self.loss.argmin(axis=1)]
+
+    @property
+    def at_edge(self) -> np.ndarray:
+        """(3,) bool: whether a channel's best is the first or last temperature tried, where
+        the lowest BCE may lie beyond the grid (widen ``temperatures`` then)."""
+        best = self.loss.argmin(axis=1)
+        return (best == 0) | (best == len(self.temperatures) - 1)
 
     def by_channel(self) -> dict[str, float]:
         """``{channel: its best temperature}``."""
@@ -62,14 +71,16 @@ class TemperatureFit:
 
 def bce_by_temperature(logits: torch.Tensor, targets: torch.Tensor,
                        temperatures: torch.Tensor) -> torch.Tensor:
-    """(3, T) the BCE of ``σ(logits / t)`` against ``targets``, summed over the pixels of each
-    channel, for every ``t`` of ``temperatures`` (T,); logits and targets (N, 3, H, W). The
-    temperatures are taken one at a time: no (T, N, 3, H, W) array is made."""
+    """(3, K) the BCE of ``σ(logits / t)`` against ``targets``, summed over the pixels of each
+    channel, for every ``t`` of ``temperatures`` (K,); logits and targets (N, 3, H, W). The
+    temperatures are taken one at a time (no (K, N, 3, H, W) array is made), in float32,
+    summed in float64."""
     if logits.shape != targets.shape or logits.ndim != 4 or logits.shape[1] != 3:
         raise ValueError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} "
                          f"must both be (N, 3, H, W)")
-    z, y = logits.detach().double(), targets.detach().double()
-    sums = [(F.softplus(z / t) - y * z / t).sum(dim=(0, 2, 3)) for t in temperatures.tolist()]
+    z, y = logits.detach().float(), targets.detach().float()
+    sums = [(F.softplus(z / t) - y * z / t).sum(dim=(0, 2, 3), dtype=torch.float64)
+            for t in temperatures.tolist()]
     return torch.stack(sums, dim=1)
 
 
@@ -103,6 +114,9 @@ def fit_temperature(model: nn.Module, data: Dataset, temperatures=None, batch_si
     if total is None:
         raise nothing_to_score(data, skipped)
     loss = (total / pixels).cpu().numpy()
+    if not np.isfinite(loss).all():  # argmin would pick the first temperature, unsaid
+        raise ValueError("the model's logits hold NaN or infinite values on these data (an "
+                         "overflow in mixed precision?): no temperature can be fitted")
     return TemperatureFit(grid, loss[:, :-1], loss[:, -1], pixels)
 
 
@@ -110,19 +124,22 @@ class TemperatureScaled(nn.Module):
     """``model`` whose logits are divided by a temperature per channel: every function that
     takes a model (:func:`~unet_lib.calibration.reliability`,
     :func:`~unet_lib.inference.predict`, :func:`~unet_lib.inference.evaluate`) then reads
-    the scaled probabilities. ``temperature``: (3,) or one number for every channel."""
+    the scaled probabilities. ``temperature``: (3,) or one number for every channel. It
+    carries the model's ``trained_image_size`` (so that scoring resizes as for the model), not
+    its attention maps or checkpoints: take those from the model itself."""
 
     def __init__(self, model: nn.Module, temperature):
         super().__init__()
         t = torch.as_tensor(np.asarray(temperature, dtype=np.float32)).flatten()
         if t.numel() == 1:
             t = t.expand(len(MASK_CHANNELS)).clone()
-        if t.numel() != len(MASK_CHANNELS) or not bool((t > 0).all()):
-            raise ValueError(f"temperature: give one positive number per channel "
+        if t.numel() != len(MASK_CHANNELS) or not bool(((t > 0) & t.isfinite()).all()):
+            raise ValueError(f"temperature: give one positive, finite number per channel "
                              f"({', '.join(MASK_CHANNELS)}) or one for all; got "
                              f"{t.tolist()}")
         self.model = model
         self.register_buffer("temperature", t.view(1, -1, 1, 1))
+        self.trained_image_size = getattr(model, "trained_image_size", None)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) the model's logits over the temperature."""
