@@ -61,6 +61,14 @@ def test_fit_on_resident_data_waits_no_more_for_ten_steps_than_for_five(datasets
     assert waits[0] == waits[1], waits
 
 
+def test_fit_trains_on_a_subset_of_data_held_on_the_gpu(datasets):
+    held = ResidentSlices.load(Subset(datasets[0], range(24)), CUDA)
+    config = TrainConfig.quick(epochs=1, base_filters=4, batch_size=4, device="cuda")
+    history = fit(build_model("classic", base_filters=4), Subset(held, range(0, 24, 2)),
+                  Subset(held, range(1, 24, 6)), config, progress=False)
+    assert len(history) == 1  # no loader's readers given CUDA tensors
+
+
 def test_a_run_trained_on_the_gpu_resumes_on_it(datasets, tmp_path):
     # read onto the GPU, the checkpoint's NumPy random state could not be restored
     train, val = Subset(datasets[0], range(0, 48, 2)), Subset(datasets[1], range(0, 30, 3))

@@ -148,3 +148,27 @@ def test_a_ranks_share_of_resident_data_is_scored_without_a_loader(datasets, mon
     scored = evaluate(model, Subset(resident, share), device="cpu")
     assert scored["dice"] == pytest.approx(expected["dice"])
     assert scored["loss"] == pytest.approx(expected["loss"])
+
+
+def test_a_subset_of_held_data_is_held_data_of_its_rows_and_trains(datasets, monkeypatch):
+    from unet_lib import sampling
+    from unet_lib.resident import resident_rows
+
+    train, val = _tiny(datasets)
+    held = ResidentSlices.load(train, "cpu", torch.float32)
+    picked = resident_rows(Subset(Subset(held, [1, 3, 5, 7, 9, 11]), [0, 2, 4]))  # 1, 5, 9
+    assert isinstance(picked, ResidentSlices) and len(picked) == 3
+    assert torch.equal(picked.images, held.images[[1, 5, 9]])
+    assert torch.equal(picked.masks, held.masks[[1, 5, 9]])
+    assert resident_rows(train) is train and resident_rows(None) is None  # not held: as given
+    # fit reads such a subset by index on its device, never through a loader's readers (on a
+    # GPU, CUDA tensors cannot go to forked readers)
+    held_val = ResidentSlices.load(val, "cpu", torch.float32)
+    from unet_lib import resident
+
+    for module in (sampling, resident):  # a loader, or a re-upload through one, fails: None()
+        monkeypatch.setattr(module, "DataLoader", None)
+    torch.manual_seed(0)
+    history = fit(build_model("classic", base_filters=4), Subset(held, range(8)), held_val,
+                  TrainConfig.quick(epochs=1, batch_size=4, base_filters=4), progress=False)
+    assert len(history) == 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from .data.base import first_usable
 from .data.samples import collate_samples
@@ -198,6 +198,20 @@ def resident_dtype(device: torch.device) -> torch.dtype:
     """float16 images on CUDA (half the memory; training casts them), float32 elsewhere (the
     loader's own values: training on them gives the same weights)."""
     return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def resident_rows(data: Dataset | None) -> Dataset | None:
+    """``data`` as it is, or, for a ``Subset`` (of a ``Subset`` ...) of a
+    :class:`ResidentSlices`, a :class:`ResidentSlices` of those rows, copied on its device:
+    training reads held data by index on the device, which a ``Subset`` would hand to reader
+    processes instead (and CUDA tensors cannot go to forked readers)."""
+    if not isinstance(data, Subset):
+        return data
+    inner = resident_rows(data.dataset)
+    if not isinstance(inner, ResidentSlices):
+        return data
+    rows = torch.as_tensor(list(data.indices), dtype=torch.long, device=inner.images.device)
+    return ResidentSlices(inner.images[rows], inner.masks[rows], inner.skipped)
 
 
 def is_held_on(data: Dataset, device: torch.device) -> bool:

@@ -27,7 +27,8 @@ from .data.base import slice_size
 from .data.nifti import BraTSNifti
 from .data.contents import channel_flags
 from .parallel import usable_cores
-from .resident import ResidentBatches, ResidentSlices, hold_on_device, use_resident
+from .resident import (ResidentBatches, ResidentSlices, hold_on_device, resident_rows,
+                       use_resident)
 from .runtime import tally_device
 from .data.samples import collate_samples
 
@@ -156,7 +157,9 @@ def held_as_configured(train_data: Dataset, val_data: Dataset | None, config: "T
     ``config.resident_data`` says so (:func:`~unet_lib.resident.use_resident`), their files
     read by :func:`loader_workers` processes; else as given. Under ``torchrun`` the data are
     held only where every process can hold them (held data leave unusable files out, so the
-    processes must agree, or their epochs would differ in length)."""
+    processes must agree, or their epochs would differ in length). A ``Subset`` of held
+    data becomes held data of its rows (:func:`~unet_lib.resident.resident_rows`)."""
+    train_data, val_data = resident_rows(train_data), resident_rows(val_data)
     resident = use_resident(config.resident_data, (train_data, val_data), device)
     if context.active:
         agreed = torch.tensor(float(resident), device=tally_device(device))
