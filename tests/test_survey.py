@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -83,6 +85,13 @@ def test_a_nifti_case_missing_a_file_and_a_pack_s_skipped_slices_are_listed(tmp_
     assert len(found.unusable) == 1 and "volume_1_slice_0.h5" in found.unusable[0]
     assert main(["check", "--data", str(packed)]) == 1
     assert "a packed copy reads faster" not in capsys.readouterr().out
+    # packed, the NIfTI case missing its t2 counts as a case left out, not as one slice
+    with pytest.warns(UserWarning, match="missing t2"):
+        assert main(["pack", "--data", str(root), "--out", str(tmp_path / "p2"),
+                     "--workers", "1"]) == 0
+    meta = json.loads((tmp_path / "p2" / "packed.json").read_text())
+    assert (meta["slices"], meta["skipped_slices"], meta["skipped_cases"]) == (3, 0, 1)
+    assert "skipped 1 case(s) left out whole (1 problem(s)" in capsys.readouterr().out
 
 
 def test_a_volume_without_a_readable_slice_is_not_called_a_volume_without_tumour(tmp_path,

@@ -136,10 +136,12 @@ def cmd_pack(args) -> int:
                                      f"{args.workers}")
     out = pack_folder(args.data, args.out, workers=args.workers)
     meta = json.loads((out / "packed.json").read_text())
+    left_out = [f"{meta['skipped_slices']} unusable slice(s)"] if meta["skipped_slices"] else []
+    if meta.get("skipped_cases"):  # NIfTI cases left out whole, before any slice was read
+        left_out.append(f"{meta['skipped_cases']} case(s) left out whole")
     print(f"packed {meta['slices']} slices of {args.data} into {out}"
-          + (f"; skipped {meta['skipped_slices']} unusable slice(s) ({len(meta['skipped'])} "
-             f"problem(s), listed in packed.json; the first: {meta['skipped'][0]})"
-             if meta["skipped"] else ""))
+          + (f"; skipped {' and '.join(left_out)} ({len(meta['skipped'])} problem(s), listed "
+             f"in packed.json; the first: {meta['skipped'][0]})" if meta["skipped"] else ""))
     return 0
 
 

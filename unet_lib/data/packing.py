@@ -85,7 +85,9 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
         done = [(row, str(source[row])) for row in range(n)]
     index = sorted(entry for entry in done if isinstance(entry[1], tuple))
     skipped = [message for _, message in sorted(e for e in done if isinstance(e[1], str))]
-    skipped = list(getattr(source, "skipped", [])) + skipped
+    cases_left_out = list(getattr(source, "skipped", []))  # NIfTI cases without any row
+    slices_skipped = len(skipped)
+    skipped = cases_left_out + skipped
     if not index:
         raise BraTSDataError(getattr(source, "root", folder),
                              f"nothing to pack: all {n} slice(s) are unusable"
@@ -98,7 +100,8 @@ def _write_pack(source: Dataset, folder: Path, progress: bool, workers: int | No
             "image_dtype": "float16", "mask_dtype": "uint8 bits",
             "files": {name: (folder / name).stat().st_size for name in ARRAYS},
             "index_sha256": sha256_of(folder / "index.npy"),
-            "skipped_slices": len(skipped), "skipped": unique_skipped,
+            "skipped_slices": slices_skipped, "skipped_cases": len(cases_left_out),
+            "skipped": unique_skipped,
             "depths": _source_depths(source)}
     extents = getattr(source, "extents_mm", None)  # a NIfTI source's voxel sizes, kept
     if extents:
