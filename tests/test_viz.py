@@ -473,3 +473,23 @@ def test_the_showcase_ends_on_the_slice_with_the_smallest_core_for_models_markin
     pixels = core[smallest] / shown.truths[-1][0].numel()
     assert shown.hardest_tc == pytest.approx(2 * pixels / (1 + pixels), rel=1e-6)
     assert shown.problem.startswith("marked") and shown.hardest_model == "a"  # a tie: the first
+
+
+def test_the_overfitting_verdict_names_models_together_and_each_gap_once():
+    from unet_course.comparisons import overfitting_verdict
+
+    def history(mean_dice):  # WT = TC = ET, so their mean is the value given
+        return [{"val": {"dice": {"WT": d, "TC": d, "ET": d}}} for d in mean_dice]
+
+    histories = {"classic": history([0.5, 0.8, 0.9]),  # its last epoch is its best
+                 "improved": history([0.5, 0.9, 0.896]),  # 0.004 below: over-confident
+                 "attention": history([0.5, 0.9, 0.85])}  # 0.05 below: worse masks
+    verdict = overfitting_verdict(histories, ["classic", "improved", "attention"])
+    assert verdict.startswith(
+        "The classic and improved U-Nets overfit by the loss, hardly by the segmentations: by "
+        "the mean validation Dice over WT, TC and ET, the classic U-Net's last epoch is its "
+        "best and the improved U-Net's last epoch is 0.004 below its best.")
+    assert ("The attention U-Net overfits by the segmentations too: the last epoch's mean "
+            "validation Dice over WT, TC and ET is 0.05 below the best for the attention U-Net"
+            in verdict)
+    assert overfitting_verdict(histories, []) == ""

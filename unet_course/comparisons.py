@@ -1,5 +1,6 @@
 """Pictures that put the three models side by side: how they trained, and what they predict
-on the same slices; and a sentence on how fast each learnt (:func:`learning_pace`).
+on the same slices; and sentences on how fast each learnt (:func:`learning_pace`) and what
+a rising validation loss cost (:func:`overfitting_verdict`).
 (Re-exported by :mod:`unet_course.viz`.)"""
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def plot_training(histories: dict, chosen: dict | None = None,
         for region in regions:
             bottom.plot(epochs, [r["val"]["dice"][region] for r in records], ms=4,
                         label=region, **region_style(region))
-        bottom.set(xlabel="epoch", ylim=(0, 1))
+        # half an epoch of room each side: a kept last epoch's line off the frame's edge
+        bottom.set(xlabel="epoch", ylim=(0, 1), xlim=(epochs[0] - 0.5, epochs[-1] + 0.5))
         whole_epochs(top, bottom)
         if name in chosen:
             for ax in (top, bottom):
@@ -166,3 +168,49 @@ def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> st
 
 #: a gain of validation Dice over two epochs above which a model is still learning
 RISING = 0.02
+
+#: a fall of mean validation Dice from the best epoch to the last that counts as worse masks
+WORSE = 0.02
+
+
+def overfitting_verdict(histories: dict, models: Sequence[str]) -> str:
+    """What a rising validation loss cost ``models`` (keys of ``histories``: those whose loss
+    rose), judged by the mean validation Dice over WT, TC and ET (as ``best.pt`` is chosen)
+    of the last epoch against the best: within :data:`WORSE`, over-confidence rather than
+    worse masks; beyond, worse masks, which keeping the best epoch spares. One sentence for
+    each kind, the models named together; ``""`` for no model."""
+    from unet_lib.metrics import regions_mean_dice
+
+    drops = {}
+    for name in models:
+        mean_dice = [regions_mean_dice(r["val"]["dice"])
+                     for r in getattr(histories[name], "records", histories[name])]
+        drops[name] = max(mean_dice) - mean_dice[-1]
+    mild = {name: drop for name, drop in drops.items() if drop < WORSE}
+    worse = {name: drop for name, drop in drops.items() if drop >= WORSE}
+    sentences = []
+    if mild:
+        gaps = [f"the {name} U-Net's last epoch is its best" if drop < 0.0005 else
+                f"the {name} U-Net's last epoch is {drop:.3f} below its best"
+                for name, drop in mild.items()]
+        sentences.append(
+            f"The {_names(mild)} overfit{'s' if len(mild) == 1 else ''} by the loss, hardly by "
+            f"the segmentations: by the mean validation Dice over WT, TC and ET, "
+            f"{_and(gaps)}. Over-confident rather than worse.")
+    if worse:
+        sentences.append(
+            f"The {_names(worse)} overfit{'s' if len(worse) == 1 else ''} by the segmentations "
+            f"too: the last epoch's mean validation Dice over WT, TC and ET is "
+            + _and([f"{drop:.2f} below the best for the {name} U-Net"
+                    for name, drop in worse.items()])
+            + ", and keeping the best epoch is what spares the later chapters.")
+    return " ".join(sentences)
+
+
+def _names(models: dict) -> str:
+    """"classic U-Net" or "classic and improved U-Nets"."""
+    return _and(list(models)) + (" U-Net" if len(models) == 1 else " U-Nets")
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

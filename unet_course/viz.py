@@ -20,8 +20,8 @@ from matplotlib.patches import Patch
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
 from . import style
-from .comparisons import (compare_models, learning_pace, plot_training, slowest_learner,
-                          whole_epochs)
+from .comparisons import (compare_models, learning_pace, overfitting_verdict, plot_training,
+                          slowest_learner, whole_epochs)
 from .attention_pictures import (attention_overlay, attention_slider, head_values,
                                  show_attention, stretched)
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
@@ -32,9 +32,10 @@ from .mask_colours import (channel_colours, colours_in_words, mask_combinations,
 
 __all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
            "channel_colours", "compare_models", "draw_unet", "grey_picture", "head_values",
-           "learning_pace", "mask_to_rgb", "plot_histories", "plot_history", "plot_training",
-           "score_axis_floor", "show_attention", "show_colour_key", "show_modalities",
-           "show_prediction", "slowest_learner", "stretched", "threshold_slider", "use_palette"]
+           "learning_pace", "mask_to_rgb", "overfitting_verdict", "plot_histories", "plot_history",
+           "plot_training", "score_axis_floor", "show_attention", "show_colour_key",
+           "show_modalities", "show_prediction", "slowest_learner", "stretched", "threshold_slider",
+           "use_palette"]
 
 style.apply()  # the chapters' figures, and those they draw themselves after importing viz
 
