@@ -140,8 +140,16 @@ def test_the_reliability_figure_draws_each_models_bins_with_enough_pixels():
         assert fig.axes[3].get_yscale() == "log"  # the pixels per bin, under NCR/NET
     finally:
         plt.close(fig)
-    with pytest.raises(ValueError, match="give 1 to 3 models to compare, got 0"):
+    with pytest.raises(ValueError, match="give 1 to 3 models to compare from style 0, got 0"):
         show_reliability({})
+    with pytest.raises(ValueError, match="give 1 to 1 models to compare from style 2, got 2"):
+        show_reliability({"a": found, "b": found}, first_style=2)
+    fig = show_reliability({"b": found}, first_style=1)  # drawn as the second model was
+    try:
+        line = fig.axes[0].lines[1]
+        assert line.get_marker() == "s" and line.get_color() == "C1"
+    finally:
+        plt.close(fig)
 
 
 def test_a_reliability_survives_json_as_a_bundle_keeps_it():

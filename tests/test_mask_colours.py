@@ -138,7 +138,7 @@ def test_the_key_figure_draws_the_palette_in_use():
     fig = show_colour_key()
     swatches = [ax.images[0].get_array()[0, 0] for ax in fig.axes]
     assert np.allclose(swatches, [colour for _, colour in mask_combinations("colour-blind")])
-    assert [ax.get_xlabel() for ax in fig.axes][4] == "NCR/NET + ED"
+    assert [ax.get_xlabel() for ax in fig.axes][4] == "NCR/NET +\nED"  # two lines: no overlap
     assert "colour-blind palette" in fig._suptitle.get_text()
 
 

@@ -107,7 +107,7 @@ def test_the_chapters_table_and_reading_give_the_fit_and_its_effect():
     assert first_row == ["NCR/NET", "2.00", "0.2000", "0.1000", "0.100", "0.010"]
     words = temperature_reading(fitted, before, after)
     assert words.startswith("the validation patients chose T = 2.00 for NCR/NET, 0.50 for ED")
-    assert "went from 0.100 to 0.010" in words
+    assert "went from 0.100 to 0.010 for NCR/NET, " in words
 
 
 def test_the_default_grid_holds_one_and_its_loss_is_the_model_as_trained():

@@ -21,7 +21,8 @@ STYLES = ({"marker": "o", "ls": "-"}, {"marker": "s", "ls": "--"}, {"marker": "^
 
 
 def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
-                     min_count: int = 20, band: float | None = 0.9) -> Figure:
+                     min_count: int = 20, band: float | None = 0.95, first_style: int = 0
+                     ) -> Figure:
     """One column per channel (NCR/NET, ED, ET): on top, each bin's observed frequency (the
     share of its pixels in the channel) against its mean predicted probability, per model
     (``by_name``: a label and its :class:`Reliability`), beside the diagonal of a calibrated
@@ -30,15 +31,18 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
     little. Where a model's bins are kept per patient (two or more), each point carries a
     vertical bar: the central ``band`` interval of its frequency over the patients
     resampled (:meth:`Reliability.frequency_band`; ``None``: no bars); a point whose pixels
-    come from one patient has none."""
-    if not by_name or len(by_name) > len(STYLES):
-        raise ValueError(f"give 1 to {len(STYLES)} models to compare, got {len(by_name)}")
+    come from one patient has none. ``first_style``: the first model's colour and markers
+    (0, 1 or 2), so that a model keeps its look from one figure to the next."""
+    if not by_name or first_style + len(by_name) > len(STYLES):
+        raise ValueError(f"give 1 to {len(STYLES) - first_style} models to compare from style "
+                         f"{first_style}, got {len(by_name)}")
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.4), sharex=True, layout="constrained",
                              gridspec_kw={"height_ratios": (3, 1)})
     for c, channel in enumerate(MASK_CHANNELS):
         top, bottom = axes[0, c], axes[1, c]
         top.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":", label="calibrated")
-        for (name, found), style in zip(by_name.items(), STYLES):
+        for index, (name, found) in enumerate(by_name.items(), start=first_style):
+            style = {**STYLES[index], "color": f"C{index}"}
             shown = found.count[c] >= min_count  # NaN elsewhere: the line breaks there
             x = np.where(shown, found.mean_probability[c], np.nan)
             y = np.where(shown, found.frequency[c], np.nan)
@@ -64,7 +68,7 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
     return fig
 
 
-def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: float = 0.9
+def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: float = 0.95
                       ) -> str:
     """A Markdown table, one row per model and channel: the calibration error of the pixels
     predicted ``cut`` or more (the background's near-zero pixels would swamp it), the central
@@ -145,7 +149,8 @@ def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reli
     """The temperatures chosen and what they did to the test patients' calibration error
     (means over the three channels), in words for the chapter's text."""
     chosen = ", ".join(f"{t:.2f} for {channel}" for channel, t in fitted.by_channel().items())
-    means = [np.nanmean(list(found.calibration_error(cut).values())) for found in (before,
-                                                                                   after)]
+    errors = [found.calibration_error(cut) for found in (before, after)]
+    moves = ", ".join(f"{errors[0][channel]:.3f} to {errors[1][channel]:.3f} for {channel}"
+                      for channel in MASK_CHANNELS)
     return (f"the validation patients chose T = {chosen}; on the test patients the ECE from "
-            f"{cut:g} up went from {means[0]:.3f} to {means[1]:.3f} (means over the channels)")
+            f"{cut:g} up went from {moves}")

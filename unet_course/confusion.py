@@ -22,8 +22,8 @@ from .frames import as_numpy, grey_picture
 from .outline_pictures import head_window
 
 #: the three kinds of pixel, on FLAIR dimmed to half: found white, marked wrongly orange,
-#: missed purple (Okabe-Ito colours, apart for colour-blind eyes too; none of them the red,
-#: green or blue that the course's masks give NCR/NET, ED and ET)
+#: missed pink (Okabe-Ito's reddish purple; apart for colour-blind eyes too; none of them the
+#: red, green or blue that the course's masks give NCR/NET, ED and ET)
 KINDS = {"TP": ("found (TP)", "#ffffff"), "FP": ("marked wrongly (FP)", "#e69f00"),
          "FN": ("missed (FN)", "#cc79a7")}
 

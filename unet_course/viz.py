@@ -123,7 +123,7 @@ def show_colour_key(palette: str | None = None) -> Figure:
     fig, axes = plt.subplots(2, 4, figsize=(6.4, 3.4), layout="compressed")
     for ax, (label, colour) in zip(axes.flat, rows):
         ax.imshow(np.array(colour, dtype=np.float32)[None, None])
-        ax.set_xlabel(label, fontsize="medium")
+        ax.set_xlabel(label.replace(" + ", " +\n"), fontsize="medium")  # two lines: no overlap
         for spine in ax.spines.values():  # a frame, so that black and white swatches show
             spine.set_edgecolor("0.5")
     _off(axes)

@@ -98,7 +98,7 @@ class Reliability:
                                      self._from(from_probability))
         return dict(zip(MASK_CHANNELS, errors.tolist()))
 
-    def calibration_error_band(self, from_probability: float = 0.0, level: float = 0.9,
+    def calibration_error_band(self, from_probability: float = 0.0, level: float = 0.95,
                                resamples: int = 2000, seed: int = 0
                                ) -> dict[str, tuple[float, float]]:
         """Per channel, the central ``level`` interval of :meth:`calibration_error` over
@@ -121,7 +121,7 @@ class Reliability:
         return _calibration_errors(count, probability_sum, positive_count,
                                    self._from(from_probability))
 
-    def frequency_band(self, level: float = 0.9, resamples: int = 2000, seed: int = 0
+    def frequency_band(self, level: float = 0.95, resamples: int = 2000, seed: int = 0
                        ) -> tuple[np.ndarray, np.ndarray]:
         """(3, bins) low and high ends of the central ``level`` interval of each bin's
         :attr:`frequency` over ``resamples`` bootstrap draws of the patients. NaN where fewer
