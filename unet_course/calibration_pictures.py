@@ -36,6 +36,8 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
     if not by_name or first_style + len(by_name) > len(STYLES):
         raise ValueError(f"give 1 to {len(STYLES) - first_style} models to compare from style "
                          f"{first_style}, got {len(by_name)}")
+    bands = {name: found.frequency_band(band) for name, found in by_name.items()  # one
+             if band is not None and len(found.patients) >= 2}  # bootstrap each, all channels
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.4), sharex=True, layout="constrained",
                              gridspec_kw={"height_ratios": (3, 1)})
     for c, channel in enumerate(MASK_CHANNELS):
@@ -47,9 +49,8 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
             x = np.where(shown, found.mean_probability[c], np.nan)
             y = np.where(shown, found.frequency[c], np.nan)
             colour = top.plot(x, y, label=name, **style)[0].get_color()
-            if band is not None and len(found.patients) >= 2:  # NaN: no bar
-                low, high = (np.where(shown, end[c], np.nan)
-                             for end in found.frequency_band(band))
+            if name in bands:  # NaN: no bar
+                low, high = (np.where(shown, end[c], np.nan) for end in bands[name])
                 top.vlines(x, low, high, colors=colour, lw=1, alpha=0.7)
             bottom.stairs(np.maximum(found.count[c], 0.5), found.edges, color=colour,
                           ls=style["ls"])
@@ -59,7 +60,7 @@ def show_reliability(by_name: dict[str, Reliability], title: str | None = None,
         bottom.set_ylabel("pixels" if c == 0 else "")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False)
-    if band is not None and any(len(found.patients) >= 2 for found in by_name.values()):
+    if bands:
         title = (f"{title}\n" if title else "") + (
             f"bars: where {band * 100:g} % of a bin's frequencies fall when the patients are drawn "
             f"again (bootstrap)")
@@ -82,12 +83,12 @@ def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: 
     rows = []
     for name, found in by_name.items():
         bands = found.calibration_error_band(cut, level) if len(found.patients) >= 2 else {}
+        errors, misses = found.calibration_error(cut), found.missed_share(cut)
+        undecideds = found.undecided_share(cut, 1 - cut)
         for channel in found.channels:
-            rows.append({"model": name, "channel": channel,
-                         ece: found.calibration_error(cut)[channel],
+            rows.append({"model": name, "channel": channel, ece: errors[channel],
                          band: "{:.3f} to {:.3f}".format(*bands[channel]) if bands else "–",
-                         missed: found.missed_share(cut)[channel],
-                         undecided: found.undecided_share(cut, 1 - cut)[channel]})
+                         missed: misses[channel], undecided: undecideds[channel]})
     return markdown_table(rows, formats={ece: ".3f", missed: ".3f", undecided: ".3f"})
 
 
@@ -101,8 +102,9 @@ def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Relia
     :func:`~unet_lib.calibration_bootstrap.calibration_difference_band` returns);
     ``"calibration_settled"``, whether they hold 0."""
     def mean(found: Reliability, measure: str) -> float:  # over the three channels
-        values = {"ece": found.calibration_error(cut), "missed": found.missed_share(cut),
-                  "undecided": found.undecided_share(cut, 1 - cut)}[measure]
+        values = (found.calibration_error(cut) if measure == "ece" else
+                  found.missed_share(cut) if measure == "missed" else
+                  found.undecided_share(cut, 1 - cut))
         return float(np.nanmean(list(values.values())))
 
     (name_a, a), (name_b, b) = first, second
@@ -147,7 +149,7 @@ def temperature_table(fitted: TemperatureFit, before: Reliability, after: Reliab
 def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reliability,
                         cut: float = 0.1) -> str:
     """The temperatures chosen and what they did to the test patients' calibration error
-    (means over the three channels), in words for the chapter's text."""
+    from ``cut`` up, channel by channel, in words for the chapter's text."""
     chosen = ", ".join(f"{t:.2f} for {channel}" for channel, t in fitted.by_channel().items())
     errors = [found.calibration_error(cut) for found in (before, after)]
     moves = ", ".join(f"{errors[0][channel]:.3f} to {errors[1][channel]:.3f} for {channel}"
