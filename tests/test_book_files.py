@@ -23,13 +23,13 @@ def source(cell: dict) -> str:
     return "".join(cell["source"])
 
 
-def test_there_are_eight_chapters_all_in_the_table_of_contents():
+def test_there_are_nine_chapters_all_in_the_table_of_contents():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     listed = [entry["file"] for part in toc["parts"] for entry in part["chapters"]]
     assert [p.stem for p in NOTEBOOKS] == [
         "01_classic_unet", "02_improved_unet", "03_attention_unet", "04_training",
         "05_visualizing_predictions", "06_performance", "07_brats_evaluation",
-        "08_attention_maps"]
+        "08_attention_maps", "09_losses_and_calibration"]
     assert all(f"book/{p.stem}" in listed for p in NOTEBOOKS)
 
 

@@ -24,9 +24,10 @@ CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first
                   "--disable-sync"]
 CHAPTERS = ["01_classic_unet", "02_improved_unet", "03_attention_unet", "04_training",
             "05_visualizing_predictions", "06_performance", "07_brats_evaluation",
-            "08_attention_maps"]
+            "08_attention_maps", "09_losses_and_calibration"]
 PAGES = ["intro", *CHAPTERS, "instructor", "data_card", "benchmarks"]
-WITH_MATH = ["03_attention_unet", "06_performance", "07_brats_evaluation"]
+WITH_MATH = ["03_attention_unet", "06_performance", "07_brats_evaluation",
+             "09_losses_and_calibration"]
 
 
 def _missing() -> str | None:

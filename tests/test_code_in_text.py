@@ -24,7 +24,8 @@ FENCE = re.compile(r"^( *)```python\n(.*?)^\1```", flags=re.S | re.M)
 #: names the blocks give to course objects, and the class each one is
 OBJECTS = {"setup": CourseSetup, "other": CourseSetup, "mine": CourseSetup,
            "dice_setup": CourseSetup, "weighted": TrainedModel, "adam": TrainedModel,
-           "longer": TrainedModel, "improved_dice": TrainedModel}
+           "longer": TrainedModel, "improved_dice": TrainedModel, "improved": TrainedModel,
+           "classic": TrainedModel}
 
 
 def blocks() -> list[tuple[str, str, str]]:

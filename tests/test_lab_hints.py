@@ -31,6 +31,7 @@ CASES = {
     "7.1": (lambda a: labs.check_patients_to_settle(a), "numbers"),
     "8.1": (lambda a: labs.check_gate_sizes(a, image_size=240), "list"),
     "8.2": (lambda a: labs.check_least_selective_gate(a, [0.3, 0.2, -0.01, 0.05]), "index"),
+    "9.2": (lambda a: labs.check_temperature_on_a_pixel(a, temperature=2.28), "numbers"),
 }
 
 
@@ -205,3 +206,41 @@ def test_a_wrong_first_part_of_4_2_leaves_its_second_part_revealable(capsys, mon
         labs.check_epoch_steps(999, None, n_slices=288, batch_size=8)
     labs.reveal("4.2b")
     assert "is 1071" in capsys.readouterr().out  # 34,255 slices at batch 32, rounded up
+
+
+def test_the_calibration_error_by_hand_weighs_bins_by_pixels_and_names_the_side(capsys):
+    # FOUR_BINS by hand: gaps 0.10, 0.15, 0.20, 0.15 over 600, 200, 100, 100 pixels
+    assert labs.FOUR_BINS == ((600, 0.15, 0.05), (200, 0.45, 0.30), (100, 0.75, 0.55),
+                              (100, 0.95, 0.80))
+    labs.check_calibration_error_by_hand(None, None)
+    assert "Not answered yet" in capsys.readouterr().out
+    labs.check_calibration_error_by_hand(125 / 1000, "more")  # every share below its mean
+    assert capsys.readouterr().out.count("Right") == 2
+    with pytest.raises(labs.NotYet, match="mean of the four gaps, each bin counted once"):
+        labs.check_calibration_error_by_hand(0.60 / 4, "more")  # unweighted
+    with pytest.raises(labs.NotYet, match="too high") as error:
+        labs.check_calibration_error_by_hand(0.2, "more")
+    assert "0.125" not in str(error.value) and "0.12" not in str(error.value)
+    with pytest.raises(labs.NotYet, match="below the diagonal or above it"):
+        labs.check_calibration_error_by_hand(0.125, "less")
+    with pytest.raises(labs.NotYet, match='answer "more" or "less"'):
+        labs.check_calibration_error_by_hand(0.125, "over-confident")
+    labs.reveal("9.1")
+    assert "is (0.125, 'more')" in capsys.readouterr().out
+
+
+def test_a_temperature_on_a_pixel_divides_its_logit_and_names_the_wrong_turns(capsys):
+    # T = 2: σ(ln 99 / 2) = 1 / (1 + 99^(-1/2)) = 1 / (1 + 1/sqrt(99))
+    expected = 1 / (1 + 99 ** -0.5)
+    labs.check_temperature_on_a_pixel(expected, temperature=2.0)
+    assert "Right" in capsys.readouterr().out
+    with pytest.raises(labs.NotYet, match="probability as trained"):
+        labs.check_temperature_on_a_pixel(0.99, temperature=2.0)
+    with pytest.raises(labs.NotYet, match="multiplies the logit by T"):  # σ(2 ln 99)
+        labs.check_temperature_on_a_pixel(99 ** 2 / (1 + 99 ** 2), temperature=2.0)
+    with pytest.raises(labs.NotYet, match="divides the probability by T"):
+        labs.check_temperature_on_a_pixel(0.495, temperature=2.0)
+    labs.check_temperature_on_a_pixel(0.99, temperature=1.0)  # T = 1 leaves it: right
+    assert "Right" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="temperature = -1"):
+        labs.check_temperature_on_a_pixel(0.5, temperature=-1)

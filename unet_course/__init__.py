@@ -22,7 +22,8 @@ Modules:
     confusion    chapter 6: TP, FP and FN as pixels of one slice
     outline_pictures  chapter 7: where an HD95 comes from (distance curves, outline slider)
     chance_pictures   chapter 7: what the sign-flip test counts
-    calibration_pictures  chapter 7: reliability diagrams (do the probabilities mean chances?)
+    calibration_pictures  chapter 9: reliability diagrams (do the probabilities mean chances?)
+    calibration_labs  chapter 9's self-checks: a calibration error by hand, a temperature
     cleanup_exercise  chapter 7's piece to write: keep a prediction's largest piece
     notebook     values quoted in the book's text (glue, counted)
 

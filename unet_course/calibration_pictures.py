@@ -1,4 +1,4 @@
-"""Chapter 7: do a model's probabilities mean what they say? Reliability diagrams of several
+"""Chapter 9: do a model's probabilities mean what they say? Reliability diagrams of several
 models (:class:`unet_lib.calibration.Reliability`), one panel per channel, with the pixels
 each bin holds under them (:func:`show_reliability`); the table of their calibration errors
 (:func:`calibration_table`) and what the run says in words (:func:`calibration_reading`);

@@ -39,7 +39,7 @@ CODING_EXERCISES = {"1.4": "a level's double convolution",
 #: the exercises whose check works out an answer that :func:`reveal` can print (4.2b: 4.2's
 #: second part, real BraTS); the others are questions to discuss or models to train
 ANSWERED_EXERCISES = ("1.1", "1.2", "2.1", "2.2", "3.1", "3.2", "4.1", "4.2", "4.2b", "5.1",
-                      "5.2", "6.1", "6.2", "7.1", "7.2", "8.1", "8.2")
+                      "5.2", "6.1", "6.2", "7.1", "7.2", "8.1", "8.2", "9.1", "9.2")
 
 
 def reveal(exercise: str) -> None:

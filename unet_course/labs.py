@@ -27,6 +27,8 @@ from unet_lib.models import AttentionGate, ClassicUNet, SeparableConv2d
 from unet_lib.models import IMPROVEMENTS, AttentionUNet, count_parameters
 from unet_lib.models.ablation import improved_without
 
+from .calibration_labs import (FOUR_BINS, check_calibration_error_by_hand,
+                               check_temperature_on_a_pixel)
 from .checking import NotYet, asked, check, is_number, plain, reveal, unanswered
 from .evaluation_labs import (HAND_PREDICTION, HAND_TARGET, TWO_PATIENTS, check_empty_slice_dice,
                               check_patients_to_settle, check_scores_by_hand, check_two_ways)
@@ -40,7 +42,9 @@ __all__ = ["NotYet", "reveal",  # and the check_* functions below
            "shown_on_slider", "whole_tumour_dice",
            # chapters 6 and 7, from evaluation_labs
            "HAND_PREDICTION", "HAND_TARGET", "TWO_PATIENTS", "check_empty_slice_dice",
-           "check_patients_to_settle", "check_scores_by_hand", "check_two_ways"]
+           "check_patients_to_settle", "check_scores_by_hand", "check_two_ways",
+           # chapter 9, from calibration_labs
+           "FOUR_BINS", "check_calibration_error_by_hand", "check_temperature_on_a_pixel"]
 
 
 # --- chapter 1: the Classic U-Net -----------------------------------------------------------
