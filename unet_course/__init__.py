@@ -22,6 +22,7 @@ Modules:
     confusion    chapter 6: TP, FP and FN as pixels of one slice
     outline_pictures  chapter 7: where an HD95 comes from (distance curves, outline slider)
     chance_pictures   chapter 7: what the sign-flip test counts
+    patient_pictures  chapter 7: each patient's scores under each model, paired
     calibration_pictures  chapter 9: reliability diagrams (do the probabilities mean chances?)
     calibration_labs  chapter 9's self-checks: a calibration error by hand, a temperature
     cleanup_exercise  chapter 7's piece to write: keep a prediction's largest piece

@@ -1,0 +1,79 @@
+"""Chapter 7's per-patient figure: each patient's scores under each model, paired by patient
+(whatever order each model listed them in), the mean bar at the mean, the patients whose truth
+lacks a region hollow, and many patients drawn grey rather than named."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+
+from unet_course.patient_pictures import (MOST_NAMED, paired_values, patient_order,  # noqa: E402
+                                          show_patient_scores)
+from unet_lib.patients import PatientScores  # noqa: E402
+
+
+def _row(volume: int, dice_wt: float, dice_et: float, empty=()) -> dict:
+    scores = {"dice": {"WT": dice_wt, "TC": dice_wt - 0.1, "ET": dice_et},
+              "hd95": {"WT": 10.0 * volume, "TC": 5.0, "ET": 0.0 if "ET" in empty else 3.0}}
+    return {"volume": volume, "slices": 4, **scores, "empty": list(empty)}
+
+
+def _scores() -> dict[str, PatientScores]:
+    # patient 7 has no ET in its truth; the second model lists its patients in another order
+    first = PatientScores([_row(3, 0.9, 0.8), _row(7, 0.8, 1.0, empty=("ET",)),
+                           _row(9, 0.7, 0.5)])
+    second = PatientScores([_row(9, 0.6, 0.4), _row(3, 0.95, 0.7),
+                            _row(7, 0.85, 0.0, empty=("ET",))])
+    return {"one": first, "two": second}
+
+
+def test_scores_are_paired_by_patient_whatever_order_each_model_lists_them():
+    values, absent = paired_values(_scores(), "dice", "ET", patient_order(_scores()))
+    assert patient_order(_scores()) == [3, 7, 9]
+    np.testing.assert_allclose(values, [[0.8, 0.7], [1.0, 0.0], [0.5, 0.4]])
+    assert absent.tolist() == [False, True, False]
+
+
+def test_models_scored_on_different_patients_cannot_be_paired():
+    scores = _scores()
+    scores["three"] = PatientScores([_row(3, 0.9, 0.8), _row(4, 0.9, 0.8), _row(9, 0.9, 0.8)])
+    with pytest.raises(ValueError, match=r"three was scored on volumes \[3, 4, 9\]"):
+        show_patient_scores(scores)
+
+
+def test_each_patient_is_a_line_across_the_models_the_mean_a_bar_and_absent_truth_hollow():
+    fig = show_patient_scores(_scores(), regions=("WT", "ET"), metrics=("dice",))
+    wt, et = fig.axes[:2]
+    assert [a.get_title() for a in (wt, et)] == ["Dice, WT", "Dice, ET"]
+    joined = [line for line in et.lines if line.get_linestyle() == "-"]
+    assert [list(line.get_ydata()) for line in joined] == [[0.8, 0.7], [1.0, 0.0], [0.5, 0.4]]
+    bars = et.collections[0].get_segments()  # one bar per model at its mean over the patients
+    assert [segment[0][1] for segment in bars] == pytest.approx([(0.8 + 1 + 0.5) / 3,
+                                                                (0.7 + 0 + 0.4) / 3])
+    markers = [line for line in et.lines if line.get_linestyle() == "None"]
+    hollow = [to_rgba(line.get_markerfacecolor()) == to_rgba("white") for line in markers]
+    assert hollow == [False, True, False]  # patient 7 only, and only in ET
+    assert not any(to_rgba(line.get_markerfacecolor()) == to_rgba("white")
+                   for line in wt.lines if line.get_linestyle() == "None")
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:3] == ["patient 3", "patient 7", "patient 9"]
+    assert "region absent from the truth: 1 or 0 by the rule" in legend
+    plt.close(fig)
+
+
+def test_more_patients_than_markers_are_drawn_grey_without_a_legend_entry_each():
+    many = MOST_NAMED + 2
+    scores = {name: PatientScores([_row(v, 0.5 + 0.01 * v, 0.5) for v in range(many)])
+              for name in ("one", "two")}
+    fig = show_patient_scores(scores)
+    colours = {to_rgba(line.get_color()) for line in fig.axes[0].lines}
+    assert colours == {to_rgba("0.45")}
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["one patient", "mean over the patients"]  # no ET absent: no hollow entry
+    plt.close(fig)
