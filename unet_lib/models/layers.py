@@ -105,7 +105,7 @@ def spatial_conv(in_channels: int, out_channels: int, kernel_size: int, separabl
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
 
 
-class ConvNormAct(nn.Sequential):
+class ConvUnit(nn.Sequential):
     """Convolution → (BatchNorm) → ReLU: one of the two units of a classic U-Net level.
 
     The convolution has no bias when batch norm follows (the norm's shift replaces it).
@@ -122,13 +122,13 @@ class ConvNormAct(nn.Sequential):
 
 
 class DoubleConv(nn.Sequential):
-    """Two :class:`ConvNormAct` units, ``C_in → C_out → C_out``: the Classic U-Net level."""
+    """Two :class:`ConvUnit` units, ``C_in → C_out → C_out``: the Classic U-Net level."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
                  separable: bool = False, batch_norm: bool = False):
         super().__init__(
-            ConvNormAct(in_channels, out_channels, kernel_size, separable, batch_norm),
-            ConvNormAct(out_channels, out_channels, kernel_size, separable, batch_norm),
+            ConvUnit(in_channels, out_channels, kernel_size, separable, batch_norm),
+            ConvUnit(out_channels, out_channels, kernel_size, separable, batch_norm),
         )
 
 
