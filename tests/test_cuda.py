@@ -231,7 +231,7 @@ def what_the_chapters_compute(model, dataset, device) -> None:
     assert sorted(sweep) == [0.3, 0.5] and set(sweep[0.5]["dice"]) >= {"WT", "TC", "ET"}
     patients = evaluate_patients(model, dataset, batch_size=4, device=device)
     assert len(patients.rows) == len(dataset.volumes)
-    binned = reliability(model, dataset, batch_size=4, device=device)  # chapter 7's diagram
+    binned = reliability(model, dataset, batch_size=4, device=device)  # chapter 9's diagram
     assert binned.patients == tuple(sorted(dataset.volumes))
     assert binned.count.sum() == 3 * len(dataset) * dataset[0][1][0].numel()
     probs = torch.rand(3, 2, 8, 8, device=device)  # chapter 7's label map, from a GPU's output

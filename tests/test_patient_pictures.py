@@ -61,6 +61,7 @@ def test_each_patient_is_a_line_across_the_models_the_mean_a_bar_and_absent_trut
     assert hollow == [False, True, False]  # patient 7 only, and only in ET
     assert not any(to_rgba(line.get_markerfacecolor()) == to_rgba("white")
                    for line in wt.lines if line.get_linestyle() == "None")
+    assert wt.get_ylim()[0] == et.get_ylim()[0] < 0  # ET's 0 (a false alarm) is in the row
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[:3] == ["patient 3", "patient 7", "patient 9"]
     assert "region absent from the truth: 1 or 0 by the rule" in legend
@@ -76,4 +77,15 @@ def test_more_patients_than_markers_are_drawn_grey_without_a_legend_entry_each()
     assert colours == {to_rgba("0.45")}
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["one patient", "mean over the patients"]  # no ET absent: no hollow entry
+    plt.close(fig)
+
+
+def test_a_row_of_high_scores_starts_below_its_lowest_one_so_that_they_are_told_apart():
+    scores = {name: PatientScores([_row(v, 0.86 + 0.02 * v, 0.9) for v in range(3)])
+              for name in ("one", "two")}
+    fig = show_patient_scores(scores, metrics=("dice", "hd95"))
+    dice_row, hd95_row = fig.axes[:3], fig.axes[3:6]
+    # lowest Dice 0.76 (TC of patient 0): the row starts at 0.7, less a margin, all three alike
+    assert [ax.get_ylim()[0] for ax in dice_row] == pytest.approx([0.68] * 3)
+    assert all(ax.get_yscale() == "symlog" and ax.get_ylim()[0] < 0 for ax in hd95_row)
     plt.close(fig)

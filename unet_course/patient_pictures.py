@@ -19,6 +19,8 @@ from matplotlib.lines import Line2D
 from unet_lib.outlines import HD95_ONE_EMPTY
 from unet_lib.patients import PatientScores
 
+from .frames import score_axis_floor
+
 #: a marker per patient, so that colour is not the only thing that tells them apart
 PATIENT_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "h")
 #: the most patients drawn each in a colour and marker of their own, with a legend entry;
@@ -61,7 +63,9 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
     """One panel per metric (rows) and region (columns): each model's score of every patient
     (x: the models of ``scores``, in order), a patient's scores joined by a thin line, the
     model's mean over the patients as a black bar, the patients whose truth lacks the region
-    hollow. HD95 on a log scale from 0 to 373 mm (one outline empty). A pyplot figure."""
+    hollow. A row of scores in [0, 1] shares one axis, from 0 or from just below its lowest
+    value (:func:`~unet_course.frames.score_axis_floor`); HD95 on a log scale (linear below
+    1 mm) from 0 to 373 mm (one outline empty). A pyplot figure."""
     volumes = patient_order(scores)
     named = len(volumes) <= MOST_NAMED
     models = list(scores)
@@ -70,6 +74,8 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
                              len(metrics)), squeeze=False, layout="constrained")
     hollow_seen = False
     for row, metric in enumerate(metrics):
+        floor = 0.0 if metric == "hd95" else score_axis_floor(np.concatenate(
+            [paired_values(scores, metric, region, volumes)[0].ravel() for region in regions]))
         for ax, region in zip(axes[row], regions):
             values, absent = paired_values(scores, metric, region, volumes)
             for p, (patient_values, empty) in enumerate(zip(values, absent)):
@@ -86,11 +92,11 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
             ax.set_title(f"{METRIC_LABELS.get(metric, metric)}, {region}")
             if metric == "hd95":  # from 0 (outlines agree) to 373 mm (a region missed)
                 ax.set_yscale("symlog", linthresh=1)
-                ax.set_ylim(0, 500)
+                ax.set_ylim(-0.3, 500)  # a 0 drawn whole, not cut by the axis
                 ax.set_yticks([0, 1, 3, 10, 30, 100, HD95_ONE_EMPTY],
                               ["0", "1", "3", "10", "30", "100", f"{HD95_ONE_EMPTY:.0f}"])
             else:
-                ax.set_ylim(-0.02, 1.02)
+                ax.set_ylim(floor - 0.02, 1.02)
     fig.legend(handles=_legend(volumes, named, hollow_seen), loc="outside lower center",
                ncols=min(len(volumes) + 2, 6) if named else 3, frameon=False, fontsize=10)
     fig.suptitle(f"each test patient's scores under each model ({len(volumes)} patients; a "
