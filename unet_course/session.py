@@ -41,7 +41,7 @@ from unet_lib.runtime import pick_device
 from unet_lib.train import History
 
 from .settings import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, course_home,  # noqa: F401
-                       resolve_scale)
+                       resolve_scale, warn_if_torch_is_older)
 
 
 @dataclass
@@ -294,6 +294,7 @@ def setup(scale: str = "auto", data: str | Path | None = None, **changes) -> Cou
     Returns:
         A :class:`CourseSetup`; its ``describe()`` says what the figures were made with.
     """
+    warn_if_torch_is_older()  # a --no-deps install keeps the runtime's own PyTorch
     scale = resolve_scale(scale)
     data = data or os.environ.get(DATA_VARIABLE) or None
     if data is not None and scale == "quick" and "max_volumes" not in changes:

@@ -15,6 +15,32 @@ from unet_lib.recipe import SCALES
 SCALE_VARIABLE = "UNET_COURSE_SCALE"
 DATA_VARIABLE = "BRATS_DIR"
 HOME_VARIABLE = "UNET_COURSE_HOME"
+#: the oldest PyTorch the course is tested with, as ``pyproject.toml`` asks for it
+OLDEST_TORCH = (2, 11)
+
+
+def torch_release(version: str) -> tuple[int, int]:
+    """The (major, minor) of a PyTorch version string: ``"2.13.0+cpu"`` → ``(2, 13)``,
+    ``"2.12.0a0+git1234"`` → ``(2, 12)``."""
+    major, minor = version.split("+")[0].split(".")[:2]
+    digits = "".join(char for char in minor if char.isdigit()) or "0"
+    return int(major), int(digits)
+
+
+def warn_if_torch_is_older(version: str | None = None) -> bool:
+    """Warn (and return ``True``) when this kernel's PyTorch is older than
+    :data:`OLDEST_TORCH`: a ``pip install --no-deps`` (the Colab cell of the instructor page)
+    keeps whatever PyTorch the runtime brings, and an older one may fail in ways that do not
+    name it. ``version``: this kernel's (``torch.__version__``) unless given."""
+    version = version or torch.__version__
+    if torch_release(version) >= OLDEST_TORCH:
+        return False
+    oldest = ".".join(map(str, OLDEST_TORCH))
+    warnings.warn(f"PyTorch {version} is older than {oldest}, the oldest this course is tested "
+                  f"with (pip install --no-deps keeps the one the runtime has): if a cell "
+                  f"fails, install PyTorch {oldest} or newer, the build that fits this "
+                  f"machine's CUDA, and restart the kernel", stacklevel=3)
+    return True
 
 
 def resolve_scale(scale: str = "auto") -> str:
