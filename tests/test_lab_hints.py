@@ -3,6 +3,7 @@ value; ``labs.reveal`` gives it on request."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -225,6 +226,11 @@ def test_the_calibration_error_by_hand_weighs_bins_by_pixels_and_names_the_side(
         labs.check_calibration_error_by_hand(0.125, "less")
     with pytest.raises(labs.NotYet, match='answer "more" or "less"'):
         labs.check_calibration_error_by_hand(0.125, "over-confident")
+    with pytest.raises(labs.NotYet, match="a percentage"):
+        labs.check_calibration_error_by_hand(12.5, "more")
+    capsys.readouterr()
+    labs.check_calibration_error_by_hand(np.float64(0.125), " More")  # as a student types it
+    assert capsys.readouterr().out.count("Right") == 2
     labs.reveal("9.1")
     assert "is (0.125, 'more')" in capsys.readouterr().out
 
@@ -244,3 +250,18 @@ def test_a_temperature_on_a_pixel_divides_its_logit_and_names_the_wrong_turns(ca
     assert "Right" in capsys.readouterr().out
     with pytest.raises(ValueError, match="temperature = -1"):
         labs.check_temperature_on_a_pixel(0.5, temperature=-1)
+    with pytest.raises(ValueError, match="probability = 1.0"):
+        labs.check_temperature_on_a_pixel(0.5, temperature=2.0, probability=1.0)
+    labs.check_temperature_on_a_pixel(expected, temperature=np.float64(2.0))  # a NumPy T too
+    assert "Right" in capsys.readouterr().out
+    # T = 0.8 sharpens: σ(ln 99 / 0.8) = 1 / (1 + 99^(-1.25)) ≈ 0.9968; "certain" is not it,
+    # nor is 0.999, though both lie within 1 % of it as probabilities
+    sharpened = 1 / (1 + 99 ** -1.25)
+    labs.check_temperature_on_a_pixel(sharpened, temperature=0.8)
+    for wrong in (1.0, 0.999, 0.98):
+        with pytest.raises(labs.NotYet) as error:
+            labs.check_temperature_on_a_pixel(wrong, temperature=0.8)
+        assert "Hint:" in str(error.value) and "0.9968" not in str(error.value)
+    # one step of the fitted grid above 1: the probability as trained is named, not accepted
+    with pytest.raises(labs.NotYet, match="probability as trained"):
+        labs.check_temperature_on_a_pixel(0.99, temperature=1.2)

@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from unet_course.patient_pictures import (MOST_NAMED, paired_values, patient_order,  # noqa: E402
-                                          show_patient_scores)
+from unet_course.patient_pictures import (ABSENT_LABEL, MOST_NAMED, paired_values,  # noqa: E402
+                                          patient_order, show_patient_scores)
 from unet_lib.patients import PatientScores  # noqa: E402
 
 
@@ -47,6 +47,21 @@ def test_models_scored_on_different_patients_cannot_be_paired():
         show_patient_scores(scores)
 
 
+def test_models_that_disagree_on_a_patient_s_truth_or_list_a_patient_twice_are_refused():
+    scores = _scores()
+    scores["two"].rows[2]["empty"] = []  # patient 7 has ET in this model's truth
+    with pytest.raises(ValueError, match="volume 7: one scored it without ET in the truth"):
+        paired_values(scores, "dice", "ET", [3, 7, 9])
+    twice = {"one": PatientScores([_row(3, 0.9, 0.8), _row(3, 0.9, 0.8)]),
+             "two": PatientScores([_row(3, 0.9, 0.8), _row(3, 0.9, 0.8)])}
+    with pytest.raises(ValueError, match=r"one was scored on volumes \[3, 3\]: give each"):
+        show_patient_scores(twice)
+    with pytest.raises(ValueError, match="no model to draw"):
+        show_patient_scores({})
+    with pytest.raises(ValueError, match=r"one was scored on volumes \[\]"):
+        show_patient_scores({"one": PatientScores([])})
+
+
 def test_each_patient_is_a_line_across_the_models_the_mean_a_bar_and_absent_truth_hollow():
     fig = show_patient_scores(_scores(), regions=("WT", "ET"), metrics=("dice",))
     wt, et = fig.axes[:2]
@@ -64,7 +79,7 @@ def test_each_patient_is_a_line_across_the_models_the_mean_a_bar_and_absent_trut
     assert wt.get_ylim()[0] == et.get_ylim()[0] < 0  # ET's 0 (a false alarm) is in the row
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[:3] == ["patient 3", "patient 7", "patient 9"]
-    assert "region absent from the truth: 1 or 0 by the rule" in legend
+    assert ABSENT_LABEL in legend and "HD95 0 or 373 mm" in ABSENT_LABEL
     plt.close(fig)
 
 

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("version, release", [("2.13.0+cpu", (2, 13)), ("2.9.1", (2, 9)),
                                               ("2.12.0a0+git1234", (2, 12)),
-                                              ("2.10.0.dev20250101", (2, 10)), ("3.0", (3, 0))])
+                                              ("2.10.0.dev20250101", (2, 10)), ("3.0", (3, 0)),
+                                              ("2.1a0", (2, 1)), ("2", None), ("nightly", None)])
 def test_a_version_string_gives_its_major_and_minor(version, release):
     assert torch_release(version) == release
 
@@ -38,6 +39,7 @@ def test_an_older_torch_is_warned_about_a_supported_one_is_not():
         assert not warn_if_torch_is_older("2.11.0")
         assert not warn_if_torch_is_older("2.13.0+cpu")
         assert not warn_if_torch_is_older("3.0.0")
+        assert not warn_if_torch_is_older("unknown")  # nothing to compare: setup goes on
 
 
 def test_setup_checks_the_kernels_torch_first(monkeypatch):

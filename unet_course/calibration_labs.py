@@ -15,7 +15,7 @@ from unet_lib.calibration import Reliability
 from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.temperature import TemperatureScaled
 
-from .checking import NotYet, asked, check, is_number, plain, unanswered
+from .checking import NotYet, asked, check, direction, is_number, plain, unanswered
 
 #: four probability bins of one channel (ED), from 0.1 up, for exercise 9.1:
 #: (pixels, their mean predicted probability, the share of them in the channel)
@@ -39,34 +39,38 @@ def four_bins() -> Reliability:
 def check_calibration_error_by_hand(error, calls_it) -> None:
     """Exercise 9.1. The calibration error of :data:`FOUR_BINS` (the count-weighted mean gap
     between each bin's mean probability and its share in the channel, as
-    :meth:`~unet_lib.calibration.Reliability.calibration_error` takes it), and whether the
-    model calls the channel ``"more"`` or ``"less"`` often than it is there."""
+    :meth:`~unet_lib.calibration.Reliability.calibration_error` takes it; to three decimals),
+    and whether the model calls the channel ``"more"`` or ``"less"`` often than it is there:
+    over all four bins, does it expect more pixels in the channel (each bin's pixels × mean
+    probability, added up) than there are (pixels × share)? These bins never tie."""
     binned = four_bins()
-    expected_error = binned.calibration_error(0.1)["ED"]
+    expected_error = round(binned.calibration_error(0.1)["ED"], 4)
     ed = MASK_CHANNELS.index("ED")
     over = binned.probability_sum[ed].sum() > binned.positive_count[ed].sum()
     expected_side = "more" if over else "less"
-    asked("9.1", "(the calibration error, more or less often)",
-          (round(expected_error, 4), expected_side))
+    asked("9.1", "(the calibration error, more or less often)", (expected_error, expected_side))
     if any(unanswered(a) for a in (error, calls_it)):
         return
     gaps = [abs(mean - share) for _, mean, share in FOUR_BINS]
-    error = plain(error)
+    error, ask = plain(error), ' (labs.reveal("9.1") gives the answer)'
     if is_number(error) and math.isclose(error, sum(gaps) / len(gaps), rel_tol=1e-3):
         raise NotYet("Not yet: that is the mean of the four gaps, each bin counted once. "
                      "Hint: a bin of 600 pixels weighs six times one of 100: weigh each gap "
-                     "by its pixels and divide by all the pixels (labs.reveal(\"9.1\") gives "
-                     "the answer)")
-    check(error, round(expected_error, 4), "the calibration error", "per bin, the gap |mean "
-          "probability − share in the channel|; weigh each by the bin's pixels, add them up "
-          "and divide by all the pixels", tolerance=1e-2, exercise="9.1")
-    if calls_it not in ("more", "less"):
+                     "by its pixels and divide by all the pixels" + ask)
+    if is_number(error) and math.isclose(error, 100 * expected_error, rel_tol=1e-2):
+        raise NotYet("Not yet: your calibration error is a percentage. Hint: give it as a "
+                     "share of 1, as the chapter's table does" + ask)
+    check(error, expected_error, "the calibration error (to three decimals)", "per bin, the "
+          "gap |mean probability − share in the channel|; weigh each by the bin's pixels, add "
+          "them up and divide by all the pixels", tolerance=5e-3, exercise="9.1")
+    said = str(plain(calls_it)).strip().strip('"').lower()
+    if said not in ("more", "less"):
         raise NotYet(f"Not yet: answer \"more\" or \"less\" for how often the model calls the "
-                     f"channel, not {calls_it!r}")
-    check(calls_it, expected_side, "how often the model calls the channel", "in each bin, "
-          "compare the share of pixels in the channel with the mean probability: which is "
-          "larger? (on the diagram: is the point below the diagonal or above it?)",
-          exercise="9.1")
+                     f"channel, not {calls_it!r}. Hint: one word, as a string")
+    check(said, expected_side, "how often the model calls the channel", "add up each bin's "
+          "pixels × mean probability (the pixels the model expects in the channel) and its "
+          "pixels × share (those that are): which is larger? (on the diagram: are the points "
+          "below the diagonal or above it?)", exercise="9.1")
 
 
 class _ConstantLogits(nn.Module):
@@ -89,26 +93,45 @@ def scaled_probability(probability: float, temperature: float) -> float:
     return float(out[0, MASK_CHANNELS.index("ED"), 0, 0])
 
 
+def _same_probability(answer: float, expected: float) -> bool:
+    """Whether two probabilities in (0, 1) agree to 1 % of their logit (on the probability
+    itself, 1 % would let 0.98 pass for 0.99, or 1.0 for 0.997)."""
+    logit = (lambda p: math.log(p / (1 - p)))
+    return 0 < answer < 1 and math.isclose(logit(answer), logit(expected), rel_tol=1e-2,
+                                           abs_tol=1e-3)
+
+
 def check_temperature_on_a_pixel(answer, temperature: float, probability: float = 0.99
                                  ) -> None:
-    """Exercise 9.2. The probability of a pixel the model gives ``probability`` in ED, once
-    its logits are divided by ``temperature`` (the one the validation patients chose for ED)."""
+    """Exercise 9.2. The probability of a pixel the model gives ``probability`` (strictly
+    between 0 and 1) in ED, once its logits are divided by ``temperature`` (the one the
+    validation patients chose for ED). An answer counts when its logit is within 1 % of the
+    expected one's."""
+    temperature, probability = plain(temperature), plain(probability)
     if not (is_number(temperature) and temperature > 0 and math.isfinite(temperature)):
         raise ValueError(f"temperature = {temperature!r}: give the positive temperature the "
                          f"chapter fitted for ED (fitted.by_channel()[\"ED\"])")
+    if not (is_number(probability) and 0 < probability < 1):
+        raise ValueError(f"probability = {probability!r}: give one strictly between 0 and 1")
     expected = scaled_probability(probability, temperature)
     what = f"the probability of a pixel at {probability} once divided by T = {temperature:.2f}"
     if unanswered(answer, "9.2", what, round(expected, 4)):
         return
-    answer, z = plain(answer), math.log(probability / (1 - probability))
+    answer, z, ask = plain(answer), math.log(probability / (1 - probability)), (
+        ' (labs.reveal("9.2") gives the answer)')
+    hint = "first the logit z = log(p / (1 − p)), then σ(z / T) = 1 / (1 + exp(−z / T))"
+    if not is_number(answer) or not 0 < answer < 1:
+        raise NotYet(f"Not yet: your answer {answer!r} is not a probability strictly between "
+                     f"0 and 1, as σ of any finite number is. Hint: {hint}{ask}")
     wrong_turns = {
         "is the probability as trained: the temperature changes it (unless T = 1)": probability,
         "multiplies the logit by T: divide it": 1 / (1 + math.exp(-z * temperature)),
-        "divides the probability by T: divide the logit z = log(p / (1 − p)) instead, then "
-        "take the sigmoid": probability / temperature}
+        "divides the probability by T: divide the logit instead": probability / temperature}
     for said, value in wrong_turns.items():
-        if (is_number(answer) and not math.isclose(value, expected, rel_tol=1e-3)
-                and math.isclose(answer, value, rel_tol=1e-3)):
-            raise NotYet(f"Not yet: your answer {said} (labs.reveal(\"9.2\") gives the answer)")
-    check(answer, round(expected, 4), what, "first the logit z = log(p / (1 − p)), then σ(z / T) = "
-          "1 / (1 + exp(−z / T))", tolerance=1e-2, exercise="9.2")
+        if (0 < value < 1 and not _same_probability(value, expected)
+                and _same_probability(answer, value)):
+            raise NotYet(f"Not yet: your answer {said}. Hint: {hint}{ask}")
+    if not _same_probability(answer, expected):
+        raise NotYet(f"Not yet: your answer for {what} {direction(answer, expected)}. "
+                     f"Hint: {hint}{ask}")
+    print(f"Right: {what} is {round(expected, 4)!r}.")

@@ -4,7 +4,7 @@ A box plot of four patients draws quartiles that four points cannot give, and hi
 models were scored on the *same* patients. :func:`show_patient_scores` draws every patient as
 one marker per model, joined by a line across the models (what the paired tests compare),
 each model's mean as a black bar, and a patient whose truth lacks the region hollow: the
-empty-region rule scores it 1 or 0, not an overlap.
+empty-region rule scores it (Dice 1 or 0, HD95 0 or 373 mm), not an overlap.
 """
 
 from __future__ import annotations
@@ -28,15 +28,24 @@ PATIENT_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "<", ">", "h")
 MOST_NAMED = len(PATIENT_MARKERS)
 #: the mean's bar: its half-width on the models' axis
 MEAN_HALF_WIDTH = 0.22
-METRIC_LABELS = {"dice": "Dice", "hd95": "HD95 (mm, log scale)"}
+METRIC_LABELS = {"dice": "Dice", "precision": "precision", "recall": "recall",
+                 "hd95": "HD95 (mm, log scale)"}
+#: what a hollow marker means, in the legend
+ABSENT_LABEL = "region absent from the truth (rule: Dice 1 or 0, HD95 0 or 373 mm)"
 
 
 def patient_order(scores: Mapping[str, PatientScores]) -> list:
     """The volumes every model scored, in the first model's order; a ValueError naming the
-    models when they were not scored on the same patients (nothing to pair)."""
+    model when there is none, when one has no patient or a patient twice, or when they were
+    not scored on the same patients (nothing to pair)."""
+    if not scores:
+        raise ValueError("scores: no model to draw; give {model name: PatientScores}")
     orders = {name: [row["volume"] for row in s.rows] for name, s in scores.items()}
     first = next(iter(orders.values()))
     for name, order in orders.items():
+        if not order or len(set(order)) != len(order):
+            raise ValueError(f"{name} was scored on volumes {order}: give each test patient "
+                             f"once, at least one")
         if sorted(order) != sorted(first):
             raise ValueError(f"{name} was scored on volumes {order}, the others on {first}: "
                              f"pair them on the same test patients")
@@ -46,15 +55,20 @@ def patient_order(scores: Mapping[str, PatientScores]) -> list:
 def paired_values(scores: Mapping[str, PatientScores], metric: str, region: str,
                   volumes: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """``(values, absent)``: (patients, models) the scores of each patient under each model, in
-    the order of ``volumes``, and (patients,) whether the patient's truth lacks ``region``."""
+    the order of ``volumes``, and (patients,) whether the patient's truth lacks ``region``; a
+    ValueError where the models disagree on that (they were not scored on the same truth)."""
     values = np.empty((len(volumes), len(scores)))
-    absent = np.zeros(len(volumes), dtype=bool)
+    absent = np.zeros((len(volumes), len(scores)), dtype=bool)
     for m, s in enumerate(scores.values()):
         by_volume = {row["volume"]: row for row in s.rows}
         for p, volume in enumerate(volumes):
             values[p, m] = by_volume[volume][metric][region]
-            absent[p] |= region in by_volume[volume].get("empty", ())
-    return values, absent
+            absent[p, m] = region in by_volume[volume].get("empty", ())
+    for p in np.flatnonzero(absent.any(axis=1) != absent.all(axis=1)):
+        said = [name for name, lacks in zip(scores, absent[p]) if lacks]
+        raise ValueError(f"volume {volumes[p]}: {', '.join(said)} scored it without {region} "
+                         f"in the truth, the other models with it: score them on the same data")
+    return values, absent[:, 0]
 
 
 def show_patient_scores(scores: Mapping[str, PatientScores],
@@ -97,20 +111,22 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
                               ["0", "1", "3", "10", "30", "100", f"{HD95_ONE_EMPTY:.0f}"])
             else:
                 ax.set_ylim(floor - 0.02, 1.02)
-    fig.legend(handles=_legend(volumes, named, hollow_seen), loc="outside lower center",
-               ncols=min(len(volumes) + 2, 6) if named else 3, frameon=False, fontsize=10)
+    first_rows = {row["volume"]: row for row in next(iter(scores.values())).rows}
+    labels = [first_rows[v].get("case", f"patient {v}") for v in volumes]  # a BraTS ID if known
+    fig.legend(handles=_legend(labels, named, hollow_seen), loc="outside lower center",
+               ncols=3, frameon=False, fontsize=10)
     fig.suptitle(f"each test patient's scores under each model ({len(volumes)} patients; a "
                  f"line joins one patient's scores)")
     return fig
 
 
-def _legend(volumes: Sequence, named: bool, hollow_seen: bool) -> list:
+def _legend(labels: Sequence[str], named: bool, hollow_seen: bool) -> list:
     handles = ([Line2D([], [], color=f"C{p}", marker=PATIENT_MARKERS[p], lw=0.9,
-                       label=f"patient {volume}") for p, volume in enumerate(volumes)]
+                       label=label) for p, label in enumerate(labels)]
                if named else [Line2D([], [], color="0.45", marker="o", lw=0.9,
                                      label="one patient")])
     handles.append(Line2D([], [], color="black", lw=2.5, label="mean over the patients"))
     if hollow_seen:
         handles.append(Line2D([], [], ls="none", marker="o", color="0.3", mfc="white",
-                              label="region absent from the truth: 1 or 0 by the rule"))
+                              label=ABSENT_LABEL))
     return handles

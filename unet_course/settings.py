@@ -5,6 +5,7 @@ lab's environment set them for every notebook at once)."""
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -19,12 +20,11 @@ HOME_VARIABLE = "UNET_COURSE_HOME"
 OLDEST_TORCH = (2, 11)
 
 
-def torch_release(version: str) -> tuple[int, int]:
-    """The (major, minor) of a PyTorch version string: ``"2.13.0+cpu"`` → ``(2, 13)``,
-    ``"2.12.0a0+git1234"`` → ``(2, 12)``."""
-    major, minor = version.split("+")[0].split(".")[:2]
-    digits = "".join(char for char in minor if char.isdigit()) or "0"
-    return int(major), int(digits)
+def torch_release(version: str) -> tuple[int, int] | None:
+    """The (major, minor) a PyTorch version string starts with: ``"2.13.0+cpu"`` → ``(2, 13)``,
+    ``"2.12.0a0+git1234"`` → ``(2, 12)``; ``None`` where it starts otherwise."""
+    found = re.match(r"(\d+)\.(\d+)(?!\d)", str(version))
+    return (int(found[1]), int(found[2])) if found else None
 
 
 def warn_if_torch_is_older(version: str | None = None) -> bool:
@@ -33,7 +33,8 @@ def warn_if_torch_is_older(version: str | None = None) -> bool:
     keeps whatever PyTorch the runtime brings, and an older one may fail in ways that do not
     name it. ``version``: this kernel's (``torch.__version__``) unless given."""
     version = version or torch.__version__
-    if torch_release(version) >= OLDEST_TORCH:
+    release = torch_release(version)
+    if release is None or release >= OLDEST_TORCH:  # a version it cannot read: no warning
         return False
     oldest = ".".join(map(str, OLDEST_TORCH))
     warnings.warn(f"PyTorch {version} is older than {oldest}, the oldest this course is tested "
