@@ -99,6 +99,7 @@ def main() -> int:
     (args.out / "loader.md").write_text(
         f"Phantom {volumes}×{slices} slices of {size}×{size} made in {phantom_s:.0f} s, packed in "
         f"{pack_s:.0f} s. DataLoader, batch {batch}, {workers} workers, shuffled:\n\n"
+        "<!-- table: Slices per second the DataLoader delivers from each format -->\n"
         "| format | slices/s |\n|---|---|\n"
         + "".join(f"| {k} | {v:.0f} |\n" for k, v in rates.items()))
     print((args.out / "loader.md").read_text(), flush=True)
@@ -123,7 +124,9 @@ def main() -> int:
         f"Two epochs of the slides' configuration ({size}×{size}, batch {batch}, "
         f"{config.base_filters} filters, bf16 autocast on CUDA) on {len(train_set)} training "
         f"slices, {len(val_set)} validation slices, device {result['machine']}. Epoch time "
-        f"includes validation.\n\n| model | epoch | s | img/s | loss | "
+        f"includes validation.\n\n<!-- table: Two epochs of the slides' configuration through "
+        f"fit(), per model: time, training rate, loss and validation Dice -->\n"
+        f"| model | epoch | s | img/s | loss | "
         + " | ".join(f"Dice {n}" for n in names) + " |\n|---|---|---|---|---|"
         + "---|" * len(names) + "\n"
         + "".join(f"| {r['model']} | {r['epoch']} | {r['seconds']:.1f} | "

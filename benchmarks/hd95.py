@@ -35,7 +35,9 @@ def main() -> int:
     pred = np.roll(target, 2, axis=-1).copy()
     pred[0, 10, 20, 20] = True                              # a far false positive (WT)
     seconds, ours = timed(lambda: hausdorff95(pred, target))
-    lines = ["| implementation | seconds per patient (3 regions) | HD95 WT / TC / ET (mm) |",
+    lines = ["<!-- table: The 95th-percentile Hausdorff distance of one 155×240×240 patient: "
+             "seconds and HD95 per implementation -->",
+             "| implementation | seconds per patient (3 regions) | HD95 WT / TC / ET (mm) |",
              "|---|---|---|",
              f"| unet_lib.metrics.hausdorff95 | {seconds:.2f} | "
              f"{' / '.join(f'{v:.2f}' for v in ours)} |"]

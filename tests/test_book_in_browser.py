@@ -102,6 +102,16 @@ def test_every_chapter_shows_its_figures(open_page, name):
     assert all(width and width > 10 for width in sizes), f"{name}: broken images {sizes}"
 
 
+@pytest.mark.parametrize("name", PAGES)
+def test_every_table_has_a_caption_a_screen_reader_announces(open_page, name):
+    page = open_page(name)
+    tables = page.locator("main table:not(.highlighttable)").evaluate_all(
+        "(ts) => ts.map((t) => t.caption ? t.caption.textContent.trim() : '')")
+    assert all(len(caption) > 20 for caption in tables), f"{name}: {tables}"
+    # the comments that carried them are gone from the page
+    assert "<!-- table:" not in page.content()
+
+
 @pytest.mark.parametrize("name", WITH_MATH)
 def test_formulas_are_typeset_offline(open_page, name):
     page = open_page(name)

@@ -89,7 +89,11 @@ def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: 
             rows.append({"model": name, "channel": channel, ece: errors[channel],
                          band: "{:.3f} to {:.3f}".format(*bands[channel]) if bands else "–",
                          missed: misses[channel], undecided: undecideds[channel]})
-    return markdown_table(rows, formats={ece: ".3f", missed: ".3f", undecided: ".3f"})
+    return markdown_table(rows, formats={ece: ".3f", missed: ".3f", undecided: ".3f"},
+                          caption=f"Calibration per model and channel: the ECE of the pixels "
+                                  f"predicted {cut:g} or more, where {level * 100:g} % of it "
+                                  f"falls for redrawn patients, the channel's pixels given less "
+                                  f"than {cut:g}, and the share left undecided")
 
 
 def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Reliability],
@@ -143,7 +147,10 @@ def temperature_table(fitted: TemperatureFit, before: Reliability, after: Reliab
             for c, (channel, t) in enumerate(fitted.by_channel().items())]
     return markdown_table(rows, formats={"T (validation)": ".2f", "validation BCE, T = 1": ".4f",
                                          "validation BCE, at T": ".4f", ece: ".3f",
-                                         "test ECE, at T": ".3f"})
+                                         "test ECE, at T": ".3f"},
+                          caption=f"One temperature per channel, chosen on the validation "
+                                  f"patients: their BCE as trained and at it, and the test "
+                                  f"patients' ECE from {cut:g} up before and after")
 
 
 def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reliability,

@@ -253,6 +253,8 @@ def format_table(result: dict) -> str:
              f"{result['size']}×{result['size']}; training batch {result['batch']}; median of "
              f"{result['repeats']} runs of {result['steps']} steps; speed-ups "
              f"{_speedups(result.get('speedups', {}))}.", "",
+             f"<!-- table: Speed of each model on {result['machine']} at {result['size']}×"
+             f"{result['size']}, batch {result['batch']}, beside its MONAI peer -->",
              "| " + " | ".join(kept) + " |", "|" + "---|" * len(kept)]
     for i in range(len(rows)):
         lines.append("| " + " | ".join(cells[h][i] or "" for h in kept) + " |")

@@ -80,9 +80,15 @@ def signal_by_level(model: UNet, x: torch.Tensor) -> list[dict]:
 
 
 def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
-                   formats: dict[str, str] | None = None) -> str:
+                   formats: dict[str, str] | None = None, caption: str | None = None) -> str:
     """A Markdown table of ``rows`` (dicts), in the order of ``columns`` (default: the first
-    row's keys); ``formats`` maps a column to a format spec such as ``",d"`` or ``".3f"``."""
+    row's keys); ``formats`` maps a column to a format spec such as ``",d"`` or ``".3f"``.
+    ``caption``, what the table shows, goes on the line before it as an HTML comment,
+    ``<!-- table: ... -->``: invisible in JupyterLab, the book's build makes it the table's
+    ``<caption>`` (``book/_ext/table_captions.py``)."""
+    if caption is not None and (not caption.strip() or "--" in caption):
+        raise ValueError(f"caption = {caption!r}: say what the table shows, without '--' "
+                         f"(it would end the HTML comment that carries it)")
     columns = list(columns or rows[0])
     formats = formats or {}
 
@@ -94,4 +100,6 @@ def markdown_table(rows: Sequence[dict], columns: Sequence[str] | None = None,
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row, c) for c in columns) + " |" for row in rows]
+    if caption is not None:
+        lines.insert(0, f"<!-- table: {' '.join(caption.split())} -->")
     return "\n".join(lines)
