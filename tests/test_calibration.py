@@ -314,7 +314,9 @@ def test_the_chapters_table_and_reading_say_what_the_bins_hold():
     # over the two patients; the other channels are predicted 0 everywhere, with no tumour
     first, second = _two_patients(2, 8), _two_patients(2, 8, probability=0.65)
     table = calibration_table({"first": first, "second": second}, cut=0.1, level=0.9)
-    lines = table.splitlines()
+    caption, *lines = table.splitlines()  # the caption's comment, then the table
+    assert caption.startswith("<!-- table: Calibration per model and channel") and (
+        "90 % of it" in caption)
     assert "ECE, p ≥ 0.1" in lines[0] and "ECE of redrawn patients, 90 %" in lines[0]
     first_row = [cell.strip() for cell in lines[2].strip("|").split("|")]
     # ECE |0.55 - 0.5|; the band over patients 0.2 and 0.8: |0.55 - 0.8| to |0.55 - 0.2|;

@@ -103,7 +103,9 @@ def test_the_chapters_table_and_reading_give_the_fit_and_its_effect():
     before = reliability_of(probs, masks)
     after = reliability_of(torch.where(probs > 0.5, 0.99, 0.01), masks)  # all below 0.1 cut
     table = temperature_table(fitted, before, after)
-    first_row = [cell.strip() for cell in table.splitlines()[2].strip("|").split("|")]
+    caption, _, _, row = table.splitlines()[:4]  # the caption's comment, then the table
+    assert caption.startswith("<!-- table: One temperature per channel") and "0.1 up" in caption
+    first_row = [cell.strip() for cell in row.strip("|").split("|")]
     assert first_row == ["NCR/NET", "2.00", "0.2000", "0.1000", "0.100", "0.010"]
     words = temperature_reading(fitted, before, after)
     assert words.startswith("the validation patients chose T = 2.00 for NCR/NET, 0.50 for ED")
