@@ -88,10 +88,11 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
                              len(metrics)), squeeze=False, layout="constrained")
     hollow_seen = False
     for row, metric in enumerate(metrics):
+        paired = {region: paired_values(scores, metric, region, volumes) for region in regions}
         floor = 0.0 if metric == "hd95" else score_axis_floor(np.concatenate(
-            [paired_values(scores, metric, region, volumes)[0].ravel() for region in regions]))
+            [values.ravel() for values, _ in paired.values()]))
         for ax, region in zip(axes[row], regions):
-            values, absent = paired_values(scores, metric, region, volumes)
+            values, absent = paired[region]
             for p, (patient_values, empty) in enumerate(zip(values, absent)):
                 colour = f"C{p}" if named else "0.45"
                 marker = PATIENT_MARKERS[p] if named else "o"
