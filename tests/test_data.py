@@ -188,6 +188,31 @@ def test_a_bad_file_read_by_a_loader_worker_is_the_same_clear_error(tmp_path):
     assert by_worker.value.problem == in_turn.value.problem
     assert str(by_worker.value) == str(in_turn.value)
 
+def test_a_file_skipped_in_a_loader_worker_is_announced_once_where_the_batches_are_read(
+        tmp_path):
+    import warnings
+
+    from torch.utils.data import DataLoader
+
+    from unet_lib.data.samples import announce_skipped, collate_samples
+
+    image, mask = kaggle_slice()
+    for number in range(3):
+        write_h5(tmp_path / f"volume_1_slice_{number}.h5", image=image, mask=mask)
+    (tmp_path / "volume_1_slice_1.h5").write_text("hello")
+    dataset = BraTSSlices(tmp_path, on_error="skip")
+    for workers in (0, 1):  # read here, or by a worker process (whose warnings stay there)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            batches = list(DataLoader(dataset, batch_size=2, num_workers=workers,
+                                      collate_fn=collate_samples))
+            skipped = [sample for _, _, bad in batches for sample in announce_skipped(bad)]
+        said = [str(w.message) for w in caught if issubclass(w.category, BadSampleWarning)]
+        assert len(said) == 1, (workers, said)  # not twice, not never
+        assert said[0].startswith(f"skipping {tmp_path / 'volume_1_slice_1.h5'}: "), said
+        assert [sample.path for sample in skipped] == [str(tmp_path / "volume_1_slice_1.h5")]
+
+
 # --- NIfTI -----------------------------------------------------------------------------------
 
 def write_case(root, number: int, depth: int = 5, seg_name: str | None = None,

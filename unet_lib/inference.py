@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from . import distributed
 from .config import check_batch_size, check_threshold
 from .data.base import resize_mask
-from .data.samples import BraTSDataError, collate_samples
+from .data.samples import BraTSDataError, announce_skipped, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentBatches, ResidentSlices
 from .runtime import (autocast, layout_of, moved, resolve_device, tally_device,
@@ -88,6 +88,7 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
     layout = layout_of(model)  # NHWC images for a model trained in NHWC
     learnt = getattr(model, "trained_image_size", None)  # set by fit and load_model
     for images, masks, skipped in loader:
+        announce_skipped(skipped)
         if images is None:
             yield None, None, skipped
             continue

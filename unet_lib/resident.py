@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .data.base import first_usable
-from .data.samples import collate_samples
+from .data.samples import announce_skipped, collate_samples
 
 #: "auto" holds the data only if they take at most this share of the free GPU memory (of the
 #: available RAM on the CPU)
@@ -63,7 +63,7 @@ class ResidentSlices(Dataset):
         images = masks = None
         count, skipped = 0, []
         for batch_images, batch_masks, bad in loader:
-            skipped.extend(str(sample) for sample in bad)
+            skipped.extend(str(sample) for sample in announce_skipped(bad))
             if batch_images is None:
                 continue
             if images is None:

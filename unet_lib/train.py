@@ -28,7 +28,7 @@ from . import distributed, runfolder
 from .checkpoint import check_checkpointable
 from .checkpoint_writer import CheckpointWriter
 from .config import ConfigError, TrainConfig
-from .data.samples import BraTSDataError
+from .data.samples import BraTSDataError, announce_skipped
 from .failures import OutOfMemory, TrainingDiverged, check_finite, out_of_memory_message
 from .history import History
 from .inference import evaluate, predict, threshold_sweep
@@ -243,7 +243,7 @@ def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
     total = torch.zeros((), dtype=torch.float64, device=tally_device(steps.device))
     seen, skipped = 0, []
     for step, (images, masks, bad) in enumerate(bar, start=1):
-        skipped.extend(str(sample) for sample in bad)
+        skipped.extend(str(sample) for sample in announce_skipped(bad))
         weight = 1.0 if images is not None else 0.0  # 0: every file of it unusable
         if images is None and not context.active:
             continue

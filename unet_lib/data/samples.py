@@ -4,16 +4,21 @@ A dataset with ``on_error="skip"`` returns a :class:`SkippedSample` in place of 
 file is broken and warns with :class:`BadSampleWarning`; :func:`collate_samples`, the
 ``collate_fn`` that ``fit`` and ``evaluate`` use, drops it from the batch and hands it on, so
 that skipped files are counted and named even when workers load the data.
+
+A loader's worker process does not warn: its warnings would go to the stderr of the process
+that started the kernel (a Jupyter server's log, not the notebook), once per worker and, where
+workers start anew for each pass, once per pass. The process that reads the batches warns
+instead, through :func:`announce_skipped`.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import default_collate
+from torch.utils.data import default_collate, get_worker_info
 
 
 class BraTSDataError(ValueError):
@@ -37,12 +42,14 @@ class SkippedSample:
     """Stands in for a sample whose file could not be used, when datasets skip bad files.
 
     :func:`collate_samples` takes these out of a batch and reports them; ``index`` (the item
-    it stands for, where the dataset knows it) says which place of the batch it left empty.
+    it stands for, where the dataset knows it) says which place of the batch it left empty;
+    ``warned``, whether its warning was given already (not in a loader's worker process).
     """
 
     path: str
     problem: str
     index: int | None = None
+    warned: bool = field(default=False, compare=False, repr=False)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
@@ -51,11 +58,26 @@ class SkippedSample:
 def skip_or_raise(error: BraTSDataError, on_error: str, index: int | None = None
                   ) -> SkippedSample:
     """The ``on_error`` policy of the datasets: re-raise, or warn and return a stand-in (for
-    item ``index``)."""
+    item ``index``). In a loader's worker process the warning is left to
+    :func:`announce_skipped`, in the process that reads the batches."""
     if on_error == "raise":
         raise error
-    warnings.warn(f"skipping {error}", BadSampleWarning, stacklevel=3)
-    return SkippedSample(str(error.path), error.problem, index)
+    in_worker = get_worker_info() is not None
+    if not in_worker:
+        warnings.warn(f"skipping {error}", BadSampleWarning, stacklevel=3)
+    return SkippedSample(str(error.path), error.problem, index, warned=not in_worker)
+
+
+def announce_skipped(skipped: list) -> list:
+    """Warn (:class:`BadSampleWarning`) for each :class:`SkippedSample` of a batch whose warning
+    was not given where it was read (in a loader's worker process); return ``skipped`` as given.
+    Items already turned into text (held data list theirs so) were announced when read.
+    Python shows a warning once per file and place (its default filter), as it does for a
+    dataset read in this process."""
+    for sample in skipped:
+        if isinstance(sample, SkippedSample) and not sample.warned:
+            warnings.warn(f"skipping {sample}", BadSampleWarning, stacklevel=2)
+    return skipped
 
 
 def check_on_error(on_error: str) -> str:
