@@ -108,6 +108,10 @@ def test_every_table_has_a_caption_a_screen_reader_announces(open_page, name):
     tables = page.locator("main table:not(.highlighttable)").evaluate_all(
         "(ts) => ts.map((t) => t.caption ? t.caption.textContent.trim() : '')")
     assert all(len(caption) > 20 for caption in tables), f"{name}: {tables}"
+    # numbered on their page, after the chapter's number where it has one (exercise 7.2's way)
+    chapter = f"{int(name[:2])}." if name[:2].isdigit() else ""
+    assert [caption.split(" ", 2)[:2] for caption in tables] == [
+        ["Table", f"{chapter}{count}"] for count in range(1, len(tables) + 1)], tables
     # the comments that carried them are gone from the page
     assert "<!-- table:" not in page.content()
 

@@ -15,7 +15,7 @@ from myst_parser.parsers.docutils_ import Parser
 from unet_lib.summary import markdown_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
-from table_captions import caption_tables  # noqa: E402
+from table_captions import caption_tables, chapter_of, number_by_page  # noqa: E402
 
 ROWS = [{"model": "classic", "Dice": 0.9125}, {"model": "improved", "Dice": 0.93}]
 
@@ -54,3 +54,25 @@ def test_a_caption_comment_without_a_table_after_it_is_left_alone():
     assert caption_tables(tree) == 0
     assert [raw.astext().strip() for raw in tree.findall(nodes.raw)] == [
         "<!-- table: nothing follows -->"]
+
+
+def test_each_chapter_numbers_its_tables_and_figures_after_itself():
+    # as Sphinx numbers them: through the book, in reading order
+    numbers = {"book/intro": {"table": {"t-a": (1,)}, "figure": {"f-a": (1,)}},
+               "book/01_classic_unet": {"table": {"t-c": (4,), "t-b": (2,), "t-d": (3,)}},
+               "book/10_going_on": {"table": {"t-e": (5,)}},
+               "book/data_card": {"table": {"t-g": (7,), "t-f": (6,)}, "figure": {"f-b": (2,)}}}
+    number_by_page(numbers)
+    assert numbers == {"book/intro": {"table": {"t-a": (1,)}, "figure": {"f-a": (1,)}},
+                       "book/01_classic_unet": {"table": {"t-c": (1, 3), "t-b": (1, 1),
+                                                          "t-d": (1, 2)}},
+                       "book/10_going_on": {"table": {"t-e": (10, 1)}},
+                       "book/data_card": {"table": {"t-g": (2,), "t-f": (1,)},
+                                          "figure": {"f-b": (1,)}}}
+
+
+@pytest.mark.parametrize("docname, chapter", [("book/07_brats_evaluation", (7,)),
+                                              ("12_more", (12,)), ("book/instructor", ()),
+                                              ("book/00_prelude", ()), ("book/2024/notes", ())])
+def test_a_chapter_is_known_by_the_number_its_page_name_starts_with(docname, chapter):
+    assert chapter_of(docname) == chapter
