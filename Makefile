@@ -14,7 +14,7 @@ export UNET_COURSE_SCALE
 UNET_COURSE_HOME ?= $(CURDIR)/.course
 export UNET_COURSE_HOME
 
-.PHONY: book test notebooks lab demo chromium setup-book setup-test clean
+.PHONY: book test notebooks lab demo chromium setup-book setup-test wheelhouse clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,16 @@ lab: setup-book $(LAB_OVERRIDES)
 $(LAB_OVERRIDES): | $(VENV)/.installed-book
 	mkdir -p $(dir $@)
 	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
+
+# Wheels of everything a lab installs (the library and the course extra, with every
+# dependency, PyTorch at the tested version), for lab machines without internet: build them on
+# a machine with the lab machines' system and Python, then install from them there (see
+# "Lab machines without internet" in book/instructor.md). WHEELHOUSE=... puts them elsewhere.
+WHEELHOUSE ?= wheelhouse
+wheelhouse: | $(BIN)/python
+	$(BIN)/python -m pip wheel --quiet -c constraints.txt -w $(WHEELHOUSE) ".[course]"
+	@echo "$(WHEELHOUSE)/ holds $$(ls $(WHEELHOUSE) | wc -l) wheels; on a lab machine:"
+	@echo "  pip install --no-index --find-links $(WHEELHOUSE) 'unet_lib[course]'"
 
 # A quick model from the command line, without the book.
 demo: setup-test

@@ -123,3 +123,34 @@ def test_make_lab_turns_off_jupyterlabs_news_feed_and_update_check(tmp_path):
     jsonschema.validate(written[name], schema)
     ours = defaults(overrides.parent)
     assert ours["fetchNews"] == "false" and ours["checkForUpdates"] is False
+
+
+@pytest.mark.slow
+def test_the_wheel_a_lab_installs_from_carries_every_module_of_both_packages(tmp_path):
+    """``make wheelhouse`` hands lab machines a built wheel, not the checkout: it must hold
+    every module of ``unet_lib`` and ``unet_course`` (a package left out of it would import
+    from a checkout, as in every other test here, and fail only on the lab's machines)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import shutil
+
+    source = tmp_path / "source"  # a copy: setuptools leaves a build/ folder where it builds
+    for package in ("unet_lib", "unet_course"):
+        shutil.copytree(ROOT / package, source / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w",
+                    str(tmp_path), str(source)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("unet_lib-*.whl")
+    inside = {name for name in zipfile.ZipFile(wheel).namelist() if name.endswith(".py")}
+    sources = {path.relative_to(ROOT).as_posix()
+               for package in ("unet_lib", "unet_course")
+               for path in (ROOT / package).rglob("*.py")}
+    assert sources and sources == inside
+    entry_points = zipfile.ZipFile(wheel).read(
+        next(name for name in zipfile.ZipFile(wheel).namelist()
+             if name.endswith("entry_points.txt"))).decode()
+    assert "unet-lib = unet_lib.cli:main" in entry_points

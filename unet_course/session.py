@@ -37,7 +37,7 @@ from unet_lib.recipe import SCALES, RunRecipe
 from unet_lib.results import SCORED_ON, held_out_scores, read_results, record_results
 from unet_lib.run import PreparedRun, split_of, train_run
 from unet_lib.runfolder import RunFolderBusy, claim, wait_while_busy
-from unet_lib.runtime import pick_device
+from unet_lib.runtime import pick_device, threads_within_usable_cores
 from unet_lib.train import History
 
 from .settings import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, course_home,  # noqa: F401
@@ -295,6 +295,7 @@ def setup(scale: str = "auto", data: str | Path | None = None, **changes) -> Cou
         A :class:`CourseSetup`; its ``describe()`` says what the figures were made with.
     """
     warn_if_torch_is_older()  # a --no-deps install keeps the runtime's own PyTorch
+    threads_within_usable_cores()  # a JupyterHub pod's CPU limit: no more threads than cores
     scale = resolve_scale(scale)
     data = data or os.environ.get(DATA_VARIABLE) or None
     if data is not None and scale == "quick" and "max_volumes" not in changes:

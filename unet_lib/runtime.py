@@ -1,10 +1,13 @@
-"""Where and how tensors run: the device, seeds, mixed precision, ``torch.compile``."""
+"""Where and how tensors run: the device, the CPU threads, seeds, mixed precision,
+``torch.compile``."""
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from contextlib import contextmanager, nullcontext
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,6 +23,41 @@ def pick_device(preference: str = "auto") -> torch.device:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+#: the environment variables that set PyTorch's CPU threads: where one is set, it was chosen
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def threads_within_usable_cores(report: Callable[[str], None] = print) -> int | None:
+    """Lower PyTorch's CPU threads to the cores this process may use, where it would run more.
+
+    PyTorch starts one thread per physical core of the machine; a JupyterHub pod limited to
+    2 CPUs on a 64-core node, or a ``taskset``, gives it far fewer cores than threads, and each
+    step then waits for threads that take turns (on 2 cores, 32 threads made a quick-scale
+    training step 7 to 11 times slower: ``benchmarks/threads-cpu.md``). The entry points call
+    this (the notebooks'
+    ``setup``, the ``unet-lib`` commands); a script of one's own may too. Nothing changes where
+    ``$OMP_NUM_THREADS`` or ``$MKL_NUM_THREADS`` is set (a choice, as ``torchrun`` makes) or
+    where PyTorch runs no more threads than :func:`~unet_lib.parallel.usable_cores`.
+
+    Returns:
+        The new number of threads, or ``None`` where nothing changed; ``report`` is given a
+        line saying what changed and why.
+    """
+    from .parallel import usable_cores
+
+    if any(os.environ.get(name) for name in THREAD_VARIABLES):
+        return None
+    cores, threads = usable_cores(), torch.get_num_threads()
+    if threads <= cores:
+        return None
+    torch.set_num_threads(cores)
+    report(f"PyTorch would compute with {threads} threads on the {cores} CPU core"
+           f"{'s' * (cores != 1)} this process may use (a container's CPU limit or a "
+           f"taskset): it now uses {cores}, as many threads taking turns make each step "
+           f"several times slower (set OMP_NUM_THREADS to choose)")
+    return cores
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:

@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..config import ConfigError
     from ..data import BadSampleWarning, BraTSDataError
     from ..patients import PartialVolumeWarning
+    from ..runtime import threads_within_usable_cores
     from ..runfolder import RunFolderBusy
     from ..train import OutOfMemory, TrainingDiverged
     from . import commands, datacheck, scoring
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bench": commands.cmd_bench, "reference": commands.cmd_reference}
     before = _stop_on_sigterm()
     formatted = _one_line_warnings(BadSampleWarning, PartialVolumeWarning)
+    threads_within_usable_cores(lambda line: print(f"note: {line}", file=sys.stderr))
     # under torchrun every process may report: say which one (rank 0, or alone: no prefix)
     label = f"[rank {os.environ['RANK']}] error" if os.environ.get("RANK", "0") != "0" else "error"
     try:
