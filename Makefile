@@ -77,14 +77,17 @@ $(LAB_OVERRIDES): | $(VENV)/.installed-book
 	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' > $@
 
 # Wheels of everything a lab installs (the library and the course extra, with every
-# dependency, PyTorch at the tested version), for lab machines without internet: build them on
-# a machine with the lab machines' system and Python, then install from them there (see
-# "Lab machines without internet" in book/instructor.md). WHEELHOUSE=... puts them elsewhere.
+# dependency, PyTorch at the tested version, and setuptools, which installs the checkout as
+# editable), for lab machines without internet: build them on a machine with the lab machines'
+# system and Python, then install from them there (see "On lab machines without internet" in
+# book/instructor.md). WHEELHOUSE=... puts them elsewhere.
 WHEELHOUSE ?= wheelhouse
+BUILD_REQUIRES := setuptools>=77# pyproject.toml's [build-system] requires (a test keeps them equal)
 wheelhouse: | $(BIN)/python
-	$(BIN)/python -m pip wheel --quiet -c constraints.txt -w $(WHEELHOUSE) ".[course]"
-	@echo "$(WHEELHOUSE)/ holds $$(ls $(WHEELHOUSE) | wc -l) wheels; on a lab machine:"
-	@echo "  pip install --no-index --find-links $(WHEELHOUSE) 'unet_lib[course]'"
+	$(BIN)/python -m pip wheel --quiet -c constraints.txt -w $(WHEELHOUSE) ".[course]" \
+	  "$(BUILD_REQUIRES)"
+	@echo "$(WHEELHOUSE)/ holds $$(ls $(WHEELHOUSE) | wc -l) wheels; on a lab machine, in this checkout:"
+	@echo "  pip install --no-index --find-links $(WHEELHOUSE) -e '.[course]'"
 
 # A quick model from the command line, without the book.
 demo: setup-test

@@ -37,7 +37,7 @@ def test_pins_that_work_on_this_machine():
     assert "torch>=2.11" in project["dependencies"]
     assert constraint_pins() == {"torch": "torch==2.13.0"}
     makefile = (ROOT / "Makefile").read_text()
-    installs = re.findall(r"^\t.*pip install.*$", makefile, re.MULTILINE)
+    installs = re.findall(r"^\t(?!@echo).*pip install.*$", makefile, re.MULTILINE)  # not advice
     assert installs and all("-c constraints.txt" in line for line in installs
                             if "-e " in line), installs
 
@@ -154,3 +154,15 @@ def test_the_wheel_a_lab_installs_from_carries_every_module_of_both_packages(tmp
         next(name for name in zipfile.ZipFile(wheel).namelist()
              if name.endswith("entry_points.txt"))).decode()
     assert "unet-lib = unet_lib.cli:main" in entry_points
+
+
+def test_the_wheelhouse_holds_what_builds_the_checkout_as_pyproject_asks():
+    """``make wheelhouse`` adds the build backend, so that ``pip install --no-index -e .``
+    works on a lab machine without internet: the same requirement pyproject.toml builds with."""
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text())["build-system"]["requires"]
+    makefile = (ROOT / "Makefile").read_text()
+    found = re.search(r"^BUILD_REQUIRES := (\S+?)(?:#.*)?$", makefile, re.M)
+    assert found and [found[1]] == build
+    recipe = makefile.split("\nwheelhouse:", 1)[1].split("\n\n", 1)[0]
+    assert '"$(BUILD_REQUIRES)"' in recipe and '".[course]"' in recipe
+    assert "-c constraints.txt" in recipe  # PyTorch at the version the course is tested with
