@@ -188,13 +188,14 @@ def test_a_bad_file_read_by_a_loader_worker_is_the_same_clear_error(tmp_path):
     assert by_worker.value.problem == in_turn.value.problem
     assert str(by_worker.value) == str(in_turn.value)
 
+
 def test_a_file_skipped_in_a_loader_worker_is_announced_once_where_the_batches_are_read(
         tmp_path):
     import warnings
 
     from torch.utils.data import DataLoader
 
-    from unet_lib.data.samples import announce_skipped, collate_samples
+    from unet_lib.data import announce_skipped, collate_samples
 
     image, mask = kaggle_slice()
     for number in range(3):

@@ -126,10 +126,10 @@ def test_make_lab_turns_off_jupyterlabs_news_feed_and_update_check(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_wheel_a_lab_installs_from_carries_every_module_of_both_packages(tmp_path):
-    """``make wheelhouse`` hands lab machines a built wheel, not the checkout: it must hold
-    every module of ``unet_lib`` and ``unet_course`` (a package left out of it would import
-    from a checkout, as in every other test here, and fail only on the lab's machines)."""
+def test_an_install_that_is_not_editable_gets_every_module_of_both_packages(tmp_path):
+    """An install that is not editable (``pip install`` of a built wheel, or of the
+    repository's address) must get every module of ``unet_lib`` and ``unet_course``: a package
+    left out would import from the checkout in every other test here, and fail only there."""
     import subprocess
     import sys
     import zipfile

@@ -236,6 +236,25 @@ def test_files_written_whole_get_an_ordinary_files_permissions_not_owner_only(tm
         assert (tmp_path / name).stat().st_mode & 0o777 == ordinary, name
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_the_locks_of_a_shared_course_home_follow_the_umask_so_a_classmate_can_take_them(
+        tmp_path):
+    """In a course home a whole lab shares (umask 002, one group), a run folder or a phantom
+    one student locked must be lockable by the next: its lock file writable by the group."""
+    from unet_lib.runfolder import LOCK_NAME, claim, exclusively
+
+    umask = os.umask(0o002)
+    try:
+        with claim(tmp_path / "run"):
+            pass
+        with exclusively(tmp_path / "phantom.lock"):
+            pass
+    finally:
+        os.umask(umask)
+    for lock in (tmp_path / "run" / LOCK_NAME, tmp_path / "phantom.lock"):
+        assert lock.stat().st_mode & 0o777 == 0o664, lock
+
+
 def test_best_pt_after_a_kill_between_the_two_writes_is_restored_or_said_to_be_ahead(tmp_path):
     """A kill between writing ``best.pt`` and ``last.pt`` (best first) leaves either a
     ``best.pt`` one epoch ahead of ``last.pt``, or, where the write of ``best.pt`` itself was

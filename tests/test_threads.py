@@ -1,5 +1,5 @@
-"""PyTorch's CPU threads are kept within the cores this process may use (a JupyterHub pod's
-CPU limit, a taskset): more threads than cores take turns, and each step waits for them."""
+"""PyTorch's CPU threads are kept within the CPUs this process may use (a JupyterHub pod's
+CPU quota, which PyTorch's own count ignores): more threads than CPUs, and each step waits."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_more_threads_than_usable_cores_are_lowered_to_the_cores_and_said(
     said = []
     assert threads_within_usable_cores(said.append) == 2
     assert torch.get_num_threads() == 2
-    assert len(said) == 1 and "4 threads on the 2 CPU cores" in said[0], said
+    assert len(said) == 1 and "4 threads on the 2 CPUs" in said[0], said
     assert "OMP_NUM_THREADS" in said[0]  # how to choose otherwise
     # called again (each chapter's setup calls it): nothing left to change, nothing said
     assert threads_within_usable_cores(said.append) is None and len(said) == 1

@@ -100,7 +100,7 @@ def claim(folder: str | Path, tidy: tuple[str, ...] = ()) -> Iterator[Path]:
         finally:
             _held[key] -= 1
         return
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
     try:
         if fcntl is not None:
             try:
@@ -150,7 +150,7 @@ def exclusively(lock: str | Path, on_wait: Callable[[], None] = lambda: None) ->
     another process holds it, call ``on_wait`` and wait for it. For work that several
     processes may start at once and one should do (``torchrun``'s processes, or two notebooks,
     making the same phantom). A no-op where there are no locks (Windows)."""
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
     try:
         if fcntl is not None:
             try:

@@ -32,14 +32,15 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 def threads_within_usable_cores(report: Callable[[str], None] = print) -> int | None:
     """Lower PyTorch's CPU threads to the cores this process may use, where it would run more.
 
-    PyTorch starts one thread per physical core of the machine; a JupyterHub pod limited to
-    2 CPUs on a 64-core node, or a ``taskset``, gives it far fewer cores than threads, and each
-    step then waits for threads that take turns (on 2 cores, 32 threads made a quick-scale
-    training step 7 to 11 times slower: ``benchmarks/threads-cpu.md``). The entry points call
-    this (the notebooks'
-    ``setup``, the ``unet-lib`` commands); a script of one's own may too. Nothing changes where
-    ``$OMP_NUM_THREADS`` or ``$MKL_NUM_THREADS`` is set (a choice, as ``torchrun`` makes) or
-    where PyTorch runs no more threads than :func:`~unet_lib.parallel.usable_cores`.
+    PyTorch starts one thread per physical core it may run on: it follows a ``taskset``, but
+    not a container's CPU quota. A JupyterHub pod limited to 2 CPUs on a node of 32 physical
+    cores starts 32 threads, which the quota stops whenever they have spent its 2 CPUs' share;
+    each step waits for the slowest. (Run on 2 cores, 32 threads made a quick-scale training
+    step 7 to 11 times slower than 2: ``benchmarks/threads-cpu.md``; a quota was not measured.)
+    The entry points call this (``setup`` in chapters 4–9, the ``unet-lib`` commands); a
+    script of one's own may too. Nothing changes where ``$OMP_NUM_THREADS`` or
+    ``$MKL_NUM_THREADS`` is set (a choice, as ``torchrun`` makes one) or where PyTorch runs no
+    more threads than :func:`~unet_lib.parallel.usable_cores`.
 
     Returns:
         The new number of threads, or ``None`` where nothing changed; ``report`` is given a
@@ -53,10 +54,11 @@ def threads_within_usable_cores(report: Callable[[str], None] = print) -> int | 
     if threads <= cores:
         return None
     torch.set_num_threads(cores)
-    report(f"PyTorch would compute with {threads} threads on the {cores} CPU core"
-           f"{'s' * (cores != 1)} this process may use (a container's CPU limit or a "
-           f"taskset): it now uses {cores}, as many threads taking turns make each step "
-           f"several times slower (set OMP_NUM_THREADS to choose)")
+    report(f"PyTorch would compute with {threads} threads on the {cores} CPU"
+           f"{'s' * (cores != 1)} this process may use (a container's CPU limit): it now uses "
+           f"{cores}, as more threads than CPUs make each step several times slower (to choose "
+           f"another count: torch.set_num_threads(n) after this, or OMP_NUM_THREADS before "
+           f"Python starts)")
     return cores
 
 

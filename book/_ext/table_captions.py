@@ -12,6 +12,9 @@ the table of contents is numbered, which would number every heading too. The cha
 their numbers in their file names and titles ("07_brats_evaluation", "7. Evaluating as BraTS
 does"), so :func:`number_by_page` numbers each chapter's tables and figures after it ("Table
 7.2", as exercise 7.2), and those of a page without a chapter number from 1 on that page.
+Sphinx then finds the numbers of such pages changed on every build (it compares its own with
+these) and writes them again: the book is always built afresh (``make book``), so nothing is
+lost but an incremental build's saving.
 """
 
 from __future__ import annotations

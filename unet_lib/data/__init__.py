@@ -13,7 +13,8 @@ from .nifti_cases import NiftiFolderError, check_not_one_case, find_cases
 from .normalize import zscore_slice
 from .packed import PackedSlices, is_packed
 from .packing import pack, pack_folder
-from .samples import BadSampleWarning, BraTSDataError, SkippedSample, collate_samples
+from .samples import (BadSampleWarning, BraTSDataError, SkippedSample, announce_skipped,
+                      collate_samples)
 from .phantom import cached_phantom, make_phantom, make_volume
 from .split import VolumeSplit, split_train_val_test, split_volumes
 
@@ -85,7 +86,7 @@ def _holds_any(listed, root) -> bool:
 __all__ = ["BadSampleWarning", "BraTSDataError", "BraTSNifti", "BraTSSlices", "SkippedSample",
            "SliceDataset", "locate", "resize_sample",
            "cached_phantom", "channel_flags", "check_data_folder", "tumour_grades",
-           "collate_samples", "MASK_CHANNELS", "MODALITIES",
+           "announce_skipped", "collate_samples", "MASK_CHANNELS", "MODALITIES",
            "REGIONS", "find_cases", "find_slices", "labels_to_mask", "list_volumes",
            "make_phantom", "make_volume", "open_dataset", "PackedSlices", "is_packed", "pack",
            "pack_folder", "read_slice", "split_train_val_test", "split_volumes", "VolumeSplit",

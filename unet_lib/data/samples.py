@@ -43,7 +43,8 @@ class SkippedSample:
 
     :func:`collate_samples` takes these out of a batch and reports them; ``index`` (the item
     it stands for, where the dataset knows it) says which place of the batch it left empty;
-    ``warned``, whether its warning was given already (not in a loader's worker process).
+    ``warned``, whether its warning was given already (not in a loader's worker process). A
+    dataset of one's own that warns itself before returning one passes ``warned=True``.
     """
 
     path: str
@@ -92,6 +93,8 @@ def collate_samples(batch: list) -> tuple[torch.Tensor | None, torch.Tensor | No
 
     Returns ``(images (B, 4, H, W), masks (B, 3, H, W), skipped)`` with ``B`` the usable
     samples; ``images`` and ``masks`` are ``None`` when every sample of the batch was skipped.
+    A loop of one's own over such batches calls :func:`announce_skipped` on ``skipped``, as
+    ``fit`` and ``evaluate`` do, or files skipped in worker processes go unsaid.
     """
     good = [sample for sample in batch if not isinstance(sample, SkippedSample)]
     skipped = [sample for sample in batch if isinstance(sample, SkippedSample)]
