@@ -149,8 +149,9 @@ def outline_slider(case: PatientVolume, region: str = "WT",
                                    ("truth_to_prediction", "true", "truth")):
             distances: SurfaceDistances = getattr(outlines, name)
             here = distances.distances[distances.points[:, 0] == z]
-            parts.append(f"{label} outline: {len(here)} voxels here, farthest {here.max():.1f} "
-                         f"mm away, {int((here > hd95).sum())} beyond HD95" if len(here) else
+            parts.append(f"{label} outline: {len(here)} voxel{'s' * (len(here) != 1)} here, "
+                         f"farthest {here.max():.1f} mm away, {int((here > hd95).sum())} beyond "
+                         f"HD95" if len(here) else
                          f"{label} outline: none (the {owner} has no {region} on this slice)")
         return (f"slice {z} (of 0 to {case.image.shape[1] - 1}; patient {case.volume}, "
                 f"{region}): "
