@@ -151,6 +151,37 @@ def test_the_parameter_counts_quoted_in_the_text_are_the_models():
     assert f"{millions['classic']} parameters at 32 first filters" in chapter_1
 
 
+def test_chapter_3_quotes_both_models_step_rates_from_one_benchmark_table():
+    # a rate from one table beside another's makes an epoch look faster than its steps
+    table = (ROOT / "benchmarks" / "h200-2026-11-27" / "bench-channels-last.md").read_text()
+    rate = {row.split("|")[1].strip(): float(row.split("|")[4])
+            for row in table.splitlines() if re.match(r"\| [a-z]+ \| [0-9]", row)}
+    text = " ".join("".join(source(cell) for cell in cells(
+        ROOT / "book" / "03_attention_unet.ipynb") if cell["cell_type"] == "markdown").split())
+    assert (f"ran at {rate['attention']:.0f} images/s against the Classic's "
+            f"{rate['classic']:.0f}") in text
+
+
+def test_the_intro_says_which_models_the_newest_reference_run_lacks():
+    # the intro promises the slides' configuration in chapter 7: it must say what is not there
+    from unet_course.bundles import reference_bundles
+
+    bundles = reference_bundles()
+    intro = " ".join((ROOT / "book" / "intro.md").read_text().split())
+    start = intro.index("chapter 7's reference run show")
+    promise = intro[start:intro.index("- **", start)]
+    if not bundles:
+        pytest.skip("no reference run is committed")
+    folder, bundle, _ = bundles[-1]
+    missing = [name for name in ("classic", "improved", "attention")
+               if name not in bundle["models"]]
+    for name in missing:
+        assert f"before the {name.capitalize()} U-Net" in promise, (folder.name, promise)
+    if not missing:
+        assert "stopped before" not in promise, (folder.name, promise)
+    assert bundle["date"] in promise and bundle["machine"]["device"] in promise, promise
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_figure_has_a_text_alternative(path):
     # the built page's <img alt=...>: what a screen reader reads instead of the picture

@@ -187,12 +187,12 @@ RIGHT_AND_WRONG = [
     (lambda a: labs.check_gate_sizes(a, image_size=64), [8, 16, 32, 64], [4, 8, 16, 32]),
     # a full 7×7 convolution has C² · 49 weights against C · 49 + C² for the separable one
     (labs.check_biggest_growth, "separable", "batch_norm"),
-    # the smallest in absolute value, whatever the sign
-    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.2]), 1, 2),
+    # the smallest in absolute value, whatever the sign: answered by the gate's map size
+    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.2], [8, 16, 32]), 16, 32),
     # -0.1004 shows as -0.100, the size of the smallest, 0.1001: a tie on screen is right
-    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1004, 0.1001]), 1, 0),
+    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1004, 0.1001], [8, 16, 32]), 16, 8),
     # but -0.100 against 0.098 is not: the table tells them apart
-    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.098]), 2, 1),
+    (lambda a: labs.check_least_selective_gate(a, [0.4, -0.1, 0.098], [8, 16, 32]), 32, 16),
     # a clean sweep on n patients gives p = 2 / 2^n: 0.0625 for 5, 0.03125 for 6
     (labs.check_patients_to_settle, 6, 5),
     (lambda a: labs.check_patients_to_settle(a, alpha=0.01), 8, 7),  # 2/256 < 0.01 ≤ 2/128
@@ -438,8 +438,8 @@ def test_the_setup_says_where_its_course_home_is(tiny_setup, tmp_path, monkeypat
 @pytest.mark.parametrize("check, answer", [
     (labs.check_first_level_parameters, np.int64(10432)),  # a NumPy sum
     (labs.check_first_level_parameters, torch.tensor(10432)),  # a tensor's .sum()
-    (lambda a: labs.check_least_selective_gate(a, np.array([0.4, 0.1, 0.2])),
-     np.argmin([0.4, 0.1, 0.2])),
+    (lambda a: labs.check_least_selective_gate(a, np.array([0.4, 0.1, 0.2]), [8, 16, 32]),
+     np.array([8, 16, 32])[np.argmin([0.4, 0.1, 0.2])]),
     (lambda a: labs.check_gate_sizes(a, image_size=64), np.array([8, 16, 32, 64])),
     (labs.check_bottleneck_shape, torch.Size([1, 512, 15, 15])),
     (lambda a: labs.check_learning_rate(a, epoch=10), 7.0e-4),  # 2 significant figures
@@ -464,15 +464,16 @@ def test_an_answer_of_the_wrong_form_gets_a_hint_not_a_traceback(check, answer, 
 
 
 def test_a_tie_is_right_and_says_which_answer_it_ties_with(capsys):
-    labs.check_least_selective_gate(1, [0.4, -0.1004, 0.1001])
-    assert capsys.readouterr().out.startswith("Right: the contrast of row 1's gate shows as "
-                                              "-0.100 in the table, the same size as row 2's")
+    labs.check_least_selective_gate(16, [0.4, -0.1004, 0.1001], [8, 16, 32])
+    assert capsys.readouterr().out.startswith("Right: the contrast of the 16×16 gate shows as "
+                                              "-0.100 in the table, the same size as the 32×32 "
+                                              "gate's")
 
 
-def test_a_wrong_row_is_told_its_own_contrast_not_too_high_or_too_low():
+def test_a_wrong_gate_is_told_its_own_contrast_not_too_high_or_too_low():
     with pytest.raises(labs.NotYet) as wrong:
-        labs.check_least_selective_gate(0, [0.4, -0.1, 0.098])
-    assert "row 0's gate, +0.400, is not the smallest" in str(wrong.value)
+        labs.check_least_selective_gate(8, [0.4, -0.1, 0.098], [8, 16, 32])
+    assert "the 8×8 gate, +0.400, is not the smallest" in str(wrong.value)
     assert "too high" not in str(wrong.value) and "too low" not in str(wrong.value)
 
 

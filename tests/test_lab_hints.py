@@ -13,6 +13,7 @@ from unet_course.checking import _ASKED
 PROBS = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
 TARGET = (torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1)) > 0.7).float()
 THRESHOLDS = [round(0.05 * k, 2) for k in range(1, 20)]
+SIZES = [12, 24, 48, 96]  # the quick scale's gates, deepest first
 
 #: exercise: (check with its question's numbers, wrong answers)
 CASES = {
@@ -31,7 +32,8 @@ CASES = {
     "5.2": (lambda a: labs.check_best_threshold(a, PROBS, TARGET, THRESHOLDS), "threshold"),
     "7.1": (lambda a: labs.check_patients_to_settle(a), "numbers"),
     "8.1": (lambda a: labs.check_gate_sizes(a, image_size=240), "list"),
-    "8.2": (lambda a: labs.check_least_selective_gate(a, [0.3, 0.2, -0.01, 0.05]), "index"),
+    "8.2": (lambda a: labs.check_least_selective_gate(a, [0.3, 0.2, -0.01, 0.05], SIZES),
+            "gate size"),
     "9.2": (lambda a: labs.check_temperature_on_a_pixel(a, temperature=2.28), "numbers"),
 }
 
@@ -53,8 +55,8 @@ def _wrong_answers(kind: str, expected) -> list:
                  if labs.shown_on_slider(labs.whole_tumour_dice(PROBS, TARGET, t)) != best]
         assert worse
         return [worse[0], worse[-1]]
-    if kind == "index":
-        return [i for i in range(4) if i != expected][:2]
+    if kind == "gate size":
+        return [h for h in SIZES if h != expected][:2]
     raise ValueError(kind)
 
 
@@ -154,10 +156,13 @@ def test_wrong_answers_students_give_get_the_hint_that_fits(capsys):
         labs.check_empty_slice_dice(math.nan, 0.0)
     with pytest.raises(labs.NotYet, match="whole numbers"):  # was: truncated to 16, 32, …
         labs.check_gate_sizes([15.9, 30.5, 60.9, 120.7], image_size=240)
-    with pytest.raises(labs.NotYet, match="row number"):  # True was taken for row 1
-        labs.check_least_selective_gate(True, [0.3, 0.2, -0.01, 0.05])
-    with pytest.raises(labs.NotYet, match="drop the signs.*rows count from 0"):
-        labs.check_least_selective_gate(3, [0.3, 0.2, -0.01, 0.05])
+    with pytest.raises(labs.NotYet, match="one of the table's gate sizes"):  # True is not 1
+        labs.check_least_selective_gate(True, [0.3, 0.2, -0.01, 0.05], SIZES)
+    with pytest.raises(labs.NotYet, match=r"one of the table's gate sizes \(12, 24, 48, 96"):
+        labs.check_least_selective_gate(2, [0.3, 0.2, -0.01, 0.05], SIZES)  # a row, not a size
+    with pytest.raises(labs.NotYet, match="96×96 gate, \\+0.050, is not the smallest.*drop "
+                                          "the signs"):
+        labs.check_least_selective_gate(96, [0.3, 0.2, -0.01, 0.05], SIZES)
     with pytest.raises(labs.NotYet, match="not channel names"):  # was: TypeError in sorted()
         labs.check_mask_channels({0, "et"}, colour=(1, 0, 1))
     with pytest.raises(labs.NotYet, match="a channel is missing"):

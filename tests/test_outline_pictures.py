@@ -122,6 +122,38 @@ def test_the_curves_mark_each_direction_s_95th_percentile_and_name_the_hd95():
         plt.close(fig)
 
 
+@pytest.mark.parametrize("tail", [
+    # like chapter 7's patient: one curve reaches 100 % at 5 mm, the other has a far tail
+    dict(pred=[*np.linspace(0, 10, 90), *np.linspace(25, 35, 6), 60.0, 70.0, 74.6],
+         truth=np.linspace(0, 5, 100)),
+    # the deciding curve far out, HD95 in the right half: the label must still miss the curves
+    dict(pred=[*np.linspace(0, 3, 50), *np.linspace(50, 60, 50)], truth=np.linspace(0, 2, 50)),
+])
+def test_the_farthest_voxel_label_hides_no_part_of_either_curve(tail):
+    fig = distance_curves(distances_between(tail["pred"], tail["truth"]))
+    try:
+        fig.canvas.draw()
+        top = fig.axes[1]
+        label = next(t for t in top.texts if t.get_text().startswith("farthest voxel"))
+        box = label.get_bbox_patch().get_window_extent()
+        hd95 = next(t for t in top.texts if t.get_text().startswith("HD95"))
+        assert not box.overlaps(matplotlib.text.Text.get_window_extent(hd95))
+        for line in top.lines:  # the two step curves and their dots, not the 95 % guide
+            if line.get_linestyle() == ":":
+                continue
+            x, y = line.get_xdata(), line.get_ydata()
+            if line.get_drawstyle().startswith("steps"):  # sampled along each step, densely
+                x, y = np.repeat(x, 2)[1:], np.repeat(y, 2)[:-1]
+                t = np.linspace(0, 1, 50)[:, None]
+                x = (x[:-1] + t * np.diff(x)).ravel()
+                y = (y[:-1] + t * np.diff(y)).ravel()
+            pixels = top.transData.transform(np.column_stack([x, y]))
+            inside = [box.contains(px, py) for px, py in pixels]
+            assert not any(inside), line.get_label()
+    finally:
+        plt.close(fig)
+
+
 def distances_between(pred_to_truth, truth_to_pred):
     """An OutlineDistances of given distances (the voxels themselves do not matter here)."""
     from unet_lib.outlines import OutlineDistances, SurfaceDistances

@@ -3,6 +3,8 @@ where the data were made with it, decisions at 0.5 untouched."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -110,6 +112,51 @@ def test_the_chapters_table_and_reading_give_the_fit_and_its_effect():
     words = temperature_reading(fitted, before, after)
     assert words.startswith("the validation patients chose T = 2.00 for NCR/NET, 0.50 for ED")
     assert "went from 0.100 to 0.010 for NCR/NET, " in words
+
+
+def _binned(pairs):
+    """A Reliability whose every channel holds, per (probability, pixels, in the channel),
+    that many pixels at that probability, that many of them in the channel."""
+    from unet_lib.calibration import reliability_of
+
+    probs = torch.tensor([p for p, n, _ in pairs for _ in range(n)], dtype=torch.float32)
+    masks = torch.tensor([float(i < k) for _, n, k in pairs for i in range(n)])
+    return reliability_of(probs.view(1, 1, 1, -1).repeat(1, 3, 1, 1),
+                          masks.view(1, 1, 1, -1).repeat(1, 3, 1, 1))
+
+
+LEVELS = (0.15, 0.35, 0.65, 0.85)  # four bins' probabilities, 20 pixels each
+
+
+@pytest.mark.parametrize("in_channel, said", [
+    # 1, 4, 16, 19 of 20 in the channel: steeper than the diagonal, crossing it at 0.5
+    ((1, 4, 16, 19), "under-confident, the validation patients chose a temperature that "
+                     "overshoots on the test patients (it crosses the diagonal near 0.50)"),
+    ((8, 9, 11, 12), "over-confident, the validation patients chose too low"),
+    ((1, 5, 11, 15), "too often at every level"),
+    ((5, 9, 15, 19), "too seldom at every level"),
+    ((3, 7, 13, 17), "lies near the diagonal"),
+])
+def test_the_reading_says_how_a_temperature_that_did_not_help_left_the_curve(in_channel, said):
+    from unet_course.calibration_pictures import curve_shape, temperature_reading
+    from unet_lib.temperature import TemperatureFit
+
+    fitted = TemperatureFit(np.array([1.0, 4.0]), loss=np.array([[0.3, 0.1]] * 3),
+                            loss_as_trained=np.array([0.3] * 3), pixels=80)
+    after = _binned([(p, 20, k) for p, k in zip(LEVELS, in_channel)])
+    worse = dataclasses.replace(after, positive_count=np.zeros_like(after.positive_count))
+    words = temperature_reading(fitted, after, worse)  # the ECE rose
+    assert words.count("the temperature did not help: after T = 4.00") == 3
+    words = temperature_reading(fitted, worse, after)  # the ECE fell: nothing more to say
+    assert "did not help" not in words
+    assert said in curve_shape(after, 0)
+
+
+def test_a_curve_of_too_few_bins_has_no_shape_to_tell():
+    from unet_course.calibration_pictures import curve_shape
+
+    assert "too few of its bins" in curve_shape(_binned([(0.35, 20, 6), (0.75, 20, 15)]), 0)
+    assert "too few of its bins" in curve_shape(_binned([(p, 19, 5) for p in LEVELS]), 0)
 
 
 def test_the_default_grid_holds_one_and_its_loss_is_the_model_as_trained():

@@ -338,6 +338,42 @@ def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken
         hardest_slice({"m": good}, targets, least_tumour=17)  # 16 core pixels at most
 
 
+def _core_in_oedema(size=16):
+    """(3, size, size) truth: a 4×4 NCR/NET core inside a 10×10 block of oedema."""
+    truth = torch.zeros(3, size, size)
+    truth[1, 3:13, 3:13] = 1
+    truth[1, 6:10, 6:10], truth[0, 6:10, 6:10] = 0, 1
+    return truth
+
+
+def test_a_ring_no_channel_passes_inside_the_predicted_tumour_is_counted_and_told():
+    from unet_course.examples import Showcase, hole_pixels, holes_reading
+
+    truth = _core_in_oedema()
+    ring = truth.clone() * 0.9
+    ring[1, 5:11, 5:11] = 0.45  # around the core the model hesitates: ED 0.45, NCR/NET 0.45
+    ring[0, 5:11, 5:11] = 0.45
+    ring[0, 6:10, 6:10] = 0.9
+    assert hole_pixels(ring).sum() == 36 - 16  # the 6×6 square less the 4×4 core
+    assert not hole_pixels(truth).any()
+    # a tumour's edge left out is no hole: nothing of the prediction surrounds it
+    edge = truth.clone()
+    edge[1, 3, :] = 0
+    assert not hole_pixels(edge).any()
+    shown = Showcase([0, 1], ["volume 5, slice 19", "volume 3, slice 2"], None,
+                     torch.stack([truth, truth]),
+                     {"classic": torch.stack([truth, ring]), "improved": torch.stack([truth,
+                                                                                      truth])},
+                     "classic", 1.0, "")
+    words = holes_reading(shown)
+    assert words.startswith("Look for black inside a predicted tumour: the classic U-Net leaves "
+                            "20 pixels black inside its tumour on volume 3, slice 2 (row 2), "
+                            "where the truth has 20 ED.")
+    assert "counts them as missed, 20 of its 100 pixels here" in words
+    calm = Showcase([0], ["v"], None, truth[None], {"classic": truth[None]}, "classic", 1.0, "")
+    assert holes_reading(calm).startswith("No prediction above leaves a hole of 10 pixels")
+
+
 def test_the_phantom_figure_shows_each_volume_s_modalities_and_mask():
     from unet_course.gallery import phantom_figure, phantom_rows
 

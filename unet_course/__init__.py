@@ -35,12 +35,13 @@ The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the c
     setup = course.setup(SCALE)
 """
 
-from .examples import (Showcase, hardest_slice, showcase, slice_name, slice_scores,
-                       tumour_slices, what_went_wrong)
+from .examples import (Showcase, hardest_slice, holes_reading, showcase, slice_name,
+                       slice_scores, tumour_slices, what_went_wrong)
 from .notebook import counted, glue
 from .session import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, CourseSetup, TrainedModel,
                       course_home, resolve_scale, setup)
 
 __all__ = ["CourseSetup", "DATA_VARIABLE", "HOME_VARIABLE", "SCALE_VARIABLE", "Showcase",
-           "TrainedModel", "counted", "course_home", "glue", "hardest_slice", "resolve_scale",
-           "setup", "showcase", "slice_name", "slice_scores", "tumour_slices", "what_went_wrong"]
+           "TrainedModel", "counted", "course_home", "glue", "hardest_slice", "holes_reading",
+           "resolve_scale", "setup", "showcase", "slice_name", "slice_scores", "tumour_slices",
+           "what_went_wrong"]

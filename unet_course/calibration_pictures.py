@@ -156,10 +156,54 @@ def temperature_table(fitted: TemperatureFit, before: Reliability, after: Reliab
 def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reliability,
                         cut: float = 0.1) -> str:
     """The temperatures chosen and what they did to the test patients' calibration error
-    from ``cut`` up, channel by channel, in words for the chapter's text."""
+    from ``cut`` up, channel by channel, in words for the chapter's text; for a channel whose
+    error did not fall, what its curve shows after the temperature (:func:`curve_shape`)."""
     chosen = ", ".join(f"{t:.2f} for {channel}" for channel, t in fitted.by_channel().items())
     errors = [found.calibration_error(cut) for found in (before, after)]
     moves = ", ".join(f"{errors[0][channel]:.3f} to {errors[1][channel]:.3f} for {channel}"
                       for channel in MASK_CHANNELS)
-    return (f"the validation patients chose T = {chosen}; on the test patients the ECE from "
-            f"{cut:g} up went from {moves}")
+    words = (f"the validation patients chose T = {chosen}; on the test patients the ECE from "
+             f"{cut:g} up went from {moves}")
+    temperatures = fitted.by_channel()
+    for row, channel in enumerate(MASK_CHANNELS):
+        if not errors[1][channel] < errors[0][channel] - 0.0005:  # not fallen, as rounded
+            words += (f". For {channel} the temperature did not help: after T = "
+                      f"{temperatures[channel]:.2f} {curve_shape(after, row, cut)}")
+    return words
+
+
+#: what each shape of a reliability curve says, in the chapter's words
+SHAPES = {
+    "under": "its curve is steeper than the diagonal, below it at low probabilities and above "
+             "it at high ones: under-confident, the validation patients chose a temperature "
+             "that overshoots on the test patients",
+    "over": "its curve is still flatter than the diagonal, above it at low probabilities and "
+            "below it at high ones: over-confident, the validation patients chose too low a "
+            "temperature for the test patients",
+    "below": "its curve stays below the diagonal: it calls the channel too often at every "
+             "level, which a temperature cannot mend (a shift can: Platt scaling, below)",
+    "above": "its curve stays above the diagonal: it calls the channel too seldom at every "
+             "level, which a temperature cannot mend (a shift can: Platt scaling, below)",
+    "near": "its curve lies near the diagonal: the change is within what these few patients' "
+            "pixels can tell",
+    "unclear": "too few of its bins hold pixels to tell its shape",
+}
+
+
+def curve_shape(found: Reliability, row: int, cut: float = 0.1, min_count: int = 20) -> str:
+    """Where channel ``row``'s reliability curve lies against the diagonal, from ``cut`` up,
+    read as one of :data:`SHAPES`: a straight line through the bins the figure draws (``min_count``
+    pixels or more, each bin one point) steeper than the diagonal by 15 % is under-confident,
+    flatter by 15 % over-confident; otherwise the bins' mean gap (frequency − probability) says
+    below, above or near. For the first two, where the line crosses the diagonal too."""
+    kept = (found.edges[:-1] >= cut - 1e-12) & (found.count[row] >= min_count)
+    probability, frequency = found.mean_probability[row][kept], found.frequency[row][kept]
+    if kept.sum() < 3 or np.ptp(probability) < 0.3:
+        return SHAPES["unclear"]
+    slope, intercept = np.polyfit(probability, frequency, 1)
+    gap = float(np.mean(frequency - probability))
+    shape = ("under" if slope > 1.15 else "over" if slope < 0.85 else
+             "below" if gap < -0.03 else "above" if gap > 0.03 else "near")
+    crossing = intercept / (1 - slope) if shape in ("under", "over") else None
+    return SHAPES[shape] + (f" (it crosses the diagonal near {crossing:.2f})"
+                            if crossing is not None and 0 < crossing < 1 else "")

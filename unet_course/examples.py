@@ -128,6 +128,49 @@ def showcase(models: dict, dataset, count: int = 3, search: int = 48) -> Showcas
                     what_went_wrong(probs[worst][last], truths[last], region="TC"))
 
 
+def hole_pixels(probs, threshold: float = 0.5):
+    """(H, W) bool NumPy array: the pixels of one slice's binarized prediction that no channel
+    marks although the prediction's tumour surrounds them: black holes and rings inside the
+    predicted whole tumour, where the model hesitated between labels and left each below
+    ``threshold``.
+
+    Args:
+        probs: (3, H, W) probabilities."""
+    import torch
+    from scipy import ndimage
+
+    tumour = (torch.as_tensor(probs) > threshold).any(0).numpy()
+    return ndimage.binary_fill_holes(tumour) & ~tumour
+
+
+def holes_reading(shown: Showcase, threshold: float = 0.5, least: int = 10) -> str:
+    """A sentence for the book on the largest hole :func:`hole_pixels` finds among the
+    ``shown`` predictions (``least`` pixels or more), with what the truth holds there; or
+    that there is none."""
+    import torch
+
+    found = {(name, row): int(hole_pixels(p[row], threshold).sum())
+             for name, p in shown.probs.items() for row in range(len(shown.names))}
+    (name, row), n = max(found.items(), key=lambda item: item[1])
+    if n < least:
+        return (f"No prediction above leaves a hole of {least} pixels or more inside its "
+                f"tumour: where the model hesitates between two labels, one of them still "
+                f"passes {threshold:g}")
+    hole = torch.as_tensor(hole_pixels(shown.probs[name][row], threshold))
+    others = sum(1 for key, k in found.items() if k >= least and key != (name, row))
+    also = ("" if not others else "; one other prediction above has one too" if others == 1
+            else f"; {others} other predictions above have such holes too")
+    wt = int((torch.as_tensor(shown.truths[row]) > 0.5).any(0).sum())
+    return (f"Look for black inside a predicted tumour: the {name} U-Net leaves "
+            f"{n} pixels black inside its tumour on {shown.names[row]} (row {row + 1}{also}), "
+            f"where the truth has "
+            f"{_labels_at(torch.as_tensor(shown.truths[row]), hole)}. A pixel is black "
+            f"when no channel passes {threshold:g}: between two labels the model hesitated, "
+            f"and each stayed below. The whole tumour's Dice counts them as missed, {n} of "
+            f"its {wt} pixels here, so it hardly shows them; the probabilities picture does, "
+            f"as dim pixels where two colours blend")
+
+
 def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -> str:
     """One sentence on the errors of one slice's prediction in ``region`` (WT, TC or ET): the
     region's pixels missed, with what the model took them for, and the pixels it marked as

@@ -1,7 +1,7 @@
 """Pictures as arrays, for the static sliders (:mod:`unet_course.slider`): masks in RGB, grey
-modalities, the chapters' styles, and chapter 5's threshold slider. The figures (matplotlib)
-are in :mod:`unet_course.viz`, the attention maps' pictures in
-:mod:`unet_course.attention_pictures`."""
+modalities, the chapters' styles, chapter 5's threshold slider, and a label placed clear of a
+figure's curves. The figures (matplotlib) are in :mod:`unet_course.viz`, the attention maps'
+pictures in :mod:`unet_course.attention_pictures`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from matplotlib.path import Path
+from matplotlib.text import Text
 
 from .mask_colours import PALETTES, channel_colours, colours_in_words, mask_to_rgb
 
@@ -193,3 +195,29 @@ def figure_pixels(fig) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255
 
 
+def place_clear_of_lines(label, ax, places) -> None:
+    """Move ``label`` (an annotation in axes fraction) to the first of ``places`` (each
+    ``((x, y), horizontal alignment)``) where its text crosses none of ``ax``'s lines as
+    drawn (``steps-post`` curves as steps; dotted guides may be crossed) nor another text of
+    ``ax``; to the first place when none is clear. Draws the figure once to learn the text's
+    size."""
+    renderer = ax.figure.canvas.get_renderer()
+    ax.figure.draw(renderer)  # the constrained layout settles the axes first
+    curves = []
+    for line in ax.lines:
+        if line.get_linestyle() == ":":  # a guide line: a label may cross it
+            continue
+        x, y = np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)
+        if line.get_drawstyle() == "steps-post":  # every corner of the steps
+            x, y = np.repeat(x, 2)[1:], np.repeat(y, 2)[:-1]
+        curves.append(Path(ax.transData.transform(np.column_stack([x, y]))))
+    others = [Text.get_window_extent(text, renderer) for text in ax.texts if text is not label]
+    for place, align in places:
+        label.set_position(place)
+        label.set_horizontalalignment(align)
+        box = Text.get_window_extent(label, renderer).padded(6)  # the text, not its arrow
+        if not any(curve.intersects_bbox(box, filled=False) for curve in curves) and not any(
+                box.overlaps(other) for other in others):
+            return
+    label.set_position(places[0][0])
+    label.set_horizontalalignment(places[0][1])

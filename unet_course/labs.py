@@ -211,31 +211,40 @@ def check_gate_sizes(answer, image_size: int, depth: int = 4) -> None:
           "at the size of that level: H / 2^l", exercise="8.1")
 
 
-def check_least_selective_gate(answer, contrasts: Sequence[float]) -> None:
-    """Exercise 8.2. Index of the gate (deepest first) whose contrast (one per gate, inside the
-    tumour minus the rest of the brain) is smallest in absolute value: the gate that treats
-    tumour and the rest most alike. A gate whose contrast the table shows as the same size
-    (to its 3 decimals) counts too; no other does, as two such gates may be one shut and one
-    open."""
+def check_least_selective_gate(answer, contrasts: Sequence[float],
+                               sizes: Sequence[int]) -> None:
+    """Exercise 8.2. The size ``h`` of the ``h×h`` map of the gate whose contrast (one per gate,
+    inside the tumour minus the rest of the brain) is smallest in absolute value: the gate
+    that treats tumour and the rest most alike. ``contrasts`` and ``sizes`` have one entry
+    per gate, deepest first, as the model returns its maps. A gate whose contrast the table
+    shows as the same size (to its 3 decimals) counts too; no other does, as two such gates
+    may be one shut and one open."""
     contrasts = [float(c) for c in plain(contrasts)]
-    sizes = [abs(c) for c in contrasts]
-    expected = min(range(len(sizes)), key=lambda i: sizes[i])
-    what = "the gate whose contrast is smallest in absolute value"
+    sizes = [int(h) for h in plain(sizes)]
+    if len(sizes) != len(contrasts) or len(set(sizes)) != len(sizes):
+        raise ValueError(f"sizes must give each gate's own map size, one per contrast; got "
+                         f"{sizes} for {len(contrasts)} contrasts")
+    magnitudes = [abs(c) for c in contrasts]
+    least = min(range(len(magnitudes)), key=lambda i: magnitudes[i])
+    expected = sizes[least]
+    what = "the size h of the h×h map of the gate whose contrast is smallest in absolute value"
     if unanswered(answer, "8.2", what, expected):
         return
     answer = plain(answer)
-    if isinstance(answer, bool):
-        raise NotYet(f"Not yet: {what} is a row number of the table, 0 to {len(sizes) - 1}, "
-                     f"not {answer}.")
-    if isinstance(answer, int) and answer != expected and 0 <= answer < len(sizes):
-        if f"{sizes[answer]:.3f}" == f"{sizes[expected]:.3f}":
-            print(f"Right: the contrast of row {answer}'s gate shows as "
-                  f"{contrasts[answer]:+.3f} in the table, the same size as row {expected}'s: "
-                  f"too close to call on these slices.")
-            return
-        raise NotYet(f"Not yet: the contrast of row {answer}'s gate, {contrasts[answer]:+.3f}, "
-                     f"is not the smallest in size. Hint: drop the signs and compare the sizes "
-                     f"of the contrasts over the many slices; the rows count from 0, the "
-                     f'deepest gate\'s (labs.reveal("8.2") gives the answer)')
-    check(answer, expected, what, "a row of the table: 0 (the deepest gate) to "
-          f"{len(sizes) - 1} (the finest)", exercise="8.2")
+    sides = ", ".join(str(h) for h in sizes)
+    if not is_number(answer) or not float(answer).is_integer() or int(answer) not in sizes:
+        raise NotYet(f"Not yet: {what} is one of the table's gate sizes ({sides}: 12 for the "
+                     f"12×12 gate), not {answer!r}.")
+    gate = sizes.index(int(answer))
+    if gate != least and f"{magnitudes[gate]:.3f}" == f"{magnitudes[least]:.3f}":
+        print(f"Right: the contrast of the {answer}×{answer} gate shows as "
+              f"{contrasts[gate]:+.3f} in the table, the same size as the {expected}×{expected} "
+              f"gate's: too close to call on these slices.")
+        return
+    if gate != least:
+        raise NotYet(f"Not yet: the contrast of the {answer}×{answer} gate, "
+                     f"{contrasts[gate]:+.3f}, is not the smallest in size. Hint: drop the signs "
+                     f"and compare the sizes of the contrasts over the many slices, not the 4 "
+                     f'shown (labs.reveal("8.2") gives the answer)')
+    check(int(answer), expected, what, f"one of the table's gate sizes ({sides})",
+          exercise="8.2")

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from unet_lib.outlines import OutlineDistances, SurfaceDistances
 from unet_lib.patient_volume import PatientVolume
 
-from .frames import figure_pixels, grey_picture
+from .frames import figure_pixels, grey_picture, place_clear_of_lines
 from .slider import ImageSlider
 
 #: the two directions, as the pictures name them
@@ -59,20 +59,30 @@ def distance_curves(outlines: OutlineDistances, title: str | None = None) -> Fig
     top.set(ylim=(low, 1.01), title=f"their top, enlarged: where they cross {q:g} %")
     ticks = np.round(np.arange(low, 1.0001, 0.05), 2)
     top.set_yticks(ticks, [f"{100 * t:g} %" for t in ticks])
+    right_edge = outlines.hd95 > 0.7 * top.get_xlim()[1]  # its label then goes to the left
     top.annotate(f"HD95 = {outlines.hd95:.1f} mm", (outlines.hd95, q / 100),
-                 xytext=(12, -30), textcoords="offset points", fontsize=12,
+                 xytext=(-12 if right_edge else 12, -30), textcoords="offset points",
+                 ha="right" if right_edge else "left", fontsize=12,
                  arrowprops=dict(arrowstyle="->", color="black"))
-    top.annotate(f"farthest voxel: {outlines.hausdorff:.1f} mm\n(the plain Hausdorff "
-                 f"distance)", (outlines.hausdorff, 1.0), xytext=(0.3, 0.88),
-                 textcoords="axes fraction", ha="center", va="center", fontsize=11,
-                 bbox=dict(boxstyle="round", fc="white", ec="0.8", alpha=0.9),
-                 arrowprops=dict(arrowstyle="->", color="0.3"))
+    farthest = top.annotate(f"farthest voxel: {outlines.hausdorff:.1f} mm\n(the plain "
+                            f"Hausdorff distance)", (outlines.hausdorff, 1.0),
+                            textcoords="axes fraction", va="center", fontsize=11,
+                            xytext=LABEL_PLACES[0][0], bbox=dict(boxstyle="round", fc="white",
+                                                                 ec="0.8", alpha=0.9),
+                            arrowprops=dict(arrowstyle="->", color="0.3"))
     # below both panels: inside, it hid a curve where the enlarged top runs low
     fig.legend(*whole.get_legend_handles_labels(), loc="outside lower center", ncols=2,
                fontsize=10)
     if title:
         fig.suptitle(title)
+    place_clear_of_lines(farthest, top, LABEL_PLACES)
     return fig
+
+
+#: where the farthest voxel's label may go (axes fraction, alignment), tried in turn: right of
+#: HD95 and below 95 % no curve runs (each has passed 95 % by then), so the corner comes first
+LABEL_PLACES = (((0.97, 0.1), "right"), ((0.97, 0.45), "right"), ((0.5, 0.25), "center"),
+                ((0.5, 0.7), "center"), ((0.3, 0.88), "center"), ((0.03, 0.3), "left"))
 
 
 def read_curves(outlines: OutlineDistances, gap_mm: float = 5.0) -> str:
