@@ -166,6 +166,24 @@ def test_a_negative_seed_is_refused_by_name_and_leaves_no_folder_behind(tmp_path
     assert not (tmp_path / "ph").exists()  # no marker left to refuse the next phantom
 
 
+@pytest.mark.parametrize("option, value, said", [
+    ("--lr", "-1e-3", "error: --lr: must be a positive number, got -0.001"),
+    ("--pos-weight", "-1,2,3", "error: --pos-weight: weights must be positive numbers"),
+    ("--epochs", "-2", "error: --epochs: must be a whole number of at least 1"),
+])
+def test_a_negative_number_reaches_the_option_s_own_check_not_argparse_s(option, value, said,
+                                                                         capsys):
+    from unet_lib import cli
+    from unet_lib.cli import negative_numbers_attached
+
+    # argparse alone takes "-1e-3" for an option: "argument --lr: expected one argument"
+    assert cli.main(["train", "--quick", option, value]) == 2
+    assert capsys.readouterr().err.startswith(said)
+    assert negative_numbers_attached(["--out", "runs", "--lr", "-1e-3", "-h"]) == [
+        "--out", "runs", "--lr=-1e-3", "-h"]
+    assert negative_numbers_attached(["--resume", "--", "-1"]) == ["--resume", "--", "-1"]
+
+
 def test_under_torchrun_a_process_other_than_rank_0_names_itself_in_its_error(
         tmp_path, monkeypatch, capsys):
     from unet_lib.cli import main

@@ -228,6 +228,82 @@ def test_run_json_says_what_a_resumed_run_trained_with_even_when_it_is_stopped(
     assert (out / "run.json").read_bytes() == record
 
 
+def test_a_resume_with_nothing_left_to_train_changes_neither_the_run_nor_its_record(
+        trained_run, capsys):
+    from unet_lib.checkpoint import read_checkpoint
+
+    _, out = trained_run
+    record, last = (out / "run.json").read_bytes(), (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main("train", "--out", out, "--resume", "--loss", "bce+dice", "--epochs", "1") == 0
+    said = capsys.readouterr().out
+    assert "all 1 epochs are trained already, nothing to do" in said
+    assert "the changed settings (loss) apply to no epoch" in said
+    assert "resuming with changed settings" not in said
+    assert (out / "run.json").read_bytes() == record
+    assert (out / "last.pt").read_bytes() == last
+    # a later resume does not take up the loss of the one that trained nothing
+    assert main("train", "--out", out, "--resume", "--epochs", "2") == 0
+    assert "resuming with changed settings: epochs 1 → 2\n" in capsys.readouterr().out
+    assert read_checkpoint(out / "last.pt")["config"]["loss"] == "bce"
+
+
+def test_a_run_s_data_folder_replaced_by_other_data_is_refused_not_scored_or_trained_on(
+        trained_run, tmp_path, capsys):
+    phantom, out = trained_run
+    record = (out / "run.json").read_bytes()
+    other = make_phantom(tmp_path / "other", n_volumes=6, image_size=32, n_slices=4, seed=1)
+    # the same volume numbers and slices, other pixels: --split would pick "held-out" volumes
+    capsys.readouterr()
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--data", other,
+                "--split", "test") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --split: picks the volumes ") and "other pixels" in err
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--data", other) == 0  # all of it
+    # the run's own folder replaced by that other phantom (e.g. re-made, or re-packed)
+    shutil.rmtree(phantom)
+    shutil.copytree(other, phantom)
+    capsys.readouterr()
+    for command in (("evaluate", "--checkpoint", out / "best.pt"),
+                    ("train", "--out", out, "--resume", "--epochs", "2")):
+        assert main(*command) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --data: {phantom}, which {out} trained on, holds other "
+                              f"data now: its volumes"), err
+        assert "give --data with the run's own data" in err
+    assert (out / "run.json").read_bytes() == record
+
+
+def test_packing_over_a_pack_of_other_data_says_what_it_replaced(tmp_path, capsys):
+    one = make_phantom(tmp_path / "one", n_volumes=2, image_size=16, n_slices=2, seed=0)
+    two = make_phantom(tmp_path / "two", n_volumes=2, image_size=16, n_slices=2, seed=1)
+    packed = tmp_path / "data.packed"
+    assert main("pack", "--data", one, "--out", packed) == 0
+    assert main("pack", "--data", one, "--out", packed) == 0  # the same data packed again
+    assert "note:" not in capsys.readouterr().err
+    assert main("pack", "--data", two, "--out", packed) == 0
+    assert f"note: this replaced a pack of {one} in {packed}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("channels", [(3, 3), (4, 2)])
+def test_a_checkpoint_of_other_channels_is_refused_by_name_before_the_data_are_read(
+        channels, tmp_path, capsys):
+    from unet_lib.checkpoint import save_checkpoint
+    from unet_lib.models import UNet
+
+    checkpoint = tmp_path / "other.pt"
+    save_checkpoint(checkpoint, UNet(in_channels=channels[0], out_channels=channels[1],
+                                     base_filters=4))
+    said = (f"error: {checkpoint}: holds a model of {channels[0]} input and {channels[1]} "
+            f"output channels; these commands score BraTS models of 4")
+    assert main("evaluate", "--checkpoint", checkpoint, "--data", tmp_path / "nowhere") == 2
+    assert capsys.readouterr().err.startswith(said)
+    assert main("segment", "--checkpoint", checkpoint, "--data", tmp_path / "nowhere",
+                "--out", tmp_path / "maps") == 2
+    assert capsys.readouterr().err.startswith(said)
+    assert not (tmp_path / "maps").exists()
+
+
 def test_a_failure_to_put_run_json_back_never_hides_what_stopped_the_run(trained_run,
                                                                         monkeypatch):
     from unet_lib import run as run_module

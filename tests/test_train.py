@@ -219,12 +219,25 @@ def test_a_nan_loss_stops_training_with_a_clear_message_keeping_the_last_checkpo
         return output * float("nan") if len(steps) > 1 else output
 
     model.register_forward_hook(nan_from_the_second_step)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan.*last.pt"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan in epoch 2.*resume with a "
+                                               r"lower --lr.*last.pt"):
         fit(model, train, None, TrainConfig.quick(epochs=3, batch_size=8),
             checkpoint_dir=tmp_path, progress=False)
     state = read_checkpoint(tmp_path / "last.pt")  # epoch 1's, the last good one
     assert state["epoch"] == 1 and all(torch.isfinite(v).all()
                                        for v in state["model_state"].values())
+
+
+def test_a_nan_loss_in_the_first_epoch_says_to_run_again_not_to_resume(datasets, tmp_path):
+    train, _ = tiny(datasets, 8)
+    model = build_model("classic", base_filters=4)
+    model.register_forward_hook(lambda module, inputs, output: output * float("nan"))
+    with pytest.raises(TrainingDiverged) as caught:
+        fit(model, train, None, TrainConfig.quick(epochs=2, batch_size=8),
+            checkpoint_dir=tmp_path / "run", progress=False)
+    assert "no epoch finished, so run again with a lower --lr, without --resume" in str(
+        caught.value)
+    assert "last good state" not in str(caught.value)
 
 
 def test_channels_last_trains_to_the_same_loss(datasets):

@@ -72,11 +72,12 @@ def content_digest(dataset, rows: list[int]) -> str:
     return digest.hexdigest()
 
 
-def reason_not_the_runs_data(run, data: Path) -> str | None:
+def reason_not_the_runs_data(run, data: Path, allow_missing: bool = False) -> str | None:
     """Why the folder ``data`` does not hold ``run``'s data (a
     :class:`~unet_lib.run.PreparedRun`), in a clause; ``None`` when it does, in whatever place
     or format: the same layout of the split's volumes (runs recorded before layouts were: the
-    same volume numbers)."""
+    same volume numbers). With ``allow_missing``, a folder that lacks some of the volumes is
+    not refused for that (its caller says which it lacks), nor checked further."""
     from .data import open_dataset
 
     record = run.folder / "run.json"
@@ -84,6 +85,8 @@ def reason_not_the_runs_data(run, data: Path) -> str | None:
     try:
         dataset = open_dataset(data)  # listed once, for both checks
         missing = sorted(volumes - set(dataset.volumes))
+        if missing and allow_missing:
+            return None
         if missing:
             return (f"it lacks volumes {missing[:8]} of the run's split ({record}), so it is "
                     f"not the run's data moved")
@@ -119,3 +122,25 @@ def checked_new_place(run, data: Path) -> Path:
         raise ConfigError("data", f"cannot change to {data} when resuming {run.folder}: {why}; "
                                   f"drop --data, or start a new run")
     return data
+
+
+def check_still_the_runs_data(run) -> None:
+    """Refuse to go on with ``run``'s recorded data folder when it no longer holds what the run
+    trained on (replaced by another phantom, re-packed from other data): scores or epochs
+    there would be of other data, said of this run. Checked where the run recorded the pixels
+    of its data (:data:`WITH_CONTENT`) and the folder is there; a folder that lost some of
+    the run's volumes is left to the warnings of those who read it.
+
+    Raises:
+        ConfigError: naming ``--data``, with what differs and how to go on.
+    """
+    root = Path(run.data_root)
+    if not (run.data_layout or "").startswith(WITH_CONTENT) or not root.exists():
+        return
+    why = reason_not_the_runs_data(run, root, allow_missing=True)
+    if why is not None:
+        why = why.removesuffix(", so it is not the run's data moved")
+        raise ConfigError("data", f"{root}, which {run.folder} trained on, holds other data now: "
+                                  f"{why}; give --data with the run's own data (a moved or "
+                                  f"packed copy is recognised)")
+

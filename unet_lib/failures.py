@@ -45,7 +45,10 @@ def check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | None
         except CheckpointWriteError:  # the file there is the one before: still named below
             pass
         value = total.item() if not torch.isfinite(total) else "not finite in another process"
+        kept = last is not None and last.exists()  # an epoch before this one finished
         raise TrainingDiverged(
             f"the loss became {value} in epoch {epoch + 1}; lower the learning rate "
-            f"(now {rate:.2g}: resume with --lr lower); the weights in memory are spoilt"
-            + (f"; the last good state is in {last}" if last and last.exists() else ""))
+            f"(now {rate:.2g}: " + ("resume with a lower --lr" if kept else
+                                    "no epoch finished, so run again with a lower --lr, "
+                                    "without --resume") + "); the weights in memory are spoilt"
+            + (f"; the last good state is in {last}" if kept else ""))

@@ -56,7 +56,10 @@ def resume_from(last: Path, model, optimizer, scheduler, scaler, generator: torc
     check_training_state(state)
     check_same_architecture(model, state, last)
     changed = settings_changed_on_resume(state["config"], config, last)
-    check_epochs_left(state["epoch"], config, last, report)
+    if not check_epochs_left(state["epoch"], config, last, report) and changed:
+        report("the changed settings (" + ", ".join(changed) + ") apply to no epoch: the run "
+               "and its record stay as they were")
+        changed = {}
     try:
         getattr(model, "_orig_mod", model).load_state_dict(state["model_state"])  # compiled too
         optimizer.load_state_dict(state["optimizer_state"])
@@ -134,15 +137,17 @@ def settings_changed_on_resume(saved: dict, config: TrainConfig, path: Path) -> 
     return changed
 
 
-def check_epochs_left(done: int, config: TrainConfig, path: Path, report) -> None:
+def check_epochs_left(done: int, config: TrainConfig, path: Path, report) -> int:
     """Refuse a resumed run whose ``epochs`` is below the ``done`` epochs of ``path`` (the
-    record would say fewer epochs than the model has had), and say so when none is left."""
+    record would say fewer epochs than the model has had), and say so when none is left;
+    returns the epochs left."""
     if config.epochs < done:
         raise ConfigError("epochs", f"is {config.epochs}, but {path} has trained {done} epochs "
                                     f"already; resume with {done} or more")
     if config.epochs == done:
         report(f"{path}: all {done} epochs are trained already, nothing to do; resume with "
                f"more epochs to train on")
+    return config.epochs - done
 
 
 def align_optimizer_state(optimizer: torch.optim.Optimizer) -> None:

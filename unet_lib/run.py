@@ -168,6 +168,10 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
 
     settings_changed_on_resume(dataclasses.asdict(run.recipe.config), config,
                                run.folder / "last.pt")
+    if not moved:
+        from .datamove import check_still_the_runs_data
+
+        check_still_the_runs_data(run)
     if moved:
         from .datamove import checked_new_place
 
@@ -225,8 +229,9 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
 @contextlib.contextmanager
 def _recorded_while_resuming(run: PreparedRun, resuming: bool):
     """``run.json`` with the resumed run's settings while it trains; the earlier one back if
-    the block fails before ``last.pt`` changed (no epoch ran with them). A failure to put it
-    back (a full disk) never hides the error that stopped the run."""
+    ``last.pt`` did not change (no epoch ran with them): the block failed, or every epoch was
+    trained already. A failure to put it back (a full disk) never hides the error that
+    stopped the run."""
     if not resuming:
         yield
         return
@@ -245,6 +250,8 @@ def _recorded_while_resuming(run: PreparedRun, resuming: bool):
             with contextlib.suppress(OSError):
                 runfolder.write_bytes_atomic(path, earlier)
         raise
+    if earlier is not None and stamp() == before:  # nothing trained: the record stays
+        runfolder.write_bytes_atomic(path, earlier)
 
 
 def _volumes(volumes: list, kind: str = "") -> str:

@@ -5,6 +5,7 @@ subcommands. The parser is generated in :mod:`.options`, the subcommands live in
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import threading
@@ -19,13 +20,35 @@ __all__ = ["build_parser", "main"]
 BROKEN_PIPE = 141
 
 
+#: a number written with a minus sign, 1e-3 notation included (argparse takes "-1e-3" for an
+#: option, and answers "expected one argument" instead of the option's own range check)
+_NEGATIVE_NUMBER = re.compile(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\S*)?")
+
+
+def negative_numbers_attached(argv: list[str]) -> list[str]:
+    """``["--lr", "-1e-3"]`` as ``["--lr=-1e-3"]`` (also ``--pos-weight -1,2,3``), so that an
+    option's negative value reaches its own check, which names what the option accepts."""
+    joined, i = [], 0
+    while i < len(argv):
+        token = str(argv[i])
+        following = str(argv[i + 1]) if i + 1 < len(argv) else ""
+        if (token.startswith("--") and "=" not in token and token != "--"
+                and _NEGATIVE_NUMBER.fullmatch(following)):
+            joined.append(f"{token}={following}")
+            i += 2
+        else:
+            joined.append(token)
+            i += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; every expected failure ends in one ``error:`` line and exit 2."""
     parser = build_parser()
     if not (sys.argv[1:] if argv is None else argv):  # no command: what there is, and how
         parser.print_help(sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args = parser.parse_args(negative_numbers_attached(sys.argv[1:] if argv is None else argv))
     from ..checkpoint import CheckpointError, CheckpointWriteError
     from ..config import ConfigError
     from ..data import BadSampleWarning, BraTSDataError

@@ -134,6 +134,7 @@ def cmd_pack(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError("workers", f"must be at least 1 (1: pack in this process), got "
                                      f"{args.workers}")
+    earlier = _packed_source(args.out)  # a pack there is replaced: say of what, below
     out = pack_folder(args.data, args.out, workers=args.workers)
     meta = json.loads((out / "packed.json").read_text())
     left_out = [f"{meta['skipped_slices']} unusable slice(s)"] if meta["skipped_slices"] else []
@@ -142,7 +143,18 @@ def cmd_pack(args) -> int:
     print(f"packed {meta['slices']} slices of {args.data} into {out}"
           + (f"; skipped {' and '.join(left_out)} ({len(meta['skipped'])} problem(s), listed "
              f"in packed.json; the first: {meta['skipped'][0]})" if meta["skipped"] else ""))
+    if earlier is not None and Path(earlier).resolve() != Path(args.data).resolve():
+        print(f"note: this replaced a pack of {earlier} in {out}; a run trained on that pack "
+              f"refuses this one (give it --data with a copy of its own data)", file=sys.stderr)
     return 0
+
+
+def _packed_source(folder: Path) -> str | None:
+    """The data folder the pack in ``folder`` was made from; ``None`` where there is none."""
+    try:
+        return json.loads((Path(folder) / "packed.json").read_text())["source"] or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def cmd_bench(args) -> int:

@@ -84,13 +84,19 @@ def print_scores(result: dict) -> None:
 def _trained_model(args):
     """``(model in eval mode, the run's settings as fit() saved them)`` of ``--checkpoint``;
     ``args.threshold`` becomes the run's own when not given (0.5 without one)."""
-    from ..checkpoint import model_from_checkpoint, read_checkpoint
+    from ..checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(args.checkpoint, trust_checkpoint=args.trust_checkpoint)
     trained_with = checkpoint.get("config") or {}
     if args.threshold is None:
         args.threshold = trained_with.get("threshold", 0.5)
-    return model_from_checkpoint(checkpoint).eval(), trained_with
+    model = model_from_checkpoint(checkpoint).eval()
+    channels = (model.hparams.get("in_channels", 4), model.hparams.get("out_channels", 3))
+    if channels != (4, 3):  # BraTS: 4 modalities in, 3 sub-regions out; said before any data
+        raise CheckpointError(f"{args.checkpoint}: holds a model of {channels[0]} input and "
+                              f"{channels[1]} output channels; these commands score BraTS "
+                              f"models of 4 (the MRI modalities) and 3 (NCR/NET, ED, ET)")
+    return model, trained_with
 
 
 def cmd_segment(args) -> int:
@@ -112,7 +118,9 @@ def cmd_segment(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from ..data import open_dataset
-    from ..datamove import holds_the_runs_data
+    from ..config import ConfigError
+    from ..datamove import (check_still_the_runs_data, holds_the_runs_data,
+                            reason_not_the_runs_data)
     from ..metrics import SegmentationScores
     from ..patients import evaluate_patients
     from ..postprocess import keep_largest_tumour
@@ -127,6 +135,7 @@ def cmd_evaluate(args) -> int:
                                 f"used")
     if args.data is None:
         run = read_run(args.checkpoint.parent)
+        check_still_the_runs_data(run)  # scores of other data, said of this run: refused
         side = args.split or ("test" if run.test_volumes else "val")
         data_root, dataset = run.data_root, run.dataset(side)
         requested, label = getattr(run, side + "_volumes"), f"the {side} volumes"
@@ -138,6 +147,11 @@ def cmd_evaluate(args) -> int:
         if args.split and run is None:
             raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
                                     f"held out")
+        why = (reason_not_the_runs_data(run, Path(args.data), allow_missing=True)
+               if args.split else None)  # volumes missing: said below, the rest scored
+        if why is not None:  # its volume numbers would pick volumes of other data
+            raise ConfigError("split", f"picks the volumes {run_file} held out, but {why}; "
+                                       f"drop --split to score every volume of {args.data}")
         requested = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
         data_root, dataset = args.data, open_dataset(args.data, requested, image_size=size)
         if (run and not args.split and set(run.train_volumes) <= set(dataset.volumes)
