@@ -304,6 +304,50 @@ def test_a_checkpoint_of_other_channels_is_refused_by_name_before_the_data_are_r
     assert not (tmp_path / "maps").exists()
 
 
+def test_training_on_data_of_another_size_says_it_resizes_them_unless_asked(tmp_path, capsys):
+    phantom = make_phantom(tmp_path / "ph", n_volumes=6, image_size=16, n_slices=2, seed=0)
+    common = ("train", "--data", phantom, "--quick", "--base-filters", "4", "--batch-size", "4",
+              "--val-fraction", "0.34", "--test-fraction", "0.34", "--epochs", "1")
+    assert main(*common, "--out", tmp_path / "a") == 0  # the quick scale's 96×96
+    assert (f"note: {phantom} holds 16×16 slices; they are resized to 96×96, the scale's size "
+            f"(--image-size 16 trains at their own)") in capsys.readouterr().err
+    assert main(*common, "--image-size", "32", "--out", tmp_path / "b") == 0
+    assert "resized" not in capsys.readouterr().err
+
+
+def test_evaluate_json_holds_every_printed_score_and_what_was_scored(trained_run, tmp_path,
+                                                                     capsys):
+    import numpy as np
+
+    _, out = trained_run
+    report_file, table = tmp_path / "scores.json", tmp_path / "patients.csv"
+    capsys.readouterr()
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--json", report_file,
+                "--csv", table) == 0
+    said = capsys.readouterr().out
+    assert f"{out / 'best.pt'} (classic U-Net, epoch 1) on " in said
+    report = json.loads(report_file.read_text())
+    test_volumes = json.loads((out / "run.json").read_text())["test_volumes"]
+    assert (report["model"], report["epoch"], report["threshold"]) == ("classic", 1, 0.5)
+    assert report["scored"].startswith(f"the test volumes {test_volumes}")
+    assert [row["volume"] for row in report["per_patient"]] == sorted(test_volumes)
+    dice_wt = [row["dice"]["WT"] for row in report["per_patient"]]
+    summary = report["summary_over_patients"]["dice"]["WT"]
+    assert summary["mean"] == pytest.approx(np.mean(dice_wt))
+    assert summary["std"] == pytest.approx(np.std(dice_wt, ddof=0))  # as the header says
+    assert f"{report['all_pixels']['dice']['WT']:9.3f}" in said  # the printed all-pixel table
+    # written again over its own file; someone's notes, or the CSV's name, are refused
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--json", report_file) == 0
+    assert "(it replaced the file there)" in capsys.readouterr().out
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": 1}')
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--json", notes) == 2
+    assert "--json: " in capsys.readouterr().err and notes.read_text() == '{"mine": 1}'
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--json", table, "--csv",
+                table) == 2
+    assert "is the --csv file too" in capsys.readouterr().err
+
+
 def test_a_failure_to_put_run_json_back_never_hides_what_stopped_the_run(trained_run,
                                                                         monkeypatch):
     from unet_lib import run as run_module

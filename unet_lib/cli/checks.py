@@ -13,6 +13,8 @@ from ..recipe import MODEL_NAMES
 
 #: how the files the commands write begin: such a file may be replaced by the same command
 EVALUATE_CSV_START = b"volume,slices,"
+EVALUATE_JSON_WRITER = "unet-lib evaluate"
+EVALUATE_JSON_START = b'{\n "written_by": "' + EVALUATE_JSON_WRITER.encode()
 BENCH_TABLE_START = b"Machine:"
 
 
@@ -50,6 +52,24 @@ def note_a_long_run(scale: str, config) -> None:
               f"CPU; --scale quick trains in minutes", file=sys.stderr)
 
 
+def note_resized_data(run, size_given: bool) -> None:
+    """Say on stderr when ``train --data`` resizes the data's slices to the scale's image size
+    without ``--image-size`` asking for it (a 64×64 phantom trained at 240×240: 14 times the
+    pixels, and no more detail)."""
+    from ..data import open_dataset
+    from ..data.base import first_usable
+
+    if size_given or run.recipe.data is None:
+        return
+    sample = first_usable(open_dataset(run.data_root))
+    size = run.recipe.config.image_size
+    if sample is not None and tuple(sample[0].shape[-2:]) != (size, size):
+        height, width = sample[0].shape[-2:]
+        print(f"note: {run.data_root} holds {height}×{width} slices; they are resized to "
+              f"{size}×{size}, the scale's size (--image-size {height} trains at their own)",
+              file=sys.stderr)
+
+
 def check_train_folder(out: Path, resume: bool) -> None:
     """``train --out``: a folder holding a run to resume (``last.pt``) with ``--resume``;
     without, none of the files a new run writes (a model or its record there is kept)."""
@@ -72,18 +92,23 @@ def check_train_folder(out: Path, resume: bool) -> None:
                               f"them away)")
 
 
-def check_evaluate_csv(path: Path | None) -> None:
-    """``evaluate --csv``: a file in an existing folder, new or a table evaluate wrote."""
-    if path is None:
-        return
-    if not path.parent.is_dir():
-        raise ConfigError("csv", f"{path}: its folder {path.parent} does not exist")
-    check_replaceable(path, EVALUATE_CSV_START, "csv", "unet-lib evaluate", "patients.csv")
-    try:  # a read-only folder is said now, not after the scoring
-        tempfile.TemporaryFile(dir=path.parent).close()
-    except OSError as error:
-        raise ConfigError("csv", f"{path}: its folder {path.parent} cannot be written "
-                                 f"({error.strerror or error})") from None
+def check_evaluate_outputs(csv: Path | None, json: Path | None) -> None:
+    """``evaluate --csv`` and ``--json``: each a file in an existing, writable folder, new or
+    one evaluate wrote, and not the same file."""
+    if csv is not None and json is not None and csv.resolve() == json.resolve():
+        raise ConfigError("json", f"{json} is the --csv file too; give each its own name")
+    for option, path, start, example in (("csv", csv, EVALUATE_CSV_START, "patients.csv"),
+                                         ("json", json, EVALUATE_JSON_START, "scores.json")):
+        if path is None:
+            continue
+        if not path.parent.is_dir():
+            raise ConfigError(option, f"{path}: its folder {path.parent} does not exist")
+        check_replaceable(path, start, option, "unet-lib evaluate", example)
+        try:  # a read-only folder is said now, not after the scoring
+            tempfile.TemporaryFile(dir=path.parent).close()
+        except OSError as error:
+            raise ConfigError(option, f"{path}: its folder {path.parent} cannot be written "
+                                      f"({error.strerror or error})") from None
 
 
 def check_bench_options(args) -> None:
@@ -138,7 +163,7 @@ def check_replaceable(path: Path, start: bytes, option: str, writer: str, exampl
                                   f"{path / example}")
     if path.exists() and path.stat().st_size:
         with open(path, "rb") as f:
-            ours = f.readline(len(start)) == start
+            ours = f.read(len(start)) == start
         if not ours:
             raise ConfigError(option, f"{path} exists and is not a table written by {writer}; "
                                       f"give another file name (nothing was written)")

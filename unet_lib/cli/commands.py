@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
 from .checks import (check_bench_options, check_train_data, check_train_folder, fit_models,
-                     note_a_long_run)
+                     note_a_long_run, note_resized_data)
 from .scoring import print_scores
 from ..progress import HISTORY_CSV
 from ..recipe import SCALES, PhantomSpec, RunRecipe
@@ -64,6 +64,7 @@ def cmd_train(args) -> int:
         with claim(out, tidy=(RUN_FILE,)) if main_process else contextlib.nullcontext(out):
             run = _resumed(args, out) if args.resume else prepare_run(recipe, out)
             if recipe is not None and main_process:  # checked, about to train: say how long
+                note_resized_data(run, size_given=args.image_size is not None)
                 note_a_long_run(scale, recipe.config)
             _, history = train_run(run, resume=args.resume,
                                    trust_checkpoint=args.trust_checkpoint,

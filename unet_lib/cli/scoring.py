@@ -6,12 +6,14 @@ too."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from ..progress import unusable
 from ..run import RUN_FILE
-from .checks import check_evaluate_csv, check_scoring_options
+from ..runfolder import write_text_atomic
+from .checks import EVALUATE_JSON_WRITER, check_evaluate_outputs, check_scoring_options
 
 
 def add_parsers(commands) -> None:
@@ -30,6 +32,9 @@ def add_parsers(commands) -> None:
                                "of the data in its new place")
     evaluate.add_argument("--csv", type=Path, default=None,
                           help="also write the per-patient scores to this CSV file")
+    evaluate.add_argument("--json", type=Path, default=None,
+                          help="also write every score printed (all pixels, per patient and "
+                               "their summary) and what was scored to this JSON file")
     scoring_options(evaluate)
 
     segment = commands.add_parser(
@@ -82,8 +87,9 @@ def print_scores(result: dict) -> None:
 
 
 def _trained_model(args):
-    """``(model in eval mode, the run's settings as fit() saved them)`` of ``--checkpoint``;
-    ``args.threshold`` becomes the run's own when not given (0.5 without one)."""
+    """``(model in eval mode, the run's settings as fit() saved them, its epoch or None)`` of
+    ``--checkpoint``; ``args.threshold`` becomes the run's own when not given (0.5 without
+    one)."""
     from ..checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
 
     checkpoint = read_checkpoint(args.checkpoint, trust_checkpoint=args.trust_checkpoint)
@@ -96,14 +102,14 @@ def _trained_model(args):
         raise CheckpointError(f"{args.checkpoint}: holds a model of {channels[0]} input and "
                               f"{channels[1]} output channels; these commands score BraTS "
                               f"models of 4 (the MRI modalities) and 3 (NCR/NET, ED, ET)")
-    return model, trained_with
+    return model, trained_with, checkpoint.get("epoch")
 
 
 def cmd_segment(args) -> int:
     from ..segment import segment_folder
 
     check_scoring_options(args)
-    model, trained_with = _trained_model(args)
+    model, trained_with, _ = _trained_model(args)
     size = trained_with.get("image_size")  # the size it learnt at (fit() records the data's)
     written, skipped = segment_folder(model, args.data, args.out, image_size=size,
                                       threshold=args.threshold, batch_size=args.batch_size,
@@ -127,8 +133,8 @@ def cmd_evaluate(args) -> int:
     from ..run import read_run
 
     check_scoring_options(args)
-    check_evaluate_csv(args.csv)  # before minutes of scoring, not after
-    model, trained_with = _trained_model(args)
+    check_evaluate_outputs(args.csv, args.json)  # before minutes of scoring, not after
+    model, trained_with, epoch = _trained_model(args)
     run_file = args.checkpoint.parent / RUN_FILE
     if args.data is None and not run_file.is_file():
         raise FileNotFoundError(f"no --data given and no {run_file} to say which data the run "
@@ -181,7 +187,8 @@ def cmd_evaluate(args) -> int:
         raise ValueError(f"{data_root}: none of the {len(dataset)} slices chosen could be read "
                          f"(first: {patients.skipped[0]}); nothing was scored")
     result = {**pixels.compute(), "skipped": patients.skipped}
-    print(f"{args.checkpoint} on {scored} slices of {what} {data_root}"
+    trained = f"{model.preset_name} U-Net" + (f", epoch {epoch}" if epoch is not None else "")
+    print(f"{args.checkpoint} ({trained}) on {scored} slices of {what} {data_root}"
           + (f" ({len(result['skipped'])} skipped)" if result["skipped"] else "")
           + f" (threshold {args.threshold}"
           + ("; each patient's largest tumour piece kept" if args.keep_largest else "")
@@ -192,12 +199,30 @@ def cmd_evaluate(args) -> int:
         for entry in left_out[:20]:
             print(f"  {entry}")
     print_scores(result)
-    print("\nper patient, in 3-D (Dice; HD95 in mm): a region empty in both prediction and "
-          "reference scores Dice 1 and HD95 0, one empty in only one of them Dice 0 and HD95 "
-          "373.13, as BraTS scores them:")
+    print("\nper patient, in 3-D (Dice; HD95 in mm; std: over the patients, population): a "
+          "region empty in both prediction and reference scores Dice 1 and HD95 0, one empty "
+          "in only one of them Dice 0 and HD95 373.13, as BraTS scores them:")
     print(patients.table())
     if args.csv:
         replaced = args.csv.exists()
         print(f"per-patient scores written to {patients.to_csv(args.csv)}"
               + (" (it replaced the file there)" if replaced else ""))
+    if args.json:
+        replaced = args.json.exists()
+        report = scores_report(args, model, epoch, data_root, what, result, patients)
+        write_text_atomic(args.json, json.dumps(report, indent=1) + "\n")
+        print(f"every score written to {args.json}"
+              + (" (it replaced the file there)" if replaced else ""))
     return 0
+
+
+def scores_report(args, model, epoch, data_root, what: str, result: dict, patients) -> dict:
+    """What ``evaluate --json`` writes: what was scored, how, and every score it printed."""
+    return {"written_by": EVALUATE_JSON_WRITER, "checkpoint": str(args.checkpoint),
+            "model": model.preset_name, "epoch": epoch, "data": str(data_root),
+            "scored": what.removesuffix(" of"), "threshold": args.threshold,
+            "keep_largest": args.keep_largest,
+            "all_pixels": {metric: result[metric] for metric in ("dice", "precision", "recall")},
+            "per_patient": patients.rows,
+            "summary_over_patients": patients.summary(),  # std: population (ddof 0)
+            "skipped": list(result["skipped"])}
