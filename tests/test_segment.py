@@ -146,6 +146,12 @@ def test_wrong_paths_say_what_was_given_and_what_is_wanted(tmp_path, capsys):
         assert main(segment + ["--data", str(data), "--out", str(out)]) == 2
         assert said in capsys.readouterr().err
     assert not (tmp_path / "labels").exists()
+    # slices with segmentations (Kaggle h5, a phantom): evaluate's, and said so
+    from unet_lib.data import make_phantom
+    slices = make_phantom(tmp_path / "ph", n_volumes=1, image_size=16, n_slices=2, seed=0)
+    assert main(segment + ["--data", str(slices), "--out", str(tmp_path / "labels")]) == 2
+    assert ("it holds slices (the Kaggle h5 release, a phantom or a packed copy), which have "
+            "segmentations: unet-lib evaluate --data scores") in capsys.readouterr().err
 
 
 def test_a_case_missing_a_modality_is_named_and_skipped_and_the_others_written(tmp_path,

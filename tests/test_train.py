@@ -465,6 +465,16 @@ def test_a_run_without_validation_volumes_is_refused_naming_fit_without_them():
         TrainConfig(val_fraction=0.5, test_fraction=0.5).validate()
 
 
+def test_a_warm_up_as_long_as_the_run_is_refused():
+    from unet_lib.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^warmup_epochs: must be fewer than the 5 epochs, "
+                                          r"or the learning rate never reaches its scheduled "
+                                          r"value, got 5"):
+        TrainConfig(epochs=5, warmup_epochs=5).validate()
+    TrainConfig(epochs=5, warmup_epochs=4).validate()
+
+
 def test_a_gpu_that_only_emulates_bfloat16_gets_float16(monkeypatch):
     from unet_lib.runtime import autocast_dtype
 

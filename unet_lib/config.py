@@ -136,6 +136,9 @@ class TrainConfig:
                  "must be a whole number of at least 1")
         need(_is_int(self.warmup_epochs) and 0 <= self.warmup_epochs, "warmup_epochs",
              "must be a whole number, 0 or more")
+        need(self.warmup_epochs < self.epochs, "warmup_epochs",
+             f"must be fewer than the {self.epochs} epochs, or the learning rate never reaches "
+             f"its scheduled value")
         need(_is_number(self.lr) and self.lr > 0, "lr", "must be a positive number")
         need(_is_number(self.weight_decay) and self.weight_decay >= 0, "weight_decay",
              "must be 0 or more")

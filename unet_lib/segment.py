@@ -79,8 +79,12 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]
         if not cases and (root / inner).is_dir():  # the release's own folder, as train looks
             return find_unlabelled_cases(root / inner)
     if not cases:
-        raise FileNotFoundError(f"{root}: no case folders holding <ID>_flair/_t1/_t1ce/_t2 "
-                                f".nii(.gz) files")
+        slices = next(root.glob("volume_*_slice_*.h5"), None) or (root / "packed.json").is_file()
+        raise FileNotFoundError(
+            f"{root}: no case folders holding <ID>_flair/_t1/_t1ce/_t2 .nii(.gz) files"
+            + ("; it holds slices (the Kaggle h5 release, a phantom or a packed copy), which "
+               "have segmentations: unet-lib evaluate --data scores a model on them, segment "
+               "takes NIfTI cases without one" if slices else ""))
     return cases
 
 
