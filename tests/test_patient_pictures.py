@@ -83,6 +83,17 @@ def test_each_patient_is_a_line_across_the_models_the_mean_a_bar_and_absent_trut
     plt.close(fig)
 
 
+def test_an_axis_that_does_not_start_at_0_says_so_and_hd95_names_its_scale():
+    high = {name: PatientScores([_row(v, 0.9, 0.86) for v in (3, 7)]) for name in ("a", "b")}
+    fig = show_patient_scores(high, regions=("WT",), metrics=("dice", "hd95"))
+    dice, hd95 = fig.axes[:2]
+    assert dice.get_title() == "Dice, WT (axis from 0.8)"  # 0.9 − 0.05, to the tenth below
+    assert dice.get_ylim()[0] == pytest.approx(0.78)
+    assert hd95.get_title() == "HD95 (mm, log scale above 1), WT"
+    assert hd95.get_yscale() == "symlog"
+    plt.close(fig)
+
+
 def test_more_patients_than_markers_are_drawn_grey_without_a_legend_entry_each():
     many = MOST_NAMED + 2
     scores = {name: PatientScores([_row(v, 0.5 + 0.01 * v, 0.5) for v in range(many)])

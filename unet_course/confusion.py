@@ -83,7 +83,7 @@ def confusion_rows(target, probs, threshold: float = 0.5) -> list[dict]:
     """The counts and scores :func:`show_confusion` titles its panels with, as rows of a
     table (one per region WT, TC, ET: ``region``, ``TP``, ``FP``, ``FN``, ``Dice``,
     ``precision``, ``recall``, and ``0/0``: the scores whose ratio is 0/0, which the BraTS
-    rule sets, or ``""``), for a reader who does not see the picture.
+    rule sets, or ``"none"``), for a reader who does not see the picture.
 
     Args:
         target: (3, H, W) labels NCR/NET, ED, ET; probs: (3, H, W) their probabilities.
@@ -95,7 +95,8 @@ def confusion_rows(target, probs, threshold: float = 0.5) -> list[dict]:
         denominators = _denominators(tp, fp, fn)
         rows.append({"region": region, "TP": tp, "FP": fp, "FN": fn,
                      **{name: float(scores[name.lower()][c]) for name in denominators},
-                     "0/0": ", ".join(name for name, d in denominators.items() if d == 0)})
+                     "0/0": ", ".join(name for name, d in denominators.items() if d == 0)
+                     or "none"})
     return rows
 
 

@@ -29,7 +29,7 @@ MOST_NAMED = len(PATIENT_MARKERS)
 #: the mean's bar: its half-width on the models' axis
 MEAN_HALF_WIDTH = 0.22
 METRIC_LABELS = {"dice": "Dice", "precision": "precision", "recall": "recall",
-                 "hd95": "HD95 (mm, log scale)"}
+                 "hd95": "HD95 (mm, log scale above 1)"}
 #: what a hollow marker means, in the legend
 ABSENT_LABEL = "region absent from the truth (rule: Dice 1 or 0, HD95 0 or 373 mm)"
 
@@ -104,7 +104,8 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
                       color="black", lw=2.5, zorder=3)
             ax.set_xticks(x, models)
             ax.set_xlim(-0.5, len(models) - 0.5)
-            ax.set_title(f"{METRIC_LABELS.get(metric, metric)}, {region}")
+            ax.set_title(f"{METRIC_LABELS.get(metric, metric)}, {region}"
+                         + (f" (axis from {floor:.1f})" if floor > 0 else ""))
             if metric == "hd95":  # from 0 (outlines agree) to 373 mm (a region missed)
                 ax.set_yscale("symlog", linthresh=1)
                 ax.set_ylim(-0.3, 500)  # a 0 drawn whole, not cut by the axis
