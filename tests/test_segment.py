@@ -154,6 +154,25 @@ def test_wrong_paths_say_what_was_given_and_what_is_wanted(tmp_path, capsys):
             "segmentations: unet-lib evaluate --data scores") in capsys.readouterr().err
 
 
+def test_check_reads_cases_without_segmentations_and_points_at_segment(tmp_path, capsys):
+    cases = tmp_path / "validation"
+    for k in range(2):
+        write_case(cases, f"BraTS20_Validation_00{k + 1}", seg=False, seed=k)
+    assert main(["check", "--data", str(cases)]) == 0
+    said = capsys.readouterr().out
+    assert f"{cases}: 2 case(s) without segmentations" in said and "every case readable" in said
+    assert f"unet-lib segment --checkpoint <run>/best.pt --data {cases}" in said
+    (cases / "BraTS20_Validation_002" / "BraTS20_Validation_002_t2.nii.gz").unlink()
+    broken = cases / "BraTS20_Validation_001" / "BraTS20_Validation_001_flair.nii.gz"
+    broken.write_bytes(broken.read_bytes()[:40])  # a damaged header
+    assert main(["check", "--data", str(cases)]) == 1
+    said = capsys.readouterr().out
+    assert "2 case(s) unusable:" in said and "BraTS20_Validation_002: no t2 file" in said
+    assert "BraTS20_Validation_001: cannot be read (" in said
+    (tmp_path / "empty").mkdir()
+    assert main(["check", "--data", str(tmp_path / "empty")]) == 2  # neither kind: an error
+
+
 def test_a_case_missing_a_modality_is_named_and_skipped_and_the_others_written(tmp_path,
                                                                               capsys):
     write_case(tmp_path / "cases", "BraTS20_Validation_002", seg=False)

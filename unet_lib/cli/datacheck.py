@@ -30,7 +30,13 @@ def cmd_check(args) -> int:
     if args.workers is not None and args.workers < 1:
         raise ConfigError("workers", f"must be at least 1 (1: read in this process), got "
                                      f"{args.workers}")
-    found = survey(args.data, workers=args.workers)
+    try:
+        found = survey(args.data, workers=args.workers)
+    except FileNotFoundError as no_training_data:
+        unlabelled = check_unlabelled_cases(args.data)  # the challenge's validation cases?
+        if unlabelled is None:
+            raise no_training_data from None
+        return unlabelled
     print("\n".join(found.report()))
     if not found.labels:
         return 1  # nothing usable to train on
@@ -38,3 +44,40 @@ def cmd_check(args) -> int:
           + ("" if is_packed(args.data) else f"; a packed copy reads faster: unet-lib pack "
                                               f"--data {args.data} --out <folder>"))
     return 1 if found.unusable or found.gaps else 0
+
+
+def check_unlabelled_cases(data: Path) -> int | None:
+    """``check`` of a folder of NIfTI cases without segmentations (the challenge's validation
+    cases, what ``segment`` reads): each case's four modalities there, readable and of one
+    shape. Prints what it found and returns the exit status (1 when any case is unusable);
+    ``None`` when ``data`` holds no such case."""
+    import nibabel as nib
+
+    from ..segment import find_unlabelled_cases
+
+    try:
+        cases = find_unlabelled_cases(data)
+    except FileNotFoundError:
+        return None
+    problems = []
+    for case, files in cases.items():
+        missing = [key for key, path in files.items() if path is None]
+        if missing:
+            problems.append(f"{case}: no {', '.join(missing)} file")
+            continue
+        try:
+            shapes = {key: tuple(nib.load(path).shape) for key, path in files.items()}
+        except Exception as error:  # nibabel raises many kinds for a damaged header
+            problems.append(f"{case}: cannot be read ({type(error).__name__}: {error})")
+            continue
+        if len(set(shapes.values())) > 1:
+            problems.append(f"{case}: its modalities differ in shape ({shapes})")
+    print(f"{data}: {len(cases)} case(s) without segmentations (as the challenge's validation "
+          f"cases): nothing to train or score on; segment writes their label maps"
+          + (f"; {len(problems)} case(s) unusable:" if problems else ", every case readable"))
+    for problem in problems:
+        print(f"  {problem}")
+    print(f"segment them: unet-lib segment --checkpoint <run>/best.pt --data {data} "
+          f"--out <folder>")
+    return 1 if problems else 0
+
