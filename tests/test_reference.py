@@ -99,7 +99,7 @@ def test_a_run_stopped_part_way_keeps_the_models_it_finished(tmp_path, monkeypat
     assert list(bundle["models"]) == ["classic", "improved", "attention"] and bundle["complete"]
     assert (tmp_path / "work" / "runs" / "classic" / "last.pt").read_bytes() == kept
     # and another recipe is not trained over the models there
-    with pytest.raises(FileExistsError, match="other settings or data"):
+    with pytest.raises(FileExistsError, match=r"other settings or data \(epochs 1 → 2\); "):
         reference.run_reference(tmp_path / "out", scale="quick", work=tmp_path / "work",
                                 progress=False, **{**sizes, "epochs": 2})
     assert (tmp_path / "work" / "runs" / "classic" / "last.pt").read_bytes() == kept

@@ -208,9 +208,28 @@ def finished_epochs(run: PreparedRun) -> int:
         return 0
     earlier = read_run(run.folder).recipe if (run.folder / RUN_FILE).is_file() else None
     if earlier is None or earlier.key() != run.recipe.key():
+        differ = "" if earlier is None else recipe_differences(earlier, run.recipe)
         raise FileExistsError(f"{run.folder}: holds a model trained with other settings or "
-                              f"data; give another --out (nothing was changed there)")
+                              f"data" + (f" ({differ})" if differ else "")
+                              + "; give another --out (nothing was changed there)")
     return int(read_checkpoint(last)["epoch"])
+
+
+def recipe_differences(earlier, now) -> str:
+    """What differs between two recipes' identities, e.g. ``"epochs 20 → 2, data: other"``
+    (at most 6 settings named)."""
+    def flat(value, prefix=""):
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items()
+                    for k, v in flat(item, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): value}
+
+    before, after = flat(earlier.identity()), flat(now.identity())
+    names = [name for name in sorted(before.keys() | after.keys())
+             if before.get(name) != after.get(name)]
+    words = [f"{name.removeprefix('config.')} {before.get(name)!r} → {after.get(name)!r}"
+             if not name.startswith("data.") else "the data" for name in names]
+    return ", ".join(list(dict.fromkeys(words))[:6])
 
 
 def held_once(run: PreparedRun, held: dict, report: bool = True) -> tuple:
