@@ -169,7 +169,7 @@ def test_a_negative_seed_is_refused_by_name_and_leaves_no_folder_behind(tmp_path
 @pytest.mark.parametrize("option, value, said", [
     ("--lr", "-1e-3", "error: --lr: must be a positive number, got -0.001"),
     ("--pos-weight", "-1,2,3", "error: --pos-weight: weights must be positive numbers"),
-    ("--epochs", "-2", "error: --epochs: must be a whole number of at least 1"),
+    ("--weight-decay", "-1e-2", "error: --weight-decay: must be 0 or more"),
 ])
 def test_a_negative_number_reaches_the_option_s_own_check_not_argparse_s(option, value, said,
                                                                          capsys):

@@ -272,6 +272,18 @@ def test_a_run_s_data_folder_replaced_by_other_data_is_refused_not_scored_or_tra
                               f"data now: its volumes"), err
         assert "give --data with the run's own data" in err
     assert (out / "run.json").read_bytes() == record
+    # a folder that cannot be read says so itself, not "drop --split"
+    assert main("evaluate", "--checkpoint", out / "best.pt", "--data", tmp_path / "typo",
+                "--split", "test") == 2
+    err = capsys.readouterr().err
+    assert "typo" in err and "drop --split" not in err
+    # other data of fewer volumes cannot be compared: said, and the absent volumes named
+    shutil.rmtree(phantom)
+    make_phantom(phantom, n_volumes=2, image_size=32, n_slices=4, seed=2)
+    main("evaluate", "--checkpoint", out / "best.pt")
+    err = capsys.readouterr().err
+    assert f"note: {phantom} cannot be checked to still hold the data {out} trained on: it " \
+           f"lacks volumes" in err
 
 
 def test_packing_over_a_pack_of_other_data_says_what_it_replaced(tmp_path, capsys):
@@ -331,6 +343,7 @@ def test_evaluate_json_holds_every_printed_score_and_what_was_scored(trained_run
     assert (report["model"], report["epoch"], report["threshold"]) == ("classic", 1, 0.5)
     assert report["scored"].startswith(f"the test volumes {test_volumes}")
     assert [row["volume"] for row in report["per_patient"]] == sorted(test_volumes)
+    assert report["volumes"] == sorted(test_volumes) and report["split"] is None
     dice_wt = [row["dice"]["WT"] for row in report["per_patient"]]
     summary = report["summary_over_patients"]["dice"]["WT"]
     assert summary["mean"] == pytest.approx(np.mean(dice_wt))

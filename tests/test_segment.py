@@ -160,7 +160,8 @@ def test_check_reads_cases_without_segmentations_and_points_at_segment(tmp_path,
         write_case(cases, f"BraTS20_Validation_00{k + 1}", seg=False, seed=k)
     assert main(["check", "--data", str(cases)]) == 0
     said = capsys.readouterr().out
-    assert f"{cases}: 2 case(s) without segmentations" in said and "every case readable" in said
+    assert f"{cases}: 2 case(s) without segmentations" in said
+    assert "every case's four headers readable and of one shape" in said
     assert f"unet-lib segment --checkpoint <run>/best.pt --data {cases}" in said
     (cases / "BraTS20_Validation_002" / "BraTS20_Validation_002_t2.nii.gz").unlink()
     broken = cases / "BraTS20_Validation_001" / "BraTS20_Validation_001_flair.nii.gz"

@@ -130,12 +130,15 @@ LEVELS = (0.15, 0.35, 0.65, 0.85)  # four bins' probabilities, 20 pixels each
 
 @pytest.mark.parametrize("in_channel, said", [
     # 1, 4, 16, 19 of 20 in the channel: steeper than the diagonal, crossing it at 0.5
-    ((1, 4, 16, 19), "under-confident, the validation patients chose a temperature that "
-                     "overshoots on the test patients (it crosses the diagonal near 0.50)"),
+    ((1, 4, 16, 19), "under-confident, the validation patients chose too high a temperature "
+                     "for the test patients (it crosses the diagonal near 0.50)"),
     ((8, 9, 11, 12), "over-confident, the validation patients chose too low"),
     ((1, 5, 11, 15), "too often at every level"),
     ((5, 9, 15, 19), "too seldom at every level"),
     ((3, 7, 13, 17), "lies near the diagonal"),
+    # flatter than the diagonal but below it everywhere (it would cross at −0.24): not
+    # over-confidence, which runs above the diagonal at low probabilities
+    ((0, 0, 2, 7), "too often at every level"),
 ])
 def test_the_reading_says_how_a_temperature_that_did_not_help_left_the_curve(in_channel, said):
     from unet_course.calibration_pictures import curve_shape, temperature_reading

@@ -238,6 +238,9 @@ def test_a_nan_loss_in_the_first_epoch_says_to_run_again_not_to_resume(datasets,
     assert "no epoch finished, so run again with a lower --lr, without --resume" in str(
         caught.value)
     assert "last good state" not in str(caught.value)
+    with pytest.raises(TrainingDiverged) as caught:  # no folder: nothing saved, whatever epoch
+        fit(model, train, None, TrainConfig.quick(epochs=2, batch_size=8), progress=False)
+    assert "nothing was saved, as no checkpoint folder was given" in str(caught.value)
 
 
 def test_channels_last_trains_to_the_same_loss(datasets):

@@ -369,7 +369,14 @@ def test_a_ring_no_channel_passes_inside_the_predicted_tumour_is_counted_and_tol
     assert words.startswith("Look for black inside a predicted tumour: the classic U-Net leaves "
                             "20 pixels black inside its tumour on volume 3, slice 2 (row 2), "
                             "where the truth has 20 ED.")
-    assert "counts them as missed, 20 of its 100 pixels here" in words
+    assert "counts those in the true tumour as missed, 20 of its 100 pixels here" in words
+    # where the truth is background inside the hole, black is right: not counted as missed
+    truth_with_a_gap = truth.clone()
+    truth_with_a_gap[1, 5, 5:11] = 0
+    shown.truths[1] = truth_with_a_gap
+    words = holes_reading(shown)
+    assert "where the truth has 14 ED, 6 background." in words
+    assert "as missed, 14 of its 94 pixels here" in words
     calm = Showcase([0], ["v"], None, truth[None], {"classic": truth[None]}, "classic", 1.0, "")
     assert holes_reading(calm).startswith("No prediction above leaves a hole of 10 pixels")
 

@@ -166,7 +166,7 @@ def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reli
              f"{cut:g} up went from {moves}")
     temperatures = fitted.by_channel()
     for row, channel in enumerate(MASK_CHANNELS):
-        if not errors[1][channel] < errors[0][channel] - 0.0005:  # not fallen, as rounded
+        if round(errors[1][channel], 3) >= round(errors[0][channel], 3):  # as printed
             words += (f". For {channel} the temperature did not help: after T = "
                       f"{temperatures[channel]:.2f} {curve_shape(after, row, cut)}")
     return words
@@ -175,8 +175,8 @@ def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reli
 #: what each shape of a reliability curve says, in the chapter's words
 SHAPES = {
     "under": "its curve is steeper than the diagonal, below it at low probabilities and above "
-             "it at high ones: under-confident, the validation patients chose a temperature "
-             "that overshoots on the test patients",
+             "it at high ones: under-confident, the validation patients chose too high a "
+             "temperature for the test patients",
     "over": "its curve is still flatter than the diagonal, above it at low probabilities and "
             "below it at high ones: over-confident, the validation patients chose too low a "
             "temperature for the test patients",
@@ -193,17 +193,19 @@ SHAPES = {
 def curve_shape(found: Reliability, row: int, cut: float = 0.1, min_count: int = 20) -> str:
     """Where channel ``row``'s reliability curve lies against the diagonal, from ``cut`` up,
     read as one of :data:`SHAPES`: a straight line through the bins the figure draws (``min_count``
-    pixels or more, each bin one point) steeper than the diagonal by 15 % is under-confident,
-    flatter by 15 % over-confident; otherwise the bins' mean gap (frequency − probability) says
-    below, above or near. For the first two, where the line crosses the diagonal too."""
+    pixels or more, each bin one point) steeper than the diagonal by 15 % and crossing it
+    among the bins is under-confident, flatter by 15 % over-confident (with where it
+    crosses); otherwise the bins' mean gap (frequency − probability) says below, above or
+    near."""
     kept = (found.edges[:-1] >= cut - 1e-12) & (found.count[row] >= min_count)
     probability, frequency = found.mean_probability[row][kept], found.frequency[row][kept]
     if kept.sum() < 3 or np.ptp(probability) < 0.3:
         return SHAPES["unclear"]
     slope, intercept = np.polyfit(probability, frequency, 1)
     gap = float(np.mean(frequency - probability))
-    shape = ("under" if slope > 1.15 else "over" if slope < 0.85 else
-             "below" if gap < -0.03 else "above" if gap > 0.03 else "near")
-    crossing = intercept / (1 - slope) if shape in ("under", "over") else None
-    return SHAPES[shape] + (f" (it crosses the diagonal near {crossing:.2f})"
-                            if crossing is not None and 0 < crossing < 1 else "")
+    tilted = abs(slope - 1) > 0.15
+    crossing = intercept / (1 - slope) if tilted else None
+    if tilted and probability.min() <= crossing <= probability.max():  # on both sides of it
+        return (SHAPES["under" if slope > 1 else "over"]
+                + f" (it crosses the diagonal near {crossing:.2f})")
+    return SHAPES["below" if gap < -0.03 else "above" if gap > 0.03 else "near"]

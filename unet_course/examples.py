@@ -160,15 +160,17 @@ def holes_reading(shown: Showcase, threshold: float = 0.5, least: int = 10) -> s
     others = sum(1 for key, k in found.items() if k >= least and key != (name, row))
     also = ("" if not others else "; one other prediction above has one too" if others == 1
             else f"; {others} other predictions above have such holes too")
-    wt = int((torch.as_tensor(shown.truths[row]) > 0.5).any(0).sum())
+    truth = (torch.as_tensor(shown.truths[row]) > 0.5).any(0)
+    missed = int((hole & truth).sum())  # a hole where the truth is background is right
     return (f"Look for black inside a predicted tumour: the {name} U-Net leaves "
             f"{n} pixels black inside its tumour on {shown.names[row]} (row {row + 1}{also}), "
             f"where the truth has "
             f"{_labels_at(torch.as_tensor(shown.truths[row]), hole)}. A pixel is black "
             f"when no channel passes {threshold:g}: between two labels the model hesitated, "
-            f"and each stayed below. The whole tumour's Dice counts them as missed, {n} of "
-            f"its {wt} pixels here, so it hardly shows them; the probabilities picture does, "
-            f"as dim pixels where two colours blend")
+            f"and each stayed below. The whole tumour's Dice counts those in the true tumour "
+            f"as missed, {missed} of its {int(truth.sum())} pixels here, so it hardly shows "
+            f"them. Where both labels sit only a little below {threshold:g}, a lower "
+            f"threshold fills such a hole")
 
 
 def what_went_wrong(probs, target, threshold: float = 0.5, region: str = "TC") -> str:

@@ -233,8 +233,8 @@ def check_least_selective_gate(answer, contrasts: Sequence[float],
     answer = plain(answer)
     sides = ", ".join(str(h) for h in sizes)
     if not is_number(answer) or not float(answer).is_integer() or int(answer) not in sizes:
-        raise NotYet(f"Not yet: {what} is one of the table's gate sizes ({sides}: 12 for the "
-                     f"12×12 gate), not {answer!r}.")
+        raise NotYet(f"Not yet: {what} is one of the table's gate sizes ({sides}: {sizes[0]} "
+                     f"for the {sizes[0]}×{sizes[0]} gate), not {answer!r}.")
     gate = sizes.index(int(answer))
     if gate != least and f"{magnitudes[gate]:.3f}" == f"{magnitudes[least]:.3f}":
         print(f"Right: the contrast of the {answer}×{answer} gate shows as "

@@ -72,32 +72,41 @@ def content_digest(dataset, rows: list[int]) -> str:
     return digest.hexdigest()
 
 
-def reason_not_the_runs_data(run, data: Path, allow_missing: bool = False) -> str | None:
-    """Why the folder ``data`` does not hold ``run``'s data (a
-    :class:`~unet_lib.run.PreparedRun`), in a clause; ``None`` when it does, in whatever place
-    or format: the same layout of the split's volumes (runs recorded before layouts were: the
-    same volume numbers). With ``allow_missing``, a folder that lacks some of the volumes is
-    not refused for that (its caller says which it lacks), nor checked further."""
+def data_difference(run, data: Path) -> tuple[str, str] | None:
+    """How the folder ``data`` differs from ``run``'s data (a
+    :class:`~unet_lib.run.PreparedRun`): ``("missing", clause)`` when it lacks volumes of the
+    run's split (then nothing else can be compared), ``("other", clause)`` when the split's
+    volumes hold other slices, another size or other pixels; ``None`` when it holds the run's
+    data, in whatever place or format (runs recorded before layouts were: the same volume
+    numbers).
+
+    Raises:
+        FileNotFoundError, NotADirectoryError, ValueError: ``data`` cannot be read as data.
+    """
     from .data import open_dataset
 
     record = run.folder / "run.json"
     volumes = set(run.train_volumes) | set(run.val_volumes) | set(run.test_volumes)
+    dataset = open_dataset(data)  # listed once, for both checks
+    missing = sorted(volumes - set(dataset.volumes))
+    if missing:
+        return "missing", f"it lacks volumes {missing[:8]} of the run's split ({record})"
+    if run.data_layout and split_layout(
+            dataset, volumes, content=run.data_layout.startswith(WITH_CONTENT)
+    ) != run.data_layout:
+        return "other", (f"its volumes {sorted(volumes)[:8]}… hold other slices, another size "
+                         f"or other pixels than the run's ({record})")
+    return None
+
+
+def reason_not_the_runs_data(run, data: Path) -> str | None:
+    """Why the folder ``data`` does not hold ``run``'s data, in a clause
+    (:func:`data_difference`, or why it cannot be read); ``None`` when it does."""
     try:
-        dataset = open_dataset(data)  # listed once, for both checks
-        missing = sorted(volumes - set(dataset.volumes))
-        if missing and allow_missing:
-            return None
-        if missing:
-            return (f"it lacks volumes {missing[:8]} of the run's split ({record}), so it is "
-                    f"not the run's data moved")
-        if run.data_layout and split_layout(
-                dataset, volumes, content=run.data_layout.startswith(WITH_CONTENT)
-        ) != run.data_layout:
-            return (f"its volumes {sorted(volumes)[:8]}… hold other slices, another size or "
-                    f"other pixels than the run's ({record}), so it is not the run's data moved")
+        difference = data_difference(run, data)
     except (FileNotFoundError, NotADirectoryError, ValueError) as error:
         return str(error)
-    return None
+    return None if difference is None else f"{difference[1]}, so it is not the run's data moved"
 
 
 def holds_the_runs_data(run, data: Path) -> bool:
@@ -124,12 +133,14 @@ def checked_new_place(run, data: Path) -> Path:
     return data
 
 
-def check_still_the_runs_data(run) -> None:
+def check_still_the_runs_data(run, report=None) -> None:
     """Refuse to go on with ``run``'s recorded data folder when it no longer holds what the run
     trained on (replaced by another phantom, re-packed from other data): scores or epochs
     there would be of other data, said of this run. Checked where the run recorded the pixels
-    of its data (:data:`WITH_CONTENT`) and the folder is there; a folder that lost some of
-    the run's volumes is left to the warnings of those who read it.
+    of its data (:data:`WITH_CONTENT`) and the folder is there. A folder that lost some of the
+    run's volumes cannot be compared: ``report`` (default: a line on stderr) says so, and the
+    readers of the folder say which volumes they lack. A folder that cannot be read raises its
+    reader's own error.
 
     Raises:
         ConfigError: naming ``--data``, with what differs and how to go on.
@@ -137,10 +148,19 @@ def check_still_the_runs_data(run) -> None:
     root = Path(run.data_root)
     if not (run.data_layout or "").startswith(WITH_CONTENT) or not root.exists():
         return
-    why = reason_not_the_runs_data(run, root, allow_missing=True)
-    if why is not None:
-        why = why.removesuffix(", so it is not the run's data moved")
+    difference = data_difference(run, root)
+    if difference is None:
+        return
+    kind, why = difference
+    if kind == "other":
         raise ConfigError("data", f"{root}, which {run.folder} trained on, holds other data now: "
                                   f"{why}; give --data with the run's own data (a moved or "
                                   f"packed copy is recognised)")
+    (report or _to_stderr)(f"note: {root} cannot be checked to still hold the data "
+                           f"{run.folder} trained on: {why}")
 
+
+def _to_stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)

@@ -46,9 +46,11 @@ def check_finite(total: torch.Tensor, epoch: int, rate: float, last: Path | None
             pass
         value = total.item() if not torch.isfinite(total) else "not finite in another process"
         kept = last is not None and last.exists()  # an epoch before this one finished
+        advice = ("resume with a lower --lr" if kept else
+                  "nothing was saved, as no checkpoint folder was given: train again with a "
+                  "lower one" if last is None else
+                  "no epoch finished, so run again with a lower --lr, without --resume")
         raise TrainingDiverged(
             f"the loss became {value} in epoch {epoch + 1}; lower the learning rate "
-            f"(now {rate:.2g}: " + ("resume with a lower --lr" if kept else
-                                    "no epoch finished, so run again with a lower --lr, "
-                                    "without --resume") + "); the weights in memory are spoilt"
+            f"(now {rate:.2g}: {advice}); the weights in memory are spoilt"
             + (f"; the last good state is in {last}" if kept else ""))

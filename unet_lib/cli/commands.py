@@ -146,7 +146,8 @@ def cmd_pack(args) -> int:
              f"in packed.json; the first: {meta['skipped'][0]})" if meta["skipped"] else ""))
     if earlier is not None and Path(earlier).resolve() != Path(args.data).resolve():
         print(f"note: this replaced a pack of {earlier} in {out}; a run trained on that pack "
-              f"refuses this one (give it --data with a copy of its own data)", file=sys.stderr)
+              f"refuses this one if its data differ (give it --data with a copy of its own "
+              f"data)", file=sys.stderr)
     return 0
 
 

@@ -48,9 +48,10 @@ def cmd_check(args) -> int:
 
 def check_unlabelled_cases(data: Path) -> int | None:
     """``check`` of a folder of NIfTI cases without segmentations (the challenge's validation
-    cases, what ``segment`` reads): each case's four modalities there, readable and of one
-    shape. Prints what it found and returns the exit status (1 when any case is unusable);
-    ``None`` when ``data`` holds no such case."""
+    cases, what ``segment`` reads): each case's four modalities there, their headers readable
+    and of one shape (the voxels are read by ``segment``). Prints what it found and returns
+    the exit status (1 when any case is unusable); ``None`` when ``data`` holds no such
+    case."""
     import nibabel as nib
 
     from ..segment import find_unlabelled_cases
@@ -74,10 +75,11 @@ def check_unlabelled_cases(data: Path) -> int | None:
             problems.append(f"{case}: its modalities differ in shape ({shapes})")
     print(f"{data}: {len(cases)} case(s) without segmentations (as the challenge's validation "
           f"cases): nothing to train or score on; segment writes their label maps"
-          + (f"; {len(problems)} case(s) unusable:" if problems else ", every case readable"))
+          + (f"; {len(problems)} case(s) unusable:" if problems else
+             ", every case's four headers readable and of one shape (the voxels are read when "
+             "segment runs)"))
     for problem in problems:
         print(f"  {problem}")
     print(f"segment them: unet-lib segment --checkpoint <run>/best.pt --data {data} "
           f"--out <folder>")
     return 1 if problems else 0
-

@@ -125,8 +125,7 @@ def cmd_segment(args) -> int:
 def cmd_evaluate(args) -> int:
     from ..data import open_dataset
     from ..config import ConfigError
-    from ..datamove import (check_still_the_runs_data, holds_the_runs_data,
-                            reason_not_the_runs_data)
+    from ..datamove import check_still_the_runs_data, data_difference, holds_the_runs_data
     from ..metrics import SegmentationScores
     from ..patients import evaluate_patients
     from ..postprocess import keep_largest_tumour
@@ -153,11 +152,14 @@ def cmd_evaluate(args) -> int:
         if args.split and run is None:
             raise FileNotFoundError(f"--split needs {run_file} to say which volumes the run "
                                     f"held out")
-        why = (reason_not_the_runs_data(run, Path(args.data), allow_missing=True)
-               if args.split else None)  # volumes missing: said below, the rest scored
-        if why is not None:  # its volume numbers would pick volumes of other data
-            raise ConfigError("split", f"picks the volumes {run_file} held out, but {why}; "
-                                       f"drop --split to score every volume of {args.data}")
+        difference = data_difference(run, Path(args.data)) if args.split else None
+        if difference and difference[0] == "other":  # its numbers would pick other data's
+            raise ConfigError("split", f"picks the volumes {run_file} held out, but "
+                                       f"{args.data}: {difference[1]}; drop --split to score "
+                                       f"every volume of {args.data}")
+        if difference:  # volumes missing: said below, the rest scored
+            print(f"note: {args.data} cannot be checked to hold the run's data: "
+                  f"{difference[1]}", file=sys.stderr)
         requested = getattr(run, f"{args.split}_volumes") if args.split else None  # data moved
         data_root, dataset = args.data, open_dataset(args.data, requested, image_size=size)
         if (run and not args.split and set(run.train_volumes) <= set(dataset.volumes)
@@ -220,7 +222,9 @@ def scores_report(args, model, epoch, data_root, what: str, result: dict, patien
     """What ``evaluate --json`` writes: what was scored, how, and every score it printed."""
     return {"written_by": EVALUATE_JSON_WRITER, "checkpoint": str(args.checkpoint),
             "model": model.preset_name, "epoch": epoch, "data": str(data_root),
-            "scored": what.removesuffix(" of"), "threshold": args.threshold,
+            "scored": what.removesuffix(" of"), "split": args.split,
+            "volumes": sorted({row["volume"] for row in patients.rows}),
+            "threshold": args.threshold,
             "keep_largest": args.keep_largest,
             "all_pixels": {metric: result[metric] for metric in ("dice", "precision", "recall")},
             "per_patient": patients.rows,
