@@ -193,19 +193,23 @@ SHAPES = {
 def curve_shape(found: Reliability, row: int, cut: float = 0.1, min_count: int = 20) -> str:
     """Where channel ``row``'s reliability curve lies against the diagonal, from ``cut`` up,
     read as one of :data:`SHAPES`: a straight line through the bins the figure draws (``min_count``
-    pixels or more, each bin one point) steeper than the diagonal by 15 % and crossing it
-    among the bins is under-confident, flatter by 15 % over-confident (with where it
-    crosses); otherwise the bins' mean gap (frequency − probability) says below, above or
-    near."""
+    pixels or more, each bin one point) steeper than the diagonal by 15 % is under-confident
+    where its bins cross the diagonal from below to above, flatter by 15 % over-confident
+    where they cross from above to below (with where, between two bins); otherwise the bins'
+    mean gap (frequency − probability) says below, above or near."""
     kept = (found.edges[:-1] >= cut - 1e-12) & (found.count[row] >= min_count)
     probability, frequency = found.mean_probability[row][kept], found.frequency[row][kept]
     if kept.sum() < 3 or np.ptp(probability) < 0.3:
         return SHAPES["unclear"]
-    slope, intercept = np.polyfit(probability, frequency, 1)
-    gap = float(np.mean(frequency - probability))
-    tilted = abs(slope - 1) > 0.15
-    crossing = intercept / (1 - slope) if tilted else None
-    if tilted and probability.min() <= crossing <= probability.max():  # on both sides of it
-        return (SHAPES["under" if slope > 1 else "over"]
-                + f" (it crosses the diagonal near {crossing:.2f})")
+    slope = np.polyfit(probability, frequency, 1)[0]
+    gaps = frequency - probability
+    if abs(slope - 1) > 0.15:  # steeper or flatter: where do the bins cross the diagonal?
+        sign = 1 if slope > 1 else -1  # under-confident: from below to above it
+        for i in range(len(gaps) - 1):
+            if sign * gaps[i] < 0 <= sign * gaps[i + 1]:
+                share = gaps[i] / (gaps[i] - gaps[i + 1])
+                crossing = probability[i] + share * (probability[i + 1] - probability[i])
+                return (SHAPES["under" if slope > 1 else "over"]
+                        + f" (it crosses the diagonal near {crossing:.2f})")
+    gap = float(np.mean(gaps))
     return SHAPES["below" if gap < -0.03 else "above" if gap > 0.03 else "near"]
