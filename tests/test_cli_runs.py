@@ -343,7 +343,7 @@ def test_evaluate_json_holds_every_printed_score_and_what_was_scored(trained_run
     assert (report["model"], report["epoch"], report["threshold"]) == ("classic", 1, 0.5)
     assert report["scored"].startswith(f"the test volumes {test_volumes}")
     assert [row["volume"] for row in report["per_patient"]] == sorted(test_volumes)
-    assert report["volumes"] == sorted(test_volumes) and report["split"] is None
+    assert report["volumes"] == sorted(test_volumes) and report["split"] == "test"
     dice_wt = [row["dice"]["WT"] for row in report["per_patient"]]
     summary = report["summary_over_patients"]["dice"]["WT"]
     assert summary["mean"] == pytest.approx(np.mean(dice_wt))

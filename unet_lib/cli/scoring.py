@@ -142,6 +142,7 @@ def cmd_evaluate(args) -> int:
         run = read_run(args.checkpoint.parent)
         check_still_the_runs_data(run)  # scores of other data, said of this run: refused
         side = args.split or ("test" if run.test_volumes else "val")
+        args.split = side  # the side scored, as --json records it
         data_root, dataset = run.data_root, run.dataset(side)
         requested, label = getattr(run, side + "_volumes"), f"the {side} volumes"
         size = run.recipe.config.image_size
