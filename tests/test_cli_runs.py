@@ -3,6 +3,7 @@ nothing, an evaluation says which volumes it scored, outputs are checked before 
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 
@@ -246,6 +247,10 @@ def test_a_resume_with_nothing_left_to_train_changes_neither_the_run_nor_its_rec
     assert main("train", "--out", out, "--resume", "--epochs", "2") == 0
     assert "resuming with changed settings: epochs 1 → 2\n" in capsys.readouterr().out
     assert read_checkpoint(out / "last.pt")["config"]["loss"] == "bce"
+    # one that trains with another loss: history.csv says which loss each epoch had
+    assert main("train", "--out", out, "--resume", "--epochs", "3", "--loss", "bce+dice") == 0
+    rows = list(csv.DictReader((out / "history.csv").open(newline="")))
+    assert [row["loss"] for row in rows] == ["bce", "bce", "bce+dice"]
 
 
 def test_a_run_s_data_folder_replaced_by_other_data_is_refused_not_scored_or_trained_on(

@@ -61,7 +61,8 @@ HISTORY_CSV = "history.csv"
 
 def history_csv(records: list[dict]) -> str:
     """The epochs of a :class:`~unet_lib.train.History` as CSV text, one row each: ``epoch,
-    lr, train_loss, val_loss``, then ``val_<score>_<name>`` for every validation score
+    lr, loss`` (the loss trained with: a resume may change it; empty for epochs recorded
+    before it was), ``train_loss, val_loss``, then ``val_<score>_<name>`` for every validation score
     (``val_dice_WT``, ``val_recall_ET``, …), ``seconds`` and ``skipped`` (how many unusable
     slices: a NIfTI file that cannot be read counts each of its slices). Readable without
     torch: a spreadsheet, pandas, ``tail -F`` (the file is replaced whole each epoch)."""
@@ -73,11 +74,12 @@ def history_csv(records: list[dict]) -> str:
             break
     text = io.StringIO(newline="")
     writer = csv.writer(text)
-    writer.writerow(["epoch", "lr", "train_loss", "val_loss",
+    writer.writerow(["epoch", "lr", "loss", "train_loss", "val_loss",
                      *(f"val_{score}_{name}" for score, name in scores), "seconds", "skipped"])
     for record in records:
         val = record.get("val", {})
-        writer.writerow([record["epoch"], record["lr"], record["train_loss"],
+        writer.writerow([record["epoch"], record["lr"], record.get("loss", ""),
+                         record["train_loss"],
                          record.get("val_loss", ""),
                          *(val.get(score, {}).get(name, "") for score, name in scores),
                          round(record["seconds"], 2), len(record["skipped"])])

@@ -185,8 +185,8 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
                 raise BraTSDataError(getattr(train_data, "root", "training data"),
                                      f"no usable training sample: all {len(skipped)} were skipped, "
                                      f"e.g. {skipped[0] if skipped else 'none given'}")
-            record = {"epoch": epoch + 1, "lr": rate, "train_loss": train_loss,
-                      "skipped": skipped}
+            record = {"epoch": epoch + 1, "lr": rate, "loss": config.loss,
+                      "train_loss": train_loss, "skipped": skipped}
             decay_after_epoch(optimizer, scheduler, rate)
             if val_data is not None:
                 validation = _validate(model, val_data, steps, scoring_loss)
