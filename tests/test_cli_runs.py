@@ -330,6 +330,10 @@ def test_training_on_data_of_another_size_says_it_resizes_them_unless_asked(tmp_
             f"(--image-size 16 trains at their own)") in capsys.readouterr().err
     assert main(*common, "--image-size", "32", "--out", tmp_path / "b") == 0
     assert "resized" not in capsys.readouterr().err
+    assert main(*common, "--image-size", "16", "--max-volumes", "100", "--out",
+                tmp_path / "c") == 0
+    assert (f"note: {phantom} holds 6 volumes, fewer than --max-volumes 100: all 6 are used"
+            in capsys.readouterr().err)
 
 
 def test_evaluate_json_holds_every_printed_score_and_what_was_scored(trained_run, tmp_path,

@@ -70,6 +70,15 @@ def note_resized_data(run, size_given: bool) -> None:
               file=sys.stderr)
 
 
+def note_fewer_volumes(run) -> None:
+    """Say on stderr when ``--max-volumes`` asks for more volumes than the data hold."""
+    held = len(run.train_volumes) + len(run.val_volumes) + len(run.test_volumes)
+    wanted = run.recipe.max_volumes
+    if wanted and wanted > held:
+        print(f"note: {run.data_root} holds {held} volumes, fewer than --max-volumes {wanted}: "
+              f"all {held} are used", file=sys.stderr)
+
+
 def check_train_folder(out: Path, resume: bool) -> None:
     """``train --out``: a folder holding a run to resume (``last.pt``) with ``--resume``;
     without, none of the files a new run writes (a model or its record there is kept)."""

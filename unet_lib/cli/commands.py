@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
 from .checks import (check_bench_options, check_train_data, check_train_folder, fit_models,
-                     note_a_long_run, note_resized_data)
+                     note_a_long_run, note_fewer_volumes, note_resized_data)
 from .scoring import print_scores
 from ..progress import HISTORY_CSV
 from ..recipe import SCALES, PhantomSpec, RunRecipe
@@ -65,6 +65,7 @@ def cmd_train(args) -> int:
             run = _resumed(args, out) if args.resume else prepare_run(recipe, out)
             if recipe is not None and main_process:  # checked, about to train: say how long
                 note_resized_data(run, size_given=args.image_size is not None)
+                note_fewer_volumes(run)
                 note_a_long_run(scale, recipe.config)
             _, history = train_run(run, resume=args.resume,
                                    trust_checkpoint=args.trust_checkpoint,
