@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a new or empty folder, or an earlier pack to replace")
     packer.add_argument("--workers", type=int, metavar="N",
                         help="processes reading the volumes (default: one per CPU core, up to "
-                             "8, for a folder of BraTS size; 1: this one)")
+                             "8, for 300 slices of 240×240 or as many pixels; 1: this one)")
 
     reference = commands.add_parser(
         "reference", help="train the three models at a scale and write a results bundle",
