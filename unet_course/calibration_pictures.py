@@ -158,13 +158,13 @@ def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reli
     """The temperatures chosen and what they did to the test patients' calibration error
     from ``cut`` up, channel by channel, in words for the chapter's text; for a channel whose
     error did not fall, what its curve shows after the temperature (:func:`curve_shape`)."""
-    chosen = ", ".join(f"{t:.2f} for {channel}" for channel, t in fitted.by_channel().items())
+    temperatures = fitted.by_channel()
+    chosen = ", ".join(f"{t:.2f} for {channel}" for channel, t in temperatures.items())
     errors = [found.calibration_error(cut) for found in (before, after)]
     moves = ", ".join(f"{errors[0][channel]:.3f} to {errors[1][channel]:.3f} for {channel}"
                       for channel in MASK_CHANNELS)
     words = (f"the validation patients chose T = {chosen}; on the test patients the ECE from "
              f"{cut:g} up went from {moves}")
-    temperatures = fitted.by_channel()
     for row, channel in enumerate(MASK_CHANNELS):
         if round(errors[1][channel], 3) >= round(errors[0][channel], 3):  # as printed
             words += (f". For {channel} the temperature did not help: after T = "

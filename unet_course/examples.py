@@ -149,14 +149,15 @@ def holes_reading(shown: Showcase, threshold: float = 0.5, least: int = 10) -> s
     that there is none."""
     import torch
 
-    found = {(name, row): int(hole_pixels(p[row], threshold).sum())
+    holes = {(name, row): torch.as_tensor(hole_pixels(p[row], threshold))
              for name, p in shown.probs.items() for row in range(len(shown.names))}
+    found = {key: int(hole.sum()) for key, hole in holes.items()}
     (name, row), n = max(found.items(), key=lambda item: item[1])
     if n < least:
         return (f"No prediction above leaves a hole of {least} pixels or more inside its "
                 f"tumour: where the model hesitates between two labels, one of them still "
                 f"passes {threshold:g}")
-    hole = torch.as_tensor(hole_pixels(shown.probs[name][row], threshold))
+    hole = holes[name, row]
     others = sum(1 for key, k in found.items() if k >= least and key != (name, row))
     also = ("" if not others else "; one other prediction above has one too" if others == 1
             else f"; {others} other predictions above have such holes too")

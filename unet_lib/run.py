@@ -172,7 +172,7 @@ def resumed_run(folder: str | Path, changes: dict, data: str | Path | None = Non
         from .datamove import check_still_the_runs_data
 
         check_still_the_runs_data(run)
-    if moved:
+    else:
         from .datamove import checked_new_place
 
         run.data_root = checked_new_place(run, Path(data).resolve())
@@ -241,17 +241,19 @@ def _recorded_while_resuming(run: PreparedRun, resuming: bool):
     def stamp():
         return (last.stat().st_ino, last.stat().st_mtime_ns) if last.exists() else None
 
+    def put_back_if_nothing_trained():
+        if earlier is not None and stamp() == before:
+            runfolder.write_bytes_atomic(path, earlier)
+
     before = stamp()
     run.save()
     try:
         yield
     except BaseException:
-        if earlier is not None and stamp() == before:
-            with contextlib.suppress(OSError):
-                runfolder.write_bytes_atomic(path, earlier)
+        with contextlib.suppress(OSError):
+            put_back_if_nothing_trained()
         raise
-    if earlier is not None and stamp() == before:  # nothing trained: the record stays
-        runfolder.write_bytes_atomic(path, earlier)
+    put_back_if_nothing_trained()  # every epoch trained already: the record stays
 
 
 def _volumes(volumes: list, kind: str = "") -> str:
