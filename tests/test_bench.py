@@ -31,6 +31,10 @@ def test_benchmark_rows_for_our_models_and_the_monai_peers(tmp_path):
     assert all(r["train_images_per_s"] > 0 and r["latency_ms"] > 0 for r in rows.values())
     table = format_table(result)
     assert table.count("×") >= 4  # ratios against the peers for classic and attention
+    assert "beside its MONAI peer -->" in table
+    alone = run_benchmark(image_size=32, batch_size=2, device="cpu", steps=1, repeats=1,
+                          peers=False, models=("classic",))
+    assert "batch 2 -->" in format_table(alone)  # no peer timed: the caption names none
     # amp is asked for by default but autocast acts on CUDA only: the table must not claim it
     assert result["speedups"]["amp"] is False and "speed-ups none" in table
     path = write_result(result, tmp_path / "bench.md")

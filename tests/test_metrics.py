@@ -70,7 +70,8 @@ def test_regions_are_derived_from_the_label_channels():
 def test_accumulator_equals_scoring_everything_at_once():
     torch.manual_seed(0)
     pred = (torch.rand(10, 3, 8, 8) > 0.7).float()
-    target = (torch.rand(10, 3, 8, 8) > 0.8).float()
+    labels = torch.randint(0, 6, (10, 8, 8))  # label channels never overlap: one per pixel
+    target = torch.stack([labels == 1, labels == 2, labels == 3], 1).float()
     scores = SegmentationScores()
     for i in range(0, 10, 3):
         scores.update(pred[i:i + 3], target[i:i + 3])
@@ -105,7 +106,7 @@ class FromTheHost(TorchDispatchMode):
 def test_adding_a_batch_on_the_device_copies_nothing_from_the_host():
     scores = SegmentationScores(device="meta")  # as evaluate() keeps them on a GPU
     pred, target = torch.zeros(2, 3, 8, 8, device="meta"), torch.ones(2, 3, 8, 8, device="meta")
-    with FromTheHost([pred, target, *scores.counts.values()]) as watch:
+    with FromTheHost([pred, target, scores.overlapping, *scores.counts.values()]) as watch:
         scores.update(pred, target)
     assert watch.strangers == []  # a GPU run counted two waits per batch from the regions'
     # list index (tests/test_cuda.py, H200, 2026-11-27)
@@ -151,3 +152,32 @@ def test_properties_bounds_symmetry_and_dice_is_harmonic_mean_of_p_and_r(a, b):
         assert d == pytest.approx(2 * p * r / (p + r))
     if pred.sum() == 0 and target.sum() == 0:
         assert d == p == r == 1.0
+
+
+def test_regions_given_as_label_channels_are_refused_and_labels_pass():
+    labels = torch.tensor([[0, 1, 2, 4, 0]])  # BraTS labels along a row
+    channels = torch.stack([labels == 1, labels == 2, labels == 4]).float()[None]  # (1,3,1,5)
+    # the regions written out by hand: WT labels 1, 2, 4; TC labels 1, 4; ET label 4
+    regions = torch.tensor([[[[0, 1, 1, 1, 0]], [[0, 1, 0, 1, 0]], [[0, 0, 0, 1, 0]]]]).float()
+    right = SegmentationScores()
+    right.update(channels, channels)
+    assert right.compute()["dice"]["WT"] == 1.0
+    wrong = SegmentationScores()
+    wrong.update(regions, regions)  # the same shape: only the overlaps tell them apart
+    with pytest.raises(ValueError, match="2 pixels in more than one channel.*regions WT, TC, ET"):
+        wrong.compute()  # label 1's pixel is in WT and TC, label 4's in all three
+
+
+def test_a_patient_given_label_channels_instead_of_regions_is_refused():
+    from unet_lib.patients import score_patient
+
+    labels = torch.zeros(2, 6, 6, dtype=torch.long)  # (D, H, W) BraTS labels
+    labels[:, 1:5, 1:5] = 2  # oedema around
+    labels[:, 2:4, 2:4] = 4  # an enhancing core
+    channels = torch.stack([labels == 1, labels == 2, labels == 4])  # (3, D, H, W)
+    regions = torch.stack([labels > 0, (labels == 1) | (labels == 4), labels == 4])
+    assert score_patient(regions, regions, (1, 1, 1))["dice"]["WT"] == 1.0
+    # as regions: "TC" (the oedema, 12 voxels a slice) lies outside "WT" (NCR/NET, none),
+    # "ET" (4 a slice) outside "TC": 2 × (12 + 4)
+    with pytest.raises(ValueError, match=r"32 voxels of TC or ET.*label channels"):
+        score_patient(channels, channels, (1, 1, 1))

@@ -146,9 +146,11 @@ def measure(name: str, model: nn.Module, image_size: int, batch_size: int, devic
         model = compile_model(model)
     with cudnn_autotuning(device):
         train_step, x = training_step(model, image_size, batch_size, device, memory_format, amp)
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(device)
         model.train()
+        if cuda:  # the peak of training, not of cuDNN trying its algorithms in the first step
+            train_step()
+            sync()
+            torch.cuda.reset_peak_memory_stats(device)
         train_rate = _median_rate(train_step, batch_size, steps, repeats, sync)
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 20 if cuda else None
 
@@ -254,7 +256,9 @@ def format_table(result: dict) -> str:
              f"{result['repeats']} runs of {result['steps']} steps; speed-ups "
              f"{_speedups(result.get('speedups', {}))}.", "",
              f"<!-- table: Speed of each model on {result['machine']} at {result['size']}×"
-             f"{result['size']}, batch {result['batch']}, beside its MONAI peer -->",
+             f"{result['size']}, batch {result['batch']}"
+             + (", beside its MONAI peer" if any(name in PEERS.values() for name in rows)
+                else "") + " -->",
              "| " + " | ".join(kept) + " |", "|" + "---|" * len(kept)]
     for i in range(len(rows)):
         lines.append("| " + " | ".join(cells[h][i] or "" for h in kept) + " |")

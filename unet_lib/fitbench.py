@@ -39,8 +39,8 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
         "fit_images_per_s", "ratio", "first_epoch_s", "channels_last", "resident"}``: the fit
         rate is training slices over the seconds of the last epoch; the first pays for
         warm-up (on a GPU cuDNN times its algorithms for every new shape: 31 s of the Improved
-        U-Net's first epoch on an H200, against 2.6 s for the next) and, with resident data,
-        the upload.
+        U-Net's first epoch on an H200, against 2.6 s for the next); with resident data the
+        upload comes before the first epoch's clock starts.
     """
     recipe = RunRecipe.for_scale(scale, model=model_name, data=data, **changes)
     config: TrainConfig = dataclasses.replace(recipe.config, epochs=epochs)

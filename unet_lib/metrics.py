@@ -143,6 +143,8 @@ class SegmentationScores:
         self.counts = {key: torch.zeros(len(self.names), dtype=torch.float64, device=self.device)
                        for key in ("tp", "fp", "fn")}
         self.batches = 0  # updates since the last reset
+        # target pixels with more than one label channel on (regions passed for labels?)
+        self.overlapping = torch.zeros((), dtype=torch.int64, device=self.device)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch of binary (N, C, H, W) predictions and targets (on any device: the
@@ -151,6 +153,8 @@ class SegmentationScores:
             raise ValueError(f"pred has {pred.shape[1]} channels, but these scores are of "
                              f"{len(MASK_CHANNELS)}: {', '.join(MASK_CHANNELS)}")
         self.batches += 1
+        if target.dim() == 4:  # label channels never overlap; counted here, said by compute()
+            self.overlapping += ((target > 0.5).sum(1) > 1).sum().to(self.device)
         pred, target = self._with_extra_regions(pred), self._with_extra_regions(target)
         for key, value in confusion_counts(pred, target).items():
             self.counts[key] += value.to(self.device)
@@ -167,11 +171,19 @@ class SegmentationScores:
 
         Raises:
             ValueError: nothing was scored (no :meth:`update` since the last reset): the
-                empty-mask rule would otherwise report a perfect 1 for everything.
+                empty-mask rule would otherwise report a perfect 1 for everything; or the
+                targets' channels overlap, so they are not the label channels (the nested
+                regions WT, TC, ET, scored as NCR/NET, ED, ET, would give wrong numbers).
         """
         if not self.batches:
             raise ValueError("no masks were scored: no batch since the last reset (were all "
                              "the samples skipped?)")
+        overlapping = int(self.overlapping)
+        if overlapping:
+            raise ValueError(f"the targets have {overlapping} pixels in more than one channel, "
+                             f"but these scores take the label channels "
+                             f"{', '.join(MASK_CHANNELS)}, which never overlap: were the "
+                             f"regions WT, TC, ET given (to_regions)? Give the label channels")
         scores = scores_from_counts(**self.counts)
         return {metric: dict(zip(self.names, values.tolist()))
                 for metric, values in scores.items()}

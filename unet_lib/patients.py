@@ -121,6 +121,7 @@ def score_patient(pred: torch.Tensor, target: torch.Tensor, spacing) -> dict:
         raise ValueError(f"pred and target must both be (3, D, H, W) masks of the regions WT, "
                          f"TC, ET; got {tuple(pred.shape)} and {tuple(target.shape)}")
     p, t = pred.bool().flatten(1), target.bool().flatten(1)
+    _check_nested(t)
     counts = {"tp": (p & t).sum(1).double(), "fp": (p & ~t).sum(1).double(),
               "fn": (~p & t).sum(1).double()}
     scores = {metric: dict(zip(REGIONS, values.tolist()))
@@ -129,6 +130,20 @@ def score_patient(pred: torch.Tensor, target: torch.Tensor, spacing) -> dict:
     scores["empty"] = [region for region, present in zip(REGIONS, t.any(1).tolist())
                        if not present]
     return scores
+
+
+def _check_nested(regions: torch.Tensor) -> None:
+    """Refuse a target (3, voxels) that is not the regions WT, TC, ET, which are nested
+    (ET ⊆ TC ⊆ WT): the label channels NCR/NET, ED, ET have the same shape, and scored as
+    regions would give wrong numbers without a word."""
+    whole, core, enhancing = regions
+    outside = int((core & ~whole).sum()) + int((enhancing & ~core).sum())
+    if outside:
+        raise ValueError(f"target must be the regions WT, TC, ET, each inside the one before, "
+                         f"but {outside} voxels of TC or ET lie outside WT or TC: were the "
+                         f"label channels NCR/NET, ED, ET given? Their regions are "
+                         f"to_regions(labels.transpose(0, 1)).transpose(0, 1) "
+                         f"(unet_lib.metrics)")
 
 
 class PartialVolumeWarning(UserWarning):

@@ -2,7 +2,8 @@
 
 >>> config = TrainConfig()                    # 20 epochs, AdamW(2e-3, wd 1e-2), γ=0.9, batch 32
 >>> history = fit(model, train_set, val_set, config, checkpoint_dir="runs/classic")
->>> evaluate(model, val_set)["dice"]  # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
+>>> best = load_model("runs/classic/best.pt")  # unet_lib.checkpoint; fit leaves the last epoch
+>>> evaluate(best, val_set)["dice"]  # {"NCR/NET": .., "ED": .., "ET": .., "WT": .., "TC": ..}
 
 ``fit`` picks the device (CUDA, then Apple MPS, else CPU), uses mixed precision on CUDA, shows
 a tqdm bar, records a per-epoch history, writes ``best.pt`` (the best mean validation Dice over
@@ -18,7 +19,6 @@ import dataclasses
 import math
 import time
 from pathlib import Path
-from typing import Iterable
 
 import torch
 from torch import nn
@@ -29,17 +29,18 @@ from .checkpoint import check_checkpointable
 from .checkpoint_writer import CheckpointWriter
 from .config import ConfigError, TrainConfig
 from .data.samples import BraTSDataError, announce_skipped
-from .failures import OutOfMemory, TrainingDiverged, check_finite, out_of_memory_message
+from .failures import OutOfMemory, TrainingDiverged, check_finite
 from .history import History
 from .inference import evaluate, predict, threshold_sweep
 from .losses import make_loss
 from .metrics import regions_mean_dice
 from .progress import epoch_line, progress_bar, write_history, write_line
 from .resume import RESUME_FIXED, RunStart, restore_best, resume_from, rng_state
-from .runtime import (autocast, autocast_dtype, compile_model, cudnn_autotuning, memory_format,
-                      moved, pick_device, seed_everything, tally_device, tuned_for_full_batches)
+from .runtime import (autocast_dtype, compile_model, cudnn_autotuning, memory_format,
+                      pick_device, seed_everything, tally_device)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
 from .schedule import decay_after_epoch, make_optimizer, make_scheduler, warm_up
+from .training_step import TrainingParts, batch_on_device, train_step
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
 SYNC_EVERY = 25
@@ -84,7 +85,8 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
             it finds (an earlier run's, or of the same names) first.
 
     Returns:
-        The :class:`History`, including epochs from a resumed run.
+        The :class:`History`, including epochs from a resumed run. ``model`` is left with the
+        last epoch's weights, in training mode; the best epoch's are in ``best.pt``.
 
     Raises:
         ConfigError: a setting out of range, or changed on resume where it cannot be (fewer
@@ -168,8 +170,9 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     trained = distributed.wrap(model, context, device)
     if config.compile:
         trained = compile_model(trained)
-    steps = _Steps(trained, make_loss(config, device), optimizer, scaler, config, device, layout,
-                   context, make_train_loader(train_data, config, device, generator, context))
+    steps = TrainingParts(trained, make_loss(config, device), optimizer, scaler, config, device,
+                          layout, context,
+                          make_train_loader(train_data, config, device, generator, context))
     show_bar = progress is True and context.is_main
     scoring_loss = make_loss(config, tally_device(device))  # where evaluate() adds up losses
     best = (_best_pt_score(history.records[best_epoch - 1]) if best_epoch  # best.pt's, on resume
@@ -214,23 +217,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     return history
 
 
-@dataclasses.dataclass
-class _Steps:
-    """What a training step needs; ``trained``: the model, or its DDP or compiled wrapper."""
-
-    trained: nn.Module
-    loss_fn: nn.Module
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler
-    config: TrainConfig
-    device: torch.device
-    layout: torch.memory_format
-    context: distributed.Context
-    loader: Iterable
-    spare: tuple | None = None  # the last batch trained on, for a torchrun blank step
-
-
-def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
+def _train_epoch(steps: TrainingParts, epoch: int, rate: float, last: Path | None,
                  writer: CheckpointWriter, show_bar: bool) -> tuple[float | None, list[str]]:
     """Train one epoch (0-based ``epoch``) at ``rate``, with a tqdm bar if ``show_bar``; returns
     the mean training loss over every process's usable images (``None`` if none) and the files
@@ -244,30 +231,14 @@ def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
     seen, skipped = 0, []
     for step, (images, masks, bad) in enumerate(bar, start=1):
         skipped.extend(str(sample) for sample in announce_skipped(bad))
-        weight = 1.0 if images is not None else 0.0  # 0: every file of it unusable
         if images is None and not context.active:
-            continue
-        if images is None:  # under torchrun every process steps: this one adds nothing
-            images, masks = steps.spare or distributed.blank_batch(config.image_size)
-        images = moved(images, steps.device, steps.layout)
-        masks = moved(masks, steps.device)
-        steps.spare = images, masks
+            continue  # every file of the batch unusable
+        images, masks, weight = batch_on_device(steps, images, masks)
         if epoch < config.warmup_epochs:  # linear warm-up, step by step
             warm_up(optimizer, rate, epoch * len(steps.loader) + step,
                     config.warmup_epochs * len(steps.loader))
-        try:  # forward, backward, the first step (AdamW's moments): may run out of memory
-            # full: this process's share of the global batch (all of it without torchrun)
-            with tuned_for_full_batches(len(images), config.batch_size // context.world):
-                with autocast(steps.device, config.amp):
-                    loss = steps.loss_fn(steps.trained(images).float(), masks) * weight
-                optimizer.zero_grad(set_to_none=True)
-                steps.scaler.scale(loss).backward()
-            steps.scaler.step(optimizer)
-            steps.scaler.update()
-        except torch.cuda.OutOfMemoryError as error:
-            raise OutOfMemory(out_of_memory_message(error, config.batch_size,
-                                                     images.shape)) from error
-        total += loss.detach().to(total.device, torch.float64) * len(images)
+        loss = train_step(steps, images, masks, weight)
+        total += loss.to(total.device, torch.float64) * len(images)
         seen += len(images) if weight else 0
         if step % SYNC_EVERY == 0:
             check_finite(total, epoch, rate, last, writer, context)
@@ -279,7 +250,8 @@ def _train_epoch(steps: _Steps, epoch: int, rate: float, last: Path | None,
     return (total / seen if seen else None), skipped
 
 
-def _validate(model: nn.Module, val_data: Dataset, steps: _Steps, loss_fn: nn.Module) -> dict:
+def _validate(model: nn.Module, val_data: Dataset, steps: TrainingParts, loss_fn: nn.Module
+              ) -> dict:
     """The epoch's validation entries: ``val_loss``, ``val`` (``{"dice"|"precision"|"recall":
     {name: value}}`` at ``config.threshold``) and ``skipped`` (unusable files). Under torchrun
     every process scores its share, with rank 0's batch-norm statistics."""

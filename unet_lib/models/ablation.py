@@ -4,6 +4,11 @@ The facts come from :mod:`.presets` alone: a change is "on" as in :data:`IMPROVE
 "off" as in the ``"classic"`` preset. Chapter 2 of the book tabulates the parameter counts
 (:func:`improvement_table`); its lab switches one change off (:func:`improved_without`).
 
+Switching batch norm changes how a model starts too: a model without batch norm starts from
+He's initialisation, one with it from PyTorch's default (:meth:`UNet.reset_weights` says
+why). Its parameter counts are the change's alone; a trained ``improved_without("batch_norm")``
+differs from the Improved U-Net in both.
+
 Example:
     >>> [row["change"] for row in improvement_table(base_filters=8)]
     ['separable', 'batch_norm', 'kernel_7x7', 'inverse_bottleneck', 'additive_skips']

@@ -213,6 +213,11 @@ class AttentionGate(nn.Module):
     checkerboard, which shows in the attention maps (``tests/test_models.py`` checks that a
     uniform input now gives a uniform α).
 
+    Unlike Oktay et al., α is computed on the skip's own grid: they bring ``x`` down to
+    ``g``'s grid (``W_x`` a strided 2×2 convolution), compute α there and up-sample α, and
+    follow the gate with a 1×1 convolution and batch norm; here α has one value per skip
+    pixel, so its maps are as fine as the skip (chapter 3 of the book says why).
+
     Args:
         skip_channels: channels of the skip features ``x``.
         gate_channels: channels of the gating signal ``g``.

@@ -146,7 +146,8 @@ class UNet(nn.Module):
         """Internal sizes must be multiples of this; other inputs are padded up to one."""
         return 2 ** self.depth
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
+    def forward(self, x: torch.Tensor, return_attention: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits (N, out_channels, H, W); with ``return_attention=True`` also the gates' maps.
 
         The maps are a list of (N, 1, h_l, w_l) tensors in [0, 1], one per gate, in decoder
