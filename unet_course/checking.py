@@ -61,7 +61,7 @@ def reveal(exercise: str) -> None:
               f"the answer depends on its numbers. Checked so far: {known}.")
         return
     what, expected = _ASKED[exercise]
-    print(f"Exercise {exercise}: {what} is {expected!r}.")
+    print(f"Exercise {exercise}: {what} is {shown_value(expected)}.")
 
 
 def unanswered(answer, exercise: str | None = None, what: str = "", expected=None) -> bool:
@@ -82,6 +82,15 @@ def plain(answer):
     if hasattr(answer, "tolist") and hasattr(answer, "ndim"):  # NumPy and PyTorch alike,
         return answer.tolist()  # their scalars and 0-d arrays included
     return answer
+
+
+def shown_value(value) -> str:
+    """``value`` as a message shows it: a float to 4 significant figures, after ``≈`` where
+    that rounds it (``≈ 0.5714``, ``0.25``); anything else as its ``repr``."""
+    if isinstance(value, float):
+        short = f"{value:.4g}"
+        return short if float(short) == value else f"≈ {short}"
+    return repr(value)
 
 
 def is_number(value) -> bool:
@@ -126,7 +135,7 @@ def check(answer, expected, what: str, hint: str, tolerance: float = 0.0,
         ask = f' (labs.reveal("{exercise}") gives the answer)' if exercise else ""
         raise NotYet(f"Not yet: your answer for {what} {direction(answer, expected)}. "
                      f"Hint: {hint}{ask}")
-    print(f"Right: {what} is {expected!r}.")
+    print(f"Right: {what} is {shown_value(expected)}.")
 
 
 # --- the coding exercises: the student's function is run, and what it raises is told -------
