@@ -424,6 +424,24 @@ def test_improvement_table_counts_each_change_alone_and_in_turn():
 
 # --- checkpoints ---------------------------------------------------------------------------
 
+def test_a_checkpoint_keeps_the_batch_norm_statistics_a_model_learnt(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("improved", base_filters=4).train()
+    with torch.no_grad():  # the running means and variances move off their 0 and 1 start
+        model(torch.randn(4, 4, 32, 32) * 3 + 1)
+    learnt = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    assert any(name.endswith("running_mean") and buffer.abs().sum() > 0
+               for name, buffer in learnt.items())
+    save_checkpoint(tmp_path / "m.pt", model)
+    loaded = load_model(tmp_path / "m.pt")
+    assert set(dict(loaded.named_buffers())) == set(learnt)
+    for name, buffer in loaded.named_buffers():
+        assert torch.equal(buffer, learnt[name]), name
+    x = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), loaded(x))
+
+
 @pytest.mark.parametrize("name", ["classic", "improved", "attention", "custom"])
 def test_checkpoint_round_trip_rebuilds_the_model_from_its_hparams(name, tmp_path):
     torch.manual_seed(4)

@@ -146,6 +146,18 @@ def test_a_stratified_split_puts_each_kind_of_tumour_on_every_side():
     assert any(abs(len(rare & set(s.test)) - 1) >= 1 for s in unstratified)  # which happens
 
 
+def test_a_stratified_split_follows_its_seed_and_can_hold_out_any_volume():
+    rare = {4, 5, 8, 11}
+    groups = {v: v in rare for v in range(1, 17)}
+    splits = [split_train_val_test(range(1, 17), 0.2, 0.25, seed, groups=groups)
+              for seed in range(20)]
+    assert len({tuple(sorted(s.test)) for s in splits}) > 1  # another seed, another split
+    # each group shuffled: over 20 seeds every volume is held out for testing at least once
+    assert set().union(*(s.test for s in splits)) == set(range(1, 17))
+    again = split_train_val_test(range(1, 17), 0.2, 0.25, 7, groups=groups)
+    assert again == splits[7]  # the same seed, the same split
+
+
 @pytest.mark.parametrize("share", [-0.1, 1.2, "half"])
 def test_a_tumour_share_out_of_range_is_a_config_error(share):
     with pytest.raises(ConfigError, match="tumour_share"):

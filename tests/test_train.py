@@ -527,6 +527,55 @@ def test_best_pt_keeps_the_epoch_of_the_best_mean_dice_over_wt_tc_and_et(dataset
     assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 3
 
 
+def test_best_pt_follows_the_regions_mean_not_any_one_region_and_keeps_it_on_resume(
+        datasets, tmp_path, monkeypatch):
+    import unet_lib.train as train
+
+    # means over WT, TC, ET by hand: (0.9 + 0.3 + 0.3) / 3 = 0.50, (0.8 + 0.5 + 0.5) / 3 = 0.60,
+    # (0.1 + 0.9 + 0.65) / 3 = 0.55: epoch 2. Any one region picks another epoch (WT 1, TC 3,
+    # ET 3), and so does the mean over all five scores (0.66, 0.36, 0.33: epoch 1).
+    dice = [{"NCR/NET": 0.9, "ED": 0.9, "WT": 0.9, "TC": 0.3, "ET": 0.3},
+            {"NCR/NET": 0.0, "ED": 0.0, "WT": 0.8, "TC": 0.5, "ET": 0.5},
+            {"NCR/NET": 0.0, "ED": 0.0, "WT": 0.1, "TC": 0.9, "ET": 0.65}]
+    scored = iter(dice)
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: {
+        "loss": 0.1, "skipped": [], "dice": next(scored), "precision": {}, "recall": {}})
+    config = TrainConfig.quick(epochs=2, base_filters=4, batch_size=8)
+    train_set, val_set = tiny(datasets, 8)
+    fit(build_model("classic", base_filters=4), train_set, val_set, config,
+        checkpoint_dir=tmp_path, progress=False)
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+    # resumed, epoch 3 (0.55) must beat best.pt's 0.60, remembered across the resume
+    fit(build_model("classic", base_filters=4), train_set, val_set,
+        dataclasses.replace(config, epochs=3), checkpoint_dir=tmp_path, resume=True,
+        progress=False)
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 2
+    assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 2
+
+
+def test_a_resume_trains_with_a_changed_decay_and_weight_decay(datasets, tmp_path, monkeypatch):
+    import unet_lib.train as train
+
+    config = TrainConfig.quick(epochs=1, base_filters=4, batch_size=8, lr=1e-3, lr_gamma=0.9,
+                               warmup_epochs=0)
+    train_set, val_set = tiny(datasets, 8)
+    fit(build_model("classic", base_filters=4), train_set, val_set, config,
+        checkpoint_dir=tmp_path, progress=False)
+    decays, real_epoch = [], train._train_epoch
+
+    def recording(steps, *args, **kwargs):  # the weight decay each resumed epoch trains with
+        decays.append(steps.optimizer.param_groups[0]["weight_decay"])
+        return real_epoch(steps, *args, **kwargs)
+
+    monkeypatch.setattr(train, "_train_epoch", recording)
+    history = fit(build_model("classic", base_filters=4), train_set, val_set,
+                  dataclasses.replace(config, epochs=3, lr_gamma=0.5, weight_decay=0.0),
+                  checkpoint_dir=tmp_path, resume=True, progress=False)
+    # epoch 1 at 1e-3, decayed after it by the saved γ 0.9; after epoch 2 by the new γ 0.5
+    assert history["lr"] == pytest.approx([1e-3, 0.9e-3, 0.45e-3])
+    assert decays == [0.0, 0.0]
+
+
 def compile_with_a_backward_compiler(monkeypatch, backward_compiler) -> None:
     """``torch.compile`` as the library calls it, with a real AOTAutograd backend whose
     forward graphs run as traced and whose backward graphs go to ``backward_compiler``."""
