@@ -545,7 +545,7 @@ def test_best_pt_follows_the_regions_mean_not_any_one_region_and_keeps_it_on_res
     fit(build_model("classic", base_filters=4), train_set, val_set, config,
         checkpoint_dir=tmp_path, progress=False)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 2
-    # resumed, epoch 3 (0.55) must beat best.pt's 0.60, remembered across the resume
+    # resumed, epoch 3 (0.55) is compared with best.pt's 0.60, remembered across the resume
     fit(build_model("classic", base_filters=4), train_set, val_set,
         dataclasses.replace(config, epochs=3), checkpoint_dir=tmp_path, resume=True,
         progress=False)

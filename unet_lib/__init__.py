@@ -7,8 +7,8 @@ Modules:
     config      TrainConfig: the slides' settings, checked before any work
     recipe/run  one run recipe (data, split, settings, model) → a run folder; train_run
     results     a run's held-out test scores, kept beside its checkpoints
-    train       fit: the training loop (history: its per-epoch records); resume: continuing
-                a run safely
+    train       fit: the training loop (history: its per-epoch records; training_step: one
+                step); resume: continuing a run safely
     inference   evaluate, predict, threshold_sweep, attention statistics
     metrics     Dice, precision, recall; BraTS regions; the best threshold of a sweep
     checkpoint  checkpoints that load no code, written atomically

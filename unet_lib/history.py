@@ -12,10 +12,10 @@ class History:
     """Per-epoch records of a training run.
 
     Each record is a dict: ``epoch``, ``lr`` (the epoch's scheduled rate; in a warm-up epoch
-    the steps ramp up to it), ``loss`` (its name, e.g. ``"bce"``), ``train_loss``, ``seconds``,
-    ``skipped`` (the files skipped as unusable in that epoch, ``"path: problem"``), and with
-    validation data ``val_loss`` (the training loss on the validation data) and ``val`` =
-    ``{"dice"|"precision"|"recall": {name: value}}``.
+    each step runs at that rate × the share of the warm-up's steps done), ``loss`` (its name,
+    e.g. ``"bce"``), ``train_loss``, ``seconds``, ``skipped`` (the files skipped as unusable in
+    that epoch, ``"path: problem"``), and with validation data ``val_loss`` (the training loss
+    on the validation data) and ``val`` = ``{"dice"|"precision"|"recall": {name: value}}``.
     """
 
     def __init__(self, records: Iterable[dict] = ()):

@@ -159,7 +159,7 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     totals = torch.stack([loss_sum] + [torch.full((), n, dtype=torch.float64, device=tally)
                                        for n in (seen, scores.batches)])
     if context.active:  # on the device: NCCL sums GPU tensors only
-        for counts in scores.counts.values():
+        for counts in (*scores.counts.values(), scores.overlapping):  # every process raises
             distributed.all_sum(counts, context)
         distributed.all_sum(totals, context)  # a process's share may be empty, not the sum
     loss_sum, seen, batches = totals.tolist()

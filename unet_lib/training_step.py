@@ -1,5 +1,5 @@
-"""One training step of :func:`unet_lib.train.fit`, the five lines the book teaches (forward,
-loss, zero the gradients, backward, step), with what a real run adds around them: mixed
+"""One training step of :func:`unet_lib.train.fit`, the five lines the book teaches (clear the
+gradients, forward, loss, backward, step), with what a real run adds around them: mixed
 precision, the batch moved to the device, an out-of-memory error that says what to lower, and
 under torchrun the blank step of a process whose batch was unusable.
 """
