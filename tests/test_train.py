@@ -499,56 +499,55 @@ def test_scoring_leaves_a_model_in_the_mode_it_was_in(datasets):
     assert not model.training
 
 
-def test_best_pt_keeps_the_epoch_of_the_best_mean_dice_over_wt_tc_and_et(datasets, tmp_path,
-                                                                        monkeypatch):
+def validation_scores_are(monkeypatch, dice: list[dict]) -> None:
+    """Make ``fit``'s validation give these Dice scores, one dict an epoch (nothing scored)."""
     import unet_lib.train as train
 
-    # Epoch 2 has the best mean over all five scores (0.60 against 0.48 and 0.48), epoch 1
-    # the best over the regions BraTS ranks on: WT, TC, ET (0.70 against 0.40 and 0.60).
-    dice = [{"NCR/NET": 0.1, "ED": 0.2, "ET": 0.6, "WT": 0.9, "TC": 0.6},
-            {"NCR/NET": 0.9, "ED": 0.9, "ET": 0.2, "WT": 0.6, "TC": 0.4},
-            {"NCR/NET": 0.3, "ED": 0.3, "ET": 0.5, "WT": 0.8, "TC": 0.5}]
     scored = iter(dice)
     monkeypatch.setattr(train, "evaluate", lambda *a, **k: {
         "loss": 0.1, "skipped": [], "dice": next(scored), "precision": {}, "recall": {}})
-    config = TrainConfig.quick(epochs=2, base_filters=4, batch_size=8)
+
+
+def fit_tiny_classic(datasets, folder, epochs: int, resume: bool = False):
+    """A tiny Classic U-Net trained for ``epochs`` epochs into ``folder``."""
     train_set, val_set = tiny(datasets, 8)
-    fit(build_model("classic", base_filters=4), train_set, val_set, config,
-        checkpoint_dir=tmp_path, progress=False)
+    config = TrainConfig.quick(epochs=epochs, base_filters=4, batch_size=8)
+    return fit(build_model("classic", base_filters=4), train_set, val_set, config,
+               checkpoint_dir=folder, resume=resume, progress=False)
+
+
+def test_best_pt_keeps_the_epoch_of_the_best_mean_dice_over_wt_tc_and_et(datasets, tmp_path,
+                                                                        monkeypatch):
+    # Epoch 2 has the best mean over all five scores (0.60 against 0.48 and 0.48), epoch 1
+    # the best over the regions BraTS ranks on: WT, TC, ET (0.70 against 0.40 and 0.60).
+    validation_scores_are(monkeypatch, [
+        {"NCR/NET": 0.1, "ED": 0.2, "ET": 0.6, "WT": 0.9, "TC": 0.6},
+        {"NCR/NET": 0.9, "ED": 0.9, "ET": 0.2, "WT": 0.6, "TC": 0.4},
+        {"NCR/NET": 0.3, "ED": 0.3, "ET": 0.5, "WT": 0.8, "TC": 0.5}])
+    fit_tiny_classic(datasets, tmp_path, epochs=2)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1
     # a run saved under the old rule kept epoch 2; resumed, the third epoch (0.60) has to beat
     # that model's 0.40, not the best of the history (0.70), to replace it
     state = read_checkpoint(tmp_path / "last.pt")
     write_checkpoint(tmp_path / "last.pt", {**state, "best_epoch": 2})
-    fit(build_model("classic", base_filters=4), train_set, val_set,
-        dataclasses.replace(config, epochs=3), checkpoint_dir=tmp_path, resume=True,
-        progress=False)
+    fit_tiny_classic(datasets, tmp_path, epochs=3, resume=True)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 3
     assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 3
 
 
 def test_best_pt_follows_the_regions_mean_not_any_one_region_and_keeps_it_on_resume(
         datasets, tmp_path, monkeypatch):
-    import unet_lib.train as train
-
     # means over WT, TC, ET by hand: (0.9 + 0.3 + 0.3) / 3 = 0.50, (0.8 + 0.5 + 0.5) / 3 = 0.60,
     # (0.1 + 0.9 + 0.65) / 3 = 0.55: epoch 2. Any one region picks another epoch (WT 1, TC 3,
     # ET 3), and so does the mean over all five scores (0.66, 0.36, 0.33: epoch 1).
-    dice = [{"NCR/NET": 0.9, "ED": 0.9, "WT": 0.9, "TC": 0.3, "ET": 0.3},
-            {"NCR/NET": 0.0, "ED": 0.0, "WT": 0.8, "TC": 0.5, "ET": 0.5},
-            {"NCR/NET": 0.0, "ED": 0.0, "WT": 0.1, "TC": 0.9, "ET": 0.65}]
-    scored = iter(dice)
-    monkeypatch.setattr(train, "evaluate", lambda *a, **k: {
-        "loss": 0.1, "skipped": [], "dice": next(scored), "precision": {}, "recall": {}})
-    config = TrainConfig.quick(epochs=2, base_filters=4, batch_size=8)
-    train_set, val_set = tiny(datasets, 8)
-    fit(build_model("classic", base_filters=4), train_set, val_set, config,
-        checkpoint_dir=tmp_path, progress=False)
+    validation_scores_are(monkeypatch, [
+        {"NCR/NET": 0.9, "ED": 0.9, "WT": 0.9, "TC": 0.3, "ET": 0.3},
+        {"NCR/NET": 0.0, "ED": 0.0, "WT": 0.8, "TC": 0.5, "ET": 0.5},
+        {"NCR/NET": 0.0, "ED": 0.0, "WT": 0.1, "TC": 0.9, "ET": 0.65}])
+    fit_tiny_classic(datasets, tmp_path, epochs=2)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 2
     # resumed, epoch 3 (0.55) is compared with best.pt's 0.60, remembered across the resume
-    fit(build_model("classic", base_filters=4), train_set, val_set,
-        dataclasses.replace(config, epochs=3), checkpoint_dir=tmp_path, resume=True,
-        progress=False)
+    fit_tiny_classic(datasets, tmp_path, epochs=3, resume=True)
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 2
     assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 2
 
