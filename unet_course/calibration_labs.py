@@ -15,7 +15,8 @@ from unet_lib.calibration import Reliability
 from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.temperature import TemperatureScaled
 
-from .checking import NotYet, asked, check, direction, is_number, plain, unanswered
+from .checking import (NotYet, asked, check, direction, is_number, plain, shown_value,
+                       unanswered)
 
 #: four probability bins of one channel (ED), from 0.1 up, for exercise 9.1:
 #: (pixels, their mean predicted probability, the share of them in the channel)
@@ -134,4 +135,4 @@ def check_temperature_on_a_pixel(answer, temperature: float, probability: float 
     if not _same_probability(answer, expected):
         raise NotYet(f"Not yet: your answer for {what} {direction(answer, expected)}. "
                      f"Hint: {hint}{ask}")
-    print(f"Right: {what} is {round(expected, 4)!r}.")
+    print(f"Right: {what} is {shown_value(expected)}.")
