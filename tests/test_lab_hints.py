@@ -275,3 +275,15 @@ def test_a_temperature_on_a_pixel_divides_its_logit_and_names_the_wrong_turns(ca
     # one step of the fitted grid above 1: the probability as trained is named, not accepted
     with pytest.raises(labs.NotYet, match="probability as trained"):
         labs.check_temperature_on_a_pixel(0.99, temperature=1.2)
+
+
+@pytest.mark.parametrize("value, shown", [
+    (0.25, "0.25"),  # exact in 4 figures: no ≈
+    (4 / 7, "≈ 0.5714"),  # 0.571428…: rounded, so said with ≈
+    (0.99996, "0.99996"),  # 4 figures give "1", a whole number it is not: one more figure
+    (1 - 1e-7 / 3, "≈ 0.99999997"),  # 0.9999999666…: "1" up to 7 figures, rounded at 8
+    (2.0, "2"), (float("nan"), "nan"), (float("-inf"), "-inf"), (7, "7")])
+def test_a_shown_value_is_rounded_but_never_to_a_whole_number_it_is_not(value, shown):
+    from unet_course.checking import shown_value
+
+    assert shown_value(value) == shown

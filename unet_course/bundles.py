@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from unet_lib.data import REGIONS
+
 #: where the checkout keeps measured results
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -28,7 +30,7 @@ def reference_bundles(folder: str | Path = BENCHMARKS) -> list[tuple[Path, dict,
     return sorted(found, key=lambda item: item[1].get("date", ""))
 
 
-def reference_table(bundle: dict, regions=("WT", "TC", "ET")) -> list[dict]:
+def reference_table(bundle: dict, regions=REGIONS) -> list[dict]:
     """One row per model: the seconds its 20 epochs took (checkpoints included; in a bundle
     older than its ``"stages"``, the data's upload too), the epoch kept, and its held-out test
     Dice per region at threshold 0.5 both ways: over all pixels, and per patient (mean ± standard

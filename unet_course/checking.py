@@ -86,11 +86,18 @@ def plain(answer):
 
 def shown_value(value) -> str:
     """``value`` as a message shows it: a float to 4 significant figures, after ``≈`` where
-    that rounds it (``≈ 0.5714``, ``0.25``); anything else as its ``repr``."""
-    if isinstance(value, float):
-        short = f"{value:.4g}"
-        return short if float(short) == value else f"≈ {short}"
-    return repr(value)
+    that rounds it (``≈ 0.5714``, ``0.25``), with more figures where 4 would round it to a
+    whole number it is not (``0.99996``, not ``≈ 1``: a probability of 1 is another answer);
+    anything else as its ``repr``."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        return repr(value)
+    for figures in range(4, 18):
+        short = f"{value:.{figures}g}"
+        if float(short) == value:
+            return short
+        if not float(short).is_integer():
+            break
+    return f"≈ {short}"
 
 
 def is_number(value) -> bool:

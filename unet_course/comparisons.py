@@ -6,13 +6,14 @@ a rising validation loss cost (:func:`overfitting_verdict`).
 from __future__ import annotations
 
 import math
-from typing import Sequence
-
 import textwrap
+from typing import Sequence
 
 import matplotlib.pyplot as plt
 import torch
 from matplotlib.figure import Figure
+
+from unet_lib.data import REGIONS
 
 from .frames import (LOSS_STYLES, as_numpy, label_log_axis, legend_handles, mask_to_rgb,
                      region_style)
@@ -27,7 +28,7 @@ def whole_epochs(*axes) -> None:
 
 
 def plot_training(histories: dict, chosen: dict | None = None,
-                  regions: Sequence[str] = ("WT", "TC", "ET", "NCR/NET")) -> Figure:
+                  regions: Sequence[str] = (*REGIONS, "NCR/NET")) -> Figure:
     """How several models trained, in one figure: a column per model, the loss (training and
     validation) above and the validation Dice of ``regions`` below, on shared axes.
 

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from unet_lib.data import REGIONS
 from unet_lib.outlines import HD95_ONE_EMPTY
 from unet_lib.patients import PatientScores
 
@@ -72,7 +73,7 @@ def paired_values(scores: Mapping[str, PatientScores], metric: str, region: str,
 
 
 def show_patient_scores(scores: Mapping[str, PatientScores],
-                        regions: Sequence[str] = ("WT", "TC", "ET"),
+                        regions: Sequence[str] = REGIONS,
                         metrics: Sequence[str] = ("dice", "hd95")) -> Figure:
     """One panel per metric (rows) and region (columns): each model's score of every patient
     (x: the models of ``scores``, in order), a patient's scores joined by a thin line, the
