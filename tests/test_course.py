@@ -310,6 +310,28 @@ def test_tumour_slices_with_every_label_fall_back_to_any_tumour_when_none_has_al
     assert course.tumour_slices(oedema_only, count=2, min_gap=1, every_label=True) == [1, 2]
 
 
+class CountingSlices(list):
+    """Slices that count how many of them are read."""
+
+    reads = 0
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return super().__getitem__(index)
+
+
+def test_tumour_slices_read_at_most_the_slices_they_scan():
+    slices = CountingSlices((torch.zeros(4, 4, 4), torch.ones(3, 4, 4)) for _ in range(799))
+    course.tumour_slices(slices, count=1, scan=400)
+    assert slices.reads == 400  # every second slice: 0, 2, …, 798
+
+
+def test_a_showcase_of_slices_without_tumour_says_there_is_nothing_to_show():
+    empty = [(torch.zeros(4, 8, 8), torch.zeros(3, 8, 8)) for _ in range(3)]
+    with pytest.raises(ValueError, match="no slice of the 3 given has any tumour"):
+        course.showcase({"classic": None}, empty)
+
+
 # Another process training into a run folder: it holds the folder's lock until told to stop,
 # and leaves a file named by its second argument just before it lets go.
 HOLD_THE_FOLDER = """
@@ -422,8 +444,9 @@ def test_a_threshold_counts_for_exercise_5_2_when_the_slider_shows_the_best_dice
     probs[1].view(-1)[-false_pixels:] = 0.4  # marked at 0.3, not at 0.5
     thresholds = [0.3, 0.5]
     assert best_threshold_of_slice(probs, target, thresholds) == 0.5  # Dice 1
-    if counts:
-        labs.check_best_threshold(0.3, probs, target, thresholds)
+    if counts:  # as typed, or read off NumPy or PyTorch (0.3 in float32 is 0.30000001…)
+        for answer in (0.3, np.float32(0.3), torch.tensor(0.3)):
+            labs.check_best_threshold(answer, probs, target, thresholds)
     else:
         with pytest.raises(labs.NotYet):
             labs.check_best_threshold(0.3, probs, target, thresholds)

@@ -47,6 +47,17 @@ def test_each_position_shows_its_own_pictures_and_repeats_are_stored_once():
     assert page.count('type="range"') == 2
 
 
+def test_two_renderings_of_one_slider_on_a_page_each_drive_their_own_element():
+    slider = ImageSlider({"a": ["0", "1"]}, ["p"], lambda p: [grey(p[0])])
+    ids = []
+    for page in (slider.to_html(), slider.to_html()):  # shown twice, or two sliders alike
+        element = re.search(r'<div id="([^"]+)" class="unet-slider"', page).group(1)
+        looked_up = re.search(r"getElementById\(\"([^\"]+)\"\)", page).group(1)
+        assert looked_up == element  # the script finds the element it came with
+        ids.append(element)
+    assert ids[0] != ids[1]
+
+
 def test_each_pictures_text_alternative_names_the_sliders_that_change_it():
     # panel "input" changes with the slice only, "result" with both sliders, "key" never
     slider = ImageSlider({"slice": ["s0", "s1"], "threshold": ["0.3", "0.5"]},

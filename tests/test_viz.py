@@ -334,7 +334,7 @@ def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken
     targets = torch.stack([target, target])
     good = torch.stack([target, target])
     assert hardest_slice({"m": torch.stack([target, probs])}, targets, least_tumour=10) == 1
-    with pytest.raises(ValueError, match="no slice has a tumour core of 17 pixels"):
+    with pytest.raises(ValueError, match=r"none of the 2 slices has a tumour core \(NCR/NET and ET\) of 17 pixels"):
         hardest_slice({"m": good}, targets, least_tumour=17)  # 16 core pixels at most
 
 
@@ -536,3 +536,44 @@ def test_the_overfitting_verdict_names_models_together_and_each_gap_once():
             "validation Dice over WT, TC and ET is 0.05 below the best for the attention U-Net"
             in verdict)
     assert overfitting_verdict(histories, []) == ""
+
+
+@pytest.mark.parametrize("values, floor", [
+    ([0.86, 0.93], 0.8), ([0.65], 0.6), ([0.3, 0.9], 0.0),  # the docstring's examples
+    ([float("nan"), 0.86], 0.8), ([0.86, float("nan")], 0.8),  # a NaN is not drawn, anywhere
+    ([float("nan")], 0.0)])
+def test_a_score_axis_starts_below_the_lowest_score_drawn(values, floor):
+    from unet_course.frames import score_axis_floor
+
+    assert score_axis_floor(values) == pytest.approx(floor)
+
+
+def test_the_block_diagram_draws_the_layers_the_block_has():
+    from unet_course.diagrams import draw_block
+    from unet_lib.models.layers import InvertedBottleneckBlock
+
+    for batch_norm in (True, False):
+        fig = draw_block(InvertedBottleneckBlock(8, 8, batch_norm=batch_norm))
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        plt.close(fig)
+        # the residual branch: depthwise 7×7, [batch norm], 1×1 expand ×4, ReLU, 1×1 compress
+        assert texts[1].startswith("depthwise 7×7 conv, 8 → 8")
+        assert ("BatchNorm, 8" in texts) == batch_norm
+        assert texts[2 + batch_norm:5 + batch_norm] == ["1×1 conv, 8 → 32", "ReLU",
+                                                        "1×1 conv, 32 → 8"]
+        assert not any("Identity" in t for t in texts)  # no box for a layer switched off
+
+
+@pytest.mark.parametrize("imported", ["unet_course.labs", "unet_course.calibration_pictures",
+                                      "unet_course.diagrams", "unet_course.viz"])
+def test_every_chapter_draws_in_the_course_lettering_whichever_module_it_imports(imported):
+    import subprocess
+    import sys
+
+    from unet_course.style import FONT_SIZES
+
+    shown = subprocess.run(  # a fresh process: matplotlib's 10-point default until the import
+        [sys.executable, "-c", f"import matplotlib, {imported}; "
+                               f"print(matplotlib.rcParams['font.size'])"],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert float(shown) == FONT_SIZES["font.size"] != 10

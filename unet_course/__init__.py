@@ -17,7 +17,7 @@ Modules:
     diagrams     the block and gate diagrams of chapters 2 and 3
     gallery      the phantom's figure (data card)
     bundles      the reference results of the slides' configuration, read for the book
-    style        the figures' lettering (12-pt text), set when viz is imported
+    style        the figures' lettering (12-pt text), set when unet_course is imported
     slider       pre-rendered image sliders that work without a kernel
     confusion    chapter 6: TP, FP and FN as pixels of one slice
     outline_pictures  chapter 7: where an HD95 comes from (distance curves, outline slider)
@@ -28,6 +28,10 @@ Modules:
     cleanup_exercise  chapter 7's piece to write: keep a prediction's largest piece
     notebook     values quoted in the book's text (glue, counted)
 
+Importing the package sets matplotlib's font sizes to :data:`style.FONT_SIZES` for the rest of
+the process, so that every chapter's figures, those its cells draw with ``plt`` included, read
+alike in the book whichever of these modules the chapter imports.
+
 The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the course with
 ``pip install -e ".[course]"``. A chapter starts with::
 
@@ -35,6 +39,7 @@ The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the c
     setup = course.setup(SCALE)
 """
 
+from . import style
 from .examples import (Showcase, hardest_slice, holes_reading, showcase, slice_name,
                        slice_scores, tumour_slices, what_went_wrong)
 from .notebook import counted, glue
@@ -45,3 +50,5 @@ __all__ = ["CourseSetup", "DATA_VARIABLE", "HOME_VARIABLE", "SCALE_VARIABLE", "S
            "TrainedModel", "counted", "course_home", "glue", "hardest_slice", "holes_reading",
            "resolve_scale", "setup", "showcase", "slice_name", "slice_scores", "tumour_slices",
            "what_went_wrong"]
+
+style.apply()  # the course's lettering for every figure drawn from here on (style.py says why)

@@ -23,7 +23,7 @@ from unet_lib.inference import mask_on_grid
 from unet_lib.metrics import to_regions
 from unet_lib.outlines import surface
 
-from .frames import as_numpy, figure_pixels, grey_picture, mask_to_rgb
+from .frames import as_numpy, figure_pixels, grey_picture, mask_to_rgb, no_ticks
 from .mask_colours import colours_in_words
 
 #: the smallest range of attention coefficients that ``stretch`` spreads over the colour map
@@ -234,9 +234,7 @@ def show_attention(image, maps: Sequence, title: str | None = None, *, target=No
         axes[1, 0].axis("off")
         axes[1, 0].text(0, 0.5, "this row: each map\nstretched over its\nown range inside\n"
                         "the head (its bar),\nfor the pattern\nwithin one gate", va="center")
-    for ax in np.ravel(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
+    no_ticks(axes)
     return fig
 
 

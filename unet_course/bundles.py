@@ -31,10 +31,10 @@ def reference_bundles(folder: str | Path = BENCHMARKS) -> list[tuple[Path, dict,
 
 
 def reference_table(bundle: dict, regions=REGIONS) -> list[dict]:
-    """One row per model: the seconds its 20 epochs took (checkpoints included; in a bundle
-    older than its ``"stages"``, the data's upload too), the epoch kept, and its held-out test
-    Dice per region at threshold 0.5 both ways: over all pixels, and per patient (mean ± standard
-    deviation over the test patients, as papers on BraTS report it)."""
+    """One row per model: the seconds its training took (the full scale's 20 epochs, checkpoints
+    included; in a bundle older than its ``"stages"``, the data's upload too), the epoch kept,
+    and its held-out test Dice per region at threshold 0.5 both ways: over all pixels, and per
+    patient (mean ± standard deviation over the test patients, as papers on BraTS report it)."""
     rows = []
     for name, entry in bundle["models"].items():
         test = entry["test"]

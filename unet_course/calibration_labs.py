@@ -15,8 +15,8 @@ from unet_lib.calibration import Reliability
 from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.temperature import TemperatureScaled
 
-from .checking import (NotYet, asked, check, direction, is_number, plain, shown_value,
-                       unanswered)
+from .checking import (NotYet, asked, check, direction, is_number, plain, reveal_hint,
+                       shown_value, unanswered)
 
 #: four probability bins of one channel (ED), from 0.1 up, for exercise 9.1:
 #: (pixels, their mean predicted probability, the share of them in the channel)
@@ -53,7 +53,7 @@ def check_calibration_error_by_hand(error, calls_it) -> None:
     if any(unanswered(a) for a in (error, calls_it)):
         return
     gaps = [abs(mean - share) for _, mean, share in FOUR_BINS]
-    error, ask = plain(error), ' (labs.reveal("9.1") gives the answer)'
+    error, ask = plain(error), reveal_hint("9.1")
     if is_number(error) and math.isclose(error, sum(gaps) / len(gaps), rel_tol=1e-3):
         raise NotYet("Not yet: that is the mean of the four gaps, each bin counted once. "
                      "Hint: a bin of 600 pixels weighs six times one of 100: weigh each gap "
@@ -118,8 +118,8 @@ def check_temperature_on_a_pixel(answer, temperature: float, probability: float 
     what = f"the probability of a pixel at {probability} once divided by T = {temperature:.2f}"
     if unanswered(answer, "9.2", what, round(expected, 4)):
         return
-    answer, z, ask = plain(answer), math.log(probability / (1 - probability)), (
-        ' (labs.reveal("9.2") gives the answer)')
+    answer, z = plain(answer), math.log(probability / (1 - probability))
+    ask = reveal_hint("9.2")
     hint = "first the logit z = log(p / (1 − p)), then σ(z / T) = 1 / (1 + exp(−z / T))"
     if not is_number(answer) or not 0 < answer < 1:
         raise NotYet(f"Not yet: your answer {answer!r} is not a probability strictly between "

@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from unet_lib.comparison import (EXACT_UP_TO, as_far_as_observed, paired_sign_flip,
-                                 sign_flip_means)
+from unet_lib.comparison import (EXACT_UP_TO, SIGN_FLIP_RESAMPLES, as_far_as_observed,
+                                 paired_sign_flip, sign_flip_means)
 
 #: the flips as far from 0 as the observed mean (they make the p-value), and the others
 AS_FAR, NEARER = "tab:orange", "0.6"
@@ -117,8 +117,8 @@ def read_sign_flips(first, second, patients: Sequence) -> str:
     zero = [label for label, d in zip(patients, differences) if d == 0]
     n, k = len(differences), len(zero)
     if n > EXACT_UP_TO:
-        return (f"With {n} patients the test draws 100,000 of the 2^{n} sign patterns at "
-                f"random instead of all of them, and the figure shows their means")
+        return (f"With {n} patients the test draws {SIGN_FLIP_RESAMPLES:,} of the 2^{n} sign "
+                f"patterns at random instead of all of them, and the figure shows their means")
     if k == n:
         return ("Every difference is exactly 0 (the two models score alike on every patient): "
                 "every pattern's mean is 0, as far out as the observed one, p = 1")

@@ -84,6 +84,11 @@ def plain(answer):
     return answer
 
 
+def reveal_hint(exercise: str) -> str:
+    """What a hint ends with: ``' (labs.reveal("9.1") gives the answer)'``."""
+    return f' (labs.reveal("{exercise}") gives the answer)'
+
+
 def shown_value(value) -> str:
     """``value`` as a message shows it: a float to 4 significant figures, after ``≈`` where
     that rounds it (``≈ 0.5714``, ``0.25``), with more figures where 4 would round it to a
@@ -139,7 +144,7 @@ def check(answer, expected, what: str, hint: str, tolerance: float = 0.0,
     else:
         ok = answer == expected
     if not ok:
-        ask = f' (labs.reveal("{exercise}") gives the answer)' if exercise else ""
+        ask = reveal_hint(exercise) if exercise else ""
         raise NotYet(f"Not yet: your answer for {what} {direction(answer, expected)}. "
                      f"Hint: {hint}{ask}")
     print(f"Right: {what} is {shown_value(expected)}.")

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 
 from unet_lib.data import REGIONS
 
-from .frames import (LOSS_STYLES, as_numpy, label_log_axis, legend_handles, mask_to_rgb,
-                     region_style)
+from .frames import (LOSS_STYLES, as_numpy, grey_picture, label_log_axis, legend_handles,
+                     mask_to_rgb, no_ticks, records_of, region_style)
 
 
 def whole_epochs(*axes) -> None:
@@ -42,7 +42,7 @@ def plot_training(histories: dict, chosen: dict | None = None,
     fig, axes = plt.subplots(2, n, figsize=(3.9 * n, 5.6), constrained_layout=True,
                              sharex=True, sharey="row", squeeze=False)
     for column, (name, history) in enumerate(histories.items()):
-        records = getattr(history, "records", history)
+        records = records_of(history)
         epochs = [r["epoch"] for r in records]
         top, bottom = axes[0, column], axes[1, column]
         top.plot(epochs, [r["train_loss"] for r in records], ms=3, label="training",
@@ -94,7 +94,7 @@ def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
                              constrained_layout=True, squeeze=False)
     for row in range(rows):
         line = axes[row]
-        line[0].imshow(as_numpy(images[row])[0], cmap="gray")
+        line[0].imshow(grey_picture(as_numpy(images[row])[0]), cmap="gray", vmin=0, vmax=1)
         line[1].imshow(mask_to_rgb(targets[row]))
         line[0].set_ylabel(names[row], fontsize="small")
         if notes and notes[row]:  # under the picture, wrapped to the width of the first two
@@ -108,15 +108,14 @@ def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
                 ax.set_title(model)
     axes[0, 0].set_title("FLAIR")
     axes[0, 1].set_title("ground truth")
-    for ax in axes.ravel():
-        ax.set_xticks([]), ax.set_yticks([])
+    no_ticks(axes)
     fig.legend(handles=legend_handles(),
                loc="outside lower center", ncols=3, fontsize="small")
     return fig
 
 
 def _curves(histories: dict, region: str) -> dict[str, list[float]]:
-    return {name: [r["val"]["dice"][region] for r in getattr(history, "records", history)]
+    return {name: [r["val"]["dice"][region] for r in records_of(history)]
             for name, history in histories.items()}
 
 
@@ -185,7 +184,7 @@ def overfitting_verdict(histories: dict, models: Sequence[str]) -> str:
     drops = {}
     for name in models:
         mean_dice = [regions_mean_dice(r["val"]["dice"])
-                     for r in getattr(histories[name], "records", histories[name])]
+                     for r in records_of(histories[name])]
         drops[name] = max(mean_dice) - mean_dice[-1]
     mild = {name: drop for name, drop in drops.items() if drop < WORSE}
     worse = {name: drop for name, drop in drops.items() if drop >= WORSE}

@@ -18,7 +18,7 @@ from matplotlib.patches import Patch
 from unet_lib.data.brats import REGIONS
 from unet_lib.metrics import binarize, confusion_counts, scores_from_counts, to_regions
 
-from .frames import as_numpy, grey_picture
+from .frames import as_numpy, grey_picture, no_ticks
 from .outline_pictures import head_window
 
 #: the three kinds of pixel, on FLAIR dimmed to half: found white, marked wrongly orange,
@@ -68,8 +68,7 @@ def show_confusion(image, target, probs, threshold: float = 0.5,
         ax.set_title(f"{region}: TP {tp}, FP {fp}, FN {fn}\n"
                      f"Dice {shown['Dice']} · precision {shown['precision']}\n"
                      f"recall {shown['recall']}", fontsize=12)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    no_ticks(axes)
     # the title goes with the key under the panels (a suptitle above them collided with the
     # panels' three-line titles: the layout does not make room for both)
     fig.legend(handles=[Patch(facecolor=colour, edgecolor="0.4", label=label)

@@ -89,8 +89,8 @@ def draw_block(block: InvertedBottleneckBlock, title: str | None = None) -> Figu
     differ), then the residual branch layer by layer, the addition and the last ReLU — read
     from ``block`` — with the residual connection drawn beside them."""
     layers = [layer for layer in block.residual.modules()
-              if not isinstance(layer, (nn.Sequential, type(block.residual)))
-              and not list(layer.children())]
+              if not isinstance(layer, (nn.Sequential, nn.Identity, type(block.residual)))
+              and not list(layer.children())]  # nn.Identity: a batch norm switched off
     stages = [("input", "io")]
     if isinstance(block.project, nn.Conv2d):
         stages.append(("projection: " + describe_layer(block.project)[0].replace("\n", " "),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from unet_lib.data import SkippedSample, locate
@@ -18,7 +19,7 @@ def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4,
     slices of the same volumes are added, at least ``min_gap`` slices apart. Returns indices,
     largest tumour first within each round.
     """
-    step = max(1, len(dataset) // scan)
+    step = max(1, math.ceil(len(dataset) / scan))  # at most scan slices read
     areas = []
     for index in range(0, len(dataset), step):
         sample = dataset[index]
@@ -78,7 +79,8 @@ def hardest_slice(probs_by_model: dict, targets, threshold: float = 0.5,
                         for probs in probs_by_model.values()]).mean(0)
     big = truth[:, core].flatten(1).sum(1) >= least_tumour
     if not big.any():
-        raise ValueError(f"no slice has a tumour core of {least_tumour} pixels or more")
+        raise ValueError(f"none of the {len(truth)} slices has a tumour core (NCR/NET and ET) "
+                         f"of {least_tumour} pixels or more, the least judged (least_tumour)")
     mean[~big] = float("inf")
     return int(mean.argmin())
 
@@ -108,12 +110,20 @@ def showcase(models: dict, dataset, count: int = 3, search: int = 48) -> Showcas
     """``count`` of the slices of ``dataset`` with the most tumour (one per patient, as
     :func:`tumour_slices` gives them), then the slice the ``models`` (name → model) get most
     wrong on average (:func:`hardest_slice`), chosen among the ``search`` slices with the most
-    tumour; each predicted by every model."""
+    tumour; each predicted by every model.
+
+    Raises:
+        ValueError: no slice has tumour, or none has a tumour core of 20 pixels or more (the
+            smallest :func:`hardest_slice` judges).
+    """
     import torch
 
     from unet_lib.inference import predict
 
     candidates = tumour_slices(dataset, count=search, min_gap=1)
+    if not candidates:
+        raise ValueError(f"no slice of the {len(dataset)} given has any tumour, so there is "
+                         f"nothing to show: give held-out slices of volumes with tumour")
     images = torch.stack([dataset[i][0] for i in candidates])
     truths = torch.stack([dataset[i][1] for i in candidates])
     probs = {name: predict(model, images) for name, model in models.items()}

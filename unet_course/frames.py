@@ -23,7 +23,7 @@ CHANNEL_COLOURS = PALETTES["slides"]
 #: curve colours of the channels and regions, from the slides' mask colours (whatever the
 #: palette of the masks): a channel its own colour (red
 #: NCR/NET, green ED, blue ET), the tumour core (NCR/NET + ET) red + blue = purple, the whole
-#: tumour black; the loss curves are grey and black, so no colour means two things
+#: tumour black (the loss curves' black and grey are drawn in a panel of their own)
 REGION_COLOURS = {"NCR/NET": "tab:red", "ED": "tab:green", "ET": "tab:blue", "TC": "tab:purple",
                   "WT": "black"}
 #: and a marker and line of their own, so that no curve is told apart by colour alone (TC
@@ -69,6 +69,20 @@ def legend_handles() -> list:
 def as_numpy(x) -> np.ndarray:
     """A tensor (any device, any float dtype) or array-like as a NumPy array."""
     return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def no_ticks(axes) -> None:
+    """Take the ticks off every axes in ``axes`` (one, or an array of them): pictures, not
+    plots, whose pixel numbers say nothing."""
+    for ax in np.ravel(axes):
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def records_of(history) -> list[dict]:
+    """The per-epoch records of ``history``: a :class:`~unet_lib.history.History`, or its
+    list of records already (each ``{"epoch", "train_loss", "val": {...}, ...}``)."""
+    return getattr(history, "records", history)
 
 
 def grey_picture(channel) -> np.ndarray:
@@ -121,7 +135,7 @@ def threshold_slider(images, targets, probs, names: Sequence[str],
                      start_threshold: float = 0.5, title: str | None = None):
     """A static :class:`~unet_course.slider.ImageSlider` over slices and thresholds: FLAIR,
     ground truth, probabilities as RGB, and the prediction binarized at the chosen threshold,
-    with the Dice of every channel and region in the caption.
+    with the Dice of each region (WT, TC, ET) in the caption.
 
     Args:
         images: (N, 4, H, W) inputs; targets: (N, 3, H, W) binary masks;
@@ -168,8 +182,9 @@ def threshold_slider(images, targets, probs, names: Sequence[str],
 def score_axis_floor(values) -> float:
     """Where an axis of scores in [0, 1] (Dice, precision, recall) starts: at 0 where any
     value is below 0.5, else at the tenth 0.05 to 0.15 below the lowest (0.86 → 0.8,
-    0.65 → 0.6), so that values that all lie near 1 are told apart."""
-    lowest = min(values)
+    0.65 → 0.6), so that values that all lie near 1 are told apart. NaNs (scores not drawn)
+    are left out; with none left the axis starts at 0."""
+    lowest = min((float(v) for v in values if not math.isnan(v)), default=0.0)
     return 0.0 if lowest < 0.5 else math.floor(round((lowest - 0.05) * 10, 9)) / 10
 
 

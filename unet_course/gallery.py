@@ -47,7 +47,7 @@ def phantom_rows(image_size: int = 240, n_slices: int = 155, seed: int = 0,
 def phantom_figure(rows):
     """The four modalities and the RGB mask of each row, with the mask's legend."""
     import matplotlib.pyplot as plt
-    from .frames import legend_handles, mask_to_rgb
+    from .frames import legend_handles, mask_to_rgb, no_ticks
 
     fig = plt.figure(figsize=(12.5, 3.1 * len(rows)), layout="constrained")
     for subfig, (caption, image, mask) in zip(fig.subfigures(len(rows), 1), rows):
@@ -58,8 +58,7 @@ def phantom_figure(rows):
         axes[-1].imshow(mask_to_rgb(mask))
         axes[-1].set_title("mask")
         subfig.suptitle(caption)
-        for ax in axes:
-            ax.set_xticks([]), ax.set_yticks([])
+        no_ticks(axes)
     fig.legend(handles=legend_handles(),
                loc="outside lower center", ncols=3)
     return fig

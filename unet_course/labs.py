@@ -29,7 +29,8 @@ from unet_lib.models.ablation import improved_without
 
 from .calibration_labs import (FOUR_BINS, check_calibration_error_by_hand,
                                check_temperature_on_a_pixel)
-from .checking import NotYet, asked, check, is_number, plain, reveal, unanswered
+from .checking import (NotYet, asked, check, is_number, plain, reveal, reveal_hint,
+                       unanswered)
 from .evaluation_labs import (HAND_PREDICTION, HAND_TARGET, TWO_PATIENTS, check_empty_slice_dice,
                               check_patients_to_settle, check_scores_by_hand, check_two_ways)
 from .examples import shown_on_slider
@@ -245,6 +246,6 @@ def check_least_selective_gate(answer, contrasts: Sequence[float],
         raise NotYet(f"Not yet: the contrast of the {answer}×{answer} gate, "
                      f"{contrasts[gate]:+.3f}, is not the smallest in size. Hint: drop the signs "
                      f"and compare the sizes of the contrasts over the many slices, not the 4 "
-                     f'shown (labs.reveal("8.2") gives the answer)')
+                     f'shown{reveal_hint("8.2")}')
     check(int(answer), expected, what, f"one of the table's gate sizes ({sides})",
           exercise="8.2")

@@ -13,7 +13,7 @@ import torch
 from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.metrics import best_threshold_of_slice, binarize, whole_tumour_dice
 
-from .checking import NotYet, check, is_number, plain, unanswered
+from .checking import NotYet, check, is_number, plain, reveal_hint, unanswered
 from .examples import shown_on_slider
 
 
@@ -42,8 +42,7 @@ def check_mask_channels(answer, colour: Sequence[float] = (0, 1, 1),
     if answer != expected:
         raise NotYet(f"Not yet: {_what_is_off(answer, expected, values, threshold)}. Hint: a "
                      f"pixel's (r, g, b) in the slides' palette are its values of NCR/NET, ED "
-                     f'and ET (red, green, blue), and the colours add (labs.reveal("5.1") '
-                     f"gives the answer).")
+                     f"and ET (red, green, blue), and the colours add{reveal_hint('5.1')}.")
     print(f"Right: {what} are {sorted(expected)}.")
 
 
@@ -80,12 +79,14 @@ def check_best_threshold(answer, probs: torch.Tensor, target: torch.Tensor,
     if not is_number(answer):
         raise NotYet(f"Not yet: {what} is a number, one of the slider's thresholds, not "
                      f"{type(answer).__name__}.")
-    if not any(math.isclose(answer, t, rel_tol=1e-6) for t in thresholds):  # float32 too
+    matched = [t for t in thresholds if math.isclose(answer, t, rel_tol=1e-6)]  # float32 too
+    if not matched:
         raise NotYet(f"Not yet: {answer} is not one of the slider's thresholds "
                      f"({min(thresholds):g} to {max(thresholds):g} in its steps). Hint: move "
                      f"the slider and read the WT Dice in the caption.")
+    answer = float(matched[0])  # np.float32(0.55) is the slider's 0.55 from here on
     shown = shown_on_slider(whole_tumour_dice(probs, target, best))
-    if (not math.isclose(answer, best) and any(math.isclose(answer, t) for t in thresholds)
+    if (not math.isclose(answer, best)
             and shown_on_slider(whole_tumour_dice(probs, target, answer)) == shown):
         print(f"Right: at {answer} the slider shows the whole-tumour Dice {shown}, as at {best}, "
               f"the best on this slice (to more decimals).")

@@ -26,6 +26,8 @@ from PIL import Image
 #: the most frames one slider widget may pre-render (each is a set of PNG pictures)
 MAX_FRAMES = 400
 
+_RENDERED = itertools.count()  # numbers each rendering's element id in this process
+
 
 def png_data_url(picture: np.ndarray) -> str:
     """A ``data:image/png;base64,...`` URL of a picture.
@@ -132,7 +134,9 @@ class ImageSlider:
                               "shape": self.shape, "panels": self.panels,
                               "names": self.names, "depends": self.depends})
         safe_payload = payload.replace("</", "<\\/")  # cannot end the script element early
-        uid = "unet-slider-" + hashlib.sha1(payload.encode()).hexdigest()[:12]
+        # the content's hash, numbered: two renderings of one slider on a page (shown twice,
+        # or two sliders alike) each find their own element, not the first
+        uid = f"unet-slider-{hashlib.sha1(payload.encode()).hexdigest()[:12]}-{next(_RENDERED)}"
         urls, caption = self.frame(self.start)
         # panels two abreast on a phone (a 2×2 grid, not one tall column)
         figures = "".join(

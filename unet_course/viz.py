@@ -19,14 +19,14 @@ from matplotlib.patches import Patch
 
 from unet_lib.data.brats import MASK_CHANNELS, MODALITIES
 
-from . import style
 from .comparisons import (compare_models, learning_pace, overfitting_verdict, plot_training,
                           slowest_learner, whole_epochs)
 from .attention_pictures import (attention_overlay, attention_slider, head_values,
                                  show_attention, stretched)
 from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
-                     label_log_axis, legend_handles, mask_to_rgb, model_style,
-                     overlap_caption, region_style, score_axis_floor, threshold_slider)
+                     label_log_axis, legend_handles, mask_to_rgb, model_style, no_ticks,
+                     overlap_caption, records_of, region_style, score_axis_floor,
+                     threshold_slider)
 from .mask_colours import (channel_colours, colours_in_words, mask_combinations, palette_name,
                            use_palette)
 
@@ -37,14 +37,6 @@ __all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attenti
            "show_modalities", "show_prediction", "slowest_learner", "stretched", "threshold_slider",
            "use_palette"]
 
-style.apply()  # the chapters' figures, and those they draw themselves after importing viz
-
-
-def _off(axes) -> None:
-    for ax in np.ravel(axes):
-        ax.set_xticks([])
-        ax.set_yticks([])
-
 
 def show_modalities(image, mask=None, title: str | None = None) -> Figure:
     """The four MRI channels (FLAIR, T1, T1ce, T2) of one (4, H, W) slice, and its mask."""
@@ -52,14 +44,14 @@ def show_modalities(image, mask=None, title: str | None = None) -> Figure:
     n = 4 + (mask is not None)
     fig, axes = plt.subplots(1, n, figsize=(3 * n, 3.2), constrained_layout=True)
     for ax, channel, name in zip(axes, image, MODALITIES):
-        ax.imshow(channel, cmap="gray")
+        ax.imshow(grey_picture(channel), cmap="gray", vmin=0, vmax=1)  # as the sliders show it
         ax.set_title(name)
     if mask is not None:
         axes[-1].imshow(mask_to_rgb(mask))
         axes[-1].set_title("mask")
         axes[-1].set_xlabel(colours_in_words(mixes=False).replace(" · ", "\n"),
                             fontsize="small")
-    _off(axes)
+    no_ticks(axes)
     if title:
         fig.suptitle(title)
     return fig
@@ -78,7 +70,8 @@ def show_prediction(image, target, probs, threshold: float | None = None,
     from unet_lib.data.brats import REGIONS
     from unet_lib.metrics import binarize, dice, to_regions
 
-    panels = [("FLAIR", as_numpy(image)[0], None), ("ground truth", mask_to_rgb(target), None),
+    panels = [("FLAIR", grey_picture(as_numpy(image)[0]), None),
+              ("ground truth", mask_to_rgb(target), None),
               ("prediction (probabilities)", mask_to_rgb(probs), None)]
     if threshold is not None:
         binary = binarize(torch.as_tensor(as_numpy(probs)), threshold, logits=False)
@@ -101,14 +94,14 @@ def show_prediction(image, target, probs, threshold: float | None = None,
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), height),
                              layout="compressed")
     for ax, (name, picture, caption) in zip(axes, panels):
-        ax.imshow(picture, cmap="gray")
+        ax.imshow(picture, cmap="gray", vmin=0, vmax=1)  # FLAIR's grey levels; RGB masks
         ax.set_title(name, fontsize="medium")
         if caption:
             ax.set_xlabel(caption)
     # below the pictures, where it hides no pixel of the masks
     fig.legend(handles=legend_handles(), loc="outside lower center", ncols=3, fontsize="small",
                frameon=False)
-    _off(axes)
+    no_ticks(axes)
     if title:
         fig.suptitle(title)
     return fig
@@ -126,7 +119,7 @@ def show_colour_key(palette: str | None = None) -> Figure:
         ax.set_xlabel(label.replace(" + ", " +\n"), fontsize="medium")  # two lines: no overlap
         for spine in ax.spines.values():  # a frame, so that black and white swatches show
             spine.set_edgecolor("0.5")
-    _off(axes)
+    no_ticks(axes)
     fig.suptitle(f"Mask colours ({name} palette): a pixel in several channels\n"
                  "takes the sum of their colours", fontsize="medium")
     return fig
@@ -137,7 +130,7 @@ def plot_history(history, title: str | None = None) -> Figure:
 
     ``history`` is a :class:`unet_lib.train.History` or a list of its records.
     """
-    records = getattr(history, "records", history)
+    records = records_of(history)
     epochs = [r["epoch"] for r in records]
     with_val = all("val" in r for r in records) and records
     fig, axes = plt.subplots(1, 2 if with_val else 1, figsize=(11 if with_val else 5.5, 3.8),
@@ -243,7 +236,7 @@ def plot_histories(histories: dict, metric: str = "mean", title: str | None = No
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     lowest = 1.0
     for name, history in histories.items():
-        records = getattr(history, "records", history)
+        records = records_of(history)
         epochs = [r["epoch"] for r in records]
         curves = ([r["val_loss"] for r in records], [dice_of(r) for r in records])
         lowest = min(lowest, *curves[1])

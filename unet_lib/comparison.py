@@ -11,7 +11,9 @@ import numpy as np
 
 
 #: up to this many patients the sign-flip test counts all 2^n sign patterns; beyond, it draws
+#: SIGN_FLIP_RESAMPLES of them at random
 EXACT_UP_TO = 16
+SIGN_FLIP_RESAMPLES = 100_000
 
 
 def _paired_differences(first, second) -> np.ndarray:
@@ -60,7 +62,8 @@ def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95
             "high": float(np.percentile(means, 100 - tail)), "n": len(differences)}
 
 
-def paired_sign_flip(first, second, exact_up_to: int = EXACT_UP_TO, resamples: int = 100_000,
+def paired_sign_flip(first, second, exact_up_to: int = EXACT_UP_TO,
+                     resamples: int = SIGN_FLIP_RESAMPLES,
                      seed: int = 0) -> dict[str, float]:
     """Could chance alone give the patients' paired differences this mean? The paired
     randomization (sign-flip) test: if the two models were interchangeable, each patient's
@@ -90,7 +93,8 @@ def paired_sign_flip(first, second, exact_up_to: int = EXACT_UP_TO, resamples: i
             "smallest_p": min(1.0, 2.0 / 2 ** n), "n": n}
 
 
-def sign_flip_means(first, second, exact_up_to: int = EXACT_UP_TO, resamples: int = 100_000,
+def sign_flip_means(first, second, exact_up_to: int = EXACT_UP_TO,
+                    resamples: int = SIGN_FLIP_RESAMPLES,
                     seed: int = 0) -> np.ndarray:
     """The mean paired difference ``first - second`` under each way of flipping the
     differences' signs, as :func:`paired_sign_flip` counts them: all ``2^n`` patterns up to
