@@ -16,8 +16,9 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from test_outlines import brute_force  # noqa: E402
+from unet_course.frames import head_window  # noqa: E402
 from unet_course.outline_pictures import (distance_colours, distance_curves,  # noqa: E402
-                                          head_window, outline_slider)
+                                          outline_slider)
 from unet_lib.patient_volume import PatientVolume  # noqa: E402
 
 

@@ -244,9 +244,9 @@ def test_attention_outside_the_tumour_is_measured_in_the_brain_not_in_the_air():
 def test_the_legend_colours_are_the_mask_colours_in_the_slides_palette():
     from matplotlib.colors import to_rgb
 
-    from unet_course.viz import CHANNEL_COLOURS
+    from unet_course.viz import channel_colours
 
-    for channel, colour in enumerate(CHANNEL_COLOURS):
+    for channel, colour in enumerate(channel_colours("slides")):
         mask = torch.zeros(3, 2, 2)
         mask[channel] = 1
         assert tuple(mask_to_rgb(mask)[0, 0]) == to_rgb(colour)

@@ -10,7 +10,8 @@ Modules:
     checking     what the checks share: comparing an answer, hints, "not yet"
     exercises    the pieces of a U-Net a student writes, checked against unet_lib
     viz          the pictures (matplotlib), in the lettering of :mod:`style`; it gathers:
-    frames       one picture's pieces: the styles, grey modalities, the threshold slider's frames
+    frames       one picture's pieces: styles, grey modalities and the head's window, ticks,
+                 the threshold slider's frames and how it writes a score
     mask_colours the masks' palettes (the slides' RGB, or colour-blind), and how colours mix
     attention_pictures  chapter 8: the gates' α over a faint FLAIR, the tumour outlined
     comparisons  several models in one figure: learning curves, predictions side by side

@@ -18,8 +18,7 @@ from matplotlib.patches import Patch
 from unet_lib.data.brats import REGIONS
 from unet_lib.metrics import binarize, confusion_counts, scores_from_counts, to_regions
 
-from .frames import as_numpy, grey_picture, no_ticks
-from .outline_pictures import head_window
+from .frames import as_numpy, grey_picture, head_window, no_ticks
 
 #: the three kinds of pixel, on FLAIR dimmed to half: found white, marked wrongly orange,
 #: missed pink (Okabe-Ito's reddish purple; apart for colour-blind eyes too; none of them the

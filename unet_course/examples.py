@@ -239,11 +239,6 @@ def _label_counts(scores, where) -> list[tuple[int, str]]:
     return [(n, name) for n, name in sorted(counts, key=lambda c: -c[0]) if n]
 
 
-def shown_on_slider(value: float) -> str:
-    """A score as the threshold slider's caption writes it (2 decimals)."""
-    return f"{value:.2f}"
-
-
 def slice_scores(probs, target, threshold: float = 0.5) -> dict[str, float]:
     """Dice of the regions WT, TC, ET of one slice: (3, H, W) probabilities against its
     (3, H, W) binary truth, binarized at ``threshold``."""

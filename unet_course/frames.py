@@ -1,7 +1,8 @@
 """Pictures as arrays, for the static sliders (:mod:`unet_course.slider`): masks in RGB, grey
-modalities, the chapters' styles, chapter 5's threshold slider, and a label placed clear of a
-figure's curves. The figures (matplotlib) are in :mod:`unet_course.viz`, the attention maps'
-pictures in :mod:`unet_course.attention_pictures`."""
+modalities and the square that holds the head, the chapters' styles, chapter 5's threshold
+slider and how it writes a score, and what the figures share (no ticks, a score axis's floor,
+a label placed clear of a figure's curves). The figures (matplotlib) are in
+:mod:`unet_course.viz`, the attention maps' pictures in :mod:`unet_course.attention_pictures`."""
 
 from __future__ import annotations
 
@@ -13,12 +14,7 @@ import torch
 from matplotlib.path import Path
 from matplotlib.text import Text
 
-from .mask_colours import PALETTES, channel_colours, colours_in_words, mask_to_rgb
-
-
-#: the slides' colours of NCR/NET, ED and ET; channel_colours() gives those of the palette in use
-CHANNEL_COLOURS = PALETTES["slides"]
-
+from .mask_colours import channel_colours, colours_in_words, mask_to_rgb
 
 #: curve colours of the channels and regions, from the slides' mask colours (whatever the
 #: palette of the masks): a channel its own colour (red
@@ -85,6 +81,33 @@ def records_of(history) -> list[dict]:
     return getattr(history, "records", history)
 
 
+def head_window(flair: np.ndarray, margin: int = 2, holding=None) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)``: the smallest square of a (D, H, W) volume's slices that
+    holds the head on every slice (the pixels above that slice's background value), with
+    ``margin`` pixels around it, inside the slice; the whole slice where none does, or where
+    a pixel of ``holding`` ((N, 2) rows and columns of what a picture must show) lies outside
+    the head's square."""
+    flair = np.asarray(flair)
+    whole = (0, flair.shape[1], 0, flair.shape[2])
+    head = flair > flair.min(axis=(1, 2), keepdims=True)  # each slice's own background
+    if not head.any():
+        return whole
+    rows, cols = np.flatnonzero(head.any(axis=(0, 2))), np.flatnonzero(head.any(axis=(0, 1)))
+    side = min(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 + 2 * margin,
+               *head.shape[1:])
+    top = int(np.clip((rows[0] + rows[-1] + 1 - side) // 2, 0, head.shape[1] - side))
+    left = int(np.clip((cols[0] + cols[-1] + 1 - side) // 2, 0, head.shape[2] - side))
+    inside = np.empty((0, 2), int) if holding is None else np.asarray(holding).reshape(-1, 2)
+    if ((inside < (top, left)) | (inside >= (top + side, left + side))).any():
+        return whole
+    return top, top + side, left, left + side
+
+
+def shown_on_slider(value: float) -> str:
+    """A score as the threshold slider's caption writes it (2 decimals)."""
+    return f"{value:.2f}"
+
+
 def grey_picture(channel) -> np.ndarray:
     """(H, W) MRI channel → (H, W) grey levels in [0, 1], clipped at the 1st/99.5th
     percentile of the non-background pixels (the z-scored background is the minimum)."""
@@ -98,7 +121,7 @@ def grey_picture(channel) -> np.ndarray:
 
 def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
     """``"WT 0.91, TC 0.84, ET 0.77"``: the regions' Dice of one binarized (3, H, W) slice."""
-    from .examples import shown_on_slider, slice_scores
+    from .examples import slice_scores
 
     return ", ".join(f"{name} {shown_on_slider(value)}"
                      for name, value in slice_scores(binary, target).items())

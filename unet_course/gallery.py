@@ -65,6 +65,7 @@ def phantom_figure(rows):
 
 
 def main(argv=None) -> int:
+    """``python -m unet_course.gallery OUT.png``: draw the figure (slides' palette) to OUT."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
         print("usage: python -m unet_course.gallery OUT.png", file=sys.stderr)

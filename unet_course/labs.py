@@ -33,7 +33,7 @@ from .checking import (NotYet, asked, check, is_number, plain, reveal, reveal_hi
                        unanswered)
 from .evaluation_labs import (HAND_PREDICTION, HAND_TARGET, TWO_PATIENTS, check_empty_slice_dice,
                               check_patients_to_settle, check_scores_by_hand, check_two_ways)
-from .examples import shown_on_slider
+from .frames import shown_on_slider
 from .prediction_labs import check_best_threshold, check_mask_channels
 
 __all__ = ["NotYet", "reveal",  # and the check_* functions below

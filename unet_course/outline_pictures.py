@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from unet_lib.outlines import OutlineDistances, SurfaceDistances
 from unet_lib.patient_volume import PatientVolume
 
-from .frames import figure_pixels, grey_picture, place_clear_of_lines
+from .frames import figure_pixels, grey_picture, head_window, place_clear_of_lines
 from .slider import ImageSlider
 
 #: the two directions, as the pictures name them
@@ -194,28 +194,6 @@ def _slices_shown(outlines: OutlineDistances, start_slice: int, most: int) -> li
                    for z in d.points[:, 0]})
     step = -(-len(held) // max(most - 1, 1))
     return sorted(set(held[::step]) | {start_slice})
-
-
-def head_window(flair: np.ndarray, margin: int = 2, holding=None) -> tuple[int, int, int, int]:
-    """``(top, bottom, left, right)``: the smallest square of a (D, H, W) volume's slices that
-    holds the head on every slice (the pixels above that slice's background value), with
-    ``margin`` pixels around it, inside the slice; the whole slice where none does, or where
-    a pixel of ``holding`` ((N, 2) rows and columns of what a picture must show) lies outside
-    the head's square."""
-    flair = np.asarray(flair)
-    whole = (0, flair.shape[1], 0, flair.shape[2])
-    head = flair > flair.min(axis=(1, 2), keepdims=True)  # each slice's own background
-    if not head.any():
-        return whole
-    rows, cols = np.flatnonzero(head.any(axis=(0, 2))), np.flatnonzero(head.any(axis=(0, 1)))
-    side = min(max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 + 2 * margin,
-               *head.shape[1:])
-    top = int(np.clip((rows[0] + rows[-1] + 1 - side) // 2, 0, head.shape[1] - side))
-    left = int(np.clip((cols[0] + cols[-1] + 1 - side) // 2, 0, head.shape[2] - side))
-    inside = np.empty((0, 2), int) if holding is None else np.asarray(holding).reshape(-1, 2)
-    if ((inside < (top, left)) | (inside >= (top + side, left + side))).any():
-        return whole
-    return top, top + side, left, left + side
 
 
 def _outline_picture(flair: np.ndarray, distances: SurfaceDistances, other: SurfaceDistances,

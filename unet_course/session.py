@@ -71,6 +71,7 @@ class TrainedModel:
 
     @property
     def parameters(self) -> int:
+        """The model's trainable parameters."""
         return count_parameters(self.model)
 
     @property
@@ -137,6 +138,8 @@ class CourseSetup:
 
     @property
     def device(self) -> torch.device:
+        """Where the chapters compute: the configured device, ``"auto"`` a GPU if there is
+        one (:func:`unet_lib.runtime.pick_device`)."""
         return pick_device(self.config.device)
 
     def run(self, name: str) -> PreparedRun:
@@ -170,6 +173,7 @@ class CourseSetup:
                                    .validate(), changes={**self.changes, **changes})
 
     def describe(self) -> str:
+        """What the chapter runs with: the scale's settings, data, split and course home."""
         c = self.config
         data = ("real BraTS at " if self.real_data else "the phantom at ") + _shown(
             self.data_root, self.home)

@@ -23,14 +23,14 @@ from .comparisons import (compare_models, learning_pace, overfitting_verdict, pl
                           slowest_learner, whole_epochs)
 from .attention_pictures import (attention_overlay, attention_slider, head_values,
                                  show_attention, stretched)
-from .frames import (CHANNEL_COLOURS, LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
+from .frames import (LOSS_STYLES, SLIDER_THRESHOLDS, as_numpy, grey_picture,
                      label_log_axis, legend_handles, mask_to_rgb, model_style, no_ticks,
                      overlap_caption, records_of, region_style, score_axis_floor,
                      threshold_slider)
 from .mask_colours import (channel_colours, colours_in_words, mask_combinations, palette_name,
                            use_palette)
 
-__all__ = ["CHANNEL_COLOURS", "SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
+__all__ = ["SLIDER_THRESHOLDS", "attention_overlay", "attention_slider",
            "channel_colours", "compare_models", "draw_unet", "grey_picture", "head_values",
            "learning_pace", "mask_to_rgb", "overfitting_verdict", "plot_histories", "plot_history",
            "plot_training", "score_axis_floor", "show_attention", "show_colour_key",
