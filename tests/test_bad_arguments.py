@@ -278,3 +278,100 @@ def test_a_recipe_trains_on_data_or_a_phantom_one_of_the_two(tmp_path):
     assert RunRecipe.for_scale("quick", data=tmp_path).data == tmp_path
     with pytest.raises(ValueError, match="run.json: not a run recipe .*data or phantom"):
         RunRecipe.from_json({"model": "classic", "config": {}, "data": None, "phantom": None})
+
+
+class SureOfTumour(torch.nn.Module):
+    """Every pixel of every channel at probability 0.4: marked at a threshold of 0.3, not 0.5."""
+
+    def forward(self, images):
+        logit = torch.logit(torch.tensor(0.4))
+        return torch.full((len(images), 3, *images.shape[-2:]), float(logit))
+
+
+def test_scoring_binarizes_at_the_threshold_the_model_was_trained_at_unless_told(tmp_path):
+    image, tumour = torch.zeros(4, 8, 8), torch.zeros(3, 8, 8)
+    tumour[1] = 1  # every pixel oedema: the whole tumour everywhere
+    model = SureOfTumour()
+    assert evaluate(model, [(image, tumour)])["dice"]["WT"] == 0.0  # 0.5: 0.4 marks nothing
+    model.trained_threshold = 0.3  # as fit and load_model set it
+    assert evaluate(model, [(image, tumour)])["dice"]["WT"] == 1.0  # 0.4 > 0.3: all marked
+    assert evaluate(model, [(image, tumour)], threshold=0.5)["dice"]["WT"] == 0.0  # as told
+    # a checkpoint's run threshold comes back with the model
+    save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4),
+                    config={"threshold": 0.3, "image_size": 8})
+    loaded = load_model(tmp_path / "best.pt")
+    assert (loaded.trained_threshold, loaded.trained_image_size) == (0.3, 8)
+
+
+@pytest.mark.parametrize("threshold", ["0.5", None, "high", float("nan"), True])
+def test_a_threshold_that_is_no_number_is_named(model, slices, threshold):
+    with pytest.raises(ConfigError, match="threshold: must be a probability"):
+        binarize(torch.zeros(1, 3, 2, 2), threshold, logits=True)
+    if threshold is not None:  # None: the model's own threshold
+        with pytest.raises(ConfigError, match="threshold: must be a probability"):
+            evaluate(model, slices, threshold=threshold)
+
+
+def test_evaluate_wants_masks_beside_the_images_and_predict_something_to_predict(model):
+    images = torch.zeros(2, 4, 16, 16)
+    with pytest.raises(TypeError, match="evaluate scores \\(image, mask\\) samples"):
+        evaluate(model, images)
+    with pytest.raises(ValueError, match=r"got masks \(2, 16, 16\) for \(3, 16, 16\)"):
+        evaluate(model, [(images[0], torch.zeros(2, 16, 16))])  # two channels, not three
+    with pytest.raises(ValueError, match=r"got masks \(3, 8, 8\) for \(3, 16, 16\)"):
+        evaluate(model, [(images[0], torch.zeros(3, 8, 8))])  # another size than the image
+    for empty in ([], images[:0], images[:0].numpy()):
+        with pytest.raises(ValueError, match="no sample to score: it holds no sample"):
+            predict(model, empty)
+    for array in (images.numpy(), images.double().numpy()):  # NumPy images, float64 too
+        assert predict(model, array).shape == (2, 3, 16, 16)
+
+
+def test_scores_of_a_patient_want_binary_masks_and_a_voxel_size_per_axis():
+    from unet_lib.patients import score_patient
+
+    truth = torch.zeros(3, 2, 4, 4)
+    truth[:, :, 1:3, 1:3] = 1
+    with pytest.raises(ValueError, match="pred must be a binary mask"):
+        score_patient(truth * 0.3, truth, (1, 1, 1))  # probabilities: not counted as tumour
+    with pytest.raises(ValueError, match=r"spacing must be one voxel size per spatial axis"):
+        score_patient(truth, truth, 1.0)
+
+
+def test_other_arguments_are_named():
+    from unet_lib.attention import attention_contrast
+
+    with pytest.raises(ValueError, match="resamples must be a whole number of at least 1, got "
+                                         "10.5"):
+        paired_bootstrap([0.5, 0.7], [0.4, 0.6], resamples=10.5)
+    with pytest.raises(ValueError, match="no usable slice among the 0 indices given"):
+        attention_contrast(build_model("attention", base_filters=4), [], [])
+
+
+def test_every_scoring_of_a_patient_defaults_to_the_model_s_threshold(slices):
+    from unet_lib.patient_volume import predict_patient
+    from unet_lib.temperature import TemperatureScaled
+
+    volume = slices.volumes[0]
+    model = SureOfTumour()  # 0.4 everywhere: all marked at 0.3, nothing at 0.5
+    assert not predict_patient(model, slices, volume).pred.any()
+    model.trained_threshold = 0.3
+    assert predict_patient(model, slices, volume).pred.all()
+    assert not predict_patient(model, slices, volume, threshold=0.5).pred.any()
+    scaled = TemperatureScaled(model, 1.0)  # carries the threshold with the image size
+    assert scaled.trained_threshold == 0.3
+    at_own, at_half = (evaluate_patients(m, slices, threshold=t).rows[0]["dice"]["WT"]
+                       for m, t in ((scaled, None), (model, 0.5)))
+    assert at_half == 0.0 and at_own > 0  # the truth has tumour: at 0.3 every voxel is marked
+    assert at_own == evaluate_patients(model, slices, threshold=0.3).rows[0]["dice"]["WT"]
+
+
+def test_fit_gives_the_model_the_threshold_it_validated_at(slices):
+    from unet_lib.config import TrainConfig
+    from unet_lib.train import fit
+
+    torch.manual_seed(0)
+    model = build_model("classic", base_filters=4)
+    fit(model, slices, slices, TrainConfig.quick(epochs=1, batch_size=2, threshold=0.3),
+        progress=False)
+    assert model.trained_threshold == 0.3

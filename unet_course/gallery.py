@@ -47,13 +47,13 @@ def phantom_rows(image_size: int = 240, n_slices: int = 155, seed: int = 0,
 def phantom_figure(rows):
     """The four modalities and the RGB mask of each row, with the mask's legend."""
     import matplotlib.pyplot as plt
-    from .frames import legend_handles, mask_to_rgb, no_ticks
+    from .frames import grey_picture, legend_handles, mask_to_rgb, no_ticks
 
     fig = plt.figure(figsize=(12.5, 3.1 * len(rows)), layout="constrained")
     for subfig, (caption, image, mask) in zip(fig.subfigures(len(rows), 1), rows):
         axes = subfig.subplots(1, 5)
         for ax, channel, name in zip(axes, image, MODALITIES):
-            ax.imshow(channel, cmap="gray")
+            ax.imshow(grey_picture(channel), cmap="gray", vmin=0, vmax=1)
             ax.set_title(name)
         axes[-1].imshow(mask_to_rgb(mask))
         axes[-1].set_title("mask")

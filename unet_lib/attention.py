@@ -66,10 +66,14 @@ def attention_contrast(model, dataset, indices: Sequence[int], batch_size: int =
 
     Returns:
         ``(inside, outside)``: arrays with one value per gate, deepest first.
+
+    Raises:
+        ValueError: no index given, or none of their samples usable.
     """
     usable = [s for s in (dataset[i] for i in indices) if not isinstance(s, SkippedSample)]
     if not usable:
-        return np.array([]), np.array([])
+        raise ValueError(f"no usable slice among the {len(indices)} indices given: nothing "
+                         f"to average the attention over")
     # one call: the model moves to the device once, and attention_maps cuts the batches
     maps = attention_maps(model, torch.stack([image for image, _ in usable]), batch_size,
                           device)

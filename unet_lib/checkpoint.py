@@ -39,8 +39,7 @@ from . import runfolder
 from .models import UNet, preset_of
 
 FORMAT = "unet_lib-checkpoint-2"
-#: formats this version reads; version 1 only with ``trust_checkpoint=True`` (it needs NumPy
-#: objects)
+#: formats this version reads; version 1 only with ``trust_checkpoint=True`` (NumPy objects)
 KNOWN_FORMATS = ("unet_lib-checkpoint-1", FORMAT)
 #: what a checkpoint must hold to resume training from it
 TRAINING_KEYS = ("optimizer_state", "scheduler_state", "scaler_state", "epoch", "history",
@@ -261,9 +260,9 @@ def check_training_state(payload: dict) -> None:
 
 def model_from_checkpoint(payload: dict) -> UNet:
     """Rebuild the model a checkpoint dict describes, ``UNet(**payload["hparams"])``, and load
-    its weights. ``model.trained_image_size`` is the slice size it learnt at (the run's
-    ``image_size``; ``None`` where the checkpoint does not say): scoring and segmenting warn,
-    or resize to it, when given slices of another size.
+    its weights. ``model.trained_image_size`` and ``model.trained_threshold`` are the run's
+    ``image_size`` and ``threshold`` (``None`` where the checkpoint does not say): scoring
+    warns, or resizes, at another size, and binarizes at that threshold unless told another.
 
     Raises:
         CheckpointError: naming the file, when its hyper-parameters or weights do not fit
@@ -281,7 +280,8 @@ def model_from_checkpoint(payload: dict) -> UNet:
         detail = " ".join(str(error).split())[:300]
         raise CheckpointError(f"{where}: its weights do not fit the {model.preset_name} U-Net "
                               f"its hparams describe: {detail}") from None
-    model.trained_image_size = (payload.get("config") or {}).get("image_size")
+    config = payload.get("config") or {}
+    model.trained_image_size, model.trained_threshold = map(config.get, ("image_size", "threshold"))
     return model
 
 

@@ -213,10 +213,17 @@ def check_batch_size(batch_size) -> None:
 
 def check_threshold(threshold) -> float:
     """``threshold`` as a float; :class:`ConfigError` (a ``ValueError``) unless it is a
-    probability in [0, 1]."""
-    if not 0.0 <= float(threshold) <= 1.0:
+    probability in [0, 1] (a number: not a string, not ``None``)."""
+    if isinstance(threshold, (str, bytes, bool, np.bool_)) or threshold is None:
+        raise ConfigError("threshold", f"must be a probability in [0, 1], got {threshold!r}")
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ConfigError("threshold", f"must be a probability in [0, 1], got "
+                                       f"{threshold!r}") from None
+    if not 0.0 <= value <= 1.0:
         raise ConfigError("threshold", f"must be a probability in [0, 1], got {threshold}")
-    return float(threshold)
+    return value
 
 
 def check_device(device: str) -> None:

@@ -68,6 +68,8 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
                device: torch.device, amp: bool, on_device: bool, num_workers: int | None,
                batches: list[list[int]] | None):
     """:func:`logit_batches` with the model already on ``device``."""
+    if isinstance(data, np.ndarray):  # images as NumPy (float64 too): a float32 tensor
+        data = torch.as_tensor(data, dtype=torch.float32)
     if isinstance(data, torch.Tensor):
         if batches is not None:
             raise TypeError("logit_batches: batches= needs a dataset, not an image tensor")
@@ -114,12 +116,23 @@ def warn_other_size(learnt: int, given: tuple[int, int]) -> None:
                   TrainedSizeWarning, stacklevel=4)
 
 
-def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size: int = 32,
+def threshold_of(model: nn.Module, threshold: float | None = None) -> float:
+    """The threshold to score ``model`` at, checked: ``threshold`` where given, else the one
+    it was trained and validated at (``model.trained_threshold``, set by
+    :func:`~unet_lib.train.fit` and :func:`~unet_lib.checkpoint.load_model`), else 0.5."""
+    if threshold is None:  # a model in DistributedDataParallel: the one it wraps
+        threshold = getattr(getattr(model, "module", model), "trained_threshold", None)
+    return check_threshold(0.5 if threshold is None else threshold)
+
+
+def evaluate(model: nn.Module, data: Dataset, threshold: float | None = None,
+             batch_size: int = 32,
              device: torch.device | str | None = None, amp: bool = True,
              context: distributed.Context | None = None, num_workers: int | None = None,
              loss_fn: nn.Module | None = None) -> dict:
     """The mean loss per batch image and Dice/precision/recall over all of ``data`` (counts
-    summed first), read by ``num_workers`` processes (see :func:`logit_batches`).
+    summed first), read by ``num_workers`` processes (see :func:`logit_batches`), with pixels
+    marked above ``threshold`` (default: the model's own, :func:`threshold_of`).
 
     ``loss_fn`` (mean-reduced, as :func:`unet_lib.losses.make_loss` makes them; its weights
     on the CPU, or on ``device`` where that is a CUDA GPU) is BCE-with-logits by default;
@@ -136,8 +149,16 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
     Raises:
         BraTSDataError: ``data`` gave no sample to score (empty, or every file unusable):
             with no count at all every score would read a perfect 1.
+        TypeError: ``data`` is an image tensor or array (no masks to score against).
+        ValueError: a mask is not (3, H, W) of its image's size; or, as ConfigError, the
+            threshold is not a probability.
     """
     device = resolve_device(device)  # the batch size: checked by logit_batches
+    threshold = threshold_of(model, threshold)  # before any batch is predicted
+    if isinstance(data, (torch.Tensor, np.ndarray)):
+        raise TypeError("evaluate scores (image, mask) samples: give a dataset (open_dataset, "
+                        "or a list of (image (4, H, W), mask (3, H, W)) pairs), not an image "
+                        "tensor (predict takes those)")
     context = context or distributed.Context()
     if context.active:
         data = Subset(data, range(context.rank, len(data), context.world))
@@ -153,6 +174,10 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float = 0.5, batch_size
         skipped.extend(str(sample) for sample in bad)
         if logits is None:
             continue
+        if masks.shape != logits.shape:
+            raise ValueError(f"each mask must be (3, H, W) as the model's output for its image, "
+                             f"got masks {tuple(masks.shape[1:])} for "
+                             f"{tuple(logits.shape[1:])}")
         loss_sum += loss_fn(logits, masks).double() * len(masks)
         seen += len(masks)
         scores.update(binarize(logits, threshold, logits=True), masks)
@@ -183,12 +208,15 @@ def _consecutive(count: int, batch_size: int) -> list[list[int]]:
             for start in range(0, count, batch_size)]
 
 
-def predict(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int = 32,
+def predict(model: nn.Module, data: Dataset | torch.Tensor | np.ndarray, batch_size: int = 32,
             device: torch.device | str | None = None, amp: bool = True) -> torch.Tensor:
     """Probabilities (N, 3, H, W) float32 on the CPU, channels NCR/NET, ED, ET (each its own
-    sigmoid: they may overlap), for a dataset or an image tensor (N, 4, H, W: FLAIR, T1,
-    T1ce, T2). Binarize them with :func:`unet_lib.metrics.binarize` (``logits=False``); the
-    regions WT, TC, ET come from :func:`unet_lib.metrics.to_regions`."""
+    sigmoid: they may overlap), for a dataset or images (N, 4, H, W: FLAIR, T1, T1ce, T2) as
+    a tensor or a NumPy array; empty data is refused (``BraTSDataError``). Binarize them with
+    :func:`unet_lib.metrics.binarize` (``logits=False``); the regions WT, TC, ET come from
+    :func:`unet_lib.metrics.to_regions`."""
+    if len(data) == 0:
+        raise nothing_to_score(data, [])
     probabilities = []  # logit_batches checks the device and the batch size
     for logits, _, skipped in logit_batches(model, data, batch_size, device, amp):
         if skipped:  # a gap would shift every later prediction off its index

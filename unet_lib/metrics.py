@@ -37,7 +37,7 @@ def binarize(logits_or_probs: torch.Tensor, threshold: float = 0.5, *, logits: b
     through a sigmoid first; ``logits=False``: probabilities. Always said, never guessed from
     the values: logits that all happen to lie in [0, 1] would pass for probabilities.
     """
-    check_threshold(threshold)
+    threshold = check_threshold(threshold)
     probs = torch.sigmoid(logits_or_probs) if logits else logits_or_probs
     return (probs > threshold).float() if threshold < 1 else (probs >= 1).float()
 
@@ -86,15 +86,21 @@ def scores_from_counts(tp: torch.Tensor, fp: torch.Tensor, fn: torch.Tensor
             "recall": _ratio(tp, tp + fn, both_empty)}
 
 
-def _binary_counts(pred: torch.Tensor, target: torch.Tensor, per_image: bool
-                   ) -> dict[str, torch.Tensor]:
-    """:func:`confusion_counts`, after refusing masks that are not binary (logits or
-    probabilities would be cut at 0.5 without a word)."""
-    for name, mask in (("pred", pred), ("target", target)):
+def check_binary(**masks: torch.Tensor) -> None:
+    """Refuse a mask that is not binary (0/1 or bool), naming its argument
+    (``check_binary(pred=pred)``): logits or probabilities would count every value that is not
+    0 as tumour without a word."""
+    for name, mask in masks.items():
         if mask.dtype != torch.bool and bool(((mask != 0) & (mask != 1)).any()):
             raise ValueError(f"{name} must be a binary mask (0/1 or bool), but it holds other "
                              f"values (logits or probabilities?): cut it first with "
                              f"binarize(..., threshold, logits=...)")
+
+
+def _binary_counts(pred: torch.Tensor, target: torch.Tensor, per_image: bool
+                   ) -> dict[str, torch.Tensor]:
+    """:func:`confusion_counts`, after refusing masks that are not binary."""
+    check_binary(pred=pred, target=target)
     return confusion_counts(pred, target, per_image)
 
 

@@ -155,6 +155,9 @@ def hausdorff95(pred, target, spacing=(1.0, 1.0, 1.0), percentile: float = 95.0)
     if pred.shape != target.shape:
         raise ValueError(f"pred and target must have the same shape, got {pred.shape} and "
                          f"{target.shape}")
+    if np.ndim(spacing) != 1:
+        raise ValueError(f"spacing must be one voxel size per spatial axis, in mm, e.g. "
+                         f"(1, 1, 1) for (D, H, W); got {spacing!r}")
     spatial = len(spacing)
     if pred.ndim != spatial + 1:
         axes = ", ".join("DHW"[-spatial:])

@@ -19,11 +19,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .config import check_batch_size, check_threshold
+from .config import check_batch_size
 from .data import SliceDataset, SkippedSample
 from .data.base import items_by_volume
 from .data.brats import REGIONS
-from .inference import logit_batches
+from .inference import logit_batches, threshold_of
 from .metrics import to_regions
 from .outlines import OutlineDistances
 from .patients import (_extent, binarized_on_grid, placed_in_volume,
@@ -64,7 +64,8 @@ class PatientVolume:
         return OutlineDistances.between(self.pred[channel], self.truth[channel], self.spacing)
 
 
-def predict_patient(model: nn.Module, dataset: Dataset, volume: int, threshold: float = 0.5,
+def predict_patient(model: nn.Module, dataset: Dataset, volume: int,
+                    threshold: float | None = None,
                     batch_size: int = 32, device: torch.device | str | None = None,
                     amp: bool = True, spacing: tuple[float, float, float] | None = None
                     ) -> PatientVolume:
@@ -92,7 +93,7 @@ def predict_patient(model: nn.Module, dataset: Dataset, volume: int, threshold: 
     """
     device = resolve_device(device)
     check_batch_size(batch_size)
-    check_threshold(threshold)
+    threshold = threshold_of(model, threshold)
     stored = dataset
     if isinstance(dataset, SliceDataset):
         stored = dataset.at_stored_size()

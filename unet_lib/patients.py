@@ -27,9 +27,10 @@ from .config import check_batch_size
 from .data import SliceDataset
 from .data.base import batches_by_volume, items_by_volume
 from .data.brats import BRATS_SHAPE_MM, REGIONS
-from .metrics import SegmentationScores, binarize, scores_from_counts, to_regions
+from .metrics import (SegmentationScores, binarize, check_binary, scores_from_counts,
+                      to_regions)
 from .outlines import hausdorff95
-from .inference import logit_batches, probabilities_on_grid
+from .inference import logit_batches, probabilities_on_grid, threshold_of
 from .runtime import resolve_device
 
 PATIENT_METRICS = ("dice", "precision", "recall", "hd95")
@@ -120,6 +121,7 @@ def score_patient(pred: torch.Tensor, target: torch.Tensor, spacing) -> dict:
     if pred.shape != target.shape or pred.dim() != 4 or pred.shape[0] != len(REGIONS):
         raise ValueError(f"pred and target must both be (3, D, H, W) masks of the regions WT, "
                          f"TC, ET; got {tuple(pred.shape)} and {tuple(target.shape)}")
+    check_binary(pred=pred, target=target)
     p, t = pred.bool().flatten(1), target.bool().flatten(1)
     _check_nested(t)
     counts = {"tp": (p & t).sum(1).double(), "fp": (p & ~t).sum(1).double(),
@@ -150,7 +152,7 @@ class PartialVolumeWarning(UserWarning):
     """A patient was scored in 3-D on some of its slices only (the message says which way)."""
 
 
-def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5,
+def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float | None = None,
                       batch_size: int = 32, device: torch.device | str | None = None,
                       amp: bool = True, spacing: tuple[float, float, float] | None = None,
                       pixels: SegmentationScores | None = None,
@@ -158,7 +160,9 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     """Score ``model`` on every patient (volume) of ``dataset``, in 3-D.
 
     The slices of each volume are predicted in slice order, stacked into (3, D, H, W),
-    binarized at ``threshold`` and turned into the regions WT, TC, ET; one volume is held in
+    binarized at ``threshold`` (default: the model's own,
+    :func:`~unet_lib.inference.threshold_of`) and turned into the regions WT, TC, ET; one
+    volume is held in
     memory at a time. A model that works at a smaller size than the data's (a dataset whose
     ``image_size`` resizes the slices) is scored as BraTS scores: its probabilities are
     resized to the slices' own grid (:func:`~unet_lib.inference.probabilities_on_grid`) and
@@ -190,6 +194,7 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float = 0.5
     """
     device = resolve_device(device)
     check_batch_size(batch_size)
+    threshold = threshold_of(model, threshold)
     if native_size and isinstance(dataset, SliceDataset) and dataset.image_size is not None:
         dataset = dataset.with_native_masks()
     order = items_by_volume(dataset)

@@ -59,8 +59,10 @@ class PreparedRun:
         """The dataset of one side of the split: ``"train"``, ``"val"`` or ``"test"``."""
         from .data import open_dataset
 
-        volumes = {"train": self.train_volumes, "val": self.val_volumes,
-                   "test": self.test_volumes}[side]
+        sides = {"train": self.train_volumes, "val": self.val_volumes, "test": self.test_volumes}
+        if side not in sides:
+            raise ValueError(f"side must be 'train', 'val' or 'test', got {side!r}")
+        volumes = sides[side]
         if not volumes:
             raise ValueError(f"{self.folder}: the run has no {side} volumes (its "
                              f"{side}_fraction is 0)")

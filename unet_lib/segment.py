@@ -30,7 +30,7 @@ from .data.brats import CHANNEL_LABELS, NIFTI_MODALITIES
 from .data.nifti import case_slice, load_modalities
 from .data.nifti_cases import RELEASE_FOLDERS, check_not_one_case, find_case_file
 from .data.samples import BraTSDataError
-from .inference import predict, probabilities_on_grid
+from .inference import predict, probabilities_on_grid, threshold_of
 from .postprocess import keep_largest_component
 from .runtime import resolve_device
 
@@ -89,7 +89,7 @@ def find_unlabelled_cases(root: str | Path) -> dict[str, dict[str, Path | None]]
 
 
 def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: int | None = None,
-                 threshold: float = 0.5, batch_size: int = 32,
+                 threshold: float | None = None, batch_size: int = 32,
                  device: torch.device | str | None = None, keep_largest: bool = False
                  ) -> tuple[np.ndarray, object]:
     """The label map of one case and the NIfTI image its grid comes from (FLAIR's).
@@ -99,6 +99,8 @@ def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: in
         image_size: the size the model learnt at (slices are resized to it and the
             probabilities back); ``None``: ``model.trained_image_size`` where the model knows
             it (one from :func:`unet_lib.checkpoint.load_model`), else the case's own size.
+        threshold: each channel's cut; ``None``: the model's own
+            (:func:`unet_lib.inference.threshold_of`: as trained, else 0.5).
         keep_largest: keep only the largest connected piece of the tumour (any label; voxels
             sharing a face join, across slices too) and set every voxel outside it to 0, as
             :func:`unet_lib.postprocess.keep_largest_tumour` does.
@@ -124,7 +126,8 @@ def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: in
     slices = resize_image(slices, image_size)  # as the training data were resized
     probs = predict(model, slices, batch_size=batch_size, device=device)  # (D, 3, S, S)
     probs = probabilities_on_grid(probs, (height, width))
-    labels = labels_from_probabilities(probs.permute(1, 2, 3, 0), threshold)  # (H, W, D)
+    labels = labels_from_probabilities(probs.permute(1, 2, 3, 0),  # (H, W, D)
+                                       threshold_of(model, threshold))
     if keep_largest:  # on (D, H, W), as evaluate cleans: pieces of equal size tie alike
         kept = keep_largest_component((labels > 0).transpose(2, 0, 1)).transpose(1, 2, 0)
         labels[~kept] = 0
@@ -132,7 +135,7 @@ def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: in
 
 
 def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
-                   image_size: int | None = None, threshold: float = 0.5,
+                   image_size: int | None = None, threshold: float | None = None,
                    batch_size: int = 32, device: torch.device | str | None = None,
                    report=print, missing_only: bool = False, keep_largest: bool = False
                    ) -> tuple[list[Path], list[str]]:
@@ -155,7 +158,7 @@ def segment_folder(model: nn.Module, data: str | Path, out: str | Path,
 
     device = resolve_device(device)  # the arguments checked before anything is read or made
     check_batch_size(batch_size)
-    check_threshold(threshold)
+    threshold = threshold_of(model, threshold)
     cases = find_unlabelled_cases(data)
     out = Path(out)
     if out.exists() and not out.is_dir():

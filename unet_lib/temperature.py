@@ -125,8 +125,10 @@ class TemperatureScaled(nn.Module):
     takes a model (:func:`~unet_lib.calibration.reliability`,
     :func:`~unet_lib.inference.predict`, :func:`~unet_lib.inference.evaluate`) then reads
     the scaled probabilities. ``temperature``: (3,) or one number for every channel. It
-    carries the model's ``trained_image_size`` (so that scoring resizes as for the model), not
-    its attention maps or checkpoints: take those from the model itself."""
+    carries the model's ``trained_image_size`` and ``trained_threshold`` (so that scoring
+    resizes as for the model and cuts at the same threshold: at 0.5 the decisions are the
+    model's; at another the scaled probabilities decide otherwise), not its attention maps or
+    checkpoints: take those from the model itself."""
 
     def __init__(self, model: nn.Module, temperature):
         super().__init__()
@@ -140,6 +142,7 @@ class TemperatureScaled(nn.Module):
         self.model = model
         self.register_buffer("temperature", t.view(1, -1, 1, 1))
         self.trained_image_size = getattr(model, "trained_image_size", None)
+        self.trained_threshold = getattr(model, "trained_threshold", None)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) the model's logits over the temperature."""

@@ -152,6 +152,7 @@ def _fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None, config
     report = print if summaries else (lambda *args, **kwargs: None)
     config = sized_as_data(config, train_data, report)  # what the checkpoints record
     model.trained_image_size = config.image_size  # a loaded model fine-tuned at another size
+    model.trained_threshold = config.threshold  # what evaluate() defaults to from now on
     if context.active:
         report(f"torchrun: {context.world} processes, each training on "
                f"{config.batch_size // context.world} of every {config.batch_size} images"

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from ..config import ConfigError, TrainConfig
+from ..metrics import regions_mean_dice
 from .checks import (check_bench_options, check_train_data, check_train_folder, fit_models,
                      note_a_long_run, note_fewer_volumes, note_resized_data)
 from .scoring import print_scores
@@ -92,7 +93,7 @@ def cmd_train(args) -> int:
     if record is not None:
         dice = record["val"]["dice"]
         print(f"best.pt holds epoch {kept}: mean validation Dice over WT, TC and ET "
-              f"{sum(dice[r] for r in ('WT', 'TC', 'ET')) / 3:.3f}")
+              f"{regions_mean_dice(dice):.3f}")
     if (out / HISTORY_CSV).is_file():
         print(f"every epoch's losses and scores: {out / HISTORY_CSV}")
     return 0

@@ -93,6 +93,8 @@ class UNet(nn.Module):
         #: The image side it was trained at (set by ``fit`` and ``load_model``); ``None`` for a
         #: model not trained yet. Predicting at another size warns (``TrainedSizeWarning``).
         self.trained_image_size: int | None = None
+        #: The threshold it was validated at (set likewise): scoring's default, else 0.5.
+        self.trained_threshold: float | None = None
         self.reset_weights()
 
     def reset_weights(self) -> None:
