@@ -341,7 +341,7 @@ def test_scores_of_a_patient_want_binary_masks_and_a_voxel_size_per_axis():
 def test_other_arguments_are_named():
     from unet_lib.attention import attention_contrast
 
-    with pytest.raises(ValueError, match="resamples must be a whole number of at least 1, got "
+    with pytest.raises(ValueError, match="resamples: must be a whole number of at least 1, got "
                                          "10.5"):
         paired_bootstrap([0.5, 0.7], [0.4, 0.6], resamples=10.5)
     with pytest.raises(ValueError, match="no usable slice among the 0 indices given"):

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from .calibration_bootstrap import by_channel, central_interval, resampled_sums
-from .config import check_batch_size
+from .config import check_batch_size, check_whole_number
 from .data import SliceDataset
 from .data.base import batches_by_volume, items_by_volume
 from .data.brats import MASK_CHANNELS
@@ -254,8 +254,7 @@ def bin_counts(probs: torch.Tensor, targets: torch.Tensor, bins: int = 10
 
 def check_bins(bins: int) -> int:
     """``bins`` as a whole number of at least 2, or a ValueError naming it."""
-    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
-        raise ValueError(f"bins = {bins!r}: give a whole number of bins, at least 2")
+    check_whole_number("bins", bins, least=2)
     return int(bins)
 
 

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from .config import check_whole_number
 from .data.brats import MASK_CHANNELS
 
 
@@ -20,9 +21,7 @@ def resampled_sums(per_patient: np.ndarray, resamples: int, seed: int) -> np.nda
     """``per_patient`` (patients, ...) summed over ``resamples`` draws of as many patients,
     with replacement: (resamples, ...). The same ``seed`` and number of patients draw the same
     patients, so that two models binned on the same patients are resampled in pairs."""
-    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) \
-            or resamples < 1:
-        raise ValueError(f"resamples = {resamples!r}: give a whole number of 1 or more")
+    check_whole_number("resamples", resamples)
     patients = len(per_patient)
     draws = np.random.default_rng(seed).integers(patients, size=(resamples, patients))
     times = np.zeros((resamples, patients))  # how often each draw took each patient

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .config import check_whole_number
+
 
 #: up to this many patients the sign-flip test counts all 2^n sign patterns; beyond, it draws
 #: SIGN_FLIP_RESAMPLES of them at random
@@ -28,12 +30,6 @@ def _paired_differences(first, second) -> np.ndarray:
                              f"{np.flatnonzero(~np.isfinite(scores)).tolist()} hold "
                              f"{scores[~np.isfinite(scores)].tolist()}")
     return first - second
-
-
-def _check_resamples(resamples) -> None:
-    if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) \
-            or resamples < 1:
-        raise ValueError(f"resamples must be a whole number of at least 1, got {resamples!r}")
 
 
 def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95,
@@ -58,7 +54,7 @@ def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95
     differences = _paired_differences(first, second)
     if not 0 < level < 1:
         raise ValueError(f"level must be a coverage between 0 and 1 (0.95 for 95 %), got {level}")
-    _check_resamples(resamples)
+    check_whole_number("resamples", resamples)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(differences), size=(resamples, len(differences)))
     means = differences[draws].mean(axis=1)
@@ -106,7 +102,7 @@ def sign_flip_means(first, second, exact_up_to: int = EXACT_UP_TO,
     ``exact_up_to`` patients (pattern 0, no flip, first: the observed mean), else
     ``resamples`` random ones (``seed``). Returns float64 (2^n,) or (resamples,)."""
     differences = _paired_differences(first, second)
-    _check_resamples(resamples)
+    check_whole_number("resamples", resamples)
     n = len(differences)
     if n <= exact_up_to:
         patterns = (np.arange(2 ** n)[:, None] >> np.arange(n)) & 1  # (2^n, n) of 0/1

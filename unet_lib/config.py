@@ -203,12 +203,16 @@ def _bytes(count: float) -> str:
         count /= 1024
 
 
+def check_whole_number(name: str, value, least: int = 1) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``value`` is a whole number (not a
+    bool, not 10.5) of at least ``least``."""
+    if not _is_int(value) or value < least:
+        raise ConfigError(name, f"must be a whole number of at least {least}, got {value!r}")
+
+
 def check_batch_size(batch_size) -> None:
     """Raise :class:`ConfigError` unless ``batch_size`` is a whole number of at least 1."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ConfigError("batch_size", f"must be a whole number of at least 1, got "
-                                        f"{batch_size!r}")
+    check_whole_number("batch_size", batch_size)
 
 
 def check_threshold(threshold) -> float:
