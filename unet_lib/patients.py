@@ -162,14 +162,14 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float | Non
     The slices of each volume are predicted in slice order, stacked into (3, D, H, W),
     binarized at ``threshold`` (default: the model's own,
     :func:`~unet_lib.inference.threshold_of`) and turned into the regions WT, TC, ET; one
-    volume is held in
-    memory at a time. A model that works at a smaller size than the data's (a dataset whose
-    ``image_size`` resizes the slices) is scored as BraTS scores: its probabilities are
-    resized to the slices' own grid (:func:`~unet_lib.inference.probabilities_on_grid`) and
-    compared with the masks as stored, not with masks shrunk to its size. Unusable slices count
-    empty in prediction and truth, each in its place, as a packed copy of the data stacks
-    them (``slices`` counts those used). The whole pass is one loader, its
-    batches cut volume by volume, so that on a GPU its reading processes start once.
+    volume is held in memory at a time. A model that works at a smaller size than the data's
+    (a dataset whose ``image_size`` resizes the slices) is scored as BraTS scores: its
+    probabilities are resized to the slices' own grid
+    (:func:`~unet_lib.inference.probabilities_on_grid`) and compared with the masks as stored,
+    not with masks shrunk to its size. Unusable slices count empty in prediction and truth,
+    each in its place, as a packed copy of the data stacks them (``slices`` counts those
+    used). The whole pass is one loader, its batches cut volume by volume, so that on a GPU
+    its reading processes start once.
 
     Args:
         spacing: voxel size (depth, height, width) in mm. Default: the volume's size in mm

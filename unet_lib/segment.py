@@ -120,14 +120,14 @@ def segment_case(model: nn.Module, files: dict[str, Path | None], image_size: in
                                      f"{folder.name}_<flair|t1|t1ce|t2>.nii(.gz)")
     if image_size is None:
         image_size = getattr(model, "trained_image_size", None)
+    threshold = threshold_of(model, threshold)  # checked before the case is read
     stacked, reference = load_modalities(files)  # (H, W, D, 4), as training reads a case
     height, width, depth, _ = stacked.shape
     slices = torch.stack([torch.from_numpy(case_slice(stacked, s)) for s in range(depth)])
     slices = resize_image(slices, image_size)  # as the training data were resized
     probs = predict(model, slices, batch_size=batch_size, device=device)  # (D, 3, S, S)
     probs = probabilities_on_grid(probs, (height, width))
-    labels = labels_from_probabilities(probs.permute(1, 2, 3, 0),  # (H, W, D)
-                                       threshold_of(model, threshold))
+    labels = labels_from_probabilities(probs.permute(1, 2, 3, 0), threshold)  # (H, W, D)
     if keep_largest:  # on (D, H, W), as evaluate cleans: pieces of equal size tie alike
         kept = keep_largest_component((labels > 0).transpose(2, 0, 1)).transpose(1, 2, 0)
         labels[~kept] = 0

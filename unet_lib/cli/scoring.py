@@ -91,12 +91,12 @@ def _trained_model(args):
     ``--checkpoint``; ``args.threshold`` becomes the run's own when not given (0.5 without
     one)."""
     from ..checkpoint import CheckpointError, model_from_checkpoint, read_checkpoint
+    from ..inference import threshold_of
 
     checkpoint = read_checkpoint(args.checkpoint, trust_checkpoint=args.trust_checkpoint)
     trained_with = checkpoint.get("config") or {}
-    if args.threshold is None:
-        args.threshold = trained_with.get("threshold", 0.5)
     model = model_from_checkpoint(checkpoint).eval()
+    args.threshold = threshold_of(model, args.threshold)  # the run's own when not given
     channels = (model.hparams.get("in_channels", 4), model.hparams.get("out_channels", 3))
     if channels != (4, 3):  # BraTS: 4 modalities in, 3 sub-regions out; said before any data
         raise CheckpointError(f"{args.checkpoint}: holds a model of {channels[0]} input and "
