@@ -170,6 +170,35 @@ class _Counting(torch.nn.Module):
         return self.model(x)
 
 
+def test_a_loaded_model_sits_on_the_device_named_by_either_name_but_not_both(model, tmp_path,
+                                                                            monkeypatch):
+    import unet_lib.checkpoint as checkpoint
+
+    path = save_checkpoint(tmp_path / "best.pt", model)
+    with pytest.raises(ConfigError, match=r"^device: 'gpu' is not a device"):
+        load_model(path, device="gpu")  # the argument named is the one given
+    for device in ("cpu", torch.device("cpu"), "auto"):  # any device given, the default too
+        with pytest.raises(ConfigError, match=r"^map_location: 'cpu' and device=.* both given"):
+            load_model(path, device=device, map_location="cpu")
+    with pytest.raises(TypeError, match=r"^map_location: load_model puts the model on one "
+                                        r"device, not \{'cuda:0': 'cpu'\}; read_checkpoint"):
+        load_model(path, map_location={"cuda:0": "cpu"})  # torch.load's mapping: elsewhere
+    # where the model ends up is the device resolved, whatever the weights were read onto:
+    # "meta" stands in for a GPU (the file is read onto the CPU, then the model moved)
+    read_onto = []
+    real_read = checkpoint.read_checkpoint
+    monkeypatch.setattr(checkpoint, "read_checkpoint", lambda path, where, **kwargs: (
+        read_onto.append(where), real_read(path, where, **kwargs))[1])
+    monkeypatch.setattr(checkpoint, "resolve_device", lambda device: torch.device(
+        "cpu" if str(device) == "cpu" else "meta"))
+    for given, where in (({"device": "cuda"}, "meta"), ({"map_location": "cuda"}, "meta"),
+                         ({}, "cpu")):
+        loaded = load_model(path, **given)
+        assert {p.device.type for p in loaded.parameters()} == {where}, given
+        assert not loaded.training
+    assert read_onto == ["cpu"] * 3  # a last.pt's optimizer state never goes to the GPU
+
+
 def test_a_map_location_given_as_a_device_is_checked_too(model, tmp_path):
     path = save_checkpoint(tmp_path / "best.pt", model)
     if not torch.cuda.is_available():

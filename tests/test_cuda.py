@@ -134,6 +134,16 @@ def test_scoring_on_the_gpu_waits_as_often_for_one_batch_as_for_five(datasets):
 
 
 
+@pytest.mark.parametrize("argument", ["device", "map_location"])
+def test_a_model_loaded_onto_the_gpu_is_on_the_gpu(tmp_path, argument):
+    from unet_lib.checkpoint import load_model, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4))
+    model = load_model(path, **{argument: "cuda"})  # it stayed on the CPU before 2026-12-07
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
+    assert {b.device.type for b in model.buffers()} == {"cuda"}
+
+
 def test_predicting_on_the_gpu_leaves_a_cpu_model_on_the_cpu():
     from unet_lib.attention import attention_maps
     from unet_lib.inference import predict

@@ -760,3 +760,15 @@ def test_a_model_its_user_compiled_trains_checkpoints_and_resumes(datasets, tmp_
 
     saved = read_checkpoint(tmp_path / "last.pt")["model_state"]
     assert not any(name.startswith("_orig_mod.") for name in saved)
+
+
+def test_on_a_tie_best_pt_keeps_the_earlier_epoch(datasets, tmp_path, monkeypatch):
+    # every epoch's mean over WT, TC, ET is 0.5 (sums exact in binary); epoch 2 is better on
+    # the label channels, epoch 3 by another mix of regions: neither replaces epoch 1
+    validation_scores_are(monkeypatch, [
+        {"NCR/NET": 0.25, "ED": 0.25, "WT": 0.5, "TC": 0.5, "ET": 0.5},
+        {"NCR/NET": 0.75, "ED": 0.75, "WT": 0.5, "TC": 0.5, "ET": 0.5},
+        {"NCR/NET": 0.75, "ED": 0.75, "WT": 0.75, "TC": 0.5, "ET": 0.25}])
+    fit_tiny_classic(datasets, tmp_path, epochs=3)
+    assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+    assert read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 1

@@ -23,11 +23,9 @@ half-written checkpoint where the last good one was.
 
 from __future__ import annotations
 
-import errno
 import os
 import pickle
 import re
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,9 @@ import numpy as np
 import torch
 
 from . import runfolder
+from .config import ConfigError
 from .models import UNet, preset_of
+from .runtime import resolve_device
 
 FORMAT = "unet_lib-checkpoint-2"
 #: formats this version reads; version 1 only with ``trust_checkpoint=True`` (NumPy objects)
@@ -134,47 +134,15 @@ def write_checkpoint(path: str | Path, payload: dict) -> Path:
     except (OSError, RuntimeError) as error:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        cause = _first_cause(error)
+        cause = runfolder.cause_behind(error)
         if isinstance(cause, KeyboardInterrupt):  # a Ctrl-C, not a failed write
             raise cause from None
-        raise CheckpointWriteError(_write_failure(path, cause)) from error
+        raise CheckpointWriteError(runfolder.write_failure(path, cause)) from error
     except BaseException:  # Ctrl-C mid-write: leave no temporary behind
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def _first_cause(error: BaseException) -> BaseException:
-    """The Ctrl-C or ``OSError`` behind ``error``, else ``error``. ``torch.save`` writes to a
-    file object from C++ code, which turns whatever the file's ``write`` raised — a Ctrl-C, a
-    full disk's ``OSError`` — into a ``RuntimeError`` ("unexpected pos ...") whose context
-    it is."""
-    behind = error
-    for _ in range(8):  # through the RuntimeErrors that wrap it
-        if not isinstance(behind, RuntimeError) or behind.__context__ is None:
-            break
-        behind = behind.__context__
-    return behind if isinstance(behind, (KeyboardInterrupt, OSError)) else error
-
-
-def _write_failure(path: Path, error: Exception) -> str:
-    """One line saying why ``path`` could not be written, and that the old file is intact."""
-    no_space = getattr(error, "errno", None) == errno.ENOSPC
-    if no_space or "file write failed" in str(error):
-        try:
-            free = shutil.disk_usage(path.parent).free / 2 ** 20
-        except OSError:
-            free = None
-        where = f" ({free:.0f} MiB free there)" if free is not None else ""
-        reason = (f"the disk is full{where}" if no_space or (free is not None and free < 256)
-                  else f"the write failed; is the disk full?{where}")
-    elif isinstance(error, PermissionError) or getattr(error, "errno", None) == errno.EROFS:
-        reason = "the folder is read-only (permission denied)"
-    else:
-        reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
-    kept = "the previous one there is intact" if path.exists() else "nothing was written"
-    return f"{path}: cannot be written: {reason}; {kept}"
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
@@ -206,13 +174,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
                               f"torch.save writes (truncated or damaged, or another kind of "
                               f"file)")
     if isinstance(map_location, (str, torch.device)):  # else torch.load blames the file
-        from .config import ConfigError
-        from .runtime import resolve_device
-
-        try:
-            map_location = resolve_device(map_location)  # "auto" too, as ``device`` takes it
-        except ConfigError as problem:
-            raise ConfigError("map_location", problem.problem) from None
+        map_location = _device_named("map_location", map_location)
     try:
         payload = torch.load(path, map_location=map_location, weights_only=not trust_checkpoint)
     except pickle.UnpicklingError as error:
@@ -285,12 +247,39 @@ def model_from_checkpoint(payload: dict) -> UNet:
     return model
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu",
-               trust_checkpoint: bool = False) -> UNet:
-    """The trained model saved in a checkpoint file, in eval mode (see :func:`read_checkpoint`
-    for ``trust_checkpoint``)."""
-    state = read_checkpoint(path, map_location, trust_checkpoint=trust_checkpoint)
-    return model_from_checkpoint(state).eval()
+#: load_model's default device; any other object passed as ``device`` counts as given
+_CPU = torch.device("cpu")
+
+
+def load_model(path: str | Path, device: str | torch.device = _CPU,
+               trust_checkpoint: bool = False, *,
+               map_location: str | torch.device | None = None) -> UNet:
+    """The trained model saved in a checkpoint file, in eval mode, on ``device`` (``"cpu"``,
+    ``"cuda"``, ``"cuda:N"``, ``"mps"``, ``"auto"`` or a ``torch.device``). ``map_location``,
+    :func:`torch.load`'s name, is taken for ``device``; torch.load's mappings (a dict, a
+    function) are :func:`read_checkpoint`'s. See it for ``trust_checkpoint``."""
+    name = "device"
+    if map_location is not None:
+        if device is not _CPU:
+            raise ConfigError("map_location", f"{map_location!r} and device={device!r} both "
+                                              f"given: give one (they name the same thing)")
+        if not isinstance(map_location, (str, torch.device)):
+            raise TypeError(f"map_location: load_model puts the model on one device, not "
+                            f"{map_location!r}; read_checkpoint(path, map_location) takes "
+                            f"torch.load's mappings")
+        name, device = "map_location", map_location
+    device = _device_named(name, device)  # checked before the file is read
+    state = read_checkpoint(path, "cpu", trust_checkpoint=trust_checkpoint)  # a last.pt's
+    return model_from_checkpoint(state).to(device).eval()  # optimizer state stays on the CPU
+
+
+def _device_named(argument: str, device: str | torch.device) -> torch.device:
+    """``device`` resolved as every ``device=`` is (``"auto"`` included), or a
+    :class:`ConfigError` naming ``argument`` (before torch.load could blame the file)."""
+    try:
+        return resolve_device(device)
+    except ConfigError as problem:
+        raise ConfigError(argument, problem.problem) from None
 
 
 def check_same_architecture(model: UNet, payload: dict, path: str | Path) -> None:

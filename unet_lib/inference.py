@@ -26,6 +26,11 @@ from .runtime import (autocast, layout_of, moved, resolve_device, tally_device,
 from .sampling import scoring_workers
 
 
+#: what a course or a researcher calls; the other functions serve the library's modules and
+#: the course's pictures (mask_on_grid)
+__all__ = ["evaluate", "predict", "threshold_sweep", "threshold_of", "TrainedSizeWarning"]
+
+
 @torch.no_grad()
 def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
                   device: torch.device, amp: bool, on_device: bool = False,

@@ -67,10 +67,11 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
         config: :class:`TrainConfig`; the slides' defaults when ``None``. Checked before any
             work (:meth:`TrainConfig.validate`).
         checkpoint_dir: where to write ``best.pt`` (the best mean validation Dice over WT, TC
-            and ET so far), then ``last.pt`` and ``history.csv`` (the epochs so far, see
-            :func:`unet_lib.progress.history_csv`) after each epoch. The folder is locked while
-            training (:func:`unet_lib.runfolder.claim`): a second run on it is refused, and so
-            is a new run where a file of :data:`~unet_lib.runfolder.RUN_OUTPUTS` is.
+            and ET so far; on a tie the earlier epoch stays), then ``last.pt`` and
+            ``history.csv`` (the epochs so far, see :func:`unet_lib.progress.history_csv`)
+            after each epoch. The folder is locked while training
+            (:func:`unet_lib.runfolder.claim`): a second run on it is refused, and so is a new
+            run where a file of :data:`~unet_lib.runfolder.RUN_OUTPUTS` is.
         resume: continue from ``checkpoint_dir/last.pt`` (same architecture; without it, a new
             run). Changed rates, epochs, batch size, threshold or loss weights are applied and
             printed; a change of :data:`RESUME_FIXED` (data, split, model width, optimizer) is
@@ -265,7 +266,8 @@ def _validate(model: nn.Module, val_data: Dataset, steps: TrainingParts, loss_fn
 
 
 def _best_pt_score(record: dict) -> float:
-    """What ``best.pt`` is chosen on: the epoch's mean validation Dice over WT, TC, ET."""
+    """What ``best.pt`` is chosen on: the epoch's mean validation Dice over WT, TC, ET (an
+    epoch replaces it only by scoring strictly higher: on a tie the earlier epoch stays)."""
     return regions_mean_dice(record["val"]["dice"]) if "val" in record else -math.inf
 
 
