@@ -16,7 +16,7 @@ import unet_course as course
 from unet_course import exercises, labs, session
 from unet_lib.checkpoint import save_checkpoint
 from unet_lib.metrics import best_threshold_of_slice
-from unet_lib.models import build_model, count_parameters
+from unet_lib.models import ClassicUNet, build_model, count_parameters
 from unet_lib.runfolder import wait_while_busy
 from unet_lib.train import History
 
@@ -229,7 +229,7 @@ def test_two_ways_check():
 
 
 def test_attention_parameters_check_counts_four_gates():
-    classic = count_parameters(labs.ClassicUNet())
+    classic = count_parameters(ClassicUNet())
     # gates on skips of widths 32, 64, 128, 256 with intermediate width 8:
     # w_x c·8, w_g from the level below 2c·8 + 8, psi 8 + 1
     gates = sum(c * 8 + 2 * c * 8 + 8 + 9 for c in (32, 64, 128, 256))
@@ -555,3 +555,31 @@ def test_names_in_a_glued_sentence_take_the_plural_and_an_and():
     assert counted("Patient", (2, 3, 5)) == "Patients 2, 3 and 5"
     with pytest.raises(ValueError, match="no patient to name"):
         counted("patient", [])
+
+
+def test_a_shown_table_prints_its_caption_heading_and_rows_outside_a_notebook(capsys):
+    from unet_course import show_table
+
+    show_table([{"model": "Classic", "Dice": 0.8123}], formats={"Dice": ".2f"},
+               caption="Dice per model", heading="Quick run")
+    assert capsys.readouterr().out.splitlines() == [
+        "**Quick run**", "", "<!-- table: Dice per model -->", "| model | Dice |", "|---|---|",
+        "| Classic | 0.81 |"]
+    with pytest.raises(TypeError, match="caption"):
+        show_table([{"model": "Classic"}])  # every table in the book says what it shows
+
+
+def test_a_shown_table_is_displayed_as_markdown_in_a_notebook(monkeypatch):
+    import IPython
+    import IPython.display
+
+    from unet_course import show_markdown
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())  # a kernel is running
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda *items, **how: shown.append((items, how)))
+    show_markdown("**bold**")
+    # a notebook renders the Markdown; a terminal IPython shows the text, not "<... object>"
+    assert shown == [(({"text/markdown": "**bold**", "text/plain": "**bold**"},),
+                      {"raw": True})]

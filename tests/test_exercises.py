@@ -489,7 +489,7 @@ def test_a_forward_that_stops_short_or_skips_the_up_convolutions_is_told_which()
 
 
 def test_a_forward_that_cuts_the_gradients_gives_the_right_logits_and_still_fails():
-    from unet_course.forward_exercise import forward_with_parts
+    from unet_course.exercises.forward import forward_with_parts
 
     def without_gradients(*args):
         with torch.no_grad():

@@ -9,6 +9,9 @@ import torch
 
 from unet_course import labs
 from unet_course.checking import _ASKED
+from unet_course.frames import shown_on_slider
+from unet_lib.metrics import whole_tumour_dice
+from unet_lib.models import IMPROVEMENTS
 
 PROBS = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(0))
 TARGET = (torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1)) > 0.7).float()
@@ -46,13 +49,13 @@ def _wrong_answers(kind: str, expected) -> list:
         changed[-1] = changed[-1] + 3
         return [type(expected)(changed)]
     if kind == "name":
-        return [name for name in labs.IMPROVEMENTS if name != expected][:2]
+        return [name for name in IMPROVEMENTS if name != expected][:2]
     if kind == "set":
         return [{"ED"}, {"NCR/NET", "ED", "ET"}]
     if kind == "threshold":  # thresholds whose Dice looks worse on the slider, not tied
-        best = labs.shown_on_slider(labs.whole_tumour_dice(PROBS, TARGET, expected))
+        best = shown_on_slider(whole_tumour_dice(PROBS, TARGET, expected))
         worse = [t for t in THRESHOLDS
-                 if labs.shown_on_slider(labs.whole_tumour_dice(PROBS, TARGET, t)) != best]
+                 if shown_on_slider(whole_tumour_dice(PROBS, TARGET, t)) != best]
         assert worse
         return [worse[0], worse[-1]]
     if kind == "gate size":
@@ -142,10 +145,10 @@ def test_every_exercise_a_check_remembers_is_one_reveal_knows():
     from unet_course.checking import ANSWERED_EXERCISES, CODING_EXERCISES
 
     root = Path(__file__).resolve().parents[1]
-    code = "".join(path.read_text() for path in (root / "unet_course").glob("*.py"))
+    code = "".join(path.read_text() for path in (root / "unet_course").rglob("*.py"))
     code += "".join(path.read_text() for path in (root / "book").glob("*.ipynb"))
-    named = set(re.findall(r'(?:unanswered\(answer, |asked\(|exercise=\\?"|exercise: str = ")'
-                           r'"?([0-9]\.[0-9]b?)', code))
+    named = set(re.findall(r'(?:unanswered\(answer, |asked\(|exercise=\\?"|exercise: str = "|'
+                           r'_check_parameter_count\(\s*answer, )"?([0-9]\.[0-9]b?)', code))
     assert named == set(ANSWERED_EXERCISES)
     assert not set(CODING_EXERCISES) & set(ANSWERED_EXERCISES)
 

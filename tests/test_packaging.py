@@ -80,11 +80,30 @@ def test_ci_runs_the_readme_test_command():
 def test_the_readme_layout_names_every_module():
     readme = (ROOT / "README.md").read_text()
     layout = readme[readme.index("## Layout"):readme.index("What each chapter calls")]
+    lines = layout.splitlines()
+
+    def entry(package: str, folder: str) -> str:
+        """The layout's text for ``folder`` of ``package`` (a subpackage's line and its
+        continuation lines; the package's own for a module at its top)."""
+        top = next(i for i, line in enumerate(lines) if line.startswith(f"{package}/"))
+        if folder == ".":
+            return "\n".join(lines[top:])  # a top module: anywhere in its package's part
+        first = next(i for i in range(top, len(lines))
+                     if lines[i].strip().startswith(f"{folder}/"))
+        rest = (i for i in range(first + 1, len(lines)) if not lines[i].startswith("    "))
+        return "\n".join(lines[first:next(rest, len(lines))])
+
     modules = [path for package in ("unet_lib", "unet_course")
                for path in (ROOT / package).rglob("*.py")
                if path.name not in ("__init__.py", "__main__.py")]
     assert len(modules) > 40
-    missing = [str(path.relative_to(ROOT)) for path in modules if path.name not in layout]
+    # a module inside a subpackage is named in that subpackage's entry (labs/ and exercises/
+    # both hold a module of their own per chapter topic: one named elsewhere does not count)
+    missing = []
+    for path in modules:
+        package, *folders, name = path.relative_to(ROOT).parts
+        if name not in entry(package, "/".join(folders) or "."):
+            missing.append(str(path.relative_to(ROOT)))
     assert missing == []
 
 

@@ -4,11 +4,11 @@ Modules:
     session      setup(): the scale, the data, the split, and the cache of trained models
     settings     the scale, data and course home: notebook values, environment overrides
     examples     which slices a chapter shows, and their names
-    labs         the exercises' self-checks (questions with hints; ``labs.reveal``)
-    evaluation_labs  chapters 6 and 7's self-checks, on scoring (re-exported by labs)
-    prediction_labs  chapter 5's self-checks, on reading a prediction (re-exported by labs)
-    checking     what the checks share: comparing an answer, hints, "not yet"
-    exercises    the pieces of a U-Net a student writes, checked against unet_lib
+    labs/        the chapters' questions, self-checked with hints (``labs.reveal``), one module
+                 per topic: sizes, schedule, prediction, evaluation, attention_maps, calibration
+    exercises/   the code a student writes, checked against unet_lib: blocks (chapters 1-3),
+                 forward, train_step, scores, cleanup, and module_checks (how modules compare)
+    checking     what labs and exercises share: comparing an answer, hints, "not yet"
     viz          the pictures (matplotlib), in the lettering of :mod:`style`; it gathers:
     frames       one picture's pieces: styles, grey modalities and the head's window, ticks,
                  the threshold slider's frames and how it writes a score
@@ -25,9 +25,7 @@ Modules:
     chance_pictures   chapter 7: what the sign-flip test counts
     patient_pictures  chapter 7: each patient's scores under each model, paired
     calibration_pictures  chapter 9: reliability diagrams (do the probabilities mean chances?)
-    calibration_labs  chapter 9's self-checks: a calibration error by hand, a temperature
-    cleanup_exercise  chapter 7's piece to write: keep a prediction's largest piece
-    notebook     values quoted in the book's text (glue, counted)
+    notebook     values quoted in the book's text (glue, counted), tables shown (show_table)
 
 Importing the package sets matplotlib's font sizes to :data:`style.FONT_SIZES` for the rest of
 the process, so that every chapter's figures, those its cells draw with ``plt`` included, read
@@ -43,13 +41,13 @@ The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the c
 from . import style
 from .examples import (Showcase, hardest_slice, holes_reading, showcase, slice_name,
                        slice_scores, tumour_slices, what_went_wrong)
-from .notebook import counted, glue
+from .notebook import counted, glue, show_markdown, show_table
 from .session import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, CourseSetup, TrainedModel,
                       course_home, resolve_scale, setup)
 
 __all__ = ["CourseSetup", "DATA_VARIABLE", "HOME_VARIABLE", "SCALE_VARIABLE", "Showcase",
            "TrainedModel", "counted", "course_home", "glue", "hardest_slice", "holes_reading",
-           "resolve_scale", "setup", "showcase", "slice_name", "slice_scores", "tumour_slices",
-           "what_went_wrong"]
+           "resolve_scale", "setup", "show_markdown", "show_table", "showcase", "slice_name",
+           "slice_scores", "tumour_slices", "what_went_wrong"]
 
 style.apply()  # the course's lettering for every figure drawn from here on (style.py says why)

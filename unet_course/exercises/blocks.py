@@ -1,16 +1,7 @@
-"""Coding exercises: the student writes a piece of a U-Net (or, in chapter 7, of the clean-up
-after one), and a check runs it against ``unet_lib``'s own implementation on random inputs
-and explains the first difference it finds.
-
-Each exercise has a skeleton in its chapter (a function whose body is ``...``), a check, and a
-folded solution. A skeleton that is still ``...`` returns ``None``: the check then prints
-``Not answered yet`` instead of failing, so a notebook with open exercises still runs.
-
->>> def double_conv(in_channels, out_channels):
-...     ...                                   # the student's code goes here
->>> check_double_conv(double_conv)
-Not answered yet: ...
-"""
+"""Coding exercises of chapters 1 to 3: the Classic U-Net's level (two 3×3 convolutions), the
+Improved U-Net's depthwise-separable convolution, and an attention gate's forward pass, each
+run against ``unet_lib``'s own on random inputs. (Re-exported by :mod:`unet_course.exercises`,
+where the notebooks call them.)"""
 
 from __future__ import annotations
 
@@ -20,15 +11,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unet_lib.metrics import scores_from_counts
 from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d
 
-from .checking import NotYet, code_answered, is_number, plain, raised
+from ..checking import NotYet, code_answered, raised
+from .forward import WIDTH_ERROR
 from .module_checks import check_module, compare_tensors
-# chapter 7's exercise, a clean-up after the model, lives in a module of its own
-from .cleanup_exercise import check_keep_largest, largest_piece_masks  # noqa: F401
-from .forward_exercise import WIDTH_ERROR, check_unet_forward  # noqa: F401
-from .training_exercise import check_train_step  # noqa: F401
 
 
 def check_double_conv(build: Callable[[int, int], nn.Module]) -> None:
@@ -112,77 +99,6 @@ def _gate_mistake(alpha, reference: torch.Tensor, x: torch.Tensor) -> None:
                                                          atol=1e-5, rtol=1e-4):
         raise NotYet("Not yet: your α is the right one passed through a sigmoid once more. "
                       "Hint: one sigmoid, after ψ; ψ itself is a plain 1×1 convolution.")
-
-
-def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
-    """``scores(tp, fp, fn)`` must return ``(dice, precision, recall)`` as numbers, for counts
-    with at least one of them non-zero; a score whose denominator is 0 (nothing predicted, or
-    nothing to find) is 0, as in :func:`unet_lib.metrics.scores_from_counts`."""
-    torch.manual_seed(0)
-    # ordinary counts first (a None there is the skeleton's), the special cases last
-    counts = torch.randint(1, 50, (20, 3)).double()
-    counts[-3] = torch.tensor([0.0, 3.0, 4.0])  # no overlap at all
-    counts[-2] = torch.tensor([0.0, 0.0, 5.0])  # nothing predicted: TP + FP = 0
-    counts[-1] = torch.tensor([0.0, 5.0, 0.0])  # nothing to find: TP + FN = 0
-    names = ("Dice", "precision", "recall")
-    for number, (tp, fp, fn) in enumerate(counts.tolist()):
-        if tp + fp + fn == 0:
-            continue
-        try:
-            result = scores(tp, fp, fn)
-        except ZeroDivisionError:
-            raise NotYet(f"Not yet: scores({tp:g}, {fp:g}, {fn:g}) divides by zero. Hint: with "
-                         f"TP + FP = 0 nothing was predicted, with TP + FN = 0 there was nothing "
-                         f"to find; unet_lib scores a ratio with a zero denominator 0 "
-                         f"(test for it before dividing).") from None
-        except Exception as error:  # the student's code: what it raised, not a traceback
-            raise raised(f"scores({tp:g}, {fp:g}, {fn:g})", error) from None
-        if not code_answered(result, f"scores({tp:g}, {fp:g}, {fn:g})" if number else None,
-                             "a score whose denominator is 0 is 0 in unet_lib: return it "
-                             "with the other two"):
-            return
-        result = plain(result)  # an array or tensor of three scores is a list of three
-        if not isinstance(result, (tuple, list)) or len(result) != 3:
-            raise NotYet(f"Not yet: scores(tp, fp, fn) should return a tuple of three numbers, "
-                         f"(dice, precision, recall), not {type(result).__name__}"
-                         + (f" of {len(result)}" if isinstance(result, (tuple, list)) else "")
-                         + ".")
-        expected = scores_from_counts(*(torch.tensor(v, dtype=torch.float64)
-                                        for v in (tp, fp, fn)))
-        empty = {"Dice": 2 * tp + fp + fn == 0, "precision": tp + fp == 0,  # what a zero
-                 "recall": tp + fn == 0}  # denominator means is said in the hint
-        nothing = {"precision": "nothing predicted", "recall": "nothing to find"}
-        right = [expected[key].item() for key in ("dice", "precision", "recall")]
-        given = [float(plain(v)) if is_number(plain(v)) else None for v in result]
-        close = [[abs(g - r) <= 1e-6 for r in right] for g in given if g is not None]
-        if (len(close) == 3 and not all(close[i][i] for i in range(3))  # the same three,
-                and all(any(row) for row in close) and len({round(r, 6) for r in right}) == 3):
-            # in another order (told only where the three differ)
-            raise NotYet(f"Not yet: for TP={tp:g}, FP={fp:g}, FN={fn:g} your three scores are "
-                         f"the right ones in another order. Hint: return (dice, precision, "
-                         f"recall), in that order.")
-        for name, yours, key in zip(names, result, ("dice", "precision", "recall")):
-            yours = plain(yours)
-            if not is_number(yours):
-                raise NotYet(f"Not yet: your {name} for TP={tp:g}, FP={fp:g}, FN={fn:g} is "
-                             f"{yours!r}, a {type(yours).__name__}: return numbers.")
-            gap = abs(float(yours) - expected[key].item())
-            if not gap <= 1e-6:  # NaN is not it either
-                if empty[name]:
-                    hint = (f"its denominator is 0 here ({nothing.get(name, 'no pixel')}); "
-                            f"unet_lib scores such a ratio 0, not NaN or 1")
-                elif float(yours) == 0 and tp > 0:
-                    hint = ("it is 0 though TP > 0: divide with /, not // (which rounds "
-                            "down to a whole number)")
-                elif any(round(expected[key].item(), d) == float(yours) for d in range(1, 7)):
-                    hint = "that is the score rounded: return it unrounded"
-                else:
-                    hint = ("write each score from the counts alone; check which count belongs "
-                            "in the denominator")
-                raise NotYet(f"Not yet: your {name} for TP={tp:g}, FP={fp:g}, FN={fn:g} is "
-                             f"{float(yours):.6g}, which is not it. Hint: {hint}.")
-    print(f"Right: Dice, precision and recall agree with unet_lib.metrics on {len(counts)} "
-          f"counts, those with a zero denominator included.")
 
 
 def gate_forward_solution(x, g, w_x, w_g, psi) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 
 from unet_lib.models import ClassicUNet, UNet
 
-from .checking import NotYet, code_answered, raised
+from ..checking import NotYet, code_answered, raised
 
 #: the models the check runs, (depth, first filters, image side): the course's depth of four,
 #: then two levels, so that a forward written for four levels only shows

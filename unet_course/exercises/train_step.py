@@ -16,7 +16,7 @@ from torch import nn
 
 from unet_lib.models import UNet
 
-from .checking import NOT_ANSWERED, NotYet, is_number, plain, raised
+from ..checking import NOT_ANSWERED, NotYet, is_number, plain, raised
 
 #: steps the check runs: enough for gradients that pile up to show, and Adam's moments
 CHECKED_STEPS = 3

@@ -11,7 +11,7 @@ import numpy as np
 
 from unet_lib.postprocess import keep_largest_component
 
-from .checking import NotYet, code_answered, plain, run_answer
+from ..checking import NotYet, code_answered, plain, run_answer
 
 
 def largest_piece_masks(seed: int = 0) -> list[tuple[str, np.ndarray]]:

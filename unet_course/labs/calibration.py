@@ -15,7 +15,7 @@ from unet_lib.calibration import Reliability
 from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.temperature import TemperatureScaled
 
-from .checking import (NotYet, asked, check, direction, is_number, plain, reveal_hint,
+from ..checking import (NotYet, asked, check, direction, is_number, plain, reveal_hint,
                        shown_value, unanswered)
 
 #: four probability bins of one channel (ED), from 0.1 up, for exercise 9.1:

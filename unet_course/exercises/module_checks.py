@@ -12,7 +12,7 @@ from torch import nn
 
 from unet_lib.models import count_parameters
 
-from .checking import NotYet, code_answered, run_answer
+from ..checking import NotYet, code_answered, run_answer
 
 
 def _in_running_order(module: nn.Module, x: torch.Tensor) -> list[nn.Parameter]:

@@ -10,7 +10,7 @@ import torch
 from unet_lib.metrics import dice, precision, recall, scores_from_counts
 from unet_lib.comparison import paired_sign_flip
 
-from .checking import asked, check, unanswered
+from ..checking import asked, check, unanswered
 
 # --- chapter 6: performance assessment ------------------------------------------------------
 
