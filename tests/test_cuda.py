@@ -144,6 +144,14 @@ def test_a_model_loaded_onto_the_gpu_is_on_the_gpu(tmp_path, argument):
     assert {b.device.type for b in model.buffers()} == {"cuda"}
 
 
+def test_a_model_rebuilt_from_a_checkpoint_read_onto_the_gpu_is_on_the_gpu(tmp_path):
+    from unet_lib.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+
+    path = save_checkpoint(tmp_path / "best.pt", build_model("classic", base_filters=4))
+    model = model_from_checkpoint(read_checkpoint(path, map_location="cuda"))
+    assert {p.device.type for p in model.parameters()} == {"cuda"}
+
+
 def test_predicting_on_the_gpu_leaves_a_cpu_model_on_the_cpu():
     from unet_lib.attention import attention_maps
     from unet_lib.inference import predict
@@ -286,3 +294,10 @@ def test_a_weighted_bce_plus_dice_run_trains_and_validates_on_the_gpu(datasets):
     # its validation loss is the weighted BCE plus a Dice term: above the plain BCE
     plain = evaluate(model, val, batch_size=8, device=CUDA)["loss"]
     assert 0 < plain < record["val_loss"] < float("inf")
+    # the same loss made as a researcher makes it, its weights on the CPU (the default)
+    from unet_lib.losses import make_loss
+
+    loss = make_loss(config)
+    weighted = evaluate(model, val, batch_size=8, device=CUDA, loss_fn=loss)["loss"]
+    assert weighted == pytest.approx(record["val_loss"], rel=1e-3)
+    assert loss.bce.pos_weight.device.type == "cpu"  # the caller's loss stays where it was

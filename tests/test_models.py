@@ -484,6 +484,18 @@ def test_parameters_by_level_add_up_and_name_the_widths():
     assert rows[-1]["parameters"] == 64 * 128 * 9 + 128 + 128 * 128 * 9 + 128
 
 
+def test_a_level_table_runs_the_model_where_it_is_and_leaves_it_in_its_mode():
+    from unet_lib.summary import level_table
+
+    model = build_model("improved", base_filters=4).train()  # as fit leaves it
+    rows = level_table(model, image_size=32)
+    assert rows[0]["shape"] == (4, 32, 32) and model.training  # batch norm back to training
+    # "meta" stands in for a GPU: the input is made where the weights are
+    on_meta = build_model("classic", base_filters=4).to("meta")
+    assert [row["shape"] for row in level_table(on_meta, image_size=32)] == [
+        row["shape"] for row in level_table(build_model("classic", base_filters=4), 32)]
+
+
 def test_convolutions_start_as_in_the_unet_paper_gaussian_with_std_sqrt_2_over_fan_in():
     torch.manual_seed(0)
     model = ClassicUNet(base_filters=32)

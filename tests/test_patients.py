@@ -427,3 +427,24 @@ def test_the_printed_table_puts_each_patients_scores_under_their_own_heading():
     assert by_name["mean"]["dice WT"] == "0.800" and by_name["mean"]["hd95 ET"] == "5.00"
     assert by_name["median"]["dice ET"] == "0.500" and by_name["std"]["dice WT"] == "0.100"
     assert by_name["std"]["hd95 ET"] == "2.50"
+
+
+@pytest.mark.parametrize("scoring", ["evaluate_patients", "reliability"])
+def test_a_model_is_given_back_as_it_was_while_an_error_s_traceback_is_kept(scoring,
+                                                                          monkeypatch):
+    # a notebook keeps the last traceback; a pass left paused by the error held the model as
+    # scoring sets it (eval mode, and on a GPU there: the next cell's model(x) then fails)
+    import unet_lib.calibration as calibration
+
+    def interrupted(*args):  # Ctrl-C while a patient is cleaned, or NaN probabilities binned
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(calibration, "bin_counts", interrupted)
+    data = MasksAsImages({0: blob(), 1: blob(at=(3, 4, 4))}, {0: blob(), 1: blob()})
+    model = oracle().train()
+    with pytest.raises(KeyboardInterrupt) as kept:  # kept holds the traceback, as Jupyter does
+        if scoring == "evaluate_patients":
+            evaluate_patients(model, data, batch_size=2, device="cpu", clean=interrupted)
+        else:
+            calibration.reliability(model, data, batch_size=2, device="cpu")
+    assert kept.traceback and model.training  # back in training mode, as it came

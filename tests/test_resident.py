@@ -140,6 +140,9 @@ def test_a_ranks_share_of_resident_data_is_scored_without_a_loader(datasets, mon
     model = build_model("classic", base_filters=4)
     share = [1, 3, 5, 7, 9]  # what evaluate() keeps for rank 1 of 2 under torchrun
     expected = evaluate(model, Subset(val, share), device="cpu")  # read from the files
+    # a share of a split of held data: the split lists rows 1, 2, ..., 9, so its items 1, 3,
+    # 5, 7 are rows 2, 4, 6, 8
+    expected_nested = evaluate(model, Subset(val, [2, 4, 6, 8]), device="cpu")
 
     def no_loader(*args, **kwargs):  # on a GPU: pinning CUDA tensors fails, workers too
         raise AssertionError("a DataLoader over data already on the device")
@@ -148,6 +151,11 @@ def test_a_ranks_share_of_resident_data_is_scored_without_a_loader(datasets, mon
     scored = evaluate(model, Subset(resident, share), device="cpu")
     assert scored["dice"] == pytest.approx(expected["dice"])
     assert scored["loss"] == pytest.approx(expected["loss"])
+    nested = evaluate(model, Subset(Subset(resident, range(1, 10)), [1, 3, 5, 7]), device="cpu")
+    assert nested["dice"] == pytest.approx(expected_nested["dice"])
+    assert nested["loss"] == pytest.approx(expected_nested["loss"])
+    assert nested["loss"] != pytest.approx(evaluate(model, Subset(resident, [1, 3, 5, 7]),
+                                                    device="cpu")["loss"])  # not the share's
 
 
 def test_a_subset_of_held_data_is_held_data_of_its_rows_and_trains(datasets, monkeypatch):

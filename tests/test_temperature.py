@@ -77,6 +77,16 @@ def test_a_temperature_moves_no_decision_at_one_half():
     assert not torch.allclose(probs, as_trained)
 
 
+def test_the_temperature_sits_beside_the_model_s_weights():
+    # "meta" stands in for a GPU: a model loaded there gets its temperature there, so that
+    # calling the scaled model on images on that device divides by a tensor of that device
+    model = nn.Conv2d(4, 3, 1, device="meta")
+    scaled = TemperatureScaled(model, [0.5, 1.0, 2.0])
+    assert scaled.temperature.device.type == "meta"
+    assert scaled(torch.zeros(1, 4, 2, 2, device="meta")).shape == (1, 3, 2, 2)
+    assert TemperatureScaled(nn.Identity(), 2.0).temperature.device.type == "cpu"  # no weights
+
+
 def test_temperatures_that_cannot_be_used_are_refused():
     logits, masks = _made_at(1.0, n=1)
     with pytest.raises(ValueError, match="temperatures: give two or more positive numbers"):

@@ -149,7 +149,7 @@ def hole_pixels(probs, threshold: float = 0.5):
     import torch
     from scipy import ndimage
 
-    tumour = (torch.as_tensor(probs) > threshold).any(0).numpy()
+    tumour = (torch.as_tensor(probs) > threshold).any(0).cpu().numpy()
     return ndimage.binary_fill_holes(tumour) & ~tumour
 
 

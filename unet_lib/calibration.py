@@ -19,6 +19,7 @@ resample the patients (a bootstrap; pixels of one patient are not independent dr
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
@@ -280,19 +281,20 @@ def reliability(model: nn.Module, data: Dataset, bins: int = 10, batch_size: int
     if isinstance(data, SliceDataset):  # it knows the patients: cut the batches by patient
         batches, owners = batches_by_volume(items_by_volume(data), batch_size)
     by_owner, skipped = {}, []  # {patient (None if unknown): its three tallies}
-    passes = logit_batches(model, data, batch_size, device, amp, on_device=tally == device,
-                           batches=batches)
-    for batch, (logits, masks, bad) in enumerate(passes):
-        skipped.extend(str(sample) for sample in bad)
-        if logits is None:
-            continue
-        if masks is None:
-            raise ValueError("data holds images only: a reliability needs (image, mask) samples")
-        owner = None if owners is None else owners[batch]
-        counts = bin_counts(torch.sigmoid(logits), masks, bins)
-        so_far = by_owner.get(owner)
-        by_owner[owner] = counts if so_far is None else tuple(a + b for a, b in
-                                                              zip(so_far, counts))
+    # closed however the loop ends: the model goes back even while a notebook keeps the error
+    with closing(logit_batches(model, data, batch_size, device, amp, on_device=tally == device,
+                               batches=batches)) as passes:
+        for batch, (logits, masks, bad) in enumerate(passes):
+            skipped.extend(str(sample) for sample in bad)
+            if logits is None:
+                continue
+            if masks is None:
+                raise ValueError("data holds images only: a reliability needs their masks")
+            owner = None if owners is None else owners[batch]
+            counts = bin_counts(torch.sigmoid(logits), masks, bins)
+            so_far = by_owner.get(owner)
+            by_owner[owner] = (counts if so_far is None
+                               else tuple(a + b for a, b in zip(so_far, counts)))
     if not by_owner:
         raise nothing_to_score(data, skipped)
     per_owner = torch.stack([torch.stack(counts) for counts in by_owner.values()]).cpu()

@@ -222,9 +222,10 @@ def check_training_state(payload: dict) -> None:
 
 def model_from_checkpoint(payload: dict) -> UNet:
     """Rebuild the model a checkpoint dict describes, ``UNet(**payload["hparams"])``, and load
-    its weights. ``model.trained_image_size`` and ``model.trained_threshold`` are the run's
-    ``image_size`` and ``threshold`` (``None`` where the checkpoint does not say): scoring
-    warns, or resizes, at another size, and binarizes at that threshold unless told another.
+    its weights, on the device they were read onto. ``model.trained_image_size`` and
+    ``model.trained_threshold`` are the run's ``image_size`` and ``threshold`` (``None`` where
+    the checkpoint does not say): scoring warns, or resizes, at another size, and binarizes at
+    that threshold unless told another.
 
     Raises:
         CheckpointError: naming the file, when its hyper-parameters or weights do not fit
@@ -244,7 +245,8 @@ def model_from_checkpoint(payload: dict) -> UNet:
                               f"its hparams describe: {detail}") from None
     config = payload.get("config") or {}
     model.trained_image_size, model.trained_threshold = map(config.get, ("image_size", "threshold"))
-    return model
+    weights = next(iter(payload["model_state"].values()), None)  # built on the CPU, loaded
+    return model.to(weights.device) if isinstance(weights, torch.Tensor) else model  # as read
 
 
 #: load_model's default device; any other object passed as ``device`` counts as given

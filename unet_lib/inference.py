@@ -5,6 +5,7 @@ memory."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 from contextlib import contextmanager
 from typing import Iterable
@@ -79,10 +80,10 @@ def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,
         if batches is not None:
             raise TypeError("logit_batches: batches= needs a dataset, not an image tensor")
         loader = ((images, None, []) for images in data.split(batch_size))
-    elif isinstance(data, Subset) and isinstance(data.dataset, ResidentSlices):  # a rank's share
-        indices = list(data.indices)
-        batches = batches or _consecutive(len(indices), batch_size)
-        loader = ResidentBatches(data.dataset, [[indices[i] for i in b] for b in batches])
+    elif (held := _held_rows(data)) is not None:  # a rank's share, a split of held data
+        held_data, rows = held
+        batches = batches or _consecutive(len(rows), batch_size)
+        loader = ResidentBatches(held_data, [[rows[i] for i in b] for b in batches])
     elif isinstance(data, ResidentSlices):  # already on the device: no loader, no pinning
         loader = ResidentBatches(data, batches or _consecutive(len(data), batch_size))
     else:
@@ -139,8 +140,8 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float | None = None,
     summed first), read by ``num_workers`` processes (see :func:`logit_batches`), with pixels
     marked above ``threshold`` (default: the model's own, :func:`threshold_of`).
 
-    ``loss_fn`` (mean-reduced, as :func:`unet_lib.losses.make_loss` makes them; its weights
-    on the CPU, or on ``device`` where that is a CUDA GPU) is BCE-with-logits by default;
+    ``loss_fn`` (mean-reduced, as :func:`unet_lib.losses.make_loss` makes them; a copy of it
+    is scored beside the logits where its weights are elsewhere) is BCE-with-logits by default;
     :func:`~unet_lib.train.fit` passes its training loss, so that the validation loss is the
     same function as the training loss.
 
@@ -174,6 +175,9 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float | None = None,
     seen, skipped = 0, []
     if loss_fn is None:
         loss_fn = nn.BCEWithLogitsLoss()
+    elif isinstance(loss_fn, nn.Module) and any(b.device != tally for b in loss_fn.buffers()):
+        loss_fn = copy.deepcopy(loss_fn).to(tally)  # its weights beside the logits; the
+        # caller's loss stays where it is (make_loss puts them on the CPU by default)
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,
                                             on_device=tally == device, num_workers=num_workers):
         skipped.extend(str(sample) for sample in bad)
@@ -205,6 +209,16 @@ def nothing_to_score(data, skipped: list) -> BraTSDataError:
     why = (f"all {len(skipped)} were skipped as unusable, e.g. {skipped[0]}" if skipped
            else "it holds no sample")
     return BraTSDataError(root, f"no sample to score: {why}")
+
+
+def _held_rows(data: Dataset) -> tuple[ResidentSlices, list[int]] | None:
+    """For a ``Subset`` (of a ``Subset`` ...) of a :class:`ResidentSlices`: the held data and
+    the row of each item, read by index where the data is (no loader, no copy); else ``None``."""
+    rows = None
+    while isinstance(data, Subset):
+        rows = list(data.indices) if rows is None else [data.indices[i] for i in rows]
+        data = data.dataset
+    return (data, rows) if rows is not None and isinstance(data, ResidentSlices) else None
 
 
 def _consecutive(count: int, batch_size: int) -> list[list[int]]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import warnings
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,23 +203,22 @@ def evaluate_patients(model: nn.Module, dataset: Dataset, threshold: float | Non
     result = PatientScores()
     slice_of = {index: s for entries in order.values() for s, index in entries}
     current = None  # the volume being predicted
-    passes = logit_batches(model, dataset, batch_size, device, amp, batches=batches)
-    # passes first: zip then runs it to its end, which puts the model back where it was and
-    # stops the loader's workers before the last volume is scored
-    for (logits, masks, skipped), volume, batch in zip(passes, owners, batches):
-        result.skipped.extend(str(sample) for sample in skipped)
-        if current is None or current.volume != volume:  # the previous volume is complete
-            _score_volume(current, order, spacing, result, dataset, pixels, clean)
-            current = _VolumeSoFar(volume)
-        if logits is None:
-            continue
-        left_out = {sample.index for sample in skipped}
-        if None in left_out:  # a skipped file of unknown place: the slices go unplaced
-            current.slices.extend([None] * len(logits))
-        else:
-            current.slices.extend(slice_of[i] for i in batch if i not in left_out)
-        current.preds.append(binarized_on_grid(logits, masks, threshold).bool())
-        current.targets.append(masks > 0.5)
+    # closed however the loop ends: the model goes back even while a notebook keeps the error
+    with closing(logit_batches(model, dataset, batch_size, device, amp, batches=batches)) as passes:
+        for (logits, masks, skipped), volume, batch in zip(passes, owners, batches):
+            result.skipped.extend(str(sample) for sample in skipped)
+            if current is None or current.volume != volume:  # the previous volume is complete
+                _score_volume(current, order, spacing, result, dataset, pixels, clean)
+                current = _VolumeSoFar(volume)
+            if logits is None:
+                continue
+            left_out = {sample.index for sample in skipped}
+            if None in left_out:  # a skipped file of unknown place: the slices go unplaced
+                current.slices.extend([None] * len(logits))
+            else:
+                current.slices.extend(slice_of[i] for i in batch if i not in left_out)
+            current.preds.append(binarized_on_grid(logits, masks, threshold).bool())
+            current.targets.append(masks > 0.5)
     _score_volume(current, order, spacing, result, dataset, pixels, clean)
     return result
 

@@ -38,12 +38,15 @@ def level_table(model: UNet, image_size: int = 240) -> list[dict]:
             rows.append({"stage": name, "level": level, "shape": tuple(output.shape[1:]),
                          "parameters": count_parameters(module)})
         handles.append(module.register_forward_hook(record))
+    was_training = model.training
+    where = next(model.parameters()).device  # a model on a GPU is run there
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, model.in_channels, image_size, image_size))
+            model.eval()(torch.zeros(1, model.in_channels, image_size, image_size, device=where))
     finally:
         for handle in handles:
             handle.remove()
+        model.train(was_training)  # as it came
     return rows
 
 

@@ -140,7 +140,8 @@ class TemperatureScaled(nn.Module):
                              f"({', '.join(MASK_CHANNELS)}) or one for all; got "
                              f"{t.tolist()}")
         self.model = model
-        self.register_buffer("temperature", t.view(1, -1, 1, 1))
+        where = next(model.parameters(), t).device  # beside the model's weights, on a GPU too
+        self.register_buffer("temperature", t.view(1, -1, 1, 1).to(where))
         self.trained_image_size = getattr(model, "trained_image_size", None)
         self.trained_threshold = getattr(model, "trained_threshold", None)
 
