@@ -206,6 +206,23 @@ def test_the_band_over_patients_spans_the_frequencies_a_draw_of_them_can_give():
     assert band == (pytest.approx(0.05), pytest.approx(0.35))
 
 
+def test_every_bootstrap_over_patients_draws_as_many_times_by_default():
+    # the calibration bands drew 2,000 times where the paired comparisons drew 10,000
+    from unet_lib.calibration_bootstrap import calibration_difference_band
+    from unet_lib.comparison import BOOTSTRAP_RESAMPLES, paired_bootstrap
+
+    found = _two_patients(2, 8)
+    assert found.calibration_error_draws(0.1).shape == (BOOTSTRAP_RESAMPLES, 3)
+    assert paired_bootstrap([0.5, 0.7], [0.4, 0.9])["n"] == 2  # its draws: below, by hand
+    draws = np.random.default_rng(0).integers(0, 2, size=(BOOTSTRAP_RESAMPLES, 2))
+    by_hand = np.array([0.1, -0.2])[draws].mean(axis=1)
+    assert paired_bootstrap([0.5, 0.7], [0.4, 0.9])["low"] == pytest.approx(
+        np.percentile(by_hand, 2.5))
+    # the same draws of patients for both models: a model against itself differs by 0 each
+    assert calibration_difference_band(found, found, 0.1)["NCR/NET"] == {
+        "difference": 0.0, "low": 0.0, "high": 0.0}
+
+
 def test_patients_alike_give_a_band_of_no_width():
     found = _two_patients(4, 4)
     low, high = found.frequency_band()

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .calibration_bootstrap import by_channel, central_interval, resampled_sums
+from .calibration_bootstrap import BOOTSTRAP_RESAMPLES, by_channel, central_interval, resampled_sums
 from .config import check_batch_size, check_whole_number
 from .data import SliceDataset
 from .data.base import batches_by_volume, items_by_volume
@@ -100,7 +100,7 @@ class Reliability:
         return dict(zip(MASK_CHANNELS, errors.tolist()))
 
     def calibration_error_band(self, from_probability: float = 0.0, level: float = 0.95,
-                               resamples: int = 2000, seed: int = 0
+                               resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
                                ) -> dict[str, tuple[float, float]]:
         """Per channel, the central ``level`` interval of :meth:`calibration_error` over
         ``resamples`` draws of as many patients as were binned, with replacement (a
@@ -112,8 +112,8 @@ class Reliability:
         return by_channel(self.calibration_error_draws(from_probability, resamples, seed),
                           level)
 
-    def calibration_error_draws(self, from_probability: float = 0.0, resamples: int = 2000,
-                                seed: int = 0) -> np.ndarray:
+    def calibration_error_draws(self, from_probability: float = 0.0,
+                                resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> np.ndarray:
         """(resamples, 3) :meth:`calibration_error` of each bootstrap draw of the patients;
         the same ``seed`` draws the same patients for another model binned on the same ones,
         so that two models' draws can be subtracted
@@ -122,8 +122,8 @@ class Reliability:
         return _calibration_errors(count, probability_sum, positive_count,
                                    self._from(from_probability))
 
-    def frequency_band(self, level: float = 0.95, resamples: int = 2000, seed: int = 0
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def frequency_band(self, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(3, bins) low and high ends of the central ``level`` interval of each bin's
         :attr:`frequency` over ``resamples`` bootstrap draws of the patients. NaN where fewer
         than two patients have pixels in the bin: every draw that fills it would give the one

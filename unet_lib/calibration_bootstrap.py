@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from .comparison import BOOTSTRAP_RESAMPLES
 from .config import check_whole_number
 from .data.brats import MASK_CHANNELS
 
@@ -52,7 +53,8 @@ def by_channel(draws: np.ndarray, level: float) -> dict[str, tuple[float, float]
 
 
 def calibration_difference_band(first, second, from_probability: float = 0.0,
-                                level: float = 0.95, resamples: int = 10_000, seed: int = 0
+                                level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES,
+                                seed: int = 0
                                 ) -> dict[str, dict[str, float]]:
     """Per channel, ``first``'s calibration error minus ``second``'s (two
     :class:`~unet_lib.calibration.Reliability`) and the central ``level`` interval of that

@@ -16,6 +16,8 @@ from .config import check_whole_number
 #: SIGN_FLIP_RESAMPLES of them at random
 EXACT_UP_TO = 16
 SIGN_FLIP_RESAMPLES = 100_000
+#: draws of every bootstrap over patients: paired differences, calibration errors and bands
+BOOTSTRAP_RESAMPLES = 10_000
 
 
 def _paired_differences(first, second) -> np.ndarray:
@@ -32,7 +34,7 @@ def _paired_differences(first, second) -> np.ndarray:
     return first - second
 
 
-def paired_bootstrap(first, second, resamples: int = 10_000, level: float = 0.95,
+def paired_bootstrap(first, second, resamples: int = BOOTSTRAP_RESAMPLES, level: float = 0.95,
                      seed: int = 0) -> dict[str, float]:
     """How sure is "model A beats model B" on these patients? The mean per-patient difference
     ``first - second`` and a bootstrap interval for it: patients are drawn with replacement
