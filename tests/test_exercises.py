@@ -552,3 +552,29 @@ def test_a_gate_that_joins_g_unresized_by_concatenation_gets_the_size_hint():
 
     with pytest.raises(NotYet, match="coarser than x"):
         exercises.check_gate_forward(joined_unresized)
+
+
+def test_a_check_leaves_the_notebook_s_random_numbers_as_they_were(capsys):
+    # a check seeds and draws (its random inputs, models built only to be counted): a
+    # student's next torch.rand / np.random / random draw was another number after it ran
+    import random
+
+    import numpy as np
+
+    from unet_course import labs
+
+    def draws():
+        return (torch.rand(2).tolist(), np.random.rand(2).tolist(), random.random())
+
+    checks = [lambda: exercises.check_double_conv(double_conv),
+              lambda: exercises.check_gate_forward(exercises.gate_forward_solution),
+              lambda: exercises.check_scores(skeleton),
+              lambda: labs.check_attention_parameters(None, inter_channels=8),
+              lambda: labs.check_gate_sizes(None, image_size=64),
+              lambda: labs.check_biggest_growth(None)]
+    for check in checks:
+        torch.manual_seed(123), np.random.seed(123), random.seed(123)
+        expected = draws()
+        torch.manual_seed(123), np.random.seed(123), random.seed(123)
+        check()
+        assert draws() == expected

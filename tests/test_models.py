@@ -496,6 +496,17 @@ def test_a_level_table_runs_the_model_where_it_is_and_leaves_it_in_its_mode():
         row["shape"] for row in level_table(build_model("classic", base_filters=4), 32)]
 
 
+def test_measuring_the_signal_leaves_a_batch_norm_model_as_it_was():
+    from unet_lib.summary import signal_by_level
+
+    model = build_model("improved", base_filters=4).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = signal_by_level(model, torch.randn(2, 4, 32, 32))
+    assert [row["level"] for row in rows] == list(range(model.depth + 1))
+    assert model.training  # its mode, and its running statistics, as they were
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_convolutions_start_as_in_the_unet_paper_gaussian_with_std_sqrt_2_over_fan_in():
     torch.manual_seed(0)
     model = ClassicUNet(base_filters=32)

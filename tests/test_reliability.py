@@ -161,34 +161,46 @@ def test_stopped_before_its_first_epoch_a_run_says_to_start_again_not_to_resume(
     assert again.returncode == 0, again.stderr
 
 
-def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch):
+OUT_OF_MEMORY = {  # as each GPU says it
+    "cuda": lambda: torch.cuda.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 2.50 GiB. GPU 0 has a total capacity of 79.11 "
+        "GiB"),
+    "mps": lambda: RuntimeError(
+        "MPS backend out of memory (MPS allocated: 17.00 GB, other allocations: 1.00 MB, max "
+        "allowed: 18.13 GB). Tried to allocate 2.50 GB on private pool. Use "
+        "PYTORCH_MPS_HIGH_WATERMARK_RATIO=0.0 to disable upper limit for memory allocations "
+        "(may cause system failure).")}
+
+
+@pytest.mark.parametrize("gpu", ["cuda", "mps"])
+def test_out_of_memory_names_the_batch_size_and_what_to_do(tmp_path, monkeypatch, gpu):
     root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=4)
     model = build_model("classic", base_filters=4)
 
     def exhausted(*args, **kwargs):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB. GPU 0 "
-                                          "has a total capacity of 79.11 GiB")
+        raise OUT_OF_MEMORY[gpu]()
 
     monkeypatch.setattr(model, "forward", exhausted)
-    with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 2.50 GiB.*e\.g\. to 16"
+    with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 2.50 Gi?B.*e\.g\. to 16"
                        r".*restart the kernel"):
         fit(model, BraTSSlices(root), None, TrainConfig(epochs=1, image_size=32),
             progress=False)
 
 
+@pytest.mark.parametrize("gpu", ["cuda", "mps"])
 def test_out_of_memory_in_a_compiled_model_is_not_taken_for_a_compiler_failure(tmp_path,
-                                                                               monkeypatch):
+                                                                               monkeypatch, gpu):
     root = make_phantom(tmp_path / "ph", n_volumes=1, image_size=32, n_slices=4)
 
     def compiled_that_runs_out_of_memory(model, **options):
         def exhausted(*args, **kwargs):
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.50 GiB.")
+            raise OUT_OF_MEMORY[gpu]()
         return exhausted
 
     monkeypatch.setattr(torch, "compile", compiled_that_runs_out_of_memory)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "torch.compile failed; training without it"
-        with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 2.50 GiB"):
+        with pytest.raises(OutOfMemory, match=r"batch size 32 .*allocating 2.50 Gi?B"):
             fit(build_model("classic", base_filters=4), BraTSSlices(root), None,
                 TrainConfig(epochs=1, image_size=32, compile=True), progress=False)
 

@@ -122,8 +122,12 @@ def test_a_run_starts_from_the_weights_its_seed_gives(phantom_root, tmp_path, mo
 
     monkeypatch.setattr(train, "fit", record_start)
     torch.manual_seed(12345)  # whatever came before: the run's seed decides
+    next_draw = torch.rand(3, generator=torch.Generator().manual_seed(12345))
     train_run(prepare_run(recipe, tmp_path / "run"), progress=False,
               report=lambda *args, **kwargs: None)
+    # and the caller's stream goes on where it was, as if no run had been trained (a notebook
+    # draws the same numbers whether its model was trained or loaded from the cache)
+    assert torch.equal(torch.rand(3), next_draw)
     torch.manual_seed(seed)
     expected = build_model("classic", base_filters=4).state_dict()
     assert started.keys() == expected.keys()

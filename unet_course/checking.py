@@ -4,8 +4,11 @@ answer is off (too high, too low, which value) without giving the expected value
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+
+from unet_lib.runtime import randomness_kept
 
 
 class NotYet(AssertionError):
@@ -15,6 +18,20 @@ class NotYet(AssertionError):
         """What Jupyter shows for it: the message alone. The check's own lines, which a
         traceback would print above it, are no help to a student (IPython calls this)."""
         return [f"{type(self).__name__}: {self}"]
+
+
+def own_randomness(check):
+    """``check`` run inside :func:`unet_lib.runtime.randomness_kept`: a check that seeds or
+    draws (random inputs, a model built only to be counted) leaves the student's random
+    streams as they were, so that a notebook's next random numbers do not depend on whether a
+    check cell ran."""
+
+    @functools.wraps(check)
+    def kept(*args, **kwargs):
+        with randomness_kept():
+            return check(*args, **kwargs)
+
+    return kept
 
 
 #: exercise → (what was asked, the expected answer) of the latest check run, for reveal()

@@ -134,12 +134,12 @@ def measure(name: str, model: nn.Module, image_size: int, batch_size: int, devic
             compile: bool = False) -> BenchRow:
     """Measure one model (see the module docstring); ``amp`` (bf16 on CUDA),
     ``channels_last`` and ``compile`` are the speed-ups, each switchable alone."""
-    from .runtime import autocast, compile_model, cudnn_autotuning
+    from .runtime import autocast, compile_model, cudnn_autotuning, waiting_for
 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format)
     cuda = device.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = waiting_for(device)  # timings wait for the GPU (CUDA or Apple MPS)
     flops = forward_flops(model, image_size)
     parameters = count_parameters(model)
     if compile:
@@ -204,6 +204,7 @@ def run_benchmark(image_size: int = 240, batch_size: int | None = None, device: 
             rows.append(measure(name, make(), image_size, batch_size, torch_device, steps, repeats,
                                 **speedups))
     machine = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
+               else "Apple MPS" if torch_device.type == "mps"
                else f"CPU {_cpu_name()}, {torch.get_num_threads()} threads")
     return {"machine": machine, "torch": torch.__version__, "size": image_size, "batch": batch_size,
             "steps": steps, "repeats": repeats,  # as they acted: autocast is CUDA's only

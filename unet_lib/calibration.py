@@ -33,7 +33,7 @@ from .data import SliceDataset
 from .data.base import batches_by_volume, items_by_volume
 from .data.brats import MASK_CHANNELS
 from .inference import logit_batches, nothing_to_score
-from .runtime import resolve_device, tally_device
+from .runtime import float64_home, resolve_device, tally_device
 
 
 @dataclass(frozen=True)
@@ -241,8 +241,8 @@ def bin_counts(probs: torch.Tensor, targets: torch.Tensor, bins: int = 10
         raise ValueError("probs holds NaN: the model's output is not a number there (an "
                          "overflow in mixed precision?)")
     channels = probs.shape[1]
-    p = probs.detach().double().clamp(0, 1).transpose(0, 1).reshape(channels, -1)
-    t = targets.detach().double().transpose(0, 1).reshape(channels, -1)
+    p = float64_home(probs.detach()).double().clamp(0, 1).transpose(0, 1).reshape(channels, -1)
+    t = float64_home(targets.detach()).double().transpose(0, 1).reshape(channels, -1)
     which = (p * bins).long().clamp(max=bins - 1)  # p = 1 in the last bin
     which = (which + bins * torch.arange(channels, device=p.device)[:, None]).flatten()
 

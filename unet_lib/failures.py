@@ -23,7 +23,7 @@ class OutOfMemory(RuntimeError):
 
 
 def out_of_memory_message(error: Exception, batch_size: int, shape) -> str:
-    asked = re.search(r"Tried to allocate ([\d.]+ [KMGT]iB)", str(error))
+    asked = re.search(r"Tried to allocate ([\d.]+ [KMGT]i?B)", str(error))  # MPS says MB
     return (f"the GPU ran out of memory at batch size {batch_size} (images {tuple(shape)})"
             + (f" while allocating {asked[1]}" if asked else "")
             + f". Lower the batch size, e.g. to {max(1, batch_size // 2)} "

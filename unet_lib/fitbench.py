@@ -22,7 +22,7 @@ from .models import build_model
 from .recipe import RunRecipe
 from .resident import use_resident
 from .run import prepare_run
-from .runtime import cudnn_autotuning, memory_format, pick_device, seed_everything
+from .runtime import cudnn_autotuning, memory_format, pick_device, seed_everything, waiting_for
 from .train import fit
 from .variants import bench_model, variant_setting
 
@@ -94,7 +94,7 @@ def profile_step(model_name: str, image_size: int = 240, batch_size: int = 32,
     torch.manual_seed(0)
     model = bench_model(model_name, base_filters).to(device, memory_format=layout)
     step, _ = training_step(model, image_size, batch_size, device, layout)
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    sync = waiting_for(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with variant_setting(model_name), cudnn_autotuning(device):
         for _ in range(3):

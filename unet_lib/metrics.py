@@ -27,6 +27,7 @@ from .config import check_threshold
 from .data.brats import MASK_CHANNELS, REGION_CHANNELS, REGIONS
 # HD95 lives with the other outline distances; imported from here too, as it always was
 from .outlines import HD95_ONE_EMPTY, hausdorff95, surface  # noqa: F401
+from .runtime import float64_home
 
 
 def binarize(logits_or_probs: torch.Tensor, threshold: float = 0.5, *, logits: bool
@@ -64,7 +65,7 @@ def confusion_counts(pred: torch.Tensor, target: torch.Tensor, per_image: bool =
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
     if pred.dim() != 4:
         raise ValueError(f"expected (N, C, H, W) masks, got {tuple(pred.shape)}")
-    p, t = pred > 0.5, target > 0.5
+    p, t = float64_home(pred > 0.5), float64_home(target > 0.5)  # counted in float64
     dims = (2, 3) if per_image else (0, 2, 3)
     return {"tp": (p & t).sum(dims).double(), "fp": (p & ~t).sum(dims).double(),
             "fn": (~p & t).sum(dims).double()}

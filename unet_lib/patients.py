@@ -32,7 +32,7 @@ from .metrics import (SegmentationScores, binarize, check_binary, scores_from_co
                       to_regions)
 from .outlines import hausdorff95
 from .inference import logit_batches, probabilities_on_grid, threshold_of
-from .runtime import resolve_device
+from .runtime import float64_home, resolve_device
 
 PATIENT_METRICS = ("dice", "precision", "recall", "hd95")
 
@@ -123,7 +123,7 @@ def score_patient(pred: torch.Tensor, target: torch.Tensor, spacing) -> dict:
         raise ValueError(f"pred and target must both be (3, D, H, W) masks of the regions WT, "
                          f"TC, ET; got {tuple(pred.shape)} and {tuple(target.shape)}")
     check_binary(pred=pred, target=target)
-    p, t = pred.bool().flatten(1), target.bool().flatten(1)
+    p, t = float64_home(pred.bool().flatten(1)), float64_home(target.bool().flatten(1))
     _check_nested(t)
     counts = {"tp": (p & t).sum(1).double(), "fp": (p & ~t).sum(1).double(),
               "fn": (~p & t).sum(1).double()}

@@ -9,6 +9,9 @@ import sys
 import warnings
 from pathlib import Path
 
+from . import runfolder
+from .runfolder import HISTORY_CSV
+
 
 def interactive() -> bool:
     """A terminal or a notebook: where a live progress bar helps rather than floods a log."""
@@ -55,10 +58,6 @@ def unusable(skipped: list[str]) -> str:
     return slices + (f" from {files} file{'s' * (files != 1)}" if files < len(skipped) else "")
 
 
-#: the run folder's per-epoch table, rewritten after every epoch (:func:`history_csv`)
-HISTORY_CSV = "history.csv"
-
-
 def history_csv(records: list[dict]) -> str:
     """The epochs of a :class:`~unet_lib.train.History` as CSV text, one row each: ``epoch,
     lr, loss`` (the loss trained with: a resume may change it; empty for epochs recorded
@@ -91,10 +90,8 @@ def write_history(folder: Path, records: list[dict]) -> None:
     convenience copy (``last.pt`` holds the history): a write that fails (a full disk, the
     file open in a spreadsheet on Windows) warns once and training goes on; not ``fsync``-ed,
     so it does not wait for a checkpoint being written in the background."""
-    from .runfolder import write_text_atomic
-
     try:
-        write_text_atomic(folder / HISTORY_CSV, history_csv(records), durable=False)
+        runfolder.write_text_atomic(folder / HISTORY_CSV, history_csv(records), durable=False)
     except OSError as error:
         if folder not in _unwritable:
             _unwritable.add(folder)

@@ -205,7 +205,7 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
     """
     from .distributed import is_main_process
     from .models import build_model, count_parameters
-    from .runtime import pick_device, seed_everything
+    from .runtime import pick_device, randomness_kept, seed_everything
     from .train import fit
 
     recipe, config = run.recipe, run.recipe.config
@@ -215,16 +215,18 @@ def train_run(run: PreparedRun, resume: bool = False, progress: bool | str = Tru
             runfolder.make_room(run.folder, RECIPE_RUN_OUTPUTS, overwrite)
             run.save()
         train_set, val_set = datasets or run.datasets()
-        seed_everything(config.seed)
-        model = build_model(recipe.model, base_filters=config.base_filters)
-        report(f"{recipe.model} U-Net, {count_parameters(model):,} parameters, on "
-               f"{pick_device(config.device)}; {len(train_set)} training slices from "
-               f"{_volumes(run.train_volumes)}, {len(val_set)} validation slices from "
-               f"{_volumes(run.val_volumes)} ({_volumes(run.test_volumes, 'test ')} held out); "
-               f"checkpoints in {run.folder}", flush=True)
-        with _recorded_while_resuming(run, main and resume):
-            history = fit(model, train_set, val_set, config, checkpoint_dir=run.folder,
-                          resume=resume, progress=progress, trust_checkpoint=trust_checkpoint)
+        with randomness_kept():  # seeded for the run; the caller's streams as they were after
+            seed_everything(config.seed)
+            model = build_model(recipe.model, base_filters=config.base_filters)
+            report(f"{recipe.model} U-Net, {count_parameters(model):,} parameters, on "
+                   f"{pick_device(config.device)}; {len(train_set)} training slices from "
+                   f"{_volumes(run.train_volumes)}, {len(val_set)} validation slices from "
+                   f"{_volumes(run.val_volumes)} ({_volumes(run.test_volumes, 'test ')} held "
+                   f"out); checkpoints in {run.folder}", flush=True)
+            with _recorded_while_resuming(run, main and resume):
+                history = fit(model, train_set, val_set, config, checkpoint_dir=run.folder,
+                              resume=resume, progress=progress,
+                              trust_checkpoint=trust_checkpoint)
     return model, history
 
 

@@ -29,7 +29,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .progress import HISTORY_CSV
 
 try:
     import fcntl
@@ -44,6 +43,9 @@ class RunFolderBusy(RuntimeError):
     """Another process is training into the same run folder."""
 
 
+#: the run folder's per-epoch table, rewritten after every epoch
+#: (:func:`unet_lib.progress.history_csv`)
+HISTORY_CSV = "history.csv"
 #: what :func:`unet_lib.train.fit` writes into its checkpoint folder (guarded by make_room)
 RUN_OUTPUTS = ("best.pt", "last.pt", HISTORY_CSV)
 

@@ -113,9 +113,9 @@ class CompiledWithFallback(nn.Module):
         try:
             with _backward_compiled_with_forward():
                 output = self.compiled(*args, **kwargs)
-        except torch.cuda.OutOfMemoryError:  # the batch, not the compiler: fit() says so
-            raise
         except expected as error:
+            if is_out_of_memory(error):  # the batch, not the compiler: fit() says so
+                raise
             self._fall_back(error)
             output = self.eager(*args, **kwargs)
         # a call without gradients compiles no backward: the first training call checks that
@@ -174,6 +174,46 @@ def tally_device(device: torch.device) -> torch.device:
     that adding to them never makes the CPU wait for the GPU; elsewhere on the CPU (Apple's
     MPS has no float64)."""
     return device if device.type == "cuda" else torch.device("cpu")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a GPU out of memory: CUDA's own error, or the ``RuntimeError``
+    Apple's MPS raises ("MPS backend out of memory")."""
+    return isinstance(error, torch.cuda.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "MPS backend out of memory" in str(error))
+
+
+def waiting_for(device: torch.device) -> Callable[[], None]:
+    """The call that waits until ``device`` has done the work queued so far (a GPU runs behind
+    the Python that queues its work: a timing must wait for it): CUDA's or Apple MPS's
+    ``synchronize``; nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    if device.type == "mps":
+        return torch.mps.synchronize
+    return lambda: None
+
+
+def float64_home(tensor: torch.Tensor) -> torch.Tensor:
+    """``tensor`` where float64 sums of it can be made: on its own device, or copied to the CPU
+    from Apple's MPS, which has no float64 (``.double()`` there raises ``TypeError``)."""
+    return tensor.cpu() if tensor.device.type == "mps" else tensor
+
+
+@contextmanager
+def randomness_kept():
+    """Run the block without changing its caller's random streams: Python's, NumPy's global
+    one and torch's (the CPU's and each CUDA GPU's) are, after it, as they were before, however
+    the block seeded or drew from them (a notebook's next ``torch.rand`` is the same whether
+    a cell trained a model or loaded it)."""
+    python, numpy = random.getstate(), np.random.get_state()
+    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    try:
+        with torch.random.fork_rng(devices=gpus):
+            yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
 
 
 def seed_everything(seed: int) -> None:

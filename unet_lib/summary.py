@@ -69,13 +69,19 @@ def signal_by_level(model: UNet, x: torch.Tensor) -> list[dict]:
     "mean square": float}`` per level (``encoder l``, the last ``bottleneck``), the mean of the
     squared features of ``x`` (N, in_channels, H, W, H and W multiples of ``2^depth``) there,
     divided by the input's. Near 1 the signal keeps its size; far below, it fades level by
-    level (a network of ReLUs whose weights start too small)."""
+    level (a network of ReLUs whose weights start too small). The model runs in eval mode (a
+    batch norm's running statistics are read, not updated) and is left in its own."""
     squares = []
     features = x
-    with torch.no_grad():
-        for level, block in enumerate(model.encoder):
-            features = block(model.pool(features) if level else features)
-            squares.append(features.pow(2).mean().item())
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()
+            for level, block in enumerate(model.encoder):
+                features = block(model.pool(features) if level else features)
+                squares.append(features.pow(2).mean().item())
+    finally:
+        model.train(was_training)
     reference = x.pow(2).mean().item()
     return [{"stage": "bottleneck" if level == model.depth else f"encoder {level}",
              "level": level, "mean square": square / reference}

@@ -87,7 +87,9 @@ def fit(model: nn.Module, train_data: Dataset, val_data: Dataset | None = None,
 
     Returns:
         The :class:`History`, including epochs from a resumed run. ``model`` is left with the
-        last epoch's weights, in training mode; the best epoch's are in ``best.pt``.
+        last epoch's weights, in training mode, on the device it trained on (channels_last
+        where that was used: :func:`~unet_lib.runtime.memory_format`); the best epoch's are in
+        ``best.pt``. Call ``model.cpu()`` before giving it CPU tensors.
 
     Raises:
         ConfigError: a setting out of range, or changed on resume where it cannot be (fewer
@@ -240,7 +242,7 @@ def _train_epoch(steps: TrainingParts, epoch: int, rate: float, last: Path | Non
             warm_up(optimizer, rate, epoch * len(steps.loader) + step,
                     config.warmup_epochs * len(steps.loader))
         loss = train_step(steps, images, masks, weight)
-        total += loss.to(total.device, torch.float64) * len(images)
+        total += loss.to(total.device).double() * len(images)  # moved first: MPS has no float64
         seen += len(images) if weight else 0
         if step % SYNC_EVERY == 0:
             check_finite(total, epoch, rate, last, writer, context)

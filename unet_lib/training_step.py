@@ -15,7 +15,7 @@ from torch import nn
 from . import distributed
 from .config import TrainConfig
 from .failures import OutOfMemory, out_of_memory_message
-from .runtime import autocast, moved, tuned_for_full_batches
+from .runtime import autocast, is_out_of_memory, moved, tuned_for_full_batches
 
 
 @dataclasses.dataclass
@@ -71,7 +71,9 @@ def train_step(steps: TrainingParts, images: torch.Tensor, masks: torch.Tensor, 
             steps.scaler.scale(loss).backward()
         steps.scaler.step(optimizer)
         steps.scaler.update()
-    except torch.cuda.OutOfMemoryError as error:
+    except RuntimeError as error:  # CUDA's OutOfMemoryError is one, and MPS raises one
+        if not is_out_of_memory(error):
+            raise
         raise OutOfMemory(out_of_memory_message(error, config.batch_size,
                                                  images.shape)) from error
     return loss.detach()

@@ -13,11 +13,12 @@ from torch.nn import functional as F
 
 from unet_lib.models import AttentionGate, DoubleConv, SeparableConv2d
 
-from ..checking import NotYet, code_answered, raised
+from ..checking import NotYet, code_answered, own_randomness, raised
 from .forward import WIDTH_ERROR
 from .module_checks import check_module, compare_tensors
 
 
+@own_randomness
 def check_double_conv(build: Callable[[int, int], nn.Module]) -> None:
     """``build(in_channels, out_channels)`` must give the Classic U-Net's level: 3×3 conv
     (padding 1, bias) → ReLU → 3×3 conv → ReLU (:class:`unet_lib.models.DoubleConv`)."""
@@ -30,6 +31,7 @@ def check_double_conv(build: Callable[[int, int], nn.Module]) -> None:
                  "followed by a ReLU; the second maps out_channels to out_channels")
 
 
+@own_randomness
 def check_separable_conv(build: Callable[[int, int, int], nn.Module]) -> None:
     """``build(in_channels, out_channels, kernel_size)`` must give a depthwise k×k convolution
     (one filter per channel: ``groups=in_channels``, padding k//2, no bias) followed by a 1×1
@@ -48,6 +50,7 @@ def check_separable_conv(build: Callable[[int, int, int], nn.Module]) -> None:
                      c_in * c_out * (k * k - 1): "the pointwise layer is 1×1"})
 
 
+@own_randomness
 def check_gate_forward(forward: Callable[..., torch.Tensor]) -> None:
     """``forward(x, g, w_x, w_g, psi)`` must return the gate's coefficients α (N, 1, h, w):
     ``σ(ψ(ReLU(W_x·x + up(W_g·g))))`` with ``up`` a bilinear resize to x's size

@@ -14,7 +14,7 @@ import torch
 
 from unet_lib.models import ClassicUNet, UNet
 
-from ..checking import NotYet, code_answered, raised
+from ..checking import NotYet, code_answered, own_randomness, raised
 
 #: the models the check runs, (depth, first filters, image side): the course's depth of four,
 #: then two levels, so that a forward written for four levels only shows
@@ -84,6 +84,7 @@ def forward_with_parts(x: torch.Tensor, encoder, pool, ups, decoder_blocks, head
     return head(x)
 
 
+@own_randomness
 def check_unet_forward(forward: Callable[..., torch.Tensor]) -> None:
     """Exercise 1.5. ``forward(x, encoder, pool, ups, decoder_blocks, head)`` must return the
     logits (N, 3, H, W) of a Classic U-Net made of those parts (:func:`unet_parts`), as

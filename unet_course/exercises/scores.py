@@ -11,9 +11,10 @@ import torch
 
 from unet_lib.metrics import scores_from_counts
 
-from ..checking import NotYet, code_answered, is_number, plain, raised
+from ..checking import NotYet, code_answered, is_number, own_randomness, plain, raised
 
 
+@own_randomness
 def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
     """``scores(tp, fp, fn)`` must return ``(dice, precision, recall)`` as numbers, for counts
     with at least one of them non-zero; a score whose denominator is 0 (nothing predicted, or

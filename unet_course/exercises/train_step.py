@@ -16,7 +16,7 @@ from torch import nn
 
 from unet_lib.models import UNet
 
-from ..checking import NOT_ANSWERED, NotYet, is_number, plain, raised
+from ..checking import NOT_ANSWERED, NotYet, is_number, own_randomness, plain, raised
 
 #: steps the check runs: enough for gradients that pile up to show, and Adam's moments
 CHECKED_STEPS = 3
@@ -55,6 +55,7 @@ def _fresh(model: nn.Module) -> tuple[nn.Module, torch.optim.Optimizer]:
     return twin, torch.optim.AdamW(twin.parameters(), lr=1e-3, weight_decay=1e-2)
 
 
+@own_randomness
 def check_train_step(train_step: Callable[..., float]) -> None:
     """Exercise 4.5. ``train_step(model, images, masks, optimizer, loss_fn)`` must take one
     optimizer step on the batch and return the batch's loss (before the step) as a number."""

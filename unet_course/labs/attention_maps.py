@@ -11,11 +11,12 @@ import torch
 
 from unet_lib.models import AttentionUNet
 
-from ..checking import NotYet, check, is_number, plain, reveal_hint, unanswered
+from ..checking import NotYet, check, is_number, own_randomness, plain, reveal_hint, unanswered
 
 
 # --- chapter 8: attention maps --------------------------------------------------------------
 
+@own_randomness
 def check_gate_sizes(answer, image_size: int, depth: int = 4) -> None:
     """Exercise 8.1. Sizes (h of each h×h map, deepest gate first) of the attention maps for an
     ``image_size``² input."""

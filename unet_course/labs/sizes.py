@@ -12,11 +12,12 @@ from unet_lib.models import IMPROVEMENTS, AttentionGate, AttentionUNet, ClassicU
 from unet_lib.models import SeparableConv2d, count_parameters
 from unet_lib.models.ablation import improved_without
 
-from ..checking import NotYet, check, plain, unanswered
+from ..checking import NotYet, check, own_randomness, plain, unanswered
 
 
 # --- chapter 1: the Classic U-Net -----------------------------------------------------------
 
+@own_randomness
 def check_first_level_parameters(answer, base_filters: int = 32) -> None:
     """Exercise 1.1. Parameters of the Classic U-Net's first level: two 3×3 convolutions with
     bias, 4 → ``base_filters`` → ``base_filters``."""
@@ -27,6 +28,7 @@ def check_first_level_parameters(answer, base_filters: int = 32) -> None:
         "the two convolutions")
 
 
+@own_randomness
 def check_bottleneck_shape(answer, image_size: int = 240, base_filters: int = 32) -> None:
     """Exercise 1.2. Shape (N, C, H, W) of the Classic U-Net's bottleneck features for one
     (1, 4, image_size, image_size) input."""
@@ -52,6 +54,7 @@ def check_bottleneck_shape(answer, image_size: int = 240, base_filters: int = 32
 
 # --- chapter 2: the Improved U-Net ----------------------------------------------------------
 
+@own_randomness
 def check_separable_parameters(answer, channels: int = 64, kernel_size: int = 7,
                                out_channels: int | None = None) -> None:
     """Exercise 2.1. Parameters of a depthwise-separable k×k convolution, ``channels`` →
@@ -65,6 +68,7 @@ def check_separable_parameters(answer, channels: int = 64, kernel_size: int = 7,
         "C_in→C_out with bias")
 
 
+@own_randomness
 def check_biggest_growth(answer, base_filters: int = 32) -> None:
     """Exercise 2.2. Which single improvement, switched off in the Improved U-Net, adds the
     most parameters? ``answer`` is a key of ``IMPROVEMENTS``."""
@@ -84,6 +88,7 @@ def check_biggest_growth(answer, base_filters: int = 32) -> None:
 
 # --- chapter 3: the Attention U-Net ---------------------------------------------------------
 
+@own_randomness
 def check_gate_parameters(answer, skip_channels: int = 64, gate_channels: int = 128,
                           inter_channels: int = 16) -> None:
     """Exercise 3.1. Parameters of one attention gate: W_x (1×1, no bias), W_g (1×1, bias),
@@ -95,6 +100,7 @@ def check_gate_parameters(answer, skip_channels: int = 64, gate_channels: int = 
         "each 1×1 convolution has C_in·C_out weights; count the biases of W_g and ψ")
 
 
+@own_randomness
 def check_attention_parameters(answer, inter_channels: int, base_filters: int = 32) -> None:
     """Exercise 3.2. Total parameters of the Attention U-Net whose gates all have
     ``inter_channels``."""

@@ -18,7 +18,7 @@ from ..metrics import regions_mean_dice
 from .checks import (check_bench_options, check_train_data, check_train_folder, fit_models,
                      note_a_long_run, note_fewer_volumes, note_resized_data)
 from .scoring import print_scores
-from ..progress import HISTORY_CSV
+from ..runfolder import HISTORY_CSV
 from ..recipe import SCALES, PhantomSpec, RunRecipe
 from ..run import RUN_FILE, prepare_run, train_run
 
