@@ -208,6 +208,15 @@ def test_a_batch_that_does_not_split_is_refused_before_any_data_is_read(monkeypa
     assert distributed._failed
 
 
+def test_torchrun_on_a_mac_s_gpu_is_refused_with_what_to_do_instead(monkeypatch):
+    from unet_lib import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; no group is joined
+    with pytest.raises(ConfigError, match=r"^device: 'mps' under torchrun.*--device cpu"):
+        distributed.setup("mps")
+    assert not torch.distributed.is_initialized()
+
+
 EVALUATE_IN_SHARES = textwrap.dedent('''
     import sys
     import torch

@@ -66,6 +66,10 @@ def setup(device_type: str) -> Context:
     another model, in the same group); one the caller made is the caller's to end."""
     if launched_world_size() <= 1:
         return Context()
+    if device_type == "mps":  # Gloo moves CPU and CUDA tensors only
+        raise ConfigError("device", "'mps' under torchrun: PyTorch's process groups cannot "
+                                    "reach Apple's GPU; train in one process, or on the CPU "
+                                    "(--device cpu)")
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
         atexit.register(_leave_group)
