@@ -571,7 +571,9 @@ def test_a_check_leaves_the_notebook_s_random_numbers_as_they_were(capsys):
               lambda: exercises.check_scores(skeleton),
               lambda: labs.check_attention_parameters(None, inter_channels=8),
               lambda: labs.check_gate_sizes(None, image_size=64),
-              lambda: labs.check_biggest_growth(None)]
+              lambda: labs.check_biggest_growth(None),
+              lambda: pytest.raises(NotYet, exercises.check_double_conv,  # a wrong answer
+                                    lambda i, o: nn.Conv2d(i, o, 3, padding=1))]
     for check in checks:
         torch.manual_seed(123), np.random.seed(123), random.seed(123)
         expected = draws()

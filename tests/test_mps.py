@@ -28,7 +28,8 @@ MPS = torch.device("mps")
 def test_a_fit_on_the_mac_s_gpu_trains_and_scores_as_on_the_cpu(datasets):
     # its first step failed: the loss was turned into float64 before it left the GPU
     train, val = Subset(datasets[0], range(0, 48, 2)), Subset(datasets[1], range(0, 30, 3))
-    config = TrainConfig.quick(epochs=1, base_filters=8, batch_size=8, device="mps")
+    config = TrainConfig.quick(epochs=1, base_filters=8, batch_size=8, device="mps",
+                               image_size=64, num_workers=0)  # macOS starts each reader anew
     model = build_model("classic", base_filters=8)
     record = fit(model, train, val, config, progress=False).records[-1]
     assert torch.isfinite(torch.tensor([record["train_loss"], record["val_loss"]])).all()

@@ -771,3 +771,20 @@ def test_on_a_tie_best_pt_keeps_the_earlier_epoch(datasets, tmp_path, monkeypatc
     fit_tiny_classic(datasets, tmp_path, epochs=3)
     kept = read_checkpoint(tmp_path / "best.pt")["epoch"]
     assert kept == read_checkpoint(tmp_path / "last.pt")["best_epoch"] == 1
+
+
+def test_a_loss_summed_on_a_device_without_float64_is_the_same_loss(datasets, tmp_path,
+                                                                     monkeypatch):
+    # Apple's MPS has no float64: there the running loss is summed in float32 on the device
+    # and folded into a float64 total on the CPU when read. "cpu:0" stands in for the device
+    # whose sums are kept elsewhere (torch.device("cpu:0") != torch.device("cpu"))
+    import unet_lib.training_step as training_step
+
+    torch.manual_seed(0)  # the same starting weights for both
+    plain = fit_tiny_classic(datasets, tmp_path / "plain", epochs=2)
+    monkeypatch.setattr(training_step, "tally_device", lambda device: torch.device("cpu", 0))
+    torch.manual_seed(0)
+    folded = fit_tiny_classic(datasets, tmp_path / "folded", epochs=2)
+    assert training_step.RunningLoss(torch.device("cpu")).pending is not None  # the MPS way
+    assert [r["train_loss"] for r in folded.records] == pytest.approx(
+        [r["train_loss"] for r in plain.records], rel=1e-6)

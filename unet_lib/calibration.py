@@ -229,9 +229,9 @@ def bin_counts(probs: torch.Tensor, targets: torch.Tensor, bins: int = 10
     Args:
         probs: (N, 3, H, W) probabilities in [0, 1]; targets: (N, 3, H, W) masks of 0s and 1s.
     Returns:
-        three float64 tensors (3, bins) on ``probs``' device. The counts are exact; on a GPU
-        the probability sums are added atomically, in no set order, and may differ from run
-        to run in their last bits (about 1e-16 of the calibration error).
+        three float64 tensors (3, bins) on ``probs``' device (the CPU for Apple MPS: no
+        float64 there). The counts are exact; on a GPU the probability sums are added
+        atomically, in no set order, and may differ in their last bits (about 1e-16).
     """
     if probs.shape != targets.shape or probs.ndim != 4 or probs.shape[1] != 3:
         raise ValueError(f"probs {tuple(probs.shape)} and targets {tuple(targets.shape)} must "

@@ -232,8 +232,10 @@ def model_from_checkpoint(payload: dict) -> UNet:
             a :class:`UNet`.
     """
     where = payload.get("path", "checkpoint")
-    try:
-        model = UNet(**payload["hparams"])
+    weights = next(iter(payload["model_state"].values()), None)
+    try:  # built where its weights were read onto: no copy there and back
+        with torch.device(weights.device if isinstance(weights, torch.Tensor) else "cpu"):
+            model = UNet(**payload["hparams"])
     except (TypeError, ValueError) as error:
         raise CheckpointError(f"{where}: its hparams {payload['hparams']} do not build a "
                               f"U-Net: {error}") from None
@@ -245,8 +247,7 @@ def model_from_checkpoint(payload: dict) -> UNet:
                               f"its hparams describe: {detail}") from None
     config = payload.get("config") or {}
     model.trained_image_size, model.trained_threshold = map(config.get, ("image_size", "threshold"))
-    weights = next(iter(payload["model_state"].values()), None)  # built on the CPU, loaded
-    return model.to(weights.device) if isinstance(weights, torch.Tensor) else model  # as read
+    return model
 
 
 #: load_model's default device; any other object passed as ``device`` counts as given

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import warnings
@@ -188,7 +189,7 @@ def waiting_for(device: torch.device) -> Callable[[], None]:
     the Python that queues its work: a timing must wait for it): CUDA's or Apple MPS's
     ``synchronize``; nothing to wait for on the CPU."""
     if device.type == "cuda":
-        return torch.cuda.synchronize
+        return functools.partial(torch.cuda.synchronize, device)  # that GPU, not the current
     if device.type == "mps":
         return torch.mps.synchronize
     return lambda: None
@@ -203,13 +204,16 @@ def float64_home(tensor: torch.Tensor) -> torch.Tensor:
 @contextmanager
 def randomness_kept():
     """Run the block without changing its caller's random streams: Python's, NumPy's global
-    one and torch's (the CPU's and each CUDA GPU's) are, after it, as they were before, however
-    the block seeded or drew from them (a notebook's next ``torch.rand`` is the same whether
-    a cell trained a model or loaded it)."""
+    one and torch's (the CPU's, and each GPU's, CUDA or Apple MPS) are, after it, as they were
+    before, however the block seeded or drew from them, and if it raised (a notebook's next
+    ``torch.rand`` is the same whether a cell trained a model or loaded it). A CUDA GPU not yet
+    in use is left so (its stream is not read, which would start CUDA on every GPU)."""
     python, numpy = random.getstate(), np.random.get_state()
-    gpus = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    gpu = torch.accelerator.current_accelerator()  # cuda, mps or None
+    in_use = gpu is not None and (gpu.type != "cuda" or torch.cuda.is_initialized())
     try:
-        with torch.random.fork_rng(devices=gpus):
+        with torch.random.fork_rng(devices=range(torch.accelerator.device_count()) if in_use
+                                   else [], device_type=gpu.type if gpu else None):
             yield
     finally:
         random.setstate(python)

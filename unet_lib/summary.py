@@ -72,7 +72,7 @@ def signal_by_level(model: UNet, x: torch.Tensor) -> list[dict]:
     level (a network of ReLUs whose weights start too small). The model runs in eval mode (a
     batch norm's running statistics are read, not updated) and is left in its own."""
     squares = []
-    features = x
+    features = x = x.to(next(model.parameters()).device)  # a model on a GPU is run there
     was_training = model.training
     try:
         with torch.no_grad():

@@ -40,7 +40,7 @@ from .runtime import (autocast_dtype, compile_model, cudnn_autotuning, memory_fo
                       pick_device, seed_everything, tally_device)
 from .sampling import held_as_configured, make_train_loader, sized_as_data
 from .schedule import decay_after_epoch, make_optimizer, make_scheduler, warm_up
-from .training_step import TrainingParts, batch_on_device, train_step
+from .training_step import RunningLoss, TrainingParts, batch_on_device, train_step
 
 #: training steps between two reads of the running loss (each read waits for the GPU)
 SYNC_EVERY = 25
@@ -231,7 +231,7 @@ def _train_epoch(steps: TrainingParts, epoch: int, rate: float, last: Path | Non
                        leave=False)
     # The running loss stays on the device: reading it (.item()) makes the CPU wait for
     # the GPU, so it is read only every SYNC_EVERY steps and at the end of the epoch.
-    total = torch.zeros((), dtype=torch.float64, device=tally_device(steps.device))
+    running = RunningLoss(steps.device)
     seen, skipped = 0, []
     for step, (images, masks, bad) in enumerate(bar, start=1):
         skipped.extend(str(sample) for sample in announce_skipped(bad))
@@ -242,11 +242,12 @@ def _train_epoch(steps: TrainingParts, epoch: int, rate: float, last: Path | Non
             warm_up(optimizer, rate, epoch * len(steps.loader) + step,
                     config.warmup_epochs * len(steps.loader))
         loss = train_step(steps, images, masks, weight)
-        total += loss.to(total.device).double() * len(images)  # moved first: MPS has no float64
+        running.add(loss, len(images))
         seen += len(images) if weight else 0
         if step % SYNC_EVERY == 0:
-            check_finite(total, epoch, rate, last, writer, context)
-            bar.set_postfix(loss=f"{total.item() / max(seen, 1):.4f}")
+            check_finite(running.read(), epoch, rate, last, writer, context)
+            bar.set_postfix(loss=f"{running.read().item() / max(seen, 1):.4f}")
+    total = running.read()
     check_finite(total, epoch, rate, last, writer, context)
     # summed over processes on the device (NCCL sums GPU tensors only), then read once
     totals = torch.stack([total, torch.full((), seen, dtype=torch.float64, device=total.device)])

@@ -15,7 +15,7 @@ from torch import nn
 from . import distributed
 from .config import TrainConfig
 from .failures import OutOfMemory, out_of_memory_message
-from .runtime import autocast, is_out_of_memory, moved, tuned_for_full_batches
+from .runtime import autocast, is_out_of_memory, moved, tally_device, tuned_for_full_batches
 
 
 @dataclasses.dataclass
@@ -77,3 +77,30 @@ def train_step(steps: TrainingParts, images: torch.Tensor, masks: torch.Tensor, 
         raise OutOfMemory(out_of_memory_message(error, config.batch_size,
                                                  images.shape)) from error
     return loss.detach()
+
+
+class RunningLoss:
+    """An epoch's summed training loss, kept where adding to it makes the CPU wait for no GPU
+    (it is read only now and then: :data:`unet_lib.train.SYNC_EVERY`): in float64 on
+    :func:`~unet_lib.runtime.tally_device` (a CUDA GPU itself, or the CPU); where that is not
+    the training device (Apple's MPS, which has no float64), summed in float32 on the device
+    and folded into the float64 total when read."""
+
+    def __init__(self, device: torch.device):
+        tally = tally_device(device)
+        self.total = torch.zeros((), dtype=torch.float64, device=tally)
+        self.pending = None if tally == device else torch.zeros((), device=device)
+
+    def add(self, loss: torch.Tensor, count: int) -> None:
+        """Add a batch's mean ``loss`` for ``count`` images."""
+        if self.pending is None:
+            self.total += loss.double() * count
+        else:
+            self.pending += loss.detach().float() * count
+
+    def read(self) -> torch.Tensor:
+        """The float64 total so far (a 0-d tensor, not yet read to the CPU's Python)."""
+        if self.pending is not None:  # one copy from the device per read, not per step
+            self.total += self.pending.cpu().double()
+            self.pending.zero_()
+        return self.total
