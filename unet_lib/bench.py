@@ -133,7 +133,9 @@ def measure(name: str, model: nn.Module, image_size: int, batch_size: int, devic
             steps: int = 3, repeats: int = 3, amp: bool = True, channels_last: bool = False,
             compile: bool = False) -> BenchRow:
     """Measure one model (see the module docstring); ``amp`` (bf16 on CUDA),
-    ``channels_last`` and ``compile`` are the speed-ups, each switchable alone."""
+    ``channels_last`` and ``compile`` are the speed-ups, each switchable alone. ``model`` is
+    trained by the timed steps: it is left changed, on ``device``, in eval mode (give a copy
+    of one you mean to keep)."""
     from .runtime import autocast, compile_model, cudnn_autotuning, waiting_for
 
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
