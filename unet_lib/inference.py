@@ -22,7 +22,7 @@ from .data.base import resize_mask
 from .data.samples import BraTSDataError, announce_skipped, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentBatches, ResidentSlices
-from .runtime import (autocast, layout_of, moved, resolve_device, tally_device,
+from .runtime import (autocast, layout_of, moved, resolve_device, same_device, tally_device,
                       tuned_for_full_batches)
 from .sampling import scoring_workers
 
@@ -175,8 +175,8 @@ def evaluate(model: nn.Module, data: Dataset, threshold: float | None = None,
     seen, skipped = 0, []
     if loss_fn is None:
         loss_fn = nn.BCEWithLogitsLoss()
-    elif isinstance(loss_fn, nn.Module) and any(b.device != torch.empty(0, device=tally).device
-                                                for b in loss_fn.buffers()):  # "cuda" is cuda:0
+    elif isinstance(loss_fn, nn.Module) and any(b.device != same_device(tally)
+                                                for b in loss_fn.buffers()):
         loss_fn = copy.deepcopy(loss_fn).to(tally)  # its weights beside the logits; the
         # caller's loss stays where it is (make_loss puts them on the CPU by default)
     for logits, masks, bad in logit_batches(model, data, batch_size, device, amp,

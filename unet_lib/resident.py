@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from .data.base import first_usable
 from .data.samples import announce_skipped, collate_samples
+from .runtime import same_device
 
 #: "auto" holds the data only if they take at most this share of the free GPU memory (of the
 #: available RAM on the CPU)
@@ -219,7 +220,7 @@ def is_held_on(data: Dataset, device: torch.device) -> bool:
     current GPU: "cuda:0" when nothing else was chosen)."""
     if not isinstance(data, ResidentSlices):
         return False
-    return data.images.device == torch.empty(0, device=device).device  # "cuda" → "cuda:0"
+    return data.images.device == same_device(device)
 
 
 def hold_on_device(train_data: Dataset, val_data: Dataset | None, device: torch.device,

@@ -201,6 +201,12 @@ def float64_home(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.cpu() if tensor.device.type == "mps" else tensor
 
 
+def same_device(device: torch.device | str) -> torch.device:
+    """``device`` as tensors report theirs, to compare with: ``"cuda"`` is the current GPU,
+    ``cuda:0`` when nothing else was chosen (``torch.device("cuda") != "cuda:0"``)."""
+    return torch.empty(0, device=device).device
+
+
 @contextmanager
 def randomness_kept():
     """Run the block without changing its caller's random streams: Python's, NumPy's global
