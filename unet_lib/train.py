@@ -245,8 +245,9 @@ def _train_epoch(steps: TrainingParts, epoch: int, rate: float, last: Path | Non
         running.add(loss, len(images))
         seen += len(images) if weight else 0
         if step % SYNC_EVERY == 0:
-            check_finite(running.read(), epoch, rate, last, writer, context)
-            bar.set_postfix(loss=f"{running.read().item() / max(seen, 1):.4f}")
+            total = running.read()
+            check_finite(total, epoch, rate, last, writer, context)
+            bar.set_postfix(loss=f"{total.item() / max(seen, 1):.4f}")
     total = running.read()
     check_finite(total, epoch, rate, last, writer, context)
     # summed over processes on the device (NCCL sums GPU tensors only), then read once
