@@ -13,7 +13,8 @@ from torch import nn
 
 from .config import check_batch_size
 from .data.samples import SkippedSample
-from .inference import mask_on_grid, running_on
+from .inference import mask_on_grid
+from .runtime import running_on
 from .runtime import resolve_device, tuned_for_full_batches
 
 

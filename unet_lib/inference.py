@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from contextlib import contextmanager
 from typing import Iterable
 
 import numpy as np
@@ -22,8 +21,8 @@ from .data.base import resize_mask
 from .data.samples import BraTSDataError, announce_skipped, collate_samples
 from .metrics import SegmentationScores, binarize
 from .resident import ResidentBatches, ResidentSlices
-from .runtime import (autocast, layout_of, moved, resolve_device, same_device, tally_device,
-                      tuned_for_full_batches)
+from .runtime import (autocast, layout_of, moved, resolve_device, running_on, same_device,
+                      tally_device, tuned_for_full_batches)
 from .sampling import scoring_workers
 
 
@@ -54,20 +53,6 @@ def logit_batches(model: nn.Module, data: Dataset | torch.Tensor, batch_size: in
     with running_on(model, device):
         yield from _logits_on(model, data, batch_size, device, amp, on_device, num_workers,
                               batches)
-
-
-@contextmanager
-def running_on(model: nn.Module, device: torch.device):
-    """``model`` in eval mode on ``device`` inside the block, and back on the device and in
-    the mode it came with after it (a caller's model stays as the caller left it: one being
-    trained keeps training its batch norm)."""
-    home = next(model.parameters(), torch.empty(0)).device
-    was_training = model.training
-    model.to(device).eval()
-    try:
-        yield model
-    finally:
-        model.to(home).train(was_training)
 
 
 def _logits_on(model: nn.Module, data: Dataset | torch.Tensor, batch_size: int,

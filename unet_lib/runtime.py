@@ -208,6 +208,20 @@ def same_device(device: torch.device | str) -> torch.device:
 
 
 @contextmanager
+def running_on(model: nn.Module, device: torch.device):
+    """``model`` in eval mode on ``device`` inside the block, and back on the device and in
+    the mode it came with after it (a caller's model stays as the caller left it: one being
+    trained keeps training its batch norm)."""
+    home = next(model.parameters(), torch.empty(0)).device
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        yield model
+    finally:
+        model.to(home).train(was_training)
+
+
+@contextmanager
 def randomness_kept():
     """Run the block without changing its caller's random streams: Python's, NumPy's global
     one and torch's (the CPU's, and each GPU's, CUDA or Apple MPS) are, after it, as they were

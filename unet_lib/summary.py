@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .models import UNet, count_parameters
+from .runtime import running_on
 
 
 def level_table(model: UNet, image_size: int = 240) -> list[dict]:
@@ -38,15 +39,13 @@ def level_table(model: UNet, image_size: int = 240) -> list[dict]:
             rows.append({"stage": name, "level": level, "shape": tuple(output.shape[1:]),
                          "parameters": count_parameters(module)})
         handles.append(module.register_forward_hook(record))
-    was_training = model.training
     where = next(model.parameters()).device  # a model on a GPU is run there
     try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, model.in_channels, image_size, image_size, device=where))
+        with torch.no_grad(), running_on(model, where):  # in eval mode, then as it came
+            model(torch.zeros(1, model.in_channels, image_size, image_size, device=where))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)  # as it came
     return rows
 
 
@@ -72,16 +71,12 @@ def signal_by_level(model: UNet, x: torch.Tensor) -> list[dict]:
     level (a network of ReLUs whose weights start too small). The model runs in eval mode (a
     batch norm's running statistics are read, not updated) and is left in its own."""
     squares = []
-    features = x = x.to(next(model.parameters()).device)  # a model on a GPU is run there
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()
-            for level, block in enumerate(model.encoder):
-                features = block(model.pool(features) if level else features)
-                squares.append(features.pow(2).mean().item())
-    finally:
-        model.train(was_training)
+    where = next(model.parameters()).device  # a model on a GPU is run there
+    features = x = x.to(where)
+    with torch.no_grad(), running_on(model, where):  # in eval mode, then as it came
+        for level, block in enumerate(model.encoder):
+            features = block(model.pool(features) if level else features)
+            squares.append(features.pow(2).mean().item())
     reference = x.pow(2).mean().item()
     return [{"stage": "bottleneck" if level == model.depth else f"encoder {level}",
              "level": level, "mean square": square / reference}
