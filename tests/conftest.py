@@ -21,7 +21,7 @@ TRAINING = TrainConfig.quick(epochs=6, base_filters=16, seed=0, pos_weight=(5.0,
 def slides_palette(monkeypatch):
     """Every test draws masks in the slides' colours unless it chooses otherwise, whatever
     $UNET_COURSE_PALETTE the shell that runs the tests has (the README offers it to readers)."""
-    from unet_course.mask_colours import PALETTE_VARIABLE, use_palette
+    from unet_course.viz.mask_colours import PALETTE_VARIABLE, use_palette
 
     monkeypatch.delenv(PALETTE_VARIABLE, raising=False)
     use_palette(None)

@@ -122,7 +122,7 @@ def test_the_reliability_figure_draws_each_models_bins_with_enough_pixels():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from unet_course.calibration_pictures import show_reliability
+    from unet_course.viz.calibration import show_reliability
 
     probs = _pixels([0.05] * 30 + [0.55] * 30 + [0.95] * 5)  # the 0.95 bin: 5 pixels only
     targets = _pixels([0] * 30 + [1] * 15 + [0] * 15 + [1] * 5)
@@ -287,7 +287,7 @@ def test_the_figure_bars_each_point_with_its_band_over_patients():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from unet_course.calibration_pictures import show_reliability
+    from unet_course.viz.calibration import show_reliability
 
     found = _two_patients(4, 16, pixels=20)  # 40 pixels at 0.55: drawn, with a bar
     fig = show_reliability({"two patients": found}, title="t", band=0.9)
@@ -329,7 +329,7 @@ def test_two_models_are_compared_on_the_same_patients_drawn_for_both():
 
 
 def test_the_chapters_table_and_reading_say_what_the_bins_hold():
-    from unet_course.calibration_pictures import calibration_reading, calibration_table
+    from unet_course.viz.calibration import calibration_reading, calibration_table
 
     # NCR/NET only: 20 pixels at 0.55 (first) or 0.65 (second), half of them in the channel
     # over the two patients; the other channels are predicted 0 everywhere, with no tumour

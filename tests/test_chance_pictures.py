@@ -1,5 +1,5 @@
 """The sign-flip test drawn: every sign pattern's mean, those as far from 0 as the observed
-mean marked, their share the p-value (unet_lib.comparison, unet_course.chance_pictures)."""
+mean marked, their share the p-value (unet_lib.comparison, unet_course.viz.chance)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from unet_course.chance_pictures import AS_FAR, sign_flip_figure  # noqa: E402
+from unet_course.viz.chance import AS_FAR, sign_flip_figure  # noqa: E402
 from unet_lib.comparison import (as_far_as_observed, paired_sign_flip,  # noqa: E402
                                  sign_flip_means)
 
@@ -70,7 +70,7 @@ def test_a_score_that_is_not_a_number_is_refused_not_counted_as_significant():
 
 
 def test_dots_closer_than_the_reach_stack_far_ones_lowest_and_apart_ones_do_not():
-    from unet_course.chance_pictures import stacked_heights
+    from unet_course.viz.chance import stacked_heights
 
     means = np.array([0.0, 0.5, 0.501, 0.502, 1.0])  # span 1: 0.5-0.502 within 1.5 %
     far = np.array([False, False, True, False, True])
@@ -92,7 +92,7 @@ def test_dots_closer_than_the_reach_stack_far_ones_lowest_and_apart_ones_do_not(
     ([0.9, 0.8, 0.7, 0.6], "Every difference is exactly 0"),
 ])
 def test_the_reading_counts_the_patterns_and_what_a_zero_difference_does(second, expected):
-    from unet_course.chance_pictures import read_sign_flips
+    from unet_course.viz.chance import read_sign_flips
 
     reading = read_sign_flips([0.9, 0.8, 0.7, 0.6], second, [3, 5, 12, 14])
     assert reading.startswith(expected)
@@ -101,14 +101,14 @@ def test_the_reading_counts_the_patterns_and_what_a_zero_difference_does(second,
 
 
 def test_beyond_the_exact_count_the_reading_says_the_patterns_are_drawn():
-    from unet_course.chance_pictures import read_sign_flips
+    from unet_course.viz.chance import read_sign_flips
 
     reading = read_sign_flips(np.ones(17), np.zeros(17), list(range(17)))
     assert reading.startswith("With 17 patients the test draws 100,000 of the 2^17")
 
 
 def test_the_reading_names_a_patient_whose_flip_barely_moves_the_mean():
-    from unet_course.chance_pictures import read_sign_flips
+    from unet_course.viz.chance import read_sign_flips
 
     # differences +0.3, +0.3, +0.3, +0.004: mean 0.226; flipping the last moves it by
     # 2 × 0.004 / 4 = 0.002, under 5 % of the mean: its patterns sit just inside the lines

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from unet_course.confusion import confusion_picture, confusion_rows, show_confusion  # noqa: E402
+from unet_course.viz.confusion import confusion_picture, confusion_rows, show_confusion  # noqa: E402
 
 
 def test_each_pixel_takes_its_kind_s_colour_and_the_rest_stays_dim_grey():

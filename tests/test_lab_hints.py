@@ -9,7 +9,7 @@ import torch
 
 from unet_course import labs
 from unet_course.checking import _ASKED
-from unet_course.frames import shown_on_slider
+from unet_course.viz.frames import shown_on_slider
 from unet_lib.metrics import whole_tumour_dice
 from unet_lib.models import IMPROVEMENTS
 

@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from unet_course import mask_colours  # noqa: E402
-from unet_course.mask_colours import (PALETTE_VARIABLE, channel_colours,  # noqa: E402
+from unet_course.viz import mask_colours  # noqa: E402
+from unet_course.viz.mask_colours import (PALETTE_VARIABLE, channel_colours,  # noqa: E402
                                       mask_combinations, mask_to_rgb, palette_name,
                                       use_palette)
 
@@ -102,7 +102,7 @@ def test_a_palette_is_chosen_in_the_notebook_or_the_environment(monkeypatch):
 
 
 def mask_colours_legend():
-    from unet_course.frames import legend_handles
+    from unet_course.viz.frames import legend_handles
 
     return legend_handles()
 
@@ -148,7 +148,7 @@ def test_the_threshold_sliders_frames_and_note_follow_the_palette():
 
     import matplotlib.pyplot as plt
 
-    from unet_course.frames import threshold_slider
+    from unet_course.viz.frames import threshold_slider
 
     images = torch.zeros(1, 4, 6, 6)
     targets = torch.zeros(1, 3, 6, 6)

@@ -16,8 +16,8 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from test_outlines import brute_force  # noqa: E402
-from unet_course.frames import head_window  # noqa: E402
-from unet_course.outline_pictures import (distance_colours, distance_curves,  # noqa: E402
+from unet_course.viz.frames import head_window  # noqa: E402
+from unet_course.viz.outlines import (distance_colours, distance_curves,  # noqa: E402
                                           outline_slider)
 from unet_lib.patient_volume import PatientVolume  # noqa: E402
 
@@ -176,7 +176,7 @@ def distances_between(pred_to_truth, truth_to_pred):
          "up to 40.0 mm away"]),
 ])
 def test_the_reading_says_on_which_side_of_the_curve_s_jump_hd95_lies(far, expected):
-    from unet_course.outline_pictures import read_curves
+    from unet_course.viz.outlines import read_curves
 
     near = np.linspace(0, 5, 100 - far)
     reading = read_curves(distances_between([*near, *[40.0] * far], [0.0, 1.0]))
@@ -187,7 +187,7 @@ def test_the_reading_says_on_which_side_of_the_curve_s_jump_hd95_lies(far, expec
 
 
 def test_the_reading_of_a_jump_at_5_percent_a_smooth_tail_and_the_truth_s_side():
-    from unet_course.outline_pictures import read_curves
+    from unet_course.viz.outlines import read_curves
 
     # 113 near and 6 far of 119: rank 0.95 · 118 = 112.1, a tenth of the way across the gap
     inside = read_curves(distances_between([*np.linspace(0, 5, 113), *[40.0] * 6], [0.0]))

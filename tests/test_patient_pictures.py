@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgba  # noqa: E402
 
-from unet_course.patient_pictures import (ABSENT_LABEL, MOST_NAMED, paired_values,  # noqa: E402
+from unet_course.viz.patients import (ABSENT_LABEL, MOST_NAMED, paired_values,  # noqa: E402
                                           patient_order, show_patient_scores)
 from unet_lib.patients import PatientScores  # noqa: E402
 

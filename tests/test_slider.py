@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from unet_course import viz
-from unet_course.slider import MAX_FRAMES, ImageSlider, png_data_url
+from unet_course.viz.slider import MAX_FRAMES, ImageSlider, png_data_url
 
 
 def decode(url: str) -> np.ndarray:
@@ -104,7 +104,7 @@ def test_threshold_slider_captions_report_the_dice_of_each_threshold():
 def test_threshold_slider_captions_name_the_pixels_marked_in_two_channels():
     # the colours that mix (yellow, cyan, magenta, white) are said in words: a red-green
     # colour-blind eye cannot tell yellow from green, nor cyan from white
-    from unet_course.frames import overlap_caption
+    from unet_course.viz.frames import overlap_caption
 
     binary = torch.zeros(3, 4, 4)
     binary[0, 0] = 1  # NCR/NET on row 0 ...
@@ -145,7 +145,7 @@ def test_attention_slider_reports_mean_alpha_inside_and_in_the_rest_of_the_brain
 
 
 def test_the_attention_key_writes_the_range_its_map_is_stretched_over():
-    from unet_course.attention_pictures import colour_key
+    from unet_course.viz.attention import colour_key
 
     target = torch.zeros(1, 3, 8, 8)
     target[0, 0, :4, :4] = 1

@@ -100,7 +100,7 @@ def test_temperatures_that_cannot_be_used_are_refused():
 
 
 def test_the_chapters_table_and_reading_give_the_fit_and_its_effect():
-    from unet_course.calibration_pictures import temperature_reading, temperature_table
+    from unet_course.viz.calibration import temperature_reading, temperature_table
     from unet_lib.calibration import reliability_of
     from unet_lib.temperature import TemperatureFit
 
@@ -151,7 +151,7 @@ LEVELS = (0.15, 0.35, 0.65, 0.85)  # four bins' probabilities, 20 pixels each
     ((0, 0, 2, 7), "too often at every level"),
 ])
 def test_the_reading_says_how_a_temperature_that_did_not_help_left_the_curve(in_channel, said):
-    from unet_course.calibration_pictures import curve_shape, temperature_reading
+    from unet_course.viz.calibration import curve_shape, temperature_reading
     from unet_lib.temperature import TemperatureFit
 
     fitted = TemperatureFit(np.array([1.0, 4.0]), loss=np.array([[0.3, 0.1]] * 3),
@@ -166,7 +166,7 @@ def test_the_reading_says_how_a_temperature_that_did_not_help_left_the_curve(in_
 
 
 def test_a_curve_of_too_few_bins_has_no_shape_to_tell():
-    from unet_course.calibration_pictures import curve_shape
+    from unet_course.viz.calibration import curve_shape
 
     assert "too few of its bins" in curve_shape(_binned([(0.35, 20, 6), (0.75, 20, 15)]), 0)
     assert "too few of its bins" in curve_shape(_binned([(p, 19, 5) for p in LEVELS]), 0)

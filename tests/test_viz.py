@@ -139,7 +139,7 @@ def _ring(first: int, last: int, size: int) -> np.ndarray:
 
 
 def test_the_true_tumours_outline_is_a_white_line_edged_in_black_on_both_sides():
-    from unet_course.attention_pictures import (HALO_COLOUR, OUTLINE_COLOUR, OUTLINE_SCALE,
+    from unet_course.viz.attention import (HALO_COLOUR, OUTLINE_COLOUR, OUTLINE_SCALE,
                                                 draw_outline, tumour_outline)
 
     assert OUTLINE_SCALE == 2  # the squares below are worked out on the grid twice as fine
@@ -189,7 +189,7 @@ def test_the_true_tumours_outline_is_a_white_line_edged_in_black_on_both_sides()
 
 
 def test_gates_are_named_deepest_and_shallowest_by_their_size():
-    from unet_course.attention_pictures import gate_names
+    from unet_course.viz.attention import gate_names
 
     maps = [torch.zeros(2, 1, n, n) for n in (12, 24, 48, 96)]
     assert gate_names(maps) == ["12×12 (deepest)", "24×24", "48×48", "96×96 (shallowest)"]
@@ -283,7 +283,7 @@ def test_the_models_curves_differ_by_more_than_colour():
     lines = fig.axes[1].get_lines()
     assert len({(line.get_marker(), line.get_linestyle()) for line in lines}) == 3
     plt.close(fig)
-    from unet_course.frames import model_style
+    from unet_course.viz.frames import model_style
 
     assert model_style("Classic U-Net") == model_style("classic")
     assert model_style("improved-nchw-depthwise") == model_style("improved")
@@ -382,7 +382,7 @@ def test_a_ring_no_channel_passes_inside_the_predicted_tumour_is_counted_and_tol
 
 
 def test_the_phantom_figure_shows_each_volume_s_modalities_and_mask():
-    from unet_course.gallery import phantom_figure, phantom_rows
+    from unet_course.viz.gallery import phantom_figure, phantom_rows
 
     rows = phantom_rows(image_size=32, n_slices=12, volumes=((1, "one: first"), (2, "two: second")))
     assert [r[1].shape for r in rows] == [(4, 32, 32)] * 2 and rows[0][2].shape == (3, 32, 32)
@@ -422,7 +422,7 @@ def _tc_history(values):
 
 
 def test_learning_pace_names_each_first_epoch_and_whether_the_slowest_still_gains():
-    from unet_course.comparisons import learning_pace
+    from unet_course.viz.curves import learning_pace
 
     still = learning_pace({"classic": _tc_history([0.2, 0.8, 0.9, 0.9]),
                            "attention": _tc_history([0.1, 0.3, 0.72, 0.9])})
@@ -442,7 +442,7 @@ def test_learning_pace_names_each_first_epoch_and_whether_the_slowest_still_gain
 
 
 def test_the_slowest_learner_reached_the_level_last_or_never():
-    from unet_course.comparisons import slowest_learner
+    from unet_course.viz.curves import slowest_learner
 
     assert slowest_learner({"classic": _tc_history([0.2, 0.8]),
                             "improved": _tc_history([0.1, 0.3, 0.75]),
@@ -477,7 +477,7 @@ def test_histories_plot_the_mean_dice_best_pt_is_kept_on_from_an_axis_that_says_
 
 
 def test_a_log_loss_axis_labels_its_minor_ticks_at_2_and_5_only():
-    from unet_course.frames import label_log_axis
+    from unet_course.viz.frames import label_log_axis
 
     fig, ax = plt.subplots()
     ax.plot([1, 2], [0.0015, 0.045])
@@ -519,7 +519,7 @@ def test_the_showcase_ends_on_the_slice_with_the_smallest_core_for_models_markin
 
 
 def test_the_overfitting_verdict_names_models_together_and_each_gap_once():
-    from unet_course.comparisons import overfitting_verdict
+    from unet_course.viz.curves import overfitting_verdict
 
     def history(mean_dice):  # WT = TC = ET, so their mean is the value given
         return [{"val": {"dice": {"WT": d, "TC": d, "ET": d}}} for d in mean_dice]
@@ -543,13 +543,13 @@ def test_the_overfitting_verdict_names_models_together_and_each_gap_once():
     ([float("nan"), 0.86], 0.8), ([0.86, float("nan")], 0.8),  # a NaN is not drawn, anywhere
     ([float("nan")], 0.0)])
 def test_a_score_axis_starts_below_the_lowest_score_drawn(values, floor):
-    from unet_course.frames import score_axis_floor
+    from unet_course.viz.frames import score_axis_floor
 
     assert score_axis_floor(values) == pytest.approx(floor)
 
 
 def test_the_block_diagram_draws_the_layers_the_block_has():
-    from unet_course.diagrams import draw_block
+    from unet_course.viz.diagrams import draw_block
     from unet_lib.models.layers import InvertedBottleneckBlock
 
     for batch_norm in (True, False):
@@ -564,13 +564,13 @@ def test_the_block_diagram_draws_the_layers_the_block_has():
         assert not any("Identity" in t for t in texts)  # no box for a layer switched off
 
 
-@pytest.mark.parametrize("imported", ["unet_course.labs", "unet_course.calibration_pictures",
-                                      "unet_course.diagrams", "unet_course.viz"])
+@pytest.mark.parametrize("imported", ["unet_course.labs", "unet_course.viz.calibration",
+                                      "unet_course.viz.diagrams", "unet_course.viz"])
 def test_every_chapter_draws_in_the_course_lettering_whichever_module_it_imports(imported):
     import subprocess
     import sys
 
-    from unet_course.style import FONT_SIZES
+    from unet_course.viz.style import FONT_SIZES
 
     shown = subprocess.run(  # a fresh process: matplotlib's 10-point default until the import
         [sys.executable, "-c", f"import matplotlib, {imported}; "

@@ -9,25 +9,15 @@ Modules:
     exercises/   the code a student writes, checked against unet_lib: blocks (chapters 1-3),
                  forward, train_step, scores, cleanup, and module_checks (how modules compare)
     checking     what labs and exercises share: comparing an answer, hints, "not yet"
-    viz          the pictures (matplotlib), in the lettering of :mod:`style`; it gathers:
-    frames       one picture's pieces: styles, grey modalities and the head's window, ticks,
-                 the threshold slider's frames and how it writes a score
-    mask_colours the masks' palettes (the slides' RGB, or colour-blind), and how colours mix
-    attention_pictures  chapter 8: the gates' α over a faint FLAIR, the tumour outlined
-    comparisons  several models in one figure: learning curves, predictions side by side
-    diagrams     the block and gate diagrams of chapters 2 and 3
-    gallery      the phantom's figure (data card)
+    viz/         the pictures (matplotlib) and the static sliders, in the lettering of its
+                 ``style``; chapters call them as ``viz.<name>``, one module per kind of
+                 picture: slices, curves, diagrams, attention (8), confusion (6), outlines,
+                 chance and patients (7), calibration (9), gallery (the data card); what they
+                 share: frames, mask_colours, slider, style
     bundles      the reference results of the slides' configuration, read for the book
-    style        the figures' lettering (12-pt text), set when unet_course is imported
-    slider       pre-rendered image sliders that work without a kernel
-    confusion    chapter 6: TP, FP and FN as pixels of one slice
-    outline_pictures  chapter 7: where an HD95 comes from (distance curves, outline slider)
-    chance_pictures   chapter 7: what the sign-flip test counts
-    patient_pictures  chapter 7: each patient's scores under each model, paired
-    calibration_pictures  chapter 9: reliability diagrams (do the probabilities mean chances?)
     notebook     values quoted in the book's text (glue, counted), tables shown (show_table)
 
-Importing the package sets matplotlib's font sizes to :data:`style.FONT_SIZES` for the rest of
+Importing the package sets matplotlib's font sizes to :data:`viz.style.FONT_SIZES` for the rest of
 the process, so that every chapter's figures, those its cells draw with ``plt`` included, read
 alike in the book whichever of these modules the chapter imports.
 
@@ -38,7 +28,7 @@ The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the c
     setup = course.setup(SCALE)
 """
 
-from . import style
+from .viz import style
 from .examples import (Showcase, hardest_slice, holes_reading, showcase, slice_name,
                        slice_scores, tumour_slices, what_went_wrong)
 from .notebook import counted, glue, show_markdown, show_table

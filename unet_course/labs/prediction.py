@@ -14,7 +14,7 @@ from unet_lib.data.brats import MASK_CHANNELS
 from unet_lib.metrics import best_threshold_of_slice, binarize, whole_tumour_dice
 
 from ..checking import NotYet, check, is_number, plain, reveal_hint, unanswered
-from ..frames import shown_on_slider
+from ..viz.frames import shown_on_slider
 
 
 def check_mask_channels(answer, colour: Sequence[float] = (0, 1, 1),

@@ -1,8 +1,8 @@
-"""Pictures as arrays, for the static sliders (:mod:`unet_course.slider`): masks in RGB, grey
+"""Pictures as arrays, for the static sliders (:mod:`unet_course.viz.slider`): masks in RGB, grey
 modalities and the square that holds the head, the chapters' styles, chapter 5's threshold
 slider and how it writes a score, and what the figures share (no ticks, a score axis's floor,
-a label placed clear of a figure's curves). The figures (matplotlib) are in
-:mod:`unet_course.viz`, the attention maps' pictures in :mod:`unet_course.attention_pictures`."""
+a label placed clear of a figure's curves). The figures (matplotlib) that use them are in
+the other modules of :mod:`unet_course.viz`."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def grey_picture(channel) -> np.ndarray:
 
 def _dice_caption(binary: torch.Tensor, target: torch.Tensor) -> str:
     """``"WT 0.91, TC 0.84, ET 0.77"``: the regions' Dice of one binarized (3, H, W) slice."""
-    from .examples import slice_scores
+    from ..examples import slice_scores
 
     return ", ".join(f"{name} {shown_on_slider(value)}"
                      for name, value in slice_scores(binary, target).items())
@@ -156,7 +156,7 @@ SLIDER_THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 def threshold_slider(images, targets, probs, names: Sequence[str],
                      thresholds: Sequence[float] = SLIDER_THRESHOLDS,
                      start_threshold: float = 0.5, title: str | None = None):
-    """A static :class:`~unet_course.slider.ImageSlider` over slices and thresholds: FLAIR,
+    """A static :class:`~unet_course.viz.slider.ImageSlider` over slices and thresholds: FLAIR,
     ground truth, probabilities as RGB, and the prediction binarized at the chosen threshold,
     with the Dice of each region (WT, TC, ET) in the caption.
 

@@ -1,22 +1,20 @@
-"""Pictures that put the three models side by side: how they trained, and what they predict
-on the same slices; and sentences on how fast each learnt (:func:`learning_pace`) and what
-a rising validation loss cost (:func:`overfitting_verdict`).
-(Re-exported by :mod:`unet_course.viz`.)"""
+"""Learning curves: one run's loss and validation Dice per epoch (:func:`plot_history`),
+several models' side by side (:func:`plot_training`) or on shared axes
+(:func:`plot_histories`); and sentences on how fast each learnt (:func:`learning_pace`) and
+what a rising validation loss cost (:func:`overfitting_verdict`)."""
 
 from __future__ import annotations
 
 import math
-import textwrap
 from typing import Sequence
 
 import matplotlib.pyplot as plt
-import torch
 from matplotlib.figure import Figure
 
 from unet_lib.data import REGIONS
 
-from .frames import (LOSS_STYLES, as_numpy, grey_picture, label_log_axis, legend_handles,
-                     mask_to_rgb, no_ticks, records_of, region_style)
+from .frames import (LOSS_STYLES, label_log_axis, model_style, records_of, region_style,
+                     score_axis_floor)
 
 
 def whole_epochs(*axes) -> None:
@@ -68,49 +66,6 @@ def plot_training(histories: dict, chosen: dict | None = None,
     handles, labels = axes[1, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(regions),
                fontsize="small")
-    return fig
-
-
-
-def compare_models(images, targets, probs_by_model: dict, names: Sequence[str],
-                   threshold: float = 0.5, notes: Sequence[str] | None = None) -> Figure:
-    """The same slices predicted by several models: a row per slice with FLAIR, the ground
-    truth and each model's prediction binarized at ``threshold`` (in the palette in use: in the
-    slides', red NCR/NET, green ED, blue ET), each captioned with its Dice of the regions
-    WT/TC/ET on that slice.
-
-    Args:
-        images: (N, 4, H, W); targets: (N, 3, H, W) binary.
-        probs_by_model: ``{model name: (N, 3, H, W) probabilities}``.
-        names: a title per slice (e.g. ``"volume 3, slice 12"``).
-        notes: an optional line per slice under its name (e.g. what went wrong).
-    """
-    from unet_lib.metrics import binarize
-
-    from .examples import slice_scores
-
-    rows, columns = len(names), 2 + len(probs_by_model)
-    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.45 * rows),
-                             constrained_layout=True, squeeze=False)
-    for row in range(rows):
-        line = axes[row]
-        line[0].imshow(grey_picture(as_numpy(images[row])[0]), cmap="gray", vmin=0, vmax=1)
-        line[1].imshow(mask_to_rgb(targets[row]))
-        line[0].set_ylabel(names[row], fontsize="small")
-        if notes and notes[row]:  # under the picture, wrapped to the width of the first two
-            line[0].set_xlabel(textwrap.fill(notes[row], 44), fontsize="small", loc="left")
-        for ax, (model, probs) in zip(line[2:], probs_by_model.items()):
-            probs_row = torch.as_tensor(as_numpy(probs[row]))
-            scores = slice_scores(probs_row, torch.as_tensor(as_numpy(targets[row])), threshold)
-            ax.imshow(mask_to_rgb(binarize(probs_row, threshold, logits=False)))
-            ax.set_xlabel("WT {WT:.2f} TC {TC:.2f} ET {ET:.2f}".format(**scores))
-            if row == 0:
-                ax.set_title(model)
-    axes[0, 0].set_title("FLAIR")
-    axes[0, 1].set_title("ground truth")
-    no_ticks(axes)
-    fig.legend(handles=legend_handles(),
-               loc="outside lower center", ncols=3, fontsize="small")
     return fig
 
 
@@ -214,3 +169,80 @@ def _names(models: dict) -> str:
 
 def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def plot_history(history, title: str | None = None) -> Figure:
+    """Training and validation loss, and validation Dice per channel/region, per epoch.
+
+    ``history`` is a :class:`unet_lib.train.History` or a list of its records.
+    """
+    records = records_of(history)
+    epochs = [r["epoch"] for r in records]
+    with_val = all("val" in r for r in records) and records
+    fig, axes = plt.subplots(1, 2 if with_val else 1, figsize=(11 if with_val else 5.5, 3.8),
+                             constrained_layout=True, squeeze=False)
+    ax = axes[0, 0]
+    ax.plot(epochs, [r["train_loss"] for r in records], label="training",
+            **LOSS_STYLES["training"])
+    if with_val:
+        ax.plot(epochs, [r["val_loss"] for r in records], label="validation",
+                **LOSS_STYLES["validation"])
+    ax.set(xlabel="epoch", ylabel="loss (log scale)", yscale="log", title="loss")
+    label_log_axis(ax)
+    ax.legend()
+    if with_val:
+        ax = axes[0, 1]
+        for name in records[0]["val"]["dice"]:
+            ax.plot(epochs, [r["val"]["dice"][name] for r in records], label=name,
+                    **region_style(name))
+        ax.set(xlabel="epoch", ylabel="Dice", ylim=(0, 1), title="validation Dice")
+        ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    whole_epochs(*axes.flat)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_histories(histories: dict, metric: str = "mean", title: str | None = None,
+                   chosen: dict | None = None) -> Figure:
+    """Validation loss and validation Dice per epoch, for several models: ``{name: History or
+    records}``. ``metric``: ``"mean"``, the mean Dice over WT, TC and ET on which ``fit`` keeps
+    its best epoch (:func:`unet_lib.metrics.regions_mean_dice`), or one channel or region.
+    ``chosen`` (``{name: epoch}``) marks each model's kept epoch with a hollow ring of its
+    colour on both curves. Where every value is above 0.5, the Dice axis starts below the
+    lowest (:func:`~unet_course.viz.frames.score_axis_floor`) and says where: curves that all lie
+    near 1 are told apart. The loss panel compares runs trained on the same loss only (each
+    run's validation loss is its own training loss)."""
+    from unet_lib.metrics import regions_mean_dice
+
+    def dice_of(record: dict) -> float:
+        scores = record["val"]["dice"]
+        return regions_mean_dice(scores) if metric == "mean" else scores[metric]
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    lowest = 1.0
+    for name, history in histories.items():
+        records = records_of(history)
+        epochs = [r["epoch"] for r in records]
+        curves = ([r["val_loss"] for r in records], [dice_of(r) for r in records])
+        lowest = min(lowest, *curves[1])
+        for ax, values in zip(axes, curves):
+            line, = ax.plot(epochs, values, label=name, **model_style(name))
+            if chosen and name in chosen:
+                kept = epochs.index(chosen[name])
+                ax.plot(epochs[kept], values[kept], "o", ms=13, mfc="none", mew=2,
+                        color=line.get_color(),
+                        label=f"{name}: kept epoch {chosen[name]}" if ax is axes[1] else None)
+    floor = score_axis_floor([lowest])
+    what = "mean of WT, TC, ET" if metric == "mean" else metric
+    axes[0].set(xlabel="epoch", ylabel="loss (log scale)", yscale="log",
+                title="validation loss")
+    label_log_axis(axes[0])
+    axes[1].set(xlabel="epoch", ylim=(floor, 1), title=f"validation Dice, {what}",
+                ylabel="Dice" + (f" (axis from {floor:.1f})" if floor > 0 else ""))
+    for ax in axes:
+        ax.legend()
+    whole_epochs(*axes)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,13 +1,12 @@
-"""Block diagrams drawn from the modules themselves: the attention gate and the Improved
-U-Net's level block. Every label (layer kind, kernel, channels) is read from the module given,
-so a diagram cannot disagree with the code (chapter 1's :func:`unet_course.viz.draw_unet`
-does the same for the whole U)."""
+"""Diagrams drawn from the modules themselves: the whole U (:func:`draw_unet`, chapters 1 and
+3), the attention gate and the Improved U-Net's level block. Every label (layer kind, kernel,
+channels, sizes) is read from the module given, so a diagram cannot disagree with the code."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
 from torch import nn
 
 from unet_lib.models import AttentionGate, InvertedBottleneckBlock
@@ -113,4 +112,64 @@ def draw_block(block: InvertedBottleneckBlock, title: str | None = None) -> Figu
             fontsize=8.5)
     ax.set_xlim(0, 5.2)
     ax.set_ylim(ys[-1] - 0.45, 0.45)
+    return fig
+
+
+def draw_unet(model, image_size: int = 240, title: str | None = None) -> Figure:
+    """The U shape of ``model``: one box per encoder/decoder level, labelled with its
+    channels and size, arrows for max-pool (down), transposed convolution (up) and skips
+    (``concat``, ``add``, or ``gate`` for attention)."""
+    from unet_lib.summary import level_table
+
+    rows = {row["stage"]: row for row in level_table(model, image_size)}
+    depth = model.depth
+    fig, ax = plt.subplots(figsize=(11, 4.6), constrained_layout=True)
+    boxes = {}
+    for level in range(depth + 1):
+        name = "bottleneck" if level == depth else f"encoder {level}"
+        boxes[("enc", level)] = (level, -level, rows[name]["shape"])
+        if level < depth:
+            boxes[("dec", level)] = (2 * depth - level, -level, rows[f"decoder {level}"]["shape"])
+    for (kind, level), (x, y, (c, h, w)) in boxes.items():
+        colour = "#f0b27a" if level == depth else ("#aed6f1" if kind == "enc" else "#a9dfbf")
+        ax.add_patch(plt.Rectangle((x - 0.42, y - 0.3), 0.84, 0.6, color=colour, ec="k"))
+        ax.text(x, y, f"{c} ch\n{h}×{w}", ha="center", va="center", fontsize=11)
+    skip = "gate" if model.attention else ("add" if model.additive_skips else "concat")
+    arrow = dict(arrowstyle="->", lw=1.5)
+    for level in range(depth):
+        ax.annotate("", xy=(level + 1, -level - 1 + 0.3), xytext=(level, -level - 0.3),
+                    arrowprops=dict(arrow, color="#c0392b"))
+        ax.annotate("", xy=(2 * depth - level, -level - 0.3),
+                    xytext=(2 * depth - level - 1, -level - 1 + 0.3),
+                    arrowprops=dict(arrow, color="#27ae60"))
+        ax.annotate("", xy=(2 * depth - level - 0.42, -level), xytext=(level + 0.42, -level),
+                    arrowprops=dict(arrow, color="grey", ls="--"))
+        if model.attention:  # the gate on the skip, driven by the coarser decoder level (g)
+            gate_x = 2 * depth - level - 1
+            ax.annotate("", xy=(gate_x, -level - 0.1), xytext=(gate_x, -level - 1 + 0.3),
+                        arrowprops=dict(arrow, color="#8e44ad", ls=":"))
+            ax.plot(gate_x, -level, marker="D", ms=9, color="#8e44ad")
+            ax.text(gate_x + 0.06, -level - 0.5, "g", color="#8e44ad", fontsize=11)
+            if level == 0:  # the deeper skips are too short for the words
+                ax.text(depth, 0.08, "skip → gate → concat", ha="center", va="bottom",
+                        color="grey", fontsize=11)
+        else:
+            ax.text(depth, -level + 0.08, skip, ha="center", va="bottom", color="grey",
+                    fontsize=11)
+    ax.text(0, 0.55, f"input {model.in_channels} ch", ha="center")
+    ax.text(2 * depth, 0.55, f"1×1 head → {model.out_channels} ch", ha="center")
+    handles = [Patch(fc="#aed6f1", ec="k", label="encoder level"),
+               Patch(fc="#f0b27a", ec="k", label="bottleneck"),
+               Patch(fc="#a9dfbf", ec="k", label="decoder level"),
+               Patch(color="#c0392b", label="2×2 max-pool"),
+               Patch(color="#27ae60", label="2×2 transposed conv"),
+               Patch(color="grey", label=f"skip ({skip})")]
+    if model.attention:
+        handles.append(Patch(color="#8e44ad", label="attention gate, gated by the level below (g)"))
+    ax.legend(handles=handles, loc="lower right", fontsize="small")
+    ax.set_xlim(-0.7, 2 * depth + 0.7)
+    ax.set_ylim(-depth - 0.6, 0.9)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
     return fig

@@ -79,7 +79,7 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
     (x: the models of ``scores``, in order), a patient's scores joined by a thin line, the
     model's mean over the patients as a black bar, the patients whose truth lacks the region
     hollow. A row of scores in [0, 1] shares one axis, from 0 or from just below its lowest
-    value (:func:`~unet_course.frames.score_axis_floor`); HD95 on a log scale (linear below
+    value (:func:`~unet_course.viz.frames.score_axis_floor`); HD95 on a log scale (linear below
     1 mm) from 0 to 373 mm (one outline empty). A pyplot figure."""
     volumes = patient_order(scores)
     named = len(volumes) <= MOST_NAMED

@@ -30,7 +30,7 @@ def sign_flip_figure(first, second, patients: Sequence, names: Sequence[str] = (
     of ``patients``, their labels): left, each patient's difference ``first - second``; right,
     the mean difference under every sign pattern (a dot each up to :data:`MOST_DOTS`
     patients, else a histogram), the observed mean and its mirror image marked, the patterns
-    as far from 0 in orange. A pyplot figure, as :mod:`unet_course.viz` draws them."""
+    as far from 0 in orange. A pyplot figure, as the rest of :mod:`unet_course.viz`."""
     first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
     differences = first - second
     if len(patients) != len(differences):
@@ -111,7 +111,7 @@ def read_sign_flips(first, second, patients: Sequence) -> str:
     (both models score alike) flips to itself, so it halves the patterns that differ; a
     difference that is not 0 but small moves the mean too little to see apart when flipped,
     which the reading names (its patterns' dots sit just beside the observed lines)."""
-    from .notebook import counted
+    from ..notebook import counted
 
     differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
     zero = [label for label, d in zip(patients, differences) if d == 0]

@@ -2,7 +2,7 @@
 (``book/images/phantom-240.png``) so that the introduction and the data card show it without
 a kernel. Remake it with::
 
-    python -m unet_course.gallery book/images/phantom-240.png
+    python -m unet_course.viz.gallery book/images/phantom-240.png
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ def phantom_figure(rows):
 
 
 def main(argv=None) -> int:
-    """``python -m unet_course.gallery OUT.png``: draw the figure (slides' palette) to OUT."""
+    """``python -m unet_course.viz.gallery OUT.png``: draw the figure (slides' palette) to OUT."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m unet_course.gallery OUT.png", file=sys.stderr)
+        print("usage: python -m unet_course.viz.gallery OUT.png", file=sys.stderr)
         return 2
     matplotlib.use("Agg")
     from . import style

@@ -37,7 +37,7 @@ def distance_curves(outlines: OutlineDistances, title: str | None = None) -> Fig
     """The share of each outline's voxels within a distance of the other outline, both ways,
     whole (left) and its top enlarged (right): a curve reaches 95 % at that direction's 95th
     percentile; HD95 is the larger of the two, the plain Hausdorff distance where the last
-    curve reaches 100 %. A pyplot figure, as :mod:`unet_course.viz` draws them."""
+    curve reaches 100 %. A pyplot figure, as the rest of :mod:`unet_course.viz`."""
     fig, (whole, top) = plt.subplots(1, 2, figsize=(10.5, 4.2), width_ratios=(1, 1.25),
                                      layout="constrained")
     q = outlines.percentile
