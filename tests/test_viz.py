@@ -309,7 +309,8 @@ def test_compare_models_captions_each_prediction_with_its_own_dice():
 
 
 def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken_for():
-    from unet_course.examples import hardest_slice, what_went_wrong
+    from unet_course.examples import hardest_slice
+    from unet_course.readings import what_went_wrong
 
     target = torch.zeros(3, 8, 8)
     target[2, 2:6, 2:6] = 1  # 16 ET pixels: the core
@@ -347,7 +348,8 @@ def _core_in_oedema(size=16):
 
 
 def test_a_ring_no_channel_passes_inside_the_predicted_tumour_is_counted_and_told():
-    from unet_course.examples import Showcase, hole_pixels, holes_reading
+    from unet_course.examples import Showcase
+    from unet_course.readings import hole_pixels, holes_reading
 
     truth = _core_in_oedema()
     ring = truth.clone() * 0.9

@@ -3,7 +3,8 @@
 Modules:
     session      setup(): the scale, the data, the split, and the cache of trained models
     settings     the scale, data and course home: notebook values, environment overrides
-    examples     which slices a chapter shows, and their names
+    examples     which slices a chapter shows, their names and Dice per region
+    readings     sentences read off a prediction: what went wrong on a slice, holes left
     labs/        the chapters' questions, self-checked with hints (``labs.reveal``), one module
                  per topic: sizes, schedule, prediction, evaluation, attention_maps, calibration
     exercises/   the code a student writes, checked against unet_lib: blocks (chapters 1-3),
@@ -29,8 +30,8 @@ The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the c
 """
 
 from .viz import style
-from .examples import (Showcase, hardest_slice, holes_reading, showcase, slice_name,
-                       slice_scores, tumour_slices, what_went_wrong)
+from .examples import Showcase, hardest_slice, showcase, slice_name, slice_scores, tumour_slices
+from .readings import holes_reading, what_went_wrong
 from .notebook import counted, glue, show_markdown, show_table
 from .session import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, CourseSetup, TrainedModel,
                       course_home, resolve_scale, setup)
