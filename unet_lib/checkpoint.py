@@ -23,6 +23,7 @@ half-written checkpoint where the last good one was.
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import re
@@ -125,9 +126,14 @@ def write_checkpoint(path: str | Path, payload: dict) -> Path:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # torch.save writes into memory, never into the file: a save cut short (a Ctrl-C at
+        # the wrong moment) leaves a zip writer that finishes its file when it is collected,
+        # and one whose file was closed by then aborts the interpreter
+        serialized = io.BytesIO()
+        torch.save(payload, serialized)
         fd, tmp = runfolder.temporary_beside(path)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+        with os.fdopen(fd, "wb") as f, serialized.getbuffer() as data:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
