@@ -186,6 +186,23 @@ def test_the_reading_says_on_which_side_of_the_curve_s_jump_hd95_lies(far, expec
         assert part in reading
 
 
+def test_a_single_far_voxel_is_read_in_the_singular_with_the_slice_it_lies_on():
+    """One voxel beyond the gap (1 % of the outline): it moves only the Hausdorff distance,
+    and the reading says on which slice to look for it (the slider's start may be another)."""
+    from unet_lib.outlines import OutlineDistances, SurfaceDistances
+    from unet_course.viz.outlines import read_curves
+
+    values = np.array([*np.linspace(0, 5, 99), 40.0])
+    points = np.zeros((100, 3), int)
+    points[:, 0] = 3
+    points[-1, 0] = 7  # the far voxel alone on slice 7
+    reading = read_curves(OutlineDistances(SurfaceDistances(points, points, values),
+                                           distances_between([0.0], [0.0]).truth_to_prediction))
+    assert "and the one voxel beyond that gap is 1.00 % of them: under 5 %" in reading
+    assert ("the far voxel, up to 40.0 mm away (the farthest on slice 7), moves only the plain "
+            "Hausdorff distance") in reading
+
+
 def test_the_reading_of_a_jump_at_5_percent_a_smooth_tail_and_the_truth_s_side():
     from unet_course.viz.outlines import read_curves
 

@@ -65,7 +65,7 @@ def test_models_that_disagree_on_a_patient_s_truth_or_list_a_patient_twice_are_r
 def test_each_patient_is_a_line_across_the_models_the_mean_a_bar_and_absent_truth_hollow():
     fig = show_patient_scores(_scores(), regions=("WT", "ET"), metrics=("dice",))
     wt, et = fig.axes[:2]
-    assert [a.get_title() for a in (wt, et)] == ["Dice, WT", "Dice, ET"]
+    assert [a.get_title() for a in (wt, et)] == ["Dice, WT (axis from 0.5)", "Dice, ET"]
     joined = [line for line in et.lines if line.get_linestyle() == "-"]
     assert [list(line.get_ydata()) for line in joined] == [[0.8, 0.7], [1.0, 0.0], [0.5, 0.4]]
     bars = et.collections[0].get_segments()  # one bar per model at its mean over the patients
@@ -76,7 +76,8 @@ def test_each_patient_is_a_line_across_the_models_the_mean_a_bar_and_absent_trut
     assert hollow == [False, True, False]  # patient 7 only, and only in ET
     assert not any(to_rgba(line.get_markerfacecolor()) == to_rgba("white")
                    for line in wt.lines if line.get_linestyle() == "None")
-    assert wt.get_ylim()[0] == et.get_ylim()[0] < 0  # ET's 0 (a false alarm) is in the row
+    # ET's 0 (a false alarm) starts its own panel at 0; WT's lowest, 0.6, does not take it along
+    assert et.get_ylim()[0] < 0 < wt.get_ylim()[0] == pytest.approx(0.48)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend[:3] == ["patient 3", "patient 7", "patient 9"]
     assert ABSENT_LABEL in legend and "HD95 0 or 373 mm" in ABSENT_LABEL
@@ -106,12 +107,16 @@ def test_more_patients_than_markers_are_drawn_grey_without_a_legend_entry_each()
     plt.close(fig)
 
 
-def test_a_row_of_high_scores_starts_below_its_lowest_one_so_that_they_are_told_apart():
+def test_each_panel_of_high_scores_starts_below_its_own_lowest_so_they_are_told_apart():
     scores = {name: PatientScores([_row(v, 0.86 + 0.02 * v, 0.9) for v in range(3)])
               for name in ("one", "two")}
     fig = show_patient_scores(scores, metrics=("dice", "hd95"))
     dice_row, hd95_row = fig.axes[:3], fig.axes[3:6]
-    # lowest Dice 0.76 (TC of patient 0): the row starts at 0.7, less a margin, all three alike
-    assert [ax.get_ylim()[0] for ax in dice_row] == pytest.approx([0.68] * 3)
+    # lowest Dice: WT 0.86, TC 0.76, ET 0.9: each panel from the tenth below, less a margin
+    assert [ax.get_ylim()[0] for ax in dice_row] == pytest.approx([0.78, 0.68, 0.78])
+    assert [ax.get_title() for ax in dice_row] == [f"Dice, {region} (axis from {floor})"
+                                                   for region, floor in (("WT", 0.8),
+                                                                         ("TC", 0.7),
+                                                                         ("ET", 0.8))]
     assert all(ax.get_yscale() == "symlog" and ax.get_ylim()[0] < 0 for ax in hd95_row)
     plt.close(fig)

@@ -97,6 +97,8 @@ class Showcase:
         images: (N, 4, H, W); truths: (N, 3, H, W); probs: model name → (N, 3, H, W).
         hardest_model: the model with the lowest tumour-core Dice on the last slice;
             hardest_tc: that Dice; problem: what went wrong there (:func:`what_went_wrong`).
+        searched: how many slices with tumour the last one was chosen among (``search`` of
+            :func:`showcase`, or fewer where fewer slices hold tumour).
     """
 
     indices: list
@@ -107,6 +109,7 @@ class Showcase:
     hardest_model: str
     hardest_tc: float
     problem: str
+    searched: int
 
 
 def showcase(models: dict, dataset, count: int = 3, search: int = 48) -> Showcase:
@@ -138,7 +141,8 @@ def showcase(models: dict, dataset, count: int = 3, search: int = 48) -> Showcas
     worst = min(core, key=core.get)
     return Showcase(shown, [slice_name(dataset, i) for i in shown], images[rows], truths[rows],
                     {name: p[rows] for name, p in probs.items()}, worst, core[worst],
-                    what_went_wrong(probs[worst][last], truths[last], region="TC"))
+                    what_went_wrong(probs[worst][last], truths[last], region="TC"),
+                    len(candidates))
 
 
 def slice_scores(probs, target, threshold: float = 0.5) -> dict[str, float]:

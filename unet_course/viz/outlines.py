@@ -107,9 +107,11 @@ def read_curves(outlines: OutlineDistances, gap_mm: float = 5.0) -> str:
     near_side, far_side = ranked[gap], ranked[gap + 1]
     n_far = len(ranked) - gap - 1
     share = n_far / len(ranked)
+    beyond_gap = ("the one voxel beyond that gap is" if n_far == 1
+                  else f"the {n_far} beyond that gap are")
     jump = (f"Here the {which} outline's curve decides, and it jumps: none of its "
             f"{len(ranked)} voxels lies between {near_side:.1f} and {far_side:.1f} mm from the "
-            f"other outline, and the {n_far} beyond that gap are {100 * share:.2f} % of them")
+            f"other outline, and {beyond_gap} {100 * share:.2f} % of them")
     if hd95 >= far_side:
         without = max(near_side, other.percentile(outlines.percentile))
         return (f"{jump}: {'just ' if share < 0.06 else ''}over 5 %, so its 95th percentile "
@@ -117,9 +119,12 @@ def read_curves(outlines: OutlineDistances, gap_mm: float = 5.0) -> str:
                 f"not how close the rest came. Had they been fewer than 5 % of the outline, "
                 f"HD95 would have been about {without:.1f} mm")
     if hd95 <= near_side:
+        far_slice = int(deciding.points[deciding.farthest(), 0])
         return (f"{jump}: under 5 %, so its 95th percentile stays on the near side of the gap, "
-                f"and HD95 ({hd95:.1f} mm) says how close the bulk came; the far voxels, up to "
-                f"{ranked[-1]:.1f} mm away, move only the plain Hausdorff distance")
+                f"and HD95 ({hd95:.1f} mm) says how close the bulk came; the far "
+                f"{'voxel' if n_far == 1 else 'voxels'}, up to {ranked[-1]:.1f} mm away (the "
+                f"farthest on slice {far_slice}), {'moves' if n_far == 1 else 'move'} only the "
+                f"plain Hausdorff distance")
     return (f"{jump}: about 5 %, so its 95th percentile falls inside the gap, between the last "
             f"near voxel and the first far one (HD95 {hd95:.1f} mm): one voxel more or less "
             f"beyond the gap moves it a long way")

@@ -78,9 +78,10 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
     """One panel per metric (rows) and region (columns): each model's score of every patient
     (x: the models of ``scores``, in order), a patient's scores joined by a thin line, the
     model's mean over the patients as a black bar, the patients whose truth lacks the region
-    hollow. A row of scores in [0, 1] shares one axis, from 0 or from just below its lowest
-    value (:func:`~unet_course.viz.frames.score_axis_floor`); HD95 on a log scale (linear below
-    1 mm) from 0 to 373 mm (one outline empty). A pyplot figure."""
+    hollow. A panel of scores in [0, 1] starts at 0 or just below its lowest value
+    (:func:`~unet_course.viz.frames.score_axis_floor`), and its title says where: one region's
+    patients are told apart however low another region's scores run. HD95 on a log scale
+    (linear below 1 mm) from 0 to 373 mm (one outline empty). A pyplot figure."""
     volumes = patient_order(scores)
     named = len(volumes) <= MOST_NAMED
     models = list(scores)
@@ -89,11 +90,9 @@ def show_patient_scores(scores: Mapping[str, PatientScores],
                              len(metrics)), squeeze=False, layout="constrained")
     hollow_seen = False
     for row, metric in enumerate(metrics):
-        paired = {region: paired_values(scores, metric, region, volumes) for region in regions}
-        floor = 0.0 if metric == "hd95" else score_axis_floor(np.concatenate(
-            [values.ravel() for values, _ in paired.values()]))
         for ax, region in zip(axes[row], regions):
-            values, absent = paired[region]
+            values, absent = paired_values(scores, metric, region, volumes)
+            floor = 0.0 if metric == "hd95" else score_axis_floor(values.ravel())
             for p, (patient_values, empty) in enumerate(zip(values, absent)):
                 colour = f"C{p}" if named else "0.45"
                 marker = PATIENT_MARKERS[p] if named else "o"
