@@ -93,6 +93,14 @@ def test_a_trained_model_is_cached_and_loaded_back(tiny_setup, capsys):
     assert second.parameters == count_parameters(first.model)
 
 
+def test_a_variant_with_another_loss_says_so_when_it_trains(tiny_setup, capsys):
+    """Chapter 9 trains the Classic again with BCE + Dice beside chapter 4's: the line that
+    says a cell trains now names the loss (it read as the Classic of chapter 4 retrained)."""
+    tiny_setup.variant(loss="bce+dice").trained("classic", progress=False)
+    assert capsys.readouterr().out.startswith(
+        "training the classic U-Net with the bce+dice loss for 1 epoch on cpu")
+
+
 def test_a_changed_configuration_gets_its_own_cache(tiny_setup, phantom_root):
     other = course.setup("quick", data=phantom_root, epochs=2, base_filters=4, image_size=32,
                          max_volumes=4)

@@ -159,10 +159,26 @@ def test_the_reading_says_how_a_temperature_that_did_not_help_left_the_curve(in_
     after = _binned([(p, 20, k) for p, k in zip(LEVELS, in_channel)])
     worse = dataclasses.replace(after, positive_count=np.zeros_like(after.positive_count))
     words = temperature_reading(fitted, after, worse)  # the ECE rose
-    assert words.count("the temperature did not help: after T = 4.00") == 3
+    assert words.count("the temperature made it worse: after T = 4.00") == 3
+    assert temperature_reading(fitted, after, after).count("did not help: after T = 4.00") == 3
     words = temperature_reading(fitted, worse, after)  # the ECE fell: nothing more to say
     assert "did not help" not in words
     assert said in curve_shape(after, 0)
+
+
+def test_an_under_confident_curve_whose_top_bins_reach_1_is_read_as_under_confident():
+    """Chapter 9's NCR/NET after T = 4.56 (quick run, 2026-12-07), 20 pixels a bin: steep from
+    0.14 to 0.75, then 1 in the two top bins. A line through all nine is flattened by the two
+    that can rise no further (slope 1.11) and read "above at every level", a temperature
+    unable to mend it, beside a table whose ECE was lower at T = 1."""
+    from unet_course.viz.calibration import curve_shape
+
+    levels = (0.14, 0.243, 0.353, 0.448, 0.545, 0.642, 0.755, 0.854, 0.967)
+    found = _binned([(p, 20, k) for p, k in zip(levels, (2, 6, 10, 12, 14, 17, 19, 20, 20))])
+    said = curve_shape(found, 0)
+    assert said.startswith("its curve is steeper than the diagonal") and "under-confident" in said
+    # gaps −0.04 at 0.14 and +0.057 at 0.243: 0.14 + 0.04 / 0.097 · 0.103 = 0.18
+    assert said.endswith("(it crosses the diagonal near 0.18)")
 
 
 def test_a_curve_of_too_few_bins_has_no_shape_to_tell():

@@ -233,10 +233,10 @@ class CourseSetup:
                                           ) from None
                 if payload["epoch"] >= run.recipe.config.epochs:
                     return _loaded(name, run, payload, from_cache=True)
-            epochs = run.recipe.config.epochs
-            print(f"training the {name} U-Net for {epochs} epoch{'s' * (epochs != 1)} on "
-                  f"{self.device} "
-                  f"(checkpoints in {_shown(run.folder, self.home)})", flush=True)
+            epochs, loss = run.recipe.config.epochs, run.recipe.config.loss
+            with_loss = "" if loss == TrainConfig.loss else f" with the {loss} loss"
+            print(f"training the {name} U-Net{with_loss} for {epochs} epoch{'s' * (epochs != 1)} "
+                  f"on {self.device} (checkpoints in {_shown(run.folder, self.home)})", flush=True)
             try:
                 with claim(run.folder):  # decided and trained under one hold (re-entrant)
                     # no last.pt: a run stopped in its first epoch, whose files start again

@@ -74,12 +74,13 @@ def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: 
     """A Markdown table, one row per model and channel: the calibration error of the pixels
     predicted ``cut`` or more (the background's near-zero pixels would swamp it), the central
     ``level`` interval of it over the patients resampled (where the bins were kept per
-    patient; it leans high, :meth:`~Reliability.calibration_error_band`), the
-    channel's pixels given less than ``cut`` (what the cut leaves out: missed with
+    patient; it leans high, :meth:`~Reliability.calibration_error_band`), the share of the
+    channel's true pixels given less than ``cut`` (what the cut leaves out: missed with
     confidence) and, of the pixels predicted ``cut`` or more, the share left below
     ``1 - cut`` (undecided)."""
     ece, band = f"ECE, p ≥ {cut:g}", f"ECE of redrawn patients, {level * 100:g} %"
-    missed, undecided = f"missed: given < {cut:g}", f"undecided: {cut:g} to {1 - cut:g}"
+    missed = f"share of channel missed: given < {cut:g}"
+    undecided = f"share of p ≥ {cut:g} undecided: below {1 - cut:g}"
     rows = []
     for name, found in by_name.items():
         bands = found.calibration_error_band(cut, level) if len(found.patients) >= 2 else {}
@@ -92,8 +93,9 @@ def calibration_table(by_name: dict[str, Reliability], cut: float = 0.1, level: 
     return markdown_table(rows, formats={ece: ".3f", missed: ".3f", undecided: ".3f"},
                           caption=f"Calibration per model and channel: the ECE of the pixels "
                                   f"predicted {cut:g} or more, where {level * 100:g} % of it "
-                                  f"falls for redrawn patients, the channel's pixels given less "
-                                  f"than {cut:g}, and the share left undecided")
+                                  f"falls for redrawn patients, the share of the channel's "
+                                  f"true pixels given less than {cut:g}, and the share of the "
+                                  f"pixels predicted {cut:g} or more left below {1 - cut:g}")
 
 
 def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Reliability],
@@ -122,7 +124,7 @@ def calibration_reading(first: tuple[str, Reliability], second: tuple[str, Relia
             f"{mean(further[1], 'ece'):.3f}, the mean over the three channels); with "
             f"{name_b}, {mean(b, 'undecided'):.2f} of the pixels from {cut:g} up are left "
             f"between {cut:g} and {1 - cut:g} ({name_a}: {mean(a, 'undecided'):.2f}), and "
-            f"{mean(b, 'missed'):.2f} of a channel's pixels are given less than {cut:g} "
+            f"{mean(b, 'missed'):.2f} of a channel's true pixels are given less than {cut:g} "
             f"({name_a}: {mean(a, 'missed'):.2f})",
         "calibration_difference": ", ".join(
             f"{found['low']:+.3f} and {found['high']:+.3f} for {channel}".replace("-", "−")
@@ -166,8 +168,10 @@ def temperature_reading(fitted: TemperatureFit, before: Reliability, after: Reli
     words = (f"the validation patients chose T = {chosen}; on the test patients the ECE from "
              f"{cut:g} up went from {moves}")
     for row, channel in enumerate(MASK_CHANNELS):
-        if round(errors[1][channel], 3) >= round(errors[0][channel], 3):  # as printed
-            words += (f". For {channel} the temperature did not help: after T = "
+        before_error, after_error = (round(e[channel], 3) for e in errors)  # as printed
+        if after_error >= before_error:
+            what = "did not help" if after_error == before_error else "made it worse"
+            words += (f". For {channel} the temperature {what}: after T = "
                       f"{temperatures[channel]:.2f} {curve_shape(after, row, cut)}")
     return words
 
@@ -196,12 +200,17 @@ def curve_shape(found: Reliability, row: int, cut: float = 0.1, min_count: int =
     pixels or more, each bin one point) steeper than the diagonal by 15 % is under-confident
     where its bins cross the diagonal from below to above, flatter by 15 % over-confident
     where they cross from above to below (with where, between two bins); otherwise the bins'
-    mean gap (frequency − probability) says below, above or near."""
+    mean gap (frequency − probability) says below, above or near. The line leaves out bins
+    whose frequency is 0 or 1 where three or more others span 0.3: an under-confident curve
+    reaches 1 before its probabilities do, and its top bins, which can rise no further, would
+    flatten the line."""
     kept = (found.edges[:-1] >= cut - 1e-12) & (found.count[row] >= min_count)
     probability, frequency = found.mean_probability[row][kept], found.frequency[row][kept]
     if kept.sum() < 3 or np.ptp(probability) < 0.3:
         return SHAPES["unclear"]
-    slope = np.polyfit(probability, frequency, 1)[0]
+    inside = (frequency > 0) & (frequency < 1)
+    fitted = inside if inside.sum() >= 3 and np.ptp(probability[inside]) >= 0.3 else kept[kept]
+    slope = np.polyfit(probability[fitted], frequency[fitted], 1)[0]
     gaps = frequency - probability
     if abs(slope - 1) > 0.15:  # steeper or flatter: where do the bins cross the diagonal?
         sign = 1 if slope > 1 else -1  # under-confident: from below to above it
