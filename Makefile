@@ -94,4 +94,4 @@ demo: setup-test
 	$(BIN)/unet-lib train --scale quick --model classic --out runs/demo-classic
 
 clean:
-	rm -rf _build runs .course .pytest_cache
+	rm -rf _build runs/demo-classic .course .pytest_cache  # runs of your own in runs/ are kept
