@@ -115,3 +115,33 @@ def test_a_model_compiled_by_its_user_is_saved_as_the_u_net_it_wraps(tmp_path):
     back = model_from_checkpoint(read_checkpoint(tmp_path / "best.pt"))
     for name, weight in model.state_dict().items():
         assert torch.equal(back.state_dict()[name], weight)
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_best_and_last_are_serialized_once_and_hold_the_same_bytes(tmp_path, monkeypatch,
+                                                                   background):
+    saved = []
+    real_save = checkpoint.torch.save
+    monkeypatch.setattr(checkpoint.torch, "save",
+                        lambda *a, **k: (saved.append(1), real_save(*a, **k))[1])
+    with CheckpointWriter(background=background) as writer:
+        writer.save([tmp_path / "best.pt", tmp_path / "last.pt"],
+                    build_model("classic", base_filters=4), epoch=1)
+    assert len(saved) == 1  # one copy of ~93 MB (full size), not one per file
+    assert (tmp_path / "best.pt").read_bytes() == (tmp_path / "last.pt").read_bytes()
+
+
+def test_a_payload_torch_cannot_save_is_its_own_error_not_a_full_disk(tmp_path, monkeypatch):
+    model = build_model("classic", base_filters=4)
+    checkpoint.save_checkpoint(tmp_path / "last.pt", model, epoch=1)
+    before = (tmp_path / "last.pt").read_bytes()
+
+    def cannot_pickle(*args, **kwargs):
+        raise RuntimeError("cannot pickle this")
+
+    monkeypatch.setattr(checkpoint.torch, "save", cannot_pickle)
+    with pytest.raises(RuntimeError, match="cannot pickle this") as raised:
+        checkpoint.save_checkpoint(tmp_path / "last.pt", model, epoch=2)
+    assert not isinstance(raised.value, checkpoint.CheckpointWriteError)
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # no temporary left

@@ -309,6 +309,17 @@ def test_sign_flip_of_four_patients_all_one_way_is_one_in_eight():
     assert result["difference"] == pytest.approx(np.mean([0.05, 0.05, 0.25, 0.05]))
 
 
+def test_a_clean_sweep_of_many_patients_reaches_the_floor_of_the_drawn_estimate():
+    """20 patients, every difference +0.1: 2 of 2^20 patterns lie as far, so among 999
+    drawn none does (seeded) and p is the estimate's own floor, 1 / (1 + 999), which
+    ``smallest_p`` gives (not 2 / 2^20, which no drawn estimate can reach)."""
+    from unet_lib.comparison import smallest_sign_flip_p
+
+    result = paired_sign_flip([0.9] * 20, [0.8] * 20, exact_up_to=16, resamples=999)
+    assert result["p"] == result["smallest_p"] == 1 / 1000
+    assert smallest_sign_flip_p(16, 16, 999) == 2 / 2 ** 16
+
+
 def test_sign_flip_p_matches_scipys_exact_permutation_test():
     from scipy.stats import permutation_test
 

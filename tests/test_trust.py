@@ -548,11 +548,18 @@ def test_a_full_disk_is_one_line_saying_so_and_the_last_checkpoint_survives(
     assert main(*train_args(tiny_phantom, out, "--epochs", "1")) == 0
     good = (out / "last.pt").read_bytes()
 
-    def disk_full(*args, **kwargs):
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter "
-                           "failed writing file data/0: file write failed")
+    import unet_lib.runfolder as runfolder
 
-    monkeypatch.setattr(torch, "save", disk_full)
+    real_temporary = runfolder.temporary_beside
+
+    def checkpoints_to_a_full_disk(path):  # /dev/full: every write fails with ENOSPC
+        fd, tmp = real_temporary(path)
+        if Path(path).suffix != ".pt":  # run.json and the others land
+            return fd, tmp
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), tmp
+
+    monkeypatch.setattr(runfolder, "temporary_beside", checkpoints_to_a_full_disk)
     monkeypatch.setattr("shutil.disk_usage", lambda path: __import__("collections").namedtuple(
         "usage", "total used free")(10 ** 9, 10 ** 9, 0))
     assert main("train", "--out", out, "--resume", "--epochs", "2") == 2

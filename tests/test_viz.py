@@ -366,7 +366,7 @@ def test_a_ring_no_channel_passes_inside_the_predicted_tumour_is_counted_and_tol
                      torch.stack([truth, truth]),
                      {"classic": torch.stack([truth, ring]), "improved": torch.stack([truth,
                                                                                       truth])},
-                     "classic", 1.0, "", 2)
+                     "classic", 1.0, "", 2, 2)
     words = holes_reading(shown)
     assert words.startswith("Look for black inside a predicted tumour: the classic U-Net leaves "
                             "20 pixels black inside its tumour on volume 3, slice 2 (row 2), "
@@ -380,7 +380,7 @@ def test_a_ring_no_channel_passes_inside_the_predicted_tumour_is_counted_and_tol
     assert "where the truth has 14 ED, 6 background." in words
     assert "as missed, 14 of its 94 pixels here" in words
     calm = Showcase([0], ["v"], None, truth[None], {"classic": truth[None]}, "classic", 1.0, "",
-                    1)
+                    1, 1)
     assert holes_reading(calm).startswith("No prediction above leaves a hole of 10 pixels")
 
 
@@ -521,6 +521,15 @@ def test_the_showcase_ends_on_the_slice_with_the_smallest_core_for_models_markin
     assert shown.problem.startswith("marked") and shown.hardest_model == "a"  # a tie: the first
     with_tumour = sum(bool(val[i][1].any()) for i in range(len(val)))
     assert shown.searched == min(12, with_tumour) == len(candidates)
+    assert shown.scanned == len(val)  # a small split is read whole
+
+
+def test_a_large_split_is_scanned_in_evenly_spaced_slices():
+    from unet_course.examples import scanned_slices
+
+    assert scanned_slices(range(400)) == 400  # every slice
+    assert scanned_slices(range(401)) == 201  # every 2nd: 0, 2, ..., 400
+    assert scanned_slices(range(14_000)) == 400  # every 35th: 0, 35, ..., 13965
 
 
 def test_the_overfitting_verdict_names_models_together_and_each_gap_once():

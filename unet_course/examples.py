@@ -11,7 +11,16 @@ from unet_lib.data import SkippedSample, locate
 from .readings import what_went_wrong
 
 
-def tumour_slices(dataset, count: int = 4, scan: int = 400, min_gap: int = 4,
+#: the most slices :func:`tumour_slices` reads, evenly spaced (a real BraTS split is large)
+SCAN = 400
+
+
+def scanned_slices(dataset, scan: int = SCAN) -> int:
+    """How many slices of ``dataset`` :func:`tumour_slices` reads to choose from."""
+    return len(range(0, len(dataset), max(1, math.ceil(len(dataset) / scan))))
+
+
+def tumour_slices(dataset, count: int = 4, scan: int = SCAN, min_gap: int = 4,
                   every_label: bool = False) -> list[int]:
     """Indices of up to ``count`` slices of ``dataset`` with the most tumour, from at most
     ``scan`` evenly spaced slices (a real BraTS split is large); with ``every_label`` only
@@ -98,7 +107,9 @@ class Showcase:
         hardest_model: the model with the lowest tumour-core Dice on the last slice;
             hardest_tc: that Dice; problem: what went wrong there (:func:`what_went_wrong`).
         searched: how many slices with tumour the last one was chosen among (``search`` of
-            :func:`showcase`, or fewer where fewer slices hold tumour).
+            :func:`showcase`, or fewer where fewer slices hold tumour); scanned: how many
+            slices of the dataset were read to find them (:func:`scanned_slices`: all of a
+            small split, an evenly spaced sample of a large one).
     """
 
     indices: list
@@ -110,6 +121,7 @@ class Showcase:
     hardest_tc: float
     problem: str
     searched: int
+    scanned: int
 
 
 def showcase(models: dict, dataset, count: int = 3, search: int = 48) -> Showcase:
@@ -142,7 +154,7 @@ def showcase(models: dict, dataset, count: int = 3, search: int = 48) -> Showcas
     return Showcase(shown, [slice_name(dataset, i) for i in shown], images[rows], truths[rows],
                     {name: p[rows] for name, p in probs.items()}, worst, core[worst],
                     what_went_wrong(probs[worst][last], truths[last], region="TC"),
-                    len(candidates))
+                    len(candidates), scanned_slices(dataset))
 
 
 def slice_scores(probs, target, threshold: float = 0.5) -> dict[str, float]:

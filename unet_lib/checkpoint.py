@@ -115,39 +115,35 @@ def checkpoint_payload(model: UNet, **state: Any) -> dict:
                   "hparams": dict(model.hparams), "model_state": model.state_dict(), **state})
 
 
-def write_checkpoint(path: str | Path, payload: dict) -> Path:
-    """Atomically write ``payload`` (:func:`checkpoint_payload`) to ``path``: a temporary file
-    in the same folder, flushed to the disk, then renamed over ``path``.
+def serialized_checkpoint(payload: dict) -> memoryview:
+    """``payload`` (:func:`checkpoint_payload`) as the bytes of a checkpoint file, as
+    ``torch.save`` writes them: into memory, never into the file itself. A save cut short (a
+    Ctrl-C at the wrong moment) leaves a zip writer that finishes its file when it is
+    collected; one whose file was closed by then aborts the interpreter ("write to closed
+    file"). An error here is the payload's, not the disk's: it is raised as it is."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return buffer.getbuffer()
+
+
+def write_checkpoint(path: str | Path, payload: dict | memoryview) -> Path:
+    """Atomically write ``payload`` to ``path``: a temporary file in the same folder, flushed
+    to the disk, then renamed over ``path``.
+
+    Args:
+        payload: a :func:`checkpoint_payload` dict, or the bytes :func:`serialized_checkpoint`
+            made of one (written as they are: ``best.pt`` and ``last.pt`` share them).
 
     Raises:
         CheckpointWriteError: as :func:`save_checkpoint`.
     """
     path = Path(path)
-    tmp = None
+    data = serialized_checkpoint(payload) if isinstance(payload, dict) else payload
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # torch.save writes into memory, never into the file: a save cut short (a Ctrl-C at
-        # the wrong moment) leaves a zip writer that finishes its file when it is collected,
-        # and one whose file was closed by then aborts the interpreter
-        serialized = io.BytesIO()
-        torch.save(payload, serialized)
-        fd, tmp = runfolder.temporary_beside(path)
-        with os.fdopen(fd, "wb") as f, serialized.getbuffer() as data:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as error:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        cause = runfolder.cause_behind(error)
-        if isinstance(cause, KeyboardInterrupt):  # a Ctrl-C, not a failed write
-            raise cause from None
-        raise CheckpointWriteError(runfolder.write_failure(path, cause)) from error
-    except BaseException:  # Ctrl-C mid-write: leave no temporary behind
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
+        runfolder.write_bytes_atomic(path, data)  # a Ctrl-C leaves no temporary either
+    except OSError as error:
+        raise CheckpointWriteError(runfolder.write_failure(path, error)) from error
     return path
 
 

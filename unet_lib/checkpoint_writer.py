@@ -32,9 +32,11 @@ MAX_PENDING = 2
 
 
 def _write_each(paths: list[str | Path], payload: dict) -> None:
-    """Write ``payload`` to each of ``paths``, in order (a failure stops the rest)."""
+    """Write ``payload`` to each of ``paths``, in order (a failure stops the rest), serialized
+    once for all of them."""
+    data = checkpoint.serialized_checkpoint(payload)
     for path in paths:
-        checkpoint.write_checkpoint(path, payload)
+        checkpoint.write_checkpoint(path, data)
 
 
 def snapshot(value: Any) -> Any:
@@ -73,9 +75,7 @@ class CheckpointWriter:
         paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
         self._collect(keep=MAX_PENDING - 1)
         if not self.background:
-            payload = checkpoint.checkpoint_payload(model, **state)
-            for path in paths:
-                checkpoint.write_checkpoint(path, payload)
+            _write_each(paths, checkpoint.checkpoint_payload(model, **state))
             return
         payload = snapshot(checkpoint.checkpoint_payload(model, **state))
         self._pending.append(self._thread.submit(_write_each, paths, payload))

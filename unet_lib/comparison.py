@@ -78,6 +78,8 @@ def paired_sign_flip(first, second, exact_up_to: int = EXACT_UP_TO,
     the mirror image): 4 patients can at best give ``p = 0.125``, so no comparison on 4 patients
     reaches the usual 0.05, however consistent it looks. (A percentile bootstrap on so few
     patients gives intervals that are too narrow: it cannot see beyond the values drawn.)
+    Beyond ``exact_up_to`` patients, where patterns are drawn, the floor is that of the
+    estimate, ``1 / (1 + resamples)``.
 
     Args:
         first, second: one score per patient, in the same patient order.
@@ -93,7 +95,15 @@ def paired_sign_flip(first, second, exact_up_to: int = EXACT_UP_TO,
     as_far = int(as_far_as_observed(means, first, second).sum())
     p = float(as_far / len(means) if n <= exact_up_to else (1 + as_far) / (1 + resamples))
     return {"difference": float(differences.mean()), "p": p,
-            "smallest_p": min(1.0, 2.0 / 2 ** n), "n": n}
+            "smallest_p": smallest_sign_flip_p(n, exact_up_to, resamples), "n": n}
+
+
+def smallest_sign_flip_p(n: int, exact_up_to: int = EXACT_UP_TO,
+                         resamples: int = SIGN_FLIP_RESAMPLES) -> float:
+    """The smallest p :func:`paired_sign_flip` can give on ``n`` patients, however consistent
+    their differences: ``2 / 2^n`` (a clean sweep and its mirror image) where every pattern is
+    counted, ``1 / (1 + resamples)`` where they are drawn."""
+    return min(1.0, 2.0 / 2 ** n) if n <= exact_up_to else 1.0 / (1 + resamples)
 
 
 def sign_flip_means(first, second, exact_up_to: int = EXACT_UP_TO,

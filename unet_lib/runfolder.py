@@ -15,8 +15,7 @@
   temporary and a rename, as the checkpoints are: a reader never sees half a file, and a
   symlink placed at that name is replaced, not followed out of the folder.
 * :func:`write_failure` says in one line why a file could not be written (a full disk, a
-  read-only folder) and that the previous one is intact; :func:`cause_behind` finds that
-  cause inside the ``RuntimeError`` that ``torch.save`` wraps it in.
+  read-only folder) and that the previous one is intact.
 """
 
 from __future__ import annotations
@@ -241,30 +240,14 @@ def write_text_atomic(path: str | Path, text: str, durable: bool = True) -> Path
     return write_bytes_atomic(path, text.encode(), durable)
 
 
-def cause_behind(error: BaseException) -> BaseException:
-    """The Ctrl-C or ``OSError`` behind ``error``, else ``error``. ``torch.save`` writes to a
-    file object from C++ code, which turns whatever the file's ``write`` raised — a Ctrl-C, a
-    full disk's ``OSError`` — into a ``RuntimeError`` ("unexpected pos ...") whose context
-    it is."""
-    behind = error
-    for _ in range(8):  # through the RuntimeErrors that wrap it
-        if not isinstance(behind, RuntimeError) or behind.__context__ is None:
-            break
-        behind = behind.__context__
-    return behind if isinstance(behind, (KeyboardInterrupt, OSError)) else error
-
-
 def write_failure(path: Path, error: Exception) -> str:
     """One line saying why ``path`` could not be written, and that the old file is intact."""
-    no_space = getattr(error, "errno", None) == errno.ENOSPC
-    if no_space or "file write failed" in str(error):
+    if getattr(error, "errno", None) == errno.ENOSPC:
         try:
             free = shutil.disk_usage(path.parent).free / 2 ** 20
         except OSError:
             free = None
-        where = f" ({free:.0f} MiB free there)" if free is not None else ""
-        reason = (f"the disk is full{where}" if no_space or (free is not None and free < 256)
-                  else f"the write failed; is the disk full?{where}")
+        reason = "the disk is full" + (f" ({free:.0f} MiB free there)" if free is not None else "")
     elif isinstance(error, PermissionError) or getattr(error, "errno", None) == errno.EROFS:
         reason = "the folder is read-only (permission denied)"
     else:
