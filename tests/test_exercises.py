@@ -580,3 +580,36 @@ def test_a_check_leaves_the_notebook_s_random_numbers_as_they_were(capsys):
         torch.manual_seed(123), np.random.seed(123), random.seed(123)
         check()
         assert draws() == expected
+
+
+def test_a_level_without_biases_or_with_batch_norm_is_told_about_its_biases():
+    """Exercise 1.4: 2·C_out parameters too few (no biases) or too many (batch norm on
+    bias-free convolutions, the usual way to write it) each get their own hint; 4·C_out more
+    (batch norm beside the biases) keeps its own."""
+    def level(i, o, bias=True, norm=False):
+        layers = []
+        for c_in in (i, o):
+            layers += [nn.Conv2d(c_in, o, 3, padding=1, bias=bias),
+                       *([nn.BatchNorm2d(o)] if norm else []), nn.ReLU()]
+        return nn.Sequential(*layers)
+
+    with pytest.raises(NotYet, match=r"16 parameters too few.*each convolution has a bias"):
+        exercises.check_double_conv(lambda i, o: level(i, o, bias=False))
+    with pytest.raises(NotYet, match=r"16 parameters too many.*batch norm belongs to the Impr"):
+        exercises.check_double_conv(lambda i, o: level(i, o, bias=False, norm=True))
+    with pytest.raises(NotYet, match=r"32 parameters too many.*batch norm belongs to the Impr"):
+        exercises.check_double_conv(lambda i, o: level(i, o, norm=True))
+
+
+def test_a_dice_made_of_precision_and_recall_is_told_what_no_overlap_does_to_it():
+    """Chapter 6 writes Dice = 2PR / (P + R): with TP = 0 and FP, FN > 0 both are 0, and the
+    hint must not say that nothing was predicted or that there was nothing to find."""
+    def from_p_and_r(tp, fp, fn):
+        p = tp / (tp + fp) if tp + fp else 0.0
+        r = tp / (tp + fn) if tp + fn else 0.0
+        return 2 * p * r / (p + r), p, r
+
+    with pytest.raises(NotYet, match=r"scores\(0, 3, 4\) divides by zero.*nothing overlaps, "
+                                     r"so precision and recall are both 0") as raised:
+        exercises.check_scores(from_p_and_r)
+    assert "nothing was predicted" not in str(raised.value)

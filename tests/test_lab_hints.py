@@ -290,3 +290,33 @@ def test_a_shown_value_is_rounded_but_never_to_a_whole_number_it_is_not(value, s
     from unet_course.checking import shown_value
 
     assert shown_value(value) == shown
+
+
+def test_scores_given_as_percentages_are_told_to_be_shares(capsys):
+    """Exercises 6.1 and 7.2 ask for Dice-like scores; 57.14 for 0.5714 is the right working
+    in the wrong unit, not "too high"."""
+    labs.check_scores_by_hand(None, None, None)  # what the check expects, worked out by it
+    with pytest.raises(labs.NotYet, match="your answer for Dice is a percentage"):
+        labs.check_scores_by_hand(57.14, 50, 66.67)
+    with pytest.raises(labs.NotYet, match="the mean over the patients is a percentage"):
+        labs.check_two_ways(64.04, 92.86)
+    with pytest.raises(labs.NotYet, match="too high"):  # a wrong share is still "too high"
+        labs.check_two_ways(0.9, 0.9286)
+
+
+def test_a_temperature_answer_rounded_to_two_decimals_is_asked_for_more(capsys):
+    # T = 2.28: σ(ln 99 / 2.28) = 1 / (1 + 99^(-1/2.28)) = 0.8824; 0.88 lies 1.1 % off in logit
+    expected = 1 / (1 + 99 ** (-1 / 2.28))
+    assert round(expected, 4) == 0.8824
+    with pytest.raises(labs.NotYet, match="too few decimals.*give three or more") as said:
+        labs.check_temperature_on_a_pixel(0.88, temperature=2.28)
+    assert "0.882" not in str(said.value)  # the answer is not given away
+    with pytest.raises(labs.NotYet, match="too low"):  # farther off: a wrong method
+        labs.check_temperature_on_a_pixel(0.85, temperature=2.28)
+    labs.check_temperature_on_a_pixel(0.883, temperature=2.28)
+    assert "Right" in capsys.readouterr().out
+
+
+def test_a_number_for_the_channels_of_a_colour_is_asked_for_their_names():
+    with pytest.raises(labs.NotYet, match=r"a set of their names.*not float 0.9"):
+        labs.check_mask_channels(0.9, (1, 1, 0))

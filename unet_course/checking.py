@@ -150,11 +150,17 @@ def direction(answer, expected) -> str:
 
 
 def check(answer, expected, what: str, hint: str, tolerance: float = 0.0,
-          exercise: str | None = None) -> None:
+          exercise: str | None = None, share: bool = False) -> None:
     """Print ``Right`` when ``answer`` equals ``expected`` (numbers within a relative
     ``tolerance``; NumPy and PyTorch numbers count as numbers, :func:`plain`); otherwise raise
-    :class:`NotYet` with the direction and the ``hint``."""
+    :class:`NotYet` with the direction and the ``hint``. A ``share`` (a score from 0 to 1)
+    given as a percentage is told so, not "too high"."""
     answer = plain(answer)
+    if (share and is_number(answer) and is_number(expected) and expected > 0
+            and math.isclose(float(answer), 100 * float(expected), rel_tol=max(tolerance, 1e-3))):
+        raise NotYet(f"Not yet: your answer for {what} is a percentage. Hint: give it as a "
+                     f"share of 1 (from 0 to 1), as the chapter's scores are"
+                     + (reveal_hint(exercise) if exercise else ""))
     if is_number(expected):
         ok = is_number(answer) and math.isclose(float(answer), float(expected),
                                                 rel_tol=tolerance, abs_tol=1e-9)

@@ -26,7 +26,12 @@ def check_double_conv(build: Callable[[int, int], nn.Module]) -> None:
     check_module(build, [(DoubleConv(4, 8), (4, 8)), (DoubleConv(3, 5), (3, 5))],
                  "double convolution", count_hints=lambda c_in, c_out: {
                      4 * c_out: "batch norm belongs to the Improved U-Net (chapter 2); the "
-                     "Classic U-Net's level is convolution and ReLU, twice"},
+                     "Classic U-Net's level is convolution and ReLU, twice",
+                     2 * c_out: "batch norm belongs to the Improved U-Net (chapter 2); the "
+                     "Classic U-Net's level is convolution and ReLU, twice, each "
+                     "convolution with a bias",
+                     -2 * c_out: "each convolution has a bias (nn.Conv2d's default, "
+                     "bias=True): the Classic U-Net keeps them"},
                  hint="two 3×3 convolutions with padding=1 (the size must not change), each "
                  "followed by a ReLU; the second maps out_channels to out_channels")
 

@@ -32,10 +32,14 @@ def check_scores(scores: Callable[[float, float, float], tuple]) -> None:
         try:
             result = scores(tp, fp, fn)
         except ZeroDivisionError:
-            raise NotYet(f"Not yet: scores({tp:g}, {fp:g}, {fn:g}) divides by zero. Hint: with "
-                         f"TP + FP = 0 nothing was predicted, with TP + FN = 0 there was nothing "
-                         f"to find; unet_lib scores a ratio with a zero denominator 0 "
-                         f"(test for it before dividing).") from None
+            why = ("with TP + FP = 0 nothing was predicted, with TP + FN = 0 there was nothing "
+                   "to find" if tp + fp == 0 or tp + fn == 0 else
+                   "nothing overlaps, so precision and recall are both 0, and a Dice made of "
+                   "them (2PR / (P + R)) divides 0 by 0: return 0 there, or compute Dice from "
+                   "the counts, 2TP / (2TP + FP + FN)")
+            raise NotYet(f"Not yet: scores({tp:g}, {fp:g}, {fn:g}) divides by zero. Hint: "
+                         f"{why}; unet_lib scores a ratio with a zero denominator 0 (test for "
+                         f"it before dividing).") from None
         except Exception as error:  # the student's code: what it raised, not a traceback
             raise raised(f"scores({tp:g}, {fp:g}, {fn:g})", error) from None
         if not code_answered(result, f"scores({tp:g}, {fp:g}, {fn:g})" if number else None,

@@ -133,6 +133,10 @@ def check_temperature_on_a_pixel(answer, temperature: float, probability: float 
                 and _same_probability(answer, value)):
             raise NotYet(f"Not yet: your answer {said}. Hint: {hint}{ask}")
     if not _same_probability(answer, expected):
+        if round(expected, 2) == answer:  # the right value rounded to two decimals
+            raise NotYet(f"Not yet: your answer {answer!r} has too few decimals: near 0 and 1 "
+                         f"the probabilities of different temperatures differ in the third. "
+                         f"Hint: give three or more{ask}")
         raise NotYet(f"Not yet: your answer for {what} {direction(answer, expected)}. "
                      f"Hint: {hint}{ask}")
     print(f"Right: {what} is {shown_value(expected)}.")

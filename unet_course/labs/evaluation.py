@@ -29,11 +29,11 @@ def check_scores_by_hand(dice_answer, precision_answer, recall_answer) -> None:
     if any(unanswered(a) for a in (dice_answer, precision_answer, recall_answer)):
         return
     hint = "count TP, FP and FN first; Dice = 2TP / (2TP + FP + FN)"
-    check(dice_answer, expected[0], "Dice", hint, tolerance=1e-2, exercise="6.1")
+    check(dice_answer, expected[0], "Dice", hint, tolerance=1e-2, exercise="6.1", share=True)
     check(precision_answer, expected[1], "precision", "TP / (TP + FP)", tolerance=1e-2,
-          exercise="6.1")
+          exercise="6.1", share=True)
     check(recall_answer, expected[2], "recall", "TP / (TP + FN)", tolerance=1e-2,
-          exercise="6.1")
+          exercise="6.1", share=True)
 
 
 def check_empty_slice_dice(both_empty, only_prediction) -> None:
@@ -88,6 +88,7 @@ def check_two_ways(per_patient_mean, all_pixels) -> None:
     if any(unanswered(a) for a in (per_patient_mean, all_pixels)):
         return
     check(per_patient_mean, expected[0], "the mean over the patients", "one Dice per patient "
-          "from its own counts, then the mean of the two", tolerance=1e-2, exercise="7.2")
+          "from its own counts, then the mean of the two", tolerance=1e-2, exercise="7.2",
+          share=True)
     check(all_pixels, expected[1], "the Dice over all pixels", "add the two patients' TP, FP "
-          "and FN first, then compute one Dice", tolerance=1e-2, exercise="7.2")
+          "and FN first, then compute one Dice", tolerance=1e-2, exercise="7.2", share=True)

@@ -38,6 +38,9 @@ def check_mask_channels(answer, colour: Sequence[float] = (0, 1, 1),
             f"{tuple(colour)}")
     if unanswered(answer, "5.1", what, expected):
         return
+    if not isinstance(answer, (str, set, frozenset, list, tuple)):
+        raise NotYet(f"Not yet: give the channels as a set of their names, e.g. {{\"ED\"}} or "
+                     f"{{\"NCR/NET\", \"ET\"}}, not {type(answer).__name__} {answer!r}")
     answer = {answer} if isinstance(answer, str) else set(answer)
     if answer != expected:
         raise NotYet(f"Not yet: {_what_is_off(answer, expected, values, threshold)}. Hint: a "
