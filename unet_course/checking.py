@@ -157,9 +157,9 @@ def check(answer, expected, what: str, hint: str, tolerance: float = 0.0,
     given as a percentage is told so, not "too high"."""
     answer = plain(answer)
     if (share and is_number(answer) and is_number(expected) and expected > 0
-            and math.isclose(float(answer), 100 * float(expected), rel_tol=max(tolerance, 1e-3))):
+            and math.isclose(float(answer), 100 * float(expected), rel_tol=max(tolerance, 1e-2))):
         raise NotYet(f"Not yet: your answer for {what} is a percentage. Hint: give it as a "
-                     f"share of 1 (from 0 to 1), as the chapter's scores are"
+                     f"share of 1 (from 0 to 1), as the chapter gives it"
                      + (reveal_hint(exercise) if exercise else ""))
     if is_number(expected):
         ok = is_number(answer) and math.isclose(float(answer), float(expected),

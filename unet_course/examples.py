@@ -15,9 +15,15 @@ from .readings import what_went_wrong
 SCAN = 400
 
 
+def _scanned(dataset, scan: int = SCAN) -> range:
+    """The indices of the slices :func:`tumour_slices` reads: every one of a small dataset, at
+    most ``scan`` evenly spaced ones of a large one."""
+    return range(0, len(dataset), max(1, math.ceil(len(dataset) / scan)))
+
+
 def scanned_slices(dataset, scan: int = SCAN) -> int:
     """How many slices of ``dataset`` :func:`tumour_slices` reads to choose from."""
-    return len(range(0, len(dataset), max(1, math.ceil(len(dataset) / scan))))
+    return len(_scanned(dataset, scan))
 
 
 def tumour_slices(dataset, count: int = 4, scan: int = SCAN, min_gap: int = 4,
@@ -31,9 +37,8 @@ def tumour_slices(dataset, count: int = 4, scan: int = SCAN, min_gap: int = 4,
     slices of the same volumes are added, at least ``min_gap`` slices apart. Returns indices,
     largest tumour first within each round.
     """
-    step = max(1, math.ceil(len(dataset) / scan))  # at most scan slices read
     areas = []
-    for index in range(0, len(dataset), step):
+    for index in _scanned(dataset, scan):
         sample = dataset[index]
         if isinstance(sample, SkippedSample):
             continue

@@ -14,8 +14,7 @@ from torch import nn
 from .config import check_batch_size
 from .data.samples import SkippedSample
 from .inference import mask_on_grid
-from .runtime import running_on
-from .runtime import resolve_device, tuned_for_full_batches
+from .runtime import resolve_device, running_on, tuned_for_full_batches
 
 
 def brain_mask(image) -> torch.Tensor:

@@ -58,12 +58,9 @@ def check_calibration_error_by_hand(error, calls_it) -> None:
         raise NotYet("Not yet: that is the mean of the four gaps, each bin counted once. "
                      "Hint: a bin of 600 pixels weighs six times one of 100: weigh each gap "
                      "by its pixels and divide by all the pixels" + ask)
-    if is_number(error) and math.isclose(error, 100 * expected_error, rel_tol=1e-2):
-        raise NotYet("Not yet: your calibration error is a percentage. Hint: give it as a "
-                     "share of 1, as the chapter's table does" + ask)
     check(error, expected_error, "the calibration error (to three decimals)", "per bin, the "
           "gap |mean probability − share in the channel|; weigh each by the bin's pixels, add "
-          "them up and divide by all the pixels", tolerance=5e-3, exercise="9.1")
+          "them up and divide by all the pixels", tolerance=5e-3, exercise="9.1", share=True)
     said = str(plain(calls_it)).strip().strip('"').lower()
     if said not in ("more", "less"):
         raise NotYet(f"Not yet: answer \"more\" or \"less\" for how often the model calls the "

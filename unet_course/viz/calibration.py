@@ -209,7 +209,8 @@ def curve_shape(found: Reliability, row: int, cut: float = 0.1, min_count: int =
     if kept.sum() < 3 or np.ptp(probability) < 0.3:
         return SHAPES["unclear"]
     inside = (frequency > 0) & (frequency < 1)
-    fitted = inside if inside.sum() >= 3 and np.ptp(probability[inside]) >= 0.3 else kept[kept]
+    fitted = (inside if inside.sum() >= 3 and np.ptp(probability[inside]) >= 0.3
+              else slice(None))  # else every bin
     slope = np.polyfit(probability[fitted], frequency[fitted], 1)[0]
     gaps = frequency - probability
     if abs(slope - 1) > 0.15:  # steeper or flatter: where do the bins cross the diagonal?
