@@ -308,82 +308,6 @@ def test_compare_models_captions_each_prediction_with_its_own_dice():
     plt.close(fig)
 
 
-def test_what_went_wrong_names_the_errors_of_the_region_and_what_they_were_taken_for():
-    from unet_course.examples import hardest_slice
-    from unet_course.readings import what_went_wrong
-
-    target = torch.zeros(3, 8, 8)
-    target[2, 2:6, 2:6] = 1  # 16 ET pixels: the core
-    target[1, 0, :] = 1  # 8 oedema pixels
-    probs = torch.zeros(3, 8, 8)
-    probs[2, 2:4, 2:6] = 0.9  # 8 of the core found
-    probs[1, 4, 2:6] = 0.9  # 4 of the core's other 8 taken for oedema, 4 for nothing
-    probs[0, 0, :2] = 0.9  # 2 oedema pixels marked as necrosis: core that is not
-    probs[1, 0, 2:] = 0.9  # the rest of the oedema found
-    assert what_went_wrong(probs, target, region="TC") == (
-        "missed 8 of the 16 TC pixels (took 4 for ED, 4 for background) and "
-        "marked 2 pixels as TC where the truth is ED")
-    # the whole tumour lost only the 4 core pixels taken for nothing; ED errors don't count
-    assert what_went_wrong(probs, target, region="WT") == (
-        "missed 4 of the 24 WT pixels (took 4 for background)")
-    assert what_went_wrong(target, target) == "no TC pixel is wrong"
-    # a missed pixel marked in two channels counts once, for the likelier one
-    both = torch.zeros(3, 8, 8)
-    both[0, 2:6, 2:6], both[1, 2:6, 2:6] = 0.7, 0.9  # the ET core taken for NCR/NET and ED
-    assert what_went_wrong(both, target, region="ET") == (
-        "missed 16 of the 16 ET pixels (took 16 for ED)")
-    targets = torch.stack([target, target])
-    good = torch.stack([target, target])
-    assert hardest_slice({"m": torch.stack([target, probs])}, targets, least_tumour=10) == 1
-    with pytest.raises(ValueError, match=r"none of the 2 slices has a tumour core \(NCR/NET and ET\) of 17 pixels"):
-        hardest_slice({"m": good}, targets, least_tumour=17)  # 16 core pixels at most
-
-
-def _core_in_oedema(size=16):
-    """(3, size, size) truth: a 4×4 NCR/NET core inside a 10×10 block of oedema."""
-    truth = torch.zeros(3, size, size)
-    truth[1, 3:13, 3:13] = 1
-    truth[1, 6:10, 6:10], truth[0, 6:10, 6:10] = 0, 1
-    return truth
-
-
-def test_a_ring_no_channel_passes_inside_the_predicted_tumour_is_counted_and_told():
-    from unet_course.examples import Showcase
-    from unet_course.readings import hole_pixels, holes_reading
-
-    truth = _core_in_oedema()
-    ring = truth.clone() * 0.9
-    ring[1, 5:11, 5:11] = 0.45  # around the core the model hesitates: ED 0.45, NCR/NET 0.45
-    ring[0, 5:11, 5:11] = 0.45
-    ring[0, 6:10, 6:10] = 0.9
-    assert hole_pixels(ring).sum() == 36 - 16  # the 6×6 square less the 4×4 core
-    assert not hole_pixels(truth).any()
-    # a tumour's edge left out is no hole: nothing of the prediction surrounds it
-    edge = truth.clone()
-    edge[1, 3, :] = 0
-    assert not hole_pixels(edge).any()
-    shown = Showcase([0, 1], ["volume 5, slice 19", "volume 3, slice 2"], None,
-                     torch.stack([truth, truth]),
-                     {"classic": torch.stack([truth, ring]), "improved": torch.stack([truth,
-                                                                                      truth])},
-                     "classic", 1.0, "", 2, 2)
-    words = holes_reading(shown)
-    assert words.startswith("Look for black inside a predicted tumour: the classic U-Net leaves "
-                            "20 pixels black inside its tumour on volume 3, slice 2 (row 2), "
-                            "where the truth has 20 ED.")
-    assert "counts those in the true tumour as missed, 20 of its 100 pixels here" in words
-    # where the truth is background inside the hole, black is right: not counted as missed
-    truth_with_a_gap = truth.clone()
-    truth_with_a_gap[1, 5, 5:11] = 0
-    shown.truths[1] = truth_with_a_gap
-    words = holes_reading(shown)
-    assert "where the truth has 14 ED, 6 background." in words
-    assert "as missed, 14 of its 94 pixels here" in words
-    calm = Showcase([0], ["v"], None, truth[None], {"classic": truth[None]}, "classic", 1.0, "",
-                    1, 1)
-    assert holes_reading(calm).startswith("No prediction above leaves a hole of 10 pixels")
-
-
 def test_the_phantom_figure_shows_each_volume_s_modalities_and_mask():
     from unet_course.viz.gallery import phantom_figure, phantom_rows
 
@@ -416,44 +340,6 @@ def test_maps_drawn_inside_the_head_take_their_colour_range_from_the_head():
     assert np.allclose(bar.get_xlim(), (head.min(), head.max()))  # not up to the air's 1.0
     assert fig.axes[1].get_title().split("\n")[1] == f"α {head.min():.2f} – {head.max():.2f}"
     plt.close(fig)
-
-
-def _tc_history(values):
-    from unet_lib.train import History
-
-    return History([{"epoch": i + 1, "val": {"dice": {"TC": v}}} for i, v in enumerate(values)])
-
-
-def test_learning_pace_names_each_first_epoch_and_whether_the_slowest_still_gains():
-    from unet_course.viz.curves import learning_pace
-
-    still = learning_pace({"classic": _tc_history([0.2, 0.8, 0.9, 0.9]),
-                           "attention": _tc_history([0.1, 0.3, 0.72, 0.9])})
-    assert still.startswith("validation TC Dice first reached 0.7 in epoch 2 (classic) and "
-                            "3 (attention)")
-    assert "the attention U-Net, the slowest, still gained +0.60" in still  # 0.9 - 0.3
-    settled = learning_pace({"classic": _tc_history([0.8, 0.8, 0.8, 0.8]),
-                             "attention": _tc_history([0.1, 0.75, 0.76, 0.76])})
-    assert "gained +0.01 over its last two epochs: it had levelled off" in settled
-    never = learning_pace({"classic": _tc_history([0.8, 0.8, 0.8]),
-                           "improved": _tc_history([0.8, 0.9, 0.9]),
-                           "attention": _tc_history([0.1, 0.2, 0.5])})
-    assert "epoch 1 (classic), 1 (improved) and never (attention)" in never
-    assert "attention U-Net, the slowest, still gained +0.40" in never
-    assert learning_pace({"classic": _tc_history([0.8, 0.9])}) == (
-        "validation TC Dice first reached 0.7 in epoch 1 (classic)")
-
-
-def test_the_slowest_learner_reached_the_level_last_or_never():
-    from unet_course.viz.curves import slowest_learner
-
-    assert slowest_learner({"classic": _tc_history([0.2, 0.8]),
-                            "improved": _tc_history([0.1, 0.3, 0.75]),
-                            "attention": _tc_history([0.72, 0.9])}) == "improved"
-    assert slowest_learner({"classic": _tc_history([0.1, 0.2]),
-                            "attention": _tc_history([0.1, 0.9])}) == "classic"  # never
-    assert slowest_learner({"classic": _tc_history([0.1, 0.9]),
-                            "attention": _tc_history([0.1, 0.95])}) == "classic"  # a tie
 
 
 def test_histories_plot_the_mean_dice_best_pt_is_kept_on_from_an_axis_that_says_where_it_starts():
@@ -530,26 +416,6 @@ def test_a_large_split_is_scanned_in_evenly_spaced_slices():
     assert scanned_slices(range(400)) == 400  # every slice
     assert scanned_slices(range(401)) == 201  # every 2nd: 0, 2, ..., 400
     assert scanned_slices(range(14_000)) == 400  # every 35th: 0, 35, ..., 13965
-
-
-def test_the_overfitting_verdict_names_models_together_and_each_gap_once():
-    from unet_course.viz.curves import overfitting_verdict
-
-    def history(mean_dice):  # WT = TC = ET, so their mean is the value given
-        return [{"val": {"dice": {"WT": d, "TC": d, "ET": d}}} for d in mean_dice]
-
-    histories = {"classic": history([0.5, 0.8, 0.9]),  # its last epoch is its best
-                 "improved": history([0.5, 0.9, 0.896]),  # 0.004 below: over-confident
-                 "attention": history([0.5, 0.9, 0.85])}  # 0.05 below: worse masks
-    verdict = overfitting_verdict(histories, ["classic", "improved", "attention"])
-    assert verdict.startswith(
-        "The classic and improved U-Nets overfit by the loss, hardly by the segmentations: by "
-        "the mean validation Dice over WT, TC and ET, the classic U-Net's last epoch is its "
-        "best and the improved U-Net's last epoch is 0.004 below its best.")
-    assert ("The attention U-Net overfits by the segmentations too: the last epoch's mean "
-            "validation Dice over WT, TC and ET is 0.05 below the best for the attention U-Net"
-            in verdict)
-    assert overfitting_verdict(histories, []) == ""
 
 
 @pytest.mark.parametrize("values, floor", [

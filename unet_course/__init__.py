@@ -4,7 +4,8 @@ Modules:
     session      setup(): the scale, the data, the split, and the cache of trained models
     settings     the scale, data and course home: notebook values, environment overrides
     examples     which slices a chapter shows, their names and Dice per region
-    readings     sentences read off a prediction: what went wrong on a slice, holes left
+    readings/    what the book's text reads off this build's results, in words, one module per
+                 kind of result: slices (5), curves (4), scores (6), patients (7), gates (8)
     labs/        the chapters' questions, self-checked with hints (``labs.reveal``), one module
                  per topic: sizes, schedule, prediction, evaluation, attention_maps, calibration
     exercises/   the code a student writes, checked against unet_lib: blocks (chapters 1-3),
@@ -31,14 +32,13 @@ The library, :mod:`unet_lib`, needs none of this (nor matplotlib): install the c
 
 from .viz import style
 from .examples import Showcase, hardest_slice, showcase, slice_name, slice_scores, tumour_slices
-from .readings import holes_reading, what_went_wrong
 from .notebook import counted, glue, show_markdown, show_table
 from .session import (DATA_VARIABLE, HOME_VARIABLE, SCALE_VARIABLE, CourseSetup, TrainedModel,
                       course_home, resolve_scale, setup)
 
 __all__ = ["CourseSetup", "DATA_VARIABLE", "HOME_VARIABLE", "SCALE_VARIABLE", "Showcase",
-           "TrainedModel", "counted", "course_home", "glue", "hardest_slice", "holes_reading",
+           "TrainedModel", "counted", "course_home", "glue", "hardest_slice",
            "resolve_scale", "setup", "show_markdown", "show_table", "showcase", "slice_name",
-           "slice_scores", "tumour_slices", "what_went_wrong"]
+           "slice_scores", "tumour_slices"]
 
 style.apply()  # the course's lettering for every figure drawn from here on (style.py says why)

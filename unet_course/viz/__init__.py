@@ -5,7 +5,7 @@ the pictures of one chapter's topic are in their own module.
 Modules:
     slices       one slice: its modalities, a prediction beside the truth (one model or several
                  side by side), the masks' colour key
-    curves       learning curves (one run, several models) and the sentences read from them
+    curves       learning curves (one run, several models; their sentences: unet_course.readings)
     diagrams     the whole U, the Improved U-Net's block and the attention gate, drawn from
                  the modules themselves
     attention    chapter 8: the gates' α over a faint FLAIR, the tumour outlined
@@ -23,8 +23,7 @@ Modules:
 """
 
 from .attention import attention_overlay, attention_slider, head_values, show_attention, stretched
-from .curves import (learning_pace, overfitting_verdict, plot_histories, plot_history,
-                     plot_training, slowest_learner)
+from .curves import plot_histories, plot_history, plot_training
 from .diagrams import draw_block, draw_gate, draw_unet
 from .frames import (SLIDER_THRESHOLDS, grey_picture, mask_to_rgb, model_style, score_axis_floor,
                      threshold_slider)
@@ -33,7 +32,6 @@ from .slices import compare_models, show_colour_key, show_modalities, show_predi
 
 __all__ = ["SLIDER_THRESHOLDS", "attention_overlay", "attention_slider", "channel_colours",
            "compare_models", "draw_block", "draw_gate", "draw_unet", "grey_picture",
-           "head_values", "learning_pace", "mask_to_rgb", "model_style", "overfitting_verdict",
-           "plot_histories", "plot_history", "plot_training", "score_axis_floor",
-           "show_attention", "show_colour_key", "show_modalities", "show_prediction",
-           "slowest_learner", "stretched", "threshold_slider", "use_palette"]
+           "head_values", "mask_to_rgb", "model_style", "plot_histories", "plot_history",
+           "plot_training", "score_axis_floor", "show_attention", "show_colour_key",
+           "show_modalities", "show_prediction", "stretched", "threshold_slider", "use_palette"]

@@ -1,11 +1,10 @@
 """Learning curves: one run's loss and validation Dice per epoch (:func:`plot_history`),
 several models' side by side (:func:`plot_training`) or on shared axes
-(:func:`plot_histories`); and sentences on how fast each learnt (:func:`learning_pace`) and
-what a rising validation loss cost (:func:`overfitting_verdict`)."""
+(:func:`plot_histories`). What the book reads off them, in words, is
+:mod:`unet_course.readings.curves`."""
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -13,8 +12,8 @@ from matplotlib.figure import Figure
 
 from unet_lib.data import REGIONS
 
-from .frames import (LOSS_STYLES, label_log_axis, model_style, records_of, region_style,
-                     score_axis_floor)
+from ..readings.curves import records_of
+from .frames import LOSS_STYLES, label_log_axis, model_style, region_style, score_axis_floor
 
 
 def whole_epochs(*axes) -> None:
@@ -67,108 +66,6 @@ def plot_training(histories: dict, chosen: dict | None = None,
     fig.legend(handles, labels, loc="outside lower center", ncols=len(regions),
                fontsize="small")
     return fig
-
-
-def _curves(histories: dict, region: str) -> dict[str, list[float]]:
-    return {name: [r["val"]["dice"][region] for r in records_of(history)]
-            for name, history in histories.items()}
-
-
-def _first_epochs(curves: dict, level: float) -> dict:
-    """Model name → the first epoch (from 1) whose value reached ``level``, or ``None``."""
-    return {name: next((i + 1 for i, v in enumerate(curve) if v >= level), None)
-            for name, curve in curves.items()}
-
-
-def slowest_learner(histories: dict, region: str = "TC", level: float = 0.7) -> str:
-    """The model (a key of ``histories``) whose validation ``region`` Dice reached ``level``
-    last, or never (the first such model on a tie)."""
-    return _last_to_reach(_first_epochs(_curves(histories, region), level))
-
-
-def _last_to_reach(first: dict) -> str:
-    """The key of ``first`` (:func:`_first_epochs`) with the latest epoch, ``None`` latest."""
-    return max(first, key=lambda name: math.inf if first[name] is None else first[name])
-
-
-def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> str:
-    """A sentence on how fast each model learnt ``region``: the first epoch whose validation
-    Dice reached ``level``, and whether the slowest model was still gaining at the end.
-
-    Args:
-        histories: model name → :class:`~unet_lib.train.History` with validation records.
-
-    Returns:
-        e.g. "validation TC Dice first reached 0.7 in epoch 2 (classic), 4 (improved) and 8
-        (attention); the attention U-Net, the slowest, still gained +0.12 over its last two
-        epochs: it was stopped while still learning" — worked out from the records.
-    """
-    curves = _curves(histories, region)
-    first = _first_epochs(curves, level)
-    reached = [f"{'never' if epoch is None else epoch} ({name})" for name, epoch in first.items()]
-    text = (f"validation {region} Dice first reached {level:g} in epoch "
-            + (", ".join(reached[:-1]) + " and " + reached[-1] if len(reached) > 1
-               else reached[0]))
-    slowest = _last_to_reach(first)
-    curve = curves[slowest]
-    if len(set(first.values())) == 1 or len(curve) < 3:
-        return text
-    gain = curve[-1] - curve[-3]
-    if gain > RISING:
-        return (text + f"; the {slowest} U-Net, the slowest, still gained {gain:+.2f} over its "
-                       "last two epochs: it was stopped while still learning")
-    return (text + f"; the {slowest} U-Net, the slowest, gained {gain:+.2f} over its last two "
-                   "epochs: it had levelled off by the end")
-
-
-#: a gain of validation Dice over two epochs above which a model is still learning
-RISING = 0.02
-
-#: a fall of mean validation Dice from the best epoch to the last that counts as worse masks
-WORSE = 0.02
-
-
-def overfitting_verdict(histories: dict, models: Sequence[str]) -> str:
-    """What a rising validation loss cost ``models`` (keys of ``histories``: those whose loss
-    rose), judged by the mean validation Dice over WT, TC and ET (as ``best.pt`` is chosen)
-    of the last epoch against the best: within :data:`WORSE`, over-confidence rather than
-    worse masks; beyond, worse masks, which keeping the best epoch spares. One sentence for
-    each kind, the models named together; ``""`` for no model."""
-    from unet_lib.metrics import regions_mean_dice
-
-    drops = {}
-    for name in models:
-        mean_dice = [regions_mean_dice(r["val"]["dice"])
-                     for r in records_of(histories[name])]
-        drops[name] = max(mean_dice) - mean_dice[-1]
-    mild = {name: drop for name, drop in drops.items() if drop < WORSE}
-    worse = {name: drop for name, drop in drops.items() if drop >= WORSE}
-    sentences = []
-    if mild:
-        gaps = [f"the {name} U-Net's last epoch is its best" if drop < 0.0005 else
-                f"the {name} U-Net's last epoch is {drop:.3f} below its best"
-                for name, drop in mild.items()]
-        sentences.append(
-            f"The {_names(mild)} overfit{'s' if len(mild) == 1 else ''} by the loss, hardly by "
-            f"the segmentations: by the mean validation Dice over WT, TC and ET, "
-            f"{_and(gaps)}. Over-confident rather than worse.")
-    if worse:
-        sentences.append(
-            f"The {_names(worse)} overfit{'s' if len(worse) == 1 else ''} by the segmentations "
-            f"too: the last epoch's mean validation Dice over WT, TC and ET is "
-            + _and([f"{drop:.2f} below the best for the {name} U-Net"
-                    for name, drop in worse.items()])
-            + ", and keeping the best epoch is what spares the later chapters.")
-    return " ".join(sentences)
-
-
-def _names(models: dict) -> str:
-    """"classic U-Net" or "classic and improved U-Nets"."""
-    return _and(list(models)) + (" U-Net" if len(models) == 1 else " U-Nets")
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def plot_history(history, title: str | None = None) -> Figure:

@@ -75,12 +75,6 @@ def no_ticks(axes) -> None:
         ax.set_yticks([])
 
 
-def records_of(history) -> list[dict]:
-    """The per-epoch records of ``history``: a :class:`~unet_lib.history.History`, or its
-    list of records already (each ``{"epoch", "train_loss", "val": {...}, ...}``)."""
-    return getattr(history, "records", history)
-
-
 def head_window(flair: np.ndarray, margin: int = 2, holding=None) -> tuple[int, int, int, int]:
     """``(top, bottom, left, right)``: the smallest square of a (D, H, W) volume's slices that
     holds the head on every slice (the pixels above that slice's background value), with

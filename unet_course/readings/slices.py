@@ -1,4 +1,4 @@
-"""Sentences the book reads off a prediction: what went wrong on one slice
+"""Sentences the book reads off a prediction (chapter 5): what went wrong on one slice
 (:func:`what_went_wrong`), and where a prediction leaves black holes inside its tumour
 (:func:`holes_reading`, over the slices a :class:`~unet_course.examples.Showcase` shows)."""
 

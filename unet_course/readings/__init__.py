@@ -1,0 +1,33 @@
+"""Sentences the book reads off results: what its text says of this build's numbers, worked
+out from them (a number the text quotes is glued, and so is each judgement made of numbers),
+so that the words stay true whatever a run, a scale or real BraTS gives. Chapters call them
+as ``readings.<name>``; one module per kind of result, each without matplotlib:
+
+Modules:
+    slices     chapter 5: what went wrong on one slice, the holes a prediction leaves
+    curves     chapter 4: how fast and how steadily the models learnt, whether keeping the
+               best epoch mattered, what a rising validation loss cost
+    scores     chapter 6: the best model, recall against precision, the regions' order, what
+               a threshold chosen on validation did on the test patients
+    patients   chapter 7: a patient whose HD95 stands out, the patient drawn, the empty-region
+               rule's part in a gap, which comparisons a test settles
+    gates      chapter 8: what a gate's contrast says, which slices it was measured on
+"""
+
+from .curves import (batch_norm_reading, jumpiest_reading, kept_reading, learning_pace,
+                     overfitting_verdict, rising_losses, rising_reading, slowest_learner,
+                     training_loss_above)
+from .gates import contrast_searched, gate_reading
+from .patients import (empty_region_reading, hd95_case, hd95_sentence, patient_to_draw,
+                       settled_sentence, standing_out)
+from .scores import (best_model_reading, recall_reading, region_exceptions, region_orders,
+                     threshold_moves)
+from .slices import hole_pixels, holes_reading, what_went_wrong
+
+__all__ = ["batch_norm_reading", "best_model_reading", "contrast_searched",
+           "empty_region_reading", "gate_reading", "hd95_case", "hd95_sentence", "hole_pixels",
+           "holes_reading", "jumpiest_reading", "kept_reading", "learning_pace",
+           "overfitting_verdict", "patient_to_draw", "recall_reading", "region_exceptions",
+           "region_orders", "rising_losses", "rising_reading", "settled_sentence",
+           "slowest_learner", "standing_out", "threshold_moves", "training_loss_above",
+           "what_went_wrong"]
