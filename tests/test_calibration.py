@@ -329,7 +329,8 @@ def test_two_models_are_compared_on_the_same_patients_drawn_for_both():
 
 
 def test_the_chapters_table_and_reading_say_what_the_bins_hold():
-    from unet_course.viz.calibration import calibration_reading, calibration_table
+    from unet_course.readings.calibration import calibration_reading
+    from unet_course.viz.calibration import calibration_table
 
     # NCR/NET only: 20 pixels at 0.55 (first) or 0.65 (second), half of them in the channel
     # over the two patients; the other channels are predicted 0 everywhere, with no tumour

@@ -92,7 +92,7 @@ def test_dots_closer_than_the_reach_stack_far_ones_lowest_and_apart_ones_do_not(
     ([0.9, 0.8, 0.7, 0.6], "Every difference is exactly 0"),
 ])
 def test_the_reading_counts_the_patterns_and_what_a_zero_difference_does(second, expected):
-    from unet_course.viz.chance import read_sign_flips
+    from unet_course.readings.chance import read_sign_flips
 
     reading = read_sign_flips([0.9, 0.8, 0.7, 0.6], second, [3, 5, 12, 14])
     assert reading.startswith(expected)
@@ -101,14 +101,14 @@ def test_the_reading_counts_the_patterns_and_what_a_zero_difference_does(second,
 
 
 def test_beyond_the_exact_count_the_reading_says_the_patterns_are_drawn():
-    from unet_course.viz.chance import read_sign_flips
+    from unet_course.readings.chance import read_sign_flips
 
     reading = read_sign_flips(np.ones(17), np.zeros(17), list(range(17)))
     assert reading.startswith("With 17 patients the test draws 100,000 of the 2^17")
 
 
 def test_the_reading_names_a_patient_whose_flip_barely_moves_the_mean():
-    from unet_course.viz.chance import read_sign_flips
+    from unet_course.readings.chance import read_sign_flips
 
     # differences +0.3, +0.3, +0.3, +0.004: mean 0.226; flipping the last moves it by
     # 2 × 0.004 / 4 = 0.002, under 5 % of the mean: its patterns sit just inside the lines

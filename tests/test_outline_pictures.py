@@ -176,7 +176,7 @@ def distances_between(pred_to_truth, truth_to_pred):
          "up to 40.0 mm away"]),
 ])
 def test_the_reading_says_on_which_side_of_the_curve_s_jump_hd95_lies(far, expected):
-    from unet_course.viz.outlines import read_curves
+    from unet_course.readings.outlines import read_curves
 
     near = np.linspace(0, 5, 100 - far)
     reading = read_curves(distances_between([*near, *[40.0] * far], [0.0, 1.0]))
@@ -190,7 +190,7 @@ def test_a_single_far_voxel_is_read_in_the_singular_with_the_slice_it_lies_on():
     """One voxel beyond the gap (1 % of the outline): it moves only the Hausdorff distance,
     and the reading says on which slice to look for it (the slider's start may be another)."""
     from unet_lib.outlines import OutlineDistances, SurfaceDistances
-    from unet_course.viz.outlines import read_curves
+    from unet_course.readings.outlines import read_curves
 
     values = np.array([*np.linspace(0, 5, 99), 40.0])
     points = np.zeros((100, 3), int)
@@ -204,7 +204,7 @@ def test_a_single_far_voxel_is_read_in_the_singular_with_the_slice_it_lies_on():
 
 
 def test_the_reading_of_a_jump_at_5_percent_a_smooth_tail_and_the_truth_s_side():
-    from unet_course.viz.outlines import read_curves
+    from unet_course.readings.outlines import read_curves
 
     # 113 near and 6 far of 119: rank 0.95 · 118 = 112.1, a tenth of the way across the gap
     inside = read_curves(distances_between([*np.linspace(0, 5, 113), *[40.0] * 6], [0.0]))

@@ -100,7 +100,8 @@ def test_temperatures_that_cannot_be_used_are_refused():
 
 
 def test_the_chapters_table_and_reading_give_the_fit_and_its_effect():
-    from unet_course.viz.calibration import temperature_reading, temperature_table
+    from unet_course.readings.calibration import temperature_reading
+    from unet_course.viz.calibration import temperature_table
     from unet_lib.calibration import reliability_of
     from unet_lib.temperature import TemperatureFit
 
@@ -151,7 +152,7 @@ LEVELS = (0.15, 0.35, 0.65, 0.85)  # four bins' probabilities, 20 pixels each
     ((0, 0, 2, 7), "too often at every level"),
 ])
 def test_the_reading_says_how_a_temperature_that_did_not_help_left_the_curve(in_channel, said):
-    from unet_course.viz.calibration import curve_shape, temperature_reading
+    from unet_course.readings.calibration import curve_shape, temperature_reading
     from unet_lib.temperature import TemperatureFit
 
     fitted = TemperatureFit(np.array([1.0, 4.0]), loss=np.array([[0.3, 0.1]] * 3),
@@ -171,7 +172,7 @@ def test_an_under_confident_curve_whose_top_bins_reach_1_is_read_as_under_confid
     0.14 to 0.75, then 1 in the two top bins. A line through all nine is flattened by the two
     that can rise no further (slope 1.11) and read "above at every level", a temperature
     unable to mend it, beside a table whose ECE was lower at T = 1."""
-    from unet_course.viz.calibration import curve_shape
+    from unet_course.readings.calibration import curve_shape
 
     levels = (0.14, 0.243, 0.353, 0.448, 0.545, 0.642, 0.755, 0.854, 0.967)
     found = _binned([(p, 20, k) for p, k in zip(levels, (2, 6, 10, 12, 14, 17, 19, 20, 20))])
@@ -182,7 +183,7 @@ def test_an_under_confident_curve_whose_top_bins_reach_1_is_read_as_under_confid
 
 
 def test_a_curve_of_too_few_bins_has_no_shape_to_tell():
-    from unet_course.viz.calibration import curve_shape
+    from unet_course.readings.calibration import curve_shape
 
     assert "too few of its bins" in curve_shape(_binned([(0.35, 20, 6), (0.75, 20, 15)]), 0)
     assert "too few of its bins" in curve_shape(_binned([(p, 19, 5) for p in LEVELS]), 0)

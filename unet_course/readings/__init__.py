@@ -11,23 +11,31 @@ Modules:
                a threshold chosen on validation did on the test patients
     patients   chapter 7: a patient whose HD95 stands out, the patient drawn, the empty-region
                rule's part in a gap, which comparisons a test settles
+    outlines   chapter 7: what one patient's distance curves show (where its HD95 lies)
+    chance     chapter 7: what the sign-flip figure counts
     gates      chapter 8: what a gate's contrast says, which slices it was measured on
+    calibration  chapter 9: which model's probabilities are the closer to frequencies, what a
+               temperature did, where a reliability curve lies against the diagonal
 """
 
+from .calibration import calibration_reading, curve_shape, temperature_reading
+from .chance import read_sign_flips
 from .curves import (batch_norm_reading, jumpiest_reading, kept_reading, learning_pace,
                      overfitting_verdict, rising_losses, rising_reading, slowest_learner,
                      training_loss_above)
 from .gates import contrast_searched, gate_reading
+from .outlines import read_curves
 from .patients import (empty_region_reading, hd95_case, hd95_sentence, patient_to_draw,
                        settled_sentence, standing_out)
 from .scores import (best_model_reading, recall_reading, region_exceptions, region_orders,
                      threshold_moves)
 from .slices import hole_pixels, holes_reading, what_went_wrong
 
-__all__ = ["batch_norm_reading", "best_model_reading", "contrast_searched",
-           "empty_region_reading", "gate_reading", "hd95_case", "hd95_sentence", "hole_pixels",
-           "holes_reading", "jumpiest_reading", "kept_reading", "learning_pace",
-           "overfitting_verdict", "patient_to_draw", "recall_reading", "region_exceptions",
+__all__ = ["batch_norm_reading", "best_model_reading", "calibration_reading",
+           "contrast_searched", "curve_shape", "empty_region_reading", "gate_reading",
+           "hd95_case", "hd95_sentence", "hole_pixels", "holes_reading", "jumpiest_reading",
+           "kept_reading", "learning_pace", "overfitting_verdict", "patient_to_draw",
+           "read_curves", "read_sign_flips", "recall_reading", "region_exceptions",
            "region_orders", "rising_losses", "rising_reading", "settled_sentence",
-           "slowest_learner", "standing_out", "threshold_moves", "training_loss_above",
-           "what_went_wrong"]
+           "slowest_learner", "standing_out", "temperature_reading", "threshold_moves",
+           "training_loss_above", "what_went_wrong"]

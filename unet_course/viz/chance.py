@@ -3,8 +3,8 @@
 :func:`unet_lib.comparison.paired_sign_flip` gives a p-value; :func:`sign_flip_figure` shows
 where it comes from: each patient's paired difference, and the mean difference under every way
 of flipping their signs (:func:`unet_lib.comparison.sign_flip_means`), those as far from 0 as
-the observed one marked. Their share is the p-value; :func:`read_sign_flips` says it in a
-sentence.
+the observed one marked. Their share is the p-value;
+:func:`unet_course.readings.chance.read_sign_flips` says it in a sentence.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from unet_lib.comparison import (EXACT_UP_TO, SIGN_FLIP_RESAMPLES, as_far_as_observed,
-                                 paired_sign_flip, sign_flip_means)
+from unet_lib.comparison import (EXACT_UP_TO, as_far_as_observed, paired_sign_flip,
+                                 sign_flip_means)
 
 #: the flips as far from 0 as the observed mean (they make the p-value), and the others
 AS_FAR, NEARER = "tab:orange", "0.6"
@@ -103,46 +103,3 @@ def stacked_heights(means: np.ndarray, far: np.ndarray, closer_than: float = 0.0
         for row, index in enumerate(sorted(stack, key=lambda i: (not far[i], means[i]))):
             heights[index] = row
     return heights
-
-
-def read_sign_flips(first, second, patients: Sequence) -> str:
-    """What :func:`sign_flip_figure` counts, in a sentence for the book: how many sign patterns
-    the patients' differences make, and the smallest p they allow; a difference of exactly 0
-    (both models score alike) flips to itself, so it halves the patterns that differ; a
-    difference that is not 0 but small moves the mean too little to see apart when flipped,
-    which the reading names (its patterns' dots sit just beside the observed lines)."""
-    from ..notebook import counted
-
-    differences = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
-    zero = [label for label, d in zip(patients, differences) if d == 0]
-    n, k = len(differences), len(zero)
-    if n > EXACT_UP_TO:
-        return (f"With {n} patients the test draws {SIGN_FLIP_RESAMPLES:,} of the 2^{n} sign "
-                f"patterns at random instead of all of them, and the figure shows their means")
-    if k == n:
-        return ("Every difference is exactly 0 (the two models score alike on every patient): "
-                "every pattern's mean is 0, as far out as the observed one, p = 1")
-    if zero:
-        reading = (f"{counted('Patient', zero)} show{'s' if k == 1 else ''} a difference of "
-                   f"exactly 0 (both models score the same), and flipping the sign of 0 "
-                   f"changes nothing: the {2 ** n} patterns come in identical groups of "
-                   f"{2 ** k}, and the smallest p these patients could give here is "
-                   f"{2 ** (k + 1)}/{2 ** n} = {2 ** (k + 1) / 2 ** n:.3f}, not "
-                   f"{2 / 2 ** n:.3f}")
-    else:
-        reading = (f"Each of the {n} patients' differences can take either sign, so {2 ** n} "
-                   f"patterns; a clean sweep would leave only itself and its mirror image as "
-                   f"far out, p = 2/{2 ** n}")
-    # a difference that is small, not 0: its flip moves the mean too little to see apart
-    observed = differences.mean()
-    small = [(abs(d), label, d) for label, d in zip(patients, differences)
-             if d != 0 and 2 * abs(d) / n < 0.05 * abs(observed)]
-    if small:
-        size, label, d = min(small)
-        where = ("grey dots sit just inside the lines, nearer 0 by that little"
-                 if np.sign(d) == np.sign(observed) else  # flipped, it adds to the mean
-                 "dots sit just outside the lines, farther from 0 by that little, and count "
-                 "as far as the observed one")
-        reading += (f". Patient {label}'s difference is only {d:+.3f}: flipping it alone "
-                    f"moves the mean by {2 * size / n:.3f}, so those patterns' {where}")
-    return reading
