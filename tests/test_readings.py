@@ -448,15 +448,32 @@ def test_a_gates_contrast_in_words(contrast, words):
     assert gate_reading(contrast) == words
 
 
-def test_the_slices_a_contrast_was_measured_on_say_how_they_were_chosen():
+def test_the_slices_a_search_kept_say_how_they_were_chosen():
     from unet_course.examples import scanned_slices
-    from unet_course.readings.gates import contrast_searched
+    from unet_course.readings.slices import slices_searched
 
-    assert contrast_searched(41, slices=128, scanned=scanned_slices(range(128), 1024),
-                             count=256) == "every test slice that holds tumour, 41 of the 128"
-    assert contrast_searched(256, slices=900, scanned=900, count=256) == (
-        "the 256 test slices with the most tumour")
+    # a quick split: every slice read, fewer with tumour than wanted
+    assert slices_searched(41, wanted=256, scanned=scanned_slices(range(128), 1024),
+                           slices=128) == "every test slice that holds tumour, 41 of the 128"
+    assert slices_searched(48, wanted=48, scanned=128, slices=128) == (
+        "the 48 test slices with the most tumour")
     # a real BraTS test split: 74 patients of 155 slices, every 12th slice read
-    assert contrast_searched(256, slices=11_470, scanned=scanned_slices(range(11_470), 1024),
-                             count=256) == ("the 256 test slices with the most tumour among "
-                                            "956 evenly spaced ones of the 11,470")
+    assert slices_searched(256, wanted=256, scanned=scanned_slices(range(11_470), 1024),
+                           slices=11_470) == ("the 256 test slices with the most tumour among "
+                                              "956 evenly spaced ones of the 11,470")
+    assert slices_searched(30, wanted=48, scanned=400, slices=11_470) == (
+        "the 30 test slices that hold tumour among 400 evenly spaced ones of the 11,470, all it "
+        "found")
+
+
+@pytest.mark.parametrize("patients, room", [
+    (4, '"cannot tell" is the only verdict'),  # p ≥ 2/16
+    (5, '"cannot tell" is the only verdict'),  # 2/32 = 0.0625
+    (6, "needs a model that wins on nearly every patient"),  # 2/64 = 0.031
+    (10, "needs a model that wins on nearly every patient"),
+    (11, "no obstacle with this many patients")])
+def test_what_the_smallest_sign_flip_p_leaves_room_for(patients, room):
+    from unet_course.readings.chance import verdict_room
+    from unet_lib.comparison import smallest_sign_flip_p
+
+    assert room in verdict_room(patients, smallest_sign_flip_p(patients))

@@ -1,5 +1,6 @@
-"""What chapter 7's sign-flip figure counts, in a sentence (:func:`read_sign_flips`): how
-many sign patterns the patients' paired differences make, the smallest p they allow, and the
+"""What the sign-flip test can say with so many patients (:func:`verdict_room`, chapters 7
+and 9), and what chapter 7's sign-flip figure counts (:func:`read_sign_flips`): how many sign
+patterns the patients' paired differences make, the smallest p they allow, and the
 differences that flip to themselves or too little to see (the figure is
 :func:`unet_course.viz.chance.sign_flip_figure`; the test
 :func:`unet_lib.comparison.paired_sign_flip`)."""
@@ -13,6 +14,22 @@ import numpy as np
 from unet_lib.comparison import EXACT_UP_TO, SIGN_FLIP_RESAMPLES
 
 from ..notebook import counted
+
+#: up to this many patients a verdict needs one side to win on nearly every patient
+FEW_PATIENTS = 10
+
+
+def verdict_room(patients: int, smallest_p: float, winner: str = "model") -> str:
+    """What the smallest p the sign-flip test can give ``patients`` patients
+    (:func:`unet_lib.comparison.smallest_sign_flip_p`) leaves room for, following "the smallest
+    possible p is …, ": no verdict at p < 0.05; one only for a ``winner`` that wins on nearly
+    every patient (:data:`FEW_PATIENTS` or fewer); or no obstacle."""
+    if smallest_p >= 0.05:
+        return ('so at p < 0.05 "cannot tell" is the only verdict these patients can give, '
+                "however consistent a ranking looks")
+    if patients <= FEW_PATIENTS:
+        return f"so a verdict needs a {winner} that wins on nearly every patient"
+    return "which is no obstacle with this many patients: the differences decide"
 
 
 def read_sign_flips(first, second, patients: Sequence) -> str:

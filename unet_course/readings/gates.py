@@ -1,5 +1,5 @@
-"""Sentences chapter 8 reads off the attention gates: what a gate's contrast says
-(:func:`gate_reading`) and which test slices it was measured on (:func:`contrast_searched`).
+"""What chapter 8 reads off an attention gate: what its contrast says (:func:`gate_reading`;
+which slices it was measured on is :func:`~unet_course.readings.slices.slices_searched`).
 A gate's contrast is its mean α inside the whole tumour minus in the rest of the brain
 (:func:`unet_lib.attention.attention_contrast`)."""
 
@@ -17,16 +17,3 @@ def gate_reading(contrast: float, alike: float = ALIKE) -> str:
     if contrast < -alike:
         return "damps the tumour and passes the rest"
     return "treats tumour and the rest alike"
-
-
-def contrast_searched(found: int, slices: int, scanned: int, count: int) -> str:
-    """Which test slices a contrast was measured on: ``found`` slices with tumour, chosen by
-    :func:`unet_course.examples.tumour_slices` (at most ``count``) from ``scanned`` of the
-    split's ``slices``; every slice that holds tumour when it read them all and kept all it
-    found."""
-    if scanned == slices and found < count:
-        return f"every test slice that holds tumour, {found} of the {slices:,}"
-    if scanned == slices:
-        return f"the {found} test slices with the most tumour"
-    return (f"the {found} test slices with the most tumour among {scanned:,} evenly spaced ones "
-            f"of the {slices:,}")

@@ -1,6 +1,7 @@
-"""Sentences the book reads off a prediction (chapter 5): what went wrong on one slice
-(:func:`what_went_wrong`), and where a prediction leaves black holes inside its tumour
-(:func:`holes_reading`, over the slices a :class:`~unet_course.examples.Showcase` shows)."""
+"""Sentences the book reads off predictions on slices (chapter 5): what went wrong on one
+slice (:func:`what_went_wrong`), where a prediction leaves black holes inside its tumour
+(:func:`holes_reading`, over the slices a :class:`~unet_course.examples.Showcase` shows), and
+which test slices a search kept (:func:`slices_searched`, chapters 5 and 8)."""
 
 from __future__ import annotations
 
@@ -105,3 +106,17 @@ def _label_counts(scores, where) -> list[tuple[int, str]]:
     names = [*MASK_CHANNELS, "background"]
     counts = [(int((where & (label == c)).sum()), name) for c, name in enumerate(names)]
     return [(n, name) for n, name in sorted(counts, key=lambda c: -c[0]) if n]
+
+
+def slices_searched(found: int, wanted: int, scanned: int, slices: int) -> str:
+    """Which test slices a search kept, for the book: up to ``wanted`` slices with the most
+    tumour (:func:`unet_course.examples.tumour_slices`), ``found`` of them, from ``scanned``
+    evenly spaced slices of the split's ``slices`` (every one of a small split). E.g. ``"every
+    test slice that holds tumour, 41 of the 128"`` or ``"the 256 test slices with the most
+    tumour among 956 evenly spaced ones of the 11,470"``."""
+    among = "" if scanned == slices else f" among {scanned:,} evenly spaced ones of the {slices:,}"
+    if found >= wanted:
+        return f"the {found} test slices with the most tumour{among}"
+    if not among:
+        return f"every test slice that holds tumour, {found} of the {slices:,}"
+    return f"the {found} test slices that hold tumour{among}, all it found"
