@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from unet_lib.data import SkippedSample, locate
 
-from .readings import what_went_wrong
+from .readings.slices import what_went_wrong
 
 
 #: the most slices :func:`tumour_slices` reads, evenly spaced (a real BraTS split is large)

@@ -4,9 +4,10 @@
 (:func:`kept_reading`), and what a rising validation loss cost (:func:`rising_losses`,
 :func:`overfitting_verdict`).
 
-Every function takes ``histories``: model name → its :class:`~unet_lib.history.History` (or
-its list of per-epoch records, each ``{"epoch", "train_loss", "val_loss", "val": {"dice":
-{region: value}}}``), in the order the book names the models.
+``histories``, wherever a function takes it: model name → its
+:class:`~unet_lib.history.History` (or its list of per-epoch records, each ``{"epoch",
+"train_loss", "val_loss", "val": {"dice": {region: value}}}``), in the order the book names
+the models.
 """
 
 from __future__ import annotations
@@ -59,13 +60,17 @@ def _first_epochs(curves: dict, level: float) -> dict:
 
 def slowest_learner(histories: dict, region: str = "TC", level: float = 0.7) -> str:
     """The model (a key of ``histories``) whose validation ``region`` Dice reached ``level``
-    last, or never (the first such model on a tie)."""
-    return _last_to_reach(_first_epochs(_curves(histories, region), level))
+    last, or never; among models that reached it in the same epoch (or none), the one whose
+    last epoch's Dice is the lowest: the furthest behind."""
+    curves = _curves(histories, region)
+    return _last_to_reach(_first_epochs(curves, level), curves)
 
 
-def _last_to_reach(first: dict) -> str:
-    """The key of ``first`` (:func:`_first_epochs`) with the latest epoch, ``None`` latest."""
-    return max(first, key=lambda name: math.inf if first[name] is None else first[name])
+def _last_to_reach(first: dict, curves: dict) -> str:
+    """The key of ``first`` (:func:`_first_epochs`) with the latest epoch, ``None`` latest;
+    on a tie the one whose curve (of ``curves``) ends lowest."""
+    return max(first, key=lambda name: (math.inf if first[name] is None else first[name],
+                                        -curves[name][-1]))
 
 
 def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> str:
@@ -79,11 +84,18 @@ def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> st
     """
     curves = _curves(histories, region)
     first = _first_epochs(curves, level)
+    epochs = set(first.values())
+    if epochs == {None}:
+        return (f"no model's validation {region} Dice reached {level:g} (at the last epoch "
+                + _and([f"{curve[-1]:.2f} ({name})" for name, curve in curves.items()]) + ")")
+    if len(epochs) == 1 and len(first) > 1:
+        return (f"every model's validation {region} Dice first reached {level:g} in epoch "
+                f"{epochs.pop()}: here they learnt it alike")
     reached = [f"{'never' if epoch is None else epoch} ({name})" for name, epoch in first.items()]
     text = f"validation {region} Dice first reached {level:g} in epoch " + _and(reached)
-    slowest = _last_to_reach(first)
+    slowest = _last_to_reach(first, curves)
     curve = curves[slowest]
-    if len(set(first.values())) == 1 or len(curve) < 3:
+    if len(first) == 1 or len(curve) < 3:
         return text
     gain = curve[-1] - curve[-3]
     if gain > RISING:
@@ -122,17 +134,20 @@ def jumpiest_reading(histories: dict) -> tuple[float, str]:
     small = largest_falls(histories, SMALL)
     small_name = max(small, key=small.get)
     small_fall, small_region = small[small_name]
+    if small_fall == 0:
+        return fall, (f"the {jumpiest} U-Net's {region}, a large one this time; the small ones "
+                      f"never fell once found ({FOUND:g} or more)")
     return fall, (f"the {jumpiest} U-Net's {region}, a large one this time; the small ones "
                   f"fell by up to {small_fall:.2f}, the {small_name} U-Net's {small_region}")
 
 
 def loss_rises(history) -> tuple[float, int]:
     """``(factor, epoch)``: the largest rise of the validation loss from one epoch to the next
-    (the next epoch's loss ÷ this one's) and the epoch (from 1) it rose from; ``(1.0, 0)`` for
-    fewer than two epochs."""
+    (the next epoch's loss ÷ this one's) and the epoch (from 1) it rose from; ``(1.0, 0)``
+    when it never rose (or there are fewer than two epochs)."""
     losses = [r["val_loss"] for r in records_of(history)]
     return max(((after / before, epoch) for epoch, (before, after)
-                in enumerate(zip(losses, losses[1:]), start=1) if before > 0),
+                in enumerate(zip(losses, losses[1:]), start=1) if 0 < before < after),
                default=(1.0, 0))
 
 
@@ -147,15 +162,26 @@ def batch_norm_reading(histories: dict, with_batch_norm: str = "improved") -> st
     rise, epoch = loss_rises(histories[with_batch_norm])
     others = {name: loss_rises(history)[0] for name, history in histories.items()
               if name != with_batch_norm}
-    others_rise = ", ".join(f"the {name} U-Net's at most ×{jump:.2f}"
-                            for name, jump in others.items())
-    most_other = max(others.values(), default=1.0)
+    others_rise = ", ".join(f"the {name} U-Net's at most ×{jump:.2f}" if jump > 1 else
+                            f"the {name} U-Net's never" for name, jump in others.items())
+    most_other = max(others.values(), default=1.0)  # 1: none of them rose
     model = f"the {with_batch_norm.capitalize()} U-Net, the one model with batch norm"
-    by_dice = (f"{model[0].upper()}{model[1:]}, had the largest fall; " if jumpiest ==
-               with_batch_norm else f"By Dice {model}, was not the jumpiest here (its largest "
-                                    f"fall {fall:.2f}, {region}); ")
-    if not others:
+    if falls[jumpiest][0] == 0:
+        by_dice = f"No Dice curve fell once found, not even those of {model}; "
+    elif jumpiest == with_batch_norm:
+        by_dice = f"{model[0].upper()}{model[1:]}, had the largest fall; "
+    else:
+        by_dice = (f"By Dice {model}, was not the jumpiest here (" + (
+            f"its largest fall {fall:.2f}, {region}); " if fall > 0 else
+            "none of its curves fell once found); "))
+    if rise == 1:
+        by_loss = ("its validation loss never rose from one epoch to the next"
+                   + (f" ({others_rise}). " if others else ". "))
+    elif not others:
         by_loss = f"its validation loss rose by up to ×{rise:.2f} from one epoch to the next. "
+    elif most_other == 1 and rise < CLEARLY_LARGER:
+        by_loss = (f"its validation loss rose by up to ×{rise:.2f} from one epoch to the next "
+                   f"and the other models' never: too little to single batch norm out. ")
     elif rise >= CLEARLY_LARGER * most_other:
         by_loss = (f"its validation loss jumped the most of the {_count(len(histories))}, "
                    f"×{rise:.2f} "
@@ -188,10 +214,12 @@ def kept_reading(histories: dict, kept_epochs: dict) -> str:
         return "here it mattered for the " + " and the ".join(
             f"{name} U-Net, whose last epoch was {gain:.2f} below the kept one in mean Dice"
             for name, gain in mattered.items())
-    several = len(gains) > 1
-    return (f"here the {' and the '.join(gains)} U-Net{'s' if several else ''} kept an earlier "
-            f"epoch, but {'each' if several else 'its'} last one was less than 0.01 below it "
-            f"in mean Dice: it hardly mattered")
+    if len(gains) == 1:
+        return (f"here the {next(iter(gains))} U-Net kept an earlier epoch, but its last one was "
+                f"less than 0.01 below it in mean Dice: it hardly mattered")
+    return (f"here the {' and the '.join(gains)} U-Nets kept an earlier epoch, but the last "
+            f"epoch of each was less than 0.01 below the kept one in mean Dice: it hardly "
+            f"mattered")
 
 
 def training_loss_above(histories: dict) -> str:
@@ -218,9 +246,11 @@ def rising_reading(rising: dict[str, float], rose: float = LOSS_ROSE) -> str:
     """:func:`rising_losses` in words, for the book's "the sign of overfitting to look for:
     …"."""
     if not rising:
-        return f"here no model's validation loss rose more than {rose - 1:.0%} above its lowest"
+        return (f"here no model's validation loss ended more than {(rose - 1) * 100:.0f} % above "
+                f"its lowest")
     return "here the validation loss ended " + ", ".join(
-        f"{share:.0%} above its lowest for the {name} U-Net" for name, share in rising.items())
+        f"{share * 100:.0f} % above its lowest for the {name} U-Net"
+        for name, share in rising.items())
 
 
 def overfitting_verdict(histories: dict, models: Sequence[str]) -> str:

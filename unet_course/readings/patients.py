@@ -82,10 +82,11 @@ def _span(rows: Sequence[dict], metric: str, digits: int) -> str:
     return f"{values[0]:.{digits}f}" + (f" to {values[-1]:.{digits}f}" if len(values) > 1 else "")
 
 
-def hd95_sentence(patients: Mapping, found: StandingOut | None) -> str:
+def hd95_sentence(patients: Mapping, found: StandingOut | None,
+                  stands_out: float = STANDS_OUT) -> str:
     """The book's "In the run that built this page, …": the patient :func:`standing_out`
-    found, with its Dice and HD95 against its model's other patients'; else each model's mean
-    and median whole-tumour HD95 and its mean Dice."""
+    found, with its Dice and HD95 against its model's other patients'; else (none stood out
+    ``stands_out`` times) each model's mean and median whole-tumour HD95 and its mean Dice."""
     if found:
         row, others = found.row, found.others
         return (f"the {found.model} U-Net scored test patient {row['volume']}'s whole tumour "
@@ -96,7 +97,7 @@ def hd95_sentence(patients: Mapping, found: StandingOut | None) -> str:
                 + f": {found.ratio:.1f} times their largest. The next section draws this "
                   f"patient")
     summaries = {name: scores.summary() for name, scores in patients.items()}
-    return (f"no patient's whole-tumour HD95 stands out {STANDS_OUT:g} times above its model's "
+    return (f"no patient's whole-tumour HD95 stands out {stands_out:g} times above its model's "
             f"other patients' with a Dice as good as theirs. Over the patients, the "
             f"whole-tumour HD95 averaged " + ", ".join(
                 f"{s['hd95']['WT']['mean']:.1f} mm (median {s['hd95']['WT']['median']:.1f}) "
@@ -105,17 +106,23 @@ def hd95_sentence(patients: Mapping, found: StandingOut | None) -> str:
                                             for s in summaries.values()))
 
 
-def patient_to_draw(patients: Mapping, found: StandingOut | None) -> tuple[str, dict] | None:
+def patient_to_draw(patients: Mapping, found: StandingOut | None) -> tuple[str, dict]:
     """``(model, row)``: the patient whose outlines chapter 7 draws — the one
     :func:`standing_out` found, if any; else the largest whole-tumour HD95 between two
     outlines of the model whose mean HD95 is largest (any model's, if none of that model's
-    was measured). ``None`` if no patient has both outlines."""
+    was measured).
+
+    Raises:
+        ValueError: no patient has both outlines (every prediction or truth is empty)."""
     if found:
         return found.model, found.row
     far = max(patients, key=lambda name: patients[name].summary()["hd95"]["WT"]["mean"])
     measured = [(name, row) for name in patients for row in _measured(patients[name].rows)]
-    return max(measured, key=lambda pair: (pair[0] == far, pair[1]["hd95"]["WT"]),
-               default=None)
+    if not measured:
+        raise ValueError("no test patient has both a predicted and a true whole tumour: there "
+                         "are no outlines to draw (every model predicted none, or the truths "
+                         "are empty)")
+    return max(measured, key=lambda pair: (pair[0] == far, pair[1]["hd95"]["WT"]))
 
 
 def hd95_case(patients: Mapping, model: str, row: dict, found: StandingOut | None) -> str:
@@ -173,7 +180,8 @@ def settled_sentence(comparisons: Sequence[dict]) -> str:
     """How many model comparisons (rows ``{"region", "higher mean", "than", "settled"}``,
     settled ``"yes"`` at p < 0.05) the sign-flip test settles, and which."""
     settled = [c for c in comparisons if c["settled"] == "yes"]
-    return f"Of the {len(comparisons)} comparisons, " + (
+    several = len(comparisons) != 1
+    return f"Of the {len(comparisons)} comparison{'s' if several else ''}, " + (
         f"{len(settled)} reach{'es' if len(settled) == 1 else ''} p < 0.05: " + "; ".join(
             f"{c['higher mean']} over {c['than']} in {c['region']}" for c in settled)
         if settled else "none reaches p < 0.05") + "."

@@ -18,6 +18,9 @@ from unet_lib.data import REGIONS
 #: two Dice closer than this are a tie at the precision the book prints (three decimals)
 TIE = 0.005
 
+#: fewer validation volumes than this are few: a few slices can turn the regions' order
+FEW_VOLUMES = 20
+
 #: a change of test Dice smaller than this either way leaves it "about the same"
 SAME = 0.005
 
@@ -37,12 +40,14 @@ def best_model_reading(results: dict, region: str = "WT", tie: float = TIE) -> t
 def recall_reading(results: dict, names: Sequence[str]) -> tuple[str, str]:
     """``(count, reading)``: in how many (model, region or label of ``names``) pairs recall
     lies above precision (``"3 of the 15"``), and what that says of the models on balance
-    (they mark too much, or they miss more)."""
+    (they mark too much, they miss more, or as often one as the other)."""
     pairs = [(model, name) for model in results for name in names]
     above = sum(results[model]["recall"][name] > results[model]["precision"][name]
                 for model, name in pairs)
-    return (f"{above} of the {len(pairs)}", "marks too much rather than too little"
-            if above > len(pairs) / 2 else "misses more than it marks wrongly")
+    reading = ("marks too much rather than too little" if 2 * above > len(pairs) else
+               "misses more than it marks wrongly" if 2 * above < len(pairs) else
+               "marks too much as often as it misses")
+    return f"{above} of the {len(pairs)}", reading
 
 
 def region_orders(results: dict) -> dict[str, list[str]]:
@@ -63,7 +68,8 @@ def region_exceptions(orders: dict[str, list[str]], n_volumes: int, phantom: boo
            f"the {' and the '.join(unusual)} U-Net{'s' if several else ''} rank"
            f"{'' if several else 's'} differently here")
     few = (f"{n_volumes} validation volumes are few, and a few slices can turn the order"
-           if n_volumes < 20 else f"over {n_volumes} validation volumes")
+           if n_volumes < FEW_VOLUMES else
+           f"over {n_volumes} validation volumes that is no chance of a few slices")
     tracing = (" (the phantom's enhancing rims, regular rings, are also easier to trace than "
                "real ones)" if phantom else "")
     return (f"{who}: {few}{tracing}; chapter 7 ranks the regions again on the test patients, "
