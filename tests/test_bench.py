@@ -199,3 +199,34 @@ def test_every_timing_of_a_benchmark_runs_with_cudnns_autotuning_as_fit_trains(m
         lambda: steps.append(bool(inside)), None))
     fitbench.profile_step("classic", image_size=16, batch_size=2, base_filters=4, steps=2)
     assert steps == [True] * 5 and len(entered) == 1 and not inside  # warm-up and profiled
+
+
+def _random_streams() -> tuple:
+    """The states of Python's, NumPy's global and torch's CPU random streams."""
+    import random
+
+    import numpy as np
+
+    return random.getstate(), np.random.get_state()[1].tobytes(), torch.get_rng_state()
+
+
+@pytest.mark.parametrize("benchmark", ["bench", "profile", "fit"])
+def test_benchmarks_leave_the_callers_random_streams_as_they_were(benchmark, tmp_path):
+    # a notebook or script that times a model and then draws random numbers gets the same
+    # numbers as without the timing (each benchmark seeds its models: that must stay inside)
+    from unet_lib.fitbench import fit_vs_step, profile_step
+
+    torch.manual_seed(123)
+    before = _random_streams()
+    if benchmark == "bench":
+        run_benchmark(image_size=16, batch_size=1, device="cpu", steps=1, repeats=1,
+                      peers=False, models=("classic",), base_filters=4)
+    elif benchmark == "profile":
+        profile_step("classic", image_size=16, batch_size=1, base_filters=4, steps=1)
+    else:
+        fit_vs_step("classic", "quick", epochs=1, phantom_home=tmp_path, n_volumes=4,
+                    n_slices=4, image_size=16, base_filters=4, batch_size=4,
+                    channels_last=False, test_fraction=0.0)
+    after = _random_streams()
+    assert after[0] == before[0] and after[1] == before[1]
+    assert torch.equal(after[2], before[2])

@@ -187,7 +187,7 @@ def run_benchmark(image_size: int = 240, batch_size: int | None = None, device: 
 
     ``batch_size`` defaults to 32 on a GPU and 4 on the CPU.
     """
-    from .runtime import pick_device
+    from .runtime import pick_device, randomness_kept
 
     for name in models:  # every name known before the first is timed
         variant_of(name)
@@ -195,16 +195,17 @@ def run_benchmark(image_size: int = 240, batch_size: int | None = None, device: 
     batch_size = batch_size or (32 if torch_device.type == "cuda" else 4)
     rows = []
     speedups = dict(amp=amp, channels_last=channels_last, compile=compile)
-    for name in models:
-        torch.manual_seed(0)
-        with variant_setting(name):
-            rows.append(measure(name, bench_model(name, base_filters), image_size, batch_size,
-                                torch_device, steps, repeats, **speedups))
-    if peers:
-        for name, make in peer_models().items():
+    with randomness_kept():  # each model seeded alike; the caller's random streams untouched
+        for name in models:
             torch.manual_seed(0)
-            rows.append(measure(name, make(), image_size, batch_size, torch_device, steps, repeats,
-                                **speedups))
+            with variant_setting(name):
+                rows.append(measure(name, bench_model(name, base_filters), image_size,
+                                    batch_size, torch_device, steps, repeats, **speedups))
+        if peers:
+            for name, make in peer_models().items():
+                torch.manual_seed(0)
+                rows.append(measure(name, make(), image_size, batch_size, torch_device, steps,
+                                    repeats, **speedups))
     machine = (torch.cuda.get_device_name(torch_device) if torch_device.type == "cuda"
                else "Apple MPS" if torch_device.type == "mps"
                else f"CPU {_cpu_name()}, {torch.get_num_threads()} threads")

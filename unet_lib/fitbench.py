@@ -22,7 +22,8 @@ from .models import build_model
 from .recipe import RunRecipe
 from .resident import use_resident
 from .run import prepare_run
-from .runtime import cudnn_autotuning, memory_format, pick_device, seed_everything, waiting_for
+from .runtime import (cudnn_autotuning, memory_format, pick_device, randomness_kept,
+                      seed_everything, waiting_for)
 from .train import fit
 from .variants import bench_model, variant_setting
 
@@ -50,13 +51,14 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
         run = prepare_run(recipe, Path(scratch) / "run", phantom_home or Path(scratch) / "data")
         train = run.dataset("train")
         resident = use_resident(config.resident_data, (train,), device)  # fit() decides alike
-        seed_everything(config.seed)
-        model = build_model(model_name, base_filters=config.base_filters)
-        history = fit(model, train, None, config, progress=False)
-        fit_rate = len(train) / history.records[-1]["seconds"]
-        step = measure(model_name, build_model(model_name, base_filters=config.base_filters),
-                       config.image_size, config.batch_size, device, steps=5, repeats=3,
-                       amp=config.amp, channels_last=nhwc, compile=config.compile)
+        with randomness_kept():  # seeded as a run is; the caller's random streams untouched
+            seed_everything(config.seed)
+            model = build_model(model_name, base_filters=config.base_filters)
+            history = fit(model, train, None, config, progress=False)
+            fit_rate = len(train) / history.records[-1]["seconds"]
+            step = measure(model_name, build_model(model_name, base_filters=config.base_filters),
+                           config.image_size, config.batch_size, device, steps=5, repeats=3,
+                           amp=config.amp, channels_last=nhwc, compile=config.compile)
     return {"model": model_name, "device": str(device), "images": len(train),
             "batch": config.batch_size, "size": config.image_size,
             "step_images_per_s": step.train_images_per_s, "fit_images_per_s": fit_rate,
@@ -91,9 +93,10 @@ def profile_step(model_name: str, image_size: int = 240, batch_size: int = 32,
     device = pick_device("auto")
     cuda = device.type == "cuda"
     layout = memory_format(None, device)
-    torch.manual_seed(0)
-    model = bench_model(model_name, base_filters).to(device, memory_format=layout)
-    step, _ = training_step(model, image_size, batch_size, device, layout)
+    with randomness_kept():  # the same weights and batch each time; the caller's streams kept
+        torch.manual_seed(0)
+        model = bench_model(model_name, base_filters).to(device, memory_format=layout)
+        step, _ = training_step(model, image_size, batch_size, device, layout)
     sync = waiting_for(device)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with variant_setting(model_name), cudnn_autotuning(device):
