@@ -494,6 +494,10 @@ def test_a_level_table_runs_the_model_where_it_is_and_leaves_it_in_its_mode():
     on_meta = build_model("classic", base_filters=4).to("meta")
     assert [row["shape"] for row in level_table(on_meta, image_size=32)] == [
         row["shape"] for row in level_table(build_model("classic", base_filters=4), 32)]
+    # and of their type: a model in float64 (or bfloat16) is fed its own kind of numbers
+    double = build_model("attention", base_filters=4).double()
+    assert [row["shape"] for row in level_table(double, image_size=32)] == [
+        row["shape"] for row in level_table(build_model("attention", base_filters=4), 32)]
 
 
 def test_measuring_the_signal_leaves_a_batch_norm_model_as_it_was():

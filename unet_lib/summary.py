@@ -39,10 +39,11 @@ def level_table(model: UNet, image_size: int = 240) -> list[dict]:
             rows.append({"stage": name, "level": level, "shape": tuple(output.shape[1:]),
                          "parameters": count_parameters(module)})
         handles.append(module.register_forward_hook(record))
-    where = next(model.parameters()).device  # a model on a GPU is run there
+    weight = next(model.parameters())  # a model on a GPU, or in float64, is run as it is
     try:
-        with torch.no_grad(), running_on(model, where):  # in eval mode, then as it came
-            model(torch.zeros(1, model.in_channels, image_size, image_size, device=where))
+        with torch.no_grad(), running_on(model, weight.device):  # in eval mode, then as it came
+            model(torch.zeros(1, model.in_channels, image_size, image_size,
+                              device=weight.device, dtype=weight.dtype))
     finally:
         for handle in handles:
             handle.remove()
