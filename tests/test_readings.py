@@ -214,6 +214,13 @@ def test_batch_norm_is_named_only_when_its_curves_were_clearly_the_jumpiest():
         "The Improved U-Net, the one model with batch norm, had the largest fall; its "
         "validation loss jumped the most of the three, ×1.60 from epoch 2 to 3 (the classic "
         "U-Net's at most ×1.06, the attention U-Net's at most ×1.06). Batch norm can move")
+    # why it can: the training batches' statistics, drawn with the run's share of tumour
+    assert words.endswith("which lag behind weights that still change fast (exercise 2.3).")
+    assert batch_norm_reading(jumpy, tumour_share=0.8).endswith(
+        "which lag behind weights that still change fast and come from batches in which four in "
+        "five of the slices hold tumour (exercise 2.3).")
+    assert "batches in which 35 % of the slices hold tumour" in batch_norm_reading(
+        jumpy, tumour_share=0.35)
     # the others' loss rose nearly as much (×1.50: 1.60 is less than 1.15 × 1.50)
     close = _histories(classic={"val_loss": [1.0, 0.6, 0.9]}, attention=steady,
                        improved={"val_loss": [1.0, 0.5, 0.8]})

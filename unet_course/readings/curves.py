@@ -151,11 +151,14 @@ def loss_rises(history) -> tuple[float, int]:
                default=(1.0, 0))
 
 
-def batch_norm_reading(histories: dict, with_batch_norm: str = "improved") -> str:
+def batch_norm_reading(histories: dict, with_batch_norm: str = "improved",
+                       tumour_share: float | None = None) -> str:
     """Sentences on whether the model with batch norm (``with_batch_norm``, a key of
     ``histories``; the others have none) had the jumpiest curves: by Dice (the largest fall)
     and by validation loss (the largest rise, named the largest only if
-    :data:`CLEARLY_LARGER` times the others'), and why batch norm can move them."""
+    :data:`CLEARLY_LARGER` times the others'), and why batch norm can move them — with the
+    share of tumour slices the training batches were drawn with (``tumour_share``, the run's
+    :attr:`~unet_lib.config.TrainConfig.tumour_share`; ``None``: a plain shuffle)."""
     falls = largest_falls(histories)
     jumpiest = max(falls, key=falls.get)
     fall, region = falls[with_batch_norm]
@@ -191,10 +194,18 @@ def batch_norm_reading(histories: dict, with_batch_norm: str = "improved") -> st
                    f"and the models without batch norm "
                    f"{'nearly as much' if most_other < rise else 'about as much or more'} "
                    f"({others_rise}): these curves cannot single batch norm out. ")
+    drawn = ("" if tumour_share is None else
+             f" and come from batches in which {_share_words(tumour_share)} of the slices hold "
+             f"tumour")
     return (by_dice + by_loss + "Batch norm can move validation curves by itself: in "
             "evaluation it uses running averages of its training batches' statistics, which "
-            "lag behind weights that still change fast and come from batches four-fifths "
-            "tumour (exercise 2.3).")
+            f"lag behind weights that still change fast{drawn} (exercise 2.3).")
+
+
+def _share_words(share: float) -> str:
+    """"four in five" for 0.8, "half" for 0.5, else a percentage ("35 %")."""
+    words = {0.8: "four in five", 0.75: "three in four", 0.5: "half", 1.0: "all"}
+    return words.get(round(share, 2), f"{share * 100:.0f} %")
 
 
 def kept_reading(histories: dict, kept_epochs: dict) -> str:
