@@ -459,7 +459,7 @@ def test_an_empty_outline_is_left_out_of_the_comparison_and_of_the_drawing():
     (0.03, 0.0001, "The empty-region rule makes up all of the gap"),
     (0.03, -0.01, "The empty-region rule makes up more than the whole gap: without it the "
                   "per-patient mean lies 0.010 below the score over all pixels"),
-    (0.03, 0.01, "The empty-region rule makes up part of the gap"),
+    (0.03, 0.01, "The empty-region rule makes up 67 % of the gap"),  # 1 - 0.01 / 0.03
     (0.03, 0.05, "The empty-region rule narrows the gap: without it the gap is +0.050"),
     (-0.03, 0.01, "The empty-region rule makes up more than the whole gap: without it the "
                   "per-patient mean lies 0.010 above the score over all pixels")])
@@ -475,8 +475,8 @@ def test_the_empty_region_reading_counts_the_patients_the_rule_scores():
     rows = _patients((1, 1.0, 0.0, "ET"), (2, 0.8, 4.0), (3, 0.9, 4.0), (4, 0.85, 4.0)).rows
     # per-patient mean 0.8875, 0.0315 above 0.856; without patient 1: 0.850, 0.006 below
     assert empty_region_reading("classic", rows, all_pixels=0.856) == (
-        "1 of the 4 test patients has no ET in the truth, where a model that marks none scores "
-        "a whole 1. Without it, the classic U-Net's ET per-patient mean is 0.850, against 0.856 "
+        "1 of the 4 test patients has no ET in the truth, and the classic U-Net scored a whole "
+        "1 there (it marked none). Without it, its ET per-patient mean is 0.850, against 0.856 "
         "over all pixels. The empty-region rule makes up more than the whole gap: without it "
         "the per-patient mean lies 0.006 below the score over all pixels")
     assert empty_region_reading("classic", rows[1:], all_pixels=0.856) == (
@@ -484,10 +484,22 @@ def test_the_empty_region_reading_counts_the_patients_the_rule_scores():
         "in the gap")
     assert empty_region_reading("classic", rows[:1], all_pixels=1.0).startswith(
         "No test patient has ET in the truth here")
-    two = _patients((1, 1.0, 0.0, "ET"), (2, 1.0, 0.0, "ET"), (3, 0.5, 4.0)).rows
+    # a false alarm where the truth has none: 0 there, and most of the gap
+    alarm = _patients((1, 0.0, 373.13, "ET"), (2, 0.96, 4.0), (3, 0.97, 4.0),
+                      (4, 0.962, 4.0)).rows
+    # mean 0.723 against 0.972: gap -0.249; without patient 1: 0.964, gap -0.008 (97 % less)
+    assert empty_region_reading("improved", alarm, all_pixels=0.972) == (
+        "1 of the 4 test patients has no ET in the truth, and the improved U-Net scored 0 there "
+        "(it marked some). Without it, its ET per-patient mean is 0.964, against 0.972 over all "
+        "pixels. The empty-region rule makes up 97 % of the gap")
+    two = _patients((1, 1.0, 0.0, "ET"), (2, 0.0, 373.13, "ET"), (3, 0.5, 4.0)).rows
     assert empty_region_reading("improved", two, all_pixels=0.5).startswith(
-        "2 of the 3 test patients have no ET in the truth, where a model that marks none scores "
-        "a whole 1. Without them, the improved U-Net's ET per-patient mean is 0.500")
+        "2 of the 3 test patients have no ET in the truth, and the improved U-Net scored 1 on 1 "
+        "of them and 0 on 1 of them (1: it marked none; 0: it marked some). Without them, its "
+        "ET per-patient mean is 0.500")
+    both_hit = _patients((1, 1.0, 0.0, "ET"), (2, 1.0, 0.0, "ET"), (3, 0.5, 4.0)).rows
+    assert "scored 1 on 2 of them. Without them" in empty_region_reading(
+        "classic", both_hit, all_pixels=0.5)
 
 
 def test_the_settled_comparisons_are_counted_and_named():

@@ -141,7 +141,8 @@ def hd95_case(patients: Mapping, model: str, row: dict, found: StandingOut | Non
 
 def rule_share(gap: float, gap_without: float) -> str:
     """The empty-region rule's part in ``gap`` (per-patient mean Dice minus the Dice over all
-    pixels), given the gap without the patients it scores (``gap_without``)."""
+    pixels), given the gap without the patients it scores (``gap_without``): all of it, more
+    than all of it (the gap turns sign without them), a share of it, or none (it narrows)."""
     if abs(gap_without) < 0.0005:
         return "The empty-region rule makes up all of the gap"
     if gap_without * gap < 0:
@@ -149,30 +150,43 @@ def rule_share(gap: float, gap_without: float) -> str:
                 f"per-patient mean lies {abs(gap_without):.3f} "
                 f"{'below' if gap_without < 0 else 'above'} the score over all pixels")
     if abs(gap_without) < abs(gap):
-        return "The empty-region rule makes up part of the gap"
+        return (f"The empty-region rule makes up {(1 - gap_without / gap) * 100:.0f} % of the "
+                f"gap")
     return f"The empty-region rule narrows the gap: without it the gap is {gap_without:+.3f}"
+
+
+def _scored(values: Sequence[float]) -> str:
+    """What a model scored on the patients that lack a region: ``"a whole 1 there (it marked
+    none)"``, ``"0 there (it marked some)"``, or for several ``"1 on 2 of them and 0 on 1"``."""
+    hits, alarms = sum(v == 1 for v in values), sum(v == 0 for v in values)
+    if len(values) == 1:
+        return ("a whole 1 there (it marked none)" if hits else
+                "0 there (it marked some)")
+    parts = [f"{score} on {n} of them" for score, n in (("1", hits), ("0", alarms)) if n]
+    return " and ".join(parts) + (" (1: it marked none; 0: it marked some)" if len(parts) > 1
+                                  else "")
 
 
 def empty_region_reading(model: str, rows: Sequence[dict], all_pixels: float,
                          region: str = "ET") -> str:
-    """How many of ``model``'s test patients (``rows``) lack ``region`` in the truth (each
-    scores 1 when the model marks none), and what the per-patient mean is without them,
-    against ``all_pixels`` (the model's Dice over all the patients' pixels): the
-    :func:`rule_share` of the gap between the two."""
+    """How many of ``model``'s test patients (``rows``) lack ``region`` in the truth, what
+    the model scored on them (1 where it marked none, 0 where it marked some), and what its
+    per-patient mean is without them, against ``all_pixels`` (its Dice over all the patients'
+    pixels): the :func:`rule_share` of the gap between the two."""
     present = [row["dice"][region] for row in rows if region not in row["empty"]]
-    without = len(rows) - len(present)
-    if not without or not present:
+    absent = [row["dice"][region] for row in rows if region in row["empty"]]
+    if not absent or not present:
         return (f"Every test patient has {region} in the truth here, so the empty-region rule "
-                f"plays no part in the gap" if not without else
+                f"plays no part in the gap" if not absent else
                 f"No test patient has {region} in the truth here: every one of them scores by "
                 f"the empty-region rule")
     gap = float(np.mean([row["dice"][region] for row in rows])) - all_pixels
     mean_present = float(np.mean(present))
-    one = without == 1
-    return (f"{without} of the {len(rows)} test patients ha{'s' if one else 've'} no "
-            f"{region} in the truth, where a model that marks none scores a whole 1. Without "
-            f"{'it' if one else 'them'}, the {model} U-Net's {region} per-patient mean is "
-            f"{mean_present:.3f}, against {all_pixels:.3f} over all pixels. "
+    one = len(absent) == 1
+    return (f"{len(absent)} of the {len(rows)} test patients ha{'s' if one else 've'} no "
+            f"{region} in the truth, and the {model} U-Net scored {_scored(absent)}. Without "
+            f"{'it' if one else 'them'}, its {region} per-patient mean is {mean_present:.3f}, "
+            f"against {all_pixels:.3f} over all pixels. "
             + rule_share(gap, mean_present - all_pixels))
 
 
