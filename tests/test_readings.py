@@ -563,3 +563,38 @@ def test_the_verdict_room_names_what_must_win():
 
     assert verdict_room(8, 2 / 256, winner="loss") == (
         "so a verdict needs a loss that wins on nearly every patient")
+
+
+# --- the readings on results of the slides' configuration ------------------------------------
+
+def test_the_readings_read_the_full_scale_reference_results():
+    # the committed H200 bundle (benchmarks/reference-*): 20 epochs at 240×240, batch 32, a
+    # plain shuffle, 4 test patients of 155 slices: what the quick build never gives them
+    from unet_course.bundles import false_alarms_on_absent_regions, reference_bundles
+    from unet_course.readings import curves, patients
+    from unet_lib.patients import PatientScores
+
+    _, bundle, _ = next((found for found in reference_bundles() if found[1]["scale"] == "full"))
+    models = bundle["models"]
+    histories = {name: entry["history"] for name, entry in models.items()}
+    words = [curves.jumpiest_reading(histories)[1], curves.learning_pace(histories),
+             curves.kept_reading(histories, {n: e["best_epoch"] for n, e in models.items()}),
+             curves.training_loss_above(histories),
+             curves.rising_reading(curves.rising_losses(histories))]
+    if "improved" in histories:
+        words.append(curves.batch_norm_reading(histories, tumour_share=None))
+        assert "four in five" not in words[-1]  # the slides' configuration shuffles plainly
+    assert all(text and "nan" not in text for text in words)
+    scores = {name: PatientScores(entry["test"]["patients"]) for name, entry in models.items()}
+    found = patients.standing_out(scores)
+    model, row = patients.patient_to_draw(scores, found)
+    assert row["hd95"]["WT"] < 373.13 and patients.hd95_sentence(scores, found)
+    # a model that marked ET where a patient has none scored 0 there, and the reading says so
+    for name, entry in models.items():
+        reading = patients.empty_region_reading(name, scores[name].rows,
+                                                entry["test"]["all_pixels"]["dice"]["ET"])
+        alarm = f"the {name} U-Net marked ET in test volume" in (
+            false_alarms_on_absent_regions(bundle))
+        said_zero = "scored 0 there (it marked some)" in reading or " and 0 on " in reading or (
+            "scored 0 on " in reading)
+        assert said_zero == alarm, reading
