@@ -5,8 +5,8 @@ Modules:
     settings     the scale, data and course home: notebook values, environment overrides
     examples     which slices a chapter shows, their names and Dice per region
     readings/    what the book's text reads off this build's results, in words, one module per
-                 kind of result: slices (5), curves (4), scores (6), patients and outlines
-                 (7), chance (7, 9), gates (8), calibration (9)
+                 kind of result: slices (5), curves and overfitting (4), scores (6),
+                 patients and outlines (7), chance (7, 9), gates (8), calibration (9)
     labs/        the chapters' questions, self-checked with hints (``labs.reveal``), one module
                  per topic: sizes, schedule, prediction, evaluation, attention_maps, calibration
     exercises/   the code a student writes, checked against unet_lib: blocks (chapters 1-3),

@@ -195,7 +195,7 @@ def run_benchmark(image_size: int = 240, batch_size: int | None = None, device: 
     batch_size = batch_size or (32 if torch_device.type == "cuda" else 4)
     rows = []
     speedups = dict(amp=amp, channels_last=channels_last, compile=compile)
-    with randomness_kept():  # each model seeded alike; the caller's random streams untouched
+    with randomness_kept():  # each model seeded alike; the caller's streams as they were
         for name in models:
             torch.manual_seed(0)
             with variant_setting(name):

@@ -51,7 +51,7 @@ def fit_vs_step(model_name: str = "classic", scale: str = "full", epochs: int = 
         run = prepare_run(recipe, Path(scratch) / "run", phantom_home or Path(scratch) / "data")
         train = run.dataset("train")
         resident = use_resident(config.resident_data, (train,), device)  # fit() decides alike
-        with randomness_kept():  # seeded as a run is; the caller's random streams untouched
+        with randomness_kept():  # seeded as a run is; the caller's streams as they were
             seed_everything(config.seed)
             model = build_model(model_name, base_filters=config.base_filters)
             history = fit(model, train, None, config, progress=False)

@@ -6,8 +6,9 @@ as ``readings.<name>``; one module per kind of result, each without matplotlib:
 Modules:
     slices     chapter 5: what went wrong on one slice, the holes a prediction leaves, which
                test slices a search kept (5 and 8)
-    curves     chapter 4: how fast and how steadily the models learnt, whether keeping the
-               best epoch mattered, what a rising validation loss cost
+    curves     chapter 4: how fast and how steadily the models learnt
+    overfitting  chapter 4: whether keeping the best epoch mattered, what a rising validation
+               loss cost
     scores     chapter 6: the best model, recall against precision, the regions' order, what
                a threshold chosen on validation did on the test patients
     patients   chapter 7: a patient whose HD95 stands out, the patient drawn, the empty-region
@@ -18,15 +19,16 @@ Modules:
     gates      chapter 8: what a gate's contrast says
     calibration  chapter 9: which model's probabilities are the closer to frequencies, what a
                temperature did, where a reliability curve lies against the diagonal
+    words      what they share: a list joined with "and", models named, small numbers
 """
 
 from .calibration import calibration_reading, curve_shape, temperature_reading
 from .chance import read_sign_flips, verdict_room
-from .curves import (batch_norm_reading, jumpiest_reading, kept_reading, learning_pace,
-                     overfitting_verdict, rising_losses, rising_reading, slowest_learner,
-                     training_loss_above)
+from .curves import batch_norm_reading, jumpiest_reading, learning_pace, slowest_learner
 from .gates import gate_reading
 from .outlines import read_curves
+from .overfitting import (kept_reading, overfitting_verdict, rising_losses, rising_reading,
+                          training_loss_above)
 from .patients import (empty_region_reading, hd95_case, hd95_sentence, patient_to_draw,
                        settled_sentence, standing_out)
 from .scores import (best_model_reading, recall_reading, region_exceptions, region_orders,

@@ -1,8 +1,7 @@
 """Sentences chapter 4 reads off the learning curves of several models: how fast each learnt
-(:func:`learning_pace`), how far a curve fell from one epoch to the next
-(:func:`jumpiest_reading`, :func:`batch_norm_reading`), whether keeping the best epoch mattered
-(:func:`kept_reading`), and what a rising validation loss cost (:func:`rising_losses`,
-:func:`overfitting_verdict`).
+(:func:`learning_pace`), and how far a curve fell or a loss rose from one epoch to the next
+(:func:`jumpiest_reading`, :func:`batch_norm_reading`). Which epoch to keep, and what a rising
+validation loss cost, is :mod:`unet_course.readings.overfitting`'s.
 
 ``histories``, wherever a function takes it: model name → its
 :class:`~unet_lib.history.History` (or its list of per-epoch records, each ``{"epoch",
@@ -16,7 +15,8 @@ import math
 from typing import Sequence
 
 from unet_lib.data import REGIONS
-from unet_lib.metrics import regions_mean_dice
+
+from .words import and_list, number_word
 
 #: the Dice curves chapter 4's figure draws
 PLOTTED = (*REGIONS, "NCR/NET")
@@ -29,12 +29,6 @@ FOUND = 0.5
 
 #: a gain of validation Dice over two epochs above which a model is still learning
 RISING = 0.02
-
-#: a fall of mean validation Dice from the best epoch to the last that counts as worse masks
-WORSE = 0.02
-
-#: a last validation loss this many times its lowest counts as a loss that rose again
-LOSS_ROSE = 1.1
 
 #: the batch-norm model's largest rise of validation loss must exceed the others' by this
 #: factor to be named the largest (×1.58 against ×1.27 is; ×1.30 against ×1.27 is not)
@@ -86,13 +80,14 @@ def learning_pace(histories: dict, region: str = "TC", level: float = 0.7) -> st
     first = _first_epochs(curves, level)
     epochs = set(first.values())
     if epochs == {None}:
-        return (f"no model's validation {region} Dice reached {level:g} (at the last epoch "
-                + _and([f"{curve[-1]:.2f} ({name})" for name, curve in curves.items()]) + ")")
+        return (f"no model's validation {region} Dice reached {level:g}: at the last epoch "
+                + and_list([f"{curve[-1]:.2f} for the {name} U-Net"
+                        for name, curve in curves.items()]))
     if len(epochs) == 1 and len(first) > 1:
         return (f"every model's validation {region} Dice first reached {level:g} in epoch "
                 f"{epochs.pop()}: here they learnt it alike")
     reached = [f"{'never' if epoch is None else epoch} ({name})" for name, epoch in first.items()]
-    text = f"validation {region} Dice first reached {level:g} in epoch " + _and(reached)
+    text = f"validation {region} Dice first reached {level:g} in epoch " + and_list(reached)
     slowest = _last_to_reach(first, curves)
     curve = curves[slowest]
     if len(first) == 1 or len(curve) < 3:
@@ -135,8 +130,11 @@ def jumpiest_reading(histories: dict) -> tuple[float, str]:
     small_name = max(small, key=small.get)
     small_fall, small_region = small[small_name]
     if small_fall == 0:
+        found = any(value >= FOUND for region in SMALL
+                    for curve in _curves(histories, region).values() for value in curve)
         return fall, (f"the {jumpiest} U-Net's {region}, a large one this time; the small ones "
-                      f"never fell once found ({FOUND:g} or more)")
+                      + ("never fell once found" if found else
+                         f"never reached a Dice of {FOUND:g}"))
     return fall, (f"the {jumpiest} U-Net's {region}, a large one this time; the small ones "
                   f"fell by up to {small_fall:.2f}, the {small_name} U-Net's {small_region}")
 
@@ -167,6 +165,8 @@ def batch_norm_reading(histories: dict, with_batch_norm: str = "improved",
               if name != with_batch_norm}
     others_rise = ", ".join(f"the {name} U-Net's at most ×{jump:.2f}" if jump > 1 else
                             f"the {name} U-Net's never" for name, jump in others.items())
+    without = ("the model without batch norm" if len(others) == 1 else
+               "the models without batch norm")
     most_other = max(others.values(), default=1.0)  # 1: none of them rose
     model = f"the {with_batch_norm.capitalize()} U-Net, the one model with batch norm"
     if falls[jumpiest][0] == 0:
@@ -184,14 +184,14 @@ def batch_norm_reading(histories: dict, with_batch_norm: str = "improved",
         by_loss = f"its validation loss rose by up to ×{rise:.2f} from one epoch to the next. "
     elif most_other == 1 and rise < CLEARLY_LARGER:
         by_loss = (f"its validation loss rose by up to ×{rise:.2f} from one epoch to the next "
-                   f"and the other models' never: too little to single batch norm out. ")
+                   f"and that of {without} never: too little to single batch norm out. ")
     elif rise >= CLEARLY_LARGER * most_other:
-        by_loss = (f"its validation loss jumped the most of the {_count(len(histories))}, "
+        by_loss = (f"its validation loss jumped the most of the {number_word(len(histories))}, "
                    f"×{rise:.2f} "
                    f"from epoch {epoch} to {epoch + 1} ({others_rise}). ")
     else:
         by_loss = (f"its validation loss rose by up to ×{rise:.2f} from one epoch to the next, "
-                   f"and the models without batch norm "
+                   f"and {without} "
                    f"{'nearly as much' if most_other < rise else 'about as much or more'} "
                    f"({others_rise}): these curves cannot single batch norm out. ")
     drawn = ("" if tumour_share is None else
@@ -206,106 +206,3 @@ def _share_words(share: float) -> str:
     """"four in five" for 0.8, "half" for 0.5, else a percentage ("35 %")."""
     words = {0.8: "four in five", 0.75: "three in four", 0.5: "half", 1.0: "all"}
     return words.get(round(share, 2), f"{share * 100:.0f} %")
-
-
-def kept_reading(histories: dict, kept_epochs: dict) -> str:
-    """Whether keeping the best epoch (``kept_epochs``: model name → the epoch kept, from 1)
-    mattered: the models whose last epoch was 0.01 or more below the kept one in mean
-    validation Dice over WT, TC and ET, with the gap; else that it hardly did."""
-    gains = {}  # mean validation Dice of the kept epoch above the last one's
-    for name, history in histories.items():
-        records = records_of(history)
-        if kept_epochs[name] != len(records):
-            gains[name] = (regions_mean_dice(records[kept_epochs[name] - 1]["val"]["dice"])
-                           - regions_mean_dice(records[-1]["val"]["dice"]))
-    if not gains:
-        return "here each model happened to do best in its last epoch"
-    mattered = {name: gain for name, gain in gains.items() if gain >= 0.01}
-    if mattered:
-        return "here it mattered for the " + " and the ".join(
-            f"{name} U-Net, whose last epoch was {gain:.2f} below the kept one in mean Dice"
-            for name, gain in mattered.items())
-    if len(gains) == 1:
-        return (f"here the {next(iter(gains))} U-Net kept an earlier epoch, but its last one was "
-                f"less than 0.01 below it in mean Dice: it hardly mattered")
-    return (f"here the {' and the '.join(gains)} U-Nets kept an earlier epoch, but the last "
-            f"epoch of each was less than 0.01 below the kept one in mean Dice: it hardly "
-            f"mattered")
-
-
-def training_loss_above(histories: dict) -> str:
-    """For how many models the last epoch's training loss lay above its validation loss,
-    e.g. ``"1 of the 3 models (attention)"``, or ``"none of the models"``."""
-    last = {name: records_of(history)[-1] for name, history in histories.items()}
-    above = [name for name, r in last.items() if r["train_loss"] > r["val_loss"]]
-    return (f"{len(above)} of the {len(histories)} models ({', '.join(above)})" if above
-            else "none of the models")
-
-
-def rising_losses(histories: dict, rose: float = LOSS_ROSE) -> dict[str, float]:
-    """Model name → how far its last validation loss lies above its lowest (0.19 for 19 %),
-    for the models where that is ``rose`` times the lowest or more."""
-    rising = {}
-    for name, history in histories.items():
-        losses = [r["val_loss"] for r in records_of(history)]
-        if losses[-1] > rose * min(losses):
-            rising[name] = losses[-1] / min(losses) - 1
-    return rising
-
-
-def rising_reading(rising: dict[str, float], rose: float = LOSS_ROSE) -> str:
-    """:func:`rising_losses` in words, for the book's "the sign of overfitting to look for:
-    …"."""
-    if not rising:
-        return (f"here no model's validation loss ended more than {(rose - 1) * 100:.0f} % above "
-                f"its lowest")
-    return "here the validation loss ended " + ", ".join(
-        f"{share * 100:.0f} % above its lowest for the {name} U-Net"
-        for name, share in rising.items())
-
-
-def overfitting_verdict(histories: dict, models: Sequence[str]) -> str:
-    """What a rising validation loss cost ``models`` (keys of ``histories``: those whose loss
-    rose), judged by the mean validation Dice over WT, TC and ET (as ``best.pt`` is chosen)
-    of the last epoch against the best: within :data:`WORSE`, over-confidence rather than
-    worse masks; beyond, worse masks, which keeping the best epoch spares. One sentence for
-    each kind, the models named together; ``""`` for no model."""
-    drops = {}
-    for name in models:
-        mean_dice = [regions_mean_dice(r["val"]["dice"])
-                     for r in records_of(histories[name])]
-        drops[name] = max(mean_dice) - mean_dice[-1]
-    mild = {name: drop for name, drop in drops.items() if drop < WORSE}
-    worse = {name: drop for name, drop in drops.items() if drop >= WORSE}
-    sentences = []
-    if mild:
-        gaps = [f"the {name} U-Net's last epoch is its best" if drop < 0.0005 else
-                f"the {name} U-Net's last epoch is {drop:.3f} below its best"
-                for name, drop in mild.items()]
-        sentences.append(
-            f"The {_names(mild)} overfit{'s' if len(mild) == 1 else ''} by the loss, hardly by "
-            f"the segmentations: by the mean validation Dice over WT, TC and ET, "
-            f"{_and(gaps)}. Over-confident rather than worse.")
-    if worse:
-        sentences.append(
-            f"The {_names(worse)} overfit{'s' if len(worse) == 1 else ''} by the segmentations "
-            f"too: the last epoch's mean validation Dice over WT, TC and ET is "
-            + _and([f"{drop:.2f} below the best for the {name} U-Net"
-                    for name, drop in worse.items()])
-            + ", and keeping the best epoch is what spares the later chapters.")
-    return " ".join(sentences)
-
-
-def _count(n: int) -> str:
-    """"three" for 3 (up to ten), else the digits."""
-    words = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-    return words[n] if n < len(words) else str(n)
-
-
-def _names(models: dict) -> str:
-    """"classic U-Net" or "classic and improved U-Nets"."""
-    return _and(list(models)) + (" U-Net" if len(models) == 1 else " U-Nets")
-
-
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

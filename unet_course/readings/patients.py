@@ -142,7 +142,8 @@ def hd95_case(patients: Mapping, model: str, row: dict, found: StandingOut | Non
 def rule_share(gap: float, gap_without: float) -> str:
     """The empty-region rule's part in ``gap`` (per-patient mean Dice minus the Dice over all
     pixels), given the gap without the patients it scores (``gap_without``): all of it, more
-    than all of it (the gap turns sign without them), a share of it, or none (it narrows)."""
+    than all of it (the gap turns sign without them), a share of it, or none: the gap is wider
+    without them (the rule works against it)."""
     if abs(gap_without) < 0.0005:
         return "The empty-region rule makes up all of the gap"
     if gap_without * gap < 0:
@@ -150,21 +151,28 @@ def rule_share(gap: float, gap_without: float) -> str:
                 f"per-patient mean lies {abs(gap_without):.3f} "
                 f"{'below' if gap_without < 0 else 'above'} the score over all pixels")
     if abs(gap_without) < abs(gap):
-        return (f"The empty-region rule makes up {(1 - gap_without / gap) * 100:.0f} % of the "
-                f"gap")
+        share = 1 - gap_without / gap
+        return ("The empty-region rule makes up " + (
+            "nearly all of the gap" if share >= 0.995 else "hardly any of the gap"
+            if share < 0.005 else f"{share * 100:.0f} % of the gap"))
     return f"The empty-region rule narrows the gap: without it the gap is {gap_without:+.3f}"
 
 
 def _scored(values: Sequence[float]) -> str:
-    """What a model scored on the patients that lack a region: ``"a whole 1 there (it marked
-    none)"``, ``"0 there (it marked some)"``, or for several ``"1 on 2 of them and 0 on 1"``."""
+    """What a model scored on the patients that lack a region (each 1, where it marked none,
+    or 0, where it marked some): ``"a whole 1 there (it marked none)"``, ``"0 there (it marked
+    some)"``, ``"1 on 2 of them (it marked none)"``, or ``"1 on 2 of them and 0 on 1 of them
+    (1: it marked none; 0: it marked some)"``."""
     hits, alarms = sum(v == 1 for v in values), sum(v == 0 for v in values)
+    if hits + alarms < len(values):  # not the BraTS rule's scores: say them as they are
+        return ", ".join(f"{v:.2f}" for v in values)
     if len(values) == 1:
-        return ("a whole 1 there (it marked none)" if hits else
-                "0 there (it marked some)")
-    parts = [f"{score} on {n} of them" for score, n in (("1", hits), ("0", alarms)) if n]
-    return " and ".join(parts) + (" (1: it marked none; 0: it marked some)" if len(parts) > 1
-                                  else "")
+        return "a whole 1 there (it marked none)" if hits else "0 there (it marked some)"
+    if not alarms or not hits:
+        return (f"1 on {hits} of them (it marked none)" if hits else
+                f"0 on {alarms} of them (it marked some)")
+    return (f"1 on {hits} of them and 0 on {alarms} of them (1: it marked none; 0: it marked "
+            f"some)")
 
 
 def empty_region_reading(model: str, rows: Sequence[dict], all_pixels: float,
@@ -186,7 +194,7 @@ def empty_region_reading(model: str, rows: Sequence[dict], all_pixels: float,
     return (f"{len(absent)} of the {len(rows)} test patients ha{'s' if one else 've'} no "
             f"{region} in the truth, and the {model} U-Net scored {_scored(absent)}. Without "
             f"{'it' if one else 'them'}, its {region} per-patient mean is {mean_present:.3f}, "
-            f"against {all_pixels:.3f} over all pixels. "
+            f"against {all_pixels:.3f} over all {len(rows)} patients' pixels. "
             + rule_share(gap, mean_present - all_pixels))
 
 

@@ -69,7 +69,7 @@ def region_exceptions(orders: dict[str, list[str]], n_volumes: int, phantom: boo
            f"{'' if several else 's'} differently here")
     few = (f"{n_volumes} validation volumes are few, and a few slices can turn the order"
            if n_volumes < FEW_VOLUMES else
-           f"over {n_volumes} validation volumes that is no chance of a few slices")
+           f"over {n_volumes} validation volumes a few slices hardly turn the order")
     tracing = (" (the phantom's enhancing rims, regular rings, are also easier to trace than "
                "real ones)" if phantom else "")
     return (f"{who}: {few}{tracing}; chapter 7 ranks the regions again on the test patients, "
