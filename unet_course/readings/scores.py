@@ -15,6 +15,8 @@ from typing import Sequence
 
 from unet_lib.data import REGIONS
 
+from .words import and_list
+
 #: two Dice closer than this are a tie at the precision the book prints (three decimals)
 TIE = 0.005
 
@@ -92,7 +94,7 @@ def threshold_moves(carried: Sequence[dict], same: float = SAME) -> str:
                                                    ("left it about the same",
                                                     len(moves) - ups - downs)) if n]
         way = (ways[0].split(" for ")[0] + " for every model" if len(ways) == 1 else
-               " and ".join([", ".join(ways[:-1]), ways[-1]]) + f" of the {len(moves)} models")
+               and_list(ways) + f" of the {len(moves)} models")
         span = (f"threshold {chosen[0]:.2f} for every model" if min(chosen) == max(chosen)
                 else f"thresholds {min(chosen):.2f} to {max(chosen):.2f}")
         by_region.append(f"{region} ({span}) {way}")
