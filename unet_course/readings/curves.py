@@ -110,8 +110,8 @@ def largest_fall(values: Sequence[float], found: float = FOUND) -> float:
 def largest_falls(histories: dict, regions: Sequence[str] = PLOTTED) -> dict:
     """Model name → ``(fall, region)``: the largest :func:`largest_fall` among its validation
     Dice curves of ``regions``, and whose."""
-    return {name: max((largest_fall(curves[name]), region)
-                      for region, curves in ((r, _curves(histories, r)) for r in regions))
+    by_region = {region: _curves(histories, region) for region in regions}
+    return {name: max((largest_fall(curves[name]), region) for region, curves in by_region.items())
             for name in histories}
 
 
